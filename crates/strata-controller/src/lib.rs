@@ -1,0 +1,1 @@
+//! Strata controller: placeholder, owned by the controller work.

@@ -1,0 +1,1 @@
+//! Strata log: placeholder, owned by the log work.
