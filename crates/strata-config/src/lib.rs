@@ -1,0 +1,1 @@
+//! Strata configuration: placeholder, owned by the config work.
