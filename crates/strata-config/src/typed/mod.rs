@@ -1,0 +1,269 @@
+//! Typed views the broker reads: [`BrokerConfig`] and [`TopicConfig`].
+//!
+//! Both are built from already-validated strings, so a parse failure here means
+//! a dynamic map or override that was not validated; it is still reported as a
+//! [`ConfigError`], never a panic.
+
+mod listener;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub(crate) use listener::parse_listeners;
+pub use listener::Listener;
+
+use crate::defs::topic_def;
+use crate::error::Origin;
+use crate::resolve::Entry;
+use crate::value::{list_items, parse_bool};
+use crate::{ConfigError, Configs};
+
+/// Every broker-wide value the broker reads, after all layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners`, or `listeners` with an empty host replaced by
+    /// `localhost`. A port 0 here stands for the port actually bound.
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs`, else `log.dir`, else `./data`.
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub message_max_bytes: i32,
+    pub log_retention_check_interval_ms: i64,
+    pub socket_request_max_bytes: i32,
+    pub delete_topic_enable: bool,
+    pub broker_rack: Option<String>,
+    pub min_insync_replicas: i32,
+    pub unclean_leader_election_enable: bool,
+    pub compression_type: String,
+    /// The topic config of a topic without overrides (the broker's log defaults).
+    pub topic_defaults: TopicConfig,
+}
+
+/// The effective config of one topic: override > dynamic broker synonym >
+/// static broker synonym > default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub segment_index_bytes: u64,
+    pub index_interval_bytes: u64,
+    /// -1 means forever.
+    pub retention_ms: i64,
+    /// -1 means no size limit.
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`.
+    pub log_append_time: bool,
+    pub flush_messages: u64,
+    /// `flush.ms`; with no setting anywhere, `log.flush.scheduler.interval.ms`
+    /// (default `i64::MAX`: never flush on a timer).
+    pub flush_ms: i64,
+    /// Normalized: `delete`, `compact` or `compact,delete`.
+    pub cleanup_policy: String,
+    pub min_insync_replicas: i32,
+    pub remote_storage_enable: bool,
+    /// -2 means "same as retention_ms".
+    pub local_retention_ms: i64,
+    /// -2 means "same as retention_bytes".
+    pub local_retention_bytes: i64,
+}
+
+impl Configs {
+    /// The broker's typed config: `dynamic` (validated here) over the static layers.
+    pub fn broker(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        self.validate_broker_dynamic(dynamic)?;
+        let r = Reader {
+            configs: self,
+            chain: |name| self.broker_chain(name, dynamic),
+        };
+        let listeners = parse_listener_entry(self, &r.entry("listeners")?)?;
+        let advertised_listeners = match r.chain("advertised.listeners").into_iter().next() {
+            Some(entry) => parse_listener_entry(self, &entry)?,
+            None => derive_advertised(self, &r.entry("listeners")?, &listeners)?,
+        };
+        check_advertised_names(self, &r, &listeners, &advertised_listeners)?;
+        Ok(BrokerConfig {
+            node_id: r.get("node.id")?,
+            listeners,
+            advertised_listeners,
+            log_dirs: list_items(&r.entry("log.dirs")?.converted())
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            num_partitions: r.get("num.partitions")?,
+            default_replication_factor: r.get("default.replication.factor")?,
+            auto_create_topics_enable: r.flag("auto.create.topics.enable")?,
+            message_max_bytes: r.get("message.max.bytes")?,
+            log_retention_check_interval_ms: r.get("log.retention.check.interval.ms")?,
+            socket_request_max_bytes: r.get("socket.request.max.bytes")?,
+            delete_topic_enable: r.flag("delete.topic.enable")?,
+            broker_rack: r
+                .chain("broker.rack")
+                .into_iter()
+                .next()
+                .map(|e| e.converted()),
+            min_insync_replicas: r.get("min.insync.replicas")?,
+            unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
+            compression_type: r.entry("compression.type")?.converted(),
+            topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
+        })
+    }
+
+    /// The effective typed config of a topic with `overrides` (validated here).
+    pub fn topic(
+        &self,
+        dynamic: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicConfig, ConfigError> {
+        self.validate_broker_dynamic(dynamic)?;
+        self.validate_topic(overrides)?;
+        let chain = |name: &'static str| match topic_def(name) {
+            Some(def) => self.topic_chain(def, dynamic, overrides),
+            None => Vec::new(),
+        };
+        let r = Reader {
+            configs: self,
+            chain,
+        };
+        let mut policy: Vec<String> = list_items(&r.entry("cleanup.policy")?.converted())
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        policy.sort();
+        policy.dedup();
+        Ok(TopicConfig {
+            segment_bytes: r.get("segment.bytes")?,
+            segment_ms: r.get("segment.ms")?,
+            segment_index_bytes: r.get("segment.index.bytes")?,
+            index_interval_bytes: r.get("index.interval.bytes")?,
+            retention_ms: r.get("retention.ms")?,
+            retention_bytes: r.get("retention.bytes")?,
+            max_message_bytes: r.get("max.message.bytes")?,
+            log_append_time: r.entry("message.timestamp.type")?.converted() == "LogAppendTime",
+            flush_messages: r.get("flush.messages")?,
+            flush_ms: r.get("flush.ms")?,
+            cleanup_policy: policy.join(","),
+            min_insync_replicas: r.get("min.insync.replicas")?,
+            remote_storage_enable: r.flag("remote.storage.enable")?,
+            local_retention_ms: r.get("local.retention.ms")?,
+            local_retention_bytes: r.get("local.retention.bytes")?,
+        })
+    }
+}
+
+/// Reads typed values from a resolution chain.
+struct Reader<'a, F: Fn(&'static str) -> Vec<Entry>> {
+    configs: &'a Configs,
+    chain: F,
+}
+
+impl<F: Fn(&'static str) -> Vec<Entry>> Reader<'_, F> {
+    fn chain(&self, name: &'static str) -> Vec<Entry> {
+        (self.chain)(name)
+    }
+
+    /// The winning entry; every setting read this way has a default.
+    fn entry(&self, name: &'static str) -> Result<Entry, ConfigError> {
+        self.chain(name)
+            .into_iter()
+            .next()
+            .ok_or_else(|| ConfigError::Invalid {
+                name: name.to_string(),
+                value: String::new(),
+                reason: "must be set (it has no default)".to_string(),
+                origin: Origin::Default,
+            })
+    }
+
+    fn get<T: FromStr>(&self, name: &'static str) -> Result<T, ConfigError> {
+        let entry = self.entry(name)?;
+        entry
+            .converted()
+            .trim()
+            .parse()
+            .map_err(|_| self.invalid(&entry, "not a number in range"))
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        let entry = self.entry(name)?;
+        parse_bool(&entry.raw).ok_or_else(|| self.invalid(&entry, "expected true or false"))
+    }
+
+    fn invalid(&self, entry: &Entry, reason: &str) -> ConfigError {
+        ConfigError::Invalid {
+            name: entry.name.to_string(),
+            value: entry.raw.clone(),
+            reason: reason.to_string(),
+            origin: self.configs.entry_origin(entry),
+        }
+    }
+}
+
+fn parse_listener_entry(configs: &Configs, entry: &Entry) -> Result<Vec<Listener>, ConfigError> {
+    parse_listeners(&entry.raw).map_err(|reason| ConfigError::Invalid {
+        name: entry.name.to_string(),
+        value: entry.raw.clone(),
+        reason,
+        origin: configs.entry_origin(entry),
+    })
+}
+
+/// Kafka advertises the listeners themselves when `advertised.listeners` is
+/// unset; a wildcard address cannot be given to clients.
+fn derive_advertised(
+    configs: &Configs,
+    entry: &Entry,
+    listeners: &[Listener],
+) -> Result<Vec<Listener>, ConfigError> {
+    listeners
+        .iter()
+        .map(|l| match l.host.as_str() {
+            "" => Ok(Listener {
+                host: "localhost".to_string(),
+                ..l.clone()
+            }),
+            "0.0.0.0" | "::" => Err(ConfigError::Invalid {
+                name: entry.name.to_string(),
+                value: entry.raw.clone(),
+                reason: format!(
+                    "listener {l} binds all interfaces, which clients cannot connect to; \
+                     set advertised.listeners to the address clients should use"
+                ),
+                origin: configs.entry_origin(entry),
+            }),
+            _ => Ok(l.clone()),
+        })
+        .collect()
+}
+
+fn check_advertised_names<F: Fn(&'static str) -> Vec<Entry>>(
+    configs: &Configs,
+    r: &Reader<'_, F>,
+    listeners: &[Listener],
+    advertised: &[Listener],
+) -> Result<(), ConfigError> {
+    let Some(entry) = r.chain("advertised.listeners").into_iter().next() else {
+        return Ok(());
+    };
+    for a in advertised {
+        let reason = if !listeners.iter().any(|l| l.name == a.name) {
+            format!("listener name {} is not in listeners", a.name)
+        } else if a.host == "0.0.0.0" || a.host == "::" {
+            format!("{a} is not an address clients can connect to")
+        } else {
+            continue;
+        };
+        return Err(ConfigError::Invalid {
+            name: entry.name.to_string(),
+            value: entry.raw.clone(),
+            reason,
+            origin: configs.entry_origin(&entry),
+        });
+    }
+    Ok(())
+}
