@@ -1,1 +1,93 @@
-//! Strata log: placeholder, owned by the log work.
+//! Strata's durable, Kafka-format segmented log for one partition.
+//!
+//! # Layout (dependencies point down)
+//!
+//! ```text
+//! log        Log: append / read / roll / retention / flush / close   (log.rs)
+//!  |-- recovery    open a partition dir, repair after a crash        (recovery.rs)
+//!  |-- checkpoint  recovery point, log start, clean-shutdown marker  (checkpoint.rs)
+//!  |-- segment     one .log + .index + .timeindex                    (segment.rs)
+//!  |    |-- index, timeindex   sparse indexes                        (index.rs, timeindex.rs)
+//!  |-- record      zero-copy record-batch v2 view                    (record.rs)
+//! config, error    LogConfig (Kafka names/defaults), LogError
+//! ```
+//!
+//! No tokio and no Kafka request types: the server maps `LogError` /
+//! `RecordError` variants to Kafka error codes and owns the mapping from
+//! topic-partitions to `Log`s (see [`partition_dir_name`]).
+//!
+//! # Files of a partition directory
+//!
+//! `{base_offset:020}.log` (batches exactly as produced, base offset and leader
+//! epoch rewritten), `.index` (4-byte relative offset, 4-byte position),
+//! `.timeindex` (8-byte timestamp, 4-byte relative offset), `log.checkpoint`
+//! (recovery point and log start offset) and, only while closed cleanly,
+//! `clean-shutdown`.
+//!
+//! # Contracts
+//!
+//! - **append** returns `Ok` only after the batches were validated, given
+//!   offsets and written with `pwrite` into the active segment, and published to
+//!   readers. They are then in the page cache: they survive `kill -9` of the
+//!   process, and survive power loss once a flush covers them (`flush.messages`,
+//!   `flush.ms`, `Log::flush`, a roll, which fsyncs the old segment, or close).
+//! - **read** serves whole batches as stored, never past the published end, and
+//!   takes no lock an append holds across I/O. A segment deleted under a reader
+//!   stays readable through its open descriptor.
+//! - **What a crash may leave**: a torn or partially written batch at the end of
+//!   the active segment, index files with missing, extra or torn entries, a
+//!   half-deleted segment, a stray `*.tmp` checkpoint. Acknowledged batches are
+//!   never lost by a process crash.
+//! - **open** after a crash (no clean-shutdown marker) trusts segments wholly
+//!   below the recovery point, re-validates every batch (length, magic, CRC32C,
+//!   offsets) from the segment holding the recovery point on, truncates at the
+//!   first bad batch (with a `tracing::warn!` naming file and position), deletes
+//!   later segments and rebuilds indexes of what it scanned. After a clean
+//!   shutdown it reads only index files and metadata, never log data
+//!   ([`Log::recovery_bytes_scanned`] is 0). Index files failing their checks are
+//!   rebuilt from the log in both cases.
+
+mod checkpoint;
+mod config;
+mod error;
+pub mod index;
+mod log;
+pub mod record;
+mod recovery;
+mod segment;
+pub mod timeindex;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::LogError;
+pub use log::{AppendInfo, Log, SegmentInfo};
+pub use record::{BatchInfo, RecordError};
+
+/// The directory name of a partition: `<topic>-<partition>`.
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Parses a partition directory name back into (topic, partition), splitting at
+/// the last '-' (topic names may contain '-' and '.').
+pub fn parse_partition_dir_name(name: &str) -> Option<(&str, i32)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic, partition.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names_round_trip() {
+        assert_eq!(partition_dir_name("a-b.c", 12), "a-b.c-12");
+        assert_eq!(parse_partition_dir_name("a-b.c-12"), Some(("a-b.c", 12)));
+        assert_eq!(parse_partition_dir_name("topic"), None);
+        assert_eq!(parse_partition_dir_name("-3"), None);
+        assert_eq!(parse_partition_dir_name("t--3"), Some(("t-", 3)));
+        assert_eq!(parse_partition_dir_name("t-99999999999"), None);
+    }
+}

@@ -1,0 +1,59 @@
+//! The one error type of the log layer. Kafka error codes are chosen by the
+//! server from these variants: `OffsetOutOfRange` -> OFFSET_OUT_OF_RANGE,
+//! `Record(TooLarge)` -> MESSAGE_TOO_LARGE, `Record(Corrupt)` -> CORRUPT_MESSAGE,
+//! `Record(Invalid)` -> INVALID_RECORD, everything else -> KAFKA_STORAGE_ERROR.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::record::RecordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("offset {offset} is out of range for log {dir}: it holds offsets [{log_start}, {log_end}); fetch from the log start or end instead")]
+    OffsetOutOfRange {
+        dir: PathBuf,
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("rejected record batch for log {dir}: {source}")]
+    Record {
+        dir: PathBuf,
+        #[source]
+        source: RecordError,
+    },
+    #[error("I/O error while {op} {path}: {source}; check disk space, permissions and the disk's health")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt data in {path} at byte {position}: {reason}; restarting the broker without a clean shutdown marker truncates the log there")]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    #[error("log {dir} is closed; reopen it with Log::open")]
+    Closed { dir: PathBuf },
+}
+
+impl LogError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> LogError {
+        let path = path.into();
+        move |source| LogError::Io { op, path, source }
+    }
+
+    /// The record-validation error, if this is one.
+    pub fn record_error(&self) -> Option<&RecordError> {
+        match self {
+            LogError::Record { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! `Log`: one partition's segmented log. See the crate docs for the contracts.
+//!
+//! Locking: `writer` (a mutex) serialises append, roll, flush, retention,
+//! deletion, config changes and close. Readers never take it: they load the
+//! published log end offset / log start offset (atomics), clone the `Arc`s of
+//! the segments they need under a short read lock of `segments`, and then read
+//! with positioned reads with no lock held. Publication order on append: bytes
+//! written -> segment size -> log end offset, so a reader that sees an offset
+//! below the log end offset finds its bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::checkpoint::{self, Checkpoint, CleanShutdown};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::LogError;
+use crate::record;
+use crate::recovery;
+use crate::segment::Segment;
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches, or -1 with CreateTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// A segment as seen from outside (DescribeLogDirs, tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: i64,
+    /// One past the last offset the segment holds.
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    /// The largest batch maxTimestamp in the segment, if known.
+    pub max_timestamp: Option<i64>,
+}
+
+struct Writer {
+    config: LogConfig,
+    recovery_point: i64,
+    unflushed_messages: u64,
+    last_flush_ms: i64,
+    /// The latest `now_ms` a caller gave us (for rolls that have no clock).
+    clock_ms: i64,
+    closed: bool,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    recovery_bytes_scanned: AtomicU64,
+}
+
+impl Log {
+    /// Opens the log in `dir` (created if missing), repairing it if the last
+    /// shutdown was not clean; see [`crate::recovery`]. Removes the
+    /// clean-shutdown marker, so a crash from now on is detected.
+    pub fn open(dir: PathBuf, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        let scanned = AtomicU64::new(0);
+        let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
+        Ok(Log {
+            dir,
+            writer: Mutex::new(Writer {
+                config,
+                recovery_point: loaded.recovery_point,
+                unflushed_messages: 0,
+                last_flush_ms: now_ms,
+                clock_ms: now_ms,
+                closed: false,
+            }),
+            segments: RwLock::new(loaded.segments),
+            log_start: AtomicI64::new(loaded.log_start_offset),
+            log_end: AtomicI64::new(loaded.log_end_offset),
+            recovery_bytes_scanned: scanned,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Validates `batches` (see [`record::validate_batches`], with
+    /// `max.message.bytes`), assigns offsets from the log end offset, stamps
+    /// LogAppendTime if configured, and writes them to the active segment (rolling
+    /// first if due).
+    ///
+    /// Before `Ok` is returned the bytes are in the OS page cache (`pwrite`) and
+    /// visible to readers; they survive a process crash (kill -9) but only survive
+    /// a power loss once flushed (`flush.messages`, `flush.ms`, [`Log::flush`], a
+    /// roll, or [`Log::close`]). On `Err` nothing is visible; on an I/O error some
+    /// bytes may have reached the file past the published end; they are
+    /// overwritten by the next append, or truncated by recovery.
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, None, now_ms)
+    }
+
+    /// Like [`Log::append`], also stamping `partitionLeaderEpoch` on every batch.
+    pub fn append_with_leader_epoch(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, Some(leader_epoch), now_ms)
+    }
+
+    fn append_inner(
+        &self,
+        batches: &[u8],
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        w.clock_ms = w.clock_ms.max(now_ms);
+        let mut infos =
+            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
+                LogError::Record {
+                    dir: self.dir.clone(),
+                    source,
+                }
+            })?;
+        let mut data = batches.to_vec();
+        let base_offset = self.log_end.load(Ordering::Acquire);
+        let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        for info in &mut infos {
+            let bytes = &mut data[info.range()];
+            record::set_base_offset(bytes, next);
+            info.base_offset = next;
+            if let Some(epoch) = leader_epoch {
+                record::set_partition_leader_epoch(bytes, epoch);
+            }
+            if log_append {
+                record::set_log_append_time(bytes, now_ms);
+                info.max_timestamp = now_ms;
+                info.attributes |= record::TIMESTAMP_TYPE_BIT;
+            }
+            next = info.last_offset() + 1;
+            messages += info.records_count as u64;
+        }
+        let active = self.maybe_roll(&mut w, data.len() as u64, next - 1, now_ms)?;
+        active.append(&data, &infos, w.config.index_interval_bytes)?;
+        self.log_end.store(next, Ordering::Release);
+        w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
+        if w.unflushed_messages >= w.config.flush_messages {
+            self.flush_locked(&mut w)?;
+            w.last_flush_ms = now_ms;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    fn check_open(&self, w: &Writer) -> Result<(), LogError> {
+        if w.closed {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> Arc<Segment> {
+        let segments = self.segments.read();
+        // A log always has at least one segment (open creates one).
+        Arc::clone(
+            segments
+                .values()
+                .next_back()
+                .expect("log has an active segment"),
+        )
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().values().cloned().collect()
+    }
+
+    /// Rolls before an append of `len` bytes ending at `last_offset` if the
+    /// active segment is non-empty and full (bytes, index, relative offset) or
+    /// older than `segment.ms`. Returns the segment to write to.
+    fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        len: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<Arc<Segment>, LogError> {
+        let active = self.active();
+        let size = active.size();
+        if size == 0 {
+            return Ok(active);
+        }
+        let full = size.saturating_add(len) > w.config.segment_bytes
+            || size.saturating_add(len) > u64::from(u32::MAX)
+            || active.needs_roll_for_index(last_offset);
+        if full || self.roll_time_due(&active, w, now_ms)? {
+            return self.roll_locked(w, now_ms);
+        }
+        Ok(active)
+    }
+
+    fn roll_time_due(&self, active: &Segment, w: &Writer, now_ms: i64) -> Result<bool, LogError> {
+        Ok(active.size() > 0
+            && now_ms.saturating_sub(active.rolling_timestamp()?) > w.config.segment_ms)
+    }
+
+    /// Starts a new segment at the log end offset. The old active segment is
+    /// sealed and fsynced, and the recovery point advanced to the new base.
+    fn roll_locked(&self, w: &mut Writer, now_ms: i64) -> Result<Arc<Segment>, LogError> {
+        let old = self.active();
+        let base = self.log_end.load(Ordering::Acquire);
+        if old.size() == 0 || old.base_offset() == base {
+            return Ok(old);
+        }
+        old.seal()?;
+        let new = Arc::new(Segment::create(
+            &self.dir,
+            base,
+            w.config.index_limits(),
+            now_ms,
+        )?);
+        checkpoint::sync_dir(&self.dir)?;
+        self.segments.write().insert(base, Arc::clone(&new));
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
+        if base > w.recovery_point {
+            // Older segments were fsynced when they were rolled.
+            w.recovery_point = base;
+            self.write_checkpoint(w)?;
+        }
+        Ok(new)
+    }
+
+    fn write_checkpoint(&self, w: &Writer) -> Result<(), LogError> {
+        checkpoint::write_checkpoint(
+            &self.dir,
+            Checkpoint {
+                recovery_point: w.recovery_point,
+                log_start_offset: self.log_start.load(Ordering::Acquire),
+            },
+        )
+    }
+
+    /// Whole batches starting with the one containing `offset`, up to
+    /// `max_bytes` (at least one batch if `min_one_batch`). Empty at the log end.
+    /// Reads from one segment; the next read continues from the next offset.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Bytes, LogError> {
+        let log_end = self.log_end.load(Ordering::Acquire);
+        self.check_range(offset, log_end)?;
+        if offset == log_end {
+            return Ok(Bytes::new());
+        }
+        let candidates: Vec<Arc<Segment>> = {
+            let segments = self.segments.read();
+            let floor = segments
+                .range(..=offset)
+                .next_back()
+                .map_or(i64::MIN, |(b, _)| *b);
+            segments
+                .range(floor..)
+                .map(|(_, s)| Arc::clone(s))
+                .collect()
+        };
+        // Retention may have moved the start while we were not looking.
+        self.check_range(offset, log_end)?;
+        for segment in candidates {
+            if let Some(bytes) = segment.read(offset, max_bytes, min_one_batch)? {
+                return Ok(bytes);
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    fn check_range(&self, offset: i64, log_end: i64) -> Result<(), LogError> {
+        let log_start = self.log_start.load(Ordering::Acquire);
+        if offset < log_start || offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                dir: self.dir.clone(),
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// Total bytes of all segments' logs.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    /// The first batch whose maxTimestamp is >= `ts` (the server decodes it to
+    /// find the exact record). It may start below the log start offset; the
+    /// server clamps the answer to it.
+    pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        for segment in self.snapshot() {
+            if segment.max_timestamp().is_some_and(|m| m.timestamp >= ts) {
+                if let Some(batch) = segment.batch_at_timestamp(ts)? {
+                    return Ok(Some(batch));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The (first) batch holding the largest timestamp, for ListOffsets -3.
+    pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, LogError> {
+        let mut best: Option<(Arc<Segment>, i64, i64)> = None;
+        for segment in self.snapshot() {
+            if let Some(m) = segment.max_timestamp() {
+                if best.as_ref().is_none_or(|b| m.timestamp > b.1) {
+                    best = Some((segment, m.timestamp, m.offset));
+                }
+            }
+        }
+        match best {
+            Some((segment, _, offset)) => segment.batch_containing(offset),
+            None => Ok(None),
+        }
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` (-1 = the log end)
+    /// and persists it, then deletes the segments wholly below it (rolling first if
+    /// that includes the active one). Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let target = if offset == -1 { log_end } else { offset };
+        if target < 0 || target > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                dir: self.dir.clone(),
+                offset,
+                log_start: self.log_start_offset(),
+                log_end,
+            });
+        }
+        if target <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        self.log_start.store(target, Ordering::Release);
+        self.write_checkpoint(&w)?;
+        let active = self.active();
+        if active.size() > 0 && active.next_offset() <= target {
+            let now_ms = w.clock_ms;
+            self.roll_locked(&mut w, now_ms)?;
+        }
+        let segments = self.snapshot();
+        let doomed = segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= target)
+            .count();
+        self.delete_prefix(&segments, doomed)?;
+        Ok(target)
+    }
+
+    /// Deletes old segments by `retention.ms` (a segment's largest timestamp is
+    /// older than now - retention.ms) and `retention.bytes` (the log is larger
+    /// than that without the segment), and segments below the log start offset.
+    /// Never deletes the active segment. Returns the number of segments deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let w = self.writer.lock();
+        self.check_open(&w)?;
+        let segments = self.snapshot();
+        let inactive = &segments[..segments.len().saturating_sub(1)];
+        let log_start = self.log_start_offset();
+        let below_start = segments
+            .windows(2)
+            .take_while(|p| p[1].base_offset() <= log_start)
+            .count();
+        let by_time = if w.config.retention_ms < 0 {
+            0
+        } else {
+            let mut n = 0;
+            for s in inactive {
+                if now_ms.saturating_sub(largest_timestamp(s)) <= w.config.retention_ms {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        };
+        let by_size = if w.config.retention_bytes < 0 {
+            0
+        } else {
+            let mut excess = self.size_bytes() as i64 - w.config.retention_bytes;
+            let mut n = 0;
+            for s in inactive {
+                if excess - (s.size() as i64) < 0 {
+                    break;
+                }
+                excess -= s.size() as i64;
+                n += 1;
+            }
+            n
+        };
+        let doomed = below_start.max(by_time).max(by_size);
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let new_start = segments[doomed].base_offset().max(log_start);
+        if new_start > log_start {
+            self.log_start.store(new_start, Ordering::Release);
+            self.write_checkpoint(&w)?;
+        }
+        self.delete_prefix(&segments, doomed)?;
+        Ok(doomed)
+    }
+
+    /// Removes the first `n` segments (never the last) from the map, then their
+    /// files. Readers holding them keep working on the open descriptors.
+    fn delete_prefix(&self, segments: &[Arc<Segment>], n: usize) -> Result<(), LogError> {
+        let n = n.min(segments.len().saturating_sub(1));
+        {
+            let mut map = self.segments.write();
+            for s in &segments[..n] {
+                map.remove(&s.base_offset());
+            }
+        }
+        for s in &segments[..n] {
+            tracing::info!(file = %s.log_path().display(), "deleting segment");
+            s.delete_files()?;
+        }
+        Ok(())
+    }
+
+    /// Rolls the active segment if it is non-empty and older than `segment.ms`.
+    pub fn roll_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let active = self.active();
+        if self.roll_time_due(&active, &w, now_ms)? {
+            self.roll_locked(&mut w, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs every segment not yet known durable and advances and persists the
+    /// recovery point to the log end offset. Holds the writer lock throughout.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        self.flush_locked(&mut w)
+    }
+
+    fn flush_locked(&self, w: &mut Writer) -> Result<(), LogError> {
+        let log_end = self.log_end.load(Ordering::Acquire);
+        if log_end <= w.recovery_point {
+            w.unflushed_messages = 0;
+            return Ok(());
+        }
+        for segment in self.snapshot() {
+            if segment.next_offset() > w.recovery_point {
+                segment.sync()?;
+            }
+        }
+        w.recovery_point = log_end;
+        w.unflushed_messages = 0;
+        self.write_checkpoint(w)
+    }
+
+    /// Flushes if the last flush is more than `flush.ms` old.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        if now_ms.saturating_sub(w.last_flush_ms) >= w.config.flush_ms {
+            self.flush_locked(&mut w)?;
+            w.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Replaces the configuration; takes effect from the next operation.
+    pub fn update_config(&self, config: LogConfig) {
+        let mut w = self.writer.lock();
+        self.active().set_limits(config.index_limits());
+        w.config = config;
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.writer.lock().config.clone()
+    }
+
+    /// Flushes everything and writes the clean-shutdown marker, so the next open
+    /// reads no log data. Further writes fail with `Closed`; reads still work.
+    pub fn close(&self) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        if w.closed {
+            return Ok(());
+        }
+        let active = self.active();
+        active.seal()?;
+        self.flush_locked(&mut w)?;
+        checkpoint::write_clean_shutdown(
+            &self.dir,
+            CleanShutdown {
+                log_end_offset: self.log_end_offset(),
+                active_base_offset: active.base_offset(),
+                active_size: active.size(),
+            },
+        )?;
+        w.closed = true;
+        Ok(())
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.snapshot()
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                size_bytes: s.size(),
+                max_timestamp: s.max_timestamp().map(|m| m.timestamp),
+            })
+            .collect()
+    }
+
+    /// Bytes of log data read by `open` (recovery scans and index rebuilds);
+    /// 0 after a clean shutdown with intact indexes.
+    pub fn recovery_bytes_scanned(&self) -> u64 {
+        self.recovery_bytes_scanned.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn segment_handles(&self) -> Vec<Arc<Segment>> {
+        self.snapshot()
+    }
+}
+
+/// Kafka's largest timestamp of a segment: its max record timestamp, or the
+/// file's modification time if no record had one.
+fn largest_timestamp(segment: &Segment) -> i64 {
+    if let Some(m) = segment.max_timestamp().filter(|m| m.timestamp >= 0) {
+        return m.timestamp;
+    }
+    std::fs::metadata(segment.log_path())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,618 @@
+//! Zero-copy view of Kafka record batches, format v2 (magic 2).
+//!
+//! Owns: parsing the 61-byte batch header, validating whole batches as a client
+//! sent them (length bounds, magic, CRC32C, record count, size limit) and the few
+//! in-place rewrites a broker makes (base offset, partition leader epoch,
+//! LogAppendTime). It never decodes keys, values or headers and never allocates
+//! per record. It never panics, whatever the input.
+//!
+//! Depends on nothing else in this crate; `segment`, `recovery` and `log` use it.
+//!
+//! Layout of a batch (all big-endian; positions from the start of the batch):
+//!
+//! ```text
+//!  0 baseOffset i64        12 partitionLeaderEpoch i32   16 magic i8
+//! 17 crc u32 (CRC32C of bytes 21..end)                   21 attributes i16
+//! 23 lastOffsetDelta i32   27 baseTimestamp i64          35 maxTimestamp i64
+//! 43 producerId i64        51 producerEpoch i16          53 baseSequence i32
+//! 57 recordsCount i32      61 records...
+//! ```
+//! `batchLength` (bytes 8..12) counts the bytes after itself, so a batch occupies
+//! `12 + batchLength` bytes.
+
+/// Size of the fixed v2 batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength`'s coverage starts (baseOffset + batchLength).
+pub const LOG_OVERHEAD: usize = 12;
+/// The smallest legal `batchLength`: a header with no records.
+pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
+/// Attribute bits holding the compression codec (0 = none).
+pub const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit set when timestamps are LogAppendTime.
+pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+
+const PARTITION_LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+/// Why a buffer of batches was rejected. Each variant maps to one Kafka error
+/// code (chosen by the server, not here):
+/// `TooLarge` -> MESSAGE_TOO_LARGE, `Corrupt` -> CORRUPT_MESSAGE,
+/// `Invalid` -> INVALID_RECORD.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record batch of {size} bytes exceeds max.message.bytes={max}; raise the topic's max.message.bytes or send smaller batches")]
+    TooLarge { size: usize, max: usize },
+    #[error("corrupt record batch at byte {position} of the buffer: {reason}")]
+    Corrupt { position: usize, reason: String },
+    #[error("invalid record batch at byte {position} of the buffer: {reason}")]
+    Invalid { position: usize, reason: String },
+}
+
+impl RecordError {
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, RecordError::TooLarge { .. })
+    }
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, RecordError::Corrupt { .. })
+    }
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, RecordError::Invalid { .. })
+    }
+}
+
+fn corrupt(position: usize, reason: impl Into<String>) -> RecordError {
+    RecordError::Corrupt {
+        position,
+        reason: reason.into(),
+    }
+}
+
+fn invalid(position: usize, reason: impl Into<String>) -> RecordError {
+    RecordError::Invalid {
+        position,
+        reason: reason.into(),
+    }
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// The decoded fixed header of one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `buf`; `None` if `buf` is shorter than
+    /// [`HEADER_LEN`]. No field is checked.
+    pub fn parse(buf: &[u8]) -> Option<BatchHeader> {
+        if buf.len() < HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: be_i64(buf, 0),
+            batch_length: be_i32(buf, 8),
+            partition_leader_epoch: be_i32(buf, PARTITION_LEADER_EPOCH_AT),
+            magic: buf[MAGIC_AT] as i8,
+            crc: be_i32(buf, CRC_AT) as u32,
+            attributes: be_i16(buf, ATTRIBUTES_AT),
+            last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+            producer_id: be_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
+            records_count: be_i32(buf, RECORDS_COUNT_AT),
+        })
+    }
+
+    /// Total bytes of the batch on the wire (`12 + batchLength`), or `None` if the
+    /// length field is below the legal minimum.
+    pub fn size(&self) -> Option<usize> {
+        batch_size(self.batch_length)
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+}
+
+/// Total size of a batch from its `batchLength` field; `None` if below minimum.
+pub fn batch_size(batch_length: i32) -> Option<usize> {
+    if batch_length < MIN_BATCH_LENGTH {
+        return None;
+    }
+    Some(LOG_OVERHEAD + batch_length as usize)
+}
+
+/// Reads `batchLength` from the first 12 bytes of `buf` and returns the batch's
+/// total size; `None` if `buf` is shorter than 12 bytes or the length is illegal.
+pub fn batch_size_at(buf: &[u8]) -> Option<usize> {
+    if buf.len() < LOG_OVERHEAD {
+        return None;
+    }
+    batch_size(be_i32(buf, 8))
+}
+
+/// What [`validate_batches`] learned about one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+    pub records_count: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub attributes: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    /// Byte position of the batch in the validated buffer.
+    pub position: usize,
+    /// Total bytes of the batch.
+    pub len: usize,
+}
+
+impl BatchInfo {
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.position..self.position + self.len
+    }
+}
+
+/// Validates a buffer of one or more concatenated v2 batches, as a producer sends
+/// them. The buffer must hold whole batches only (no trailing bytes), and at least
+/// one batch. Each batch is checked for: length bounds, size <= `max_batch_bytes`,
+/// magic 2, CRC32C, `recordsCount == lastOffsetDelta + 1 > 0`, and for uncompressed
+/// batches that the records' length prefixes account for exactly `recordsCount`
+/// records filling the batch.
+pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchInfo>, RecordError> {
+    if buf.is_empty() {
+        return Err(invalid(0, "no record batches in the request"));
+    }
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let size = checked_size(rest, pos)?;
+        let info = validate_batch(&rest[..size], pos, max_batch_bytes)?;
+        batches.push(info);
+        pos += size;
+    }
+    Ok(batches)
+}
+
+/// Checks the length field of the batch at the start of `rest` (found at
+/// `position` of a larger buffer) and that the whole batch is present.
+fn checked_size(rest: &[u8], position: usize) -> Result<usize, RecordError> {
+    if rest.len() < LOG_OVERHEAD {
+        return Err(corrupt(
+            position,
+            format!(
+                "{} trailing bytes are too few for a batch header",
+                rest.len()
+            ),
+        ));
+    }
+    let length = be_i32(rest, 8);
+    let size = batch_size(length).ok_or_else(|| {
+        corrupt(
+            position,
+            format!("batchLength {length} is below the minimum {MIN_BATCH_LENGTH}"),
+        )
+    })?;
+    if size > rest.len() {
+        return Err(corrupt(
+            position,
+            format!(
+                "batch declares {size} bytes but only {} remain (truncated)",
+                rest.len()
+            ),
+        ));
+    }
+    Ok(size)
+}
+
+/// Validates exactly one batch: `batch` must be the whole batch (its length field
+/// is checked against `batch.len()`). `position` is only used in errors and
+/// stored in the returned [`BatchInfo`].
+pub fn validate_batch(
+    batch: &[u8],
+    position: usize,
+    max_batch_bytes: usize,
+) -> Result<BatchInfo, RecordError> {
+    let size = checked_size(batch, position)?;
+    if size != batch.len() {
+        return Err(corrupt(
+            position,
+            format!("batch declares {size} bytes but {} were given", batch.len()),
+        ));
+    }
+    if size > max_batch_bytes {
+        return Err(RecordError::TooLarge {
+            size,
+            max: max_batch_bytes,
+        });
+    }
+    // size >= HEADER_LEN is guaranteed by the minimum batchLength.
+    let header = BatchHeader::parse(batch)
+        .ok_or_else(|| corrupt(position, "batch shorter than its header"))?;
+    if header.magic != 2 {
+        return Err(invalid(
+            position,
+            format!("magic {} is not supported (only v2 batches)", header.magic),
+        ));
+    }
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    if computed != header.crc {
+        return Err(corrupt(
+            position,
+            format!(
+                "CRC32C mismatch: header says {:#010x}, data gives {computed:#010x}",
+                header.crc
+            ),
+        ));
+    }
+    if header.records_count <= 0 {
+        return Err(invalid(
+            position,
+            format!("recordsCount {} must be positive", header.records_count),
+        ));
+    }
+    if header.last_offset_delta < 0
+        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
+    {
+        return Err(invalid(
+            position,
+            format!(
+                "recordsCount {} does not match lastOffsetDelta {} + 1",
+                header.records_count, header.last_offset_delta
+            ),
+        ));
+    }
+    if header.attributes & COMPRESSION_MASK == 0 {
+        walk_records(batch, header.records_count, position)?;
+    }
+    Ok(BatchInfo {
+        base_offset: header.base_offset,
+        last_offset_delta: header.last_offset_delta,
+        records_count: header.records_count,
+        base_timestamp: header.base_timestamp,
+        max_timestamp: header.max_timestamp,
+        attributes: header.attributes,
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        position,
+        len: size,
+    })
+}
+
+/// Follows the length prefix of each record of an uncompressed batch, checking
+/// that there are exactly `count` records and that they end where the batch ends.
+fn walk_records(batch: &[u8], count: i32, position: usize) -> Result<(), RecordError> {
+    let mut pos = HEADER_LEN;
+    for i in 0..count {
+        if pos >= batch.len() {
+            return Err(invalid(
+                position,
+                format!("batch declares {count} records but holds only {i}"),
+            ));
+        }
+        let length = read_varint(batch, &mut pos).ok_or_else(|| {
+            corrupt(
+                position,
+                format!("record {i} has a malformed length varint"),
+            )
+        })?;
+        if length < 0 {
+            return Err(invalid(
+                position,
+                format!("record {i} has negative length {length}"),
+            ));
+        }
+        pos = pos.saturating_add(length as usize);
+        if pos > batch.len() {
+            return Err(invalid(
+                position,
+                format!("record {i} of length {length} runs past the end of the batch"),
+            ));
+        }
+    }
+    if pos != batch.len() {
+        return Err(invalid(
+            position,
+            format!(
+                "{} bytes remain after the declared {count} records",
+                batch.len() - pos
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a zigzag-encoded varint (at most 5 bytes) as Kafka writes record lengths.
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
+    let mut raw: u32 = 0;
+    let mut shift = 0u32;
+    loop {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        if shift == 28 && byte & 0xf0 != 0 {
+            return None;
+        }
+        raw |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+    }
+    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Computes the CRC32C a v2 batch should carry (over attributes..end).
+/// Returns 0 for slices shorter than a header.
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    match batch.get(ATTRIBUTES_AT..) {
+        Some(covered) if batch.len() >= HEADER_LEN => crc32c::crc32c(covered),
+        _ => 0,
+    }
+}
+
+/// Rewrites baseOffset in place; the CRC does not cover it. Slices shorter than a
+/// header are left untouched (callers pass validated batches).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    if batch.len() >= HEADER_LEN {
+        batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    }
+}
+
+/// Rewrites partitionLeaderEpoch in place; the CRC does not cover it.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    if batch.len() >= HEADER_LEN {
+        batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+            .copy_from_slice(&epoch.to_be_bytes());
+    }
+}
+
+/// Marks the batch as LogAppendTime: sets attribute bit 3, sets maxTimestamp to
+/// `now_ms` and recomputes the CRC. As in Kafka, baseTimestamp and the record
+/// timestamp deltas are left alone: consumers take maxTimestamp as the timestamp
+/// of every record of a LogAppendTime batch.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A tiny v2 batch builder for tests (uncompressed, no headers).
+#[cfg(test)]
+pub(crate) mod testing {
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            if z < 0x80 {
+                out.push(z as u8);
+                return;
+            }
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+
+    /// Builds a batch holding `values` (one record each), with timestamps
+    /// `base_ts + i`.
+    pub fn batch(base_offset: i64, base_ts: i64, values: &[&[u8]]) -> Vec<u8> {
+        assert!(!values.is_empty());
+        let mut records = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let mut body = vec![0u8]; // attributes
+            put_varint(&mut body, i as i64); // timestamp delta
+            put_varint(&mut body, i as i64); // offset delta
+            put_varint(&mut body, -1); // null key
+            put_varint(&mut body, v.len() as i64);
+            body.extend_from_slice(v);
+            put_varint(&mut body, 0); // no headers
+            put_varint(&mut records, body.len() as i64);
+            records.extend_from_slice(&body);
+        }
+        let n = values.len() as i32;
+        let mut b = Vec::with_capacity(61 + records.len());
+        b.extend_from_slice(&base_offset.to_be_bytes());
+        b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        b.push(2);
+        b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(n - 1).to_be_bytes());
+        b.extend_from_slice(&base_ts.to_be_bytes());
+        b.extend_from_slice(&(base_ts + i64::from(n) - 1).to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&n.to_be_bytes());
+        b.extend_from_slice(&records);
+        let crc = super::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// A batch of `n` records of `size` bytes each.
+    pub fn batch_n(base_ts: i64, n: usize, size: usize) -> Vec<u8> {
+        let value = vec![b'x'; size];
+        let values: Vec<&[u8]> = (0..n).map(|_| value.as_slice()).collect();
+        batch(0, base_ts, &values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::batch;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn valid_batches_round_trip() {
+        let mut buf = batch(0, 1000, &[b"a", b"bb", b"ccc"]);
+        buf.extend(batch(3, 2000, &[b"d"]));
+        let infos = validate_batches(&buf, 1 << 20).unwrap();
+        assert_eq!(infos.len(), 2);
+        assert_eq!(infos[0].records_count, 3);
+        assert_eq!(infos[0].last_offset(), 2);
+        assert_eq!(infos[0].max_timestamp, 1002);
+        assert_eq!(infos[1].position, infos[0].len);
+        assert_eq!(infos[1].base_timestamp, 2000);
+        assert_eq!(infos[1].range().end, buf.len());
+    }
+
+    #[test]
+    fn rejects_too_large_wrong_magic_and_trailing_bytes() {
+        let buf = batch(0, 0, &[&[7u8; 100]]);
+        let err = validate_batches(&buf, 50).unwrap_err();
+        assert!(matches!(err, RecordError::TooLarge { size, max: 50 } if size == buf.len()));
+
+        let mut bad_magic = buf.clone();
+        bad_magic[MAGIC_AT] = 1;
+        assert!(validate_batches(&bad_magic, 1 << 20)
+            .unwrap_err()
+            .is_invalid());
+
+        let mut trailing = buf.clone();
+        trailing.extend_from_slice(&[0; 5]);
+        assert!(validate_batches(&trailing, 1 << 20)
+            .unwrap_err()
+            .is_corrupt());
+        assert!(validate_batches(&[], 1 << 20).unwrap_err().is_invalid());
+    }
+
+    #[test]
+    fn count_mismatch_is_invalid_even_with_good_crc() {
+        let mut buf = batch(0, 0, &[b"a", b"b"]);
+        buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&3i32.to_be_bytes());
+        buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&2i32.to_be_bytes());
+        let crc = compute_crc(&buf);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        let err = validate_batches(&buf, 1 << 20).unwrap_err();
+        assert!(err.is_invalid(), "{err}");
+    }
+
+    #[test]
+    fn rewrites_keep_batch_valid() {
+        let mut buf = batch(0, 5, &[b"a", b"b"]);
+        set_base_offset(&mut buf, 42);
+        set_partition_leader_epoch(&mut buf, 7);
+        set_log_append_time(&mut buf, 99_000);
+        let info = validate_batches(&buf, 1 << 20).unwrap()[0];
+        assert_eq!(info.base_offset, 42);
+        assert!(info.is_log_append_time());
+        assert_eq!(info.max_timestamp, 99_000);
+        assert_eq!(info.base_timestamp, 5);
+        assert_eq!(BatchHeader::parse(&buf).unwrap().partition_leader_epoch, 7);
+    }
+
+    fn arb_batches() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..5),
+            1..4,
+        )
+        .prop_map(|batches| {
+            let mut out = Vec::new();
+            for (i, values) in batches.iter().enumerate() {
+                let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+                out.extend(batch(i as i64 * 10, i as i64, &refs));
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = validate_batches(&buf, 1 << 20);
+        }
+
+        #[test]
+        fn built_batches_validate(buf in arb_batches()) {
+            let infos = validate_batches(&buf, 1 << 20).unwrap();
+            let total: usize = infos.iter().map(|i| i.len).sum();
+            prop_assert_eq!(total, buf.len());
+        }
+
+        #[test]
+        fn truncation_is_rejected(buf in arb_batches(), cut in any::<prop::sample::Index>()) {
+            let cut = cut.index(buf.len());
+            prop_assert!(validate_batches(&buf[..cut], 1 << 20).is_err());
+        }
+
+        #[test]
+        fn flipped_crc_covered_byte_is_corrupt(buf in arb_batches(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+            // Flip a byte covered by the first batch's CRC (attributes..end).
+            let first = batch_size_at(&buf).unwrap();
+            let at = ATTRIBUTES_AT + at.index(first - ATTRIBUTES_AT);
+            let mut bad = buf.clone();
+            bad[at] ^= 1 << bit;
+            let err = validate_batches(&bad, 1 << 20).unwrap_err();
+            prop_assert!(err.is_corrupt(), "{}", err);
+        }
+
+        #[test]
+        fn any_flip_is_rejected_or_harmless(buf in arb_batches(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let at = at.index(buf.len());
+            let mut bad = buf.clone();
+            bad[at] ^= 1 << bit;
+            // Bytes outside the CRC (base offset, leader epoch) may change freely;
+            // everything else must be caught, and nothing may panic.
+            let _ = validate_batches(&bad, 1 << 20);
+        }
+    }
+}

@@ -1,0 +1,688 @@
+//! One segment: `<base:020>.log` plus its `.index` and `.timeindex`.
+//!
+//! Owns the segment's files, its committed size and next offset, and the
+//! in-memory indexes. Writes come from one writer at a time (the `Log`'s writer
+//! mutex); reads may run concurrently from any thread. A write is published by
+//! storing the new `size` (Release) after the bytes are written, and readers only
+//! read below the `size` they loaded (Acquire), so they never see a partial batch.
+//! A `Segment` lives in an `Arc`: deleting its files while a reader holds it is
+//! fine, the reader keeps its open descriptor.
+//!
+//! Never decodes records; only batch headers are read, and whole batches are
+//! CRC-checked only by recovery (`scan`).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::LogError;
+use crate::index::{IndexError, OffsetIndex};
+use crate::record::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use crate::timeindex::TimeIndex;
+
+/// Index capacities derived from `segment.index.bytes`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexLimits {
+    pub offset_entries: usize,
+    pub time_entries: usize,
+    pub interval_bytes: u64,
+}
+
+pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Parses `<20 digits>.log` into a base offset.
+pub(crate) fn parse_log_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Largest timestamp in a segment and the last offset of the batch holding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MaxTimestamp {
+    pub timestamp: i64,
+    pub offset: i64,
+}
+
+/// State only the writer touches.
+struct WriterState {
+    bytes_since_index: u64,
+    /// maxTimestamp of the first batch (Kafka's rolling-based timestamp), loaded
+    /// lazily after a reopen.
+    first_batch_ts: Option<i64>,
+    created_ms: i64,
+}
+
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    file: File,
+    size: AtomicU64,
+    next_offset: AtomicI64,
+    offset_index: RwLock<OffsetIndex>,
+    time_index: RwLock<TimeIndex>,
+    max_ts: Mutex<Option<MaxTimestamp>>,
+    writer: Mutex<WriterState>,
+}
+
+/// What a full scan of a segment's log found.
+pub(crate) struct ScanOutcome {
+    /// Bytes of whole, valid batches from the start of the file.
+    pub valid_bytes: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stopped: Option<String>,
+    pub bytes_scanned: u64,
+}
+
+fn open_log(path: &Path, truncate: bool) -> Result<File, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+        .map_err(LogError::io("opening", path))
+}
+
+fn index_err(e: IndexError) -> LogError {
+    match e {
+        IndexError::Io { path, source } => LogError::Io {
+            op: "writing index",
+            path,
+            source,
+        },
+        IndexError::Inconsistent { path, reason } => LogError::Corrupt {
+            path,
+            position: 0,
+            reason,
+        },
+    }
+}
+
+impl Segment {
+    /// Creates a new empty segment, truncating any files of the same name.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        limits: IndexLimits,
+        now_ms: i64,
+    ) -> Result<Segment, LogError> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = open_log(&log_path, true)?;
+        let offset_index = OffsetIndex::create(
+            dir.join(file_name(base_offset, "index")),
+            base_offset,
+            limits.offset_entries,
+        )
+        .map_err(index_err)?;
+        let time_index = TimeIndex::create(
+            dir.join(file_name(base_offset, "timeindex")),
+            base_offset,
+            limits.time_entries,
+        )
+        .map_err(index_err)?;
+        Ok(Segment::assemble(
+            base_offset,
+            log_path,
+            file,
+            0,
+            base_offset,
+            offset_index,
+            time_index,
+            None,
+            now_ms,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+        next_offset: i64,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+        max_ts: Option<MaxTimestamp>,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            log_path,
+            file,
+            size: AtomicU64::new(size),
+            next_offset: AtomicI64::new(next_offset),
+            offset_index: RwLock::new(offset_index),
+            time_index: RwLock::new(time_index),
+            max_ts: Mutex::new(max_ts),
+            writer: Mutex::new(WriterState {
+                bytes_since_index: 0,
+                first_batch_ts: None,
+                created_ms: now_ms,
+            }),
+        }
+    }
+
+    /// Opens a segment whose log is trusted (below the recovery point, or after a
+    /// clean shutdown) without reading its log data. `next_offset` comes from the
+    /// caller (the next segment's base, or the clean-shutdown marker). Indexes
+    /// that fail their consistency checks are rebuilt from the log; the bytes read
+    /// to do so are added to `scanned`.
+    pub fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        next_offset: i64,
+        limits: IndexLimits,
+        now_ms: i64,
+        scanned: &AtomicU64,
+    ) -> Result<Segment, LogError> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = open_log(&log_path, false)?;
+        let size = file
+            .metadata()
+            .map_err(LogError::io("reading metadata of", &log_path))?
+            .len();
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let last = next_offset - 1;
+        let offset_index =
+            OffsetIndex::load(index_path, base_offset, limits.offset_entries, size, last);
+        let time_index = TimeIndex::load(time_path, base_offset, limits.time_entries, last);
+        match (offset_index, time_index) {
+            (Ok(oi), Ok(ti)) => {
+                let max_ts = ti.last().map(|e| MaxTimestamp {
+                    timestamp: e.timestamp,
+                    offset: e.offset,
+                });
+                Ok(Segment::assemble(
+                    base_offset,
+                    log_path,
+                    file,
+                    size,
+                    next_offset,
+                    oi,
+                    ti,
+                    max_ts,
+                    now_ms,
+                ))
+            }
+            (oi, ti) => {
+                let reason = [oi.err(), ti.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::warn!(segment = %log_path.display(), %reason, "rebuilding indexes");
+                drop(file);
+                let (segment, outcome) = Segment::recover(dir, base_offset, limits, now_ms)?;
+                scanned.fetch_add(outcome.bytes_scanned, Ordering::Relaxed);
+                Ok(segment)
+            }
+        }
+    }
+
+    /// Scans the whole log, validating every batch (length, magic, CRC, offsets),
+    /// truncates the file after the last valid batch and rebuilds both indexes.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        limits: IndexLimits,
+        now_ms: i64,
+    ) -> Result<(Segment, ScanOutcome), LogError> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = open_log(&log_path, false)?;
+        let segment = Segment {
+            base_offset,
+            log_path: log_path.clone(),
+            file,
+            size: AtomicU64::new(0),
+            next_offset: AtomicI64::new(base_offset),
+            offset_index: RwLock::new(
+                OffsetIndex::create(
+                    dir.join(file_name(base_offset, "index")),
+                    base_offset,
+                    limits.offset_entries,
+                )
+                .map_err(index_err)?,
+            ),
+            time_index: RwLock::new(
+                TimeIndex::create(
+                    dir.join(file_name(base_offset, "timeindex")),
+                    base_offset,
+                    limits.time_entries,
+                )
+                .map_err(index_err)?,
+            ),
+            max_ts: Mutex::new(None),
+            writer: Mutex::new(WriterState {
+                bytes_since_index: 0,
+                first_batch_ts: None,
+                created_ms: now_ms,
+            }),
+        };
+        let outcome = segment.scan_and_index(limits.interval_bytes)?;
+        let file_len = segment
+            .file
+            .metadata()
+            .map_err(LogError::io("reading metadata of", &log_path))?
+            .len();
+        if outcome.valid_bytes < file_len {
+            segment
+                .file
+                .set_len(outcome.valid_bytes)
+                .map_err(LogError::io("truncating", &log_path))?;
+        }
+        Ok((segment, outcome))
+    }
+
+    /// Walks batches from position 0, indexing each valid one as `append` would.
+    fn scan_and_index(&self, interval: u64) -> Result<ScanOutcome, LogError> {
+        let file_len = self
+            .file
+            .metadata()
+            .map_err(LogError::io("reading metadata of", &self.log_path))?
+            .len();
+        let mut reader = ChunkReader::new(&self.file, file_len);
+        let mut pos = 0u64;
+        let mut expected = self.base_offset;
+        let mut stopped = None;
+        while pos < file_len {
+            let Some(size) = reader
+                .get(pos, LOG_OVERHEAD)
+                .map_err(LogError::io("reading", &self.log_path))?
+                .and_then(record::batch_size_at)
+            else {
+                stopped = Some("torn or invalid batch length".to_string());
+                break;
+            };
+            let Some(batch) = reader
+                .get(pos, size)
+                .map_err(LogError::io("reading", &self.log_path))?
+            else {
+                stopped = Some(format!(
+                    "batch of {size} bytes runs past the end of the file (torn write)"
+                ));
+                break;
+            };
+            let info = match record::validate_batch(batch, pos as usize, usize::MAX) {
+                Ok(info) => info,
+                Err(e) => {
+                    stopped = Some(e.to_string());
+                    break;
+                }
+            };
+            if info.base_offset < expected
+                || info.last_offset() - self.base_offset > i64::from(u32::MAX)
+            {
+                stopped = Some(format!(
+                    "batch offsets {}..={} do not follow offset {} in a segment based at {}",
+                    info.base_offset,
+                    info.last_offset(),
+                    expected - 1,
+                    self.base_offset
+                ));
+                break;
+            }
+            self.index_batch(
+                pos,
+                size as u64,
+                info.last_offset(),
+                info.max_timestamp,
+                interval,
+            )?;
+            expected = info.last_offset() + 1;
+            pos += size as u64;
+        }
+        self.size.store(pos, Ordering::Release);
+        self.next_offset.store(expected, Ordering::Release);
+        Ok(ScanOutcome {
+            valid_bytes: pos,
+            stopped,
+            bytes_scanned: reader.bytes_read,
+        })
+    }
+
+    /// Index bookkeeping for one batch written at `position` (Kafka's rule: an
+    /// entry for a batch once more than `interval` bytes were written since the
+    /// last entry).
+    fn index_batch(
+        &self,
+        position: u64,
+        len: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        interval: u64,
+    ) -> Result<(), LogError> {
+        let max = {
+            let mut max = self.max_ts.lock();
+            if max.is_none_or(|m| max_timestamp > m.timestamp) {
+                *max = Some(MaxTimestamp {
+                    timestamp: max_timestamp,
+                    offset: last_offset,
+                });
+            }
+            *max
+        };
+        let mut w = self.writer.lock();
+        if w.first_batch_ts.is_none() && position == 0 {
+            w.first_batch_ts = Some(max_timestamp);
+        }
+        if w.bytes_since_index > interval {
+            let pos = u32::try_from(position).unwrap_or(u32::MAX);
+            self.offset_index
+                .write()
+                .append(last_offset, pos)
+                .map_err(LogError::io("writing index for", &self.log_path))?;
+            if let Some(m) = max {
+                self.time_index
+                    .write()
+                    .maybe_append(m.timestamp, m.offset)
+                    .map_err(LogError::io("writing time index for", &self.log_path))?;
+            }
+            w.bytes_since_index = 0;
+        }
+        w.bytes_since_index += len;
+        Ok(())
+    }
+
+    /// Writes already validated batches (offsets assigned) at the end of the
+    /// segment, updates the indexes, then publishes the new size and next
+    /// offset. `batches` describes `data` (positions relative to `data`).
+    pub fn append(
+        &self,
+        data: &[u8],
+        batches: &[record::BatchInfo],
+        interval: u64,
+    ) -> Result<(), LogError> {
+        let start = self.size.load(Ordering::Acquire);
+        self.file
+            .write_all_at(data, start)
+            .map_err(LogError::io("writing", &self.log_path))?;
+        for b in batches {
+            self.index_batch(
+                start + b.position as u64,
+                b.len as u64,
+                b.last_offset(),
+                b.max_timestamp,
+                interval,
+            )?;
+        }
+        if let Some(last) = batches.last() {
+            self.next_offset
+                .store(last.last_offset() + 1, Ordering::Release);
+        }
+        self.size
+            .store(start + data.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// Appends the segment's max timestamp to the time index (so its last entry
+    /// is the segment's largest timestamp) and fsyncs everything. Called when the
+    /// segment stops being active and on close.
+    pub fn seal(&self) -> Result<(), LogError> {
+        if let Some(m) = *self.max_ts.lock() {
+            self.time_index
+                .write()
+                .maybe_append(m.timestamp, m.offset)
+                .map_err(LogError::io("writing time index for", &self.log_path))?;
+        }
+        self.sync()
+    }
+
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(LogError::io("fsyncing", &self.log_path))?;
+        let oi = self.offset_index.read();
+        oi.sync().map_err(LogError::io("fsyncing", oi.path()))?;
+        let ti = self.time_index.read();
+        ti.sync().map_err(LogError::io("fsyncing", ti.path()))
+    }
+
+    pub fn delete_files(&self) -> Result<(), LogError> {
+        let paths = [
+            self.offset_index.read().path().to_path_buf(),
+            self.time_index.read().path().to_path_buf(),
+            self.log_path.clone(),
+        ];
+        for path in paths {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io("deleting", path)(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn max_timestamp(&self) -> Option<MaxTimestamp> {
+        *self.max_ts.lock()
+    }
+
+    /// True when one more index entry would not fit, or `extra_offsets` more
+    /// offsets would overflow the u32 relative offset.
+    pub fn needs_roll_for_index(&self, last_offset_after: i64) -> bool {
+        self.offset_index.read().is_full()
+            || self.time_index.read().is_full()
+            || last_offset_after - self.base_offset > i64::from(u32::MAX)
+    }
+
+    pub fn set_limits(&self, limits: IndexLimits) {
+        self.offset_index
+            .write()
+            .set_max_entries(limits.offset_entries);
+        self.time_index.write().set_max_entries(limits.time_entries);
+    }
+
+    /// Kafka's rolling-based timestamp: the first batch's maxTimestamp, or the
+    /// segment's creation time if that is unknown (-1).
+    pub fn rolling_timestamp(&self) -> Result<i64, LogError> {
+        let mut w = self.writer.lock();
+        if w.first_batch_ts.is_none() && self.size() >= HEADER_LEN as u64 {
+            let header = self.header_at(0)?;
+            w.first_batch_ts = Some(header.max_timestamp);
+        }
+        Ok(match w.first_batch_ts {
+            Some(ts) if ts >= 0 => ts,
+            _ => w.created_ms,
+        })
+    }
+
+    /// Reads and sanity-checks the header of the batch at `position`.
+    fn header_at(&self, position: u64) -> Result<BatchHeader, LogError> {
+        let mut buf = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(LogError::io("reading", &self.log_path))?;
+        let corrupt = |reason: &str| LogError::Corrupt {
+            path: self.log_path.clone(),
+            position,
+            reason: reason.to_string(),
+        };
+        let header = BatchHeader::parse(&buf).ok_or_else(|| corrupt("short header"))?;
+        if header.size().is_none() {
+            return Err(corrupt("batch length below the minimum"));
+        }
+        Ok(header)
+    }
+
+    /// Position and header of the first batch whose last offset is >= `target`,
+    /// searching below `end`. Starts from the offset index.
+    fn locate(&self, target: i64, end: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let start = self
+            .offset_index
+            .read()
+            .lookup(target)
+            .map_or(0, |e| u64::from(e.position));
+        self.scan_headers(start, end, |h| h.last_offset() >= target)
+    }
+
+    fn scan_headers(
+        &self,
+        mut pos: u64,
+        end: u64,
+        mut found: impl FnMut(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        while pos + HEADER_LEN as u64 <= end {
+            let header = self.header_at(pos)?;
+            if found(&header) {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.size().unwrap_or(usize::MAX) as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches starting with the one containing `offset` (or the first one
+    /// after it), up to `max_bytes`, at least one batch if `min_one_batch`.
+    /// `None` if no batch in this segment reaches `offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<Bytes>, LogError> {
+        let end = self.size();
+        let Some((pos, header)) = self.locate(offset, end)? else {
+            return Ok(None);
+        };
+        let first = header.size().unwrap_or(0) as u64;
+        let avail = end - pos;
+        let want = (max_bytes as u64).min(avail);
+        if want < first {
+            if !min_one_batch {
+                return Ok(Some(Bytes::new()));
+            }
+            return self.read_range(pos, first.min(avail)).map(Some);
+        }
+        let mut buf = vec![0u8; want as usize];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(LogError::io("reading", &self.log_path))?;
+        let mut whole = 0usize;
+        while let Some(size) = buf.get(whole..).and_then(record::batch_size_at) {
+            if whole + size > buf.len() {
+                break;
+            }
+            whole += size;
+        }
+        buf.truncate(whole);
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    fn read_range(&self, pos: u64, len: u64) -> Result<Bytes, LogError> {
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(LogError::io("reading", &self.log_path))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// The batch containing `offset`, if any.
+    pub fn batch_containing(&self, offset: i64) -> Result<Option<Bytes>, LogError> {
+        let end = self.size();
+        match self.locate(offset, end)? {
+            Some((pos, h)) if h.base_offset <= offset => {
+                let len = (h.size().unwrap_or(0) as u64).min(end - pos);
+                self.read_range(pos, len).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The first batch whose maxTimestamp is >= `ts`: start after the last time
+    /// index entry below `ts`, then scan batch headers.
+    pub fn batch_at_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        let end = self.size();
+        let start = match self.time_index.read().last_below(ts) {
+            Some(e) => self
+                .offset_index
+                .read()
+                .lookup(e.offset)
+                .map_or(0, |e| u64::from(e.position)),
+            None => 0,
+        };
+        match self.scan_headers(start, end, |h| h.max_timestamp >= ts)? {
+            Some((pos, h)) => {
+                let len = (h.size().unwrap_or(0) as u64).min(end - pos);
+                self.read_range(pos, len).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn index_entries(
+        &self,
+    ) -> (
+        Vec<crate::index::OffsetEntry>,
+        Vec<crate::timeindex::TimeEntry>,
+    ) {
+        (
+            self.offset_index.read().entries(),
+            self.time_index.read().entries(),
+        )
+    }
+}
+
+/// Reads a file through a 1 MiB window, so recovery costs few syscalls.
+struct ChunkReader<'a> {
+    file: &'a File,
+    file_len: u64,
+    buf: Vec<u8>,
+    start: u64,
+    bytes_read: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl<'a> ChunkReader<'a> {
+    fn new(file: &'a File, file_len: u64) -> Self {
+        ChunkReader {
+            file,
+            file_len,
+            buf: Vec::new(),
+            start: 0,
+            bytes_read: 0,
+        }
+    }
+
+    /// `len` bytes at `pos`, or `None` if the file ends before.
+    fn get(&mut self, pos: u64, len: usize) -> std::io::Result<Option<&[u8]>> {
+        if pos.saturating_add(len as u64) > self.file_len {
+            return Ok(None);
+        }
+        let in_window = pos >= self.start && pos + len as u64 <= self.start + self.buf.len() as u64;
+        if !in_window {
+            let n = (self.file_len - pos).min(len.max(CHUNK) as u64) as usize;
+            self.buf.resize(n, 0);
+            self.file.read_exact_at(&mut self.buf, pos)?;
+            self.start = pos;
+            self.bytes_read += n as u64;
+        }
+        let from = (pos - self.start) as usize;
+        Ok(Some(&self.buf[from..from + len]))
+    }
+}
