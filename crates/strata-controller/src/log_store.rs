@@ -138,6 +138,12 @@ impl LogStore {
         file.seek(SeekFrom::Start(valid_len))
             .map_err(StoreError::io("seek", &path))?;
         sync_parent(&path)?;
+        let last_log_id = entries
+            .values()
+            .next_back()
+            .map(|(_, e)| e.log_id)
+            .or(last_purged);
+        let committed = clamp_committed(committed, last_log_id);
         let inner = LogInner {
             dir: dir.to_path_buf(),
             file,
@@ -152,6 +158,23 @@ impl LogStore {
             inner: Arc::new(Mutex::new(inner)),
         })
     }
+}
+
+/// A committed id beyond the log can only follow a lost tail (an fsync that lied, or a file
+/// cut by hand); openraft would fail re-applying it, so start from what the log still has.
+fn clamp_committed(
+    committed: Option<LogId<NodeId>>,
+    last_log_id: Option<LogId<NodeId>>,
+) -> Option<LogId<NodeId>> {
+    if committed > last_log_id {
+        tracing::warn!(
+            committed = ?committed,
+            last_log_id = ?last_log_id,
+            "committed log id is past the end of the metadata log; using the last entry"
+        );
+        return last_log_id;
+    }
+    committed
 }
 
 /// Decodes the records of `bytes`. Stops at the first torn record and returns the entries and

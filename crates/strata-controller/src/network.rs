@@ -45,6 +45,8 @@ pub struct NoPeer {
 }
 
 impl NoPeer {
+    // The error type is openraft's, fixed by the trait this helps implement.
+    #[allow(clippy::result_large_err)]
     fn unreachable<T, E: std::error::Error>(&self) -> RpcResult<T, E> {
         Err(RPCError::Unreachable(Unreachable::new(&NoTransport {
             target: self.target,

@@ -149,6 +149,8 @@ impl StateMachine {
     }
 }
 
+// The error type is openraft's, fixed by the trait this helps implement.
+#[allow(clippy::result_large_err)]
 fn snapshot_of(stored: &StoredSnapshot) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
     let data = serde_json::to_vec(&stored.image)
         .map_err(|e| StorageIOError::read_snapshot(Some(stored.meta.signature()), &e))?;
