@@ -116,6 +116,19 @@ impl LogStore {
         let (mut entries, valid_len) = scan(&path, &bytes)?;
         let purged_index = last_purged.map(|id| id.index);
         entries.retain(|index, _| Some(*index) > purged_index);
+        let expected_first = purged_index.map_or(0, |p| p + 1);
+        if let Some(first) = entries
+            .keys()
+            .next()
+            .filter(|first| **first != expected_first)
+        {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "log starts at entry {first}, expected {expected_first} (entries are missing)"
+                ),
+            });
+        }
 
         let mut file = OpenOptions::new()
             .read(true)
@@ -457,7 +470,7 @@ mod tests {
     #[test]
     fn every_truncation_point_reopens_at_a_record_boundary() {
         let dir = tempfile::tempdir().unwrap();
-        append_all(dir.path(), 1..=5);
+        append_all(dir.path(), 0..=4);
         let path = dir.path().join(LOG_FILE);
         let full = std::fs::read(&path).unwrap();
         let boundaries: Vec<u64> = {
@@ -474,22 +487,22 @@ mod tests {
             std::fs::write(&path, &full[..cut]).unwrap();
             let kept = indexes(dir.path());
             let complete = boundaries.iter().filter(|b| **b <= cut as u64).count() as u64 - 1;
-            assert_eq!(kept, (1..=complete).collect::<Vec<_>>(), "cut at {cut}");
+            assert_eq!(kept, (0..complete).collect::<Vec<_>>(), "cut at {cut}");
             let on_disk = std::fs::metadata(&path).unwrap().len();
             assert_eq!(
                 on_disk, boundaries[complete as usize],
                 "file cut back at {cut}"
             );
             // The log stays appendable after recovery.
-            append_all(dir.path(), complete + 1..=complete + 1);
-            assert_eq!(indexes(dir.path()), (1..=complete + 1).collect::<Vec<_>>());
+            append_all(dir.path(), complete..=complete);
+            assert_eq!(indexes(dir.path()), (0..=complete).collect::<Vec<_>>());
         }
     }
 
     #[test]
     fn truncate_and_purge_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        append_all(dir.path(), 1..=10);
+        append_all(dir.path(), 0..=10);
         {
             let store = LogStore::open(dir.path()).unwrap();
             let mut inner = store.inner.lock();
@@ -503,10 +516,30 @@ mod tests {
     }
 
     #[test]
+    fn crash_between_purge_point_and_rewrite_drops_purged_entries_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        append_all(dir.path(), 0..=5);
+        write_json_atomic(&dir.path().join(PURGED_FILE), &entry(2).log_id).unwrap();
+        assert_eq!(indexes(dir.path()), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_missing_head_is_reported_as_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buf = Vec::new();
+        encode_frame(&serde_json::to_vec(&entry(4)).unwrap(), &mut buf);
+        std::fs::write(dir.path().join(LOG_FILE), buf).unwrap();
+        assert!(matches!(
+            LogStore::open(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn a_gap_in_the_log_is_reported_as_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let mut buf = Vec::new();
-        for index in [1, 3] {
+        for index in [0, 2] {
             encode_frame(&serde_json::to_vec(&entry(index)).unwrap(), &mut buf);
         }
         std::fs::write(dir.path().join(LOG_FILE), buf).unwrap();
