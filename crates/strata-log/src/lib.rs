@@ -52,6 +52,8 @@ mod config;
 mod error;
 pub mod index;
 mod log;
+#[cfg(test)]
+mod log_tests;
 pub mod record;
 mod recovery;
 mod segment;
