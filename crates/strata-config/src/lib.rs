@@ -24,6 +24,23 @@
 //! An unknown name or an invalid value is always an error naming the setting, the
 //! value, where it came from, and what is allowed; nothing is ignored silently.
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use strata_config::Configs;
+//!
+//! let cli = vec![("log.retention.hours".to_string(), "24".to_string())];
+//! let env = Vec::new(); // the binary passes `env_pairs()`
+//! let configs = Configs::load(None, &env, &cli)?;
+//! let dynamic = BTreeMap::new(); // from the controller
+//! let broker = configs.broker(&dynamic)?;
+//! assert_eq!(broker.topic_defaults.retention_ms, 24 * 3_600_000);
+//!
+//! let overrides = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+//! configs.validate_topic(&overrides)?;
+//! assert_eq!(configs.topic(&dynamic, &overrides)?.retention_ms, 1000);
+//! # Ok::<(), strata_config::ConfigError>(())
+//! ```
+//!
 //! This crate does no I/O except reading the config file and the process
 //! environment in [`env_pairs`]; it depends on no other Strata crate. Kafka error
 //! codes are chosen by the server, not here.
