@@ -56,6 +56,8 @@ mod log;
 mod log_tests;
 pub mod record;
 mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 mod segment;
 pub mod timeindex;
 

@@ -33,8 +33,13 @@ fn open(dir: &Path, config: LogConfig) -> Log {
 fn append_assigns_offsets_and_read_returns_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), LogConfig::default());
-    let a = log.append(&batch(77, 10, &[b"a", b"b", b"c"]), 1_000).unwrap();
-    assert_eq!((a.base_offset, a.last_offset, a.log_append_time), (0, 2, -1));
+    let a = log
+        .append(&batch(77, 10, &[b"a", b"b", b"c"]), 1_000)
+        .unwrap();
+    assert_eq!(
+        (a.base_offset, a.last_offset, a.log_append_time),
+        (0, 2, -1)
+    );
     let mut two = batch(0, 20, &[b"d"]);
     two.extend(batch(0, 30, &[b"e", b"f"]));
     let b = log.append_with_leader_epoch(&two, 5, 1_000).unwrap();
@@ -43,13 +48,29 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
 
     let all = log.read(0, 1 << 20, false).unwrap();
     let hs = headers(&all);
-    assert_eq!(hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![0, 3, 4]);
+    assert_eq!(
+        hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+        vec![0, 3, 4]
+    );
     assert_eq!(hs[2].partition_leader_epoch, 5);
     // A read in the middle of a batch starts at that batch.
-    assert_eq!(headers(&log.read(1, 1 << 20, false).unwrap())[0].base_offset, 0);
-    assert_eq!(headers(&log.read(5, 1 << 20, false).unwrap())[0].base_offset, 4);
+    assert_eq!(
+        headers(&log.read(1, 1 << 20, false).unwrap())[0].base_offset,
+        0
+    );
+    assert_eq!(
+        headers(&log.read(5, 1 << 20, false).unwrap())[0].base_offset,
+        4
+    );
     assert!(log.read(6, 1 << 20, false).unwrap().is_empty());
-    assert!(matches!(log.read(7, 100, true), Err(LogError::OffsetOutOfRange { offset: 7, log_end: 6, .. })));
+    assert!(matches!(
+        log.read(7, 100, true),
+        Err(LogError::OffsetOutOfRange {
+            offset: 7,
+            log_end: 6,
+            ..
+        })
+    ));
 
     // max_bytes limits to whole batches; min_one_batch returns one anyway.
     let first_len = hs[0].size().unwrap();
@@ -71,7 +92,12 @@ fn rejects_invalid_batches_without_side_effects() {
     let mut bad = batch(0, 0, &[b"x"]);
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    assert!(log.append(&bad, 0).unwrap_err().record_error().unwrap().is_corrupt());
+    assert!(log
+        .append(&bad, 0)
+        .unwrap_err()
+        .record_error()
+        .unwrap()
+        .is_corrupt());
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.size_bytes(), 0);
 }
@@ -106,7 +132,10 @@ fn rolls_on_size_and_reads_across_segments() {
         assert_eq!(pair[0].next_offset, pair[1].base_offset);
         assert!(pair[0].size_bytes <= 1024);
     }
-    assert_eq!(log.size_bytes(), segs.iter().map(|s| s.size_bytes).sum::<u64>());
+    assert_eq!(
+        log.size_bytes(),
+        segs.iter().map(|s| s.size_bytes).sum::<u64>()
+    );
     let mut offset = 0;
     let mut seen = 0;
     while offset < log.log_end_offset() {
@@ -118,7 +147,9 @@ fn rolls_on_size_and_reads_across_segments() {
     }
     assert_eq!(seen, 30);
     // Rolled segments are flushed: the recovery point reached the active base.
-    let cp = crate::checkpoint::read_checkpoint(dir.path()).unwrap().unwrap();
+    let cp = crate::checkpoint::read_checkpoint(dir.path())
+        .unwrap()
+        .unwrap();
     assert_eq!(cp.recovery_point, segs.last().unwrap().base_offset);
 }
 
@@ -138,7 +169,13 @@ fn rolls_on_time_and_full_index() {
     assert_eq!(log.segments().len(), 2);
     log.append(&batch(0, 2_000, &[b"a"]), 2_000).unwrap();
     log.append(&batch(0, 2_500, &[b"b"]), 2_500).unwrap(); // rolls first
-    assert_eq!(log.segments().iter().map(|s| s.base_offset).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        log.segments()
+            .iter()
+            .map(|s| s.base_offset)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
@@ -160,10 +197,15 @@ fn timestamp_lookups() {
     // Batch i has timestamps 100*i, 100*i+1; batch 7 holds the maximum.
     for i in 0..20i64 {
         let ts = if i == 7 { 50_000 } else { 100 * i };
-        log.append(&batch(0, ts, &[b"0123456789", b"0123456789"]), 0).unwrap();
+        log.append(&batch(0, ts, &[b"0123456789", b"0123456789"]), 0)
+            .unwrap();
     }
     assert!(log.segments().len() > 1);
-    let find = |ts| log.find_batch_by_timestamp(ts).unwrap().map(|b| headers(&b)[0].base_offset);
+    let find = |ts| {
+        log.find_batch_by_timestamp(ts)
+            .unwrap()
+            .map(|b| headers(&b)[0].base_offset)
+    };
     assert_eq!(find(-5), Some(0));
     assert_eq!(find(101), Some(2));
     assert_eq!(find(102), Some(4));
@@ -190,14 +232,23 @@ fn delete_records_raises_log_start_and_deletes_segments() {
         log.append(&batch_n(i, 2, 100), 0).unwrap();
     }
     let before = log.segments().len();
-    assert!(matches!(log.delete_records_before(41), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.delete_records_before(41),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert_eq!(log.delete_records_before(13).unwrap(), 13);
     assert_eq!(log.log_start_offset(), 13);
     let segs = log.segments();
     assert!(segs.len() < before);
     assert!(segs[0].base_offset <= 13 && segs[0].next_offset > 13);
-    assert!(matches!(log.read(12, 100, true), Err(LogError::OffsetOutOfRange { .. })));
-    assert_eq!(headers(&log.read(13, 100, true).unwrap())[0].base_offset, 12);
+    assert!(matches!(
+        log.read(12, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        headers(&log.read(13, 100, true).unwrap())[0].base_offset,
+        12
+    );
     // Lower requests are no-ops.
     assert_eq!(log.delete_records_before(5).unwrap(), 13);
     // -1 = high watermark: everything goes, a new empty segment remains.
@@ -209,7 +260,10 @@ fn delete_records_raises_log_start_and_deletes_segments() {
     drop(log);
     let log = open(dir.path(), small_config());
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
-    assert_eq!(log.append(&batch(0, 0, &[b"a"]), 0).unwrap().base_offset, 40);
+    assert_eq!(
+        log.append(&batch(0, 0, &[b"a"]), 0).unwrap().base_offset,
+        40
+    );
 }
 
 #[test]
@@ -227,7 +281,10 @@ fn retention_by_time_and_size_keeps_active_segment() {
     config.retention_ms = 10_000;
     log.update_config(config.clone());
     // Now 12_500: segments whose max timestamp < 2_500 are expired.
-    let expired = segs.iter().take_while(|s| s.max_timestamp.unwrap() < 2_500).count();
+    let expired = segs
+        .iter()
+        .take_while(|s| s.max_timestamp.unwrap() < 2_500)
+        .count();
     assert_eq!(log.enforce_retention(12_500).unwrap(), expired);
     assert_eq!(log.log_start_offset(), segs[expired].base_offset);
     // Everything expired: all but the active segment go.
@@ -262,7 +319,12 @@ fn flush_messages_and_flush_ms_advance_the_recovery_point() {
         ..LogConfig::default()
     };
     let log = Log::open(dir.path().to_path_buf(), config, 0).unwrap();
-    let rp = || crate::checkpoint::read_checkpoint(dir.path()).unwrap().unwrap().recovery_point;
+    let rp = || {
+        crate::checkpoint::read_checkpoint(dir.path())
+            .unwrap()
+            .unwrap()
+            .recovery_point
+    };
     log.append(&batch(0, 0, &[b"a", b"b"]), 0).unwrap();
     assert_eq!(rp(), 0);
     log.append(&batch(0, 0, &[b"c"]), 0).unwrap();
@@ -287,14 +349,20 @@ fn clean_reopen_reads_no_log_data_and_unclean_reopen_does() {
     let before = log.read(0, 1 << 20, false).unwrap();
     let segs = log.segments();
     log.close().unwrap();
-    assert!(matches!(log.append(&batch(0, 0, &[b"a"]), 0), Err(LogError::Closed { .. })));
+    assert!(matches!(
+        log.append(&batch(0, 0, &[b"a"]), 0),
+        Err(LogError::Closed { .. })
+    ));
     drop(log);
 
     let log = open(dir.path(), small_config());
     assert_eq!(log.recovery_bytes_scanned(), 0);
     assert_eq!(log.segments(), segs);
     assert_eq!(log.read(0, 1 << 20, false).unwrap(), before);
-    assert_eq!(log.append(&batch(0, 0, &[b"z"]), 0).unwrap().base_offset, 75);
+    assert_eq!(
+        log.append(&batch(0, 0, &[b"z"]), 0).unwrap().base_offset,
+        75
+    );
     drop(log); // a crash: no marker
 
     let log = open(dir.path(), small_config());
@@ -321,7 +389,12 @@ fn a_truncated_active_segment_after_clean_close_is_recovered() {
     drop(log);
     let path = dir.path().join(crate::segment::file_name(0, "log"));
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
     let log = open(dir.path(), LogConfig::default());
     assert!(log.recovery_bytes_scanned() > 0);
     assert_eq!(log.log_end_offset(), 8);
@@ -337,7 +410,8 @@ fn readers_run_concurrently_with_appends_and_deletes() {
             for i in 0..300 {
                 log.append(&batch_n(i, 2, 60), 0).unwrap();
                 if i % 50 == 49 {
-                    log.delete_records_before(log.log_end_offset() - 20).unwrap();
+                    log.delete_records_before(log.log_end_offset() - 20)
+                        .unwrap();
                 }
             }
         })

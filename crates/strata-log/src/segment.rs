@@ -225,6 +225,8 @@ impl Segment {
                 drop(file);
                 let (segment, outcome) = Segment::recover(dir, base_offset, limits, now_ms)?;
                 scanned.fetch_add(outcome.bytes_scanned, Ordering::Relaxed);
+                // Trusted segments were sealed (rolled, or closed cleanly).
+                segment.seal()?;
                 Ok(segment)
             }
         }
@@ -320,14 +322,16 @@ impl Segment {
                     break;
                 }
             };
-            if info.base_offset < expected
+            // This log writes contiguous offsets (the first batch of a segment
+            // at its base offset), so any gap or overlap means corruption.
+            if info.base_offset != expected
                 || info.last_offset() - self.base_offset > i64::from(u32::MAX)
             {
                 stopped = Some(format!(
-                    "batch offsets {}..={} do not follow offset {} in a segment based at {}",
+                    "batch offsets {}..={} do not continue at offset {} in a segment based at {}",
                     info.base_offset,
                     info.last_offset(),
-                    expected - 1,
+                    expected,
                     self.base_offset
                 ));
                 break;
