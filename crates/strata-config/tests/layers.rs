@@ -222,6 +222,16 @@ fn environment_variables_map_to_names() {
         .unwrap();
     assert_eq!(b.log_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
     assert_eq!(b.log_retention_check_interval_ms, 1000);
+
+    let env = pairs(&[("STRATA_BROKER_RACK", "")]);
+    assert_eq!(
+        Configs::load(None, &env, &[])
+            .unwrap()
+            .broker(&none())
+            .unwrap()
+            .broker_rack,
+        None
+    );
 }
 
 #[test]

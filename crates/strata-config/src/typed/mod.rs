@@ -36,6 +36,7 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: i64,
     pub socket_request_max_bytes: i32,
     pub delete_topic_enable: bool,
+    /// `None` when unset or empty.
     pub broker_rack: Option<String>,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
@@ -106,7 +107,8 @@ impl Configs {
                 .chain("broker.rack")
                 .into_iter()
                 .next()
-                .map(|e| e.converted()),
+                .map(|e| e.converted())
+                .filter(|rack| !rack.is_empty()),
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
