@@ -167,7 +167,16 @@ fn unknown_topic(name: &str) -> ConfigError {
 }
 
 fn unknown_env(var: &str) -> ConfigError {
-    let hint = did_you_mean(var, BROKER_CONFIGS.iter().map(|d| env_var_name(d.name)));
+    let guess = var[ENV_PREFIX.len()..]
+        .to_ascii_lowercase()
+        .replace('_', ".");
+    let hint = match topic_def(&guess).and_then(|def| def.synonyms.first()) {
+        Some(broker) => format!(
+            "; `{guess}` is a topic config: set its broker default with {} instead",
+            env_var_name(broker.name)
+        ),
+        None => did_you_mean(var, BROKER_CONFIGS.iter().map(|d| env_var_name(d.name))),
+    };
     let hint = format!(
         "{hint} (STRATA_* variables must name a broker config; {} are reserved for other uses)",
         ENV_ALLOW_LIST.join(" and ")

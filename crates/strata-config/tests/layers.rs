@@ -243,6 +243,10 @@ fn unknown_or_invalid_environment_variable() {
         "{msg}"
     );
 
+    let err = Configs::load(None, &pairs(&[("STRATA_RETENTION_MS", "1")]), &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("STRATA_LOG_RETENTION_MS"), "{msg}");
+
     let err = Configs::load(None, &pairs(&[("STRATA_NUM_PARTITIONS", "0")]), &[]).unwrap_err();
     let msg = err.to_string();
     assert_eq!(
