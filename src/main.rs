@@ -1,1 +1,82 @@
-fn main() {}
+//! The `strata` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "A Kafka-compatible broker with tiered storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no flags: 127.0.0.1:9092, data under ./data.
+    Serve {
+        /// A TOML file of Kafka-named settings, e.g. "log.dirs" = "/var/lib/strata".
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override one setting: --set log.segment.bytes=1048576 (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { config, set } => serve(config, set),
+    }
+}
+
+fn serve(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
+    let mut cli = Vec::with_capacity(set.len());
+    for s in set {
+        match s.split_once('=') {
+            Some((k, v)) => cli.push((k.trim().to_string(), v.trim().to_string())),
+            None => {
+                eprintln!("error: --set expects NAME=VALUE, got '{s}'");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let configs =
+        match strata_config::Configs::load(config.as_deref(), &strata_config::env_pairs(), &cli) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strata::startup::run(configs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

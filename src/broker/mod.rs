@@ -1,0 +1,302 @@
+//! The broker's state: effective configuration, the controller handle, and the
+//! partitions hosted here. Handlers in `server/` call into this module; it calls down
+//! into `strata-log` and `strata-controller` and never sees a Kafka request.
+//!
+//! Metadata flows one way: a change is proposed to the controller, committed through
+//! the Raft log, and then *applied* here by [`Broker::apply_image`], which opens,
+//! reconfigures or deletes logs to match. Handlers that change metadata call
+//! `apply_image` with the image their proposal returned, so a created topic is usable
+//! as soon as CreateTopics answers.
+
+mod partition;
+mod tasks;
+mod topics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use strata_config::{BrokerConfig, ConfigError, Configs, Listener, TopicConfig};
+use strata_controller::{Controller, ControllerError, MetadataImage, TopicMeta};
+use strata_log::{Log, LogConfig, LogError, TimestampType};
+use uuid::Uuid;
+
+pub use partition::{Partition, TopicPartition};
+pub use topics::{validate_topic_name, NewTopic};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("topic '{topic}' does not exist; create it or enable auto.create.topics.enable")]
+    UnknownTopic { topic: String },
+    #[error("topic id {id} does not exist")]
+    UnknownTopicId { id: Uuid },
+    #[error("partition {partition} of topic '{topic}' does not exist (it has {count})")]
+    UnknownPartition {
+        topic: String,
+        partition: i32,
+        count: i32,
+    },
+    #[error("invalid topic name '{topic}': {reason}")]
+    InvalidTopic { topic: String, reason: String },
+    #[error("replication factor {requested} is larger than the {brokers} available broker(s)")]
+    InvalidReplicationFactor { requested: i16, brokers: usize },
+    #[error("invalid partition count for '{topic}': {reason}")]
+    InvalidPartitions { topic: String, reason: String },
+    #[error("invalid replica assignment for '{topic}': {reason}")]
+    InvalidReplicaAssignment { topic: String, reason: String },
+    #[error("topic deletion is disabled (delete.topic.enable=false)")]
+    DeletionDisabled,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error("{tp}: {source}")]
+    Log {
+        tp: TopicPartition,
+        source: LogError,
+    },
+    #[error("cannot open the log of {tp} in {dir}: {source}")]
+    OpenLog {
+        tp: TopicPartition,
+        dir: PathBuf,
+        source: LogError,
+    },
+}
+
+/// A topic as applied on this broker.
+pub struct TopicState {
+    pub meta: TopicMeta,
+    pub config: TopicConfig,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+pub struct Broker {
+    pub configs: Configs,
+    config: RwLock<Arc<BrokerConfig>>,
+    pub controller: Controller,
+    /// The listener clients are told to connect to; its port is the bound one.
+    pub advertised: Listener,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicState>>>,
+    topic_ids: RwLock<HashMap<Uuid, Arc<str>>>,
+    /// Serialises `apply_image` so that two appliers never open the same log twice.
+    apply_lock: Mutex<()>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn log_config(t: &TopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: t.segment_bytes,
+        segment_ms: t.segment_ms,
+        segment_index_bytes: t.segment_index_bytes,
+        index_interval_bytes: t.index_interval_bytes,
+        retention_ms: t.retention_ms,
+        retention_bytes: t.retention_bytes,
+        max_message_bytes: t.max_message_bytes,
+        timestamp_type: if t.log_append_time {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+        flush_messages: t.flush_messages,
+        flush_ms: t.flush_ms,
+    }
+}
+
+impl Broker {
+    pub fn new(
+        configs: Configs,
+        config: BrokerConfig,
+        controller: Controller,
+        advertised: Listener,
+    ) -> Arc<Broker> {
+        Arc::new(Broker {
+            configs,
+            config: RwLock::new(Arc::new(config)),
+            controller,
+            advertised,
+            topics: RwLock::new(HashMap::new()),
+            topic_ids: RwLock::new(HashMap::new()),
+            apply_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn config(&self) -> Arc<BrokerConfig> {
+        self.config.read().clone()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.read().node_id
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicState>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topic_name_by_id(&self, id: Uuid) -> Option<Arc<str>> {
+        self.topic_ids.read().get(&id).cloned()
+    }
+
+    pub fn topic_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = self.topics.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, BrokerError> {
+        let state = self.topic(topic).ok_or_else(|| BrokerError::UnknownTopic {
+            topic: topic.to_string(),
+        })?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| state.partitions.get(i).cloned())
+            .ok_or(BrokerError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                count: state.partitions.len() as i32,
+            })
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Brings the hosted partitions in line with a committed metadata image: opens logs
+    /// of new topics and partitions, applies changed configs, deletes removed topics.
+    pub fn apply_image(&self, image: &MetadataImage) -> Result<(), BrokerError> {
+        let _guard = self.apply_lock.lock();
+        let broker = self.configs.broker(&image.broker_configs)?;
+        *self.config.write() = Arc::new(broker);
+
+        let current: Vec<Arc<str>> = self.topics.read().keys().cloned().collect();
+        for name in current {
+            let keep = image
+                .topics
+                .get(&*name)
+                .map(|m| Some(m.id) == self.topic(&name).map(|t| t.meta.id));
+            if keep != Some(true) {
+                self.remove_topic(&name);
+            }
+        }
+        for meta in image.topics.values() {
+            self.apply_topic(image, meta)?;
+        }
+        Ok(())
+    }
+
+    fn apply_topic(&self, image: &MetadataImage, meta: &TopicMeta) -> Result<(), BrokerError> {
+        let config = self.configs.topic(&image.broker_configs, &meta.configs)?;
+        let existing = self.topic(&meta.name);
+        if let Some(t) = &existing {
+            if t.meta == *meta && t.config == config {
+                return Ok(());
+            }
+        }
+        let name: Arc<str> = Arc::from(meta.name.as_str());
+        let mut partitions = Vec::with_capacity(meta.partitions.max(0) as usize);
+        for p in 0..meta.partitions {
+            let reuse = existing
+                .as_ref()
+                .and_then(|t| t.partitions.get(p as usize).cloned());
+            let partition = match reuse {
+                Some(part) => {
+                    part.log.update_config(log_config(&config));
+                    part
+                }
+                None => self.open_partition(&name, p, meta.id, &config)?,
+            };
+            partitions.push(partition);
+        }
+        let state = Arc::new(TopicState {
+            meta: meta.clone(),
+            config,
+            partitions,
+        });
+        self.topics.write().insert(name.clone(), state);
+        self.topic_ids.write().insert(meta.id, name);
+        Ok(())
+    }
+
+    fn open_partition(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        topic_id: Uuid,
+        config: &TopicConfig,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let tp = TopicPartition {
+            topic: topic.clone(),
+            partition,
+        };
+        let dir = self.partition_dir(&tp);
+        let log = Log::open(dir.clone(), log_config(config), now_ms()).map_err(|source| {
+            BrokerError::OpenLog {
+                tp: tp.clone(),
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+        topics::write_partition_metadata(&dir, topic_id);
+        tracing::info!(%tp, dir = %dir.display(), log_end_offset = log.log_end_offset(), "opened partition");
+        Ok(Arc::new(Partition::new(tp, topic_id, log)))
+    }
+
+    /// The directory of a partition: an existing one in any of `log.dirs`, else a new
+    /// one in the first log dir (single-dir placement is enough until JBOD balancing).
+    fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
+        let name = strata_log::partition_dir_name(&tp.topic, tp.partition);
+        let dirs = self.config().log_dirs.clone();
+        dirs.iter()
+            .map(|d| d.join(&name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| dirs[0].join(&name))
+    }
+
+    fn remove_topic(&self, name: &str) {
+        let Some(state) = self.topics.write().remove(name) else {
+            return;
+        };
+        self.topic_ids.write().remove(&state.meta.id);
+        for p in &state.partitions {
+            p.notify_deleted();
+            let dir = self.partition_dir(&p.tp);
+            if let Err(e) = topics::delete_partition_dir(&dir) {
+                tracing::warn!(tp = %p.tp, dir = %dir.display(), error = %e, "could not delete partition directory; remove it by hand");
+            } else {
+                tracing::info!(tp = %p.tp, "deleted partition");
+            }
+        }
+    }
+
+    /// Log dirs as configured, for DescribeLogDirs.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        self.config().log_dirs.clone()
+    }
+
+    /// Flushes and closes every log so the next start skips recovery.
+    pub fn close_logs(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.log.close() {
+                tracing::warn!(tp = %p.tp, error = %e, "clean close failed; the next start will recover this log");
+            }
+        }
+    }
+
+    pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.image().broker_configs.clone()
+    }
+}

@@ -1,0 +1,277 @@
+//! Topic lifecycle on this broker: validation of new topics, proposals to the
+//! controller, and the on-disk bits that sit beside a partition's log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use strata_controller::{MetadataCommand, MetadataImage};
+use uuid::Uuid;
+
+use super::{Broker, BrokerError};
+
+/// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
+    let invalid = |reason: &str| BrokerError::InvalidTopic {
+        topic: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(invalid("the name is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("'.' and '..' are not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(invalid("longer than 249 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(invalid(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A CreateTopics entry after defaults are resolved.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means `num.partitions`.
+    pub partitions: i32,
+    /// -1 means `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Manual assignment: partition index -> broker ids. Empty means automatic.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Broker {
+    /// Validates `topic` and, unless `validate_only`, creates it through the controller.
+    /// Returns the resolved partition count and replication factor.
+    pub async fn create_topic(
+        &self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<(i32, i16), BrokerError> {
+        validate_topic_name(&topic.name)?;
+        let config = self.config();
+        let brokers = 1usize;
+        let (partitions, replication_factor) = if topic.assignments.is_empty() {
+            let p = if topic.partitions == -1 {
+                config.num_partitions
+            } else {
+                topic.partitions
+            };
+            let rf = if topic.replication_factor == -1 {
+                config.default_replication_factor
+            } else {
+                topic.replication_factor
+            };
+            (p, rf)
+        } else {
+            if topic.partitions != -1 || topic.replication_factor != -1 {
+                return Err(BrokerError::InvalidReplicaAssignment {
+                    topic: topic.name,
+                    reason:
+                        "give either an assignment or num_partitions/replication_factor, not both"
+                            .into(),
+                });
+            }
+            self.check_assignment(&topic.name, &topic.assignments, 0)?
+        };
+        if partitions <= 0 {
+            return Err(BrokerError::InvalidPartitions {
+                topic: topic.name,
+                reason: format!("{partitions} partitions requested; it must be at least 1"),
+            });
+        }
+        if replication_factor <= 0 || replication_factor as usize > brokers {
+            return Err(BrokerError::InvalidReplicationFactor {
+                requested: replication_factor,
+                brokers,
+            });
+        }
+        self.configs.validate_topic(&topic.configs)?;
+        if self.image().topics.contains_key(&topic.name) {
+            return Err(strata_controller::ControllerError::TopicAlreadyExists {
+                name: topic.name,
+            }
+            .into());
+        }
+        if validate_only {
+            return Ok((partitions, replication_factor));
+        }
+        let cmd = MetadataCommand::CreateTopic {
+            name: topic.name,
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor,
+            configs: topic.configs,
+            internal: false,
+        };
+        self.propose_and_apply(cmd).await?;
+        Ok((partitions, replication_factor))
+    }
+
+    /// Checks a manual assignment: contiguous partition indexes from `first`, every
+    /// replica list of equal length naming known brokers without repeats.
+    fn check_assignment(
+        &self,
+        topic: &str,
+        assignments: &BTreeMap<i32, Vec<i32>>,
+        first: i32,
+    ) -> Result<(i32, i16), BrokerError> {
+        let bad = |reason: String| BrokerError::InvalidReplicaAssignment {
+            topic: topic.to_string(),
+            reason,
+        };
+        let node = self.node_id();
+        let mut rf = None;
+        for (i, (p, replicas)) in assignments.iter().enumerate() {
+            if *p != first + i as i32 {
+                return Err(bad(format!(
+                    "partition indexes must be consecutive from {first}, found {p}"
+                )));
+            }
+            if replicas.is_empty() || *rf.get_or_insert(replicas.len()) != replicas.len() {
+                return Err(bad(
+                    "every partition needs the same, non-zero number of replicas".into(),
+                ));
+            }
+            if let Some(b) = replicas.iter().find(|b| **b != node) {
+                return Err(bad(format!("broker {b} is not registered")));
+            }
+            if replicas.len() > 1 {
+                return Err(bad("a broker may appear only once in a replica list".into()));
+            }
+        }
+        Ok((assignments.len() as i32, rf.unwrap_or(1) as i16))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
+        if !self.config().delete_topic_enable {
+            return Err(BrokerError::DeletionDisabled);
+        }
+        let id = self.image().topics.get(name).map(|t| t.id).ok_or_else(|| {
+            BrokerError::UnknownTopic {
+                topic: name.to_string(),
+            }
+        })?;
+        self.propose_and_apply(MetadataCommand::DeleteTopic {
+            name: name.to_string(),
+        })
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        assignments: &BTreeMap<i32, Vec<i32>>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let current = self
+            .image()
+            .topics
+            .get(name)
+            .map(|t| t.partitions)
+            .ok_or_else(|| BrokerError::UnknownTopic {
+                topic: name.to_string(),
+            })?;
+        if total <= current {
+            return Err(BrokerError::InvalidPartitions {
+                topic: name.to_string(),
+                reason: format!(
+                    "topic has {current} partitions; the new count {total} must be larger"
+                ),
+            });
+        }
+        if !assignments.is_empty() {
+            let (n, _) = self.check_assignment(name, assignments, current)?;
+            if n != total - current {
+                return Err(BrokerError::InvalidReplicaAssignment {
+                    topic: name.to_string(),
+                    reason: format!(
+                        "{n} assignments given for {} new partitions",
+                        total - current
+                    ),
+                });
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.propose_and_apply(MetadataCommand::CreatePartitions {
+            name: name.to_string(),
+            total,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides after validating them.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        if !self.image().topics.contains_key(name) {
+            return Err(BrokerError::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        self.configs.validate_topic(&configs)?;
+        if !validate_only {
+            self.propose_and_apply(MetadataCommand::SetTopicConfigs {
+                name: name.to_string(),
+                configs,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the dynamic broker config overrides after validating them.
+    pub async fn set_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        self.configs.validate_broker_dynamic(&configs)?;
+        if !validate_only {
+            self.propose_and_apply(MetadataCommand::SetBrokerConfigs { configs })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
+        let image = self.controller.propose(cmd).await?;
+        self.apply_image(&image)?;
+        Ok(image)
+    }
+}
+
+/// Records the topic id beside the log, as Kafka's `partition.metadata` does.
+pub(super) fn write_partition_metadata(dir: &Path, topic_id: Uuid) {
+    let path = dir.join("partition.metadata");
+    if path.exists() {
+        return;
+    }
+    let body = format!("version: 0\ntopic_id: {topic_id}\n");
+    if let Err(e) = std::fs::write(&path, body) {
+        tracing::warn!(path = %path.display(), error = %e, "could not write partition.metadata");
+    }
+}
+
+pub(super) fn delete_partition_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

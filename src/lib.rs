@@ -1,0 +1,13 @@
+//! Strata: a Kafka-compatible broker whose partitions live in a durable, Kafka-format
+//! segmented log (`strata-log`), with cluster metadata in a Raft log
+//! (`strata-controller`) and Kafka-named settings (`strata-config`).
+//!
+//! Layers, top to bottom (dependencies point down):
+//! - `server`: the listener, framing loop, and one handler per Kafka API;
+//! - `broker`: hosted partitions, topic lifecycle, background upkeep;
+//! - `protocol`: frames and the table of served API versions.
+
+pub mod broker;
+pub mod protocol;
+pub mod server;
+pub mod startup;

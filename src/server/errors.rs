@@ -1,0 +1,58 @@
+//! Module errors to Kafka error codes. Every handler picks codes here, so that one
+//! failure always reaches clients as the same code.
+
+use kafka_protocol::ResponseError;
+use strata_config::ConfigError;
+use strata_controller::ControllerError;
+use strata_log::record::RecordError;
+use strata_log::LogError;
+
+use crate::broker::BrokerError;
+
+pub fn error_code(e: &BrokerError) -> ResponseError {
+    use ResponseError as E;
+    match e {
+        BrokerError::UnknownTopic { .. } | BrokerError::UnknownPartition { .. } => {
+            E::UnknownTopicOrPartition
+        }
+        BrokerError::UnknownTopicId { .. } => E::UnknownTopicId,
+        BrokerError::InvalidTopic { .. } => E::InvalidTopicException,
+        BrokerError::InvalidReplicationFactor { .. } => E::InvalidReplicationFactor,
+        BrokerError::InvalidPartitions { .. } => E::InvalidPartitions,
+        BrokerError::InvalidReplicaAssignment { .. } => E::InvalidReplicaAssignment,
+        BrokerError::DeletionDisabled => E::TopicDeletionDisabled,
+        BrokerError::Config(c) => config_code(c),
+        BrokerError::Controller(c) => controller_code(c),
+        BrokerError::Log { source, .. } => log_code(source),
+        BrokerError::OpenLog { .. } => E::KafkaStorageError,
+    }
+}
+
+fn config_code(_: &ConfigError) -> ResponseError {
+    ResponseError::InvalidConfig
+}
+
+fn controller_code(e: &ControllerError) -> ResponseError {
+    match e {
+        ControllerError::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
+        ControllerError::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        ControllerError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+pub fn log_code(e: &LogError) -> ResponseError {
+    match e {
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::Record { source, .. } => record_code(source),
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
+fn record_code(e: &RecordError) -> ResponseError {
+    match e {
+        RecordError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        RecordError::Corrupt { .. } => ResponseError::CorruptMessage,
+        _ => ResponseError::InvalidRecord,
+    }
+}

@@ -1,0 +1,182 @@
+//! Fetch: byte ranges of segment files, as a long poll.
+//!
+//! The request is answered at once when it has `min_bytes`, an error, or
+//! `max_wait_ms` of zero; otherwise it waits for an append to any requested partition
+//! (no polling) and re-reads, until `max_wait_ms` has passed. Records are never
+//! decoded: the log hands back whole batches as stored.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::Ctx;
+use crate::broker::{BrokerError, Partition};
+use crate::server::error_code;
+use crate::server::errors::log_code;
+
+/// One requested partition, resolved once per request.
+struct Target {
+    index: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    partition: Result<Arc<Partition>, ResponseError>,
+}
+
+struct TopicTargets {
+    name: TopicName,
+    id: Uuid,
+    partitions: Vec<Target>,
+}
+
+pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 && req.session_epoch > 0 {
+        // We never hand out sessions (KIP-227 allows a broker to decline), so a client
+        // naming one has a stale id: it will fall back to full fetches.
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let topics: Vec<TopicTargets> = req.topics.iter().map(|t| resolve(ctx, t)).collect();
+    let read_committed = req.isolation_level == 1;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    loop {
+        // Register for wake-ups before reading, so an append in between is not missed.
+        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|t| t.partition.as_ref().ok())
+            .map(|p| Box::pin(p.appended()))
+            .collect();
+        for w in waits.iter_mut() {
+            w.as_mut().enable();
+        }
+        let (responses, bytes, errors) = read_all(&topics, max_bytes, read_committed);
+        let done = bytes >= req.min_bytes.max(0) as usize
+            || errors
+            || req.max_wait_ms <= 0
+            || tokio::time::Instant::now() >= deadline
+            || waits.is_empty();
+        if done {
+            return FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(responses);
+        }
+        tokio::select! {
+            _ = futures::future::select_all(waits) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
+    let by_id = ctx.version >= 13;
+    let name = if by_id {
+        ctx.broker
+            .topic_name_by_id(t.topic_id)
+            .map(|n| n.to_string())
+    } else {
+        Some(t.topic.0.to_string())
+    };
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let partition = match &name {
+                None => Err(ResponseError::UnknownTopicId),
+                Some(n) => ctx
+                    .broker
+                    .partition(n, p.partition)
+                    .map_err(|e| error_code(&e)),
+            };
+            Target {
+                index: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                partition,
+            }
+        })
+        .collect();
+    TopicTargets {
+        name: t.topic.clone(),
+        id: t.topic_id,
+        partitions,
+    }
+}
+
+/// Reads every partition once. Returns the response topics, the bytes gathered, and
+/// whether any partition failed (which answers the request at once).
+fn read_all(
+    topics: &[TopicTargets],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut out = Vec::with_capacity(topics.len());
+    for t in topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for target in &t.partitions {
+            let remaining = max_bytes.saturating_sub(total);
+            let data = read_one(target, remaining, total == 0, read_committed);
+            if data.error_code != 0 {
+                errors = true;
+            }
+            total += data.records.as_ref().map_or(0, Bytes::len);
+            partitions.push(data);
+        }
+        out.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.name.clone())
+                .with_topic_id(t.id)
+                .with_partitions(partitions),
+        );
+    }
+    (out, total, errors)
+}
+
+fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool) -> PartitionData {
+    let base = PartitionData::default()
+        .with_partition_index(target.index)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new));
+    let part = match &target.partition {
+        Ok(p) => p,
+        Err(code) => {
+            return base
+                .with_error_code(code.code())
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+        }
+    };
+    let hw = part.high_watermark();
+    let base = base
+        .with_high_watermark(hw)
+        .with_last_stable_offset(hw)
+        .with_log_start_offset(part.log.log_start_offset());
+    let limit = target.max_bytes.min(remaining);
+    match part.log.read(target.fetch_offset, limit, first) {
+        Ok(records) => base.with_records(Some(records)),
+        Err(e) => {
+            let code = log_code(&e);
+            let err = BrokerError::Log {
+                tp: part.tp.clone(),
+                source: e,
+            };
+            tracing::debug!(error = %err, "fetch failed");
+            base.with_error_code(code.code())
+                .with_records(Some(Bytes::new()))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! ListOffsets: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
+//! -4 earliest local, -5 latest tiered) and lookups by timestamp through the time index.
+//!
+//! A lookup by timestamp needs the first *record* with a timestamp at or after the
+//! target, so the one batch the log finds is decoded here (decompressing if needed):
+//! the read path never decodes, this admin path decodes one batch.
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+
+use super::Ctx;
+use crate::broker::{BrokerError, Partition};
+use crate::server::error_code;
+use crate::server::errors::log_code;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    if ctx.version >= 4 {
+                        base = base.with_leader_epoch(0);
+                    }
+                    match ctx.broker.partition(&name, p.partition_index) {
+                        Ok(part) => match lookup(&part, p.timestamp) {
+                            Ok((offset, timestamp)) => {
+                                base.with_offset(offset).with_timestamp(timestamp)
+                            }
+                            Err(code) => base
+                                .with_error_code(code.code())
+                                .with_offset(-1)
+                                .with_timestamp(-1),
+                        },
+                        Err(e) => base
+                            .with_error_code(error_code(&e).code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Returns (offset, timestamp); -1 for either means "none", as Kafka answers.
+fn lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let log = &part.log;
+    let fail = |e| {
+        let code = log_code(&e);
+        tracing::warn!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "list offsets failed");
+        code
+    };
+    match timestamp {
+        LATEST => Ok((part.high_watermark(), -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
+        LATEST_TIERED => Ok((-1, -1)),
+        MAX_TIMESTAMP => match log.max_timestamp_batch().map_err(fail)? {
+            Some(batch) => Ok(max_record(batch).unwrap_or((-1, -1))),
+            None => Ok((-1, -1)),
+        },
+        ts if ts < 0 => Err(ResponseError::InvalidRequest),
+        ts => match log.find_batch_by_timestamp(ts).map_err(fail)? {
+            Some(batch) => Ok(first_at_or_after(batch, ts).unwrap_or((-1, -1))),
+            None => Ok((-1, -1)),
+        },
+    }
+}
+
+/// Each record's (offset, timestamp) in one stored batch. With LogAppendTime every
+/// record carries the batch's max timestamp.
+fn records(batch: Bytes) -> Option<Vec<(i64, i64)>> {
+    const ATTRIBUTES: usize = 21;
+    const MAX_TIMESTAMP_POS: usize = 35;
+    if batch.len() < 61 {
+        return None;
+    }
+    let log_append_time = (&batch[ATTRIBUTES..]).get_i16() & 0x08 != 0;
+    let max_ts = (&batch[MAX_TIMESTAMP_POS..]).get_i64();
+    let mut buf = batch;
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    Some(
+        set.records
+            .iter()
+            .filter(|r| !r.control)
+            .map(|r| (r.offset, if log_append_time { max_ts } else { r.timestamp }))
+            .collect(),
+    )
+}
+
+fn first_at_or_after(batch: Bytes, ts: i64) -> Option<(i64, i64)> {
+    records(batch)?.into_iter().find(|&(_, t)| t >= ts)
+}
+
+fn max_record(batch: Bytes) -> Option<(i64, i64)> {
+    // The first record holding the largest timestamp, as Kafka (KIP-734) answers.
+    records(batch)?
+        .into_iter()
+        .fold(None, |best, (o, t)| match best {
+            Some((_, bt)) if bt >= t => best,
+            _ => Some((o, t)),
+        })
+}

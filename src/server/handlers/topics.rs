@@ -1,0 +1,178 @@
+//! CreateTopics, DeleteTopics, CreatePartitions: validate, propose to the controller,
+//! answer per topic.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, Ctx};
+use crate::broker::{BrokerError, NewTopic};
+use crate::server::error_code;
+
+pub async fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    let mut seen = std::collections::HashSet::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let base = CreatableTopicResult::default().with_name(t.name.clone());
+        if !seen.insert(name.clone()) {
+            results.push(
+                base.with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "topic '{name}' appears twice in the request"
+                    )))),
+            );
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            if let Some(v) = &c.value {
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+        }
+        let assignments = t
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect();
+        let new = NewTopic {
+            name: name.clone(),
+            partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments,
+            configs: configs.clone(),
+        };
+        let result = match ctx.broker.create_topic(new, req.validate_only).await {
+            Ok((partitions, rf)) => {
+                let described = ctx
+                    .broker
+                    .configs
+                    .describe_topic(&ctx.broker.dynamic_broker_configs(), &configs);
+                let configs = described
+                    .into_iter()
+                    .map(|d| {
+                        CreatableTopicConfigs::default()
+                            .with_name(str_bytes(d.name))
+                            .with_value(d.value.map(str_bytes))
+                            .with_read_only(d.read_only)
+                            .with_config_source(d.source.kafka_code())
+                            .with_is_sensitive(d.sensitive)
+                    })
+                    .collect();
+                let id = ctx
+                    .broker
+                    .image()
+                    .topics
+                    .get(&name)
+                    .map(|m| m.id)
+                    .unwrap_or_default();
+                base.with_topic_id(id)
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(rf)
+                    .with_configs(Some(configs))
+            }
+            Err(e) => failed(base, &e),
+        };
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn failed(base: CreatableTopicResult, e: &BrokerError) -> CreatableTopicResult {
+    base.with_error_code(error_code(e).code())
+        .with_error_message(Some(str_bytes(e.to_string())))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+pub async fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // v6 names topics by name or id in `topics`; earlier versions use `topic_names`.
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = name.or_else(|| ctx.broker.topic_name_by_id(id).map(|n| n.to_string()));
+        let base = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id);
+        let result = match name {
+            None => base.with_error_code(ResponseError::UnknownTopicId.code()),
+            Some(name) => match ctx.broker.delete_topic(&name).await {
+                Ok(id) => {
+                    tracing::info!(topic = %name, %id, "deleted topic");
+                    base.with_topic_id(id)
+                }
+                Err(e) => base
+                    .with_error_code(error_code(&e).code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            },
+        };
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    ctx: &Ctx,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let current = ctx
+            .broker
+            .image()
+            .topics
+            .get(&name)
+            .map(|m| m.partitions)
+            .unwrap_or(0);
+        let assignments: BTreeMap<i32, Vec<i32>> = t
+            .assignments
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| {
+                (
+                    current + i as i32,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect();
+        let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let result = match ctx
+            .broker
+            .create_partitions(&name, t.count, &assignments, req.validate_only)
+            .await
+        {
+            Ok(()) => base,
+            Err(e) => base
+                .with_error_code(error_code(&e).code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        };
+        results.push(result);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

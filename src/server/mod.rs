@@ -1,0 +1,166 @@
+//! The Kafka listener: accepts connections, reads frames, dispatches each request to
+//! its handler in `handlers/`, and writes responses in order.
+//!
+//! Like Kafka, a connection has one request in progress at a time, so responses leave
+//! in request order; clients pipeline by sending several requests before reading.
+//! Responses are buffered and flushed when no further request is already buffered, so
+//! a pipelining producer gets its acknowledgements in few writes.
+//!
+//! This is the only layer that turns module errors into Kafka error codes
+//! (`errors.rs`).
+
+mod errors;
+mod handlers;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::protocol::{self, ProtocolError};
+
+pub use errors::error_code;
+
+/// Per-request context handed to every handler.
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub version: i16,
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_connection(stream, broker, shutdown).await {
+                            tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let (rd, wr) = stream.into_split();
+    let mut reader = BufReader::with_capacity(256 * 1024, rd);
+    let mut writer = BufWriter::with_capacity(256 * 1024, wr);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let size = tokio::select! {
+            size = reader.read_i32() => match size {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let max = broker.config().socket_request_max_bytes.max(0) as usize;
+        let size = match protocol::check_frame_size(size, max) {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                return Ok(());
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        reader.read_exact(&mut frame).await?;
+        out.clear();
+        match respond(&broker, frame.freeze(), &mut out).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad request; closing connection");
+                return Ok(());
+            }
+        }
+        if !out.is_empty() {
+            writer.write_all(&out).await?;
+        }
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+    }
+}
+
+/// Decodes, handles and encodes one request. `Err` means the connection must close
+/// (Kafka's answer to framing garbage, unknown APIs and undecodable bodies).
+async fn respond(
+    broker: &Arc<Broker>,
+    frame: bytes::Bytes,
+    out: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    let request = match protocol::decode_request(frame) {
+        Ok(r) => r,
+        Err(ProtocolError::UnsupportedVersion {
+            api: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the
+            // client can retry with a version we speak.
+            let body = handlers::api_versions::response(35);
+            return encode(
+                out,
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                &ResponseKind::ApiVersions(body),
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let api = request.api;
+    let ctx = Ctx {
+        broker: broker.clone(),
+        version,
+    };
+    match handlers::dispatch(&ctx, request.body).await {
+        Some(body) => encode(out, api, version, correlation_id, &body),
+        None => Ok(()),
+    }
+}
+
+/// Only a handler bug (a field set that this version cannot carry) fails here; the
+/// connection is closed so the client retries instead of waiting for an answer.
+fn encode(
+    out: &mut BytesMut,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<(), ProtocolError> {
+    protocol::encode_response(out, api, version, correlation_id, body).map_err(|e| {
+        tracing::error!(?api, version, error = %e, "could not encode response");
+        ProtocolError::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        }
+    })
+}

@@ -1,0 +1,166 @@
+//! Starting and stopping a broker: configuration, the controller, the logs, the
+//! listener. `main.rs` is a thin CLI over [`run`]; tests may call [`start`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strata_config::{Configs, Listener};
+use strata_controller::{BrokerMeta, Controller, MetadataCommand};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] strata_config::ConfigError),
+    #[error("cannot create log dir {dir}: {source}; check log.dirs and permissions")]
+    LogDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the metadata log in {dir}: {source}")]
+    Controller {
+        dir: PathBuf,
+        source: strata_controller::ControllerError,
+    },
+    #[error("cannot listen on {addr}: {source}; is another broker using the port? (listeners)")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no listener configured; set listeners, e.g. PLAINTEXT://127.0.0.1:9092")]
+    NoListener,
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
+}
+
+/// A running broker.
+pub struct Running {
+    pub broker: Arc<Broker>,
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Opens everything and starts serving; returns once the listener is bound.
+pub async fn start(configs: Configs) -> Result<Running, StartupError> {
+    let config = configs.broker(&Default::default())?;
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|source| StartupError::LogDir {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    let meta_dir = config.log_dirs[0].join("meta");
+    let controller = Controller::open(&meta_dir, config.node_id as u64)
+        .await
+        .map_err(|source| StartupError::Controller {
+            dir: meta_dir.clone(),
+            source,
+        })?;
+
+    let listen = config
+        .listeners
+        .first()
+        .ok_or(StartupError::NoListener)?
+        .clone();
+    let bind = format!("{}:{}", listen.host, listen.port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr: bind, source })?;
+    let advertised = match config.advertised_listeners.first() {
+        Some(a) if a.port != 0 => a.clone(),
+        Some(a) => Listener {
+            port: addr.port(),
+            ..a.clone()
+        },
+        None => Listener {
+            port: addr.port(),
+            ..listen.clone()
+        },
+    };
+    let me = BrokerMeta {
+        node_id: config.node_id,
+        host: advertised.host.clone(),
+        port: advertised.port,
+        rack: config.broker_rack.clone(),
+    };
+    if controller.image().brokers.get(&config.node_id) != Some(&me) {
+        controller
+            .propose(MetadataCommand::RegisterBroker(me))
+            .await
+            .map_err(|source| StartupError::Controller {
+                dir: meta_dir.clone(),
+                source,
+            })?;
+    }
+
+    let broker = Broker::new(configs, config, controller, advertised);
+    let image = broker.image();
+    broker.apply_image(&image)?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    broker.spawn_tasks(shutdown_rx.clone());
+    let server = tokio::spawn(crate::server::serve(listener, broker.clone(), shutdown_rx));
+    Ok(Running {
+        broker,
+        addr,
+        shutdown,
+        server,
+    })
+}
+
+impl Running {
+    /// Stops accepting, closes every log cleanly, and stops the controller.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        self.broker.close_logs();
+        if let Err(e) = self.broker.controller.shutdown().await {
+            tracing::warn!(error = %e, "controller shutdown failed");
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(configs: Configs) -> Result<(), StartupError> {
+    let running = start(configs).await?;
+    let a = &running.broker.advertised;
+    // Tests and scripts read this line to learn the bound port.
+    println!(
+        "strata: listening on {} (advertised {}:{})",
+        running.addr, a.host, a.port
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(addr = %running.addr, node_id = running.broker.node_id(), "broker started");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

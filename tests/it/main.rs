@@ -1,0 +1,9 @@
+//! The one integration test binary: the real `strata` process driven by real Kafka
+//! clients (librdkafka through the `rdkafka` crate) and raw protocol frames.
+
+mod admin;
+mod bad_input;
+mod crash;
+mod harness;
+mod kafka;
+mod produce_consume;
