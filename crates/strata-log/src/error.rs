@@ -36,6 +36,8 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
+    #[error("log {dir} refuses writes after an earlier I/O failure ({reason}); fix the disk and restart the broker, recovery repairs the log")]
+    Failed { dir: PathBuf, reason: String },
     #[error("log {dir} is closed; reopen it with Log::open")]
     Closed { dir: PathBuf },
 }

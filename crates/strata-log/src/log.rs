@@ -52,6 +52,11 @@ struct Writer {
     /// The latest `now_ms` a caller gave us (for rolls that have no clock).
     clock_ms: i64,
     closed: bool,
+    /// Set by an I/O error in the middle of an append: the file may hold bytes
+    /// past the published end and the indexes entries for them, so no further
+    /// writes are accepted until a reopen repairs the log (like Kafka taking the
+    /// log dir offline).
+    failed: Option<String>,
 }
 
 pub struct Log {
@@ -79,6 +84,7 @@ impl Log {
                 last_flush_ms: now_ms,
                 clock_ms: now_ms,
                 closed: false,
+                failed: None,
             }),
             segments: RwLock::new(loaded.segments),
             log_start: AtomicI64::new(loaded.log_start_offset),
@@ -152,8 +158,14 @@ impl Log {
             next = info.last_offset() + 1;
             messages += info.records_count as u64;
         }
-        let active = self.maybe_roll(&mut w, data.len() as u64, next - 1, now_ms)?;
-        active.append(&data, &infos, w.config.index_interval_bytes)?;
+        let written = self
+            .maybe_roll(&mut w, data.len() as u64, next - 1, now_ms)
+            .and_then(|active| active.append(&data, &infos, w.config.index_interval_bytes));
+        if let Err(e) = written {
+            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
+            w.failed = Some(e.to_string());
+            return Err(e);
+        }
         self.log_end.store(next, Ordering::Release);
         w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
         if w.unflushed_messages >= w.config.flush_messages {
@@ -172,6 +184,12 @@ impl Log {
         if w.closed {
             return Err(LogError::Closed {
                 dir: self.dir.clone(),
+            });
+        }
+        if let Some(reason) = &w.failed {
+            return Err(LogError::Failed {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
             });
         }
         Ok(())

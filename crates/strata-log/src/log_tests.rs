@@ -434,3 +434,9 @@ fn readers_run_concurrently_with_appends_and_deletes() {
     writer.join().unwrap();
     assert_eq!(log.log_end_offset(), 600);
 }
+
+#[test]
+fn log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+}

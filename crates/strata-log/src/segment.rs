@@ -59,6 +59,9 @@ struct WriterState {
     /// lazily after a reopen.
     first_batch_ts: Option<i64>,
     created_ms: i64,
+    /// Running max timestamp, ahead of the published `Segment::max_ts` while an
+    /// append is in flight.
+    max_ts: Option<MaxTimestamp>,
 }
 
 pub(crate) struct Segment {
@@ -167,6 +170,7 @@ impl Segment {
                 bytes_since_index: 0,
                 first_batch_ts: None,
                 created_ms: now_ms,
+                max_ts,
             }),
         }
     }
@@ -225,6 +229,14 @@ impl Segment {
                 drop(file);
                 let (segment, outcome) = Segment::recover(dir, base_offset, limits, now_ms)?;
                 scanned.fetch_add(outcome.bytes_scanned, Ordering::Relaxed);
+                if let Some(reason) = &outcome.stopped {
+                    tracing::warn!(
+                        file = %segment.log_path().display(),
+                        position = outcome.valid_bytes,
+                        %reason,
+                        "truncated a trusted segment at the first invalid batch"
+                    );
+                }
                 // Trusted segments were sealed (rolled, or closed cleanly).
                 segment.seal()?;
                 Ok(segment)
@@ -269,6 +281,7 @@ impl Segment {
                 bytes_since_index: 0,
                 first_batch_ts: None,
                 created_ms: now_ms,
+                max_ts: None,
             }),
         };
         let outcome = segment.scan_and_index(limits.interval_bytes)?;
@@ -347,6 +360,7 @@ impl Segment {
             pos += size as u64;
         }
         self.size.store(pos, Ordering::Release);
+        self.publish_max_timestamp();
         self.next_offset.store(expected, Ordering::Release);
         Ok(ScanOutcome {
             valid_bytes: pos,
@@ -366,17 +380,14 @@ impl Segment {
         max_timestamp: i64,
         interval: u64,
     ) -> Result<(), LogError> {
-        let max = {
-            let mut max = self.max_ts.lock();
-            if max.is_none_or(|m| max_timestamp > m.timestamp) {
-                *max = Some(MaxTimestamp {
-                    timestamp: max_timestamp,
-                    offset: last_offset,
-                });
-            }
-            *max
-        };
         let mut w = self.writer.lock();
+        if w.max_ts.is_none_or(|m| max_timestamp > m.timestamp) {
+            w.max_ts = Some(MaxTimestamp {
+                timestamp: max_timestamp,
+                offset: last_offset,
+            });
+        }
+        let max = w.max_ts;
         if w.first_batch_ts.is_none() && position == 0 {
             w.first_batch_ts = Some(max_timestamp);
         }
@@ -426,7 +437,16 @@ impl Segment {
         }
         self.size
             .store(start + data.len() as u64, Ordering::Release);
+        self.publish_max_timestamp();
         Ok(())
+    }
+
+    /// Makes the writer's running max timestamp visible to readers; called only
+    /// after the batch holding it is published, so a reader looking for it finds
+    /// it.
+    fn publish_max_timestamp(&self) {
+        let max = self.writer.lock().max_ts;
+        *self.max_ts.lock() = max;
     }
 
     /// Appends the segment's max timestamp to the time index (so its last entry
