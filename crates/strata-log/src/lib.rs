@@ -49,6 +49,8 @@
 
 mod checkpoint;
 mod config;
+#[cfg(test)]
+mod crash_tests;
 mod error;
 pub mod index;
 mod log;

@@ -289,25 +289,28 @@ impl Log {
         if offset == log_end {
             return Ok(Bytes::new());
         }
-        let candidates: Vec<Arc<Segment>> = {
+        let floor = {
             let segments = self.segments.read();
-            let floor = segments
-                .range(..=offset)
-                .next_back()
-                .map_or(i64::MIN, |(b, _)| *b);
-            segments
-                .range(floor..)
-                .map(|(_, s)| Arc::clone(s))
-                .collect()
+            let floor = segments.range(..=offset).next_back().map(|(b, _)| *b);
+            floor.unwrap_or(i64::MIN)
         };
         // Retention may have moved the start while we were not looking.
         self.check_range(offset, log_end)?;
-        for segment in candidates {
+        // Usually the floor segment holds the offset; a segment that ends early
+        // (a gap left by recovery) sends us on to the next one.
+        let mut from = floor;
+        while let Some(segment) = self.segment_at_or_after(from) {
             if let Some(bytes) = segment.read(offset, max_bytes, min_one_batch)? {
                 return Ok(bytes);
             }
+            from = segment.base_offset().saturating_add(1);
         }
         Ok(Bytes::new())
+    }
+
+    fn segment_at_or_after(&self, base: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read();
+        segments.range(base..).next().map(|(_, s)| Arc::clone(s))
     }
 
     fn check_range(&self, offset: i64, log_end: i64) -> Result<(), LogError> {
