@@ -105,9 +105,15 @@ impl Log {
     /// Before `Ok` is returned the bytes are in the OS page cache (`pwrite`) and
     /// visible to readers; they survive a process crash (kill -9) but only survive
     /// a power loss once flushed (`flush.messages`, `flush.ms`, [`Log::flush`], a
-    /// roll, or [`Log::close`]). On `Err` nothing is visible; on an I/O error some
-    /// bytes may have reached the file past the published end; they are
-    /// overwritten by the next append, or truncated by recovery.
+    /// roll, or [`Log::close`]).
+    ///
+    /// On `Err(Record)` nothing was written. On an I/O error while writing,
+    /// nothing is visible to readers, but bytes may have reached the file past
+    /// the published end: the log then refuses writes (`Failed`) until a reopen,
+    /// whose recovery keeps or truncates them (they are not acknowledged, so
+    /// either is correct). If only the `flush.messages` fsync fails, the batches
+    /// are appended and visible but not known durable; the error is returned and
+    /// the log also refuses further writes.
     pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         self.append_inner(batches, None, now_ms)
     }
@@ -169,7 +175,11 @@ impl Log {
         self.log_end.store(next, Ordering::Release);
         w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
         if w.unflushed_messages >= w.config.flush_messages {
-            self.flush_locked(&mut w)?;
+            if let Err(e) = self.flush_locked(&mut w) {
+                tracing::error!(dir = %self.dir.display(), error = %e, "flush failed; refusing writes until the log is reopened");
+                w.failed = Some(e.to_string());
+                return Err(e);
+            }
             w.last_flush_ms = now_ms;
         }
         Ok(AppendInfo {
@@ -339,13 +349,14 @@ impl Log {
         self.segments.read().values().map(|s| s.size()).sum()
     }
 
-    /// The first batch whose maxTimestamp is >= `ts` (the server decodes it to
-    /// find the exact record). It may start below the log start offset; the
-    /// server clamps the answer to it.
+    /// The first batch whose maxTimestamp is >= `ts`, ignoring batches wholly
+    /// below the log start offset (the server decodes it to find the exact
+    /// record, and clamps that offset to the log start offset, as Kafka does).
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        let log_start = self.log_start_offset();
         for segment in self.snapshot() {
             if segment.max_timestamp().is_some_and(|m| m.timestamp >= ts) {
-                if let Some(batch) = segment.batch_at_timestamp(ts)? {
+                if let Some(batch) = segment.batch_at_timestamp(ts, log_start)? {
                     return Ok(Some(batch));
                 }
             }

@@ -222,6 +222,10 @@ fn timestamp_lookups() {
     assert_eq!(headers(&max)[0].base_offset, 14);
     let b = log.find_batch_by_timestamp(1_000).unwrap().unwrap();
     assert_eq!(headers(&b)[0].base_offset, 14);
+    // Batches below the log start offset are not candidates.
+    log.delete_records_before(16).unwrap();
+    let b = log.find_batch_by_timestamp(0).unwrap().unwrap();
+    assert_eq!(headers(&b)[0].base_offset, 16);
 }
 
 #[test]
@@ -439,4 +443,41 @@ fn readers_run_concurrently_with_appends_and_deletes() {
 fn log_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Log>();
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn timestamp_lookups_match_brute_force(
+            batches in prop::collection::vec((0i64..1_000, 1usize..4, 0usize..150), 1..40),
+            targets in prop::collection::vec(-10i64..1_010, 1..10),
+            reopen in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = open(dir.path(), small_config());
+            let mut model = Vec::new(); // (base offset, max timestamp)
+            for &(ts, n, size) in &batches {
+                let info = log.append(&batch_n(ts, n, size), 0).unwrap();
+                model.push((info.base_offset, ts + n as i64 - 1));
+            }
+            if reopen {
+                log.close().unwrap();
+                log = open(dir.path(), small_config());
+            }
+            for t in targets {
+                let expected = model.iter().find(|(_, max)| *max >= t).map(|(o, _)| *o);
+                let got = log.find_batch_by_timestamp(t).unwrap().map(|b| headers(&b)[0].base_offset);
+                prop_assert_eq!(got, expected, "target {}", t);
+            }
+            let max = model.iter().map(|(_, m)| *m).max().unwrap();
+            let expected = model.iter().find(|(_, m)| *m == max).map(|(o, _)| *o);
+            let got = log.max_timestamp_batch().unwrap().map(|b| headers(&b)[0].base_offset);
+            prop_assert_eq!(got, expected);
+        }
+    }
 }

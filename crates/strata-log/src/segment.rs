@@ -636,19 +636,25 @@ impl Segment {
         }
     }
 
-    /// The first batch whose maxTimestamp is >= `ts`: start after the last time
-    /// index entry below `ts`, then scan batch headers.
-    pub fn batch_at_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+    /// The first batch whose maxTimestamp is >= `ts` and that reaches
+    /// `min_offset` (the log start offset). Starts from the later of the
+    /// positions given by the time index (after its last entry below `ts`) and
+    /// the offset index (for `min_offset`), then scans batch headers.
+    pub fn batch_at_timestamp(&self, ts: i64, min_offset: i64) -> Result<Option<Bytes>, LogError> {
         let end = self.size();
-        let start = match self.time_index.read().last_below(ts) {
-            Some(e) => self
-                .offset_index
-                .read()
-                .lookup(e.offset)
-                .map_or(0, |e| u64::from(e.position)),
-            None => 0,
+        let by_time = self.time_index.read().last_below(ts).map(|e| e.offset);
+        let index = self.offset_index.read();
+        let position_of = |offset: Option<i64>| {
+            offset
+                .and_then(|o| index.lookup(o))
+                .map_or(0, |e| u64::from(e.position))
         };
-        match self.scan_headers(start, end, |h| h.max_timestamp >= ts)? {
+        let start = position_of(by_time).max(position_of(Some(min_offset)));
+        drop(index);
+        let found = self.scan_headers(start, end, |h| {
+            h.max_timestamp >= ts && h.last_offset() >= min_offset
+        })?;
+        match found {
             Some((pos, h)) => {
                 let len = (h.size().unwrap_or(0) as u64).min(end - pos);
                 self.read_range(pos, len).map(Some)
