@@ -285,18 +285,37 @@ impl Log {
         )
     }
 
-    /// Whole batches starting with the one containing `offset`, up to
-    /// `max_bytes` (at least one batch if `min_one_batch`). Empty at the log end.
-    /// Reads from one segment; the next read continues from the next offset.
+    /// Whole batches starting with the one containing `offset` (which may begin
+    /// before it, as in Kafka), up to `max_bytes`, but at least one whole batch if
+    /// `min_one_batch`. Empty at the log end. Reads from one segment; the caller
+    /// continues from the offset after the last batch returned.
+    ///
+    /// Errors with `OffsetOutOfRange` outside `[log_start, log_end]`. Never
+    /// returns a batch at or past the log end offset loaded at the start, and
+    /// holds no lock while reading the file.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Bytes, LogError> {
+        self.read_up_to(offset, max_bytes, min_one_batch, i64::MAX)
+    }
+
+    /// [`Log::read`], also leaving out batches whose base offset is at or above
+    /// `max_offset` (for consumers: the high watermark). Empty if `offset >=
+    /// max_offset`.
+    pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<Bytes, LogError> {
         let log_end = self.log_end.load(Ordering::Acquire);
         self.check_range(offset, log_end)?;
-        if offset == log_end {
+        let upper = max_offset.min(log_end);
+        if offset >= upper {
             return Ok(Bytes::new());
         }
         let floor = {
@@ -310,7 +329,7 @@ impl Log {
         // (a gap left by recovery) sends us on to the next one.
         let mut from = floor;
         while let Some(segment) = self.segment_at_or_after(from) {
-            if let Some(bytes) = segment.read(offset, max_bytes, min_one_batch)? {
+            if let Some(bytes) = segment.read(offset, max_bytes, min_one_batch, upper)? {
                 return Ok(bytes);
             }
             from = segment.base_offset().saturating_add(1);

@@ -63,6 +63,13 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
         4
     );
     assert!(log.read(6, 1 << 20, false).unwrap().is_empty());
+    // Up to a high watermark: only batches starting below it.
+    let hw = headers(&log.read_up_to(0, 1 << 20, false, 4).unwrap());
+    assert_eq!(
+        hw.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+        vec![0, 3]
+    );
+    assert!(log.read_up_to(4, 1 << 20, true, 4).unwrap().is_empty());
     assert!(matches!(
         log.read(7, 100, true),
         Err(LogError::OffsetOutOfRange {
@@ -372,6 +379,9 @@ fn clean_reopen_reads_no_log_data_and_unclean_reopen_does() {
     let log = open(dir.path(), small_config());
     assert!(log.recovery_bytes_scanned() > 0);
     assert_eq!(log.log_end_offset(), 76);
+    // Only the active segment (above the recovery point) was scanned.
+    assert!(log.segments().len() > 2);
+    assert_eq!(log.recovery_bytes_scanned(), log.segments().last().unwrap().size_bytes);
     // The marker is consumed by open: a crash after a clean open is detected.
     log.close().unwrap();
     drop(log);

@@ -580,18 +580,23 @@ impl Segment {
     }
 
     /// Whole batches starting with the one containing `offset` (or the first one
-    /// after it), up to `max_bytes`, at least one batch if `min_one_batch`.
+    /// after it), up to `max_bytes`, at least one batch if `min_one_batch`, and
+    /// only batches whose base offset is below `upper`.
     /// `None` if no batch in this segment reaches `offset`.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        upper: i64,
     ) -> Result<Option<Bytes>, LogError> {
         let end = self.size();
         let Some((pos, header)) = self.locate(offset, end)? else {
             return Ok(None);
         };
+        if header.base_offset >= upper {
+            return Ok(Some(Bytes::new()));
+        }
         let first = header.size().unwrap_or(0) as u64;
         let avail = end - pos;
         let want = (max_bytes as u64).min(avail);
@@ -607,7 +612,12 @@ impl Segment {
             .map_err(LogError::io("reading", &self.log_path))?;
         let mut whole = 0usize;
         while let Some(size) = buf.get(whole..).and_then(record::batch_size_at) {
-            if whole + size > buf.len() {
+            let base = buf.get(whole..whole + 8).map(|b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                i64::from_be_bytes(a)
+            });
+            if whole + size > buf.len() || base.is_none_or(|b| b >= upper) {
                 break;
             }
             whole += size;
