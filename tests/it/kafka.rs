@@ -117,8 +117,8 @@ pub async fn produce_n(p: &FutureProducer, topic: &str, partition: i32, n: usize
     }
     let mut offsets = Vec::with_capacity(n);
     for f in futures {
-        let (_, offset) = f.await.expect("delivery future").expect("delivered");
-        offsets.push(offset);
+        let delivery = f.await.expect("delivery future").expect("delivered");
+        offsets.push(delivery.offset);
     }
     offsets
 }

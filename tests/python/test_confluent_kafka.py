@@ -17,7 +17,8 @@ def admin(b):
 
 
 def create(b, name, partitions=1, config=None):
-    fs = admin(b).create_topics([NewTopic(name, partitions, 1, config=config or {})])
+    a = admin(b)  # keep the client alive until the future resolves
+    fs = a.create_topics([NewTopic(name, partitions, 1, config=config or {})])
     fs[name].result(15)
 
 
@@ -111,7 +112,7 @@ def test_admin_apis(broker):
     broker_res = ConfigResource(ConfigResource.Type.BROKER, "1")
     bc = a.describe_configs([broker_res])[broker_res].result(15)
     assert bc["num.partitions"].value == "1"
-    dyn = ConfigResource(ConfigResource.Type.BROKER, "", incremental_configs=[
+    dyn = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
         ConfigEntry("log.retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([dyn])[dyn].result(15)
     tc = a.describe_configs([res])[res].result(15)
