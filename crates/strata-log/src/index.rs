@@ -13,13 +13,21 @@
 //! `index.interval.bytes`. Loading a segment reads the whole file once, which is
 //! the "read indexes only" cost of a clean restart.
 //!
+//! Concurrency: lookups may run from any thread; `append` must be called by one
+//! thread at a time (the segment's writer). The file write happens outside the
+//! entries' lock, which is held only to push the new entry, so a lookup never
+//! waits for I/O.
+//!
 //! This module never reads the `.log`; rebuilding an index from the log is
-//! `segment`'s job. Not thread-safe by itself: `segment` wraps it in a lock.
+//! `segment`'s job.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
 
 pub const ENTRY_LEN: usize = 8;
 
@@ -47,8 +55,8 @@ pub struct OffsetIndex {
     path: PathBuf,
     file: File,
     base_offset: i64,
-    entries: Vec<(u32, u32)>,
-    max_entries: usize,
+    entries: RwLock<Vec<(u32, u32)>>,
+    max_entries: AtomicUsize,
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
@@ -71,8 +79,8 @@ impl OffsetIndex {
             path,
             file,
             base_offset,
-            entries: Vec::new(),
-            max_entries,
+            entries: RwLock::new(Vec::new()),
+            max_entries: AtomicUsize::new(max_entries),
         })
     }
 
@@ -133,28 +141,32 @@ impl OffsetIndex {
             path,
             file,
             base_offset,
-            entries,
-            max_entries,
+            entries: RwLock::new(entries),
+            max_entries: AtomicUsize::new(max_entries),
         })
     }
 
     /// Appends an entry. `offset` must be above the last entry's and fit in u32
     /// relative to the base; violations are ignored (an index is only a hint).
-    pub fn append(&mut self, offset: i64, position: u32) -> io::Result<()> {
+    /// One caller at a time.
+    pub fn append(&self, offset: i64, position: u32) -> io::Result<()> {
         let Ok(rel) = u32::try_from(offset - self.base_offset) else {
             return Ok(());
         };
-        if let Some(&(last_rel, last_pos)) = self.entries.last() {
-            if rel <= last_rel || position <= last_pos {
-                return Ok(());
+        let len = {
+            let entries = self.entries.read();
+            if let Some(&(last_rel, last_pos)) = entries.last() {
+                if rel <= last_rel || position <= last_pos {
+                    return Ok(());
+                }
             }
-        }
+            entries.len()
+        };
         let mut buf = [0u8; ENTRY_LEN];
         buf[..4].copy_from_slice(&rel.to_be_bytes());
         buf[4..].copy_from_slice(&position.to_be_bytes());
-        let at = (self.entries.len() * ENTRY_LEN) as u64;
-        self.file.write_all_at(&buf, at)?;
-        self.entries.push((rel, position));
+        self.file.write_all_at(&buf, (len * ENTRY_LEN) as u64)?;
+        self.entries.write().push((rel, position));
         Ok(())
     }
 
@@ -164,12 +176,12 @@ impl OffsetIndex {
         if rel < 0 {
             return None;
         }
-        let idx = self.entries.partition_point(|&(r, _)| i64::from(r) <= rel);
-        idx.checked_sub(1).map(|i| self.entry(i))
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|&(r, _)| i64::from(r) <= rel);
+        idx.checked_sub(1).map(|i| self.entry(entries[i]))
     }
 
-    fn entry(&self, i: usize) -> OffsetEntry {
-        let (rel, position) = self.entries[i];
+    fn entry(&self, (rel, position): (u32, u32)) -> OffsetEntry {
         OffsetEntry {
             offset: self.base_offset + i64::from(rel),
             position,
@@ -177,23 +189,23 @@ impl OffsetIndex {
     }
 
     pub fn entries(&self) -> Vec<OffsetEntry> {
-        (0..self.entries.len()).map(|i| self.entry(i)).collect()
+        self.entries.read().iter().map(|&e| self.entry(e)).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.len() >= self.max_entries.load(Ordering::Relaxed)
     }
 
-    pub fn set_max_entries(&mut self, max_entries: usize) {
-        self.max_entries = max_entries;
+    pub fn set_max_entries(&self, max_entries: usize) {
+        self.max_entries.store(max_entries, Ordering::Relaxed);
     }
 
     pub fn sync(&self) -> io::Result<()> {
@@ -214,7 +226,7 @@ mod tests {
     fn load_rejects_non_monotonic_and_out_of_range() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut idx = OffsetIndex::create(path.clone(), 100, 10).unwrap();
+        let idx = OffsetIndex::create(path.clone(), 100, 10).unwrap();
         idx.append(110, 0).unwrap();
         idx.append(120, 4000).unwrap();
         assert_eq!(
@@ -242,7 +254,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("i.index");
             let base = 1000;
-            let mut idx = OffsetIndex::create(path.clone(), base, 1000).unwrap();
+            let idx = OffsetIndex::create(path.clone(), base, 1000).unwrap();
             let mut model = Vec::new();
             let (mut off, mut pos) = (base, 0u32);
             for (d_off, d_pos) in deltas {

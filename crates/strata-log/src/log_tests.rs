@@ -381,7 +381,10 @@ fn clean_reopen_reads_no_log_data_and_unclean_reopen_does() {
     assert_eq!(log.log_end_offset(), 76);
     // Only the active segment (above the recovery point) was scanned.
     assert!(log.segments().len() > 2);
-    assert_eq!(log.recovery_bytes_scanned(), log.segments().last().unwrap().size_bytes);
+    assert_eq!(
+        log.recovery_bytes_scanned(),
+        log.segments().last().unwrap().size_bytes
+    );
     // The marker is consumed by open: a crash after a clean open is detected.
     log.close().unwrap();
     drop(log);

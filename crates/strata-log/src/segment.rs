@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::LogError;
 use crate::index::{IndexError, OffsetIndex};
@@ -70,8 +70,8 @@ pub(crate) struct Segment {
     file: File,
     size: AtomicU64,
     next_offset: AtomicI64,
-    offset_index: RwLock<OffsetIndex>,
-    time_index: RwLock<TimeIndex>,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
     max_ts: Mutex<Option<MaxTimestamp>>,
     writer: Mutex<WriterState>,
 }
@@ -163,8 +163,8 @@ impl Segment {
             file,
             size: AtomicU64::new(size),
             next_offset: AtomicI64::new(next_offset),
-            offset_index: RwLock::new(offset_index),
-            time_index: RwLock::new(time_index),
+            offset_index,
+            time_index,
             max_ts: Mutex::new(max_ts),
             writer: Mutex::new(WriterState {
                 bytes_since_index: 0,
@@ -260,22 +260,18 @@ impl Segment {
             file,
             size: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset),
-            offset_index: RwLock::new(
-                OffsetIndex::create(
-                    dir.join(file_name(base_offset, "index")),
-                    base_offset,
-                    limits.offset_entries,
-                )
-                .map_err(index_err)?,
-            ),
-            time_index: RwLock::new(
-                TimeIndex::create(
-                    dir.join(file_name(base_offset, "timeindex")),
-                    base_offset,
-                    limits.time_entries,
-                )
-                .map_err(index_err)?,
-            ),
+            offset_index: OffsetIndex::create(
+                dir.join(file_name(base_offset, "index")),
+                base_offset,
+                limits.offset_entries,
+            )
+            .map_err(index_err)?,
+            time_index: TimeIndex::create(
+                dir.join(file_name(base_offset, "timeindex")),
+                base_offset,
+                limits.time_entries,
+            )
+            .map_err(index_err)?,
             max_ts: Mutex::new(None),
             writer: Mutex::new(WriterState {
                 bytes_since_index: 0,
@@ -394,12 +390,10 @@ impl Segment {
         if w.bytes_since_index > interval {
             let pos = u32::try_from(position).unwrap_or(u32::MAX);
             self.offset_index
-                .write()
                 .append(last_offset, pos)
                 .map_err(LogError::io("writing index for", &self.log_path))?;
             if let Some(m) = max {
                 self.time_index
-                    .write()
                     .maybe_append(m.timestamp, m.offset)
                     .map_err(LogError::io("writing time index for", &self.log_path))?;
             }
@@ -455,7 +449,6 @@ impl Segment {
     pub fn seal(&self) -> Result<(), LogError> {
         if let Some(m) = *self.max_ts.lock() {
             self.time_index
-                .write()
                 .maybe_append(m.timestamp, m.offset)
                 .map_err(LogError::io("writing time index for", &self.log_path))?;
         }
@@ -466,16 +459,16 @@ impl Segment {
         self.file
             .sync_data()
             .map_err(LogError::io("fsyncing", &self.log_path))?;
-        let oi = self.offset_index.read();
+        let oi = &self.offset_index;
         oi.sync().map_err(LogError::io("fsyncing", oi.path()))?;
-        let ti = self.time_index.read();
+        let ti = &self.time_index;
         ti.sync().map_err(LogError::io("fsyncing", ti.path()))
     }
 
     pub fn delete_files(&self) -> Result<(), LogError> {
         let paths = [
-            self.offset_index.read().path().to_path_buf(),
-            self.time_index.read().path().to_path_buf(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
             self.log_path.clone(),
         ];
         for path in paths {
@@ -508,16 +501,14 @@ impl Segment {
     /// True when one more index entry would not fit, or `extra_offsets` more
     /// offsets would overflow the u32 relative offset.
     pub fn needs_roll_for_index(&self, last_offset_after: i64) -> bool {
-        self.offset_index.read().is_full()
-            || self.time_index.read().is_full()
+        self.offset_index.is_full()
+            || self.time_index.is_full()
             || last_offset_after - self.base_offset > i64::from(u32::MAX)
     }
 
     pub fn set_limits(&self, limits: IndexLimits) {
-        self.offset_index
-            .write()
-            .set_max_entries(limits.offset_entries);
-        self.time_index.write().set_max_entries(limits.time_entries);
+        self.offset_index.set_max_entries(limits.offset_entries);
+        self.time_index.set_max_entries(limits.time_entries);
     }
 
     /// Kafka's rolling-based timestamp: the first batch's maxTimestamp, or the
@@ -557,7 +548,6 @@ impl Segment {
     fn locate(&self, target: i64, end: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let start = self
             .offset_index
-            .read()
             .lookup(target)
             .map_or(0, |e| u64::from(e.position));
         self.scan_headers(start, end, |h| h.last_offset() >= target)
@@ -652,15 +642,14 @@ impl Segment {
     /// the offset index (for `min_offset`), then scans batch headers.
     pub fn batch_at_timestamp(&self, ts: i64, min_offset: i64) -> Result<Option<Bytes>, LogError> {
         let end = self.size();
-        let by_time = self.time_index.read().last_below(ts).map(|e| e.offset);
-        let index = self.offset_index.read();
+        let by_time = self.time_index.last_below(ts).map(|e| e.offset);
+        let index = &self.offset_index;
         let position_of = |offset: Option<i64>| {
             offset
                 .and_then(|o| index.lookup(o))
                 .map_or(0, |e| u64::from(e.position))
         };
         let start = position_of(by_time).max(position_of(Some(min_offset)));
-        drop(index);
         let found = self.scan_headers(start, end, |h| {
             h.max_timestamp >= ts && h.last_offset() >= min_offset
         })?;
@@ -680,10 +669,7 @@ impl Segment {
         Vec<crate::index::OffsetEntry>,
         Vec<crate::timeindex::TimeEntry>,
     ) {
-        (
-            self.offset_index.read().entries(),
-            self.time_index.read().entries(),
-        )
+        (self.offset_index.entries(), self.time_index.entries())
     }
 }
 

@@ -9,12 +9,16 @@
 //! entry of an inactive segment is the segment's largest timestamp.
 //!
 //! Same storage choice as [`crate::index`]: an in-memory `Vec` plus positioned
-//! appends to the file (no mmap: small files, no `unsafe`, no SIGBUS).
+//! appends to the file (no mmap: small files, no `unsafe`, no SIGBUS), and the
+//! same concurrency: concurrent lookups, one appender, no I/O under the lock.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
 
 use crate::index::IndexError;
 
@@ -30,8 +34,8 @@ pub struct TimeIndex {
     path: PathBuf,
     file: File,
     base_offset: i64,
-    entries: Vec<(i64, u32)>,
-    max_entries: usize,
+    entries: RwLock<Vec<(i64, u32)>>,
+    max_entries: AtomicUsize,
 }
 
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
@@ -54,8 +58,8 @@ impl TimeIndex {
             path,
             file,
             base_offset,
-            entries: Vec::new(),
-            max_entries,
+            entries: RwLock::new(Vec::new()),
+            max_entries: AtomicUsize::new(max_entries),
         })
     }
 
@@ -111,33 +115,36 @@ impl TimeIndex {
             path,
             file,
             base_offset,
-            entries,
-            max_entries,
+            entries: RwLock::new(entries),
+            max_entries: AtomicUsize::new(max_entries),
         })
     }
 
     /// Appends `(timestamp, offset)` if `timestamp` is above the last entry's
-    /// (and the offset not below it); otherwise does nothing.
-    pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
+    /// (and the offset not below it); otherwise does nothing. One caller at a
+    /// time.
+    pub fn maybe_append(&self, timestamp: i64, offset: i64) -> io::Result<()> {
         let Ok(rel) = u32::try_from(offset - self.base_offset) else {
             return Ok(());
         };
-        if let Some(&(last_ts, last_rel)) = self.entries.last() {
-            if timestamp <= last_ts || rel < last_rel {
-                return Ok(());
+        let len = {
+            let entries = self.entries.read();
+            if let Some(&(last_ts, last_rel)) = entries.last() {
+                if timestamp <= last_ts || rel < last_rel {
+                    return Ok(());
+                }
             }
-        }
+            entries.len()
+        };
         let mut buf = [0u8; ENTRY_LEN];
         buf[..8].copy_from_slice(&timestamp.to_be_bytes());
         buf[8..].copy_from_slice(&rel.to_be_bytes());
-        let at = (self.entries.len() * ENTRY_LEN) as u64;
-        self.file.write_all_at(&buf, at)?;
-        self.entries.push((timestamp, rel));
+        self.file.write_all_at(&buf, (len * ENTRY_LEN) as u64)?;
+        self.entries.write().push((timestamp, rel));
         Ok(())
     }
 
-    fn entry(&self, i: usize) -> TimeEntry {
-        let (timestamp, rel) = self.entries[i];
+    fn entry(&self, (timestamp, rel): (i64, u32)) -> TimeEntry {
         TimeEntry {
             timestamp,
             offset: self.base_offset + i64::from(rel),
@@ -148,39 +155,41 @@ impl TimeIndex {
     /// or before its offset has a max timestamp below `target`, so a search for
     /// the first batch with timestamp >= `target` can start after it.
     pub fn last_below(&self, target: i64) -> Option<TimeEntry> {
-        let idx = self.entries.partition_point(|&(ts, _)| ts < target);
-        idx.checked_sub(1).map(|i| self.entry(i))
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|&(ts, _)| ts < target);
+        idx.checked_sub(1).map(|i| self.entry(entries[i]))
     }
 
     /// The first entry whose timestamp is >= `target`: the first batch with a
     /// timestamp >= `target` is at or before its offset.
     pub fn first_at_or_after(&self, target: i64) -> Option<TimeEntry> {
-        let idx = self.entries.partition_point(|&(ts, _)| ts < target);
-        (idx < self.entries.len()).then(|| self.entry(idx))
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|&(ts, _)| ts < target);
+        entries.get(idx).map(|&e| self.entry(e))
     }
 
     pub fn last(&self) -> Option<TimeEntry> {
-        self.entries.len().checked_sub(1).map(|i| self.entry(i))
+        self.entries.read().last().map(|&e| self.entry(e))
     }
 
     pub fn entries(&self) -> Vec<TimeEntry> {
-        (0..self.entries.len()).map(|i| self.entry(i)).collect()
+        self.entries.read().iter().map(|&e| self.entry(e)).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.len() >= self.max_entries.load(Ordering::Relaxed)
     }
 
-    pub fn set_max_entries(&mut self, max_entries: usize) {
-        self.max_entries = max_entries;
+    pub fn set_max_entries(&self, max_entries: usize) {
+        self.max_entries.store(max_entries, Ordering::Relaxed);
     }
 
     pub fn sync(&self) -> io::Result<()> {
@@ -206,7 +215,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("t.timeindex");
             let base = 500;
-            let mut idx = TimeIndex::create(path.clone(), base, 1000).unwrap();
+            let idx = TimeIndex::create(path.clone(), base, 1000).unwrap();
             let mut model: Vec<TimeEntry> = Vec::new();
             let (mut ts, mut off) = (0i64, base);
             for (d_ts, d_off) in steps {
