@@ -110,16 +110,24 @@ fn index_err(e: IndexError) -> LogError {
     }
 }
 
-impl Segment {
-    /// Creates a new empty segment, truncating any files of the same name.
-    pub fn create(
+/// A segment's opened files.
+struct Files {
+    log_path: PathBuf,
+    file: File,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+}
+
+impl Files {
+    /// Opens the log (truncating it if `truncate_log`) and creates empty indexes.
+    fn with_new_indexes(
         dir: &Path,
         base_offset: i64,
         limits: IndexLimits,
-        now_ms: i64,
-    ) -> Result<Segment, LogError> {
+        truncate_log: bool,
+    ) -> Result<Files, LogError> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let file = open_log(&log_path, true)?;
+        let file = open_log(&log_path, truncate_log)?;
         let offset_index = OffsetIndex::create(
             dir.join(file_name(base_offset, "index")),
             base_offset,
@@ -132,47 +140,53 @@ impl Segment {
             limits.time_entries,
         )
         .map_err(index_err)?;
-        Ok(Segment::assemble(
-            base_offset,
+        Ok(Files {
             log_path,
             file,
-            0,
-            base_offset,
             offset_index,
             time_index,
-            None,
-            now_ms,
-        ))
+        })
+    }
+}
+
+impl Segment {
+    /// Creates a new empty segment, truncating any files of the same name.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        limits: IndexLimits,
+        now_ms: i64,
+    ) -> Result<Segment, LogError> {
+        let files = Files::with_new_indexes(dir, base_offset, limits, true)?;
+        Ok(Segment::from_files(base_offset, files, now_ms))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        base_offset: i64,
-        log_path: PathBuf,
-        file: File,
-        size: u64,
-        next_offset: i64,
-        offset_index: OffsetIndex,
-        time_index: TimeIndex,
-        max_ts: Option<MaxTimestamp>,
-        now_ms: i64,
-    ) -> Segment {
+    /// An empty segment over `files`; `set_loaded` or a scan fills it in.
+    fn from_files(base_offset: i64, files: Files, now_ms: i64) -> Segment {
         Segment {
             base_offset,
-            log_path,
-            file,
-            size: AtomicU64::new(size),
-            next_offset: AtomicI64::new(next_offset),
-            offset_index,
-            time_index,
-            max_ts: Mutex::new(max_ts),
+            log_path: files.log_path,
+            file: files.file,
+            size: AtomicU64::new(0),
+            next_offset: AtomicI64::new(base_offset),
+            offset_index: files.offset_index,
+            time_index: files.time_index,
+            max_ts: Mutex::new(None),
             writer: Mutex::new(WriterState {
                 bytes_since_index: 0,
                 first_batch_ts: None,
                 created_ms: now_ms,
-                max_ts,
+                max_ts: None,
             }),
         }
+    }
+
+    /// Sets what a trusted open learned from metadata and the indexes.
+    fn set_loaded(&self, size: u64, next_offset: i64, max_ts: Option<MaxTimestamp>) {
+        self.writer.lock().max_ts = max_ts;
+        *self.max_ts.lock() = max_ts;
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.size.store(size, Ordering::Release);
     }
 
     /// Opens a segment whose log is trusted (below the recovery point, or after a
@@ -206,17 +220,15 @@ impl Segment {
                     timestamp: e.timestamp,
                     offset: e.offset,
                 });
-                Ok(Segment::assemble(
-                    base_offset,
+                let files = Files {
                     log_path,
                     file,
-                    size,
-                    next_offset,
-                    oi,
-                    ti,
-                    max_ts,
-                    now_ms,
-                ))
+                    offset_index: oi,
+                    time_index: ti,
+                };
+                let segment = Segment::from_files(base_offset, files, now_ms);
+                segment.set_loaded(size, next_offset, max_ts);
+                Ok(segment)
             }
             (oi, ti) => {
                 let reason = [oi.err(), ti.err()]
@@ -252,34 +264,9 @@ impl Segment {
         limits: IndexLimits,
         now_ms: i64,
     ) -> Result<(Segment, ScanOutcome), LogError> {
-        let log_path = dir.join(file_name(base_offset, "log"));
-        let file = open_log(&log_path, false)?;
-        let segment = Segment {
-            base_offset,
-            log_path: log_path.clone(),
-            file,
-            size: AtomicU64::new(0),
-            next_offset: AtomicI64::new(base_offset),
-            offset_index: OffsetIndex::create(
-                dir.join(file_name(base_offset, "index")),
-                base_offset,
-                limits.offset_entries,
-            )
-            .map_err(index_err)?,
-            time_index: TimeIndex::create(
-                dir.join(file_name(base_offset, "timeindex")),
-                base_offset,
-                limits.time_entries,
-            )
-            .map_err(index_err)?,
-            max_ts: Mutex::new(None),
-            writer: Mutex::new(WriterState {
-                bytes_since_index: 0,
-                first_batch_ts: None,
-                created_ms: now_ms,
-                max_ts: None,
-            }),
-        };
+        let files = Files::with_new_indexes(dir, base_offset, limits, false)?;
+        let segment = Segment::from_files(base_offset, files, now_ms);
+        let log_path = segment.log_path.clone();
         let outcome = segment.scan_and_index(limits.interval_bytes)?;
         let file_len = segment
             .file
