@@ -38,6 +38,8 @@ pub enum LogError {
     },
     #[error("log {dir} refuses writes after an earlier I/O failure ({reason}); fix the disk and restart the broker, recovery repairs the log")]
     Failed { dir: PathBuf, reason: String },
+    #[error("log {dir} is already open (locked by this or another process); close it first")]
+    Locked { dir: PathBuf },
     #[error("log {dir} is closed; reopen it with Log::open")]
     Closed { dir: PathBuf },
 }

@@ -21,8 +21,8 @@
 //! `{base_offset:020}.log` (batches exactly as produced, base offset and leader
 //! epoch rewritten), `.index` (4-byte relative offset, 4-byte position),
 //! `.timeindex` (8-byte timestamp, 4-byte relative offset), `log.checkpoint`
-//! (recovery point and log start offset) and, only while closed cleanly,
-//! `clean-shutdown`.
+//! (recovery point and log start offset), `.lock` (an exclusive `flock` held
+//! while a `Log` is open) and, only while closed cleanly, `clean-shutdown`.
 //!
 //! # Contracts
 //!
@@ -31,8 +31,9 @@
 //!   readers. They are then in the page cache: they survive `kill -9` of the
 //!   process, and survive power loss once a flush covers them (`flush.messages`,
 //!   `flush.ms`, `Log::flush`, a roll, which fsyncs the old segment, or close).
-//! - **read** serves whole batches as stored, never past the published end, and
-//!   takes no lock an append holds across I/O. A segment deleted under a reader
+//! - **read** serves whole batches as stored, never at or past the log end
+//!   offset it loaded (or a caller's high watermark, `read_up_to`), and takes no
+//!   lock an append holds across I/O. A segment deleted under a reader
 //!   stays readable through its open descriptor.
 //! - **What a crash may leave**: a torn or partially written batch at the end of
 //!   the active segment, index files with missing, extra or torn entries, a

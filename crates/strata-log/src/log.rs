@@ -57,6 +57,9 @@ struct Writer {
     /// writes are accepted until a reopen repairs the log (like Kafka taking the
     /// log dir offline).
     failed: Option<String>,
+    /// Exclusive `flock` on `<dir>/.lock`, held until close (or drop, or process
+    /// death), so two `Log`s never write the same directory.
+    dir_lock: Option<std::fs::File>,
 }
 
 pub struct Log {
@@ -70,9 +73,13 @@ pub struct Log {
 
 impl Log {
     /// Opens the log in `dir` (created if missing), repairing it if the last
-    /// shutdown was not clean; see [`crate::recovery`]. Removes the
-    /// clean-shutdown marker, so a crash from now on is detected.
+    /// shutdown was not clean (see the crate docs). Removes the clean-shutdown
+    /// marker, so a crash from now on is detected. Takes an exclusive lock on the
+    /// directory: a second open of the same directory fails with `Locked` until
+    /// this `Log` is closed or dropped.
     pub fn open(dir: PathBuf, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        std::fs::create_dir_all(&dir).map_err(LogError::io("creating", &dir))?;
+        let dir_lock = lock_dir(&dir)?;
         let scanned = AtomicU64::new(0);
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
         Ok(Log {
@@ -85,6 +92,7 @@ impl Log {
                 clock_ms: now_ms,
                 closed: false,
                 failed: None,
+                dir_lock: Some(dir_lock),
             }),
             segments: RwLock::new(loaded.segments),
             log_start: AtomicI64::new(loaded.log_start_offset),
@@ -562,7 +570,8 @@ impl Log {
     }
 
     /// Flushes everything and writes the clean-shutdown marker, so the next open
-    /// reads no log data. Further writes fail with `Closed`; reads still work.
+    /// reads no log data, and releases the directory lock. Further writes fail
+    /// with `Closed`; reads still work.
     pub fn close(&self) -> Result<(), LogError> {
         let mut w = self.writer.lock();
         if w.closed {
@@ -580,6 +589,7 @@ impl Log {
             },
         )?;
         w.closed = true;
+        w.dir_lock = None;
         Ok(())
     }
 
@@ -604,6 +614,25 @@ impl Log {
     #[cfg(test)]
     pub(crate) fn segment_handles(&self) -> Vec<Arc<Segment>> {
         self.snapshot()
+    }
+}
+
+const LOCK_FILE: &str = ".lock";
+
+fn lock_dir(dir: &Path) -> Result<std::fs::File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(LogError::io("opening", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(LogError::io("locking", path)(e)),
     }
 }
 

@@ -357,6 +357,11 @@ fn clean_reopen_reads_no_log_data_and_unclean_reopen_does() {
     for i in 0..25 {
         log.append(&batch_n(i, 3, 50), 0).unwrap();
     }
+    // One writer per directory.
+    assert!(matches!(
+        Log::open(dir.path().to_path_buf(), small_config(), 0),
+        Err(LogError::Locked { .. })
+    ));
     let before = log.read(0, 1 << 20, false).unwrap();
     let segs = log.segments();
     log.close().unwrap();
