@@ -21,7 +21,7 @@ enum Command {
     /// Run a broker. With no flags: 127.0.0.1:9092, data under ./data.
     Serve {
         /// A TOML file of Kafka-named settings, e.g. "log.dirs" = "/var/lib/strata".
-        #[arg(long, short)]
+        #[arg(long, short, env = "STRATA_CONFIG")]
         config: Option<PathBuf>,
         /// Override one setting: --set log.segment.bytes=1048576 (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]

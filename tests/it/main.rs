@@ -3,7 +3,9 @@
 
 mod admin;
 mod bad_input;
+mod cli;
 mod crash;
+mod fetch;
 mod harness;
 mod kafka;
 mod produce_consume;

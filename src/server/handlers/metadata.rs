@@ -6,7 +6,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
 use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
@@ -102,7 +101,7 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
                 .with_isr_nodes(vec![node])
         })
         .collect();
-    base.with_topic_id(Uuid::from(state.meta.id))
+    base.with_topic_id(state.meta.id)
         .with_is_internal(state.meta.internal)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)

@@ -1,0 +1,9 @@
+//! Feeds arbitrary frames to the request decoder: it must return an error, never
+//! panic, loop or allocate without bound. Run: `cargo fuzz run request_decoder`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = strata::protocol::decode_request(bytes::Bytes::copy_from_slice(data));
+});
