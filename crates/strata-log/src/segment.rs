@@ -531,7 +531,8 @@ impl Segment {
     }
 
     /// Position and header of the first batch whose last offset is >= `target`,
-    /// searching below `end`. Starts from the offset index.
+    /// searching below `end`. Starts from the offset index. A returned batch
+    /// lies wholly below `end`.
     fn locate(&self, target: i64, end: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let start = self
             .offset_index
@@ -548,10 +549,19 @@ impl Segment {
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         while pos + HEADER_LEN as u64 <= end {
             let header = self.header_at(pos)?;
+            // header_at checked the length is legal.
+            let size = header.size().unwrap_or(HEADER_LEN) as u64;
+            if pos + size > end {
+                return Err(LogError::Corrupt {
+                    path: self.log_path.clone(),
+                    position: pos,
+                    reason: format!("batch of {size} bytes runs past the segment end {end}"),
+                });
+            }
             if found(&header) {
                 return Ok(Some((pos, header)));
             }
-            pos += header.size().unwrap_or(usize::MAX) as u64;
+            pos += size;
         }
         Ok(None)
     }
@@ -581,7 +591,7 @@ impl Segment {
             if !min_one_batch {
                 return Ok(Some(Bytes::new()));
             }
-            return self.read_range(pos, first.min(avail)).map(Some);
+            return self.read_range(pos, first).map(Some);
         }
         let mut buf = vec![0u8; want as usize];
         self.file
@@ -616,8 +626,7 @@ impl Segment {
         let end = self.size();
         match self.locate(offset, end)? {
             Some((pos, h)) if h.base_offset <= offset => {
-                let len = (h.size().unwrap_or(0) as u64).min(end - pos);
-                self.read_range(pos, len).map(Some)
+                self.read_range(pos, h.size().unwrap_or(0) as u64).map(Some)
             }
             _ => Ok(None),
         }
@@ -641,10 +650,7 @@ impl Segment {
             h.max_timestamp >= ts && h.last_offset() >= min_offset
         })?;
         match found {
-            Some((pos, h)) => {
-                let len = (h.size().unwrap_or(0) as u64).min(end - pos);
-                self.read_range(pos, len).map(Some)
-            }
+            Some((pos, h)) => self.read_range(pos, h.size().unwrap_or(0) as u64).map(Some),
             None => Ok(None),
         }
     }
