@@ -157,6 +157,7 @@ impl Log {
         let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = base_offset;
         let mut messages = 0u64;
+        let mut incoming_ts = i64::MIN;
         for info in &mut infos {
             let bytes = &mut data[info.range()];
             record::set_base_offset(bytes, next);
@@ -170,10 +171,11 @@ impl Log {
                 info.attributes |= record::TIMESTAMP_TYPE_BIT;
             }
             next = info.last_offset() + 1;
+            incoming_ts = incoming_ts.max(info.max_timestamp);
             messages += info.records_count as u64;
         }
         let written = self
-            .maybe_roll(&mut w, data.len() as u64, next - 1, now_ms)
+            .maybe_roll(&mut w, data.len() as u64, next - 1, incoming_ts, now_ms)
             .and_then(|active| active.append(&data, &infos, w.config.index_interval_bytes));
         if let Err(e) = written {
             tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
@@ -228,14 +230,16 @@ impl Log {
         self.segments.read().values().cloned().collect()
     }
 
-    /// Rolls before an append of `len` bytes ending at `last_offset` if the
-    /// active segment is non-empty and full (bytes, index, relative offset) or
-    /// older than `segment.ms`. Returns the segment to write to.
+    /// Rolls before an append of `len` bytes ending at `last_offset`, with max
+    /// timestamp `incoming_ts`, if the active segment is non-empty and full
+    /// (bytes, index, relative offset) or older than `segment.ms`. Returns the
+    /// segment to write to.
     fn maybe_roll(
         &self,
         w: &mut Writer,
         len: u64,
         last_offset: i64,
+        incoming_ts: i64,
         now_ms: i64,
     ) -> Result<Arc<Segment>, LogError> {
         let active = self.active();
@@ -246,15 +250,40 @@ impl Log {
         let full = size.saturating_add(len) > w.config.segment_bytes
             || size.saturating_add(len) > u64::from(u32::MAX)
             || active.needs_roll_for_index(last_offset);
-        if full || self.roll_time_due(&active, w, now_ms)? {
+        if full || self.roll_due_on_append(&active, w, incoming_ts, now_ms)? {
             return self.roll_locked(w, now_ms);
         }
         Ok(active)
     }
 
-    fn roll_time_due(&self, active: &Segment, w: &Writer, now_ms: i64) -> Result<bool, LogError> {
-        Ok(active.size() > 0
-            && now_ms.saturating_sub(active.rolling_timestamp()?) > w.config.segment_ms)
+    /// `segment.ms` on append, as Kafka: the incoming batches' max timestamp
+    /// minus the first batch's, or the segment's age if it has no timestamp.
+    /// Comparing two record timestamps means a producer with a skewed clock does
+    /// not make every append roll.
+    fn roll_due_on_append(
+        &self,
+        active: &Segment,
+        w: &Writer,
+        incoming_ts: i64,
+        now_ms: i64,
+    ) -> Result<bool, LogError> {
+        let (first, created) = active.roll_times()?;
+        let waited = match first {
+            Some(first) => incoming_ts.saturating_sub(first),
+            None => now_ms.saturating_sub(created),
+        };
+        Ok(waited > w.config.segment_ms)
+    }
+
+    /// `segment.ms` between appends: the segment is non-empty and both its first
+    /// batch's timestamp and its creation (or opening) are older than that.
+    fn roll_due_idle(&self, active: &Segment, w: &Writer, now_ms: i64) -> Result<bool, LogError> {
+        if active.size() == 0 {
+            return Ok(false);
+        }
+        let (first, created) = active.roll_times()?;
+        let since = first.map_or(created, |f| f.max(created));
+        Ok(now_ms.saturating_sub(since) > w.config.segment_ms)
     }
 
     /// Starts a new segment at the log end offset. The old active segment is
@@ -512,12 +541,13 @@ impl Log {
         Ok(())
     }
 
-    /// Rolls the active segment if it is non-empty and older than `segment.ms`.
+    /// Rolls the active segment if it is non-empty and both its first batch's
+    /// timestamp and its creation (or last open) are older than `segment.ms`.
     pub fn roll_if_due(&self, now_ms: i64) -> Result<(), LogError> {
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         let active = self.active();
-        if self.roll_time_due(&active, &w, now_ms)? {
+        if self.roll_due_idle(&active, &w, now_ms)? {
             self.roll_locked(&mut w, now_ms)?;
         }
         Ok(())

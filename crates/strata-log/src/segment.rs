@@ -498,18 +498,16 @@ impl Segment {
         self.time_index.set_max_entries(limits.time_entries);
     }
 
-    /// Kafka's rolling-based timestamp: the first batch's maxTimestamp, or the
-    /// segment's creation time if that is unknown (-1).
-    pub fn rolling_timestamp(&self) -> Result<i64, LogError> {
+    /// Kafka's rolling-based timestamp (the first batch's maxTimestamp, loaded
+    /// lazily after a reopen; `None` if the segment is empty or the timestamp
+    /// is -1) and the time this `Segment` was created or opened.
+    pub fn roll_times(&self) -> Result<(Option<i64>, i64), LogError> {
         let mut w = self.writer.lock();
         if w.first_batch_ts.is_none() && self.size() >= HEADER_LEN as u64 {
             let header = self.header_at(0)?;
             w.first_batch_ts = Some(header.max_timestamp);
         }
-        Ok(match w.first_batch_ts {
-            Some(ts) if ts >= 0 => ts,
-            _ => w.created_ms,
-        })
+        Ok((w.first_batch_ts.filter(|ts| *ts >= 0), w.created_ms))
     }
 
     /// Reads and sanity-checks the header of the batch at `position`.
