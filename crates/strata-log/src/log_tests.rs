@@ -511,3 +511,19 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_deleted_segment_stays_readable_by_a_reader_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config());
+    for i in 0..20 {
+        log.append(&batch_n(i, 2, 100), 0).unwrap();
+    }
+    let first = log.segment_handles().remove(0);
+    let before = first.read(0, 1 << 20, false, i64::MAX).unwrap().unwrap();
+    log.delete_records_before(-1).unwrap();
+    assert!(!first.log_path().exists());
+    let after = first.read(0, 1 << 20, false, i64::MAX).unwrap().unwrap();
+    assert_eq!(before, after);
+    assert!(!after.is_empty());
+}
