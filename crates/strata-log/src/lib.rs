@@ -47,6 +47,13 @@
 //!   shutdown it reads only index files and metadata, never log data
 //!   ([`Log::recovery_bytes_scanned`] is 0). Index files failing their checks are
 //!   rebuilt from the log in both cases.
+//! - **Errors**: an I/O error in the middle of an append leaves the log
+//!   refusing writes (`LogError::Failed`) until it is reopened, because the
+//!   file may then hold unpublished bytes; recovery sorts them out. Reads keep
+//!   working. One `Log` per directory at a time (`LogError::Locked`).
+//! - **Not here**: follower appends that keep the leader's offsets, truncation
+//!   to an offset (replica divergence), leader-epoch checkpoints, compaction,
+//!   transactions (producer state, aborted-transaction index).
 
 mod checkpoint;
 mod config;
