@@ -1,0 +1,276 @@
+//! End-to-end load generator on librdkafka (the `rdkafka` crate).
+//!
+//! Produces `--records` records of `--size` bytes to one partition, measuring
+//! throughput and per-record delivery latency (from `send` to the delivery
+//! report), then consumes them back from the first offset produced and reports
+//! throughput. Every phase is bounded by the record count and `--timeout-secs`.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --bootstrap 127.0.0.1:9092 \
+//!     [--records 1000000] [--size 1024] [--acks 1] [--topic loadgen] \
+//!     [--linger-ms 5] [--batch-size 1000000] [--compression none] \
+//!     [--timeout-secs 120] [--no-produce] [--no-consume]
+//! ```
+//!
+//! The topic is created with one partition if it does not exist.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+struct Args {
+    bootstrap: String,
+    topic: String,
+    records: u64,
+    size: usize,
+    acks: String,
+    linger_ms: String,
+    batch_size: String,
+    compression: String,
+    timeout: Duration,
+    produce: bool,
+    consume: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut a = Args {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic: "loadgen".into(),
+            records: 1_000_000,
+            size: 1024,
+            acks: "1".into(),
+            linger_ms: "5".into(),
+            batch_size: "1000000".into(),
+            compression: "none".into(),
+            timeout: Duration::from_secs(120),
+            produce: true,
+            consume: true,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--no-produce" => a.produce = false,
+                "--no-consume" => a.consume = false,
+                "--help" | "-h" => return Err(String::new()),
+                _ => {
+                    let value = it.next().ok_or(format!("{flag} needs a value"))?;
+                    let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
+                    match flag.as_str() {
+                        "--bootstrap" => a.bootstrap = value,
+                        "--topic" => a.topic = value,
+                        "--records" => a.records = num(&value)?,
+                        "--size" => a.size = num(&value)? as usize,
+                        "--acks" => a.acks = value,
+                        "--linger-ms" => a.linger_ms = value,
+                        "--batch-size" => a.batch_size = value,
+                        "--compression" => a.compression = value,
+                        "--timeout-secs" => a.timeout = Duration::from_secs(num(&value)?),
+                        _ => return Err(format!("unknown flag {flag}")),
+                    }
+                }
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// Collects delivery reports. The opaque of each record is its send time in
+/// nanoseconds since `start`, so no per-record allocation is needed.
+struct Reports {
+    start: Instant,
+    latencies_us: Mutex<Vec<u32>>,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let now_ns = self.start.elapsed().as_nanos() as u64;
+        let us = now_ns.saturating_sub(sent_ns as u64) / 1000;
+        let mut l = self.latencies_us.lock().unwrap_or_else(|e| e.into_inner());
+        l.push(u32::try_from(us).unwrap_or(u32::MAX));
+    }
+}
+
+fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn create_topic(args: &Args) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .create()
+        .map_err(|e| format!("admin client: {e}"))?;
+    let topic = NewTopic::new(&args.topic, 1, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = futures::executor::block_on(admin.create_topics([&topic], &opts))
+        .map_err(|e| format!("create topic {}: {e}", args.topic))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(format!("create topic {name}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// Produces and returns the offset of the first record.
+fn produce(args: &Args) -> Result<i64, String> {
+    let ctx = Reports {
+        start: Instant::now(),
+        latencies_us: Mutex::new(Vec::with_capacity(args.records as usize)),
+        failed: AtomicU64::new(0),
+    };
+    let producer: BaseProducer<Reports> = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("acks", &args.acks)
+        .set("linger.ms", &args.linger_ms)
+        .set("batch.size", &args.batch_size)
+        .set("compression.type", &args.compression)
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(ctx)
+        .map_err(|e| format!("producer: {e}"))?;
+    let first = high_watermark(args)?;
+    let payload = vec![b'x'; args.size];
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let mut sent = 0u64;
+    while sent < args.records && Instant::now() < deadline {
+        let sent_ns = producer.context().start.elapsed().as_nanos() as usize;
+        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_ns)
+            .partition(0)
+            .payload(&payload[..]);
+        match producer.send(record) {
+            Ok(()) => sent += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(10));
+                continue;
+            }
+            Err((e, _)) => return Err(format!("send: {e}")),
+        }
+        if sent.is_multiple_of(1024) {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    producer
+        .flush(left.max(Duration::from_secs(1)))
+        .map_err(|e| format!("flush: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let ctx = producer.context();
+    let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap_or_else(|e| e.into_inner()));
+    lat.sort_unstable();
+    let delivered = lat.len() as u64;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |&us| f64::from(us) / 1000.0)
+    };
+    println!(
+        "produce: {delivered} records of {} B (sent {sent}, failed {}) in {secs:.2} s: \
+         {:.1} MB/s, {:.0} records/s; latency ms p50 {:.2} p99 {:.2} max {:.2} \
+         (acks={} linger.ms={} batch.size={} compression={})",
+        args.size,
+        ctx.failed.load(Ordering::Relaxed),
+        mb_per_s(delivered * args.size as u64, secs),
+        delivered as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+        lat.last().map_or(0.0, |&us| f64::from(us) / 1000.0),
+        args.acks,
+        args.linger_ms,
+        args.batch_size,
+        args.compression,
+    );
+    Ok(first)
+}
+
+fn consumer(args: &Args) -> Result<BaseConsumer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "loadgen")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))
+}
+
+/// The partition's current end offset, where the next produce starts.
+fn high_watermark(args: &Args) -> Result<i64, String> {
+    let (_, high) = consumer(args)?
+        .fetch_watermarks(&args.topic, 0, Duration::from_secs(10))
+        .map_err(|e| format!("watermarks of {}: {e}", args.topic))?;
+    Ok(high)
+}
+
+fn consume(args: &Args, from: i64) -> Result<(), String> {
+    let consumer = consumer(args)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&args.topic, 0, Offset::Offset(from))
+        .map_err(|e| format!("assign: {e}"))?;
+    consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while records < args.records && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += m.payload_len() as u64;
+            }
+            Some(Err(e)) => return Err(format!("consume: {e}")),
+            None => {}
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "consume: {records} records, {bytes} B from offset {from} in {secs:.2} s: \
+         {:.1} MB/s, {:.0} records/s",
+        mb_per_s(bytes, secs),
+        records as f64 / secs
+    );
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    create_topic(args)?;
+    let from = if args.produce { produce(args)? } else { 0 };
+    if args.consume {
+        consume(args, from)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\nusage: loadgen --bootstrap HOST:PORT [--records N] [--size BYTES] [--acks 0|1|-1] [--topic T] [--linger-ms MS] [--batch-size BYTES] [--compression none|gzip|snappy|lz4|zstd] [--timeout-secs S] [--no-produce] [--no-consume]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
