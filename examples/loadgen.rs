@@ -9,10 +9,14 @@
 //! cargo run --release --example loadgen -- --bootstrap 127.0.0.1:9092 \
 //!     [--records 1000000] [--size 1024] [--acks 1] [--topic loadgen] \
 //!     [--linger-ms 5] [--batch-size 1000000] [--compression none] \
-//!     [--timeout-secs 120] [--no-produce] [--no-consume]
+//!     [--queue-messages 100000] [--timeout-secs 120] [--no-produce] [--no-consume]
 //! ```
 //!
-//! The topic is created with one partition if it does not exist.
+//! The topic is created with one partition if it does not exist. Latency is
+//! measured open loop: records are sent as fast as librdkafka accepts them, so
+//! with a deep queue (`--queue-messages`, librdkafka's
+//! `queue.buffering.max.messages`) it is mostly time spent queued in the client;
+//! a shallow queue (e.g. 1000) shows the broker's share.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +40,7 @@ struct Args {
     linger_ms: String,
     batch_size: String,
     compression: String,
+    queue_messages: String,
     timeout: Duration,
     produce: bool,
     consume: bool,
@@ -52,6 +57,7 @@ impl Args {
             linger_ms: "5".into(),
             batch_size: "1000000".into(),
             compression: "none".into(),
+            queue_messages: "100000".into(),
             timeout: Duration::from_secs(120),
             produce: true,
             consume: true,
@@ -74,6 +80,7 @@ impl Args {
                         "--linger-ms" => a.linger_ms = value,
                         "--batch-size" => a.batch_size = value,
                         "--compression" => a.compression = value,
+                        "--queue-messages" => a.queue_messages = value,
                         "--timeout-secs" => a.timeout = Duration::from_secs(num(&value)?),
                         _ => return Err(format!("unknown flag {flag}")),
                     }
@@ -144,7 +151,7 @@ fn produce(args: &Args) -> Result<i64, String> {
         .set("linger.ms", &args.linger_ms)
         .set("batch.size", &args.batch_size)
         .set("compression.type", &args.compression)
-        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.messages", &args.queue_messages)
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(ctx)
         .map_err(|e| format!("producer: {e}"))?;
@@ -262,7 +269,7 @@ fn main() -> ExitCode {
     let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: loadgen --bootstrap HOST:PORT [--records N] [--size BYTES] [--acks 0|1|-1] [--topic T] [--linger-ms MS] [--batch-size BYTES] [--compression none|gzip|snappy|lz4|zstd] [--timeout-secs S] [--no-produce] [--no-consume]");
+            eprintln!("{e}\nusage: loadgen --bootstrap HOST:PORT [--records N] [--size BYTES] [--acks 0|1|-1] [--topic T] [--linger-ms MS] [--batch-size BYTES] [--compression none|gzip|snappy|lz4|zstd] [--queue-messages N] [--timeout-secs S] [--no-produce] [--no-consume]");
             return ExitCode::from(2);
         }
     };
