@@ -7,6 +7,7 @@
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
 //! - `protocol`: frames and the table of served API versions.
 
+pub mod alloc;
 pub mod broker;
 pub mod protocol;
 pub mod server;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// See `strata::alloc`: hostile array lengths in requests must not abort the broker.
+#[global_allocator]
+static ALLOC: strata::alloc::LazyHugeAlloc = strata::alloc::LazyHugeAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "strata",

@@ -4,6 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// The broker's allocator, so the fuzzer checks the defence the broker really runs.
+#[global_allocator]
+static ALLOC: strata::alloc::LazyHugeAlloc = strata::alloc::LazyHugeAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let _ = strata::protocol::decode_request(bytes::Bytes::copy_from_slice(data));
 });

@@ -113,6 +113,17 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
         vec![0x7f, 0xff, 0xff, 0xff],       // 2 GiB frame
         vec![0xff, 0xff, 0xff, 0xf0, 0, 0], // negative size
         vec![0, 0, 0, 10, 0x7f, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0], // unknown api key
+        // Found by the fuzzer: DeleteRecords claiming ~2^31 topics in 14 bytes. The
+        // decoder reserves ~24 GB up front; the broker must survive it.
+        vec![
+            0, 0, 0, 14, 0x00, 0x15, 0x00, 0x00, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x12, 0x15,
+            0x15, 0xff,
+        ],
+        // CreateTopics v2 claiming 2^31-1 topics: ~257 GB reserved by the decoder,
+        // more than the kernel grants, which would abort the process.
+        vec![
+            0, 0, 0, 14, 0, 19, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+        ],
     ] {
         let mut s = connect(&broker);
         let _ = s.write_all(&bad);
