@@ -85,10 +85,6 @@ impl Broker {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
     /// `kill -9`: no clean shutdown, no flush.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -117,19 +113,9 @@ impl Broker {
         }
     }
 
-    /// Starts again on the same data dir (on a new port).
-    pub fn restart(&mut self) {
-        self.kill9();
-        self.spawn();
-    }
-
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "broker still running");
         self.spawn();
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 }
 
