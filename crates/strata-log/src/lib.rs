@@ -60,6 +60,7 @@ mod config;
 #[cfg(test)]
 mod crash_tests;
 mod error;
+mod flusher;
 pub mod index;
 mod log;
 #[cfg(test)]

@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::checkpoint::{self, Checkpoint, CleanShutdown};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
+use crate::flusher;
 use crate::record;
 use crate::recovery;
 use crate::segment::Segment;
@@ -69,6 +70,9 @@ pub struct Log {
     log_start: AtomicI64,
     log_end: AtomicI64,
     recovery_bytes_scanned: AtomicU64,
+    /// Raised by the background flusher when a rolled segment's fsync completes;
+    /// the writer turns it into the persisted recovery point (see `flusher`).
+    pub(crate) synced_up_to: Arc<AtomicI64>,
 }
 
 impl Log {
@@ -98,6 +102,7 @@ impl Log {
             log_start: AtomicI64::new(loaded.log_start_offset),
             log_end: AtomicI64::new(loaded.log_end_offset),
             recovery_bytes_scanned: scanned,
+            synced_up_to: Arc::new(AtomicI64::new(loaded.recovery_point)),
         })
     }
 
@@ -294,21 +299,18 @@ impl Log {
         if old.size() == 0 || old.base_offset() == base {
             return Ok(old);
         }
-        old.seal()?;
+        old.seal_indexes()?;
         let new = Arc::new(Segment::create(
             &self.dir,
             base,
             w.config.index_limits(),
             now_ms,
         )?);
-        checkpoint::sync_dir(&self.dir)?;
         self.segments.write().insert(base, Arc::clone(&new));
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
-        if base > w.recovery_point {
-            // Older segments were fsynced when they were rolled.
-            w.recovery_point = base;
-            self.write_checkpoint(w)?;
-        }
+        // The fsync of the old segment (and of the directory, for the new file's
+        // entry) runs on the flusher thread; produce does not wait for it.
+        flusher::sync_later(old, self.dir.clone(), base, Arc::clone(&self.synced_up_to));
         Ok(new)
     }
 
@@ -561,7 +563,18 @@ impl Log {
         self.flush_locked(&mut w)
     }
 
+    /// Persists as the recovery point what the background flusher has made durable.
+    fn persist_background_syncs(&self, w: &mut Writer) -> Result<(), LogError> {
+        let synced = self.synced_up_to.load(Ordering::Acquire);
+        if synced > w.recovery_point {
+            w.recovery_point = synced;
+            self.write_checkpoint(w)?;
+        }
+        Ok(())
+    }
+
     fn flush_locked(&self, w: &mut Writer) -> Result<(), LogError> {
+        self.persist_background_syncs(w)?;
         let log_end = self.log_end.load(Ordering::Acquire);
         if log_end <= w.recovery_point {
             w.unflushed_messages = 0;
@@ -581,6 +594,7 @@ impl Log {
     pub fn flush_if_due(&self, now_ms: i64) -> Result<(), LogError> {
         let mut w = self.writer.lock();
         self.check_open(&w)?;
+        self.persist_background_syncs(&mut w)?;
         if now_ms.saturating_sub(w.last_flush_ms) >= w.config.flush_ms {
             self.flush_locked(&mut w)?;
             w.last_flush_ms = now_ms;

@@ -153,7 +153,19 @@ fn rolls_on_size_and_reads_across_segments() {
         offset = hs.last().unwrap().last_offset() + 1;
     }
     assert_eq!(seen, 30);
-    // Rolled segments are flushed: the recovery point reached the active base.
+    // Rolled segments are flushed in the background; once that is done the next
+    // flush check persists the recovery point at the active segment's base.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while log.synced_up_to.load(std::sync::atomic::Ordering::Acquire)
+        < segs.last().unwrap().base_offset
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background flush did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    log.flush_if_due(0).unwrap();
     let cp = crate::checkpoint::read_checkpoint(dir.path())
         .unwrap()
         .unwrap();

@@ -434,12 +434,19 @@ impl Segment {
     /// is the segment's largest timestamp) and fsyncs everything. Called when the
     /// segment stops being active and on close.
     pub fn seal(&self) -> Result<(), LogError> {
+        self.seal_indexes()?;
+        self.sync()
+    }
+
+    /// Writes the final time-index entry (the segment's max timestamp), without
+    /// fsyncing: a roll leaves the fsync to the background flusher.
+    pub fn seal_indexes(&self) -> Result<(), LogError> {
         if let Some(m) = *self.max_ts.lock() {
             self.time_index
                 .maybe_append(m.timestamp, m.offset)
                 .map_err(LogError::io("writing time index for", &self.log_path))?;
         }
-        self.sync()
+        Ok(())
     }
 
     pub fn sync(&self) -> Result<(), LogError> {
