@@ -19,6 +19,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::checkpoint::{self, Checkpoint, CleanShutdown};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
+use crate::producer_snapshot;
+use crate::producer_state::{Prepared, ProducerBatch, ProducerStateManager};
 use crate::record;
 use crate::recovery;
 use crate::segment::Segment;
@@ -31,6 +33,9 @@ pub struct AppendInfo {
     /// The broker time stamped on the batches, or -1 with CreateTime.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The batches were a retry of an idempotent producer's earlier batch: nothing
+    /// was written and the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// A segment as seen from outside (DescribeLogDirs, tests).
@@ -60,6 +65,8 @@ struct Writer {
     /// Exclusive `flock` on `<dir>/.lock`, held until close (or drop, or process
     /// death), so two `Log`s never write the same directory.
     dir_lock: Option<std::fs::File>,
+    /// Idempotent producers' epochs and last batches (see `producer_state`).
+    producers: ProducerStateManager,
 }
 
 pub struct Log {
@@ -69,6 +76,7 @@ pub struct Log {
     log_start: AtomicI64,
     log_end: AtomicI64,
     recovery_bytes_scanned: AtomicU64,
+    producer_replay_bytes: u64,
 }
 
 impl Log {
@@ -82,6 +90,8 @@ impl Log {
         let dir_lock = lock_dir(&dir)?;
         let scanned = AtomicU64::new(0);
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
+        let (producers, producer_replay_bytes) =
+            producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset)?;
         Ok(Log {
             dir,
             writer: Mutex::new(Writer {
@@ -93,11 +103,13 @@ impl Log {
                 closed: false,
                 failed: None,
                 dir_lock: Some(dir_lock),
+                producers,
             }),
             segments: RwLock::new(loaded.segments),
             log_start: AtomicI64::new(loaded.log_start_offset),
             log_end: AtomicI64::new(loaded.log_end_offset),
             recovery_bytes_scanned: scanned,
+            producer_replay_bytes,
         })
     }
 
@@ -174,6 +186,25 @@ impl Log {
             incoming_ts = incoming_ts.max(info.max_timestamp);
             messages += info.records_count as u64;
         }
+        let prepared = w
+            .producers
+            .prepare(infos.iter().map(ProducerBatch::from_info))
+            .map_err(|source| LogError::Producer {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let updates = match prepared {
+            Prepared::Append(updates) => updates,
+            Prepared::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: if log_append { original.timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                })
+            }
+        };
         let written = self
             .maybe_roll(&mut w, data.len() as u64, next - 1, incoming_ts, now_ms)
             .and_then(|active| active.append(&data, &infos, w.config.index_interval_bytes));
@@ -183,6 +214,7 @@ impl Log {
             return Err(e);
         }
         self.log_end.store(next, Ordering::Release);
+        w.producers.commit(updates);
         w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
         if w.unflushed_messages >= w.config.flush_messages {
             if let Err(e) = self.flush_locked(&mut w) {
@@ -197,6 +229,7 @@ impl Log {
             last_offset: next - 1,
             log_append_time: if log_append { now_ms } else { -1 },
             log_start_offset: self.log_start_offset(),
+            duplicate: false,
         })
     }
 
@@ -302,6 +335,8 @@ impl Log {
             now_ms,
         )?);
         checkpoint::sync_dir(&self.dir)?;
+        // Covers every batch below `base`, as Kafka's snapshot on roll.
+        producer_snapshot::write(&self.dir, base, &w.producers)?;
         self.segments.write().insert(base, Arc::clone(&new));
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         if base > w.recovery_point {
@@ -538,6 +573,9 @@ impl Log {
             tracing::info!(file = %s.log_path().display(), "deleting segment");
             s.delete_files()?;
         }
+        if let Some(first_kept) = segments.get(n) {
+            producer_snapshot::delete_below(&self.dir, first_kept.base_offset())?;
+        }
         Ok(())
     }
 
@@ -610,6 +648,7 @@ impl Log {
         let active = self.active();
         active.seal()?;
         self.flush_locked(&mut w)?;
+        producer_snapshot::write(&self.dir, self.log_end_offset(), &w.producers)?;
         checkpoint::write_clean_shutdown(
             &self.dir,
             CleanShutdown {
@@ -639,6 +678,12 @@ impl Log {
     /// 0 after a clean shutdown with intact indexes.
     pub fn recovery_bytes_scanned(&self) -> u64 {
         self.recovery_bytes_scanned.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of batch headers read by `open` to rebuild producer state after the
+    /// latest snapshot; 0 after a clean shutdown.
+    pub fn producer_replay_bytes(&self) -> u64 {
+        self.producer_replay_bytes
     }
 
     #[cfg(test)]
