@@ -19,6 +19,10 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResp
             .with_producer_epoch(-1)
     };
     if let Some(id) = &req.transactional_id {
+        if id.0.is_empty() {
+            // As Kafka's transaction coordinator: an empty id is not "no id".
+            return failed(ResponseError::InvalidRequest);
+        }
         tracing::warn!(transactional_id = %id.0, "InitProducerId for a transactional producer: transactions are not supported yet");
         return failed(ResponseError::CoordinatorNotAvailable);
     }
