@@ -177,7 +177,9 @@ async fn resent_batches_get_their_original_offsets_even_after_kill9() {
         "older than the last five"
     );
 
-    broker.restart(); // kill -9
+    let before = broker.pid();
+    broker.restart_same_port(); // kill -9
+    assert!(broker.is_running() && broker.pid() != before);
     assert_eq!(produce(&broker, batch(pid, epoch, 29 * 3, 3)), (0, 87));
     assert_eq!(produce(&broker, batch(pid, epoch, 90, 1)), (0, 90));
 
