@@ -30,11 +30,12 @@ impl Broker {
     /// (id, epoch) the producer holds, or (-1, -1) for a new producer.
     pub async fn init_producer_id(&self, current: (i64, i16)) -> Result<(i64, i16), BrokerError> {
         let (id, epoch) = current;
-        let allocated = id >= 0 && id < self.image().next_producer_id;
-        if allocated && (0..i16::MAX - 1).contains(&epoch) {
+        let mut block = self.producer_ids.block.lock().await;
+        // Handed out (or abandoned by a restart): allocated and not still in our block.
+        let issued = (0..self.image().next_producer_id).contains(&id) && !block.contains(&id);
+        if issued && (0..i16::MAX - 1).contains(&epoch) {
             return Ok((id, epoch + 1));
         }
-        let mut block = self.producer_ids.block.lock().await;
         if block.is_empty() {
             *block = self.controller.allocate_producer_ids(BLOCK_SIZE).await?;
             tracing::info!(

@@ -491,6 +491,7 @@ impl Log {
             return Ok(self.log_start_offset());
         }
         self.log_start.store(target, Ordering::Release);
+        w.producers.remove_below(target);
         self.write_checkpoint(&w)?;
         let active = self.active();
         if active.size() > 0 && active.next_offset() <= target {
@@ -511,7 +512,7 @@ impl Log {
     /// than that without the segment), and segments below the log start offset.
     /// Never deletes the active segment. Returns the number of segments deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
         self.check_open(&w)?;
         let segments = self.snapshot();
         let inactive = &segments[..segments.len().saturating_sub(1)];
@@ -553,6 +554,7 @@ impl Log {
         let new_start = segments[doomed].base_offset().max(log_start);
         if new_start > log_start {
             self.log_start.store(new_start, Ordering::Release);
+            w.producers.remove_below(new_start);
             self.write_checkpoint(&w)?;
         }
         self.delete_prefix(&segments, doomed)?;

@@ -240,6 +240,14 @@ impl ProducerStateManager {
         self.producers.extend(updates);
     }
 
+    /// Forgets producers whose last batch is below `log_start` (their batches
+    /// are gone; as in Kafka, they may come back at any sequence). Keeps memory
+    /// and snapshots bounded by retention.
+    pub fn remove_below(&mut self, log_start: i64) {
+        self.producers
+            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= log_start));
+    }
+
     /// Rebuilds state from a batch already in the log (recovery): no checks, a
     /// batch of an older epoch than the known one is ignored.
     pub fn replay(&mut self, b: &ProducerBatch) {
@@ -419,6 +427,17 @@ mod tests {
         assert!(matches!(ok, Ok(Prepared::Append(ref u)) if u[0].1.batches.len() == 2));
         let gap = s.prepare([batch(1, 0, 0, 2, 0), batch(1, 0, 3, 1, 2)]);
         assert!(matches!(gap, Err(ProducerError::OutOfOrderSequence { .. })));
+    }
+
+    #[test]
+    fn producers_whose_batches_are_all_below_the_log_start_are_forgotten() {
+        let mut s = ProducerStateManager::default();
+        append(&mut s, batch(1, 0, 0, 2, 0)).unwrap();
+        append(&mut s, batch(2, 0, 0, 2, 2)).unwrap();
+        s.remove_below(2);
+        assert!(s.get(1).is_none() && s.get(2).is_some());
+        // A forgotten producer continues at any sequence (KIP-360).
+        assert_eq!(append(&mut s, batch(1, 0, 2, 1, 4)), Ok(None));
     }
 
     #[test]
