@@ -9,6 +9,7 @@
 //! as soon as CreateTopics answers.
 
 mod partition;
+mod producer_ids;
 mod tasks;
 mod topics;
 
@@ -81,6 +82,7 @@ pub struct Broker {
     topic_ids: RwLock<HashMap<Uuid, Arc<str>>>,
     /// Serialises `apply_image` so that two appliers never open the same log twice.
     apply_lock: Mutex<()>,
+    producer_ids: producer_ids::ProducerIds,
 }
 
 pub fn now_ms() -> i64 {
@@ -124,6 +126,7 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             topic_ids: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(()),
+            producer_ids: Default::default(),
         })
     }
 

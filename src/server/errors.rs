@@ -5,7 +5,7 @@ use kafka_protocol::ResponseError;
 use strata_config::ConfigError;
 use strata_controller::ControllerError;
 use strata_log::record::RecordError;
-use strata_log::LogError;
+use strata_log::{LogError, ProducerError};
 
 use crate::broker::BrokerError;
 
@@ -45,7 +45,21 @@ pub fn log_code(e: &LogError) -> ResponseError {
     match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Record { source, .. } => record_code(source),
+        LogError::Producer { source, .. } => producer_code(source),
         _ => ResponseError::KafkaStorageError,
+    }
+}
+
+/// INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED: since KIP-588 Kafka answers a
+/// Produce from a stale epoch with the former (the latter is for the transaction
+/// coordinator's APIs).
+fn producer_code(e: &ProducerError) -> ResponseError {
+    match e {
+        ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::InvalidSequence { .. } | ProducerError::TransactionsUnsupported { .. } => {
+            ResponseError::InvalidRecord
+        }
     }
 }
 

@@ -21,13 +21,13 @@ use kafka_protocol::ResponseError;
 use crate::harness::Broker;
 use crate::kafka::create_topic;
 
-fn connect(b: &Broker) -> TcpStream {
+pub(crate) fn connect(b: &Broker) -> TcpStream {
     let s = TcpStream::connect(&b.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
 }
 
-fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
+pub(crate) fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(api as i16)
@@ -43,7 +43,7 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
 }
 
 /// Reads one response frame; `None` if the broker closed the connection.
-fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+pub(crate) fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).ok()?;
     let mut body = vec![0u8; i32::from_be_bytes(len) as usize];

@@ -30,15 +30,15 @@ impl Broker {
             settings,
             _tmp: Some(tmp),
         };
-        b.spawn();
+        b.spawn(0);
         b
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self, port: u16) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
         cmd.arg("serve")
             .arg("--set")
-            .arg("listeners=PLAINTEXT://127.0.0.1:0")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
             .arg("--set")
             .arg(format!("log.dirs={}", self.data.display()));
         for (k, v) in &self.settings {
@@ -113,9 +113,39 @@ impl Broker {
         }
     }
 
+    /// Starts again on the same data dir (on a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn(0);
+    }
+
+    /// `kill -9`, then starts again on the same data dir and the same port, so
+    /// clients reconnect to the address they bootstrapped from.
+    pub fn restart_same_port(&mut self) {
+        let port = self.port();
+        self.kill9();
+        self.spawn(port);
+        assert_eq!(self.port(), port, "restarted on another port");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "broker still running");
-        self.spawn();
+        self.spawn(0);
     }
 }
 

@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod fetch;
 mod harness;
+mod idempotence;
 mod kafka;
 mod produce_consume;

@@ -1,4 +1,7 @@
-"""Starts the real strata binary on an ephemeral 127.0.0.1 port for each test module."""
+"""Starts the real strata binary on an ephemeral 127.0.0.1 port for each test module.
+
+`Broker.restart_same_port()` kills it with SIGKILL and starts it again on the same data
+dir and port, so clients reconnect to the address they know (crash tests)."""
 
 import os
 import pathlib
@@ -23,8 +26,8 @@ class Broker:
         self.addr = None
         self.start()
 
-    def start(self):
-        args = [str(BINARY), "serve", "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+    def start(self, port=0):
+        args = [str(BINARY), "serve", "--set", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                 "--set", f"log.dirs={self.data}"]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
@@ -55,6 +58,17 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    @property
+    def port(self):
+        return int(self.addr.rsplit(":", 1)[1])
+
+    def restart_same_port(self):
+        """kill -9, then start again on the same data dir and port."""
+        port = self.port
+        self.kill()
+        self.start(port)
+        assert self.port == port
 
     def close(self):
         self.kill()

@@ -37,8 +37,8 @@ def test_produce_consume(broker, codec):
 
 
 def test_admin_log_dirs_and_auto_create(broker):
-    # Idempotence (kafka-python 3 defaults to it with acks=all) needs InitProducerId:
-    # the consumer-groups and idempotence issue. acks=1 is the classic producer.
+    # acks=1: the classic (non-idempotent) producer; tests/python/test_idempotence.py
+    # covers kafka-python's default idempotent one.
     p = KafkaProducer(bootstrap_servers=broker.addr, acks=1)
     p.send("auto-topic", b"hello").get(timeout=30)
     p.close()

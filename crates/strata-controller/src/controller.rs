@@ -172,6 +172,20 @@ impl Controller {
         }
     }
 
+    /// Reserves `count` producer ids through the metadata log and returns them. The block is
+    /// durable once this returns: no later call, on any node or after any restart, gets an id
+    /// from it again.
+    pub async fn allocate_producer_ids(
+        &self,
+        count: i64,
+    ) -> Result<std::ops::Range<i64>, ControllerError> {
+        let image = self
+            .propose(MetadataCommand::AllocateProducerIds { count })
+            .await?;
+        let end = image.next_producer_id;
+        Ok(end - count..end)
+    }
+
     /// The latest applied image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.images.borrow().clone()

@@ -31,6 +31,11 @@ pub enum ControllerError {
          (voters: {voters:?}); start it with the node id the directory was created with"
     )]
     NotAVoter { node_id: u64, voters: Vec<u64> },
+    #[error(
+        "cannot allocate {count} producer ids after {next} (at most {max} per block, below \
+         i64::MAX); the producer id space is exhausted or the request is invalid"
+    )]
+    InvalidProducerIdBlock { count: i64, next: i64, max: i64 },
     #[error("this node is not the controller leader (leader: {leader:?}); send the request to the leader")]
     NotLeader { leader: Option<u64> },
     #[error("controller metadata storage failed: {source}")]
@@ -66,6 +71,9 @@ impl From<ApplyError> for ControllerError {
             }
             ApplyError::ClusterIdAlreadySet { current, requested } => {
                 ControllerError::ClusterIdMismatch { current, requested }
+            }
+            ApplyError::InvalidProducerIdBlock { count, next, max } => {
+                ControllerError::InvalidProducerIdBlock { count, next, max }
             }
         }
     }

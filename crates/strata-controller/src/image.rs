@@ -46,6 +46,10 @@ pub struct MetadataImage {
     /// Dynamic broker-level config overrides (cluster-wide default entity).
     pub broker_configs: BTreeMap<String, String>,
     pub brokers: BTreeMap<i32, BrokerMeta>,
+    /// The first producer id not yet handed out: blocks below it were allocated by
+    /// [`MetadataCommand::AllocateProducerIds`] and are never reused.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// The payload of one metadata log entry.
@@ -82,6 +86,13 @@ pub enum MetadataCommand {
     SetBrokerConfigs {
         configs: BTreeMap<String, String>,
     },
+    /// Reserves the producer ids `[next_producer_id, next_producer_id + count)` for
+    /// the proposer (the image after this entry tells it where its block ends).
+    /// Idempotent producers get ids from such blocks; a transaction coordinator
+    /// will use the same command.
+    AllocateProducerIds {
+        count: i64,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -108,7 +119,15 @@ pub enum ApplyError {
          (a metadata directory belongs to one cluster)"
     )]
     ClusterIdAlreadySet { current: String, requested: String },
+    #[error(
+        "cannot allocate {count} producer ids after {next}: a block must hold 1..={max} ids \
+         and stay below i64::MAX"
+    )]
+    InvalidProducerIdBlock { count: i64, next: i64, max: i64 },
 }
+
+/// The largest block of producer ids one [`MetadataCommand::AllocateProducerIds`] may take.
+pub const MAX_PRODUCER_ID_BLOCK: i64 = 1 << 20;
 
 /// Applies `cmd` to `image`. On error the image is left unchanged.
 pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), ApplyError> {
@@ -182,6 +201,17 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         MetadataCommand::SetBrokerConfigs { configs } => {
             image.broker_configs = configs.clone();
         }
+        MetadataCommand::AllocateProducerIds { count } => {
+            let next = image.next_producer_id;
+            let end = next
+                .checked_add(*count)
+                .filter(|_| (1..=MAX_PRODUCER_ID_BLOCK).contains(count));
+            image.next_producer_id = end.ok_or(ApplyError::InvalidProducerIdBlock {
+                count: *count,
+                next,
+                max: MAX_PRODUCER_ID_BLOCK,
+            })?;
+        }
     }
     Ok(())
 }
@@ -221,6 +251,28 @@ pub fn new_cluster_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut image = MetadataImage::default();
+        let alloc = |count| MetadataCommand::AllocateProducerIds { count };
+        apply(&mut image, &alloc(1000)).unwrap();
+        assert_eq!(image.next_producer_id, 1000);
+        apply(&mut image, &alloc(5)).unwrap();
+        assert_eq!(image.next_producer_id, 1005);
+        for bad in [0, -1, MAX_PRODUCER_ID_BLOCK + 1] {
+            assert!(apply(&mut image, &alloc(bad)).is_err());
+        }
+        image.next_producer_id = i64::MAX - 1;
+        assert!(apply(&mut image, &alloc(5)).is_err());
+        assert_eq!(image.next_producer_id, i64::MAX - 1);
+        // Images persisted before producer ids existed load with the counter at 0.
+        let old: MetadataImage = serde_json::from_str(
+            r#"{"cluster_id":"c","topics":{},"broker_configs":{},"brokers":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.next_producer_id, 0);
+    }
 
     fn create(name: &str, partitions: i32) -> MetadataCommand {
         MetadataCommand::CreateTopic {

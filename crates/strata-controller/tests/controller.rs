@@ -274,3 +274,21 @@ fn append_to_log(dir: &Path, bytes: &[u8]) {
         .unwrap();
     file.write_all(bytes).unwrap();
 }
+
+#[tokio::test]
+async fn producer_id_blocks_are_never_reused_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Controller::open(dir.path(), 1).await.unwrap();
+    let a = c.allocate_producer_ids(1000).await.unwrap();
+    let b = c.allocate_producer_ids(10).await.unwrap();
+    assert_eq!((a.clone(), b.clone()), (0..1000, 1000..1010));
+    assert!(matches!(
+        c.allocate_producer_ids(0).await,
+        Err(ControllerError::InvalidProducerIdBlock { .. })
+    ));
+    c.shutdown().await.unwrap();
+
+    let c = Controller::open(dir.path(), 1).await.unwrap();
+    assert_eq!(c.allocate_producer_ids(5).await.unwrap(), 1010..1015);
+    c.shutdown().await.unwrap();
+}

@@ -37,10 +37,15 @@ pub(crate) struct CleanShutdown {
 
 /// Writes `contents` to `dir/name` atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<(), LogError> {
+    write_atomic_bytes(dir, name, contents.as_bytes())
+}
+
+/// Writes `contents` to `dir/name` atomically and durably.
+pub(crate) fn write_atomic_bytes(dir: &Path, name: &str, contents: &[u8]) -> Result<(), LogError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     let mut f = File::create(&tmp).map_err(LogError::io("creating", &tmp))?;
-    f.write_all(contents.as_bytes())
+    f.write_all(contents)
         .map_err(LogError::io("writing", &tmp))?;
     f.sync_all().map_err(LogError::io("fsyncing", &tmp))?;
     std::fs::rename(&tmp, &target).map_err(LogError::io("renaming into place", &target))?;

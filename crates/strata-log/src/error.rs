@@ -1,11 +1,15 @@
 //! The one error type of the log layer. Kafka error codes are chosen by the
 //! server from these variants: `OffsetOutOfRange` -> OFFSET_OUT_OF_RANGE,
 //! `Record(TooLarge)` -> MESSAGE_TOO_LARGE, `Record(Corrupt)` -> CORRUPT_MESSAGE,
-//! `Record(Invalid)` -> INVALID_RECORD, everything else -> KAFKA_STORAGE_ERROR.
+//! `Record(Invalid)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
+//! OUT_OF_ORDER_SEQUENCE_NUMBER, `Producer(InvalidProducerEpoch)` ->
+//! INVALID_PRODUCER_EPOCH, other `Producer` errors -> INVALID_RECORD, everything
+//! else -> KAFKA_STORAGE_ERROR.
 
 use std::io;
 use std::path::PathBuf;
 
+use crate::producer_state::ProducerError;
 use crate::record::RecordError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,12 @@ pub enum LogError {
         dir: PathBuf,
         #[source]
         source: RecordError,
+    },
+    #[error("rejected idempotent batch for log {dir}: {source}")]
+    Producer {
+        dir: PathBuf,
+        #[source]
+        source: ProducerError,
     },
     #[error("I/O error while {op} {path}: {source}; check disk space, permissions and the disk's health")]
     Io {
@@ -57,6 +67,14 @@ impl LogError {
     pub fn record_error(&self) -> Option<&RecordError> {
         match self {
             LogError::Record { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The idempotent-producer error, if this is one.
+    pub fn producer_error(&self) -> Option<&ProducerError> {
+        match self {
+            LogError::Producer { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -6,6 +6,8 @@
 //! log        Log: append / read / roll / retention / flush / close   (log.rs)
 //!  |-- recovery    open a partition dir, repair after a crash        (recovery.rs)
 //!  |-- checkpoint  recovery point, log start, clean-shutdown marker  (checkpoint.rs)
+//!  |-- producer_snapshot  producer state on disk, rebuilt on open    (producer_snapshot.rs)
+//!  |    |-- producer_state  idempotent-producer dedup/sequence rules  (producer_state.rs)
 //!  |-- segment     one .log + .index + .timeindex                    (segment.rs)
 //!  |    |-- index, timeindex   sparse indexes                        (index.rs, timeindex.rs)
 //!  |-- record      zero-copy record-batch v2 view                    (record.rs)
@@ -22,7 +24,9 @@
 //! epoch rewritten), `.index` (4-byte relative offset, 4-byte position),
 //! `.timeindex` (8-byte timestamp, 4-byte relative offset), `log.checkpoint`
 //! (recovery point and log start offset), `.lock` (an exclusive `flock` held
-//! while a `Log` is open) and, only while closed cleanly, `clean-shutdown`.
+//! while a `Log` is open), `{offset:020}.snapshot` (producer state as of
+//! `offset`, written on roll and clean close) and, only while closed cleanly,
+//! `clean-shutdown`.
 //!
 //! # Contracts
 //!
@@ -47,13 +51,20 @@
 //!   shutdown it reads only index files and metadata, never log data
 //!   ([`Log::recovery_bytes_scanned`] is 0). Index files failing their checks are
 //!   rebuilt from the log in both cases.
+//! - **Idempotent producers**: append checks each batch with a producer id
+//!   against the partition's producer state (see [`producer_state`]): a retry of
+//!   one of a producer's last five batches returns the original offsets with
+//!   [`AppendInfo::duplicate`] set and writes nothing; a gap or a stale epoch is
+//!   refused (`LogError::Producer`). The state survives restarts and crashes:
+//!   open loads the latest snapshot at or below the log end and replays the
+//!   batch headers after it.
 //! - **Errors**: an I/O error in the middle of an append leaves the log
 //!   refusing writes (`LogError::Failed`) until it is reopened, because the
 //!   file may then hold unpublished bytes; recovery sorts them out. Reads keep
 //!   working. One `Log` per directory at a time (`LogError::Locked`).
 //! - **Not here**: follower appends that keep the leader's offsets, truncation
 //!   to an offset (replica divergence), leader-epoch checkpoints, compaction,
-//!   transactions (producer state, aborted-transaction index).
+//!   transactions (transaction markers, aborted-transaction index, LSO).
 
 mod checkpoint;
 mod config;
@@ -65,6 +76,10 @@ pub mod index;
 mod log;
 #[cfg(test)]
 mod log_tests;
+mod producer_snapshot;
+pub mod producer_state;
+#[cfg(test)]
+mod producer_tests;
 pub mod record;
 mod recovery;
 #[cfg(test)]
@@ -75,6 +90,7 @@ pub mod timeindex;
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, SegmentInfo};
+pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 
 /// The directory name of a partition: `<topic>-<partition>`.

@@ -20,6 +20,8 @@ use crate::checkpoint::{self, Checkpoint, CleanShutdown};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::flusher;
+use crate::producer_snapshot;
+use crate::producer_state::{Prepared, ProducerBatch, ProducerStateManager};
 use crate::record;
 use crate::recovery;
 use crate::segment::Segment;
@@ -32,6 +34,9 @@ pub struct AppendInfo {
     /// The broker time stamped on the batches, or -1 with CreateTime.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The batches were a retry of an idempotent producer's earlier batch: nothing
+    /// was written and the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// A segment as seen from outside (DescribeLogDirs, tests).
@@ -61,6 +66,8 @@ struct Writer {
     /// Exclusive `flock` on `<dir>/.lock`, held until close (or drop, or process
     /// death), so two `Log`s never write the same directory.
     dir_lock: Option<std::fs::File>,
+    /// Idempotent producers' epochs and last batches (see `producer_state`).
+    producers: ProducerStateManager,
 }
 
 pub struct Log {
@@ -73,6 +80,7 @@ pub struct Log {
     /// Raised by the background flusher when a rolled segment's fsync completes;
     /// the writer turns it into the persisted recovery point (see `flusher`).
     pub(crate) synced_up_to: Arc<AtomicI64>,
+    producer_replay_bytes: u64,
 }
 
 impl Log {
@@ -86,6 +94,8 @@ impl Log {
         let dir_lock = lock_dir(&dir)?;
         let scanned = AtomicU64::new(0);
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
+        let (producers, producer_replay_bytes) =
+            producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset)?;
         Ok(Log {
             dir,
             writer: Mutex::new(Writer {
@@ -97,12 +107,14 @@ impl Log {
                 closed: false,
                 failed: None,
                 dir_lock: Some(dir_lock),
+                producers,
             }),
             segments: RwLock::new(loaded.segments),
             log_start: AtomicI64::new(loaded.log_start_offset),
             log_end: AtomicI64::new(loaded.log_end_offset),
             recovery_bytes_scanned: scanned,
             synced_up_to: Arc::new(AtomicI64::new(loaded.recovery_point)),
+            producer_replay_bytes,
         })
     }
 
@@ -179,6 +191,25 @@ impl Log {
             incoming_ts = incoming_ts.max(info.max_timestamp);
             messages += info.records_count as u64;
         }
+        let prepared = w
+            .producers
+            .prepare(infos.iter().map(ProducerBatch::from_info))
+            .map_err(|source| LogError::Producer {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let updates = match prepared {
+            Prepared::Append(updates) => updates,
+            Prepared::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: if log_append { original.timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                })
+            }
+        };
         let written = self
             .maybe_roll(&mut w, data.len() as u64, next - 1, incoming_ts, now_ms)
             .and_then(|active| active.append(&data, &infos, w.config.index_interval_bytes));
@@ -188,6 +219,7 @@ impl Log {
             return Err(e);
         }
         self.log_end.store(next, Ordering::Release);
+        w.producers.commit(updates);
         w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
         if w.unflushed_messages >= w.config.flush_messages {
             if let Err(e) = self.flush_locked(&mut w) {
@@ -202,6 +234,7 @@ impl Log {
             last_offset: next - 1,
             log_append_time: if log_append { now_ms } else { -1 },
             log_start_offset: self.log_start_offset(),
+            duplicate: false,
         })
     }
 
@@ -306,6 +339,8 @@ impl Log {
             w.config.index_limits(),
             now_ms,
         )?);
+        // Covers every batch below `base`, as Kafka's snapshot on roll.
+        producer_snapshot::write(&self.dir, base, &w.producers)?;
         self.segments.write().insert(base, Arc::clone(&new));
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         // The fsync of the old segment (and of the directory, for the new file's
@@ -458,6 +493,7 @@ impl Log {
             return Ok(self.log_start_offset());
         }
         self.log_start.store(target, Ordering::Release);
+        w.producers.remove_below(target);
         self.write_checkpoint(&w)?;
         let active = self.active();
         if active.size() > 0 && active.next_offset() <= target {
@@ -478,7 +514,7 @@ impl Log {
     /// than that without the segment), and segments below the log start offset.
     /// Never deletes the active segment. Returns the number of segments deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
         self.check_open(&w)?;
         let segments = self.snapshot();
         let inactive = &segments[..segments.len().saturating_sub(1)];
@@ -520,6 +556,7 @@ impl Log {
         let new_start = segments[doomed].base_offset().max(log_start);
         if new_start > log_start {
             self.log_start.store(new_start, Ordering::Release);
+            w.producers.remove_below(new_start);
             self.write_checkpoint(&w)?;
         }
         self.delete_prefix(&segments, doomed)?;
@@ -539,6 +576,9 @@ impl Log {
         for s in &segments[..n] {
             tracing::info!(file = %s.log_path().display(), "deleting segment");
             s.delete_files()?;
+        }
+        if let Some(first_kept) = segments.get(n) {
+            producer_snapshot::delete_below(&self.dir, first_kept.base_offset())?;
         }
         Ok(())
     }
@@ -624,6 +664,7 @@ impl Log {
         let active = self.active();
         active.seal()?;
         self.flush_locked(&mut w)?;
+        producer_snapshot::write(&self.dir, self.log_end_offset(), &w.producers)?;
         checkpoint::write_clean_shutdown(
             &self.dir,
             CleanShutdown {
@@ -653,6 +694,12 @@ impl Log {
     /// 0 after a clean shutdown with intact indexes.
     pub fn recovery_bytes_scanned(&self) -> u64 {
         self.recovery_bytes_scanned.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of batch headers read by `open` to rebuild producer state after the
+    /// latest snapshot; 0 after a clean shutdown.
+    pub fn producer_replay_bytes(&self) -> u64 {
+        self.producer_replay_bytes
     }
 
     #[cfg(test)]

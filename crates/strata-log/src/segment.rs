@@ -546,6 +546,26 @@ impl Segment {
         self.scan_headers(start, end, |h| h.last_offset() >= target)
     }
 
+    /// Calls `f` with the header of every batch whose last offset is >= `from`,
+    /// in order, reading only headers. Returns the bytes read.
+    pub fn for_each_header(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<u64, LogError> {
+        let end = self.size();
+        let Some((start, _)) = self.locate(from, end)? else {
+            return Ok(0);
+        };
+        let mut headers = 0u64;
+        self.scan_headers(start, end, |h| {
+            f(h);
+            headers += 1;
+            false
+        })?;
+        Ok(headers * HEADER_LEN as u64)
+    }
+
     fn scan_headers(
         &self,
         mut pos: u64,

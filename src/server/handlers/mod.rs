@@ -5,6 +5,7 @@ mod admin;
 pub mod api_versions;
 mod configs;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -36,6 +37,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r)),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(admin::describe_cluster(ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(admin::describe_log_dirs(ctx, r)),
+        Rq::InitProducerId(r) => Rs::InitProducerId(init_producer_id::handle(ctx, r).await),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above.

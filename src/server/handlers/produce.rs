@@ -51,10 +51,14 @@ fn append(
         Err(e) => return base.with_error_code(error_code(&e).code()),
     };
     match part.append(records, now) {
-        Ok(info) => base
-            .with_base_offset(info.base_offset)
-            .with_log_append_time_ms(info.log_append_time)
-            .with_log_start_offset(info.log_start_offset),
+        Ok(info) => {
+            if info.duplicate {
+                tracing::debug!(tp = %part.tp, base_offset = info.base_offset, "duplicate batch of an idempotent producer; answered with its original offsets");
+            }
+            base.with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(info.log_start_offset)
+        }
         Err(e) => {
             let code = log_code(&e);
             let err = BrokerError::Log {
