@@ -23,4 +23,4 @@ echo "== Rust tests (unit, property, integration)"
 cargo nextest run --workspace --no-fail-fast
 
 echo "== Python client tests"
-STRATA_BIN="$PWD/target/debug/strata" python3 -m pytest tests/python -q -p no:cacheprovider
+BROKER_BIN="$PWD/target/debug/strata" python3 -m pytest tests/python -q -p no:cacheprovider

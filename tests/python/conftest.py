@@ -9,11 +9,12 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BINARY = pathlib.Path(os.environ.get("STRATA_BIN", ROOT / "target" / "debug" / "strata"))
+BINARY = pathlib.Path(os.environ.get("BROKER_BIN", ROOT / "target" / "debug" / "strata"))
 
 
 class Broker:
@@ -32,7 +33,9 @@ class Broker:
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        # The broker rejects unknown STRATA_* variables, so pass none of the test's own.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_") or k == "STRATA_LOG"}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         ready = threading.Event()
 
         def read():
@@ -42,7 +45,11 @@ class Broker:
                     ready.set()
 
         threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(60):
+        deadline = time.time() + 60
+        while not ready.wait(0.1):
+            if self.proc.poll() is not None or time.time() > deadline:
+                break
+        if not ready.is_set():
             self.kill()
             raise RuntimeError("broker did not start:\n" + self.log())
 
