@@ -4,12 +4,12 @@
 #      library Terraform itself uses, compiled to wasm);
 #   2. checkov reports no failed checks (skips must be inline, with a written reason:
 #      #checkov:skip=CKV_...:why).
-# Tools are installed on first use under $STRATA_TOOLING (default ~/.cache/strata-tooling),
+# Tools are installed on first use under $DEV_TOOLING_DIR (default ~/.cache/strata-tooling),
 # never into the repository.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TOOLING="${STRATA_TOOLING:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-tooling}"
+TOOLING="${DEV_TOOLING_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-tooling}"
 HCL2JSON_VERSION="0.21.0"
 CHECKOV_VERSION="3.3.30"
 mkdir -p "$TOOLING"

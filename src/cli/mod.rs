@@ -26,13 +26,8 @@ pub use client::Client;
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
     /// Broker address(es), host:port[,host:port...]; any node of the cluster will do.
-    #[arg(
-        long,
-        short = 'b',
-        global = true,
-        env = "STRATA_BOOTSTRAP_SERVER",
-        default_value = "127.0.0.1:9092"
-    )]
+    // No environment variable: every STRATA_* variable names a broker setting.
+    #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
     /// How long to wait for a connection or an answer, in milliseconds.
     #[arg(long, global = true, default_value_t = 30_000)]

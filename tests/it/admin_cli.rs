@@ -13,7 +13,6 @@ fn strata(addr: &str, args: &[&str]) -> Output {
         .arg(addr)
         .arg("--timeout-ms")
         .arg("20000")
-        .env_remove("STRATA_BOOTSTRAP_SERVER")
         .output()
         .expect("run strata")
 }
