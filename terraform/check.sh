@@ -2,6 +2,7 @@
 # Checks the Terraform without cloud access or the terraform binary:
 #   1. every .tf file parses with a real HCL parser (npm @cdktf/hcl2json, the HCL
 #      library Terraform itself uses, compiled to wasm);
+#      user-data templates, rendered with placeholders, pass `bash -n`;
 #   2. checkov reports no failed checks (skips must be inline, with a written reason:
 #      #checkov:skip=CKV_...:why).
 # Tools are installed on first use under $DEV_TOOLING_DIR (default ~/.cache/strata-tooling),
@@ -49,6 +50,26 @@ const { parse } = require("@cdktf/hcl2json");
   }
 })();
 JS
+
+# User-data templates must be valid bash once Terraform fills them in: substitute every
+# ${...} with a placeholder and let bash parse the result.
+for tpl in $(find . -name '*.sh.tftpl' -not -path './.tooling/*' | sort); do
+    python3 - "$tpl" >"${TMPDIR:-/tmp}/strata-user-data.$$.sh" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+if "%{" in text:
+    sys.exit(f"{sys.argv[1]}: template directives are not checked here; keep user data plain")
+print(re.sub(r"\$\{[^}]*\}", "placeholder", text), end="")
+PY
+    if bash -n "${TMPDIR:-/tmp}/strata-user-data.$$.sh"; then
+        echo "bash -n $tpl: ok"
+    else
+        echo "BASH SYNTAX ERROR in $tpl" >&2
+        rm -f "${TMPDIR:-/tmp}/strata-user-data.$$.sh"
+        exit 1
+    fi
+    rm -f "${TMPDIR:-/tmp}/strata-user-data.$$.sh"
+done
 
 # ---------------------------------------------------------------- 2. checkov
 VENV="$TOOLING/checkov-$CHECKOV_VERSION"

@@ -222,3 +222,32 @@ pub fn group(conn: Connection, cmd: GroupCommand) -> ExitCode {
 pub fn tier(conn: Connection, cmd: TierCommand) -> ExitCode {
     run(conn, |client, conn| tier::run(client, conn, cmd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_split_on_the_first_equals_and_name_bad_ones() {
+        let got = parse_pairs(&["a.b=1".into(), " c = x=y ".into()]).unwrap();
+        assert_eq!(
+            got,
+            [("a.b".into(), "1".into()), ("c".into(), "x=y".into())]
+        );
+        for bad in ["novalue", "=1"] {
+            let err = parse_pairs(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn kafka_errors_carry_the_code_name_and_the_broker_message() {
+        let e = CliError::kafka("creating topic 't'", 36, Some(&str_bytes("it exists")));
+        assert_eq!(
+            e.to_string(),
+            "creating topic 't' failed: TopicAlreadyExists (it exists)"
+        );
+        let e = CliError::kafka("x", 9999, None);
+        assert_eq!(e.to_string(), "x failed: error code 9999");
+    }
+}

@@ -67,3 +67,20 @@ impl Progress {
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_at_once_and_timeout_names_the_last_state() {
+        let mut p = Progress::new("waiting", Duration::from_secs(60));
+        assert!(!p.update(Poll::Waiting("1/3".into())).unwrap());
+        assert!(p.update(Poll::Done).unwrap());
+        let mut p = Progress::new("waiting for t", Duration::ZERO);
+        let err = p
+            .update(Poll::Waiting("2/3 partitions".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("waiting for t") && err.to_string().contains("2/3"));
+    }
+}
