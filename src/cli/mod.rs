@@ -144,8 +144,8 @@ impl CliError {
     /// A Kafka error code in a response, with what was being done.
     fn kafka(what: impl Into<String>, code: i16, message: Option<&StrBytes>) -> CliError {
         let error = match ResponseError::try_from_code(code) {
+            Some(ResponseError::Unknown(_)) | None => format!("error code {code}"),
             Some(e) => format!("{e:?}"),
-            None => format!("error code {code}"),
         };
         CliError::Kafka {
             what: what.into(),
