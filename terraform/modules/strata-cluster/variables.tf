@@ -27,6 +27,11 @@ variable "subnet_ids" {
   description = "With vpc_id: one existing private subnet per node (3 ids, ideally in 3 availability zones). Node i is placed in subnet_ids[i]."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = var.vpc_id == null || length(var.subnet_ids) > 0
+    error_message = "With vpc_id set, pass subnet_ids (one private subnet per node, ideally in different availability zones)."
+  }
 }
 
 variable "vpc_cidr" {
