@@ -129,6 +129,25 @@ impl Client {
         self.send_version(req, version).await
     }
 
+    /// Like `send`, but at most version `cap` (for requests whose newer versions change
+    /// shape in ways the caller does not fill in).
+    pub async fn send_capped<R: Request>(
+        &mut self,
+        req: R,
+        cap: i16,
+    ) -> Result<R::Response, CliError> {
+        match self.version_of::<R>() {
+            Some(v) if v.min(cap) >= self.versions.get(&R::KEY).map_or(0, |r| r.0) => {
+                self.send_version(req, v.min(cap)).await
+            }
+            _ => Err(CliError::Unsupported {
+                addr: self.addr.clone(),
+                what: api_name::<R>(),
+                why: super::NOT_IN_API_VERSIONS.into(),
+            }),
+        }
+    }
+
     async fn send_version<R: Request>(
         &mut self,
         req: R,

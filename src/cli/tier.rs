@@ -16,7 +16,7 @@ use super::topic::{known, metadata, RESOURCE_TOPIC};
 use super::{str_bytes, CliError, Client, Connection, TierCommand};
 
 const RESOURCE_BROKER: i8 = 4;
-const LATEST: i64 = -1;
+pub(super) const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
@@ -31,7 +31,7 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TierCommand) -> Result<()
     }
 }
 
-type Tp = (String, i32);
+pub(super) type Tp = (String, i32);
 
 async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<(), CliError> {
     if c.max_version(ApiKey::ListOffsets).unwrap_or(-1) < 8 {
@@ -182,7 +182,7 @@ async fn remote_enabled(
 }
 
 /// A connection to `leader` when it is not the node `c` talks to.
-async fn leader_client(
+pub(super) async fn leader_client(
     c: &Client,
     conn: &Connection,
     md: &MetadataResponse,
@@ -198,7 +198,7 @@ async fn leader_client(
     Client::connect(&addr, conn.timeout()).await.map(Some)
 }
 
-async fn list_offsets(
+pub(super) async fn list_offsets(
     c: &mut Client,
     tps: &[Tp],
     timestamp: i64,
