@@ -8,7 +8,7 @@ data "aws_ssm_parameter" "al2023" {
 }
 
 locals {
-  ami_id = var.ami_id != null ? var.ami_id : nonsensitive(data.aws_ssm_parameter.al2023[0].value)
+  ami_id = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.al2023[0].insecure_value
 
   remote_storage_url = "s3://${aws_s3_bucket.tier.bucket}/${var.bucket_prefix}"
 
@@ -32,7 +32,7 @@ resource "aws_instance" "node" {
   count                  = var.node_count
   ami                    = local.ami_id
   instance_type          = var.instance_type
-  subnet_id              = data.aws_subnet.node[count.index].id
+  subnet_id              = local.node_subnet_ids[count.index]
   private_ip             = local.node_ips[count.index]
   vpc_security_group_ids = [aws_security_group.node.id]
   iam_instance_profile   = aws_iam_instance_profile.node.name

@@ -24,9 +24,15 @@ locals {
 
   # Fixed private IPs: every node's address is known before any node boots, so the
   # quorum voters can be written into each node's configuration.
+  # Node i runs in subnet i (round robin when there are fewer subnets than nodes). The
+  # created subnets' CIDRs are known at plan time; given subnets are looked up.
+  node_subnet_ids   = [for i in range(var.node_count) : local.subnet_ids[i % length(local.subnet_ids)]]
+  node_subnet_cidrs = local.create_vpc ? [
+    for i in range(var.node_count) : cidrsubnet(var.vpc_cidr, 8, (i % length(local.azs)) + 1)
+  ] : data.aws_subnet.node[*].cidr_block
   node_ips = [
     for i in range(var.node_count) :
-    cidrhost(data.aws_subnet.node[i].cidr_block, var.node_host_number + i)
+    cidrhost(local.node_subnet_cidrs[i], var.node_host_number + i)
   ]
   node_ids = [for i in range(var.node_count) : i + 1]
   quorum_voters = join(",", [
@@ -36,6 +42,6 @@ locals {
 }
 
 data "aws_subnet" "node" {
-  count = var.node_count
-  id    = local.subnet_ids[count.index % length(local.subnet_ids)]
+  count = local.create_vpc ? 0 : var.node_count
+  id    = var.subnet_ids[count.index % length(var.subnet_ids)]
 }
