@@ -29,7 +29,8 @@ pub struct Connection {
     // No environment variable: every STRATA_* variable names a broker setting.
     #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
-    /// How long to wait for a connection or an answer, in milliseconds.
+    /// How long to wait for a connection, an answer, or a long operation (partitions
+    /// getting leaders, topics disappearing), in milliseconds.
     #[arg(long, global = true, default_value_t = 30_000)]
     pub timeout_ms: u64,
 }
