@@ -2,7 +2,8 @@
 # Runs every Strata test from a fresh clone. Installs what the tests need (kcat from
 # Debian, Kafka clients from PyPI), builds the broker, runs the Rust unit, property
 # and integration tests (real librdkafka clients against the real binary), then the
-# Python client tests (confluent-kafka, kafka-python, kcat). Every server it starts
+# Python client tests (confluent-kafka, kafka-python, kcat), and checks the Terraform
+# (parse + checkov; installs @cdktf/hcl2json and checkov under ~/.cache/strata-tooling). Every server it starts
 # binds 127.0.0.1 on an ephemeral port and is stopped by the test that started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ cargo build --bins
 
 echo "== Rust tests (unit, property, integration)"
 cargo nextest run --workspace --no-fail-fast
+
+echo "== Terraform checks (HCL parse with @cdktf/hcl2json, checkov; no cloud access)"
+./terraform/check.sh
 
 echo "== Python client tests"
 BROKER_BIN="$PWD/target/debug/strata" python3 -m pytest tests/python -q -p no:cacheprovider

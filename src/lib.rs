@@ -6,9 +6,13 @@
 //! - `server`: the listener, framing loop, and one handler per Kafka API;
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
 //! - `protocol`: frames and the table of served API versions.
+//!
+//! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier`): it talks to
+//! brokers over the network only and uses none of the layers above.
 
 pub mod alloc;
 pub mod broker;
+pub mod cli;
 pub mod protocol;
 pub mod server;
 pub mod startup;

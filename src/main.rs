@@ -1,4 +1,5 @@
-//! The `strata` command line.
+//! The `strata` command line: `serve` runs a broker; `topic`, `group` and `tier` are
+//! admin commands that speak the Kafka protocol to any node (see `strata::cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,19 +32,49 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
+    /// Create, list, describe, alter and delete topics on a running cluster.
+    Topic {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::TopicCommand,
+    },
+    /// List and describe consumer groups.
+    Group {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::GroupCommand,
+    },
+    /// The remote tier, per partition.
+    Tier {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::TierCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The admin commands print results on stdout and progress on stderr; broker logs
+    // default to info, the CLI's to warnings only.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
         Command::Serve { config, set } => serve(config, set),
+        Command::Topic { conn, cmd } => strata::cli::topic(conn, cmd),
+        Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
+        Command::Tier { conn, cmd } => strata::cli::tier(conn, cmd),
     }
 }
 

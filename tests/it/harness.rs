@@ -14,6 +14,8 @@ pub struct Broker {
     _tmp: Option<tempfile::TempDir>,
 }
 
+// Not every helper is used by every test module at every point in history.
+#[allow(dead_code)]
 impl Broker {
     /// A broker with its own temporary data dir and the given extra settings.
     pub fn start(settings: &[(&str, &str)]) -> Broker {

@@ -2,6 +2,7 @@
 //! clients (librdkafka through the `rdkafka` crate) and raw protocol frames.
 
 mod admin;
+mod admin_cli;
 mod bad_input;
 mod cli;
 mod crash;

@@ -1,0 +1,234 @@
+//! A minimal Kafka admin client: one TCP connection, one request in flight, versions
+//! negotiated through ApiVersions. It knows frames and versions, not topics: the
+//! command modules build requests and read responses.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::CliError;
+
+/// Largest response frame accepted (a Metadata answer for many thousands of partitions
+/// fits comfortably).
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+pub struct Client {
+    stream: TcpStream,
+    addr: String,
+    /// api key -> (min, max) that the broker advertises.
+    versions: HashMap<i16, (i16, i16)>,
+    correlation_id: i32,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to the first reachable address of a comma-separated bootstrap list and
+    /// learns its API versions.
+    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
+        let mut last = None;
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Client::connect_one(addr, timeout).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| CliError::Usage("--bootstrap-server is empty".into())))
+    }
+
+    async fn connect_one(addr: &str, timeout: Duration) -> Result<Client, CliError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(CliError::Unreachable {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(CliError::Unreachable {
+                    addr: addr.to_string(),
+                    reason: format!("no connection within {} ms", timeout.as_millis()),
+                })
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut client = Client {
+            stream,
+            addr: addr.to_string(),
+            versions: HashMap::new(),
+            correlation_id: 0,
+            timeout,
+        };
+        client.negotiate().await?;
+        Ok(client)
+    }
+
+    /// ApiVersions v3 (flexible); a broker that refuses it answers in v0 with its table,
+    /// and we retry in v0.
+    async fn negotiate(&mut self) -> Result<(), CliError> {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("strata-cli"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut resp = self.send_version(req.clone(), 3).await?;
+        if resp.error_code != 0 {
+            resp = self.send_version(req, 0).await?;
+        }
+        if resp.error_code != 0 {
+            return Err(CliError::Protocol {
+                addr: self.addr.clone(),
+                reason: format!("ApiVersions failed with error code {}", resp.error_code),
+            });
+        }
+        self.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(())
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The highest version of `R` both sides speak, if any.
+    pub fn version_of<R: Request>(&self) -> Option<i16> {
+        let &(bmin, bmax) = self.versions.get(&R::KEY)?;
+        let max = bmax.min(R::VERSIONS.max);
+        (max >= bmin.max(R::VERSIONS.min)).then_some(max)
+    }
+
+    /// Whether the broker serves `key` at all (ApiVersions).
+    pub fn serves(&self, key: ApiKey) -> bool {
+        self.versions.contains_key(&(key as i16))
+    }
+
+    /// The broker's advertised maximum version of `key`.
+    pub fn max_version(&self, key: ApiKey) -> Option<i16> {
+        self.versions.get(&(key as i16)).map(|v| v.1)
+    }
+
+    /// Sends `req` at the highest common version and waits for its response.
+    pub async fn send<R: Request>(&mut self, req: R) -> Result<R::Response, CliError> {
+        let version = self
+            .version_of::<R>()
+            .ok_or_else(|| CliError::Unsupported {
+                addr: self.addr.clone(),
+                what: api_name::<R>(),
+                why: super::NOT_IN_API_VERSIONS.into(),
+            })?;
+        self.send_version(req, version).await
+    }
+
+    /// Like `send`, but at most version `cap` (for requests whose newer versions change
+    /// shape in ways the caller does not fill in).
+    pub async fn send_capped<R: Request>(
+        &mut self,
+        req: R,
+        cap: i16,
+    ) -> Result<R::Response, CliError> {
+        match self.version_of::<R>() {
+            Some(v) if v.min(cap) >= self.versions.get(&R::KEY).map_or(0, |r| r.0) => {
+                self.send_version(req, v.min(cap)).await
+            }
+            _ => Err(CliError::Unsupported {
+                addr: self.addr.clone(),
+                what: api_name::<R>(),
+                why: super::NOT_IN_API_VERSIONS.into(),
+            }),
+        }
+    }
+
+    async fn send_version<R: Request>(
+        &mut self,
+        req: R,
+        version: i16,
+    ) -> Result<R::Response, CliError> {
+        let api = api_name::<R>();
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strata-cli")));
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0; 4]);
+        header
+            .encode(&mut buf, R::header_version(version))
+            .and_then(|_| req.encode(&mut buf, version))
+            .map_err(|e| self.protocol(format!("cannot encode {api} v{version}: {e}")))?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+
+        let exchange = async {
+            self.stream.write_all(&buf).await?;
+            let size = self.stream.read_i32().await?;
+            if size < 0 || size as usize > MAX_RESPONSE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("response frame of {size} bytes"),
+                ));
+            }
+            let mut body = vec![0; size as usize];
+            self.stream.read_exact(&mut body).await?;
+            Ok(body)
+        };
+        let body = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                return Err(CliError::Connection {
+                    addr: self.addr.clone(),
+                    api: api.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(CliError::Connection {
+                    addr: self.addr.clone(),
+                    api: api.clone(),
+                    reason: format!("no answer within {} ms", self.timeout.as_millis()),
+                })
+            }
+        };
+        let mut body = bytes::Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+            .map_err(|e| self.protocol(format!("bad {api} response header: {e}")))?;
+        if header.correlation_id != self.correlation_id {
+            return Err(self.protocol(format!(
+                "{api} response has correlation id {} (expected {})",
+                header.correlation_id, self.correlation_id
+            )));
+        }
+        let resp = R::Response::decode(&mut body, version)
+            .map_err(|e| self.protocol(format!("bad {api} v{version} response: {e}")))?;
+        if body.has_remaining() {
+            tracing::debug!(api = %api, left = body.remaining(), "trailing response bytes");
+        }
+        Ok(resp)
+    }
+
+    fn protocol(&self, reason: String) -> CliError {
+        CliError::Protocol {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+}
+
+/// The API's name for messages ("CreateTopics"), or its number if the crate does not
+/// know it.
+fn api_name<R: Request>() -> String {
+    match ApiKey::try_from(R::KEY) {
+        Ok(k) => format!("{k:?}"),
+        Err(_) => format!("api key {}", R::KEY),
+    }
+}

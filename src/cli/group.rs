@@ -1,0 +1,227 @@
+//! `strata group list|describe`. Groups are detected through ApiVersions: a broker
+//! that does not serve ListGroups/DescribeGroups gets "not supported by this broker".
+//! `describe` adds committed offsets (OffsetFetch) and lag against the leaders' log end
+//! offsets when the broker serves OffsetFetch.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetFetchRequest,
+};
+use kafka_protocol::ResponseError;
+
+use super::tier::{leader_client, list_offsets, Tp, LATEST};
+use super::topic::metadata;
+use super::{str_bytes, CliError, Client, Connection, GroupCommand};
+
+/// OffsetFetch v10 names topics by id only; v8-9 carry names and several groups.
+const OFFSET_FETCH_MAX: i16 = 9;
+
+pub async fn run(mut c: Client, conn: Connection, cmd: GroupCommand) -> Result<(), CliError> {
+    match cmd {
+        GroupCommand::List => list(&mut c).await,
+        GroupCommand::Describe { group } => describe(c, &conn, &group).await,
+    }
+}
+
+fn require(c: &Client, key: ApiKey, what: &str) -> Result<(), CliError> {
+    if c.serves(key) {
+        Ok(())
+    } else {
+        Err(CliError::Unsupported {
+            addr: c.addr().to_string(),
+            what: format!("{what} ({key:?})"),
+            why: super::NOT_IN_API_VERSIONS.into(),
+        })
+    }
+}
+
+async fn list(c: &mut Client) -> Result<(), CliError> {
+    require(c, ApiKey::ListGroups, "listing consumer groups")?;
+    let resp = c.send(ListGroupsRequest::default()).await?;
+    if resp.error_code != 0 {
+        return Err(CliError::kafka("listing groups", resp.error_code, None));
+    }
+    let mut groups: Vec<_> = resp.groups.iter().collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    println!("GROUP\tSTATE\tPROTOCOL-TYPE");
+    for g in groups {
+        println!("{}\t{}\t{}", g.group_id.0, g.group_state, g.protocol_type);
+    }
+    Ok(())
+}
+
+/// The group's coordinator, when the broker serves FindCoordinator; otherwise the node
+/// we are connected to.
+async fn coordinator(c: &mut Client, group: &str) -> Result<Option<String>, CliError> {
+    let Some(version) = c.version_of::<FindCoordinatorRequest>() else {
+        return Ok(None);
+    };
+    let req = FindCoordinatorRequest::default().with_key_type(0);
+    let req = if version >= 4 {
+        req.with_coordinator_keys(vec![str_bytes(group)])
+    } else {
+        req.with_key(str_bytes(group))
+    };
+    let resp = c.send(req).await?;
+    let (code, msg, host, port) = match resp.coordinators.first() {
+        Some(k) => (
+            k.error_code,
+            k.error_message.clone(),
+            k.host.clone(),
+            k.port,
+        ),
+        None => (resp.error_code, resp.error_message, resp.host, resp.port),
+    };
+    if code != 0 {
+        return Err(CliError::kafka(
+            format!("finding the coordinator of group '{group}'"),
+            code,
+            msg.as_ref(),
+        ));
+    }
+    Ok(Some(format!("{host}:{port}")))
+}
+
+async fn describe(mut c: Client, conn: &Connection, group: &str) -> Result<(), CliError> {
+    require(&c, ApiKey::DescribeGroups, "describing consumer groups")?;
+    if let Some(addr) = coordinator(&mut c, group).await? {
+        if addr != c.addr() {
+            c = Client::connect(&addr, conn.timeout()).await?;
+        }
+    }
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+    let resp = c.send(req).await?;
+    let Some(g) = resp.groups.first() else {
+        return Err(CliError::UnknownGroup {
+            name: group.to_string(),
+        });
+    };
+    if g.error_code == ResponseError::GroupIdNotFound.code()
+        || (g.error_code == 0 && g.group_state.as_str() == "Dead")
+    {
+        return Err(CliError::UnknownGroup {
+            name: group.to_string(),
+        });
+    }
+    if g.error_code != 0 {
+        return Err(CliError::kafka(
+            format!("describing group '{group}'"),
+            g.error_code,
+            g.error_message.as_ref(),
+        ));
+    }
+    println!(
+        "Group: {}\tState: {}\tProtocolType: {}\tProtocol: {}\tMembers: {}",
+        g.group_id.0,
+        g.group_state,
+        g.protocol_type,
+        g.protocol_data,
+        g.members.len()
+    );
+    for m in &g.members {
+        println!(
+            "\tMember: {}\tClientId: {}\tHost: {}",
+            m.member_id, m.client_id, m.client_host
+        );
+    }
+    let Some(committed) = committed(&mut c, group).await? else {
+        return Ok(());
+    };
+    let ends = end_offsets(&mut c, conn, &committed).await?;
+    println!("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG");
+    for ((topic, partition), offset) in &committed {
+        let end = ends.get(&(topic.clone(), *partition)).copied().flatten();
+        let lag = end.map(|e| (e - offset).max(0).to_string());
+        println!(
+            "{topic}\t{partition}\t{offset}\t{}\t{}",
+            end.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            lag.unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
+
+/// The group's committed offsets, when the broker serves OffsetFetch v2+ (all topics).
+async fn committed(c: &mut Client, group: &str) -> Result<Option<BTreeMap<Tp, i64>>, CliError> {
+    let version = match c.version_of::<OffsetFetchRequest>() {
+        Some(v) if v >= 2 => v.min(OFFSET_FETCH_MAX),
+        _ => return Ok(None),
+    };
+    let id = GroupId(str_bytes(group));
+    let req = if version >= 8 {
+        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(id)
+            .with_topics(None)])
+    } else {
+        OffsetFetchRequest::default()
+            .with_group_id(id)
+            .with_topics(None)
+    };
+    let resp = c.send_capped(req, OFFSET_FETCH_MAX).await?;
+    let mut out = BTreeMap::new();
+    let mut keep = |topic: &str, partition: i32, offset: i64| {
+        if offset >= 0 {
+            out.insert((topic.to_string(), partition), offset);
+        }
+    };
+    let code = if version >= 8 {
+        let g = resp.groups.first();
+        for t in g.map(|g| g.topics.as_slice()).unwrap_or_default() {
+            for p in &t.partitions {
+                keep(&t.name.0, p.partition_index, p.committed_offset);
+            }
+        }
+        g.map_or(0, |g| g.error_code)
+    } else {
+        for t in &resp.topics {
+            for p in &t.partitions {
+                keep(&t.name.0, p.partition_index, p.committed_offset);
+            }
+        }
+        resp.error_code
+    };
+    if code != 0 {
+        return Err(CliError::kafka(
+            format!("reading committed offsets of group '{group}'"),
+            code,
+            None,
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// Log end offsets of the partitions in `committed`, asked of each partition's leader.
+async fn end_offsets(
+    c: &mut Client,
+    conn: &Connection,
+    committed: &BTreeMap<Tp, i64>,
+) -> Result<BTreeMap<Tp, Option<i64>>, CliError> {
+    let mut topics: Vec<String> = committed.keys().map(|(t, _)| t.clone()).collect();
+    topics.dedup();
+    if topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let md = metadata(c, Some(&topics)).await?;
+    let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
+    for t in md.topics.iter().filter(|t| t.error_code == 0) {
+        let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+            continue;
+        };
+        for p in &t.partitions {
+            let tp = (name.clone(), p.partition_index);
+            if committed.contains_key(&tp) {
+                by_leader.entry(p.leader_id.0).or_default().push(tp);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (leader, tps) in &by_leader {
+        let mut lc = leader_client(c, conn, &md, *leader).await?;
+        let client = lc.as_mut().unwrap_or(c);
+        out.extend(list_offsets(client, tps, LATEST).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,254 @@
+//! The admin commands of the `strata` binary: `topic`, `group` and `tier`. They speak
+//! the Kafka protocol to any node (`--bootstrap-server`), so they work against Strata
+//! and against any Kafka-compatible broker.
+//!
+//! One module per command group; `client` owns the connection and version
+//! negotiation. Features a broker does not serve are detected through ApiVersions and
+//! reported as "not supported by this broker", never as a protocol error.
+//! This module depends on nothing else in Strata: it is a client.
+
+mod client;
+mod group;
+mod progress;
+mod tier;
+mod topic;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+pub use client::Client;
+
+/// Where to connect, shared by every admin command.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// Broker address(es), host:port[,host:port...]; any node of the cluster will do.
+    // No environment variable: every STRATA_* variable names a broker setting.
+    #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
+    /// How long to wait for a connection, an answer, or a long operation (partitions
+    /// getting leaders, topics disappearing), in milliseconds.
+    #[arg(long, global = true, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+impl Connection {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a topic and wait until every partition has a leader.
+    Create {
+        name: String,
+        /// Number of partitions (default: the broker's num.partitions).
+        #[arg(long, short = 'p')]
+        partitions: Option<i32>,
+        /// Replication factor (default: the broker's default.replication.factor).
+        #[arg(long, short = 'r')]
+        replication_factor: Option<i16>,
+        /// A topic setting, e.g. --config retention.ms=86400000 (repeatable).
+        #[arg(long = "config", short = 'c', value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+    },
+    /// List topic names, one per line.
+    List,
+    /// Show partitions, leaders, replicas and the settings that differ from the default.
+    Describe {
+        /// Topics to describe (default: all).
+        names: Vec<String>,
+    },
+    /// Add partitions and/or change settings.
+    Alter {
+        name: String,
+        /// New total number of partitions (can only grow).
+        #[arg(long, short = 'p')]
+        partitions: Option<i32>,
+        /// Set a topic setting (repeatable).
+        #[arg(long = "config", short = 'c', value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+        /// Remove a topic setting, returning it to the broker default (repeatable).
+        #[arg(long = "delete-config", value_name = "NAME")]
+        delete_configs: Vec<String>,
+    },
+    /// Delete topics and wait until they are gone.
+    Delete {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List,
+    /// Show a consumer group's state and members.
+    Describe { group: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TierCommand {
+    /// Per partition: whether it is tiered, and which offsets are remote-only and local.
+    Status {
+        /// Topics to show (default: all).
+        topics: Vec<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach a broker at {addr}: {reason} (is `strata serve` running there? set --bootstrap-server)")]
+    Unreachable { addr: String, reason: String },
+    #[error("connection to {addr} failed during {api}: {reason}")]
+    Connection {
+        addr: String,
+        api: String,
+        reason: String,
+    },
+    #[error("unexpected answer from {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+    #[error("{what} is not supported by this broker ({addr}): {why}")]
+    Unsupported {
+        addr: String,
+        what: String,
+        why: String,
+    },
+    #[error("unknown topic '{name}'")]
+    UnknownTopic { name: String },
+    #[error("unknown group '{name}'")]
+    UnknownGroup { name: String },
+    #[error("{what} failed: {error}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Kafka {
+        what: String,
+        error: String,
+        message: Option<String>,
+    },
+    #[error("{what} did not finish within {seconds} s: {state}")]
+    Timeout {
+        what: String,
+        seconds: u64,
+        state: String,
+    },
+}
+
+/// Why an API-based feature check failed.
+const NOT_IN_API_VERSIONS: &str = "the broker's ApiVersions does not list it";
+
+impl CliError {
+    /// A Kafka error code in a response, with what was being done.
+    fn kafka(what: impl Into<String>, code: i16, message: Option<&StrBytes>) -> CliError {
+        let error = match ResponseError::try_from_code(code) {
+            Some(ResponseError::Unknown(_)) | None => format!("error code {code}"),
+            Some(e) => format!("{e:?}"),
+        };
+        CliError::Kafka {
+            what: what.into(),
+            error,
+            message: message.map(|m| m.to_string()).filter(|m| !m.is_empty()),
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Splits NAME=VALUE arguments.
+fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(CliError::Usage(format!(
+                "--config expects NAME=VALUE, got '{p}'"
+            ))),
+        })
+        .collect()
+}
+
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Runs one admin command to completion on a small runtime and maps the outcome to an
+/// exit code: 0 success, 1 failure, 2 usage.
+pub fn run<F, Fut>(conn: Connection, f: F) -> ExitCode
+where
+    F: FnOnce(Client, Connection) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = Client::connect(&conn.bootstrap_server, conn.timeout()).await?;
+        f(client, conn).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+pub fn topic(conn: Connection, cmd: TopicCommand) -> ExitCode {
+    run(conn, |client, conn| topic::run(client, conn, cmd))
+}
+
+pub fn group(conn: Connection, cmd: GroupCommand) -> ExitCode {
+    run(conn, |client, conn| group::run(client, conn, cmd))
+}
+
+pub fn tier(conn: Connection, cmd: TierCommand) -> ExitCode {
+    run(conn, |client, conn| tier::run(client, conn, cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_split_on_the_first_equals_and_name_bad_ones() {
+        let got = parse_pairs(&["a.b=1".into(), " c = x=y ".into()]).unwrap();
+        assert_eq!(
+            got,
+            [("a.b".into(), "1".into()), ("c".into(), "x=y".into())]
+        );
+        for bad in ["novalue", "=1"] {
+            let err = parse_pairs(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn kafka_errors_carry_the_code_name_and_the_broker_message() {
+        let e = CliError::kafka("creating topic 't'", 36, Some(&str_bytes("it exists")));
+        assert_eq!(
+            e.to_string(),
+            "creating topic 't' failed: TopicAlreadyExists (it exists)"
+        );
+        let e = CliError::kafka("x", 9999, None);
+        assert_eq!(e.to_string(), "x failed: error code 9999");
+    }
+}

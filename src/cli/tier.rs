@@ -1,0 +1,238 @@
+//! `strata tier status`: per partition, whether the topic is tiered and which offsets
+//! live only in the remote tier. It asks the partition leaders with ListOffsets
+//! (-2 earliest, -4 earliest local, -5 latest tiered, -1 latest; KIP-405/KIP-1005).
+//! A broker without ListOffsets v8 or without remote storage configured gets
+//! "not supported by this broker".
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeConfigsRequest, ListOffsetsRequest, MetadataResponse, TopicName,
+};
+
+use super::topic::{known, metadata, RESOURCE_TOPIC};
+use super::{str_bytes, CliError, Client, Connection, TierCommand};
+
+const RESOURCE_BROKER: i8 = 4;
+pub(super) const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Broker settings that tell whether a remote tier is configured: Strata's own name,
+/// then Kafka's.
+const TIER_SETTINGS: &[&str] = &["remote.storage.url", "remote.log.storage.system.enable"];
+
+pub async fn run(mut c: Client, conn: Connection, cmd: TierCommand) -> Result<(), CliError> {
+    match cmd {
+        TierCommand::Status { topics } => status(&mut c, &conn, &topics).await,
+    }
+}
+
+pub(super) type Tp = (String, i32);
+
+async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<(), CliError> {
+    if c.max_version(ApiKey::ListOffsets).unwrap_or(-1) < 8 {
+        return Err(CliError::Unsupported {
+            addr: c.addr().to_string(),
+            what: "tier status".into(),
+            why: "it does not serve ListOffsets v8 (earliest-local offsets, KIP-405)".into(),
+        });
+    }
+    let md = metadata(c, (!topics.is_empty()).then_some(topics)).await?;
+    for t in topics {
+        known(&md, t)?;
+    }
+    remote_tier_configured(c, &md).await?;
+
+    let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
+    let mut names = Vec::new();
+    for t in md.topics.iter().filter(|t| t.error_code == 0) {
+        let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+            continue;
+        };
+        for p in &t.partitions {
+            by_leader
+                .entry(p.leader_id.0)
+                .or_default()
+                .push((name.clone(), p.partition_index));
+        }
+        names.push(name);
+    }
+    let enabled = remote_enabled(c, &names).await?;
+
+    // offsets[tp] = [earliest, earliest local, latest tiered, latest]
+    let mut offsets: BTreeMap<Tp, [Option<i64>; 4]> = BTreeMap::new();
+    for (leader, tps) in &by_leader {
+        let mut lc = leader_client(c, conn, &md, *leader).await?;
+        let client = lc.as_mut().unwrap_or(c);
+        let tiered_known = client.max_version(ApiKey::ListOffsets).unwrap_or(0) >= 9;
+        for (i, ts) in [EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST]
+            .into_iter()
+            .enumerate()
+        {
+            if ts == LATEST_TIERED && !tiered_known {
+                continue;
+            }
+            for (tp, off) in list_offsets(client, tps, ts).await? {
+                offsets.entry(tp).or_default()[i] = off;
+            }
+        }
+    }
+    print_table(&offsets, &enabled);
+    Ok(())
+}
+
+fn print_table(offsets: &BTreeMap<Tp, [Option<i64>; 4]>, enabled: &BTreeMap<String, bool>) {
+    let show = |o: Option<i64>| o.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    println!("TOPIC\tPARTITION\tREMOTE\tLOG-START\tLOCAL-START\tTIERED-END\tEND\tREMOTE-ONLY");
+    for ((topic, partition), [start, local, tiered, end]) in offsets {
+        let remote_only = match (start, local) {
+            (Some(s), Some(l)) if l >= s => (l - s).to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "{topic}\t{partition}\t{}\t{}\t{}\t{}\t{}\t{remote_only}",
+            if enabled.get(topic).copied().unwrap_or(false) {
+                "on"
+            } else {
+                "off"
+            },
+            show(*start),
+            show(*local),
+            show(*tiered),
+            show(*end)
+        );
+    }
+}
+
+/// Fails with "not supported" unless the broker describes a remote-tier setting.
+async fn remote_tier_configured(c: &mut Client, md: &MetadataResponse) -> Result<(), CliError> {
+    let node = md
+        .brokers
+        .iter()
+        .find(|b| format!("{}:{}", b.host, b.port) == c.addr())
+        .map(|b| b.node_id.0.to_string())
+        .unwrap_or_default();
+    let unsupported = |c: &Client| CliError::Unsupported {
+        addr: c.addr().to_string(),
+        what: "tiered storage".into(),
+        why: "it describes no remote.storage.url (or remote.log.storage.system.enable) setting"
+            .into(),
+    };
+    if c.version_of::<DescribeConfigsRequest>().is_none() {
+        return Err(unsupported(c));
+    }
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(RESOURCE_BROKER)
+            .with_resource_name(str_bytes(node))
+            .with_configuration_keys(None)]);
+    let resp = c.send(req).await?;
+    let found = resp.results.iter().filter(|r| r.error_code == 0).any(|r| {
+        r.configs.iter().any(|e| {
+            TIER_SETTINGS.contains(&e.name.as_str())
+                && e.value
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty() && v.as_str() != "false")
+        })
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(unsupported(c))
+    }
+}
+
+/// remote.storage.enable of each topic.
+async fn remote_enabled(
+    c: &mut Client,
+    names: &[String],
+) -> Result<BTreeMap<String, bool>, CliError> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let resources = names
+        .iter()
+        .map(|n| {
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(str_bytes(n.clone()))
+                .with_configuration_keys(Some(vec![str_bytes("remote.storage.enable")]))
+        })
+        .collect();
+    let resp = c
+        .send(DescribeConfigsRequest::default().with_resources(resources))
+        .await?;
+    Ok(resp
+        .results
+        .iter()
+        .map(|r| {
+            let on = r.configs.iter().any(|e| {
+                e.name.as_str() == "remote.storage.enable"
+                    && e.value
+                        .as_ref()
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            });
+            (r.resource_name.to_string(), on)
+        })
+        .collect())
+}
+
+/// A connection to `leader` when it is not the node `c` talks to.
+pub(super) async fn leader_client(
+    c: &Client,
+    conn: &Connection,
+    md: &MetadataResponse,
+    leader: i32,
+) -> Result<Option<Client>, CliError> {
+    let Some(b) = md.brokers.iter().find(|b| b.node_id == BrokerId(leader)) else {
+        return Ok(None);
+    };
+    let addr = format!("{}:{}", b.host, b.port);
+    if addr == c.addr() {
+        return Ok(None);
+    }
+    Client::connect(&addr, conn.timeout()).await.map(Some)
+}
+
+pub(super) async fn list_offsets(
+    c: &mut Client,
+    tps: &[Tp],
+    timestamp: i64,
+) -> Result<Vec<(Tp, Option<i64>)>, CliError> {
+    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for (t, p) in tps {
+        topics.entry(t).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(*p)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(timestamp),
+        );
+    }
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(str_bytes(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let resp = c.send(req).await?;
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let off = (p.error_code == 0 && p.offset >= 0).then_some(p.offset);
+                ((t.name.0.to_string(), p.partition_index), off)
+            })
+        })
+        .collect())
+}
