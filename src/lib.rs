@@ -4,10 +4,13 @@
 //!
 //! Layers, top to bottom (dependencies point down):
 //! - `server`: the listener, framing loop, and one handler per Kafka API;
+//! - `group`: consumer group coordinator (membership state machine, committed offsets
+//!   in `__consumer_offsets`);
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
 //! - `protocol`: frames and the table of served API versions.
 
 pub mod broker;
+pub mod group;
 pub mod protocol;
 pub mod server;
 pub mod startup;
