@@ -18,8 +18,14 @@ use super::state::{GroupSnapshot, MemberSnapshot};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key {
-    Offset { group: String, topic: String, partition: i32 },
-    Group { group: String },
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +98,11 @@ fn get_bytes(b: &mut &[u8]) -> Option<Bytes> {
 pub fn encode_key(key: &Key) -> Bytes {
     let mut b = BytesMut::new();
     match key {
-        Key::Offset { group, topic, partition } => {
+        Key::Offset {
+            group,
+            topic,
+            partition,
+        } => {
             b.put_i16(1);
             put_str(&mut b, group);
             put_str(&mut b, topic);
@@ -113,7 +123,9 @@ pub fn decode_key(mut b: &[u8]) -> Option<Key> {
             topic: get_str(&mut b)?,
             partition: get_i32(&mut b)?,
         }),
-        2 => Some(Key::Group { group: get_str(&mut b)? }),
+        2 => Some(Key::Group {
+            group: get_str(&mut b)?,
+        }),
         _ => None,
     }
 }
@@ -135,7 +147,12 @@ pub fn decode_offset(mut b: &[u8]) -> Option<OffsetValue> {
     let leader_epoch = if version >= 3 { get_i32(&mut b)? } else { -1 };
     let metadata = get_str(&mut b)?;
     let commit_timestamp = get_i64(&mut b)?;
-    Some(OffsetValue { offset, leader_epoch, metadata, commit_timestamp })
+    Some(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
 }
 
 pub fn encode_group(g: &GroupSnapshot) -> Bytes {
@@ -172,7 +189,11 @@ pub fn decode_group(mut b: &[u8]) -> Option<GroupSnapshot> {
     let mut members = Vec::new();
     for _ in 0..count {
         let id = get_str(&mut b)?;
-        let instance_id = if version >= 3 { get_nullable(&mut b)? } else { None };
+        let instance_id = if version >= 3 {
+            get_nullable(&mut b)?
+        } else {
+            None
+        };
         let client_id = get_str(&mut b)?;
         let client_host = get_str(&mut b)?;
         let session_first = get_i32(&mut b)?;
@@ -224,7 +245,10 @@ pub fn batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, S
         })
         .collect();
     let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let opts = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
     RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
     Ok(buf.freeze())
 }
@@ -233,8 +257,12 @@ pub fn batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, S
 pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     let mut b = metadata;
     let mut topics = Vec::new();
-    let Some(_version) = get_i16(&mut b) else { return topics };
-    let Some(n) = get_i32(&mut b) else { return topics };
+    let Some(_version) = get_i16(&mut b) else {
+        return topics;
+    };
+    let Some(n) = get_i32(&mut b) else {
+        return topics;
+    };
     for _ in 0..n.max(0) {
         match get_str(&mut b) {
             Some(t) => topics.push(t),
@@ -271,11 +299,20 @@ mod tests {
 
     #[test]
     fn keys_and_values_round_trip() {
-        let k = Key::Offset { group: "g".into(), topic: "t".into(), partition: 3 };
+        let k = Key::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+        };
         assert_eq!(decode_key(&encode_key(&k)), Some(k));
         let k = Key::Group { group: "g".into() };
         assert_eq!(decode_key(&encode_key(&k)), Some(k));
-        let v = OffsetValue { offset: 42, leader_epoch: 1, metadata: "m".into(), commit_timestamp: 7 };
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 1,
+            metadata: "m".into(),
+            commit_timestamp: 7,
+        };
         assert_eq!(decode_offset(&encode_offset(&v)), Some(v));
         let g = GroupSnapshot {
             protocol_type: Some("consumer".into()),

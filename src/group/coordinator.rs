@@ -133,7 +133,10 @@ impl Coordinator {
                     g.join(now, &self.cfg, reply, req)
                 } else {
                     let member = req.member_id;
-                    vec![Action::Join(reply, JoinResponse::error(GroupError::UnknownMemberId, &member))]
+                    vec![Action::Join(
+                        reply,
+                        JoinResponse::error(GroupError::UnknownMemberId, &member),
+                    )]
                 }
             }
             Event::Sync(reply, req) => match self.groups.get_mut(group) {
@@ -152,14 +155,26 @@ impl Coordinator {
         }
     }
 
-    pub fn heartbeat(&mut self, now: i64, group: &str, member: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
+    pub fn heartbeat(
+        &mut self,
+        now: i64,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         match self.groups.get_mut(group) {
             Some(g) => g.heartbeat(now, member, instance, generation),
             None => Err(GroupError::UnknownMemberId),
         }
     }
 
-    pub fn leave(&mut self, now: i64, group: &str, members: &[(String, Option<String>)]) -> Result<(Vec<Result<(), GroupError>>, Vec<Action>), GroupError> {
+    pub fn leave(
+        &mut self,
+        now: i64,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<(Vec<Result<(), GroupError>>, Vec<Action>), GroupError> {
         match self.groups.get_mut(group) {
             Some(g) => Ok(g.leave(now, &self.cfg, members)),
             None => Err(GroupError::UnknownMemberId),
@@ -200,12 +215,21 @@ impl Coordinator {
 
     /// Checks an OffsetCommit against membership: simple commits (generation < 0)
     /// only to empty groups, otherwise a current member of the current generation.
-    pub fn validate_commit(&self, group: &str, member: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
+    pub fn validate_commit(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         let Some(g) = self.groups.get(group) else {
             return if generation < 0 {
                 Ok(())
             } else {
-                Err(GroupError::IllegalGeneration { generation, current: -1 })
+                Err(GroupError::IllegalGeneration {
+                    generation,
+                    current: -1,
+                })
             };
         };
         match g.state {
@@ -215,7 +239,10 @@ impl Coordinator {
             _ => {
                 g.check_member(member, instance)?;
                 if generation != g.generation {
-                    return Err(GroupError::IllegalGeneration { generation, current: g.generation });
+                    return Err(GroupError::IllegalGeneration {
+                        generation,
+                        current: g.generation,
+                    });
                 }
                 Ok(())
             }

@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::codec::{self, Key, OffsetValue};
-use super::coordinator::{Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest};
+use super::coordinator::{
+    Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
+};
 use super::offsets::OffsetStore;
 use super::state::{Group, GroupState};
 use super::GroupError;
@@ -92,7 +94,10 @@ fn group_config(broker: &Broker) -> GroupConfig {
 
 impl GroupCoordinator {
     /// Creates `__consumer_offsets` if missing, replays it, and starts the timers.
-    pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> Result<Arc<GroupCoordinator>, BrokerError> {
+    pub async fn start(
+        broker: Arc<Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<GroupCoordinator>, BrokerError> {
         let partitions = broker.config().offsets_topic_num_partitions;
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
@@ -100,7 +105,9 @@ impl GroupCoordinator {
             ("retention.ms".to_string(), "-1".to_string()),
             ("segment.bytes".to_string(), "104857600".to_string()),
         ]);
-        broker.ensure_internal_topic(OFFSETS_TOPIC, partitions, configs).await?;
+        broker
+            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
+            .await?;
         let coordinator = Arc::new(GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
@@ -118,7 +125,9 @@ impl GroupCoordinator {
     }
 
     fn load(&self) -> Result<(), BrokerError> {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
         let now = now_ms();
         let mut groups: HashMap<String, Option<super::state::GroupSnapshot>> = HashMap::new();
         let mut inner = self.inner.lock();
@@ -127,7 +136,13 @@ impl GroupCoordinator {
             let mut offset = p.log.log_start_offset();
             let end = p.log.log_end_offset();
             while offset < end {
-                let mut data = p.log.read(offset, 1 << 20, true).map_err(|source| BrokerError::Log { tp: p.tp.clone(), source })?;
+                let mut data =
+                    p.log
+                        .read(offset, 1 << 20, true)
+                        .map_err(|source| BrokerError::Log {
+                            tp: p.tp.clone(),
+                            source,
+                        })?;
                 if data.is_empty() {
                     break;
                 }
@@ -143,7 +158,12 @@ impl GroupCoordinator {
                     for r in set.records {
                         next = next.max(r.offset + 1);
                         records += 1;
-                        apply_record(&mut inner.offsets, &mut groups, r.key.as_deref(), r.value.as_deref());
+                        apply_record(
+                            &mut inner.offsets,
+                            &mut groups,
+                            r.key.as_deref(),
+                            r.value.as_deref(),
+                        );
                     }
                 }
                 if next <= offset {
@@ -171,7 +191,14 @@ impl GroupCoordinator {
         let mut s = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let wait = c.inner.lock().sm.next_deadline().map(|d| (d - now_ms()).max(0) as u64).unwrap_or(60_000).min(60_000);
+                let wait = c
+                    .inner
+                    .lock()
+                    .sm
+                    .next_deadline()
+                    .map(|d| (d - now_ms()).max(0) as u64)
+                    .unwrap_or(60_000)
+                    .min(60_000);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                     _ = c.wake.notified() => continue,
@@ -184,7 +211,11 @@ impl GroupCoordinator {
         let mut s = shutdown;
         tokio::spawn(async move {
             loop {
-                let every = c.broker.config().offsets_retention_check_interval_ms.max(10) as u64;
+                let every = c
+                    .broker
+                    .config()
+                    .offsets_retention_check_interval_ms
+                    .max(10) as u64;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(every)) => c.expire_offsets(now_ms()),
                     _ = s.changed() => return,
@@ -216,9 +247,13 @@ impl GroupCoordinator {
                     }
                 }
                 Action::Persist(group) => {
-                    let Some(g) = inner.sm.group(&group) else { continue };
+                    let Some(g) = inner.sm.group(&group) else {
+                        continue;
+                    };
                     let value = codec::encode_group(&g.snapshot());
-                    let key = codec::encode_key(&Key::Group { group: group.clone() });
+                    let key = codec::encode_key(&Key::Group {
+                        group: group.clone(),
+                    });
                     if let Err(e) = self.write(&group, vec![(key, Some(value))]) {
                         tracing::error!(error = %e, "could not persist group metadata");
                     }
@@ -229,16 +264,28 @@ impl GroupCoordinator {
 
     /// Appends records for `group` to its `__consumer_offsets` partition.
     fn write(&self, group: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
-        let partitions = self.broker.topic(OFFSETS_TOPIC).map(|t| t.partitions.len() as i32).unwrap_or(0);
+        let partitions = self
+            .broker
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(0);
         if partitions == 0 {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let index = codec::partition_for(group, partitions);
-        let storage = |reason: String| GroupError::Storage { group: group.to_string(), partition: index, reason };
-        let part = self.broker.partition(OFFSETS_TOPIC, index).map_err(|e| storage(e.to_string()))?;
+        let storage = |reason: String| GroupError::Storage {
+            group: group.to_string(),
+            partition: index,
+            reason,
+        };
+        let part = self
+            .broker
+            .partition(OFFSETS_TOPIC, index)
+            .map_err(|e| storage(e.to_string()))?;
         let now = now_ms();
         let batch = codec::batch(&records, now).map_err(storage)?;
-        part.append(&batch, now).map_err(|e| storage(e.to_string()))?;
+        part.append(&batch, now)
+            .map_err(|e| storage(e.to_string()))?;
         Ok(())
     }
 
@@ -254,7 +301,8 @@ impl GroupCoordinator {
             self.perform(&mut inner, actions);
         }
         self.wake.notify_one();
-        rx.await.unwrap_or_else(|_| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member))
+        rx.await
+            .unwrap_or_else(|_| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member))
     }
 
     pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResult {
@@ -268,20 +316,40 @@ impl GroupCoordinator {
             self.perform(&mut inner, actions);
         }
         self.wake.notify_one();
-        let (assignment, _, _) = rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable))?;
+        let (assignment, _, _) = rx
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?;
         let inner = self.inner.lock();
         let g = inner.sm.group(group);
-        Ok((assignment, g.and_then(|g| g.protocol_type.clone()), g.and_then(|g| g.protocol.clone())))
+        Ok((
+            assignment,
+            g.and_then(|g| g.protocol_type.clone()),
+            g.and_then(|g| g.protocol.clone()),
+        ))
     }
 
-    pub fn heartbeat(&self, group: &str, member: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
-        let res = self.inner.lock().sm.heartbeat(now_ms(), group, member, instance, generation);
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        let res = self
+            .inner
+            .lock()
+            .sm
+            .heartbeat(now_ms(), group, member, instance, generation);
         self.wake.notify_one();
         res
     }
 
     /// Removes members; per-member results in request order.
-    pub fn leave(&self, group: &str, members: &[(String, Option<String>)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    pub fn leave(
+        &self,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let mut inner = self.inner.lock();
         let (results, actions) = inner.sm.leave(now_ms(), group, members)?;
         self.perform(&mut inner, actions);
@@ -291,17 +359,36 @@ impl GroupCoordinator {
     }
 
     /// Validates membership, writes the offsets, then makes them visible.
-    pub fn commit(&self, group: &str, member: &str, instance: Option<&str>, generation: i32, entries: Vec<CommitEntry>) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    pub fn commit(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+        entries: Vec<CommitEntry>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let mut inner = self.inner.lock();
         let now = now_ms();
-        inner.sm.validate_commit(group, member, instance, generation)?;
-        let results: Vec<Result<(), GroupError>> = entries.iter().map(|e| self.check_entry(e)).collect();
+        inner
+            .sm
+            .validate_commit(group, member, instance, generation)?;
+        let results: Vec<Result<(), GroupError>> =
+            entries.iter().map(|e| self.check_entry(e)).collect();
         let mut records = Vec::new();
         let mut values = Vec::new();
         for (e, r) in entries.iter().zip(&results) {
             if r.is_ok() {
-                let v = OffsetValue { offset: e.offset, leader_epoch: e.leader_epoch, metadata: e.metadata.clone().unwrap_or_default(), commit_timestamp: now };
-                let key = Key::Offset { group: group.to_string(), topic: e.topic.clone(), partition: e.partition };
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone().unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                let key = Key::Offset {
+                    group: group.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                };
                 records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
                 values.push((e.topic.as_str(), e.partition, v));
             }
@@ -326,11 +413,21 @@ impl GroupCoordinator {
         if size > MAX_METADATA {
             return Err(GroupError::MetadataTooLarge { size });
         }
-        self.broker.partition(&e.topic, e.partition).map(|_| ()).map_err(|_| GroupError::UnknownTopicPartition { topic: e.topic.clone(), partition: e.partition })
+        self.broker
+            .partition(&e.topic, e.partition)
+            .map(|_| ())
+            .map_err(|_| GroupError::UnknownTopicPartition {
+                topic: e.topic.clone(),
+                partition: e.partition,
+            })
     }
 
     /// Committed offsets; `None` topics means every partition the group committed.
-    pub fn fetch(&self, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, i32, Option<OffsetValue>)> {
+    pub fn fetch(
+        &self,
+        group: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, i32, Option<OffsetValue>)> {
         let inner = self.inner.lock();
         match topics {
             Some(topics) => topics
@@ -341,7 +438,12 @@ impl GroupCoordinator {
                     (t, p, v)
                 })
                 .collect(),
-            None => inner.offsets.all(group).into_iter().map(|(t, p, v)| (t.to_string(), p, Some(v.clone()))).collect(),
+            None => inner
+                .offsets
+                .all(group)
+                .into_iter()
+                .map(|(t, p, v)| (t.to_string(), p, Some(v.clone())))
+                .collect(),
         }
     }
 
@@ -351,7 +453,11 @@ impl GroupCoordinator {
             .sm
             .groups()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| GroupListing { group_id: g.id.clone(), protocol_type: g.protocol_type.clone().unwrap_or_default(), state: g.state.name() })
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -360,7 +466,12 @@ impl GroupCoordinator {
     pub fn describe(&self, group: &str) -> GroupDescription {
         let inner = self.inner.lock();
         let Some(g) = inner.sm.group(group) else {
-            return GroupDescription { state: GroupState::Dead.name(), protocol_type: String::new(), protocol: String::new(), members: Vec::new() };
+            return GroupDescription {
+                state: GroupState::Dead.name(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
         };
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
@@ -372,8 +483,20 @@ impl GroupCoordinator {
                 instance_id: m.instance_id.clone(),
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
-                metadata: if stable { m.protocols.iter().find(|(n, _)| *n == protocol).map(|(_, b)| b.clone()).unwrap_or_default() } else { Bytes::new() },
-                assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                metadata: if stable {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default()
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
             })
             .collect();
         GroupDescription {
@@ -407,11 +530,31 @@ impl GroupCoordinator {
             .offsets
             .all(id)
             .into_iter()
-            .map(|(t, p, _)| (codec::encode_key(&Key::Offset { group: id.to_string(), topic: t.to_string(), partition: p }), None))
+            .map(|(t, p, _)| {
+                (
+                    codec::encode_key(&Key::Offset {
+                        group: id.to_string(),
+                        topic: t.to_string(),
+                        partition: p,
+                    }),
+                    None,
+                )
+            })
             .collect();
-        records.push((codec::encode_key(&Key::Group { group: id.to_string() }), None));
+        records.push((
+            codec::encode_key(&Key::Group {
+                group: id.to_string(),
+            }),
+            None,
+        ));
         self.write(id, records)?;
-        for (t, p) in inner.offsets.all(id).into_iter().map(|(t, p, _)| (t.to_string(), p)).collect::<Vec<_>>() {
+        for (t, p) in inner
+            .offsets
+            .all(id)
+            .into_iter()
+            .map(|(t, p, _)| (t.to_string(), p))
+            .collect::<Vec<_>>()
+        {
             inner.offsets.remove(id, &t, p);
         }
         let actions = inner.sm.remove(id, now_ms());
@@ -420,24 +563,46 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: refused for topics the (non-empty) group is subscribed to.
-    pub fn delete_offsets(&self, group: &str, tps: &[(String, i32)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        tps: &[(String, i32)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let mut inner = self.inner.lock();
         let subscribed = match inner.sm.group(group) {
-            Some(g) if g.state == GroupState::Dead => return Err(GroupError::GroupNotFound { group: group.to_string() }),
+            Some(g) if g.state == GroupState::Dead => {
+                return Err(GroupError::GroupNotFound {
+                    group: group.to_string(),
+                })
+            }
             Some(g) if g.state != GroupState::Empty => g.subscribed_topics(),
             Some(_) => Vec::new(),
             None if inner.offsets.has_group(group) => Vec::new(),
-            None => return Err(GroupError::GroupNotFound { group: group.to_string() }),
+            None => {
+                return Err(GroupError::GroupNotFound {
+                    group: group.to_string(),
+                })
+            }
         };
         let mut results = Vec::with_capacity(tps.len());
         let mut records = Vec::new();
         for (t, p) in tps {
             if subscribed.contains(t) {
-                results.push(Err(GroupError::SubscribedToTopic { group: group.to_string(), topic: t.clone() }));
+                results.push(Err(GroupError::SubscribedToTopic {
+                    group: group.to_string(),
+                    topic: t.clone(),
+                }));
             } else {
                 results.push(Ok(()));
                 if inner.offsets.get(group, t, *p).is_some() {
-                    records.push((codec::encode_key(&Key::Offset { group: group.to_string(), topic: t.clone(), partition: *p }), None));
+                    records.push((
+                        codec::encode_key(&Key::Offset {
+                            group: group.to_string(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    ));
                 }
             }
         }
@@ -475,7 +640,16 @@ impl GroupCoordinator {
             }
             let records = expired
                 .iter()
-                .map(|(t, p)| (codec::encode_key(&Key::Offset { group: group.clone(), topic: t.clone(), partition: *p }), None))
+                .map(|(t, p)| {
+                    (
+                        codec::encode_key(&Key::Offset {
+                            group: group.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    )
+                })
                 .collect();
             if let Err(e) = self.write(&group, records) {
                 tracing::warn!(error = %e, "could not expire offsets");
@@ -484,8 +658,14 @@ impl GroupCoordinator {
             for (t, p) in &expired {
                 inner.offsets.remove(&group, t, *p);
             }
-            tracing::info!(group, partitions = expired.len(), "expired committed offsets (offsets.retention.minutes)");
-            if !inner.offsets.has_group(&group) && inner.sm.group(&group).is_some_and(|g| g.is_empty()) {
+            tracing::info!(
+                group,
+                partitions = expired.len(),
+                "expired committed offsets (offsets.retention.minutes)"
+            );
+            if !inner.offsets.has_group(&group)
+                && inner.sm.group(&group).is_some_and(|g| g.is_empty())
+            {
                 if let Err(e) = self.remove_group(&mut inner, &group) {
                     tracing::warn!(error = %e, "could not remove expired group");
                 }
@@ -506,12 +686,31 @@ fn apply_record(
         return;
     };
     match (key, value) {
-        (Key::Offset { group, topic, partition }, None) => {
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            None,
+        ) => {
             offsets.remove(&group, &topic, partition);
         }
-        (Key::Offset { group, topic, partition }, Some(v)) => match codec::decode_offset(v) {
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            Some(v),
+        ) => match codec::decode_offset(v) {
             Some(v) => offsets.put(&group, &topic, partition, v),
-            None => tracing::warn!(group, topic, partition, "skipping an unreadable committed offset"),
+            None => tracing::warn!(
+                group,
+                topic,
+                partition,
+                "skipping an unreadable committed offset"
+            ),
         },
         (Key::Group { group }, None) => {
             groups.insert(group, None);

@@ -27,19 +27,25 @@ pub use driver::{CommitEntry, GroupCoordinator, GroupDescription, GroupListing, 
 pub enum GroupError {
     #[error("the member id is not known to the group; rejoin with an empty member id")]
     UnknownMemberId,
-    #[error("generation {generation} is not the group's current generation {current}; rejoin the group")]
+    #[error(
+        "generation {generation} is not the group's current generation {current}; rejoin the group"
+    )]
     IllegalGeneration { generation: i32, current: i32 },
     #[error("the group is rebalancing; rejoin the group")]
     RebalanceInProgress,
     #[error("a new member must rejoin with the member id it was given (KIP-394)")]
     MemberIdRequired,
-    #[error("static member '{instance}' was replaced by a newer member with the same group.instance.id")]
+    #[error(
+        "static member '{instance}' was replaced by a newer member with the same group.instance.id"
+    )]
     FencedInstanceId { instance: String },
     #[error("group '{group}': the member's protocol type or protocols match no protocol of the other members")]
     InconsistentGroupProtocol { group: String },
     #[error("session timeout {requested} ms is outside [group.min.session.timeout.ms {min}, group.max.session.timeout.ms {max}]")]
     InvalidSessionTimeout { requested: i32, min: i32, max: i32 },
-    #[error("the coordinator is not available for this group (it is loading or was deleted); retry")]
+    #[error(
+        "the coordinator is not available for this group (it is loading or was deleted); retry"
+    )]
     CoordinatorNotAvailable,
     #[error("group '{group}' does not exist")]
     GroupNotFound { group: String },
@@ -52,5 +58,9 @@ pub enum GroupError {
     #[error("topic partition {topic}-{partition} does not exist")]
     UnknownTopicPartition { topic: String, partition: i32 },
     #[error("could not write group '{group}' to {OFFSETS_TOPIC}-{partition}: {reason}")]
-    Storage { group: String, partition: i32, reason: String },
+    Storage {
+        group: String,
+        partition: i32,
+        reason: String,
+    },
 }

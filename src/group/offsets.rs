@@ -56,7 +56,12 @@ mod tests {
     use super::*;
 
     fn v(offset: i64) -> OffsetValue {
-        OffsetValue { offset, leader_epoch: -1, metadata: String::new(), commit_timestamp: 0 }
+        OffsetValue {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        }
     }
 
     #[test]

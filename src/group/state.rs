@@ -220,23 +220,43 @@ impl Group {
 
     // --- JoinGroup -----------------------------------------------------------------
 
-    pub fn join(&mut self, now: i64, cfg: &GroupConfig, reply: ReplyId, req: JoinRequest) -> Vec<Action> {
+    pub fn join(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        reply: ReplyId,
+        req: JoinRequest,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         let fail = |out: &mut Vec<Action>, e: GroupError, member: &str| {
             out.push(Action::Join(reply, JoinResponse::error(e, member)));
         };
         if self.state == GroupState::Dead {
-            fail(&mut out, GroupError::CoordinatorNotAvailable, &req.member_id);
+            fail(
+                &mut out,
+                GroupError::CoordinatorNotAvailable,
+                &req.member_id,
+            );
         } else if req.session_timeout_ms < cfg.min_session_timeout_ms
             || req.session_timeout_ms > cfg.max_session_timeout_ms
         {
-            fail(&mut out, GroupError::InvalidSessionTimeout {
-                requested: req.session_timeout_ms,
-                min: cfg.min_session_timeout_ms,
-                max: cfg.max_session_timeout_ms,
-            }, &req.member_id);
+            fail(
+                &mut out,
+                GroupError::InvalidSessionTimeout {
+                    requested: req.session_timeout_ms,
+                    min: cfg.min_session_timeout_ms,
+                    max: cfg.max_session_timeout_ms,
+                },
+                &req.member_id,
+            );
         } else if !self.supports(&req.protocol_type, &req.protocols) {
-            fail(&mut out, GroupError::InconsistentGroupProtocol { group: self.id.clone() }, &req.member_id);
+            fail(
+                &mut out,
+                GroupError::InconsistentGroupProtocol {
+                    group: self.id.clone(),
+                },
+                &req.member_id,
+            );
         } else if req.member_id.is_empty() {
             self.join_new(now, cfg, reply, req, &mut out);
         } else {
@@ -253,27 +273,48 @@ impl Group {
             return true;
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols
-                .iter()
-                .any(|(n, _)| self.members.values().all(|m| m.protocol_names().contains(&n.as_str())))
+            && protocols.iter().any(|(n, _)| {
+                self.members
+                    .values()
+                    .all(|m| m.protocol_names().contains(&n.as_str()))
+            })
     }
 
-    fn join_new(&mut self, now: i64, cfg: &GroupConfig, reply: ReplyId, req: JoinRequest, out: &mut Vec<Action>) {
+    fn join_new(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        reply: ReplyId,
+        req: JoinRequest,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(instance) = &req.instance_id {
             if let Some(old) = self.static_members.get(instance).cloned() {
                 return self.replace_static(now, cfg, reply, req, old, out);
             }
         } else if req.require_known_member_id {
             let id = cfg.new_member_id(&req.client_id);
-            self.pending.insert(id.clone(), now + req.session_timeout_ms as i64);
-            out.push(Action::Join(reply, JoinResponse::error(GroupError::MemberIdRequired, &id)));
+            self.pending
+                .insert(id.clone(), now + req.session_timeout_ms as i64);
+            out.push(Action::Join(
+                reply,
+                JoinResponse::error(GroupError::MemberIdRequired, &id),
+            ));
             return;
         }
         let id = cfg.new_member_id(&req.client_id);
         self.add_member(now, cfg, reply, req, id, out);
     }
 
-    fn add_member(&mut self, now: i64, cfg: &GroupConfig, reply: ReplyId, req: JoinRequest, id: String, out: &mut Vec<Action>) {
+    fn add_member(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        reply: ReplyId,
+        req: JoinRequest,
+        id: String,
+        out: &mut Vec<Action>,
+    ) {
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
         }
@@ -301,7 +342,14 @@ impl Group {
         self.try_complete_join(now, out);
     }
 
-    fn join_known(&mut self, now: i64, cfg: &GroupConfig, reply: ReplyId, req: JoinRequest, out: &mut Vec<Action>) {
+    fn join_known(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        reply: ReplyId,
+        req: JoinRequest,
+        out: &mut Vec<Action>,
+    ) {
         let id = req.member_id.clone();
         if self.pending.contains_key(&id) && !self.members.contains_key(&id) {
             return self.add_member(now, cfg, reply, req, id, out);
@@ -310,7 +358,9 @@ impl Group {
             out.push(Action::Join(reply, JoinResponse::error(e, &id)));
             return;
         }
-        let Some(member) = self.members.get(&id) else { return };
+        let Some(member) = self.members.get(&id) else {
+            return;
+        };
         let unchanged = member.protocols == req.protocols;
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         match self.state {
@@ -332,39 +382,65 @@ impl Group {
                 self.try_complete_join(now, out);
             }
             GroupState::Empty | GroupState::Dead => {
-                out.push(Action::Join(reply, JoinResponse::error(GroupError::UnknownMemberId, &id)));
+                out.push(Action::Join(
+                    reply,
+                    JoinResponse::error(GroupError::UnknownMemberId, &id),
+                ));
             }
         }
     }
 
     fn update_member(&mut self, now: i64, reply: ReplyId, req: JoinRequest, out: &mut Vec<Action>) {
-        let Some(m) = self.members.get_mut(&req.member_id) else { return };
+        let Some(m) = self.members.get_mut(&req.member_id) else {
+            return;
+        };
         m.protocols = req.protocols;
         m.session_timeout_ms = req.session_timeout_ms as i64;
         m.rebalance_timeout_ms = req.rebalance_timeout_ms as i64;
         m.deadline = now + m.session_timeout_ms;
         if let Some(old) = m.join_reply.replace(reply) {
-            out.push(Action::Join(old, JoinResponse::error(GroupError::RebalanceInProgress, &m.id)));
+            out.push(Action::Join(
+                old,
+                JoinResponse::error(GroupError::RebalanceInProgress, &m.id),
+            ));
         }
     }
 
     /// KIP-345: a static member that restarted (empty member id, known instance id)
     /// takes its old member's place; in a Stable group with unchanged protocols the
     /// others see no rebalance.
-    fn replace_static(&mut self, now: i64, cfg: &GroupConfig, reply: ReplyId, req: JoinRequest, old_id: String, out: &mut Vec<Action>) {
+    fn replace_static(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        reply: ReplyId,
+        req: JoinRequest,
+        old_id: String,
+        out: &mut Vec<Action>,
+    ) {
         let Some(mut member) = self.members.remove(&old_id) else {
             self.static_members.retain(|_, v| *v != old_id);
             let id = cfg.new_member_id(&req.client_id);
             return self.add_member(now, cfg, reply, req, id, out);
         };
-        let fenced = GroupError::FencedInstanceId { instance: req.instance_id.clone().unwrap_or_default() };
+        let fenced = GroupError::FencedInstanceId {
+            instance: req.instance_id.clone().unwrap_or_default(),
+        };
         if let Some(r) = member.join_reply.take() {
-            out.push(Action::Join(r, JoinResponse::error(fenced.clone(), &old_id)));
+            out.push(Action::Join(
+                r,
+                JoinResponse::error(fenced.clone(), &old_id),
+            ));
         }
         if let Some(r) = member.sync_reply.take() {
             out.push(Action::Sync(r, Err(fenced)));
         }
-        let names_unchanged = member.protocol_names() == req.protocols.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>();
+        let names_unchanged = member.protocol_names()
+            == req
+                .protocols
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>();
         let new_id = cfg.new_member_id(&req.client_id);
         member.id = new_id.clone();
         member.client_id = req.client_id;
@@ -381,7 +457,10 @@ impl Group {
             self.static_members.insert(i.clone(), new_id.clone());
         }
         self.members.insert(new_id.clone(), member);
-        if self.state == GroupState::Stable && names_unchanged && self.select_protocol() == self.protocol {
+        if self.state == GroupState::Stable
+            && names_unchanged
+            && self.select_protocol() == self.protocol
+        {
             // Kafka answers with the *old* leader id so that a restarted leader does not
             // compute an assignment a Stable group would ignore.
             let mut resp = self.join_response(&new_id, false);
@@ -437,7 +516,12 @@ impl Group {
         self.rebalance_deadline = if self.initial_join {
             now + cfg.initial_rebalance_delay_ms
         } else {
-            now + self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0)
+            now + self
+                .members
+                .values()
+                .map(|m| m.rebalance_timeout_ms)
+                .max()
+                .unwrap_or(0)
         };
         self.set_state(GroupState::PreparingRebalance, now);
     }
@@ -446,7 +530,8 @@ impl Group {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
-        let all_joined = self.members.values().all(|m| m.join_reply.is_some()) && self.pending.is_empty();
+        let all_joined =
+            self.members.values().all(|m| m.join_reply.is_some()) && self.pending.is_empty();
         let due = now >= self.rebalance_deadline;
         if due || (all_joined && !self.initial_join) {
             self.complete_join(now, out);
@@ -472,7 +557,11 @@ impl Group {
             return;
         }
         self.protocol = self.select_protocol();
-        if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
             self.leader = self.members.keys().next().cloned();
         }
         self.set_state(GroupState::CompletingRebalance, now);
@@ -495,18 +584,30 @@ impl Group {
         let candidates: Vec<&str> = first
             .protocol_names()
             .into_iter()
-            .filter(|p| self.members.values().all(|m| m.protocol_names().contains(p)))
+            .filter(|p| {
+                self.members
+                    .values()
+                    .all(|m| m.protocol_names().contains(p))
+            })
             .collect();
         let mut votes: Vec<(usize, &str)> = candidates.iter().map(|c| (0, *c)).collect();
         for m in self.members.values() {
-            if let Some(pref) = m.protocol_names().into_iter().find(|p| candidates.contains(p)) {
+            if let Some(pref) = m
+                .protocol_names()
+                .into_iter()
+                .find(|p| candidates.contains(p))
+            {
                 if let Some(v) = votes.iter_mut().find(|(_, c)| *c == pref) {
                     v.0 += 1;
                 }
             }
         }
         // max_by_key returns the last maximum; reverse so the first candidate wins ties.
-        votes.iter().rev().max_by_key(|(n, _)| *n).map(|(_, c)| c.to_string())
+        votes
+            .iter()
+            .rev()
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, c)| c.to_string())
     }
 
     fn forget_member(&mut self, id: &str) -> Option<Member> {
@@ -524,7 +625,9 @@ impl Group {
         if let Some(i) = instance {
             match self.static_members.get(i) {
                 Some(current) if current != id => {
-                    return Err(GroupError::FencedInstanceId { instance: i.to_string() })
+                    return Err(GroupError::FencedInstanceId {
+                        instance: i.to_string(),
+                    })
                 }
                 None if !self.members.contains_key(id) => return Err(GroupError::UnknownMemberId),
                 _ => {}
@@ -547,18 +650,29 @@ impl Group {
         out
     }
 
-    fn try_sync(&mut self, now: i64, reply: ReplyId, req: SyncRequest, out: &mut Vec<Action>) -> Result<(), GroupError> {
+    fn try_sync(
+        &mut self,
+        now: i64,
+        reply: ReplyId,
+        req: SyncRequest,
+        out: &mut Vec<Action>,
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         self.check_member(&req.member_id, req.instance_id.as_deref())?;
         if req.generation != self.generation {
-            return Err(GroupError::IllegalGeneration { generation: req.generation, current: self.generation });
+            return Err(GroupError::IllegalGeneration {
+                generation: req.generation,
+                current: self.generation,
+            });
         }
         let type_ok = req.protocol_type.is_none() || req.protocol_type == self.protocol_type;
         let name_ok = req.protocol_name.is_none() || req.protocol_name == self.protocol;
         if !type_ok || !name_ok {
-            return Err(GroupError::InconsistentGroupProtocol { group: self.id.clone() });
+            return Err(GroupError::InconsistentGroupProtocol {
+                group: self.id.clone(),
+            });
         }
         let Some(member) = self.members.get_mut(&req.member_id) else {
             return Err(GroupError::UnknownMemberId);
@@ -594,7 +708,13 @@ impl Group {
         }
     }
 
-    pub fn heartbeat(&mut self, now: i64, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
+    pub fn heartbeat(
+        &mut self,
+        now: i64,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         match self.state {
             GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
             GroupState::Empty => return Err(GroupError::UnknownMemberId),
@@ -603,7 +723,10 @@ impl Group {
         self.check_member(member_id, instance)?;
         let rebalancing = self.state == GroupState::PreparingRebalance;
         if !rebalancing && generation != self.generation {
-            return Err(GroupError::IllegalGeneration { generation, current: self.generation });
+            return Err(GroupError::IllegalGeneration {
+                generation,
+                current: self.generation,
+            });
         }
         if let Some(m) = self.members.get_mut(member_id) {
             m.deadline = now + m.session_timeout_ms;
@@ -615,14 +738,21 @@ impl Group {
     }
 
     /// Removes each (member id, instance id); the results are in request order.
-    pub fn leave(&mut self, now: i64, cfg: &GroupConfig, members: &[(String, Option<String>)]) -> (Vec<Result<(), GroupError>>, Vec<Action>) {
+    pub fn leave(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        members: &[(String, Option<String>)],
+    ) -> (Vec<Result<(), GroupError>>, Vec<Action>) {
         let mut out = Vec::new();
         let mut results = Vec::with_capacity(members.len());
         for (member_id, instance) in members {
             let id = match instance {
                 Some(i) => match self.static_members.get(i) {
                     Some(current) if !member_id.is_empty() && current != member_id => {
-                        results.push(Err(GroupError::FencedInstanceId { instance: i.clone() }));
+                        results.push(Err(GroupError::FencedInstanceId {
+                            instance: i.clone(),
+                        }));
                         continue;
                     }
                     Some(current) => current.clone(),
@@ -644,9 +774,14 @@ impl Group {
     }
 
     fn remove_member(&mut self, now: i64, cfg: &GroupConfig, id: &str, out: &mut Vec<Action>) {
-        let Some(m) = self.forget_member(id) else { return };
+        let Some(m) = self.forget_member(id) else {
+            return;
+        };
         if let Some(r) = m.join_reply {
-            out.push(Action::Join(r, JoinResponse::error(GroupError::UnknownMemberId, id)));
+            out.push(Action::Join(
+                r,
+                JoinResponse::error(GroupError::UnknownMemberId, id),
+            ));
         }
         if let Some(r) = m.sync_reply {
             out.push(Action::Sync(r, Err(GroupError::UnknownMemberId)));
@@ -688,7 +823,10 @@ impl Group {
         let mut out = Vec::new();
         for m in self.members.values_mut() {
             if let Some(r) = m.join_reply.take() {
-                out.push(Action::Join(r, JoinResponse::error(GroupError::CoordinatorNotAvailable, &m.id)));
+                out.push(Action::Join(
+                    r,
+                    JoinResponse::error(GroupError::CoordinatorNotAvailable, &m.id),
+                ));
             }
             if let Some(r) = m.sync_reply.take() {
                 out.push(Action::Sync(r, Err(GroupError::CoordinatorNotAvailable)));

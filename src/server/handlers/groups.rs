@@ -3,18 +3,17 @@
 //! for `group::GroupCoordinator` and encodes its answer, setting version-specific
 //! fields only for the versions that carry them.
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    SyncGroupRequest, SyncGroupResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -37,7 +36,11 @@ pub fn find_coordinator(ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinat
     let port = b.advertised.port as i32;
     let node = BrokerId(b.node_id());
     // Key type 0 is a consumer group; transactions (1) are not served yet.
-    let error = if req.key_type == 0 { 0 } else { ResponseError::CoordinatorNotAvailable.code() };
+    let error = if req.key_type == 0 {
+        0
+    } else {
+        ResponseError::CoordinatorNotAvailable.code()
+    };
     if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -65,13 +68,25 @@ pub async fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> JoinGroupResponse {
     let group = req.group_id.0.to_string();
     let jr = group::JoinRequest {
         member_id: req.member_id.to_string(),
-        instance_id: if ctx.version >= 5 { opt(&req.group_instance_id) } else { None },
+        instance_id: if ctx.version >= 5 {
+            opt(&req.group_instance_id)
+        } else {
+            None
+        },
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host.clone(),
         session_timeout_ms: req.session_timeout_ms,
-        rebalance_timeout_ms: if ctx.version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
+        rebalance_timeout_ms: if ctx.version >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            req.session_timeout_ms
+        },
         protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
         require_known_member_id: ctx.version >= 4,
     };
     let r = if group.is_empty() {
@@ -85,7 +100,11 @@ pub async fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> JoinGroupResponse {
         .map(|m| {
             JoinGroupResponseMember::default()
                 .with_member_id(str_bytes(m.member_id))
-                .with_group_instance_id(if ctx.version >= 5 { m.instance_id.map(str_bytes) } else { None })
+                .with_group_instance_id(if ctx.version >= 5 {
+                    m.instance_id.map(str_bytes)
+                } else {
+                    None
+                })
                 .with_metadata(m.metadata)
         })
         .collect();
@@ -111,17 +130,34 @@ pub async fn sync_group(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
     let group = req.group_id.0.to_string();
     let sr = group::SyncRequest {
         member_id: req.member_id.to_string(),
-        instance_id: if ctx.version >= 3 { opt(&req.group_instance_id) } else { None },
+        instance_id: if ctx.version >= 3 {
+            opt(&req.group_instance_id)
+        } else {
+            None
+        },
         generation: req.generation_id,
-        protocol_type: if ctx.version >= 5 { opt(&req.protocol_type) } else { None },
-        protocol_name: if ctx.version >= 5 { opt(&req.protocol_name) } else { None },
-        assignments: req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+        protocol_type: if ctx.version >= 5 {
+            opt(&req.protocol_type)
+        } else {
+            None
+        },
+        protocol_name: if ctx.version >= 5 {
+            opt(&req.protocol_name)
+        } else {
+            None
+        },
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
     };
     match ctx.groups.sync(&group, sr).await {
         Ok((assignment, protocol_type, protocol)) => {
             let r = SyncGroupResponse::default().with_assignment(assignment);
             if ctx.version >= 5 {
-                r.with_protocol_type(protocol_type.map(str_bytes)).with_protocol_name(protocol.map(str_bytes))
+                r.with_protocol_type(protocol_type.map(str_bytes))
+                    .with_protocol_name(protocol.map(str_bytes))
             } else {
                 r
             }
@@ -131,14 +167,26 @@ pub async fn sync_group(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
 }
 
 pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
-    let instance = if ctx.version >= 3 { opt(&req.group_instance_id) } else { None };
-    let res = ctx.groups.heartbeat(&req.group_id.0, &req.member_id, instance.as_deref(), req.generation_id);
+    let instance = if ctx.version >= 3 {
+        opt(&req.group_instance_id)
+    } else {
+        None
+    };
+    let res = ctx.groups.heartbeat(
+        &req.group_id.0,
+        &req.member_id,
+        instance.as_deref(),
+        req.generation_id,
+    );
     HeartbeatResponse::default().with_error_code(group_result_code(&res))
 }
 
 pub fn leave_group(ctx: &Ctx, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
-        req.members.iter().map(|m| (m.member_id.to_string(), opt(&m.group_instance_id))).collect()
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), opt(&m.group_instance_id)))
+            .collect()
     } else {
         vec![(req.member_id.to_string(), None)]
     };
@@ -165,8 +213,16 @@ pub fn leave_group(ctx: &Ctx, req: LeaveGroupRequest) -> LeaveGroupResponse {
 }
 
 pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
-    let states: Vec<String> = if ctx.version >= 4 { req.states_filter.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
-    let types: Vec<String> = if ctx.version >= 5 { req.types_filter.iter().map(|s| s.to_lowercase()).collect() } else { Vec::new() };
+    let states: Vec<String> = if ctx.version >= 4 {
+        req.states_filter.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    let types: Vec<String> = if ctx.version >= 5 {
+        req.types_filter.iter().map(|s| s.to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
     if !types.is_empty() && !types.iter().any(|t| t == "classic") {
         return ListGroupsResponse::default();
     }
@@ -203,7 +259,11 @@ pub fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsR
                 .map(|m| {
                     DescribedGroupMember::default()
                         .with_member_id(str_bytes(m.member_id))
-                        .with_group_instance_id(if ctx.version >= 4 { m.instance_id.map(str_bytes) } else { None })
+                        .with_group_instance_id(if ctx.version >= 4 {
+                            m.instance_id.map(str_bytes)
+                        } else {
+                            None
+                        })
                         .with_client_id(str_bytes(m.client_id))
                         .with_client_host(str_bytes(m.client_host))
                         .with_member_metadata(m.metadata)
@@ -228,7 +288,11 @@ pub fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsRespons
         .groups_names
         .into_iter()
         .zip(&results)
-        .map(|(g, r)| DeletableGroupResult::default().with_group_id(g).with_error_code(group_result_code(r)))
+        .map(|(g, r)| {
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(group_result_code(r))
+        })
         .collect();
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -30,7 +30,11 @@ pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
                 offset: p.committed_offset,
-                leader_epoch: if ctx.version >= 6 { p.committed_leader_epoch } else { -1 },
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
@@ -48,7 +52,11 @@ pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
         entries,
     );
     let mut codes = match &results {
-        Ok(r) => r.iter().map(group_result_code).collect::<Vec<_>>().into_iter(),
+        Ok(r) => r
+            .iter()
+            .map(group_result_code)
+            .collect::<Vec<_>>()
+            .into_iter(),
         Err(e) => {
             let n = req.topics.iter().map(|t| t.partitions.len()).sum();
             vec![group_code(e).code(); n].into_iter()
@@ -78,7 +86,9 @@ pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
 type Requested = Option<Vec<(String, Vec<i32>)>>;
 
 /// Groups the coordinator's answer by topic, keeping the order it came in.
-fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
+fn by_topic(
+    rows: Vec<(String, i32, Option<OffsetValue>)>,
+) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
     let mut out: Vec<(String, Vec<(i32, Option<OffsetValue>)>)> = Vec::new();
     for (t, p, v) in rows {
         match out.last_mut() {
@@ -96,7 +106,9 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .into_iter()
             .map(|g| {
                 let topics: Requested = g.topics.map(|ts| {
-                    ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect()
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
                 });
                 let rows = ctx.groups.fetch(&g.group_id.0, topics);
                 let topics = by_topic(rows)
@@ -105,7 +117,12 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, v)| {
-                                let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
+                                let v = v.unwrap_or(OffsetValue {
+                                    offset: -1,
+                                    leader_epoch: -1,
+                                    metadata: String::new(),
+                                    commit_timestamp: -1,
+                                });
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(v.offset)
@@ -113,17 +130,23 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
                                     .with_metadata(Some(str_bytes(v.metadata)))
                             })
                             .collect();
-                        OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(t))).with_partitions(partitions)
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(str_bytes(t)))
+                            .with_partitions(partitions)
                     })
                     .collect();
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let topics: Requested = req
-        .topics
-        .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let topics: Requested = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
     let rows = ctx.groups.fetch(&req.group_id.0, topics);
     let topics = by_topic(rows)
         .into_iter()
@@ -131,7 +154,12 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             let partitions = ps
                 .into_iter()
                 .map(|(p, v)| {
-                    let v = v.unwrap_or(OffsetValue { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp: -1 });
+                    let v = v.unwrap_or(OffsetValue {
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        commit_timestamp: -1,
+                    });
                     let r = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(v.offset)
@@ -143,7 +171,9 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
                     }
                 })
                 .collect();
-            OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(t))).with_partitions(partitions)
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(partitions)
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
@@ -153,7 +183,11 @@ pub fn delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let tps: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index))
+        })
         .collect();
     match ctx.groups.delete_offsets(&req.group_id.0, &tps) {
         Err(e) => OffsetDeleteResponse::default().with_error_code(group_code(&e).code()),
@@ -172,7 +206,9 @@ pub fn delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
                                 .with_error_code(codes.next().unwrap_or(0))
                         })
                         .collect();
-                    OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions)
                 })
                 .collect();
             OffsetDeleteResponse::default().with_topics(topics)
