@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod fetch;
+mod groups;
 mod harness;
 mod kafka;
 mod produce_consume;

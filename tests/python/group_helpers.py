@@ -76,10 +76,11 @@ def expected_pairs(addr, topic, partitions):
     return out
 
 
-def wait_until(cond, timeout, what):
+def wait_until(cond, timeout, what, log=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    tail = "\n".join(log().splitlines()[-60:]) if log else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")
