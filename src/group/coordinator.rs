@@ -106,6 +106,9 @@ pub enum Event {
     Tick,
 }
 
+/// Per-member results of a LeaveGroup, in request order, and the actions it caused.
+pub type LeaveOutcome = (Vec<Result<(), GroupError>>, Vec<Action>);
+
 /// Every group owned by this coordinator.
 pub struct Coordinator {
     pub cfg: GroupConfig,
@@ -174,7 +177,7 @@ impl Coordinator {
         now: i64,
         group: &str,
         members: &[(String, Option<String>)],
-    ) -> Result<(Vec<Result<(), GroupError>>, Vec<Action>), GroupError> {
+    ) -> Result<LeaveOutcome, GroupError> {
         match self.groups.get_mut(group) {
             Some(g) => Ok(g.leave(now, &self.cfg, members)),
             None => Err(GroupError::UnknownMemberId),

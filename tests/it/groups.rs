@@ -66,7 +66,9 @@ async fn committed_offsets_survive_sigterm_and_kill9() {
     b.stop();
     b.start_again();
     assert_eq!(committed(&b.addr, "it-offsets", "grp-offsets", 3), want);
+    let before = b.pid();
     b.restart(); // kill -9
+    assert!(b.is_running() && b.pid() != before);
     assert_eq!(committed(&b.addr, "it-offsets", "grp-offsets", 3), want);
     assert!(b.log().contains("loaded __consumer_offsets"));
 }

@@ -84,12 +84,12 @@ pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
 }
 
 type Requested = Option<Vec<(String, Vec<i32>)>>;
+/// A topic's partitions with their committed offsets (`None`: no commit).
+type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
 
 /// Groups the coordinator's answer by topic, keeping the order it came in.
-fn by_topic(
-    rows: Vec<(String, i32, Option<OffsetValue>)>,
-) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
-    let mut out: Vec<(String, Vec<(i32, Option<OffsetValue>)>)> = Vec::new();
+fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<TopicOffsets> {
+    let mut out: Vec<TopicOffsets> = Vec::new();
     for (t, p, v) in rows {
         match out.last_mut() {
             Some((name, ps)) if *name == t => ps.push((p, v)),
