@@ -29,7 +29,10 @@ class Broker:
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        # STRATA_BIN names the binary for these tests; the broker would reject it as an
+        # unknown STRATA_* config.
+        env = {k: v for k, v in os.environ.items() if k != "STRATA_BIN"}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         ready = threading.Event()
 
         def read():
