@@ -120,3 +120,33 @@ def sigterm_restart(b):
 @pytest.mark.parametrize("restart", [sigterm_restart, kill9_restart], ids=["sigterm", "kill9"])
 def test_broker_restart_resumes_from_committed_offsets(group_broker, restart):
     run_group(group_broker, "kp-restart", "kp-grp-restart", restart=restart)
+
+
+def test_admin_offset_delete_list_describe_delete(broker):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+    addr, topic, group = broker.addr, "kp-admin", "kp-admin-g"
+    create_topic(addr, topic, 2)
+    c = KafkaConsumer(bootstrap_servers=addr, group_id=group, enable_auto_commit=False,
+                      session_timeout_ms=6000, heartbeat_interval_ms=500)
+    c.subscribe([topic])
+    wait_until(lambda: c.poll(timeout_ms=100) is not None and c.assignment(), 30, "an assignment")
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    c.commit({tp0: OffsetAndMetadata(3, "m", -1), tp1: OffsetAndMetadata(4, None, -1)})
+    admin = KafkaAdminClient(bootstrap_servers=addr)
+    try:
+        # A live member is subscribed: its offsets cannot be deleted (OffsetDelete).
+        assert admin.delete_group_offsets(group, [tp0])[tp0] is GroupSubscribedToTopicError
+        described = admin.describe_groups([group])
+        assert "Stable" in repr(described) and group in repr(described)
+        assert group in repr(admin.list_groups())
+        c.close()  # LeaveGroup: the group becomes Empty
+        assert admin.delete_group_offsets(group, [tp0])[tp0] is NoError
+        c2 = KafkaConsumer(bootstrap_servers=addr, group_id=group, enable_auto_commit=False)
+        assert c2.committed(tp0) is None
+        assert c2.committed(tp1) == 4
+        c2.close()
+        admin.delete_groups([group])
+        assert group not in repr(admin.list_groups())
+    finally:
+        admin.close()
