@@ -1,7 +1,6 @@
 //! Group metadata as persisted in `__consumer_offsets` (Kafka's GroupMetadataValue),
 //! and a group restored from it at startup.
 
-
 use bytes::Bytes;
 
 use super::{Group, GroupState, Member};
