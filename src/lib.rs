@@ -4,6 +4,8 @@
 //!
 //! Layers, top to bottom (dependencies point down):
 //! - `server`: the listener, framing loop, and one handler per Kafka API;
+//! - `group`: consumer group coordinator (membership state machine, committed offsets
+//!   in `__consumer_offsets`);
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
 //! - `protocol`: frames and the table of served API versions.
 //!
@@ -13,6 +15,7 @@
 pub mod alloc;
 pub mod broker;
 pub mod cli;
+pub mod group;
 pub mod protocol;
 pub mod server;
 pub mod startup;

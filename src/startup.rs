@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::group::GroupCoordinator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -110,7 +111,13 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     broker.spawn_tasks(shutdown_rx.clone());
-    let server = tokio::spawn(crate::server::serve(listener, broker.clone(), shutdown_rx));
+    let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        broker.clone(),
+        groups,
+        shutdown_rx,
+    ));
     Ok(Running {
         broker,
         addr,

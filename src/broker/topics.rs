@@ -250,6 +250,29 @@ impl Broker {
         Ok(())
     }
 
+    /// Creates an internal topic (`__consumer_offsets`) unless it exists; returns its
+    /// partition count.
+    pub async fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, BrokerError> {
+        if let Some(t) = self.image().topics.get(name) {
+            return Ok(t.partitions);
+        }
+        let cmd = MetadataCommand::CreateTopic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor: 1,
+            configs,
+            internal: true,
+        };
+        self.propose_and_apply(cmd).await?;
+        Ok(partitions)
+    }
+
     async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
         let image = self.controller.propose(cmd).await?;
         self.apply_image(&image)?;

@@ -8,6 +8,7 @@ use strata_log::record::RecordError;
 use strata_log::{LogError, ProducerError};
 
 use crate::broker::BrokerError;
+use crate::group::GroupError;
 
 pub fn error_code(e: &BrokerError) -> ResponseError {
     use ResponseError as E;
@@ -68,5 +69,33 @@ fn record_code(e: &RecordError) -> ResponseError {
         RecordError::TooLarge { .. } => ResponseError::MessageTooLarge,
         RecordError::Corrupt { .. } => ResponseError::CorruptMessage,
         _ => ResponseError::InvalidRecord,
+    }
+}
+
+pub fn group_code(e: &GroupError) -> ResponseError {
+    use ResponseError as E;
+    match e {
+        GroupError::UnknownMemberId => E::UnknownMemberId,
+        GroupError::IllegalGeneration { .. } => E::IllegalGeneration,
+        GroupError::RebalanceInProgress => E::RebalanceInProgress,
+        GroupError::MemberIdRequired => E::MemberIdRequired,
+        GroupError::FencedInstanceId { .. } => E::FencedInstanceId,
+        GroupError::InconsistentGroupProtocol { .. } => E::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout { .. } => E::InvalidSessionTimeout,
+        GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+        GroupError::GroupNotFound { .. } => E::GroupIdNotFound,
+        GroupError::NonEmptyGroup { .. } => E::NonEmptyGroup,
+        GroupError::SubscribedToTopic { .. } => E::GroupSubscribedToTopic,
+        GroupError::MetadataTooLarge { .. } => E::OffsetMetadataTooLarge,
+        GroupError::UnknownTopicPartition { .. } => E::UnknownTopicOrPartition,
+        GroupError::Storage { .. } => E::CoordinatorNotAvailable,
+    }
+}
+
+/// The Kafka code of a group result: 0 for success.
+pub fn group_result_code(r: &Result<(), GroupError>) -> i16 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => group_code(e).code(),
     }
 }

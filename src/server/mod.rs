@@ -21,20 +21,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::group::GroupCoordinator;
 use crate::protocol::{self, ProtocolError};
 
-pub use errors::error_code;
+pub use errors::{error_code, group_code, group_result_code};
 
 /// Per-request context handed to every handler.
 pub struct Ctx {
     pub broker: Arc<Broker>,
+    pub groups: Arc<GroupCoordinator>,
     pub version: i16,
+    /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
+    pub client_host: String,
+    pub client_id: String,
 }
 
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
+    groups: Arc<GroupCoordinator>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -43,9 +49,10 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
+                    let groups = groups.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_connection(stream, broker, shutdown).await {
+                        if let Err(e) = serve_connection(stream, broker, groups, shutdown).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -63,6 +70,7 @@ pub async fn serve(
 async fn serve_connection(
     stream: TcpStream,
     broker: Arc<Broker>,
+    groups: Arc<GroupCoordinator>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let peer = stream.peer_addr()?;
@@ -89,7 +97,7 @@ async fn serve_connection(
         };
         let frame = read_frame(&mut reader, size).await?;
         out.clear();
-        match respond(&broker, frame.freeze(), &mut out).await {
+        match respond(&broker, &groups, peer, frame.freeze(), &mut out).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
@@ -126,6 +134,8 @@ where
 /// (Kafka's answer to framing garbage, unknown APIs and undecodable bodies).
 async fn respond(
     broker: &Arc<Broker>,
+    groups: &Arc<GroupCoordinator>,
+    peer: std::net::SocketAddr,
     frame: bytes::Bytes,
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
@@ -154,7 +164,15 @@ async fn respond(
     let api = request.api;
     let ctx = Ctx {
         broker: broker.clone(),
+        groups: groups.clone(),
         version,
+        client_host: format!("/{}", peer.ip()),
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
     };
     match handlers::dispatch(&ctx, request.body).await {
         Some(body) => encode(out, api, version, correlation_id, &body),

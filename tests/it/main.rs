@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod fetch;
+mod groups;
 mod harness;
 mod idempotence;
 mod kafka;

@@ -5,9 +5,11 @@ mod admin;
 pub mod api_versions;
 mod configs;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 
@@ -38,6 +40,17 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::DescribeCluster(r) => Rs::DescribeCluster(admin::describe_cluster(ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(admin::describe_log_dirs(ctx, r)),
         Rq::InitProducerId(r) => Rs::InitProducerId(init_producer_id::handle(ctx, r).await),
+        Rq::FindCoordinator(r) => Rs::FindCoordinator(groups::find_coordinator(ctx, r)),
+        Rq::JoinGroup(r) => Rs::JoinGroup(groups::join_group(ctx, r).await),
+        Rq::SyncGroup(r) => Rs::SyncGroup(groups::sync_group(ctx, r).await),
+        Rq::Heartbeat(r) => Rs::Heartbeat(groups::heartbeat(ctx, r)),
+        Rq::LeaveGroup(r) => Rs::LeaveGroup(groups::leave_group(ctx, r)),
+        Rq::ListGroups(r) => Rs::ListGroups(groups::list_groups(ctx, r)),
+        Rq::DescribeGroups(r) => Rs::DescribeGroups(groups::describe_groups(ctx, r)),
+        Rq::DeleteGroups(r) => Rs::DeleteGroups(groups::delete_groups(ctx, r)),
+        Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r)),
+        Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
+        Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above.

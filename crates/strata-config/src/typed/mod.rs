@@ -41,6 +41,12 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub compression_type: String,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i32,
+    pub offsets_retention_check_interval_ms: i64,
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
 }
@@ -112,6 +118,12 @@ impl Configs {
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
+            group_initial_rebalance_delay_ms: r.get("group.initial.rebalance.delay.ms")?,
+            group_min_session_timeout_ms: r.get("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: r.get("group.max.session.timeout.ms")?,
+            offsets_topic_num_partitions: r.get("offsets.topic.num.partitions")?,
+            offsets_retention_minutes: r.get("offsets.retention.minutes")?,
+            offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
             topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
         })
     }

@@ -1,0 +1,725 @@
+//! The async layer over the coordinator state machine: it parks JoinGroup and
+//! SyncGroup requests on oneshot channels until an action answers them, runs the
+//! timer that feeds `Tick` events, writes group metadata and commits to
+//! `__consumer_offsets`, and replays that topic at startup.
+//!
+//! One mutex guards the state machine and the offset cache. Writes happen under it,
+//! so the order of records in the log is the order of decisions (replay is "last
+//! write wins"). A write is one `pwrite` into the page cache, as for Produce.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::codec::{self, Key, OffsetValue};
+use super::coordinator::{
+    Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
+};
+use super::offsets::OffsetStore;
+use super::state::{Group, GroupState};
+use super::GroupError;
+use crate::broker::{now_ms, Broker, BrokerError};
+
+/// Kafka's internal topic for committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+const MAX_METADATA: usize = 4096;
+
+/// One partition's offset in an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<DescribedMember>,
+}
+
+/// A SyncGroup answer: the assignment, the protocol type and the protocol name.
+pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError>;
+
+struct Inner {
+    sm: Coordinator,
+    offsets: OffsetStore,
+    joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
+    next_reply: u64,
+}
+
+pub struct GroupCoordinator {
+    broker: Arc<Broker>,
+    inner: Mutex<Inner>,
+    wake: Notify,
+}
+
+fn group_config(broker: &Broker) -> GroupConfig {
+    let c = broker.config();
+    GroupConfig {
+        initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms as i64,
+        min_session_timeout_ms: c.group_min_session_timeout_ms,
+        max_session_timeout_ms: c.group_max_session_timeout_ms,
+        member_id_seed: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+    }
+}
+
+impl GroupCoordinator {
+    /// Creates `__consumer_offsets` if missing, replays it, and starts the timers.
+    pub async fn start(
+        broker: Arc<Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<GroupCoordinator>, BrokerError> {
+        let partitions = broker.config().offsets_topic_num_partitions;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            // Until compaction lands, never delete segments of this topic by time or size.
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+        ]);
+        broker
+            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
+            .await?;
+        let coordinator = Arc::new(GroupCoordinator {
+            inner: Mutex::new(Inner {
+                sm: Coordinator::new(group_config(&broker)),
+                offsets: OffsetStore::default(),
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+                next_reply: 0,
+            }),
+            broker,
+            wake: Notify::new(),
+        });
+        coordinator.load()?;
+        coordinator.clone().spawn_timers(shutdown);
+        Ok(coordinator)
+    }
+
+    fn load(&self) -> Result<(), BrokerError> {
+        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut groups: HashMap<String, Option<super::state::GroupSnapshot>> = HashMap::new();
+        let mut inner = self.inner.lock();
+        let mut records = 0u64;
+        for p in &topic.partitions {
+            let mut offset = p.log.log_start_offset();
+            let end = p.log.log_end_offset();
+            while offset < end {
+                let mut data =
+                    p.log
+                        .read(offset, 1 << 20, true)
+                        .map_err(|source| BrokerError::Log {
+                            tp: p.tp.clone(),
+                            source,
+                        })?;
+                if data.is_empty() {
+                    break;
+                }
+                let sets = match RecordBatchDecoder::decode_all(&mut data) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(tp = %p.tp, offset, error = %e, "undecodable batch in __consumer_offsets; skipping the rest of this partition");
+                        break;
+                    }
+                };
+                let mut next = offset;
+                for set in sets {
+                    for r in set.records {
+                        next = next.max(r.offset + 1);
+                        records += 1;
+                        apply_record(
+                            &mut inner.offsets,
+                            &mut groups,
+                            r.key.as_deref(),
+                            r.value.as_deref(),
+                        );
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        let loaded = groups.len();
+        for (id, snap) in groups {
+            if let Some(snap) = snap {
+                inner.sm.insert(Group::restore(&id, snap, now));
+            }
+        }
+        // Groups that only committed offsets (standalone consumers) are Empty groups.
+        for id in inner.offsets.group_ids() {
+            inner.sm.group_or_create(&id, now);
+        }
+        tracing::info!(records, groups = loaded, "loaded __consumer_offsets");
+        Ok(())
+    }
+
+    fn spawn_timers(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let c = self.clone();
+        let mut s = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = c
+                    .inner
+                    .lock()
+                    .sm
+                    .next_deadline()
+                    .map(|d| (d - now_ms()).max(0) as u64)
+                    .unwrap_or(60_000)
+                    .min(60_000);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    _ = c.wake.notified() => continue,
+                    _ = s.changed() => return,
+                }
+                c.event("", Event::Tick);
+            }
+        });
+        let c = self;
+        let mut s = shutdown;
+        tokio::spawn(async move {
+            loop {
+                let every = c
+                    .broker
+                    .config()
+                    .offsets_retention_check_interval_ms
+                    .max(10) as u64;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(every)) => c.expire_offsets(now_ms()),
+                    _ = s.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// Feeds an event and performs its actions.
+    fn event(&self, group: &str, event: Event) {
+        let mut inner = self.inner.lock();
+        let actions = inner.sm.on_event(now_ms(), group, event);
+        self.perform(&mut inner, actions);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    fn perform(&self, inner: &mut Inner, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Join(id, resp) => {
+                    if let Some(tx) = inner.joins.remove(&id) {
+                        let _ = tx.send(resp);
+                    }
+                }
+                Action::Sync(id, res) => {
+                    if let Some(tx) = inner.syncs.remove(&id) {
+                        let _ = tx.send(res.map(|a| (a, None, None)));
+                    }
+                }
+                Action::Persist(group) => {
+                    let Some(g) = inner.sm.group(&group) else {
+                        continue;
+                    };
+                    let value = codec::encode_group(&g.snapshot());
+                    let key = codec::encode_key(&Key::Group {
+                        group: group.clone(),
+                    });
+                    if let Err(e) = self.write(&group, vec![(key, Some(value))]) {
+                        tracing::error!(error = %e, "could not persist group metadata");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends records for `group` to its `__consumer_offsets` partition.
+    fn write(&self, group: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
+        let partitions = self
+            .broker
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(0);
+        if partitions == 0 {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let index = codec::partition_for(group, partitions);
+        let storage = |reason: String| GroupError::Storage {
+            group: group.to_string(),
+            partition: index,
+            reason,
+        };
+        let part = self
+            .broker
+            .partition(OFFSETS_TOPIC, index)
+            .map_err(|e| storage(e.to_string()))?;
+        let now = now_ms();
+        let batch = codec::batch(&records, now).map_err(storage)?;
+        part.append(&batch, now)
+            .map_err(|e| storage(e.to_string()))?;
+        Ok(())
+    }
+
+    pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
+        let member = req.member_id.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.inner.lock();
+            inner.next_reply += 1;
+            let id = inner.next_reply;
+            inner.joins.insert(id, tx);
+            let actions = inner.sm.on_event(now_ms(), group, Event::Join(id, req));
+            self.perform(&mut inner, actions);
+        }
+        self.wake.notify_one();
+        rx.await
+            .unwrap_or_else(|_| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member))
+    }
+
+    pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResult {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.inner.lock();
+            inner.next_reply += 1;
+            let id = inner.next_reply;
+            inner.syncs.insert(id, tx);
+            let actions = inner.sm.on_event(now_ms(), group, Event::Sync(id, req));
+            self.perform(&mut inner, actions);
+        }
+        self.wake.notify_one();
+        let (assignment, _, _) = rx
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?;
+        let inner = self.inner.lock();
+        let g = inner.sm.group(group);
+        Ok((
+            assignment,
+            g.and_then(|g| g.protocol_type.clone()),
+            g.and_then(|g| g.protocol.clone()),
+        ))
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        let res = self
+            .inner
+            .lock()
+            .sm
+            .heartbeat(now_ms(), group, member, instance, generation);
+        self.wake.notify_one();
+        res
+    }
+
+    /// Removes members; per-member results in request order.
+    pub fn leave(
+        &self,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let mut inner = self.inner.lock();
+        let (results, actions) = inner.sm.leave(now_ms(), group, members)?;
+        self.perform(&mut inner, actions);
+        drop(inner);
+        self.wake.notify_one();
+        Ok(results)
+    }
+
+    /// Validates membership, writes the offsets, then makes them visible.
+    pub fn commit(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+        entries: Vec<CommitEntry>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let mut inner = self.inner.lock();
+        let now = now_ms();
+        inner
+            .sm
+            .validate_commit(group, member, instance, generation)?;
+        let results: Vec<Result<(), GroupError>> =
+            entries.iter().map(|e| self.check_entry(e)).collect();
+        let mut records = Vec::new();
+        let mut values = Vec::new();
+        for (e, r) in entries.iter().zip(&results) {
+            if r.is_ok() {
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone().unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                let key = Key::Offset {
+                    group: group.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                };
+                records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
+                values.push((e.topic.as_str(), e.partition, v));
+            }
+        }
+        if records.is_empty() {
+            return Ok(results);
+        }
+        if let Err(e) = self.write(group, records) {
+            return Ok(results.into_iter().map(|r| r.and(Err(e.clone()))).collect());
+        }
+        if inner.sm.group(group).is_none() {
+            inner.sm.group_or_create(group, now);
+        }
+        for (topic, partition, v) in values {
+            inner.offsets.put(group, topic, partition, v);
+        }
+        Ok(results)
+    }
+
+    fn check_entry(&self, e: &CommitEntry) -> Result<(), GroupError> {
+        let size = e.metadata.as_ref().map_or(0, |m| m.len());
+        if size > MAX_METADATA {
+            return Err(GroupError::MetadataTooLarge { size });
+        }
+        self.broker
+            .partition(&e.topic, e.partition)
+            .map(|_| ())
+            .map_err(|_| GroupError::UnknownTopicPartition {
+                topic: e.topic.clone(),
+                partition: e.partition,
+            })
+    }
+
+    /// Committed offsets; `None` topics means every partition the group committed.
+    pub fn fetch(
+        &self,
+        group: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, i32, Option<OffsetValue>)> {
+        let inner = self.inner.lock();
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                .map(|(t, p)| {
+                    let v = inner.offsets.get(group, &t, p).cloned();
+                    (t, p, v)
+                })
+                .collect(),
+            None => inner
+                .offsets
+                .all(group)
+                .into_iter()
+                .map(|(t, p, v)| (t.to_string(), p, Some(v.clone())))
+                .collect(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupListing> {
+        let inner = self.inner.lock();
+        let mut out: Vec<GroupListing> = inner
+            .sm
+            .groups()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group: &str) -> GroupDescription {
+        let inner = self.inner.lock();
+        let Some(g) = inner.sm.group(group) else {
+            return GroupDescription {
+                state: GroupState::Dead.name(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| DescribedMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default()
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        GroupDescription {
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable { protocol } else { String::new() },
+            members,
+        }
+    }
+
+    /// Deletes empty groups with their offsets (tombstones in `__consumer_offsets`).
+    pub fn delete_groups(&self, groups: &[String]) -> Vec<Result<(), GroupError>> {
+        let mut inner = self.inner.lock();
+        groups
+            .iter()
+            .map(|id| {
+                let exists = inner.sm.group(id).is_some() || inner.offsets.has_group(id);
+                if !exists {
+                    return Err(GroupError::GroupNotFound { group: id.clone() });
+                }
+                if inner.sm.group(id).is_some_and(|g| !g.is_empty()) {
+                    return Err(GroupError::NonEmptyGroup { group: id.clone() });
+                }
+                self.remove_group(&mut inner, id)
+            })
+            .collect()
+    }
+
+    fn remove_group(&self, inner: &mut Inner, id: &str) -> Result<(), GroupError> {
+        let mut records: Vec<(Bytes, Option<Bytes>)> = inner
+            .offsets
+            .all(id)
+            .into_iter()
+            .map(|(t, p, _)| {
+                (
+                    codec::encode_key(&Key::Offset {
+                        group: id.to_string(),
+                        topic: t.to_string(),
+                        partition: p,
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            codec::encode_key(&Key::Group {
+                group: id.to_string(),
+            }),
+            None,
+        ));
+        self.write(id, records)?;
+        for (t, p) in inner
+            .offsets
+            .all(id)
+            .into_iter()
+            .map(|(t, p, _)| (t.to_string(), p))
+            .collect::<Vec<_>>()
+        {
+            inner.offsets.remove(id, &t, p);
+        }
+        let actions = inner.sm.remove(id, now_ms());
+        self.perform(inner, actions);
+        Ok(())
+    }
+
+    /// OffsetDelete: refused for topics the (non-empty) group is subscribed to.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        tps: &[(String, i32)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let mut inner = self.inner.lock();
+        let subscribed = match inner.sm.group(group) {
+            Some(g) if g.state == GroupState::Dead => {
+                return Err(GroupError::GroupNotFound {
+                    group: group.to_string(),
+                })
+            }
+            Some(g) if g.state != GroupState::Empty => g.subscribed_topics(),
+            Some(_) => Vec::new(),
+            None if inner.offsets.has_group(group) => Vec::new(),
+            None => {
+                return Err(GroupError::GroupNotFound {
+                    group: group.to_string(),
+                })
+            }
+        };
+        let mut results = Vec::with_capacity(tps.len());
+        let mut records = Vec::new();
+        for (t, p) in tps {
+            if subscribed.contains(t) {
+                results.push(Err(GroupError::SubscribedToTopic {
+                    group: group.to_string(),
+                    topic: t.clone(),
+                }));
+            } else {
+                results.push(Ok(()));
+                if inner.offsets.get(group, t, *p).is_some() {
+                    records.push((
+                        codec::encode_key(&Key::Offset {
+                            group: group.to_string(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    ));
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.write(group, records)?;
+            for ((t, p), r) in tps.iter().zip(&results) {
+                if r.is_ok() {
+                    inner.offsets.remove(group, t, *p);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// `offsets.retention.minutes`: offsets of a consumer group expire that long after
+    /// it became empty; a standalone consumer's offsets that long after each commit.
+    pub fn expire_offsets(&self, now: i64) {
+        let retention = self.broker.config().offsets_retention_minutes as i64 * 60_000;
+        let mut inner = self.inner.lock();
+        for group in inner.offsets.group_ids() {
+            let (empty, since) = match inner.sm.group(&group) {
+                Some(g) if g.state != GroupState::Empty => continue,
+                Some(g) if g.protocol_type.is_some() => (true, Some(g.state_since)),
+                _ => (true, None),
+            };
+            let expired: Vec<(String, i32)> = inner
+                .offsets
+                .all(&group)
+                .into_iter()
+                .filter(|(_, _, v)| empty && now - since.unwrap_or(v.commit_timestamp) >= retention)
+                .map(|(t, p, _)| (t.to_string(), p))
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let records = expired
+                .iter()
+                .map(|(t, p)| {
+                    (
+                        codec::encode_key(&Key::Offset {
+                            group: group.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    )
+                })
+                .collect();
+            if let Err(e) = self.write(&group, records) {
+                tracing::warn!(error = %e, "could not expire offsets");
+                continue;
+            }
+            for (t, p) in &expired {
+                inner.offsets.remove(&group, t, *p);
+            }
+            tracing::info!(
+                group,
+                partitions = expired.len(),
+                "expired committed offsets (offsets.retention.minutes)"
+            );
+            if !inner.offsets.has_group(&group)
+                && inner.sm.group(&group).is_some_and(|g| g.is_empty())
+            {
+                if let Err(e) = self.remove_group(&mut inner, &group) {
+                    tracing::warn!(error = %e, "could not remove expired group");
+                }
+            }
+        }
+    }
+}
+
+/// Replays one record of `__consumer_offsets`: last write wins, null values delete.
+fn apply_record(
+    offsets: &mut OffsetStore,
+    groups: &mut HashMap<String, Option<super::state::GroupSnapshot>>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let Some(key) = key.and_then(codec::decode_key) else {
+        tracing::warn!("skipping a __consumer_offsets record with an unreadable key");
+        return;
+    };
+    match (key, value) {
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            None,
+        ) => {
+            offsets.remove(&group, &topic, partition);
+        }
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            Some(v),
+        ) => match codec::decode_offset(v) {
+            Some(v) => offsets.put(&group, &topic, partition, v),
+            None => tracing::warn!(
+                group,
+                topic,
+                partition,
+                "skipping an unreadable committed offset"
+            ),
+        },
+        (Key::Group { group }, None) => {
+            groups.insert(group, None);
+        }
+        (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
+            Some(s) => {
+                groups.insert(group, Some(s));
+            }
+            None => tracing::warn!(group, "skipping unreadable group metadata"),
+        },
+    }
+}

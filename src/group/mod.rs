@@ -1,0 +1,66 @@
+//! Consumer groups: the classic group membership protocol and committed offsets.
+//!
+//! - `state.rs`: one group's membership state machine (Empty, PreparingRebalance,
+//!   CompletingRebalance, Stable, Dead); pure, clock passed in.
+//! - `coordinator.rs`: every group of this coordinator, `on_event(now, ..) -> actions`.
+//! - `offsets.rs`: committed offsets in memory.
+//! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`.
+//! - `driver.rs`: the async layer: parks JoinGroup/SyncGroup until the state machine
+//!   answers, runs timers, writes to and replays `__consumer_offsets`.
+//!
+//! Dependencies point down: this module uses `broker` for the partitions of
+//! `__consumer_offsets` and never sees a Kafka request type; `server/` translates
+//! requests and maps [`GroupError`] to Kafka error codes.
+
+pub mod codec;
+pub mod coordinator;
+mod driver;
+pub mod offsets;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
+
+pub use coordinator::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
+pub use driver::{CommitEntry, GroupCoordinator, GroupDescription, GroupListing, OFFSETS_TOPIC};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GroupError {
+    #[error("the member id is not known to the group; rejoin with an empty member id")]
+    UnknownMemberId,
+    #[error(
+        "generation {generation} is not the group's current generation {current}; rejoin the group"
+    )]
+    IllegalGeneration { generation: i32, current: i32 },
+    #[error("the group is rebalancing; rejoin the group")]
+    RebalanceInProgress,
+    #[error("a new member must rejoin with the member id it was given (KIP-394)")]
+    MemberIdRequired,
+    #[error(
+        "static member '{instance}' was replaced by a newer member with the same group.instance.id"
+    )]
+    FencedInstanceId { instance: String },
+    #[error("group '{group}': the member's protocol type or protocols match no protocol of the other members")]
+    InconsistentGroupProtocol { group: String },
+    #[error("session timeout {requested} ms is outside [group.min.session.timeout.ms {min}, group.max.session.timeout.ms {max}]")]
+    InvalidSessionTimeout { requested: i32, min: i32, max: i32 },
+    #[error(
+        "the coordinator is not available for this group (it is loading or was deleted); retry"
+    )]
+    CoordinatorNotAvailable,
+    #[error("group '{group}' does not exist")]
+    GroupNotFound { group: String },
+    #[error("group '{group}' still has members; stop its consumers first")]
+    NonEmptyGroup { group: String },
+    #[error("group '{group}' is subscribed to topic '{topic}'; its offsets cannot be deleted while it is")]
+    SubscribedToTopic { group: String, topic: String },
+    #[error("offset metadata of {size} bytes is larger than the 4096 allowed")]
+    MetadataTooLarge { size: usize },
+    #[error("topic partition {topic}-{partition} does not exist")]
+    UnknownTopicPartition { topic: String, partition: i32 },
+    #[error("could not write group '{group}' to {OFFSETS_TOPIC}-{partition}: {reason}")]
+    Storage {
+        group: String,
+        partition: i32,
+        reason: String,
+    },
+}
