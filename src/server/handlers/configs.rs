@@ -206,15 +206,14 @@ pub async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse 
             replace(ctx, &r, configs, req.validate_only).await
         }
         .await;
-        let base = alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(res.resource_type)
-            .with_resource_name(res.resource_name.clone());
-        responses.push(match outcome {
-            Ok(()) => base,
-            Err(Failure(code, msg)) => base
-                .with_error_code(code.code())
-                .with_error_message(Some(str_bytes(msg))),
-        });
+        let (code, message) = error_fields(outcome);
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message),
+        );
     }
     AlterConfigsResponse::default().with_responses(responses)
 }
@@ -241,17 +240,24 @@ pub async fn incremental_alter(
             replace(ctx, &r, configs, req.validate_only).await
         }
         .await;
-        let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(res.resource_type)
-            .with_resource_name(res.resource_name.clone());
-        responses.push(match outcome {
-            Ok(()) => base,
-            Err(Failure(code, msg)) => base
-                .with_error_code(code.code())
-                .with_error_message(Some(str_bytes(msg))),
-        });
+        let (code, message) = error_fields(outcome);
+        responses.push(
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The error code and message of one resource's outcome (0 and none on success).
+fn error_fields(outcome: Result<(), Failure>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(Failure(code, msg)) => (code.code(), Some(str_bytes(msg))),
+    }
 }
 
 /// Applies one IncrementalAlterConfigs operation: SET 0, DELETE 1, APPEND 2, SUBTRACT 3.
