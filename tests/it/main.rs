@@ -9,3 +9,4 @@ mod fetch;
 mod harness;
 mod kafka;
 mod produce_consume;
+mod tier;

@@ -38,6 +38,8 @@ pub mod reader;
 pub mod rlm;
 
 pub use backend::{open_store, S3Options};
+/// The `object_store` version this crate speaks, for callers naming its types.
+pub use object_store;
 pub use cache::CacheConfig;
 pub use error::TierError;
 pub use layout::PartitionKey;

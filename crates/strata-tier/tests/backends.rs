@@ -1,6 +1,6 @@
 //! The conformance suite against every backend, and fault injection.
 //!
-//! The S3 case needs `STRATA_TEST_S3_ENDPOINT` (scripts/test.sh starts moto and sets
+//! The S3 case needs `S3_TEST_ENDPOINT` (scripts/test.sh starts moto and sets
 //! it). Without it the case is skipped, except under `CI=true`, where it fails.
 
 use std::sync::Arc;
@@ -27,16 +27,16 @@ async fn file_backend_conforms() {
 
 /// The moto/S3 store from the environment, or `None` outside CI.
 pub fn s3_store() -> Option<Arc<dyn ObjectStore>> {
-    let Ok(endpoint) = std::env::var("STRATA_TEST_S3_ENDPOINT") else {
+    let Ok(endpoint) = std::env::var("S3_TEST_ENDPOINT") else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!(
-                "CI=true but STRATA_TEST_S3_ENDPOINT is not set: scripts/test.sh must start moto"
+                "CI=true but S3_TEST_ENDPOINT is not set: scripts/test.sh must start moto"
             );
         }
-        eprintln!("skipping the S3 backend: STRATA_TEST_S3_ENDPOINT is not set");
+        eprintln!("skipping the S3 backend: S3_TEST_ENDPOINT is not set");
         return None;
     };
-    let bucket = std::env::var("STRATA_TEST_S3_BUCKET").unwrap_or_else(|_| "strata-test".into());
+    let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "strata-test".into());
     let opts = S3Options {
         endpoint: Some(endpoint),
         region: Some("us-east-1".into()),

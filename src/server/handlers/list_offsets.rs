@@ -74,8 +74,16 @@ fn lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError>
     };
     match timestamp {
         LATEST => Ok((part.high_watermark(), -1)),
-        EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
-        LATEST_TIERED => Ok((-1, -1)),
+        // With a remote tier, -2 is the remote log start and -4 the local one.
+        EARLIEST => Ok((part.log_start_offset(), -1)),
+        EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
+        // The highest offset in the remote tier, -1 when nothing is tiered.
+        LATEST_TIERED => Ok((
+            part.remote_manifest()
+                .and_then(|m| m.end_offset())
+                .map_or(-1, |e| e - 1),
+            -1,
+        )),
         MAX_TIMESTAMP => match log.max_timestamp_batch().map_err(fail)? {
             Some(batch) => Ok(max_record(batch).unwrap_or((-1, -1))),
             None => Ok((-1, -1)),

@@ -33,7 +33,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::IncrementalAlterConfigs(r) => {
             Rs::IncrementalAlterConfigs(configs::incremental_alter(ctx, r).await)
         }
-        Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r)),
+        Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(admin::describe_cluster(ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(admin::describe_log_dirs(ctx, r)),
         other => {
