@@ -1,7 +1,10 @@
 //! `FaultyStore<S>`: an `ObjectStore` wrapper that injects failures, delays and
 //! truncated GET responses, for tests of the uploader and the reader. Faults are
-//! deterministic (every n-th call) so a failing test replays the same way, and can
-//! be changed at runtime through [`FaultyStore::set`] (e.g. to heal the store and
+//! pseudo-random with a fixed seed: a call fails with probability 1/n, decided by a
+//! hash of its sequence number, so a run replays the same way but faults do not
+//! fall in lock-step with a multi-step operation (a strict "every n-th call" with n
+//! equal to the number of calls of one upload would fail the same step forever).
+//! They can be changed at runtime through [`FaultyStore::set`] (e.g. to heal the store and
 //! check that nothing stayed stuck).
 
 use std::fmt;
@@ -23,9 +26,9 @@ use parking_lot::RwLock;
 /// What to inject. `0` disables an "every" fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
-    /// Every n-th put/get/list/delete fails with a generic (retryable) error.
+    /// About one put/get/list/copy in n fails with a generic (retryable) error.
     pub fail_every: u64,
-    /// Every n-th GET returns only the first half of its bytes.
+    /// About one GET in n returns only the first half of its bytes.
     pub truncate_every: u64,
     /// Added before every call.
     pub delay: Duration,
@@ -65,7 +68,7 @@ impl<S: ObjectStore> FaultyStore<S> {
             tokio::time::sleep(f.delay).await;
         }
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        if f.fail_every > 0 && n.is_multiple_of(f.fail_every) {
+        if hits(n, f.fail_every) {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(object_store::Error::Generic {
                 store: "FaultyStore",
@@ -74,6 +77,17 @@ impl<S: ObjectStore> FaultyStore<S> {
         }
         Ok(())
     }
+}
+
+/// Whether call `n` is one of the ~1/`every` faulty ones (splitmix64 of `n`).
+fn hits(n: u64, every: u64) -> bool {
+    if every == 0 {
+        return false;
+    }
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).is_multiple_of(every)
 }
 
 impl<S> fmt::Display for FaultyStore<S>
@@ -120,7 +134,7 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         let r = self.inner.get_opts(location, options).await?;
         let every = self.faults.read().truncate_every;
         let n = self.gets.fetch_add(1, Ordering::Relaxed) + 1;
-        if every == 0 || !n.is_multiple_of(every) {
+        if !hits(n.wrapping_add(0x5eed), every) {
             return Ok(r);
         }
         self.injected.fetch_add(1, Ordering::Relaxed);
