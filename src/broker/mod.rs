@@ -219,7 +219,10 @@ impl Broker {
             if t.meta == *meta && t.config == config {
                 return Ok(());
             }
-            if t.config.remote_storage_enable && !config.remote_storage_enable && config.remote_log_delete_on_disable {
+            if t.config.remote_storage_enable
+                && !config.remote_storage_enable
+                && config.remote_log_delete_on_disable
+            {
                 tracing::info!(topic = %meta.name, "remote storage disabled with remote.log.delete.on.disable: deleting remote data");
                 self.delete_remote(&t.partitions);
             }

@@ -92,8 +92,10 @@ impl Partition {
         if offset >= self.log.log_start_offset() {
             return None;
         }
-        self.remote_manifest()
-            .filter(|m| m.start_offset().is_some_and(|s| s <= offset) && m.end_offset().is_some_and(|e| offset < e))
+        self.remote_manifest().filter(|m| {
+            m.start_offset().is_some_and(|s| s <= offset)
+                && m.end_offset().is_some_and(|e| offset < e)
+        })
     }
 
     /// Appends client batches and wakes every fetch waiting on this partition.

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_tier::object_store::ObjectStore;
 use strata_config::{RemoteStorageConfig, TopicConfig};
 use strata_tier::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
+use strata_tier::object_store::ObjectStore;
 use strata_tier::rlm::{Action, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler};
 use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
 use tokio::sync::{watch, Notify};
@@ -34,7 +34,10 @@ pub struct Tier {
 }
 
 impl Tier {
-    pub async fn open(cfg: &RemoteStorageConfig, cache_dir: std::path::PathBuf) -> Result<Tier, TierError> {
+    pub async fn open(
+        cfg: &RemoteStorageConfig,
+        cache_dir: std::path::PathBuf,
+    ) -> Result<Tier, TierError> {
         let s3 = S3Options {
             endpoint: cfg.s3_endpoint.clone(),
             region: cfg.s3_region.clone(),
@@ -85,7 +88,10 @@ fn with_faults(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
             "fail_every" => f.fail_every = n,
             "truncate_every" => f.truncate_every = n,
             "delay_ms" => f.delay = Duration::from_millis(n),
-            other => tracing::warn!(setting = other, "unknown STRATA_TIER_FAULTS setting ignored"),
+            other => tracing::warn!(
+                setting = other,
+                "unknown STRATA_TIER_FAULTS setting ignored"
+            ),
         }
     }
     tracing::warn!(faults = ?f, "STRATA_TIER_FAULTS set: injecting object store faults");
@@ -114,7 +120,9 @@ impl Broker {
     /// manifests of tiered partitions), then every `remote.log.manager.task.interval.ms`
     /// or as soon as an upload finishes.
     pub(super) fn spawn_rlm(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let Some(tier) = self.tier().cloned() else { return };
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
         let b = self.clone();
         let mut s = shutdown;
         tokio::spawn(async move {
@@ -137,7 +145,9 @@ impl Broker {
         let mut views = Vec::new();
         let mut parts: HashMap<PartitionKey, (Arc<Partition>, Arc<TopicState>)> = HashMap::new();
         for name in self.topic_names() {
-            let Some(topic) = self.topic(&name) else { continue };
+            let Some(topic) = self.topic(&name) else {
+                continue;
+            };
             if !self.is_tiered(&topic) {
                 continue;
             }
@@ -178,7 +188,13 @@ impl Broker {
                 parts.insert(key, (p.clone(), topic.clone()));
             }
         }
-        let actions = tier.scheduler.lock().on_event(Instant::now(), Event::Tick { now_ms: now, partitions: views });
+        let actions = tier.scheduler.lock().on_event(
+            Instant::now(),
+            Event::Tick {
+                now_ms: now,
+                partitions: views,
+            },
+        );
         for action in actions {
             self.perform(tier, &parts, action, now).await;
         }
@@ -187,9 +203,13 @@ impl Broker {
     /// Loads the manifests of every tiered partition (at startup, before serving,
     /// so that the first ListOffsets and Fetch already see the remote tier).
     pub async fn load_tier_manifests(&self) {
-        let Some(tier) = self.tier().cloned() else { return };
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
         for name in self.topic_names() {
-            let Some(topic) = self.topic(&name) else { continue };
+            let Some(topic) = self.topic(&name) else {
+                continue;
+            };
             if self.is_tiered(&topic) {
                 for p in &topic.partitions {
                     self.load_manifest(&tier, p).await;
@@ -236,29 +256,56 @@ impl Broker {
                 }
             }
             Action::ExpireRemote { key, before } => {
-                let Some((p, _)) = parts.get(&key) else { return };
+                let Some((p, _)) = parts.get(&key) else {
+                    return;
+                };
                 match copier::expire(&*tier.store, &key, before).await {
                     Ok(m) => p.set_remote_manifest(m),
-                    Err(e) => tracing::warn!(tp = %p.tp, error = %e, "remote retention failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(tp = %p.tp, error = %e, "remote retention failed; will retry")
+                    }
                 }
             }
-            Action::EnforceLocalRetention { key, tiered_end, local_ms, local_bytes } => {
-                let Some((p, _)) = parts.get(&key) else { return };
-                match p.log.enforce_local_retention(now, tiered_end, local_ms, local_bytes) {
+            Action::EnforceLocalRetention {
+                key,
+                tiered_end,
+                local_ms,
+                local_bytes,
+            } => {
+                let Some((p, _)) = parts.get(&key) else {
+                    return;
+                };
+                match p
+                    .log
+                    .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
+                {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments"),
-                    Err(e) => tracing::warn!(tp = %p.tp, error = %e, "local retention failed; will retry"),
+                    Ok(n) => {
+                        tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments")
+                    }
+                    Err(e) => {
+                        tracing::warn!(tp = %p.tp, error = %e, "local retention failed; will retry")
+                    }
                 }
             }
         }
     }
 
-    fn spawn_upload(&self, tier: &Arc<Tier>, p: Arc<Partition>, topic: Arc<TopicState>, seg: LocalSegment) {
+    fn spawn_upload(
+        &self,
+        tier: &Arc<Tier>,
+        p: Arc<Partition>,
+        topic: Arc<TopicState>,
+        seg: LocalSegment,
+    ) {
         let tier = tier.clone();
         tokio::spawn(async move {
             let key = p.tier_key();
             let result = match p.log.segment_files(seg.base_offset) {
-                None => Err(format!("local segment {} of {} is gone", seg.base_offset, p.tp)),
+                None => Err(format!(
+                    "local segment {} of {} is gone",
+                    seg.base_offset, p.tp
+                )),
                 Some([log, index, timeindex]) => {
                     let files = LocalSegmentFiles {
                         log,
@@ -282,12 +329,19 @@ impl Broker {
                 Ok(m) => {
                     p.set_remote_manifest(m);
                     *p.last_tier_error.lock() = None;
-                    Event::UploadDone { key, base_offset: seg.base_offset }
+                    Event::UploadDone {
+                        key,
+                        base_offset: seg.base_offset,
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
                     *p.last_tier_error.lock() = Some(error.clone());
-                    Event::UploadFailed { key, base_offset: seg.base_offset, error }
+                    Event::UploadFailed {
+                        key,
+                        base_offset: seg.base_offset,
+                        error,
+                    }
                 }
             };
             tier.scheduler.lock().on_event(Instant::now(), event);
@@ -298,8 +352,12 @@ impl Broker {
     /// Deletes the remote data of `partitions` in the background (topic deletion,
     /// `remote.log.delete.on.disable`).
     pub(super) fn delete_remote(&self, partitions: &[Arc<Partition>]) {
-        let Some(tier) = self.tier().cloned() else { return };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         for p in partitions {
             let (key, store, p) = (p.tier_key(), tier.store.clone(), p.clone());
             rt.spawn(async move {
@@ -313,8 +371,14 @@ impl Broker {
 
     /// DeleteRecords on a tiered partition: raise the remote log start offset and
     /// expire remote segments below it. Returns the partition's new log start.
-    pub async fn delete_remote_records(&self, p: &Partition, offset: i64) -> Result<i64, TierError> {
-        let Some(tier) = self.tier() else { return Ok(p.log_start_offset()) };
+    pub async fn delete_remote_records(
+        &self,
+        p: &Partition,
+        offset: i64,
+    ) -> Result<i64, TierError> {
+        let Some(tier) = self.tier() else {
+            return Ok(p.log_start_offset());
+        };
         if p.remote_manifest().is_none_or(|m| m.segments.is_empty()) {
             return Ok(p.log_start_offset());
         }

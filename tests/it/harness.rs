@@ -34,7 +34,10 @@ impl Broker {
             data,
             addr: String::new(),
             settings,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         b.spawn();

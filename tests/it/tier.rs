@@ -46,7 +46,11 @@ fn remote(test: &str) -> Remote {
                 ("remote.storage.s3.access.key.id", "test"),
                 ("remote.storage.s3.secret.access.key", "test"),
             ];
-            Remote { settings: own(&settings), store, _dir: None }
+            Remote {
+                settings: own(&settings),
+                store,
+                _dir: None,
+            }
         }
         Err(_) => {
             assert!(
@@ -56,18 +60,31 @@ fn remote(test: &str) -> Remote {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("file://{}/{prefix}", dir.path().display());
             let store = strata_tier::open_store(&url, &S3Options::default()).expect("file store");
-            Remote { settings: own(&[("remote.storage.url", url.as_str())]), store, _dir: Some(dir) }
+            Remote {
+                settings: own(&[("remote.storage.url", url.as_str())]),
+                store,
+                _dir: Some(dir),
+            }
         }
     }
 }
 
 fn own(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
-    let mut all: Vec<(&str, &str)> = r.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    all.extend_from_slice(&[("remote.log.manager.task.interval.ms", "100"), ("remote.fetch.chunk.bytes", "65536")]);
+    let mut all: Vec<(&str, &str)> = r
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    all.extend_from_slice(&[
+        ("remote.log.manager.task.interval.ms", "100"),
+        ("remote.fetch.chunk.bytes", "65536"),
+    ]);
     all.extend_from_slice(extra);
     Broker::start_with_env(&all, env)
 }
@@ -88,7 +105,10 @@ async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
     for i in from..from + n {
         let v = value(i);
         let key = format!("k{i}");
-        pending.push(p.send_result(FutureRecord::to(topic).partition(0).key(&key).payload(&v)).expect("enqueue"));
+        pending.push(
+            p.send_result(FutureRecord::to(topic).partition(0).key(&key).payload(&v))
+                .expect("enqueue"),
+        );
     }
     for f in pending {
         f.await.expect("delivery").expect("delivered");
@@ -97,13 +117,24 @@ async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
 
 /// Consumes offsets [0, n) and checks every value and the overall checksum.
 fn consume_all_and_check(addr: &str, topic: &str, n: usize) {
-    let got = consume(addr, topic, 0, Offset::Beginning, n, Duration::from_secs(90));
+    let got = consume(
+        addr,
+        topic,
+        0,
+        Offset::Beginning,
+        n,
+        Duration::from_secs(90),
+    );
     assert_eq!(got.len(), n, "consumed {} of {n} records", got.len());
     let (mut want_h, mut got_h) = (DefaultHasher::new(), DefaultHasher::new());
     for (i, g) in got.iter().enumerate() {
         assert_eq!(g.offset, i as i64, "offsets are dense from 0");
         let want = value(i);
-        assert_eq!(g.value.as_deref(), Some(want.as_bytes()), "value of offset {i}");
+        assert_eq!(
+            g.value.as_deref(),
+            Some(want.as_bytes()),
+            "value of offset {i}"
+        );
         want.as_bytes().hash(&mut want_h);
         g.value.hash(&mut got_h);
     }
@@ -112,12 +143,19 @@ fn consume_all_and_check(addr: &str, topic: &str, n: usize) {
 
 async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<PartitionManifest> {
     let parts = manifest::list_partitions(store).await.ok()?;
-    let pk: PartitionKey = parts.into_iter().find(|p| p.topic == topic && p.partition == 0)?;
+    let pk: PartitionKey = parts
+        .into_iter()
+        .find(|p| p.topic == topic && p.partition == 0)?;
     manifest::load(&**store, &pk).await.ok().flatten()
 }
 
 /// Waits until the remote tier holds offsets up to at least `offset`.
-async fn wait_tiered(store: &Arc<dyn ObjectStore>, topic: &str, offset: i64, broker: &Broker) -> PartitionManifest {
+async fn wait_tiered(
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+    offset: i64,
+    broker: &Broker,
+) -> PartitionManifest {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(m) = manifest_of(store, topic).await {
@@ -125,28 +163,48 @@ async fn wait_tiered(store: &Arc<dyn ObjectStore>, topic: &str, offset: i64, bro
                 return m;
             }
         }
-        assert!(Instant::now() < deadline, "offset {offset} not tiered in time; broker log:\n{}", broker.log());
+        assert!(
+            Instant::now() < deadline,
+            "offset {offset} not tiered in time; broker log:\n{}",
+            broker.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 fn local_log_files(broker: &Broker, topic: &str) -> usize {
     std::fs::read_dir(broker.data.join(format!("{topic}-0")))
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "log")).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .count()
+        })
         .unwrap_or(0)
 }
 
 fn assert_contiguous(m: &PartitionManifest) {
-    assert_eq!(m.segments.first().map(|s| s.base_offset), Some(0), "remote tier starts at 0");
+    assert_eq!(
+        m.segments.first().map(|s| s.base_offset),
+        Some(0),
+        "remote tier starts at 0"
+    );
     for w in m.segments.windows(2) {
-        assert_eq!(w[0].next_offset, w[1].base_offset, "no gap between remote segments: {:?}", m.segments);
+        assert_eq!(
+            w[0].next_offset, w[1].base_offset,
+            "no gap between remote segments: {:?}",
+            m.segments
+        );
     }
 }
 
 async fn wait_local_trimmed(broker: &Broker, topic: &str, max_files: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while local_log_files(broker, topic) > max_files {
-        assert!(Instant::now() < deadline, "local retention did not trim; log:\n{}", broker.log());
+        assert!(
+            Instant::now() < deadline,
+            "local retention did not trim; log:\n{}",
+            broker.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -163,7 +221,13 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
     // Most of the data exists only remotely.
     wait_local_trimmed(&broker, "tiered", 4).await;
     // The bucket holds every file of every live segment, and the manifest chain.
-    let keys: Vec<String> = r.store.list(None).map_ok(|o| o.location.to_string()).try_collect().await.expect("list");
+    let keys: Vec<String> = r
+        .store
+        .list(None)
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
     let pk = &m.partition;
     for s in &m.segments {
         for f in [
@@ -175,11 +239,23 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
             let key = pk.segment(s.base_offset, s.id, f).to_string();
             assert!(keys.contains(&key), "{key} missing from the bucket");
         }
-        let obj = r.store.get(&pk.segment(s.base_offset, s.id, strata_tier::layout::SegmentFile::Log)).await.expect("get");
+        let obj = r
+            .store
+            .get(&pk.segment(s.base_offset, s.id, strata_tier::layout::SegmentFile::Log))
+            .await
+            .expect("get");
         let bytes = obj.bytes().await.expect("bytes");
-        assert_eq!(crc32c::crc32c(&bytes), s.crc32c, "crc of segment {}", s.base_offset);
+        assert_eq!(
+            crc32c::crc32c(&bytes),
+            s.crc32c,
+            "crc of segment {}",
+            s.base_offset
+        );
     }
-    assert!(keys.iter().any(|k| k.contains("/manifest/")), "manifest versions exist");
+    assert!(
+        keys.iter().any(|k| k.contains("/manifest/")),
+        "manifest versions exist"
+    );
     consume_all_and_check(&broker.addr, "tiered", n);
     broker.stop();
     broker.start_again();
@@ -190,13 +266,19 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
 async fn kill9_during_uploads_leaves_no_gap_and_loses_nothing() {
     let r = remote("kill9");
     // A slow upload rate keeps uploads in flight when the broker dies.
-    let mut broker = start(&r, &[("remote.log.manager.copy.max.bytes.per.second", "300000")], &[]);
+    let mut broker = start(
+        &r,
+        &[("remote.log.manager.copy.max.bytes.per.second", "300000")],
+        &[],
+    );
     create_topic(&broker.addr, "crashy", 1, TOPIC_CONFIGS).await;
     let per_round = 2000;
     for round in 0..3 {
         produce_values(&broker.addr, "crashy", round * per_round, per_round).await;
         tokio::time::sleep(Duration::from_millis(300 + 200 * round as u64)).await;
+        let before = broker.pid();
         broker.restart(); // kill -9, then start on the same data dir and bucket
+        assert!(broker.is_running() && broker.pid() != before, "a new broker process serves");
     }
     let n = 3 * per_round;
     let m = wait_tiered(&r.store, "crashy", (n as i64) * 3 / 4, &broker).await;
@@ -207,7 +289,14 @@ async fn kill9_during_uploads_leaves_no_gap_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_object_store_loses_nothing_and_gets_unstuck() {
     let r = remote("faults");
-    let broker = start(&r, &[], &[("STRATA_TIER_FAULTS", "fail_every=5,truncate_every=7,delay_ms=2")]);
+    let broker = start(
+        &r,
+        &[],
+        &[(
+            "STRATA_TIER_FAULTS",
+            "fail_every=5,truncate_every=7,delay_ms=2",
+        )],
+    );
     create_topic(&broker.addr, "faulty", 1, TOPIC_CONFIGS).await;
     let n = 4000;
     produce_values(&broker.addr, "faulty", 0, n).await;
@@ -215,5 +304,8 @@ async fn failing_object_store_loses_nothing_and_gets_unstuck() {
     assert_contiguous(&m);
     wait_local_trimmed(&broker, "faulty", 6).await;
     consume_all_and_check(&broker.addr, "faulty", n);
-    assert!(broker.log().contains("injected failure"), "faults were injected");
+    assert!(
+        broker.log().contains("injected failure"),
+        "faults were injected"
+    );
 }

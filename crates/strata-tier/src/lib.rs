@@ -38,10 +38,10 @@ pub mod reader;
 pub mod rlm;
 
 pub use backend::{open_store, S3Options};
-/// The `object_store` version this crate speaks, for callers naming its types.
-pub use object_store;
 pub use cache::CacheConfig;
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};
+/// The `object_store` version this crate speaks, for callers naming its types.
+pub use object_store;
 pub use reader::RemoteReader;

@@ -29,9 +29,7 @@ async fn file_backend_conforms() {
 pub fn s3_store() -> Option<Arc<dyn ObjectStore>> {
     let Ok(endpoint) = std::env::var("S3_TEST_ENDPOINT") else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "CI=true but S3_TEST_ENDPOINT is not set: scripts/test.sh must start moto"
-            );
+            panic!("CI=true but S3_TEST_ENDPOINT is not set: scripts/test.sh must start moto");
         }
         eprintln!("skipping the S3 backend: S3_TEST_ENDPOINT is not set");
         return None;

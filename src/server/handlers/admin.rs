@@ -25,27 +25,45 @@ pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecor
         let name = t.name.0.to_string();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            partitions.push(delete_partition_records(ctx, &name, p.partition_index, p.offset).await);
+            partitions
+                .push(delete_partition_records(ctx, &name, p.partition_index, p.offset).await);
         }
-        topics.push(DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions));
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
     }
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
 /// Local log first (it refuses offsets past the end), then the remote tier: the
 /// answer's low watermark is the partition's log start offset over both tiers.
-async fn delete_partition_records(ctx: &Ctx, topic: &str, index: i32, offset: i64) -> DeleteRecordsPartitionResult {
+async fn delete_partition_records(
+    ctx: &Ctx,
+    topic: &str,
+    index: i32,
+    offset: i64,
+) -> DeleteRecordsPartitionResult {
     let base = DeleteRecordsPartitionResult::default().with_partition_index(index);
     let part = match ctx.broker.partition(topic, index) {
         Ok(part) => part,
-        Err(e) => return base.with_error_code(error_code(&e).code()).with_low_watermark(-1),
+        Err(e) => {
+            return base
+                .with_error_code(error_code(&e).code())
+                .with_low_watermark(-1)
+        }
     };
     if let Err(e) = part.log.delete_records_before(offset) {
         let code = log_code(&e);
         tracing::info!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "delete records refused");
         return base.with_error_code(code.code()).with_low_watermark(-1);
     }
-    let target = if offset == -1 { part.high_watermark() } else { offset };
+    let target = if offset == -1 {
+        part.high_watermark()
+    } else {
+        offset
+    };
     match ctx.broker.delete_remote_records(&part, target).await {
         Ok(low) => {
             tracing::info!(tp = %part.tp, log_start_offset = low, "deleted records");
@@ -53,7 +71,8 @@ async fn delete_partition_records(ctx: &Ctx, topic: &str, index: i32, offset: i6
         }
         Err(e) => {
             tracing::warn!(tp = %part.tp, error = %e, "deleting remote records failed");
-            base.with_error_code(tier_code(&e).code()).with_low_watermark(-1)
+            base.with_error_code(tier_code(&e).code())
+                .with_low_watermark(-1)
         }
     }
 }

@@ -140,7 +140,9 @@ async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> Re
     let mut tasks = Vec::new();
     for (ti, t) in topics.iter().enumerate() {
         for (pi, target) in t.partitions.iter().enumerate() {
-            let Ok(part) = &target.partition else { continue };
+            let Ok(part) = &target.partition else {
+                continue;
+            };
             let Some(m) = part.remote_for(target.fetch_offset) else {
                 continue;
             };
@@ -148,10 +150,13 @@ async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> Re
             let limit = target.max_bytes.min(max_bytes);
             let tp = part.tp.clone();
             let task = tokio::spawn(async move {
-                tier.reader.read(&m, offset, limit, true).await.map_err(|e| {
-                    tracing::warn!(%tp, offset, error = %e, "remote read failed");
-                    tier_code(&e)
-                })
+                tier.reader
+                    .read(&m, offset, limit, true)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(%tp, offset, error = %e, "remote read failed");
+                        tier_code(&e)
+                    })
             });
             tasks.push(((ti, pi), task));
         }

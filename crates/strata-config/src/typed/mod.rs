@@ -196,7 +196,10 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
     let url = match opt("remote.storage.url") {
         Some(url) => url,
         None => {
-            let first = log_dirs.first().cloned().unwrap_or_else(|| PathBuf::from("./data"));
+            let first = log_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("./data"));
             let abs = std::path::absolute(&first).unwrap_or(first);
             format!("file://{}", abs.join("remote").display())
         }
