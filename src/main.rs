@@ -27,6 +27,23 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
+    /// Remote-tier administration.
+    Tier {
+        #[command(subcommand)]
+        command: TierCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TierCommand {
+    /// Per tiered partition: local and remote offsets and bytes, manifest version,
+    /// closed segments not yet uploaded. Reads the bucket and log dirs of the config.
+    Status {
+        #[arg(long, short, env = "STRATA_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +57,56 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve { config, set } => serve(config, set),
+        Command::Tier {
+            command: TierCommand::Status { config, set },
+        } => tier_status(config, set),
+    }
+}
+
+fn tier_status(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
+    let Some(configs) = load(config, set) else {
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strata::tier_status::status(&configs)) {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config layers; prints the error and returns `None` on failure.
+fn load(config: Option<PathBuf>, set: Vec<String>) -> Option<strata_config::Configs> {
+    let mut cli = Vec::with_capacity(set.len());
+    for s in set {
+        match s.split_once('=') {
+            Some((k, v)) => cli.push((k.trim().to_string(), v.trim().to_string())),
+            None => {
+                eprintln!("error: --set expects NAME=VALUE, got '{s}'");
+                return None;
+            }
+        }
+    }
+    match strata_config::Configs::load(config.as_deref(), &strata_config::env_pairs(), &cli) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
     }
 }
 

@@ -100,7 +100,12 @@ fn value(i: usize) -> String {
 }
 
 async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
-    let p = producer(addr, &[("acks", "all"), ("linger.ms", "5")]);
+    // Small batches: a segment rolls only between batches, and librdkafka would
+    // otherwise send one batch of hundreds of KiB (one segment, never closed).
+    let p = producer(
+        addr,
+        &[("acks", "all"), ("linger.ms", "5"), ("batch.size", "8192")],
+    );
     let mut pending = Vec::new();
     for i in from..from + n {
         let v = value(i);
@@ -258,6 +263,28 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
     );
     consume_all_and_check(&broker.addr, "tiered", n);
     broker.stop();
+    // `strata tier status` reads the same bucket and log dir without a broker.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["tier", "status", "--set"])
+        .arg(format!("log.dirs={}", broker.data.display()));
+    for (k, v) in &r.settings {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("strata tier status");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tier status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("tiered-0"))
+        .unwrap_or_else(|| panic!("no row: {table}"));
+    assert!(
+        row.split_whitespace().nth(3) == Some("0"),
+        "remote start 0: {row}"
+    );
     broker.start_again();
     consume_all_and_check(&broker.addr, "tiered", n);
 }
@@ -278,7 +305,10 @@ async fn kill9_during_uploads_leaves_no_gap_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(300 + 200 * round as u64)).await;
         let before = broker.pid();
         broker.restart(); // kill -9, then start on the same data dir and bucket
-        assert!(broker.is_running() && broker.pid() != before, "a new broker process serves");
+        assert!(
+            broker.is_running() && broker.pid() != before,
+            "a new broker process serves"
+        );
     }
     let n = 3 * per_round;
     let m = wait_tiered(&r.store, "crashy", (n as i64) * 3 / 4, &broker).await;
@@ -294,7 +324,7 @@ async fn failing_object_store_loses_nothing_and_gets_unstuck() {
         &[],
         &[(
             "STRATA_TIER_FAULTS",
-            "fail_every=5,truncate_every=7,delay_ms=2",
+            "fail_every=8,truncate_every=7,delay_ms=2",
         )],
     );
     create_topic(&broker.addr, "faulty", 1, TOPIC_CONFIGS).await;

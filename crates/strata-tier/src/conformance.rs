@@ -23,6 +23,7 @@ pub async fn run_all(store: Arc<dyn ObjectStore>) {
     create_if_absent_is_exclusive(&*store).await;
     manifest_chain_compare_and_swap(&*store).await;
     copy_read_expire_round_trip(store.clone()).await;
+    large_segment_streams_as_multipart(store.clone()).await;
 }
 
 fn scratch() -> String {
@@ -246,6 +247,40 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
         .await
         .expect("list");
     assert!(left.is_empty(), "partition deleted: {left:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A segment above the multipart threshold (8 MiB) is streamed in parts and reads
+/// back byte for byte.
+pub async fn large_segment_streams_as_multipart(store: Arc<dyn ObjectStore>) {
+    let pk = pk();
+    let tmp = tempfile_dir();
+    let (files, log) = write_fake_segment(&tmp, 0, 600, 16_000);
+    assert!(log.len() > 8 << 20);
+    let info = TopicInfo {
+        partition_count: 1,
+        ..Default::default()
+    };
+    let m = copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+        .await
+        .expect("copy");
+    let seg = &m.segments[0];
+    assert_eq!(
+        (seg.size_bytes, seg.crc32c),
+        (log.len() as u64, crc32c::crc32c(&log))
+    );
+    let key = pk.segment(0, seg.id, crate::layout::SegmentFile::Log);
+    let got = store
+        .get(&key)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(got == log, "multipart object equals the local file");
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("delete");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -14,15 +14,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 use crate::error::{Result, TierError};
 use crate::layout::{PartitionKey, SegmentFile};
 use crate::manifest::{self, PartitionManifest, RemoteSegment};
+use crate::retry::retry;
 
 /// The local files of a closed segment.
 #[derive(Clone, Debug)]
@@ -80,44 +81,93 @@ impl Throttle {
 }
 
 const UPLOAD_CHUNK: usize = 1 << 20;
+/// Files larger than this are streamed as a multipart upload of parts this size.
+const MULTIPART_PART: usize = 8 << 20;
 
-async fn read_file(pk: &PartitionKey, path: &PathBuf, throttle: &Throttle) -> Result<Bytes> {
+fn upload_err(
+    pk: &PartitionKey,
+    base: i64,
+    key: &Path,
+) -> impl FnOnce(object_store::Error) -> TierError {
+    let (partition, key) = (pk.clone(), key.to_string());
+    move |source| TierError::Upload {
+        partition,
+        base_offset: base,
+        key,
+        source,
+    }
+}
+
+/// Uploads one local file to `key`, throttled, returning (size, CRC32C). Small files
+/// go in one PUT; larger ones stream as a multipart upload (aborted on error), so a
+/// segment is never held in memory whole. The file is opened first: if the log
+/// deletes it meanwhile (DeleteRecords), the open descriptor still reads it.
+async fn upload_file(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    base: i64,
+    path: &PathBuf,
+    key: &Path,
+    throttle: &Throttle,
+) -> Result<(u64, u32)> {
     let local = |source| TierError::LocalRead {
         partition: pk.clone(),
         path: path.clone(),
         source,
     };
     let mut f = tokio::fs::File::open(path).await.map_err(local)?;
-    let mut buf = Vec::new();
+    let len = f.metadata().await.map_err(local)?.len();
     let mut chunk = vec![0u8; UPLOAD_CHUNK];
-    loop {
-        let n = f.read(&mut chunk).await.map_err(local)?;
-        if n == 0 {
-            break;
+    let mut crc = 0u32;
+    if len as usize <= MULTIPART_PART {
+        let mut buf = Vec::with_capacity(len as usize);
+        loop {
+            let n = f.read(&mut chunk).await.map_err(local)?;
+            if n == 0 {
+                break;
+            }
+            throttle.take(n).await;
+            buf.extend_from_slice(&chunk[..n]);
         }
-        throttle.take(n).await;
-        buf.extend_from_slice(&chunk[..n]);
+        crc = crc32c::crc32c(&buf);
+        let size = buf.len() as u64;
+        let payload = PutPayload::from(buf);
+        retry("put segment file", || store.put(key, payload.clone()))
+            .await
+            .map_err(upload_err(pk, base, key))?;
+        return Ok((size, crc));
     }
-    Ok(Bytes::from(buf))
-}
-
-async fn put(
-    store: &dyn ObjectStore,
-    pk: &PartitionKey,
-    base: i64,
-    key: &object_store::path::Path,
-    body: Bytes,
-) -> Result<()> {
-    store
-        .put(key, PutPayload::from(body))
+    let upload = retry("start multipart upload", || store.put_multipart(key))
         .await
-        .map(|_| ())
-        .map_err(|source| TierError::Upload {
-            partition: pk.clone(),
-            base_offset: base,
-            key: key.to_string(),
-            source,
-        })
+        .map_err(upload_err(pk, base, key))?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
+    let mut size = 0u64;
+    let result: Result<()> = async {
+        loop {
+            let n = f.read(&mut chunk).await.map_err(local)?;
+            if n == 0 {
+                return Ok(());
+            }
+            throttle.take(n).await;
+            crc = crc32c::crc32c_append(crc, &chunk[..n]);
+            size += n as u64;
+            w.wait_for_capacity(4)
+                .await
+                .map_err(upload_err(pk, base, key))?;
+            w.write(&chunk[..n]);
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            w.finish().await.map_err(upload_err(pk, base, key))?;
+            Ok((size, crc))
+        }
+        Err(e) => {
+            let _ = w.abort().await;
+            Err(e)
+        }
+    }
 }
 
 /// Copies one closed segment (see the module docs for the steps and what a crash
@@ -131,49 +181,52 @@ pub async fn copy_segment(
 ) -> Result<PartitionManifest> {
     let id = Uuid::new_v4();
     let base = files.base_offset;
-    // Read everything first: the local log may delete the files (DeleteRecords)
-    // while we upload, and then we want a clean error before any object exists.
-    let log = read_file(pk, &files.log, throttle).await?;
-    let index = read_file(pk, &files.index, throttle).await?;
-    let timeindex = read_file(pk, &files.timeindex, throttle).await?;
+    let key = |f| pk.segment(base, id, f);
+    let (size, crc) = upload_file(
+        store,
+        pk,
+        base,
+        &files.log,
+        &key(SegmentFile::Log),
+        throttle,
+    )
+    .await?;
+    let (index_bytes, _) = upload_file(
+        store,
+        pk,
+        base,
+        &files.index,
+        &key(SegmentFile::Index),
+        throttle,
+    )
+    .await?;
+    let (timeindex_bytes, _) = upload_file(
+        store,
+        pk,
+        base,
+        &files.timeindex,
+        &key(SegmentFile::TimeIndex),
+        throttle,
+    )
+    .await?;
     let seg = RemoteSegment {
         id,
         base_offset: base,
         next_offset: files.next_offset,
-        size_bytes: log.len() as u64,
+        size_bytes: size,
         max_timestamp: files.max_timestamp,
-        index_bytes: index.len() as u64,
-        timeindex_bytes: timeindex.len() as u64,
-        crc32c: crc32c::crc32c(&log),
+        index_bytes,
+        timeindex_bytes,
+        crc32c: crc,
     };
-    put(
-        store,
-        pk,
-        base,
-        &pk.segment(base, id, SegmentFile::Log),
-        log,
-    )
-    .await?;
-    put(
-        store,
-        pk,
-        base,
-        &pk.segment(base, id, SegmentFile::Index),
-        index,
-    )
-    .await?;
-    put(
-        store,
-        pk,
-        base,
-        &pk.segment(base, id, SegmentFile::TimeIndex),
-        timeindex,
-    )
-    .await?;
     manifest::put_segment_manifest(store, pk, &seg).await?;
     let mut refused = false;
     let m = manifest::update(store, pk, |m| {
         refused = false;
+        if m.segments.iter().any(|s| s.id == seg.id) {
+            // Our own publish whose success was lost (retried create-if-absent).
+            return false;
+        }
         m.partition_count = topic.partition_count.max(m.partition_count);
         m.configs = topic.configs.clone();
         match m.end_offset() {

@@ -9,6 +9,7 @@
 //! reader      remote reads through the chunk cache                    (reader.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
+//! retry       short retries of one idempotent store call            (retry.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
@@ -35,6 +36,7 @@ pub mod faulty;
 pub mod layout;
 pub mod manifest;
 pub mod reader;
+mod retry;
 pub mod rlm;
 
 pub use backend::{open_store, S3Options};

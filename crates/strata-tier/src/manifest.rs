@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, TierError};
 use crate::layout::{PartitionKey, SegmentFile};
+use crate::retry::retry;
 
 /// Old manifest versions kept behind the head (a grace period for readers).
 pub const KEEP_VERSIONS: u64 = 8;
@@ -109,11 +110,11 @@ pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<P
         }
     };
     let dir = pk.manifest_dir();
-    let metas: Vec<_> = store
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(store_err(dir.to_string()))?;
+    let metas: Vec<_> = retry("list manifests", || {
+        store.list(Some(&dir)).try_collect::<Vec<_>>()
+    })
+    .await
+    .map_err(store_err(dir.to_string()))?;
     let Some(latest) = metas
         .iter()
         .filter_map(|m| PartitionKey::parse_manifest_version(&m.location))
@@ -122,8 +123,12 @@ pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<P
         return Ok(None);
     };
     let key = pk.manifest(latest);
-    let bytes = match store.get(&key).await {
-        Ok(r) => r.bytes().await.map_err(store_err(key.to_string()))?,
+    let got = retry("get manifest", || async {
+        store.get(&key).await?.bytes().await
+    })
+    .await;
+    let bytes = match got {
+        Ok(b) => b,
         // Deleted by GC under us: a newer version exists.
         Err(object_store::Error::NotFound { .. }) => return Box::pin(load(store, pk)).await,
         Err(e) => return Err(store_err(key.to_string())(e)),
@@ -165,8 +170,11 @@ where
             key: key.to_string(),
             source,
         })?;
-        let opts = PutOptions::from(PutMode::Create);
-        match store.put_opts(&key, PutPayload::from(body), opts).await {
+        let body = PutPayload::from(body);
+        let put = retry("publish manifest", || {
+            store.put_opts(&key, body.clone(), PutOptions::from(PutMode::Create))
+        });
+        match put.await {
             Ok(_) => {
                 tracing::info!(partition = %pk, version = next.version, segments = next.segments.len(), "published partition manifest");
                 collect_old_versions(store, pk, next.version).await;
@@ -219,8 +227,8 @@ pub async fn put_segment_manifest(
                 source,
             })?,
         );
-    store
-        .put(&key, body.into())
+    let body = PutPayload::from(body);
+    retry("put segment manifest", || store.put(&key, body.clone()))
         .await
         .map(|_| ())
         .map_err(|source| TierError::Upload {
