@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! S3_TEST_ENDPOINT=http://127.0.0.1:PORT cargo run --release -p strata-tier \
-//!     --example cold_read_bench -- [segments] [segment MiB]
+//!     --example cold_read_bench -- [segments] [segment MiB] [chunk KiB] [read-ahead]
 //! ```
 //! Uploads `segments` segments of fake 16 KiB batches to `s3://strata-test/bench-*`
 //! (or `memory://` without the variable), then, in the same run: (1) raw GETs of
@@ -81,9 +81,15 @@ async fn main() {
     }
     let raw = t.elapsed().as_secs_f64();
 
-    let reader = RemoteReader::new(store.clone(), CacheConfig::default())
-        .await
-        .expect("reader");
+    let chunk_kib = args.get(2).copied().unwrap_or(1024);
+    let ahead = args.get(3).copied().unwrap_or(2);
+    let cfg = CacheConfig {
+        chunk_bytes: chunk_kib * 1024,
+        read_ahead_chunks: ahead,
+        memory_bytes: 512 << 20,
+        ..Default::default()
+    };
+    let reader = RemoteReader::new(store.clone(), cfg).await.expect("reader");
     let t = Instant::now();
     let mut offset = 0;
     let mut got = 0u64;
@@ -97,7 +103,7 @@ async fn main() {
     assert_eq!(got, total);
     println!("data: {segments} segments x {seg_mib} MiB = {mib:.0} MiB, store {store}");
     println!("raw GETs:            {:.1} MiB/s ({raw:.2} s)", mib / raw);
-    println!("RemoteReader (cold): {:.1} MiB/s ({tier:.2} s), fetch max_bytes 1 MiB, chunk 1 MiB, read-ahead 2", mib / tier);
+    println!("RemoteReader (cold): {:.1} MiB/s ({tier:.2} s), fetch max_bytes 1 MiB, chunk {chunk_kib} KiB, read-ahead {ahead}", mib / tier);
     println!("ratio tier/raw:      {:.0}%", 100.0 * raw / tier);
     copier::delete_partition(&*store, &pk)
         .await

@@ -120,6 +120,77 @@ impl RemoteReader {
         Ok(out)
     }
 
+    /// The first remote batch whose maxTimestamp is at or after `ts` (ListOffsets by
+    /// timestamp), seeking with the remote time index. `None` if no remote segment
+    /// has such a batch. Batches below the manifest's log start offset are skipped.
+    pub async fn find_batch_by_timestamp(
+        &self,
+        m: &PartitionManifest,
+        ts: i64,
+    ) -> Result<Option<Bytes>> {
+        let floor = m.start_offset().unwrap_or(0);
+        let Some(seg) = m
+            .segments
+            .iter()
+            .find(|s| s.max_timestamp >= ts && s.next_offset > floor)
+        else {
+            return Ok(None);
+        };
+        let mut offset = self
+            .time_index_offset(&m.partition, seg, ts)
+            .await?
+            .max(floor);
+        while offset < seg.next_offset {
+            let batch = self.read(m, offset, 1, true).await?;
+            if batch.len() < 61 {
+                return Ok(None);
+            }
+            let max_ts = i64::from_be_bytes(batch[35..43].try_into().unwrap_or([0; 8]));
+            let last = i64::from_be_bytes(batch[0..8].try_into().unwrap_or([0; 8]))
+                + i64::from(i32::from_be_bytes(
+                    batch[23..27].try_into().unwrap_or([0; 4]),
+                ));
+            if max_ts >= ts {
+                return Ok(Some(batch));
+            }
+            offset = last + 1;
+        }
+        Ok(None)
+    }
+
+    /// The offset of the last time-index entry with a timestamp below `ts` (or the
+    /// segment base): every batch before it is older than `ts`.
+    async fn time_index_offset(
+        &self,
+        pk: &PartitionKey,
+        seg: &RemoteSegment,
+        ts: i64,
+    ) -> Result<i64> {
+        if seg.timeindex_bytes < 12 {
+            return Ok(seg.base_offset);
+        }
+        let key = pk.segment(seg.base_offset, seg.id, SegmentFile::TimeIndex);
+        let obj = Object {
+            pk,
+            key,
+            size: seg.timeindex_bytes,
+        };
+        let bytes = self
+            .read_range(&obj, 0, seg.timeindex_bytes - seg.timeindex_bytes % 12)
+            .await?;
+        let mut offset = seg.base_offset;
+        for e in bytes.chunks_exact(12) {
+            let t = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+            if t >= ts {
+                break;
+            }
+            // The entry's offset is the last of a batch older than `ts`.
+            offset = seg.base_offset + i64::from(rel) + 1;
+        }
+        Ok(offset)
+    }
+
     /// Byte position of the last indexed batch ending at or below `offset`.
     async fn index_position(
         &self,
@@ -154,7 +225,8 @@ impl RemoteReader {
         Ok(pos.min(seg.size_bytes))
     }
 
-    /// Bytes `[from, to)` of an object, through the chunk cache.
+    /// Bytes `[from, to)` of an object, through the chunk cache; the chunks of a
+    /// range are fetched concurrently.
     async fn read_range(&self, obj: &Object<'_>, from: u64, to: u64) -> Result<Bytes> {
         let chunk = self.cfg.chunk_bytes.max(1) as u64;
         let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
@@ -164,9 +236,10 @@ impl RemoteReader {
             let hi = ((to - first * chunk) as usize).min(c.len());
             return Ok(c.slice(lo.min(hi)..hi));
         }
+        let chunks =
+            futures::future::try_join_all((first..=last).map(|i| self.chunk(obj, i))).await?;
         let mut out = BytesMut::with_capacity((to - from) as usize);
-        for i in first..=last {
-            let c = self.chunk(obj, i).await?;
+        for (i, c) in (first..=last).zip(chunks) {
             let lo = from.saturating_sub(i * chunk) as usize;
             let hi = ((to - i * chunk) as usize).min(c.len());
             out.extend_from_slice(&c[lo.min(hi)..hi]);
@@ -174,14 +247,32 @@ impl RemoteReader {
         Ok(out.freeze())
     }
 
+    /// One chunk, from the cache or the store. Concurrent requests for the same
+    /// chunk (a reader and its read-ahead) share one GET (foyer's get_or_fetch).
     async fn chunk(&self, obj: &Object<'_>, i: u64) -> Result<Bytes> {
         let key = format!("{}#{}", obj.key, i);
-        if let Ok(Some(e)) = self.cache.get(&key).await {
-            return Ok(e.value().clone());
-        }
-        let bytes = fetch_chunk(&*self.store, obj, i, self.cfg.chunk_bytes as u64).await?;
-        self.cache.insert(key, bytes.clone());
-        Ok(bytes)
+        let (store, pk, okey, size) = (
+            self.store.clone(),
+            obj.pk.clone(),
+            obj.key.clone(),
+            obj.size,
+        );
+        let chunk = self.cfg.chunk_bytes as u64;
+        let entry = self
+            .cache
+            .get_or_fetch(&key, move || async move {
+                let o = Object {
+                    pk: &pk,
+                    key: okey,
+                    size,
+                };
+                fetch_chunk(&*store, &o, i, chunk).await
+            })
+            .await
+            .map_err(|e| TierError::Cache {
+                reason: format!("chunk {i} of {}: {e}", obj.key),
+            })?;
+        Ok(entry.value().clone())
     }
 
     fn read_ahead(&self, obj: &Object<'_>, from: u64) {
@@ -189,8 +280,7 @@ impl RemoteReader {
         let first = from / chunk;
         let n_chunks = obj.size.div_ceil(chunk);
         for i in first..(first + self.cfg.read_ahead_chunks as u64).min(n_chunks) {
-            let key = format!("{}#{}", obj.key, i);
-            if self.cache.contains(&key) {
+            if self.cache.contains(&format!("{}#{}", obj.key, i)) {
                 continue;
             }
             let this = self.clone();
@@ -201,9 +291,7 @@ impl RemoteReader {
                     key: okey,
                     size,
                 };
-                if let Ok(b) = fetch_chunk(&*this.store, &o, i, chunk).await {
-                    this.cache.insert(key, b);
-                }
+                let _ = this.chunk(&o, i).await;
             });
         }
     }

@@ -24,7 +24,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::Metadata(r) => Rs::Metadata(metadata::handle(ctx, r).await),
         Rq::Produce(r) => return produce::handle(ctx, r).map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r)),
+        Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(topics::create_topics(ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(topics::delete_topics(ctx, r).await),
         Rq::CreatePartitions(r) => Rs::CreatePartitions(topics::create_partitions(ctx, r).await),
