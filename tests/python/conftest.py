@@ -29,7 +29,9 @@ class Broker:
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        # STRATA_BIN is for this harness; the broker rejects unknown STRATA_* variables.
+        env = {k: v for k, v in os.environ.items() if k != "STRATA_BIN"}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         ready = threading.Event()
 
         def read():
