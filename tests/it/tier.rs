@@ -355,3 +355,72 @@ async fn failing_object_store_loses_nothing_and_gets_unstuck() {
         "faults were injected"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_and_delete_topics_remove_remote_data() {
+    let r = remote("deletes");
+    let broker = start(&r, &[], &[]);
+    create_topic(&broker.addr, "gone", 1, TOPIC_CONFIGS).await;
+    let n = 3000;
+    produce_values(&broker.addr, "gone", 0, n).await;
+    let m = wait_tiered(&r.store, "gone", (n as i64) / 2, &broker).await;
+    wait_local_trimmed(&broker, "gone", 4).await;
+    // DeleteRecords inside the remote tier: the low watermark moves, remote segments
+    // wholly below it go, and a consumer from the beginning starts there.
+    let cut = m.segments[2].base_offset + 1;
+    let admin = crate::kafka::admin(&broker.addr);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("gone", 0, Offset::Offset(cut))
+        .expect("tpl");
+    let res = admin
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("delete_records");
+    assert_eq!(
+        res.elements()[0].offset(),
+        Offset::Offset(cut),
+        "low watermark"
+    );
+    let after = manifest_of(&r.store, "gone").await.expect("manifest");
+    assert_eq!(after.start_offset(), Some(cut));
+    assert_eq!(
+        after.segments.first().map(|s| s.base_offset),
+        Some(m.segments[2].base_offset)
+    );
+    let got = consume(
+        &broker.addr,
+        "gone",
+        0,
+        Offset::Beginning,
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(
+        got.first().is_some_and(|g| g.offset <= cut),
+        "consumer starts at the new start: {got:?}"
+    );
+    // DeleteTopics removes every object of the topic.
+    let pk = after.partition.clone();
+    admin
+        .delete_topics(&["gone"], &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("delete_topics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<_> = r
+            .store
+            .list(Some(&pk.topic_dir()))
+            .try_collect()
+            .await
+            .expect("list");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} objects left after DeleteTopics",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
