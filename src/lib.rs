@@ -1,5 +1,5 @@
 //! Strata: a Kafka-compatible broker whose partitions live in a durable, Kafka-format
-//! segmented log (`strata-log`), with cluster metadata in a Raft log
+//! segmented log (`strata-log`) tiered to object storage (`strata-tier`), with cluster metadata in a Raft log
 //! (`strata-controller`) and Kafka-named settings (`strata-config`).
 //!
 //! Layers, top to bottom (dependencies point down):
@@ -7,10 +7,11 @@
 //! - `group`: consumer group coordinator (membership state machine, committed offsets
 //!   in `__consumer_offsets`);
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
-//! - `protocol`: frames and the table of served API versions.
+//! - `protocol`: frames and the table of served API versions;
+//! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs.
 //!
-//! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier`): it talks to
-//! brokers over the network only and uses none of the layers above.
+//! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier status`): it
+//! talks to brokers over the network only and uses none of the layers above.
 
 pub mod alloc;
 pub mod broker;
@@ -19,3 +20,4 @@ pub mod group;
 pub mod protocol;
 pub mod server;
 pub mod startup;
+pub mod tier_status;

@@ -48,10 +48,29 @@ enum Command {
     },
     /// The remote tier, per partition.
     Tier {
+        #[command(subcommand)]
+        cmd: TierCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TierCmd {
+    /// Asks a running broker over the Kafka protocol: which offsets are remote-only
+    /// and which are local, per partition.
+    Status {
         #[command(flatten)]
         conn: strata::cli::Connection,
-        #[command(subcommand)]
-        cmd: strata::cli::TierCommand,
+        /// Topics to show (default: all).
+        topics: Vec<String>,
+    },
+    /// Reads the bucket and the log dirs of a config directly (works with the broker
+    /// stopped): local and remote offsets and bytes, manifest version, closed segments
+    /// not yet uploaded.
+    Inspect {
+        #[arg(long, short, env = "STRATA_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -74,7 +93,59 @@ fn main() -> ExitCode {
         Command::Serve { config, set } => serve(config, set),
         Command::Topic { conn, cmd } => strata::cli::topic(conn, cmd),
         Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
-        Command::Tier { conn, cmd } => strata::cli::tier(conn, cmd),
+        Command::Tier {
+            cmd: TierCmd::Status { conn, topics },
+        } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),
+        Command::Tier {
+            cmd: TierCmd::Inspect { config, set },
+        } => tier_status(config, set),
+    }
+}
+
+fn tier_status(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
+    let Some(configs) = load(config, set) else {
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strata::tier_status::status(&configs)) {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config layers; prints the error and returns `None` on failure.
+fn load(config: Option<PathBuf>, set: Vec<String>) -> Option<strata_config::Configs> {
+    let mut cli = Vec::with_capacity(set.len());
+    for s in set {
+        match s.split_once('=') {
+            Some((k, v)) => cli.push((k.trim().to_string(), v.trim().to_string())),
+            None => {
+                eprintln!("error: --set expects NAME=VALUE, got '{s}'");
+                return None;
+            }
+        }
+    }
+    match strata_config::Configs::load(config.as_deref(), &strata_config::env_pairs(), &cli) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
     }
 }
 

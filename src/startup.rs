@@ -36,6 +36,8 @@ pub enum StartupError {
     NoListener,
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
+    Tier(#[from] strata_tier::TierError),
 }
 
 /// A running broker.
@@ -105,9 +107,16 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
             })?;
     }
 
+    let remote = config.remote.clone();
+    let cache_dir = config.log_dirs[0].join("remote-cache");
     let broker = Broker::new(configs, config, controller, advertised);
+    if remote.enabled {
+        let tier = crate::broker::Tier::open(&remote, cache_dir).await?;
+        broker.set_tier(tier);
+    }
     let image = broker.image();
     broker.apply_image(&image)?;
+    broker.load_tier_manifests().await;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     broker.spawn_tasks(shutdown_rx.clone());

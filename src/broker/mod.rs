@@ -11,11 +11,12 @@
 mod partition;
 mod producer_ids;
 mod tasks;
+mod tier;
 mod topics;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use strata_config::{BrokerConfig, ConfigError, Configs, Listener, TopicConfig};
@@ -24,6 +25,7 @@ use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
 pub use partition::{Partition, TopicPartition};
+pub use tier::Tier;
 pub use topics::{validate_topic_name, NewTopic};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub struct Broker {
     /// Serialises `apply_image` so that two appliers never open the same log twice.
     apply_lock: Mutex<()>,
     producer_ids: producer_ids::ProducerIds,
+    /// The remote tier, when `remote.log.storage.system.enable` (set once at startup).
+    tier: OnceLock<Arc<Tier>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -127,7 +131,17 @@ impl Broker {
             topic_ids: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(()),
             producer_ids: Default::default(),
+            tier: OnceLock::new(),
         })
+    }
+
+    pub fn tier(&self) -> Option<&Arc<Tier>> {
+        self.tier.get()
+    }
+
+    /// Installs the remote tier; call before the first `apply_image`.
+    pub fn set_tier(&self, tier: Tier) {
+        let _ = self.tier.set(Arc::new(tier));
     }
 
     pub fn config(&self) -> Arc<BrokerConfig> {
@@ -208,6 +222,13 @@ impl Broker {
             if t.meta == *meta && t.config == config {
                 return Ok(());
             }
+            if t.config.remote_storage_enable
+                && !config.remote_storage_enable
+                && config.remote_log_delete_on_disable
+            {
+                tracing::info!(topic = %meta.name, "remote storage disabled with remote.log.delete.on.disable: deleting remote data");
+                self.delete_remote(&t.partitions);
+            }
         }
         let name: Arc<str> = Arc::from(meta.name.as_str());
         let mut partitions = Vec::with_capacity(meta.partitions.max(0) as usize);
@@ -274,6 +295,9 @@ impl Broker {
             return;
         };
         self.topic_ids.write().remove(&state.meta.id);
+        if state.config.remote_storage_enable {
+            self.delete_remote(&state.partitions);
+        }
         for p in &state.partitions {
             p.notify_deleted();
             let dir = self.partition_dir(&p.tp);

@@ -1,9 +1,15 @@
-//! One partition replica on this broker: its log and the signal that wakes long-polling
-//! fetches when the log grows.
+//! One partition replica on this broker: its log, the signal that wakes long-polling
+//! fetches when the log grows, and, for tiered topics, the latest remote manifest.
+//!
+//! Offsets of a tiered partition: the *local* log start offset is the `Log`'s; the
+//! partition's log start offset is the remote one when the remote tier holds data
+//! (Kafka's log start vs. local log start).
 
 use std::sync::Arc;
 
+use parking_lot::{Mutex, RwLock};
 use strata_log::{AppendInfo, Log, LogError};
+use strata_tier::{PartitionKey, PartitionManifest};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -25,6 +31,11 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub log: Log,
     appended: Notify,
+    /// The latest partition manifest seen (`None` until loaded or for topics that
+    /// never tiered).
+    remote: RwLock<Option<Arc<PartitionManifest>>>,
+    /// The last upload error, for `tier status` and logs.
+    pub last_tier_error: Mutex<Option<String>>,
 }
 
 impl Partition {
@@ -34,7 +45,57 @@ impl Partition {
             topic_id,
             log,
             appended: Notify::new(),
+            remote: RwLock::new(None),
+            last_tier_error: Mutex::new(None),
         }
+    }
+
+    /// The name of this partition in the remote tier.
+    pub fn tier_key(&self) -> PartitionKey {
+        PartitionKey {
+            topic: self.tp.topic.to_string(),
+            topic_id: self.topic_id,
+            partition: self.tp.partition,
+        }
+    }
+
+    pub fn remote_manifest(&self) -> Option<Arc<PartitionManifest>> {
+        self.remote.read().clone()
+    }
+
+    /// Records a manifest read from or published to the store; an older version
+    /// than the one held is ignored.
+    pub fn set_remote_manifest(&self, m: PartitionManifest) {
+        let mut r = self.remote.write();
+        if r.as_ref().is_none_or(|cur| cur.version <= m.version) {
+            *r = Some(Arc::new(m));
+        }
+    }
+
+    /// Forgets the remote manifest (remote data deleted).
+    pub fn clear_remote_manifest(&self) {
+        *self.remote.write() = None;
+    }
+
+    /// The partition's log start offset: the remote start when the remote tier
+    /// holds data below the local log, else the local log start offset.
+    pub fn log_start_offset(&self) -> i64 {
+        let local = self.log.log_start_offset();
+        match self.remote_manifest().and_then(|m| m.start_offset()) {
+            Some(remote) => remote.min(local),
+            None => local,
+        }
+    }
+
+    /// The remote manifest if `offset` is below the local log and in the remote tier.
+    pub fn remote_for(&self, offset: i64) -> Option<Arc<PartitionManifest>> {
+        if offset >= self.log.log_start_offset() {
+            return None;
+        }
+        self.remote_manifest().filter(|m| {
+            m.start_offset().is_some_and(|s| s <= offset)
+                && m.end_offset().is_some_and(|e| offset < e)
+        })
     }
 
     /// Appends client batches and wakes every fetch waiting on this partition.

@@ -12,6 +12,7 @@ use super::{now_ms, Broker};
 impl Broker {
     /// Spawns the upkeep loops; they end when `shutdown` turns true.
     pub fn spawn_tasks(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+        self.spawn_rlm(shutdown.clone());
         let b = self.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {
@@ -53,7 +54,17 @@ impl Broker {
 
     pub fn enforce_retention(&self) {
         let now = now_ms();
+        let tiered: std::collections::HashSet<_> = self
+            .topic_names()
+            .into_iter()
+            .filter(|n| self.topic(n).is_some_and(|t| self.is_tiered(&t)))
+            .collect();
         for p in self.all_partitions() {
+            // Tiered logs are trimmed by local retention in the RemoteLogManager,
+            // which never deletes a segment the remote tier does not hold.
+            if tiered.contains(&p.tp.topic) {
+                continue;
+            }
             match p.log.enforce_retention(now) {
                 Ok(0) => {}
                 Ok(n) => {

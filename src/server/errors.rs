@@ -42,6 +42,16 @@ fn controller_code(e: &ControllerError) -> ResponseError {
     }
 }
 
+/// Remote-tier failures: an offset the tier does not hold is out of range; any
+/// store or data error is a storage error for that partition only (the
+/// connection stays open, the client retries).
+pub fn tier_code(e: &strata_tier::TierError) -> ResponseError {
+    match e {
+        strata_tier::TierError::OffsetNotTiered { .. } => ResponseError::OffsetOutOfRange,
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
 pub fn log_code(e: &LogError) -> ResponseError {
     match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

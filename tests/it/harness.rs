@@ -11,6 +11,7 @@ pub struct Broker {
     pub data: PathBuf,
     pub addr: String,
     settings: Vec<(String, String)>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -19,6 +20,11 @@ pub struct Broker {
 impl Broker {
     /// A broker with its own temporary data dir and the given extra settings.
     pub fn start(settings: &[(&str, &str)]) -> Broker {
+        Broker::start_with_env(settings, &[])
+    }
+
+    /// [`Broker::start`] with extra environment variables for the process.
+    pub fn start_with_env(settings: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let settings = settings
@@ -30,6 +36,10 @@ impl Broker {
             data,
             addr: String::new(),
             settings,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         b.spawn(0);
@@ -46,6 +56,7 @@ impl Broker {
         for (k, v) in &self.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

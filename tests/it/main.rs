@@ -12,3 +12,4 @@ mod harness;
 mod idempotence;
 mod kafka;
 mod produce_consume;
+mod tier;

@@ -59,7 +59,7 @@ pub use defs::{
 pub use describe::DescribedConfig;
 pub use error::{ConfigError, Origin};
 pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX};
-pub use typed::{BrokerConfig, Listener, TopicConfig};
+pub use typed::{BrokerConfig, Listener, RemoteStorageConfig, TopicConfig};
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

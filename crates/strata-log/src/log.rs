@@ -563,6 +563,84 @@ impl Log {
         Ok(doomed)
     }
 
+    /// Local retention of a tiered log (`local.retention.ms/bytes`): deletes the
+    /// oldest inactive segments that are *both* wholly below `tiered_up_to` (the
+    /// remote tier's end offset, which the caller read from a published manifest)
+    /// *and* beyond local retention (largest timestamp older than `now - local_ms`,
+    /// or the log larger than `local_bytes` without them; -1 disables either), plus
+    /// segments below the log start offset. Raises and persists the log start
+    /// offset, which for a tiered log is the *local* log start offset. Never deletes
+    /// the active segment or any segment ending above `tiered_up_to`, so no local
+    /// data leaves the disk before a durable remote copy exists. A crash in the
+    /// middle leaves a raised start offset and possibly files that the next open
+    /// deletes, as with [`Log::enforce_retention`]. Returns the segments deleted.
+    pub fn enforce_local_retention(
+        &self,
+        now_ms: i64,
+        tiered_up_to: i64,
+        local_ms: i64,
+        local_bytes: i64,
+    ) -> Result<usize, LogError> {
+        let w = self.writer.lock();
+        self.check_open(&w)?;
+        let segments = self.snapshot();
+        let log_start = self.log_start_offset();
+        let eligible: Vec<&Arc<Segment>> = segments[..segments.len().saturating_sub(1)]
+            .iter()
+            .take_while(|s| s.next_offset() <= tiered_up_to)
+            .collect();
+        let below_start = segments
+            .windows(2)
+            .take_while(|p| p[1].base_offset() <= log_start)
+            .count();
+        let by_time = if local_ms < 0 {
+            0
+        } else {
+            eligible
+                .iter()
+                .take_while(|s| now_ms.saturating_sub(largest_timestamp(s)) > local_ms)
+                .count()
+        };
+        let by_size = if local_bytes < 0 {
+            0
+        } else {
+            let mut excess = self.size_bytes() as i64 - local_bytes;
+            let mut n = 0;
+            for s in &eligible {
+                if excess <= 0 {
+                    break;
+                }
+                excess -= s.size() as i64;
+                n += 1;
+            }
+            n
+        };
+        let doomed = below_start.max(by_time).max(by_size);
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let new_start = segments[doomed].base_offset().max(log_start);
+        if new_start > log_start {
+            self.log_start.store(new_start, Ordering::Release);
+            self.write_checkpoint(&w)?;
+        }
+        self.delete_prefix(&segments, doomed)?;
+        Ok(doomed)
+    }
+
+    /// The paths of the `.log`, `.index` and `.timeindex` files of the segment
+    /// with `base_offset` (for copying a closed segment elsewhere), if it exists.
+    pub fn segment_files(&self, base_offset: i64) -> Option<[PathBuf; 3]> {
+        let segments = self.segments.read();
+        let s = segments.get(&base_offset)?;
+        let log = s.log_path().to_path_buf();
+        Some([
+            log.clone(),
+            log.with_extension("index"),
+            log.with_extension("timeindex"),
+        ])
+    }
+
     /// Removes the first `n` segments (never the last) from the map, then their
     /// files. Readers holding them keep working on the open descriptors.
     fn delete_prefix(&self, segments: &[Arc<Segment>], n: usize) -> Result<(), LogError> {

@@ -539,3 +539,39 @@ fn a_deleted_segment_stays_readable_by_a_reader_holding_it() {
     assert_eq!(before, after);
     assert!(!after.is_empty());
 }
+
+#[test]
+fn local_retention_deletes_only_segments_below_the_tiered_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config());
+    for i in 0..20i64 {
+        log.append(&batch_n(i * 1_000, 2, 100), 0).unwrap();
+    }
+    let segs = log.segments();
+    assert!(segs.len() >= 4, "{segs:?}");
+    // Nothing tiered: nothing may go, however strict local retention is.
+    assert_eq!(
+        log.enforce_local_retention(i64::MAX / 2, 0, 0, 0).unwrap(),
+        0
+    );
+    // Two segments tiered, keep 0 local bytes: exactly those two go.
+    let tiered = segs[2].base_offset;
+    assert_eq!(log.enforce_local_retention(0, tiered, -1, 0).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), tiered);
+    assert!(matches!(
+        log.read(0, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // Everything tiered but the active one: with no local limit nothing goes...
+    let all = log.log_end_offset();
+    assert_eq!(log.enforce_local_retention(0, all, -1, -1).unwrap(), 0);
+    // ...and by time only old segments go; the active one always stays.
+    assert!(
+        log.enforce_local_retention(i64::MAX / 2, all, 10, -1)
+            .unwrap()
+            > 0
+    );
+    assert_eq!(log.segments().len(), 1);
+    let [l, i, t] = log.segment_files(log.segments()[0].base_offset).unwrap();
+    assert!(l.exists() && i.exists() && t.exists());
+}

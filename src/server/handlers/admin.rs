@@ -17,40 +17,64 @@ use kafka_protocol::messages::{
 use super::{str_bytes, Ctx};
 use crate::broker::BrokerError;
 use crate::server::error_code;
-use crate::server::errors::log_code;
+use crate::server::errors::{log_code, tier_code};
 
-pub fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let base = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let part = match ctx.broker.partition(&name, p.partition_index) {
-                        Ok(part) => part,
-                        Err(e) => return base.with_error_code(error_code(&e).code()).with_low_watermark(-1),
-                    };
-                    match part.log.delete_records_before(p.offset) {
-                        Ok(low) => {
-                            tracing::info!(tp = %part.tp, log_start_offset = low, "deleted records");
-                            base.with_low_watermark(low)
-                        }
-                        Err(e) => {
-                            let code = log_code(&e);
-                            tracing::info!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "delete records refused");
-                            base.with_error_code(code.code()).with_low_watermark(-1)
-                        }
-                    }
-                })
-                .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
-        })
-        .collect();
+pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            partitions
+                .push(delete_partition_records(ctx, &name, p.partition_index, p.offset).await);
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Local log first (it refuses offsets past the end), then the remote tier: the
+/// answer's low watermark is the partition's log start offset over both tiers.
+async fn delete_partition_records(
+    ctx: &Ctx,
+    topic: &str,
+    index: i32,
+    offset: i64,
+) -> DeleteRecordsPartitionResult {
+    let base = DeleteRecordsPartitionResult::default().with_partition_index(index);
+    let part = match ctx.broker.partition(topic, index) {
+        Ok(part) => part,
+        Err(e) => {
+            return base
+                .with_error_code(error_code(&e).code())
+                .with_low_watermark(-1)
+        }
+    };
+    if let Err(e) = part.log.delete_records_before(offset) {
+        let code = log_code(&e);
+        tracing::info!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "delete records refused");
+        return base.with_error_code(code.code()).with_low_watermark(-1);
+    }
+    let target = if offset == -1 {
+        part.high_watermark()
+    } else {
+        offset
+    };
+    match ctx.broker.delete_remote_records(&part, target).await {
+        Ok(low) => {
+            tracing::info!(tp = %part.tp, log_start_offset = low, "deleted records");
+            base.with_low_watermark(low)
+        }
+        Err(e) => {
+            tracing::warn!(tp = %part.tp, error = %e, "deleting remote records failed");
+            base.with_error_code(tier_code(&e).code())
+                .with_low_watermark(-1)
+        }
+    }
 }
 
 pub fn describe_cluster(ctx: &Ctx, _req: DescribeClusterRequest) -> DescribeClusterResponse {

@@ -4,7 +4,16 @@
 //! `max_wait_ms` of zero; otherwise it waits for an append to any requested partition
 //! (no polling) and re-reads, until `max_wait_ms` has passed. Records are never
 //! decoded: the log hands back whole batches as stored.
+//!
+//! Offsets below the local log start offset of a tiered partition are read from the
+//! remote tier first, each partition on its own task (so many remote partitions are
+//! read in parallel and a slow store never blocks the connection's local work),
+//! bounded by `remote.fetch.max.wait.ms`: a read not done by then answers with no
+//! records for that partition (the client simply fetches again, and the read keeps
+//! warming the chunk cache), and a failed one with KAFKA_STORAGE_ERROR for that
+//! partition only.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +28,10 @@ use uuid::Uuid;
 use super::Ctx;
 use crate::broker::{BrokerError, Partition};
 use crate::server::error_code;
-use crate::server::errors::log_code;
+use crate::server::errors::{log_code, tier_code};
+
+/// Remote read results by (topic index, partition index) in the request.
+type RemoteReads = HashMap<(usize, usize), Result<Bytes, ResponseError>>;
 
 /// One requested partition, resolved once per request.
 struct Target {
@@ -51,6 +63,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     } else {
         req.max_bytes as usize
     };
+    let remote = read_remote(ctx, &topics, max_bytes).await;
     loop {
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = topics
@@ -62,7 +75,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
         for w in waits.iter_mut() {
             w.as_mut().enable();
         }
-        let (responses, bytes, errors) = read_all(&topics, max_bytes, read_committed);
+        let (responses, bytes, errors) = read_all(&topics, &remote, max_bytes, read_committed);
         let done = bytes >= req.min_bytes.max(0) as usize
             || errors
             || req.max_wait_ms <= 0
@@ -117,19 +130,67 @@ fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
 
 /// Reads every partition once. Returns the response topics, the bytes gathered, and
 /// whether any partition failed (which answers the request at once).
+/// Starts a remote read for every partition whose fetch offset is below its local
+/// log and in the remote tier, and waits for them up to `remote.fetch.max.wait.ms`.
+async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> RemoteReads {
+    let mut out = RemoteReads::new();
+    let Some(tier) = ctx.broker.tier().cloned() else {
+        return out;
+    };
+    let mut tasks = Vec::new();
+    for (ti, t) in topics.iter().enumerate() {
+        for (pi, target) in t.partitions.iter().enumerate() {
+            let Ok(part) = &target.partition else {
+                continue;
+            };
+            let Some(m) = part.remote_for(target.fetch_offset) else {
+                continue;
+            };
+            let (tier, offset) = (tier.clone(), target.fetch_offset);
+            let limit = target.max_bytes.min(max_bytes);
+            let tp = part.tp.clone();
+            let task = tokio::spawn(async move {
+                tier.reader
+                    .read(&m, offset, limit, true)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(%tp, offset, error = %e, "remote read failed");
+                        tier_code(&e)
+                    })
+            });
+            tasks.push(((ti, pi), task));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + tier.fetch_max_wait;
+    for (at, task) in tasks {
+        let result = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_panicked)) => Err(ResponseError::KafkaStorageError),
+            // Partial answer: no records for this partition this time.
+            Err(_elapsed) => Ok(Bytes::new()),
+        };
+        out.insert(at, result);
+    }
+    out
+}
+
 fn read_all(
     topics: &[TopicTargets],
+    remote: &RemoteReads,
     max_bytes: usize,
     read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut errors = false;
     let mut out = Vec::with_capacity(topics.len());
-    for t in topics {
+    for (ti, t) in topics.iter().enumerate() {
         let mut partitions = Vec::with_capacity(t.partitions.len());
-        for target in &t.partitions {
+        for (pi, target) in t.partitions.iter().enumerate() {
             let remaining = max_bytes.saturating_sub(total);
-            let data = read_one(target, remaining, total == 0, read_committed);
+            let data = match remote.get(&(ti, pi)) {
+                Some(r) => remote_one(target, r, remaining, total == 0, read_committed),
+                None => read_one(target, remaining, total == 0, read_committed),
+            };
             if data.error_code != 0 {
                 errors = true;
             }
@@ -144,6 +205,36 @@ fn read_all(
         );
     }
     (out, total, errors)
+}
+
+fn remote_one(
+    target: &Target,
+    result: &Result<Bytes, ResponseError>,
+    remaining: usize,
+    first: bool,
+    read_committed: bool,
+) -> PartitionData {
+    let Ok(part) = &target.partition else {
+        return read_one(target, remaining, first, read_committed);
+    };
+    let hw = part.high_watermark();
+    let base = PartitionData::default()
+        .with_partition_index(target.index)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_high_watermark(hw)
+        .with_last_stable_offset(hw)
+        .with_log_start_offset(part.log_start_offset());
+    match result {
+        // The first partition with data gets its batch even past max_bytes (KIP-74).
+        Ok(records) if first || records.len() <= remaining => {
+            base.with_records(Some(records.clone()))
+        }
+        Ok(_) => base.with_records(Some(Bytes::new())),
+        Err(code) => base
+            .with_error_code(code.code())
+            .with_records(Some(Bytes::new())),
+    }
 }
 
 fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool) -> PartitionData {
@@ -164,7 +255,7 @@ fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool
     let base = base
         .with_high_watermark(hw)
         .with_last_stable_offset(hw)
-        .with_log_start_offset(part.log.log_start_offset());
+        .with_log_start_offset(part.log_start_offset());
     let limit = target.max_bytes.min(remaining);
     match part.log.read(target.fetch_offset, limit, first) {
         Ok(records) => base.with_records(Some(records)),

@@ -4,6 +4,9 @@
 //! A lookup by timestamp needs the first *record* with a timestamp at or after the
 //! target, so the one batch the log finds is decoded here (decompressing if needed):
 //! the read path never decodes, this admin path decodes one batch.
+//!
+//! On a tiered partition a timestamp is looked up in the remote tier first (through
+//! the remote time index), then locally, as Kafka does.
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::list_offsets_response::{
@@ -16,7 +19,7 @@ use kafka_protocol::ResponseError;
 use super::Ctx;
 use crate::broker::{BrokerError, Partition};
 use crate::server::error_code;
-use crate::server::errors::log_code;
+use crate::server::errors::{log_code, tier_code};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -24,44 +27,84 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut base = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    if ctx.version >= 4 {
-                        base = base.with_leader_epoch(0);
-                    }
-                    match ctx.broker.partition(&name, p.partition_index) {
-                        Ok(part) => match lookup(&part, p.timestamp) {
-                            Ok((offset, timestamp)) => {
-                                base.with_offset(offset).with_timestamp(timestamp)
-                            }
-                            Err(code) => base
-                                .with_error_code(code.code())
-                                .with_offset(-1)
-                                .with_timestamp(-1),
-                        },
-                        Err(e) => base
-                            .with_error_code(error_code(&e).code())
-                            .with_offset(-1)
-                            .with_timestamp(-1),
-                    }
-                })
-                .collect();
+pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut base =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            if ctx.version >= 4 {
+                base = base.with_leader_epoch(0);
+            }
+            let remote = match ctx.broker.partition(&name, p.partition_index) {
+                Ok(part) if p.timestamp >= 0 => remote_lookup(ctx, &part, p.timestamp).await,
+                _ => Ok(None),
+            };
+            partitions.push(match remote {
+                Ok(Some((offset, timestamp))) => base.with_offset(offset).with_timestamp(timestamp),
+                Err(code) => base
+                    .with_error_code(code.code())
+                    .with_offset(-1)
+                    .with_timestamp(-1),
+                Ok(None) => local_answer(ctx, &name, p.partition_index, p.timestamp, base),
+            });
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// A timestamp lookup in the remote tier: `Ok(None)` when it has no batch at or
+/// after `ts` (or the partition is not tiered).
+async fn remote_lookup(
+    ctx: &Ctx,
+    part: &Partition,
+    ts: i64,
+) -> Result<Option<(i64, i64)>, ResponseError> {
+    let (Some(tier), Some(m)) = (ctx.broker.tier(), part.remote_manifest()) else {
+        return Ok(None);
+    };
+    if m.segments.is_empty() {
+        return Ok(None);
+    }
+    match tier.reader.find_batch_by_timestamp(&m, ts).await {
+        Ok(Some(batch)) => {
+            Ok(first_at_or_after(batch, ts).map(|(o, t)| (o.max(part.log_start_offset()), t)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::warn!(tp = %part.tp, error = %e, "remote timestamp lookup failed");
+            Err(tier_code(&e))
+        }
+    }
+}
+
+fn local_answer(
+    ctx: &Ctx,
+    name: &str,
+    index: i32,
+    timestamp: i64,
+    base: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
+    match ctx.broker.partition(name, index) {
+        Ok(part) => match lookup(&part, timestamp) {
+            Ok((offset, timestamp)) => base.with_offset(offset).with_timestamp(timestamp),
+            Err(code) => base
+                .with_error_code(code.code())
+                .with_offset(-1)
+                .with_timestamp(-1),
+        },
+        Err(e) => base
+            .with_error_code(error_code(&e).code())
+            .with_offset(-1)
+            .with_timestamp(-1),
+    }
 }
 
 /// Returns (offset, timestamp); -1 for either means "none", as Kafka answers.
@@ -74,8 +117,16 @@ fn lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError>
     };
     match timestamp {
         LATEST => Ok((part.high_watermark(), -1)),
-        EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
-        LATEST_TIERED => Ok((-1, -1)),
+        // With a remote tier, -2 is the remote log start and -4 the local one.
+        EARLIEST => Ok((part.log_start_offset(), -1)),
+        EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
+        // The highest offset in the remote tier, -1 when nothing is tiered.
+        LATEST_TIERED => Ok((
+            part.remote_manifest()
+                .and_then(|m| m.end_offset())
+                .map_or(-1, |e| e - 1),
+            -1,
+        )),
         MAX_TIMESTAMP => match log.max_timestamp_batch().map_err(fail)? {
             Some(batch) => Ok(max_record(batch).unwrap_or((-1, -1))),
             None => Ok((-1, -1)),

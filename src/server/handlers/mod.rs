@@ -27,7 +27,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::Metadata(r) => Rs::Metadata(metadata::handle(ctx, r).await),
         Rq::Produce(r) => return produce::handle(ctx, r).map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r)),
+        Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(topics::create_topics(ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(topics::delete_topics(ctx, r).await),
         Rq::CreatePartitions(r) => Rs::CreatePartitions(topics::create_partitions(ctx, r).await),
@@ -36,7 +36,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::IncrementalAlterConfigs(r) => {
             Rs::IncrementalAlterConfigs(configs::incremental_alter(ctx, r).await)
         }
-        Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r)),
+        Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(admin::describe_cluster(ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(admin::describe_log_dirs(ctx, r)),
         Rq::InitProducerId(r) => Rs::InitProducerId(init_producer_id::handle(ctx, r).await),

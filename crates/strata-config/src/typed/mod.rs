@@ -49,6 +49,29 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
+    pub remote: RemoteStorageConfig,
+}
+
+/// The broker's remote-tier settings (`remote.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteStorageConfig {
+    /// `remote.log.storage.system.enable`.
+    pub enabled: bool,
+    /// `remote.storage.url`, or `file://<first log dir>/remote`.
+    pub url: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub task_interval_ms: i64,
+    pub copy_max_bytes_per_second: i64,
+    pub fetch_max_bytes_per_second: i64,
+    pub fetch_max_wait_ms: i32,
+    pub cache_size_bytes: i64,
+    pub cache_disk_size_bytes: i64,
+    pub fetch_chunk_bytes: i32,
+    pub read_ahead_chunks: i32,
 }
 
 /// The effective config of one topic: override > dynamic broker synonym >
@@ -78,6 +101,8 @@ pub struct TopicConfig {
     pub local_retention_ms: i64,
     /// -2 means "same as retention_bytes".
     pub local_retention_bytes: i64,
+    pub remote_log_copy_disable: bool,
+    pub remote_log_delete_on_disable: bool,
 }
 
 impl Configs {
@@ -94,14 +119,16 @@ impl Configs {
             None => derive_advertised(self, &r.entry("listeners")?, &listeners)?,
         };
         check_advertised_names(self, &r, &listeners, &advertised_listeners)?;
+        let log_dirs: Vec<PathBuf> = list_items(&r.entry("log.dirs")?.converted())
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        let remote = remote_config(&r, &log_dirs)?;
         Ok(BrokerConfig {
             node_id: r.get("node.id")?,
             listeners,
             advertised_listeners,
-            log_dirs: list_items(&r.entry("log.dirs")?.converted())
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
+            log_dirs,
             num_partitions: r.get("num.partitions")?,
             default_replication_factor: r.get("default.replication.factor")?,
             auto_create_topics_enable: r.flag("auto.create.topics.enable")?,
@@ -125,6 +152,7 @@ impl Configs {
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
             topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
+            remote,
         })
     }
 
@@ -166,8 +194,49 @@ impl Configs {
             remote_storage_enable: r.flag("remote.storage.enable")?,
             local_retention_ms: r.get("local.retention.ms")?,
             local_retention_bytes: r.get("local.retention.bytes")?,
+            remote_log_copy_disable: r.flag("remote.log.copy.disable")?,
+            remote_log_delete_on_disable: r.flag("remote.log.delete.on.disable")?,
         })
     }
+}
+
+fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+    log_dirs: &[PathBuf],
+) -> Result<RemoteStorageConfig, ConfigError> {
+    let opt = |name| r.optional(name);
+    let url = match opt("remote.storage.url") {
+        Some(url) => url,
+        None => {
+            let first = log_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("./data"));
+            let abs = std::path::absolute(&first).unwrap_or(first);
+            format!("file://{}", abs.join("remote").display())
+        }
+    };
+    let path_style = match r.chain("remote.storage.s3.path.style").into_iter().next() {
+        Some(_) => Some(r.flag("remote.storage.s3.path.style")?),
+        None => None,
+    };
+    Ok(RemoteStorageConfig {
+        enabled: r.flag("remote.log.storage.system.enable")?,
+        url,
+        s3_endpoint: opt("remote.storage.s3.endpoint"),
+        s3_region: opt("remote.storage.s3.region"),
+        s3_path_style: path_style,
+        s3_access_key_id: opt("remote.storage.s3.access.key.id"),
+        s3_secret_access_key: opt("remote.storage.s3.secret.access.key"),
+        task_interval_ms: r.get("remote.log.manager.task.interval.ms")?,
+        copy_max_bytes_per_second: r.get("remote.log.manager.copy.max.bytes.per.second")?,
+        fetch_max_bytes_per_second: r.get("remote.log.manager.fetch.max.bytes.per.second")?,
+        fetch_max_wait_ms: r.get("remote.fetch.max.wait.ms")?,
+        cache_size_bytes: r.get("remote.cache.size.bytes")?,
+        cache_disk_size_bytes: r.get("remote.cache.disk.size.bytes")?,
+        fetch_chunk_bytes: r.get("remote.fetch.chunk.bytes")?,
+        read_ahead_chunks: r.get("remote.fetch.read.ahead.chunks")?,
+    })
 }
 
 /// Reads typed values from a resolution chain.
@@ -201,6 +270,15 @@ impl<F: Fn(&'static str) -> Vec<Entry>> Reader<'_, F> {
             .trim()
             .parse()
             .map_err(|_| self.invalid(&entry, "not a number in range"))
+    }
+
+    /// A setting without a default: `None` when unset or empty.
+    fn optional(&self, name: &'static str) -> Option<String> {
+        self.chain(name)
+            .into_iter()
+            .next()
+            .map(|e| e.converted())
+            .filter(|v| !v.is_empty())
     }
 
     fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {

@@ -1,0 +1,111 @@
+//! Cold remote read throughput vs raw `object_store` GETs of the same objects.
+//!
+//! ```text
+//! S3_TEST_ENDPOINT=http://127.0.0.1:PORT cargo run --release -p strata-tier \
+//!     --example cold_read_bench -- [segments] [segment MiB] [chunk KiB] [read-ahead]
+//! ```
+//! Uploads `segments` segments of fake 16 KiB batches to `s3://strata-test/bench-*`
+//! (or `memory://` without the variable), then, in the same run: (1) raw GETs of
+//! every `.log` object, (2) a sequential read of the whole partition through
+//! `RemoteReader` with a fresh (cold) cache, and prints MiB/s of both and the ratio.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use strata_tier::conformance::write_fake_segment;
+use strata_tier::copier::{self, Throttle, TopicInfo};
+use strata_tier::layout::SegmentFile;
+use strata_tier::object_store::{ObjectStore, ObjectStoreExt};
+use strata_tier::{open_store, CacheConfig, PartitionKey, RemoteReader, S3Options};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let segments = args.first().copied().unwrap_or(8);
+    let seg_mib = args.get(1).copied().unwrap_or(16);
+    let store: Arc<dyn ObjectStore> = match std::env::var("S3_TEST_ENDPOINT") {
+        Ok(endpoint) => {
+            let opts = S3Options {
+                endpoint: Some(endpoint),
+                region: Some("us-east-1".into()),
+                path_style: Some(true),
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+            };
+            let url = format!("s3://strata-test/bench-{}", uuid::Uuid::new_v4());
+            open_store(&url, &opts).expect("s3")
+        }
+        Err(_) => open_store("memory://", &S3Options::default()).expect("memory"),
+    };
+    let pk = PartitionKey {
+        topic: "bench".into(),
+        topic_id: uuid::Uuid::new_v4(),
+        partition: 0,
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let pad = 16 * 1024 - 61;
+    let batches_per_seg = (seg_mib * 1024 * 1024 / (pad + 61)) as i64;
+    let info = TopicInfo {
+        partition_count: 1,
+        ..Default::default()
+    };
+    let throttle = Throttle::new(0);
+    let mut m = None;
+    for s in 0..segments as i64 {
+        let base = s * batches_per_seg * 10;
+        let (files, _) = write_fake_segment(dir.path(), base, batches_per_seg, pad);
+        m = Some(
+            copier::copy_segment(&*store, &pk, &files, &info, &throttle)
+                .await
+                .expect("upload"),
+        );
+    }
+    let m = m.expect("at least one segment");
+    let total: u64 = m.size_bytes();
+    let mib = total as f64 / (1024.0 * 1024.0);
+
+    let t = Instant::now();
+    for s in &m.segments {
+        let key = pk.segment(s.base_offset, s.id, SegmentFile::Log);
+        let b = store
+            .get(&key)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(b.len() as u64, s.size_bytes);
+    }
+    let raw = t.elapsed().as_secs_f64();
+
+    let chunk_kib = args.get(2).copied().unwrap_or(1024);
+    let ahead = args.get(3).copied().unwrap_or(2);
+    let cfg = CacheConfig {
+        chunk_bytes: chunk_kib * 1024,
+        read_ahead_chunks: ahead,
+        memory_bytes: 512 << 20,
+        ..Default::default()
+    };
+    let reader = RemoteReader::new(store.clone(), cfg).await.expect("reader");
+    let t = Instant::now();
+    let mut offset = 0;
+    let mut got = 0u64;
+    let end = m.end_offset().unwrap_or(0);
+    while offset < end {
+        let b = reader.read(&m, offset, 1 << 20, true).await.expect("read");
+        got += b.len() as u64;
+        offset += (b.len() / (pad + 61)) as i64 * 10;
+    }
+    let tier = t.elapsed().as_secs_f64();
+    assert_eq!(got, total);
+    println!("data: {segments} segments x {seg_mib} MiB = {mib:.0} MiB, store {store}");
+    println!("raw GETs:            {:.1} MiB/s ({raw:.2} s)", mib / raw);
+    println!("RemoteReader (cold): {:.1} MiB/s ({tier:.2} s), fetch max_bytes 1 MiB, chunk {chunk_kib} KiB, read-ahead {ahead}", mib / tier);
+    println!("ratio tier/raw:      {:.0}%", 100.0 * raw / tier);
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("cleanup");
+}

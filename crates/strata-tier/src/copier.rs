@@ -1,0 +1,406 @@
+//! The I/O half of the RemoteLogManager: copying a segment, expiring remote
+//! segments, deleting a partition's remote data and sweeping orphans. The
+//! decisions are [`crate::rlm`]'s; these functions only perform them.
+//!
+//! # `copy_segment` contract
+//! Steps, in order: `.log`, `.index`, `.timeindex` (each a new object under a fresh
+//! segment uuid), the segment's `.manifest.json`, then a new partition manifest
+//! version listing the segment. Only the last step makes the segment part of the
+//! remote tier. A crash or error before it leaves orphans (objects of a uuid no
+//! manifest names) that [`sweep_orphans`] deletes, and the upload is retried with a
+//! new uuid; a crash after it leaves a complete segment. Never a hole: the new
+//! segment must start at the manifest's end offset, or the update is refused.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+use crate::error::{Result, TierError};
+use crate::layout::{PartitionKey, SegmentFile};
+use crate::manifest::{self, PartitionManifest, RemoteSegment};
+use crate::retry::retry;
+
+/// The local files of a closed segment.
+#[derive(Clone, Debug)]
+pub struct LocalSegmentFiles {
+    pub log: PathBuf,
+    pub index: PathBuf,
+    pub timeindex: PathBuf,
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// What the copy records about the topic besides the segment (for recovery).
+#[derive(Clone, Debug, Default)]
+pub struct TopicInfo {
+    pub partition_count: i32,
+    pub configs: std::collections::BTreeMap<String, String>,
+    pub log_start_offset: i64,
+}
+
+/// A byte-rate limit shared by the uploads of one broker
+/// (`remote.log.manager.copy.max.bytes.per.second`).
+#[derive(Debug)]
+pub struct Throttle {
+    bytes_per_sec: u64,
+    state: tokio::sync::Mutex<(tokio::time::Instant, f64)>,
+}
+
+impl Throttle {
+    /// `bytes_per_sec == 0` or `u64::MAX` means unlimited.
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Throttle {
+            bytes_per_sec,
+            state: tokio::sync::Mutex::new((tokio::time::Instant::now(), 0.0)),
+        }
+    }
+
+    /// Waits until `n` more bytes fit in the budget.
+    pub async fn take(&self, n: usize) {
+        if self.bytes_per_sec == 0 || self.bytes_per_sec == u64::MAX {
+            return;
+        }
+        let mut s = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        let rate = self.bytes_per_sec as f64;
+        // Debt left after refilling since the last call.
+        let refilled = now.duration_since(s.0).as_secs_f64() * rate;
+        let debt = (s.1 - refilled).max(0.0) + n as f64;
+        *s = (now, debt);
+        let wait = (debt - rate).max(0.0) / rate;
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+}
+
+const UPLOAD_CHUNK: usize = 1 << 20;
+/// Files larger than this are streamed as a multipart upload of parts this size.
+const MULTIPART_PART: usize = 8 << 20;
+
+fn upload_err(
+    pk: &PartitionKey,
+    base: i64,
+    key: &Path,
+) -> impl FnOnce(object_store::Error) -> TierError {
+    let (partition, key) = (pk.clone(), key.to_string());
+    move |source| TierError::Upload {
+        partition,
+        base_offset: base,
+        key,
+        source,
+    }
+}
+
+/// Uploads one local file to `key`, throttled, returning (size, CRC32C). Small files
+/// go in one PUT; larger ones stream as a multipart upload (aborted on error), so a
+/// segment is never held in memory whole. The file is opened first: if the log
+/// deletes it meanwhile (DeleteRecords), the open descriptor still reads it.
+async fn upload_file(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    base: i64,
+    path: &PathBuf,
+    key: &Path,
+    throttle: &Throttle,
+) -> Result<(u64, u32)> {
+    let local = |source| TierError::LocalRead {
+        partition: pk.clone(),
+        path: path.clone(),
+        source,
+    };
+    let mut f = tokio::fs::File::open(path).await.map_err(local)?;
+    let len = f.metadata().await.map_err(local)?.len();
+    let mut chunk = vec![0u8; UPLOAD_CHUNK];
+    let mut crc = 0u32;
+    if len as usize <= MULTIPART_PART {
+        let mut buf = Vec::with_capacity(len as usize);
+        loop {
+            let n = f.read(&mut chunk).await.map_err(local)?;
+            if n == 0 {
+                break;
+            }
+            throttle.take(n).await;
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        crc = crc32c::crc32c(&buf);
+        let size = buf.len() as u64;
+        let payload = PutPayload::from(buf);
+        retry("put segment file", || store.put(key, payload.clone()))
+            .await
+            .map_err(upload_err(pk, base, key))?;
+        return Ok((size, crc));
+    }
+    let upload = retry("start multipart upload", || store.put_multipart(key))
+        .await
+        .map_err(upload_err(pk, base, key))?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
+    let mut size = 0u64;
+    let result: Result<()> = async {
+        loop {
+            let n = f.read(&mut chunk).await.map_err(local)?;
+            if n == 0 {
+                return Ok(());
+            }
+            throttle.take(n).await;
+            crc = crc32c::crc32c_append(crc, &chunk[..n]);
+            size += n as u64;
+            w.wait_for_capacity(4)
+                .await
+                .map_err(upload_err(pk, base, key))?;
+            w.write(&chunk[..n]);
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            w.finish().await.map_err(upload_err(pk, base, key))?;
+            Ok((size, crc))
+        }
+        Err(e) => {
+            let _ = w.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Copies one closed segment (see the module docs for the steps and what a crash
+/// leaves). Returns the manifest that now records it.
+pub async fn copy_segment(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    files: &LocalSegmentFiles,
+    topic: &TopicInfo,
+    throttle: &Throttle,
+) -> Result<PartitionManifest> {
+    let id = Uuid::new_v4();
+    let base = files.base_offset;
+    let key = |f| pk.segment(base, id, f);
+    let (size, crc) = upload_file(
+        store,
+        pk,
+        base,
+        &files.log,
+        &key(SegmentFile::Log),
+        throttle,
+    )
+    .await?;
+    let (index_bytes, _) = upload_file(
+        store,
+        pk,
+        base,
+        &files.index,
+        &key(SegmentFile::Index),
+        throttle,
+    )
+    .await?;
+    let (timeindex_bytes, _) = upload_file(
+        store,
+        pk,
+        base,
+        &files.timeindex,
+        &key(SegmentFile::TimeIndex),
+        throttle,
+    )
+    .await?;
+    let seg = RemoteSegment {
+        id,
+        base_offset: base,
+        next_offset: files.next_offset,
+        size_bytes: size,
+        max_timestamp: files.max_timestamp,
+        index_bytes,
+        timeindex_bytes,
+        crc32c: crc,
+    };
+    manifest::put_segment_manifest(store, pk, &seg).await?;
+    let mut refused = false;
+    let m = manifest::update(store, pk, |m| {
+        refused = false;
+        if m.segments.iter().any(|s| s.id == seg.id) {
+            // Our own publish whose success was lost (retried create-if-absent).
+            return false;
+        }
+        m.partition_count = topic.partition_count.max(m.partition_count);
+        m.configs = topic.configs.clone();
+        match m.end_offset() {
+            Some(end) if end != base => {
+                // Someone else already tiered this range (or there is a gap): leave
+                // the manifest alone; our objects become orphans for the sweeper.
+                refused = true;
+                return false;
+            }
+            None => m.log_start_offset = m.log_start_offset.max(topic.log_start_offset).min(base),
+            _ => {}
+        }
+        m.segments.push(seg.clone());
+        true
+    })
+    .await?;
+    if refused {
+        tracing::warn!(partition = %pk, base_offset = base, remote_end = ?m.end_offset(), "segment not recorded: it does not start at the remote end offset");
+    } else {
+        tracing::info!(partition = %pk, base_offset = base, next_offset = seg.next_offset, bytes = seg.size_bytes, id = %id, "uploaded segment");
+    }
+    Ok(m)
+}
+
+/// Removes remote segments with `next_offset <= before` from the manifest (raising
+/// its log start offset), then deletes their objects. A crash between the two
+/// leaves orphans for [`sweep_orphans`].
+pub async fn expire(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    before: i64,
+) -> Result<PartitionManifest> {
+    let mut doomed = Vec::new();
+    let m = manifest::update(store, pk, |m| {
+        let n = m
+            .segments
+            .iter()
+            .take_while(|s| s.next_offset <= before)
+            .count();
+        if n == 0 && m.log_start_offset >= before {
+            doomed.clear();
+            return false;
+        }
+        doomed = m.segments.drain(..n).collect();
+        m.log_start_offset = m.log_start_offset.max(before);
+        true
+    })
+    .await?;
+    for s in &doomed {
+        delete_segment_objects(store, pk, s).await;
+        tracing::info!(partition = %pk, base_offset = s.base_offset, next_offset = s.next_offset, "deleted remote segment");
+    }
+    Ok(m)
+}
+
+/// DeleteRecords: raises the remote log start offset to `offset` and expires the
+/// segments wholly below it.
+pub async fn delete_records(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    offset: i64,
+) -> Result<PartitionManifest> {
+    let m = expire(store, pk, offset).await?;
+    if m.log_start_offset < offset {
+        return manifest::update(store, pk, |m| {
+            let raise = m.log_start_offset < offset;
+            m.log_start_offset = m.log_start_offset.max(offset);
+            raise
+        })
+        .await;
+    }
+    Ok(m)
+}
+
+async fn delete_segment_objects(store: &dyn ObjectStore, pk: &PartitionKey, s: &RemoteSegment) {
+    for f in [
+        SegmentFile::Manifest,
+        SegmentFile::Log,
+        SegmentFile::Index,
+        SegmentFile::TimeIndex,
+    ] {
+        let key = pk.segment(s.base_offset, s.id, f);
+        match store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(partition = %pk, key = %key, error = %e, "could not delete remote object; the sweeper will retry")
+            }
+        }
+    }
+}
+
+/// Deletes every object of the partition (topic deletion, `remote.log.delete.on.disable`).
+pub async fn delete_partition(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<usize> {
+    let dir = pk.dir();
+    let keys: Vec<_> = store
+        .list(Some(&dir))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|source| TierError::Store {
+            partition: pk.clone(),
+            key: dir.to_string(),
+            source,
+        })?;
+    // Manifests last, so a crash leaves a partition whose manifest still names
+    // its segments rather than a manifest naming deleted objects... except that
+    // segments go first: a reader then fails cleanly on NotFound.
+    let (manifests, data): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|k| k.as_ref().contains("/manifest/"));
+    let n = data.len() + manifests.len();
+    for key in data.into_iter().chain(manifests) {
+        match store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(TierError::Store {
+                    partition: pk.clone(),
+                    key: key.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    tracing::info!(partition = %pk, objects = n, "deleted remote data of partition");
+    Ok(n)
+}
+
+/// Deletes segment objects no manifest names that are older than `grace` (an upload
+/// in progress has young objects). Returns how many objects were removed.
+pub async fn sweep_orphans(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    grace: Duration,
+) -> Result<usize> {
+    let m = manifest::load(store, pk).await?;
+    let live: std::collections::HashSet<Uuid> = m
+        .iter()
+        .flat_map(|m| m.segments.iter().map(|s| s.id))
+        .collect();
+    let dir = pk.dir();
+    let metas: Vec<_> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|source| TierError::Store {
+            partition: pk.clone(),
+            key: dir.to_string(),
+            source,
+        })?;
+    let cutoff = chrono_cutoff(grace);
+    let mut removed = 0;
+    for meta in metas {
+        let Some(name) = meta.location.filename() else {
+            continue;
+        };
+        // `{base:020}-{uuid}.{ext}`
+        let Some(id) = name.get(21..57).and_then(|s| Uuid::parse_str(s).ok()) else {
+            continue;
+        };
+        if live.contains(&id) || meta.last_modified.timestamp_millis() > cutoff {
+            continue;
+        }
+        if store.delete(&meta.location).await.is_ok() {
+            removed += 1;
+            tracing::info!(partition = %pk, key = %meta.location, "swept orphaned remote object");
+        }
+    }
+    Ok(removed)
+}
+
+fn chrono_cutoff(grace: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    now - grace.as_millis() as i64
+}

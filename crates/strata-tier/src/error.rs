@@ -1,0 +1,70 @@
+//! The tier's one error enum. Messages name the topic-partition, offset and object
+//! key involved; the server maps variants to Kafka error codes, never this crate.
+
+use crate::layout::PartitionKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    #[error("invalid remote.storage.url '{url}': {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot open the remote store at '{url}': {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("upload of segment {base_offset} of {partition} to {key} failed: {source}")]
+    Upload {
+        partition: PartitionKey,
+        base_offset: i64,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("reading local file {path} of {partition} for upload failed: {source}")]
+    LocalRead {
+        partition: PartitionKey,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("object {key} of {partition}: {source}")]
+    Store {
+        partition: PartitionKey,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("manifest {key} of {partition} is not valid JSON ({source}); inspect or delete it")]
+    BadManifest {
+        partition: PartitionKey,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("partition manifest of {partition} kept changing under us after {attempts} attempts")]
+    ManifestContention {
+        partition: PartitionKey,
+        attempts: u32,
+    },
+    #[error(
+        "offset {offset} of {partition} is not in the remote tier (remote holds [{start}, {end}))"
+    )]
+    OffsetNotTiered {
+        partition: PartitionKey,
+        offset: i64,
+        start: i64,
+        end: i64,
+    },
+    #[error("remote segment {key} of {partition} is corrupt at byte {position}: {reason}")]
+    CorruptSegment {
+        partition: PartitionKey,
+        key: String,
+        position: u64,
+        reason: String,
+    },
+    #[error("chunk cache: {reason}")]
+    Cache { reason: String },
+}
+
+pub type Result<T, E = TierError> = std::result::Result<T, E>;

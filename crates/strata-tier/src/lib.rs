@@ -1,0 +1,49 @@
+//! Strata's remote tier: closed log segments in object storage.
+//!
+//! Independent of `strata-log` and of Kafka types: the broker hands it file paths,
+//! offsets and settings, and maps its [`TierError`] to Kafka error codes.
+//!
+//! ```text
+//! rlm         pure scheduler: (state, event, now) -> actions          (rlm.rs)
+//! copier      performs uploads, expiry, deletion, orphan sweeping     (copier.rs)
+//! reader      remote reads through the chunk cache                    (reader.rs)
+//!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
+//! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
+//! retry       short retries of one idempotent store call            (retry.rs)
+//! layout      object keys                                             (layout.rs)
+//! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
+//! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
+//! conformance checks every backend must pass                          (conformance.rs)
+//! ```
+//!
+//! # Invariants
+//! - A segment belongs to the remote tier iff the latest partition manifest lists
+//!   it; its objects exist before that and are deleted only after a version
+//!   without it was published. Remote segments are contiguous in offsets.
+//! - Nothing here deletes local data; the broker may let local retention remove a
+//!   segment only once a manifest lists it ([`rlm::Action::EnforceLocalRetention`]).
+
+// `TierError` carries `object_store::Error` (large) by value so that sources are
+// kept; errors are the cold path of network I/O, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod backend;
+pub mod cache;
+pub mod conformance;
+pub mod copier;
+mod error;
+pub mod faulty;
+pub mod layout;
+pub mod manifest;
+pub mod reader;
+mod retry;
+pub mod rlm;
+
+pub use backend::{open_store, S3Options};
+pub use cache::CacheConfig;
+pub use error::TierError;
+pub use layout::PartitionKey;
+pub use manifest::{PartitionManifest, RemoteSegment};
+/// The `object_store` version this crate speaks, for callers naming its types.
+pub use object_store;
+pub use reader::RemoteReader;

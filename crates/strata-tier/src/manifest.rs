@@ -1,0 +1,284 @@
+//! Segment manifests and the partition manifest chain.
+//!
+//! The partition manifest is a chain of immutable versions
+//! `manifest/{version:020}.json`. [`update`] reads the highest version, applies a
+//! change and creates version N+1 with `PutMode::Create`; `AlreadyExists` means
+//! another writer won the race, so it reloads and retries. Every backend supports
+//! create-if-absent (S3 If-None-Match, hard-link publish on the local filesystem,
+//! memory), unlike e-tag updates.
+//!
+//! # Contract
+//! - A segment is *in the remote tier* iff the highest manifest version lists it.
+//!   Its objects are uploaded before the version naming it is created, and deleted
+//!   only after a version without it exists.
+//! - A crash between two steps leaves either objects no manifest names (orphans,
+//!   removed by [`crate::copier::sweep_orphans`]) or an older, still valid version.
+//! - Versions older than [`KEEP_VERSIONS`] behind the head are deleted best-effort
+//!   after a successful publish; a reader racing that deletion just reloads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Result, TierError};
+use crate::layout::{PartitionKey, SegmentFile};
+use crate::retry::retry;
+
+/// Old manifest versions kept behind the head (a grace period for readers).
+pub const KEEP_VERSIONS: u64 = 8;
+const MAX_ATTEMPTS: u32 = 64;
+
+/// One uploaded segment (also stored on its own as `...manifest.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSegment {
+    pub id: Uuid,
+    pub base_offset: i64,
+    /// One past the last offset the segment holds.
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    /// Largest batch maxTimestamp, -1 if unknown.
+    pub max_timestamp: i64,
+    pub index_bytes: u64,
+    pub timeindex_bytes: u64,
+    /// CRC32C of the `.log` object, checked by recovery tools.
+    pub crc32c: u32,
+}
+
+/// The partition manifest: live remote segments and what is needed to rebuild the
+/// topic from the bucket alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionManifest {
+    pub version: u64,
+    pub partition: PartitionKey,
+    pub partition_count: i32,
+    pub configs: BTreeMap<String, String>,
+    /// The log start offset of the whole partition (DeleteRecords, retention).
+    pub log_start_offset: i64,
+    /// Sorted by base offset, contiguous.
+    pub segments: Vec<RemoteSegment>,
+}
+
+impl PartitionManifest {
+    pub fn empty(partition: PartitionKey) -> Self {
+        PartitionManifest {
+            version: 0,
+            partition,
+            partition_count: 1,
+            configs: BTreeMap::new(),
+            log_start_offset: 0,
+            segments: Vec::new(),
+        }
+    }
+
+    /// One past the last tiered offset, or `None` if nothing is tiered.
+    pub fn end_offset(&self) -> Option<i64> {
+        self.segments.last().map(|s| s.next_offset)
+    }
+
+    /// The first readable remote offset: the log start offset, or the first
+    /// segment's base if that is later.
+    pub fn start_offset(&self) -> Option<i64> {
+        self.segments
+            .first()
+            .map(|s| s.base_offset.max(self.log_start_offset))
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    /// The segment holding `offset`.
+    pub fn segment_for(&self, offset: i64) -> Option<&RemoteSegment> {
+        let i = self.segments.partition_point(|s| s.next_offset <= offset);
+        self.segments.get(i).filter(|s| s.base_offset <= offset)
+    }
+}
+
+/// The highest manifest version of `pk`, or `None` if the partition has none.
+pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<PartitionManifest>> {
+    let store_err = |key: String| {
+        let partition = pk.clone();
+        move |source| TierError::Store {
+            partition,
+            key,
+            source,
+        }
+    };
+    let dir = pk.manifest_dir();
+    let metas: Vec<_> = retry("list manifests", || {
+        store.list(Some(&dir)).try_collect::<Vec<_>>()
+    })
+    .await
+    .map_err(store_err(dir.to_string()))?;
+    let Some(latest) = metas
+        .iter()
+        .filter_map(|m| PartitionKey::parse_manifest_version(&m.location))
+        .max()
+    else {
+        return Ok(None);
+    };
+    let key = pk.manifest(latest);
+    let got = retry("get manifest", || async {
+        store.get(&key).await?.bytes().await
+    })
+    .await;
+    let bytes = match got {
+        Ok(b) => b,
+        // Deleted by GC under us: a newer version exists.
+        Err(object_store::Error::NotFound { .. }) => return Box::pin(load(store, pk)).await,
+        Err(e) => return Err(store_err(key.to_string())(e)),
+    };
+    decode(pk, key.as_ref(), &bytes).map(Some)
+}
+
+fn decode(pk: &PartitionKey, key: &str, bytes: &[u8]) -> Result<PartitionManifest> {
+    serde_json::from_slice(bytes).map_err(|source| TierError::BadManifest {
+        partition: pk.clone(),
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// Applies `change` to the latest manifest (or an empty one) and publishes the
+/// result as the next version. `change` returns `false` to publish nothing. Retries
+/// on a lost race with a freshly loaded manifest. Returns the manifest now current.
+pub async fn update<F>(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    mut change: F,
+) -> Result<PartitionManifest>
+where
+    F: FnMut(&mut PartitionManifest) -> bool,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        let current = load(store, pk)
+            .await?
+            .unwrap_or_else(|| PartitionManifest::empty(pk.clone()));
+        let mut next = current.clone();
+        if !change(&mut next) {
+            return Ok(current);
+        }
+        next.version = current.version + 1;
+        let key = pk.manifest(next.version);
+        let body = serde_json::to_vec_pretty(&next).map_err(|source| TierError::BadManifest {
+            partition: pk.clone(),
+            key: key.to_string(),
+            source,
+        })?;
+        let body = PutPayload::from(body);
+        let put = retry("publish manifest", || {
+            store.put_opts(&key, body.clone(), PutOptions::from(PutMode::Create))
+        });
+        match put.await {
+            Ok(_) => {
+                tracing::info!(partition = %pk, version = next.version, segments = next.segments.len(), "published partition manifest");
+                collect_old_versions(store, pk, next.version).await;
+                return Ok(next);
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                tracing::debug!(partition = %pk, version = next.version, "lost the manifest race; reloading");
+            }
+            Err(source) => {
+                return Err(TierError::Store {
+                    partition: pk.clone(),
+                    key: key.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    Err(TierError::ManifestContention {
+        partition: pk.clone(),
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+async fn collect_old_versions(store: &dyn ObjectStore, pk: &PartitionKey, head: u64) {
+    if head <= KEEP_VERSIONS {
+        return;
+    }
+    // One old version per publish keeps the chain bounded without a listing.
+    let old = pk.manifest(head - KEEP_VERSIONS - 1);
+    match store.delete(&old).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => {
+            tracing::debug!(partition = %pk, key = %old, error = %e, "old manifest not deleted")
+        }
+    }
+}
+
+/// Writes a segment's own manifest object (the third upload step).
+pub async fn put_segment_manifest(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    seg: &RemoteSegment,
+) -> Result<()> {
+    let key = pk.segment(seg.base_offset, seg.id, SegmentFile::Manifest);
+    let body =
+        Bytes::from(
+            serde_json::to_vec_pretty(seg).map_err(|source| TierError::BadManifest {
+                partition: pk.clone(),
+                key: key.to_string(),
+                source,
+            })?,
+        );
+    let body = PutPayload::from(body);
+    retry("put segment manifest", || store.put(&key, body.clone()))
+        .await
+        .map(|_| ())
+        .map_err(|source| TierError::Upload {
+            partition: pk.clone(),
+            base_offset: seg.base_offset,
+            key: key.to_string(),
+            source,
+        })
+}
+
+/// Lists the partition manifests of every partition under the store's root, for
+/// recovery and `tier status`. Returns partition keys found.
+pub async fn list_partitions(store: &Arc<dyn ObjectStore>) -> Result<Vec<PartitionKey>> {
+    let mut out = Vec::new();
+    let top = store
+        .list_with_delimiter(None)
+        .await
+        .map_err(|source| TierError::Store {
+            partition: PartitionKey {
+                topic: String::new(),
+                topic_id: Uuid::nil(),
+                partition: -1,
+            },
+            key: "/".into(),
+            source,
+        })?;
+    for topic_dir in top.common_prefixes {
+        let Some(name) = topic_dir.filename() else {
+            continue;
+        };
+        // `<topic>-<uuid>`: a uuid is 36 characters.
+        if name.len() < 38 {
+            continue;
+        }
+        let (topic, id) = name.split_at(name.len() - 36);
+        let (Some(topic), Ok(topic_id)) = (topic.strip_suffix('-'), Uuid::parse_str(id)) else {
+            continue;
+        };
+        if let Ok(parts) = store.list_with_delimiter(Some(&topic_dir)).await {
+            for p in parts.common_prefixes {
+                if let Some(partition) = p.filename().and_then(|f| f.parse().ok()) {
+                    out.push(PartitionKey {
+                        topic: topic.to_string(),
+                        topic_id,
+                        partition,
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

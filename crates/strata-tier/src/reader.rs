@@ -1,0 +1,378 @@
+//! Reading the remote tier: whole batches from an offset, like `Log::read`.
+//!
+//! The manifest names the segment holding the offset; its remote offset index
+//! (fetched once and cached) gives the byte position of the closest indexed batch;
+//! from there batch headers are scanned to the first batch ending at or after the
+//! offset, and whole batches are returned up to `max_bytes`. All object bytes come
+//! through ranged GETs of `chunk_bytes` chunks held in the [`crate::cache`]; after a
+//! read, the next `read_ahead_chunks` chunks are fetched in the background, so a
+//! sequential consumer finds them cached.
+//!
+//! A transient store error or a short (truncated) response is retried with
+//! backoff; a persistent one is returned naming the object key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::cache::{self, CacheConfig, ChunkCache};
+use crate::error::{Result, TierError};
+use crate::layout::{PartitionKey, SegmentFile};
+use crate::manifest::{PartitionManifest, RemoteSegment};
+
+/// Length of the v2 batch header we read: base offset (8), length (4), leader
+/// epoch (4), magic (1), crc (4), attributes (2), last offset delta (4).
+const HEADER: u64 = 27;
+const LOG_OVERHEAD: u64 = 12;
+const ATTEMPTS: u32 = 4;
+
+#[derive(Clone)]
+pub struct RemoteReader {
+    store: Arc<dyn ObjectStore>,
+    cache: ChunkCache,
+    cfg: CacheConfig,
+}
+
+impl std::fmt::Debug for RemoteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteReader")
+            .field("store", &self.store.to_string())
+            .field("cfg", &self.cfg)
+            .finish()
+    }
+}
+
+struct Object<'a> {
+    pk: &'a PartitionKey,
+    key: Path,
+    size: u64,
+}
+
+impl RemoteReader {
+    pub async fn new(store: Arc<dyn ObjectStore>, cfg: CacheConfig) -> Result<Self> {
+        let cache = cache::build(&cfg).await?;
+        Ok(RemoteReader { store, cache, cfg })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Whole batches starting with the one containing `offset`, up to `max_bytes`
+    /// (at least one whole batch if `min_one_batch`), from one remote segment.
+    /// Errors with `OffsetNotTiered` if no live remote segment holds `offset`.
+    pub async fn read(
+        &self,
+        m: &PartitionManifest,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Bytes> {
+        let pk = &m.partition;
+        let seg = m
+            .segment_for(offset)
+            .ok_or_else(|| TierError::OffsetNotTiered {
+                partition: pk.clone(),
+                offset,
+                start: m.start_offset().unwrap_or(-1),
+                end: m.end_offset().unwrap_or(-1),
+            })?;
+        let log = Object {
+            pk,
+            key: pk.segment(seg.base_offset, seg.id, SegmentFile::Log),
+            size: seg.size_bytes,
+        };
+        let mut pos = self.index_position(pk, seg, offset).await?;
+        // Skip batches that end before the offset.
+        let start = loop {
+            if pos + HEADER > log.size {
+                return Ok(Bytes::new());
+            }
+            let h = self.read_range(&log, pos, pos + HEADER).await?;
+            let (base, total, last) = parse_header(&log, pos, &h)?;
+            if last >= offset {
+                let _ = base;
+                break pos;
+            }
+            pos += total;
+        };
+        let mut end = start;
+        while end + HEADER <= log.size {
+            let h = self.read_range(&log, end, end + HEADER).await?;
+            let (_, total, _) = parse_header(&log, end, &h)?;
+            let first = end == start;
+            if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
+                break;
+            }
+            end += total;
+            if end - start >= max_bytes as u64 {
+                break;
+            }
+        }
+        if end == start {
+            return Ok(Bytes::new());
+        }
+        let out = self.read_range(&log, start, end).await?;
+        self.read_ahead(&log, end);
+        Ok(out)
+    }
+
+    /// The first remote batch whose maxTimestamp is at or after `ts` (ListOffsets by
+    /// timestamp), seeking with the remote time index. `None` if no remote segment
+    /// has such a batch. Batches below the manifest's log start offset are skipped.
+    pub async fn find_batch_by_timestamp(
+        &self,
+        m: &PartitionManifest,
+        ts: i64,
+    ) -> Result<Option<Bytes>> {
+        let floor = m.start_offset().unwrap_or(0);
+        let Some(seg) = m
+            .segments
+            .iter()
+            .find(|s| s.max_timestamp >= ts && s.next_offset > floor)
+        else {
+            return Ok(None);
+        };
+        let mut offset = self
+            .time_index_offset(&m.partition, seg, ts)
+            .await?
+            .max(floor);
+        while offset < seg.next_offset {
+            let batch = self.read(m, offset, 1, true).await?;
+            if batch.len() < 61 {
+                return Ok(None);
+            }
+            let max_ts = i64::from_be_bytes(batch[35..43].try_into().unwrap_or([0; 8]));
+            let last = i64::from_be_bytes(batch[0..8].try_into().unwrap_or([0; 8]))
+                + i64::from(i32::from_be_bytes(
+                    batch[23..27].try_into().unwrap_or([0; 4]),
+                ));
+            if max_ts >= ts {
+                return Ok(Some(batch));
+            }
+            offset = last + 1;
+        }
+        Ok(None)
+    }
+
+    /// The offset of the last time-index entry with a timestamp below `ts` (or the
+    /// segment base): every batch before it is older than `ts`.
+    async fn time_index_offset(
+        &self,
+        pk: &PartitionKey,
+        seg: &RemoteSegment,
+        ts: i64,
+    ) -> Result<i64> {
+        if seg.timeindex_bytes < 12 {
+            return Ok(seg.base_offset);
+        }
+        let key = pk.segment(seg.base_offset, seg.id, SegmentFile::TimeIndex);
+        let obj = Object {
+            pk,
+            key,
+            size: seg.timeindex_bytes,
+        };
+        let bytes = self
+            .read_range(&obj, 0, seg.timeindex_bytes - seg.timeindex_bytes % 12)
+            .await?;
+        let mut offset = seg.base_offset;
+        for e in bytes.chunks_exact(12) {
+            let t = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+            if t >= ts {
+                break;
+            }
+            // The entry's offset is the last of a batch older than `ts`.
+            offset = seg.base_offset + i64::from(rel) + 1;
+        }
+        Ok(offset)
+    }
+
+    /// Byte position of the last indexed batch ending at or below `offset`.
+    async fn index_position(
+        &self,
+        pk: &PartitionKey,
+        seg: &RemoteSegment,
+        offset: i64,
+    ) -> Result<u64> {
+        if seg.index_bytes < 8 {
+            return Ok(0);
+        }
+        let idx = Object {
+            pk,
+            key: pk.segment(seg.base_offset, seg.id, SegmentFile::Index),
+            size: seg.index_bytes,
+        };
+        let bytes = self
+            .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8)
+            .await?;
+        let rel_target = offset.saturating_sub(seg.base_offset);
+        let mut pos = 0u64;
+        let mut prev: Option<(u32, u32)> = None;
+        for e in bytes.chunks_exact(8) {
+            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let p = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+            // Entries are strictly increasing; anything else is a torn tail.
+            if prev.is_some_and(|(r, q)| rel <= r || p <= q) || i64::from(rel) > rel_target {
+                break;
+            }
+            prev = Some((rel, p));
+            pos = u64::from(p);
+        }
+        Ok(pos.min(seg.size_bytes))
+    }
+
+    /// Bytes `[from, to)` of an object, through the chunk cache; the chunks of a
+    /// range are fetched concurrently.
+    async fn read_range(&self, obj: &Object<'_>, from: u64, to: u64) -> Result<Bytes> {
+        let chunk = self.cfg.chunk_bytes.max(1) as u64;
+        let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
+        if first == last {
+            let c = self.chunk(obj, first).await?;
+            let lo = (from - first * chunk) as usize;
+            let hi = ((to - first * chunk) as usize).min(c.len());
+            return Ok(c.slice(lo.min(hi)..hi));
+        }
+        let chunks =
+            futures::future::try_join_all((first..=last).map(|i| self.chunk(obj, i))).await?;
+        let mut out = BytesMut::with_capacity((to - from) as usize);
+        for (i, c) in (first..=last).zip(chunks) {
+            let lo = from.saturating_sub(i * chunk) as usize;
+            let hi = ((to - i * chunk) as usize).min(c.len());
+            out.extend_from_slice(&c[lo.min(hi)..hi]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// One chunk, from the cache or the store. Concurrent requests for the same
+    /// chunk (a reader and its read-ahead) share one GET (foyer's get_or_fetch).
+    async fn chunk(&self, obj: &Object<'_>, i: u64) -> Result<Bytes> {
+        let key = format!("{}#{}", obj.key, i);
+        let (store, pk, okey, size) = (
+            self.store.clone(),
+            obj.pk.clone(),
+            obj.key.clone(),
+            obj.size,
+        );
+        let chunk = self.cfg.chunk_bytes as u64;
+        let entry = self
+            .cache
+            .get_or_fetch(&key, move || async move {
+                let o = Object {
+                    pk: &pk,
+                    key: okey,
+                    size,
+                };
+                fetch_chunk(&*store, &o, i, chunk).await
+            })
+            .await
+            .map_err(|e| TierError::Cache {
+                reason: format!("chunk {i} of {}: {e}", obj.key),
+            })?;
+        Ok(entry.value().clone())
+    }
+
+    fn read_ahead(&self, obj: &Object<'_>, from: u64) {
+        let chunk = self.cfg.chunk_bytes.max(1) as u64;
+        let first = from / chunk;
+        let n_chunks = obj.size.div_ceil(chunk);
+        for i in first..(first + self.cfg.read_ahead_chunks as u64).min(n_chunks) {
+            if self.cache.contains(&format!("{}#{}", obj.key, i)) {
+                continue;
+            }
+            let this = self.clone();
+            let (pk, okey, size) = (obj.pk.clone(), obj.key.clone(), obj.size);
+            tokio::spawn(async move {
+                let o = Object {
+                    pk: &pk,
+                    key: okey,
+                    size,
+                };
+                let _ = this.chunk(&o, i).await;
+            });
+        }
+    }
+}
+
+/// One ranged GET, retried on errors and short answers.
+async fn fetch_chunk(
+    store: &dyn ObjectStore,
+    obj: &Object<'_>,
+    i: u64,
+    chunk: u64,
+) -> Result<Bytes> {
+    let range = i * chunk..((i + 1) * chunk).min(obj.size);
+    let want = range.end - range.start;
+    let mut delay = Duration::from_millis(50);
+    let mut last_err = None;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        match store.get_range(&obj.key, range.clone()).await {
+            Ok(b) if b.len() as u64 == want => return Ok(b),
+            Ok(b) => {
+                last_err = Some(TierError::CorruptSegment {
+                    partition: obj.pk.clone(),
+                    key: obj.key.to_string(),
+                    position: range.start,
+                    reason: format!("short read: {} of {want} bytes", b.len()),
+                })
+            }
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(TierError::Store {
+                    partition: obj.pk.clone(),
+                    key: obj.key.to_string(),
+                    source: e,
+                })
+            }
+            Err(e) => {
+                last_err = Some(TierError::Store {
+                    partition: obj.pk.clone(),
+                    key: obj.key.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(last_err.unwrap_or(TierError::Cache {
+        reason: "no attempt made".into(),
+    }))
+}
+
+/// (base offset, total length, last offset) of the batch header at `pos`.
+fn parse_header(obj: &Object<'_>, pos: u64, h: &[u8]) -> Result<(i64, u64, i64)> {
+    let corrupt = |reason: String| TierError::CorruptSegment {
+        partition: obj.pk.clone(),
+        key: obj.key.to_string(),
+        position: pos,
+        reason,
+    };
+    if (h.len() as u64) < HEADER {
+        return Err(corrupt(format!(
+            "truncated batch header ({} bytes)",
+            h.len()
+        )));
+    }
+    let base = i64::from_be_bytes(h[0..8].try_into().map_err(|_| corrupt("header".into()))?);
+    let len = i32::from_be_bytes(h[8..12].try_into().map_err(|_| corrupt("header".into()))?);
+    let delta = i32::from_be_bytes(h[23..27].try_into().map_err(|_| corrupt("header".into()))?);
+    if len < (HEADER - LOG_OVERHEAD) as i32 || h[16] != 2 {
+        return Err(corrupt(format!(
+            "bad batch length {len} or magic {}",
+            h[16]
+        )));
+    }
+    let total = LOG_OVERHEAD + len as u64;
+    if pos + total > obj.size {
+        return Err(corrupt(format!(
+            "batch of {total} bytes runs past the object end {}",
+            obj.size
+        )));
+    }
+    Ok((base, total, base + i64::from(delta.max(0))))
+}

@@ -1,0 +1,389 @@
+//! The broker side of tiered storage: the RemoteLogManager's driver and remote
+//! reads for Fetch. Decisions come from `strata_tier::rlm::Scheduler` (pure); this
+//! module gathers partition views, performs the actions with `strata_tier::copier`,
+//! and reports back. It never blocks a local read or produce: uploads and remote
+//! reads run on their own tasks, and the only shared state is the partition's
+//! manifest pointer and the log's own locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strata_config::{RemoteStorageConfig, TopicConfig};
+use strata_tier::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
+use strata_tier::object_store::ObjectStore;
+use strata_tier::rlm::{Action, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler};
+use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
+use tokio::sync::{watch, Notify};
+
+use super::{now_ms, Broker, Partition, TopicState};
+
+/// Objects younger than this are never swept as orphans (an upload may be writing them).
+const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+pub struct Tier {
+    pub store: Arc<dyn ObjectStore>,
+    pub reader: RemoteReader,
+    pub url: String,
+    scheduler: Mutex<Scheduler>,
+    throttle: Throttle,
+    pub fetch_max_wait: Duration,
+    interval: Duration,
+    wake: Notify,
+}
+
+impl Tier {
+    pub async fn open(
+        cfg: &RemoteStorageConfig,
+        cache_dir: std::path::PathBuf,
+    ) -> Result<Tier, TierError> {
+        let s3 = S3Options {
+            endpoint: cfg.s3_endpoint.clone(),
+            region: cfg.s3_region.clone(),
+            path_style: cfg.s3_path_style,
+            access_key_id: cfg.s3_access_key_id.clone(),
+            secret_access_key: cfg.s3_secret_access_key.clone(),
+        };
+        let store = with_faults(strata_tier::open_store(&cfg.url, &s3)?);
+        let cache = CacheConfig {
+            chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
+            memory_bytes: cfg.cache_size_bytes.max(1 << 20) as usize,
+            disk_bytes: cfg.cache_disk_size_bytes.max(0) as usize,
+            disk_dir: Some(cache_dir),
+            read_ahead_chunks: cfg.read_ahead_chunks.max(0) as usize,
+        };
+        let reader = RemoteReader::new(store.clone(), cache).await?;
+        tracing::info!(url = %cfg.url, "remote tier ready");
+        Ok(Tier {
+            store,
+            reader,
+            url: cfg.url.clone(),
+            scheduler: Mutex::new(Scheduler::new()),
+            throttle: Throttle::new(cfg.copy_max_bytes_per_second.max(0) as u64),
+            fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
+            interval: Duration::from_millis(cfg.task_interval_ms.max(10) as u64),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Pending upload state of a partition (for `tier status`).
+    pub fn upload_state(&self, key: &PartitionKey) -> Option<strata_tier::rlm::UploadState> {
+        self.scheduler.lock().state(key).cloned()
+    }
+}
+
+/// Testing aid: `STRATA_TIER_FAULTS="fail_every=7,truncate_every=5,delay_ms=2"` wraps
+/// the store in a `FaultyStore`, so end-to-end tests can run the real broker against
+/// a failing object store. Unset (always, in production) means no wrapper.
+fn with_faults(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+    let Ok(spec) = std::env::var("STRATA_TIER_FAULTS") else {
+        return store;
+    };
+    let mut f = strata_tier::faulty::Faults::default();
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let n: u64 = v.trim().parse().unwrap_or(0);
+        match k.trim() {
+            "fail_every" => f.fail_every = n,
+            "truncate_every" => f.truncate_every = n,
+            "delay_ms" => f.delay = Duration::from_millis(n),
+            other => tracing::warn!(
+                setting = other,
+                "unknown STRATA_TIER_FAULTS setting ignored"
+            ),
+        }
+    }
+    tracing::warn!(faults = ?f, "STRATA_TIER_FAULTS set: injecting object store faults");
+    strata_tier::faulty::FaultyStore::new(store, f)
+}
+
+/// Kafka's -2: local retention falls back to total retention.
+fn policy(c: &TopicConfig) -> Policy {
+    let pick = |local: i64, total: i64| if local == -2 { total } else { local };
+    Policy {
+        retention_ms: c.retention_ms,
+        retention_bytes: c.retention_bytes,
+        local_retention_ms: pick(c.local_retention_ms, c.retention_ms),
+        local_retention_bytes: pick(c.local_retention_bytes, c.retention_bytes),
+        copy_disabled: c.remote_log_copy_disable,
+    }
+}
+
+impl Broker {
+    /// Whether `topic`'s partitions are tiered on this broker.
+    pub fn is_tiered(&self, topic: &TopicState) -> bool {
+        topic.config.remote_storage_enable && self.tier().is_some()
+    }
+
+    /// Spawns the RemoteLogManager loop: a tick at start (which also loads the
+    /// manifests of tiered partitions), then every `remote.log.manager.task.interval.ms`
+    /// or as soon as an upload finishes.
+    pub(super) fn spawn_rlm(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
+        let b = self.clone();
+        let mut s = shutdown;
+        tokio::spawn(async move {
+            loop {
+                b.rlm_tick(&tier).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(tier.interval) => {}
+                    _ = tier.wake.notified() => {}
+                    _ = s.changed() => return,
+                }
+                if *s.borrow() {
+                    return;
+                }
+            }
+        });
+    }
+
+    async fn rlm_tick(self: &Arc<Self>, tier: &Arc<Tier>) {
+        let now = now_ms();
+        let mut views = Vec::new();
+        let mut parts: HashMap<PartitionKey, (Arc<Partition>, Arc<TopicState>)> = HashMap::new();
+        for name in self.topic_names() {
+            let Some(topic) = self.topic(&name) else {
+                continue;
+            };
+            if !self.is_tiered(&topic) {
+                continue;
+            }
+            for p in &topic.partitions {
+                let key = p.tier_key();
+                if p.remote_manifest().is_none() && !self.load_manifest(tier, p).await {
+                    continue;
+                }
+                let remote = p.remote_manifest().map(|m| {
+                    m.segments
+                        .iter()
+                        .map(|s| RemoteSpan {
+                            base_offset: s.base_offset,
+                            next_offset: s.next_offset,
+                            size_bytes: s.size_bytes,
+                            max_timestamp: s.max_timestamp,
+                        })
+                        .collect()
+                });
+                let local = p
+                    .log
+                    .segments()
+                    .iter()
+                    .map(|s| LocalSegment {
+                        base_offset: s.base_offset,
+                        next_offset: s.next_offset,
+                        size_bytes: s.size_bytes,
+                        max_timestamp: s.max_timestamp.unwrap_or(-1),
+                    })
+                    .collect();
+                views.push(PartitionView {
+                    key: key.clone(),
+                    local,
+                    high_watermark: p.high_watermark(),
+                    remote: remote.unwrap_or_default(),
+                    policy: policy(&topic.config),
+                });
+                parts.insert(key, (p.clone(), topic.clone()));
+            }
+        }
+        let actions = tier.scheduler.lock().on_event(
+            Instant::now(),
+            Event::Tick {
+                now_ms: now,
+                partitions: views,
+            },
+        );
+        for action in actions {
+            self.perform(tier, &parts, action, now).await;
+        }
+    }
+
+    /// Loads the manifests of every tiered partition (at startup, before serving,
+    /// so that the first ListOffsets and Fetch already see the remote tier).
+    pub async fn load_tier_manifests(&self) {
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
+        for name in self.topic_names() {
+            let Some(topic) = self.topic(&name) else {
+                continue;
+            };
+            if self.is_tiered(&topic) {
+                for p in &topic.partitions {
+                    self.load_manifest(&tier, p).await;
+                }
+            }
+        }
+    }
+
+    /// Loads the latest manifest of `p` and sweeps orphans once. False on error.
+    async fn load_manifest(&self, tier: &Arc<Tier>, p: &Arc<Partition>) -> bool {
+        let key = p.tier_key();
+        match manifest::load(&*tier.store, &key).await {
+            Ok(m) => {
+                let m = m.unwrap_or_else(|| manifest::PartitionManifest::empty(key.clone()));
+                tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
+                p.set_remote_manifest(m);
+                let store = tier.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
+                        tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
+                    }
+                });
+                true
+            }
+            Err(e) => {
+                tracing::warn!(tp = %p.tp, error = %e, "cannot load the remote manifest; will retry");
+                *p.last_tier_error.lock() = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    async fn perform(
+        self: &Arc<Self>,
+        tier: &Arc<Tier>,
+        parts: &HashMap<PartitionKey, (Arc<Partition>, Arc<TopicState>)>,
+        action: Action,
+        now: i64,
+    ) {
+        match action {
+            Action::Upload { key, segment } => {
+                if let Some((p, topic)) = parts.get(&key) {
+                    self.spawn_upload(tier, p.clone(), topic.clone(), segment);
+                }
+            }
+            Action::ExpireRemote { key, before } => {
+                let Some((p, _)) = parts.get(&key) else {
+                    return;
+                };
+                match copier::expire(&*tier.store, &key, before).await {
+                    Ok(m) => p.set_remote_manifest(m),
+                    Err(e) => {
+                        tracing::warn!(tp = %p.tp, error = %e, "remote retention failed; will retry")
+                    }
+                }
+            }
+            Action::EnforceLocalRetention {
+                key,
+                tiered_end,
+                local_ms,
+                local_bytes,
+            } => {
+                let Some((p, _)) = parts.get(&key) else {
+                    return;
+                };
+                match p
+                    .log
+                    .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments")
+                    }
+                    Err(e) => {
+                        tracing::warn!(tp = %p.tp, error = %e, "local retention failed; will retry")
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn_upload(
+        &self,
+        tier: &Arc<Tier>,
+        p: Arc<Partition>,
+        topic: Arc<TopicState>,
+        seg: LocalSegment,
+    ) {
+        let tier = tier.clone();
+        tokio::spawn(async move {
+            let key = p.tier_key();
+            let result = match p.log.segment_files(seg.base_offset) {
+                None => Err(format!(
+                    "local segment {} of {} is gone",
+                    seg.base_offset, p.tp
+                )),
+                Some([log, index, timeindex]) => {
+                    let files = LocalSegmentFiles {
+                        log,
+                        index,
+                        timeindex,
+                        base_offset: seg.base_offset,
+                        next_offset: seg.next_offset,
+                        max_timestamp: seg.max_timestamp,
+                    };
+                    let info = TopicInfo {
+                        partition_count: topic.meta.partitions,
+                        configs: topic.meta.configs.clone(),
+                        log_start_offset: p.log.log_start_offset(),
+                    };
+                    copier::copy_segment(&*tier.store, &key, &files, &info, &tier.throttle)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            };
+            let event = match result {
+                Ok(m) => {
+                    p.set_remote_manifest(m);
+                    *p.last_tier_error.lock() = None;
+                    Event::UploadDone {
+                        key,
+                        base_offset: seg.base_offset,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
+                    *p.last_tier_error.lock() = Some(error.clone());
+                    Event::UploadFailed {
+                        key,
+                        base_offset: seg.base_offset,
+                        error,
+                    }
+                }
+            };
+            tier.scheduler.lock().on_event(Instant::now(), event);
+            tier.wake.notify_one();
+        });
+    }
+
+    /// Deletes the remote data of `partitions` in the background (topic deletion,
+    /// `remote.log.delete.on.disable`).
+    pub(super) fn delete_remote(&self, partitions: &[Arc<Partition>]) {
+        let Some(tier) = self.tier().cloned() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for p in partitions {
+            let (key, store, p) = (p.tier_key(), tier.store.clone(), p.clone());
+            rt.spawn(async move {
+                match copier::delete_partition(&*store, &key).await {
+                    Ok(_) => p.clear_remote_manifest(),
+                    Err(e) => tracing::warn!(partition = %key, error = %e, "could not delete remote data; delete it by hand"),
+                }
+            });
+        }
+    }
+
+    /// DeleteRecords on a tiered partition: raise the remote log start offset and
+    /// expire remote segments below it. Returns the partition's new log start.
+    pub async fn delete_remote_records(
+        &self,
+        p: &Partition,
+        offset: i64,
+    ) -> Result<i64, TierError> {
+        let Some(tier) = self.tier() else {
+            return Ok(p.log_start_offset());
+        };
+        if p.remote_manifest().is_none_or(|m| m.segments.is_empty()) {
+            return Ok(p.log_start_offset());
+        }
+        let m = copier::delete_records(&*tier.store, &p.tier_key(), offset).await?;
+        p.set_remote_manifest(m);
+        Ok(p.log_start_offset())
+    }
+}

@@ -1,0 +1,426 @@
+//! Tiered storage end to end: the real broker, librdkafka clients and a real S3
+//! server (moto, started by scripts/test.sh, which sets `S3_TEST_ENDPOINT`).
+//! Outside CI without that variable the remote tier is a `file://` directory, so
+//! the tests still run; under `CI=true` a missing endpoint fails them.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use rdkafka::producer::FutureRecord;
+use rdkafka::Offset;
+use strata_tier::object_store::{ObjectStore, ObjectStoreExt};
+use strata_tier::{manifest, PartitionKey, PartitionManifest, S3Options};
+
+use crate::harness::Broker;
+use crate::kafka::{consume, create_topic, producer};
+
+/// Where a test's remote tier lives: broker settings and a client of the same store.
+struct Remote {
+    settings: Vec<(String, String)>,
+    store: Arc<dyn ObjectStore>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn remote(test: &str) -> Remote {
+    let prefix = format!("{test}-{}", uuid::Uuid::new_v4());
+    match std::env::var("S3_TEST_ENDPOINT") {
+        Ok(endpoint) => {
+            let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "strata-test".into());
+            let url = format!("s3://{bucket}/{prefix}");
+            let opts = S3Options {
+                endpoint: Some(endpoint.clone()),
+                region: Some("us-east-1".into()),
+                path_style: Some(true),
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+            };
+            let store = strata_tier::open_store(&url, &opts).expect("s3 store");
+            let settings = [
+                ("remote.storage.url", url.as_str()),
+                ("remote.storage.s3.endpoint", endpoint.as_str()),
+                ("remote.storage.s3.region", "us-east-1"),
+                ("remote.storage.s3.path.style", "true"),
+                ("remote.storage.s3.access.key.id", "test"),
+                ("remote.storage.s3.secret.access.key", "test"),
+            ];
+            Remote {
+                settings: own(&settings),
+                store,
+                _dir: None,
+            }
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but S3_TEST_ENDPOINT is not set: scripts/test.sh must start moto"
+            );
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("file://{}/{prefix}", dir.path().display());
+            let store = strata_tier::open_store(&url, &S3Options::default()).expect("file store");
+            Remote {
+                settings: own(&[("remote.storage.url", url.as_str())]),
+                store,
+                _dir: Some(dir),
+            }
+        }
+    }
+}
+
+fn own(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
+    let mut all: Vec<(&str, &str)> = r
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    all.extend_from_slice(&[
+        ("remote.log.manager.task.interval.ms", "100"),
+        ("remote.fetch.chunk.bytes", "65536"),
+    ]);
+    all.extend_from_slice(extra);
+    Broker::start_with_env(&all, env)
+}
+
+const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("remote.storage.enable", "true"),
+    ("segment.bytes", "32768"),
+    ("local.retention.bytes", "65536"),
+];
+
+fn value(i: usize) -> String {
+    format!("value-{i:07}-{}", "t".repeat(150 + i % 50))
+}
+
+async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
+    // Small batches: a segment rolls only between batches, and librdkafka would
+    // otherwise send one batch of hundreds of KiB (one segment, never closed).
+    let p = producer(
+        addr,
+        &[("acks", "all"), ("linger.ms", "5"), ("batch.size", "8192")],
+    );
+    let mut pending = Vec::new();
+    for i in from..from + n {
+        let v = value(i);
+        let key = format!("k{i}");
+        pending.push(
+            p.send_result(FutureRecord::to(topic).partition(0).key(&key).payload(&v))
+                .expect("enqueue"),
+        );
+    }
+    for f in pending {
+        f.await.expect("delivery").expect("delivered");
+    }
+}
+
+/// Consumes offsets [0, n) and checks every value and the overall checksum.
+fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka::Got> {
+    let got = consume(
+        addr,
+        topic,
+        0,
+        Offset::Beginning,
+        n,
+        Duration::from_secs(90),
+    );
+    assert_eq!(got.len(), n, "consumed {} of {n} records", got.len());
+    let (mut want_h, mut got_h) = (DefaultHasher::new(), DefaultHasher::new());
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(g.offset, i as i64, "offsets are dense from 0");
+        let want = value(i);
+        assert_eq!(
+            g.value.as_deref(),
+            Some(want.as_bytes()),
+            "value of offset {i}"
+        );
+        want.as_bytes().hash(&mut want_h);
+        g.value.as_deref().unwrap_or_default().hash(&mut got_h);
+    }
+    assert_eq!(want_h.finish(), got_h.finish(), "checksum of all values");
+    got
+}
+
+async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<PartitionManifest> {
+    let parts = manifest::list_partitions(store).await.ok()?;
+    let pk: PartitionKey = parts
+        .into_iter()
+        .find(|p| p.topic == topic && p.partition == 0)?;
+    manifest::load(&**store, &pk).await.ok().flatten()
+}
+
+/// Waits until the remote tier holds offsets up to at least `offset`.
+async fn wait_tiered(
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+    offset: i64,
+    broker: &Broker,
+) -> PartitionManifest {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(m) = manifest_of(store, topic).await {
+            if m.end_offset().is_some_and(|e| e >= offset) {
+                return m;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offset {offset} not tiered in time; broker log:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn local_log_files(broker: &Broker, topic: &str) -> usize {
+    std::fs::read_dir(broker.data.join(format!("{topic}-0")))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn assert_contiguous(m: &PartitionManifest) {
+    assert_eq!(
+        m.segments.first().map(|s| s.base_offset),
+        Some(0),
+        "remote tier starts at 0"
+    );
+    for w in m.segments.windows(2) {
+        assert_eq!(
+            w[0].next_offset, w[1].base_offset,
+            "no gap between remote segments: {:?}",
+            m.segments
+        );
+    }
+}
+
+async fn wait_local_trimmed(broker: &Broker, topic: &str, max_files: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while local_log_files(broker, topic) > max_files {
+        assert!(
+            Instant::now() < deadline,
+            "local retention did not trim; log:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_restart() {
+    let r = remote("e2e");
+    let mut broker = start(&r, &[], &[]);
+    create_topic(&broker.addr, "tiered", 1, TOPIC_CONFIGS).await;
+    let n = 6000;
+    produce_values(&broker.addr, "tiered", 0, n).await;
+    let m = wait_tiered(&r.store, "tiered", (n as i64) * 3 / 4, &broker).await;
+    assert_contiguous(&m);
+    // Most of the data exists only remotely.
+    wait_local_trimmed(&broker, "tiered", 4).await;
+    // The bucket holds every file of every live segment, and the manifest chain.
+    let keys: Vec<String> = r
+        .store
+        .list(None)
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    let pk = &m.partition;
+    for s in &m.segments {
+        for f in [
+            strata_tier::layout::SegmentFile::Log,
+            strata_tier::layout::SegmentFile::Index,
+            strata_tier::layout::SegmentFile::TimeIndex,
+            strata_tier::layout::SegmentFile::Manifest,
+        ] {
+            let key = pk.segment(s.base_offset, s.id, f).to_string();
+            assert!(keys.contains(&key), "{key} missing from the bucket");
+        }
+        let obj = r
+            .store
+            .get(&pk.segment(s.base_offset, s.id, strata_tier::layout::SegmentFile::Log))
+            .await
+            .expect("get");
+        let bytes = obj.bytes().await.expect("bytes");
+        assert_eq!(
+            crc32c::crc32c(&bytes),
+            s.crc32c,
+            "crc of segment {}",
+            s.base_offset
+        );
+    }
+    assert!(
+        keys.iter().any(|k| k.contains("/manifest/")),
+        "manifest versions exist"
+    );
+    let got = consume_all_and_check(&broker.addr, "tiered", n);
+    // A timestamp inside the remote tier is found through the remote time index.
+    let first_local = m.end_offset().unwrap_or(0) as usize / 3;
+    let ts = got[first_local].timestamp.expect("timestamp");
+    let want = got
+        .iter()
+        .position(|g| g.timestamp.is_some_and(|t| t >= ts))
+        .unwrap_or(0) as i64;
+    let c = crate::kafka::consumer(&broker.addr);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("tiered", 0, Offset::Offset(ts))
+        .expect("tpl");
+    let found = rdkafka::consumer::Consumer::offsets_for_times(&c, tpl, Duration::from_secs(10))
+        .expect("offsets_for_times");
+    let offset = found.elements()[0].offset();
+    assert_eq!(offset, Offset::Offset(want), "offset for timestamp {ts}");
+    broker.stop();
+    // `strata tier status` reads the same bucket and log dir without a broker.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["tier", "inspect", "--set"])
+        .arg(format!("log.dirs={}", broker.data.display()));
+    for (k, v) in &r.settings {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("strata tier status");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tier status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("tiered-0"))
+        .unwrap_or_else(|| panic!("no row: {table}"));
+    assert!(
+        row.split_whitespace().nth(3) == Some("0"),
+        "remote start 0: {row}"
+    );
+    broker.start_again();
+    let _ = consume_all_and_check(&broker.addr, "tiered", n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_uploads_leaves_no_gap_and_loses_nothing() {
+    let r = remote("kill9");
+    // A slow upload rate keeps uploads in flight when the broker dies.
+    let mut broker = start(
+        &r,
+        &[("remote.log.manager.copy.max.bytes.per.second", "300000")],
+        &[],
+    );
+    create_topic(&broker.addr, "crashy", 1, TOPIC_CONFIGS).await;
+    let per_round = 2000;
+    for round in 0..3 {
+        produce_values(&broker.addr, "crashy", round * per_round, per_round).await;
+        tokio::time::sleep(Duration::from_millis(300 + 200 * round as u64)).await;
+        let before = broker.pid();
+        broker.restart(); // kill -9, then start on the same data dir and bucket
+        assert!(
+            broker.is_running() && broker.pid() != before,
+            "a new broker process serves"
+        );
+    }
+    let n = 3 * per_round;
+    let m = wait_tiered(&r.store, "crashy", (n as i64) * 3 / 4, &broker).await;
+    assert_contiguous(&m);
+    let _ = consume_all_and_check(&broker.addr, "crashy", n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_object_store_loses_nothing_and_gets_unstuck() {
+    let r = remote("faults");
+    let broker = start(
+        &r,
+        &[],
+        &[(
+            "STRATA_TIER_FAULTS",
+            "fail_every=8,truncate_every=7,delay_ms=2",
+        )],
+    );
+    create_topic(&broker.addr, "faulty", 1, TOPIC_CONFIGS).await;
+    let n = 4000;
+    produce_values(&broker.addr, "faulty", 0, n).await;
+    let m = wait_tiered(&r.store, "faulty", (n as i64) / 2, &broker).await;
+    assert_contiguous(&m);
+    wait_local_trimmed(&broker, "faulty", 6).await;
+    let _ = consume_all_and_check(&broker.addr, "faulty", n);
+    assert!(
+        broker.log().contains("injected failure"),
+        "faults were injected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_and_delete_topics_remove_remote_data() {
+    let r = remote("deletes");
+    let broker = start(&r, &[], &[]);
+    create_topic(&broker.addr, "gone", 1, TOPIC_CONFIGS).await;
+    let n = 3000;
+    produce_values(&broker.addr, "gone", 0, n).await;
+    let m = wait_tiered(&r.store, "gone", (n as i64) / 2, &broker).await;
+    wait_local_trimmed(&broker, "gone", 4).await;
+    // DeleteRecords inside the remote tier: the low watermark moves, remote segments
+    // wholly below it go, and a consumer from the beginning starts there.
+    let cut = m.segments[2].base_offset + 1;
+    let admin = crate::kafka::admin(&broker.addr);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("gone", 0, Offset::Offset(cut))
+        .expect("tpl");
+    let res = admin
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("delete_records");
+    assert_eq!(
+        res.elements()[0].offset(),
+        Offset::Offset(cut),
+        "low watermark"
+    );
+    let after = manifest_of(&r.store, "gone").await.expect("manifest");
+    assert_eq!(after.start_offset(), Some(cut));
+    assert_eq!(
+        after.segments.first().map(|s| s.base_offset),
+        Some(m.segments[2].base_offset)
+    );
+    let got = consume(
+        &broker.addr,
+        "gone",
+        0,
+        Offset::Beginning,
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(
+        got.first().is_some_and(|g| g.offset <= cut),
+        "consumer starts at the new start: {got:?}"
+    );
+    // DeleteTopics removes every object of the topic.
+    let pk = after.partition.clone();
+    admin
+        .delete_topics(&["gone"], &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("delete_topics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<_> = r
+            .store
+            .list(Some(&pk.topic_dir()))
+            .try_collect()
+            .await
+            .expect("list");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} objects left after DeleteTopics",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
