@@ -35,12 +35,16 @@ pub enum StartupError {
     NoListener,
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served; `None` when `metrics.listener` is `none`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -104,16 +108,34 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
             })?;
     }
 
+    let metrics_listener = config.metrics_listener.clone();
     let broker = Broker::new(configs, config, controller, advertised);
     let image = broker.image();
     broker.apply_image(&image)?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    crate::metrics::watch_broker(&broker);
+    let metrics_addr = match &metrics_listener {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr).await?;
+            let bound =
+                listener
+                    .local_addr()
+                    .map_err(|source| crate::metrics::MetricsError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            tokio::spawn(crate::metrics::serve(listener, shutdown_rx.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     broker.spawn_tasks(shutdown_rx.clone());
     let server = tokio::spawn(crate::server::serve(listener, broker.clone(), shutdown_rx));
     Ok(Running {
         broker,
         addr,
+        metrics_addr,
         shutdown,
         server,
     })
@@ -135,6 +157,10 @@ impl Running {
 pub async fn run(configs: Configs) -> Result<(), StartupError> {
     let running = start(configs).await?;
     let a = &running.broker.advertised;
+    if let Some(m) = running.metrics_addr {
+        // Printed before the listening line, which tells readers startup is done.
+        println!("strata: metrics on {m}");
+    }
     // Tests and scripts read this line to learn the bound port.
     println!(
         "strata: listening on {} (advertised {}:{})",

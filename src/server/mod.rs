@@ -19,6 +19,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::protocol::{self, ProtocolError};
@@ -156,10 +157,21 @@ async fn respond(
         broker: broker.clone(),
         version,
     };
-    match handlers::dispatch(&ctx, request.body).await {
+    let started = std::time::Instant::now();
+    let response = if crate::metrics::tracing_enabled() {
+        let span = tracing::info_span!("request", api = ?api, version, correlation_id);
+        handlers::dispatch(&ctx, request.body)
+            .instrument(span)
+            .await
+    } else {
+        handlers::dispatch(&ctx, request.body).await
+    };
+    let result = match response {
         Some(body) => encode(out, api, version, correlation_id, &body),
         None => Ok(()),
-    }
+    };
+    crate::metrics::request(api, started.elapsed());
+    result
 }
 
 /// Only a handler bug (a field set that this version cannot carry) fails here; the

@@ -146,4 +146,11 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "unclean.leader.election.enable", ty: Boolean, default: Some("false"), importance: High,
         dynamic: true, stored_only: true,
         doc: "Whether an out-of-sync replica may become leader as a last resort, losing data.", ..BASE },
+    // --- observability --------------------------------------------------------
+    ConfigDef { name: "metrics.listener", ty: String, default: Some("127.0.0.1:9464"), importance: Medium,
+        doc: "host:port serving Prometheus metrics at GET /metrics; port 0 binds an ephemeral port, none or empty disables it.",
+        ..BASE },
+    ConfigDef { name: "otel.exporter.otlp.endpoint", ty: String, importance: Low,
+        doc: "OTLP/HTTP (protobuf) base URL, e.g. http://127.0.0.1:4318, to export traces and metrics to; unset falls back to OTEL_EXPORTER_OTLP_ENDPOINT, and neither means no export.",
+        ..BASE },
 ];

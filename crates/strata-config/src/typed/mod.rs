@@ -41,6 +41,10 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub compression_type: String,
+    /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
+    pub metrics_listener: Option<String>,
+    /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
+    pub otlp_endpoint: Option<String>,
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
 }
@@ -112,6 +116,15 @@ impl Configs {
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
+            metrics_listener: Some(r.entry("metrics.listener")?.converted())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
+            otlp_endpoint: r
+                .chain("otel.exporter.otlp.endpoint")
+                .into_iter()
+                .next()
+                .map(|e| e.converted().trim().to_string())
+                .filter(|v| !v.is_empty()),
             topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
         })
     }
