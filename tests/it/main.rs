@@ -10,4 +10,5 @@ mod fetch;
 mod harness;
 mod idempotence;
 mod kafka;
+mod metrics;
 mod produce_consume;
