@@ -110,6 +110,9 @@ fn serve(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
         }
     };
     strata::logging::init("info", telemetry.tracer_provider());
+    if let Some(endpoint) = &telemetry.otlp {
+        tracing::info!(%endpoint, "exporting traces and metrics over OTLP/HTTP");
+    }
     let code = run_broker(configs);
     telemetry.shutdown();
     code

@@ -52,6 +52,8 @@ pub struct ExportConfig {
 
 /// The installed providers; [`Telemetry::shutdown`] flushes them.
 pub struct Telemetry {
+    /// The OTLP destination, for the startup log line.
+    pub otlp: Option<String>,
     meter_provider: SdkMeterProvider,
     tracer_provider: Option<SdkTracerProvider>,
 }
@@ -70,9 +72,9 @@ pub fn tracing_enabled() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
-/// Sets up the global meter provider (and, with OTLP, a tracer provider). Call once,
-/// before the first metric is recorded; a second call returns an error-free no-op
-/// setup only if the first failed, since instruments bind to the first provider.
+/// Sets up the global meter provider (and, with OTLP, a tracer provider). Call once
+/// per process, before the first metric is recorded: instruments bind to the meter
+/// provider that is installed when they are first used.
 pub fn install(config: &ExportConfig) -> Result<Telemetry, MetricsError> {
     let resource = Resource::builder()
         .with_service_name("strata")
@@ -91,14 +93,15 @@ pub fn install(config: &ExportConfig) -> Result<Telemetry, MetricsError> {
         .with_resource(resource.clone())
         .with_reader(prometheus);
     let mut tracer_provider = None;
-    if let Some(otlp) = otlp_target(config) {
-        let exporter = metric_exporter(&otlp)?;
+    let target = otlp_target(config);
+    if let Some(otlp) = &target {
+        let exporter = metric_exporter(otlp)?;
         meters = meters.with_reader(
             PeriodicReader::builder(exporter)
                 .with_interval(OTLP_METRICS_INTERVAL)
                 .build(),
         );
-        let spans = span_exporter(&otlp)?;
+        let spans = span_exporter(otlp)?;
         tracer_provider = Some(
             SdkTracerProvider::builder()
                 .with_resource(resource)
@@ -106,11 +109,11 @@ pub fn install(config: &ExportConfig) -> Result<Telemetry, MetricsError> {
                 .build(),
         );
         TRACING.store(true, Ordering::Relaxed);
-        tracing::info!(endpoint = %otlp.describe(), "exporting traces and metrics over OTLP/HTTP");
     }
     let meter_provider = meters.build();
     opentelemetry::global::set_meter_provider(meter_provider.clone());
     Ok(Telemetry {
+        otlp: target.as_ref().map(OtlpTarget::describe),
         meter_provider,
         tracer_provider,
     })

@@ -109,3 +109,40 @@ async fn otlp_to_a_closed_port_does_not_stop_serving() {
     assert!(status.contains("200"), "{status}");
     assert!(value(&body, r#"strata_requests_total{api="Produce"}"#) > 0.0);
 }
+
+#[test]
+fn log_format_json_writes_json_lines() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--set", "listeners=PLAINTEXT://127.0.0.1:0"])
+        .args(["--set", "metrics.listener=none"])
+        .arg("--set")
+        .arg(format!("log.dirs={}", dir.path().join("data").display()))
+        .env("STRATA_LOG", "info")
+        .env("STRATA_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    let stdout = child.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("strata: listening on "));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(ready.is_some(), "broker did not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+    }
+}
