@@ -149,7 +149,7 @@ fn register_partition_gauges(meter: &Meter) {
 
 fn partition_labels(tp: &crate::broker::TopicPartition) -> [KeyValue; 2] {
     [
-        KeyValue::new("topic", tp.topic.to_string()),
+        KeyValue::new("topic", Arc::clone(&tp.topic)),
         KeyValue::new("partition", i64::from(tp.partition)),
     ]
 }
@@ -176,19 +176,20 @@ pub fn request(api: ApiKey, elapsed: Duration) {
     m.request_duration.record(elapsed.as_secs_f64(), &label);
 }
 
-/// Records `bytes` of record batches appended to `topic` by Produce.
-pub fn produce_bytes(topic: &str, bytes: usize) {
+/// Records `bytes` of record batches appended to `topic` by Produce. The name is
+/// shared, not copied: labelling costs a reference count, not an allocation.
+pub fn produce_bytes(topic: &Arc<str>, bytes: usize) {
     instruments()
         .produce_bytes
-        .add(bytes as u64, &[KeyValue::new("topic", topic.to_string())]);
+        .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
 }
 
 /// Records `bytes` of record batches of `topic` returned by Fetch.
-pub fn fetch_bytes(topic: &str, bytes: usize) {
+pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
     if bytes > 0 {
         instruments()
             .fetch_bytes
-            .add(bytes as u64, &[KeyValue::new("topic", topic.to_string())]);
+            .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
     }
 }
 
@@ -208,8 +209,9 @@ mod tests {
     #[test]
     fn recording_without_install_is_a_no_op() {
         request(ApiKey::Metadata, Duration::from_millis(1));
-        produce_bytes("t", 10);
-        fetch_bytes("t", 0);
+        let t: Arc<str> = "t".into();
+        produce_bytes(&t, 10);
+        fetch_bytes(&t, 0);
         tier::upload_errors("t", 0, 1);
     }
 }

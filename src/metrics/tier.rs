@@ -117,3 +117,46 @@ pub fn cache_lookup(topic: &str, hit: bool) {
     let counter = if hit { &m.cache_hits } else { &m.cache_misses };
     counter.add(1, &[KeyValue::new("topic", topic.to_string())]);
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use prometheus::{Encoder, TextEncoder};
+
+    use super::*;
+
+    /// The Prometheus names in the module docs are what the exporter produces.
+    #[test]
+    fn tier_series_have_the_documented_prometheus_names() {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .scope_info_enabled(false)
+            .build()
+            .unwrap();
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let m = Instruments::new(&provider.meter("test"));
+        m.upload_lag.record(5, &tp("t", 0));
+        m.upload_bytes.add(7, &tp("t", 0));
+        m.upload_errors.add(1, &tp("t", 0));
+        m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
+        m.cache_hits.add(1, &[KeyValue::new("topic", "t")]);
+        m.cache_misses.add(1, &[KeyValue::new("topic", "t")]);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for series in [
+            r#"strata_tier_upload_lag_bytes{partition="0",topic="t"} 5"#,
+            r#"strata_tier_upload_bytes_total{partition="0",topic="t"} 7"#,
+            r#"strata_tier_upload_errors_total{partition="0",topic="t"} 1"#,
+            r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
+            r#"strata_tier_cache_hits_total{topic="t"} 1"#,
+            r#"strata_tier_cache_misses_total{topic="t"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+    }
+}

@@ -180,7 +180,7 @@ fn unknown_env(var: &str) -> ConfigError {
     };
     let hint = format!(
         "{hint} (STRATA_* variables must name a broker config; {} are reserved for other uses)",
-        ENV_ALLOW_LIST.join(" and ")
+        ENV_ALLOW_LIST.join(", ")
     );
     ConfigError::Unknown {
         name: var.to_string(),
