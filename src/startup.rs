@@ -108,26 +108,14 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
             })?;
     }
 
-    let metrics_listener = config.metrics_listener.clone();
     let broker = Broker::new(configs, config, controller, advertised);
     let image = broker.image();
     broker.apply_image(&image)?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     crate::metrics::watch_broker(&broker);
-    let metrics_addr = match &metrics_listener {
-        Some(addr) => {
-            let listener = crate::metrics::bind(addr).await?;
-            let bound =
-                listener
-                    .local_addr()
-                    .map_err(|source| crate::metrics::MetricsError::Bind {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-            tokio::spawn(crate::metrics::serve(listener, shutdown_rx.clone()));
-            Some(bound)
-        }
+    let metrics_addr = match &broker.config().metrics_listener {
+        Some(addr) => Some(crate::metrics::spawn_server(addr, shutdown_rx.clone()).await?),
         None => None,
     };
     broker.spawn_tasks(shutdown_rx.clone());

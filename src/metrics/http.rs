@@ -6,6 +6,7 @@
 //! and a client that does not finish its request head within [`READ_TIMEOUT`] is
 //! dropped, so a stuck scraper cannot hold a task forever.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use prometheus::{Encoder, TextEncoder};
@@ -19,14 +20,20 @@ use super::MetricsError;
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds the metrics listener (`host:port`; port 0 picks one).
-pub async fn bind(addr: &str) -> Result<TcpListener, MetricsError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| MetricsError::Bind {
-            addr: addr.to_string(),
-            source,
-        })
+/// Binds `addr` (`host:port`; port 0 picks one) and serves scrapes on it in a task
+/// until `shutdown` turns true. Returns the bound address.
+pub async fn spawn_server(
+    addr: &str,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, MetricsError> {
+    let bind_error = |source| MetricsError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    tokio::spawn(serve(listener, shutdown));
+    Ok(bound)
 }
 
 /// Answers scrapes on `listener` until `shutdown` turns true.

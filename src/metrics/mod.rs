@@ -3,7 +3,7 @@
 //!
 //! Everything goes through the OpenTelemetry metrics API; where the numbers go is
 //! decided once, at startup, by [`install`]: a Prometheus registry served at
-//! `GET /metrics` ([`serve`], on `metrics.listener`) and, when configured, an OTLP
+//! `GET /metrics` ([`spawn_server`], on `metrics.listener`) and, when configured, an OTLP
 //! exporter (`export.rs`). Before `install` (unit tests, the admin CLI) the
 //! instruments are the API's no-ops, so recording is always safe and cheap.
 //!
@@ -39,7 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::broker::Broker;
 
 pub use export::{install, tracing_enabled, ExportConfig, MetricsError, Telemetry};
-pub use http::{bind, serve};
+pub use http::{serve, spawn_server};
 
 /// The instrumentation scope of every Strata instrument.
 const SCOPE: &str = "strata";
