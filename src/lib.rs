@@ -10,13 +10,18 @@
 //! - `protocol`: frames and the table of served API versions;
 //! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs.
 //!
-//! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier status`): it
-//! talks to brokers over the network only and uses none of the layers above.
+//! Beside them, `metrics` counts what the layers do (they call into it; it reads
+//! `broker` only at scrape time) and `logging` sets up `tracing`.
+//!
+//! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier status`): it talks to
+//! brokers over the network only and uses none of the layers above.
 
 pub mod alloc;
 pub mod broker;
 pub mod cli;
 pub mod group;
+pub mod logging;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod startup;

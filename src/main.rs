@@ -76,19 +76,12 @@ enum TierCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The admin commands print results on stdout and progress on stderr; broker logs
-    // default to info, the CLI's to warnings only.
-    let default_level = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The admin commands print results on stdout and progress on stderr; their logs
+    // default to warnings only. `serve` sets up logging after reading its config,
+    // which may turn on OTLP span export.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        strata::logging::init("warn", None);
+    }
     match cli.command {
         Command::Serve { config, set } => serve(config, set),
         Command::Topic { conn, cmd } => strata::cli::topic(conn, cmd),
@@ -168,6 +161,35 @@ fn serve(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    // Telemetry is set up before the runtime: the OTLP exporters use a blocking HTTP
+    // client on their own threads, which must not be created inside the runtime.
+    let export = match configs.broker(&Default::default()) {
+        Ok(b) => strata::metrics::ExportConfig {
+            otlp_endpoint: b.otlp_endpoint,
+            node_id: b.node_id,
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = match strata::metrics::install(&export) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    strata::logging::init("info", telemetry.tracer_provider());
+    if let Some(endpoint) = &telemetry.otlp {
+        tracing::info!(%endpoint, "exporting traces and metrics over OTLP/HTTP");
+    }
+    let code = run_broker(configs);
+    telemetry.shutdown();
+    code
+}
+
+fn run_broker(configs: strata_config::Configs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

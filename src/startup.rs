@@ -38,12 +38,16 @@ pub enum StartupError {
     Broker(#[from] crate::broker::BrokerError),
     #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
     Tier(#[from] strata_tier::TierError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served; `None` when `metrics.listener` is `none`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -119,6 +123,11 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     broker.load_tier_manifests().await;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    crate::metrics::watch_broker(&broker);
+    let metrics_addr = match &broker.config().metrics_listener {
+        Some(addr) => Some(crate::metrics::spawn_server(addr, shutdown_rx.clone()).await?),
+        None => None,
+    };
     broker.spawn_tasks(shutdown_rx.clone());
     let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
     let server = tokio::spawn(crate::server::serve(
@@ -130,6 +139,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     Ok(Running {
         broker,
         addr,
+        metrics_addr,
         shutdown,
         server,
     })
@@ -151,6 +161,10 @@ impl Running {
 pub async fn run(configs: Configs) -> Result<(), StartupError> {
     let running = start(configs).await?;
     let a = &running.broker.advertised;
+    if let Some(m) = running.metrics_addr {
+        // Printed before the listening line, which tells readers startup is done.
+        println!("strata: metrics on {m}");
+    }
     // Tests and scripts read this line to learn the bound port.
     println!(
         "strata: listening on {} (advertised {}:{})",

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
@@ -174,10 +175,21 @@ async fn respond(
             .map(|c| c.to_string())
             .unwrap_or_default(),
     };
-    match handlers::dispatch(&ctx, request.body).await {
+    let started = std::time::Instant::now();
+    let response = if crate::metrics::tracing_enabled() {
+        let span = tracing::info_span!("request", api = ?api, version, correlation_id);
+        handlers::dispatch(&ctx, request.body)
+            .instrument(span)
+            .await
+    } else {
+        handlers::dispatch(&ctx, request.body).await
+    };
+    let result = match response {
         Some(body) => encode(out, api, version, correlation_id, &body),
         None => Ok(()),
-    }
+    };
+    crate::metrics::request(api, started.elapsed());
+    result
 }
 
 /// Only a handler bug (a field set that this version cannot carry) fails here; the

@@ -10,6 +10,9 @@ pub struct Broker {
     child: Option<Child>,
     pub data: PathBuf,
     pub addr: String,
+    /// `host:port` of `GET /metrics` (an ephemeral port unless a test sets
+    /// `metrics.listener`); empty when disabled.
+    pub metrics_addr: String,
     settings: Vec<(String, String)>,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -35,6 +38,7 @@ impl Broker {
             child: None,
             data,
             addr: String::new(),
+            metrics_addr: String::new(),
             settings,
             env: env
                 .iter()
@@ -52,7 +56,10 @@ impl Broker {
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
             .arg("--set")
-            .arg(format!("log.dirs={}", self.data.display()));
+            .arg(format!("log.dirs={}", self.data.display()))
+            // Brokers run in parallel: none may take the default metrics port.
+            .arg("--set")
+            .arg("metrics.listener=127.0.0.1:0");
         for (k, v) in &self.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -69,20 +76,28 @@ impl Broker {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // The metrics line, when there is one, comes before the listening line.
+            let mut metrics = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("strata: metrics on ") {
+                    metrics = rest.trim().to_string();
+                }
                 if let Some(rest) = line.strip_prefix("strata: listening on ") {
                     let addr = rest
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
                         .to_string();
-                    let _ = tx.send(addr);
+                    let _ = tx.send((addr, std::mem::take(&mut metrics)));
                 }
             }
         });
         self.child = Some(child);
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => self.addr = addr,
+            Ok((addr, metrics)) => {
+                self.addr = addr;
+                self.metrics_addr = metrics;
+            }
             Err(_) => panic!("broker did not start within 60 s; its log:\n{}", self.log()),
         }
     }

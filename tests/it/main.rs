@@ -11,5 +11,6 @@ mod groups;
 mod harness;
 mod idempotence;
 mod kafka;
+mod metrics;
 mod produce_consume;
 mod tier;

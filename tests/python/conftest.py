@@ -29,7 +29,9 @@ class Broker:
 
     def start(self, port=0):
         args = [str(BINARY), "serve", "--set", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                "--set", f"log.dirs={self.data}"]
+                "--set", f"log.dirs={self.data}",
+                # Brokers may run in parallel: none may take the default metrics port.
+                "--set", "metrics.listener=127.0.0.1:0"]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")

@@ -154,7 +154,8 @@ Strata uses Kafka's config names. A broker reads, lowest to highest precedence:
    values may be strings, integers, booleans, or arrays (joined with commas);
 3. environment variables `STRATA_<NAME>`, the name upper-cased with `.` replaced by `_`
    (`STRATA_LOG_DIRS`); any other `STRATA_*` variable is an error, except `STRATA_LOG`
-   (log filter) and `STRATA_CONFIG` (config file path);
+   (log filter), `STRATA_LOG_FORMAT` (`json` for JSON log lines) and `STRATA_CONFIG`
+   (config file path);
 4. `--set name=value` flags;
 5. dynamic broker configs set with `kafka-configs.sh --alter --entity-type brokers`
    (only the settings marked dynamic).

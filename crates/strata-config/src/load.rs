@@ -21,9 +21,15 @@ use crate::value::check;
 pub const ENV_PREFIX: &str = "STRATA_";
 
 /// `STRATA_*` variables that are not broker configs and are left alone:
-/// `STRATA_LOG` (the tracing filter, like `RUST_LOG`) and `STRATA_CONFIG`
+/// `STRATA_LOG` (the tracing filter, like `RUST_LOG`), `STRATA_LOG_FORMAT`
+/// (`json` for JSON lines) and `STRATA_CONFIG`
 /// (the config file path, read by the CLI).
-pub const ENV_ALLOW_LIST: &[&str] = &["STRATA_LOG", "STRATA_CONFIG", "STRATA_TIER_FAULTS"];
+pub const ENV_ALLOW_LIST: &[&str] = &[
+    "STRATA_LOG",
+    "STRATA_LOG_FORMAT",
+    "STRATA_CONFIG",
+    "STRATA_TIER_FAULTS",
+];
 
 /// The loaded static layers; combine with dynamic configs and topic overrides
 /// through [`Configs::broker`], [`Configs::topic`] and the `describe_*` methods.
@@ -179,7 +185,7 @@ fn unknown_env(var: &str) -> ConfigError {
     };
     let hint = format!(
         "{hint} (STRATA_* variables must name a broker config; {} are reserved for other uses)",
-        ENV_ALLOW_LIST.join(" and ")
+        ENV_ALLOW_LIST.join(", ")
     );
     ConfigError::Unknown {
         name: var.to_string(),

@@ -337,3 +337,30 @@ fn advertised_listeners() {
         "{err}"
     );
 }
+
+#[test]
+fn metrics_listener_and_otlp_endpoint() {
+    let b = Configs::load(None, &[], &[])
+        .unwrap()
+        .broker(&none())
+        .unwrap();
+    assert_eq!(b.metrics_listener.as_deref(), Some("127.0.0.1:9464"));
+    assert_eq!(b.otlp_endpoint, None);
+    for off in ["none", "NONE", "", " "] {
+        let cli = pairs(&[("metrics.listener", off)]);
+        let b = Configs::load(None, &[], &cli)
+            .unwrap()
+            .broker(&none())
+            .unwrap();
+        assert_eq!(b.metrics_listener, None, "{off:?}");
+    }
+    let env = pairs(&[(
+        "STRATA_OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://127.0.0.1:4318",
+    )]);
+    let b = Configs::load(None, &env, &[])
+        .unwrap()
+        .broker(&none())
+        .unwrap();
+    assert_eq!(b.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+}

@@ -82,6 +82,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
             || tokio::time::Instant::now() >= deadline
             || waits.is_empty();
         if done {
+            record_bytes_out(&topics, &responses);
             return FetchResponse::default()
                 .with_session_id(0)
                 .with_responses(responses);
@@ -125,6 +126,26 @@ fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
         name: t.topic.clone(),
         id: t.topic_id,
         partitions,
+    }
+}
+
+/// Counts the record bytes of a response that is about to be sent, per topic. The
+/// name comes from the resolved partitions: v13+ requests name topics by id only.
+fn record_bytes_out(topics: &[TopicTargets], responses: &[FetchableTopicResponse]) {
+    for (target, t) in topics.iter().zip(responses) {
+        let Some(part) = target
+            .partitions
+            .iter()
+            .find_map(|p| p.partition.as_ref().ok())
+        else {
+            continue;
+        };
+        let bytes = t
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+            .sum();
+        crate::metrics::fetch_bytes(&part.tp.topic, bytes);
     }
 }
 

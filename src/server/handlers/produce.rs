@@ -52,6 +52,7 @@ fn append(
     };
     match part.append(records, now) {
         Ok(info) => {
+            crate::metrics::produce_bytes(&part.tp.topic, records.len());
             if info.duplicate {
                 tracing::debug!(tp = %part.tp, base_offset = info.base_offset, "duplicate batch of an idempotent producer; answered with its original offsets");
             }

@@ -21,6 +21,7 @@ locals {
       "controller.listener.names"  = "CONTROLLER"
       "controller.quorum.voters"   = local.quorum_voters
       "log.dirs"                   = "/var/lib/strata/data"
+      "metrics.listener"           = "0.0.0.0:${var.metrics_port}"
       "remote.storage.url"         = local.remote_storage_url
       "default.replication.factor" = tostring(min(3, var.node_count))
       "min.insync.replicas"        = tostring(min(2, var.node_count))

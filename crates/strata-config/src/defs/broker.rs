@@ -200,4 +200,11 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         doc: "How long the committed offsets of a group are kept after the group becomes empty.", ..BASE },
     ConfigDef { name: "offsets.retention.check.interval.ms", ty: Long, default: Some("600000"),
         validator: AtLeast(1), importance: High, doc: "How often expired committed offsets are looked for.", ..BASE },
+    // --- observability --------------------------------------------------------
+    ConfigDef { name: "metrics.listener", ty: String, default: Some("127.0.0.1:9464"), importance: Medium,
+        doc: "host:port serving Prometheus metrics at GET /metrics; port 0 binds an ephemeral port, none or empty disables it.",
+        ..BASE },
+    ConfigDef { name: "otel.exporter.otlp.endpoint", ty: String, importance: Low,
+        doc: "OTLP/HTTP (protobuf) base URL, e.g. http://127.0.0.1:4318, to export traces and metrics to; unset falls back to OTEL_EXPORTER_OTLP_ENDPOINT, and neither means no export.",
+        ..BASE },
 ];

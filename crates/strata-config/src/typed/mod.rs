@@ -47,6 +47,10 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i32,
     pub offsets_retention_check_interval_ms: i64,
+    /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
+    pub metrics_listener: Option<String>,
+    /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
+    pub otlp_endpoint: Option<String>,
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
     pub remote: RemoteStorageConfig,
@@ -151,6 +155,15 @@ impl Configs {
             offsets_topic_num_partitions: r.get("offsets.topic.num.partitions")?,
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
+            metrics_listener: Some(r.entry("metrics.listener")?.converted())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
+            otlp_endpoint: r
+                .chain("otel.exporter.otlp.endpoint")
+                .into_iter()
+                .next()
+                .map(|e| e.converted().trim().to_string())
+                .filter(|v| !v.is_empty()),
             topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
             remote,
         })

@@ -1,0 +1,217 @@
+//! Broker metrics: the OpenTelemetry instruments Strata records, and the functions
+//! the rest of the broker calls to record them.
+//!
+//! Everything goes through the OpenTelemetry metrics API; where the numbers go is
+//! decided once, at startup, by [`install`]: a Prometheus registry served at
+//! `GET /metrics` ([`spawn_server`], on `metrics.listener`) and, when configured, an OTLP
+//! exporter (`export.rs`). Before `install` (unit tests, the admin CLI) the
+//! instruments are the API's no-ops, so recording is always safe and cheap.
+//!
+//! Series (Prometheus names; OTel names use dots):
+//! - `strata_requests_total{api}` and `strata_request_duration_seconds{api}`
+//!   (histogram): every decoded request, by Kafka API name (`Produce`, `Fetch`, ...);
+//! - `strata_produce_bytes_total{topic}` and `strata_fetch_bytes_total{topic}`:
+//!   record bytes appended by Produce and returned by Fetch (the broker-wide bytes in
+//!   and out are their sums);
+//! - `strata_partition_log_end_offset{topic,partition}`,
+//!   `strata_partition_log_start_offset{topic,partition}`: read from the hosted
+//!   partitions at each scrape;
+//! - `strata_under_replicated_partitions`: 0 while every partition has one replica;
+//! - `strata_tier_*`: the remote tier's series, recorded through [`tier`].
+//!
+//! This module never decides anything for the broker: it only counts. It depends on
+//! `broker` (to read partitions at scrape time) and nothing depends on it except the
+//! call sites that record.
+
+mod export;
+mod http;
+pub mod tier;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::KeyValue;
+use parking_lot::{Mutex, RwLock};
+
+use crate::broker::Broker;
+
+pub use export::{install, tracing_enabled, ExportConfig, MetricsError, Telemetry};
+pub use http::{serve, spawn_server};
+
+/// The instrumentation scope of every Strata instrument.
+const SCOPE: &str = "strata";
+
+/// Upper bounds, in seconds, of the request latency buckets: 100 µs to 30 s, so that
+/// both a page-cache produce and a long-polling fetch land in a useful bucket.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// The synchronous instruments, created once per process from the installed meter.
+struct Instruments {
+    requests: Counter<u64>,
+    request_duration: Histogram<f64>,
+    produce_bytes: Counter<u64>,
+    fetch_bytes: Counter<u64>,
+    tier: tier::Instruments,
+}
+
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// The broker the partition gauges read at scrape time (the last one started in this
+/// process; a process normally runs one).
+static WATCHED: Mutex<Option<Weak<Broker>>> = Mutex::new(None);
+
+/// `ApiKey` names as `'static` strings, so that labelling a request allocates nothing.
+static API_NAMES: RwLock<Option<HashMap<i16, &'static str>>> = RwLock::new(None);
+
+fn meter() -> Meter {
+    opentelemetry::global::meter_provider().meter(SCOPE)
+}
+
+fn instruments() -> &'static Instruments {
+    INSTRUMENTS.get_or_init(|| {
+        let meter = meter();
+        Instruments {
+            requests: meter
+                .u64_counter("strata.requests")
+                .with_description("Requests decoded, by Kafka API")
+                .build(),
+            request_duration: meter
+                .f64_histogram("strata.request.duration")
+                .with_unit("s")
+                .with_description(
+                    "Time from a decoded request to its encoded response, by Kafka API",
+                )
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            produce_bytes: meter
+                .u64_counter("strata.produce.bytes")
+                .with_description("Record batch bytes appended by Produce (bytes in), by topic")
+                .build(),
+            fetch_bytes: meter
+                .u64_counter("strata.fetch.bytes")
+                .with_description("Record batch bytes returned by Fetch (bytes out), by topic")
+                .build(),
+            tier: tier::Instruments::new(&meter),
+        }
+    })
+}
+
+/// Creates the instruments and the scrape-time gauges over `broker`'s partitions.
+/// Call after [`install`] (or without it, for no-op metrics).
+pub fn watch_broker(broker: &Arc<Broker>) {
+    let first = WATCHED.lock().replace(Arc::downgrade(broker)).is_none();
+    instruments();
+    if first {
+        register_partition_gauges(&meter());
+    }
+}
+
+fn watched() -> Option<Arc<Broker>> {
+    WATCHED.lock().as_ref().and_then(Weak::upgrade)
+}
+
+fn register_partition_gauges(meter: &Meter) {
+    // The SDK keeps the callbacks for the life of the meter provider.
+    let _ = meter
+        .i64_observable_gauge("strata.partition.log_end_offset")
+        .with_description("Offset the next appended record will get, per hosted partition")
+        .with_callback(|obs| {
+            for p in watched().map(|b| b.all_partitions()).unwrap_or_default() {
+                obs.observe(p.log.log_end_offset(), &partition_labels(&p.tp));
+            }
+        })
+        .build();
+    let _ = meter
+        .i64_observable_gauge("strata.partition.log_start_offset")
+        .with_description("First offset still in the log, per hosted partition")
+        .with_callback(|obs| {
+            for p in watched().map(|b| b.all_partitions()).unwrap_or_default() {
+                obs.observe(p.log.log_start_offset(), &partition_labels(&p.tp));
+            }
+        })
+        .build();
+    let _ = meter
+        .i64_observable_gauge("strata.under_replicated_partitions")
+        .with_description("Hosted partitions whose in-sync replicas are fewer than their replicas (always 0: one replica each)")
+        .with_callback(|obs| {
+            if watched().is_some() {
+                obs.observe(0, &[]);
+            }
+        })
+        .build();
+}
+
+fn partition_labels(tp: &crate::broker::TopicPartition) -> [KeyValue; 2] {
+    [
+        KeyValue::new("topic", Arc::clone(&tp.topic)),
+        KeyValue::new("partition", i64::from(tp.partition)),
+    ]
+}
+
+fn api_label(api: ApiKey) -> KeyValue {
+    let key = api as i16;
+    if let Some(name) = API_NAMES.read().as_ref().and_then(|m| m.get(&key)) {
+        return KeyValue::new("api", *name);
+    }
+    let mut names = API_NAMES.write();
+    // At most one leaked string per Kafka API (about 80), never per request.
+    let name = *names
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| Box::leak(format!("{api:?}").into_boxed_str()));
+    KeyValue::new("api", name)
+}
+
+/// Records one handled request of `api` that took `elapsed`.
+pub fn request(api: ApiKey, elapsed: Duration) {
+    let m = instruments();
+    let label = [api_label(api)];
+    m.requests.add(1, &label);
+    m.request_duration.record(elapsed.as_secs_f64(), &label);
+}
+
+/// Records `bytes` of record batches appended to `topic` by Produce. The name is
+/// shared, not copied: labelling costs a reference count, not an allocation.
+pub fn produce_bytes(topic: &Arc<str>, bytes: usize) {
+    instruments()
+        .produce_bytes
+        .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+}
+
+/// Records `bytes` of record batches of `topic` returned by Fetch.
+pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
+    if bytes > 0 {
+        instruments()
+            .fetch_bytes
+            .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_labels_are_kafka_names_and_cached() {
+        let a = api_label(ApiKey::Produce);
+        let b = api_label(ApiKey::Produce);
+        assert_eq!(a.value.as_str(), "Produce");
+        assert_eq!(a, b);
+        assert_eq!(api_label(ApiKey::Fetch).value.as_str(), "Fetch");
+    }
+
+    #[test]
+    fn recording_without_install_is_a_no_op() {
+        request(ApiKey::Metadata, Duration::from_millis(1));
+        let t: Arc<str> = "t".into();
+        produce_bytes(&t, 10);
+        fetch_bytes(&t, 0);
+        tier::upload_errors("t", 0, 1);
+    }
+}

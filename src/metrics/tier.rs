@@ -1,0 +1,162 @@
+//! Hooks for the remote tier's series. The tier code calls these; nothing here knows
+//! how segments are uploaded or fetched.
+//!
+//! | Hook | Prometheus series | Labels |
+//! | --- | --- | --- |
+//! | [`upload_lag`] | `strata_tier_upload_lag_bytes` (gauge) | topic, partition |
+//! | [`uploaded`] | `strata_tier_upload_bytes_total` (counter) | topic, partition |
+//! | [`upload_errors`] | `strata_tier_upload_errors_total` (counter) | topic, partition |
+//! | [`remote_fetch`] | `strata_tier_remote_fetch_duration_seconds` (histogram) | topic |
+//! | [`cache_lookup`] | `strata_tier_cache_hits_total`, `strata_tier_cache_misses_total` | topic |
+//!
+//! Upload lag is the bytes of local segments eligible for upload (rolled, below the
+//! high watermark) that are not in the remote tier yet; set it after each upload
+//! pass. The cache hit rate is `hits / (hits + misses)` in PromQL.
+
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+use opentelemetry::KeyValue;
+
+use super::instruments;
+
+/// Seconds: an object store GET takes from a few milliseconds to many seconds.
+const REMOTE_FETCH_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+pub(super) struct Instruments {
+    upload_lag: Gauge<i64>,
+    upload_bytes: Counter<u64>,
+    upload_errors: Counter<u64>,
+    remote_fetch: Histogram<f64>,
+    cache_hits: Counter<u64>,
+    cache_misses: Counter<u64>,
+}
+
+impl Instruments {
+    pub(super) fn new(meter: &Meter) -> Self {
+        Instruments {
+            upload_lag: meter
+                .i64_gauge("strata.tier.upload.lag")
+                .with_unit("By")
+                .with_description(
+                    "Bytes of rolled local segments not yet uploaded to the remote tier",
+                )
+                .build(),
+            upload_bytes: meter
+                .u64_counter("strata.tier.upload")
+                .with_unit("By")
+                .with_description("Segment bytes uploaded to the remote tier")
+                .build(),
+            upload_errors: meter
+                .u64_counter("strata.tier.upload.errors")
+                .with_description("Failed segment uploads to the remote tier")
+                .build(),
+            remote_fetch: meter
+                .f64_histogram("strata.tier.remote_fetch.duration")
+                .with_unit("s")
+                .with_description("Latency of reads served from the remote tier")
+                .with_boundaries(REMOTE_FETCH_BUCKETS.to_vec())
+                .build(),
+            cache_hits: meter
+                .u64_counter("strata.tier.cache.hits")
+                .with_description("Remote-tier reads served from the local cache")
+                .build(),
+            cache_misses: meter
+                .u64_counter("strata.tier.cache.misses")
+                .with_description("Remote-tier reads that went to the object store")
+                .build(),
+        }
+    }
+}
+
+fn tp(topic: &str, partition: i32) -> [KeyValue; 2] {
+    [
+        KeyValue::new("topic", topic.to_string()),
+        KeyValue::new("partition", i64::from(partition)),
+    ]
+}
+
+/// Sets the upload lag of a partition, in bytes (0 when caught up).
+pub fn upload_lag(topic: &str, partition: i32, bytes: u64) {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    instruments()
+        .tier
+        .upload_lag
+        .record(bytes, &tp(topic, partition));
+}
+
+/// Counts `bytes` of one segment (and its indexes) uploaded for a partition.
+pub fn uploaded(topic: &str, partition: i32, bytes: u64) {
+    instruments()
+        .tier
+        .upload_bytes
+        .add(bytes, &tp(topic, partition));
+}
+
+/// Counts `count` failed upload attempts for a partition.
+pub fn upload_errors(topic: &str, partition: i32, count: u64) {
+    instruments()
+        .tier
+        .upload_errors
+        .add(count, &tp(topic, partition));
+}
+
+/// Records one read served from the remote tier that took `elapsed`.
+pub fn remote_fetch(topic: &str, elapsed: Duration) {
+    instruments().tier.remote_fetch.record(
+        elapsed.as_secs_f64(),
+        &[KeyValue::new("topic", topic.to_string())],
+    );
+}
+
+/// Records one remote-tier read: `hit` when the local cache served it.
+pub fn cache_lookup(topic: &str, hit: bool) {
+    let m = &instruments().tier;
+    let counter = if hit { &m.cache_hits } else { &m.cache_misses };
+    counter.add(1, &[KeyValue::new("topic", topic.to_string())]);
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use prometheus::{Encoder, TextEncoder};
+
+    use super::*;
+
+    /// The Prometheus names in the module docs are what the exporter produces.
+    #[test]
+    fn tier_series_have_the_documented_prometheus_names() {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .scope_info_enabled(false)
+            .build()
+            .unwrap();
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let m = Instruments::new(&provider.meter("test"));
+        m.upload_lag.record(5, &tp("t", 0));
+        m.upload_bytes.add(7, &tp("t", 0));
+        m.upload_errors.add(1, &tp("t", 0));
+        m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
+        m.cache_hits.add(1, &[KeyValue::new("topic", "t")]);
+        m.cache_misses.add(1, &[KeyValue::new("topic", "t")]);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for series in [
+            r#"strata_tier_upload_lag_bytes{partition="0",topic="t"} 5"#,
+            r#"strata_tier_upload_bytes_total{partition="0",topic="t"} 7"#,
+            r#"strata_tier_upload_errors_total{partition="0",topic="t"} 1"#,
+            r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
+            r#"strata_tier_cache_hits_total{topic="t"} 1"#,
+            r#"strata_tier_cache_misses_total{topic="t"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+    }
+}
