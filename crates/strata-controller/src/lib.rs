@@ -42,6 +42,9 @@ pub mod error;
 pub mod image;
 pub mod log_store;
 pub mod network;
+pub mod quorum;
+pub mod rpc;
+mod server;
 pub mod state_machine;
 
 use std::io::Cursor;
@@ -57,6 +60,7 @@ pub use image::MetadataCommand;
 pub use image::MetadataImage;
 pub use image::TopicMeta;
 pub use log_store::LogStore;
+pub use quorum::parse_quorum_voters;
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
 
