@@ -10,7 +10,7 @@
 //! - [`PeerHealth`] remembers which peers answered recently; it only feeds error messages
 //!   ("2 of 3 voters reachable") and never drives Raft decisions.
 //!
-//! The receiving side is [`crate::server`]. This module never touches the log or state machine.
+//! The receiving side is the private `server` module. This module never touches the log or state machine.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,9 +52,9 @@ type NodeId = u64;
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
-/// Why a peer could not be reached: there is no transport yet.
+/// Why a peer could not be reached: a single voter has no transport.
 #[derive(Debug, thiserror::Error)]
-#[error("no Raft transport to controller {target}: this build runs a single-voter controller")]
+#[error("no Raft transport to controller {target}: this controller was opened as a single voter (Controller::open)")]
 pub struct NoTransport {
     target: NodeId,
 }
@@ -330,6 +330,8 @@ fn rpc_error<E: std::error::Error>(
     }
 }
 
+// The error type is openraft's, fixed by the trait this helps implement.
+#[allow(clippy::result_large_err)]
 fn remote<T, E: std::error::Error>(
     target: NodeId,
     reply: Result<T, RaftError<NodeId, E>>,

@@ -4,7 +4,7 @@
 //! A frame is a 4-byte big-endian length followed by that many bytes of JSON. Frames larger
 //! than [`MAX_FRAME`] are refused before anything is allocated, so a peer (or a stray client on
 //! the port) cannot make a node allocate without bound. Nothing here knows about `Raft`; the
-//! client ([`crate::network`]) and the server ([`crate::server`]) own the sockets.
+//! client ([`crate::network`]) and the server (the private `server` module) own the sockets.
 
 use openraft::error::InstallSnapshotError;
 use openraft::error::RaftError;

@@ -28,6 +28,9 @@ use crate::rpc::Request;
 use crate::rpc::Response;
 use crate::TypeConfig;
 
+/// The longest a forwarded proposal may wait on the leader, whatever the sender asked for.
+const MAX_FORWARDED_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A running RPC listener.
 pub(crate) struct RpcServer {
     accept: JoinHandle<()>,
