@@ -238,6 +238,48 @@ async fn losing_the_quorum_fails_clearly_then_recovers() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_lost_its_followers_does_not_hang() {
+    let q = Arc::new(Quorum::new());
+    let mut nodes = q.open_all(&[1, 2, 3]).await;
+    let leader = wait_for_leader(&nodes[&1], None).await;
+    let followers: Vec<u64> = nodes.keys().copied().filter(|id| *id != leader).collect();
+    for id in &followers {
+        nodes.remove(id).unwrap().shutdown().await.unwrap();
+    }
+    let err = tokio::time::timeout(SOON, nodes[&leader].propose(create("lost")))
+        .await
+        .expect("propose on a leader without followers must not hang")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControllerError::NoQuorum {
+                reachable: 1,
+                voters: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    nodes.insert(followers[0], q.open(followers[0]).await.unwrap());
+    let mut ok = false;
+    for _ in 0..3 {
+        match nodes[&leader].propose(create("recovered")).await {
+            Ok(image) => {
+                ok = image.topics.contains_key("recovered");
+                break;
+            }
+            Err(e) => eprintln!("retrying after: {e}"),
+        }
+    }
+    assert!(ok, "proposals succeed once a follower is back");
+    for c in nodes.values() {
+        c.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_node_outside_the_voter_list_is_refused() {
     let dir = tempfile::tempdir().unwrap();
