@@ -140,7 +140,9 @@ async fn dispatch(raft: &Raft<TypeConfig>, health: &PeerHealth, request: Request
             command,
             timeout_ms,
         } => {
-            Response::Propose(propose_local(raft, command, Duration::from_millis(timeout_ms)).await)
+            // The timeout comes off the wire: bound it so a bad peer cannot pin a task forever.
+            let timeout = Duration::from_millis(timeout_ms).min(MAX_FORWARDED_TIMEOUT);
+            Response::Propose(propose_local(raft, command, timeout).await)
         }
     }
 }
