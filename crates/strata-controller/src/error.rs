@@ -45,6 +45,47 @@ pub enum ControllerError {
     },
     #[error("controller raft {op} failed: {message}; the controller stops and must be restarted")]
     Raft { op: &'static str, message: String },
+    #[error("invalid controller.quorum.voters {spec:?}: {reason}")]
+    InvalidQuorumVoters { spec: String, reason: String },
+    #[error(
+        "cannot listen for controller RPCs on {addr}: {source}; is another process using the port?"
+    )]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no controller quorum: only {reachable} of {voters} voters are reachable and {needed} are \
+         needed; the proposal was not committed within {waited:?} (it may still commit once enough \
+         voters are back). Start the missing controllers or check the network between them"
+    )]
+    NoQuorum {
+        reachable: usize,
+        voters: usize,
+        needed: usize,
+        waited: Duration,
+    },
+    #[error(
+        "the proposal was not committed within {waited:?} although {reachable} of {voters} voters \
+         are reachable (leader: {leader:?}); the controller may be overloaded or electing a \
+         leader. It may still commit; retry and check the result"
+    )]
+    ProposeTimedOut {
+        waited: Duration,
+        reachable: usize,
+        voters: usize,
+        leader: Option<u64>,
+    },
+    #[error(
+        "controller node {node_id} did not see a leader and the cluster id within {waited:?} \
+         (voters: {voters:?}); start a majority of the voters and check controller.quorum.voters"
+    )]
+    ClusterNotReady {
+        node_id: u64,
+        voters: Vec<u64>,
+        waited: Duration,
+    },
     #[error(
         "controller node {node_id} did not become leader with everything applied within {waited:?}; \
          check the metadata directory and the logs"

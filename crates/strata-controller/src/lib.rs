@@ -12,7 +12,8 @@
 //! - [`log_store`] ([`LogStore`]) and [`state_machine`] ([`StateMachine`]): openraft's storage
 //!   traits (v2). Checked against `openraft::testing::Suite`.
 //! - [`image`]: the pure `apply(image, command)`; no I/O, deterministic.
-//! - [`network`]: the transport seam (unreachable for now).
+//! - [`network`] (clients), `server` (listener) and [`rpc`] (frames): the TCP transport of a
+//!   quorum; [`quorum`]: parsing `controller.quorum.voters`.
 //! - `disk`: atomic JSON files, record framing, the directory lock.
 //!
 //! # Storage contracts
@@ -29,12 +30,27 @@
 //! - A snapshot is taken every [`ControllerConfig::snapshot_every`] entries, and the log before
 //!   it is purged (keeping [`ControllerConfig::logs_to_keep_after_snapshot`] entries).
 //!
-//! # More voters
-//! Nothing here assumes one voter except [`network::NoNetwork`] and the bootstrap in
-//! [`Controller::open`]. A cluster adds a real `RaftNetworkFactory` (gRPC/TCP) in [`network`],
-//! a server that hands incoming RPCs to [`Controller::raft`], bootstraps the initial voter set
-//! once, grows it with `Raft::change_membership`, and maps [`ControllerError::NotLeader`] to a
-//! forward to the leader. The log, state machine and commands stay as they are.
+//! # A quorum of voters
+//! [`Controller::open`] runs a single voter with no transport. [`Controller::open_cluster`] runs
+//! one voter of a quorum configured Kafka's way, `node.id` plus
+//! `controller.quorum.voters = "1@host:9093,2@host:9093,3@host:9093"` (parsed by
+//! [`parse_quorum_voters`]); the id's address is the one peers dial, and this node listens on
+//! the address it is given.
+//! - Bootstrap: only when its log is empty, the lowest voter id calls `Raft::initialize` with all
+//!   voters and then proposes the cluster id; the others learn both from the log. Reopening a
+//!   directory never initializes again. (Do not wipe one voter's directory and restart it as the
+//!   lowest id of a running cluster; growing or changing the set is `Raft::change_membership`,
+//!   not done yet.)
+//! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
+//!   length-prefixed JSON frame over a reused TCP connection, bounded by the RPC's TTL; a
+//!   failure drops the connection and the next RPC reconnects.
+//! - Forwarding: [`Controller::propose`] on a follower sends the command to the leader that
+//!   openraft's `ForwardToLeader` names, retries with backoff while no leader is known, and
+//!   waits for the entry to be applied locally before returning the leader's image. After
+//!   [`ControllerConfig::propose_timeout`] it fails with [`ControllerError::NoQuorum`] (how many
+//!   voters answered recently) or [`ControllerError::ProposeTimedOut`]; such a proposal may
+//!   still commit later.
+//! - Every node's [`Controller::image`] / [`Controller::subscribe`] follow committed entries.
 
 pub mod controller;
 mod disk;
@@ -42,6 +58,9 @@ pub mod error;
 pub mod image;
 pub mod log_store;
 pub mod network;
+pub mod quorum;
+pub mod rpc;
+mod server;
 pub mod state_machine;
 
 use std::io::Cursor;
@@ -57,6 +76,7 @@ pub use image::MetadataCommand;
 pub use image::MetadataImage;
 pub use image::TopicMeta;
 pub use log_store::LogStore;
+pub use quorum::parse_quorum_voters;
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
 

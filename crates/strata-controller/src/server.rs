@@ -1,0 +1,179 @@
+//! The receiving side of the controller transport: a TCP listener whose connections each read
+//! [`Request`] frames and answer them in order.
+//!
+//! Raft RPCs go straight to the local [`Raft`]; a forwarded proposal goes through
+//! [`propose_local`], which never forwards again (a follower that receives one answers
+//! `NotLeader`, and the caller retries), so a proposal cannot loop between nodes. A malformed
+//! frame closes only its own connection. Stopping the server closes the listener and every
+//! connection before [`RpcServer::stop`] returns, so the port can be bound again at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use openraft::error::ClientWriteError;
+use openraft::error::RaftError;
+use openraft::Raft;
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+
+use crate::error::ControllerError;
+use crate::image::MetadataCommand;
+use crate::network::PeerHealth;
+use crate::rpc::read_frame;
+use crate::rpc::write_frame;
+use crate::rpc::ProposeOutcome;
+use crate::rpc::Request;
+use crate::rpc::Response;
+use crate::TypeConfig;
+
+/// The longest a forwarded proposal may wait on the leader, whatever the sender asked for.
+const MAX_FORWARDED_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running RPC listener.
+pub(crate) struct RpcServer {
+    accept: JoinHandle<()>,
+    local_addr: SocketAddr,
+}
+
+impl RpcServer {
+    /// Binds `listen` and starts serving `raft`.
+    pub(crate) async fn start(
+        listen: &str,
+        raft: Raft<TypeConfig>,
+        health: PeerHealth,
+    ) -> Result<RpcServer, ControllerError> {
+        let listener =
+            TcpListener::bind(listen)
+                .await
+                .map_err(|source| ControllerError::Listen {
+                    addr: listen.to_string(),
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ControllerError::Listen {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let accept = tokio::spawn(accept_loop(listener, raft, health));
+        Ok(RpcServer { accept, local_addr })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes the listener and every open connection.
+    pub(crate) async fn stop(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, raft: Raft<TypeConfig>, health: PeerHealth) {
+    // Owned here so that aborting this task aborts every connection too.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(serve_connection(stream, peer, raft.clone(), health.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("controller RPC accept failed: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    raft: Raft<TypeConfig>,
+    health: PeerHealth,
+) {
+    loop {
+        let request: Request = match read_frame(&mut stream).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, "closing controller RPC connection: {e}");
+                return;
+            }
+        };
+        let response = dispatch(&raft, &health, request).await;
+        if let Err(e) = write_frame(&mut stream, &response).await {
+            tracing::debug!(%peer, "closing controller RPC connection: {e}");
+            return;
+        }
+    }
+}
+
+async fn dispatch(raft: &Raft<TypeConfig>, health: &PeerHealth, request: Request) -> Response {
+    match request {
+        Request::AppendEntries(rpc) => {
+            if let Some(from) = rpc.vote.leader_id().voted_for() {
+                health.ok(from);
+            }
+            Response::AppendEntries(raft.append_entries(rpc).await)
+        }
+        Request::Vote(rpc) => {
+            if let Some(from) = rpc.vote.leader_id().voted_for() {
+                health.ok(from);
+            }
+            Response::Vote(raft.vote(rpc).await)
+        }
+        Request::InstallSnapshot(rpc) => {
+            if let Some(from) = rpc.vote.leader_id().voted_for() {
+                health.ok(from);
+            }
+            Response::InstallSnapshot(raft.install_snapshot(rpc).await)
+        }
+        Request::Propose {
+            command,
+            timeout_ms,
+        } => {
+            // The timeout comes off the wire: bound it so a bad peer cannot pin a task forever.
+            let timeout = Duration::from_millis(timeout_ms).min(MAX_FORWARDED_TIMEOUT);
+            Response::Propose(propose_local(raft, command, timeout).await)
+        }
+    }
+}
+
+/// Writes `command` through the local Raft, waiting at most `timeout` for it to commit and
+/// apply. Never forwards: a non-leader answers [`ProposeOutcome::NotLeader`].
+pub(crate) async fn propose_local(
+    raft: &Raft<TypeConfig>,
+    command: MetadataCommand,
+    timeout: Duration,
+) -> ProposeOutcome {
+    match tokio::time::timeout(timeout, raft.client_write(command)).await {
+        Err(_) => ProposeOutcome::TimedOut,
+        Ok(Ok(resp)) => match resp.data.result {
+            Ok(()) => ProposeOutcome::Applied {
+                index: resp.log_id.index,
+                image: (*resp.data.image).clone(),
+            },
+            Err(error) => ProposeOutcome::Rejected {
+                index: resp.log_id.index,
+                error,
+            },
+        },
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            ProposeOutcome::NotLeader {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            }
+        }
+        Ok(Err(e)) => ProposeOutcome::Failed {
+            message: e.to_string(),
+        },
+    }
+}
