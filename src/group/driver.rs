@@ -68,17 +68,23 @@ pub struct GroupDescription {
 /// A SyncGroup answer: the assignment, the protocol type and the protocol name.
 pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
-struct Inner {
-    sm: Coordinator,
-    offsets: OffsetStore,
+pub(super) struct Inner {
+    pub(super) sm: Coordinator,
+    pub(super) offsets: OffsetStore,
+    /// The last group metadata value written (or replayed) per group, as stored:
+    /// compaction rewrites exactly these bytes.
+    pub(super) group_meta: HashMap<String, Bytes>,
+    /// Size of each `__consumer_offsets` partition right after its last compaction
+    /// (0 until the first one); see `compaction.rs`.
+    pub(super) compacted_size: HashMap<i32, u64>,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
 }
 
 pub struct GroupCoordinator {
-    broker: Arc<Broker>,
-    inner: Mutex<Inner>,
+    pub(super) broker: Arc<Broker>,
+    pub(super) inner: Mutex<Inner>,
     wake: Notify,
 }
 
@@ -99,11 +105,13 @@ impl GroupCoordinator {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<GroupCoordinator>, BrokerError> {
         let partitions = broker.config().offsets_topic_num_partitions;
+        let segment_bytes = broker.config().offsets_topic_segment_bytes;
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
-            // Until compaction lands, never delete segments of this topic by time or size.
+            // Never delete by time or size: only the coordinator's compaction
+            // (`compaction.rs`) moves the log start of this topic.
             ("retention.ms".to_string(), "-1".to_string()),
-            ("segment.bytes".to_string(), "104857600".to_string()),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
         ]);
         broker
             .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
@@ -112,6 +120,8 @@ impl GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
                 offsets: OffsetStore::default(),
+                group_meta: HashMap::new(),
+                compacted_size: HashMap::new(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 next_reply: 0,
@@ -129,7 +139,8 @@ impl GroupCoordinator {
             return Ok(());
         };
         let now = now_ms();
-        let mut groups: HashMap<String, Option<super::state::GroupSnapshot>> = HashMap::new();
+        let mut groups: HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>> =
+            HashMap::new();
         let mut inner = self.inner.lock();
         let mut records = 0u64;
         for p in &topic.partitions {
@@ -174,8 +185,9 @@ impl GroupCoordinator {
         }
         let loaded = groups.len();
         for (id, snap) in groups {
-            if let Some(snap) = snap {
+            if let Some((snap, bytes)) = snap {
                 inner.sm.insert(Group::restore(&id, snap, now));
+                inner.group_meta.insert(id, bytes);
             }
         }
         // Groups that only committed offsets (standalone consumers) are Empty groups.
@@ -217,7 +229,10 @@ impl GroupCoordinator {
                     .offsets_retention_check_interval_ms
                     .max(10) as u64;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(every)) => c.expire_offsets(now_ms()),
+                    _ = tokio::time::sleep(Duration::from_millis(every)) => {
+                        c.expire_offsets(now_ms());
+                        c.compact_due();
+                    }
                     _ = s.changed() => return,
                 }
             }
@@ -254,8 +269,11 @@ impl GroupCoordinator {
                     let key = codec::encode_key(&Key::Group {
                         group: group.clone(),
                     });
-                    if let Err(e) = self.write(&group, vec![(key, Some(value))]) {
-                        tracing::error!(error = %e, "could not persist group metadata");
+                    match self.write(&group, vec![(key, Some(value.clone()))]) {
+                        Ok(()) => {
+                            inner.group_meta.insert(group, value);
+                        }
+                        Err(e) => tracing::error!(error = %e, "could not persist group metadata"),
                     }
                 }
             }
@@ -548,6 +566,7 @@ impl GroupCoordinator {
             None,
         ));
         self.write(id, records)?;
+        inner.group_meta.remove(id);
         for (t, p) in inner
             .offsets
             .all(id)
@@ -622,22 +641,7 @@ impl GroupCoordinator {
     pub fn expire_offsets(&self, now: i64) {
         let retention = self.broker.config().offsets_retention_minutes as i64 * 60_000;
         let mut inner = self.inner.lock();
-        for group in inner.offsets.group_ids() {
-            let (empty, since) = match inner.sm.group(&group) {
-                Some(g) if g.state != GroupState::Empty => continue,
-                Some(g) if g.protocol_type.is_some() => (true, Some(g.state_since)),
-                _ => (true, None),
-            };
-            let expired: Vec<(String, i32)> = inner
-                .offsets
-                .all(&group)
-                .into_iter()
-                .filter(|(_, _, v)| empty && now - since.unwrap_or(v.commit_timestamp) >= retention)
-                .map(|(t, p, _)| (t.to_string(), p))
-                .collect();
-            if expired.is_empty() {
-                continue;
-            }
+        for (group, expired) in inner.offsets.expired(&inner.sm, now, retention) {
             let records = expired
                 .iter()
                 .map(|(t, p)| {
@@ -677,7 +681,7 @@ impl GroupCoordinator {
 /// Replays one record of `__consumer_offsets`: last write wins, null values delete.
 fn apply_record(
     offsets: &mut OffsetStore,
-    groups: &mut HashMap<String, Option<super::state::GroupSnapshot>>,
+    groups: &mut HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>>,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) {
@@ -717,7 +721,7 @@ fn apply_record(
         }
         (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
             Some(s) => {
-                groups.insert(group, Some(s));
+                groups.insert(group, Some((s, Bytes::copy_from_slice(v))));
             }
             None => tracing::warn!(group, "skipping unreadable group metadata"),
         },

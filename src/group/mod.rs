@@ -7,12 +7,15 @@
 //! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`.
 //! - `driver.rs`: the async layer: parks JoinGroup/SyncGroup until the state machine
 //!   answers, runs timers, writes to and replays `__consumer_offsets`.
+//! - `compaction.rs`: keeps `__consumer_offsets` compacted by rewriting the live state
+//!   held in memory and advancing the log start past the superseded records.
 //!
 //! Dependencies point down: this module uses `broker` for the partitions of
 //! `__consumer_offsets` and never sees a Kafka request type; `server/` translates
 //! requests and maps [`GroupError`] to Kafka error codes.
 
 pub mod codec;
+mod compaction;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
@@ -20,6 +23,7 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 
+pub use compaction::Compaction;
 pub use coordinator::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 pub use driver::{CommitEntry, GroupCoordinator, GroupDescription, GroupListing, OFFSETS_TOPIC};
 

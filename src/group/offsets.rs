@@ -1,10 +1,18 @@
 //! Committed offsets in memory, per group and topic-partition. The driver writes a
 //! commit to `__consumer_offsets` before it calls [`OffsetStore::put`], so what is in
 //! here is always durable.
+//!
+//! [`OffsetStore::expired`] is the `offsets.retention.minutes` decision, pure like the
+//! state machine: the clock is an argument.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::codec::OffsetValue;
+use super::coordinator::Coordinator;
+use super::state::GroupState;
+
+/// The offsets of one group that expired: (group, [(topic, partition)]).
+pub type Expired = (String, Vec<(String, i32)>);
 
 #[derive(Default)]
 pub struct OffsetStore {
@@ -48,6 +56,31 @@ impl OffsetStore {
 
     pub fn group_ids(&self) -> Vec<String> {
         self.groups.keys().cloned().collect()
+    }
+
+    /// Offsets past `offsets.retention.minutes` (`retention_ms`) at `now`: those of a
+    /// consumer group (it has a protocol type) expire `retention_ms` after the group
+    /// became Empty, those of a standalone consumer `retention_ms` after their commit.
+    /// Groups with members keep everything. Ordered by group id.
+    pub fn expired(&self, sm: &Coordinator, now: i64, retention_ms: i64) -> Vec<Expired> {
+        let mut ids = self.group_ids();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|group| {
+                let since = match sm.group(&group) {
+                    Some(g) if g.state != GroupState::Empty => return None,
+                    Some(g) if g.protocol_type.is_some() => Some(g.state_since),
+                    _ => None,
+                };
+                let tps: Vec<(String, i32)> = self
+                    .all(&group)
+                    .into_iter()
+                    .filter(|(_, _, v)| now - since.unwrap_or(v.commit_timestamp) >= retention_ms)
+                    .map(|(t, p, _)| (t.to_string(), p))
+                    .collect();
+                (!tps.is_empty()).then_some((group, tps))
+            })
+            .collect()
     }
 }
 

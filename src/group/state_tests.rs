@@ -3,9 +3,11 @@
 
 use bytes::Bytes;
 
+use super::codec::OffsetValue;
 use super::coordinator::{
     Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
 };
+use super::offsets::OffsetStore;
 use super::state::GroupState;
 use super::GroupError;
 
@@ -387,4 +389,59 @@ fn last_member_leaving_empties_the_group() {
     assert!(actions.contains(&Action::Persist(G.into())));
     assert_eq!(c.group(G).map(|g| g.state), Some(GroupState::Empty));
     assert_eq!(c.group(G).map(|g| g.generation), Some(2));
+}
+
+fn committed_at(offset: i64, commit_timestamp: i64) -> OffsetValue {
+    OffsetValue {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp,
+    }
+}
+
+#[test]
+fn offsets_expire_after_the_retention_and_not_before() {
+    const R: i64 = 60_000; // offsets.retention.minutes = 1
+    let mut c = coordinator();
+    let (leader, follower) = stable_pair(&mut c);
+    let mut store = OffsetStore::default();
+    store.put(G, "t", 0, committed_at(5, 3030));
+    store.put(G, "t", 1, committed_at(6, 3030));
+    // A standalone consumer (no group protocol): its offsets age from each commit.
+    c.group_or_create("solo", 1000);
+    store.put("solo", "t", 0, committed_at(7, 1000));
+    store.put("solo", "t", 1, committed_at(8, 2000));
+
+    // A group with members keeps its offsets however old they are.
+    let late = store.expired(&c, 100 * R, R);
+    assert!(late.iter().all(|(g, _)| g != G), "{late:?}");
+
+    assert!(store.expired(&c, 1000 + R - 1, R).is_empty());
+    assert_eq!(
+        store.expired(&c, 1000 + R, R),
+        vec![("solo".to_string(), vec![("t".to_string(), 0)])]
+    );
+
+    // The group becomes Empty at 6000: its offsets expire R later, all at once,
+    // whatever their commit times.
+    c.leave(6000, G, &[(leader, None), (follower, None)])
+        .unwrap();
+    assert_eq!(c.group(G).map(|g| g.state), Some(GroupState::Empty));
+    let before = store.expired(&c, 6000 + R - 1, R);
+    assert!(before.iter().all(|(g, _)| g != G), "{before:?}");
+    let after = store.expired(&c, 6000 + R, R);
+    assert_eq!(
+        after,
+        vec![
+            (
+                G.to_string(),
+                vec![("t".to_string(), 0), ("t".to_string(), 1)]
+            ),
+            (
+                "solo".to_string(),
+                vec![("t".to_string(), 0), ("t".to_string(), 1)]
+            ),
+        ]
+    );
 }

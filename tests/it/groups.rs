@@ -13,7 +13,7 @@ use crate::kafka::{admin, config, create_topic};
 
 const T: Duration = Duration::from_secs(15);
 
-fn group_consumer(addr: &str, group: &str) -> BaseConsumer {
+pub(crate) fn group_consumer(addr: &str, group: &str) -> BaseConsumer {
     config(addr)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -23,7 +23,7 @@ fn group_consumer(addr: &str, group: &str) -> BaseConsumer {
         .expect("consumer")
 }
 
-fn tpl(topic: &str, offsets: &[i64]) -> TopicPartitionList {
+pub(crate) fn tpl(topic: &str, offsets: &[i64]) -> TopicPartitionList {
     let mut l = TopicPartitionList::new();
     for (p, o) in offsets.iter().enumerate() {
         l.add_partition_offset(topic, p as i32, Offset::Offset(*o))
@@ -32,7 +32,7 @@ fn tpl(topic: &str, offsets: &[i64]) -> TopicPartitionList {
     l
 }
 
-fn committed(addr: &str, group: &str, topic: &str, partitions: usize) -> Vec<Offset> {
+pub(crate) fn committed(addr: &str, group: &str, topic: &str, partitions: usize) -> Vec<Offset> {
     let c = group_consumer(addr, group);
     let mut l = TopicPartitionList::new();
     for p in 0..partitions {

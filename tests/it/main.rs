@@ -5,6 +5,7 @@ mod admin;
 mod admin_cli;
 mod bad_input;
 mod cli;
+mod compaction;
 mod crash;
 mod fetch;
 mod groups;

@@ -45,6 +45,7 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i32,
     pub offsets_retention_check_interval_ms: i64,
     /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
@@ -153,6 +154,7 @@ impl Configs {
             group_min_session_timeout_ms: r.get("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: r.get("group.max.session.timeout.ms")?,
             offsets_topic_num_partitions: r.get("offsets.topic.num.partitions")?,
+            offsets_topic_segment_bytes: r.get("offsets.topic.segment.bytes")?,
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
             metrics_listener: Some(r.entry("metrics.listener")?.converted())

@@ -1,0 +1,131 @@
+//! `__consumer_offsets` is compacted by the group coordinator: many commits with a
+//! small `offsets.topic.segment.bytes` leave few segments and an advanced log start,
+//! and the committed offsets (and the absence of deleted groups) survive SIGTERM and
+//! `kill -9` restarts.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::AdminOptions;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::Offset;
+
+use crate::groups::{committed, group_consumer, tpl};
+use crate::harness::Broker;
+use crate::kafka::{admin, create_topic};
+
+/// Base offsets of the segments in a partition directory, ascending.
+fn segments(dir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort();
+    bases
+}
+
+/// `records` of the last "loaded __consumer_offsets" line of the broker log.
+fn last_replay(log: &str) -> u64 {
+    let mut plain = String::with_capacity(log.len());
+    let mut escape = false;
+    for ch in log.chars() {
+        match (escape, ch) {
+            (false, '\x1b') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    plain
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once("loaded __consumer_offsets records="))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .expect("a replay line in the broker log")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_offsets_is_compacted_and_survives_restarts() {
+    let mut b = Broker::start(&[
+        ("offsets.topic.num.partitions", "1"),
+        ("offsets.topic.segment.bytes", "4096"),
+        ("offsets.retention.check.interval.ms", "100"),
+    ]);
+    create_topic(&b.addr, "grp-compact", 3, &[]).await;
+    // A group that is deleted: its tombstones must not bring it back after compaction.
+    let gone = group_consumer(&b.addr, "it-compact-gone");
+    gone.commit(&tpl("grp-compact", &[1, 1, 1]), CommitMode::Sync)
+        .expect("commit");
+    drop(gone);
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
+    let res = admin(&b.addr)
+        .delete_groups(&["it-compact-gone"], &opts)
+        .await
+        .expect("delete");
+    assert_eq!(res, vec![Ok("it-compact-gone".to_string())]);
+
+    let c = group_consumer(&b.addr, "it-compact");
+    let commits = 400i64;
+    for i in 1..=commits {
+        c.commit(&tpl("grp-compact", &[i, 2 * i, 3 * i]), CommitMode::Sync)
+            .expect("commit");
+    }
+    drop(c);
+    let want = vec![
+        Offset::Offset(commits),
+        Offset::Offset(2 * commits),
+        Offset::Offset(3 * commits),
+    ];
+    assert_eq!(committed(&b.addr, "it-compact", "grp-compact", 3), want);
+
+    // Uncompacted, 400 commits of 3 offsets are ~30 segments of 4 KiB.
+    let dir = b.data.join("__consumer_offsets-0");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut segs = segments(&dir);
+    while Instant::now() < deadline && !(segs.len() <= 4 && segs[0] > 0) {
+        std::thread::sleep(Duration::from_millis(100));
+        segs = segments(&dir);
+    }
+    assert!(
+        segs.len() <= 4,
+        "compaction keeps about three segments: {segs:?}"
+    );
+    assert!(segs[0] > 0, "the log start advanced: {segs:?}");
+    assert!(b.log().contains("compacted __consumer_offsets"));
+
+    let gone_offsets = vec![Offset::Invalid; 3];
+    b.stop();
+    b.start_again();
+    assert_eq!(committed(&b.addr, "it-compact", "grp-compact", 3), want);
+    assert_eq!(
+        committed(&b.addr, "it-compact-gone", "grp-compact", 3),
+        gone_offsets
+    );
+    let replayed = last_replay(&b.log());
+    assert!(
+        replayed <= 150,
+        "replay reads the compacted log only: {replayed} records"
+    );
+    b.restart(); // kill -9
+    assert_eq!(committed(&b.addr, "it-compact", "grp-compact", 3), want);
+    let replayed = last_replay(&b.log());
+    assert!(
+        replayed <= 150,
+        "replay reads the compacted log only: {replayed} records"
+    );
+    assert_eq!(
+        committed(&b.addr, "it-compact-gone", "grp-compact", 3),
+        gone_offsets
+    );
+    let groups = admin(&b.addr)
+        .inner()
+        .fetch_group_list(None, Duration::from_secs(15))
+        .expect("groups");
+    assert!(!groups
+        .groups()
+        .iter()
+        .any(|g| g.name() == "it-compact-gone"));
+}
