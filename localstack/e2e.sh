@@ -11,8 +11,7 @@
 #      has moved past 0 (`strata tier status`);
 #   6. consume from offset 0 and check all N records come back, in order.
 #
-# NOT yet part of scripts/test.sh: it needs the remote tier (remote.storage.url, the
-# RemoteLogManager), which lands separately. Run it by hand: localstack/e2e.sh
+# Part of scripts/test.sh; by hand: localstack/e2e.sh (E2E_STRATA_BIN picks the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

@@ -5,7 +5,8 @@
 # runs the Rust unit, property and integration tests (real librdkafka clients
 # against the real binary), checks the Terraform (HCL parse + checkov, installed under
 # ~/.cache/strata-tooling), then runs the Python client tests (confluent-kafka,
-# kafka-python, kcat). Every server it starts binds 127.0.0.1 on an ephemeral port.
+# kafka-python, kcat), after the LocalStack end-to-end run (localstack/e2e.sh).
+# Every server it starts binds 127.0.0.1 on an ephemeral port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,9 @@ cargo nextest run --workspace --no-fail-fast
 
 echo "== Terraform checks (HCL parse with @cdktf/hcl2json, checkov; no cloud access)"
 ./terraform/check.sh
+
+echo "== LocalStack end to end (produce, tier to LocalStack S3, consume from offset 0)"
+E2E_STRATA_BIN="$PWD/target/debug/strata" ./localstack/e2e.sh
 
 echo "== Python client tests"
 BROKER_BIN="$PWD/target/debug/strata" python3 -m pytest tests/python -q -p no:cacheprovider
