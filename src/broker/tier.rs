@@ -99,6 +99,18 @@ fn with_faults(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
 }
 
 /// Kafka's -2: local retention falls back to total retention.
+/// Bytes of closed local segments not yet in the remote tier (the active segment is
+/// never uploaded, so it does not count).
+fn upload_lag(local: &[LocalSegment], remote: &[RemoteSpan]) -> u64 {
+    let remote_end = remote.last().map_or(i64::MIN, |r| r.next_offset);
+    let closed = local.len().saturating_sub(1);
+    local[..closed]
+        .iter()
+        .filter(|s| s.next_offset > remote_end)
+        .map(|s| s.size_bytes)
+        .sum()
+}
+
 fn policy(c: &TopicConfig) -> Policy {
     let pick = |local: i64, total: i64| if local == -2 { total } else { local };
     Policy {
@@ -167,7 +179,7 @@ impl Broker {
                         })
                         .collect()
                 });
-                let local = p
+                let local: Vec<LocalSegment> = p
                     .log
                     .segments()
                     .iter()
@@ -178,11 +190,17 @@ impl Broker {
                         max_timestamp: s.max_timestamp.unwrap_or(-1),
                     })
                     .collect();
+                let remote: Vec<RemoteSpan> = remote.unwrap_or_default();
+                crate::metrics::tier::upload_lag(
+                    &p.tp.topic,
+                    p.tp.partition,
+                    upload_lag(&local, &remote),
+                );
                 views.push(PartitionView {
                     key: key.clone(),
                     local,
                     high_watermark: p.high_watermark(),
-                    remote: remote.unwrap_or_default(),
+                    remote,
                     policy: policy(&topic.config),
                 });
                 parts.insert(key, (p.clone(), topic.clone()));
@@ -327,6 +345,7 @@ impl Broker {
             };
             let event = match result {
                 Ok(m) => {
+                    crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, seg.size_bytes);
                     p.set_remote_manifest(m);
                     *p.last_tier_error.lock() = None;
                     Event::UploadDone {
@@ -337,6 +356,7 @@ impl Broker {
                 Err(error) => {
                     tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
                     *p.last_tier_error.lock() = Some(error.clone());
+                    crate::metrics::tier::upload_errors(&p.tp.topic, p.tp.partition, 1);
                     Event::UploadFailed {
                         key,
                         base_offset: seg.base_offset,

@@ -13,7 +13,7 @@ use crate::kafka::{consume, create_topic, produce_n, producer};
 const N: usize = 50;
 
 /// One scrape over plain HTTP/1.1; returns (status line, body).
-fn scrape(addr: &str, path: &str) -> (String, String) {
+pub(crate) fn scrape(addr: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to metrics");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
@@ -26,7 +26,7 @@ fn scrape(addr: &str, path: &str) -> (String, String) {
 
 /// The value of the sample whose name and labels are exactly `series`, e.g.
 /// `strata_requests_total{api="Produce"}`.
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (name, value) = l.rsplit_once(' ')?;
         (name == series).then(|| value.parse().ok())?

@@ -278,6 +278,18 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
         .expect("offsets_for_times");
     let offset = found.elements()[0].offset();
     assert_eq!(offset, Offset::Offset(want), "offset for timestamp {ts}");
+    // The tier series moved: bytes uploaded, remote reads timed, nothing left to upload
+    // but the active segment.
+    let (_, body) = crate::metrics::scrape(&broker.metrics_addr, "/metrics");
+    let tp = r#"partition="0",topic="tiered""#;
+    let uploaded =
+        crate::metrics::sample(&body, &format!("strata_tier_upload_bytes_total{{{tp}}}"));
+    assert!(uploaded.unwrap_or(0.0) > 0.0, "upload bytes in:\n{body}");
+    let reads = crate::metrics::sample(
+        &body,
+        r#"strata_tier_remote_fetch_duration_seconds_count{topic="tiered"}"#,
+    );
+    assert!(reads.unwrap_or(0.0) > 0.0, "remote fetch count in:\n{body}");
     broker.stop();
     // `strata tier status` reads the same bucket and log dir without a broker.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));

@@ -171,13 +171,13 @@ async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> Re
             let limit = target.max_bytes.min(max_bytes);
             let tp = part.tp.clone();
             let task = tokio::spawn(async move {
-                tier.reader
-                    .read(&m, offset, limit, true)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(%tp, offset, error = %e, "remote read failed");
-                        tier_code(&e)
-                    })
+                let started = std::time::Instant::now();
+                let result = tier.reader.read(&m, offset, limit, true).await;
+                crate::metrics::tier::remote_fetch(&tp.topic, started.elapsed());
+                result.map_err(|e| {
+                    tracing::warn!(%tp, offset, error = %e, "remote read failed");
+                    tier_code(&e)
+                })
             });
             tasks.push(((ti, pi), task));
         }
