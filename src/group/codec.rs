@@ -36,6 +36,18 @@ pub struct OffsetValue {
     pub commit_timestamp: i64,
 }
 
+impl OffsetValue {
+    /// What OffsetFetch answers for a partition with no committed offset.
+    pub fn none() -> Self {
+        OffsetValue {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: -1,
+        }
+    }
+}
+
 fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());

@@ -332,17 +332,22 @@ impl LogInner {
     }
 }
 
+impl LogInner {
+    /// The entries in `range`; the one read path of both `LogStore` and `LogReader`.
+    fn entries_in<RB: RangeBounds<u64>>(&self, range: RB) -> Vec<Entry<TypeConfig>> {
+        self.entries
+            .range(range)
+            .map(|(_, (_, e))| e.clone())
+            .collect()
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .entries
-            .range(range)
-            .map(|(_, (_, e))| e.clone())
-            .collect())
+        Ok(self.inner.lock().entries_in(range))
     }
 }
 
@@ -351,12 +356,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .entries
-            .range(range)
-            .map(|(_, (_, e))| e.clone())
-            .collect())
+        Ok(self.inner.lock().entries_in(range))
     }
 }
 

@@ -117,12 +117,7 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, v)| {
-                                let v = v.unwrap_or(OffsetValue {
-                                    offset: -1,
-                                    leader_epoch: -1,
-                                    metadata: String::new(),
-                                    commit_timestamp: -1,
-                                });
+                                let v = v.unwrap_or_else(OffsetValue::none);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(v.offset)
@@ -154,12 +149,7 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             let partitions = ps
                 .into_iter()
                 .map(|(p, v)| {
-                    let v = v.unwrap_or(OffsetValue {
-                        offset: -1,
-                        leader_epoch: -1,
-                        metadata: String::new(),
-                        commit_timestamp: -1,
-                    });
+                    let v = v.unwrap_or_else(OffsetValue::none);
                     let r = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(v.offset)
