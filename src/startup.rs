@@ -42,6 +42,25 @@ pub enum StartupError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
+/// The embedded single-voter controller, or this node's voter of `controller.quorum.voters`
+/// serving controller RPCs on the controller listener.
+async fn open_controller(
+    config: &strata_config::BrokerConfig,
+    meta_dir: &std::path::Path,
+) -> Result<Controller, strata_controller::ControllerError> {
+    if config.quorum_voters.is_empty() {
+        return Controller::open(meta_dir, config.node_id as u64).await;
+    }
+    let voters = strata_controller::parse_quorum_voters(&config.quorum_voters)?;
+    let listen = config
+        .controller_listener
+        .as_ref()
+        .map(|l| l.socket_addr())
+        .unwrap_or_default();
+    tracing::info!(node_id = config.node_id, voters = %config.quorum_voters, %listen, "joining the controller quorum");
+    Controller::open_cluster(meta_dir, config.node_id as u64, voters, &listen).await
+}
+
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -62,7 +81,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         })?;
     }
     let meta_dir = config.log_dirs[0].join("meta");
-    let controller = Controller::open(&meta_dir, config.node_id as u64)
+    let controller = open_controller(&config, &meta_dir)
         .await
         .map_err(|source| StartupError::Controller {
             dir: meta_dir.clone(),
@@ -100,7 +119,9 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         host: advertised.host.clone(),
         port: advertised.port,
         rack: config.broker_rack.clone(),
+        fenced: false,
     };
+    // Registering also unfences a broker that was fenced when it stopped.
     if controller.image().brokers.get(&config.node_id) != Some(&me) {
         controller
             .propose(MetadataCommand::RegisterBroker(me))
@@ -148,6 +169,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
 impl Running {
     /// Stops accepting, closes every log cleanly, and stops the controller.
     pub async fn stop(self) {
+        self.broker.controlled_shutdown().await;
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         self.broker.close_logs();
@@ -164,6 +186,9 @@ pub async fn run(configs: Configs) -> Result<(), StartupError> {
     if let Some(m) = running.metrics_addr {
         // Printed before the listening line, which tells readers startup is done.
         println!("strata: metrics on {m}");
+    }
+    if let Some(c) = running.broker.controller.listen_addr() {
+        println!("strata: controller on {c}");
     }
     // Tests and scripts read this line to learn the bound port.
     println!(

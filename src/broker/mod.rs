@@ -8,8 +8,11 @@
 //! `apply_image` with the image their proposal returned, so a created topic is usable
 //! as soon as CreateTopics answers.
 
+mod cluster;
+mod fetcher;
 mod partition;
 mod producer_ids;
+pub mod replica;
 mod tasks;
 mod tier;
 mod topics;
@@ -20,11 +23,13 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use strata_config::{BrokerConfig, ConfigError, Configs, Listener, TopicConfig};
-use strata_controller::{Controller, ControllerError, MetadataImage, TopicMeta};
+use strata_controller::{
+    Controller, ControllerError, MetadataImage, PartitionMeta, TopicMeta,
+};
 use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
-pub use partition::{Partition, TopicPartition};
+pub use partition::{AppendError, Partition, TopicPartition};
 pub use tier::Tier;
 pub use topics::{validate_topic_name, NewTopic};
 
@@ -39,6 +44,19 @@ pub enum BrokerError {
         topic: String,
         partition: i32,
         count: i32,
+    },
+    #[error("{tp}: this broker is not the leader (leader: {leader}); refresh metadata")]
+    NotLeader { tp: TopicPartition, leader: i32 },
+    #[error(
+        "{tp}: only {isr} in-sync replicas and min.insync.replicas is {min}; acks=all produce \
+         refused until replicas catch up"
+    )]
+    NotEnoughReplicas { tp: TopicPartition, isr: usize, min: i32 },
+    #[error("{tp}: the in-sync replicas did not confirm offset {offset} within {timeout_ms} ms")]
+    ReplicationTimeout {
+        tp: TopicPartition,
+        offset: i64,
+        timeout_ms: i32,
     },
     #[error("invalid topic name '{topic}': {reason}")]
     InvalidTopic { topic: String, reason: String },
@@ -71,7 +89,14 @@ pub enum BrokerError {
 pub struct TopicState {
     pub meta: TopicMeta,
     pub config: TopicConfig,
+    /// The replicas hosted on this broker, by partition index (leaders and followers).
     pub partitions: Vec<Arc<Partition>>,
+}
+
+impl TopicState {
+    pub fn hosted(&self, partition: i32) -> Option<&Arc<Partition>> {
+        self.partitions.iter().find(|p| p.tp.partition == partition)
+    }
 }
 
 pub struct Broker {
@@ -87,6 +112,8 @@ pub struct Broker {
     producer_ids: producer_ids::ProducerIds,
     /// The remote tier, when `remote.log.storage.system.enable` (set once at startup).
     tier: OnceLock<Arc<Tier>>,
+    /// Replica fetchers, one per leader this broker follows.
+    fetchers: fetcher::Fetchers,
 }
 
 pub fn now_ms() -> i64 {
@@ -132,6 +159,7 @@ impl Broker {
             apply_lock: Mutex::new(()),
             producer_ids: Default::default(),
             tier: OnceLock::new(),
+            fetchers: Default::default(),
         })
     }
 
@@ -152,6 +180,13 @@ impl Broker {
         self.config.read().node_id
     }
 
+    /// The active controller's id for Metadata and DescribeCluster (this node when unknown).
+    pub fn active_controller(&self) -> i32 {
+        self.controller
+            .leader_id()
+            .map_or(self.node_id(), |id| id as i32)
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.controller.image()
     }
@@ -170,18 +205,54 @@ impl Broker {
         names
     }
 
+    /// The replica of `topic`/`partition` hosted here (leader or follower).
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, BrokerError> {
         let state = self.topic(topic).ok_or_else(|| BrokerError::UnknownTopic {
             topic: topic.to_string(),
         })?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|i| state.partitions.get(i).cloned())
-            .ok_or(BrokerError::UnknownPartition {
+        if let Some(p) = state.hosted(partition) {
+            return Ok(p.clone());
+        }
+        match state.meta.partition(partition) {
+            Some(m) => Err(BrokerError::NotLeader {
+                tp: TopicPartition {
+                    topic: Arc::from(topic),
+                    partition,
+                },
+                leader: m.leader,
+            }),
+            None => Err(BrokerError::UnknownPartition {
                 topic: topic.to_string(),
                 partition,
-                count: state.partitions.len() as i32,
-            })
+                count: state.meta.partitions,
+            }),
+        }
+    }
+
+    /// The hosted replica of `topic`/`partition` if this broker leads it.
+    pub fn leader_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let p = self.partition(topic, partition)?;
+        let meta = p.meta();
+        if meta.leader != self.node_id() {
+            return Err(BrokerError::NotLeader {
+                tp: p.tp.clone(),
+                leader: meta.leader,
+            });
+        }
+        Ok(p)
+    }
+
+    /// Replicas and leadership of a partition: from metadata, or for a topic placed before
+    /// brokers registered (a single-node log from an older version), this broker alone.
+    pub fn partition_meta(&self, meta: &TopicMeta, partition: i32) -> PartitionMeta {
+        meta.partition(partition).cloned().unwrap_or_else(|| {
+            let node = self.node_id();
+            PartitionMeta::new(vec![node], |_| false)
+        })
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -231,18 +302,27 @@ impl Broker {
             }
         }
         let name: Arc<str> = Arc::from(meta.name.as_str());
+        let node = self.node_id();
+        let now = now_ms();
         let mut partitions = Vec::with_capacity(meta.partitions.max(0) as usize);
         for p in 0..meta.partitions {
-            let reuse = existing
-                .as_ref()
-                .and_then(|t| t.partitions.get(p as usize).cloned());
+            let pmeta = self.partition_meta(meta, p);
+            if !pmeta.replicas.contains(&node) {
+                continue;
+            }
+            let reuse = existing.as_ref().and_then(|t| t.hosted(p).cloned());
             let partition = match reuse {
                 Some(part) => {
                     part.log.update_config(log_config(&config));
+                    let changed = part.update_meta(pmeta.clone(), now);
+                    if changed {
+                        tracing::info!(tp = %part.tp, leader = pmeta.leader, leader_epoch = pmeta.leader_epoch, isr = ?pmeta.isr, "leadership changed");
+                    }
                     part
                 }
-                None => self.open_partition(&name, p, meta.id, &config)?,
+                None => self.open_partition(&name, p, meta.id, &config, pmeta.clone())?,
             };
+            self.fetchers.follow(&partition, &pmeta, node);
             partitions.push(partition);
         }
         let state = Arc::new(TopicState {
@@ -261,6 +341,7 @@ impl Broker {
         partition: i32,
         topic_id: Uuid,
         config: &TopicConfig,
+        meta: PartitionMeta,
     ) -> Result<Arc<Partition>, BrokerError> {
         let tp = TopicPartition {
             topic: topic.clone(),
@@ -276,7 +357,13 @@ impl Broker {
         })?;
         topics::write_partition_metadata(&dir, topic_id);
         tracing::info!(%tp, dir = %dir.display(), log_end_offset = log.log_end_offset(), "opened partition");
-        Ok(Arc::new(Partition::new(tp, topic_id, log)))
+        Ok(Arc::new(Partition::new(
+            tp,
+            topic_id,
+            log,
+            self.node_id(),
+            meta,
+        )))
     }
 
     /// The directory of a partition: an existing one in any of `log.dirs`, else a new
@@ -299,6 +386,7 @@ impl Broker {
             self.delete_remote(&state.partitions);
         }
         for p in &state.partitions {
+            self.fetchers.unfollow(&p.tp);
             p.notify_deleted();
             let dir = self.partition_dir(&p.tp);
             if let Err(e) = topics::delete_partition_dir(&dir) {

@@ -8,10 +8,13 @@
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use strata_controller::PartitionMeta;
 use strata_log::{AppendInfo, Log, LogError};
 use strata_tier::{PartitionKey, PartitionManifest};
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use super::replica::ReplicaState;
 
 /// A topic-partition name, as clients spell it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,10 +39,32 @@ pub struct Partition {
     remote: RwLock<Option<Arc<PartitionManifest>>>,
     /// The last upload error, for `tier status` and logs.
     pub last_tier_error: Mutex<Option<String>>,
+    /// Role, ISR, high watermark and follower progress (see `replica`).
+    replica: Mutex<ReplicaState>,
+}
+
+/// Why this replica cannot take an append.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("{tp}: this broker is not the leader (leader: {leader}); refresh metadata")]
+    NotLeader { tp: TopicPartition, leader: i32 },
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 impl Partition {
-    pub fn new(tp: TopicPartition, topic_id: Uuid, log: Log) -> Self {
+    /// A replica on broker `node_id` with role `meta`.
+    pub fn new(
+        tp: TopicPartition,
+        topic_id: Uuid,
+        log: Log,
+        node_id: i32,
+        meta: PartitionMeta,
+    ) -> Self {
+        let mut replica = ReplicaState::new(node_id, meta, log.log_start_offset());
+        if replica.is_leader() {
+            replica.advance_high_watermark(log.log_end_offset());
+        }
         Partition {
             tp,
             topic_id,
@@ -47,6 +72,7 @@ impl Partition {
             appended: Notify::new(),
             remote: RwLock::new(None),
             last_tier_error: Mutex::new(None),
+            replica: Mutex::new(replica),
         }
     }
 
@@ -98,11 +124,102 @@ impl Partition {
         })
     }
 
-    /// Appends client batches and wakes every fetch waiting on this partition.
-    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
-        let info = self.log.append(batches, now_ms)?;
+    /// Appends client batches as the leader, stamped with the leader epoch, and wakes every
+    /// fetch waiting on this partition (followers read up to the log end, consumers up to the
+    /// high watermark, which moves here when the ISR is just this broker).
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let epoch = {
+            let r = self.replica.lock();
+            if !r.is_leader() {
+                return Err(AppendError::NotLeader {
+                    tp: self.tp.clone(),
+                    leader: r.meta.leader,
+                });
+            }
+            r.meta.leader_epoch
+        };
+        let info = self.log.append_with_leader_epoch(batches, epoch, now_ms)?;
+        self.replica
+            .lock()
+            .advance_high_watermark(self.log.log_end_offset());
         self.appended.notify_waiters();
         Ok(info)
+    }
+
+    /// Appends batches fetched from the leader, as they are, and takes the leader's high
+    /// watermark (capped at this log's end).
+    pub fn append_as_follower(
+        &self,
+        batches: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if !batches.is_empty() {
+            self.log.append_as_follower(batches, now_ms)?;
+        }
+        self.set_follower_high_watermark(leader_high_watermark);
+        Ok(())
+    }
+
+    /// A follower's high watermark: the leader's, capped at its own log end, never backwards.
+    pub fn set_follower_high_watermark(&self, leader_high_watermark: i64) {
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        let mut r = self.replica.lock();
+        if hw > r.high_watermark {
+            r.high_watermark = hw;
+            drop(r);
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// The leader's view of a follower's fetch at `fetch_offset`: records its progress and
+    /// advances the high watermark, waking consumers and acks=all producers if it moved.
+    pub fn on_follower_fetch(&self, follower: i32, fetch_offset: i64, now_ms: i64) {
+        let end = self.log.log_end_offset();
+        let mut r = self.replica.lock();
+        if !r.is_leader() {
+            return;
+        }
+        r.on_follower_fetch(follower, fetch_offset, end, now_ms);
+        if r.advance_high_watermark(end) {
+            drop(r);
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// After a truncation: the high watermark cannot be past the log end.
+    pub fn on_truncated(&self) {
+        let end = self.log.log_end_offset();
+        let mut r = self.replica.lock();
+        r.high_watermark = r.high_watermark.min(end);
+    }
+
+    /// This replica's role and ISR, as of the last applied metadata.
+    pub fn meta(&self) -> PartitionMeta {
+        self.replica.lock().meta.clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.replica.lock().is_leader()
+    }
+
+    /// Applies new metadata; true when the leader or leader epoch changed.
+    pub fn update_meta(&self, meta: PartitionMeta, now_ms: i64) -> bool {
+        let end = self.log.log_end_offset();
+        let mut r = self.replica.lock();
+        let changed = r.update(meta, now_ms, end);
+        if r.is_leader() {
+            r.advance_high_watermark(end);
+        }
+        drop(r);
+        // Waiting fetches and producers re-check their leadership.
+        self.appended.notify_waiters();
+        changed
+    }
+
+    /// Runs `f` on the replication state (for ISR decisions in `cluster`).
+    pub fn with_replica<T>(&self, f: impl FnOnce(&mut ReplicaState) -> T) -> T {
+        f(&mut self.replica.lock())
     }
 
     /// Wakes waiting fetches so they notice the partition is gone.
@@ -110,9 +227,9 @@ impl Partition {
         self.appended.notify_waiters();
     }
 
-    /// With a single replica the high watermark is the log end offset.
+    /// The offset below which records are committed (in every ISR member's log).
     pub fn high_watermark(&self) -> i64 {
-        self.log.log_end_offset()
+        self.replica.lock().high_watermark
     }
 
     /// A future that completes at the next append. Create it *before* checking the log,

@@ -13,6 +13,8 @@ impl Broker {
     /// Spawns the upkeep loops; they end when `shutdown` turns true.
     pub fn spawn_tasks(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
         self.spawn_rlm(shutdown.clone());
+        self.spawn_fetchers(shutdown.clone());
+        self.spawn_cluster_tasks(shutdown.clone());
         let b = self.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {

@@ -58,7 +58,7 @@ impl Broker {
     ) -> Result<(i32, i16), BrokerError> {
         validate_topic_name(&topic.name)?;
         let config = self.config();
-        let brokers = 1usize;
+        let brokers = self.live_brokers().max(1);
         let (partitions, replication_factor) = if topic.assignments.is_empty() {
             let p = if topic.partitions == -1 {
                 config.num_partitions
@@ -96,9 +96,9 @@ impl Broker {
         }
         self.configs.validate_topic(&topic.configs)?;
         if self.image().topics.contains_key(&topic.name) {
-            return Err(strata_controller::ControllerError::TopicAlreadyExists {
-                name: topic.name,
-            }
+            return Err(strata_controller::ControllerError::Rejected(
+                strata_controller::ApplyError::TopicAlreadyExists { name: topic.name },
+            )
             .into());
         }
         if validate_only {
@@ -111,6 +111,8 @@ impl Broker {
             replication_factor,
             configs: topic.configs,
             internal: false,
+            assignment: topic.assignments.into_values().collect(),
+            placement_start: placement_start(),
         };
         self.propose_and_apply(cmd).await?;
         Ok((partitions, replication_factor))
@@ -128,7 +130,7 @@ impl Broker {
             topic: topic.to_string(),
             reason,
         };
-        let node = self.node_id();
+        let image = self.image();
         let mut rf = None;
         for (i, (p, replicas)) in assignments.iter().enumerate() {
             if *p != first + i as i32 {
@@ -141,10 +143,13 @@ impl Broker {
                     "every partition needs the same, non-zero number of replicas".into(),
                 ));
             }
-            if let Some(b) = replicas.iter().find(|b| **b != node) {
+            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
                 return Err(bad(format!("broker {b} is not registered")));
             }
-            if replicas.len() > 1 {
+            let mut distinct = replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() != replicas.len() {
                 return Err(bad("a broker may appear only once in a replica list".into()));
             }
         }
@@ -208,6 +213,7 @@ impl Broker {
         self.propose_and_apply(MetadataCommand::CreatePartitions {
             name: name.to_string(),
             total,
+            assignment: assignments.values().cloned().collect(),
         })
         .await?;
         Ok(())
@@ -261,16 +267,36 @@ impl Broker {
         if let Some(t) = self.image().topics.get(name) {
             return Ok(t.partitions);
         }
+        // Kafka's offsets.topic.replication.factor (3), capped at the live brokers so that a
+        // cluster still starting can serve groups.
+        let replication_factor = self.live_brokers().clamp(1, 3) as i16;
         let cmd = MetadataCommand::CreateTopic {
             name: name.to_string(),
             id: Uuid::new_v4(),
             partitions,
-            replication_factor: 1,
+            replication_factor,
             configs,
             internal: true,
+            assignment: Vec::new(),
+            placement_start: placement_start(),
         };
-        self.propose_and_apply(cmd).await?;
-        Ok(partitions)
+        match self.propose_and_apply(cmd).await {
+            Ok(_) => Ok(partitions),
+            // Another node of a starting cluster created it first.
+            Err(BrokerError::Controller(strata_controller::ControllerError::Rejected(
+                strata_controller::ApplyError::TopicAlreadyExists { .. },
+            ))) => {
+                let image = self.controller.image();
+                self.apply_image(&image)?;
+                Ok(image.topics.get(name).map_or(partitions, |t| t.partitions))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Registered brokers that are not fenced.
+    pub fn live_brokers(&self) -> usize {
+        self.image().brokers.values().filter(|b| !b.fenced).count()
     }
 
     async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
@@ -278,6 +304,12 @@ impl Broker {
         self.apply_image(&image)?;
         Ok(image)
     }
+}
+
+/// Where replica placement starts, drawn at random as Kafka does, so that topics do not all put
+/// their first leader on the same broker.
+fn placement_start() -> usize {
+    (Uuid::new_v4().as_u128() % 1024) as usize
 }
 
 /// Records the topic id beside the log, as Kafka's `partition.metadata` does.

@@ -7,7 +7,7 @@
 //! reported as "not supported by this broker", never as a protocol error.
 //! This module depends on nothing else in Strata: it is a client.
 
-mod client;
+pub(crate) mod client;
 mod group;
 mod progress;
 mod tier;

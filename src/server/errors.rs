@@ -3,7 +3,7 @@
 
 use kafka_protocol::ResponseError;
 use strata_config::ConfigError;
-use strata_controller::ControllerError;
+use strata_controller::{ApplyError, ControllerError};
 use strata_log::record::RecordError;
 use strata_log::{LogError, ProducerError};
 
@@ -26,6 +26,9 @@ pub fn error_code(e: &BrokerError) -> ResponseError {
         BrokerError::Controller(c) => controller_code(c),
         BrokerError::Log { source, .. } => log_code(source),
         BrokerError::OpenLog { .. } => E::KafkaStorageError,
+        BrokerError::NotLeader { .. } => E::NotLeaderOrFollower,
+        BrokerError::NotEnoughReplicas { .. } => E::NotEnoughReplicas,
+        BrokerError::ReplicationTimeout { .. } => E::RequestTimedOut,
     }
 }
 
@@ -34,11 +37,38 @@ fn config_code(_: &ConfigError) -> ResponseError {
 }
 
 fn controller_code(e: &ControllerError) -> ResponseError {
+    use ApplyError as A;
+    use ResponseError as E;
     match e {
-        ControllerError::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
-        ControllerError::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
-        ControllerError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
-        _ => ResponseError::UnknownServerError,
+        ControllerError::Rejected(a) => match a {
+            A::TopicAlreadyExists { .. } => E::TopicAlreadyExists,
+            A::UnknownTopic { .. } | A::UnknownPartition { .. } => E::UnknownTopicOrPartition,
+            A::InvalidPartitions { .. } => E::InvalidPartitions,
+            A::InvalidReplicationFactor { .. } | A::NotEnoughBrokers { .. } => {
+                E::InvalidReplicationFactor
+            }
+            A::InvalidReplicaAssignment { .. } | A::UnknownBroker { .. } => {
+                E::InvalidReplicaAssignment
+            }
+            A::StalePartitionEpoch { .. } => E::FencedLeaderEpoch,
+            A::InvalidIsr { .. } => E::InvalidRequest,
+            A::Election { source, .. } => match source {
+                strata_controller::partition::ElectError::PreferredNotAvailable { .. } => {
+                    E::PreferredLeaderNotAvailable
+                }
+                strata_controller::partition::ElectError::NoLiveReplica => {
+                    E::EligibleLeadersNotAvailable
+                }
+            },
+            A::ClusterIdAlreadySet { .. } | A::InvalidProducerIdBlock { .. } => {
+                E::UnknownServerError
+            }
+        },
+        ControllerError::NoQuorum { .. } | ControllerError::ProposeTimedOut { .. } => {
+            E::RequestTimedOut
+        }
+        ControllerError::NotLeader { .. } => E::NotController,
+        _ => E::UnknownServerError,
     }
 }
 

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::error::ControllerError;
+use crate::image::ApplyError;
 use crate::image::new_cluster_id;
 use crate::image::MetadataCommand;
 use crate::image::MetadataImage;
@@ -282,7 +283,7 @@ impl Controller {
                 .await
             {
                 // Another attempt (an earlier run of this node) already set it.
-                Ok(_) | Err(ControllerError::ClusterIdMismatch { .. }) => {}
+                Ok(_) | Err(ControllerError::Rejected(ApplyError::ClusterIdAlreadySet { .. })) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -497,6 +498,29 @@ impl Controller {
     /// A receiver that is notified after each applied batch of entries.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.images.clone()
+    }
+
+    /// The active controller (Raft leader) as far as this node knows.
+    pub fn leader_id(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node is the Raft leader (the active controller).
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// When this node last exchanged a Raft message with voter `peer` successfully: the leader
+    /// hears from every live voter at each heartbeat, so this is the broker liveness signal in
+    /// combined mode. `None` for a single voter or a peer never heard from.
+    pub fn last_heard_from(&self, peer: u64) -> Option<Instant> {
+        self.cluster.as_ref().and_then(|c| c.health.last_ok(peer))
+    }
+
+    /// Whether this node runs a quorum with a transport (`open_cluster`).
+    pub fn is_quorum(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// This node's Raft id.

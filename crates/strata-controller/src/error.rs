@@ -9,33 +9,14 @@ use crate::image::ApplyError;
 /// entry's apply and are the same on every voter.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("topic {name} already exists; delete it first or pick another name")]
-    TopicAlreadyExists { name: String },
-    #[error("topic {name} does not exist; list topics to check the name")]
-    UnknownTopic { name: String },
-    #[error(
-        "topic {name} has {current} partitions and cannot have {requested}; \
-         the count must be positive and can only grow"
-    )]
-    InvalidPartitions {
-        name: String,
-        current: i32,
-        requested: i32,
-    },
-    #[error("topic {name} cannot have replication factor {requested}; it must be at least 1")]
-    InvalidReplicationFactor { name: String, requested: i16 },
-    #[error("the metadata directory belongs to cluster {current}, not {requested}")]
-    ClusterIdMismatch { current: String, requested: String },
+    /// The command was committed and refused by validation, the same way on every voter.
+    #[error(transparent)]
+    Rejected(#[from] ApplyError),
     #[error(
         "controller node {node_id} is not a voter of the metadata group in this directory \
          (voters: {voters:?}); start it with the node id the directory was created with"
     )]
     NotAVoter { node_id: u64, voters: Vec<u64> },
-    #[error(
-        "cannot allocate {count} producer ids after {next} (at most {max} per block, below \
-         i64::MAX); the producer id space is exhausted or the request is invalid"
-    )]
-    InvalidProducerIdBlock { count: i64, next: i64, max: i64 },
     #[error("this node is not the controller leader (leader: {leader:?}); send the request to the leader")]
     NotLeader { leader: Option<u64> },
     #[error("controller metadata storage failed: {source}")]
@@ -91,33 +72,6 @@ pub enum ControllerError {
          check the metadata directory and the logs"
     )]
     NotReady { node_id: u64, waited: Duration },
-}
-
-impl From<ApplyError> for ControllerError {
-    fn from(e: ApplyError) -> Self {
-        match e {
-            ApplyError::TopicAlreadyExists { name } => ControllerError::TopicAlreadyExists { name },
-            ApplyError::UnknownTopic { name } => ControllerError::UnknownTopic { name },
-            ApplyError::InvalidPartitions {
-                name,
-                current,
-                requested,
-            } => ControllerError::InvalidPartitions {
-                name,
-                current,
-                requested,
-            },
-            ApplyError::InvalidReplicationFactor { name, requested } => {
-                ControllerError::InvalidReplicationFactor { name, requested }
-            }
-            ApplyError::ClusterIdAlreadySet { current, requested } => {
-                ControllerError::ClusterIdMismatch { current, requested }
-            }
-            ApplyError::InvalidProducerIdBlock { count, next, max } => {
-                ControllerError::InvalidProducerIdBlock { count, next, max }
-            }
-        }
-    }
 }
 
 impl ControllerError {

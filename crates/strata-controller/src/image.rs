@@ -15,6 +15,10 @@ use serde::Deserialize;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::partition::assign_replicas;
+use crate::partition::ElectError;
+use crate::partition::PartitionMeta;
+
 /// One topic as the controller knows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TopicMeta {
@@ -25,6 +29,18 @@ pub struct TopicMeta {
     /// Topic-level config overrides (`retention.ms`, `cleanup.policy`, ...).
     pub configs: BTreeMap<String, String>,
     pub internal: bool,
+    /// Replicas and leadership per partition. Empty for topics created before any broker
+    /// registered (a single-node log from before replication): every partition then lives on the
+    /// one broker that hosts the log.
+    #[serde(default)]
+    pub assignment: Vec<PartitionMeta>,
+}
+
+impl TopicMeta {
+    /// Partition `p`'s replicas and leadership, if placed.
+    pub fn partition(&self, p: i32) -> Option<&PartitionMeta> {
+        usize::try_from(p).ok().and_then(|i| self.assignment.get(i))
+    }
 }
 
 /// A broker that registered with the controller.
@@ -34,6 +50,10 @@ pub struct BrokerMeta {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Set when the controller lost the broker (no heartbeat within `broker.session.timeout.ms`)
+    /// or the broker shut down; a fenced broker leads nothing and leaves every ISR.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// The committed cluster metadata, as of the last applied log entry.
@@ -68,6 +88,13 @@ pub enum MetadataCommand {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
         internal: bool,
+        /// Replicas per partition; empty means placed by [`assign_replicas`] over the unfenced
+        /// brokers (none registered: left unplaced, see [`TopicMeta::assignment`]).
+        #[serde(default)]
+        assignment: Vec<Vec<i32>>,
+        /// Where placement starts in the broker order; the proposer draws it.
+        #[serde(default)]
+        placement_start: usize,
     },
     DeleteTopic {
         name: String,
@@ -76,6 +103,9 @@ pub enum MetadataCommand {
     CreatePartitions {
         name: String,
         total: i32,
+        /// Replicas of each new partition; empty means automatic placement.
+        #[serde(default)]
+        assignment: Vec<Vec<i32>>,
     },
     /// Full replacement of the topic's config overrides.
     SetTopicConfigs {
@@ -92,6 +122,32 @@ pub enum MetadataCommand {
     /// will use the same command.
     AllocateProducerIds {
         count: i64,
+    },
+    /// The controller lost the broker, or it is shutting down: it leaves every ISR and hands
+    /// leadership over ([`PartitionMeta::on_fenced`]).
+    FenceBroker {
+        node_id: i32,
+    },
+    /// A fenced broker heartbeats again: it may lead partitions that have no leader.
+    UnfenceBroker {
+        node_id: i32,
+    },
+    /// A partition leader changes its ISR (Kafka's AlterPartition). Refused unless `leader`,
+    /// `leader_epoch` and `partition_epoch` are current.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// ElectLeaders: `unclean` elects any live replica of a leaderless partition, otherwise the
+    /// preferred replica.
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        unclean: bool,
     },
 }
 
@@ -124,6 +180,52 @@ pub enum ApplyError {
          and stay below i64::MAX"
     )]
     InvalidProducerIdBlock { count: i64, next: i64, max: i64 },
+    #[error("broker {node_id} is not registered")]
+    UnknownBroker { node_id: i32 },
+    #[error("partition {partition} of topic {name} does not exist")]
+    UnknownPartition { name: String, partition: i32 },
+    #[error(
+        "topic {name}: {reason}; give every partition the same number of distinct, registered \
+         brokers"
+    )]
+    InvalidReplicaAssignment { name: String, reason: String },
+    #[error(
+        "topic {name} needs {requested} replicas but only {available} brokers are alive; lower \
+         the replication factor or start more brokers"
+    )]
+    NotEnoughBrokers {
+        name: String,
+        requested: i16,
+        available: usize,
+    },
+    #[error(
+        "{topic}-{partition}: the ISR change from broker {leader} at leader epoch {leader_epoch} \
+         / partition epoch {partition_epoch} is stale (now leader {current_leader}, epochs \
+         {current_leader_epoch} / {current_partition_epoch}); reload metadata and retry"
+    )]
+    StalePartitionEpoch {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        current_leader: i32,
+        current_leader_epoch: i32,
+        current_partition_epoch: i32,
+    },
+    #[error("{topic}-{partition}: invalid ISR {isr:?}: {reason}")]
+    InvalidIsr {
+        topic: String,
+        partition: i32,
+        isr: Vec<i32>,
+        reason: String,
+    },
+    #[error("{topic}-{partition}: cannot elect a leader: {source}")]
+    Election {
+        topic: String,
+        partition: i32,
+        source: ElectError,
+    },
 }
 
 /// The largest block of producer ids one [`MetadataCommand::AllocateProducerIds`] may take.
@@ -142,7 +244,38 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             image.cluster_id = cluster_id.clone();
         }
         MetadataCommand::RegisterBroker(broker) => {
+            let mut broker = broker.clone();
+            broker.fenced = false;
             image.brokers.insert(broker.node_id, broker.clone());
+            set_fenced(image, broker.node_id, false)?;
+        }
+        MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
+        MetadataCommand::UnfenceBroker { node_id } => set_fenced(image, *node_id, false)?,
+        MetadataCommand::AlterPartition {
+            topic,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => alter_partition(image, topic, *partition, (*leader, *leader_epoch, *partition_epoch), isr)?,
+        MetadataCommand::ElectLeader {
+            topic,
+            partition,
+            unclean,
+        } => {
+            let fenced = fenced_set(image);
+            let p = partition_mut(image, topic, *partition)?;
+            let elected = if *unclean {
+                p.elect_unclean(|b| fenced.contains(&b))
+            } else {
+                p.elect_preferred(|b| fenced.contains(&b))
+            };
+            elected.map_err(|source| ApplyError::Election {
+                topic: topic.clone(),
+                partition: *partition,
+                source,
+            })?;
         }
         MetadataCommand::CreateTopic {
             name,
@@ -151,6 +284,8 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             replication_factor,
             configs,
             internal,
+            assignment,
+            placement_start,
         } => {
             if image.topics.contains_key(name) {
                 return Err(ApplyError::TopicAlreadyExists { name: name.clone() });
@@ -168,6 +303,14 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
                     requested: *replication_factor,
                 });
             }
+            let placed = place(
+                image,
+                name,
+                0..*partitions,
+                *replication_factor,
+                assignment,
+                *placement_start,
+            )?;
             let topic = TopicMeta {
                 name: name.clone(),
                 id: *id,
@@ -175,6 +318,7 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
                 replication_factor: *replication_factor,
                 configs: configs.clone(),
                 internal: *internal,
+                assignment: placed,
             };
             image.topics.insert(name.clone(), topic);
         }
@@ -184,14 +328,26 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
                 .remove(name)
                 .ok_or_else(|| ApplyError::UnknownTopic { name: name.clone() })?;
         }
-        MetadataCommand::CreatePartitions { name, total } => {
+        MetadataCommand::CreatePartitions {
+            name,
+            total,
+            assignment,
+        } => {
             let topic = topic_mut(image, name)?;
-            if *total <= topic.partitions {
+            let current = topic.partitions;
+            if *total <= current {
                 return Err(ApplyError::InvalidPartitions {
                     name: name.clone(),
-                    current: topic.partitions,
+                    current,
                     requested: *total,
                 });
+            }
+            let (rf, unplaced) = (topic.replication_factor, topic.assignment.is_empty());
+            let start = topic.id.as_u128() as usize;
+            let placed = place(image, name, current..*total, rf, assignment, start)?;
+            let topic = topic_mut(image, name)?;
+            if !unplaced {
+                topic.assignment.extend(placed);
             }
             topic.partitions = *total;
         }
@@ -214,6 +370,165 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         }
     }
     Ok(())
+}
+
+/// Replicas for `partitions`: `manual` checked against the registered brokers, or placed over the
+/// unfenced ones. With no broker registered at all the topic stays unplaced (empty).
+fn place(
+    image: &MetadataImage,
+    name: &str,
+    partitions: std::ops::Range<i32>,
+    replication_factor: i16,
+    manual: &[Vec<i32>],
+    start: usize,
+) -> Result<Vec<PartitionMeta>, ApplyError> {
+    let fenced = fenced_set(image);
+    let is_fenced = |b: i32| fenced.contains(&b);
+    if !manual.is_empty() {
+        let bad = |reason: String| ApplyError::InvalidReplicaAssignment {
+            name: name.to_string(),
+            reason,
+        };
+        if manual.len() != partitions.len() {
+            return Err(bad(format!(
+                "{} replica lists for {} partitions",
+                manual.len(),
+                partitions.len()
+            )));
+        }
+        for replicas in manual {
+            if replicas.is_empty() || replicas.len() != manual[0].len() {
+                return Err(bad("replica lists differ in length or are empty".into()));
+            }
+            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+                return Err(bad(format!("broker {b} is not registered")));
+            }
+            let mut distinct = replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() != replicas.len() {
+                return Err(bad(format!("{replicas:?} names a broker twice")));
+            }
+        }
+        return Ok(manual
+            .iter()
+            .map(|r| PartitionMeta::new(r.clone(), is_fenced))
+            .collect());
+    }
+    if image.brokers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live: BTreeMap<i32, Option<String>> = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| (b.node_id, b.rack.clone()))
+        .collect();
+    let placed = assign_replicas(&live, partitions, replication_factor as usize, start)
+        .ok_or_else(|| ApplyError::NotEnoughBrokers {
+            name: name.to_string(),
+            requested: replication_factor,
+            available: live.len(),
+        })?;
+    Ok(placed
+        .into_iter()
+        .map(|r| PartitionMeta::new(r, is_fenced))
+        .collect())
+}
+
+fn fenced_set(image: &MetadataImage) -> Vec<i32> {
+    image
+        .brokers
+        .values()
+        .filter(|b| b.fenced)
+        .map(|b| b.node_id)
+        .collect()
+}
+
+/// Marks `node_id` fenced or not and moves leadership and ISRs accordingly.
+fn set_fenced(image: &mut MetadataImage, node_id: i32, fenced: bool) -> Result<(), ApplyError> {
+    image
+        .brokers
+        .get_mut(&node_id)
+        .ok_or(ApplyError::UnknownBroker { node_id })?
+        .fenced = fenced;
+    let down = fenced_set(image);
+    let is_fenced = |b: i32| down.contains(&b);
+    for topic in image.topics.values_mut() {
+        for p in &mut topic.assignment {
+            if !p.replicas.contains(&node_id) {
+                continue;
+            }
+            if fenced {
+                p.on_fenced(node_id, is_fenced);
+            } else {
+                p.on_unfenced(is_fenced);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn alter_partition(
+    image: &mut MetadataImage,
+    topic: &str,
+    partition: i32,
+    (leader, leader_epoch, partition_epoch): (i32, i32, i32),
+    isr: &[i32],
+) -> Result<(), ApplyError> {
+    let fenced = fenced_set(image);
+    let p = partition_mut(image, topic, partition)?;
+    if p.leader != leader || p.leader_epoch != leader_epoch || p.partition_epoch != partition_epoch
+    {
+        return Err(ApplyError::StalePartitionEpoch {
+            topic: topic.to_string(),
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            current_leader: p.leader,
+            current_leader_epoch: p.leader_epoch,
+            current_partition_epoch: p.partition_epoch,
+        });
+    }
+    let invalid = |reason: &str| ApplyError::InvalidIsr {
+        topic: topic.to_string(),
+        partition,
+        isr: isr.to_vec(),
+        reason: reason.to_string(),
+    };
+    if !isr.contains(&leader) {
+        return Err(invalid("it must contain the leader"));
+    }
+    if isr.iter().any(|r| !p.replicas.contains(r)) {
+        return Err(invalid("every member must be an assigned replica"));
+    }
+    if isr.iter().any(|r| !p.isr.contains(r) && fenced.contains(r)) {
+        return Err(invalid("a fenced broker cannot join the ISR"));
+    }
+    // Keep the assignment order, so the ISR reads the same on every node.
+    p.isr = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| isr.contains(r))
+        .collect();
+    p.partition_epoch += 1;
+    Ok(())
+}
+
+fn partition_mut<'a>(
+    image: &'a mut MetadataImage,
+    name: &str,
+    partition: i32,
+) -> Result<&'a mut PartitionMeta, ApplyError> {
+    topic_mut(image, name)?
+        .assignment
+        .get_mut(usize::try_from(partition).unwrap_or(usize::MAX))
+        .ok_or_else(|| ApplyError::UnknownPartition {
+            name: name.to_string(),
+            partition,
+        })
 }
 
 fn topic_mut<'a>(
@@ -282,6 +597,8 @@ mod tests {
             replication_factor: 1,
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
             internal: false,
+            assignment: vec![],
+            placement_start: 0,
         }
     }
 
@@ -323,6 +640,8 @@ mod tests {
             replication_factor: 0,
             configs: BTreeMap::new(),
             internal: false,
+            assignment: vec![],
+            placement_start: 0,
         };
         assert!(matches!(
             apply(&mut image, &cmd),
@@ -346,6 +665,7 @@ mod tests {
             MetadataCommand::CreatePartitions {
                 name: "a".into(),
                 total: 2,
+                assignment: vec![],
             },
             MetadataCommand::SetTopicConfigs {
                 name: "a".into(),
@@ -366,6 +686,7 @@ mod tests {
                 &MetadataCommand::CreatePartitions {
                     name: "a".into(),
                     total,
+                    assignment: vec![],
                 },
             )
             .unwrap_err();
@@ -383,6 +704,7 @@ mod tests {
             &MetadataCommand::CreatePartitions {
                 name: "a".into(),
                 total: 7,
+                assignment: vec![],
             },
         )
         .unwrap();
@@ -427,6 +749,7 @@ mod tests {
             host: "a".into(),
             port: 9092,
             rack: None,
+        fenced: false,
         };
         apply(&mut image, &MetadataCommand::RegisterBroker(broker.clone())).unwrap();
         broker.host = "b".into();

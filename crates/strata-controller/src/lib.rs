@@ -11,7 +11,8 @@
 //! - [`controller`]: [`Controller`], the handle the broker holds.
 //! - [`log_store`] ([`LogStore`]) and [`state_machine`] ([`StateMachine`]): openraft's storage
 //!   traits (v2). Checked against `openraft::testing::Suite`.
-//! - [`image`]: the pure `apply(image, command)`; no I/O, deterministic.
+//! - [`image`]: the pure `apply(image, command)`; no I/O, deterministic. [`partition`]: replica
+//!   placement and the leader/ISR rules it applies.
 //! - [`network`] (clients), `server` (listener) and [`rpc`] (frames): the TCP transport of a
 //!   quorum; [`quorum`]: parsing `controller.quorum.voters`.
 //! - `disk`: atomic JSON files, record framing, the directory lock.
@@ -58,6 +59,7 @@ pub mod error;
 pub mod image;
 pub mod log_store;
 pub mod network;
+pub mod partition;
 pub mod quorum;
 pub mod rpc;
 mod server;
@@ -76,6 +78,8 @@ pub use image::MetadataCommand;
 pub use image::MetadataImage;
 pub use image::TopicMeta;
 pub use log_store::LogStore;
+pub use partition::PartitionMeta;
+pub use partition::NO_LEADER;
 pub use quorum::parse_quorum_voters;
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;

@@ -7,8 +7,8 @@
 //!   as `Unreachable` (openraft backs off), a failure on an open connection as `Network`.
 //! - [`NoNetwork`] is for the single-voter controller: nothing is ever sent, so every RPC fails
 //!   with [`openraft::error::Unreachable`].
-//! - [`PeerHealth`] remembers which peers answered recently; it only feeds error messages
-//!   ("2 of 3 voters reachable") and never drives Raft decisions.
+//! - [`PeerHealth`] remembers which peers answered recently; it feeds error messages ("2 of 3
+//!   voters reachable") and the broker's liveness checks, and never drives Raft decisions.
 //!
 //! The receiving side is the private `server` module. This module never touches the log or state machine.
 
@@ -119,12 +119,21 @@ impl RaftNetwork<TypeConfig> for NoPeer {
 pub struct PeerHealth {
     // peer id -> (when we last heard from it, whether the last exchange succeeded)
     peers: Arc<Mutex<BTreeMap<NodeId, (Instant, bool)>>>,
+    // peer id -> the last successful exchange
+    last_ok: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
 }
 
 impl PeerHealth {
     /// Records a successful exchange with `peer` (either direction).
     pub fn ok(&self, peer: NodeId) {
-        self.peers.lock().insert(peer, (Instant::now(), true));
+        let now = Instant::now();
+        self.peers.lock().insert(peer, (now, true));
+        self.last_ok.lock().insert(peer, now);
+    }
+
+    /// When `peer` last answered (or called) successfully.
+    pub fn last_ok(&self, peer: NodeId) -> Option<Instant> {
+        self.last_ok.lock().get(&peer).copied()
     }
 
     /// Records a failed call to `peer`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use strata_controller::log_store::LOG_FILE;
 use strata_controller::state_machine::SNAPSHOT_FILE;
+use strata_controller::ApplyError;
 use strata_controller::BrokerMeta;
 use strata_controller::Controller;
 use strata_controller::ControllerConfig;
@@ -23,6 +24,8 @@ fn create(name: &str, partitions: i32) -> MetadataCommand {
         replication_factor: 1,
         configs: BTreeMap::from([("cleanup.policy".to_string(), "delete".to_string())]),
         internal: name.starts_with("__"),
+        assignment: vec![],
+        placement_start: 0,
     }
 }
 
@@ -39,6 +42,7 @@ async fn populate(c: &Controller) -> MetadataImage {
         host: "localhost".into(),
         port: 9092,
         rack: Some("r1".into()),
+        fenced: false,
     };
     c.propose(MetadataCommand::RegisterBroker(broker))
         .await
@@ -48,6 +52,7 @@ async fn populate(c: &Controller) -> MetadataImage {
     c.propose(MetadataCommand::CreatePartitions {
         name: "orders".into(),
         total: 6,
+        assignment: vec![],
     })
     .await
     .unwrap();
@@ -123,7 +128,7 @@ async fn rejected_commands_return_errors_and_leave_the_image() {
 
     let err = c.propose(create("a", 9)).await.unwrap_err();
     assert!(
-        matches!(&err, ControllerError::TopicAlreadyExists { name } if name == "a"),
+        matches!(&err, ControllerError::Rejected(ApplyError::TopicAlreadyExists { name }) if name == "a"),
         "{err}"
     );
     assert!(err.to_string().contains("topic a already exists"));
@@ -134,30 +139,31 @@ async fn rejected_commands_return_errors_and_leave_the_image() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ControllerError::UnknownTopic { name } if name == "nope"),
+        matches!(&err, ControllerError::Rejected(ApplyError::UnknownTopic { name }) if name == "nope"),
         "{err}"
     );
     let err = c
         .propose(MetadataCommand::CreatePartitions {
             name: "a".into(),
             total: 1,
+            assignment: vec![],
         })
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            ControllerError::InvalidPartitions {
+            ControllerError::Rejected(ApplyError::InvalidPartitions {
                 current: 2,
                 requested: 1,
                 ..
-            }
+            })
         ),
         "{err}"
     );
     let err = c.propose(create("b", 0)).await.unwrap_err();
     assert!(
-        matches!(err, ControllerError::InvalidPartitions { requested: 0, .. }),
+        matches!(err, ControllerError::Rejected(ApplyError::InvalidPartitions { requested: 0, .. })),
         "{err}"
     );
     assert_eq!(*c.image(), *before);
@@ -284,7 +290,7 @@ async fn producer_id_blocks_are_never_reused_across_restarts() {
     assert_eq!((a.clone(), b.clone()), (0..1000, 1000..1010));
     assert!(matches!(
         c.allocate_producer_ids(0).await,
-        Err(ControllerError::InvalidProducerIdBlock { .. })
+        Err(ControllerError::Rejected(ApplyError::InvalidProducerIdBlock { .. }))
     ));
     c.shutdown().await.unwrap();
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use strata_controller::parse_quorum_voters;
+use strata_controller::ApplyError;
 use strata_controller::Controller;
 use strata_controller::ControllerConfig;
 use strata_controller::ControllerError;
@@ -27,6 +28,8 @@ fn create(name: &str) -> MetadataCommand {
         replication_factor: 3,
         configs: BTreeMap::new(),
         internal: false,
+        assignment: vec![],
+        placement_start: 0,
     }
 }
 
@@ -141,7 +144,7 @@ async fn follower_proposals_failover_and_catch_up() {
     // Validation errors come back through the forward too.
     let dup = nodes[&follower].propose(create("orders")).await;
     assert!(
-        matches!(dup, Err(ControllerError::TopicAlreadyExists { .. })),
+        matches!(dup, Err(ControllerError::Rejected(ApplyError::TopicAlreadyExists { .. }))),
         "{dup:?}"
     );
 

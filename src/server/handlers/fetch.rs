@@ -5,6 +5,10 @@
 //! (no polling) and re-reads, until `max_wait_ms` has passed. Records are never
 //! decoded: the log hands back whole batches as stored.
 //!
+//! A follower's fetch (replica id >= 0) reads up to the log end and reports its progress to
+//! the partition, which moves the ISR and high watermark (see `broker::replica`); a consumer's
+//! reads up to the high watermark. Only the leader serves either.
+//!
 //! Offsets below the local log start offset of a tiered partition are read from the
 //! remote tier first, each partition on its own task (so many remote partitions are
 //! read in parallel and a slow store never blocks the connection's local work),
@@ -35,6 +39,8 @@ type RemoteReads = HashMap<(usize, usize), Result<Bytes, ResponseError>>;
 
 /// One requested partition, resolved once per request.
 struct Target {
+    /// A follower's fetch: read up to the log end, not the high watermark.
+    follower: bool,
     index: i32,
     fetch_offset: i64,
     max_bytes: usize,
@@ -54,7 +60,16 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
-    let topics: Vec<TopicTargets> = req.topics.iter().map(|t| resolve(ctx, t)).collect();
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let topics: Vec<TopicTargets> = req
+        .topics
+        .iter()
+        .map(|t| resolve(ctx, t, replica_id))
+        .collect();
     let read_committed = req.isolation_level == 1;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
@@ -94,7 +109,9 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     }
 }
 
-fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
+fn resolve(ctx: &Ctx, t: &FetchTopic, replica_id: i32) -> TopicTargets {
+    let follower = replica_id >= 0;
+    let now = crate::broker::now_ms();
     let by_id = ctx.version >= 13;
     let name = if by_id {
         ctx.broker
@@ -111,10 +128,18 @@ fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
                 None => Err(ResponseError::UnknownTopicId),
                 Some(n) => ctx
                     .broker
-                    .partition(n, p.partition)
-                    .map_err(|e| error_code(&e)),
+                    .leader_partition(n, p.partition)
+                    .map_err(|e| error_code(&e))
+                    .and_then(|part| check_epoch(part, p.current_leader_epoch)),
             };
+            let partition = partition.and_then(|part| {
+                if follower {
+                    follow(&part, replica_id, p.fetch_offset, now)?;
+                }
+                Ok(part)
+            });
             Target {
+                follower,
                 index: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
@@ -127,6 +152,30 @@ fn resolve(ctx: &Ctx, t: &FetchTopic) -> TopicTargets {
         id: t.topic_id,
         partitions,
     }
+}
+
+/// KIP-320: a fetch naming an older leader epoch is fenced; a newer one means our metadata
+/// is behind.
+fn check_epoch(part: Arc<Partition>, requested: i32) -> Result<Arc<Partition>, ResponseError> {
+    if requested < 0 {
+        return Ok(part);
+    }
+    let current = part.meta().leader_epoch;
+    match requested.cmp(&current) {
+        std::cmp::Ordering::Less => Err(ResponseError::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(part),
+    }
+}
+
+/// Records a follower's progress. A follower copies only the leader's local log: below it, on a
+/// tiered partition, it is told OFFSET_MOVED_TO_TIERED_STORAGE and starts at the local log start.
+fn follow(part: &Partition, replica_id: i32, offset: i64, now: i64) -> Result<(), ResponseError> {
+    if offset < part.log.log_start_offset() && part.remote_manifest().is_some() {
+        return Err(ResponseError::OffsetMovedToTieredStorage);
+    }
+    part.on_follower_fetch(replica_id, offset, now);
+    Ok(())
 }
 
 /// Counts the record bytes of a response that is about to be sent, per topic. The
@@ -164,6 +213,9 @@ async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> Re
             let Ok(part) = &target.partition else {
                 continue;
             };
+            if target.follower {
+                continue;
+            }
             let Some(m) = part.remote_for(target.fetch_offset) else {
                 continue;
             };
@@ -278,7 +330,8 @@ fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool
         .with_last_stable_offset(hw)
         .with_log_start_offset(part.log_start_offset());
     let limit = target.max_bytes.min(remaining);
-    match part.log.read(target.fetch_offset, limit, first) {
+    let upper = if target.follower { i64::MAX } else { hw };
+    match part.log.read_up_to(target.fetch_offset, limit, first, upper) {
         Ok(records) => base.with_records(Some(records)),
         Err(e) => {
             let code = log_code(&e);

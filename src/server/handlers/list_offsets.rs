@@ -38,7 +38,7 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
             if ctx.version >= 4 {
                 base = base.with_leader_epoch(0);
             }
-            let remote = match ctx.broker.partition(&name, p.partition_index) {
+            let remote = match ctx.broker.leader_partition(&name, p.partition_index) {
                 Ok(part) if p.timestamp >= 0 => remote_lookup(ctx, &part, p.timestamp).await,
                 _ => Ok(None),
             };
@@ -92,7 +92,7 @@ fn local_answer(
     timestamp: i64,
     base: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
-    match ctx.broker.partition(name, index) {
+    match ctx.broker.leader_partition(name, index) {
         Ok(part) => match lookup(&part, timestamp) {
             Ok((offset, timestamp)) => base.with_offset(offset).with_timestamp(timestamp),
             Err(code) => base

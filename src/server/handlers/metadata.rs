@@ -37,17 +37,24 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
             Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
         });
     }
-    let node = broker.node_id();
-    let listener = &broker.advertised;
-    let me = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(str_bytes(listener.host.clone()))
-        .with_port(listener.port as i32)
-        .with_rack(broker.config().broker_rack.clone().map(str_bytes));
+    let image = broker.image();
+    // Kafka lists the live (unfenced) brokers.
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![me])
-        .with_cluster_id(Some(str_bytes(broker.image().cluster_id.clone())))
-        .with_controller_id(BrokerId(node))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.active_controller()))
         .with_topics(topics)
 }
 
@@ -78,9 +85,9 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
         };
         match broker.create_topic(new, false).await {
             Ok(_) => tracing::info!(topic = name, "auto-created topic"),
-            Err(BrokerError::Controller(
-                strata_controller::ControllerError::TopicAlreadyExists { .. },
-            )) => {}
+            Err(BrokerError::Controller(strata_controller::ControllerError::Rejected(
+                strata_controller::ApplyError::TopicAlreadyExists { .. },
+            ))) => {}
             Err(e) => {
                 tracing::warn!(topic = name, error = %e, "auto-creation failed");
                 return base.with_error_code(error_code(&e).code());
@@ -90,15 +97,31 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
     let Some(state) = broker.topic(name) else {
         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
     };
-    let node = BrokerId(broker.node_id());
-    let partitions = (0..state.partitions.len() as i32)
+    let image = broker.image();
+    let fenced = |b: i32| image.brokers.get(&b).is_none_or(|m| m.fenced);
+    let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
+    let partitions = (0..state.meta.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let m = broker.partition_meta(&state.meta, p);
+            let error = if m.leader == strata_controller::NO_LEADER {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            // Fields newer than the request's version must stay at their defaults.
+            let mut out = MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(BrokerId(m.leader))
+                .with_replica_nodes(ids(&m.replicas))
+                .with_isr_nodes(ids(&m.isr));
+            if ctx.version >= 5 {
+                out = out.with_offline_replicas(ids(&m.offline(fenced)));
+            }
+            if ctx.version >= 7 {
+                out = out.with_leader_epoch(m.leader_epoch);
+            }
+            out
         })
         .collect();
     base.with_topic_id(state.meta.id)

@@ -7,6 +7,7 @@ mod configs;
 mod fetch;
 mod groups;
 mod init_producer_id;
+mod leader_epoch;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -25,8 +26,9 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
     Some(match body {
         Rq::ApiVersions(_) => Rs::ApiVersions(api_versions::response(0)),
         Rq::Metadata(r) => Rs::Metadata(metadata::handle(ctx, r).await),
-        Rq::Produce(r) => return produce::handle(ctx, r).map(Rs::Produce),
+        Rq::Produce(r) => return produce::handle(ctx, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
+        Rq::OffsetForLeaderEpoch(r) => Rs::OffsetForLeaderEpoch(leader_epoch::handle(ctx, r)),
         Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(topics::create_topics(ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(topics::delete_topics(ctx, r).await),

@@ -35,6 +35,7 @@ pub(super) const LOG_DIRS: &[Synonym] = &[syn("log.dirs"), syn("log.dir")];
 /// Broker names that are resolved together: the first explicitly set one wins.
 pub const BROKER_GROUPS: &[&[Synonym]] = &[LOG_DIRS, ROLL, JITTER, RETENTION, FLUSH_MS];
 
+const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 pub(super) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
 pub(super) const COMPRESSION_TYPES: &[&str] =
@@ -53,6 +54,41 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "advertised.listeners", ty: List, validator: Listeners, importance: High,
         doc: "Addresses given to clients in metadata; unset means the listeners (an empty host becomes localhost).",
+        ..BASE },
+    ConfigDef { name: "process.roles", ty: List, default: Some("broker,controller"), validator: ListOf(PROCESS_ROLES),
+        importance: High,
+        doc: "Roles of this node; Strata runs every node as both broker and controller (Kafka's combined mode), the only value accepted.",
+        ..BASE },
+    ConfigDef { name: "controller.quorum.voters", ty: String, default: Some(""), importance: High,
+        doc: "The metadata Raft voters as id@host:port,...; empty runs a single-node cluster with an embedded controller and no controller port.",
+        ..BASE },
+    ConfigDef { name: "controller.listener.names", ty: List, default: Some("CONTROLLER"), validator: NonEmptyList,
+        importance: High,
+        doc: "Names of the listeners (in listeners) that serve controller RPCs; clients never see them. Needed when controller.quorum.voters is set.",
+        ..BASE },
+    ConfigDef { name: "broker.session.timeout.ms", ty: Int, default: Some("3000"), validator: AtLeast(1), importance: High,
+        doc: "A broker the active controller has not heard from for this long is fenced: it leaves every ISR and its partitions get new leaders. Kafka's default is 9000; Strata's is lower so that failover takes seconds.",
+        ..BASE },
+    ConfigDef { name: "broker.heartbeat.interval.ms", ty: Int, default: Some("500"), validator: AtLeast(1), importance: Medium,
+        doc: "How often the active controller checks brokers' liveness (it hears from them through the metadata log's own replication).",
+        ..BASE },
+    ConfigDef { name: "controlled.shutdown.enable", ty: Boolean, default: Some("true"), importance: Medium,
+        doc: "Whether a stopping broker first asks the controller to move its partition leadership away.",
+        ..BASE },
+    ConfigDef { name: "replica.lag.time.max.ms", ty: Long, default: Some("30000"), validator: AtLeast(1), importance: High,
+        doc: "A follower that has not caught up with the leader's log end for this long is removed from the ISR.",
+        ..BASE },
+    ConfigDef { name: "replica.fetch.max.bytes", ty: Int, default: Some("1048576"), validator: AtLeast(0), importance: Medium,
+        doc: "Bytes a follower asks for per partition in one fetch from its leader.",
+        ..BASE },
+    ConfigDef { name: "replica.fetch.response.max.bytes", ty: Int, default: Some("10485760"), validator: AtLeast(0), importance: Medium,
+        doc: "Bytes a follower asks for in one whole fetch response.",
+        ..BASE },
+    ConfigDef { name: "replica.fetch.wait.max.ms", ty: Int, default: Some("500"), validator: AtLeast(0), importance: Medium,
+        doc: "How long a follower's fetch waits at the leader for new records.",
+        ..BASE },
+    ConfigDef { name: "replica.fetch.backoff.ms", ty: Int, default: Some("1000"), validator: AtLeast(0), importance: Medium,
+        doc: "How long a follower waits after a failed fetch before retrying.",
         ..BASE },
     ConfigDef { name: "socket.request.max.bytes", ty: Int, default: Some("104857600"), validator: AtLeast(1),
         importance: High, doc: "Largest request, in bytes, the broker accepts on a socket.", ..BASE },
@@ -182,7 +218,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "delete.topic.enable", ty: Boolean, default: Some("true"), importance: High,
         doc: "Whether DeleteTopics is allowed.", ..BASE },
     ConfigDef { name: "unclean.leader.election.enable", ty: Boolean, default: Some("false"), importance: High,
-        dynamic: true, stored_only: true,
+        dynamic: true,
         doc: "Whether an out-of-sync replica may become leader as a last resort, losing data.", ..BASE },
     // --- consumer groups and committed offsets ---------------------------------
     ConfigDef { name: "group.initial.rebalance.delay.ms", ty: Int, default: Some("3000"), validator: AtLeast(0),

@@ -78,6 +78,6 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "preallocate", ty: Boolean, importance: Medium, synonyms: from!("log.preallocate"),
         stored_only: true, doc: "Whether to preallocate the file when rolling a new segment.", ..BASE },
     ConfigDef { name: "unclean.leader.election.enable", ty: Boolean, importance: Medium,
-        synonyms: from!("unclean.leader.election.enable"), stored_only: true,
+        synonyms: from!("unclean.leader.election.enable"),
         doc: "Whether an out-of-sync replica may become leader as a last resort, losing data.", ..BASE },
 ];

@@ -23,7 +23,20 @@ use crate::{ConfigError, Configs};
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// Client listeners: `listeners` without the controller ones.
     pub listeners: Vec<Listener>,
+    /// The listener that serves controller RPCs, when `controller.quorum.voters` is set.
+    pub controller_listener: Option<Listener>,
+    /// `controller.quorum.voters`, unparsed; empty for a single-node cluster.
+    pub quorum_voters: String,
+    pub broker_session_timeout_ms: i64,
+    pub broker_heartbeat_interval_ms: i64,
+    pub controlled_shutdown_enable: bool,
+    pub replica_lag_time_max_ms: i64,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_backoff_ms: i32,
     /// `advertised.listeners`, or `listeners` with an empty host replaced by
     /// `localhost`. A port 0 here stands for the port actually bound.
     pub advertised_listeners: Vec<Listener>,
@@ -101,6 +114,7 @@ pub struct TopicConfig {
     /// Normalized: `delete`, `compact` or `compact,delete`.
     pub cleanup_policy: String,
     pub min_insync_replicas: i32,
+    pub unclean_leader_election_enable: bool,
     pub remote_storage_enable: bool,
     /// -2 means "same as retention_ms".
     pub local_retention_ms: i64,
@@ -118,7 +132,10 @@ impl Configs {
             configs: self,
             chain: |name| self.broker_chain(name, dynamic),
         };
-        let listeners = parse_listener_entry(self, &r.entry("listeners")?)?;
+        let all_listeners = parse_listener_entry(self, &r.entry("listeners")?)?;
+        let quorum_voters = r.entry("controller.quorum.voters")?.converted().trim().to_string();
+        let (listeners, controller_listener) =
+            split_controller_listener(self, &r, all_listeners, !quorum_voters.is_empty())?;
         let advertised_listeners = match r.chain("advertised.listeners").into_iter().next() {
             Some(entry) => parse_listener_entry(self, &entry)?,
             None => derive_advertised(self, &r.entry("listeners")?, &listeners)?,
@@ -132,6 +149,16 @@ impl Configs {
         Ok(BrokerConfig {
             node_id: r.get("node.id")?,
             listeners,
+            controller_listener,
+            quorum_voters,
+            broker_session_timeout_ms: r.get::<i32>("broker.session.timeout.ms")? as i64,
+            broker_heartbeat_interval_ms: r.get::<i32>("broker.heartbeat.interval.ms")? as i64,
+            controlled_shutdown_enable: r.flag("controlled.shutdown.enable")?,
+            replica_lag_time_max_ms: r.get("replica.lag.time.max.ms")?,
+            replica_fetch_max_bytes: r.get("replica.fetch.max.bytes")?,
+            replica_fetch_response_max_bytes: r.get("replica.fetch.response.max.bytes")?,
+            replica_fetch_wait_max_ms: r.get("replica.fetch.wait.max.ms")?,
+            replica_fetch_backoff_ms: r.get("replica.fetch.backoff.ms")?,
             advertised_listeners,
             log_dirs,
             num_partitions: r.get("num.partitions")?,
@@ -206,6 +233,7 @@ impl Configs {
             flush_ms: r.get("flush.ms")?,
             cleanup_policy: policy.join(","),
             min_insync_replicas: r.get("min.insync.replicas")?,
+            unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             remote_storage_enable: r.flag("remote.storage.enable")?,
             local_retention_ms: r.get("local.retention.ms")?,
             local_retention_bytes: r.get("local.retention.bytes")?,
@@ -318,6 +346,57 @@ fn parse_listener_entry(configs: &Configs, entry: &Entry) -> Result<Vec<Listener
         reason,
         origin: configs.entry_origin(entry),
     })
+}
+
+/// Splits `listeners` into client listeners and the controller listener (named by
+/// `controller.listener.names`), which only a quorum (`controller.quorum.voters`) needs. Also
+/// checks `process.roles`: every Strata node is broker and controller.
+fn split_controller_listener<F: Fn(&'static str) -> Vec<Entry>>(
+    configs: &Configs,
+    r: &Reader<'_, F>,
+    all: Vec<Listener>,
+    quorum: bool,
+) -> Result<(Vec<Listener>, Option<Listener>), ConfigError> {
+    let roles = r.entry("process.roles")?;
+    let mut named: Vec<&str> = list_items(&roles.raw);
+    named.sort_unstable();
+    named.dedup();
+    if named != ["broker", "controller"] {
+        return Err(r.invalid(
+            &roles,
+            "Strata runs every node as broker and controller; set process.roles=broker,controller",
+        ));
+    }
+    let names_entry = r.entry("controller.listener.names")?;
+    let names: Vec<String> = list_items(&names_entry.raw)
+        .into_iter()
+        .map(|n| n.to_ascii_uppercase())
+        .collect();
+    let (controller, clients): (Vec<Listener>, Vec<Listener>) =
+        all.into_iter().partition(|l| names.contains(&l.name));
+    let listeners_entry = r.entry("listeners")?;
+    if clients.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "listeners".to_string(),
+            value: listeners_entry.raw.clone(),
+            reason: "every listener is a controller listener; add one for clients, e.g. PLAINTEXT://:9092".to_string(),
+            origin: configs.entry_origin(&listeners_entry),
+        });
+    }
+    let controller = controller.into_iter().next();
+    if quorum && controller.is_none() {
+        return Err(ConfigError::Invalid {
+            name: "listeners".to_string(),
+            value: listeners_entry.raw.clone(),
+            reason: format!(
+                "controller.quorum.voters is set, so listeners needs a controller listener named {}, e.g. {}://:9093",
+                names.join(" or "),
+                names.first().map(String::as_str).unwrap_or("CONTROLLER")
+            ),
+            origin: configs.entry_origin(&listeners_entry),
+        });
+    }
+    Ok((clients, controller))
 }
 
 /// Kafka advertises the listeners themselves when `advertised.listeners` is
