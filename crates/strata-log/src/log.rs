@@ -89,6 +89,10 @@ pub struct Log {
     producer_replay_bytes: u64,
     /// The leader epoch cache; changed only under `writer`, read by anyone.
     epochs: RwLock<LeaderEpochCache>,
+    /// Raised by a truncation after it lowered the published log end and before
+    /// it cuts or deletes anything: a read that saw it change may have read
+    /// bytes being removed, and is retried (see `retry_if_truncated`).
+    truncations: AtomicU64,
 }
 
 /// A point in a truncation where tests may simulate a crash (a no-op otherwise).
@@ -151,6 +155,7 @@ impl Log {
             recovery_bytes_scanned: scanned,
             producer_replay_bytes,
             epochs: RwLock::new(epochs),
+            truncations: AtomicU64::new(0),
         })
     }
 
@@ -534,6 +539,32 @@ impl Log {
         min_one_batch: bool,
         max_offset: i64,
     ) -> Result<Bytes, LogError> {
+        self.retry_if_truncated(|| self.read_once(offset, max_bytes, min_one_batch, max_offset))
+    }
+
+    /// Runs a read again (at most twice more) if a truncation published a
+    /// lower log end while it ran: it may then have hit bytes being cut (a
+    /// short read) and must answer for the log as it is now. A read that loads
+    /// the log end after the counter rose stays below the cut.
+    fn retry_if_truncated<T>(&self, read: impl Fn() -> Result<T, LogError>) -> Result<T, LogError> {
+        let mut attempts = 0;
+        loop {
+            let before = self.truncations.load(Ordering::SeqCst);
+            let result = read();
+            attempts += 1;
+            if attempts == 3 || self.truncations.load(Ordering::SeqCst) == before {
+                return result;
+            }
+        }
+    }
+
+    fn read_once(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<Bytes, LogError> {
         let log_end = self.log_end.load(Ordering::Acquire);
         self.check_range(offset, log_end)?;
         let upper = max_offset.min(log_end);
@@ -594,6 +625,10 @@ impl Log {
     /// below the log start offset (the server decodes it to find the exact
     /// record, and clamps that offset to the log start offset, as Kafka does).
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        self.retry_if_truncated(|| self.find_batch_by_timestamp_once(ts))
+    }
+
+    fn find_batch_by_timestamp_once(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
         let log_start = self.log_start_offset();
         for segment in self.snapshot() {
             if segment.max_timestamp().is_some_and(|m| m.timestamp >= ts) {
@@ -607,6 +642,10 @@ impl Log {
 
     /// The (first) batch holding the largest timestamp, for ListOffsets -3.
     pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, LogError> {
+        self.retry_if_truncated(|| self.max_timestamp_batch_once())
+    }
+
+    fn max_timestamp_batch_once(&self) -> Result<Option<Bytes>, LogError> {
         let mut best: Option<(Arc<Segment>, i64, i64)> = None;
         for segment in self.snapshot() {
             if let Some(m) = segment.max_timestamp() {
@@ -1013,8 +1052,10 @@ impl Log {
         w.synced_up_to = Arc::new(AtomicI64::new(w.recovery_point));
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
-        // (2) Readers stop at the new end from now on.
-        self.log_end.store(new_end, Ordering::Release);
+        // (2) Readers stop at the new end from now on; those that loaded the
+        // old end retry.
+        self.log_end.store(new_end, Ordering::SeqCst);
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         // (3) Whole segments above the cut, highest first: every intermediate
         // state on disk is a prefix of the log.
         let above = &segments[holding_at + 1..];
@@ -1090,9 +1131,11 @@ impl Log {
         w.synced_up_to = Arc::new(AtomicI64::new(offset));
         w.recovery_point = offset;
         w.unflushed_messages = 0;
-        // Readers see an empty range (start > end answers OffsetOutOfRange)
-        // until the new segment is in place.
-        self.log_start.store(offset, Ordering::Release);
+        // Readers see the empty log at `offset` from now on (and retry if
+        // they loaded the old range).
+        self.log_end.store(offset, Ordering::SeqCst);
+        self.log_start.store(offset, Ordering::SeqCst);
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
         let segments = self.snapshot();
@@ -1113,7 +1156,6 @@ impl Log {
             map.clear();
             map.insert(offset, new);
         }
-        self.log_end.store(offset, Ordering::Release);
         checkpoint::sync_dir(&self.dir)?;
         crash_point(w, &self.dir)?;
         leader_epoch::write(&self.dir, &LeaderEpochCache::default())
