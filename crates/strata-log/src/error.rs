@@ -4,7 +4,9 @@
 //! `Record(Invalid)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, `Producer(InvalidProducerEpoch)` ->
 //! INVALID_PRODUCER_EPOCH, other `Producer` errors -> INVALID_RECORD, everything
-//! else -> KAFKA_STORAGE_ERROR.
+//! else -> KAFKA_STORAGE_ERROR. `NonContiguous` comes only from
+//! `Log::append_as_follower` and is for the replica fetcher, not clients (Kafka's
+//! `UnexpectedAppendOffsetException`).
 
 use std::io;
 use std::path::PathBuf;
@@ -52,6 +54,12 @@ pub enum LogError {
     Locked { dir: PathBuf },
     #[error("log {dir} is closed; reopen it with Log::open")]
     Closed { dir: PathBuf },
+    #[error("replicated batches for log {dir} do not continue it: expected a batch at offset {expected} but got one at {got}; truncate the follower's log (OffsetForLeaderEpoch) or refetch from its end")]
+    NonContiguous {
+        dir: PathBuf,
+        expected: i64,
+        got: i64,
+    },
 }
 
 impl LogError {

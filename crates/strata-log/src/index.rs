@@ -170,6 +170,20 @@ impl OffsetIndex {
         Ok(())
     }
 
+    /// Drops the entries of batches at or after byte `position` of the log (a
+    /// truncation cuts the log there) and shortens the file to match. Returns the
+    /// last entry kept. One caller at a time (the segment's writer).
+    pub fn truncate_to_position(&self, position: u64) -> io::Result<Option<OffsetEntry>> {
+        let (kept, last) = {
+            let mut entries = self.entries.write();
+            let kept = entries.partition_point(|&(_, p)| u64::from(p) < position);
+            entries.truncate(kept);
+            (kept, entries.last().map(|&e| self.entry(e)))
+        };
+        self.file.set_len((kept * ENTRY_LEN) as u64)?;
+        Ok(last)
+    }
+
     /// Largest entry whose offset is <= `target`.
     pub fn lookup(&self, target: i64) -> Option<OffsetEntry> {
         let rel = target - self.base_offset;

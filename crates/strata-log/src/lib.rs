@@ -73,6 +73,7 @@ mod crash_tests;
 mod error;
 mod flusher;
 pub mod index;
+mod leader_epoch;
 mod log;
 #[cfg(test)]
 mod log_tests;
@@ -84,6 +85,8 @@ pub mod record;
 mod recovery;
 #[cfg(test)]
 mod recovery_tests;
+#[cfg(test)]
+mod replication_tests;
 mod segment;
 pub mod timeindex;
 

@@ -20,6 +20,7 @@ use crate::checkpoint::{self, Checkpoint, CleanShutdown};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::flusher;
+use crate::leader_epoch::{self, LeaderEpochCache};
 use crate::producer_snapshot;
 use crate::producer_state::{Prepared, ProducerBatch, ProducerStateManager};
 use crate::record;
@@ -68,6 +69,14 @@ struct Writer {
     dir_lock: Option<std::fs::File>,
     /// Idempotent producers' epochs and last batches (see `producer_state`).
     producers: ProducerStateManager,
+    /// Raised by the background flusher when a rolled segment's fsync completes;
+    /// the writer turns it into the persisted recovery point (see `flusher`). A
+    /// truncation replaces it, so fsyncs queued before it (of data that may be
+    /// gone or rewritten) cannot raise the recovery point afterwards.
+    synced_up_to: Arc<AtomicI64>,
+    /// Tests: the truncation step at which to stop as if the process died.
+    #[cfg(test)]
+    crash_at: Option<u32>,
 }
 
 pub struct Log {
@@ -77,10 +86,37 @@ pub struct Log {
     log_start: AtomicI64,
     log_end: AtomicI64,
     recovery_bytes_scanned: AtomicU64,
-    /// Raised by the background flusher when a rolled segment's fsync completes;
-    /// the writer turns it into the persisted recovery point (see `flusher`).
-    pub(crate) synced_up_to: Arc<AtomicI64>,
     producer_replay_bytes: u64,
+    /// The leader epoch cache; changed only under `writer`, read by anyone.
+    epochs: RwLock<LeaderEpochCache>,
+    /// Raised by a truncation after it lowered the published log end and before
+    /// it cuts or deletes anything: a read that saw it change may have read
+    /// bytes being removed, and is retried (see `retry_if_truncated`).
+    truncations: AtomicU64,
+}
+
+/// A point in a truncation where tests may simulate a crash (a no-op otherwise).
+#[cfg(test)]
+fn crash_point(w: &mut Writer, dir: &Path) -> Result<(), LogError> {
+    match w.crash_at.as_mut() {
+        Some(0) => {
+            w.crash_at = None;
+            Err(LogError::Failed {
+                dir: dir.to_path_buf(),
+                reason: "simulated crash".into(),
+            })
+        }
+        Some(n) => {
+            *n -= 1;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(test))]
+fn crash_point(_: &mut Writer, _: &Path) -> Result<(), LogError> {
+    Ok(())
 }
 
 impl Log {
@@ -96,6 +132,7 @@ impl Log {
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
         let (producers, producer_replay_bytes) =
             producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset)?;
+        let epochs = load_epochs(&dir, &loaded.segments, loaded.log_end_offset)?;
         Ok(Log {
             dir,
             writer: Mutex::new(Writer {
@@ -108,13 +145,17 @@ impl Log {
                 failed: None,
                 dir_lock: Some(dir_lock),
                 producers,
+                synced_up_to: Arc::new(AtomicI64::new(loaded.recovery_point)),
+                #[cfg(test)]
+                crash_at: None,
             }),
             segments: RwLock::new(loaded.segments),
             log_start: AtomicI64::new(loaded.log_start_offset),
             log_end: AtomicI64::new(loaded.log_end_offset),
             recovery_bytes_scanned: scanned,
-            synced_up_to: Arc::new(AtomicI64::new(loaded.recovery_point)),
             producer_replay_bytes,
+            epochs: RwLock::new(epochs),
+            truncations: AtomicU64::new(0),
         })
     }
 
@@ -143,7 +184,10 @@ impl Log {
         self.append_inner(batches, None, now_ms)
     }
 
-    /// Like [`Log::append`], also stamping `partitionLeaderEpoch` on every batch.
+    /// Like [`Log::append`], also stamping `partitionLeaderEpoch` on every batch,
+    /// and recording `(leader_epoch, base offset)` in the leader epoch cache when
+    /// `leader_epoch` is above its latest epoch (the cache file is written before
+    /// the batches, so a crash never leaves batches of an unrecorded epoch).
     pub fn append_with_leader_epoch(
         &self,
         batches: &[u8],
@@ -210,25 +254,12 @@ impl Log {
                 })
             }
         };
-        let written = self
-            .maybe_roll(&mut w, data.len() as u64, next - 1, incoming_ts, now_ms)
-            .and_then(|active| active.append(&data, &infos, w.config.index_interval_bytes));
-        if let Err(e) = written {
-            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
-            w.failed = Some(e.to_string());
-            return Err(e);
+        if let Some(epoch) = leader_epoch {
+            self.update_epochs(|c| c.assign(epoch, base_offset))?;
         }
-        self.log_end.store(next, Ordering::Release);
+        self.write_batches(&mut w, &data, &infos, next, incoming_ts, now_ms)?;
         w.producers.commit(updates);
-        w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
-        if w.unflushed_messages >= w.config.flush_messages {
-            if let Err(e) = self.flush_locked(&mut w) {
-                tracing::error!(dir = %self.dir.display(), error = %e, "flush failed; refusing writes until the log is reopened");
-                w.failed = Some(e.to_string());
-                return Err(e);
-            }
-            w.last_flush_ms = now_ms;
-        }
+        self.count_unflushed(&mut w, messages, now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -236,6 +267,128 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             duplicate: false,
         })
+    }
+
+    /// Appends batches replicated from the leader, exactly as the leader wrote
+    /// them: base offsets, timestamps (no LogAppendTime stamping) and
+    /// `partitionLeaderEpoch` are kept, so a read returns the input bytes.
+    ///
+    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count,
+    /// `max.message.bytes`). The first batch must start at the log end offset
+    /// and each next batch right after the previous one, otherwise
+    /// `LogError::NonContiguous` and nothing is written. `batches` must hold
+    /// whole batches (Strata's `read` returns only whole batches); an empty
+    /// buffer is refused as by `append`.
+    ///
+    /// The idempotent-producer state is updated from the batch headers without
+    /// any check (as recovery replays them): a follower mirrors the leader, and
+    /// once it becomes leader it deduplicates retries of batches it replicated.
+    /// Epochs above the cache's latest are recorded at the batch's base offset
+    /// (cache file first, as in `append_with_leader_epoch`). Rolls, flushes and
+    /// failure handling are those of `append`; `duplicate` is always false and
+    /// `log_append_time` -1.
+    pub fn append_as_follower(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        w.clock_ms = w.clock_ms.max(now_ms);
+        let infos =
+            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
+                LogError::Record {
+                    dir: self.dir.clone(),
+                    source,
+                }
+            })?;
+        let base_offset = self.log_end.load(Ordering::Acquire);
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        let mut incoming_ts = i64::MIN;
+        let mut epochs = Vec::new();
+        for info in &infos {
+            if info.base_offset != next {
+                return Err(LogError::NonContiguous {
+                    dir: self.dir.clone(),
+                    expected: next,
+                    got: info.base_offset,
+                });
+            }
+            let header = record::BatchHeader::parse(&batches[info.range()]);
+            if let Some(h) = header.filter(|h| h.partition_leader_epoch >= 0) {
+                epochs.push((h.partition_leader_epoch, h.base_offset));
+            }
+            next = info.last_offset() + 1;
+            incoming_ts = incoming_ts.max(info.max_timestamp);
+            messages += info.records_count as u64;
+        }
+        self.update_epochs(|c| {
+            epochs.iter().fold(false, |changed, &(epoch, start)| {
+                c.assign(epoch, start) | changed
+            })
+        })?;
+        self.write_batches(&mut w, batches, &infos, next, incoming_ts, now_ms)?;
+        for info in &infos {
+            w.producers.replay(&ProducerBatch::from_info(info));
+        }
+        self.count_unflushed(&mut w, messages, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Writes validated batches with offsets `..next` to the active segment
+    /// (rolling first if due) and publishes the new log end offset. An I/O
+    /// error leaves the log refusing writes.
+    fn write_batches(
+        &self,
+        w: &mut Writer,
+        data: &[u8],
+        infos: &[record::BatchInfo],
+        next: i64,
+        incoming_ts: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let written = self
+            .maybe_roll(w, data.len() as u64, next - 1, incoming_ts, now_ms)
+            .and_then(|active| active.append(data, infos, w.config.index_interval_bytes));
+        if let Err(e) = written {
+            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
+            w.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.log_end.store(next, Ordering::Release);
+        Ok(())
+    }
+
+    /// `flush.messages`: counts appended records and flushes when due.
+    fn count_unflushed(&self, w: &mut Writer, messages: u64, now_ms: i64) -> Result<(), LogError> {
+        w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
+        if w.unflushed_messages >= w.config.flush_messages {
+            if let Err(e) = self.flush_locked(w) {
+                tracing::error!(dir = %self.dir.display(), error = %e, "flush failed; refusing writes until the log is reopened");
+                w.failed = Some(e.to_string());
+                return Err(e);
+            }
+            w.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the leader epoch cache and, if it says it
+    /// changed anything, writes the file and then publishes the copy. Called
+    /// with the writer lock held.
+    fn update_epochs(
+        &self,
+        change: impl FnOnce(&mut LeaderEpochCache) -> bool,
+    ) -> Result<(), LogError> {
+        let mut cache = self.epochs.read().clone();
+        if change(&mut cache) {
+            leader_epoch::write(&self.dir, &cache)?;
+            *self.epochs.write() = cache;
+        }
+        Ok(())
     }
 
     fn check_open(&self, w: &Writer) -> Result<(), LogError> {
@@ -345,7 +498,7 @@ impl Log {
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         // The fsync of the old segment (and of the directory, for the new file's
         // entry) runs on the flusher thread; produce does not wait for it.
-        flusher::sync_later(old, self.dir.clone(), base, Arc::clone(&self.synced_up_to));
+        flusher::sync_later(old, self.dir.clone(), base, Arc::clone(&w.synced_up_to));
         Ok(new)
     }
 
@@ -380,6 +533,32 @@ impl Log {
     /// `max_offset` (for consumers: the high watermark). Empty if `offset >=
     /// max_offset`.
     pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<Bytes, LogError> {
+        self.retry_if_truncated(|| self.read_once(offset, max_bytes, min_one_batch, max_offset))
+    }
+
+    /// Runs a read again (at most twice more) if a truncation published a
+    /// lower log end while it ran: it may then have hit bytes being cut (a
+    /// short read) and must answer for the log as it is now. A read that loads
+    /// the log end after the counter rose stays below the cut.
+    fn retry_if_truncated<T>(&self, read: impl Fn() -> Result<T, LogError>) -> Result<T, LogError> {
+        let mut attempts = 0;
+        loop {
+            let before = self.truncations.load(Ordering::SeqCst);
+            let result = read();
+            attempts += 1;
+            if attempts == 3 || self.truncations.load(Ordering::SeqCst) == before {
+                return result;
+            }
+        }
+    }
+
+    fn read_once(
         &self,
         offset: i64,
         max_bytes: usize,
@@ -446,6 +625,10 @@ impl Log {
     /// below the log start offset (the server decodes it to find the exact
     /// record, and clamps that offset to the log start offset, as Kafka does).
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        self.retry_if_truncated(|| self.find_batch_by_timestamp_once(ts))
+    }
+
+    fn find_batch_by_timestamp_once(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
         let log_start = self.log_start_offset();
         for segment in self.snapshot() {
             if segment.max_timestamp().is_some_and(|m| m.timestamp >= ts) {
@@ -459,6 +642,10 @@ impl Log {
 
     /// The (first) batch holding the largest timestamp, for ListOffsets -3.
     pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, LogError> {
+        self.retry_if_truncated(|| self.max_timestamp_batch_once())
+    }
+
+    fn max_timestamp_batch_once(&self) -> Result<Option<Bytes>, LogError> {
         let mut best: Option<(Arc<Segment>, i64, i64)> = None;
         for segment in self.snapshot() {
             if let Some(m) = segment.max_timestamp() {
@@ -495,6 +682,7 @@ impl Log {
         self.log_start.store(target, Ordering::Release);
         w.producers.remove_below(target);
         self.write_checkpoint(&w)?;
+        self.update_epochs(|c| c.truncate_from_start(target))?;
         let active = self.active();
         if active.size() > 0 && active.next_offset() <= target {
             let now_ms = w.clock_ms;
@@ -558,6 +746,7 @@ impl Log {
             self.log_start.store(new_start, Ordering::Release);
             w.producers.remove_below(new_start);
             self.write_checkpoint(&w)?;
+            self.update_epochs(|c| c.truncate_from_start(new_start))?;
         }
         self.delete_prefix(&segments, doomed)?;
         Ok(doomed)
@@ -683,7 +872,7 @@ impl Log {
 
     /// Persists as the recovery point what the background flusher has made durable.
     fn persist_background_syncs(&self, w: &mut Writer) -> Result<(), LogError> {
-        let synced = self.synced_up_to.load(Ordering::Acquire);
+        let synced = w.synced_up_to.load(Ordering::Acquire);
         if synced > w.recovery_point {
             w.recovery_point = synced;
             self.write_checkpoint(w)?;
@@ -784,6 +973,244 @@ impl Log {
     pub(crate) fn segment_handles(&self) -> Vec<Arc<Segment>> {
         self.snapshot()
     }
+
+    /// Tests: makes the next truncation stop (with an error, leaving the log
+    /// `Failed`) at its `step`-th step, as if the process were killed there.
+    #[cfg(test)]
+    pub(crate) fn crash_truncation_at(&self, step: u32) {
+        self.writer.lock().crash_at = Some(step);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn synced_up_to(&self) -> i64 {
+        self.writer.lock().synced_up_to.load(Ordering::Acquire)
+    }
+
+    /// Kafka's `truncateTo`: removes every batch at and above `offset` (a batch
+    /// holding `offset` goes whole, so the new end may be below `offset`) and
+    /// returns the new log end offset. A no-op if `offset` >= the log end. If
+    /// `offset` is below the first segment, this is
+    /// [`Log::truncate_fully_and_start_at`]`(offset)`.
+    ///
+    /// Order, chosen so that a crash (kill -9) at any point leaves files that
+    /// `open` recovers to a prefix of the original log: (1) the recovery point
+    /// (and the log start, if above) is lowered to at most the new end and
+    /// persisted, so open re-validates everything from the cut on, and queued
+    /// background fsyncs stop counting; (2) the new end is published to readers;
+    /// (3) the segments above the cut leave the map and their files are
+    /// deleted, highest first; (4) the segment holding the cut drops its index
+    /// entries past it and is cut at the batch boundary, then fsynced, and the
+    /// directory fsynced; (5) producer snapshots past the end are deleted and
+    /// the producer state rebuilt from the latest snapshot at or below the end
+    /// plus the headers after it; (6) the leader epoch cache drops the epochs
+    /// starting at or after the end (open does the same if a crash came first).
+    /// On an I/O error the log refuses writes until reopened.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let log_end = self.log_end.load(Ordering::Acquire);
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                dir: self.dir.clone(),
+                offset,
+                log_start: self.log_start_offset(),
+                log_end,
+            });
+        }
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        let first_base = self.snapshot().first().map_or(0, |s| s.base_offset());
+        let result = if offset < first_base {
+            self.truncate_fully_locked(&mut w, offset).map(|()| offset)
+        } else {
+            self.truncate_locked(&mut w, offset)
+        };
+        if let Err(e) = &result {
+            tracing::error!(dir = %self.dir.display(), offset, error = %e, "truncation failed; refusing writes until the log is reopened");
+            w.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<i64, LogError> {
+        let segments = self.snapshot();
+        let holding_at = segments
+            .iter()
+            .rposition(|s| s.base_offset() <= offset)
+            .unwrap_or(0);
+        let holding = Arc::clone(&segments[holding_at]);
+        let cut = holding.cut_point(offset)?;
+        let new_end = cut.map_or(holding.next_offset(), |(_, base)| base);
+        tracing::info!(dir = %self.dir.display(), offset, old_end = self.log_end_offset(), new_end, "truncating log");
+        // (1) Nothing at or above the cut may count as recovered, and the log
+        // start may not stay past the end (open would discard the whole log).
+        if self.log_start_offset() > new_end {
+            self.log_start.store(new_end, Ordering::Release);
+        }
+        w.recovery_point = w.recovery_point.min(new_end);
+        w.synced_up_to = Arc::new(AtomicI64::new(w.recovery_point));
+        self.write_checkpoint(w)?;
+        crash_point(w, &self.dir)?;
+        // (2) Readers stop at the new end from now on; those that loaded the
+        // old end retry.
+        self.log_end.store(new_end, Ordering::SeqCst);
+        self.truncations.fetch_add(1, Ordering::SeqCst);
+        // (3) Whole segments above the cut, highest first: every intermediate
+        // state on disk is a prefix of the log.
+        let above = &segments[holding_at + 1..];
+        {
+            let mut map = self.segments.write();
+            for s in above {
+                map.remove(&s.base_offset());
+            }
+        }
+        for s in above.iter().rev() {
+            tracing::info!(file = %s.log_path().display(), "deleting segment above the truncation point");
+            s.delete_files()?;
+            crash_point(w, &self.dir)?;
+        }
+        // (4) The segment holding the cut becomes the active one.
+        if let Some((position, base)) = cut {
+            holding.truncate_at(position, base, w.clock_ms)?;
+        }
+        holding.set_limits(w.config.index_limits());
+        checkpoint::sync_dir(&self.dir)?;
+        crash_point(w, &self.dir)?;
+        // (5) Producer state for the shorter log.
+        let (producers, _) = {
+            let map = self.segments.read();
+            producer_snapshot::load(&self.dir, &map, new_end)?
+        };
+        w.producers = producers;
+        crash_point(w, &self.dir)?;
+        // (6) Epochs that started past the end are gone with their batches.
+        self.update_epochs(|c| c.truncate_from_end(new_end))?;
+        Ok(new_end)
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: deletes every segment and restarts
+    /// the log empty at `offset` (log start = log end = recovery point =
+    /// `offset`), as a follower does when the leader's log start is past its
+    /// end. Clears the producer state (and its snapshots) and the leader epoch
+    /// cache. Durable on return.
+    ///
+    /// Order, for crashes: the epoch cache file and producer snapshots are
+    /// removed first (open rebuilds both from whatever log remains), then the
+    /// checkpoint (log start and recovery point = `offset`) is written, then
+    /// the segments are deleted highest first and the new empty segment is
+    /// created. Open after a crash in between finds either a prefix of the old
+    /// log (if `offset` was below it) or, because segments below the persisted
+    /// log start are discarded, the empty log at `offset`.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                dir: self.dir.clone(),
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        let result = self.truncate_fully_locked(&mut w, offset);
+        if let Err(e) = &result {
+            tracing::error!(dir = %self.dir.display(), offset, error = %e, "truncation failed; refusing writes until the log is reopened");
+            w.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn truncate_fully_locked(&self, w: &mut Writer, offset: i64) -> Result<(), LogError> {
+        tracing::info!(dir = %self.dir.display(), offset, old_end = self.log_end_offset(), "truncating log fully");
+        leader_epoch::remove(&self.dir)?;
+        *self.epochs.write() = LeaderEpochCache::default();
+        crash_point(w, &self.dir)?;
+        producer_snapshot::delete_below(&self.dir, i64::MAX)?;
+        w.producers = ProducerStateManager::default();
+        w.synced_up_to = Arc::new(AtomicI64::new(offset));
+        w.recovery_point = offset;
+        w.unflushed_messages = 0;
+        // Readers see the empty log at `offset` from now on (and retry if
+        // they loaded the old range).
+        self.log_end.store(offset, Ordering::SeqCst);
+        self.log_start.store(offset, Ordering::SeqCst);
+        self.truncations.fetch_add(1, Ordering::SeqCst);
+        self.write_checkpoint(w)?;
+        crash_point(w, &self.dir)?;
+        let segments = self.snapshot();
+        for s in segments.iter().rev() {
+            tracing::info!(file = %s.log_path().display(), "deleting segment");
+            s.delete_files()?;
+            crash_point(w, &self.dir)?;
+        }
+        let new = Arc::new(Segment::create(
+            &self.dir,
+            offset,
+            w.config.index_limits(),
+            w.clock_ms,
+        )?);
+        new.sync()?;
+        {
+            let mut map = self.segments.write();
+            map.clear();
+            map.insert(offset, new);
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        crash_point(w, &self.dir)?;
+        leader_epoch::write(&self.dir, &LeaderEpochCache::default())
+    }
+
+    /// The latest leader epoch in the leader epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.read().latest_epoch()
+    }
+
+    /// Kafka's `endOffsetFor(requestedEpoch)` for OffsetForLeaderEpoch: the
+    /// latest epoch ends at the log end offset; an older epoch answers the
+    /// largest cached epoch <= `requested` with the start offset of the first
+    /// epoch above it; an epoch older than the whole cache answers `requested`
+    /// with the first cached start offset (as Kafka); `None` (the caller
+    /// answers UNDEFINED_EPOCH_OFFSET) for `requested` < 0, an empty cache or an
+    /// epoch above the latest. See [`LeaderEpochCache::end_offset_for`].
+    pub fn end_offset_for_epoch(&self, requested: i32) -> Option<(i32, i64)> {
+        let cache = self.epochs.read();
+        cache.end_offset_for(requested, self.log_end_offset())
+    }
+
+    /// The leader epoch cache's `(epoch, start offset)` entries, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs.read().entries().to_vec()
+    }
+}
+
+/// The leader epoch cache of an opened log: the checkpoint file if readable,
+/// otherwise rebuilt from the `partitionLeaderEpoch` of every batch header
+/// (epochs < 0 mean "none") and written. Entries at or past the log end (a
+/// crash after the file was written but before the batches were) are dropped.
+fn load_epochs(
+    dir: &Path,
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    log_end: i64,
+) -> Result<LeaderEpochCache, LogError> {
+    let (mut cache, mut dirty) = match leader_epoch::read(dir)? {
+        Some(cache) => (cache, false),
+        None => {
+            let mut cache = LeaderEpochCache::default();
+            for segment in segments.values() {
+                segment.for_each_header(segment.base_offset(), |h| {
+                    cache.assign(h.partition_leader_epoch, h.base_offset);
+                })?;
+            }
+            tracing::info!(dir = %dir.display(), epochs = cache.entries().len(), "rebuilt the leader epoch cache from the log");
+            (cache, true)
+        }
+    };
+    dirty |= cache.truncate_from_end(log_end);
+    if dirty {
+        leader_epoch::write(dir, &cache)?;
+    }
+    Ok(cache)
 }
 
 const LOCK_FILE: &str = ".lock";

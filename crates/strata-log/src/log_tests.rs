@@ -156,9 +156,7 @@ fn rolls_on_size_and_reads_across_segments() {
     // Rolled segments are flushed in the background; once that is done the next
     // flush check persists the recovery point at the active segment's base.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while log.synced_up_to.load(std::sync::atomic::Ordering::Acquire)
-        < segs.last().unwrap().base_offset
-    {
+    while log.synced_up_to() < segs.last().unwrap().base_offset {
         assert!(
             std::time::Instant::now() < deadline,
             "background flush did not finish"

@@ -11,7 +11,7 @@ use crate::record::{self, compute_crc};
 use crate::{Log, LogConfig, LogError, ProducerError};
 
 /// A batch of `n` records from producer `pid`, epoch `epoch`, base sequence `seq`.
-fn pbatch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+pub(crate) fn pbatch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     let value = [b'v'; 40];
     let values: Vec<&[u8]> = (0..n).map(|_| &value[..]).collect();
     let mut b = batch(0, 1_000, &values);

@@ -459,6 +459,71 @@ impl Segment {
         ti.sync().map_err(LogError::io("fsyncing", ti.path()))
     }
 
+    /// Where a truncation to `offset` cuts this segment: the position and base
+    /// offset of the first batch whose last offset is >= `offset` (a batch
+    /// holding `offset` goes whole, as in Kafka). `None` if no batch reaches it.
+    pub fn cut_point(&self, offset: i64) -> Result<Option<(u64, i64)>, LogError> {
+        Ok(self
+            .locate(offset, self.size())?
+            .map(|(pos, header)| (pos, header.base_offset)))
+    }
+
+    /// Removes every batch from byte `position` (a [`Segment::cut_point`]) on:
+    /// publishes the shorter size and `next_offset` first (so new readers stop
+    /// before the cut), drops the index entries past it, cuts the file,
+    /// recomputes the max timestamp and the index bookkeeping as a rebuild of the
+    /// shorter log would, and fsyncs the files. Called under the log's writer
+    /// lock; a reader already past the old end may get an I/O error (short read).
+    pub fn truncate_at(
+        &self,
+        position: u64,
+        next_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if position >= self.size() {
+            return Ok(());
+        }
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.size.store(position, Ordering::Release);
+        let oi = &self.offset_index;
+        let last_entry = oi
+            .truncate_to_position(position)
+            .map_err(LogError::io("truncating", oi.path()))?;
+        let ti = &self.time_index;
+        ti.truncate_to_offset(next_offset)
+            .map_err(LogError::io("truncating", ti.path()))?;
+        self.file
+            .set_len(position)
+            .map_err(LogError::io("truncating", &self.log_path))?;
+        // Every time-index entry kept names a batch below the cut; the batches
+        // after the last offset-index entry are the only ones it may not cover.
+        let from = last_entry.map_or(0, |e| u64::from(e.position));
+        let mut max = ti.last().map(|e| MaxTimestamp {
+            timestamp: e.timestamp,
+            offset: e.offset,
+        });
+        self.scan_headers(from, position, |h| {
+            if max.is_none_or(|m| h.max_timestamp > m.timestamp) {
+                max = Some(MaxTimestamp {
+                    timestamp: h.max_timestamp,
+                    offset: h.last_offset(),
+                });
+            }
+            false
+        })?;
+        {
+            let mut w = self.writer.lock();
+            w.bytes_since_index = position - from;
+            w.max_ts = max;
+            if position == 0 {
+                w.first_batch_ts = None;
+                w.created_ms = now_ms;
+            }
+        }
+        *self.max_ts.lock() = max;
+        self.sync()
+    }
+
     pub fn delete_files(&self) -> Result<(), LogError> {
         let paths = [
             self.offset_index.path().to_path_buf(),

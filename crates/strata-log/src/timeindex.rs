@@ -144,6 +144,20 @@ impl TimeIndex {
         Ok(())
     }
 
+    /// Drops the entries whose offset is at or above `next_offset` (a truncation
+    /// removed those batches) and shortens the file to match. Every entry kept
+    /// names a batch that is still there. One caller at a time.
+    pub fn truncate_to_offset(&self, next_offset: i64) -> io::Result<()> {
+        let kept = {
+            let mut entries = self.entries.write();
+            let base = self.base_offset;
+            let kept = entries.partition_point(|&(_, rel)| base + i64::from(rel) < next_offset);
+            entries.truncate(kept);
+            kept
+        };
+        self.file.set_len((kept * ENTRY_LEN) as u64)
+    }
+
     fn entry(&self, (timestamp, rel): (i64, u32)) -> TimeEntry {
         TimeEntry {
             timestamp,
