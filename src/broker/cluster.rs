@@ -52,7 +52,11 @@ impl Broker {
                     .filter(|t| *t > since);
                 let silent = heard.unwrap_or(since).elapsed();
                 let cmd = if !b.fenced && silent > session {
-                    tracing::warn!(broker = b.node_id, silent_ms = silent.as_millis() as u64, "broker lost: no heartbeat within broker.session.timeout.ms; fencing it");
+                    tracing::warn!(
+                        broker = b.node_id,
+                        silent_ms = silent.as_millis() as u64,
+                        "broker lost: no heartbeat within broker.session.timeout.ms; fencing it"
+                    );
                     MetadataCommand::FenceBroker { node_id: b.node_id }
                 } else if b.fenced && heard.is_some() && silent < every * 2 {
                     tracing::info!(broker = b.node_id, "fenced broker is back; unfencing it");
@@ -152,7 +156,11 @@ impl Broker {
             return;
         }
         let node_id = self.node_id();
-        let leads = self.all_partitions().iter().filter(|p| p.is_leader()).count();
+        let leads = self
+            .all_partitions()
+            .iter()
+            .filter(|p| p.is_leader())
+            .count();
         tracing::info!(leads, "controlled shutdown: moving leadership away");
         match self
             .controller
@@ -164,7 +172,9 @@ impl Broker {
                     tracing::warn!(error = %e, "could not apply metadata during shutdown");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "controlled shutdown could not commit; stopping anyway"),
+            Err(e) => {
+                tracing::warn!(error = %e, "controlled shutdown could not commit; stopping anyway")
+            }
         }
     }
 }

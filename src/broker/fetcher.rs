@@ -284,18 +284,20 @@ async fn fetch(
     let topics = by_topic
         .values()
         .map(|ts| {
-            FetchTopic::default().with_topic(name(&ts[0].part.tp)).with_partitions(
-                ts.iter()
-                    .map(|t| {
-                        FetchPartition::default()
-                            .with_partition(t.part.tp.partition)
-                            .with_current_leader_epoch(t.leader_epoch)
-                            .with_fetch_offset(t.part.log.log_end_offset())
-                            .with_log_start_offset(t.part.log.log_start_offset())
-                            .with_partition_max_bytes(config.replica_fetch_max_bytes)
-                    })
-                    .collect(),
-            )
+            FetchTopic::default()
+                .with_topic(name(&ts[0].part.tp))
+                .with_partitions(
+                    ts.iter()
+                        .map(|t| {
+                            FetchPartition::default()
+                                .with_partition(t.part.tp.partition)
+                                .with_current_leader_epoch(t.leader_epoch)
+                                .with_fetch_offset(t.part.log.log_end_offset())
+                                .with_log_start_offset(t.part.log.log_start_offset())
+                                .with_partition_max_bytes(config.replica_fetch_max_bytes)
+                        })
+                        .collect(),
+                )
         })
         .collect();
     let req = FetchRequest::default()
@@ -328,8 +330,11 @@ async fn fetch(
                         tracing::warn!(tp = %part.tp, error = %e, "could not append fetched records; checking the log against the leader");
                         broker.fetchers.needs_truncation(&part.tp);
                     }
+                    follow_log_start(part, p.log_start_offset);
                 }
-                Some(ResponseError::OffsetOutOfRange) if part.log.log_end_offset() < p.log_start_offset => {
+                Some(ResponseError::OffsetOutOfRange)
+                    if part.log.log_end_offset() < p.log_start_offset =>
+                {
                     restart_at(part, p.log_start_offset);
                 }
                 Some(ResponseError::OffsetOutOfRange) => broker.fetchers.needs_truncation(&part.tp),
@@ -346,6 +351,19 @@ async fn fetch(
     Ok(())
 }
 
+/// The leader's log start moved (DeleteRecords, retention, the offsets topic's compaction):
+/// drop the same prefix here, as Kafka's follower does. A tiered partition's log start is the
+/// remote one, below the local logs: local retention trims those instead.
+fn follow_log_start(part: &Partition, leader_log_start: i64) {
+    let log = &part.log;
+    if leader_log_start <= log.log_start_offset() || leader_log_start > log.log_end_offset() {
+        return;
+    }
+    if let Err(e) = log.delete_records_before(leader_log_start) {
+        tracing::warn!(tp = %part.tp, leader_log_start, error = %e, "could not follow the leader's log start; will retry");
+    }
+}
+
 /// The follower is behind the leader's log start: start over, empty, at `offset`.
 fn restart_at(part: &Partition, offset: i64) {
     match part.log.truncate_fully_and_start_at(offset) {
@@ -353,7 +371,9 @@ fn restart_at(part: &Partition, offset: i64) {
             part.on_truncated();
             tracing::info!(tp = %part.tp, offset, "follower log restarted at the leader's log start");
         }
-        Err(e) => tracing::error!(tp = %part.tp, offset, error = %e, "could not restart the follower log"),
+        Err(e) => {
+            tracing::error!(tp = %part.tp, offset, error = %e, "could not restart the follower log")
+        }
     }
 }
 
@@ -378,6 +398,9 @@ async fn earliest_local(
         .filter(|p| p.error_code == 0)
         .map(|p| p.offset)
         .ok_or_else(|| {
-            crate::cli::CliError::Usage(format!("{}: the leader did not give its local log start", part.tp))
+            crate::cli::CliError::Usage(format!(
+                "{}: the leader did not give its local log start",
+                part.tp
+            ))
         })
 }

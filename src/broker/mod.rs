@@ -23,9 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use strata_config::{BrokerConfig, ConfigError, Configs, Listener, TopicConfig};
-use strata_controller::{
-    Controller, ControllerError, MetadataImage, PartitionMeta, TopicMeta,
-};
+use strata_controller::{Controller, ControllerError, MetadataImage, PartitionMeta, TopicMeta};
 use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
@@ -51,7 +49,11 @@ pub enum BrokerError {
         "{tp}: only {isr} in-sync replicas and min.insync.replicas is {min}; acks=all produce \
          refused until replicas catch up"
     )]
-    NotEnoughReplicas { tp: TopicPartition, isr: usize, min: i32 },
+    NotEnoughReplicas {
+        tp: TopicPartition,
+        isr: usize,
+        min: i32,
+    },
     #[error("{tp}: the in-sync replicas did not confirm offset {offset} within {timeout_ms} ms")]
     ReplicationTimeout {
         tp: TopicPartition,

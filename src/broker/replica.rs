@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn high_watermark_is_the_smallest_isr_log_end() {
         let mut s = leader_state();
-        assert!(!s.advance_high_watermark(10), "followers not heard from yet");
+        assert!(
+            !s.advance_high_watermark(10),
+            "followers not heard from yet"
+        );
         s.on_follower_fetch(2, 10, 10, 5);
         assert!(!s.advance_high_watermark(10));
         s.on_follower_fetch(3, 7, 10, 5);

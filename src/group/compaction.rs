@@ -60,7 +60,7 @@ impl GroupCoordinator {
         let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
             return;
         };
-        for p in &topic.partitions {
+        for p in topic.partitions.iter().filter(|p| p.is_leader()) {
             let segment = p.log.config().segment_bytes.max(1);
             let size = p.log.size_bytes();
             let base = self
@@ -89,7 +89,7 @@ impl GroupCoordinator {
         let partitions = self
             .broker
             .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions.len() as i32)
+            .map(|t| t.meta.partitions)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
         let part = self
             .broker

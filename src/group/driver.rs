@@ -77,6 +77,9 @@ pub(super) struct Inner {
     /// Size of each `__consumer_offsets` partition right after its last compaction
     /// (0 until the first one); see `compaction.rs`.
     pub(super) compacted_size: HashMap<i32, u64>,
+    /// `__consumer_offsets` partitions this node leads and has replayed: it coordinates exactly
+    /// the groups that hash to them (see `ownership.rs`).
+    pub(super) loaded: std::collections::BTreeSet<i32>,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
@@ -122,6 +125,7 @@ impl GroupCoordinator {
                 offsets: OffsetStore::default(),
                 group_meta: HashMap::new(),
                 compacted_size: HashMap::new(),
+                loaded: Default::default(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 next_reply: 0,
@@ -129,21 +133,19 @@ impl GroupCoordinator {
             broker,
             wake: Notify::new(),
         });
-        coordinator.load()?;
+        coordinator.sync_ownership();
         coordinator.clone().spawn_timers(shutdown);
         Ok(coordinator)
     }
 
-    fn load(&self) -> Result<(), BrokerError> {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
+    /// Replays one `__consumer_offsets` partition into the coordinator's state.
+    pub(super) fn load_partition(&self, p: &crate::broker::Partition) -> Result<(), BrokerError> {
         let now = now_ms();
         let mut groups: HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>> =
             HashMap::new();
         let mut inner = self.inner.lock();
         let mut records = 0u64;
-        for p in &topic.partitions {
+        {
             let mut offset = p.log.log_start_offset();
             let end = p.log.log_end_offset();
             while offset < end {
@@ -194,7 +196,8 @@ impl GroupCoordinator {
         for id in inner.offsets.group_ids() {
             inner.sm.group_or_create(&id, now);
         }
-        tracing::info!(records, groups = loaded, "loaded __consumer_offsets");
+        inner.loaded.insert(p.tp.partition);
+        tracing::info!(tp = %p.tp, records, groups = loaded, "loaded __consumer_offsets partition");
         Ok(())
     }
 
@@ -219,8 +222,8 @@ impl GroupCoordinator {
                 c.event("", Event::Tick);
             }
         });
-        let c = self;
-        let mut s = shutdown;
+        let c = self.clone();
+        let mut s = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 let every = c
@@ -233,6 +236,16 @@ impl GroupCoordinator {
                         c.expire_offsets(now_ms());
                         c.compact_due();
                     }
+                    _ = s.changed() => return,
+                }
+            }
+        });
+        let c = self.clone();
+        let mut s = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => c.sync_ownership(),
                     _ = s.changed() => return,
                 }
             }
@@ -285,7 +298,7 @@ impl GroupCoordinator {
         let partitions = self
             .broker
             .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions.len() as i32)
+            .map(|t| t.meta.partitions)
             .unwrap_or(0);
         if partitions == 0 {
             return Err(GroupError::CoordinatorNotAvailable);
@@ -309,6 +322,9 @@ impl GroupCoordinator {
 
     pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
         let member = req.member_id.clone();
+        if let Err(e) = self.owns(group) {
+            return JoinResponse::error(e, &member);
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock();
@@ -324,6 +340,7 @@ impl GroupCoordinator {
     }
 
     pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResult {
+        self.owns(group)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock();
@@ -353,6 +370,7 @@ impl GroupCoordinator {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
+        self.owns(group)?;
         let res = self
             .inner
             .lock()
@@ -368,6 +386,7 @@ impl GroupCoordinator {
         group: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.owns(group)?;
         let mut inner = self.inner.lock();
         let (results, actions) = inner.sm.leave(now_ms(), group, members)?;
         self.perform(&mut inner, actions);
@@ -385,6 +404,7 @@ impl GroupCoordinator {
         generation: i32,
         entries: Vec<CommitEntry>,
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.owns(group)?;
         let mut inner = self.inner.lock();
         let now = now_ms();
         inner
@@ -432,9 +452,10 @@ impl GroupCoordinator {
             return Err(GroupError::MetadataTooLarge { size });
         }
         self.broker
-            .partition(&e.topic, e.partition)
+            .topic(&e.topic)
+            .filter(|t| (0..t.meta.partitions).contains(&e.partition))
             .map(|_| ())
-            .map_err(|_| GroupError::UnknownTopicPartition {
+            .ok_or_else(|| GroupError::UnknownTopicPartition {
                 topic: e.topic.clone(),
                 partition: e.partition,
             })
@@ -465,12 +486,22 @@ impl GroupCoordinator {
         }
     }
 
+    /// The groups this node coordinates (Kafka's ListGroups answers per broker).
     pub fn list(&self) -> Vec<GroupListing> {
+        let partitions = self
+            .broker
+            .topic(OFFSETS_TOPIC)
+            .map_or(0, |t| t.meta.partitions);
         let inner = self.inner.lock();
         let mut out: Vec<GroupListing> = inner
             .sm
             .groups()
             .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| {
+                inner
+                    .loaded
+                    .contains(&codec::partition_for(&g.id, partitions))
+            })
             .map(|g| GroupListing {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
@@ -527,10 +558,13 @@ impl GroupCoordinator {
 
     /// Deletes empty groups with their offsets (tombstones in `__consumer_offsets`).
     pub fn delete_groups(&self, groups: &[String]) -> Vec<Result<(), GroupError>> {
+        let owned: Vec<Result<(), GroupError>> = groups.iter().map(|g| self.owns(g)).collect();
         let mut inner = self.inner.lock();
         groups
             .iter()
-            .map(|id| {
+            .zip(owned)
+            .map(|(id, owned)| {
+                owned?;
                 let exists = inner.sm.group(id).is_some() || inner.offsets.has_group(id);
                 if !exists {
                     return Err(GroupError::GroupNotFound { group: id.clone() });
@@ -587,6 +621,7 @@ impl GroupCoordinator {
         group: &str,
         tps: &[(String, i32)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.owns(group)?;
         let mut inner = self.inner.lock();
         let subscribed = match inner.sm.group(group) {
             Some(g) if g.state == GroupState::Dead => {

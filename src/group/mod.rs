@@ -19,6 +19,7 @@ mod compaction;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
+mod ownership;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
@@ -61,6 +62,10 @@ pub enum GroupError {
     MetadataTooLarge { size: usize },
     #[error("topic partition {topic}-{partition} does not exist")]
     UnknownTopicPartition { topic: String, partition: i32 },
+    #[error("this broker is not the coordinator of group '{group}'; find the coordinator again")]
+    NotCoordinator { group: String },
+    #[error("the coordinator of group '{group}' is loading its state; retry")]
+    LoadInProgress { group: String },
     #[error("could not write group '{group}' to {OFFSETS_TOPIC}-{partition}: {reason}")]
     Storage {
         group: String,

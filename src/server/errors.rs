@@ -129,6 +129,8 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         GroupError::MetadataTooLarge { .. } => E::OffsetMetadataTooLarge,
         GroupError::UnknownTopicPartition { .. } => E::UnknownTopicOrPartition,
         GroupError::Storage { .. } => E::CoordinatorNotAvailable,
+        GroupError::NotCoordinator { .. } => E::NotCoordinator,
+        GroupError::LoadInProgress { .. } => E::CoordinatorLoadInProgress,
     }
 }
 

@@ -111,7 +111,10 @@ fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     let mut partitions = BTreeMap::new();
     for t in md.topics() {
         for p in t.partitions() {
-            partitions.insert(p.id(), (p.leader(), p.replicas().to_vec(), p.isr().to_vec()));
+            partitions.insert(
+                p.id(),
+                (p.leader(), p.replicas().to_vec(), p.isr().to_vec()),
+            );
         }
     }
     Md {
@@ -120,7 +123,12 @@ fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     }
 }
 
-async fn create_replicated(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+async fn create_replicated(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let admin = kafka::admin(bootstrap);
     let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(3));
     for (k, v) in configs {
@@ -294,13 +302,20 @@ async fn acks_all_survives_leader_kills_and_replicas_converge() {
     stop.store(true, Ordering::Relaxed);
     producer.join().expect("producer");
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 600, "only {} records acknowledged", acked.len());
+    assert!(
+        acked.len() > 600,
+        "only {} records acknowledged",
+        acked.len()
+    );
 
     // Every acknowledged record is readable after the failovers.
     wait_for_isr(&c, topic, 3, Duration::from_secs(60));
     let read = read_all(&c.bootstrap(), topic, 3);
     let lost: Vec<_> = acked.difference(&read).take(10).collect();
-    assert!(lost.is_empty(), "acknowledged records lost after {cycles} kill cycles: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged records lost after {cycles} kill cycles: {lost:?}"
+    );
 
     // The three replicas of each partition converge byte for byte.
     for p in 0..3 {
@@ -322,5 +337,8 @@ async fn acks_all_survives_leader_kills_and_replicas_converge() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    eprintln!("cluster: {cycles} leader kill cycles, {} records acknowledged, none lost", acked.len());
+    eprintln!(
+        "cluster: {cycles} leader kill cycles, {} records acknowledged, none lost",
+        acked.len()
+    );
 }

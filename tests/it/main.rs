@@ -4,8 +4,8 @@
 mod admin;
 mod admin_cli;
 mod bad_input;
-mod cluster;
 mod cli;
+mod cluster;
 mod compaction;
 mod crash;
 mod fetch;

@@ -28,8 +28,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::error::ControllerError;
-use crate::image::ApplyError;
 use crate::image::new_cluster_id;
+use crate::image::ApplyError;
 use crate::image::MetadataCommand;
 use crate::image::MetadataImage;
 use crate::log_store::LogStore;

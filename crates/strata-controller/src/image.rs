@@ -258,7 +258,13 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             leader_epoch,
             partition_epoch,
             isr,
-        } => alter_partition(image, topic, *partition, (*leader, *leader_epoch, *partition_epoch), isr)?,
+        } => alter_partition(
+            image,
+            topic,
+            *partition,
+            (*leader, *leader_epoch, *partition_epoch),
+            isr,
+        )?,
         MetadataCommand::ElectLeader {
             topic,
             partition,
@@ -749,7 +755,7 @@ mod tests {
             host: "a".into(),
             port: 9092,
             rack: None,
-        fenced: false,
+            fenced: false,
         };
         apply(&mut image, &MetadataCommand::RegisterBroker(broker.clone())).unwrap();
         broker.host = "b".into();

@@ -64,7 +64,11 @@ impl PartitionMeta {
 
     /// Replicas that are not in the ISR or are fenced, for Metadata's `offline_replicas`.
     pub fn offline(&self, fenced: impl Fn(i32) -> bool) -> Vec<i32> {
-        self.replicas.iter().copied().filter(|r| fenced(*r)).collect()
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| fenced(*r))
+            .collect()
     }
 
     /// `broker` was fenced (lost or shut down): leave the ISR and, if it led, hand over.
@@ -169,11 +173,9 @@ pub fn assign_replicas(
                     let used: BTreeSet<&Option<String>> =
                         replicas.iter().map(|b| &brokers[b]).collect();
                     let any_rack = used.len() >= rack_count;
-                    let pick = (0..n)
-                        .map(|k| order[(first + shift + k) % n])
-                        .find(|b| {
-                            !replicas.contains(b) && (any_rack || !used.contains(&&brokers[b]))
-                        });
+                    let pick = (0..n).map(|k| order[(first + shift + k) % n]).find(|b| {
+                        !replicas.contains(b) && (any_rack || !used.contains(&&brokers[b]))
+                    });
                     match pick {
                         Some(b) => replicas.push(b),
                         None => break,
@@ -189,7 +191,10 @@ pub fn assign_replicas(
 fn rack_alternating(brokers: &BTreeMap<i32, Option<String>>) -> Vec<i32> {
     let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (id, rack) in brokers {
-        by_rack.entry(rack.as_deref().unwrap_or("")).or_default().push(*id);
+        by_rack
+            .entry(rack.as_deref().unwrap_or(""))
+            .or_default()
+            .push(*id);
     }
     let mut out = Vec::with_capacity(brokers.len());
     let mut round = 0;
@@ -217,7 +222,12 @@ mod tests {
 
     #[test]
     fn placement_spreads_leaders_and_racks() {
-        let b = brokers(&[(1, Some("a")), (2, Some("a")), (3, Some("b")), (4, Some("b"))]);
+        let b = brokers(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+        ]);
         let a = assign_replicas(&b, 0..8, 2, 0).unwrap();
         for replicas in &a {
             assert_eq!(replicas.len(), 2);
@@ -252,7 +262,10 @@ mod tests {
         assert_eq!((p.leader, p.leader_epoch), (1, 0));
         fenced.push(1);
         assert!(p.on_fenced(1, |b| fenced.contains(&b)));
-        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2, 3]));
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (2, 1, vec![2, 3])
+        );
         // A fenced follower leaves the ISR; the leader stays.
         fenced.push(3);
         assert!(p.on_fenced(3, |b| fenced.contains(&b)));

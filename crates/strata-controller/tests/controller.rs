@@ -163,7 +163,10 @@ async fn rejected_commands_return_errors_and_leave_the_image() {
     );
     let err = c.propose(create("b", 0)).await.unwrap_err();
     assert!(
-        matches!(err, ControllerError::Rejected(ApplyError::InvalidPartitions { requested: 0, .. })),
+        matches!(
+            err,
+            ControllerError::Rejected(ApplyError::InvalidPartitions { requested: 0, .. })
+        ),
         "{err}"
     );
     assert_eq!(*c.image(), *before);
@@ -290,7 +293,9 @@ async fn producer_id_blocks_are_never_reused_across_restarts() {
     assert_eq!((a.clone(), b.clone()), (0..1000, 1000..1010));
     assert!(matches!(
         c.allocate_producer_ids(0).await,
-        Err(ControllerError::Rejected(ApplyError::InvalidProducerIdBlock { .. }))
+        Err(ControllerError::Rejected(
+            ApplyError::InvalidProducerIdBlock { .. }
+        ))
     ));
     c.shutdown().await.unwrap();
 

@@ -144,7 +144,12 @@ async fn follower_proposals_failover_and_catch_up() {
     // Validation errors come back through the forward too.
     let dup = nodes[&follower].propose(create("orders")).await;
     assert!(
-        matches!(dup, Err(ControllerError::Rejected(ApplyError::TopicAlreadyExists { .. }))),
+        matches!(
+            dup,
+            Err(ControllerError::Rejected(
+                ApplyError::TopicAlreadyExists { .. }
+            ))
+        ),
         "{dup:?}"
     );
 

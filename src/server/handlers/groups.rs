@@ -30,37 +30,52 @@ fn opt(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
+/// The coordinator of a group is the leader of its `__consumer_offsets` partition.
 pub fn find_coordinator(ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let b = &ctx.broker;
-    let host = str_bytes(b.advertised.host.clone());
-    let port = b.advertised.port as i32;
-    let node = BrokerId(b.node_id());
+    let image = ctx.broker.image();
     // Key type 0 is a consumer group; transactions (1) are not served yet.
-    let error = if req.key_type == 0 {
-        0
-    } else {
-        ResponseError::CoordinatorNotAvailable.code()
+    let locate = |key: &str| -> Result<(BrokerId, StrBytes, i32), ResponseError> {
+        if req.key_type != 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let node = ctx
+            .groups
+            .coordinator_of(key)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let b = image
+            .brokers
+            .get(&node)
+            .filter(|b| !b.fenced)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((BrokerId(node), str_bytes(b.host.clone()), b.port as i32))
     };
     if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let c = Coordinator::default().with_key(key).with_error_code(error);
-                if error == 0 {
-                    c.with_node_id(node).with_host(host.clone()).with_port(port)
-                } else {
-                    c.with_node_id(BrokerId(-1)).with_port(-1)
+                let found = locate(&key);
+                let c = Coordinator::default().with_key(key);
+                match found {
+                    Ok((node, host, port)) => c.with_node_id(node).with_host(host).with_port(port),
+                    Err(e) => c
+                        .with_error_code(e.code())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1),
                 }
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let r = FindCoordinatorResponse::default().with_error_code(error);
-    if error == 0 {
-        r.with_node_id(node).with_host(host).with_port(port)
-    } else {
-        r.with_node_id(BrokerId(-1)).with_port(-1)
+    match locate(&req.key) {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(node)
+            .with_host(host)
+            .with_port(port),
+        Err(e) => FindCoordinatorResponse::default()
+            .with_error_code(e.code())
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
     }
 }
 
@@ -252,6 +267,11 @@ pub fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsR
         .groups
         .into_iter()
         .map(|id| {
+            if let Err(e) = ctx.groups.owns(&id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(code(&e));
+            }
             let d = ctx.groups.describe(&id.0);
             let members = d
                 .members

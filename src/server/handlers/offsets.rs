@@ -105,6 +105,11 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .groups
             .into_iter()
             .map(|g| {
+                if let Err(e) = ctx.groups.owns(&g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(group_code(&e).code());
+                }
                 let topics: Requested = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -136,6 +141,11 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if let Err(e) = ctx.groups.owns(&req.group_id.0) {
+        if ctx.version >= 2 {
+            return OffsetFetchResponse::default().with_error_code(group_code(&e).code());
+        }
     }
     let topics: Requested = req.topics.map(|ts| {
         ts.into_iter()

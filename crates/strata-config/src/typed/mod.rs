@@ -133,7 +133,11 @@ impl Configs {
             chain: |name| self.broker_chain(name, dynamic),
         };
         let all_listeners = parse_listener_entry(self, &r.entry("listeners")?)?;
-        let quorum_voters = r.entry("controller.quorum.voters")?.converted().trim().to_string();
+        let quorum_voters = r
+            .entry("controller.quorum.voters")?
+            .converted()
+            .trim()
+            .to_string();
         let (listeners, controller_listener) =
             split_controller_listener(self, &r, all_listeners, !quorum_voters.is_empty())?;
         let advertised_listeners = match r.chain("advertised.listeners").into_iter().next() {

@@ -1,0 +1,107 @@
+//! Which groups this node coordinates: those whose `__consumer_offsets` partition it leads, as
+//! Kafka's coordinator. Leadership comes from committed metadata; on gaining a partition the
+//! coordinator replays it (requests for its groups get COORDINATOR_LOAD_IN_PROGRESS meanwhile),
+//! on losing one it forgets the partition's groups (their requests get NOT_COORDINATOR and
+//! clients look the coordinator up again).
+
+use super::codec;
+use super::driver::GroupCoordinator;
+use super::{GroupError, OFFSETS_TOPIC};
+use crate::broker::now_ms;
+
+impl GroupCoordinator {
+    /// The `__consumer_offsets` partition of `group`, if the topic exists.
+    pub(super) fn partition_of(&self, group: &str) -> Option<i32> {
+        let n = self.broker.topic(OFFSETS_TOPIC)?.meta.partitions;
+        (n > 0).then(|| codec::partition_for(group, n))
+    }
+
+    /// Ok when this node coordinates `group` and has loaded its partition.
+    pub fn owns(&self, group: &str) -> Result<(), GroupError> {
+        let p = self
+            .partition_of(group)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let leads = self
+            .broker
+            .partition(OFFSETS_TOPIC, p)
+            .is_ok_and(|part| part.is_leader());
+        if !leads {
+            return Err(GroupError::NotCoordinator {
+                group: group.to_string(),
+            });
+        }
+        if !self.inner.lock().loaded.contains(&p) {
+            return Err(GroupError::LoadInProgress {
+                group: group.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The node that coordinates `group` (the leader of its partition), for FindCoordinator.
+    pub fn coordinator_of(&self, group: &str) -> Option<i32> {
+        let p = self.partition_of(group)?;
+        let topic = self.broker.topic(OFFSETS_TOPIC)?;
+        let leader = self.broker.partition_meta(&topic.meta, p).leader;
+        (leader >= 0).then_some(leader)
+    }
+
+    /// Loads the partitions this node newly leads and forgets those it no longer leads.
+    pub(super) fn sync_ownership(&self) {
+        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let loaded = self.inner.lock().loaded.clone();
+        for part in &topic.partitions {
+            let p = part.tp.partition;
+            match (part.is_leader(), loaded.contains(&p)) {
+                (true, false) => {
+                    if let Err(e) = self.load_partition(part) {
+                        tracing::warn!(tp = %part.tp, error = %e, "could not load groups; will retry");
+                    }
+                }
+                (false, true) => self.unload(p, topic.meta.partitions),
+                _ => {}
+            }
+        }
+        let hosted: Vec<i32> = topic.partitions.iter().map(|p| p.tp.partition).collect();
+        for p in loaded.iter().filter(|p| !hosted.contains(p)) {
+            self.unload(*p, topic.meta.partitions);
+        }
+    }
+
+    fn unload(&self, partition: i32, partitions: i32) {
+        let mut inner = self.inner.lock();
+        inner.loaded.remove(&partition);
+        let mut ids: Vec<String> = inner.sm.groups().map(|g| g.id.clone()).collect();
+        ids.extend(inner.offsets.group_ids());
+        ids.sort();
+        ids.dedup();
+        let now = now_ms();
+        let mut gone = 0;
+        for id in ids
+            .into_iter()
+            .filter(|g| codec::partition_for(g, partitions) == partition)
+        {
+            // Pending joins and syncs are answered by the removal; nothing is written: the
+            // new coordinator owns the partition now.
+            let _ = inner.sm.remove(&id, now);
+            inner.group_meta.remove(&id);
+            for (t, p) in inner
+                .offsets
+                .all(&id)
+                .into_iter()
+                .map(|(t, p, _)| (t.to_string(), p))
+                .collect::<Vec<_>>()
+            {
+                inner.offsets.remove(&id, &t, p);
+            }
+            gone += 1;
+        }
+        tracing::info!(
+            partition,
+            groups = gone,
+            "no longer coordinating this __consumer_offsets partition"
+        );
+    }
+}
