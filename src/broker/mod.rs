@@ -182,13 +182,6 @@ impl Broker {
         self.config.read().node_id
     }
 
-    /// The active controller's id for Metadata and DescribeCluster (this node when unknown).
-    pub fn active_controller(&self) -> i32 {
-        self.controller
-            .leader_id()
-            .map_or(self.node_id(), |id| id as i32)
-    }
-
     pub fn image(&self) -> Arc<MetadataImage> {
         self.controller.image()
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use strata_controller::{MetadataCommand, MetadataImage};
+use strata_controller::{ControllerError, MetadataCommand, MetadataImage};
 use uuid::Uuid;
 
 use super::{Broker, BrokerError};
@@ -300,7 +300,14 @@ impl Broker {
     }
 
     async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
-        let image = self.controller.propose(cmd).await?;
+        let image = self.controller.propose(cmd).await.inspect_err(|e| {
+            if matches!(
+                e,
+                ControllerError::NoQuorum { .. } | ControllerError::ProposeTimedOut { .. }
+            ) {
+                tracing::warn!(error = %e, "metadata change not committed");
+            }
+        })?;
         self.apply_image(&image)?;
         Ok(image)
     }

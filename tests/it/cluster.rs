@@ -342,3 +342,156 @@ async fn acks_all_survives_leader_kills_and_replicas_converge() {
         acked.len()
     );
 }
+
+fn signal(node: &Broker, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(node.pid().to_string())
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+/// Produces `n` records to `partition` with acks=all and returns how many were acknowledged.
+async fn produce_acks_all(bootstrap: &str, topic: &str, partition: i32, n: usize) -> usize {
+    let p = kafka::producer(
+        bootstrap,
+        &[("acks", "all"), ("message.timeout.ms", "30000")],
+    );
+    let mut ok = 0;
+    for i in 0..n {
+        let v = format!("v{i}");
+        let r = p
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(partition)
+                    .payload(&v),
+                Duration::from_secs(30),
+            )
+            .await;
+        if r.is_ok() {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_follower_is_fenced_then_rejoins() {
+    let mut c = Cluster::start(3, &[]);
+    let topic = "paused";
+    create_replicated(&c.bootstrap(), topic, 1, &[("min.insync.replicas", "2")]).await;
+    let md = wait_for_isr(&c, topic, 3, Duration::from_secs(20));
+    let (leader, replicas, _) = md.partitions[&0].clone();
+    let follower = *replicas.iter().find(|r| **r != leader).expect("a follower");
+    assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 20).await, 20);
+
+    // SIGSTOP stands for a network partition: the node neither answers nor dies.
+    signal(c.node(follower), "STOP");
+    let started = Instant::now();
+    // acks=all goes on once the controller fences the silent follower out of the ISR.
+    assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 20).await, 20);
+    let waited = started.elapsed();
+    let md = wait_for_isr(&c, topic, 2, Duration::from_secs(20));
+    assert!(
+        !md.partitions[&0].2.contains(&follower),
+        "{:?}",
+        md.partitions
+    );
+    assert!(
+        !md.brokers.contains(&follower),
+        "paused broker still listed: {:?}",
+        md.brokers
+    );
+
+    signal(c.node(follower), "CONT");
+    // It is unfenced, catches up and rejoins the ISR; its log matches the leader's.
+    let md = wait_for_isr(&c, topic, 3, Duration::from_secs(30));
+    assert!(md.partitions[&0].2.contains(&follower));
+    let leader_dir = c.node(leader).data.join(format!("{topic}-0"));
+    let follower_dir = c.node(follower).data.join(format!("{topic}-0"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_bytes(&leader_dir) != log_bytes(&follower_dir) {
+        assert!(
+            Instant::now() < deadline,
+            "paused follower did not converge"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("cluster: acks=all resumed {waited:?} after pausing follower {follower}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_quorum_refuses_clearly_then_recovers() {
+    let mut c = Cluster::start(3, &[]);
+    let topic = "quorum";
+    create_replicated(&c.bootstrap(), topic, 1, &[("min.insync.replicas", "2")]).await;
+    let md = wait_for_isr(&c, topic, 3, Duration::from_secs(20));
+    let survivor = md.partitions[&0].0;
+    let others: Vec<i32> = (1..=3).filter(|n| *n != survivor).collect();
+    for n in &others {
+        c.node(*n).kill9();
+    }
+    let bootstrap = c.node(survivor).addr.clone();
+
+    // Metadata changes need a majority: CreateTopics fails with a timeout, not a hang.
+    let admin = kafka::admin(&bootstrap);
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let t = NewTopic::new("needs-quorum", 1, TopicReplication::Fixed(1));
+    let started = Instant::now();
+    let res = admin.create_topics([&t], &opts).await;
+    let errors: Vec<String> = match res {
+        Err(e) => vec![e.to_string()],
+        Ok(rs) => rs
+            .into_iter()
+            .map(|r| match r {
+                Ok(t) => panic!("topic {t} created without a quorum"),
+                Err((_, e)) => format!("{e:?}"),
+            })
+            .collect(),
+    };
+    eprintln!("cluster: CreateTopics without a quorum: {errors:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        errors.iter().all(|e| e.contains("RequestTimedOut")),
+        "{errors:?}"
+    );
+    // acks=all cannot be confirmed by a lone replica whose peers were never fenced.
+    let p = kafka::producer(
+        &bootstrap,
+        &[("acks", "all"), ("message.timeout.ms", "5000")],
+    );
+    let r = p
+        .send(
+            FutureRecord::<(), _>::to(topic)
+                .partition(0)
+                .payload("lonely"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(r.is_err(), "acks=all acknowledged by a lone replica");
+
+    for n in &others {
+        c.node(*n).start_again();
+    }
+    c.wait_for_brokers(3);
+    let res = admin
+        .create_topics([&t], &opts)
+        .await
+        .expect("create after recovery");
+    // The timed-out proposal may have committed once the quorum was back, as Kafka warns
+    // for a timed-out CreateTopics; either way the topic exists now.
+    for r in res {
+        if let Err((t, e)) = r {
+            assert_eq!(
+                e,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "{t}"
+            );
+        }
+    }
+    wait_for_isr(&c, "needs-quorum", 1, Duration::from_secs(30));
+    wait_for_isr(&c, topic, 3, Duration::from_secs(30));
+    assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 10).await, 10);
+}

@@ -77,17 +77,27 @@ async fn delete_partition_records(
     }
 }
 
+/// The live brokers; the controller named is this node, which forwards admin requests (as
+/// Metadata does, see `metadata.rs`).
 pub fn describe_cluster(ctx: &Ctx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let b = &ctx.broker;
-    let me = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(b.node_id()))
-        .with_host(str_bytes(b.advertised.host.clone()))
-        .with_port(b.advertised.port as i32)
-        .with_rack(b.config().broker_rack.clone().map(str_bytes));
+    let image = b.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|m| !m.fenced)
+        .map(|m| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(m.node_id))
+                .with_host(str_bytes(m.host.clone()))
+                .with_port(m.port as i32)
+                .with_rack(m.rack.clone().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(b.image().cluster_id.clone()))
+        .with_cluster_id(str_bytes(image.cluster_id.clone()))
         .with_controller_id(BrokerId(b.node_id()))
-        .with_brokers(vec![me])
+        .with_brokers(brokers)
         .with_endpoint_type(1)
 }
 

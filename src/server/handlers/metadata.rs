@@ -54,7 +54,9 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.active_controller()))
+        // As a KRaft broker does (KIP-590): any node takes admin requests and forwards the
+        // metadata change to the active controller, so clients are pointed at this one.
+        .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics)
 }
 
