@@ -116,6 +116,8 @@ pub struct Broker {
     tier: OnceLock<Arc<Tier>>,
     /// Replica fetchers, one per leader this broker follows.
     fetchers: fetcher::Fetchers,
+    /// When followers last synced their tiered partitions with the bucket (see `tier.rs`).
+    follower_tier_sync: Mutex<Option<std::time::Instant>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -162,6 +164,7 @@ impl Broker {
             producer_ids: Default::default(),
             tier: OnceLock::new(),
             fetchers: Default::default(),
+            follower_tier_sync: Mutex::new(None),
         })
     }
 

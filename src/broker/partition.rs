@@ -41,6 +41,9 @@ pub struct Partition {
     pub last_tier_error: Mutex<Option<String>>,
     /// Role, ISR, high watermark and follower progress (see `replica`).
     replica: Mutex<ReplicaState>,
+    /// Set when leadership changes: a new leader reloads the remote manifest before its first
+    /// upload, so it continues exactly where the previous leader stopped.
+    manifest_stale: std::sync::atomic::AtomicBool,
 }
 
 /// Why this replica cannot take an append.
@@ -73,6 +76,7 @@ impl Partition {
             remote: RwLock::new(None),
             last_tier_error: Mutex::new(None),
             replica: Mutex::new(replica),
+            manifest_stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -212,9 +216,19 @@ impl Partition {
             r.advance_high_watermark(end);
         }
         drop(r);
+        if changed {
+            self.manifest_stale
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         // Waiting fetches and producers re-check their leadership.
         self.appended.notify_waiters();
         changed
+    }
+
+    /// Whether the remote manifest must be reloaded (leadership changed); clears the flag.
+    pub fn take_manifest_stale(&self) -> bool {
+        self.manifest_stale
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// Runs `f` on the replication state (for ISR decisions in `cluster`).

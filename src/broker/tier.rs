@@ -156,6 +156,7 @@ impl Broker {
         let now = now_ms();
         let mut views = Vec::new();
         let mut parts: HashMap<PartitionKey, (Arc<Partition>, Arc<TopicState>)> = HashMap::new();
+        let mut followers = Vec::new();
         for name in self.topic_names() {
             let Some(topic) = self.topic(&name) else {
                 continue;
@@ -164,8 +165,14 @@ impl Broker {
                 continue;
             }
             for p in &topic.partitions {
+                // Only the leader uploads; followers trim what is tiered (`follow_tier`).
+                if !p.is_leader() {
+                    followers.push((p.clone(), topic.clone()));
+                    continue;
+                }
                 let key = p.tier_key();
-                if p.remote_manifest().is_none() && !self.load_manifest(tier, p).await {
+                let stale = p.take_manifest_stale() || p.remote_manifest().is_none();
+                if stale && !self.load_manifest(tier, p).await {
                     continue;
                 }
                 let remote = p.remote_manifest().map(|m| {
@@ -216,6 +223,49 @@ impl Broker {
         for action in actions {
             self.perform(tier, &parts, action, now).await;
         }
+        self.follow_tier(tier, followers, now).await;
+    }
+
+    /// Followers apply local retention to segments the leader has tiered: they read the
+    /// partition manifest (at most once per `remote.log.manager.task.interval.ms`) and delete
+    /// local segments below its end offset that local retention no longer keeps.
+    async fn follow_tier(
+        &self,
+        tier: &Arc<Tier>,
+        followers: Vec<(Arc<Partition>, Arc<TopicState>)>,
+        now: i64,
+    ) {
+        let every = Duration::from_millis(self.config().remote.task_interval_ms.max(1) as u64);
+        {
+            let mut last = self.follower_tier_sync.lock();
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        for (p, topic) in followers {
+            if !self.read_manifest(tier, &p).await {
+                continue;
+            }
+            let Some(tiered_end) = p.remote_manifest().and_then(|m| m.end_offset()) else {
+                continue;
+            };
+            let pol = policy(&topic.config);
+            match p.log.enforce_local_retention(
+                now,
+                tiered_end,
+                pol.local_retention_ms,
+                pol.local_retention_bytes,
+            ) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "follower: local retention deleted tiered segments")
+                }
+                Err(e) => {
+                    tracing::warn!(tp = %p.tp, error = %e, "follower local retention failed; will retry")
+                }
+            }
+        }
     }
 
     /// Loads the manifests of every tiered partition (at startup, before serving,
@@ -238,18 +288,27 @@ impl Broker {
 
     /// Loads the latest manifest of `p` and sweeps orphans once. False on error.
     async fn load_manifest(&self, tier: &Arc<Tier>, p: &Arc<Partition>) -> bool {
+        if !self.read_manifest(tier, p).await {
+            return false;
+        }
+        if let Some(m) = p.remote_manifest() {
+            tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
+        }
+        let (store, key) = (tier.store.clone(), p.tier_key());
+        tokio::spawn(async move {
+            if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
+                tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
+            }
+        });
+        true
+    }
+
+    /// Reads the latest manifest of `p` into it. False on error.
+    async fn read_manifest(&self, tier: &Arc<Tier>, p: &Arc<Partition>) -> bool {
         let key = p.tier_key();
         match manifest::load(&*tier.store, &key).await {
             Ok(m) => {
-                let m = m.unwrap_or_else(|| manifest::PartitionManifest::empty(key.clone()));
-                tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
-                p.set_remote_manifest(m);
-                let store = tier.store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
-                        tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
-                    }
-                });
+                p.set_remote_manifest(m.unwrap_or_else(|| manifest::PartitionManifest::empty(key)));
                 true
             }
             Err(e) => {

@@ -294,6 +294,22 @@ impl Broker {
         }
     }
 
+    /// ElectLeaders: the preferred replica, or any live one for a leaderless partition.
+    pub async fn elect_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        unclean: bool,
+    ) -> Result<(), BrokerError> {
+        self.propose_and_apply(MetadataCommand::ElectLeader {
+            topic: topic.to_string(),
+            partition,
+            unclean,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Registered brokers that are not fenced.
     pub fn live_brokers(&self) -> usize {
         self.image().brokers.values().filter(|b| !b.fenced).count()

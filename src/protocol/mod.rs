@@ -29,6 +29,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::FindCoordinator, 0, 5),
     (ApiKey::JoinGroup, 0, 9),

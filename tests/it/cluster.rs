@@ -14,8 +14,8 @@ use rdkafka::Offset;
 use crate::harness::Broker;
 use crate::kafka;
 
-struct Cluster {
-    nodes: Vec<Broker>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Broker>,
 }
 
 fn free_port() -> u16 {
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 
 impl Cluster {
     /// `n` nodes with node ids 1..=n, each serving the controller quorum on its own port.
-    fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+    pub(crate) fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters = ports
             .iter()
@@ -65,7 +65,7 @@ impl Cluster {
         c
     }
 
-    fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         self.nodes
             .iter()
             .filter(|n| !n.addr.is_empty())
@@ -91,15 +91,15 @@ impl Cluster {
         }
     }
 
-    fn node(&mut self, id: i32) -> &mut Broker {
+    pub(crate) fn node(&mut self, id: i32) -> &mut Broker {
         &mut self.nodes[(id - 1) as usize]
     }
 }
 
 /// Brokers and, for `topic`, each partition's (leader, replicas, isr).
-struct Md {
-    brokers: Vec<i32>,
-    partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
+pub(crate) struct Md {
+    pub(crate) brokers: Vec<i32>,
+    pub(crate) partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
 }
 
 fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
@@ -123,7 +123,7 @@ fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     }
 }
 
-async fn create_replicated(
+pub(crate) async fn create_replicated(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -144,7 +144,7 @@ async fn create_replicated(
 }
 
 /// Waits until every partition of `topic` has a leader and `isr` in-sync replicas.
-fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Duration) -> Md {
+pub(crate) fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Duration) -> Md {
     let deadline = Instant::now() + timeout;
     loop {
         let md = metadata(&c.bootstrap(), Some(topic));
@@ -188,6 +188,7 @@ fn start_producing(
     bootstrap: String,
     topic: &'static str,
     stop: Arc<AtomicBool>,
+    max_records: u64,
 ) -> (std::thread::JoinHandle<()>, Arc<Mutex<BTreeSet<String>>>) {
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let out = acked.clone();
@@ -207,8 +208,8 @@ fn start_producing(
                 ],
             );
             let mut i = 0u64;
-            // Bounded: at most 1200 rounds of 50 records, paced so that the run spans the kills.
-            while !stop.load(Ordering::Relaxed) && i < 60_000 {
+            // Bounded by `max_records`, paced so that the run spans the kills.
+            while !stop.load(Ordering::Relaxed) && i < max_records {
                 tokio::time::sleep(Duration::from_millis(25)).await;
                 let mut futures = Vec::new();
                 for _ in 0..50 {
@@ -276,10 +277,17 @@ async fn acks_all_survives_leader_kills_and_replicas_converge() {
         assert!(replicas.contains(leader));
     }
 
+    // Kill the leader of each partition in turn; CLUSTER_KILL_CYCLES runs more (bounded) cycles.
+    let wanted: usize = std::env::var("CLUSTER_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .clamp(1, 50);
     let stop = Arc::new(AtomicBool::new(false));
-    let (producer, acked) = start_producing(c.bootstrap(), topic, stop.clone());
+    let (producer, acked) =
+        start_producing(c.bootstrap(), topic, stop.clone(), 30_000 * wanted as u64);
     let mut cycles = 0;
-    for p in 0..3 {
+    for p in (0..3).cycle().take(wanted) {
         std::thread::sleep(Duration::from_millis(1500));
         let md = wait_for_isr(&c, topic, 2, Duration::from_secs(30));
         let leader = md.partitions[&p].0;

@@ -16,3 +16,4 @@ mod kafka;
 mod metrics;
 mod produce_consume;
 mod tier;
+mod tier_cluster;

@@ -18,13 +18,13 @@ use crate::harness::Broker;
 use crate::kafka::{consume, create_topic, producer};
 
 /// Where a test's remote tier lives: broker settings and a client of the same store.
-struct Remote {
-    settings: Vec<(String, String)>,
-    store: Arc<dyn ObjectStore>,
+pub(crate) struct Remote {
+    pub(crate) settings: Vec<(String, String)>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     _dir: Option<tempfile::TempDir>,
 }
 
-fn remote(test: &str) -> Remote {
+pub(crate) fn remote(test: &str) -> Remote {
     let prefix = format!("{test}-{}", uuid::Uuid::new_v4());
     match std::env::var("S3_TEST_ENDPOINT") {
         Ok(endpoint) => {
@@ -89,7 +89,7 @@ fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
     Broker::start_with_env(&all, env)
 }
 
-const TOPIC_CONFIGS: &[(&str, &str)] = &[
+pub(crate) const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("remote.storage.enable", "true"),
     ("segment.bytes", "32768"),
     ("local.retention.bytes", "65536"),
@@ -99,7 +99,7 @@ fn value(i: usize) -> String {
     format!("value-{i:07}-{}", "t".repeat(150 + i % 50))
 }
 
-async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
+pub(crate) async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
     // Small batches: a segment rolls only between batches, and librdkafka would
     // otherwise send one batch of hundreds of KiB (one segment, never closed).
     let p = producer(
@@ -121,7 +121,7 @@ async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
 }
 
 /// Consumes offsets [0, n) and checks every value and the overall checksum.
-fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka::Got> {
+pub(crate) fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka::Got> {
     let got = consume(
         addr,
         topic,
@@ -147,7 +147,10 @@ fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka:
     got
 }
 
-async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<PartitionManifest> {
+pub(crate) async fn manifest_of(
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+) -> Option<PartitionManifest> {
     let parts = manifest::list_partitions(store).await.ok()?;
     let pk: PartitionKey = parts
         .into_iter()
@@ -156,7 +159,7 @@ async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<Partit
 }
 
 /// Waits until the remote tier holds offsets up to at least `offset`.
-async fn wait_tiered(
+pub(crate) async fn wait_tiered(
     store: &Arc<dyn ObjectStore>,
     topic: &str,
     offset: i64,
@@ -178,7 +181,7 @@ async fn wait_tiered(
     }
 }
 
-fn local_log_files(broker: &Broker, topic: &str) -> usize {
+pub(crate) fn local_log_files(broker: &Broker, topic: &str) -> usize {
     std::fs::read_dir(broker.data.join(format!("{topic}-0")))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -188,7 +191,7 @@ fn local_log_files(broker: &Broker, topic: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn assert_contiguous(m: &PartitionManifest) {
+pub(crate) fn assert_contiguous(m: &PartitionManifest) {
     assert_eq!(
         m.segments.first().map(|s| s.base_offset),
         Some(0),
