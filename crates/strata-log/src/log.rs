@@ -273,8 +273,10 @@ impl Log {
     /// them: base offsets, timestamps (no LogAppendTime stamping) and
     /// `partitionLeaderEpoch` are kept, so a read returns the input bytes.
     ///
-    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count,
-    /// `max.message.bytes`). The first batch must start at the log end offset
+    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count)
+    /// except for `max.message.bytes`, which Kafka does not apply to
+    /// replication (the leader accepted the batch; a lowered limit must not
+    /// stall the follower). The first batch must start at the log end offset
     /// and each next batch right after the previous one, otherwise
     /// `LogError::NonContiguous` and nothing is written. `batches` must hold
     /// whole batches (Strata's `read` returns only whole batches); an empty
@@ -292,11 +294,9 @@ impl Log {
         self.check_open(&w)?;
         w.clock_ms = w.clock_ms.max(now_ms);
         let infos =
-            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
-                LogError::Record {
-                    dir: self.dir.clone(),
-                    source,
-                }
+            record::validate_batches(batches, usize::MAX).map_err(|source| LogError::Record {
+                dir: self.dir.clone(),
+                source,
             })?;
         let base_offset = self.log_end.load(Ordering::Acquire);
         let mut next = base_offset;
@@ -1172,7 +1172,7 @@ impl Log {
     /// epoch above it; an epoch older than the whole cache answers `requested`
     /// with the first cached start offset (as Kafka); `None` (the caller
     /// answers UNDEFINED_EPOCH_OFFSET) for `requested` < 0, an empty cache or an
-    /// epoch above the latest. See [`LeaderEpochCache::end_offset_for`].
+    /// epoch above the latest.
     pub fn end_offset_for_epoch(&self, requested: i32) -> Option<(i32, i64)> {
         let cache = self.epochs.read();
         cache.end_offset_for(requested, self.log_end_offset())

@@ -151,8 +151,13 @@ fn non_contiguous_or_invalid_follower_batches_write_nothing() {
         .is_err());
     assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
     assert_eq!(log.epoch_entries(), vec![(1, 0)]);
-    // The log still takes the right batch.
-    log.append_as_follower(&leader_batch(end, 1, 0, 1, 10), 0)
+    // The log still takes the right batch, even above max.message.bytes (as
+    // Kafka: the leader accepted it).
+    log.update_config(LogConfig {
+        max_message_bytes: 100,
+        ..small_config()
+    });
+    log.append_as_follower(&leader_batch(end, 1, 0, 1, 300), 0)
         .unwrap();
     assert_eq!(log.log_end_offset(), end + 1);
 }
