@@ -254,7 +254,8 @@ impl Log {
                 })
             }
         };
-        if let Some(epoch) = leader_epoch {
+        let latest = self.latest_epoch();
+        if let Some(epoch) = leader_epoch.filter(|e| latest.is_none_or(|l| *e > l)) {
             self.update_epochs(|c| c.assign(epoch, base_offset))?;
         }
         self.write_batches(&mut w, &data, &infos, next, incoming_ts, now_ms)?;

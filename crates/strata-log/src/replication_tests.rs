@@ -465,6 +465,9 @@ fn producer_state_from_follower_appends_dedupes_after_failover() {
     follower.truncate_to(8).unwrap();
     // Failover: the follower is leader now; the producer retries its last
     // batch, which must get its original offsets, and continues in order.
+    let plain = follower.append(&pbatch(7, 0, 4, 2), 0).unwrap();
+    assert!(plain.duplicate);
+    assert_eq!((plain.base_offset, plain.last_offset), (4, 5));
     let retry = follower
         .append_with_leader_epoch(&pbatch(7, 0, 6, 2), 4, 0)
         .unwrap();
