@@ -74,9 +74,9 @@
 //!   any point leaves a log that open recovers to a prefix of the original (a
 //!   crash-injection test covers every step); the new end is fsynced before it
 //!   returns. [`Log::truncate_fully_and_start_at`] leaves either a prefix of
-//!   the old log or the empty log at the new offset. A read overlapping a
-//!   truncation is retried, so it answers for the old or the new log, never
-//!   with a short read.
+//!   the old log or the empty log at the new offset. A read answers for the
+//!   log before or after a truncation, never with a short read: the cut of a
+//!   segment's files waits for reads in flight.
 //! - **Leader epochs**: the cache (see [`Log::end_offset_for_epoch`]) gains
 //!   an entry when `append_with_leader_epoch` or `append_as_follower` writes
 //!   a higher epoch; the file is written before the batches, and open drops
