@@ -52,6 +52,12 @@ pub enum LogError {
     Locked { dir: PathBuf },
     #[error("log {dir} is closed; reopen it with Log::open")]
     Closed { dir: PathBuf },
+    #[error("log {dir} already holds segment {file}; refusing to start it empty at offset {offset} (move the directory away first)")]
+    NotEmpty {
+        dir: PathBuf,
+        file: String,
+        offset: i64,
+    },
 }
 
 impl LogError {
