@@ -15,6 +15,7 @@ use crate::cache::CacheConfig;
 use crate::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
 use crate::layout::PartitionKey;
 use crate::manifest;
+use crate::topics;
 use crate::reader::RemoteReader;
 
 /// Runs every check.
@@ -24,6 +25,7 @@ pub async fn run_all(store: Arc<dyn ObjectStore>) {
     manifest_chain_compare_and_swap(&*store).await;
     copy_read_expire_round_trip(store.clone()).await;
     large_segment_streams_as_multipart(store.clone()).await;
+    topic_metadata_and_discovery(store.clone()).await;
 }
 
 fn scratch() -> String {
@@ -281,6 +283,59 @@ pub async fn large_segment_streams_as_multipart(store: Arc<dyn ObjectStore>) {
     copier::delete_partition(&*store, &pk)
         .await
         .expect("delete");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The topic metadata object round-trips, and discovery finds the topic with its
+/// id, partition count, configs and each partition's resume offset.
+pub async fn topic_metadata_and_discovery(store: Arc<dyn ObjectStore>) {
+    let pk = PartitionKey {
+        partition: 1,
+        ..pk()
+    };
+    let meta = topics::TopicMetadata {
+        topic: pk.topic.clone(),
+        topic_id: pk.topic_id,
+        partition_count: 2,
+        replication_factor: 1,
+        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
+        updated_ms: 1,
+    };
+    topics::put_metadata(&*store, &meta).await.expect("put");
+    let got = topics::load_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("load");
+    assert_eq!(got.as_ref(), Some(&meta), "metadata round-trips");
+    let tmp = tempfile_dir();
+    let (files, _) = write_fake_segment(&tmp, 0, 5, 10);
+    let info = TopicInfo {
+        partition_count: 2,
+        ..Default::default()
+    };
+    copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+        .await
+        .expect("copy");
+    let found = topics::discover(&store).await.expect("discover");
+    let t = found
+        .iter()
+        .find(|t| t.topic_id == pk.topic_id)
+        .expect("topic discovered");
+    assert_eq!(
+        (t.topic.as_str(), t.partition_count, t.source),
+        (pk.topic.as_str(), 2, topics::MetadataSource::TopicObject)
+    );
+    assert_eq!(t.configs, meta.configs);
+    assert_eq!((t.resume_offset(0), t.resume_offset(1)), (0, 50));
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("delete");
+    topics::delete_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("delete metadata");
+    assert!(topics::load_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("load")
+        .is_none());
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -239,44 +239,17 @@ pub async fn put_segment_manifest(
         })
 }
 
-/// Lists the partition manifests of every partition under the store's root, for
-/// recovery and `tier status`. Returns partition keys found.
+/// Lists the partition directories of every topic under the store's root, for
+/// `tier inspect`. Returns partition keys found.
 pub async fn list_partitions(store: &Arc<dyn ObjectStore>) -> Result<Vec<PartitionKey>> {
     let mut out = Vec::new();
-    let top = store
-        .list_with_delimiter(None)
-        .await
-        .map_err(|source| TierError::Store {
-            partition: PartitionKey {
-                topic: String::new(),
-                topic_id: Uuid::nil(),
-                partition: -1,
-            },
-            key: "/".into(),
-            source,
-        })?;
-    for topic_dir in top.common_prefixes {
-        let Some(name) = topic_dir.filename() else {
-            continue;
-        };
-        // `<topic>-<uuid>`: a uuid is 36 characters.
-        if name.len() < 38 {
-            continue;
-        }
-        let (topic, id) = name.split_at(name.len() - 36);
-        let (Some(topic), Ok(topic_id)) = (topic.strip_suffix('-'), Uuid::parse_str(id)) else {
-            continue;
-        };
-        if let Ok(parts) = store.list_with_delimiter(Some(&topic_dir)).await {
-            for p in parts.common_prefixes {
-                if let Some(partition) = p.filename().and_then(|f| f.parse().ok()) {
-                    out.push(PartitionKey {
-                        topic: topic.to_string(),
-                        topic_id,
-                        partition,
-                    });
-                }
-            }
+    for (topic, topic_id) in crate::topics::list_topics(&**store).await? {
+        for partition in crate::topics::list_topic_partitions(&**store, &topic, topic_id).await? {
+            out.push(PartitionKey {
+                topic: topic.clone(),
+                topic_id,
+                partition,
+            });
         }
     }
     out.sort();
