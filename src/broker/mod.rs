@@ -10,6 +10,7 @@
 
 mod partition;
 mod producer_ids;
+mod recover;
 mod tasks;
 mod tier;
 mod topics;
@@ -25,6 +26,7 @@ use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
 pub use partition::{Partition, TopicPartition};
+pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
 pub use tier::Tier;
 pub use topics::{validate_topic_name, NewTopic};
 
@@ -252,6 +254,8 @@ impl Broker {
         });
         self.topics.write().insert(name.clone(), state);
         self.topic_ids.write().insert(meta.id, name);
+        let was_tiered = existing.is_some_and(|t| t.config.remote_storage_enable);
+        self.topic_applied(&meta.name, was_tiered);
         Ok(())
     }
 

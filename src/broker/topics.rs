@@ -273,7 +273,10 @@ impl Broker {
         Ok(partitions)
     }
 
-    async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
+    pub(super) async fn propose_and_apply(
+        &self,
+        cmd: MetadataCommand,
+    ) -> Result<MetadataImage, BrokerError> {
         let image = self.controller.propose(cmd).await?;
         self.apply_image(&image)?;
         Ok(image)

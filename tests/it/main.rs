@@ -14,4 +14,5 @@ mod idempotence;
 mod kafka;
 mod metrics;
 mod produce_consume;
+mod recover;
 mod tier;

@@ -18,54 +18,66 @@ use crate::harness::Broker;
 use crate::kafka::{consume, create_topic, producer};
 
 /// Where a test's remote tier lives: broker settings and a client of the same store.
-struct Remote {
-    settings: Vec<(String, String)>,
-    store: Arc<dyn ObjectStore>,
+pub(crate) struct Remote {
+    pub(crate) settings: Vec<(String, String)>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     _dir: Option<tempfile::TempDir>,
 }
 
-fn remote(test: &str) -> Remote {
-    let prefix = format!("{test}-{}", uuid::Uuid::new_v4());
-    match std::env::var("S3_TEST_ENDPOINT") {
-        Ok(endpoint) => {
-            let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "strata-test".into());
-            let url = format!("s3://{bucket}/{prefix}");
-            let opts = S3Options {
-                endpoint: Some(endpoint.clone()),
-                region: Some("us-east-1".into()),
-                path_style: Some(true),
-                access_key_id: Some("test".into()),
-                secret_access_key: Some("test".into()),
-            };
-            let store = strata_tier::open_store(&url, &opts).expect("s3 store");
-            let settings = [
-                ("remote.storage.url", url.as_str()),
-                ("remote.storage.s3.endpoint", endpoint.as_str()),
-                ("remote.storage.s3.region", "us-east-1"),
-                ("remote.storage.s3.path.style", "true"),
-                ("remote.storage.s3.access.key.id", "test"),
-                ("remote.storage.s3.secret.access.key", "test"),
-            ];
-            Remote {
-                settings: own(&settings),
-                store,
-                _dir: None,
-            }
-        }
-        Err(_) => {
+/// moto/S3 when `S3_TEST_ENDPOINT` is set, else a `file://` directory (which
+/// fails under `CI=true`, where moto must run).
+pub(crate) fn remote(test: &str) -> Remote {
+    match remote_s3(test) {
+        Some(r) => r,
+        None => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "CI=true but S3_TEST_ENDPOINT is not set: scripts/test.sh must start moto"
             );
-            let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("file://{}/{prefix}", dir.path().display());
-            let store = strata_tier::open_store(&url, &S3Options::default()).expect("file store");
-            Remote {
-                settings: own(&[("remote.storage.url", url.as_str())]),
-                store,
-                _dir: Some(dir),
-            }
+            remote_file(test)
         }
+    }
+}
+
+/// The S3 server of `S3_TEST_ENDPOINT` under a fresh prefix; `None` when unset.
+pub(crate) fn remote_s3(test: &str) -> Option<Remote> {
+    let prefix = format!("{test}-{}", uuid::Uuid::new_v4());
+    let endpoint = std::env::var("S3_TEST_ENDPOINT").ok()?;
+    let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "strata-test".into());
+    let url = format!("s3://{bucket}/{prefix}");
+    let opts = S3Options {
+        endpoint: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        path_style: Some(true),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+    };
+    let store = strata_tier::open_store(&url, &opts).expect("s3 store");
+    let settings = [
+        ("remote.storage.url", url.as_str()),
+        ("remote.storage.s3.endpoint", endpoint.as_str()),
+        ("remote.storage.s3.region", "us-east-1"),
+        ("remote.storage.s3.path.style", "true"),
+        ("remote.storage.s3.access.key.id", "test"),
+        ("remote.storage.s3.secret.access.key", "test"),
+    ];
+    Some(Remote {
+        settings: own(&settings),
+        store,
+        _dir: None,
+    })
+}
+
+/// A `file://` remote tier in its own temporary directory, outside any data dir.
+pub(crate) fn remote_file(test: &str) -> Remote {
+    let prefix = format!("{test}-{}", uuid::Uuid::new_v4());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}/{prefix}", dir.path().display());
+    let store = strata_tier::open_store(&url, &S3Options::default()).expect("file store");
+    Remote {
+        settings: own(&[("remote.storage.url", url.as_str())]),
+        store,
+        _dir: Some(dir),
     }
 }
 
@@ -75,7 +87,7 @@ fn own(kv: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
+pub(crate) fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
     let mut all: Vec<(&str, &str)> = r
         .settings
         .iter()
@@ -89,17 +101,17 @@ fn start(r: &Remote, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Broker {
     Broker::start_with_env(&all, env)
 }
 
-const TOPIC_CONFIGS: &[(&str, &str)] = &[
+pub(crate) const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("remote.storage.enable", "true"),
     ("segment.bytes", "32768"),
     ("local.retention.bytes", "65536"),
 ];
 
-fn value(i: usize) -> String {
+pub(crate) fn value(i: usize) -> String {
     format!("value-{i:07}-{}", "t".repeat(150 + i % 50))
 }
 
-async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
+pub(crate) async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
     // Small batches: a segment rolls only between batches, and librdkafka would
     // otherwise send one batch of hundreds of KiB (one segment, never closed).
     let p = producer(
@@ -121,7 +133,7 @@ async fn produce_values(addr: &str, topic: &str, from: usize, n: usize) {
 }
 
 /// Consumes offsets [0, n) and checks every value and the overall checksum.
-fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka::Got> {
+pub(crate) fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka::Got> {
     let got = consume(
         addr,
         topic,
@@ -147,7 +159,10 @@ fn consume_all_and_check(addr: &str, topic: &str, n: usize) -> Vec<crate::kafka:
     got
 }
 
-async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<PartitionManifest> {
+pub(crate) async fn manifest_of(
+    store: &Arc<dyn ObjectStore>,
+    topic: &str,
+) -> Option<PartitionManifest> {
     let parts = manifest::list_partitions(store).await.ok()?;
     let pk: PartitionKey = parts
         .into_iter()
@@ -156,7 +171,7 @@ async fn manifest_of(store: &Arc<dyn ObjectStore>, topic: &str) -> Option<Partit
 }
 
 /// Waits until the remote tier holds offsets up to at least `offset`.
-async fn wait_tiered(
+pub(crate) async fn wait_tiered(
     store: &Arc<dyn ObjectStore>,
     topic: &str,
     offset: i64,
@@ -178,7 +193,7 @@ async fn wait_tiered(
     }
 }
 
-fn local_log_files(broker: &Broker, topic: &str) -> usize {
+pub(crate) fn local_log_files(broker: &Broker, topic: &str) -> usize {
     std::fs::read_dir(broker.data.join(format!("{topic}-0")))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -203,7 +218,7 @@ fn assert_contiguous(m: &PartitionManifest) {
     }
 }
 
-async fn wait_local_trimmed(broker: &Broker, topic: &str, max_files: usize) {
+pub(crate) async fn wait_local_trimmed(broker: &Broker, topic: &str, max_files: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while local_log_files(broker, topic) > max_files {
         assert!(

@@ -589,7 +589,10 @@ fn init_empty_at_opens_an_empty_log_that_continues_at_the_offset() {
         log.read(1233, 1 << 20, true),
         Err(LogError::OffsetOutOfRange { .. })
     ));
-    assert_eq!(headers(&log.read(1234, 1 << 20, true).unwrap())[0].base_offset, 1234);
+    assert_eq!(
+        headers(&log.read(1234, 1 << 20, true).unwrap())[0].base_offset,
+        1234
+    );
     log.close().unwrap();
     // Reopened, it keeps the offsets; a directory with a segment is refused.
     let log = open(&path, small_config());

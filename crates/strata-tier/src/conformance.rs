@@ -15,8 +15,8 @@ use crate::cache::CacheConfig;
 use crate::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
 use crate::layout::PartitionKey;
 use crate::manifest;
-use crate::topics;
 use crate::reader::RemoteReader;
+use crate::topics;
 
 /// Runs every check.
 pub async fn run_all(store: Arc<dyn ObjectStore>) {

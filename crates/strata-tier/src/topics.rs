@@ -203,10 +203,7 @@ impl BucketTopic {
     /// segment is left (all expired), or 0 for a partition never tiered.
     pub fn resume_offset(&self, p: i32) -> i64 {
         self.partitions.get(&p).map_or(0, |m| {
-            m.end_offset()
-                .unwrap_or(0)
-                .max(m.log_start_offset)
-                .max(0)
+            m.end_offset().unwrap_or(0).max(m.log_start_offset).max(0)
         })
     }
 }
