@@ -98,6 +98,25 @@ impl Partition {
         })
     }
 
+    /// The offset a local read for `offset` starts at: the local log start when
+    /// `offset` falls in a gap between the remote end and the local log start
+    /// (offsets deleted locally before they were tiered, which neither tier holds:
+    /// the reader goes on with the next offset that exists, as over a compacted
+    /// log's gaps), else `offset` itself.
+    pub fn local_read_offset(&self, offset: i64) -> i64 {
+        let local = self.log.log_start_offset();
+        let in_gap = offset < local
+            && self
+                .remote_manifest()
+                .and_then(|m| m.end_offset())
+                .is_some_and(|end| end <= offset);
+        if in_gap {
+            local
+        } else {
+            offset
+        }
+    }
+
     /// Appends client batches and wakes every fetch waiting on this partition.
     pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let info = self.log.append(batches, now_ms)?;

@@ -451,3 +451,110 @@ async fn delete_records_and_delete_topics_remove_remote_data() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `strata topic alter -b <addr> <topic> <args>`, which must succeed.
+pub(crate) fn alter_topic(addr: &str, topic: &str, args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["topic", "alter", "-b", addr, topic])
+        .args(args)
+        .output()
+        .expect("strata topic alter");
+    assert!(out.status.success(), "topic alter {args:?}: {out:?}");
+}
+
+/// The smallest base offset of the local segment files of partition 0.
+fn local_start(broker: &Broker, topic: &str) -> Option<i64> {
+    std::fs::read_dir(broker.data.join(format!("{topic}-0")))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .min()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_tier_resumes_above_a_gap_left_by_local_retention() {
+    let r = remote("gap");
+    let broker = start(&r, &[("log.retention.check.interval.ms", "200")], &[]);
+    create_topic(&broker.addr, "gappy", 1, TOPIC_CONFIGS).await;
+    produce_values(&broker.addr, "gappy", 0, 2000).await;
+    let before = wait_tiered(&r.store, "gappy", 1000, &broker).await;
+    // Tiering off: ordinary retention now deletes local segments nobody tiered.
+    alter_topic(
+        &broker.addr,
+        "gappy",
+        &[
+            "-c",
+            "remote.storage.enable=false",
+            "-c",
+            "retention.bytes=65536",
+        ],
+    );
+    produce_values(&broker.addr, "gappy", 2000, 2000).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let remote_end = loop {
+        let end = manifest_of(&r.store, "gappy")
+            .await
+            .and_then(|m| m.end_offset())
+            .unwrap_or(0);
+        if local_start(&broker, "gappy").is_some_and(|s| s > end + 100) {
+            break end;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no gap formed; log:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(remote_end >= before.end_offset().unwrap_or(0));
+    // Tiering on again: uploads continue from the local log start, not stall.
+    alter_topic(
+        &broker.addr,
+        "gappy",
+        &[
+            "-c",
+            "remote.storage.enable=true",
+            "--delete-config",
+            "retention.bytes",
+        ],
+    );
+    let m = wait_tiered(&r.store, "gappy", remote_end + 1, &broker).await;
+    let gaps: Vec<(i64, i64)> = m
+        .segments
+        .windows(2)
+        .filter(|w| w[0].next_offset != w[1].base_offset)
+        .map(|w| (w[0].next_offset, w[1].base_offset))
+        .collect();
+    assert_eq!(gaps.len(), 1, "one gap: {gaps:?} in {:?}", m.segments);
+    let (gap_start, gap_end) = gaps[0];
+    assert_eq!(gap_start, remote_end);
+    assert!(
+        !broker.log().contains("segment not recorded"),
+        "no refused upload"
+    );
+    // A consumer from offset 0 reads everything that exists, crossing the gap.
+    let want = gap_start as usize + (4000 - gap_end as usize);
+    let got = consume(
+        &broker.addr,
+        "gappy",
+        0,
+        Offset::Beginning,
+        want,
+        Duration::from_secs(90),
+    );
+    assert_eq!(got.len(), want, "records outside the gap");
+    for g in &got {
+        assert!(
+            g.offset < gap_start || g.offset >= gap_end,
+            "offset {} in the gap",
+            g.offset
+        );
+        assert_eq!(
+            g.value.as_deref(),
+            Some(value(g.offset as usize).as_bytes()),
+            "value of offset {}",
+            g.offset
+        );
+    }
+    assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+}

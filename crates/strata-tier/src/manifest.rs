@@ -59,7 +59,8 @@ pub struct PartitionManifest {
     pub configs: BTreeMap<String, String>,
     /// The log start offset of the whole partition (DeleteRecords, retention).
     pub log_start_offset: i64,
-    /// Sorted by base offset, contiguous.
+    /// Sorted by base offset, contiguous except where local retention deleted
+    /// offsets before they could be tiered (see `copier::copy_segment`).
     pub segments: Vec<RemoteSegment>,
 }
 
@@ -94,8 +95,15 @@ impl PartitionManifest {
 
     /// The segment holding `offset`.
     pub fn segment_for(&self, offset: i64) -> Option<&RemoteSegment> {
+        self.segment_at_or_after(offset)
+            .filter(|s| s.base_offset <= offset)
+    }
+
+    /// The segment holding `offset`, or else the first one after it (an offset in a
+    /// gap between remote segments reads on from the next one).
+    pub fn segment_at_or_after(&self, offset: i64) -> Option<&RemoteSegment> {
         let i = self.segments.partition_point(|s| s.next_offset <= offset);
-        self.segments.get(i).filter(|s| s.base_offset <= offset)
+        self.segments.get(i)
     }
 }
 

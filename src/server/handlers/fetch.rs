@@ -278,7 +278,10 @@ fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool
         .with_last_stable_offset(hw)
         .with_log_start_offset(part.log_start_offset());
     let limit = target.max_bytes.min(remaining);
-    match part.log.read(target.fetch_offset, limit, first) {
+    match part
+        .log
+        .read(part.local_read_offset(target.fetch_offset), limit, first)
+    {
         Ok(records) => base.with_records(Some(records)),
         Err(e) => {
             let code = log_code(&e);
