@@ -34,8 +34,9 @@ pub struct Partition {
     /// The latest partition manifest seen (`None` until loaded or for topics that
     /// never tiered).
     remote: RwLock<Option<Arc<PartitionManifest>>>,
-    /// The last upload error, for `tier status` and logs.
-    pub last_tier_error: Mutex<Option<String>>,
+    /// The last upload or manifest-load error and when it happened (wall-clock
+    /// ms), for `tier status`; kept after later successes.
+    pub last_tier_error: Mutex<Option<(String, i64)>>,
 }
 
 impl Partition {

@@ -20,6 +20,7 @@ use strata_tier::{
 use tokio::sync::{watch, Notify};
 
 use super::{now_ms, Broker, Partition, TopicState};
+use crate::protocol::tier_state::PartitionTierState;
 
 /// Objects younger than this are never swept as orphans (an upload may be writing them).
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
@@ -263,7 +264,7 @@ impl Broker {
             }
             Err(e) => {
                 tracing::warn!(tp = %p.tp, error = %e, "cannot load the remote manifest; will retry");
-                *p.last_tier_error.lock() = Some(e.to_string());
+                *p.last_tier_error.lock() = Some((e.to_string(), now_ms()));
                 false
             }
         }
@@ -356,7 +357,6 @@ impl Broker {
                 Ok(m) => {
                     crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, seg.size_bytes);
                     p.set_remote_manifest(m);
-                    *p.last_tier_error.lock() = None;
                     Event::UploadDone {
                         key,
                         base_offset: seg.base_offset,
@@ -364,7 +364,7 @@ impl Broker {
                 }
                 Err(error) => {
                     tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
-                    *p.last_tier_error.lock() = Some(error.clone());
+                    *p.last_tier_error.lock() = Some((error.clone(), now_ms()));
                     crate::metrics::tier::upload_errors(&p.tp.topic, p.tp.partition, 1);
                     Event::UploadFailed {
                         key,
@@ -455,6 +455,43 @@ impl Broker {
                 Err(e) => tracing::warn!(topic = %name, error = %e, "could not record topic metadata in the remote tier; the next change or restart retries"),
             }
         });
+    }
+
+    /// The tier state of `p` (for DescribeLogDirs and `tier status`), or `None` when
+    /// the topic is not tiered and the remote tier holds nothing of it.
+    pub fn tier_state(&self, p: &Partition) -> Option<PartitionTierState> {
+        let tier = self.tier()?;
+        let enabled = self
+            .topic(&p.tp.topic)
+            .is_some_and(|t| t.config.remote_storage_enable);
+        let m = p.remote_manifest();
+        if !enabled && m.as_ref().is_none_or(|m| m.segments.is_empty()) {
+            return None;
+        }
+        let remote_end = m.as_ref().and_then(|m| m.end_offset());
+        let segments = p.log.segments();
+        let closed = &segments[..segments.len().saturating_sub(1)];
+        let pending: Vec<_> = closed
+            .iter()
+            .filter(|s| remote_end.is_none_or(|e| s.next_offset > e) && s.size_bytes > 0)
+            .collect();
+        let upload = tier.upload_state(&p.tier_key()).unwrap_or_default();
+        let last = p.last_tier_error.lock().clone();
+        Some(PartitionTierState {
+            enabled,
+            local_start: p.log.log_start_offset(),
+            local_bytes: p.log.size_bytes(),
+            remote_start: m.as_ref().and_then(|m| m.start_offset()),
+            remote_end,
+            remote_bytes: m.as_ref().map_or(0, |m| m.size_bytes()),
+            remote_segments: m.as_ref().map_or(0, |m| m.segments.len()),
+            manifest_version: m.as_ref().map_or(0, |m| m.version),
+            pending_uploads: pending.len(),
+            pending_bytes: pending.iter().map(|s| s.size_bytes).sum(),
+            failed_attempts: upload.attempts,
+            last_error_ms: last.as_ref().map(|l| l.1),
+            last_error: last.map(|l| l.0),
+        })
     }
 
     /// DeleteRecords on a tiered partition: raise the remote log start offset and

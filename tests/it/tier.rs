@@ -558,3 +558,67 @@ async fn remote_tier_resumes_above_a_gap_left_by_local_retention() {
     }
     assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
 }
+
+/// `strata tier status` rows of `topic` as column name -> value maps.
+fn tier_status_rows(addr: &str, topic: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["tier", "status", "-b", addr, topic])
+        .output()
+        .expect("strata tier status");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "tier status: {out:?}");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_status_shows_offsets_bytes_pending_uploads_and_the_last_upload_error() {
+    let r = remote("status");
+    // Half the store calls fail: some uploads fail after their retries.
+    let broker = start(&r, &[], &[("STRATA_TIER_FAULTS", "fail_every=2")]);
+    create_topic(&broker.addr, "shown", 1, TOPIC_CONFIGS).await;
+    produce_values(&broker.addr, "shown", 0, 3000).await;
+    let _ = wait_tiered(&r.store, "shown", 1000, &broker).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let row = loop {
+        let rows = tier_status_rows(&broker.addr, "shown");
+        let row = rows.into_iter().next().expect("a row for shown-0");
+        let trimmed = row["LOCAL-START"].parse::<i64>().unwrap_or(0) > 0;
+        if row["LAST-ERROR"] != "-" && trimmed {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upload error or local trimming shown: {row:?}; log:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    eprintln!("tier status row: {row:?}");
+    assert_eq!(row["REMOTE"], "on");
+    assert!(row["LAST-ERROR"].contains("injected failure"), "{row:?}");
+    assert_eq!(row["REMOTE-START"], "0", "{row:?}");
+    assert_eq!(row["LOG-START"], "0", "{row:?}");
+    let num = |k: &str| -> i64 {
+        row[k]
+            .parse()
+            .unwrap_or_else(|_| panic!("{k} is a number: {row:?}"))
+    };
+    assert!(
+        num("REMOTE-END") >= 1000 && num("REMOTE-END") <= 3000,
+        "{row:?}"
+    );
+    assert!(num("LOCAL-START") <= num("REMOTE-END"), "no gap: {row:?}");
+    assert!(num("LOCAL-BYTES") > 0 && num("REMOTE-BYTES") > 0, "{row:?}");
+    assert!(num("PENDING") >= 0 && num("FAILED") >= 0, "{row:?}");
+    assert_eq!(num("END"), 3000, "{row:?}");
+}
