@@ -15,7 +15,7 @@ use rdkafka::producer::FutureRecord;
 use crate::harness::Broker;
 use crate::kafka::{admin, consumer, create_topic, producer};
 use crate::tier::{
-    consume_all_and_check, produce_values, remote_file, remote_s3, start, value,
+    consume_all_and_check, list_offsets_raw, produce_values, remote_file, remote_s3, start, value,
     wait_local_trimmed, wait_tiered, Remote, TOPIC_CONFIGS,
 };
 
@@ -153,7 +153,22 @@ async fn recover_end_to_end(r: Remote) {
         .expect("watermarks");
     assert_eq!((low, high), (0, n as i64), "earliest is the remote start");
     // All tiered history, from offset 0, byte for byte.
-    let _ = consume_all_and_check(&broker.addr, TOPIC, n);
+    let got = consume_all_and_check(&broker.addr, TOPIC, n);
+    // ListOffsets -3 (max timestamp) finds it although no local data exists.
+    let max_ts = got
+        .iter()
+        .filter_map(|g| g.timestamp)
+        .max()
+        .expect("timestamps");
+    let first = got
+        .iter()
+        .find(|g| g.timestamp == Some(max_ts))
+        .expect("record");
+    assert_eq!(
+        list_offsets_raw(&broker, TOPIC, -3),
+        (0, first.offset, max_ts),
+        "max timestamp from the remote tier only"
+    );
     // New produces continue at the remote end offset.
     let p = producer(&broker.addr, &[("acks", "all")]);
     let v = value(n);

@@ -622,3 +622,79 @@ async fn tier_status_shows_offsets_bytes_pending_uploads_and_the_last_upload_err
     assert!(num("PENDING") >= 0 && num("FAILED") >= 0, "{row:?}");
     assert_eq!(num("END"), 3000, "{row:?}");
 }
+
+/// ListOffsets v7 with `timestamp` for partition 0 over a raw connection:
+/// (error code, offset, timestamp).
+pub(crate) fn list_offsets_raw(broker: &Broker, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+    use std::io::Write;
+    let version = 7;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(timestamp)])]);
+    let mut s = crate::bad_input::connect(broker);
+    s.write_all(&crate::bad_input::frame(ApiKey::ListOffsets, version, &req))
+        .expect("send ListOffsets");
+    let mut body = crate::bad_input::read_frame(&mut s).expect("ListOffsets response");
+    ResponseHeader::decode(
+        &mut body,
+        ApiKey::ListOffsets.response_header_version(version),
+    )
+    .expect("header");
+    let resp = ListOffsetsResponse::decode(&mut body, version).expect("response");
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_max_timestamp_finds_a_record_only_in_the_remote_tier() {
+    let r = remote("maxts");
+    let broker = start(&r, &[], &[]);
+    create_topic(&broker.addr, "maxts", 1, TOPIC_CONFIGS).await;
+    // Timestamps rise with the offset, except offset 100 which holds the largest.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let base = now - 10_000_000;
+    let max_ts = now - 1_000;
+    let p = producer(
+        &broker.addr,
+        &[("acks", "all"), ("linger.ms", "5"), ("batch.size", "8192")],
+    );
+    let n = 3000;
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let (v, key) = (value(i), format!("k{i}"));
+        let ts = if i == 100 { max_ts } else { base + i as i64 };
+        let rec = FutureRecord::to("maxts")
+            .partition(0)
+            .key(&key)
+            .payload(&v)
+            .timestamp(ts);
+        pending.push(p.send_result(rec).expect("enqueue"));
+    }
+    for f in pending {
+        f.await.expect("delivery").expect("delivered");
+    }
+    let _ = wait_tiered(&r.store, "maxts", 1000, &broker).await;
+    wait_local_trimmed(&broker, "maxts", 4).await;
+    assert!(
+        local_start(&broker, "maxts").is_some_and(|s| s > 100),
+        "offset 100 is only in the remote tier"
+    );
+    assert_eq!(
+        list_offsets_raw(&broker, "maxts", -3),
+        (0, 100, max_ts),
+        "ListOffsets -3 answers the remote record with the largest timestamp"
+    );
+}
