@@ -87,11 +87,12 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    /// True when some requested topic could not be restored.
+    /// True when some topic of the bucket (or a requested one) was not restored
+    /// and is not already present: the operator has something to look at.
     pub fn has_failures(&self) -> bool {
         self.topics
             .iter()
-            .any(|t| matches!(t.outcome, Outcome::Failed(_)))
+            .any(|t| matches!(t.outcome, Outcome::Failed(_) | Outcome::Skipped(_)))
     }
 }
 

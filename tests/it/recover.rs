@@ -21,8 +21,8 @@ use crate::tier::{
 
 const TOPIC: &str = "restored";
 
-/// `strata <args> --set log.dirs=<data> --set <remote settings>`, which must succeed.
-fn strata_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> String {
+/// `strata <args> --set log.dirs=<data> --set <remote settings>`.
+fn run_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.args(args)
         .arg("--set")
@@ -30,7 +30,12 @@ fn strata_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> String {
     for (k, v) in &r.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }
-    let out = cmd.output().expect("run strata");
+    cmd.output().expect("run strata")
+}
+
+/// [`run_with_remote`], which must succeed; returns its stdout.
+fn strata_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> String {
+    let out = run_with_remote(broker, r, args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -136,6 +141,16 @@ async fn recover_end_to_end(r: Remote) {
 
     broker.start_again();
     assert_eq!(topic_id_on_disk(&broker, 0), id_before, "same topic id");
+    // ... and the same id in Metadata (v10+), as `strata topic describe` shows it.
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["topic", "describe", "-b", &broker.addr, TOPIC])
+        .output()
+        .expect("strata topic describe");
+    let described = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        described.contains(&format!("TopicId: {id_before}\tPartitionCount: 3")),
+        "{described}"
+    );
     assert_eq!(partition_count(&broker.addr), 3, "same partition count");
     let configs_after = topic_configs(&broker.addr).await;
     for k in [
@@ -201,4 +216,55 @@ async fn recover_from_s3_bucket_after_losing_the_data_dir() {
         return;
     };
     recover_end_to_end(r).await;
+}
+
+/// Only the metadata log is lost: the partition directories of the same topic id are
+/// adopted with their local data (including offsets never tiered). Then a topic of
+/// the same name but another id blocks recovery, which says so and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_adopts_local_logs_of_the_same_id_and_refuses_a_namesake() {
+    let r = remote_file("recover-meta");
+    let mut broker = start(&r, &[], &[]);
+    create_topic(&broker.addr, "kept", 1, TOPIC_CONFIGS).await;
+    let n = 2000usize;
+    produce_values(&broker.addr, "kept", 0, n).await;
+    let m = wait_tiered(&r.store, "kept", 1000, &broker).await;
+    broker.stop();
+    assert!(
+        m.end_offset().is_some_and(|e| e < n as i64),
+        "some offsets are only local"
+    );
+    std::fs::remove_dir_all(broker.data.join("meta")).expect("delete the metadata log");
+    let report = strata_with_remote(&broker, &r, &["recover", "--topic", "kept"]);
+    assert!(report.contains("restored"), "{report}");
+    broker.start_again();
+    // Local data above the remote end survived: everything reads back.
+    let _ = consume_all_and_check(&broker.addr, "kept", n);
+    let p = producer(&broker.addr, &[("acks", "all")]);
+    let v = value(n);
+    let d = p
+        .send(
+            FutureRecord::to("kept").partition(0).key("k").payload(&v),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("produce");
+    assert_eq!(d.offset, n as i64, "offsets continue after the local data");
+    broker.stop();
+
+    // A fresh data dir with a new topic of the same name.
+    std::fs::remove_dir_all(&broker.data).expect("delete the data dir");
+    broker.start_again();
+    create_topic(&broker.addr, "kept", 1, &[]).await;
+    broker.stop();
+    let out = run_with_remote(&broker, &r, &["recover"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a skipped topic fails the run: {stdout}"
+    );
+    assert!(
+        stdout.contains("skipped: a topic 'kept' with another id"),
+        "{stdout}"
+    );
 }
