@@ -277,8 +277,10 @@ impl Broker {
     }
 
     /// Makes every partition directory open at its resume offset. Returns how many
-    /// existing directories of the same topic id were adopted as they are.
+    /// existing directories of the same topic id were adopted as they are. Checks
+    /// every directory before preparing any, so a refusal leaves nothing behind.
     fn prepare_partition_dirs(&self, t: &BucketTopic, dry_run: bool) -> Result<usize, String> {
+        let mut fresh = Vec::new();
         let mut adopted = 0;
         for p in 0..t.partition_count {
             let tp = TopicPartition {
@@ -286,27 +288,38 @@ impl Broker {
                 partition: p,
             };
             let dir = self.partition_dir(&tp);
-            if dir.exists() {
-                match partition_metadata_id(&dir) {
-                    Some(id) if id == t.topic_id => {
-                        adopted += 1;
-                        continue;
-                    }
-                    Some(id) => {
-                        return Err(format!(
-                            "{} holds topic id {id}, not {}; move it away first",
-                            dir.display(),
-                            t.topic_id
-                        ))
-                    }
-                    None => {}
+            match dir.exists().then(|| partition_metadata_id(&dir)).flatten() {
+                Some(id) if id == t.topic_id => adopted += 1,
+                Some(id) => {
+                    return Err(format!(
+                        "{} holds topic id {id}, not {}; move it away first",
+                        dir.display(),
+                        t.topic_id
+                    ))
                 }
+                None if has_segments(&dir) => {
+                    return Err(format!(
+                        "{} holds segments of an unknown topic id; move it away first",
+                        dir.display()
+                    ))
+                }
+                None => fresh.push((tp, dir, t.resume_offset(p))),
             }
-            if dry_run {
-                continue;
+        }
+        if !dry_run {
+            for (tp, dir, offset) in fresh {
+                Log::init_empty_at(&dir, offset).map_err(|e| format!("{tp}: {e}"))?;
             }
-            Log::init_empty_at(&dir, t.resume_offset(p)).map_err(|e| format!("{tp}: {e}"))?;
         }
         Ok(adopted)
     }
+}
+
+/// Whether `dir` holds any `.log` file.
+fn has_segments(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "log"))
+    })
 }
