@@ -12,6 +12,7 @@ mod cluster;
 mod fetcher;
 mod partition;
 mod producer_ids;
+mod recover;
 pub mod replica;
 mod tasks;
 mod tier;
@@ -28,6 +29,7 @@ use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
 pub use partition::{AppendError, Partition, TopicPartition};
+pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
 pub use tier::Tier;
 pub use topics::{validate_topic_name, NewTopic};
 
@@ -330,6 +332,8 @@ impl Broker {
         });
         self.topics.write().insert(name.clone(), state);
         self.topic_ids.write().insert(meta.id, name);
+        let was_tiered = existing.is_some_and(|t| t.config.remote_storage_enable);
+        self.topic_applied(&meta.name, was_tiered);
         Ok(())
     }
 

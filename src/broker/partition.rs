@@ -37,8 +37,9 @@ pub struct Partition {
     /// The latest partition manifest seen (`None` until loaded or for topics that
     /// never tiered).
     remote: RwLock<Option<Arc<PartitionManifest>>>,
-    /// The last upload error, for `tier status` and logs.
-    pub last_tier_error: Mutex<Option<String>>,
+    /// The last upload or manifest-load error and when it happened (wall-clock
+    /// ms), for `tier status`; kept after later successes.
+    pub last_tier_error: Mutex<Option<(String, i64)>>,
     /// Role, ISR, high watermark and follower progress (see `replica`).
     replica: Mutex<ReplicaState>,
     /// Set when leadership changes: a new leader reloads the remote manifest before its first
@@ -126,6 +127,25 @@ impl Partition {
             m.start_offset().is_some_and(|s| s <= offset)
                 && m.end_offset().is_some_and(|e| offset < e)
         })
+    }
+
+    /// The offset a local read for `offset` starts at: the local log start when
+    /// `offset` falls in a gap between the remote end and the local log start
+    /// (offsets deleted locally before they were tiered, which neither tier holds:
+    /// the reader goes on with the next offset that exists, as over a compacted
+    /// log's gaps), else `offset` itself.
+    pub fn local_read_offset(&self, offset: i64) -> i64 {
+        let local = self.log.log_start_offset();
+        let in_gap = offset < local
+            && self
+                .remote_manifest()
+                .and_then(|m| m.end_offset())
+                .is_some_and(|end| end <= offset);
+        if in_gap {
+            local
+        } else {
+            offset
+        }
     }
 
     /// Appends client batches as the leader, stamped with the leader epoch, and wakes every

@@ -14,10 +14,13 @@ use strata_config::{RemoteStorageConfig, TopicConfig};
 use strata_tier::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
 use strata_tier::object_store::ObjectStore;
 use strata_tier::rlm::{Action, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler};
-use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
+use strata_tier::{
+    manifest, topics, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError,
+};
 use tokio::sync::{watch, Notify};
 
 use super::{now_ms, Broker, Partition, TopicState};
+use crate::protocol::tier_state::PartitionTierState;
 
 /// Objects younger than this are never swept as orphans (an upload may be writing them).
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
@@ -31,6 +34,11 @@ pub struct Tier {
     pub fetch_max_wait: Duration,
     interval: Duration,
     wake: Notify,
+    /// Orders writes of `topic.json` objects: each change gets a sequence number
+    /// when applied; a write runs under this lock and is skipped when a later
+    /// change of the same topic was already written (topic id -> last sequence).
+    topic_meta_written: tokio::sync::Mutex<HashMap<uuid::Uuid, u64>>,
+    topic_meta_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Tier {
@@ -64,6 +72,8 @@ impl Tier {
             fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
             interval: Duration::from_millis(cfg.task_interval_ms.max(10) as u64),
             wake: Notify::new(),
+            topic_meta_written: tokio::sync::Mutex::new(HashMap::new()),
+            topic_meta_seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -313,7 +323,7 @@ impl Broker {
             }
             Err(e) => {
                 tracing::warn!(tp = %p.tp, error = %e, "cannot load the remote manifest; will retry");
-                *p.last_tier_error.lock() = Some(e.to_string());
+                *p.last_tier_error.lock() = Some((e.to_string(), now_ms()));
                 false
             }
         }
@@ -406,7 +416,6 @@ impl Broker {
                 Ok(m) => {
                     crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, seg.size_bytes);
                     p.set_remote_manifest(m);
-                    *p.last_tier_error.lock() = None;
                     Event::UploadDone {
                         key,
                         base_offset: seg.base_offset,
@@ -414,7 +423,7 @@ impl Broker {
                 }
                 Err(error) => {
                     tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
-                    *p.last_tier_error.lock() = Some(error.clone());
+                    *p.last_tier_error.lock() = Some((error.clone(), now_ms()));
                     crate::metrics::tier::upload_errors(&p.tp.topic, p.tp.partition, 1);
                     Event::UploadFailed {
                         key,
@@ -429,7 +438,7 @@ impl Broker {
     }
 
     /// Deletes the remote data of `partitions` in the background (topic deletion,
-    /// `remote.log.delete.on.disable`).
+    /// `remote.log.delete.on.disable`), then the topic's `topic.json`.
     pub(super) fn delete_remote(&self, partitions: &[Arc<Partition>]) {
         let Some(tier) = self.tier().cloned() else {
             return;
@@ -437,15 +446,111 @@ impl Broker {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        for p in partitions {
-            let (key, store, p) = (p.tier_key(), tier.store.clone(), p.clone());
-            rt.spawn(async move {
-                match copier::delete_partition(&*store, &key).await {
+        let Some(first) = partitions.first() else {
+            return;
+        };
+        let (topic, topic_id) = (first.tp.topic.to_string(), first.topic_id);
+        let partitions = partitions.to_vec();
+        rt.spawn(async move {
+            let mut complete = true;
+            for p in partitions {
+                let key = p.tier_key();
+                match copier::delete_partition(&*tier.store, &key).await {
                     Ok(_) => p.clear_remote_manifest(),
-                    Err(e) => tracing::warn!(partition = %key, error = %e, "could not delete remote data; delete it by hand"),
+                    Err(e) => {
+                        complete = false;
+                        tracing::warn!(partition = %key, error = %e, "could not delete remote data; delete it by hand")
+                    }
                 }
-            });
+            }
+            // Kept while data is left, so that recovery can still describe it.
+            if complete {
+                let mut written = tier.topic_meta_written.lock().await;
+                written.insert(topic_id, u64::MAX);
+                if let Err(e) = topics::delete_metadata(&*tier.store, &topic, topic_id).await {
+                    tracing::warn!(%topic, error = %e, "could not delete topic.json; delete it by hand");
+                }
+            }
+        });
+    }
+
+    /// Called when a topic was applied with a changed state: if its data is (still)
+    /// in the remote tier, records the topic's id, partition count and configs in
+    /// `topic.json`, in the background, so that the bucket alone can rebuild the
+    /// topic. `was_tiered`: the state before this change was tiered.
+    pub(super) fn topic_applied(&self, name: &str, was_tiered: bool) {
+        let (Some(tier), Some(topic)) = (self.tier().cloned(), self.topic(name)) else {
+            return;
+        };
+        let keeps_remote = was_tiered && !topic.config.remote_log_delete_on_disable;
+        if !(topic.config.remote_storage_enable || keeps_remote) || topic.meta.internal {
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let seq = tier
+            .topic_meta_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let meta = topics::TopicMetadata {
+            topic: name.to_string(),
+            topic_id: topic.meta.id,
+            partition_count: topic.meta.partitions,
+            replication_factor: topic.meta.replication_factor,
+            configs: topic.meta.configs.clone(),
+            updated_ms: now_ms(),
+        };
+        rt.spawn(async move {
+            let mut written = tier.topic_meta_written.lock().await;
+            if written.get(&meta.topic_id).is_some_and(|w| *w >= seq) {
+                return;
+            }
+            let name = &meta.topic;
+            match topics::put_metadata(&*tier.store, &meta).await {
+                Ok(()) => {
+                    written.insert(meta.topic_id, seq);
+                    tracing::info!(topic = %name, partitions = meta.partition_count, "recorded topic metadata in the remote tier")
+                }
+                Err(e) => tracing::warn!(topic = %name, error = %e, "could not record topic metadata in the remote tier; the next change or restart retries"),
+            }
+        });
+    }
+
+    /// The tier state of `p` (for DescribeLogDirs and `tier status`), or `None` when
+    /// the topic is not tiered and the remote tier holds nothing of it.
+    pub fn tier_state(&self, p: &Partition) -> Option<PartitionTierState> {
+        let tier = self.tier()?;
+        let enabled = self
+            .topic(&p.tp.topic)
+            .is_some_and(|t| t.config.remote_storage_enable);
+        let m = p.remote_manifest();
+        if !enabled && m.as_ref().is_none_or(|m| m.segments.is_empty()) {
+            return None;
+        }
+        let remote_end = m.as_ref().and_then(|m| m.end_offset());
+        let segments = p.log.segments();
+        let closed = &segments[..segments.len().saturating_sub(1)];
+        let pending: Vec<_> = closed
+            .iter()
+            .filter(|s| remote_end.is_none_or(|e| s.next_offset > e) && s.size_bytes > 0)
+            .collect();
+        let upload = tier.upload_state(&p.tier_key()).unwrap_or_default();
+        let last = p.last_tier_error.lock().clone();
+        Some(PartitionTierState {
+            enabled,
+            local_start: p.log.log_start_offset(),
+            local_bytes: p.log.size_bytes(),
+            remote_start: m.as_ref().and_then(|m| m.start_offset()),
+            remote_end,
+            remote_bytes: m.as_ref().map_or(0, |m| m.size_bytes()),
+            remote_segments: m.as_ref().map_or(0, |m| m.segments.len()),
+            manifest_version: m.as_ref().map_or(0, |m| m.version),
+            pending_uploads: pending.len(),
+            pending_bytes: pending.iter().map(|s| s.size_bytes).sum(),
+            failed_attempts: upload.attempts,
+            last_error_ms: last.as_ref().map(|l| l.1),
+            last_error: last.map(|l| l.0),
+        })
     }
 
     /// DeleteRecords on a tiered partition: raise the remote log start offset and

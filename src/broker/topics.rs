@@ -315,7 +315,10 @@ impl Broker {
         self.image().brokers.values().filter(|b| !b.fenced).count()
     }
 
-    async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
+    pub(super) async fn propose_and_apply(
+        &self,
+        cmd: MetadataCommand,
+    ) -> Result<MetadataImage, BrokerError> {
         let image = self.controller.propose(cmd).await.inspect_err(|e| {
             if matches!(
                 e,

@@ -4,6 +4,8 @@
 //! `kafka-protocol` crate: the 4-byte size prefix, the request header, and the response
 //! header. It knows nothing of topics or logs; `server/` decides what a request means.
 
+pub mod tier_state;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};

@@ -9,6 +9,7 @@
 //! reader      remote reads through the chunk cache                    (reader.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
+//! topics      topic metadata object, discovery for recovery           (topics.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
@@ -38,6 +39,7 @@ pub mod manifest;
 pub mod reader;
 mod retry;
 pub mod rlm;
+pub mod topics;
 
 pub use backend::{open_store, S3Options};
 pub use cache::CacheConfig;

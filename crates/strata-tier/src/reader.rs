@@ -63,7 +63,9 @@ impl RemoteReader {
 
     /// Whole batches starting with the one containing `offset`, up to `max_bytes`
     /// (at least one whole batch if `min_one_batch`), from one remote segment.
-    /// Errors with `OffsetNotTiered` if no live remote segment holds `offset`.
+    /// An offset in a gap between remote segments reads from the next segment.
+    /// Errors with `OffsetNotTiered` if `offset` is below the remote start or at or
+    /// past the remote end.
     pub async fn read(
         &self,
         m: &PartitionManifest,
@@ -73,13 +75,17 @@ impl RemoteReader {
     ) -> Result<Bytes> {
         let pk = &m.partition;
         let seg = m
-            .segment_for(offset)
+            .segment_at_or_after(offset)
+            .filter(|_| m.start_offset().is_some_and(|s| s <= offset))
             .ok_or_else(|| TierError::OffsetNotTiered {
                 partition: pk.clone(),
                 offset,
                 start: m.start_offset().unwrap_or(-1),
                 end: m.end_offset().unwrap_or(-1),
             })?;
+        // In a gap (offsets deleted before they were tiered): read on from the next
+        // segment, as a compacted log skips missing offsets.
+        let offset = offset.max(seg.base_offset);
         let log = Object {
             pk,
             key: pk.segment(seg.base_offset, seg.id, SegmentFile::Log),
