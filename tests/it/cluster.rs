@@ -91,6 +91,19 @@ impl Cluster {
         }
     }
 
+    /// Prints the cluster-related lines of every node's log (for a failing test).
+    fn dump_logs(&self) {
+        const WANTED: &[&str] = &[
+            "fenc", "ISR", "leadership", "truncat", "replica fetch", "refused", "WARN", "ERROR",
+        ];
+        for (i, n) in self.nodes.iter().enumerate() {
+            eprintln!("--- node {} log (cluster lines)", i + 1);
+            for l in n.log().lines().filter(|l| WANTED.iter().any(|w| l.contains(w))) {
+                eprintln!("{l}");
+            }
+        }
+    }
+
     pub(crate) fn node(&mut self, id: i32) -> &mut Broker {
         &mut self.nodes[(id - 1) as usize]
     }
@@ -156,11 +169,10 @@ pub(crate) fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Durati
         {
             return md;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: ISR did not reach {isr}: {:?}",
-            md.partitions
-        );
+        if Instant::now() >= deadline {
+            c.dump_logs();
+            panic!("{topic}: ISR did not reach {isr}: {:?}", md.partitions);
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -502,4 +514,93 @@ async fn losing_the_quorum_refuses_clearly_then_recovers() {
     wait_for_isr(&c, "needs-quorum", 1, Duration::from_secs(30));
     wait_for_isr(&c, topic, 3, Duration::from_secs(30));
     assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 10).await, 10);
+}
+
+/// The settings the Terraform module writes to each node's strata.toml
+/// (`terraform/modules/strata-cluster/instances.tf`, `strata_settings`), with loopback values:
+/// every key Terraform writes must be one the binary accepts, and together they form a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terraform_node_settings_form_a_cluster() {
+    let tf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/terraform/modules/strata-cluster/instances.tf"
+    ))
+    .expect("instances.tf");
+    let block = tf
+        .split("strata_settings = [")
+        .nth(1)
+        .and_then(|b| b.split("\n  ]").next())
+        .expect("strata_settings block");
+    let keys: Vec<String> = block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.split_once('"').map(|(k, _)| k.to_string()))
+        .collect();
+    assert!(keys.len() >= 8, "parsed keys: {keys:?}");
+    let bucket = tempfile::tempdir().expect("bucket dir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let toml: String = keys
+                .iter()
+                .filter_map(|k| {
+                    let v = match k.as_str() {
+                        "node.id" => (i + 1).to_string(),
+                        "process.roles" => "broker,controller".into(),
+                        "listeners" => format!(
+                            "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                            ports[i]
+                        ),
+                        // Derived from the bound port on loopback.
+                        "advertised.listeners" => return None,
+                        "controller.listener.names" => "CONTROLLER".into(),
+                        "controller.quorum.voters" => voters.clone(),
+                        // The harness sets these to the test's own dir and an ephemeral port.
+                        "log.dirs" | "metrics.listener" => return None,
+                        "remote.storage.url" => format!("file://{}", bucket.path().display()),
+                        "default.replication.factor" => "3".into(),
+                        "min.insync.replicas" => "2".into(),
+                        other => panic!("Terraform writes `{other}`: give it a loopback value here"),
+                    };
+                    Some(format!("{} = {}\n", serde_json_str(k), serde_json_str(&v)))
+                })
+                .collect();
+            let listeners = format!(
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                ports[i]
+            );
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().expect("config dir");
+                let path = dir.path().join("strata.toml");
+                std::fs::write(&path, toml).expect("write strata.toml");
+                // The harness's own --set listeners would drop the controller listener.
+                let b = Broker::start_with_env(
+                    &[("listeners", listeners.as_str())],
+                    &[("STRATA_CONFIG", path.to_str().expect("utf-8 path"))],
+                );
+                (b, dir)
+            })
+        })
+        .collect();
+    let started: Vec<(Broker, tempfile::TempDir)> =
+        handles.into_iter().map(|h| h.join().expect("node")).collect();
+    let c = Cluster {
+        nodes: started.into_iter().map(|(b, _)| b).collect(),
+    };
+    c.wait_for_brokers(3);
+    // default.replication.factor=3 from the file: an auto-created topic has 3 replicas.
+    assert_eq!(produce_acks_all(&c.bootstrap(), "from-terraform", 0, 10).await, 10);
+    let md = wait_for_isr(&c, "from-terraform", 3, Duration::from_secs(20));
+    assert_eq!(md.partitions[&0].1.len(), 3);
+}
+
+/// A TOML basic string with JSON escaping, as Terraform's `jsonencode` writes it.
+fn serde_json_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
