@@ -44,6 +44,17 @@ impl Broker {
             let me = self.node_id();
             for b in self.image().brokers.values() {
                 if b.node_id == me {
+                    // A controller that lost its leadership may have fenced this node from a
+                    // stale view; the active controller is alive by definition.
+                    if b.fenced && !self.is_shutting_down() {
+                        tracing::info!(
+                            "this node is fenced but is the active controller; unfencing it"
+                        );
+                        let cmd = MetadataCommand::UnfenceBroker { node_id: me };
+                        if let Err(e) = self.controller.propose(cmd).await {
+                            tracing::warn!(error = %e, "could not unfence this node; will retry");
+                        }
+                    }
                     continue;
                 }
                 let heard = self
@@ -58,7 +69,7 @@ impl Broker {
                         "broker lost: no heartbeat within broker.session.timeout.ms; fencing it"
                     );
                     MetadataCommand::FenceBroker { node_id: b.node_id }
-                } else if b.fenced && heard.is_some() && silent < every * 2 {
+                } else if b.fenced && heard.is_some() && silent < (session / 2).max(every * 2) {
                     tracing::info!(broker = b.node_id, "fenced broker is back; unfencing it");
                     MetadataCommand::UnfenceBroker { node_id: b.node_id }
                 } else {
@@ -146,6 +157,11 @@ impl Broker {
                 });
             }
         }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Controlled shutdown: fence this broker first, so its partitions get new leaders before

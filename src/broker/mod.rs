@@ -120,6 +120,8 @@ pub struct Broker {
     fetchers: fetcher::Fetchers,
     /// When followers last synced their tiered partitions with the bucket (see `tier.rs`).
     follower_tier_sync: Mutex<Option<std::time::Instant>>,
+    /// Set by controlled shutdown, so that this node does not unfence itself again.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -167,6 +169,7 @@ impl Broker {
             tier: OnceLock::new(),
             fetchers: Default::default(),
             follower_tier_sync: Mutex::new(None),
+            shutting_down: Default::default(),
         })
     }
 

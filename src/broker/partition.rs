@@ -65,7 +65,13 @@ impl Partition {
         node_id: i32,
         meta: PartitionMeta,
     ) -> Self {
-        let mut replica = ReplicaState::new(node_id, meta, log.log_start_offset());
+        let mut replica = ReplicaState::new(
+            node_id,
+            meta,
+            log.log_start_offset(),
+            super::now_ms(),
+            log.log_end_offset(),
+        );
         if replica.is_leader() {
             replica.advance_high_watermark(log.log_end_offset());
         }
@@ -208,6 +214,41 @@ impl Partition {
         if r.advance_high_watermark(end) {
             drop(r);
             self.appended.notify_waiters();
+        }
+    }
+
+    /// Waits until the high watermark reaches `offset` (every ISR member has the records
+    /// below it): acks=all produces and group commits.
+    pub async fn wait_replicated(
+        &self,
+        offset: i64,
+        deadline: tokio::time::Instant,
+        timeout_ms: i32,
+    ) -> Result<(), super::BrokerError> {
+        loop {
+            let changed = self.appended();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            let meta = self.meta();
+            if !self.is_leader() {
+                return Err(super::BrokerError::NotLeader {
+                    tp: self.tp.clone(),
+                    leader: meta.leader,
+                });
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(super::BrokerError::ReplicationTimeout {
+                        tp: self.tp.clone(),
+                        offset: offset - 1,
+                        timeout_ms,
+                    });
+                }
+            }
         }
     }
 

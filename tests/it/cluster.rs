@@ -94,11 +94,22 @@ impl Cluster {
     /// Prints the cluster-related lines of every node's log (for a failing test).
     fn dump_logs(&self) {
         const WANTED: &[&str] = &[
-            "fenc", "ISR", "leadership", "truncat", "replica fetch", "refused", "WARN", "ERROR",
+            "fenc",
+            "ISR",
+            "leadership",
+            "truncat",
+            "replica fetch",
+            "refused",
+            "WARN",
+            "ERROR",
         ];
         for (i, n) in self.nodes.iter().enumerate() {
             eprintln!("--- node {} log (cluster lines)", i + 1);
-            for l in n.log().lines().filter(|l| WANTED.iter().any(|w| l.contains(w))) {
+            for l in n
+                .log()
+                .lines()
+                .filter(|l| WANTED.iter().any(|w| l.contains(w)))
+            {
                 eprintln!("{l}");
             }
         }
@@ -566,7 +577,9 @@ async fn terraform_node_settings_form_a_cluster() {
                         "remote.storage.url" => format!("file://{}", bucket.path().display()),
                         "default.replication.factor" => "3".into(),
                         "min.insync.replicas" => "2".into(),
-                        other => panic!("Terraform writes `{other}`: give it a loopback value here"),
+                        other => {
+                            panic!("Terraform writes `{other}`: give it a loopback value here")
+                        }
                     };
                     Some(format!("{} = {}\n", serde_json_str(k), serde_json_str(&v)))
                 })
@@ -588,14 +601,19 @@ async fn terraform_node_settings_form_a_cluster() {
             })
         })
         .collect();
-    let started: Vec<(Broker, tempfile::TempDir)> =
-        handles.into_iter().map(|h| h.join().expect("node")).collect();
+    let started: Vec<(Broker, tempfile::TempDir)> = handles
+        .into_iter()
+        .map(|h| h.join().expect("node"))
+        .collect();
     let c = Cluster {
         nodes: started.into_iter().map(|(b, _)| b).collect(),
     };
     c.wait_for_brokers(3);
     // default.replication.factor=3 from the file: an auto-created topic has 3 replicas.
-    assert_eq!(produce_acks_all(&c.bootstrap(), "from-terraform", 0, 10).await, 10);
+    assert_eq!(
+        produce_acks_all(&c.bootstrap(), "from-terraform", 0, 10).await,
+        10
+    );
     let md = wait_for_isr(&c, "from-terraform", 3, Duration::from_secs(20));
     assert_eq!(md.partitions[&0].1.len(), 3);
 }

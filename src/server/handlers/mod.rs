@@ -52,7 +52,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::ListGroups(r) => Rs::ListGroups(groups::list_groups(ctx, r)),
         Rq::DescribeGroups(r) => Rs::DescribeGroups(groups::describe_groups(ctx, r)),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(groups::delete_groups(ctx, r)),
-        Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r)),
+        Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
         other => {
