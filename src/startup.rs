@@ -120,6 +120,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         port: advertised.port,
         rack: config.broker_rack.clone(),
         fenced: false,
+        shutting_down: false,
     };
     // Registering also unfences a broker that was fenced when it stopped.
     if controller.image().brokers.get(&config.node_id) != Some(&me) {

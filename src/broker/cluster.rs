@@ -69,7 +69,11 @@ impl Broker {
                         "broker lost: no heartbeat within broker.session.timeout.ms; fencing it"
                     );
                     MetadataCommand::FenceBroker { node_id: b.node_id }
-                } else if b.fenced && heard.is_some() && silent < (session / 2).max(every * 2) {
+                } else if b.fenced
+                    && !b.shutting_down
+                    && heard.is_some()
+                    && silent < (session / 2).max(every * 2)
+                {
                     tracing::info!(broker = b.node_id, "fenced broker is back; unfencing it");
                     MetadataCommand::UnfenceBroker { node_id: b.node_id }
                 } else {
@@ -180,7 +184,7 @@ impl Broker {
         tracing::info!(leads, "controlled shutdown: moving leadership away");
         match self
             .controller
-            .propose(MetadataCommand::FenceBroker { node_id })
+            .propose(MetadataCommand::ShutdownBroker { node_id })
             .await
         {
             Ok(image) => {

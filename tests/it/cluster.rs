@@ -622,3 +622,128 @@ async fn terraform_node_settings_form_a_cluster() {
 fn serde_json_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controlled_shutdown_moves_leadership_and_min_insync_is_enforced() {
+    let mut c = Cluster::start(3, &[]);
+    create_replicated(&c.bootstrap(), "strict", 1, &[("min.insync.replicas", "3")]).await;
+    let md = wait_for_isr(&c, "strict", 3, Duration::from_secs(20));
+    let leader = md.partitions[&0].0;
+    assert_eq!(produce_acks_all(&c.bootstrap(), "strict", 0, 5).await, 5);
+
+    // SIGTERM: the node fences itself before it stops, so by the time it has exited the
+    // partition already has a new leader and the node is no longer listed.
+    c.node(leader).stop();
+    assert!(
+        c.node(leader)
+            .log()
+            .contains("controlled shutdown: moving leadership away"),
+        "no controlled shutdown in the log"
+    );
+    let survivors: Vec<String> = c
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 + 1 != leader)
+        .map(|(_, n)| n.addr.clone())
+        .collect();
+    let md = metadata(&survivors.join(","), Some("strict"));
+    assert!(!md.brokers.contains(&leader), "{:?}", md.brokers);
+    let (new_leader, _, isr) = md.partitions[&0].clone();
+    assert_ne!(new_leader, leader);
+    assert_eq!(isr.len(), 2, "{isr:?}");
+
+    // Two in-sync replicas < min.insync.replicas=3: acks=all is refused, acks=1 is not.
+    let p = kafka::producer(
+        &survivors.join(","),
+        &[
+            ("acks", "all"),
+            ("retries", "0"),
+            ("message.timeout.ms", "10000"),
+        ],
+    );
+    let err = p
+        .send(
+            FutureRecord::<(), _>::to("strict")
+                .partition(0)
+                .payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("acks=all with too few in-sync replicas");
+    assert_eq!(
+        err.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::NotEnoughReplicas),
+        "{err:?}"
+    );
+    let p1 = kafka::producer(&survivors.join(","), &[("acks", "1")]);
+    p1.send(
+        FutureRecord::<(), _>::to("strict")
+            .partition(0)
+            .payload("y"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acks=1 still works");
+
+    // Back: it rejoins the ISR and acks=all works again.
+    c.node(leader).start_again();
+    wait_for_isr(&c, "strict", 3, Duration::from_secs(30));
+    assert_eq!(produce_acks_all(&c.bootstrap(), "strict", 0, 5).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unclean_leader_election_only_when_enabled() {
+    let mut c = Cluster::start(3, &[]);
+    for (topic, unclean) in [("clean", "false"), ("unclean", "true")] {
+        let admin = kafka::admin(&c.bootstrap());
+        // Two replicas on nodes 1 and 2, preferred leader 1.
+        let t = NewTopic::new(topic, 1, TopicReplication::Variable(&[&[1, 2]]))
+            .set("unclean.leader.election.enable", unclean);
+        for r in admin
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .expect("create_topics")
+        {
+            r.unwrap_or_else(|(t, e)| panic!("create {t}: {e:?}"));
+        }
+        wait_for_isr(&c, topic, 2, Duration::from_secs(20));
+    }
+    // Follower 2 dies and is fenced out of the ISR; then leader 1 dies: no in-sync replica.
+    c.node(2).kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metadata(&c.bootstrap(), Some("clean")).partitions[&0].2 != vec![1] {
+        assert!(
+            Instant::now() < deadline,
+            "follower 2 not removed from the ISR"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.node(1).kill9();
+    c.node(2).start_again();
+    // Only the topic that allows it elects the out-of-sync replica.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let unclean = metadata(&c.bootstrap(), Some("unclean")).partitions[&0].clone();
+        if unclean.0 == 2 {
+            assert_eq!(unclean.2, vec![2]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unclean election: {unclean:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let clean = metadata(&c.bootstrap(), Some("clean")).partitions[&0].clone();
+    assert_eq!(
+        clean.0, -1,
+        "a clean topic elected an out-of-sync leader: {clean:?}"
+    );
+    assert!(
+        c.nodes
+            .iter()
+            .any(|n| n.log().contains("unclean leader election")),
+        "no node logged the unclean election"
+    );
+}
