@@ -138,20 +138,15 @@ impl Broker {
                     "partition indexes must be consecutive from {first}, found {p}"
                 )));
             }
-            if replicas.is_empty() || *rf.get_or_insert(replicas.len()) != replicas.len() {
+            if *rf.get_or_insert(replicas.len()) != replicas.len() {
                 return Err(bad(
-                    "every partition needs the same, non-zero number of replicas".into(),
+                    "every partition needs the same number of replicas".into()
                 ));
             }
-            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-                return Err(bad(format!("broker {b} is not registered")));
-            }
-            let mut distinct = replicas.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() != replicas.len() {
-                return Err(bad("a broker may appear only once in a replica list".into()));
-            }
+            strata_controller::partition::check_replica_list(replicas, |b| {
+                image.brokers.contains_key(&b)
+            })
+            .map_err(bad)?;
         }
         Ok((assignments.len() as i32, rf.unwrap_or(1) as i16))
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::partition::assign_replicas;
+use crate::partition::check_replica_list;
 use crate::partition::ElectError;
 use crate::partition::PartitionMeta;
 
@@ -419,18 +420,10 @@ fn place(
             )));
         }
         for replicas in manual {
-            if replicas.is_empty() || replicas.len() != manual[0].len() {
-                return Err(bad("replica lists differ in length or are empty".into()));
+            if replicas.len() != manual[0].len() {
+                return Err(bad("replica lists differ in length".into()));
             }
-            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-                return Err(bad(format!("broker {b} is not registered")));
-            }
-            let mut distinct = replicas.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() != replicas.len() {
-                return Err(bad(format!("{replicas:?} names a broker twice")));
-            }
+            check_replica_list(replicas, |b| image.brokers.contains_key(&b)).map_err(bad)?;
         }
         return Ok(manual
             .iter()
