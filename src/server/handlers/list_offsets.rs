@@ -36,10 +36,13 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
         for p in &t.partitions {
             let mut base =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let leader = ctx.broker.leader_partition(&name, p.partition_index);
             if ctx.version >= 4 {
-                base = base.with_leader_epoch(0);
+                // The current leader epoch (KIP-320): clients fence stale answers with it.
+                let epoch = leader.as_ref().map_or(-1, |part| part.meta().leader_epoch);
+                base = base.with_leader_epoch(epoch);
             }
-            let remote = match ctx.broker.leader_partition(&name, p.partition_index) {
+            let remote = match leader {
                 Ok(part) if p.timestamp >= 0 => remote_lookup(ctx, &part, p.timestamp).await,
                 Ok(part) if p.timestamp == MAX_TIMESTAMP => remote_max_timestamp(ctx, &part).await,
                 _ => Ok(None),
