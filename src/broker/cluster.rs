@@ -41,6 +41,7 @@ impl Broker {
             }
             let since = *leader_since.get_or_insert_with(Instant::now);
             let session = Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
+            let grace = (every * 2).max(Duration::from_secs(1));
             let me = self.node_id();
             for b in self.image().brokers.values() {
                 if b.node_id == me {
@@ -57,11 +58,20 @@ impl Broker {
                     }
                     continue;
                 }
-                let heard = self
-                    .controller
-                    .last_heard_from(b.node_id as u64)
-                    .filter(|t| *t > since);
-                let silent = heard.unwrap_or(since).elapsed();
+                let last = self.controller.last_heard_from(b.node_id as u64);
+                // Silence counts from the last message either way, so a former controller is
+                // fenced a session after it died, not a session after the election. A new
+                // controller may not have talked to the other followers yet: it gives every
+                // node `grace` to answer its first heartbeats before trusting older times.
+                let heard = if since.elapsed() < grace {
+                    last.filter(|t| *t > since)
+                } else {
+                    last
+                };
+                let silent = heard.map_or(since.elapsed(), |t| t.elapsed());
+                if heard.is_none() && since.elapsed() < grace {
+                    continue;
+                }
                 let cmd = if !b.fenced && silent > session {
                     tracing::warn!(
                         broker = b.node_id,
