@@ -53,7 +53,11 @@ impl Tier {
             disk_dir: Some(cache_dir),
             read_ahead_chunks: cfg.read_ahead_chunks.max(0) as usize,
         };
-        let reader = RemoteReader::new(store.clone(), cache).await?;
+        let reader = RemoteReader::new(store.clone(), cache)
+            .await?
+            .with_lookup_hook(Arc::new(|pk: &PartitionKey, hit: bool| {
+                crate::metrics::tier::cache_lookup(&pk.topic, pk.partition, hit)
+            }));
         tracing::info!(url = %cfg.url, "remote tier ready");
         Ok(Tier {
             store,

@@ -10,7 +10,14 @@
 //!
 //! A transient store error or a short (truncated) response is retried with
 //! backoff; a persistent one is returned naming the object key.
+//!
+//! Each [`RemoteReader::read`] counts as one cache lookup: a hit when every chunk it
+//! needed was already in the cache, a miss when any came from the object store
+//! (including one it waited for while a read-ahead fetched it). The totals are in
+//! [`RemoteReader::cache_stats`], and a hook set with [`RemoteReader::with_lookup_hook`]
+//! sees each lookup with its partition (the broker feeds its metrics from it).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +36,29 @@ const HEADER: u64 = 27;
 const LOG_OVERHEAD: u64 = 12;
 const ATTEMPTS: u32 = 4;
 
+/// Called once per remote read with its partition and whether the cache served it.
+pub type LookupHook = Arc<dyn Fn(&PartitionKey, bool) + Send + Sync>;
+
+/// Hits and misses of remote reads since the reader was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
 #[derive(Clone)]
 pub struct RemoteReader {
     store: Arc<dyn ObjectStore>,
     cache: ChunkCache,
     cfg: CacheConfig,
+    hook: Option<LookupHook>,
+    stats: Arc<[AtomicU64; 2]>,
+}
+
+/// Whether one read needed the object store.
+#[derive(Default)]
+struct Lookup {
+    missed: AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteReader {
@@ -54,7 +79,34 @@ struct Object<'a> {
 impl RemoteReader {
     pub async fn new(store: Arc<dyn ObjectStore>, cfg: CacheConfig) -> Result<Self> {
         let cache = cache::build(&cfg).await?;
-        Ok(RemoteReader { store, cache, cfg })
+        Ok(RemoteReader {
+            store,
+            cache,
+            cfg,
+            hook: None,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Calls `hook` once per read with its partition and whether it was a hit.
+    pub fn with_lookup_hook(mut self, hook: LookupHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.stats[0].load(Ordering::Relaxed),
+            misses: self.stats[1].load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, pk: &PartitionKey, lookup: &Lookup) {
+        let hit = !lookup.missed.load(Ordering::Relaxed);
+        self.stats[usize::from(!hit)].fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = &self.hook {
+            hook(pk, hit);
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -71,6 +123,24 @@ impl RemoteReader {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Bytes> {
+        let lookup = Lookup::default();
+        let out = self
+            .read_counted(m, offset, max_bytes, min_one_batch, &lookup)
+            .await;
+        if out.is_ok() {
+            self.count(&m.partition, &lookup);
+        }
+        out
+    }
+
+    async fn read_counted(
+        &self,
+        m: &PartitionManifest,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        lookup: &Lookup,
+    ) -> Result<Bytes> {
         let pk = &m.partition;
         let seg = m
             .segment_for(offset)
@@ -85,13 +155,13 @@ impl RemoteReader {
             key: pk.segment(seg.base_offset, seg.id, SegmentFile::Log),
             size: seg.size_bytes,
         };
-        let mut pos = self.index_position(pk, seg, offset).await?;
+        let mut pos = self.index_position(pk, seg, offset, lookup).await?;
         // Skip batches that end before the offset.
         let start = loop {
             if pos + HEADER > log.size {
                 return Ok(Bytes::new());
             }
-            let h = self.read_range(&log, pos, pos + HEADER).await?;
+            let h = self.read_range(&log, pos, pos + HEADER, lookup).await?;
             let (base, total, last) = parse_header(&log, pos, &h)?;
             if last >= offset {
                 let _ = base;
@@ -101,7 +171,7 @@ impl RemoteReader {
         };
         let mut end = start;
         while end + HEADER <= log.size {
-            let h = self.read_range(&log, end, end + HEADER).await?;
+            let h = self.read_range(&log, end, end + HEADER, lookup).await?;
             let (_, total, _) = parse_header(&log, end, &h)?;
             let first = end == start;
             if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
@@ -115,7 +185,7 @@ impl RemoteReader {
         if end == start {
             return Ok(Bytes::new());
         }
-        let out = self.read_range(&log, start, end).await?;
+        let out = self.read_range(&log, start, end, lookup).await?;
         self.read_ahead(&log, end);
         Ok(out)
     }
@@ -176,7 +246,12 @@ impl RemoteReader {
             size: seg.timeindex_bytes,
         };
         let bytes = self
-            .read_range(&obj, 0, seg.timeindex_bytes - seg.timeindex_bytes % 12)
+            .read_range(
+                &obj,
+                0,
+                seg.timeindex_bytes - seg.timeindex_bytes % 12,
+                &Lookup::default(),
+            )
             .await?;
         let mut offset = seg.base_offset;
         for e in bytes.chunks_exact(12) {
@@ -197,6 +272,7 @@ impl RemoteReader {
         pk: &PartitionKey,
         seg: &RemoteSegment,
         offset: i64,
+        lookup: &Lookup,
     ) -> Result<u64> {
         if seg.index_bytes < 8 {
             return Ok(0);
@@ -207,7 +283,7 @@ impl RemoteReader {
             size: seg.index_bytes,
         };
         let bytes = self
-            .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8)
+            .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8, lookup)
             .await?;
         let rel_target = offset.saturating_sub(seg.base_offset);
         let mut pos = 0u64;
@@ -227,17 +303,24 @@ impl RemoteReader {
 
     /// Bytes `[from, to)` of an object, through the chunk cache; the chunks of a
     /// range are fetched concurrently.
-    async fn read_range(&self, obj: &Object<'_>, from: u64, to: u64) -> Result<Bytes> {
+    async fn read_range(
+        &self,
+        obj: &Object<'_>,
+        from: u64,
+        to: u64,
+        lookup: &Lookup,
+    ) -> Result<Bytes> {
         let chunk = self.cfg.chunk_bytes.max(1) as u64;
         let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
         if first == last {
-            let c = self.chunk(obj, first).await?;
+            let c = self.chunk(obj, first, lookup).await?;
             let lo = (from - first * chunk) as usize;
             let hi = ((to - first * chunk) as usize).min(c.len());
             return Ok(c.slice(lo.min(hi)..hi));
         }
         let chunks =
-            futures::future::try_join_all((first..=last).map(|i| self.chunk(obj, i))).await?;
+            futures::future::try_join_all((first..=last).map(|i| self.chunk(obj, i, lookup)))
+                .await?;
         let mut out = BytesMut::with_capacity((to - from) as usize);
         for (i, c) in (first..=last).zip(chunks) {
             let lo = from.saturating_sub(i * chunk) as usize;
@@ -249,7 +332,7 @@ impl RemoteReader {
 
     /// One chunk, from the cache or the store. Concurrent requests for the same
     /// chunk (a reader and its read-ahead) share one GET (foyer's get_or_fetch).
-    async fn chunk(&self, obj: &Object<'_>, i: u64) -> Result<Bytes> {
+    async fn chunk(&self, obj: &Object<'_>, i: u64, lookup: &Lookup) -> Result<Bytes> {
         let key = format!("{}#{}", obj.key, i);
         let (store, pk, okey, size) = (
             self.store.clone(),
@@ -272,6 +355,9 @@ impl RemoteReader {
             .map_err(|e| TierError::Cache {
                 reason: format!("chunk {i} of {}: {e}", obj.key),
             })?;
+        if entry.source() == foyer::Source::Outer {
+            lookup.missed.store(true, Ordering::Relaxed);
+        }
         Ok(entry.value().clone())
     }
 
@@ -291,7 +377,7 @@ impl RemoteReader {
                     key: okey,
                     size,
                 };
-                let _ = this.chunk(&o, i).await;
+                let _ = this.chunk(&o, i, &Lookup::default()).await;
             });
         }
     }
