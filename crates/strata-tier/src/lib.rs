@@ -10,6 +10,7 @@
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
+//! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
@@ -38,6 +39,7 @@ pub mod manifest;
 pub mod reader;
 mod retry;
 pub mod rlm;
+pub mod throttle;
 
 pub use backend::{open_store, S3Options};
 pub use cache::CacheConfig;
@@ -47,3 +49,4 @@ pub use manifest::{PartitionManifest, RemoteSegment};
 /// The `object_store` version this crate speaks, for callers naming its types.
 pub use object_store;
 pub use reader::RemoteReader;
+pub use throttle::Throttle;

@@ -29,6 +29,7 @@ use crate::cache::{self, CacheConfig, ChunkCache};
 use crate::error::{Result, TierError};
 use crate::layout::{PartitionKey, SegmentFile};
 use crate::manifest::{PartitionManifest, RemoteSegment};
+use crate::throttle::Throttle;
 
 /// Length of the v2 batch header we read: base offset (8), length (4), leader
 /// epoch (4), magic (1), crc (4), attributes (2), last offset delta (4).
@@ -53,6 +54,8 @@ pub struct RemoteReader {
     cfg: CacheConfig,
     hook: Option<LookupHook>,
     stats: Arc<[AtomicU64; 2]>,
+    /// `remote.log.manager.fetch.max.bytes.per.second`: every byte read from the store.
+    throttle: Arc<Throttle>,
 }
 
 /// Whether one read needed the object store.
@@ -85,7 +88,14 @@ impl RemoteReader {
             cfg,
             hook: None,
             stats: Arc::default(),
+            throttle: Arc::new(Throttle::new(0)),
         })
+    }
+
+    /// Limits the bytes read from the store (by reads and read-ahead) to `throttle`.
+    pub fn with_fetch_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = throttle;
+        self
     }
 
     /// Calls `hook` once per read with its partition and whether it was a hit.
@@ -334,8 +344,9 @@ impl RemoteReader {
     /// chunk (a reader and its read-ahead) share one GET (foyer's get_or_fetch).
     async fn chunk(&self, obj: &Object<'_>, i: u64, lookup: &Lookup) -> Result<Bytes> {
         let key = format!("{}#{}", obj.key, i);
-        let (store, pk, okey, size) = (
+        let (store, throttle, pk, okey, size) = (
             self.store.clone(),
+            self.throttle.clone(),
             obj.pk.clone(),
             obj.key.clone(),
             obj.size,
@@ -349,7 +360,7 @@ impl RemoteReader {
                     key: okey,
                     size,
                 };
-                fetch_chunk(&*store, &o, i, chunk).await
+                fetch_chunk(&*store, &throttle, &o, i, chunk).await
             })
             .await
             .map_err(|e| TierError::Cache {
@@ -386,12 +397,14 @@ impl RemoteReader {
 /// One ranged GET, retried on errors and short answers.
 async fn fetch_chunk(
     store: &dyn ObjectStore,
+    throttle: &Throttle,
     obj: &Object<'_>,
     i: u64,
     chunk: u64,
 ) -> Result<Bytes> {
     let range = i * chunk..((i + 1) * chunk).min(obj.size);
     let want = range.end - range.start;
+    throttle.take(want as usize).await;
     let mut delay = Duration::from_millis(50);
     let mut last_err = None;
     for attempt in 0..ATTEMPTS {
@@ -461,4 +474,78 @@ fn parse_header(obj: &Object<'_>, pos: u64, h: &[u8]) -> Result<(i64, u64, i64)>
         )));
     }
     Ok((base, total, base + i64::from(delta.max(0))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::write_fake_segment;
+    use crate::copier::{self, TopicInfo};
+
+    async fn tiered_partition(segments: i64) -> (Arc<dyn ObjectStore>, PartitionManifest) {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let pk = PartitionKey {
+            topic: "t".into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partition: 0,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let info = TopicInfo {
+            partition_count: 1,
+            ..Default::default()
+        };
+        let mut m = None;
+        for s in 0..segments {
+            // 64 batches of 16 KiB: 1 MiB per segment.
+            let (files, _) = write_fake_segment(dir.path(), s * 640, 64, 16 * 1024 - 61);
+            m = Some(
+                copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+                    .await
+                    .expect("upload"),
+            );
+        }
+        (store, m.expect("a segment"))
+    }
+
+    async fn read_all(reader: &RemoteReader, m: &PartitionManifest) -> u64 {
+        let (mut offset, mut got) = (0, 0u64);
+        while offset < m.end_offset().unwrap_or(0) {
+            let b = reader.read(m, offset, 256 << 10, true).await.expect("read");
+            assert!(!b.is_empty(), "no progress at {offset}");
+            got += b.len() as u64;
+            offset += (b.len() / (16 * 1024)) as i64 * 10;
+        }
+        got
+    }
+
+    /// `remote.log.manager.fetch.max.bytes.per.second`: reading N bytes through a
+    /// reader limited to R bytes/s takes at least (N - R) / R seconds (one second of
+    /// budget is free), measured on tokio's paused clock.
+    #[tokio::test]
+    async fn fetch_rate_limit_paces_remote_reads() {
+        let (store, m) = tiered_partition(6).await;
+        let rate = 1u64 << 20;
+        let cfg = CacheConfig {
+            chunk_bytes: 256 << 10,
+            ..Default::default()
+        };
+        let limited = RemoteReader::new(store.clone(), cfg.clone())
+            .await
+            .expect("reader")
+            .with_fetch_throttle(Arc::new(Throttle::new(rate)));
+        let free = RemoteReader::new(store, cfg).await.expect("reader");
+        tokio::time::pause();
+        let start = tokio::time::Instant::now();
+        let n = read_all(&free, &m).await;
+        let unlimited = start.elapsed().as_secs_f64();
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_all(&limited, &m).await, n);
+        let took = start.elapsed().as_secs_f64();
+        let floor = (n - rate) as f64 / rate as f64;
+        assert!(
+            took >= 0.95 * floor,
+            "{n} bytes at {rate} B/s took {took:.2} s of virtual time; want at least {floor:.2} s"
+        );
+        assert!(unlimited < 0.05 * floor, "unlimited took {unlimited:.2} s");
+    }
 }

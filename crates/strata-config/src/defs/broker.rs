@@ -157,7 +157,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         validator: AtLeast(1), importance: Medium, doc: "Upload rate limit of the broker, in bytes per second.", ..BASE },
     ConfigDef { name: "remote.log.manager.fetch.max.bytes.per.second", ty: Long, default: Some(LONG_MAX),
         validator: AtLeast(1), importance: Medium,
-        doc: "Remote read rate limit of the broker, in bytes per second (not enforced yet).", ..BASE },
+        doc: "Remote read rate limit of the broker, in bytes per second: every byte its remote reads and read-ahead GET from the object store.", ..BASE },
     ConfigDef { name: "remote.fetch.max.wait.ms", ty: Int, default: Some("500"), validator: AtLeast(1),
         importance: Medium,
         doc: "Longest time a fetch waits for remote reads before answering with what it has.", ..BASE },
