@@ -7,6 +7,7 @@
 //! rlm         pure scheduler: (state, event, now) -> actions          (rlm.rs)
 //! copier      performs uploads, expiry, deletion, orphan sweeping     (copier.rs)
 //! reader      remote reads through the chunk cache                    (reader.rs)
+//!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
@@ -30,6 +31,7 @@
 
 mod backend;
 pub mod cache;
+mod chunks;
 pub mod conformance;
 pub mod copier;
 mod error;

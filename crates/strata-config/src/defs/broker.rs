@@ -167,9 +167,9 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         importance: Medium, doc: "Disk tier of the remote chunk cache, under <first log dir>/remote-cache; 0 disables it.",
         ..BASE },
     ConfigDef { name: "remote.fetch.chunk.bytes", ty: Int, default: Some("1048576"), validator: AtLeast(4096),
-        importance: Low, doc: "Size of one ranged GET of a remote segment, and of a cache entry.", ..BASE },
-    ConfigDef { name: "remote.fetch.read.ahead.chunks", ty: Int, default: Some("2"), validator: AtLeast(0),
-        importance: Low, doc: "Chunks fetched ahead of a sequential remote reader.", ..BASE },
+        importance: Low, doc: "Size of a cache entry of a remote segment; consecutive missing chunks are fetched by one ranged GET of up to 16 MiB.", ..BASE },
+    ConfigDef { name: "remote.fetch.read.ahead.chunks", ty: Int, default: Some("16"), validator: AtLeast(0),
+        importance: Low, doc: "Chunks fetched ahead of a sequential remote reader, as one ranged GET per run of missing chunks (into the next segment too); shrunk while many partitions are read so that all read-ahead fits half of remote.cache.size.bytes.", ..BASE },
     // --- topics and replication ----------------------------------------------
     ConfigDef { name: "num.partitions", ty: Int, default: Some("1"), validator: AtLeast(1), importance: Medium,
         doc: "Partitions of an automatically created topic, or of CreateTopics asking for the default.", ..BASE },
