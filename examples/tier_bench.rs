@@ -79,7 +79,10 @@ fn http(addr: &str, method: &str, path: &str) -> Res<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Ok((status, body))
 }
 
@@ -267,7 +270,13 @@ fn produce_paced(
     }
     p.flush(Duration::from_secs(60))
         .map_err(|e| format!("flush: {e}"))?;
-    let mut lat = std::mem::take(&mut *p.context().latencies_us.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lat = std::mem::take(
+        &mut *p
+            .context()
+            .latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
     lat.sort_unstable();
     let failed = p.context().failed.swap(0, Ordering::Relaxed);
     if failed > 0 {
@@ -399,7 +408,14 @@ fn fanout(args: &[f64]) -> Res<()> {
         let p = producer(&b)?;
         let total = per_part * partitions as u64;
         let t = Instant::now();
-        produce_paced(&p, topic, partitions, 200_000, total as f64 / 200_000.0, 1024)?;
+        produce_paced(
+            &p,
+            topic,
+            partitions,
+            200_000,
+            total as f64 / 200_000.0,
+            1024,
+        )?;
         println!(
             "filled {partitions} partitions x {mib} MiB of 1 KiB records in {:.1} s",
             t.elapsed().as_secs_f64()
@@ -418,7 +434,9 @@ fn fanout(args: &[f64]) -> Res<()> {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("not tiered after 600 s: lag {lag}, {local} local files"));
+                return Err(format!(
+                    "not tiered after 600 s: lag {lag}, {local} local files"
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -508,7 +526,11 @@ fn local_log_files(data: &std::path::Path, topic: &str) -> usize {
         return 0;
     };
     dirs.filter_map(Result::ok)
-        .filter(|d| d.file_name().to_string_lossy().starts_with(&format!("{topic}-")))
+        .filter(|d| {
+            d.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{topic}-"))
+        })
         .filter_map(|d| std::fs::read_dir(d.path()).ok())
         .flat_map(|files| files.filter_map(Result::ok))
         .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
@@ -521,7 +543,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("produce-p99") => produce_p99(&nums),
         Some("fanout") => fanout(&nums),
-        _ => Err("usage: tier_bench produce-p99 [secs] [rate] [rounds] | fanout [partitions] [MiB]".into()),
+        _ => Err(
+            "usage: tier_bench produce-p99 [secs] [rate] [rounds] | fanout [partitions] [MiB]"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
