@@ -61,14 +61,21 @@ impl Tier {
             disk_dir: Some(cache_dir),
             read_ahead_chunks: cfg.read_ahead_chunks.max(0) as usize,
         };
-        let reader = RemoteReader::new(store.clone(), cache).await?;
+        let reader = RemoteReader::new(store.clone(), cache)
+            .await?
+            .with_fetch_throttle(Arc::new(Throttle::from_setting(
+                cfg.fetch_max_bytes_per_second,
+            )))
+            .with_lookup_hook(Arc::new(|pk: &PartitionKey, hit: bool| {
+                crate::metrics::tier::cache_lookup(&pk.topic, pk.partition, hit)
+            }));
         tracing::info!(url = %cfg.url, "remote tier ready");
         Ok(Tier {
             store,
             reader,
             url: cfg.url.clone(),
             scheduler: Mutex::new(Scheduler::new()),
-            throttle: Throttle::new(cfg.copy_max_bytes_per_second.max(0) as u64),
+            throttle: Throttle::from_setting(cfg.copy_max_bytes_per_second),
             fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
             interval: Duration::from_millis(cfg.task_interval_ms.max(10) as u64),
             wake: Notify::new(),

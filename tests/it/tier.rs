@@ -305,6 +305,20 @@ async fn consumer_reads_everything_from_zero_across_remote_and_local_and_after_r
         r#"strata_tier_remote_fetch_duration_seconds_count{topic="tiered"}"#,
     );
     assert!(reads.unwrap_or(0.0) > 0.0, "remote fetch count in:\n{body}");
+    // Reading the remote data a second time is served by the chunk cache.
+    let hits = |body: &str| {
+        crate::metrics::sample(body, &format!("strata_tier_cache_hits_total{{{tp}}}"))
+            .unwrap_or(0.0)
+    };
+    let misses = crate::metrics::sample(&body, &format!("strata_tier_cache_misses_total{{{tp}}}"));
+    assert!(misses.unwrap_or(0.0) > 0.0, "cold reads miss:\n{body}");
+    let hits_before = hits(&body);
+    let _ = consume_all_and_check(&broker.addr, "tiered", n);
+    let (_, body) = crate::metrics::scrape(&broker.metrics_addr, "/metrics");
+    assert!(
+        hits(&body) > hits_before,
+        "a second read of the remote data hits the cache ({hits_before} before):\n{body}"
+    );
     broker.stop();
     // `strata tier status` reads the same bucket and log dir without a broker.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));

@@ -225,6 +225,22 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
         want.freeze(),
         "remote bytes equal local bytes"
     );
+    // Reading it all again is served by the cache: every read is a hit.
+    let before = reader.cache_stats();
+    assert!(before.misses > 0, "a cold read misses: {before:?}");
+    let mut offset = 0;
+    let mut reads = 0;
+    while offset < 1000 {
+        let b = reader.read(&m, offset, 3000, true).await.expect("re-read");
+        offset += (b.len() / 161) as i64 * 10;
+        reads += 1;
+    }
+    let after = reader.cache_stats();
+    assert_eq!(
+        (after.hits - before.hits, after.misses),
+        (reads, before.misses),
+        "second pass all hits"
+    );
     // Offset in the middle of a batch returns that whole batch.
     let b = reader.read(&m, 505, 1, true).await.expect("mid-batch read");
     assert_eq!(&b[..8], &500i64.to_be_bytes());

@@ -48,41 +48,7 @@ pub struct TopicInfo {
     pub log_start_offset: i64,
 }
 
-/// A byte-rate limit shared by the uploads of one broker
-/// (`remote.log.manager.copy.max.bytes.per.second`).
-#[derive(Debug)]
-pub struct Throttle {
-    bytes_per_sec: u64,
-    state: tokio::sync::Mutex<(tokio::time::Instant, f64)>,
-}
-
-impl Throttle {
-    /// `bytes_per_sec == 0` or `u64::MAX` means unlimited.
-    pub fn new(bytes_per_sec: u64) -> Self {
-        Throttle {
-            bytes_per_sec,
-            state: tokio::sync::Mutex::new((tokio::time::Instant::now(), 0.0)),
-        }
-    }
-
-    /// Waits until `n` more bytes fit in the budget.
-    pub async fn take(&self, n: usize) {
-        if self.bytes_per_sec == 0 || self.bytes_per_sec == u64::MAX {
-            return;
-        }
-        let mut s = self.state.lock().await;
-        let now = tokio::time::Instant::now();
-        let rate = self.bytes_per_sec as f64;
-        // Debt left after refilling since the last call.
-        let refilled = now.duration_since(s.0).as_secs_f64() * rate;
-        let debt = (s.1 - refilled).max(0.0) + n as f64;
-        *s = (now, debt);
-        let wait = (debt - rate).max(0.0) / rate;
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-    }
-}
+pub use crate::throttle::Throttle;
 
 const UPLOAD_CHUNK: usize = 1 << 20;
 /// Files larger than this are streamed as a multipart upload of parts this size.
