@@ -178,6 +178,11 @@ impl RemoteReader {
             pos += total;
         };
         let mut end = start;
+        // After the first batch, stop at the end of the chunk it ends in: the answer is then
+        // a slice of one cached chunk (no copy) unless that first batch spans chunks. Kafka
+        // allows a shorter answer; the reader fetches again from where it ended.
+        let chunk = self.chunks.chunk_bytes();
+        let mut boundary = u64::MAX;
         while end + HEADER <= log.size {
             let h = self.header(&log, end, &mut cur, lookup).await?;
             let (_, total, _) = parse_header(&log, end, &h)?;
@@ -185,7 +190,13 @@ impl RemoteReader {
             if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
                 break;
             }
+            if !first && end + total > boundary {
+                break;
+            }
             end += total;
+            if first {
+                boundary = end.div_ceil(chunk) * chunk;
+            }
             if end - start >= max_bytes as u64 {
                 break;
             }
