@@ -123,7 +123,9 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         shutting_down: false,
     };
     // Registering also unfences a broker that was fenced when it stopped.
-    if controller.image().brokers.get(&config.node_id) != Some(&me) {
+    // In a cluster, always: the proposal commits only once this node has applied the
+    // committed metadata up to it, so the node never serves a stale image after a restart.
+    if controller.is_quorum() || controller.image().brokers.get(&config.node_id) != Some(&me) {
         controller
             .propose(MetadataCommand::RegisterBroker(me))
             .await

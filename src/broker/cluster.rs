@@ -143,9 +143,11 @@ impl Broker {
             }
             let lag_max = self.config().replica_lag_time_max_ms;
             let now = now_ms();
+            let image = self.image();
+            let fenced = |b: i32| image.brokers.get(&b).is_none_or(|m| m.fenced);
             for part in self.all_partitions() {
                 let wanted = part.with_replica(|r| {
-                    let isr = r.wanted_isr(now, lag_max)?;
+                    let isr = r.wanted_isr(now, lag_max, fenced)?;
                     r.isr_change_pending = true;
                     Some((isr, r.meta.clone()))
                 });

@@ -91,6 +91,12 @@ impl ReplicaState {
         if meta.partition_epoch != self.meta.partition_epoch {
             self.isr_change_pending = false;
         }
+        // A follower that left the ISR must show fresh progress to rejoin it.
+        for r in self.meta.isr.iter().filter(|r| !meta.isr.contains(r)) {
+            if let Some(p) = self.followers.get_mut(r) {
+                p.log_end = -1;
+            }
+        }
         self.meta = meta;
         if changed {
             // Followers get a full lag period to show up under the new leader.
@@ -139,7 +145,12 @@ impl ReplicaState {
 
     /// The ISR this leader wants now: laggards out, caught-up followers in. `None` when it is the
     /// current one (or a change is already on its way).
-    pub fn wanted_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<i32>> {
+    pub fn wanted_isr(
+        &self,
+        now_ms: i64,
+        lag_max_ms: i64,
+        fenced: impl Fn(i32) -> bool,
+    ) -> Option<Vec<i32>> {
         if !self.is_leader() || self.isr_change_pending {
             return None;
         }
@@ -158,7 +169,9 @@ impl ReplicaState {
                 if self.meta.isr.contains(r) {
                     now_ms - p.last_caught_up_ms <= lag_max_ms
                 } else {
-                    p.log_end >= self.high_watermark && p.log_end >= 0
+                    // Only a live broker that fetched up to the high watermark since it
+                    // left (its progress is reset when it is fenced) may rejoin.
+                    !fenced(*r) && p.log_end >= self.high_watermark && p.log_end >= 0
                 }
             })
             .collect();
@@ -186,8 +199,8 @@ mod tests {
     fn a_new_leader_keeps_followers_it_has_not_heard_from_yet() {
         let meta = PartitionMeta::new(vec![1, 2, 3], |_| false);
         let s = ReplicaState::new(1, meta, 0, 1_000, 0);
-        assert_eq!(s.wanted_isr(1_000, 30_000), None);
-        assert_eq!(s.wanted_isr(31_001, 30_000), Some(vec![1]));
+        assert_eq!(s.wanted_isr(1_000, 30_000, |_| false), None);
+        assert_eq!(s.wanted_isr(31_001, 30_000, |_| false), Some(vec![1]));
     }
 
     #[test]
@@ -213,12 +226,12 @@ mod tests {
         let mut s = leader_state();
         s.on_follower_fetch(2, 0, 0, 1_000);
         s.on_follower_fetch(3, 0, 0, 1_000);
-        assert_eq!(s.wanted_isr(1_000, 30_000), None);
+        assert_eq!(s.wanted_isr(1_000, 30_000, |_| false), None);
         // Follower 3 stops fetching; 2 keeps up.
         for t in [10_000, 20_000, 31_500] {
             s.on_follower_fetch(2, 50, 50, t);
         }
-        assert_eq!(s.wanted_isr(31_500, 30_000), Some(vec![1, 2]));
+        assert_eq!(s.wanted_isr(31_500, 30_000, |_| false), Some(vec![1, 2]));
         let mut meta = s.meta.clone();
         meta.isr = vec![1, 2];
         meta.partition_epoch += 1;
@@ -227,9 +240,11 @@ mod tests {
         assert_eq!(s.high_watermark, 50);
         // 3 comes back below the high watermark: not yet; at it: in.
         s.on_follower_fetch(3, 20, 50, 32_000);
-        assert_eq!(s.wanted_isr(32_000, 30_000), None);
+        assert_eq!(s.wanted_isr(32_000, 30_000, |_| false), None);
         s.on_follower_fetch(3, 50, 50, 32_100);
-        assert_eq!(s.wanted_isr(32_100, 30_000), Some(vec![1, 2, 3]));
+        assert_eq!(s.wanted_isr(32_100, 30_000, |_| false), Some(vec![1, 2, 3]));
+        // Not while the controller has it fenced.
+        assert_eq!(s.wanted_isr(32_100, 30_000, |b| b == 3), None);
     }
 
     #[test]
@@ -242,6 +257,6 @@ mod tests {
             s.on_follower_fetch(3, end, end, t);
             end += 100;
         }
-        assert_eq!(s.wanted_isr(100_000, 30_000), None);
+        assert_eq!(s.wanted_isr(100_000, 30_000, |_| false), None);
     }
 }
