@@ -2,11 +2,13 @@
 //! acknowledged produce (acks=all, idempotent producer, librdkafka defaults otherwise).
 //!
 //! Starts three `strata serve` processes on 127.0.0.1 (each broker and controller, fixed ports
-//! so that a restarted node keeps its address), creates a topic with one partition,
-//! replication factor 3 and `min.insync.replicas=2`, and produces one small record every
-//! `--interval-ms` from a background thread. Then, `--kills` times: waits for a full ISR,
-//! kills the leader of partition 0 with SIGKILL, measures the time until a record *sent
-//! after the kill* is acknowledged, restarts the node on its data dir, and goes on.
+//! so that a restarted node keeps its address) and produces one 100-byte record every
+//! `--interval-ms` from a background thread. Then, `--kills` times: creates a topic with one
+//! partition, replication factor 3 and `min.insync.replicas=2` whose leader is the active
+//! controller (even rounds) or another node (odd rounds; `--placement controller|other` for
+//! one kind only), moves the producer to it, waits until every node reports a full ISR, kills
+//! the leader with SIGKILL, measures the time until a record *sent after the kill* is
+//! acknowledged, restarts the node on its data dir, and goes on.
 //!
 //! Each kill is explained from the nodes' JSON logs (timestamps relative to the kill):
 //! when a new Raft controller leader was established (only when the killed node was the
@@ -16,8 +18,8 @@
 //!
 //! ```text
 //! cargo build --release --bin strata --example failover
-//! ./target/release/examples/failover [--broker-bin target/release/strata] [--kills 5] \
-//!     [--interval-ms 5] [--dir /tmp/strata-failover] [--keep] [--set key=value]... \
+//! ./target/release/examples/failover [--broker-bin target/release/strata] [--kills 6] \
+//!     [--placement alternate|controller|other] [--interval-ms 5] [--dir /tmp/strata-failover] [--keep] [--set key=value]... \
 //!     [--producer key=value]...
 //! ```
 //!
@@ -40,9 +42,16 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-const TOPIC: &str = "failover";
+/// Where the killed partition leader is, relative to the active controller (Raft leader).
+#[derive(Clone, Copy)]
+enum Placement {
+    Alternate,
+    Controller,
+    Other,
+}
 
 struct Args {
+    placement: Placement,
     broker_bin: PathBuf,
     kills: usize,
     interval: Duration,
@@ -55,8 +64,9 @@ struct Args {
 impl Args {
     fn parse() -> Result<Args, String> {
         let mut a = Args {
+            placement: Placement::Alternate,
             broker_bin: PathBuf::from("target/release/strata"),
-            kills: 5,
+            kills: 6,
             interval: Duration::from_millis(5),
             dir: std::env::temp_dir().join(format!("strata-failover-{}", std::process::id())),
             keep: false,
@@ -76,6 +86,16 @@ impl Args {
             let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
             match flag.as_str() {
                 "--broker-bin" => a.broker_bin = value.into(),
+                "--placement" => {
+                    a.placement = match value.as_str() {
+                        "alternate" => Placement::Alternate,
+                        "controller" => Placement::Controller,
+                        "other" => Placement::Other,
+                        _ => {
+                            return Err(format!("--placement {value}: alternate|controller|other"))
+                        }
+                    }
+                }
                 "--kills" => a.kills = num(&value)? as usize,
                 "--interval-ms" => a.interval = Duration::from_millis(num(&value)?),
                 "--dir" => a.dir = value.into(),
@@ -215,29 +235,40 @@ impl ProducerContext for Reports {
 }
 
 /// The leader and ISR of partition 0, from Metadata.
-fn leader_and_isr(bootstrap: &str) -> Option<(i32, Vec<i32>)> {
+fn leader_and_isr(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .ok()?;
-    let md = c.fetch_metadata(Some(TOPIC), Duration::from_secs(5)).ok()?;
-    let t = md.topics().iter().find(|t| t.name() == TOPIC)?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
     let p = t.partitions().iter().find(|p| p.id() == 0)?;
     (p.error().is_none() && p.leader() >= 0).then(|| (p.leader(), p.isr().to_vec()))
 }
 
-fn wait_for_full_isr(bootstrap: &str, timeout: Duration) -> Result<i32, String> {
+/// Waits until every node, asked on its own, reports the same leader of partition 0 and a
+/// full ISR; returns the leader. Asking each node matters: a node that has just restarted
+/// answers from its own metadata log until it has caught up with the controller's, and may
+/// still name an old leader for a moment.
+fn wait_for_full_isr(nodes: &[Node], topic: &str, timeout: Duration) -> Result<i32, String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let now = leader_and_isr(bootstrap);
-        if let Some((leader, isr)) = &now {
-            if isr.len() == 3 {
+        let answers: Vec<Option<(i32, Vec<i32>)>> = nodes
+            .iter()
+            .map(|n| leader_and_isr(&n.addr(), topic))
+            .collect();
+        if let Some(Some((leader, isr))) = answers.first() {
+            if isr.len() == 3
+                && answers
+                    .iter()
+                    .all(|a| a.as_ref().is_some_and(|(l, _)| l == leader))
+            {
                 return Ok(*leader);
             }
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "{TOPIC}-0: no full ISR within {timeout:?}: {now:?}"
+                "{topic}-0: the nodes did not agree on a leader with a full ISR within {timeout:?}: {answers:?}"
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -301,14 +332,24 @@ fn events(nodes: &[Node]) -> Vec<Event> {
     out
 }
 
-/// The active controller as of now: the node that most recently logged openraft's
-/// "become leader".
+/// The active controller as of now: the leader of the highest Raft term any node has logged a
+/// committed vote for (openraft: "vote is changing from .. to T<term>-N<node>:committed"). Not
+/// openraft's "become leader": a restarted former leader logs that again for its old term.
 fn controller_leader(nodes: &[Node]) -> Option<i32> {
     events(nodes)
         .iter()
-        .rev()
-        .find(|e| e.message.starts_with("become leader"))
-        .map(|e| e.node)
+        .filter_map(|e| {
+            let to = e
+                .message
+                .strip_prefix("vote is changing from ")?
+                .split(" to ")
+                .nth(1)?;
+            let vote = to.strip_suffix(":committed")?.strip_prefix('T')?;
+            let (term, node) = vote.split_once("-N")?;
+            Some((term.parse::<u64>().ok()?, node.parse::<i32>().ok()?))
+        })
+        .max()
+        .map(|(_, node)| node)
 }
 
 fn unix_now() -> f64 {
@@ -329,6 +370,7 @@ struct Kill {
 fn explain(
     nodes: &[Node],
     killed: i32,
+    topic: &str,
     kill_at: f64,
     until: f64,
 ) -> (Option<f64>, Option<f64>, Option<(i32, f64)>) {
@@ -339,7 +381,7 @@ fn explain(
     let mut election = None;
     let mut fenced = None;
     let mut leader = None;
-    let tp = format!("{TOPIC}-0");
+    let tp = format!("{topic}-0");
     for e in window {
         let ms = (e.at - kill_at) * 1000.0;
         if election.is_none() && e.message.starts_with("become leader") {
@@ -396,18 +438,28 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .map_err(|e| format!("admin: {e}"))?;
-    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    let created = rt
-        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-        .map_err(|e| format!("create {TOPIC}: {e}"))?;
-    for r in created {
-        r.map_err(|(t, e)| format!("create {t}: {e}"))?;
-    }
-    wait_for_full_isr(&bootstrap, Duration::from_secs(60))?;
+    // Each round has its own topic, whose replica assignment puts the leader where the round
+    // wants it (see `Placement`).
+    let create = |name: &str, replicas: &[i32]| -> Result<(), String> {
+        let assignment = [replicas];
+        let topic = NewTopic::new(name, 1, TopicReplication::Variable(&assignment))
+            .set("min.insync.replicas", "2");
+        let created = rt
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .map_err(|e| format!("create {name}: {e}"))?;
+        for r in created {
+            r.map_err(|(t, e)| format!("create {t}: {e}"))?;
+        }
+        Ok(())
+    };
+    let warmup = "failover-warmup";
+    create(warmup, &[1, 2, 3])?;
+    wait_for_full_isr(&nodes, warmup, Duration::from_secs(60))?;
+    let current = Arc::new(Mutex::new(warmup.to_string()));
 
     let mut config = ClientConfig::new();
     config
@@ -432,11 +484,12 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
     let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (producer, sent_at, stop, interval) = (
+        let (producer, sent_at, stop, interval, current) = (
             producer.clone(),
             sent_at.clone(),
             stop.clone(),
             args.interval,
+            current.clone(),
         );
         std::thread::spawn(move || {
             let payload = [b'x'; 100];
@@ -448,7 +501,8 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
                     s.push(Instant::now());
                     s.len() - 1
                 };
-                let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(TOPIC, seq)
+                let topic = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&topic, seq)
                     .partition(0)
                     .payload(&payload[..]);
                 if let Err((e, _)) = producer.send(rec) {
@@ -467,8 +521,29 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
     let mut kills = Vec::new();
     let result = (|| -> Result<(), String> {
         for round in 0..args.kills {
-            let leader = wait_for_full_isr(&bootstrap, Duration::from_secs(60))?;
-            // Let the producer run steadily before the kill.
+            // The victim leads the round's topic: the active controller itself in even rounds,
+            // another node in odd ones (with `--placement` either only).
+            let controller = controller_leader(&nodes).ok_or("no active controller in the logs")?;
+            let colocated = match args.placement {
+                Placement::Alternate => round % 2 == 0,
+                Placement::Controller => true,
+                Placement::Other => false,
+            };
+            let leader = if colocated {
+                controller
+            } else {
+                controller % 3 + 1
+            };
+            let mut replicas = vec![leader];
+            replicas.extend((1..=3).filter(|n| *n != leader));
+            let topic = format!("failover-{}", round + 1);
+            create(&topic, &replicas)?;
+            let elected = wait_for_full_isr(&nodes, &topic, Duration::from_secs(60))?;
+            if elected != leader {
+                return Err(format!("{topic}-0: leader {elected}, wanted {leader}"));
+            }
+            *current.lock().unwrap_or_else(|e| e.into_inner()) = topic.clone();
+            // Let the producer run steadily on the new topic before the kill.
             std::thread::sleep(Duration::from_secs(2));
             let was_controller = controller_leader(&nodes) == Some(leader);
             let node = nodes
@@ -504,7 +579,8 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
             // Let the logs of the new leader settle, then restart the killed node.
             std::thread::sleep(Duration::from_millis(500));
             let until = kill_unix + failover_ms / 1000.0;
-            let (election_ms, fenced_ms, new_leader) = explain(&nodes, leader, kill_unix, until);
+            let (election_ms, fenced_ms, new_leader) =
+                explain(&nodes, leader, &topic, kill_unix, until);
             let k = Kill {
                 killed: leader,
                 was_controller,
@@ -520,6 +596,7 @@ fn run(args: &Args) -> Result<Vec<Kill>, String> {
                 .find(|n| n.id == leader)
                 .ok_or("killed node vanished")?;
             node.start(args, &voters)?;
+            wait_for_full_isr(&nodes, &topic, Duration::from_secs(60))?;
         }
         Ok(())
     })();
@@ -561,6 +638,24 @@ fn print_kill(round: usize, k: &Kill) {
     );
 }
 
+/// min / median / max failover of `kills`.
+fn summary<'a>(what: &str, kills: impl Iterator<Item = &'a Kill>) {
+    let mut t: Vec<f64> = kills.map(|k| k.failover_ms).collect();
+    t.sort_by(f64::total_cmp);
+    let (Some(min), Some(max)) = (t.first(), t.last()) else {
+        return;
+    };
+    let median = if t.len() % 2 == 1 {
+        t[t.len() / 2]
+    } else {
+        (t[t.len() / 2 - 1] + t[t.len() / 2]) / 2.0
+    };
+    println!(
+        "failover, {what} ({} kills): min {min:.0} ms, median {median:.0} ms, max {max:.0} ms",
+        t.len()
+    );
+}
+
 fn main() -> ExitCode {
     let args = match Args::parse() {
         Ok(a) => a,
@@ -569,7 +664,7 @@ fn main() -> ExitCode {
                 eprintln!("failover: {e}");
             }
             eprintln!(
-                "usage: failover [--broker-bin PATH] [--kills N] [--interval-ms MS] [--dir DIR] \
+                "usage: failover [--broker-bin PATH] [--kills N] [--placement alternate|controller|other] [--interval-ms MS] [--dir DIR] \
                  [--keep] [--set key=value]... [--producer key=value]..."
             );
             return ExitCode::from(2);
@@ -588,19 +683,15 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(kills) => {
-            let mut t: Vec<f64> = kills.iter().map(|k| k.failover_ms).collect();
-            t.sort_by(f64::total_cmp);
-            if let (Some(min), Some(max)) = (t.first(), t.last()) {
-                let median = if t.len() % 2 == 1 {
-                    t[t.len() / 2]
-                } else {
-                    (t[t.len() / 2 - 1] + t[t.len() / 2]) / 2.0
-                };
-                println!(
-                    "failover over {} kills: min {min:.0} ms, median {median:.0} ms, max {max:.0} ms",
-                    t.len()
-                );
-            }
+            summary("all kills", kills.iter());
+            summary(
+                "leader was the active controller",
+                kills.iter().filter(|k| k.was_controller),
+            );
+            summary(
+                "leader was not the active controller",
+                kills.iter().filter(|k| !k.was_controller),
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
