@@ -230,9 +230,19 @@ fn consumer(args: &Args) -> Result<BaseConsumer, String> {
 
 /// The partition's current end offset, where the next produce starts.
 fn high_watermark(args: &Args) -> Result<i64, String> {
-    let (_, high) = consumer(args)?
-        .fetch_watermarks(&args.topic, 0, Duration::from_secs(10))
-        .map_err(|e| format!("watermarks of {}: {e}", args.topic))?;
+    // In a cluster the node asked may not have applied a just-created topic yet: retry briefly.
+    let consumer = consumer(args)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (_, high) = loop {
+        match consumer.fetch_watermarks(&args.topic, 0, Duration::from_secs(10)) {
+            Ok(w) => break w,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("watermarks of {}: {e}; retrying", args.topic);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(format!("watermarks of {}: {e}", args.topic)),
+        }
+    };
     Ok(high)
 }
 

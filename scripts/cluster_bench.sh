@@ -8,7 +8,7 @@
 # For each of (RF=1, acks=1), (RF=3, acks=1), (RF=3, acks=all) it runs examples/loadgen twice on
 # a fresh one-partition topic: with the default client queue (100,000 records: throughput) and
 # with --queue-messages 1000 (latency mostly the broker's and replication's, not the queue's).
-# The nodes' data and logs go to a temporary dir that is removed at the end (KEEP=1 keeps it).
+# Each run starts after a `sync`. The nodes' data and logs go to a temporary dir that is removed at the end (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +52,9 @@ echo "cluster: $BOOT (data in $DIR); $(nproc) CPUs, load average $(cut -d' ' -f1
 
 run() { # topic rf acks records [extra loadgen flags]
   local topic=$1 rf=$2 acks=$3 n=$4; shift 4
-  echo "== RF=$rf acks=$acks records=$n $*"
+  # Write back the previous run's data first, so that no run pays for another's writeback.
+  sync; sleep 2
+  echo "== RF=$rf acks=$acks records=$n $* (load average $(cut -d' ' -f1 /proc/loadavg))"
   "$LOADGEN" --bootstrap "$BOOT" --topic "$topic" --replication-factor "$rf" --acks "$acks" \
     --records "$n" --size "$SIZE" --no-consume --timeout-secs 120 "$@"
 }
