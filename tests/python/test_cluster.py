@@ -217,7 +217,8 @@ def test_group_consumes_every_acked_record_across_a_leader_kill(cluster, clients
         assert late and late <= consumed.snapshot()[0]
         assert not errors, errors
         assert all(m.is_alive() for m in members), "a consumer thread died"
-        wait_until(lambda: group_members(cluster, group) == 2, 30, "two members in the group", cluster)
+        wait_until(lambda: group_members(cluster, group) == 2, 30,
+                   f"two members in the group (last seen: {group_members(cluster, group)})", cluster)
     finally:
         stop.set()
         for m in members:
