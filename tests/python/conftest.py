@@ -8,6 +8,7 @@ dir and port, so clients reconnect to the address they know (crash tests).
 
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,9 +24,9 @@ BINARY = pathlib.Path(os.environ.get("BROKER_BIN", ROOT / "target" / "debug" / "
 
 class Broker:
     def __init__(self, settings=None):
-        self.tmp = tempfile.TemporaryDirectory(prefix="strata-py-")
-        self.data = pathlib.Path(self.tmp.name) / "data"
-        self.log_path = pathlib.Path(self.tmp.name) / "broker.log"
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="strata-py-"))
+        self.data = self.tmp / "data"
+        self.log_path = self.tmp / "broker.log"
         self.settings = dict(settings or {})
         self.proc = None
         self.addr = None
@@ -86,7 +87,10 @@ class Broker:
 
     def close(self):
         self.kill()
-        self.tmp.cleanup()
+        if os.environ.get("KEEP_BROKER_DATA"):
+            print(f"broker data and log kept in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture
