@@ -8,7 +8,8 @@
 //!   in `__consumer_offsets`);
 //! - `broker`: hosted partitions, topic lifecycle, background upkeep;
 //! - `protocol`: frames and the table of served API versions;
-//! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs.
+//! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs;
+//! - `recover`: `strata recover`, restores tiered topics from the bucket.
 //!
 //! Beside them, `metrics` counts what the layers do (they call into it; it reads
 //! `broker` only at scrape time) and `logging` sets up `tracing`.
@@ -23,6 +24,7 @@ pub mod group;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
+pub mod recover;
 pub mod server;
 pub mod startup;
 pub mod tier_status;

@@ -46,6 +46,21 @@ enum Command {
         #[command(subcommand)]
         cmd: strata::cli::GroupCommand,
     },
+    /// Restores tiered topics from the bucket after the data dir was lost: their
+    /// ids, partition counts, configs and offsets. Run it with the broker stopped,
+    /// with the broker's own config, then start `strata serve`.
+    Recover {
+        #[arg(long, short, env = "STRATA_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Only these topics (default: every topic in the bucket).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// Show what would be restored; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The remote tier, per partition.
     Tier {
         #[command(subcommand)]
@@ -92,6 +107,50 @@ fn main() -> ExitCode {
         Command::Tier {
             cmd: TierCmd::Inspect { config, set },
         } => tier_status(config, set),
+        Command::Recover {
+            config,
+            set,
+            topics,
+            dry_run,
+        } => recover(
+            config,
+            set,
+            strata::broker::RecoverOptions { topics, dry_run },
+        ),
+    }
+}
+
+fn recover(
+    config: Option<PathBuf>,
+    set: Vec<String>,
+    opts: strata::broker::RecoverOptions,
+) -> ExitCode {
+    let Some(configs) = load(config, set) else {
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strata::recover::recover(configs, &opts)) {
+        Ok(report) => {
+            print!("{report}");
+            if report.has_failures() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

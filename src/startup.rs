@@ -44,7 +44,7 @@ pub enum StartupError {
 
 /// The embedded single-voter controller, or this node's voter of `controller.quorum.voters`
 /// serving controller RPCs on the controller listener.
-async fn open_controller(
+pub(crate) async fn open_controller(
     config: &strata_config::BrokerConfig,
     meta_dir: &std::path::Path,
 ) -> Result<Controller, strata_controller::ControllerError> {
@@ -120,6 +120,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         port: advertised.port,
         rack: config.broker_rack.clone(),
         fenced: false,
+        shutting_down: false,
     };
     // Registering also unfences a broker that was fenced when it stopped.
     if controller.image().brokers.get(&config.node_id) != Some(&me) {

@@ -41,16 +41,37 @@ impl Broker {
             }
             let since = *leader_since.get_or_insert_with(Instant::now);
             let session = Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
+            let grace = (every * 2).max(Duration::from_secs(1));
             let me = self.node_id();
             for b in self.image().brokers.values() {
                 if b.node_id == me {
+                    // A controller that lost its leadership may have fenced this node from a
+                    // stale view; the active controller is alive by definition.
+                    if b.fenced && !self.is_shutting_down() {
+                        tracing::info!(
+                            "this node is fenced but is the active controller; unfencing it"
+                        );
+                        let cmd = MetadataCommand::UnfenceBroker { node_id: me };
+                        if let Err(e) = self.controller.propose(cmd).await {
+                            tracing::warn!(error = %e, "could not unfence this node; will retry");
+                        }
+                    }
                     continue;
                 }
-                let heard = self
-                    .controller
-                    .last_heard_from(b.node_id as u64)
-                    .filter(|t| *t > since);
-                let silent = heard.unwrap_or(since).elapsed();
+                let last = self.controller.last_heard_from(b.node_id as u64);
+                // Silence counts from the last message either way, so a former controller is
+                // fenced a session after it died, not a session after the election. A new
+                // controller may not have talked to the other followers yet: it gives every
+                // node `grace` to answer its first heartbeats before trusting older times.
+                let heard = if since.elapsed() < grace {
+                    last.filter(|t| *t > since)
+                } else {
+                    last
+                };
+                let silent = heard.map_or(since.elapsed(), |t| t.elapsed());
+                if heard.is_none() && since.elapsed() < grace {
+                    continue;
+                }
                 let cmd = if !b.fenced && silent > session {
                     tracing::warn!(
                         broker = b.node_id,
@@ -58,7 +79,11 @@ impl Broker {
                         "broker lost: no heartbeat within broker.session.timeout.ms; fencing it"
                     );
                     MetadataCommand::FenceBroker { node_id: b.node_id }
-                } else if b.fenced && heard.is_some() && silent < every * 2 {
+                } else if b.fenced
+                    && !b.shutting_down
+                    && heard.is_some()
+                    && silent < (session / 2).max(every * 2)
+                {
                     tracing::info!(broker = b.node_id, "fenced broker is back; unfencing it");
                     MetadataCommand::UnfenceBroker { node_id: b.node_id }
                 } else {
@@ -148,6 +173,11 @@ impl Broker {
         }
     }
 
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Controlled shutdown: fence this broker first, so its partitions get new leaders before
     /// it stops answering (clients see NOT_LEADER_OR_FOLLOWER and move at once instead of
     /// waiting for `broker.session.timeout.ms`).
@@ -164,7 +194,7 @@ impl Broker {
         tracing::info!(leads, "controlled shutdown: moving leadership away");
         match self
             .controller
-            .propose(MetadataCommand::FenceBroker { node_id })
+            .propose(MetadataCommand::ShutdownBroker { node_id })
             .await
         {
             Ok(image) => {

@@ -192,6 +192,15 @@ async fn connect(broker: &Broker, leader: i32) -> Result<Client, crate::cli::Cli
     Client::connect(&addr, Duration::from_secs(5)).await
 }
 
+/// Targets grouped by topic, as requests list them.
+fn by_topic(targets: &[Target]) -> BTreeMap<Arc<str>, Vec<&Target>> {
+    let mut out: BTreeMap<Arc<str>, Vec<&Target>> = BTreeMap::new();
+    for t in targets {
+        out.entry(t.part.tp.topic.clone()).or_default().push(t);
+    }
+    out
+}
+
 fn name(tp: &TopicPartition) -> TopicName {
     TopicName(StrBytes::from_string(tp.topic.to_string()))
 }
@@ -203,10 +212,7 @@ async fn truncate(
     node: i32,
     targets: &[Target],
 ) -> Result<(), crate::cli::CliError> {
-    let mut by_topic: BTreeMap<Arc<str>, Vec<&Target>> = BTreeMap::new();
-    for t in targets {
-        by_topic.entry(t.part.tp.topic.clone()).or_default().push(t);
-    }
+    let by_topic = by_topic(targets);
     let topics = by_topic
         .values()
         .map(|ts| {
@@ -277,10 +283,7 @@ async fn fetch(
     targets: &[Target],
 ) -> Result<(), crate::cli::CliError> {
     let config = broker.config();
-    let mut by_topic: BTreeMap<Arc<str>, Vec<&Target>> = BTreeMap::new();
-    for t in targets {
-        by_topic.entry(t.part.tp.topic.clone()).or_default().push(t);
-    }
+    let by_topic = by_topic(targets);
     let topics = by_topic
         .values()
         .map(|ts| {

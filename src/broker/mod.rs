@@ -12,6 +12,7 @@ mod cluster;
 mod fetcher;
 mod partition;
 mod producer_ids;
+mod recover;
 pub mod replica;
 mod tasks;
 mod tier;
@@ -28,6 +29,7 @@ use strata_log::{Log, LogConfig, LogError, TimestampType};
 use uuid::Uuid;
 
 pub use partition::{AppendError, Partition, TopicPartition};
+pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
 pub use tier::Tier;
 pub use topics::{validate_topic_name, NewTopic};
 
@@ -116,6 +118,10 @@ pub struct Broker {
     tier: OnceLock<Arc<Tier>>,
     /// Replica fetchers, one per leader this broker follows.
     fetchers: fetcher::Fetchers,
+    /// When followers last synced their tiered partitions with the bucket (see `tier.rs`).
+    follower_tier_sync: Mutex<Option<std::time::Instant>>,
+    /// Set by controlled shutdown, so that this node does not unfence itself again.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -162,6 +168,8 @@ impl Broker {
             producer_ids: Default::default(),
             tier: OnceLock::new(),
             fetchers: Default::default(),
+            follower_tier_sync: Mutex::new(None),
+            shutting_down: Default::default(),
         })
     }
 
@@ -327,6 +335,8 @@ impl Broker {
         });
         self.topics.write().insert(name.clone(), state);
         self.topic_ids.write().insert(meta.id, name);
+        let was_tiered = existing.is_some_and(|t| t.config.remote_storage_enable);
+        self.topic_applied(&meta.name, was_tiered);
         Ok(())
     }
 

@@ -37,10 +37,14 @@ pub struct Partition {
     /// The latest partition manifest seen (`None` until loaded or for topics that
     /// never tiered).
     remote: RwLock<Option<Arc<PartitionManifest>>>,
-    /// The last upload error, for `tier status` and logs.
-    pub last_tier_error: Mutex<Option<String>>,
+    /// The last upload or manifest-load error and when it happened (wall-clock
+    /// ms), for `tier status`; kept after later successes.
+    pub last_tier_error: Mutex<Option<(String, i64)>>,
     /// Role, ISR, high watermark and follower progress (see `replica`).
     replica: Mutex<ReplicaState>,
+    /// Set when leadership changes: a new leader reloads the remote manifest before its first
+    /// upload, so it continues exactly where the previous leader stopped.
+    manifest_stale: std::sync::atomic::AtomicBool,
 }
 
 /// Why this replica cannot take an append.
@@ -61,7 +65,13 @@ impl Partition {
         node_id: i32,
         meta: PartitionMeta,
     ) -> Self {
-        let mut replica = ReplicaState::new(node_id, meta, log.log_start_offset());
+        let mut replica = ReplicaState::new(
+            node_id,
+            meta,
+            log.log_start_offset(),
+            super::now_ms(),
+            log.log_end_offset(),
+        );
         if replica.is_leader() {
             replica.advance_high_watermark(log.log_end_offset());
         }
@@ -73,6 +83,7 @@ impl Partition {
             remote: RwLock::new(None),
             last_tier_error: Mutex::new(None),
             replica: Mutex::new(replica),
+            manifest_stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -122,6 +133,25 @@ impl Partition {
             m.start_offset().is_some_and(|s| s <= offset)
                 && m.end_offset().is_some_and(|e| offset < e)
         })
+    }
+
+    /// The offset a local read for `offset` starts at: the local log start when
+    /// `offset` falls in a gap between the remote end and the local log start
+    /// (offsets deleted locally before they were tiered, which neither tier holds:
+    /// the reader goes on with the next offset that exists, as over a compacted
+    /// log's gaps), else `offset` itself.
+    pub fn local_read_offset(&self, offset: i64) -> i64 {
+        let local = self.log.log_start_offset();
+        let in_gap = offset < local
+            && self
+                .remote_manifest()
+                .and_then(|m| m.end_offset())
+                .is_some_and(|end| end <= offset);
+        if in_gap {
+            local
+        } else {
+            offset
+        }
     }
 
     /// Appends client batches as the leader, stamped with the leader epoch, and wakes every
@@ -187,6 +217,41 @@ impl Partition {
         }
     }
 
+    /// Waits until the high watermark reaches `offset` (every ISR member has the records
+    /// below it): acks=all produces and group commits.
+    pub async fn wait_replicated(
+        &self,
+        offset: i64,
+        deadline: tokio::time::Instant,
+        timeout_ms: i32,
+    ) -> Result<(), super::BrokerError> {
+        loop {
+            let changed = self.appended();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            let meta = self.meta();
+            if !self.is_leader() {
+                return Err(super::BrokerError::NotLeader {
+                    tp: self.tp.clone(),
+                    leader: meta.leader,
+                });
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(super::BrokerError::ReplicationTimeout {
+                        tp: self.tp.clone(),
+                        offset: offset - 1,
+                        timeout_ms,
+                    });
+                }
+            }
+        }
+    }
+
     /// After a truncation: the high watermark cannot be past the log end.
     pub fn on_truncated(&self) {
         let end = self.log.log_end_offset();
@@ -212,9 +277,19 @@ impl Partition {
             r.advance_high_watermark(end);
         }
         drop(r);
+        if changed {
+            self.manifest_stale
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         // Waiting fetches and producers re-check their leadership.
         self.appended.notify_waiters();
         changed
+    }
+
+    /// Whether the remote manifest must be reloaded (leadership changed); clears the flag.
+    pub fn take_manifest_stale(&self) -> bool {
+        self.manifest_stale
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// Runs `f` on the replication state (for ISR decisions in `cluster`).

@@ -40,13 +40,42 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
-    pub fn new(node_id: i32, meta: PartitionMeta, high_watermark: i64) -> Self {
-        ReplicaState {
+    /// A replica as opened: a leader gives its followers a full lag period from `now_ms`
+    /// before it may drop them from the ISR.
+    pub fn new(
+        node_id: i32,
+        meta: PartitionMeta,
+        high_watermark: i64,
+        now_ms: i64,
+        log_end: i64,
+    ) -> Self {
+        let mut r = ReplicaState {
             node_id,
             meta,
             high_watermark,
             followers: BTreeMap::new(),
             isr_change_pending: false,
+        };
+        r.reset_followers(now_ms, log_end);
+        r
+    }
+
+    /// Forgets follower progress; a leader starts every follower's lag clock at `now_ms`.
+    fn reset_followers(&mut self, now_ms: i64, log_end: i64) {
+        self.followers.clear();
+        if !self.is_leader() {
+            return;
+        }
+        for r in self.meta.replicas.iter().filter(|r| **r != self.node_id) {
+            self.followers.insert(
+                *r,
+                FollowerProgress {
+                    log_end: -1,
+                    last_caught_up_ms: now_ms,
+                    last_fetch_leader_end: log_end,
+                    last_fetch_ms: now_ms,
+                },
+            );
         }
     }
 
@@ -64,21 +93,8 @@ impl ReplicaState {
         }
         self.meta = meta;
         if changed {
-            self.followers.clear();
-            if self.is_leader() {
-                // Followers get a full lag period to show up under the new leader.
-                for r in self.meta.replicas.iter().filter(|r| **r != self.node_id) {
-                    self.followers.insert(
-                        *r,
-                        FollowerProgress {
-                            log_end: -1,
-                            last_caught_up_ms: now_ms,
-                            last_fetch_leader_end: log_end,
-                            last_fetch_ms: now_ms,
-                        },
-                    );
-                }
-            }
+            // Followers get a full lag period to show up under the new leader.
+            self.reset_followers(now_ms, log_end);
         }
         changed
     }
@@ -159,11 +175,19 @@ mod tests {
 
     fn leader_state() -> ReplicaState {
         let meta = PartitionMeta::new(vec![1, 2, 3], |_| false);
-        let mut s = ReplicaState::new(1, meta.clone(), 0);
+        let mut s = ReplicaState::new(1, meta.clone(), 0, 0, 0);
         let mut next = meta;
         next.leader_epoch += 1;
         s.update(next, 0, 0);
         s
+    }
+
+    #[test]
+    fn a_new_leader_keeps_followers_it_has_not_heard_from_yet() {
+        let meta = PartitionMeta::new(vec![1, 2, 3], |_| false);
+        let s = ReplicaState::new(1, meta, 0, 1_000, 0);
+        assert_eq!(s.wanted_isr(1_000, 30_000), None);
+        assert_eq!(s.wanted_isr(31_001, 30_000), Some(vec![1]));
     }
 
     #[test]

@@ -14,10 +14,13 @@ use strata_config::{RemoteStorageConfig, TopicConfig};
 use strata_tier::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
 use strata_tier::object_store::ObjectStore;
 use strata_tier::rlm::{Action, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler};
-use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
+use strata_tier::{
+    manifest, topics, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError,
+};
 use tokio::sync::{watch, Notify};
 
 use super::{now_ms, Broker, Partition, TopicState};
+use crate::protocol::tier_state::PartitionTierState;
 
 /// Objects younger than this are never swept as orphans (an upload may be writing them).
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
@@ -31,6 +34,11 @@ pub struct Tier {
     pub fetch_max_wait: Duration,
     interval: Duration,
     wake: Notify,
+    /// Orders writes of `topic.json` objects: each change gets a sequence number
+    /// when applied; a write runs under this lock and is skipped when a later
+    /// change of the same topic was already written (topic id -> last sequence).
+    topic_meta_written: tokio::sync::Mutex<HashMap<uuid::Uuid, u64>>,
+    topic_meta_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Tier {
@@ -53,17 +61,26 @@ impl Tier {
             disk_dir: Some(cache_dir),
             read_ahead_chunks: cfg.read_ahead_chunks.max(0) as usize,
         };
-        let reader = RemoteReader::new(store.clone(), cache).await?;
+        let reader = RemoteReader::new(store.clone(), cache)
+            .await?
+            .with_fetch_throttle(Arc::new(Throttle::from_setting(
+                cfg.fetch_max_bytes_per_second,
+            )))
+            .with_lookup_hook(Arc::new(|pk: &PartitionKey, hit: bool| {
+                crate::metrics::tier::cache_lookup(&pk.topic, pk.partition, hit)
+            }));
         tracing::info!(url = %cfg.url, "remote tier ready");
         Ok(Tier {
             store,
             reader,
             url: cfg.url.clone(),
             scheduler: Mutex::new(Scheduler::new()),
-            throttle: Throttle::new(cfg.copy_max_bytes_per_second.max(0) as u64),
+            throttle: Throttle::from_setting(cfg.copy_max_bytes_per_second),
             fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
             interval: Duration::from_millis(cfg.task_interval_ms.max(10) as u64),
             wake: Notify::new(),
+            topic_meta_written: tokio::sync::Mutex::new(HashMap::new()),
+            topic_meta_seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -156,6 +173,7 @@ impl Broker {
         let now = now_ms();
         let mut views = Vec::new();
         let mut parts: HashMap<PartitionKey, (Arc<Partition>, Arc<TopicState>)> = HashMap::new();
+        let mut followers = Vec::new();
         for name in self.topic_names() {
             let Some(topic) = self.topic(&name) else {
                 continue;
@@ -164,8 +182,14 @@ impl Broker {
                 continue;
             }
             for p in &topic.partitions {
+                // Only the leader uploads; followers trim what is tiered (`follow_tier`).
+                if !p.is_leader() {
+                    followers.push((p.clone(), topic.clone()));
+                    continue;
+                }
                 let key = p.tier_key();
-                if p.remote_manifest().is_none() && !self.load_manifest(tier, p).await {
+                let stale = p.take_manifest_stale() || p.remote_manifest().is_none();
+                if stale && !self.load_manifest(tier, p).await {
                     continue;
                 }
                 let remote = p.remote_manifest().map(|m| {
@@ -216,6 +240,49 @@ impl Broker {
         for action in actions {
             self.perform(tier, &parts, action, now).await;
         }
+        self.follow_tier(tier, followers, now).await;
+    }
+
+    /// Followers apply local retention to segments the leader has tiered: they read the
+    /// partition manifest (at most once per `remote.log.manager.task.interval.ms`) and delete
+    /// local segments below its end offset that local retention no longer keeps.
+    async fn follow_tier(
+        &self,
+        tier: &Arc<Tier>,
+        followers: Vec<(Arc<Partition>, Arc<TopicState>)>,
+        now: i64,
+    ) {
+        let every = Duration::from_millis(self.config().remote.task_interval_ms.max(1) as u64);
+        {
+            let mut last = self.follower_tier_sync.lock();
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        for (p, topic) in followers {
+            if !self.read_manifest(tier, &p).await {
+                continue;
+            }
+            let Some(tiered_end) = p.remote_manifest().and_then(|m| m.end_offset()) else {
+                continue;
+            };
+            let pol = policy(&topic.config);
+            match p.log.enforce_local_retention(
+                now,
+                tiered_end,
+                pol.local_retention_ms,
+                pol.local_retention_bytes,
+            ) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "follower: local retention deleted tiered segments")
+                }
+                Err(e) => {
+                    tracing::warn!(tp = %p.tp, error = %e, "follower local retention failed; will retry")
+                }
+            }
+        }
     }
 
     /// Loads the manifests of every tiered partition (at startup, before serving,
@@ -238,23 +305,32 @@ impl Broker {
 
     /// Loads the latest manifest of `p` and sweeps orphans once. False on error.
     async fn load_manifest(&self, tier: &Arc<Tier>, p: &Arc<Partition>) -> bool {
+        if !self.read_manifest(tier, p).await {
+            return false;
+        }
+        if let Some(m) = p.remote_manifest() {
+            tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
+        }
+        let (store, key) = (tier.store.clone(), p.tier_key());
+        tokio::spawn(async move {
+            if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
+                tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
+            }
+        });
+        true
+    }
+
+    /// Reads the latest manifest of `p` into it. False on error.
+    async fn read_manifest(&self, tier: &Arc<Tier>, p: &Arc<Partition>) -> bool {
         let key = p.tier_key();
         match manifest::load(&*tier.store, &key).await {
             Ok(m) => {
-                let m = m.unwrap_or_else(|| manifest::PartitionManifest::empty(key.clone()));
-                tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
-                p.set_remote_manifest(m);
-                let store = tier.store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
-                        tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
-                    }
-                });
+                p.set_remote_manifest(m.unwrap_or_else(|| manifest::PartitionManifest::empty(key)));
                 true
             }
             Err(e) => {
                 tracing::warn!(tp = %p.tp, error = %e, "cannot load the remote manifest; will retry");
-                *p.last_tier_error.lock() = Some(e.to_string());
+                *p.last_tier_error.lock() = Some((e.to_string(), now_ms()));
                 false
             }
         }
@@ -347,7 +423,6 @@ impl Broker {
                 Ok(m) => {
                     crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, seg.size_bytes);
                     p.set_remote_manifest(m);
-                    *p.last_tier_error.lock() = None;
                     Event::UploadDone {
                         key,
                         base_offset: seg.base_offset,
@@ -355,7 +430,7 @@ impl Broker {
                 }
                 Err(error) => {
                     tracing::warn!(tp = %p.tp, base_offset = seg.base_offset, %error, "segment upload failed; will retry with backoff");
-                    *p.last_tier_error.lock() = Some(error.clone());
+                    *p.last_tier_error.lock() = Some((error.clone(), now_ms()));
                     crate::metrics::tier::upload_errors(&p.tp.topic, p.tp.partition, 1);
                     Event::UploadFailed {
                         key,
@@ -370,7 +445,7 @@ impl Broker {
     }
 
     /// Deletes the remote data of `partitions` in the background (topic deletion,
-    /// `remote.log.delete.on.disable`).
+    /// `remote.log.delete.on.disable`), then the topic's `topic.json`.
     pub(super) fn delete_remote(&self, partitions: &[Arc<Partition>]) {
         let Some(tier) = self.tier().cloned() else {
             return;
@@ -378,15 +453,111 @@ impl Broker {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        for p in partitions {
-            let (key, store, p) = (p.tier_key(), tier.store.clone(), p.clone());
-            rt.spawn(async move {
-                match copier::delete_partition(&*store, &key).await {
+        let Some(first) = partitions.first() else {
+            return;
+        };
+        let (topic, topic_id) = (first.tp.topic.to_string(), first.topic_id);
+        let partitions = partitions.to_vec();
+        rt.spawn(async move {
+            let mut complete = true;
+            for p in partitions {
+                let key = p.tier_key();
+                match copier::delete_partition(&*tier.store, &key).await {
                     Ok(_) => p.clear_remote_manifest(),
-                    Err(e) => tracing::warn!(partition = %key, error = %e, "could not delete remote data; delete it by hand"),
+                    Err(e) => {
+                        complete = false;
+                        tracing::warn!(partition = %key, error = %e, "could not delete remote data; delete it by hand")
+                    }
                 }
-            });
+            }
+            // Kept while data is left, so that recovery can still describe it.
+            if complete {
+                let mut written = tier.topic_meta_written.lock().await;
+                written.insert(topic_id, u64::MAX);
+                if let Err(e) = topics::delete_metadata(&*tier.store, &topic, topic_id).await {
+                    tracing::warn!(%topic, error = %e, "could not delete topic.json; delete it by hand");
+                }
+            }
+        });
+    }
+
+    /// Called when a topic was applied with a changed state: if its data is (still)
+    /// in the remote tier, records the topic's id, partition count and configs in
+    /// `topic.json`, in the background, so that the bucket alone can rebuild the
+    /// topic. `was_tiered`: the state before this change was tiered.
+    pub(super) fn topic_applied(&self, name: &str, was_tiered: bool) {
+        let (Some(tier), Some(topic)) = (self.tier().cloned(), self.topic(name)) else {
+            return;
+        };
+        let keeps_remote = was_tiered && !topic.config.remote_log_delete_on_disable;
+        if !(topic.config.remote_storage_enable || keeps_remote) || topic.meta.internal {
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let seq = tier
+            .topic_meta_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let meta = topics::TopicMetadata {
+            topic: name.to_string(),
+            topic_id: topic.meta.id,
+            partition_count: topic.meta.partitions,
+            replication_factor: topic.meta.replication_factor,
+            configs: topic.meta.configs.clone(),
+            updated_ms: now_ms(),
+        };
+        rt.spawn(async move {
+            let mut written = tier.topic_meta_written.lock().await;
+            if written.get(&meta.topic_id).is_some_and(|w| *w >= seq) {
+                return;
+            }
+            let name = &meta.topic;
+            match topics::put_metadata(&*tier.store, &meta).await {
+                Ok(()) => {
+                    written.insert(meta.topic_id, seq);
+                    tracing::info!(topic = %name, partitions = meta.partition_count, "recorded topic metadata in the remote tier")
+                }
+                Err(e) => tracing::warn!(topic = %name, error = %e, "could not record topic metadata in the remote tier; the next change or restart retries"),
+            }
+        });
+    }
+
+    /// The tier state of `p` (for DescribeLogDirs and `tier status`), or `None` when
+    /// the topic is not tiered and the remote tier holds nothing of it.
+    pub fn tier_state(&self, p: &Partition) -> Option<PartitionTierState> {
+        let tier = self.tier()?;
+        let enabled = self
+            .topic(&p.tp.topic)
+            .is_some_and(|t| t.config.remote_storage_enable);
+        let m = p.remote_manifest();
+        if !enabled && m.as_ref().is_none_or(|m| m.segments.is_empty()) {
+            return None;
+        }
+        let remote_end = m.as_ref().and_then(|m| m.end_offset());
+        let segments = p.log.segments();
+        let closed = &segments[..segments.len().saturating_sub(1)];
+        let pending: Vec<_> = closed
+            .iter()
+            .filter(|s| remote_end.is_none_or(|e| s.next_offset > e) && s.size_bytes > 0)
+            .collect();
+        let upload = tier.upload_state(&p.tier_key()).unwrap_or_default();
+        let last = p.last_tier_error.lock().clone();
+        Some(PartitionTierState {
+            enabled,
+            local_start: p.log.log_start_offset(),
+            local_bytes: p.log.size_bytes(),
+            remote_start: m.as_ref().and_then(|m| m.start_offset()),
+            remote_end,
+            remote_bytes: m.as_ref().map_or(0, |m| m.size_bytes()),
+            remote_segments: m.as_ref().map_or(0, |m| m.segments.len()),
+            manifest_version: m.as_ref().map_or(0, |m| m.version),
+            pending_uploads: pending.len(),
+            pending_bytes: pending.iter().map(|s| s.size_bytes).sum(),
+            failed_attempts: upload.attempts,
+            last_error_ms: last.as_ref().map(|l| l.1),
+            last_error: last.map(|l| l.0),
+        })
     }
 
     /// DeleteRecords on a tiered partition: raise the remote log start offset and

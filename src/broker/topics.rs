@@ -138,20 +138,15 @@ impl Broker {
                     "partition indexes must be consecutive from {first}, found {p}"
                 )));
             }
-            if replicas.is_empty() || *rf.get_or_insert(replicas.len()) != replicas.len() {
+            if *rf.get_or_insert(replicas.len()) != replicas.len() {
                 return Err(bad(
-                    "every partition needs the same, non-zero number of replicas".into(),
+                    "every partition needs the same number of replicas".into()
                 ));
             }
-            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-                return Err(bad(format!("broker {b} is not registered")));
-            }
-            let mut distinct = replicas.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() != replicas.len() {
-                return Err(bad("a broker may appear only once in a replica list".into()));
-            }
+            strata_controller::partition::check_replica_list(replicas, |b| {
+                image.brokers.contains_key(&b)
+            })
+            .map_err(bad)?;
         }
         Ok((assignments.len() as i32, rf.unwrap_or(1) as i16))
     }
@@ -294,12 +289,31 @@ impl Broker {
         }
     }
 
+    /// ElectLeaders: the preferred replica, or any live one for a leaderless partition.
+    pub async fn elect_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        unclean: bool,
+    ) -> Result<(), BrokerError> {
+        self.propose_and_apply(MetadataCommand::ElectLeader {
+            topic: topic.to_string(),
+            partition,
+            unclean,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Registered brokers that are not fenced.
     pub fn live_brokers(&self) -> usize {
         self.image().brokers.values().filter(|b| !b.fenced).count()
     }
 
-    async fn propose_and_apply(&self, cmd: MetadataCommand) -> Result<MetadataImage, BrokerError> {
+    pub(super) async fn propose_and_apply(
+        &self,
+        cmd: MetadataCommand,
+    ) -> Result<MetadataImage, BrokerError> {
         let image = self.controller.propose(cmd).await.inspect_err(|e| {
             if matches!(
                 e,

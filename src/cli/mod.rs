@@ -81,6 +81,18 @@ pub enum TopicCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Move leadership back to each partition's preferred replica (Kafka's
+    /// kafka-leader-election.sh), or with --unclean give leaderless partitions any live replica.
+    ElectLeaders {
+        /// Topics (default: all).
+        names: Vec<String>,
+        /// Only this partition (with exactly one topic).
+        #[arg(long, short = 'p')]
+        partition: Option<i32>,
+        /// Unclean election: may lose records the old ISR had.
+        #[arg(long)]
+        unclean: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

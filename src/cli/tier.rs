@@ -1,16 +1,24 @@
 //! `strata tier status`: per partition, whether the topic is tiered and which offsets
 //! live only in the remote tier. It asks the partition leaders with ListOffsets
-//! (-2 earliest, -4 earliest local, -5 latest tiered, -1 latest; KIP-405/KIP-1005).
-//! A broker without ListOffsets v8 or without remote storage configured gets
-//! "not supported by this broker".
+//! (-2 earliest, -4 earliest local, -5 latest tiered, -1 latest; KIP-405/KIP-1005)
+//! and DescribeLogDirs: Kafka's `partition_size` is the local bytes, and Strata's
+//! tagged field (see `protocol::tier_state`) adds the remote start/end offsets and
+//! bytes, pending uploads and the last upload error. A broker without that field
+//! (another Kafka implementation) gets "-" in those columns. A broker without
+//! ListOffsets v8 or without remote storage configured gets "not supported by this
+//! broker".
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeConfigsRequest, ListOffsetsRequest, MetadataResponse, TopicName,
+    ApiKey, BrokerId, DescribeConfigsRequest, DescribeLogDirsRequest, ListOffsetsRequest,
+    MetadataResponse, TopicName,
 };
+
+use crate::protocol::tier_state::{PartitionTierState, TIER_STATE_TAG};
 
 use super::topic::{known, metadata, RESOURCE_TOPIC};
 use super::{str_bytes, CliError, Client, Connection, TierCommand};
@@ -65,6 +73,7 @@ async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<
 
     // offsets[tp] = [earliest, earliest local, latest tiered, latest]
     let mut offsets: BTreeMap<Tp, [Option<i64>; 4]> = BTreeMap::new();
+    let mut dirs: BTreeMap<Tp, DirInfo> = BTreeMap::new();
     for (leader, tps) in &by_leader {
         let mut lc = leader_client(c, conn, &md, *leader).await?;
         let client = lc.as_mut().unwrap_or(c);
@@ -80,21 +89,87 @@ async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<
                 offsets.entry(tp).or_default()[i] = off;
             }
         }
+        if client.version_of::<DescribeLogDirsRequest>().is_some() {
+            dirs.extend(describe_log_dirs(client, tps).await?);
+        }
     }
-    print_table(&offsets, &enabled);
+    print_table(&offsets, &dirs, &enabled);
     Ok(())
 }
 
-fn print_table(offsets: &BTreeMap<Tp, [Option<i64>; 4]>, enabled: &BTreeMap<String, bool>) {
+/// What DescribeLogDirs tells about one partition.
+#[derive(Default)]
+struct DirInfo {
+    local_bytes: Option<i64>,
+    tier: Option<PartitionTierState>,
+}
+
+async fn describe_log_dirs(c: &mut Client, tps: &[Tp]) -> Result<Vec<(Tp, DirInfo)>, CliError> {
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in tps {
+        topics.entry(t).or_default().push(*p);
+    }
+    let req = DescribeLogDirsRequest::default().with_topics(Some(
+        topics
+            .into_iter()
+            .map(|(t, ps)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(str_bytes(t)))
+                    .with_partitions(ps)
+            })
+            .collect(),
+    ));
+    let resp = c.send(req).await?;
+    let mut out = Vec::new();
+    for dir in resp.results.iter().filter(|d| d.error_code == 0) {
+        for t in &dir.topics {
+            for p in &t.partitions {
+                let tier = p
+                    .unknown_tagged_fields
+                    .get(&TIER_STATE_TAG)
+                    .and_then(|b| PartitionTierState::decode(b));
+                let info = DirInfo {
+                    local_bytes: Some(p.partition_size),
+                    tier,
+                };
+                out.push(((t.name.0.to_string(), p.partition_index), info));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One line of free text for the last column: whitespace runs become one space.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn print_table(
+    offsets: &BTreeMap<Tp, [Option<i64>; 4]>,
+    dirs: &BTreeMap<Tp, DirInfo>,
+    enabled: &BTreeMap<String, bool>,
+) {
     let show = |o: Option<i64>| o.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-    println!("TOPIC\tPARTITION\tREMOTE\tLOG-START\tLOCAL-START\tTIERED-END\tEND\tREMOTE-ONLY");
-    for ((topic, partition), [start, local, tiered, end]) in offsets {
+    let show_u = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    // The first eight columns are stable (scripts read them by position).
+    println!(
+        "TOPIC\tPARTITION\tREMOTE\tLOG-START\tLOCAL-START\tTIERED-END\tEND\tREMOTE-ONLY\t\
+         REMOTE-START\tREMOTE-END\tLOCAL-BYTES\tREMOTE-BYTES\tPENDING\tPENDING-BYTES\tFAILED\tLAST-ERROR"
+    );
+    for (tp, [start, local, tiered, end]) in offsets {
+        let (topic, partition) = tp;
         let remote_only = match (start, local) {
             (Some(s), Some(l)) if l >= s => (l - s).to_string(),
             _ => "-".into(),
         };
+        let dir = dirs.get(tp);
+        let t = dir.and_then(|d| d.tier.as_ref());
+        let last_error = t
+            .and_then(|t| t.last_error.as_deref())
+            .map(one_line)
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{topic}\t{partition}\t{}\t{}\t{}\t{}\t{}\t{remote_only}",
+            "{topic}\t{partition}\t{}\t{}\t{}\t{}\t{}\t{remote_only}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{last_error}",
             if enabled.get(topic).copied().unwrap_or(false) {
                 "on"
             } else {
@@ -103,7 +178,14 @@ fn print_table(offsets: &BTreeMap<Tp, [Option<i64>; 4]>, enabled: &BTreeMap<Stri
             show(*start),
             show(*local),
             show(*tiered),
-            show(*end)
+            show(*end),
+            show(t.and_then(|t| t.remote_start)),
+            show(t.and_then(|t| t.remote_end)),
+            show(dir.and_then(|d| d.local_bytes)),
+            show_u(t.map(|t| t.remote_bytes)),
+            show_u(t.map(|t| t.pending_uploads as u64)),
+            show_u(t.map(|t| t.pending_bytes)),
+            show_u(t.map(|t| u64::from(t.failed_attempts))),
         );
     }
 }

@@ -73,7 +73,72 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TopicCommand) -> Result<(
             .await
         }
         TopicCommand::Delete { names } => delete(&mut c, &names, timeout).await,
+        TopicCommand::ElectLeaders {
+            names,
+            partition,
+            unclean,
+        } => elect_leaders(&mut c, &names, partition, unclean).await,
     }
+}
+
+async fn elect_leaders(
+    c: &mut Client,
+    names: &[String],
+    partition: Option<i32>,
+    unclean: bool,
+) -> Result<(), CliError> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::ElectLeadersRequest;
+    if partition.is_some() && names.len() != 1 {
+        return Err(CliError::Usage(
+            "--partition needs exactly one topic".into(),
+        ));
+    }
+    let md = metadata(c, (!names.is_empty()).then_some(names)).await?;
+    let mut topics = Vec::new();
+    for t in &md.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        if names.is_empty() && t.is_internal {
+            continue;
+        }
+        known(&md, &name)?;
+        let partitions = match partition {
+            Some(p) => vec![p],
+            None => t.partitions.iter().map(|p| p.partition_index).collect(),
+        };
+        topics.push(
+            TopicPartitions::default()
+                .with_topic(TopicName(str_bytes(name)))
+                .with_partitions(partitions),
+        );
+    }
+    let req = ElectLeadersRequest::default()
+        .with_election_type(i8::from(unclean))
+        .with_topic_partitions(Some(topics))
+        .with_timeout_ms(30_000);
+    let resp = c.send(req).await?;
+    let mut failed = 0;
+    for t in &resp.replica_election_results {
+        for p in &t.partition_result {
+            let tp = format!("{}-{}", t.topic.0, p.partition_id);
+            match ResponseError::try_from_code(p.error_code) {
+                None => println!("{tp}: elected"),
+                Some(ResponseError::ElectionNotNeeded) => println!("{tp}: already led as asked"),
+                Some(e) => {
+                    failed += 1;
+                    let why = p
+                        .error_message
+                        .as_ref()
+                        .map_or(String::new(), |m| format!(": {m}"));
+                    println!("{tp}: {e:?}{why}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Usage(format!("{failed} election(s) failed")));
+    }
+    Ok(())
 }
 
 /// Metadata for `names`, or for every topic when `names` is `None`.

@@ -91,6 +91,9 @@ pub struct GroupCoordinator {
     wake: Notify,
 }
 
+/// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the ISR.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn group_config(broker: &Broker) -> GroupConfig {
     let c = broker.config();
     GroupConfig {
@@ -283,7 +286,7 @@ impl GroupCoordinator {
                         group: group.clone(),
                     });
                     match self.write(&group, vec![(key, Some(value.clone()))]) {
-                        Ok(()) => {
+                        Ok(_) => {
                             inner.group_meta.insert(group, value);
                         }
                         Err(e) => tracing::error!(error = %e, "could not persist group metadata"),
@@ -294,7 +297,13 @@ impl GroupCoordinator {
     }
 
     /// Appends records for `group` to its `__consumer_offsets` partition.
-    fn write(&self, group: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
+    /// Returns the partition written and the offset after the records, for waiting until the
+    /// ISR has them.
+    fn write(
+        &self,
+        group: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(Arc<crate::broker::Partition>, i64), GroupError> {
         let partitions = self
             .broker
             .topic(OFFSETS_TOPIC)
@@ -315,9 +324,10 @@ impl GroupCoordinator {
             .map_err(|e| storage(e.to_string()))?;
         let now = now_ms();
         let batch = codec::batch(&records, now).map_err(storage)?;
-        part.append(&batch, now)
+        let info = part
+            .append(&batch, now)
             .map_err(|e| storage(e.to_string()))?;
-        Ok(())
+        Ok((part, info.last_offset + 1))
     }
 
     pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
@@ -395,8 +405,9 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Validates membership, writes the offsets, then makes them visible.
-    pub fn commit(
+    /// Validates membership, writes the offsets, waits until the ISR has them (as Kafka,
+    /// up to `offsets.commit.timeout.ms`, 5 s), then makes them visible.
+    pub async fn commit(
         &self,
         group: &str,
         member: &str,
@@ -405,43 +416,63 @@ impl GroupCoordinator {
         entries: Vec<CommitEntry>,
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         self.owns(group)?;
-        let mut inner = self.inner.lock();
         let now = now_ms();
-        inner
-            .sm
-            .validate_commit(group, member, instance, generation)?;
-        let results: Vec<Result<(), GroupError>> =
-            entries.iter().map(|e| self.check_entry(e)).collect();
-        let mut records = Vec::new();
-        let mut values = Vec::new();
-        for (e, r) in entries.iter().zip(&results) {
-            if r.is_ok() {
-                let v = OffsetValue {
-                    offset: e.offset,
-                    leader_epoch: e.leader_epoch,
-                    metadata: e.metadata.clone().unwrap_or_default(),
-                    commit_timestamp: now,
-                };
-                let key = Key::Offset {
-                    group: group.to_string(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                };
-                records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
-                values.push((e.topic.as_str(), e.partition, v));
+        let (results, values, written) = {
+            let inner = self.inner.lock();
+            inner
+                .sm
+                .validate_commit(group, member, instance, generation)?;
+            let results: Vec<Result<(), GroupError>> =
+                entries.iter().map(|e| self.check_entry(e)).collect();
+            let mut records = Vec::new();
+            let mut values = Vec::new();
+            for (e, r) in entries.iter().zip(&results) {
+                if r.is_ok() {
+                    let v = OffsetValue {
+                        offset: e.offset,
+                        leader_epoch: e.leader_epoch,
+                        metadata: e.metadata.clone().unwrap_or_default(),
+                        commit_timestamp: now,
+                    };
+                    let key = Key::Offset {
+                        group: group.to_string(),
+                        topic: e.topic.clone(),
+                        partition: e.partition,
+                    };
+                    records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
+                    values.push((e.topic.clone(), e.partition, v));
+                }
             }
+            if records.is_empty() {
+                return Ok(results);
+            }
+            let written = self.write(group, records);
+            (results, values, written)
+        };
+        let failed = |e: GroupError| {
+            results
+                .iter()
+                .map(|r| r.clone().and(Err(e.clone())))
+                .collect()
+        };
+        let (part, end) = match written {
+            Ok(w) => w,
+            Err(e) => return Ok(failed(e)),
+        };
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        if let Err(e) = part
+            .wait_replicated(end, deadline, COMMIT_TIMEOUT.as_millis() as i32)
+            .await
+        {
+            tracing::warn!(group, error = %e, "offset commit not replicated; the client retries");
+            return Ok(failed(GroupError::CoordinatorNotAvailable));
         }
-        if records.is_empty() {
-            return Ok(results);
-        }
-        if let Err(e) = self.write(group, records) {
-            return Ok(results.into_iter().map(|r| r.and(Err(e.clone()))).collect());
-        }
+        let mut inner = self.inner.lock();
         if inner.sm.group(group).is_none() {
             inner.sm.group_or_create(group, now);
         }
         for (topic, partition, v) in values {
-            inner.offsets.put(group, topic, partition, v);
+            inner.offsets.put(group, &topic, partition, v);
         }
         Ok(results)
     }

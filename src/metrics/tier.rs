@@ -7,11 +7,13 @@
 //! | [`uploaded`] | `strata_tier_upload_bytes_total` (counter) | topic, partition |
 //! | [`upload_errors`] | `strata_tier_upload_errors_total` (counter) | topic, partition |
 //! | [`remote_fetch`] | `strata_tier_remote_fetch_duration_seconds` (histogram) | topic |
-//! | [`cache_lookup`] | `strata_tier_cache_hits_total`, `strata_tier_cache_misses_total` | topic |
+//! | [`cache_lookup`] | `strata_tier_cache_hits_total`, `strata_tier_cache_misses_total` (counters) | topic, partition |
 //!
 //! Upload lag is the bytes of local segments eligible for upload (rolled, below the
 //! high watermark) that are not in the remote tier yet; set it after each upload
-//! pass. The cache hit rate is `hits / (hits + misses)` in PromQL.
+//! pass. A cache lookup is one remote read: a hit when every chunk it needed was
+//! cached, a miss when any came from the object store. The cache hit rate is
+//! `hits / (hits + misses)` in PromQL.
 
 use std::time::Duration;
 
@@ -61,11 +63,11 @@ impl Instruments {
                 .build(),
             cache_hits: meter
                 .u64_counter("strata.tier.cache.hits")
-                .with_description("Remote-tier reads served from the local cache")
+                .with_description("Remote-tier reads served entirely from the chunk cache")
                 .build(),
             cache_misses: meter
                 .u64_counter("strata.tier.cache.misses")
-                .with_description("Remote-tier reads that went to the object store")
+                .with_description("Remote-tier reads that needed a chunk from the object store")
                 .build(),
         }
     }
@@ -111,11 +113,11 @@ pub fn remote_fetch(topic: &str, elapsed: Duration) {
     );
 }
 
-/// Records one remote-tier read: `hit` when the local cache served it.
-pub fn cache_lookup(topic: &str, hit: bool) {
+/// Records one remote-tier read of a partition: `hit` when the local cache served it.
+pub fn cache_lookup(topic: &str, partition: i32, hit: bool) {
     let m = &instruments().tier;
     let counter = if hit { &m.cache_hits } else { &m.cache_misses };
-    counter.add(1, &[KeyValue::new("topic", topic.to_string())]);
+    counter.add(1, &tp(topic, partition));
 }
 
 #[cfg(test)]
@@ -141,8 +143,8 @@ mod tests {
         m.upload_bytes.add(7, &tp("t", 0));
         m.upload_errors.add(1, &tp("t", 0));
         m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
-        m.cache_hits.add(1, &[KeyValue::new("topic", "t")]);
-        m.cache_misses.add(1, &[KeyValue::new("topic", "t")]);
+        m.cache_hits.add(1, &tp("t", 0));
+        m.cache_misses.add(1, &tp("t", 0));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&registry.gather(), &mut out)
@@ -153,8 +155,8 @@ mod tests {
             r#"strata_tier_upload_bytes_total{partition="0",topic="t"} 7"#,
             r#"strata_tier_upload_errors_total{partition="0",topic="t"} 1"#,
             r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
-            r#"strata_tier_cache_hits_total{topic="t"} 1"#,
-            r#"strata_tier_cache_misses_total{topic="t"} 1"#,
+            r#"strata_tier_cache_hits_total{partition="0",topic="t"} 1"#,
+            r#"strata_tier_cache_misses_total{partition="0",topic="t"} 1"#,
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");
         }

@@ -14,8 +14,8 @@ use rdkafka::Offset;
 use crate::harness::Broker;
 use crate::kafka;
 
-struct Cluster {
-    nodes: Vec<Broker>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Broker>,
 }
 
 fn free_port() -> u16 {
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 
 impl Cluster {
     /// `n` nodes with node ids 1..=n, each serving the controller quorum on its own port.
-    fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+    pub(crate) fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters = ports
             .iter()
@@ -65,7 +65,7 @@ impl Cluster {
         c
     }
 
-    fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         self.nodes
             .iter()
             .filter(|n| !n.addr.is_empty())
@@ -91,15 +91,39 @@ impl Cluster {
         }
     }
 
-    fn node(&mut self, id: i32) -> &mut Broker {
+    /// Prints the cluster-related lines of every node's log (for a failing test).
+    fn dump_logs(&self) {
+        const WANTED: &[&str] = &[
+            "fenc",
+            "ISR",
+            "leadership",
+            "truncat",
+            "replica fetch",
+            "refused",
+            "WARN",
+            "ERROR",
+        ];
+        for (i, n) in self.nodes.iter().enumerate() {
+            eprintln!("--- node {} log (cluster lines)", i + 1);
+            for l in n
+                .log()
+                .lines()
+                .filter(|l| WANTED.iter().any(|w| l.contains(w)))
+            {
+                eprintln!("{l}");
+            }
+        }
+    }
+
+    pub(crate) fn node(&mut self, id: i32) -> &mut Broker {
         &mut self.nodes[(id - 1) as usize]
     }
 }
 
 /// Brokers and, for `topic`, each partition's (leader, replicas, isr).
-struct Md {
-    brokers: Vec<i32>,
-    partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
+pub(crate) struct Md {
+    pub(crate) brokers: Vec<i32>,
+    pub(crate) partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
 }
 
 fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
@@ -123,7 +147,7 @@ fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     }
 }
 
-async fn create_replicated(
+pub(crate) async fn create_replicated(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -144,7 +168,7 @@ async fn create_replicated(
 }
 
 /// Waits until every partition of `topic` has a leader and `isr` in-sync replicas.
-fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Duration) -> Md {
+pub(crate) fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Duration) -> Md {
     let deadline = Instant::now() + timeout;
     loop {
         let md = metadata(&c.bootstrap(), Some(topic));
@@ -156,11 +180,10 @@ fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Duration) -> Md {
         {
             return md;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: ISR did not reach {isr}: {:?}",
-            md.partitions
-        );
+        if Instant::now() >= deadline {
+            c.dump_logs();
+            panic!("{topic}: ISR did not reach {isr}: {:?}", md.partitions);
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -188,6 +211,7 @@ fn start_producing(
     bootstrap: String,
     topic: &'static str,
     stop: Arc<AtomicBool>,
+    max_records: u64,
 ) -> (std::thread::JoinHandle<()>, Arc<Mutex<BTreeSet<String>>>) {
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let out = acked.clone();
@@ -207,8 +231,8 @@ fn start_producing(
                 ],
             );
             let mut i = 0u64;
-            // Bounded: at most 1200 rounds of 50 records, paced so that the run spans the kills.
-            while !stop.load(Ordering::Relaxed) && i < 60_000 {
+            // Bounded by `max_records`, paced so that the run spans the kills.
+            while !stop.load(Ordering::Relaxed) && i < max_records {
                 tokio::time::sleep(Duration::from_millis(25)).await;
                 let mut futures = Vec::new();
                 for _ in 0..50 {
@@ -276,10 +300,17 @@ async fn acks_all_survives_leader_kills_and_replicas_converge() {
         assert!(replicas.contains(leader));
     }
 
+    // Kill the leader of each partition in turn; CLUSTER_KILL_CYCLES runs more (bounded) cycles.
+    let wanted: usize = std::env::var("CLUSTER_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .clamp(1, 50);
     let stop = Arc::new(AtomicBool::new(false));
-    let (producer, acked) = start_producing(c.bootstrap(), topic, stop.clone());
+    let (producer, acked) =
+        start_producing(c.bootstrap(), topic, stop.clone(), 30_000 * wanted as u64);
     let mut cycles = 0;
-    for p in 0..3 {
+    for p in (0..3).cycle().take(wanted) {
         std::thread::sleep(Duration::from_millis(1500));
         let md = wait_for_isr(&c, topic, 2, Duration::from_secs(30));
         let leader = md.partitions[&p].0;
@@ -494,4 +525,225 @@ async fn losing_the_quorum_refuses_clearly_then_recovers() {
     wait_for_isr(&c, "needs-quorum", 1, Duration::from_secs(30));
     wait_for_isr(&c, topic, 3, Duration::from_secs(30));
     assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 10).await, 10);
+}
+
+/// The settings the Terraform module writes to each node's strata.toml
+/// (`terraform/modules/strata-cluster/instances.tf`, `strata_settings`), with loopback values:
+/// every key Terraform writes must be one the binary accepts, and together they form a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terraform_node_settings_form_a_cluster() {
+    let tf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/terraform/modules/strata-cluster/instances.tf"
+    ))
+    .expect("instances.tf");
+    let block = tf
+        .split("strata_settings = [")
+        .nth(1)
+        .and_then(|b| b.split("\n  ]").next())
+        .expect("strata_settings block");
+    let keys: Vec<String> = block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.split_once('"').map(|(k, _)| k.to_string()))
+        .collect();
+    assert!(keys.len() >= 8, "parsed keys: {keys:?}");
+    let bucket = tempfile::tempdir().expect("bucket dir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let toml: String = keys
+                .iter()
+                .filter_map(|k| {
+                    let v = match k.as_str() {
+                        "node.id" => (i + 1).to_string(),
+                        "process.roles" => "broker,controller".into(),
+                        "listeners" => format!(
+                            "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                            ports[i]
+                        ),
+                        // Derived from the bound port on loopback.
+                        "advertised.listeners" => return None,
+                        "controller.listener.names" => "CONTROLLER".into(),
+                        "controller.quorum.voters" => voters.clone(),
+                        // The harness sets these to the test's own dir and an ephemeral port.
+                        "log.dirs" | "metrics.listener" => return None,
+                        "remote.storage.url" => format!("file://{}", bucket.path().display()),
+                        "default.replication.factor" => "3".into(),
+                        "min.insync.replicas" => "2".into(),
+                        other => {
+                            panic!("Terraform writes `{other}`: give it a loopback value here")
+                        }
+                    };
+                    Some(format!("{} = {}\n", serde_json_str(k), serde_json_str(&v)))
+                })
+                .collect();
+            let listeners = format!(
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                ports[i]
+            );
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().expect("config dir");
+                let path = dir.path().join("strata.toml");
+                std::fs::write(&path, toml).expect("write strata.toml");
+                // The harness's own --set listeners would drop the controller listener.
+                let b = Broker::start_with_env(
+                    &[("listeners", listeners.as_str())],
+                    &[("STRATA_CONFIG", path.to_str().expect("utf-8 path"))],
+                );
+                (b, dir)
+            })
+        })
+        .collect();
+    let started: Vec<(Broker, tempfile::TempDir)> = handles
+        .into_iter()
+        .map(|h| h.join().expect("node"))
+        .collect();
+    let c = Cluster {
+        nodes: started.into_iter().map(|(b, _)| b).collect(),
+    };
+    c.wait_for_brokers(3);
+    // default.replication.factor=3 from the file: an auto-created topic has 3 replicas.
+    assert_eq!(
+        produce_acks_all(&c.bootstrap(), "from-terraform", 0, 10).await,
+        10
+    );
+    let md = wait_for_isr(&c, "from-terraform", 3, Duration::from_secs(20));
+    assert_eq!(md.partitions[&0].1.len(), 3);
+}
+
+/// A TOML basic string with JSON escaping, as Terraform's `jsonencode` writes it.
+fn serde_json_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controlled_shutdown_moves_leadership_and_min_insync_is_enforced() {
+    let mut c = Cluster::start(3, &[]);
+    create_replicated(&c.bootstrap(), "strict", 1, &[("min.insync.replicas", "3")]).await;
+    let md = wait_for_isr(&c, "strict", 3, Duration::from_secs(20));
+    let leader = md.partitions[&0].0;
+    assert_eq!(produce_acks_all(&c.bootstrap(), "strict", 0, 5).await, 5);
+
+    // SIGTERM: the node fences itself before it stops, so by the time it has exited the
+    // partition already has a new leader and the node is no longer listed.
+    c.node(leader).stop();
+    assert!(
+        c.node(leader)
+            .log()
+            .contains("controlled shutdown: moving leadership away"),
+        "no controlled shutdown in the log"
+    );
+    let survivors: Vec<String> = c
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 + 1 != leader)
+        .map(|(_, n)| n.addr.clone())
+        .collect();
+    let md = metadata(&survivors.join(","), Some("strict"));
+    assert!(!md.brokers.contains(&leader), "{:?}", md.brokers);
+    let (new_leader, _, isr) = md.partitions[&0].clone();
+    assert_ne!(new_leader, leader);
+    assert_eq!(isr.len(), 2, "{isr:?}");
+
+    // Two in-sync replicas < min.insync.replicas=3: acks=all is refused, acks=1 is not.
+    let p = kafka::producer(
+        &survivors.join(","),
+        &[
+            ("acks", "all"),
+            ("retries", "0"),
+            ("message.timeout.ms", "10000"),
+        ],
+    );
+    let err = p
+        .send(
+            FutureRecord::<(), _>::to("strict")
+                .partition(0)
+                .payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("acks=all with too few in-sync replicas");
+    assert_eq!(
+        err.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::NotEnoughReplicas),
+        "{err:?}"
+    );
+    let p1 = kafka::producer(&survivors.join(","), &[("acks", "1")]);
+    p1.send(
+        FutureRecord::<(), _>::to("strict")
+            .partition(0)
+            .payload("y"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acks=1 still works");
+
+    // Back: it rejoins the ISR and acks=all works again.
+    c.node(leader).start_again();
+    wait_for_isr(&c, "strict", 3, Duration::from_secs(30));
+    assert_eq!(produce_acks_all(&c.bootstrap(), "strict", 0, 5).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unclean_leader_election_only_when_enabled() {
+    let mut c = Cluster::start(3, &[]);
+    for (topic, unclean) in [("clean", "false"), ("unclean", "true")] {
+        let admin = kafka::admin(&c.bootstrap());
+        // Two replicas on nodes 1 and 2, preferred leader 1.
+        let t = NewTopic::new(topic, 1, TopicReplication::Variable(&[&[1, 2]]))
+            .set("unclean.leader.election.enable", unclean);
+        for r in admin
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .expect("create_topics")
+        {
+            r.unwrap_or_else(|(t, e)| panic!("create {t}: {e:?}"));
+        }
+        wait_for_isr(&c, topic, 2, Duration::from_secs(20));
+    }
+    // Follower 2 dies and is fenced out of the ISR; then leader 1 dies: no in-sync replica.
+    c.node(2).kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metadata(&c.bootstrap(), Some("clean")).partitions[&0].2 != vec![1] {
+        assert!(
+            Instant::now() < deadline,
+            "follower 2 not removed from the ISR"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.node(1).kill9();
+    c.node(2).start_again();
+    // Only the topic that allows it elects the out-of-sync replica.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let unclean = metadata(&c.bootstrap(), Some("unclean")).partitions[&0].clone();
+        if unclean.0 == 2 {
+            assert_eq!(unclean.2, vec![2]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unclean election: {unclean:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let clean = metadata(&c.bootstrap(), Some("clean")).partitions[&0].clone();
+    assert_eq!(
+        clean.0, -1,
+        "a clean topic elected an out-of-sync leader: {clean:?}"
+    );
+    assert!(
+        c.nodes
+            .iter()
+            .any(|n| n.log().contains("unclean leader election")),
+        "no node logged the unclean election"
+    );
 }

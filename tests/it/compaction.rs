@@ -27,7 +27,7 @@ fn segments(dir: &Path) -> Vec<i64> {
     bases
 }
 
-/// `records` of the last "loaded __consumer_offsets" line of the broker log.
+/// `records` of the last "loaded __consumer_offsets partition" line of the broker log.
 fn last_replay(log: &str) -> u64 {
     let mut plain = String::with_capacity(log.len());
     let mut escape = false;
@@ -42,7 +42,8 @@ fn last_replay(log: &str) -> u64 {
     plain
         .lines()
         .rev()
-        .find_map(|l| l.split_once("loaded __consumer_offsets records="))
+        .filter(|l| l.contains("loaded __consumer_offsets partition"))
+        .find_map(|l| l.split_once("records="))
         .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
         .expect("a replay line in the broker log")
 }

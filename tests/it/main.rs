@@ -15,4 +15,6 @@ mod idempotence;
 mod kafka;
 mod metrics;
 mod produce_consume;
+mod recover;
 mod tier;
+mod tier_cluster;

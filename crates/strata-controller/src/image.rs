@@ -16,6 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::partition::assign_replicas;
+use crate::partition::check_replica_list;
 use crate::partition::ElectError;
 use crate::partition::PartitionMeta;
 
@@ -54,6 +55,10 @@ pub struct BrokerMeta {
     /// or the broker shut down; a fenced broker leads nothing and leaves every ISR.
     #[serde(default)]
     pub fenced: bool,
+    /// Set by a controlled shutdown: the broker stays fenced, even though it still answers
+    /// for a moment, until it registers again.
+    #[serde(default)]
+    pub shutting_down: bool,
 }
 
 /// The committed cluster metadata, as of the last applied log entry.
@@ -130,6 +135,11 @@ pub enum MetadataCommand {
     },
     /// A fenced broker heartbeats again: it may lead partitions that have no leader.
     UnfenceBroker {
+        node_id: i32,
+    },
+    /// Controlled shutdown: fenced like `FenceBroker`, and not unfenced by liveness until the
+    /// broker registers again.
+    ShutdownBroker {
         node_id: i32,
     },
     /// A partition leader changes its ISR (Kafka's AlterPartition). Refused unless `leader`,
@@ -246,11 +256,18 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         MetadataCommand::RegisterBroker(broker) => {
             let mut broker = broker.clone();
             broker.fenced = false;
+            broker.shutting_down = false;
             image.brokers.insert(broker.node_id, broker.clone());
             set_fenced(image, broker.node_id, false)?;
         }
         MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
         MetadataCommand::UnfenceBroker { node_id } => set_fenced(image, *node_id, false)?,
+        MetadataCommand::ShutdownBroker { node_id } => {
+            set_fenced(image, *node_id, true)?;
+            if let Some(b) = image.brokers.get_mut(node_id) {
+                b.shutting_down = true;
+            }
+        }
         MetadataCommand::AlterPartition {
             topic,
             partition,
@@ -403,18 +420,10 @@ fn place(
             )));
         }
         for replicas in manual {
-            if replicas.is_empty() || replicas.len() != manual[0].len() {
-                return Err(bad("replica lists differ in length or are empty".into()));
+            if replicas.len() != manual[0].len() {
+                return Err(bad("replica lists differ in length".into()));
             }
-            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-                return Err(bad(format!("broker {b} is not registered")));
-            }
-            let mut distinct = replicas.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() != replicas.len() {
-                return Err(bad(format!("{replicas:?} names a broker twice")));
-            }
+            check_replica_list(replicas, |b| image.brokers.contains_key(&b)).map_err(bad)?;
         }
         return Ok(manual
             .iter()
@@ -756,6 +765,7 @@ mod tests {
             port: 9092,
             rack: None,
             fenced: false,
+            shutting_down: false,
         };
         apply(&mut image, &MetadataCommand::RegisterBroker(broker.clone())).unwrap();
         broker.host = "b".into();

@@ -142,6 +142,26 @@ pub enum ElectError {
     NoLiveReplica,
 }
 
+/// Checks one replica list of a manual assignment: non-empty, registered brokers, no repeats.
+pub fn check_replica_list(
+    replicas: &[i32],
+    registered: impl Fn(i32) -> bool,
+) -> Result<(), String> {
+    if replicas.is_empty() {
+        return Err("a replica list is empty".into());
+    }
+    if let Some(b) = replicas.iter().find(|b| !registered(**b)) {
+        return Err(format!("broker {b} is not registered"));
+    }
+    let mut distinct = replicas.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() != replicas.len() {
+        return Err(format!("{replicas:?} names a broker twice"));
+    }
+    Ok(())
+}
+
 /// Rack-aware replica placement, as Kafka's: brokers are ordered so that racks alternate, partition
 /// `p`'s first replica is the `(start + p)`-th broker of that order, and its followers are the next
 /// brokers in the order, so replicas of one partition land in different racks while there are

@@ -43,6 +43,7 @@ async fn populate(c: &Controller) -> MetadataImage {
         port: 9092,
         rack: Some("r1".into()),
         fenced: false,
+        shutting_down: false,
     };
     c.propose(MetadataCommand::RegisterBroker(broker))
         .await

@@ -60,6 +60,12 @@ pub enum LogError {
         expected: i64,
         got: i64,
     },
+    #[error("log {dir} already holds segment {file}; refusing to start it empty at offset {offset} (move the directory away first)")]
+    NotEmpty {
+        dir: PathBuf,
+        file: String,
+        offset: i64,
+    },
 }
 
 impl LogError {

@@ -3,9 +3,11 @@
 //! # Layout (dependencies point down)
 //!
 //! ```text
-//! log        Log: append / read / roll / retention / flush / close   (log.rs)
+//! log        Log: append / read / roll / retention / flush / close,  (log.rs)
+//!            follower append, truncation
 //!  |-- recovery    open a partition dir, repair after a crash        (recovery.rs)
 //!  |-- checkpoint  recovery point, log start, clean-shutdown marker  (checkpoint.rs)
+//!  |-- leader_epoch  leader epoch cache and its checkpoint file      (leader_epoch.rs)
 //!  |-- producer_snapshot  producer state on disk, rebuilt on open    (producer_snapshot.rs)
 //!  |    |-- producer_state  idempotent-producer dedup/sequence rules  (producer_state.rs)
 //!  |-- segment     one .log + .index + .timeindex                    (segment.rs)
@@ -21,12 +23,15 @@
 //! # Files of a partition directory
 //!
 //! `{base_offset:020}.log` (batches exactly as produced, base offset and leader
-//! epoch rewritten), `.index` (4-byte relative offset, 4-byte position),
-//! `.timeindex` (8-byte timestamp, 4-byte relative offset), `log.checkpoint`
-//! (recovery point and log start offset), `.lock` (an exclusive `flock` held
-//! while a `Log` is open), `{offset:020}.snapshot` (producer state as of
-//! `offset`, written on roll and clean close) and, only while closed cleanly,
-//! `clean-shutdown`.
+//! epoch rewritten; on a follower exactly as the leader wrote them), `.index`
+//! (4-byte relative offset, 4-byte position), `.timeindex` (8-byte timestamp,
+//! 4-byte relative offset), `log.checkpoint` (recovery point and log start
+//! offset), `leader-epoch-checkpoint` (the leader epoch cache in Kafka's text
+//! format: `0`, the entry count, then `epoch startOffset` lines), `.lock` (an
+//! exclusive `flock` held while a `Log` is open), `{offset:020}.snapshot`
+//! (producer state as of `offset`, written on roll and clean close) and, only
+//! while closed cleanly, `clean-shutdown`. Every metadata file is replaced
+//! atomically (temporary file, fsync, rename, directory fsync).
 //!
 //! # Contracts
 //!
@@ -58,13 +63,39 @@
 //!   refused (`LogError::Producer`). The state survives restarts and crashes:
 //!   open loads the latest snapshot at or below the log end and replays the
 //!   batch headers after it.
+//! - **Replication** (follower side, Kafka's `appendAsFollower` /
+//!   `truncateTo` / `truncateFullyAndStartAt`): [`Log::append_as_follower`]
+//!   writes the leader's batches byte for byte (offsets, timestamps, leader
+//!   epoch), only where they continue the log (`LogError::NonContiguous`
+//!   otherwise, nothing written), and mirrors producer state without
+//!   checking it. [`Log::truncate_to`] removes whole batches at and above an
+//!   offset; it persists a lowered recovery point first, deletes higher
+//!   segments highest first and cuts the holding segment last, so `kill -9` at
+//!   any point leaves a log that open recovers to a prefix of the original (a
+//!   crash-injection test covers every step); the new end is fsynced before it
+//!   returns. [`Log::truncate_fully_and_start_at`] leaves either a prefix of
+//!   the old log or the empty log at the new offset. A read answers for the
+//!   log before or after a truncation, never with a short read: the cut of a
+//!   segment's files waits for reads in flight.
+//! - **Leader epochs**: the cache (see [`Log::end_offset_for_epoch`]) gains
+//!   an entry when `append_with_leader_epoch` or `append_as_follower` writes
+//!   a higher epoch; the file is written before the batches, and open drops
+//!   entries at or past the recovered end, so the cache never lacks an epoch
+//!   the log holds. Truncation drops the entries past the new end; retention
+//!   and DeleteRecords move the first entry up to the new log start (local
+//!   retention of a tiered log does not: the remote data keeps its epochs).
+//!   A missing or unreadable file (a log written before it existed) is
+//!   rebuilt at open from every batch header's `partitionLeaderEpoch`
+//!   (epochs < 0 are "none"; plain `append` records no epoch), once: a header
+//!   read per batch.
 //! - **Errors**: an I/O error in the middle of an append leaves the log
 //!   refusing writes (`LogError::Failed`) until it is reopened, because the
-//!   file may then hold unpublished bytes; recovery sorts them out. Reads keep
-//!   working. One `Log` per directory at a time (`LogError::Locked`).
-//! - **Not here**: follower appends that keep the leader's offsets, truncation
-//!   to an offset (replica divergence), leader-epoch checkpoints, compaction,
-//!   transactions (transaction markers, aborted-transaction index, LSO).
+//!   file may then hold unpublished bytes; recovery sorts them out (so does an
+//!   I/O error in the middle of a truncation). Reads keep working. One `Log`
+//!   per directory at a time (`LogError::Locked`).
+//! - **Not here**: the replication protocol itself (fetching, ISR, high
+//!   watermark: the broker's), compaction, transactions (transaction markers,
+//!   aborted-transaction index, LSO).
 
 mod checkpoint;
 mod config;

@@ -4,9 +4,11 @@
 //! deletion, config changes and close. Readers never take it: they load the
 //! published log end offset / log start offset (atomics), clone the `Arc`s of
 //! the segments they need under a short read lock of `segments`, and then read
-//! with positioned reads with no lock held. Publication order on append: bytes
-//! written -> segment size -> log end offset, so a reader that sees an offset
-//! below the log end offset finds its bytes.
+//! with positioned reads, holding only `cut` shared, a lock that appends never
+//! take and a truncation holds exclusively just while it cuts a segment's
+//! files. Publication order on append: bytes written -> segment size -> log
+//! end offset, so a reader that sees an offset below the log end offset finds
+//! its bytes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,10 +91,11 @@ pub struct Log {
     producer_replay_bytes: u64,
     /// The leader epoch cache; changed only under `writer`, read by anyone.
     epochs: RwLock<LeaderEpochCache>,
-    /// Raised by a truncation after it lowered the published log end and before
-    /// it cuts or deletes anything: a read that saw it change may have read
-    /// bytes being removed, and is retried (see `retry_if_truncated`).
-    truncations: AtomicU64,
+    /// Held shared by every read while it looks at segment sizes, indexes and
+    /// file bytes, and exclusively by a truncation only while it cuts a
+    /// segment's files (no fsync under it), so no read runs across a cut.
+    /// Appends never take it.
+    cut: RwLock<()>,
 }
 
 /// A point in a truncation where tests may simulate a crash (a no-op otherwise).
@@ -155,7 +158,7 @@ impl Log {
             recovery_bytes_scanned: scanned,
             producer_replay_bytes,
             epochs: RwLock::new(epochs),
-            truncations: AtomicU64::new(0),
+            cut: RwLock::new(()),
         })
     }
 
@@ -254,7 +257,8 @@ impl Log {
                 })
             }
         };
-        if let Some(epoch) = leader_epoch {
+        let latest = self.latest_epoch();
+        if let Some(epoch) = leader_epoch.filter(|e| latest.is_none_or(|l| *e > l)) {
             self.update_epochs(|c| c.assign(epoch, base_offset))?;
         }
         self.write_batches(&mut w, &data, &infos, next, incoming_ts, now_ms)?;
@@ -273,8 +277,10 @@ impl Log {
     /// them: base offsets, timestamps (no LogAppendTime stamping) and
     /// `partitionLeaderEpoch` are kept, so a read returns the input bytes.
     ///
-    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count,
-    /// `max.message.bytes`). The first batch must start at the log end offset
+    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count)
+    /// except for `max.message.bytes`, which Kafka does not apply to
+    /// replication (the leader accepted the batch; a lowered limit must not
+    /// stall the follower). The first batch must start at the log end offset
     /// and each next batch right after the previous one, otherwise
     /// `LogError::NonContiguous` and nothing is written. `batches` must hold
     /// whole batches (Strata's `read` returns only whole batches); an empty
@@ -292,11 +298,9 @@ impl Log {
         self.check_open(&w)?;
         w.clock_ms = w.clock_ms.max(now_ms);
         let infos =
-            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
-                LogError::Record {
-                    dir: self.dir.clone(),
-                    source,
-                }
+            record::validate_batches(batches, usize::MAX).map_err(|source| LogError::Record {
+                dir: self.dir.clone(),
+                source,
             })?;
         let base_offset = self.log_end.load(Ordering::Acquire);
         let mut next = base_offset;
@@ -519,7 +523,8 @@ impl Log {
     ///
     /// Errors with `OffsetOutOfRange` outside `[log_start, log_end]`. Never
     /// returns a batch at or past the log end offset loaded at the start, and
-    /// holds no lock while reading the file.
+    /// holds no lock an append takes while reading the file (only `cut`
+    /// shared, which a truncation takes briefly to cut a segment).
     pub fn read(
         &self,
         offset: i64,
@@ -539,23 +544,8 @@ impl Log {
         min_one_batch: bool,
         max_offset: i64,
     ) -> Result<Bytes, LogError> {
-        self.retry_if_truncated(|| self.read_once(offset, max_bytes, min_one_batch, max_offset))
-    }
-
-    /// Runs a read again (at most twice more) if a truncation published a
-    /// lower log end while it ran: it may then have hit bytes being cut (a
-    /// short read) and must answer for the log as it is now. A read that loads
-    /// the log end after the counter rose stays below the cut.
-    fn retry_if_truncated<T>(&self, read: impl Fn() -> Result<T, LogError>) -> Result<T, LogError> {
-        let mut attempts = 0;
-        loop {
-            let before = self.truncations.load(Ordering::SeqCst);
-            let result = read();
-            attempts += 1;
-            if attempts == 3 || self.truncations.load(Ordering::SeqCst) == before {
-                return result;
-            }
-        }
+        let _cut = self.cut.read();
+        self.read_once(offset, max_bytes, min_one_batch, max_offset)
     }
 
     fn read_once(
@@ -625,7 +615,8 @@ impl Log {
     /// below the log start offset (the server decodes it to find the exact
     /// record, and clamps that offset to the log start offset, as Kafka does).
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
-        self.retry_if_truncated(|| self.find_batch_by_timestamp_once(ts))
+        let _cut = self.cut.read();
+        self.find_batch_by_timestamp_once(ts)
     }
 
     fn find_batch_by_timestamp_once(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
@@ -642,7 +633,8 @@ impl Log {
 
     /// The (first) batch holding the largest timestamp, for ListOffsets -3.
     pub fn max_timestamp_batch(&self) -> Result<Option<Bytes>, LogError> {
-        self.retry_if_truncated(|| self.max_timestamp_batch_once())
+        let _cut = self.cut.read();
+        self.max_timestamp_batch_once()
     }
 
     fn max_timestamp_batch_once(&self) -> Result<Option<Bytes>, LogError> {
@@ -1052,10 +1044,8 @@ impl Log {
         w.synced_up_to = Arc::new(AtomicI64::new(w.recovery_point));
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
-        // (2) Readers stop at the new end from now on; those that loaded the
-        // old end retry.
-        self.log_end.store(new_end, Ordering::SeqCst);
-        self.truncations.fetch_add(1, Ordering::SeqCst);
+        // (2) Readers stop at the new end from now on.
+        self.log_end.store(new_end, Ordering::Release);
         // (3) Whole segments above the cut, highest first: every intermediate
         // state on disk is a prefix of the log.
         let above = &segments[holding_at + 1..];
@@ -1072,7 +1062,9 @@ impl Log {
         }
         // (4) The segment holding the cut becomes the active one.
         if let Some((position, base)) = cut {
-            holding.truncate_at(position, base, w.clock_ms)?;
+            // Reads in flight (which may have loaded the old end and size)
+            // finish before the files are cut.
+            holding.truncate_at(position, base, w.clock_ms, &self.cut)?;
         }
         holding.set_limits(w.config.index_limits());
         checkpoint::sync_dir(&self.dir)?;
@@ -1131,11 +1123,10 @@ impl Log {
         w.synced_up_to = Arc::new(AtomicI64::new(offset));
         w.recovery_point = offset;
         w.unflushed_messages = 0;
-        // Readers see the empty log at `offset` from now on (and retry if
-        // they loaded the old range).
-        self.log_end.store(offset, Ordering::SeqCst);
-        self.log_start.store(offset, Ordering::SeqCst);
-        self.truncations.fetch_add(1, Ordering::SeqCst);
+        // Readers see the empty log at `offset` from now on; those in flight
+        // keep reading the old segments through their open descriptors.
+        self.log_end.store(offset, Ordering::Release);
+        self.log_start.store(offset, Ordering::Release);
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
         let segments = self.snapshot();
@@ -1172,7 +1163,7 @@ impl Log {
     /// epoch above it; an epoch older than the whole cache answers `requested`
     /// with the first cached start offset (as Kafka); `None` (the caller
     /// answers UNDEFINED_EPOCH_OFFSET) for `requested` < 0, an empty cache or an
-    /// epoch above the latest. See [`LeaderEpochCache::end_offset_for`].
+    /// epoch above the latest.
     pub fn end_offset_for_epoch(&self, requested: i32) -> Option<(i32, i64)> {
         let cache = self.epochs.read();
         cache.end_offset_for(requested, self.log_end_offset())

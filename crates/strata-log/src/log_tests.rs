@@ -573,3 +573,31 @@ fn local_retention_deletes_only_segments_below_the_tiered_offset() {
     let [l, i, t] = log.segment_files(log.segments()[0].base_offset).unwrap();
     assert!(l.exists() && i.exists() && t.exists());
 }
+
+#[test]
+fn init_empty_at_opens_an_empty_log_that_continues_at_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    Log::init_empty_at(&path, 1234).unwrap();
+    let log = open(&path, small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1234, 1234));
+    let a = log.append(&batch(77, 10, &[b"a", b"b"]), 1_000).unwrap();
+    assert_eq!(a.base_offset, 1234);
+    assert!(matches!(
+        log.read(1233, 1 << 20, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        headers(&log.read(1234, 1 << 20, true).unwrap())[0].base_offset,
+        1234
+    );
+    log.close().unwrap();
+    // Reopened, it keeps the offsets; a directory with a segment is refused.
+    let log = open(&path, small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1234, 1236));
+    log.close().unwrap();
+    assert!(matches!(
+        Log::init_empty_at(&path, 5),
+        Err(LogError::NotEmpty { offset: 5, .. })
+    ));
+}

@@ -212,3 +212,41 @@ fn finish(
         recovery_point,
     })
 }
+
+impl crate::Log {
+    /// Prepares `dir` (created if missing) so that the next [`Log::open`] finds an
+    /// empty log whose log start and end offsets are both `start_offset`: the first
+    /// append gets offset `start_offset`. Used when a partition is restored from the
+    /// remote tier, whose offsets below `start_offset` are served from there.
+    ///
+    /// Writes only the checkpoint (durably); refuses with `NotEmpty` if the
+    /// directory already holds a segment, so no data is ever hidden. A crash before
+    /// the checkpoint is in place leaves an empty directory, which opens at 0; run
+    /// it again.
+    pub fn init_empty_at(dir: &Path, start_offset: i64) -> Result<(), LogError> {
+        std::fs::create_dir_all(dir).map_err(LogError::io("creating", dir))?;
+        let entries = std::fs::read_dir(dir).map_err(LogError::io("listing", dir))?;
+        for entry in entries {
+            let name = entry
+                .map_err(LogError::io("listing", dir))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if segment::parse_log_name(&name).is_some() {
+                return Err(LogError::NotEmpty {
+                    dir: dir.to_path_buf(),
+                    file: name,
+                    offset: start_offset,
+                });
+            }
+        }
+        let start = start_offset.max(0);
+        checkpoint::write_checkpoint(
+            dir,
+            Checkpoint {
+                recovery_point: start,
+                log_start_offset: start,
+            },
+        )
+    }
+}

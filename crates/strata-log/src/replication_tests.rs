@@ -151,8 +151,13 @@ fn non_contiguous_or_invalid_follower_batches_write_nothing() {
         .is_err());
     assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
     assert_eq!(log.epoch_entries(), vec![(1, 0)]);
-    // The log still takes the right batch.
-    log.append_as_follower(&leader_batch(end, 1, 0, 1, 10), 0)
+    // The log still takes the right batch, even above max.message.bytes (as
+    // Kafka: the leader accepted it).
+    log.update_config(LogConfig {
+        max_message_bytes: 100,
+        ..small_config()
+    });
+    log.append_as_follower(&leader_batch(end, 1, 0, 1, 300), 0)
         .unwrap();
     assert_eq!(log.log_end_offset(), end + 1);
 }
@@ -460,6 +465,9 @@ fn producer_state_from_follower_appends_dedupes_after_failover() {
     follower.truncate_to(8).unwrap();
     // Failover: the follower is leader now; the producer retries its last
     // batch, which must get its original offsets, and continues in order.
+    let plain = follower.append(&pbatch(7, 0, 4, 2), 0).unwrap();
+    assert!(plain.duplicate);
+    assert_eq!((plain.base_offset, plain.last_offset), (4, 5));
     let retry = follower
         .append_with_leader_epoch(&pbatch(7, 0, 6, 2), 4, 0)
         .unwrap();

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::LogError;
 use crate::index::{IndexError, OffsetIndex};
@@ -473,28 +473,34 @@ impl Segment {
     /// before the cut), drops the index entries past it, cuts the file,
     /// recomputes the max timestamp and the index bookkeeping as a rebuild of the
     /// shorter log would, and fsyncs the files. Called under the log's writer
-    /// lock; a reader already past the old end may get an I/O error (short read).
+    /// lock; `cut` is held exclusively (waiting for reads in flight, which hold
+    /// it shared) from the size update to the file cut, not across the fsync.
     pub fn truncate_at(
         &self,
         position: u64,
         next_offset: i64,
         now_ms: i64,
+        cut: &RwLock<()>,
     ) -> Result<(), LogError> {
         if position >= self.size() {
             return Ok(());
         }
-        self.next_offset.store(next_offset, Ordering::Release);
-        self.size.store(position, Ordering::Release);
         let oi = &self.offset_index;
-        let last_entry = oi
-            .truncate_to_position(position)
-            .map_err(LogError::io("truncating", oi.path()))?;
         let ti = &self.time_index;
-        ti.truncate_to_offset(next_offset)
-            .map_err(LogError::io("truncating", ti.path()))?;
-        self.file
-            .set_len(position)
-            .map_err(LogError::io("truncating", &self.log_path))?;
+        let last_entry = {
+            let _cut = cut.write();
+            self.next_offset.store(next_offset, Ordering::Release);
+            self.size.store(position, Ordering::Release);
+            let last_entry = oi
+                .truncate_to_position(position)
+                .map_err(LogError::io("truncating", oi.path()))?;
+            ti.truncate_to_offset(next_offset)
+                .map_err(LogError::io("truncating", ti.path()))?;
+            self.file
+                .set_len(position)
+                .map_err(LogError::io("truncating", &self.log_path))?;
+            last_entry
+        };
         // Every time-index entry kept names a batch below the cut; the batches
         // after the last offset-index entry are the only ones it may not cover.
         let from = last_entry.map_or(0, |e| u64::from(e.position));

@@ -32,7 +32,7 @@ impl Default for CacheConfig {
             memory_bytes: 64 << 20,
             disk_bytes: 0,
             disk_dir: None,
-            read_ahead_chunks: 2,
+            read_ahead_chunks: 16,
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
 use crate::layout::PartitionKey;
 use crate::manifest;
 use crate::reader::RemoteReader;
+use crate::topics;
+use crate::TierError;
 
 /// Runs every check.
 pub async fn run_all(store: Arc<dyn ObjectStore>) {
@@ -24,6 +26,8 @@ pub async fn run_all(store: Arc<dyn ObjectStore>) {
     manifest_chain_compare_and_swap(&*store).await;
     copy_read_expire_round_trip(store.clone()).await;
     large_segment_streams_as_multipart(store.clone()).await;
+    topic_metadata_and_discovery(store.clone()).await;
+    gap_below_local_start_is_bridged(store.clone()).await;
 }
 
 fn scratch() -> String {
@@ -221,6 +225,22 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
         want.freeze(),
         "remote bytes equal local bytes"
     );
+    // Reading it all again is served by the cache: every read is a hit.
+    let before = reader.cache_stats();
+    assert!(before.misses > 0, "a cold read misses: {before:?}");
+    let mut offset = 0;
+    let mut reads = 0;
+    while offset < 1000 {
+        let b = reader.read(&m, offset, 3000, true).await.expect("re-read");
+        offset += (b.len() / 161) as i64 * 10;
+        reads += 1;
+    }
+    let after = reader.cache_stats();
+    assert_eq!(
+        (after.hits - before.hits, after.misses),
+        (reads, before.misses),
+        "second pass all hits"
+    );
     // Offset in the middle of a batch returns that whole batch.
     let b = reader.read(&m, 505, 1, true).await.expect("mid-batch read");
     assert_eq!(&b[..8], &500i64.to_be_bytes());
@@ -278,6 +298,108 @@ pub async fn large_segment_streams_as_multipart(store: Arc<dyn ObjectStore>) {
         .await
         .expect("body");
     assert!(got == log, "multipart object equals the local file");
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("delete");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The topic metadata object round-trips, and discovery finds the topic with its
+/// id, partition count, configs and each partition's resume offset.
+pub async fn topic_metadata_and_discovery(store: Arc<dyn ObjectStore>) {
+    let pk = PartitionKey {
+        partition: 1,
+        ..pk()
+    };
+    let meta = topics::TopicMetadata {
+        topic: pk.topic.clone(),
+        topic_id: pk.topic_id,
+        partition_count: 2,
+        replication_factor: 1,
+        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
+        updated_ms: 1,
+    };
+    topics::put_metadata(&*store, &meta).await.expect("put");
+    let got = topics::load_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("load");
+    assert_eq!(got.as_ref(), Some(&meta), "metadata round-trips");
+    let tmp = tempfile_dir();
+    let (files, _) = write_fake_segment(&tmp, 0, 5, 10);
+    let info = TopicInfo {
+        partition_count: 2,
+        ..Default::default()
+    };
+    copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+        .await
+        .expect("copy");
+    let found = topics::discover(&store).await.expect("discover");
+    let t = found
+        .iter()
+        .find(|t| t.topic_id == pk.topic_id)
+        .expect("topic discovered");
+    assert_eq!(
+        (t.topic.as_str(), t.partition_count, t.source),
+        (pk.topic.as_str(), 2, topics::MetadataSource::TopicObject)
+    );
+    assert_eq!(t.configs, meta.configs);
+    assert_eq!((t.resume_offset(0), t.resume_offset(1)), (0, 50));
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("delete");
+    topics::delete_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("delete metadata");
+    assert!(topics::load_metadata(&*store, &pk.topic, pk.topic_id)
+        .await
+        .expect("load")
+        .is_none());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A segment starting after the remote end is recorded only when the local log no
+/// longer holds the offsets in between (Kafka copies from max(remote end, local
+/// log start)); reads in the gap go on at the next segment.
+pub async fn gap_below_local_start_is_bridged(store: Arc<dyn ObjectStore>) {
+    let pk = pk();
+    let tmp = tempfile_dir();
+    let throttle = Throttle::new(0);
+    let (s0, _) = write_fake_segment(&tmp, 0, 10, 10);
+    let (s1, log1) = write_fake_segment(&tmp, 500, 10, 10);
+    let info = |local_start| TopicInfo {
+        partition_count: 1,
+        log_start_offset: local_start,
+        ..Default::default()
+    };
+    copier::copy_segment(&*store, &pk, &s0, &info(0), &throttle)
+        .await
+        .expect("copy 0");
+    // Offsets [100, 500) still exist locally: no hole.
+    let refused = copier::copy_segment(&*store, &pk, &s1, &info(300), &throttle).await;
+    assert!(
+        matches!(
+            refused,
+            Err(TierError::WouldLeaveHole {
+                remote_end: 100,
+                ..
+            })
+        ),
+        "refused while local data exists: {refused:?}"
+    );
+    // Local retention deleted them before they were tiered: the tier continues.
+    let m = copier::copy_segment(&*store, &pk, &s1, &info(500), &throttle)
+        .await
+        .expect("copy 1");
+    assert_eq!((m.start_offset(), m.end_offset()), (Some(0), Some(600)));
+    let reader = RemoteReader::new(store.clone(), CacheConfig::default())
+        .await
+        .expect("reader");
+    let b = reader.read(&m, 250, 1 << 20, true).await.expect("gap read");
+    assert_eq!(b, log1, "a read in the gap returns the next segment");
+    assert!(
+        reader.read(&m, 600, 1000, true).await.is_err(),
+        "past the end"
+    );
     copier::delete_partition(&*store, &pk)
         .await
         .expect("delete");

@@ -8,8 +8,11 @@
 //! version listing the segment. Only the last step makes the segment part of the
 //! remote tier. A crash or error before it leaves orphans (objects of a uuid no
 //! manifest names) that [`sweep_orphans`] deletes, and the upload is retried with a
-//! new uuid; a crash after it leaves a complete segment. Never a hole: the new
-//! segment must start at the manifest's end offset, or the update is refused.
+//! new uuid; a crash after it leaves a complete segment. Never a hole while local
+//! data exists: the new segment must start at the manifest's end offset, or the
+//! update is refused, unless the local log no longer holds the offsets in between
+//! (its log start is at or above the segment's base: a gap in both tiers, as Kafka
+//! leaves one).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,44 +44,11 @@ pub struct LocalSegmentFiles {
 pub struct TopicInfo {
     pub partition_count: i32,
     pub configs: std::collections::BTreeMap<String, String>,
+    /// The *local* log start offset at the time of the copy.
     pub log_start_offset: i64,
 }
 
-/// A byte-rate limit shared by the uploads of one broker
-/// (`remote.log.manager.copy.max.bytes.per.second`).
-#[derive(Debug)]
-pub struct Throttle {
-    bytes_per_sec: u64,
-    state: tokio::sync::Mutex<(tokio::time::Instant, f64)>,
-}
-
-impl Throttle {
-    /// `bytes_per_sec == 0` or `u64::MAX` means unlimited.
-    pub fn new(bytes_per_sec: u64) -> Self {
-        Throttle {
-            bytes_per_sec,
-            state: tokio::sync::Mutex::new((tokio::time::Instant::now(), 0.0)),
-        }
-    }
-
-    /// Waits until `n` more bytes fit in the budget.
-    pub async fn take(&self, n: usize) {
-        if self.bytes_per_sec == 0 || self.bytes_per_sec == u64::MAX {
-            return;
-        }
-        let mut s = self.state.lock().await;
-        let now = tokio::time::Instant::now();
-        let rate = self.bytes_per_sec as f64;
-        // Debt left after refilling since the last call.
-        let refilled = now.duration_since(s.0).as_secs_f64() * rate;
-        let debt = (s.1 - refilled).max(0.0) + n as f64;
-        *s = (now, debt);
-        let wait = (debt - rate).max(0.0) / rate;
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-    }
-}
+pub use crate::throttle::Throttle;
 
 const UPLOAD_CHUNK: usize = 1 << 20;
 /// Files larger than this are streamed as a multipart upload of parts this size.
@@ -230,9 +200,17 @@ pub async fn copy_segment(
         m.partition_count = topic.partition_count.max(m.partition_count);
         m.configs = topic.configs.clone();
         match m.end_offset() {
+            // Kafka's RLM copies from max(remote end, local log start): when local
+            // retention deleted offsets [end, base) before they were tiered (tiering
+            // was off for a while), they are in neither tier, like data removed by
+            // retention, and the remote tier continues after the gap.
+            Some(end) if end < base && topic.log_start_offset >= base => {
+                tracing::warn!(partition = %pk, remote_end = end, base_offset = base, "offsets [{end}, {base}) were deleted locally before being tiered; the remote tier continues after the gap");
+            }
             Some(end) if end != base => {
-                // Someone else already tiered this range (or there is a gap): leave
-                // the manifest alone; our objects become orphans for the sweeper.
+                // Someone else already tiered this range (or local data still exists
+                // below `base`): leave the manifest alone; our objects become orphans
+                // for the sweeper.
                 refused = true;
                 return false;
             }
@@ -244,7 +222,18 @@ pub async fn copy_segment(
     })
     .await?;
     if refused {
-        tracing::warn!(partition = %pk, base_offset = base, remote_end = ?m.end_offset(), "segment not recorded: it does not start at the remote end offset");
+        let remote_end = m.end_offset().unwrap_or(-1);
+        if remote_end < base {
+            // Recording it would leave a hole over local data: an error, so the
+            // scheduler backs off and `tier status` shows it, not a hot retry loop.
+            return Err(TierError::WouldLeaveHole {
+                partition: pk.clone(),
+                base_offset: base,
+                remote_end,
+                local_start: topic.log_start_offset,
+            });
+        }
+        tracing::warn!(partition = %pk, base_offset = base, remote_end, "segment not recorded: the remote tier already holds its offsets");
     } else {
         tracing::info!(partition = %pk, base_offset = base, next_offset = seg.next_offset, bytes = seg.size_bytes, id = %id, "uploaded segment");
     }

@@ -63,6 +63,13 @@ pub enum TierError {
         position: u64,
         reason: String,
     },
+    #[error("segment {base_offset} of {partition} not recorded: the remote tier ends at {remote_end} and the local log still holds offsets from {local_start}, so it would leave a hole")]
+    WouldLeaveHole {
+        partition: PartitionKey,
+        base_offset: i64,
+        remote_end: i64,
+        local_start: i64,
+    },
     #[error("chunk cache: {reason}")]
     Cache { reason: String },
 }

@@ -57,6 +57,11 @@ impl<S: ObjectStore> FaultyStore<S> {
         *self.faults.write() = faults;
     }
 
+    /// How many GETs were made so far.
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::Relaxed)
+    }
+
     /// How many faults were injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)

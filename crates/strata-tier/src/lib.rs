@@ -7,9 +7,12 @@
 //! rlm         pure scheduler: (state, event, now) -> actions          (rlm.rs)
 //! copier      performs uploads, expiry, deletion, orphan sweeping     (copier.rs)
 //! reader      remote reads through the chunk cache                    (reader.rs)
+//!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
+//! topics      topic metadata object, discovery for recovery           (topics.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
+//! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
@@ -29,6 +32,7 @@
 
 mod backend;
 pub mod cache;
+mod chunks;
 pub mod conformance;
 pub mod copier;
 mod error;
@@ -38,6 +42,8 @@ pub mod manifest;
 pub mod reader;
 mod retry;
 pub mod rlm;
+pub mod throttle;
+pub mod topics;
 
 pub use backend::{open_store, S3Options};
 pub use cache::CacheConfig;
@@ -47,3 +53,4 @@ pub use manifest::{PartitionManifest, RemoteSegment};
 /// The `object_store` version this crate speaks, for callers naming its types.
 pub use object_store;
 pub use reader::RemoteReader;
+pub use throttle::Throttle;

@@ -59,7 +59,8 @@ pub struct PartitionManifest {
     pub configs: BTreeMap<String, String>,
     /// The log start offset of the whole partition (DeleteRecords, retention).
     pub log_start_offset: i64,
-    /// Sorted by base offset, contiguous.
+    /// Sorted by base offset, contiguous except where local retention deleted
+    /// offsets before they could be tiered (see `copier::copy_segment`).
     pub segments: Vec<RemoteSegment>,
 }
 
@@ -94,8 +95,15 @@ impl PartitionManifest {
 
     /// The segment holding `offset`.
     pub fn segment_for(&self, offset: i64) -> Option<&RemoteSegment> {
+        self.segment_at_or_after(offset)
+            .filter(|s| s.base_offset <= offset)
+    }
+
+    /// The segment holding `offset`, or else the first one after it (an offset in a
+    /// gap between remote segments reads on from the next one).
+    pub fn segment_at_or_after(&self, offset: i64) -> Option<&RemoteSegment> {
         let i = self.segments.partition_point(|s| s.next_offset <= offset);
-        self.segments.get(i).filter(|s| s.base_offset <= offset)
+        self.segments.get(i)
     }
 }
 
@@ -239,44 +247,17 @@ pub async fn put_segment_manifest(
         })
 }
 
-/// Lists the partition manifests of every partition under the store's root, for
-/// recovery and `tier status`. Returns partition keys found.
+/// Lists the partition directories of every topic under the store's root, for
+/// `tier inspect`. Returns partition keys found.
 pub async fn list_partitions(store: &Arc<dyn ObjectStore>) -> Result<Vec<PartitionKey>> {
     let mut out = Vec::new();
-    let top = store
-        .list_with_delimiter(None)
-        .await
-        .map_err(|source| TierError::Store {
-            partition: PartitionKey {
-                topic: String::new(),
-                topic_id: Uuid::nil(),
-                partition: -1,
-            },
-            key: "/".into(),
-            source,
-        })?;
-    for topic_dir in top.common_prefixes {
-        let Some(name) = topic_dir.filename() else {
-            continue;
-        };
-        // `<topic>-<uuid>`: a uuid is 36 characters.
-        if name.len() < 38 {
-            continue;
-        }
-        let (topic, id) = name.split_at(name.len() - 36);
-        let (Some(topic), Ok(topic_id)) = (topic.strip_suffix('-'), Uuid::parse_str(id)) else {
-            continue;
-        };
-        if let Ok(parts) = store.list_with_delimiter(Some(&topic_dir)).await {
-            for p in parts.common_prefixes {
-                if let Some(partition) = p.filename().and_then(|f| f.parse().ok()) {
-                    out.push(PartitionKey {
-                        topic: topic.to_string(),
-                        topic_id,
-                        partition,
-                    });
-                }
-            }
+    for (topic, topic_id) in crate::topics::list_topics(&**store).await? {
+        for partition in crate::topics::list_topic_partitions(&**store, &topic, topic_id).await? {
+            out.push(PartitionKey {
+                topic: topic.clone(),
+                topic_id,
+                partition,
+            });
         }
     }
     out.sort();

@@ -1,69 +1,127 @@
 //! Reading the remote tier: whole batches from an offset, like `Log::read`.
 //!
 //! The manifest names the segment holding the offset; its remote offset index
-//! (fetched once and cached) gives the byte position of the closest indexed batch;
-//! from there batch headers are scanned to the first batch ending at or after the
-//! offset, and whole batches are returned up to `max_bytes`. All object bytes come
-//! through ranged GETs of `chunk_bytes` chunks held in the [`crate::cache`]; after a
-//! read, the next `read_ahead_chunks` chunks are fetched in the background, so a
-//! sequential consumer finds them cached.
+//! gives the byte position of the closest indexed batch; from there batch headers
+//! are scanned to the first batch ending at or after the offset, and whole batches
+//! are returned up to `max_bytes`. All object bytes come through [`crate::chunks`]:
+//! chunks of `chunk_bytes` held in the [`crate::cache`], fetched by coalesced
+//! streamed GETs.
 //!
-//! A transient store error or a short (truncated) response is retried with
-//! backoff; a persistent one is returned naming the object key.
+//! Read-ahead, for sequential readers: a read asks for the chunks it can touch and,
+//! when the chunk half a window past its end is not cached or in flight, for a whole
+//! window of `read_ahead_chunks` chunks beyond it, continuing into the next remote
+//! segment (its index too, and a whole window of it) once that half-way point lies
+//! in the next segment. All of it is one
+//! request to [`Chunks::prefetch`], so it becomes one GET per run of missing chunks,
+//! not one per chunk; the window is shrunk when many partitions are being read, so
+//! that their read-ahead together fits half the memory cache.
+//!
+//! Each [`RemoteReader::read`] counts as one cache lookup: a hit when every chunk it
+//! needed was already in the cache, a miss when any came from the object store
+//! (including one it waited for while a read-ahead fetched it). The totals are in
+//! [`RemoteReader::cache_stats`], and a hook set with [`RemoteReader::with_lookup_hook`]
+//! sees each lookup with its partition (the broker feeds its metrics from it).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use bytes::Bytes;
+use object_store::ObjectStore;
 
-use crate::cache::{self, CacheConfig, ChunkCache};
+use crate::cache::{self, CacheConfig};
+use crate::chunks::{Chunks, Lookup, Object};
 use crate::error::{Result, TierError};
 use crate::layout::{PartitionKey, SegmentFile};
 use crate::manifest::{PartitionManifest, RemoteSegment};
+use crate::throttle::Throttle;
 
 /// Length of the v2 batch header we read: base offset (8), length (4), leader
 /// epoch (4), magic (1), crc (4), attributes (2), last offset delta (4).
 const HEADER: u64 = 27;
 const LOG_OVERHEAD: u64 = 12;
-const ATTEMPTS: u32 = 4;
+
+/// Called once per remote read with its partition and whether the cache served it.
+pub type LookupHook = Arc<dyn Fn(&PartitionKey, bool) + Send + Sync>;
+
+/// Hits and misses of remote reads since the reader was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
 
 #[derive(Clone)]
 pub struct RemoteReader {
-    store: Arc<dyn ObjectStore>,
-    cache: ChunkCache,
+    chunks: Chunks,
     cfg: CacheConfig,
+    hook: Option<LookupHook>,
+    stats: Arc<[AtomicU64; 2]>,
 }
 
 impl std::fmt::Debug for RemoteReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteReader")
-            .field("store", &self.store.to_string())
+            .field("store", &self.chunks.store().to_string())
             .field("cfg", &self.cfg)
             .finish()
     }
 }
 
-struct Object<'a> {
-    pk: &'a PartitionKey,
-    key: Path,
-    size: u64,
-}
-
 impl RemoteReader {
     pub async fn new(store: Arc<dyn ObjectStore>, cfg: CacheConfig) -> Result<Self> {
         let cache = cache::build(&cfg).await?;
-        Ok(RemoteReader { store, cache, cfg })
+        let chunks = Chunks::new(
+            store,
+            cache,
+            cfg.chunk_bytes as u64,
+            Arc::new(Throttle::new(0)),
+            cfg.memory_bytes as u64 / 2,
+        );
+        Ok(RemoteReader {
+            chunks,
+            cfg,
+            hook: None,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Limits the bytes read from the store (by reads and read-ahead) to `throttle`
+    /// (`remote.log.manager.fetch.max.bytes.per.second`).
+    pub fn with_fetch_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.chunks = self.chunks.with_throttle(throttle);
+        self
+    }
+
+    /// Calls `hook` once per read with its partition and whether it was a hit.
+    pub fn with_lookup_hook(mut self, hook: LookupHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+        self.chunks.store()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.stats[0].load(Ordering::Relaxed),
+            misses: self.stats[1].load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, pk: &PartitionKey, lookup: &Lookup) {
+        let hit = !lookup.missed();
+        self.stats[usize::from(!hit)].fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = &self.hook {
+            hook(pk, hit);
+        }
     }
 
     /// Whole batches starting with the one containing `offset`, up to `max_bytes`
     /// (at least one whole batch if `min_one_batch`), from one remote segment.
-    /// Errors with `OffsetNotTiered` if no live remote segment holds `offset`.
+    /// An offset in a gap between remote segments reads from the next segment.
+    /// Errors with `OffsetNotTiered` if `offset` is below the remote start or at or
+    /// past the remote end.
     pub async fn read(
         &self,
         m: &PartitionManifest,
@@ -71,43 +129,74 @@ impl RemoteReader {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Bytes> {
+        let lookup = Lookup::default();
+        let out = self
+            .read_counted(m, offset, max_bytes, min_one_batch, true, &lookup)
+            .await;
+        if out.is_ok() {
+            self.count(&m.partition, &lookup);
+        }
+        out
+    }
+
+    async fn read_counted(
+        &self,
+        m: &PartitionManifest,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_ahead: bool,
+        lookup: &Lookup,
+    ) -> Result<Bytes> {
         let pk = &m.partition;
         let seg = m
-            .segment_for(offset)
+            .segment_at_or_after(offset)
+            .filter(|_| m.start_offset().is_some_and(|s| s <= offset))
             .ok_or_else(|| TierError::OffsetNotTiered {
                 partition: pk.clone(),
                 offset,
                 start: m.start_offset().unwrap_or(-1),
                 end: m.end_offset().unwrap_or(-1),
             })?;
-        let log = Object {
-            pk,
-            key: pk.segment(seg.base_offset, seg.id, SegmentFile::Log),
-            size: seg.size_bytes,
-        };
-        let mut pos = self.index_position(pk, seg, offset).await?;
+        // In a gap (offsets deleted before they were tiered): read on from the next
+        // segment, as a compacted log skips missing offsets.
+        let offset = offset.max(seg.base_offset);
+        let log = log_object(pk, seg);
+        let mut pos = self.index_position(pk, seg, offset, lookup).await?;
+        self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead);
+        let mut cur = None;
         // Skip batches that end before the offset.
         let start = loop {
             if pos + HEADER > log.size {
                 return Ok(Bytes::new());
             }
-            let h = self.read_range(&log, pos, pos + HEADER).await?;
-            let (base, total, last) = parse_header(&log, pos, &h)?;
+            let h = self.header(&log, pos, &mut cur, lookup).await?;
+            let (_, total, last) = parse_header(&log, pos, &h)?;
             if last >= offset {
-                let _ = base;
                 break pos;
             }
             pos += total;
         };
         let mut end = start;
+        // After the first batch, stop at the end of the chunk it ends in: the answer is then
+        // a slice of one cached chunk (no copy) unless that first batch spans chunks. Kafka
+        // allows a shorter answer; the reader fetches again from where it ended.
+        let chunk = self.chunks.chunk_bytes();
+        let mut boundary = u64::MAX;
         while end + HEADER <= log.size {
-            let h = self.read_range(&log, end, end + HEADER).await?;
+            let h = self.header(&log, end, &mut cur, lookup).await?;
             let (_, total, _) = parse_header(&log, end, &h)?;
             let first = end == start;
             if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
                 break;
             }
+            if !first && end + total > boundary {
+                break;
+            }
             end += total;
+            if first {
+                boundary = end.div_ceil(chunk) * chunk;
+            }
             if end - start >= max_bytes as u64 {
                 break;
             }
@@ -115,9 +204,72 @@ impl RemoteReader {
         if end == start {
             return Ok(Bytes::new());
         }
-        let out = self.read_range(&log, start, end).await?;
-        self.read_ahead(&log, end);
-        Ok(out)
+        self.chunks.read_range(&log, start, end, lookup).await
+    }
+
+    /// Asks for the chunks a read from `pos` of up to `max_bytes` can touch, and for
+    /// the read-ahead window when the chunk half a window past them is missing.
+    fn prefetch(
+        &self,
+        m: &PartitionManifest,
+        seg: &RemoteSegment,
+        log: &Arc<Object>,
+        pos: u64,
+        max_bytes: u64,
+        read_ahead: bool,
+    ) {
+        let chunk = self.chunks.chunk_bytes();
+        let n = log.size.div_ceil(chunk);
+        let end = pos.saturating_add(max_bytes).saturating_add(HEADER);
+        let (first, end) = (pos / chunk, end.div_ceil(chunk).min(n));
+        let ahead = if read_ahead {
+            self.chunks
+                .ahead_chunks(&m.partition, self.cfg.read_ahead_chunks as u64)
+        } else {
+            0
+        };
+        let next = m.segments.iter().find(|s| s.base_offset >= seg.next_offset);
+        let probe = end + ahead / 2;
+        let missing = ahead > 0
+            && match next {
+                _ if probe < n => !self.chunks.present(log, probe),
+                Some(s) => !self.chunks.present(&log_object(&m.partition, s), probe - n),
+                None => false,
+            };
+        if !missing {
+            self.chunks.prefetch(log, first, end);
+            return;
+        }
+        self.chunks.prefetch(log, first, end + ahead);
+        if let (Some(s), true) = (next, probe >= n) {
+            // Continue into the next segment with a whole window (one GET, not two).
+            let idx = index_object(&m.partition, s);
+            self.chunks.prefetch(&idx, 0, u64::MAX);
+            self.chunks
+                .prefetch(&log_object(&m.partition, s), 0, ahead.max(end + ahead - n));
+        }
+    }
+
+    /// The 27-byte batch header at `pos`, from `cur` (the chunk last used) when it
+    /// holds it.
+    async fn header(
+        &self,
+        log: &Arc<Object>,
+        pos: u64,
+        cur: &mut Option<(u64, Bytes)>,
+        lookup: &Lookup,
+    ) -> Result<Bytes> {
+        let chunk = self.chunks.chunk_bytes();
+        let i = pos / chunk;
+        let lo = (pos - i * chunk) as usize;
+        let c = match cur {
+            Some((at, c)) if *at == i => c,
+            _ => &cur.insert((i, self.chunks.get(log, i, lookup).await?)).1,
+        };
+        if lo + HEADER as usize <= c.len() {
+            return Ok(c.slice(lo..lo + HEADER as usize));
+        }
+        self.chunks.read_range(log, pos, pos + HEADER, lookup).await
     }
 
     /// The first remote batch whose maxTimestamp is at or after `ts` (ListOffsets by
@@ -136,12 +288,15 @@ impl RemoteReader {
         else {
             return Ok(None);
         };
+        let lookup = Lookup::default();
         let mut offset = self
-            .time_index_offset(&m.partition, seg, ts)
+            .time_index_offset(&m.partition, seg, ts, &lookup)
             .await?
             .max(floor);
         while offset < seg.next_offset {
-            let batch = self.read(m, offset, 1, true).await?;
+            let batch = self
+                .read_counted(m, offset, 1, true, false, &lookup)
+                .await?;
             if batch.len() < 61 {
                 return Ok(None);
             }
@@ -165,18 +320,24 @@ impl RemoteReader {
         pk: &PartitionKey,
         seg: &RemoteSegment,
         ts: i64,
+        lookup: &Lookup,
     ) -> Result<i64> {
         if seg.timeindex_bytes < 12 {
             return Ok(seg.base_offset);
         }
-        let key = pk.segment(seg.base_offset, seg.id, SegmentFile::TimeIndex);
-        let obj = Object {
-            pk,
-            key,
+        let obj = Arc::new(Object {
+            pk: pk.clone(),
+            key: pk.segment(seg.base_offset, seg.id, SegmentFile::TimeIndex),
             size: seg.timeindex_bytes,
-        };
+        });
         let bytes = self
-            .read_range(&obj, 0, seg.timeindex_bytes - seg.timeindex_bytes % 12)
+            .chunks
+            .read_range(
+                &obj,
+                0,
+                seg.timeindex_bytes - seg.timeindex_bytes % 12,
+                lookup,
+            )
             .await?;
         let mut offset = seg.base_offset;
         for e in bytes.chunks_exact(12) {
@@ -197,17 +358,15 @@ impl RemoteReader {
         pk: &PartitionKey,
         seg: &RemoteSegment,
         offset: i64,
+        lookup: &Lookup,
     ) -> Result<u64> {
         if seg.index_bytes < 8 {
             return Ok(0);
         }
-        let idx = Object {
-            pk,
-            key: pk.segment(seg.base_offset, seg.id, SegmentFile::Index),
-            size: seg.index_bytes,
-        };
+        let idx = index_object(pk, seg);
         let bytes = self
-            .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8)
+            .chunks
+            .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8, lookup)
             .await?;
         let rel_target = offset.saturating_sub(seg.base_offset);
         let mut pos = 0u64;
@@ -224,128 +383,26 @@ impl RemoteReader {
         }
         Ok(pos.min(seg.size_bytes))
     }
-
-    /// Bytes `[from, to)` of an object, through the chunk cache; the chunks of a
-    /// range are fetched concurrently.
-    async fn read_range(&self, obj: &Object<'_>, from: u64, to: u64) -> Result<Bytes> {
-        let chunk = self.cfg.chunk_bytes.max(1) as u64;
-        let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
-        if first == last {
-            let c = self.chunk(obj, first).await?;
-            let lo = (from - first * chunk) as usize;
-            let hi = ((to - first * chunk) as usize).min(c.len());
-            return Ok(c.slice(lo.min(hi)..hi));
-        }
-        let chunks =
-            futures::future::try_join_all((first..=last).map(|i| self.chunk(obj, i))).await?;
-        let mut out = BytesMut::with_capacity((to - from) as usize);
-        for (i, c) in (first..=last).zip(chunks) {
-            let lo = from.saturating_sub(i * chunk) as usize;
-            let hi = ((to - i * chunk) as usize).min(c.len());
-            out.extend_from_slice(&c[lo.min(hi)..hi]);
-        }
-        Ok(out.freeze())
-    }
-
-    /// One chunk, from the cache or the store. Concurrent requests for the same
-    /// chunk (a reader and its read-ahead) share one GET (foyer's get_or_fetch).
-    async fn chunk(&self, obj: &Object<'_>, i: u64) -> Result<Bytes> {
-        let key = format!("{}#{}", obj.key, i);
-        let (store, pk, okey, size) = (
-            self.store.clone(),
-            obj.pk.clone(),
-            obj.key.clone(),
-            obj.size,
-        );
-        let chunk = self.cfg.chunk_bytes as u64;
-        let entry = self
-            .cache
-            .get_or_fetch(&key, move || async move {
-                let o = Object {
-                    pk: &pk,
-                    key: okey,
-                    size,
-                };
-                fetch_chunk(&*store, &o, i, chunk).await
-            })
-            .await
-            .map_err(|e| TierError::Cache {
-                reason: format!("chunk {i} of {}: {e}", obj.key),
-            })?;
-        Ok(entry.value().clone())
-    }
-
-    fn read_ahead(&self, obj: &Object<'_>, from: u64) {
-        let chunk = self.cfg.chunk_bytes.max(1) as u64;
-        let first = from / chunk;
-        let n_chunks = obj.size.div_ceil(chunk);
-        for i in first..(first + self.cfg.read_ahead_chunks as u64).min(n_chunks) {
-            if self.cache.contains(&format!("{}#{}", obj.key, i)) {
-                continue;
-            }
-            let this = self.clone();
-            let (pk, okey, size) = (obj.pk.clone(), obj.key.clone(), obj.size);
-            tokio::spawn(async move {
-                let o = Object {
-                    pk: &pk,
-                    key: okey,
-                    size,
-                };
-                let _ = this.chunk(&o, i).await;
-            });
-        }
-    }
 }
 
-/// One ranged GET, retried on errors and short answers.
-async fn fetch_chunk(
-    store: &dyn ObjectStore,
-    obj: &Object<'_>,
-    i: u64,
-    chunk: u64,
-) -> Result<Bytes> {
-    let range = i * chunk..((i + 1) * chunk).min(obj.size);
-    let want = range.end - range.start;
-    let mut delay = Duration::from_millis(50);
-    let mut last_err = None;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
-        match store.get_range(&obj.key, range.clone()).await {
-            Ok(b) if b.len() as u64 == want => return Ok(b),
-            Ok(b) => {
-                last_err = Some(TierError::CorruptSegment {
-                    partition: obj.pk.clone(),
-                    key: obj.key.to_string(),
-                    position: range.start,
-                    reason: format!("short read: {} of {want} bytes", b.len()),
-                })
-            }
-            Err(e @ object_store::Error::NotFound { .. }) => {
-                return Err(TierError::Store {
-                    partition: obj.pk.clone(),
-                    key: obj.key.to_string(),
-                    source: e,
-                })
-            }
-            Err(e) => {
-                last_err = Some(TierError::Store {
-                    partition: obj.pk.clone(),
-                    key: obj.key.to_string(),
-                    source: e,
-                })
-            }
-        }
-    }
-    Err(last_err.unwrap_or(TierError::Cache {
-        reason: "no attempt made".into(),
-    }))
+fn log_object(pk: &PartitionKey, seg: &RemoteSegment) -> Arc<Object> {
+    Arc::new(Object {
+        pk: pk.clone(),
+        key: pk.segment(seg.base_offset, seg.id, SegmentFile::Log),
+        size: seg.size_bytes,
+    })
+}
+
+fn index_object(pk: &PartitionKey, seg: &RemoteSegment) -> Arc<Object> {
+    Arc::new(Object {
+        pk: pk.clone(),
+        key: pk.segment(seg.base_offset, seg.id, SegmentFile::Index),
+        size: seg.index_bytes,
+    })
 }
 
 /// (base offset, total length, last offset) of the batch header at `pos`.
-fn parse_header(obj: &Object<'_>, pos: u64, h: &[u8]) -> Result<(i64, u64, i64)> {
+fn parse_header(obj: &Object, pos: u64, h: &[u8]) -> Result<(i64, u64, i64)> {
     let corrupt = |reason: String| TierError::CorruptSegment {
         partition: obj.pk.clone(),
         key: obj.key.to_string(),
@@ -375,4 +432,116 @@ fn parse_header(obj: &Object<'_>, pos: u64, h: &[u8]) -> Result<(i64, u64, i64)>
         )));
     }
     Ok((base, total, base + i64::from(delta.max(0))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::write_fake_segment;
+    use crate::copier::{self, TopicInfo};
+
+    async fn tiered_partition(segments: i64) -> (Arc<dyn ObjectStore>, PartitionManifest) {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        tiered_partition_in(store, segments).await
+    }
+
+    async fn tiered_partition_in(
+        store: Arc<dyn ObjectStore>,
+        segments: i64,
+    ) -> (Arc<dyn ObjectStore>, PartitionManifest) {
+        let pk = PartitionKey {
+            topic: "t".into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partition: 0,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let info = TopicInfo {
+            partition_count: 1,
+            ..Default::default()
+        };
+        let mut m = None;
+        for s in 0..segments {
+            // 64 batches of 16 KiB: 1 MiB per segment.
+            let (files, _) = write_fake_segment(dir.path(), s * 640, 64, 16 * 1024 - 61);
+            m = Some(
+                copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+                    .await
+                    .expect("upload"),
+            );
+        }
+        (store, m.expect("a segment"))
+    }
+
+    async fn read_all(reader: &RemoteReader, m: &PartitionManifest) -> u64 {
+        let (mut offset, mut got) = (0, 0u64);
+        while offset < m.end_offset().unwrap_or(0) {
+            let b = reader.read(m, offset, 256 << 10, true).await.expect("read");
+            assert!(!b.is_empty(), "no progress at {offset}");
+            got += b.len() as u64;
+            offset += (b.len() / (16 * 1024)) as i64 * 10;
+        }
+        got
+    }
+
+    /// `remote.log.manager.fetch.max.bytes.per.second`: reading N bytes through a
+    /// reader limited to R bytes/s takes at least (N - R) / R seconds (one second of
+    /// budget is free), measured on tokio's paused clock.
+    #[tokio::test]
+    async fn fetch_rate_limit_paces_remote_reads() {
+        let (store, m) = tiered_partition(6).await;
+        let rate = 1u64 << 20;
+        let cfg = CacheConfig {
+            chunk_bytes: 256 << 10,
+            ..Default::default()
+        };
+        let limited = RemoteReader::new(store.clone(), cfg.clone())
+            .await
+            .expect("reader")
+            .with_fetch_throttle(Arc::new(Throttle::new(rate)));
+        let free = RemoteReader::new(store, cfg).await.expect("reader");
+        tokio::time::pause();
+        let start = tokio::time::Instant::now();
+        let n = read_all(&free, &m).await;
+        let unlimited = start.elapsed().as_secs_f64();
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_all(&limited, &m).await, n);
+        let took = start.elapsed().as_secs_f64();
+        let floor = (n - rate) as f64 / rate as f64;
+        assert!(
+            took >= 0.95 * floor,
+            "{n} bytes at {rate} B/s took {took:.2} s of virtual time; want at least {floor:.2} s"
+        );
+        assert!(unlimited < 0.05 * floor, "unlimited took {unlimited:.2} s");
+    }
+
+    /// A sequential reader's chunks come by one GET per run of missing chunks, not
+    /// one per chunk: reading 4 segments of 16 chunks takes about one GET per segment
+    /// for the log and one for its index (the chunk-per-GET reader made 16 + 1).
+    #[tokio::test]
+    async fn sequential_reads_coalesce_chunks_into_few_gets() {
+        let faulty = crate::faulty::FaultyStore::new(
+            object_store::memory::InMemory::new(),
+            crate::faulty::Faults::default(),
+        );
+        let (_, m) = tiered_partition_in(faulty.clone(), 4).await;
+        let cfg = CacheConfig {
+            chunk_bytes: 64 << 10,
+            read_ahead_chunks: 16,
+            ..Default::default()
+        };
+        let reader = RemoteReader::new(faulty.clone(), cfg)
+            .await
+            .expect("reader");
+        let before = faulty.gets();
+        assert_eq!(read_all(&reader, &m).await, m.size_bytes());
+        let gets = faulty.gets() - before;
+        assert!(
+            gets <= 3 * 4,
+            "{gets} GETs for 4 segments of 16 chunks (at most 3 per segment wanted)"
+        );
+        // Everything read was cached: the same reads again make no GET.
+        let before = faulty.gets();
+        read_all(&reader, &m).await;
+        assert_eq!(faulty.gets(), before, "second pass served by the cache");
+    }
 }

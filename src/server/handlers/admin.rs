@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 
 use super::{str_bytes, Ctx};
 use crate::broker::BrokerError;
+use crate::protocol::tier_state::TIER_STATE_TAG;
 use crate::server::error_code;
 use crate::server::errors::{log_code, tier_code};
 
@@ -115,12 +116,19 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
                 .is_some_and(|ps| ps.contains(&p.tp.partition))
         });
         if asked {
-            by_topic.entry(p.tp.topic.to_string()).or_default().push(
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(p.tp.partition)
-                    .with_partition_size(p.log.size_bytes() as i64)
-                    .with_offset_lag(0),
-            );
+            let mut part = DescribeLogDirsPartition::default()
+                .with_partition_index(p.tp.partition)
+                .with_partition_size(p.log.size_bytes() as i64)
+                .with_offset_lag(0);
+            // Strata's tier state rides in a tagged field (v2+; see protocol::tier_state).
+            if let Some(state) = ctx.broker.tier_state(&p) {
+                part.unknown_tagged_fields
+                    .insert(TIER_STATE_TAG, state.encode());
+            }
+            by_topic
+                .entry(p.tp.topic.to_string())
+                .or_default()
+                .push(part);
         }
     }
     let topics: Vec<DescribeLogDirsTopic> = by_topic

@@ -331,10 +331,12 @@ fn read_one(target: &Target, remaining: usize, first: bool, read_committed: bool
         .with_log_start_offset(part.log_start_offset());
     let limit = target.max_bytes.min(remaining);
     let upper = if target.follower { i64::MAX } else { hw };
-    match part
-        .log
-        .read_up_to(target.fetch_offset, limit, first, upper)
-    {
+    match part.log.read_up_to(
+        part.local_read_offset(target.fetch_offset),
+        limit,
+        first,
+        upper,
+    ) {
         Ok(records) => base.with_records(Some(records)),
         Err(e) => {
             let code = log_code(&e);

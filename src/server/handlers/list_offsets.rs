@@ -6,7 +6,8 @@
 //! the read path never decodes, this admin path decodes one batch.
 //!
 //! On a tiered partition a timestamp is looked up in the remote tier first (through
-//! the remote time index), then locally, as Kafka does.
+//! the remote time index), then locally, as Kafka does; -3 compares the remote
+//! segments' max timestamps with the local ones and looks where the largest is.
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::list_offsets_response::{
@@ -35,11 +36,15 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
         for p in &t.partitions {
             let mut base =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let leader = ctx.broker.leader_partition(&name, p.partition_index);
             if ctx.version >= 4 {
-                base = base.with_leader_epoch(0);
+                // The current leader epoch (KIP-320): clients fence stale answers with it.
+                let epoch = leader.as_ref().map_or(-1, |part| part.meta().leader_epoch);
+                base = base.with_leader_epoch(epoch);
             }
-            let remote = match ctx.broker.leader_partition(&name, p.partition_index) {
+            let remote = match leader {
                 Ok(part) if p.timestamp >= 0 => remote_lookup(ctx, &part, p.timestamp).await,
+                Ok(part) if p.timestamp == MAX_TIMESTAMP => remote_max_timestamp(ctx, &part).await,
                 _ => Ok(None),
             };
             partitions.push(match remote {
@@ -80,6 +85,48 @@ async fn remote_lookup(
         Ok(None) => Ok(None),
         Err(e) => {
             tracing::warn!(tp = %part.tp, error = %e, "remote timestamp lookup failed");
+            Err(tier_code(&e))
+        }
+    }
+}
+
+/// ListOffsets -3 (KIP-734) on a tiered partition: when the largest timestamp is in
+/// the remote tier (at least as large as any local one: on a tie the earlier offset
+/// wins, and remote offsets are earlier), the first record holding it, found through
+/// the segment manifests' max timestamps and the remote time index. `Ok(None)` leaves
+/// the answer to the local log.
+async fn remote_max_timestamp(
+    ctx: &Ctx,
+    part: &Partition,
+) -> Result<Option<(i64, i64)>, ResponseError> {
+    let (Some(tier), Some(m)) = (ctx.broker.tier(), part.remote_manifest()) else {
+        return Ok(None);
+    };
+    let floor = m.start_offset().unwrap_or(0);
+    let Some(remote_max) = m
+        .segments
+        .iter()
+        .filter(|s| s.next_offset > floor)
+        .map(|s| s.max_timestamp)
+        .filter(|t| *t >= 0)
+        .max()
+    else {
+        return Ok(None);
+    };
+    let local_max = part
+        .log
+        .segments()
+        .iter()
+        .filter_map(|s| s.max_timestamp)
+        .max();
+    if local_max.is_some_and(|l| l > remote_max) {
+        return Ok(None);
+    }
+    match tier.reader.find_batch_by_timestamp(&m, remote_max).await {
+        Ok(Some(batch)) => Ok(max_record(batch).map(|(o, t)| (o.max(part.log_start_offset()), t))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::warn!(tp = %part.tp, error = %e, "remote max-timestamp lookup failed");
             Err(tier_code(&e))
         }
     }

@@ -4,6 +4,7 @@
 mod admin;
 pub mod api_versions;
 mod configs;
+mod elect_leaders;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -29,6 +30,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::Produce(r) => return produce::handle(ctx, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
         Rq::OffsetForLeaderEpoch(r) => Rs::OffsetForLeaderEpoch(leader_epoch::handle(ctx, r)),
+        Rq::ElectLeaders(r) => Rs::ElectLeaders(elect_leaders::handle(ctx, r).await),
         Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(topics::create_topics(ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(topics::delete_topics(ctx, r).await),
@@ -50,7 +52,7 @@ pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
         Rq::ListGroups(r) => Rs::ListGroups(groups::list_groups(ctx, r)),
         Rq::DescribeGroups(r) => Rs::DescribeGroups(groups::describe_groups(ctx, r)),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(groups::delete_groups(ctx, r)),
-        Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r)),
+        Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
         other => {

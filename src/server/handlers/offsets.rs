@@ -21,7 +21,7 @@ use crate::group::codec::OffsetValue;
 use crate::group::CommitEntry;
 use crate::server::{group_code, group_result_code};
 
-pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
@@ -44,13 +44,16 @@ pub fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
     } else {
         None
     };
-    let results = ctx.groups.commit(
-        &req.group_id.0,
-        &req.member_id,
-        instance.as_deref(),
-        req.generation_id_or_member_epoch,
-        entries,
-    );
+    let results = ctx
+        .groups
+        .commit(
+            &req.group_id.0,
+            &req.member_id,
+            instance.as_deref(),
+            req.generation_id_or_member_epoch,
+            entries,
+        )
+        .await;
     let mut codes = match &results {
         Ok(r) => r
             .iter()

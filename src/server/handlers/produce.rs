@@ -51,7 +51,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Option<ProduceResponse> {
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + timeout;
     for (ti, pi, (part, offset)) in waits {
-        if let Err(e) = wait_replicated(&part, offset, deadline, req.timeout_ms).await {
+        if let Err(e) = part.wait_replicated(offset, deadline, req.timeout_ms).await {
             tracing::debug!(error = %e, "acks=all produce not confirmed");
             let r = &mut responses[ti].partition_responses[pi];
             r.error_code = error_code(&e).code();
@@ -122,40 +122,6 @@ fn append(
                 source: e,
             };
             (rejected(base, err).with_error_code(code.code()), None)
-        }
-    }
-}
-
-/// Waits until the high watermark reaches `offset` (every ISR member has the batch).
-async fn wait_replicated(
-    part: &Partition,
-    offset: i64,
-    deadline: tokio::time::Instant,
-    timeout_ms: i32,
-) -> Result<(), BrokerError> {
-    loop {
-        let changed = part.appended();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if part.high_watermark() >= offset {
-            return Ok(());
-        }
-        let meta = part.meta();
-        if !part.is_leader() {
-            return Err(BrokerError::NotLeader {
-                tp: part.tp.clone(),
-                leader: meta.leader,
-            });
-        }
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(BrokerError::ReplicationTimeout {
-                    tp: part.tp.clone(),
-                    offset: offset - 1,
-                    timeout_ms,
-                });
-            }
         }
     }
 }

@@ -1,0 +1,384 @@
+//! Chunks of remote objects: the cache, the GETs that fill it, and read-ahead.
+//!
+//! A chunk (`remote.fetch.chunk.bytes`) is the unit of the [`crate::cache`]; a GET is
+//! not. Runs of consecutive missing chunks are fetched by one streamed ranged GET of
+//! up to [`MAX_SPAN_BYTES`] (several such GETs run concurrently), and each chunk
+//! is cached and handed to its waiters as soon as its last byte arrives, so a reader
+//! waits for its own chunks, not for the whole run. A chunk being fetched is
+//! registered as in flight: a second reader of it waits for that GET instead of
+//! issuing its own. Every byte read from the store passes the fetch
+//! [`Throttle`](crate::throttle::Throttle).
+//!
+//! Why coalesce: an object store charges per request (S3's first-byte latency; moto
+//! reads the whole object for every ranged GET), so a 16 MiB segment read as sixteen
+//! 1 MiB GETs costs several times one 16 MiB GET. Chunks keep the cache granular.
+//!
+//! Errors: a GET that fails or ends short is resumed from its first missing chunk,
+//! with backoff; a chunk still missing after that is fetched alone by each waiter
+//! (with the same retries), whose error names the object key.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::cache::ChunkCache;
+use crate::error::{Result, TierError};
+use crate::layout::PartitionKey;
+use crate::throttle::Throttle;
+
+/// Largest single ranged GET: S3's own guidance for throughput is 8-16 MiB ranges.
+pub const MAX_SPAN_BYTES: u64 = 16 << 20;
+const ATTEMPTS: u32 = 4;
+/// Partitions read within this window share the read-ahead budget.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(2);
+
+/// One remote object.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub pk: PartitionKey,
+    pub key: Path,
+    pub size: u64,
+}
+
+/// Whether one read needed the object store.
+#[derive(Default)]
+pub struct Lookup {
+    missed: AtomicBool,
+}
+
+impl Lookup {
+    pub fn missed(&self) -> bool {
+        self.missed.load(Ordering::Relaxed)
+    }
+}
+
+/// `None` while the GET runs; `Some(None)` if it gave up on the chunk.
+type Slot = watch::Receiver<Option<Option<Bytes>>>;
+type SlotTx = watch::Sender<Option<Option<Bytes>>>;
+
+#[derive(Clone)]
+pub struct Chunks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    cache: ChunkCache,
+    chunk: u64,
+    throttle: Arc<Throttle>,
+    in_flight: Mutex<HashMap<String, Slot>>,
+    /// Bytes of read-ahead that may be outstanding (in flight or cached but not yet
+    /// read) across all readers; shared by the partitions read recently.
+    ahead_budget: u64,
+    active: Mutex<HashMap<PartitionKey, Instant>>,
+}
+
+fn chunk_key(key: &Path, i: u64) -> String {
+    format!("{key}#{i}")
+}
+
+impl Chunks {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        cache: ChunkCache,
+        chunk: u64,
+        throttle: Arc<Throttle>,
+        ahead_budget: u64,
+    ) -> Self {
+        Chunks {
+            inner: Arc::new(Inner {
+                store,
+                cache,
+                chunk: chunk.max(1),
+                throttle,
+                in_flight: Mutex::new(HashMap::new()),
+                ahead_budget,
+                active: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn chunk_bytes(&self) -> u64 {
+        self.inner.chunk
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// The same store and cache behind another throttle (for building a reader).
+    pub fn with_throttle(&self, throttle: Arc<Throttle>) -> Self {
+        let i = &self.inner;
+        Chunks::new(
+            i.store.clone(),
+            i.cache.clone(),
+            i.chunk,
+            throttle,
+            i.ahead_budget,
+        )
+    }
+
+    /// Whether chunk `i` of `obj` is cached or being fetched.
+    pub fn present(&self, obj: &Object, i: u64) -> bool {
+        let key = chunk_key(&obj.key, i);
+        self.inner.in_flight.lock().contains_key(&key) || self.inner.cache.contains(&key)
+    }
+
+    /// How many chunks a partition may read ahead now: `wanted`, shrunk so that all
+    /// partitions read in the last [`ACTIVE_WINDOW`] together stay in the budget.
+    pub fn ahead_chunks(&self, pk: &PartitionKey, wanted: u64) -> u64 {
+        let now = Instant::now();
+        let mut active = self.inner.active.lock();
+        active.insert(pk.clone(), now);
+        if active.len() > 64 {
+            active.retain(|_, t| now.duration_since(*t) < ACTIVE_WINDOW);
+        }
+        let readers = active
+            .values()
+            .filter(|t| now.duration_since(**t) < ACTIVE_WINDOW)
+            .count() as u64;
+        wanted.min(self.inner.ahead_budget / self.inner.chunk / readers.max(1))
+    }
+
+    /// Starts GETs for the chunks `[from, to)` of `obj` that are neither cached nor
+    /// in flight, one GET per run of consecutive missing chunks (split at
+    /// [`MAX_SPAN_BYTES`]). Returns at once.
+    pub fn prefetch(&self, obj: &Arc<Object>, from: u64, to: u64) {
+        let to = to.min(obj.size.div_ceil(self.inner.chunk));
+        let max_run = (MAX_SPAN_BYTES / self.inner.chunk).max(1);
+        let mut runs: Vec<(u64, Vec<SlotTx>)> = Vec::new();
+        {
+            let mut in_flight = self.inner.in_flight.lock();
+            let mut run_end = None;
+            for i in from..to {
+                let key = chunk_key(&obj.key, i);
+                if in_flight.contains_key(&key) || self.inner.cache.contains(&key) {
+                    run_end = None;
+                    continue;
+                }
+                let (tx, rx) = watch::channel(None);
+                in_flight.insert(key, rx);
+                match runs.last_mut() {
+                    Some((_, txs)) if run_end == Some(i) && (txs.len() as u64) < max_run => {
+                        txs.push(tx)
+                    }
+                    _ => runs.push((i, vec![tx])),
+                }
+                run_end = Some(i + 1);
+            }
+        }
+        for (first, txs) in runs {
+            let (this, obj) = (self.clone(), obj.clone());
+            tokio::spawn(async move { this.fetch_run(&obj, first, txs).await });
+        }
+    }
+
+    /// Chunk `i` of `obj`: from the cache, from a GET in flight, or from a new GET.
+    /// `lookup` is marked missed unless the cache had it.
+    pub async fn get(&self, obj: &Arc<Object>, i: u64, lookup: &Lookup) -> Result<Bytes> {
+        let key = chunk_key(&obj.key, i);
+        let slot = self.inner.in_flight.lock().get(&key).cloned();
+        if slot.is_none() {
+            if let Ok(Some(entry)) = self.inner.cache.get(&key).await {
+                return Ok(entry.value().clone());
+            }
+        }
+        lookup.missed.store(true, Ordering::Relaxed);
+        let slot = match slot {
+            Some(s) => Some(s),
+            None => {
+                self.prefetch(obj, i, i + 1);
+                self.inner.in_flight.lock().get(&key).cloned()
+            }
+        };
+        if let Some(mut rx) = slot {
+            match rx.wait_for(Option::is_some).await {
+                Ok(v) => {
+                    if let Some(Some(b)) = v.clone() {
+                        return Ok(b);
+                    }
+                }
+                // The GET's task is gone (runtime shutting down): forget its slot.
+                Err(_) => {
+                    self.inner.in_flight.lock().remove(&key);
+                }
+            }
+        } else if let Ok(Some(entry)) = self.inner.cache.get(&key).await {
+            // Fetched and cached between our two looks.
+            return Ok(entry.value().clone());
+        }
+        // The shared GET gave up on this chunk: try alone, for a precise error.
+        let b = self.fetch_alone(obj, i).await?;
+        self.inner.cache.insert(key, b.clone());
+        Ok(b)
+    }
+
+    /// Bytes `[from, to)` of `obj`: one chunk is sliced without a copy, several are
+    /// waited for concurrently and joined.
+    pub async fn read_range(
+        &self,
+        obj: &Arc<Object>,
+        from: u64,
+        to: u64,
+        lookup: &Lookup,
+    ) -> Result<Bytes> {
+        let chunk = self.inner.chunk;
+        let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
+        if first == last {
+            let c = self.get(obj, first, lookup).await?;
+            let lo = (from - first * chunk) as usize;
+            let hi = ((to - first * chunk) as usize).min(c.len());
+            return Ok(c.slice(lo.min(hi)..hi));
+        }
+        self.prefetch(obj, first, last + 1);
+        let chunks =
+            futures::future::try_join_all((first..=last).map(|i| self.get(obj, i, lookup))).await?;
+        let mut out = BytesMut::with_capacity((to - from) as usize);
+        for (i, c) in (first..=last).zip(chunks) {
+            let lo = from.saturating_sub(i * chunk) as usize;
+            let hi = ((to - i * chunk) as usize).min(c.len());
+            out.extend_from_slice(&c[lo.min(hi)..hi]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// One streamed GET of chunks `first..first + txs.len()`, resumed on errors and
+    /// short bodies. Each chunk is cached, then taken out of `in_flight`, then sent.
+    async fn fetch_run(&self, obj: &Object, first: u64, txs: Vec<SlotTx>) {
+        let chunk = self.inner.chunk;
+        let end_chunk = first + txs.len() as u64;
+        let end = (end_chunk * chunk).min(obj.size);
+        let mut next = first; // the first chunk not delivered yet
+        let mut delay = Duration::from_millis(50);
+        let mut txs = txs.into_iter();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(next * chunk..end)),
+                ..Default::default()
+            };
+            let mut stream = match self.inner.store.get_opts(&obj.key, opts).await {
+                Ok(r) => r.into_stream(),
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => {
+                    tracing::debug!(key = %obj.key, error = %e, "remote GET failed; resuming");
+                    continue;
+                }
+            };
+            // Bytes of chunk `next` so far. A chunk arriving in pieces is copied once,
+            // into its own buffer, so a cached chunk pins no network buffer.
+            let mut buf = BytesMut::new();
+            let mut ok = true;
+            while ok && next < end_chunk {
+                let mut piece = match stream.next().await {
+                    Some(Ok(piece)) => piece,
+                    Some(Err(e)) => {
+                        tracing::debug!(key = %obj.key, error = %e, "remote GET body failed; resuming");
+                        break;
+                    }
+                    None => break, // short body
+                };
+                self.inner.throttle.take(piece.len()).await;
+                while !piece.is_empty() {
+                    if next == end_chunk {
+                        ok = false; // longer than asked: ignore the excess
+                        break;
+                    }
+                    let want = (((next + 1) * chunk).min(obj.size) - next * chunk) as usize;
+                    if buf.is_empty() && piece.len() >= want {
+                        // A whole chunk in one piece (memory and file stores): no copy.
+                        self.deliver(obj, next, piece.split_to(want), txs.next());
+                        next += 1;
+                        continue;
+                    }
+                    if buf.is_empty() {
+                        buf.reserve(want);
+                    }
+                    let n = piece.len().min(want - buf.len());
+                    buf.extend_from_slice(&piece.split_to(n));
+                    if buf.len() == want {
+                        self.deliver(obj, next, buf.split().freeze(), txs.next());
+                        next += 1;
+                    }
+                }
+            }
+            if next == end_chunk {
+                return;
+            }
+        }
+        // Give up on the rest: waiters fetch alone and report the error.
+        for (i, tx) in (next..end_chunk).zip(txs) {
+            self.inner.in_flight.lock().remove(&chunk_key(&obj.key, i));
+            let _ = tx.send(Some(None));
+        }
+    }
+
+    /// Caches chunk `i`, then takes it out of `in_flight`, then wakes its waiters: a
+    /// reader that finds no slot finds the cache.
+    fn deliver(&self, obj: &Object, i: u64, bytes: Bytes, tx: Option<SlotTx>) {
+        let key = chunk_key(&obj.key, i);
+        self.inner.cache.insert(key.clone(), bytes.clone());
+        self.inner.in_flight.lock().remove(&key);
+        if let Some(tx) = tx {
+            let _ = tx.send(Some(Some(bytes)));
+        }
+    }
+
+    /// One ranged GET of chunk `i`, retried on errors and short answers.
+    async fn fetch_alone(&self, obj: &Object, i: u64) -> Result<Bytes> {
+        let chunk = self.inner.chunk;
+        let range = i * chunk..((i + 1) * chunk).min(obj.size);
+        let want = range.end - range.start;
+        let mut delay = Duration::from_millis(50);
+        let mut last_err = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            let store_err = |source| TierError::Store {
+                partition: obj.pk.clone(),
+                key: obj.key.to_string(),
+                source,
+            };
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                ..Default::default()
+            };
+            let got = match self.inner.store.get_opts(&obj.key, opts).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(b) if b.len() as u64 == want => {
+                    self.inner.throttle.take(b.len()).await;
+                    return Ok(b);
+                }
+                Ok(b) => {
+                    last_err = Some(TierError::CorruptSegment {
+                        partition: obj.pk.clone(),
+                        key: obj.key.to_string(),
+                        position: range.start,
+                        reason: format!("short read: {} of {want} bytes", b.len()),
+                    })
+                }
+                Err(e @ object_store::Error::NotFound { .. }) => return Err(store_err(e)),
+                Err(e) => last_err = Some(store_err(e)),
+            }
+        }
+        Err(last_err.unwrap_or(TierError::Cache {
+            reason: format!("chunk {i} of {}: no attempt made", obj.key),
+        }))
+    }
+}

@@ -1,0 +1,558 @@
+//! Remote-tier benchmarks against a real broker and a real S3 server (moto), both
+//! started here and stopped at the end (bounded runs; everything on 127.0.0.1).
+//!
+//! ```text
+//! cargo build --release --bin strata --example tier_bench
+//! ./target/release/examples/tier_bench produce-p99 [secs per phase=10] [records/s=10000] [rounds=2]
+//! ./target/release/examples/tier_bench fanout [partitions=50] [MiB per partition=8]
+//! ```
+//!
+//! `produce-p99`: produce p99 while uploads run vs without. Two topics with 4 MiB
+//! segments, one with `remote.storage.enable=true`. 1 KiB records are produced at a
+//! fixed rate (acks=1, paced every millisecond, so latency is the broker's and not
+//! a client queue's) to the plain topic, then to the tiered one (whose segments are
+//! uploaded while it runs), `rounds` times alternating; p50/p99/max delivery latency
+//! of each phase and the bytes uploaded during it are printed.
+//!
+//! `fanout`: a consumer reading across N remote partitions in one fetch vs 1. A
+//! tiered topic of N partitions with 1 MiB segments and 1 MiB local retention is
+//! filled and uploaded; then, each with a freshly restarted broker (cold chunk
+//! cache, disk cache off): one consumer reads partition 0 from offset 0, and one
+//! consumer reads all N partitions from offset 0. MB/s of both and the speed-up.
+//!
+//! `TIER_BENCH_SET="k=v,k=v"` adds broker settings (e.g.
+//! `remote.log.manager.copy.max.bytes.per.second=20000000`); `STRATA_TIER_FAULTS`
+//! (e.g. `delay_ms=20`, an injected per-request latency) is inherited by the broker.
+//!
+//! Needs `moto_server` on the PATH (`pip install 'moto[server]'`) and the release
+//! `strata` binary next to this example's directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+const BUCKET: &str = "strata-bench";
+
+type Res<T> = Result<T, String>;
+
+fn free_port() -> Res<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.0 request; returns the status code and body.
+fn http(addr: &str, method: &str, path: &str) -> Res<(u16, String)> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+fn start_moto() -> Res<(Proc, String)> {
+    let port = free_port()?;
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("moto_server (pip install 'moto[server]'): {e}"))?;
+    let moto = Proc(child);
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if let Ok((200, _)) = http(&addr, "PUT", &format!("/{BUCKET}")) {
+            return Ok((moto, format!("http://{addr}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("moto did not start within 10 s".into())
+}
+
+struct Broker {
+    _proc: Proc,
+    addr: String,
+    metrics: String,
+}
+
+fn start_broker(data: &std::path::Path, endpoint: &str, extra: &[(&str, &str)]) -> Res<Broker> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let strata: PathBuf = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("strata"))
+        .ok_or("no strata binary path")?;
+    let url = format!("s3://{BUCKET}/bench");
+    let mut settings: Vec<(&str, &str)> = vec![
+        ("listeners", "PLAINTEXT://127.0.0.1:0"),
+        ("metrics.listener", "127.0.0.1:0"),
+        ("remote.storage.url", &url),
+        ("remote.storage.s3.endpoint", endpoint),
+        ("remote.storage.s3.region", "us-east-1"),
+        ("remote.storage.s3.path.style", "true"),
+        ("remote.storage.s3.access.key.id", "test"),
+        ("remote.storage.s3.secret.access.key", "test"),
+        ("remote.log.manager.task.interval.ms", "200"),
+        ("remote.cache.disk.size.bytes", "0"),
+    ];
+    settings.extend_from_slice(extra);
+    // Extra broker settings for experiments: TIER_BENCH_SET="k=v,k=v".
+    let env_set = std::env::var("TIER_BENCH_SET").unwrap_or_default();
+    settings.extend(env_set.split(',').filter_map(|kv| kv.split_once('=')));
+    let mut cmd = Command::new(&strata);
+    cmd.arg("serve")
+        .arg("--set")
+        .arg(format!("log.dirs={}", data.display()));
+    for (k, v) in settings {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", strata.display()))?;
+    let out = child.stdout.take().ok_or("no stdout")?;
+    let proc = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut metrics = String::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(m) = line.strip_prefix("strata: metrics on ") {
+                metrics = m.trim().to_string();
+            } else if let Some(rest) = line.strip_prefix("strata: listening on ") {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send((addr, std::mem::take(&mut metrics)));
+            }
+        }
+    });
+    let (addr, metrics) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "broker did not start within 30 s")?;
+    Ok(Broker {
+        _proc: proc,
+        addr,
+        metrics,
+    })
+}
+
+/// Sum of the samples of a series whose name and labels start with `prefix`.
+fn metric(b: &Broker, prefix: &str) -> f64 {
+    let body = http(&b.metrics, "GET", "/metrics").map_or(String::new(), |(_, b)| b);
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn create_topic(b: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Res<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .create()
+        .map_err(|e| format!("admin: {e}"))?;
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in futures::executor::block_on(admin.create_topics([&topic], &opts))
+        .map_err(|e| format!("create {name}: {e}"))?
+    {
+        r.map_err(|(n, c)| format!("create {n}: {c}"))?;
+    }
+    Ok(())
+}
+
+struct Reports {
+    start: Instant,
+    latencies_us: Mutex<Vec<u32>>,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let us = (self.start.elapsed().as_nanos() as u64).saturating_sub(sent_ns as u64) / 1000;
+        let mut l = self.latencies_us.lock().unwrap_or_else(|e| e.into_inner());
+        l.push(u32::try_from(us).unwrap_or(u32::MAX));
+    }
+}
+
+fn producer(b: &Broker) -> Res<BaseProducer<Reports>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("acks", "1")
+        .set("linger.ms", "1")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(Reports {
+            start: Instant::now(),
+            latencies_us: Mutex::new(Vec::new()),
+            failed: AtomicU64::new(0),
+        })
+        .map_err(|e| format!("producer: {e}"))
+}
+
+/// Sends `rate` records/s of `size` bytes for `secs`, spread over partitions
+/// `0..partitions`, paced every millisecond. Returns sorted latencies (µs).
+fn produce_paced(
+    p: &BaseProducer<Reports>,
+    topic: &str,
+    partitions: i32,
+    rate: u64,
+    secs: f64,
+    size: usize,
+) -> Res<Vec<u32>> {
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    let total = (rate as f64 * secs) as u64;
+    let mut sent = 0u64;
+    while sent < total {
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let ns = p.context().start.elapsed().as_nanos() as usize;
+            let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, ns)
+                .partition((sent % partitions as u64) as i32)
+                .payload(&payload[..]);
+            match p.send(rec) {
+                Ok(()) => sent += 1,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    p.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(format!("send: {e}")),
+            }
+        }
+        p.poll(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    p.flush(Duration::from_secs(60))
+        .map_err(|e| format!("flush: {e}"))?;
+    let mut lat = std::mem::take(
+        &mut *p
+            .context()
+            .latencies_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    lat.sort_unstable();
+    let failed = p.context().failed.swap(0, Ordering::Relaxed);
+    if failed > 0 {
+        return Err(format!("{failed} records failed"));
+    }
+    Ok(lat)
+}
+
+fn pct(lat: &[u32], p: f64) -> f64 {
+    lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+        .map_or(0.0, |&us| f64::from(us) / 1000.0)
+}
+
+fn produce_p99(args: &[f64]) -> Res<()> {
+    let secs = args.first().copied().unwrap_or(10.0);
+    let rate = args.get(1).copied().unwrap_or(10_000.0) as u64;
+    let rounds = args.get(2).copied().unwrap_or(2.0) as usize;
+    let (_moto, endpoint) = start_moto()?;
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let b = start_broker(data.path(), &endpoint, &[])?;
+    let seg = [("segment.bytes", "4194304")];
+    create_topic(&b, "plain", 1, &seg)?;
+    create_topic(
+        &b,
+        "tiered",
+        1,
+        &[
+            ("segment.bytes", "4194304"),
+            ("remote.storage.enable", "true"),
+            ("local.retention.bytes", "8388608"),
+        ],
+    )?;
+    let p = producer(&b)?;
+    // Warm-up: connections, metadata, the first segments.
+    produce_paced(&p, "plain", 1, rate, 1.0, 1024)?;
+    produce_paced(&p, "tiered", 1, rate, 1.0, 1024)?;
+    println!(
+        "produce p99 with and without uploads: {rate} records/s of 1 KiB ({:.1} MB/s), {secs} s per phase, acks=1, 4 MiB segments",
+        rate as f64 * 1024.0 / 1e6
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let mut p99 = [0.0; 2];
+        for (i, topic) in ["plain", "tiered"].into_iter().enumerate() {
+            std::thread::sleep(Duration::from_secs(2)); // let earlier uploads finish
+            let up0 = metric(&b, "strata_tier_upload_bytes_total");
+            let lat = produce_paced(&p, topic, 1, rate, secs, 1024)?;
+            let up = metric(&b, "strata_tier_upload_bytes_total") - up0;
+            p99[i] = pct(&lat, 0.99);
+            println!(
+                "round {round} {topic:6}: {} records, latency ms p50 {:.2} p99 {:.2} max {:.2}; uploaded during the phase {:.1} MB",
+                lat.len(),
+                pct(&lat, 0.5),
+                p99[i],
+                pct(&lat, 1.0),
+                up / 1e6
+            );
+        }
+        ratios.push(p99[1] / p99[0]);
+    }
+    println!(
+        "p99 with uploads / without, per round: {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// Reads partitions `parts` of `topic` from offset 0 until `records` records came.
+fn consume(b: &Broker, topic: &str, parts: &[i32], records: u64) -> Res<(u64, f64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("group.id", "tier-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "1048576")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    // Connect and learn the metadata before the clock starts.
+    c.fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("metadata: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    for &p in parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    c.assign(&tpl).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(300);
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < records {
+        if Instant::now() > deadline {
+            return Err(format!("consumed only {n} of {records} records in 300 s"));
+        }
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += m.payload_len() as u64;
+            }
+            Some(Err(e)) => return Err(format!("consume: {e}")),
+            None => {}
+        }
+    }
+    Ok((bytes, start.elapsed().as_secs_f64()))
+}
+
+fn fanout(args: &[f64]) -> Res<()> {
+    let partitions = args.first().copied().unwrap_or(50.0) as i32;
+    let mib = args.get(1).copied().unwrap_or(8.0);
+    let (_moto, endpoint) = start_moto()?;
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let topic = "fanout";
+    let per_part = (mib * 1024.0) as u64; // 1 KiB records
+    {
+        let b = start_broker(data.path(), &endpoint, &[])?;
+        create_topic(
+            &b,
+            topic,
+            partitions,
+            &[
+                ("segment.bytes", "1048576"),
+                ("remote.storage.enable", "true"),
+                ("local.retention.bytes", "1048576"),
+            ],
+        )?;
+        let p = producer(&b)?;
+        let total = per_part * partitions as u64;
+        let t = Instant::now();
+        produce_paced(
+            &p,
+            topic,
+            partitions,
+            200_000,
+            total as f64 / 200_000.0,
+            1024,
+        )?;
+        println!(
+            "filled {partitions} partitions x {mib} MiB of 1 KiB records in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        // Wait until every closed segment is uploaded and local retention trimmed.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let lag = metric(&b, "strata_tier_upload_lag_bytes{");
+            let uploaded = metric(&b, "strata_tier_upload_bytes_total{");
+            let local = local_log_files(data.path(), topic);
+            if lag == 0.0 && uploaded > 0.0 && local <= 2 * partitions as usize {
+                println!(
+                    "tiered: {:.0} MB uploaded, {local} local .log files left",
+                    uploaded / 1e6
+                );
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not tiered after 600 s: lag {lag}, {local} local files"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let run = |parts: Vec<i32>| -> Res<(u64, f64)> {
+        let b = start_broker(data.path(), &endpoint, &[])?;
+        std::thread::sleep(Duration::from_secs(1)); // manifests loaded
+        let r = consume(&b, topic, &parts, per_part * parts.len() as u64)?;
+        let (hits, misses) = (
+            metric(&b, "strata_tier_cache_hits_total{"),
+            metric(&b, "strata_tier_cache_misses_total{"),
+        );
+        println!(
+            "  {} partition(s): {:.1} MB in {:.2} s = {:.1} MB/s (remote reads: {hits} hits, {misses} misses)",
+            parts.len(),
+            r.0 as f64 / 1e6,
+            r.1,
+            r.0 as f64 / 1e6 / r.1,
+            );
+        Ok(r)
+    };
+    raw_gets(&endpoint)?;
+    println!("cold reads from offset 0, broker restarted before each:");
+    let one = run(vec![0])?;
+    let all = run((0..partitions).collect())?;
+    let again = run(vec![1])?;
+    let single = (one.0 as f64 / one.1 + again.0 as f64 / again.1) / 2.0;
+    let many = all.0 as f64 / all.1;
+    println!(
+        "speed-up of {partitions} partitions in one fetch over 1: {:.1}x ({:.1} vs {:.1} MB/s, 1-partition figure the mean of two)",
+        many / single,
+        many / 1e6,
+        single / 1e6
+    );
+    Ok(())
+}
+
+/// The S3 server's own ceiling in the same run: GETs of every tiered `.log`
+/// object, one at a time and 50 at a time, with `object_store`.
+fn raw_gets(endpoint: &str) -> Res<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use strata_tier::object_store::ObjectStoreExt;
+    let opts = strata_tier::S3Options {
+        endpoint: Some(endpoint.to_string()),
+        region: Some("us-east-1".into()),
+        path_style: Some(true),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+    };
+    let store = strata_tier::open_store(&format!("s3://{BUCKET}/bench"), &opts)
+        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let keys: Vec<_> = store
+            .list(None)
+            .try_filter(|o| futures::future::ready(o.location.as_ref().ends_with(".log")))
+            .map_ok(|o| o.location)
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        for conc in [1, 50] {
+            let t = Instant::now();
+            let bytes: Vec<usize> = futures::stream::iter(keys.iter())
+                .map(|k| {
+                    let store = store.clone();
+                    async move { store.get(k).await?.bytes().await.map(|b| b.len()) }
+                })
+                .buffer_unordered(conc)
+                .try_collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            let total: usize = bytes.iter().sum();
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "raw object_store GETs of the {} .log objects, {conc} at a time: {:.1} MB in {secs:.2} s = {:.1} MB/s",
+                keys.len(),
+                total as f64 / 1e6,
+                total as f64 / 1e6 / secs
+            );
+        }
+        Ok(())
+    })
+}
+
+fn local_log_files(data: &std::path::Path, topic: &str) -> usize {
+    let Ok(dirs) = std::fs::read_dir(data) else {
+        return 0;
+    };
+    dirs.filter_map(Result::ok)
+        .filter(|d| {
+            d.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{topic}-"))
+        })
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .flat_map(|files| files.filter_map(Result::ok))
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<f64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("produce-p99") => produce_p99(&nums),
+        Some("fanout") => fanout(&nums),
+        _ => Err(
+            "usage: tier_bench produce-p99 [secs] [rate] [rounds] | fanout [partitions] [MiB]"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tier_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

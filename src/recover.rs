@@ -1,0 +1,82 @@
+//! `strata recover`: restores tiered topics from the bucket into a broker's data
+//! dir, with the broker stopped. It opens the metadata log and the remote tier as
+//! `serve` does, re-creates through the controller every topic the bucket holds and
+//! the controller lacks ([`crate::broker::Broker::recover_from_bucket`]), closes
+//! everything cleanly and prints what it did. Then `strata serve` starts as usual.
+//!
+//! Why a command and not automatic recovery at startup: see docs/architecture.md
+//! ("Recovery from the bucket").
+
+use std::path::PathBuf;
+
+use strata_config::{Configs, Listener};
+
+use crate::broker::{Broker, RecoverError, RecoverOptions, RecoveryReport, Tier};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverCommandError {
+    #[error(transparent)]
+    Config(#[from] strata_config::ConfigError),
+    #[error("cannot create log dir {dir}: {source}; check log.dirs and permissions")]
+    LogDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the metadata log in {dir}: {source}; is a broker still running on this data dir? Stop it first")]
+    Controller {
+        dir: PathBuf,
+        source: strata_controller::ControllerError,
+    },
+    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
+    Tier(#[from] strata_tier::TierError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+}
+
+/// Runs recovery for the broker described by `configs` (which must not be running).
+pub async fn recover(
+    configs: Configs,
+    opts: &RecoverOptions,
+) -> Result<RecoveryReport, RecoverCommandError> {
+    let config = configs.broker(&Default::default())?;
+    if !config.remote.enabled {
+        return Err(RecoverError::NoTier.into());
+    }
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|source| RecoverCommandError::LogDir {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    // The same metadata directory and controller `startup::start` opens: in a cluster this node
+    // joins the quorum as a voter (a majority of the voters must be running) and the restored
+    // topics are committed for every node.
+    let meta_dir = config.log_dirs[0].join("meta");
+    let controller = crate::startup::open_controller(&config, &meta_dir)
+        .await
+        .map_err(|source| RecoverCommandError::Controller {
+            dir: meta_dir.clone(),
+            source,
+        })?;
+    let listener = config.listeners.first().cloned().unwrap_or(Listener {
+        name: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port: 0,
+    });
+    let remote = config.remote.clone();
+    let cache_dir = config.log_dirs[0].join("remote-cache");
+    let broker = Broker::new(configs, config, controller, listener);
+    let result = async {
+        broker.set_tier(Tier::open(&remote, cache_dir).await?);
+        broker.apply_image(&broker.image())?;
+        Ok::<_, RecoverCommandError>(broker.recover_from_bucket(opts).await?)
+    }
+    .await;
+    broker.close_logs();
+    if let Err(e) = broker.controller.shutdown().await {
+        tracing::warn!(error = %e, "controller shutdown failed");
+    }
+    result
+}
