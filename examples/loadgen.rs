@@ -9,10 +9,12 @@
 //! cargo run --release --example loadgen -- --bootstrap 127.0.0.1:9092 \
 //!     [--records 1000000] [--size 1024] [--acks 1] [--topic loadgen] \
 //!     [--linger-ms 5] [--batch-size 1000000] [--compression none] \
-//!     [--queue-messages 100000] [--timeout-secs 120] [--no-produce] [--no-consume]
+//!     [--queue-messages 100000] [--timeout-secs 120] [--no-produce] [--no-consume] \
+//!     [--replication-factor 1]
 //! ```
 //!
-//! The topic is created with one partition if it does not exist. Latency is
+//! The topic is created with one partition (and `--replication-factor` replicas, for a
+//! cluster) if it does not exist. Latency is
 //! measured open loop: records are sent as fast as librdkafka accepts them, so
 //! with a deep queue (`--queue-messages`, librdkafka's
 //! `queue.buffering.max.messages`) it is mostly time spent queued in the client;
@@ -41,6 +43,7 @@ struct Args {
     batch_size: String,
     compression: String,
     queue_messages: String,
+    replication_factor: i32,
     timeout: Duration,
     produce: bool,
     consume: bool,
@@ -58,6 +61,7 @@ impl Args {
             batch_size: "1000000".into(),
             compression: "none".into(),
             queue_messages: "100000".into(),
+            replication_factor: 1,
             timeout: Duration::from_secs(120),
             produce: true,
             consume: true,
@@ -81,6 +85,7 @@ impl Args {
                         "--batch-size" => a.batch_size = value,
                         "--compression" => a.compression = value,
                         "--queue-messages" => a.queue_messages = value,
+                        "--replication-factor" => a.replication_factor = num(&value)? as i32,
                         "--timeout-secs" => a.timeout = Duration::from_secs(num(&value)?),
                         _ => return Err(format!("unknown flag {flag}")),
                     }
@@ -125,7 +130,11 @@ fn create_topic(args: &Args) -> Result<(), String> {
         .set("bootstrap.servers", &args.bootstrap)
         .create()
         .map_err(|e| format!("admin client: {e}"))?;
-    let topic = NewTopic::new(&args.topic, 1, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(
+        &args.topic,
+        1,
+        TopicReplication::Fixed(args.replication_factor),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = futures::executor::block_on(admin.create_topics([&topic], &opts))
         .map_err(|e| format!("create topic {}: {e}", args.topic))?;
@@ -221,9 +230,19 @@ fn consumer(args: &Args) -> Result<BaseConsumer, String> {
 
 /// The partition's current end offset, where the next produce starts.
 fn high_watermark(args: &Args) -> Result<i64, String> {
-    let (_, high) = consumer(args)?
-        .fetch_watermarks(&args.topic, 0, Duration::from_secs(10))
-        .map_err(|e| format!("watermarks of {}: {e}", args.topic))?;
+    // In a cluster the node asked may not have applied a just-created topic yet: retry briefly.
+    let consumer = consumer(args)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (_, high) = loop {
+        match consumer.fetch_watermarks(&args.topic, 0, Duration::from_secs(10)) {
+            Ok(w) => break w,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("watermarks of {}: {e}; retrying", args.topic);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(format!("watermarks of {}: {e}", args.topic)),
+        }
+    };
     Ok(high)
 }
 
@@ -269,7 +288,7 @@ fn main() -> ExitCode {
     let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: loadgen --bootstrap HOST:PORT [--records N] [--size BYTES] [--acks 0|1|-1] [--topic T] [--linger-ms MS] [--batch-size BYTES] [--compression none|gzip|snappy|lz4|zstd] [--queue-messages N] [--timeout-secs S] [--no-produce] [--no-consume]");
+            eprintln!("{e}\nusage: loadgen --bootstrap HOST:PORT [--records N] [--size BYTES] [--acks 0|1|-1] [--topic T] [--linger-ms MS] [--batch-size BYTES] [--compression none|gzip|snappy|lz4|zstd] [--queue-messages N] [--timeout-secs S] [--no-produce] [--no-consume] [--replication-factor N]");
             return ExitCode::from(2);
         }
     };

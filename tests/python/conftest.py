@@ -1,11 +1,16 @@
 """Starts the real strata binary on an ephemeral 127.0.0.1 port for each test module.
 
 `Broker.restart_same_port()` kills it with SIGKILL and starts it again on the same data
-dir and port, so clients reconnect to the address they know (crash tests)."""
+dir and port, so clients reconnect to the address they know (crash tests).
+
+`Cluster` (fixture `cluster`) starts three nodes, each broker and controller, on fixed
+127.0.0.1 ports so that a node killed and started again keeps its address."""
 
 import os
 import pathlib
+import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -19,19 +24,20 @@ BINARY = pathlib.Path(os.environ.get("BROKER_BIN", ROOT / "target" / "debug" / "
 
 class Broker:
     def __init__(self, settings=None):
-        self.tmp = tempfile.TemporaryDirectory(prefix="strata-py-")
-        self.data = pathlib.Path(self.tmp.name) / "data"
-        self.log_path = pathlib.Path(self.tmp.name) / "broker.log"
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="strata-py-"))
+        self.data = self.tmp / "data"
+        self.log_path = self.tmp / "broker.log"
         self.settings = dict(settings or {})
         self.proc = None
         self.addr = None
         self.start()
 
     def start(self, port=0):
-        args = [str(BINARY), "serve", "--set", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                "--set", f"log.dirs={self.data}",
+        args = [str(BINARY), "serve", "--set", f"log.dirs={self.data}",
                 # Brokers may run in parallel: none may take the default metrics port.
                 "--set", "metrics.listener=127.0.0.1:0"]
+        if "listeners" not in self.settings:
+            args += ["--set", f"listeners=PLAINTEXT://127.0.0.1:{port}"]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
@@ -81,7 +87,10 @@ class Broker:
 
     def close(self):
         self.kill()
-        self.tmp.cleanup()
+        if os.environ.get("KEEP_BROKER_DATA"):
+            print(f"broker data and log kept in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture
@@ -103,3 +112,104 @@ def make_broker():
     yield make
     for b in made:
         b.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`n` nodes with node ids 1..n, each broker and controller (combined mode), on fixed
+    ports: `kill(id)` then `start(id)` brings a node back at the same address."""
+
+    def __init__(self, n=3, settings=None):
+        ports = [(free_port(), free_port()) for _ in range(n)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+        base = {"controller.quorum.voters": voters, "group.initial.rebalance.delay.ms": 0,
+                "offsets.topic.num.partitions": 10, **(settings or {})}
+        self.nodes = [None] * n
+        errors = []
+
+        # The nodes start together: each waits for a quorum before it listens.
+        def make(i):
+            try:
+                p, c = ports[i]
+                self.nodes[i] = Broker({**base, "node.id": i + 1,
+                                        "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"})
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=make, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        if errors or any(b is None for b in self.nodes):
+            self.close()
+            raise RuntimeError(f"cluster did not start: {errors}")
+        self.wait_for_brokers(n)
+
+    @property
+    def bootstrap(self):
+        return ",".join(b.addr for b in self.nodes)
+
+    def node(self, node_id):
+        return self.nodes[node_id - 1]
+
+    def kill(self, node_id):
+        self.node(node_id).kill()
+
+    def start(self, node_id):
+        self.node(node_id).start()
+
+    def metadata(self, topic=None):
+        from confluent_kafka.admin import AdminClient
+        return AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(topic, timeout=10)
+
+    def wait_for_brokers(self, n, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if len(self.metadata().brokers) == n:
+                    return
+            except Exception:  # noqa: BLE001 - the cluster may still be electing
+                pass
+            if time.time() > deadline:
+                raise AssertionError(f"the cluster did not list {n} brokers within {timeout} s")
+            time.sleep(0.2)
+
+    def partitions(self, topic):
+        """partition -> (leader, replicas, isr) for `topic`."""
+        t = self.metadata(topic).topics[topic]
+        return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
+
+    def wait_for_isr(self, topic, size, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                parts = self.partitions(topic)
+                if parts and all(leader >= 0 and len(isr) >= size for leader, _, isr in parts.values()):
+                    return parts
+            except Exception:  # noqa: BLE001 - a node may be down
+                parts = None
+            if time.time() > deadline:
+                raise AssertionError(f"{topic}: the ISR did not reach {size} within {timeout} s: {parts}")
+            time.sleep(0.2)
+
+    def logs(self, lines=40):
+        return "\n".join(f"--- node {i + 1}\n" + "\n".join(b.log().splitlines()[-lines:])
+                         for i, b in enumerate(self.nodes) if b)
+
+    def close(self):
+        for b in self.nodes:
+            if b:
+                b.close()
+
+
+@pytest.fixture
+def cluster():
+    c = Cluster(3)
+    yield c
+    c.close()
