@@ -128,15 +128,9 @@ fn recover(
     let Some(configs) = load(config, set) else {
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match strata::cli::runtime(true) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(strata::recover::recover(configs, &opts)) {
         Ok(report) => {
@@ -158,15 +152,9 @@ fn tier_status(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
     let Some(configs) = load(config, set) else {
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match strata::cli::runtime(false) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(strata::tier_status::status(&configs)) {
         Ok(table) => {
@@ -249,15 +237,9 @@ fn serve(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
 }
 
 fn run_broker(configs: strata_config::Configs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match strata::cli::runtime(true) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(strata::startup::run(configs)) {
         Ok(()) => ExitCode::SUCCESS,

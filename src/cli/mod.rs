@@ -201,15 +201,9 @@ where
     F: FnOnce(Client, Connection) -> Fut,
     Fut: std::future::Future<Output = Result<(), CliError>>,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(false) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let client = Client::connect(&conn.bootstrap_server, conn.timeout()).await?;
@@ -263,4 +257,18 @@ mod tests {
         let e = CliError::kafka("x", 9999, None);
         assert_eq!(e.to_string(), "x failed: error code 9999");
     }
+}
+
+/// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit
+/// code after printing why it could not start.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
