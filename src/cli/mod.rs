@@ -230,6 +230,20 @@ pub fn tier(conn: Connection, cmd: TierCommand) -> ExitCode {
     run(conn, |client, conn| tier::run(client, conn, cmd))
 }
 
+/// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit
+/// code after printing why it could not start.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,18 +271,4 @@ mod tests {
         let e = CliError::kafka("x", 9999, None);
         assert_eq!(e.to_string(), "x failed: error code 9999");
     }
-}
-
-/// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit
-/// code after printing why it could not start.
-pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
-    let mut b = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    b.enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        ExitCode::FAILURE
-    })
 }
