@@ -12,8 +12,8 @@
 //! Offsets below the local log start offset of a tiered partition are read from the
 //! remote tier first, each partition on its own task (so many remote partitions are
 //! read in parallel and a slow store never blocks the connection's local work),
-//! bounded by `remote.fetch.max.wait.ms`: a read not done by then answers with no
-//! records for that partition (the client simply fetches again, and the read keeps
+//! bounded by `remote.fetch.max.wait.ms`, and answered once `min_bytes` of remote records
+//! are in: a read not done by then answers with no records for that partition (the client simply fetches again, and the read keeps
 //! warming the chunk cache), and a failed one with KAFKA_STORAGE_ERROR for that
 //! partition only.
 
@@ -78,7 +78,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     } else {
         req.max_bytes as usize
     };
-    let remote = read_remote(ctx, &topics, max_bytes).await;
+    let remote = read_remote(ctx, &topics, max_bytes, req.min_bytes.max(1) as usize).await;
     loop {
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = topics
@@ -202,7 +202,12 @@ fn record_bytes_out(topics: &[TopicTargets], responses: &[FetchableTopicResponse
 /// whether any partition failed (which answers the request at once).
 /// Starts a remote read for every partition whose fetch offset is below its local
 /// log and in the remote tier, and waits for them up to `remote.fetch.max.wait.ms`.
-async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> RemoteReads {
+async fn read_remote(
+    ctx: &Ctx,
+    topics: &[TopicTargets],
+    max_bytes: usize,
+    min_bytes: usize,
+) -> RemoteReads {
     let mut out = RemoteReads::new();
     let Some(tier) = ctx.broker.tier().cloned() else {
         return out;
@@ -234,15 +239,39 @@ async fn read_remote(ctx: &Ctx, topics: &[TopicTargets], max_bytes: usize) -> Re
             tasks.push(((ti, pi), task));
         }
     }
+    // Answer as soon as `min_bytes` of remote records are in (or at the deadline), as a
+    // Fetch does for local data: the reads still running go on and warm the chunk cache,
+    // so the next Fetch finds them. Waiting for the slowest of many partitions instead
+    // would serialize a consumer behind its slowest read.
     let deadline = tokio::time::Instant::now() + tier.fetch_max_wait;
-    for (at, task) in tasks {
-        let result = match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_panicked)) => Err(ResponseError::KafkaStorageError),
-            // Partial answer: no records for this partition this time.
-            Err(_elapsed) => Ok(Bytes::new()),
-        };
+    let keys: Vec<(usize, usize)> = tasks.iter().map(|(at, _)| *at).collect();
+    let mut pending: futures::stream::FuturesUnordered<_> = tasks
+        .into_iter()
+        .map(|(at, task)| async move { (at, task.await) })
+        .collect();
+    let mut got = 0usize;
+    while got < min_bytes {
+        let next =
+            match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut pending)).await {
+                Ok(Some(next)) => next,
+                // All done, or out of time: partial answer, no records for the rest this time.
+                Ok(None) | Err(_) => break,
+            };
+        let (at, joined) = next;
+        let result = joined.unwrap_or(Err(ResponseError::KafkaStorageError));
+        if let Ok(b) = &result {
+            got += b.len();
+        }
         out.insert(at, result);
+    }
+    // Take along the reads that have finished meanwhile, without waiting.
+    while let Some(Some((at, joined))) =
+        futures::FutureExt::now_or_never(futures::StreamExt::next(&mut pending))
+    {
+        out.insert(at, joined.unwrap_or(Err(ResponseError::KafkaStorageError)));
+    }
+    for at in keys {
+        out.entry(at).or_insert_with(|| Ok(Bytes::new()));
     }
     out
 }
