@@ -114,10 +114,7 @@ impl Broker {
                 continue;
             }
             for (i, p) in topic.assignment.iter().enumerate() {
-                let live = p
-                    .replicas
-                    .iter()
-                    .any(|r| image.brokers.get(r).is_some_and(|b| !b.fenced));
+                let live = p.replicas.iter().any(|r| image.is_live(*r));
                 if p.leader != NO_LEADER || !live {
                     continue;
                 }
@@ -144,7 +141,7 @@ impl Broker {
             let lag_max = self.config().replica_lag_time_max_ms;
             let now = now_ms();
             let image = self.image();
-            let fenced = |b: i32| image.brokers.get(&b).is_none_or(|m| m.fenced);
+            let fenced = |b: i32| !image.is_live(b);
             for part in self.all_partitions() {
                 let wanted = part.with_replica(|r| {
                     let isr = r.wanted_isr(now, lag_max, fenced)?;

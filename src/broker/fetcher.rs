@@ -201,6 +201,13 @@ fn by_topic(targets: &[Target]) -> BTreeMap<Arc<str>, Vec<&Target>> {
     out
 }
 
+/// The target a response entry is about.
+fn find<'a>(targets: &'a [Target], topic: &TopicName, partition: i32) -> Option<&'a Target> {
+    targets
+        .iter()
+        .find(|t| *t.part.tp.topic == *topic.0 && t.part.tp.partition == partition)
+}
+
 fn name(tp: &TopicPartition) -> TopicName {
     TopicName(StrBytes::from_string(tp.topic.to_string()))
 }
@@ -236,10 +243,7 @@ async fn truncate(
     let resp = c.send_capped(req, 4).await?;
     for topic in resp.topics {
         for p in topic.partitions {
-            let Some(t) = targets
-                .iter()
-                .find(|t| *t.part.tp.topic == *topic.topic.0 && t.part.tp.partition == p.partition)
-            else {
+            let Some(t) = find(targets, &topic.topic, p.partition) else {
                 continue;
             };
             if p.error_code != 0 {
@@ -320,9 +324,7 @@ async fn fetch(
     let now = now_ms();
     for topic in resp.responses {
         for p in topic.partitions {
-            let Some(t) = targets.iter().find(|t| {
-                *t.part.tp.topic == *topic.topic.0 && t.part.tp.partition == p.partition_index
-            }) else {
+            let Some(t) = find(targets, &topic.topic, p.partition_index) else {
                 continue;
             };
             let part = &t.part;

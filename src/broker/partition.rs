@@ -192,7 +192,7 @@ impl Partition {
     }
 
     /// A follower's high watermark: the leader's, capped at its own log end, never backwards.
-    pub fn set_follower_high_watermark(&self, leader_high_watermark: i64) {
+    fn set_follower_high_watermark(&self, leader_high_watermark: i64) {
         let hw = leader_high_watermark.min(self.log.log_end_offset());
         let mut r = self.replica.lock();
         if hw > r.high_watermark {

@@ -500,11 +500,6 @@ impl Controller {
         self.images.clone()
     }
 
-    /// The active controller (Raft leader) as far as this node knows.
-    pub fn leader_id(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
-    }
-
     /// Whether this node is the Raft leader (the active controller).
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();

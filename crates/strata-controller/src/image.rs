@@ -77,6 +77,13 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
 }
 
+impl MetadataImage {
+    /// Whether `node` is registered and not fenced.
+    pub fn is_live(&self, node: i32) -> bool {
+        self.brokers.get(&node).is_some_and(|b| !b.fenced)
+    }
+}
+
 /// The payload of one metadata log entry.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum MetadataCommand {

@@ -100,7 +100,7 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
     };
     let image = broker.image();
-    let fenced = |b: i32| image.brokers.get(&b).is_none_or(|m| m.fenced);
+    let fenced = |b: i32| !image.is_live(b);
     let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..state.meta.partitions)
         .map(|p| {
