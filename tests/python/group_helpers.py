@@ -14,6 +14,15 @@ FAST_GROUP = {
     "heartbeat.interval.ms": 500,
 }
 
+# kafka-python consumers in a group poll with a long timeout to avoid a kafka-python 3.0.12
+# bug: when a poll's timeout expires while its JoinGroup still waits for the other members,
+# the join finishes in the background and is only taken up by a later poll that still needs
+# a rejoin. A group leader that rejoins because the topic's metadata arrived after its first
+# assignment clears that need with its own new assignment, so the finished join is dropped:
+# the member stays REBALANCING, without heartbeats or partitions, for good (the broker expels
+# it correctly after the session timeout). poll() still returns as soon as records arrive.
+KAFKA_PYTHON_GROUP_POLL_MS = 5000
+
 
 def free_port():
     with socket.socket() as s:

@@ -6,13 +6,14 @@ At-least-once: every record the producer saw acknowledged is consumed by the gro
 whose delivery failed may or may not be there, duplicates are allowed), and the group goes on
 consuming after the failover. Each run is bounded: 5000 records, every wait has a deadline."""
 
-import os
 import threading
 import time
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from group_helpers import KAFKA_PYTHON_GROUP_POLL_MS
 
 N = 5000
 PARTITIONS = 4
@@ -155,7 +156,7 @@ class KafkaPythonClients:
         try:
             while not stop.is_set():
                 try:
-                    batch = c.poll(timeout_ms=200, max_records=200)
+                    batch = c.poll(timeout_ms=KAFKA_PYTHON_GROUP_POLL_MS, max_records=200)
                 except KafkaError as e:
                     # kafka-python raises some transient errors from poll, e.g.
                     # UnknownBrokerIdError while its fetch targets the fenced broker, which
@@ -178,20 +179,7 @@ def wait_until(cond, timeout, what, cluster):
         time.sleep(0.1)
 
 
-# The kafka-python run is skipped until a known bug is fixed (issue 6, still open): in about one
-# run in six, one kafka-python member fails to rejoin the group within 30 s after the
-# coordinator's node is killed and restarted (its client logs "Marking the coordinator dead
-# ... Node Disconnected" over and over). Run it with STRATA_PY_KNOWN_FLAKY=1.
-KAFKA_PYTHON = pytest.param(
-    KafkaPythonClients(),
-    marks=pytest.mark.skipif(
-        os.environ.get("STRATA_PY_KNOWN_FLAKY") != "1",
-        reason="known bug: a kafka-python member sometimes does not rejoin after coordinator failover",
-    ),
-)
-
-
-@pytest.mark.parametrize("clients", [ConfluentClients(), KAFKA_PYTHON], ids=lambda c: c.name)
+@pytest.mark.parametrize("clients", [ConfluentClients(), KafkaPythonClients()], ids=lambda c: c.name)
 def test_group_consumes_every_acked_record_across_a_leader_kill(cluster, clients):
     parts = create_replicated(cluster, TOPIC)
     victim = parts[0][0]

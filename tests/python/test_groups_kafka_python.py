@@ -9,7 +9,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from group_helpers import Seen, create_topic, expected_pairs, fixed_port_broker, produce_keyed, wait_until
+from group_helpers import KAFKA_PYTHON_GROUP_POLL_MS, Seen, create_topic, expected_pairs, fixed_port_broker, produce_keyed, wait_until
 
 N = 3000
 PARTITIONS = 6
@@ -35,7 +35,7 @@ class Member(threading.Thread):
         self.consumer.subscribe([self.topic])
         while not self.stopping.is_set():
             try:
-                polled = self.consumer.poll(timeout_ms=300, max_records=20)
+                polled = self.consumer.poll(timeout_ms=KAFKA_PYTHON_GROUP_POLL_MS, max_records=20)
             except KafkaError:
                 time.sleep(0.2)
                 continue

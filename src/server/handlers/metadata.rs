@@ -6,6 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
+use strata_controller::MetadataImage;
 
 use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
@@ -30,14 +31,24 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     };
     // Versions before 4 have no allow flag: auto-creation is on.
     let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
-    let mut topics = Vec::with_capacity(names.len());
-    for name in names {
-        topics.push(match name {
-            Ok(name) => topic(ctx, &name, allow_create).await,
-            Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
+    let mut create_errors = Vec::with_capacity(names.len());
+    for name in &names {
+        create_errors.push(match name {
+            Ok(name) => ensure_topic(ctx, name, allow_create).await,
+            Err(_) => None,
         });
     }
+    // One image for brokers and partitions: a client must never see a leader that is not
+    // in the broker list (kafka-python's producer then stops sending for good).
     let image = broker.image();
+    let topics = names
+        .into_iter()
+        .zip(create_errors)
+        .map(|(name, create_error)| match name {
+            Ok(name) => topic(ctx, &image, &name, allow_create, create_error),
+            Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
+        })
+        .collect();
     // Kafka lists the live (unfenced) brokers.
     let brokers = image
         .brokers
@@ -61,51 +72,74 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
 }
 
 fn all(ctx: &Ctx) -> Vec<Result<String, ResponseError>> {
-    ctx.broker
-        .topic_names()
-        .into_iter()
-        .map(|n| Ok(n.to_string()))
-        .collect()
+    ctx.broker.image().topics.keys().cloned().map(Ok).collect()
 }
 
-async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTopic {
+/// Creates `name` when it is unknown and the client and the config allow it; the error
+/// code of a failed creation.
+async fn ensure_topic(ctx: &Ctx, name: &str, allow_create: bool) -> Option<i16> {
     let broker = &ctx.broker;
-    let base = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
-    if broker.topic(name).is_none() {
-        if let Err(e) = validate_topic_name(name) {
-            return base.with_error_code(error_code(&e).code());
-        }
-        if !(allow_create && broker.config().auto_create_topics_enable) {
-            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
-        }
-        let new = NewTopic {
-            name: name.to_string(),
-            partitions: -1,
-            replication_factor: -1,
-            assignments: Default::default(),
-            configs: Default::default(),
-        };
-        match broker.create_topic(new, false).await {
-            Ok(_) => tracing::info!(topic = name, "auto-created topic"),
-            Err(BrokerError::Controller(strata_controller::ControllerError::Rejected(
-                strata_controller::ApplyError::TopicAlreadyExists { .. },
-            ))) => {}
-            Err(e) => {
-                tracing::warn!(topic = name, error = %e, "auto-creation failed");
-                return base.with_error_code(error_code(&e).code());
-            }
+    if broker.topic(name).is_some()
+        || validate_topic_name(name).is_err()
+        || !(allow_create && broker.config().auto_create_topics_enable)
+    {
+        return None;
+    }
+    let new = NewTopic {
+        name: name.to_string(),
+        partitions: -1,
+        replication_factor: -1,
+        assignments: Default::default(),
+        configs: Default::default(),
+    };
+    match broker.create_topic(new, false).await {
+        Ok(_) => tracing::info!(topic = name, "auto-created topic"),
+        Err(BrokerError::Controller(strata_controller::ControllerError::Rejected(
+            strata_controller::ApplyError::TopicAlreadyExists { .. },
+        ))) => {}
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-creation failed");
+            return Some(error_code(&e).code());
         }
     }
-    let Some(state) = broker.topic(name) else {
-        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    None
+}
+
+fn topic(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    name: &str,
+    allow_create: bool,
+    create_error: Option<i16>,
+) -> MetadataResponseTopic {
+    let broker = &ctx.broker;
+    let base = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
+    let Some(meta) = image.topics.get(name) else {
+        let code = match (validate_topic_name(name), create_error) {
+            (Err(e), _) => error_code(&e).code(),
+            (Ok(()), Some(code)) => code,
+            // Created by another request, not in this image yet.
+            (Ok(()), None) if allow_create && broker.config().auto_create_topics_enable => {
+                ResponseError::LeaderNotAvailable.code()
+            }
+            (Ok(()), None) => ResponseError::UnknownTopicOrPartition.code(),
+        };
+        return base.with_error_code(code);
     };
-    let image = broker.image();
     let fenced = |b: i32| !image.is_live(b);
     let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
-    let partitions = (0..state.meta.partitions)
+    let partitions = (0..meta.partitions)
         .map(|p| {
-            let m = broker.partition_meta(&state.meta, p);
-            let error = if m.leader == strata_controller::NO_LEADER {
+            let m = broker.partition_meta(meta, p);
+            // As Kafka's metadata cache: a leader that is not a live broker is no leader.
+            let leader = if m.leader != strata_controller::NO_LEADER
+                && (image.brokers.is_empty() || image.is_live(m.leader))
+            {
+                m.leader
+            } else {
+                strata_controller::NO_LEADER
+            };
+            let error = if leader == strata_controller::NO_LEADER {
                 ResponseError::LeaderNotAvailable.code()
             } else {
                 0
@@ -114,7 +148,7 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
             let mut out = MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(m.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_replica_nodes(ids(&m.replicas))
                 .with_isr_nodes(ids(&m.isr));
             if ctx.version >= 5 {
@@ -126,8 +160,8 @@ async fn topic(ctx: &Ctx, name: &str, allow_create: bool) -> MetadataResponseTop
             out
         })
         .collect();
-    base.with_topic_id(state.meta.id)
-        .with_is_internal(state.meta.internal)
+    base.with_topic_id(meta.id)
+        .with_is_internal(meta.internal)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }
