@@ -24,6 +24,11 @@
 //! `remote.log.manager.copy.max.bytes.per.second=20000000`); `STRATA_TIER_FAULTS`
 //! (e.g. `delay_ms=20`, an injected per-request latency) is inherited by the broker.
 //!
+//! `TIER_BENCH_MOTO_CPUS=1` runs moto under `taskset -c 1` with its temporary files in
+//! `/dev/shm`: with this example itself started under `taskset -c 0`, the broker and the
+//! client keep one core and moto (which stands for an S3 on another host) has the other
+//! and no share of the broker's disk.
+//!
 //! Needs `moto_server` on the PATH (`pip install 'moto[server]'`) and the release
 //! `strata` binary next to this example's directory.
 
@@ -88,7 +93,15 @@ fn http(addr: &str, method: &str, path: &str) -> Res<(u16, String)> {
 
 fn start_moto() -> Res<(Proc, String)> {
     let port = free_port()?;
-    let child = Command::new("moto_server")
+    let mut cmd = match std::env::var("TIER_BENCH_MOTO_CPUS") {
+        Ok(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus, "moto_server"]).env("TMPDIR", "/dev/shm");
+            c
+        }
+        Err(_) => Command::new("moto_server"),
+    };
+    let child = cmd
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
