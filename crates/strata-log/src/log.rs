@@ -96,6 +96,15 @@ pub struct Log {
     /// segment's files (no fsync under it), so no read runs across a cut.
     /// Appends never take it.
     cut: RwLock<()>,
+    /// `Writer::recovery_point`, readable without the writer lock, so a checkpoint
+    /// written outside it always holds the latest value.
+    recovery_point: AtomicI64,
+    /// Serializes checkpoint writes and retention's file deletions, which run outside
+    /// the writer lock so that appends never wait on their fsyncs and unlinks (Kafka
+    /// deletes segments asynchronously for the same reason). `true` once the log is
+    /// closed: nothing more is written to or deleted from its directory. Lock order:
+    /// `writer`, then `files`.
+    pub(crate) files: Mutex<bool>,
 }
 
 /// A point in a truncation where tests may simulate a crash (a no-op otherwise).
@@ -159,6 +168,8 @@ impl Log {
             producer_replay_bytes,
             epochs: RwLock::new(epochs),
             cut: RwLock::new(()),
+            recovery_point: AtomicI64::new(loaded.recovery_point),
+            files: Mutex::new(false),
         })
     }
 
@@ -506,11 +517,23 @@ impl Log {
         Ok(new)
     }
 
-    fn write_checkpoint(&self, w: &Writer) -> Result<(), LogError> {
+    fn set_recovery_point(&self, w: &mut Writer, offset: i64) {
+        w.recovery_point = offset;
+        self.recovery_point.store(offset, Ordering::Release);
+    }
+
+    /// Persists the current recovery point and log start offset. Callers hold the
+    /// writer lock, except retention, which holds `files` (see [`Log::unmap_prefix`]).
+    fn write_checkpoint(&self, _w: &Writer) -> Result<(), LogError> {
+        let files = self.files.lock();
+        self.write_checkpoint_files(&files)
+    }
+
+    fn write_checkpoint_files(&self, _files: &bool) -> Result<(), LogError> {
         checkpoint::write_checkpoint(
             &self.dir,
             Checkpoint {
-                recovery_point: w.recovery_point,
+                recovery_point: self.recovery_point.load(Ordering::Acquire),
                 log_start_offset: self.log_start.load(Ordering::Acquire),
             },
         )
@@ -734,13 +757,23 @@ impl Log {
             return Ok(0);
         }
         let new_start = segments[doomed].base_offset().max(log_start);
-        if new_start > log_start {
+        let raised = new_start > log_start;
+        if raised {
             self.log_start.store(new_start, Ordering::Release);
             w.producers.remove_below(new_start);
-            self.write_checkpoint(&w)?;
-            self.update_epochs(|c| c.truncate_from_start(new_start))?;
+            let mut epochs = self.epochs.read().clone();
+            if epochs.truncate_from_start(new_start) {
+                // Rare (the start passed an epoch boundary): the start is persisted
+                // before the epochs that no longer cover it, under the writer lock
+                // like every change of the epoch cache.
+                self.write_checkpoint(&w)?;
+                leader_epoch::write(&self.dir, &epochs)?;
+                *self.epochs.write() = epochs;
+            }
         }
-        self.delete_prefix(&segments, doomed)?;
+        let doomed = self.unmap_prefix(&segments, doomed);
+        drop(w);
+        self.delete_unmapped(&segments, doomed, raised)?;
         Ok(doomed)
     }
 
@@ -801,11 +834,13 @@ impl Log {
             return Ok(0);
         }
         let new_start = segments[doomed].base_offset().max(log_start);
-        if new_start > log_start {
+        let raised = new_start > log_start;
+        if raised {
             self.log_start.store(new_start, Ordering::Release);
-            self.write_checkpoint(&w)?;
         }
-        self.delete_prefix(&segments, doomed)?;
+        let doomed = self.unmap_prefix(&segments, doomed);
+        drop(w);
+        self.delete_unmapped(&segments, doomed, raised)?;
         Ok(doomed)
     }
 
@@ -825,13 +860,48 @@ impl Log {
     /// Removes the first `n` segments (never the last) from the map, then their
     /// files. Readers holding them keep working on the open descriptors.
     fn delete_prefix(&self, segments: &[Arc<Segment>], n: usize) -> Result<(), LogError> {
+        let n = self.unmap_prefix(segments, n);
+        let files = self.files.lock();
+        self.delete_files_of(&files, segments, n)
+    }
+
+    /// Removes the first `n` segments (never the last) from the map: no new read
+    /// finds them. Returns how many were removed. Called under the writer lock.
+    fn unmap_prefix(&self, segments: &[Arc<Segment>], n: usize) -> usize {
         let n = n.min(segments.len().saturating_sub(1));
-        {
-            let mut map = self.segments.write();
-            for s in &segments[..n] {
-                map.remove(&s.base_offset());
-            }
+        let mut map = self.segments.write();
+        for s in &segments[..n] {
+            map.remove(&s.base_offset());
         }
+        n
+    }
+
+    /// Retention's second half, after the writer lock is released: persists a raised
+    /// log start offset, then deletes the files of the `n` segments unmapped. A crash
+    /// in between leaves files below the persisted start, which the next open deletes.
+    /// Nothing is done once the log is closed (its directory may be gone or reused).
+    fn delete_unmapped(
+        &self,
+        segments: &[Arc<Segment>],
+        n: usize,
+        raised: bool,
+    ) -> Result<(), LogError> {
+        let files = self.files.lock();
+        if *files {
+            return Ok(());
+        }
+        if raised {
+            self.write_checkpoint_files(&files)?;
+        }
+        self.delete_files_of(&files, segments, n)
+    }
+
+    fn delete_files_of(
+        &self,
+        _files: &bool,
+        segments: &[Arc<Segment>],
+        n: usize,
+    ) -> Result<(), LogError> {
         for s in &segments[..n] {
             tracing::info!(file = %s.log_path().display(), "deleting segment");
             s.delete_files()?;
@@ -866,7 +936,7 @@ impl Log {
     fn persist_background_syncs(&self, w: &mut Writer) -> Result<(), LogError> {
         let synced = w.synced_up_to.load(Ordering::Acquire);
         if synced > w.recovery_point {
-            w.recovery_point = synced;
+            self.set_recovery_point(w, synced);
             self.write_checkpoint(w)?;
         }
         Ok(())
@@ -884,7 +954,7 @@ impl Log {
                 segment.sync()?;
             }
         }
-        w.recovery_point = log_end;
+        self.set_recovery_point(w, log_end);
         w.unflushed_messages = 0;
         self.write_checkpoint(w)
     }
@@ -933,6 +1003,8 @@ impl Log {
             },
         )?;
         w.closed = true;
+        // Waits for a retention pass still deleting files, and stops later ones.
+        *self.files.lock() = true;
         w.dir_lock = None;
         Ok(())
     }
@@ -1040,7 +1112,8 @@ impl Log {
         if self.log_start_offset() > new_end {
             self.log_start.store(new_end, Ordering::Release);
         }
-        w.recovery_point = w.recovery_point.min(new_end);
+        let recovery_point = w.recovery_point.min(new_end);
+        self.set_recovery_point(w, recovery_point);
         w.synced_up_to = Arc::new(AtomicI64::new(w.recovery_point));
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
@@ -1121,7 +1194,7 @@ impl Log {
         producer_snapshot::delete_below(&self.dir, i64::MAX)?;
         w.producers = ProducerStateManager::default();
         w.synced_up_to = Arc::new(AtomicI64::new(offset));
-        w.recovery_point = offset;
+        self.set_recovery_point(w, offset);
         w.unflushed_messages = 0;
         // Readers see the empty log at `offset` from now on; those in flight
         // keep reading the old segments through their open descriptors.

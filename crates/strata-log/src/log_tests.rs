@@ -601,3 +601,56 @@ fn init_empty_at_opens_an_empty_log_that_continues_at_the_offset() {
         Err(LogError::NotEmpty { offset: 5, .. })
     ));
 }
+
+/// Retention's checkpoint and unlinks run outside the writer lock: while a pass waits for
+/// its file work (here: `files` held by the test, as a slow fsync would), appends and reads
+/// go on, and the pass finishes once the files are free.
+#[test]
+fn appends_do_not_wait_for_retention_file_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open(dir.path(), small_config()));
+    for i in 0..20i64 {
+        log.append(&batch_n(i * 1_000, 2, 100), 0).unwrap();
+    }
+    let segs = log.segments();
+    assert!(segs.len() >= 4, "{segs:?}");
+    let tiered = segs[2].base_offset;
+    let [first_log, _, _] = log.segment_files(segs[0].base_offset).unwrap();
+    let held = log.files.lock();
+    let pass = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.enforce_local_retention(0, tiered, -1, 0))
+    };
+    // The pass has raised the start and unmapped the segments, then waits for `files`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.log_start_offset() != tiered {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let end = log.log_end_offset();
+            let _ = tx.send(log.append(&batch_n(end, 2, 100), 0).map(|a| a.base_offset));
+        });
+    }
+    let appended = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("append waited for retention's file work");
+    assert!(appended.unwrap() >= segs.last().unwrap().base_offset);
+    assert!(log.read(tiered, 100, true).is_ok());
+    assert!(
+        first_log.exists(),
+        "deleted before its checkpoint was written"
+    );
+    drop(held);
+    assert_eq!(pass.join().unwrap().unwrap(), 2);
+    assert!(!first_log.exists());
+    log.close().unwrap();
+    let reopened = open(dir.path(), small_config());
+    assert_eq!(reopened.log_start_offset(), tiered);
+}
