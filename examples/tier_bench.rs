@@ -96,7 +96,8 @@ fn start_moto() -> Res<(Proc, String)> {
     let mut cmd = match std::env::var("TIER_BENCH_MOTO_CPUS") {
         Ok(cpus) => {
             let mut c = Command::new("taskset");
-            c.args(["-c", &cpus, "moto_server"]).env("TMPDIR", "/dev/shm");
+            c.args(["-c", &cpus, "moto_server"])
+                .env("TMPDIR", "/dev/shm");
             c
         }
         Err(_) => Command::new("moto_server"),

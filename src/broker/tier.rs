@@ -19,6 +19,7 @@ use strata_tier::{
 };
 use tokio::sync::{watch, Notify};
 
+use super::tasks::off_worker;
 use super::{now_ms, Broker, Partition, TopicState};
 use crate::protocol::tier_state::PartitionTierState;
 
@@ -268,17 +269,21 @@ impl Broker {
                 continue;
             };
             let pol = policy(&topic.config);
-            match p.log.enforce_local_retention(
-                now,
-                tiered_end,
-                pol.local_retention_ms,
-                pol.local_retention_bytes,
-            ) {
-                Ok(0) => {}
-                Ok(n) => {
+            let part = p.clone();
+            let done = off_worker(move || {
+                part.log.enforce_local_retention(
+                    now,
+                    tiered_end,
+                    pol.local_retention_ms,
+                    pol.local_retention_bytes,
+                )
+            });
+            match done.await {
+                None | Some(Ok(0)) => {}
+                Some(Ok(n)) => {
                     tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "follower: local retention deleted tiered segments")
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(tp = %p.tp, error = %e, "follower local retention failed; will retry")
                 }
             }
@@ -369,15 +374,17 @@ impl Broker {
                 let Some((p, _)) = parts.get(&key) else {
                     return;
                 };
-                match p
-                    .log
-                    .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
-                {
-                    Ok(0) => {}
-                    Ok(n) => {
+                let part = p.clone();
+                let done = off_worker(move || {
+                    part.log
+                        .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
+                });
+                match done.await {
+                    None | Some(Ok(0)) => {}
+                    Some(Ok(n)) => {
                         tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments")
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         tracing::warn!(tp = %p.tp, error = %e, "local retention failed; will retry")
                     }
                 }

@@ -68,6 +68,15 @@ fn upload_err(
     }
 }
 
+/// The whole of `file` (`len` bytes expected) and its CRC32C.
+fn read_with_crc(mut file: std::fs::File, len: u64) -> std::io::Result<(Vec<u8>, u32)> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut buf)?;
+    let crc = crc32c::crc32c(&buf);
+    Ok((buf, crc))
+}
+
 /// Uploads one local file to `key`, throttled, returning (size, CRC32C). Small files
 /// go in one PUT; larger ones stream as a multipart upload (aborted on error), so a
 /// segment is never held in memory whole. The file is opened first: if the log
@@ -87,19 +96,16 @@ async fn upload_file(
     };
     let mut f = tokio::fs::File::open(path).await.map_err(local)?;
     let len = f.metadata().await.map_err(local)?.len();
-    let mut chunk = vec![0u8; UPLOAD_CHUNK];
-    let mut crc = 0u32;
     if len as usize <= MULTIPART_PART {
-        let mut buf = Vec::with_capacity(len as usize);
-        loop {
-            let n = f.read(&mut chunk).await.map_err(local)?;
-            if n == 0 {
-                break;
-            }
-            throttle.take(n).await;
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        crc = crc32c::crc32c(&buf);
+        throttle.take(len as usize).await;
+        // Read and checksum on a blocking thread, in one go: a produce request must not
+        // queue behind a segment's copy and CRC on a runtime worker.
+        let file = f.into_std().await;
+        let (buf, crc) = tokio::task::spawn_blocking(move || read_with_crc(file, len))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(local)?;
         let size = buf.len() as u64;
         let payload = PutPayload::from(buf);
         retry("put segment file", || store.put(key, payload.clone()))
@@ -107,6 +113,8 @@ async fn upload_file(
             .map_err(upload_err(pk, base, key))?;
         return Ok((size, crc));
     }
+    let mut chunk = vec![0u8; UPLOAD_CHUNK];
+    let mut crc = 0u32;
     let upload = retry("start multipart upload", || store.put_multipart(key))
         .await
         .map_err(upload_err(pk, base, key))?;
