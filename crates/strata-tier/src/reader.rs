@@ -22,11 +22,14 @@
 //! [`RemoteReader::cache_stats`], and a hook set with [`RemoteReader::with_lookup_hook`]
 //! sees each lookup with its partition (the broker feeds its metrics from it).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
+use parking_lot::Mutex;
+use uuid::Uuid;
 
 use crate::cache::{self, CacheConfig};
 use crate::chunks::{Chunks, Lookup, Object};
@@ -56,7 +59,14 @@ pub struct RemoteReader {
     cfg: CacheConfig,
     hook: Option<LookupHook>,
     stats: Arc<[AtomicU64; 2]>,
+    /// Where the last reads of each segment ended: (segment, next offset) -> position.
+    /// A sequential consumer's next read starts there, so it needs no offset index.
+    cursors: Arc<Mutex<HashMap<(Uuid, i64), u64>>>,
 }
+
+/// Cursors kept before the map is cleared (a bounded memory, not an LRU: a consumer
+/// that loses its cursor reads the offset index once more).
+const MAX_CURSORS: usize = 4096;
 
 impl std::fmt::Debug for RemoteReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +92,7 @@ impl RemoteReader {
             cfg,
             hook: None,
             stats: Arc::default(),
+            cursors: Arc::default(),
         })
     }
 
@@ -178,6 +189,7 @@ impl RemoteReader {
             pos += total;
         };
         let mut end = start;
+        let mut next_offset = offset;
         // After the first batch, stop at the end of the chunk it ends in: the answer is then
         // a slice of one cached chunk (no copy) unless that first batch spans chunks. Kafka
         // allows a shorter answer; the reader fetches again from where it ended.
@@ -185,7 +197,7 @@ impl RemoteReader {
         let mut boundary = u64::MAX;
         while end + HEADER <= log.size {
             let h = self.header(&log, end, &mut cur, lookup).await?;
-            let (_, total, _) = parse_header(&log, end, &h)?;
+            let (_, total, last) = parse_header(&log, end, &h)?;
             let first = end == start;
             if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
                 break;
@@ -194,6 +206,7 @@ impl RemoteReader {
                 break;
             }
             end += total;
+            next_offset = last + 1;
             if first {
                 boundary = end.div_ceil(chunk) * chunk;
             }
@@ -204,7 +217,13 @@ impl RemoteReader {
         if end == start {
             return Ok(Bytes::new());
         }
-        self.chunks.read_range(&log, start, end, lookup).await
+        let bytes = self.chunks.read_range(&log, start, end, lookup).await?;
+        let mut cursors = self.cursors.lock();
+        if cursors.len() >= MAX_CURSORS {
+            cursors.clear();
+        }
+        cursors.insert((seg.id, next_offset), end);
+        Ok(bytes)
     }
 
     /// Asks for the chunks a read from `pos` of up to `max_bytes` can touch, and for
@@ -242,9 +261,8 @@ impl RemoteReader {
         }
         self.chunks.prefetch(log, first, end + ahead);
         if let (Some(s), true) = (next, probe >= n) {
-            // Continue into the next segment with a whole window (one GET, not two).
-            let idx = index_object(&m.partition, s);
-            self.chunks.prefetch(&idx, 0, u64::MAX);
+            // Continue into the next segment with a whole window (one GET, not two). Its
+            // offset index is not needed: a sequential reader starts at its base offset.
             self.chunks
                 .prefetch(&log_object(&m.partition, s), 0, ahead.max(end + ahead - n));
         }
@@ -360,8 +378,11 @@ impl RemoteReader {
         offset: i64,
         lookup: &Lookup,
     ) -> Result<u64> {
-        if seg.index_bytes < 8 {
+        if seg.index_bytes < 8 || offset <= seg.base_offset {
             return Ok(0);
+        }
+        if let Some(pos) = self.cursors.lock().get(&(seg.id, offset)) {
+            return Ok(*pos);
         }
         let idx = index_object(pk, seg);
         let bytes = self
@@ -515,8 +536,8 @@ mod tests {
     }
 
     /// A sequential reader's chunks come by one GET per run of missing chunks, not
-    /// one per chunk: reading 4 segments of 16 chunks takes about one GET per segment
-    /// for the log and one for its index (the chunk-per-GET reader made 16 + 1).
+    /// one per chunk: reading 4 segments of 16 chunks from offset 0 takes one GET per
+    /// segment (the chunk-per-GET reader made 16, plus one for the offset index).
     #[tokio::test]
     async fn sequential_reads_coalesce_chunks_into_few_gets() {
         let faulty = crate::faulty::FaultyStore::new(
@@ -529,15 +550,40 @@ mod tests {
             read_ahead_chunks: 16,
             ..Default::default()
         };
-        let reader = RemoteReader::new(faulty.clone(), cfg)
+        let reader = RemoteReader::new(faulty.clone(), cfg.clone())
             .await
             .expect("reader");
         let before = faulty.gets();
         assert_eq!(read_all(&reader, &m).await, m.size_bytes());
         let gets = faulty.gets() - before;
-        assert!(
-            gets <= 3 * 4,
-            "{gets} GETs for 4 segments of 16 chunks (at most 3 per segment wanted)"
+        // One streamed GET per segment; a sequential reader never needs an offset index.
+        assert_eq!(
+            gets, 4,
+            "GETs for 4 segments of 16 chunks read from offset 0"
+        );
+        // A read in the middle of a segment seeks with the index; the read after it
+        // continues at the position where the first ended.
+        let fresh = RemoteReader::new(faulty.clone(), cfg.clone())
+            .await
+            .expect("reader");
+        let seg = &m.segments[1];
+        let mid = seg.base_offset + (seg.next_offset - seg.base_offset) / 2;
+        let before = faulty.gets();
+        let first = fresh.read(&m, mid, 4096, true).await.expect("read");
+        let after_first = faulty.gets() - before;
+        let base = i64::from_be_bytes(first[0..8].try_into().expect("a batch"));
+        let next = base + (first.len() / (16 * 1024)) as i64 * 10;
+        assert!(next > mid, "{base} + {} bytes", first.len());
+        let second = fresh.read(&m, next, 4096, true).await.expect("read on");
+        assert_eq!(
+            i64::from_be_bytes(second[0..8].try_into().expect("a batch")),
+            next,
+            "the continuing read starts at the batch after the first"
+        );
+        assert_eq!(
+            faulty.gets() - before,
+            after_first,
+            "the continuing read fetched again"
         );
         // Everything read was cached: the same reads again make no GET.
         let before = faulty.gets();
