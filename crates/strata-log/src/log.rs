@@ -738,20 +738,11 @@ impl Log {
             }
             n
         };
-        let by_size = if w.config.retention_bytes < 0 {
-            0
-        } else {
-            let mut excess = self.size_bytes() as i64 - w.config.retention_bytes;
-            let mut n = 0;
-            for s in inactive {
-                if excess - (s.size() as i64) < 0 {
-                    break;
-                }
-                excess -= s.size() as i64;
-                n += 1;
-            }
-            n
-        };
+        let by_size = breached_by_size(
+            self.size_bytes(),
+            inactive.iter().map(|s| s.size()),
+            w.config.retention_bytes,
+        );
         let doomed = below_start.max(by_time).max(by_size);
         if doomed == 0 {
             return Ok(0);
@@ -815,20 +806,11 @@ impl Log {
                 .take_while(|s| now_ms.saturating_sub(largest_timestamp(s)) > local_ms)
                 .count()
         };
-        let by_size = if local_bytes < 0 {
-            0
-        } else {
-            let mut excess = self.size_bytes() as i64 - local_bytes;
-            let mut n = 0;
-            for s in &eligible {
-                if excess <= 0 {
-                    break;
-                }
-                excess -= s.size() as i64;
-                n += 1;
-            }
-            n
-        };
+        let by_size = breached_by_size(
+            self.size_bytes(),
+            eligible.iter().map(|s| s.size()),
+            local_bytes,
+        );
         let doomed = below_start.max(by_time).max(by_size);
         if doomed == 0 {
             return Ok(0);
@@ -1294,6 +1276,22 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, LogError> {
         }),
         Err(std::fs::TryLockError::Error(e)) => Err(LogError::io("locking", path)(e)),
     }
+}
+
+/// Kafka's size rule (`deleteRetentionSizeBreachedSegments`, for `retention.bytes` and
+/// `local.retention.bytes` alike): how many of the oldest segments, of `sizes`, go while the
+/// log of `total` bytes stays at least `limit` bytes without them. A negative limit keeps all.
+pub(crate) fn breached_by_size(total: u64, sizes: impl Iterator<Item = u64>, limit: i64) -> usize {
+    if limit < 0 {
+        return 0;
+    }
+    let mut excess = total as i64 - limit;
+    sizes
+        .take_while(|&size| {
+            excess -= size as i64;
+            excess >= 0
+        })
+        .count()
 }
 
 /// Kafka's largest timestamp of a segment: its max record timestamp, or the

@@ -654,3 +654,16 @@ fn appends_do_not_wait_for_retention_file_work() {
     let reopened = open(dir.path(), small_config());
     assert_eq!(reopened.log_start_offset(), tiered);
 }
+
+/// One size rule for `retention.bytes` and `local.retention.bytes`, Kafka's: the oldest
+/// segments go only while the log stays at least the limit without them.
+#[test]
+fn size_retention_keeps_at_least_the_limit() {
+    use crate::log::breached_by_size;
+    let sizes = || [100u64, 100, 100].into_iter();
+    assert_eq!(breached_by_size(400, sizes(), 150), 2); // 400 -> 200 ≥ 150, a third would leave 100
+    assert_eq!(breached_by_size(300, sizes(), 150), 1);
+    assert_eq!(breached_by_size(300, sizes(), 0), 3);
+    assert_eq!(breached_by_size(300, sizes(), 300), 0);
+    assert_eq!(breached_by_size(300, sizes(), -1), 0);
+}
