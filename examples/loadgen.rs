@@ -21,8 +21,6 @@
 //! a shallow queue (e.g. 1000) shows the broker's share.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -30,8 +28,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+#[path = "common/reports.rs"]
+mod reports;
+use reports::{pct, Reports};
 
 struct Args {
     bootstrap: String,
@@ -96,31 +98,6 @@ impl Args {
     }
 }
 
-/// Collects delivery reports. The opaque of each record is its send time in
-/// nanoseconds since `start`, so no per-record allocation is needed.
-struct Reports {
-    start: Instant,
-    latencies_us: Mutex<Vec<u32>>,
-    failed: AtomicU64,
-}
-
-impl ClientContext for Reports {}
-
-impl ProducerContext for Reports {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
-        if result.is_err() {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let now_ns = self.start.elapsed().as_nanos() as u64;
-        let us = now_ns.saturating_sub(sent_ns as u64) / 1000;
-        let mut l = self.latencies_us.lock().unwrap_or_else(|e| e.into_inner());
-        l.push(u32::try_from(us).unwrap_or(u32::MAX));
-    }
-}
-
 fn mb_per_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
@@ -149,11 +126,7 @@ fn create_topic(args: &Args) -> Result<(), String> {
 
 /// Produces and returns the offset of the first record.
 fn produce(args: &Args) -> Result<i64, String> {
-    let ctx = Reports {
-        start: Instant::now(),
-        latencies_us: Mutex::new(Vec::with_capacity(args.records as usize)),
-        failed: AtomicU64::new(0),
-    };
+    let ctx = Reports::new(args.records as usize);
     let producer: BaseProducer<Reports> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
         .set("acks", &args.acks)
@@ -170,7 +143,7 @@ fn produce(args: &Args) -> Result<i64, String> {
     let deadline = start + args.timeout;
     let mut sent = 0u64;
     while sent < args.records && Instant::now() < deadline {
-        let sent_ns = producer.context().start.elapsed().as_nanos() as usize;
+        let sent_ns = producer.context().now_ns();
         let record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_ns)
             .partition(0)
             .payload(&payload[..]);
@@ -191,25 +164,19 @@ fn produce(args: &Args) -> Result<i64, String> {
         .flush(left.max(Duration::from_secs(1)))
         .map_err(|e| format!("flush: {e}"))?;
     let secs = start.elapsed().as_secs_f64();
-    let ctx = producer.context();
-    let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap_or_else(|e| e.into_inner()));
-    lat.sort_unstable();
+    let (lat, failed) = producer.context().take();
     let delivered = lat.len() as u64;
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |&us| f64::from(us) / 1000.0)
-    };
     println!(
         "produce: {delivered} records of {} B (sent {sent}, failed {}) in {secs:.2} s: \
          {:.1} MB/s, {:.0} records/s; latency ms p50 {:.2} p99 {:.2} max {:.2} \
          (acks={} linger.ms={} batch.size={} compression={})",
         args.size,
-        ctx.failed.load(Ordering::Relaxed),
+        failed,
         mb_per_s(delivered * args.size as u64, secs),
         delivered as f64 / secs,
-        pct(0.50),
-        pct(0.99),
-        lat.last().map_or(0.0, |&us| f64::from(us) / 1000.0),
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0),
         args.acks,
         args.linger_ms,
         args.batch_size,

@@ -36,8 +36,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -45,8 +43,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+#[path = "common/reports.rs"]
+mod reports;
+use reports::{pct, Reports};
 
 const BUCKET: &str = "strata-bench";
 
@@ -212,28 +214,6 @@ fn create_topic(b: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)
     Ok(())
 }
 
-struct Reports {
-    start: Instant,
-    latencies_us: Mutex<Vec<u32>>,
-    failed: AtomicU64,
-}
-
-impl ClientContext for Reports {}
-
-impl ProducerContext for Reports {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
-        if result.is_err() {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let us = (self.start.elapsed().as_nanos() as u64).saturating_sub(sent_ns as u64) / 1000;
-        let mut l = self.latencies_us.lock().unwrap_or_else(|e| e.into_inner());
-        l.push(u32::try_from(us).unwrap_or(u32::MAX));
-    }
-}
-
 fn producer(b: &Broker) -> Res<BaseProducer<Reports>> {
     ClientConfig::new()
         .set("bootstrap.servers", &b.addr)
@@ -242,11 +222,7 @@ fn producer(b: &Broker) -> Res<BaseProducer<Reports>> {
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(Reports {
-            start: Instant::now(),
-            latencies_us: Mutex::new(Vec::new()),
-            failed: AtomicU64::new(0),
-        })
+        .create_with_context(Reports::new(0))
         .map_err(|e| format!("producer: {e}"))
 }
 
@@ -267,7 +243,7 @@ fn produce_paced(
     while sent < total {
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
         while sent < due {
-            let ns = p.context().start.elapsed().as_nanos() as usize;
+            let ns = p.context().now_ns();
             let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, ns)
                 .partition((sent % partitions as u64) as i32)
                 .payload(&payload[..]);
@@ -284,24 +260,11 @@ fn produce_paced(
     }
     p.flush(Duration::from_secs(60))
         .map_err(|e| format!("flush: {e}"))?;
-    let mut lat = std::mem::take(
-        &mut *p
-            .context()
-            .latencies_us
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    );
-    lat.sort_unstable();
-    let failed = p.context().failed.swap(0, Ordering::Relaxed);
+    let (lat, failed) = p.context().take();
     if failed > 0 {
         return Err(format!("{failed} records failed"));
     }
     Ok(lat)
-}
-
-fn pct(lat: &[u32], p: f64) -> f64 {
-    lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-        .map_or(0.0, |&us| f64::from(us) / 1000.0)
 }
 
 fn produce_p99(args: &[f64]) -> Res<()> {

@@ -95,7 +95,7 @@ impl Broker {
 /// Runs log upkeep that blocks on the disk (fsyncs, unlinks of whole segments) on the
 /// blocking pool: produce and fetch requests queued on a runtime worker must not wait
 /// for it (a 10 ms fsync there showed as the produce p99 of every partition).
-pub(super) async fn off_worker<T: Send + 'static>(
+pub(crate) async fn off_worker<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     match tokio::task::spawn_blocking(f).await {

@@ -236,8 +236,14 @@ impl GroupCoordinator {
                     .max(10) as u64;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(every)) => {
-                        c.expire_offsets(now_ms());
-                        c.compact_due();
+                        // Tombstone appends and compaction's rewrite and deletions block on
+                        // the disk: off the workers that serve requests.
+                        let c = c.clone();
+                        crate::broker::off_worker(move || {
+                            c.expire_offsets(now_ms());
+                            c.compact_due();
+                        })
+                        .await;
                     }
                     _ = s.changed() => return,
                 }

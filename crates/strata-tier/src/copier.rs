@@ -159,34 +159,16 @@ pub async fn copy_segment(
 ) -> Result<PartitionManifest> {
     let id = Uuid::new_v4();
     let base = files.base_offset;
-    let key = |f| pk.segment(base, id, f);
-    let (size, crc) = upload_file(
-        store,
-        pk,
-        base,
-        &files.log,
-        &key(SegmentFile::Log),
-        throttle,
-    )
-    .await?;
-    let (index_bytes, _) = upload_file(
-        store,
-        pk,
-        base,
-        &files.index,
-        &key(SegmentFile::Index),
-        throttle,
-    )
-    .await?;
-    let (timeindex_bytes, _) = upload_file(
-        store,
-        pk,
-        base,
-        &files.timeindex,
-        &key(SegmentFile::TimeIndex),
-        throttle,
-    )
-    .await?;
+    let mut uploaded = [(0u64, 0u32); 3];
+    let parts = [
+        (&files.log, SegmentFile::Log),
+        (&files.index, SegmentFile::Index),
+        (&files.timeindex, SegmentFile::TimeIndex),
+    ];
+    for (done, (path, file)) in uploaded.iter_mut().zip(parts) {
+        *done = upload_file(store, pk, base, path, &pk.segment(base, id, file), throttle).await?;
+    }
+    let [(size, crc), (index_bytes, _), (timeindex_bytes, _)] = uploaded;
     let seg = RemoteSegment {
         id,
         base_offset: base,
