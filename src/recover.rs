@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use strata_config::{Configs, Listener};
 
 use crate::broker::{Broker, RecoverError, RecoverOptions, RecoveryReport, Tier};
+use crate::startup::OpenDataError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverCommandError {
@@ -35,6 +36,17 @@ pub enum RecoverCommandError {
     Recover(#[from] RecoverError),
 }
 
+impl From<OpenDataError> for RecoverCommandError {
+    fn from(e: OpenDataError) -> Self {
+        match e {
+            OpenDataError::LogDir { dir, source } => RecoverCommandError::LogDir { dir, source },
+            OpenDataError::Controller { dir, source } => {
+                RecoverCommandError::Controller { dir, source }
+            }
+        }
+    }
+}
+
 /// Runs recovery for the broker described by `configs` (which must not be running).
 pub async fn recover(
     configs: Configs,
@@ -44,22 +56,10 @@ pub async fn recover(
     if !config.remote.enabled {
         return Err(RecoverError::NoTier.into());
     }
-    for dir in &config.log_dirs {
-        std::fs::create_dir_all(dir).map_err(|source| RecoverCommandError::LogDir {
-            dir: dir.clone(),
-            source,
-        })?;
-    }
-    // The same metadata directory and controller `startup::start` opens: in a cluster this node
-    // joins the quorum as a voter (a majority of the voters must be running) and the restored
+    // The same data dirs and controller `startup::start` opens: in a cluster this node joins
+    // the quorum as a voter (a majority of the voters must be running) and the restored
     // topics are committed for every node.
-    let meta_dir = config.log_dirs[0].join("meta");
-    let controller = crate::startup::open_controller(&config, &meta_dir)
-        .await
-        .map_err(|source| RecoverCommandError::Controller {
-            dir: meta_dir.clone(),
-            source,
-        })?;
+    let controller = crate::startup::open_data(&config).await?;
     let listener = config.listeners.first().cloned().unwrap_or(Listener {
         name: "PLAINTEXT".into(),
         host: "127.0.0.1".into(),

@@ -42,9 +42,52 @@ pub enum StartupError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
+/// Why [`open_data`] failed; `serve` and `recover` each word it with their own hint.
+pub(crate) enum OpenDataError {
+    LogDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    Controller {
+        dir: PathBuf,
+        source: strata_controller::ControllerError,
+    },
+}
+
+impl From<OpenDataError> for StartupError {
+    fn from(e: OpenDataError) -> Self {
+        match e {
+            OpenDataError::LogDir { dir, source } => StartupError::LogDir { dir, source },
+            OpenDataError::Controller { dir, source } => StartupError::Controller { dir, source },
+        }
+    }
+}
+
+/// The metadata log's directory: `meta` under the first log dir.
+pub(crate) fn meta_dir(config: &strata_config::BrokerConfig) -> PathBuf {
+    config.log_dirs[0].join("meta")
+}
+
+/// What `serve` and `recover` both start with: creates the log dirs and opens the
+/// controller on [`meta_dir`].
+pub(crate) async fn open_data(
+    config: &strata_config::BrokerConfig,
+) -> Result<Controller, OpenDataError> {
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|source| OpenDataError::LogDir {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    let dir = meta_dir(config);
+    open_controller(config, &dir)
+        .await
+        .map_err(|source| OpenDataError::Controller { dir, source })
+}
+
 /// The embedded single-voter controller, or this node's voter of `controller.quorum.voters`
 /// serving controller RPCs on the controller listener.
-pub(crate) async fn open_controller(
+async fn open_controller(
     config: &strata_config::BrokerConfig,
     meta_dir: &std::path::Path,
 ) -> Result<Controller, strata_controller::ControllerError> {
@@ -74,19 +117,7 @@ pub struct Running {
 /// Opens everything and starts serving; returns once the listener is bound.
 pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     let config = configs.broker(&Default::default())?;
-    for dir in &config.log_dirs {
-        std::fs::create_dir_all(dir).map_err(|source| StartupError::LogDir {
-            dir: dir.clone(),
-            source,
-        })?;
-    }
-    let meta_dir = config.log_dirs[0].join("meta");
-    let controller = open_controller(&config, &meta_dir)
-        .await
-        .map_err(|source| StartupError::Controller {
-            dir: meta_dir.clone(),
-            source,
-        })?;
+    let controller = open_data(&config).await?;
 
     let listen = config
         .listeners
@@ -130,7 +161,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
             .propose(MetadataCommand::RegisterBroker(me))
             .await
             .map_err(|source| StartupError::Controller {
-                dir: meta_dir.clone(),
+                dir: meta_dir(&config),
                 source,
             })?;
     }
