@@ -55,7 +55,6 @@ pub struct SegmentInfo {
 
 struct Writer {
     config: LogConfig,
-    recovery_point: i64,
     unflushed_messages: u64,
     last_flush_ms: i64,
     /// The latest `now_ms` a caller gave us (for rolls that have no clock).
@@ -96,8 +95,8 @@ pub struct Log {
     /// segment's files (no fsync under it), so no read runs across a cut.
     /// Appends never take it.
     cut: RwLock<()>,
-    /// `Writer::recovery_point`, readable without the writer lock, so a checkpoint
-    /// written outside it always holds the latest value.
+    /// The offset below which everything is fsynced. Changed only under the writer lock;
+    /// read without it, so a checkpoint written by retention holds the latest value.
     recovery_point: AtomicI64,
     /// Serializes checkpoint writes and retention's file deletions, which run outside
     /// the writer lock so that appends never wait on their fsyncs and unlinks (Kafka
@@ -149,7 +148,6 @@ impl Log {
             dir,
             writer: Mutex::new(Writer {
                 config,
-                recovery_point: loaded.recovery_point,
                 unflushed_messages: 0,
                 last_flush_ms: now_ms,
                 clock_ms: now_ms,
@@ -400,9 +398,15 @@ impl Log {
     ) -> Result<(), LogError> {
         let mut cache = self.epochs.read().clone();
         if change(&mut cache) {
-            leader_epoch::write(&self.dir, &cache)?;
-            *self.epochs.write() = cache;
+            self.store_epochs(cache)?;
         }
+        Ok(())
+    }
+
+    /// Persists `cache` as the leader epoch file, then serves it. Under the writer lock.
+    fn store_epochs(&self, cache: LeaderEpochCache) -> Result<(), LogError> {
+        leader_epoch::write(&self.dir, &cache)?;
+        *self.epochs.write() = cache;
         Ok(())
     }
 
@@ -517,13 +521,16 @@ impl Log {
         Ok(new)
     }
 
-    fn set_recovery_point(&self, w: &mut Writer, offset: i64) {
-        w.recovery_point = offset;
+    fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    fn set_recovery_point(&self, _w: &mut Writer, offset: i64) {
         self.recovery_point.store(offset, Ordering::Release);
     }
 
     /// Persists the current recovery point and log start offset. Callers hold the
-    /// writer lock, except retention, which holds `files` (see [`Log::unmap_prefix`]).
+    /// writer lock, except retention (see [`Log::delete_unmapped`]), which holds `files`.
     fn write_checkpoint(&self, _w: &Writer) -> Result<(), LogError> {
         let files = self.files.lock();
         self.write_checkpoint_files(&files)
@@ -533,7 +540,7 @@ impl Log {
         checkpoint::write_checkpoint(
             &self.dir,
             Checkpoint {
-                recovery_point: self.recovery_point.load(Ordering::Acquire),
+                recovery_point: self.recovery_point(),
                 log_start_offset: self.log_start.load(Ordering::Acquire),
             },
         )
@@ -758,8 +765,7 @@ impl Log {
                 // before the epochs that no longer cover it, under the writer lock
                 // like every change of the epoch cache.
                 self.write_checkpoint(&w)?;
-                leader_epoch::write(&self.dir, &epochs)?;
-                *self.epochs.write() = epochs;
+                self.store_epochs(epochs)?;
             }
         }
         let doomed = self.unmap_prefix(&segments, doomed);
@@ -917,7 +923,7 @@ impl Log {
     /// Persists as the recovery point what the background flusher has made durable.
     fn persist_background_syncs(&self, w: &mut Writer) -> Result<(), LogError> {
         let synced = w.synced_up_to.load(Ordering::Acquire);
-        if synced > w.recovery_point {
+        if synced > self.recovery_point() {
             self.set_recovery_point(w, synced);
             self.write_checkpoint(w)?;
         }
@@ -927,12 +933,12 @@ impl Log {
     fn flush_locked(&self, w: &mut Writer) -> Result<(), LogError> {
         self.persist_background_syncs(w)?;
         let log_end = self.log_end.load(Ordering::Acquire);
-        if log_end <= w.recovery_point {
+        if log_end <= self.recovery_point() {
             w.unflushed_messages = 0;
             return Ok(());
         }
         for segment in self.snapshot() {
-            if segment.next_offset() > w.recovery_point {
+            if segment.next_offset() > self.recovery_point() {
                 segment.sync()?;
             }
         }
@@ -1094,9 +1100,9 @@ impl Log {
         if self.log_start_offset() > new_end {
             self.log_start.store(new_end, Ordering::Release);
         }
-        let recovery_point = w.recovery_point.min(new_end);
+        let recovery_point = self.recovery_point().min(new_end);
         self.set_recovery_point(w, recovery_point);
-        w.synced_up_to = Arc::new(AtomicI64::new(w.recovery_point));
+        w.synced_up_to = Arc::new(AtomicI64::new(recovery_point));
         self.write_checkpoint(w)?;
         crash_point(w, &self.dir)?;
         // (2) Readers stop at the new end from now on.
