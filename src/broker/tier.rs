@@ -23,6 +23,32 @@ use super::tasks::off_worker;
 use super::{now_ms, Broker, Partition, TopicState};
 use crate::protocol::tier_state::PartitionTierState;
 
+/// Local retention of a tiered partition ([`strata_log::Log::enforce_local_retention`]) on
+/// the blocking pool, logged with the `role` (leader or follower) that ran it.
+async fn trim_local(
+    p: &Arc<Partition>,
+    now: i64,
+    tiered_end: i64,
+    local_ms: i64,
+    local_bytes: i64,
+    role: &'static str,
+) {
+    let part = p.clone();
+    let done = off_worker(move || {
+        part.log
+            .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
+    });
+    match done.await {
+        None | Some(Ok(0)) => {}
+        Some(Ok(n)) => {
+            tracing::info!(tp = %p.tp, role, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments")
+        }
+        Some(Err(e)) => {
+            tracing::warn!(tp = %p.tp, role, error = %e, "local retention failed; will retry")
+        }
+    }
+}
+
 /// Objects younger than this are never swept as orphans (an upload may be writing them).
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
@@ -269,24 +295,8 @@ impl Broker {
                 continue;
             };
             let pol = policy(&topic.config);
-            let part = p.clone();
-            let done = off_worker(move || {
-                part.log.enforce_local_retention(
-                    now,
-                    tiered_end,
-                    pol.local_retention_ms,
-                    pol.local_retention_bytes,
-                )
-            });
-            match done.await {
-                None | Some(Ok(0)) => {}
-                Some(Ok(n)) => {
-                    tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "follower: local retention deleted tiered segments")
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(tp = %p.tp, error = %e, "follower local retention failed; will retry")
-                }
-            }
+            let (ms, bytes) = (pol.local_retention_ms, pol.local_retention_bytes);
+            trim_local(&p, now, tiered_end, ms, bytes, "follower").await;
         }
     }
 
@@ -374,20 +384,7 @@ impl Broker {
                 let Some((p, _)) = parts.get(&key) else {
                     return;
                 };
-                let part = p.clone();
-                let done = off_worker(move || {
-                    part.log
-                        .enforce_local_retention(now, tiered_end, local_ms, local_bytes)
-                });
-                match done.await {
-                    None | Some(Ok(0)) => {}
-                    Some(Ok(n)) => {
-                        tracing::info!(tp = %p.tp, segments = n, local_log_start_offset = p.log.log_start_offset(), "local retention deleted tiered segments")
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(tp = %p.tp, error = %e, "local retention failed; will retry")
-                    }
-                }
+                trim_local(p, now, tiered_end, local_ms, local_bytes, "leader").await;
             }
         }
     }
