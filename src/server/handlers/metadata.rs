@@ -29,12 +29,13 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
             })
             .collect(),
     };
-    // Versions before 4 have no allow flag: auto-creation is on.
-    let allow_create = ctx.version < 4 || req.allow_auto_topic_creation;
+    // Versions before 4 have no allow flag: the broker config alone decides.
+    let auto_create = (ctx.version < 4 || req.allow_auto_topic_creation)
+        && broker.config().auto_create_topics_enable;
     let mut create_errors = Vec::with_capacity(names.len());
     for name in &names {
         create_errors.push(match name {
-            Ok(name) => ensure_topic(ctx, name, allow_create).await,
+            Ok(name) => ensure_topic(ctx, name, auto_create).await,
             Err(_) => None,
         });
     }
@@ -45,7 +46,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .into_iter()
         .zip(create_errors)
         .map(|(name, create_error)| match name {
-            Ok(name) => topic(ctx, &image, &name, allow_create, create_error),
+            Ok(name) => topic(ctx, &image, &name, auto_create, create_error),
             Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
         })
         .collect();
@@ -77,12 +78,9 @@ fn all(ctx: &Ctx) -> Vec<Result<String, ResponseError>> {
 
 /// Creates `name` when it is unknown and the client and the config allow it; the error
 /// code of a failed creation.
-async fn ensure_topic(ctx: &Ctx, name: &str, allow_create: bool) -> Option<i16> {
+async fn ensure_topic(ctx: &Ctx, name: &str, auto_create: bool) -> Option<i16> {
     let broker = &ctx.broker;
-    if broker.topic(name).is_some()
-        || validate_topic_name(name).is_err()
-        || !(allow_create && broker.config().auto_create_topics_enable)
-    {
+    if broker.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
         return None;
     }
     let new = NewTopic {
@@ -109,7 +107,7 @@ fn topic(
     ctx: &Ctx,
     image: &MetadataImage,
     name: &str,
-    allow_create: bool,
+    auto_create: bool,
     create_error: Option<i16>,
 ) -> MetadataResponseTopic {
     let broker = &ctx.broker;
@@ -119,9 +117,7 @@ fn topic(
             (Err(e), _) => error_code(&e).code(),
             (Ok(()), Some(code)) => code,
             // Created by another request, not in this image yet.
-            (Ok(()), None) if allow_create && broker.config().auto_create_topics_enable => {
-                ResponseError::LeaderNotAvailable.code()
-            }
+            (Ok(()), None) if auto_create => ResponseError::LeaderNotAvailable.code(),
             (Ok(()), None) => ResponseError::UnknownTopicOrPartition.code(),
         };
         return base.with_error_code(code);
