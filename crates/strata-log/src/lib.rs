@@ -3,8 +3,8 @@
 //! # Layout (dependencies point down)
 //!
 //! ```text
-//! log        Log: append / read / roll / retention / flush / close,  (log.rs)
-//!            follower append, truncation
+//! log        Log: state, open / close / flush / checkpoint           (log/mod.rs)
+//!            + append & roll, read, retention, truncate, epochs      (log/<concern>.rs)
 //!  |-- recovery    open a partition dir, repair after a crash        (recovery.rs)
 //!  |-- checkpoint  recovery point, log start, clean-shutdown marker  (checkpoint.rs)
 //!  |-- leader_epoch  leader epoch cache and its checkpoint file      (leader_epoch.rs)

@@ -1,0 +1,330 @@
+//! Writing: leader appends (`append`, `append_with_leader_epoch`), follower
+//! appends (`append_as_follower`), and rolling to a new segment (by size,
+//! index capacity or `segment.ms`, on append or idle). All under the writer
+//! lock; see `log/mod.rs` for the publication order readers rely on.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::config::TimestampType;
+use crate::error::LogError;
+use crate::flusher;
+use crate::producer_snapshot;
+use crate::producer_state::{Prepared, ProducerBatch};
+use crate::record;
+use crate::segment::Segment;
+
+use super::{AppendInfo, Log, Writer};
+
+impl Log {
+    /// Validates `batches` (see [`record::validate_batches`], with
+    /// `max.message.bytes`), assigns offsets from the log end offset, stamps
+    /// LogAppendTime if configured, and writes them to the active segment (rolling
+    /// first if due).
+    ///
+    /// Before `Ok` is returned the bytes are in the OS page cache (`pwrite`) and
+    /// visible to readers; they survive a process crash (kill -9) but only survive
+    /// a power loss once flushed (`flush.messages`, `flush.ms`, [`Log::flush`], a
+    /// roll, or [`Log::close`]).
+    ///
+    /// On `Err(Record)` nothing was written. On an I/O error while writing,
+    /// nothing is visible to readers, but bytes may have reached the file past
+    /// the published end: the log then refuses writes (`Failed`) until a reopen,
+    /// whose recovery keeps or truncates them (they are not acknowledged, so
+    /// either is correct). If only the `flush.messages` fsync fails, the batches
+    /// are appended and visible but not known durable; the error is returned and
+    /// the log also refuses further writes.
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, None, now_ms)
+    }
+
+    /// Like [`Log::append`], also stamping `partitionLeaderEpoch` on every batch,
+    /// and recording `(leader_epoch, base offset)` in the leader epoch cache when
+    /// `leader_epoch` is above its latest epoch (the cache file is written before
+    /// the batches, so a crash never leaves batches of an unrecorded epoch).
+    pub fn append_with_leader_epoch(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, Some(leader_epoch), now_ms)
+    }
+
+    fn append_inner(
+        &self,
+        batches: &[u8],
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        w.clock_ms = w.clock_ms.max(now_ms);
+        let mut infos =
+            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
+                LogError::Record {
+                    dir: self.dir.clone(),
+                    source,
+                }
+            })?;
+        let mut data = batches.to_vec();
+        let base_offset = self.log_end.load(Ordering::Acquire);
+        let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        let mut incoming_ts = i64::MIN;
+        for info in &mut infos {
+            let bytes = &mut data[info.range()];
+            record::set_base_offset(bytes, next);
+            info.base_offset = next;
+            if let Some(epoch) = leader_epoch {
+                record::set_partition_leader_epoch(bytes, epoch);
+            }
+            if log_append {
+                record::set_log_append_time(bytes, now_ms);
+                info.max_timestamp = now_ms;
+                info.attributes |= record::TIMESTAMP_TYPE_BIT;
+            }
+            next = info.last_offset() + 1;
+            incoming_ts = incoming_ts.max(info.max_timestamp);
+            messages += info.records_count as u64;
+        }
+        let prepared = w
+            .producers
+            .prepare(infos.iter().map(ProducerBatch::from_info))
+            .map_err(|source| LogError::Producer {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let updates = match prepared {
+            Prepared::Append(updates) => updates,
+            Prepared::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: if log_append { original.timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                })
+            }
+        };
+        let latest = self.latest_epoch();
+        if let Some(epoch) = leader_epoch.filter(|e| latest.is_none_or(|l| *e > l)) {
+            self.update_epochs(|c| c.assign(epoch, base_offset))?;
+        }
+        self.write_batches(&mut w, &data, &infos, next, incoming_ts, now_ms)?;
+        w.producers.commit(updates);
+        self.count_unflushed(&mut w, messages, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Appends batches replicated from the leader, exactly as the leader wrote
+    /// them: base offsets, timestamps (no LogAppendTime stamping) and
+    /// `partitionLeaderEpoch` are kept, so a read returns the input bytes.
+    ///
+    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count)
+    /// except for `max.message.bytes`, which Kafka does not apply to
+    /// replication (the leader accepted the batch; a lowered limit must not
+    /// stall the follower). The first batch must start at the log end offset
+    /// and each next batch right after the previous one, otherwise
+    /// `LogError::NonContiguous` and nothing is written. `batches` must hold
+    /// whole batches (Strata's `read` returns only whole batches); an empty
+    /// buffer is refused as by `append`.
+    ///
+    /// The idempotent-producer state is updated from the batch headers without
+    /// any check (as recovery replays them): a follower mirrors the leader, and
+    /// once it becomes leader it deduplicates retries of batches it replicated.
+    /// Epochs above the cache's latest are recorded at the batch's base offset
+    /// (cache file first, as in `append_with_leader_epoch`). Rolls, flushes and
+    /// failure handling are those of `append`; `duplicate` is always false and
+    /// `log_append_time` -1.
+    pub fn append_as_follower(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        w.clock_ms = w.clock_ms.max(now_ms);
+        let infos =
+            record::validate_batches(batches, usize::MAX).map_err(|source| LogError::Record {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        let base_offset = self.log_end.load(Ordering::Acquire);
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        let mut incoming_ts = i64::MIN;
+        let mut epochs = Vec::new();
+        for info in &infos {
+            if info.base_offset != next {
+                return Err(LogError::NonContiguous {
+                    dir: self.dir.clone(),
+                    expected: next,
+                    got: info.base_offset,
+                });
+            }
+            let header = record::BatchHeader::parse(&batches[info.range()]);
+            if let Some(h) = header.filter(|h| h.partition_leader_epoch >= 0) {
+                epochs.push((h.partition_leader_epoch, h.base_offset));
+            }
+            next = info.last_offset() + 1;
+            incoming_ts = incoming_ts.max(info.max_timestamp);
+            messages += info.records_count as u64;
+        }
+        self.update_epochs(|c| {
+            epochs.iter().fold(false, |changed, &(epoch, start)| {
+                c.assign(epoch, start) | changed
+            })
+        })?;
+        self.write_batches(&mut w, batches, &infos, next, incoming_ts, now_ms)?;
+        for info in &infos {
+            w.producers.replay(&ProducerBatch::from_info(info));
+        }
+        self.count_unflushed(&mut w, messages, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Writes validated batches with offsets `..next` to the active segment
+    /// (rolling first if due) and publishes the new log end offset. An I/O
+    /// error leaves the log refusing writes.
+    fn write_batches(
+        &self,
+        w: &mut Writer,
+        data: &[u8],
+        infos: &[record::BatchInfo],
+        next: i64,
+        incoming_ts: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let written = self
+            .maybe_roll(w, data.len() as u64, next - 1, incoming_ts, now_ms)
+            .and_then(|active| active.append(data, infos, w.config.index_interval_bytes));
+        if let Err(e) = written {
+            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
+            w.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.log_end.store(next, Ordering::Release);
+        Ok(())
+    }
+
+    /// `flush.messages`: counts appended records and flushes when due.
+    fn count_unflushed(&self, w: &mut Writer, messages: u64, now_ms: i64) -> Result<(), LogError> {
+        w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
+        if w.unflushed_messages >= w.config.flush_messages {
+            if let Err(e) = self.flush_locked(w) {
+                tracing::error!(dir = %self.dir.display(), error = %e, "flush failed; refusing writes until the log is reopened");
+                w.failed = Some(e.to_string());
+                return Err(e);
+            }
+            w.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Rolls before an append of `len` bytes ending at `last_offset`, with max
+    /// timestamp `incoming_ts`, if the active segment is non-empty and full
+    /// (bytes, index, relative offset) or older than `segment.ms`. Returns the
+    /// segment to write to.
+    fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        len: u64,
+        last_offset: i64,
+        incoming_ts: i64,
+        now_ms: i64,
+    ) -> Result<Arc<Segment>, LogError> {
+        let active = self.active();
+        let size = active.size();
+        if size == 0 {
+            return Ok(active);
+        }
+        let full = size.saturating_add(len) > w.config.segment_bytes
+            || size.saturating_add(len) > u64::from(u32::MAX)
+            || active.needs_roll_for_index(last_offset);
+        if full || self.roll_due_on_append(&active, w, incoming_ts, now_ms)? {
+            return self.roll_locked(w, now_ms);
+        }
+        Ok(active)
+    }
+
+    /// `segment.ms` on append, as Kafka: the incoming batches' max timestamp
+    /// minus the first batch's, or the segment's age if it has no timestamp.
+    /// Comparing two record timestamps means a producer with a skewed clock does
+    /// not make every append roll.
+    fn roll_due_on_append(
+        &self,
+        active: &Segment,
+        w: &Writer,
+        incoming_ts: i64,
+        now_ms: i64,
+    ) -> Result<bool, LogError> {
+        let (first, created) = active.roll_times()?;
+        let waited = match first {
+            Some(first) => incoming_ts.saturating_sub(first),
+            None => now_ms.saturating_sub(created),
+        };
+        Ok(waited > w.config.segment_ms)
+    }
+
+    /// `segment.ms` between appends: the segment is non-empty and both its first
+    /// batch's timestamp and its creation (or opening) are older than that.
+    fn roll_due_idle(&self, active: &Segment, w: &Writer, now_ms: i64) -> Result<bool, LogError> {
+        if active.size() == 0 {
+            return Ok(false);
+        }
+        let (first, created) = active.roll_times()?;
+        let since = first.map_or(created, |f| f.max(created));
+        Ok(now_ms.saturating_sub(since) > w.config.segment_ms)
+    }
+
+    /// Starts a new segment at the log end offset. The old active segment is
+    /// sealed and fsynced, and the recovery point advanced to the new base.
+    pub(super) fn roll_locked(
+        &self,
+        w: &mut Writer,
+        now_ms: i64,
+    ) -> Result<Arc<Segment>, LogError> {
+        let old = self.active();
+        let base = self.log_end.load(Ordering::Acquire);
+        if old.size() == 0 || old.base_offset() == base {
+            return Ok(old);
+        }
+        old.seal_indexes()?;
+        let new = Arc::new(Segment::create(
+            &self.dir,
+            base,
+            w.config.index_limits(),
+            now_ms,
+        )?);
+        // Covers every batch below `base`, as Kafka's snapshot on roll.
+        producer_snapshot::write(&self.dir, base, &w.producers)?;
+        self.segments.write().insert(base, Arc::clone(&new));
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
+        // The fsync of the old segment (and of the directory, for the new file's
+        // entry) runs on the flusher thread; produce does not wait for it.
+        flusher::sync_later(old, self.dir.clone(), base, Arc::clone(&w.synced_up_to));
+        Ok(new)
+    }
+
+    /// Rolls the active segment if it is non-empty and both its first batch's
+    /// timestamp and its creation (or last open) are older than `segment.ms`.
+    pub fn roll_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        let active = self.active();
+        if self.roll_due_idle(&active, &w, now_ms)? {
+            self.roll_locked(&mut w, now_ms)?;
+        }
+        Ok(())
+    }
+}
