@@ -5,29 +5,17 @@
 //! the batch whose *last* offset that is (Kafka indexes a batch by its last offset
 //! and its start position). Entries are strictly increasing in both fields.
 //!
-//! Design: the entries live in an in-memory `Vec` and every new entry is written
-//! at the end of the file with a positioned write. We chose this over `mmap`
-//! (what Kafka does) because an index is small (10 MiB max, 8 bytes per 4 KiB of
-//! log), lookups then need no `unsafe` and cannot fault with SIGBUS if the file is
-//! truncated under us, and appends are one `pwrite` of 8 bytes every
-//! `index.interval.bytes`. Loading a segment reads the whole file once, which is
-//! the "read indexes only" cost of a clean restart.
-//!
-//! Concurrency: lookups may run from any thread; `append` must be called by one
-//! thread at a time (the segment's writer). The file write happens outside the
-//! entries' lock, which is held only to push the new entry, so a lookup never
-//! waits for I/O.
-//!
-//! This module never reads the `.log`; rebuilding an index from the log is
-//! `segment`'s job.
+//! Storage, concurrency and the choice not to `mmap` are those of every index
+//! file, see [`crate::index_file`]; this module adds the layout, the ordering
+//! rule, the check that positions lie inside the log, truncation by log
+//! position and the lookup by offset.
 
-use std::fs::{File, OpenOptions};
+use std::fmt;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
+pub use crate::index_file::IndexError;
+use crate::index_file::{Entry, IndexFile};
 
 pub const ENTRY_LEN: usize = 8;
 
@@ -38,50 +26,55 @@ pub struct OffsetEntry {
     pub position: u32,
 }
 
-/// Why an index file on disk cannot be trusted (the caller rebuilds it).
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    #[error("I/O error on index {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("index {path} is inconsistent: {reason}")]
-    Inconsistent { path: PathBuf, reason: String },
+/// An entry as stored: relative offset, position.
+#[derive(Clone, Copy)]
+struct Stored {
+    rel: u32,
+    position: u32,
 }
 
-pub struct OffsetIndex {
-    path: PathBuf,
-    file: File,
-    base_offset: i64,
-    entries: RwLock<Vec<(u32, u32)>>,
-    max_entries: AtomicUsize,
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {})", self.rel, self.position)
+    }
 }
 
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
+impl Entry for Stored {
+    const LEN: usize = ENTRY_LEN;
+
+    fn encode(&self, buf: &mut [u8]) {
+        buf[..4].copy_from_slice(&self.rel.to_be_bytes());
+        buf[4..8].copy_from_slice(&self.position.to_be_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        Stored {
+            rel: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            position: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    fn rel_offset(&self) -> u32 {
+        self.rel
+    }
+
+    fn key(&self) -> i64 {
+        i64::from(self.rel)
+    }
+
+    /// Strictly increasing in both offset and position: each entry is a later
+    /// batch.
+    fn follows(&self, prev: &Self) -> bool {
+        self.rel > prev.rel && self.position > prev.position
+    }
 }
+
+pub struct OffsetIndex(IndexFile<Stored>);
 
 impl OffsetIndex {
     /// Creates an empty index, truncating any file at `path`.
     pub fn create(path: PathBuf, base_offset: i64, max_entries: usize) -> Result<Self, IndexError> {
-        let file = open_rw(&path, true).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(OffsetIndex {
-            path,
-            file,
-            base_offset,
-            entries: RwLock::new(Vec::new()),
-            max_entries: AtomicUsize::new(max_entries),
-        })
+        IndexFile::create(path, base_offset, max_entries).map(OffsetIndex)
     }
 
     /// Loads an existing index and checks it against the segment it describes:
@@ -94,120 +87,64 @@ impl OffsetIndex {
         log_size: u64,
         last_offset: i64,
     ) -> Result<Self, IndexError> {
-        let bytes = std::fs::read(&path).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let bad = |reason: String| IndexError::Inconsistent {
-            path: path.clone(),
-            reason,
+        let inside_log = |e: &Stored| {
+            if u64::from(e.position) >= log_size {
+                return Err(format!(
+                    "position {} is beyond the log size {log_size}",
+                    e.position
+                ));
+            }
+            Ok(())
         };
-        if bytes.len() % ENTRY_LEN != 0 {
-            return Err(bad(format!(
-                "size {} is not a multiple of {ENTRY_LEN}",
-                bytes.len()
-            )));
-        }
-        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(bytes.len() / ENTRY_LEN);
-        for chunk in bytes.chunks_exact(ENTRY_LEN) {
-            let rel = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            let pos = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-            if let Some(&(last_rel, last_pos)) = entries.last() {
-                if rel <= last_rel || pos <= last_pos {
-                    return Err(bad(format!(
-                        "entry {} ({rel}, {pos}) is not after ({last_rel}, {last_pos})",
-                        entries.len()
-                    )));
-                }
-            }
-            if u64::from(pos) >= log_size {
-                return Err(bad(format!(
-                    "position {pos} is beyond the log size {log_size}"
-                )));
-            }
-            if base_offset + i64::from(rel) > last_offset {
-                return Err(bad(format!(
-                    "offset {} is beyond the segment's last offset {last_offset}",
-                    base_offset + i64::from(rel)
-                )));
-            }
-            entries.push((rel, pos));
-        }
-        let file = open_rw(&path, false).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(OffsetIndex {
-            path,
-            file,
-            base_offset,
-            entries: RwLock::new(entries),
-            max_entries: AtomicUsize::new(max_entries),
-        })
+        IndexFile::load(path, base_offset, max_entries, last_offset, inside_log).map(OffsetIndex)
     }
 
     /// Appends an entry. `offset` must be above the last entry's and fit in u32
     /// relative to the base; violations are ignored (an index is only a hint).
     /// One caller at a time.
     pub fn append(&self, offset: i64, position: u32) -> io::Result<()> {
-        let Ok(rel) = u32::try_from(offset - self.base_offset) else {
+        let Some(rel) = self.0.relative(offset) else {
             return Ok(());
         };
-        let len = {
-            let entries = self.entries.read();
-            if let Some(&(last_rel, last_pos)) = entries.last() {
-                if rel <= last_rel || position <= last_pos {
-                    return Ok(());
-                }
-            }
-            entries.len()
-        };
-        let mut buf = [0u8; ENTRY_LEN];
-        buf[..4].copy_from_slice(&rel.to_be_bytes());
-        buf[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.write_all_at(&buf, (len * ENTRY_LEN) as u64)?;
-        self.entries.write().push((rel, position));
-        Ok(())
+        self.0.append(Stored { rel, position })
     }
 
     /// Drops the entries of batches at or after byte `position` of the log (a
     /// truncation cuts the log there) and shortens the file to match. Returns the
     /// last entry kept. One caller at a time (the segment's writer).
     pub fn truncate_to_position(&self, position: u64) -> io::Result<Option<OffsetEntry>> {
-        let (kept, last) = {
-            let mut entries = self.entries.write();
-            let kept = entries.partition_point(|&(_, p)| u64::from(p) < position);
-            entries.truncate(kept);
-            (kept, entries.last().map(|&e| self.entry(e)))
-        };
-        self.file.set_len((kept * ENTRY_LEN) as u64)?;
-        Ok(last)
+        let last = self
+            .0
+            .truncate_while(|e| u64::from(e.position) < position)?;
+        Ok(last.map(|e| self.entry(e)))
     }
 
     /// Largest entry whose offset is <= `target`.
     pub fn lookup(&self, target: i64) -> Option<OffsetEntry> {
-        let rel = target - self.base_offset;
+        let rel = target - self.0.base_offset();
         if rel < 0 {
             return None;
         }
-        let entries = self.entries.read();
-        let idx = entries.partition_point(|&(r, _)| i64::from(r) <= rel);
-        idx.checked_sub(1).map(|i| self.entry(entries[i]))
+        self.0.last_at_or_below(rel).map(|e| self.entry(e))
     }
 
-    fn entry(&self, (rel, position): (u32, u32)) -> OffsetEntry {
+    fn entry(&self, e: Stored) -> OffsetEntry {
         OffsetEntry {
-            offset: self.base_offset + i64::from(rel),
-            position,
+            offset: self.0.base_offset() + i64::from(e.rel),
+            position: e.position,
         }
     }
 
     pub fn entries(&self) -> Vec<OffsetEntry> {
-        self.entries.read().iter().map(|&e| self.entry(e)).collect()
+        self.0
+            .entries()
+            .into_iter()
+            .map(|e| self.entry(e))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,19 +152,19 @@ impl OffsetIndex {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len() >= self.max_entries.load(Ordering::Relaxed)
+        self.0.is_full()
     }
 
     pub fn set_max_entries(&self, max_entries: usize) {
-        self.max_entries.store(max_entries, Ordering::Relaxed);
+        self.0.set_max_entries(max_entries);
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.0.sync()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 }
 

@@ -12,6 +12,7 @@
 //!  |    |-- producer_state  idempotent-producer dedup/sequence rules  (producer_state.rs)
 //!  |-- segment     one .log + .index + .timeindex                    (segment.rs)
 //!  |    |-- index, timeindex   sparse indexes                        (index.rs, timeindex.rs)
+//!  |         |-- index_file   the file type both share               (index_file.rs)
 //!  |-- record      zero-copy record-batch v2 view                    (record.rs)
 //! config, error    LogConfig (Kafka names/defaults), LogError
 //! ```
@@ -104,6 +105,7 @@ mod crash_tests;
 mod error;
 mod flusher;
 pub mod index;
+mod index_file;
 mod leader_epoch;
 mod log;
 #[cfg(test)]

@@ -8,19 +8,18 @@
 //! stops being active (roll, close) its maximum timestamp is appended, so the last
 //! entry of an inactive segment is the segment's largest timestamp.
 //!
-//! Same storage choice as [`crate::index`]: an in-memory `Vec` plus positioned
-//! appends to the file (no mmap: small files, no `unsafe`, no SIGBUS), and the
-//! same concurrency: concurrent lookups, one appender, no I/O under the lock.
+//! Same storage as [`crate::index`], shared in [`crate::index_file`]: an
+//! in-memory `Vec` plus positioned appends to the file (no mmap: small files,
+//! no `unsafe`, no SIGBUS), concurrent lookups, one appender, no I/O under the
+//! lock. Unlike the offset index, entries hold no log position (so loading
+//! checks none) and truncation goes by offset.
 
-use std::fs::{File, OpenOptions};
+use std::fmt;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use parking_lot::RwLock;
 
 use crate::index::IndexError;
+use crate::index_file::{Entry, IndexFile};
 
 pub const ENTRY_LEN: usize = 12;
 
@@ -30,37 +29,56 @@ pub struct TimeEntry {
     pub offset: i64,
 }
 
-pub struct TimeIndex {
-    path: PathBuf,
-    file: File,
-    base_offset: i64,
-    entries: RwLock<Vec<(i64, u32)>>,
-    max_entries: AtomicUsize,
+/// An entry as stored: timestamp, relative offset.
+#[derive(Clone, Copy)]
+struct Stored {
+    timestamp: i64,
+    rel: u32,
 }
 
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {})", self.timestamp, self.rel)
+    }
 }
+
+impl Entry for Stored {
+    const LEN: usize = ENTRY_LEN;
+
+    fn encode(&self, buf: &mut [u8]) {
+        buf[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        buf[8..12].copy_from_slice(&self.rel.to_be_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        Stored {
+            timestamp: i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            rel: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        }
+    }
+
+    fn rel_offset(&self) -> u32 {
+        self.rel
+    }
+
+    fn key(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// Strictly increasing timestamp, non-decreasing offset (Kafka's rule: its
+    /// time index refuses only a smaller offset), unlike the offset index's
+    /// strictly increasing offsets.
+    fn follows(&self, prev: &Self) -> bool {
+        self.timestamp > prev.timestamp && self.rel >= prev.rel
+    }
+}
+
+pub struct TimeIndex(IndexFile<Stored>);
 
 impl TimeIndex {
     /// Creates an empty time index, truncating any file at `path`.
     pub fn create(path: PathBuf, base_offset: i64, max_entries: usize) -> Result<Self, IndexError> {
-        let file = open_rw(&path, true).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(TimeIndex {
-            path,
-            file,
-            base_offset,
-            entries: RwLock::new(Vec::new()),
-            max_entries: AtomicUsize::new(max_entries),
-        })
+        IndexFile::create(path, base_offset, max_entries).map(TimeIndex)
     }
 
     /// Loads an existing time index: whole entries, strictly increasing
@@ -71,97 +89,33 @@ impl TimeIndex {
         max_entries: usize,
         last_offset: i64,
     ) -> Result<Self, IndexError> {
-        let bytes = std::fs::read(&path).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let bad = |reason: String| IndexError::Inconsistent {
-            path: path.clone(),
-            reason,
-        };
-        if bytes.len() % ENTRY_LEN != 0 {
-            return Err(bad(format!(
-                "size {} is not a multiple of {ENTRY_LEN}",
-                bytes.len()
-            )));
-        }
-        let mut entries: Vec<(i64, u32)> = Vec::with_capacity(bytes.len() / ENTRY_LEN);
-        for chunk in bytes.chunks_exact(ENTRY_LEN) {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&chunk[..8]);
-            let ts = i64::from_be_bytes(ts);
-            let rel = u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
-            if let Some(&(last_ts, last_rel)) = entries.last() {
-                if ts <= last_ts || rel < last_rel {
-                    return Err(bad(format!(
-                        "entry {} ({ts}, {rel}) is not after ({last_ts}, {last_rel})",
-                        entries.len()
-                    )));
-                }
-            }
-            if base_offset + i64::from(rel) > last_offset {
-                return Err(bad(format!(
-                    "offset {} is beyond the segment's last offset {last_offset}",
-                    base_offset + i64::from(rel)
-                )));
-            }
-            entries.push((ts, rel));
-        }
-        let file = open_rw(&path, false).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(TimeIndex {
-            path,
-            file,
-            base_offset,
-            entries: RwLock::new(entries),
-            max_entries: AtomicUsize::new(max_entries),
-        })
+        IndexFile::load(path, base_offset, max_entries, last_offset, |_| Ok(())).map(TimeIndex)
     }
 
     /// Appends `(timestamp, offset)` if `timestamp` is above the last entry's
     /// (and the offset not below it); otherwise does nothing. One caller at a
     /// time.
     pub fn maybe_append(&self, timestamp: i64, offset: i64) -> io::Result<()> {
-        let Ok(rel) = u32::try_from(offset - self.base_offset) else {
+        let Some(rel) = self.0.relative(offset) else {
             return Ok(());
         };
-        let len = {
-            let entries = self.entries.read();
-            if let Some(&(last_ts, last_rel)) = entries.last() {
-                if timestamp <= last_ts || rel < last_rel {
-                    return Ok(());
-                }
-            }
-            entries.len()
-        };
-        let mut buf = [0u8; ENTRY_LEN];
-        buf[..8].copy_from_slice(&timestamp.to_be_bytes());
-        buf[8..].copy_from_slice(&rel.to_be_bytes());
-        self.file.write_all_at(&buf, (len * ENTRY_LEN) as u64)?;
-        self.entries.write().push((timestamp, rel));
-        Ok(())
+        self.0.append(Stored { timestamp, rel })
     }
 
     /// Drops the entries whose offset is at or above `next_offset` (a truncation
     /// removed those batches) and shortens the file to match. Every entry kept
     /// names a batch that is still there. One caller at a time.
     pub fn truncate_to_offset(&self, next_offset: i64) -> io::Result<()> {
-        let kept = {
-            let mut entries = self.entries.write();
-            let base = self.base_offset;
-            let kept = entries.partition_point(|&(_, rel)| base + i64::from(rel) < next_offset);
-            entries.truncate(kept);
-            kept
-        };
-        self.file.set_len((kept * ENTRY_LEN) as u64)
+        let base = self.0.base_offset();
+        self.0
+            .truncate_while(|e| base + i64::from(e.rel) < next_offset)
+            .map(|_| ())
     }
 
-    fn entry(&self, (timestamp, rel): (i64, u32)) -> TimeEntry {
+    fn entry(&self, e: Stored) -> TimeEntry {
         TimeEntry {
-            timestamp,
-            offset: self.base_offset + i64::from(rel),
+            timestamp: e.timestamp,
+            offset: self.0.base_offset() + i64::from(e.rel),
         }
     }
 
@@ -169,29 +123,29 @@ impl TimeIndex {
     /// or before its offset has a max timestamp below `target`, so a search for
     /// the first batch with timestamp >= `target` can start after it.
     pub fn last_below(&self, target: i64) -> Option<TimeEntry> {
-        let entries = self.entries.read();
-        let idx = entries.partition_point(|&(ts, _)| ts < target);
-        idx.checked_sub(1).map(|i| self.entry(entries[i]))
+        self.0.last_below(target).map(|e| self.entry(e))
     }
 
     /// The first entry whose timestamp is >= `target`: the first batch with a
     /// timestamp >= `target` is at or before its offset.
     pub fn first_at_or_after(&self, target: i64) -> Option<TimeEntry> {
-        let entries = self.entries.read();
-        let idx = entries.partition_point(|&(ts, _)| ts < target);
-        entries.get(idx).map(|&e| self.entry(e))
+        self.0.first_at_or_above(target).map(|e| self.entry(e))
     }
 
     pub fn last(&self) -> Option<TimeEntry> {
-        self.entries.read().last().map(|&e| self.entry(e))
+        self.0.last().map(|e| self.entry(e))
     }
 
     pub fn entries(&self) -> Vec<TimeEntry> {
-        self.entries.read().iter().map(|&e| self.entry(e)).collect()
+        self.0
+            .entries()
+            .into_iter()
+            .map(|e| self.entry(e))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -199,19 +153,19 @@ impl TimeIndex {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len() >= self.max_entries.load(Ordering::Relaxed)
+        self.0.is_full()
     }
 
     pub fn set_max_entries(&self, max_entries: usize) {
-        self.max_entries.store(max_entries, Ordering::Relaxed);
+        self.0.set_max_entries(max_entries);
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.0.sync()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 }
 

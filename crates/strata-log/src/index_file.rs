@@ -1,0 +1,258 @@
+//! The file type both sparse indexes of a segment share: a vector of
+//! fixed-size entries kept in memory and persisted by appending each new entry
+//! to the file. [`crate::index`] (`.index`) and [`crate::timeindex`]
+//! (`.timeindex`) are thin wrappers that give an [`Entry`] its layout, its
+//! ordering rule and the key lookups search on.
+//!
+//! Design: every new entry is written at the end of the file with a positioned
+//! write. We chose this over `mmap` (what Kafka does) because an index is small
+//! (10 MiB max, 8 or 12 bytes per 4 KiB of log), lookups then need no `unsafe`
+//! and cannot fault with SIGBUS if the file is truncated under us, and appends
+//! are one `pwrite` every `index.interval.bytes`. Loading a segment reads the
+//! whole file once, which is the "read indexes only" cost of a clean restart.
+//!
+//! Concurrency: lookups may run from any thread; `append` and `truncate_while`
+//! must be called by one thread at a time (the segment's writer). The file
+//! write happens outside the entries' lock, which is held only to push the new
+//! entry, so a lookup never waits for I/O.
+//!
+//! This module never reads the `.log`; rebuilding an index from the log is
+//! `segment`'s job.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
+
+/// Why an index file on disk cannot be trusted (the caller rebuilds it).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("I/O error on index {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("index {path} is inconsistent: {reason}")]
+    Inconsistent { path: PathBuf, reason: String },
+}
+
+/// One entry as stored: relative to the segment's base offset, so it fits the
+/// file's fixed-size layout. Displays as `(a, b)` in load errors.
+pub(crate) trait Entry: Copy + fmt::Display {
+    /// Bytes per entry in the file.
+    const LEN: usize;
+
+    /// Writes the entry, big-endian as in Kafka, into `buf` (`LEN` bytes).
+    fn encode(&self, buf: &mut [u8]);
+
+    /// Reads an entry from `buf` (`LEN` bytes).
+    fn decode(buf: &[u8]) -> Self;
+
+    /// The offset the entry names, relative to the segment base.
+    fn rel_offset(&self) -> u32;
+
+    /// What lookups binary-search on; non-decreasing along the file because
+    /// every entry `follows` the one before.
+    fn key(&self) -> i64;
+
+    /// The file's ordering rule: whether `self` may come right after `prev`.
+    /// `append` drops an entry that does not; `load` rejects such a file.
+    fn follows(&self, prev: &Self) -> bool;
+}
+
+/// The largest `Entry::LEN` (the time index's 12 bytes), so `append` encodes
+/// into a stack buffer; `append` checks it at compile time.
+const MAX_ENTRY_LEN: usize = 12;
+
+/// The entries of one index file, in memory and on disk.
+pub(crate) struct IndexFile<E> {
+    path: PathBuf,
+    file: File,
+    base_offset: i64,
+    entries: RwLock<Vec<E>>,
+    max_entries: AtomicUsize,
+}
+
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+}
+
+impl<E: Entry> IndexFile<E> {
+    /// Creates an empty index, truncating any file at `path`.
+    pub fn create(path: PathBuf, base_offset: i64, max_entries: usize) -> Result<Self, IndexError> {
+        let file = open_rw(&path, true).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(IndexFile {
+            path,
+            file,
+            base_offset,
+            entries: RwLock::new(Vec::new()),
+            max_entries: AtomicUsize::new(max_entries),
+        })
+    }
+
+    /// Loads an existing index and checks it against the segment it describes:
+    /// whole entries only (a torn last entry fails the whole file), each entry
+    /// following the one before, then `check` (what only one kind of index can
+    /// check), then offsets at most `last_offset`.
+    pub fn load(
+        path: PathBuf,
+        base_offset: i64,
+        max_entries: usize,
+        last_offset: i64,
+        check: impl Fn(&E) -> Result<(), String>,
+    ) -> Result<Self, IndexError> {
+        let bytes = std::fs::read(&path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |reason: String| IndexError::Inconsistent {
+            path: path.clone(),
+            reason,
+        };
+        if bytes.len() % E::LEN != 0 {
+            return Err(bad(format!(
+                "size {} is not a multiple of {}",
+                bytes.len(),
+                E::LEN
+            )));
+        }
+        let mut entries: Vec<E> = Vec::with_capacity(bytes.len() / E::LEN);
+        for chunk in bytes.chunks_exact(E::LEN) {
+            let entry = E::decode(chunk);
+            if let Some(last) = entries.last() {
+                if !entry.follows(last) {
+                    return Err(bad(format!(
+                        "entry {} {entry} is not after {last}",
+                        entries.len()
+                    )));
+                }
+            }
+            check(&entry).map_err(bad)?;
+            let offset = base_offset + i64::from(entry.rel_offset());
+            if offset > last_offset {
+                return Err(bad(format!(
+                    "offset {offset} is beyond the segment's last offset {last_offset}"
+                )));
+            }
+            entries.push(entry);
+        }
+        let file = open_rw(&path, false).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(IndexFile {
+            path,
+            file,
+            base_offset,
+            entries: RwLock::new(entries),
+            max_entries: AtomicUsize::new(max_entries),
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// `offset` relative to the base, if it fits an entry (an index is only a
+    /// hint, so callers skip offsets that do not).
+    pub fn relative(&self, offset: i64) -> Option<u32> {
+        u32::try_from(offset - self.base_offset).ok()
+    }
+
+    /// Appends `entry` if it follows the last one; otherwise does nothing (an
+    /// index is only a hint). One caller at a time.
+    pub fn append(&self, entry: E) -> io::Result<()> {
+        let len = {
+            let entries = self.entries.read();
+            if let Some(last) = entries.last() {
+                if !entry.follows(last) {
+                    return Ok(());
+                }
+            }
+            entries.len()
+        };
+        const { assert!(E::LEN <= MAX_ENTRY_LEN) };
+        let mut buf = [0u8; MAX_ENTRY_LEN];
+        let buf = &mut buf[..E::LEN];
+        entry.encode(buf);
+        self.file.write_all_at(buf, (len * E::LEN) as u64)?;
+        self.entries.write().push(entry);
+        Ok(())
+    }
+
+    /// Keeps the entries up to the first one for which `keep` is false (`keep`
+    /// must hold for a prefix of the file), shortens the file to match and
+    /// returns the last entry kept. One caller at a time.
+    pub fn truncate_while(&self, keep: impl Fn(&E) -> bool) -> io::Result<Option<E>> {
+        let (kept, last) = {
+            let mut entries = self.entries.write();
+            let kept = entries.partition_point(keep);
+            entries.truncate(kept);
+            (kept, entries.last().copied())
+        };
+        self.file.set_len((kept * E::LEN) as u64)?;
+        Ok(last)
+    }
+
+    /// The last entry whose key is <= `key`.
+    pub fn last_at_or_below(&self, key: i64) -> Option<E> {
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|e| e.key() <= key);
+        idx.checked_sub(1).map(|i| entries[i])
+    }
+
+    /// The last entry whose key is < `key`.
+    pub fn last_below(&self, key: i64) -> Option<E> {
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|e| e.key() < key);
+        idx.checked_sub(1).map(|i| entries[i])
+    }
+
+    /// The first entry whose key is >= `key`.
+    pub fn first_at_or_above(&self, key: i64) -> Option<E> {
+        let entries = self.entries.read();
+        let idx = entries.partition_point(|e| e.key() < key);
+        entries.get(idx).copied()
+    }
+
+    pub fn last(&self) -> Option<E> {
+        self.entries.read().last().copied()
+    }
+
+    pub fn entries(&self) -> Vec<E> {
+        self.entries.read().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.max_entries.load(Ordering::Relaxed)
+    }
+
+    pub fn set_max_entries(&self, max_entries: usize) {
+        self.max_entries.store(max_entries, Ordering::Relaxed);
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
