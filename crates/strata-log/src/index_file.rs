@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 
+use crate::error::LogError;
+
 /// Why an index file on disk cannot be trusted (the caller rebuilds it).
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -39,6 +41,25 @@ pub enum IndexError {
     },
     #[error("index {path} is inconsistent: {reason}")]
     Inconsistent { path: PathBuf, reason: String },
+}
+
+impl IndexError {
+    /// The log's view of the error: an index that cannot be opened is an I/O
+    /// failure, one that fails its checks is corrupt data.
+    pub(crate) fn into_log_error(self) -> LogError {
+        match self {
+            IndexError::Io { path, source } => LogError::Io {
+                op: "writing index",
+                path,
+                source,
+            },
+            IndexError::Inconsistent { path, reason } => LogError::Corrupt {
+                path,
+                position: 0,
+                reason,
+            },
+        }
+    }
 }
 
 /// One entry as stored: relative to the segment's base offset, so it fits the

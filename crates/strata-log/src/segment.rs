@@ -95,21 +95,6 @@ fn open_log(path: &Path, truncate: bool) -> Result<File, LogError> {
         .map_err(LogError::io("opening", path))
 }
 
-fn index_err(e: IndexError) -> LogError {
-    match e {
-        IndexError::Io { path, source } => LogError::Io {
-            op: "writing index",
-            path,
-            source,
-        },
-        IndexError::Inconsistent { path, reason } => LogError::Corrupt {
-            path,
-            position: 0,
-            reason,
-        },
-    }
-}
-
 /// A segment's opened files.
 struct Files {
     log_path: PathBuf,
@@ -133,13 +118,13 @@ impl Files {
             base_offset,
             limits.offset_entries,
         )
-        .map_err(index_err)?;
+        .map_err(IndexError::into_log_error)?;
         let time_index = TimeIndex::create(
             dir.join(file_name(base_offset, "timeindex")),
             base_offset,
             limits.time_entries,
         )
-        .map_err(index_err)?;
+        .map_err(IndexError::into_log_error)?;
         Ok(Files {
             log_path,
             file,
