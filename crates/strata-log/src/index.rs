@@ -196,6 +196,46 @@ mod tests {
         assert!(OffsetIndex::load(path, 100, 10, 5000, 130).is_err());
     }
 
+    #[test]
+    fn truncation_by_position_keeps_the_entries_of_batches_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let idx = OffsetIndex::create(path.clone(), 100, 10).unwrap();
+        for (offset, position) in [(110, 100), (120, 200), (130, 300)] {
+            idx.append(offset, position).unwrap();
+        }
+        // A cut at a batch's start drops that batch's entry.
+        let kept = idx.truncate_to_position(200).unwrap();
+        assert_eq!(
+            kept,
+            Some(OffsetEntry {
+                offset: 110,
+                position: 100
+            })
+        );
+        assert_eq!(idx.lookup(125).map(|e| e.offset), Some(110));
+        let reloaded = OffsetIndex::load(path, 100, 10, 200, 119).unwrap();
+        assert_eq!(reloaded.entries(), idx.entries());
+        assert_eq!(idx.truncate_to_position(0).unwrap(), None);
+        assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn lookups_below_the_base_and_unindexable_offsets_find_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = OffsetIndex::create(dir.path().join("0.index"), 100, 10).unwrap();
+        idx.append(100 + (1 << 32), 10).unwrap(); // relative offset beyond u32: skipped
+        idx.append(99, 20).unwrap(); // below the base: skipped
+        assert!(idx.is_empty());
+        idx.append(105, 30).unwrap();
+        assert_eq!(idx.lookup(99), None);
+        assert_eq!(idx.lookup(104), None);
+        assert_eq!(
+            idx.lookup(i64::from(u32::MAX) + 200).map(|e| e.offset),
+            Some(105)
+        );
+    }
+
     proptest! {
         #[test]
         fn lookup_matches_brute_force(

@@ -277,3 +277,122 @@ impl<E: Entry> IndexFile<E> {
         &self.path
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A minimal entry: a 4-byte relative offset that is also the key, so the
+    /// tests exercise only what `IndexFile` itself does.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Rel(u32);
+
+    impl fmt::Display for Rel {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "({})", self.0)
+        }
+    }
+
+    impl Entry for Rel {
+        const LEN: usize = 4;
+        fn encode(&self, buf: &mut [u8]) {
+            buf.copy_from_slice(&self.0.to_be_bytes());
+        }
+        fn decode(b: &[u8]) -> Self {
+            Rel(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        fn rel_offset(&self) -> u32 {
+            self.0
+        }
+        fn key(&self) -> i64 {
+            i64::from(self.0)
+        }
+        fn follows(&self, prev: &Self) -> bool {
+            self.0 > prev.0
+        }
+    }
+
+    fn no_check(_: &Rel) -> Result<(), String> {
+        Ok(())
+    }
+
+    #[test]
+    fn append_drops_what_does_not_follow_and_load_rejects_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.idx");
+        let idx = IndexFile::<Rel>::create(path.clone(), 10, 2).unwrap();
+        for rel in [3, 3, 1, 7] {
+            idx.append(Rel(rel)).unwrap();
+        }
+        assert_eq!(idx.entries(), [Rel(3), Rel(7)]);
+        assert!(idx.is_full());
+        idx.set_max_entries(3);
+        assert!(!idx.is_full());
+        assert_eq!(std::fs::read(&path).unwrap(), [0, 0, 0, 3, 0, 0, 0, 7]);
+        let loaded = IndexFile::<Rel>::load(path.clone(), 10, 3, 17, no_check).unwrap();
+        assert_eq!(loaded.entries(), [Rel(3), Rel(7)]);
+        // The last offset (base 10 + 7) bounds what a file may name.
+        assert!(IndexFile::<Rel>::load(path.clone(), 10, 3, 16, no_check).is_err());
+        // A kind-specific check runs on every entry.
+        let no_sevens = |e: &Rel| match e.0 {
+            7 => Err("seven".to_string()),
+            _ => Ok(()),
+        };
+        let err = IndexFile::<Rel>::load(path.clone(), 10, 3, 17, no_sevens).err();
+        assert!(err.is_some_and(|e| e.to_string().ends_with("seven")));
+        std::fs::write(&path, [0, 0, 0, 7, 0, 0, 0, 3]).unwrap();
+        assert!(IndexFile::<Rel>::load(path, 10, 3, 17, no_check).is_err());
+    }
+
+    #[test]
+    fn a_torn_last_entry_fails_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.idx");
+        std::fs::write(&path, [0, 0, 0, 1, 0, 0, 0, 2, 0, 0]).unwrap();
+        let err = IndexFile::<Rel>::load(path, 0, 10, 100, no_check).err();
+        assert!(matches!(err, Some(IndexError::Inconsistent { .. })));
+    }
+
+    #[test]
+    fn truncation_shortens_the_file_and_returns_the_last_entry_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.idx");
+        let idx = IndexFile::<Rel>::create(path.clone(), 0, 10).unwrap();
+        for rel in [2, 4, 6, 8] {
+            idx.append(Rel(rel)).unwrap();
+        }
+        assert_eq!(idx.truncate_while(|e| e.0 < 6).unwrap(), Some(Rel(4)));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+        // Appends continue at the new end of the file.
+        idx.append(Rel(5)).unwrap();
+        let loaded = IndexFile::<Rel>::load(path.clone(), 0, 10, 100, no_check).unwrap();
+        assert_eq!(loaded.entries(), [Rel(2), Rel(4), Rel(5)]);
+        assert_eq!(idx.truncate_while(|_| false).unwrap(), None);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn searches_match_brute_force(
+            rels in prop::collection::btree_set(0u32..200, 0..40),
+            keys in prop::collection::vec(-5i64..210, 1..20),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let idx = IndexFile::<Rel>::create(dir.path().join("r.idx"), 0, 100).unwrap();
+            let model: Vec<Rel> = rels.into_iter().map(Rel).collect();
+            for &e in &model {
+                idx.append(e).unwrap();
+            }
+            for k in keys {
+                let at_or_below = model.iter().rev().find(|e| e.key() <= k).copied();
+                let below = model.iter().rev().find(|e| e.key() < k).copied();
+                let at_or_above = model.iter().find(|e| e.key() >= k).copied();
+                prop_assert_eq!(idx.last_at_or_below(k), at_or_below);
+                prop_assert_eq!(idx.last_below(k), below);
+                prop_assert_eq!(idx.first_at_or_above(k), at_or_above);
+            }
+            prop_assert_eq!(idx.last(), model.last().copied());
+        }
+    }
+}

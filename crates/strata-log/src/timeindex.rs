@@ -174,6 +174,63 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn write_entries(path: &std::path::Path, entries: &[(i64, u32)]) {
+        let mut raw = Vec::new();
+        for (ts, rel) in entries {
+            raw.extend_from_slice(&ts.to_be_bytes());
+            raw.extend_from_slice(&rel.to_be_bytes());
+        }
+        std::fs::write(path, raw).unwrap();
+    }
+
+    #[test]
+    fn load_accepts_repeated_offsets_and_rejects_what_append_would_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let load = |path: &std::path::Path| TimeIndex::load(path.to_path_buf(), 100, 10, 130);
+        // Unlike the offset index, two entries may name the same offset.
+        write_entries(&path, &[(5, 10), (9, 10), (12, 30)]);
+        assert_eq!(load(&path).unwrap().len(), 3);
+        write_entries(&path, &[(5, 10), (5, 20)]); // timestamp not increasing
+        assert!(load(&path).is_err());
+        write_entries(&path, &[(5, 20), (9, 10)]); // offset going back
+        assert!(load(&path).is_err());
+        write_entries(&path, &[(5, 10), (9, 31)]); // past the segment's last offset
+        assert!(load(&path).is_err());
+        let mut raw = std::fs::read(&path).unwrap();
+        raw.truncate(ENTRY_LEN + 5); // a torn last entry
+        std::fs::write(&path, &raw).unwrap();
+        assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn truncation_by_offset_keeps_the_entries_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let idx = TimeIndex::create(path.clone(), 100, 10).unwrap();
+        for (ts, offset) in [(5, 110), (9, 110), (12, 120), (20, 130)] {
+            idx.maybe_append(ts, offset).unwrap();
+        }
+        idx.truncate_to_offset(120).unwrap();
+        let kept = vec![
+            TimeEntry {
+                timestamp: 5,
+                offset: 110,
+            },
+            TimeEntry {
+                timestamp: 9,
+                offset: 110,
+            },
+        ];
+        assert_eq!(idx.entries(), kept);
+        assert_eq!(idx.last(), kept.last().copied());
+        let reloaded = TimeIndex::load(path, 100, 10, 119).unwrap();
+        assert_eq!(reloaded.entries(), kept);
+        // The next entry must still be above the last timestamp kept.
+        idx.maybe_append(9, 115).unwrap();
+        assert_eq!(idx.len(), 2);
+    }
+
     proptest! {
         #[test]
         fn lookups_match_brute_force(
