@@ -17,11 +17,11 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::codec::{self, Key, OffsetValue};
-use super::coordinator::{
-    Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
-};
+use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
-use super::state::{Group, GroupState};
+use super::state::{
+    Action, Group, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest,
+};
 use super::GroupError;
 use crate::broker::{now_ms, Broker, BrokerError};
 

@@ -25,8 +25,8 @@ pub mod state;
 mod state_tests;
 
 pub use compaction::Compaction;
-pub use coordinator::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 pub use driver::{CommitEntry, GroupCoordinator, GroupDescription, GroupListing, OFFSETS_TOPIC};
+pub use state::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GroupError {

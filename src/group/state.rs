@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-use super::coordinator::{
-    Action, GroupConfig, JoinRequest, JoinResponse, LeaveOutcome, MemberInfo, ReplyId, SyncRequest,
-};
 use super::GroupError;
 
 mod snapshot;
+mod types;
 pub use snapshot::{GroupSnapshot, MemberSnapshot};
+pub use types::{
+    Action, GroupConfig, JoinRequest, JoinResponse, LeaveOutcome, MemberInfo, ReplyId, SyncRequest,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
