@@ -144,8 +144,7 @@ impl GroupCoordinator {
     /// Replays one `__consumer_offsets` partition into the coordinator's state.
     pub(super) fn load_partition(&self, p: &crate::broker::Partition) -> Result<(), BrokerError> {
         let now = now_ms();
-        let mut groups: HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>> =
-            HashMap::new();
+        let mut groups: HashMap<String, Option<(codec::GroupSnapshot, Bytes)>> = HashMap::new();
         let mut inner = self.inner.lock();
         let mut records = 0u64;
         {
@@ -753,7 +752,7 @@ impl GroupCoordinator {
 /// Replays one record of `__consumer_offsets`: last write wins, null values delete.
 fn apply_record(
     offsets: &mut OffsetStore,
-    groups: &mut HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>>,
+    groups: &mut HashMap<String, Option<(codec::GroupSnapshot, Bytes)>>,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) {

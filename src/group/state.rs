@@ -11,16 +11,20 @@
 //! an empty group (up to the rebalance timeout). Strata waits exactly
 //! `group.initial.rebalance.delay.ms` from the first join, so a new consumer's first
 //! join never takes longer than that.
+//!
+//! Dependencies point down only: `state/types.rs` (what the machine consumes and
+//! produces), `codec.rs` (the persisted snapshot's types, consumer subscriptions) and
+//! [`GroupError`]. Nothing here imports `coordinator.rs` or `driver.rs`, which drive it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use super::codec;
 use super::GroupError;
 
 mod snapshot;
 mod types;
-pub use snapshot::{GroupSnapshot, MemberSnapshot};
 pub use types::{
     Action, GroupConfig, JoinRequest, JoinResponse, LeaveOutcome, MemberInfo, ReplyId, SyncRequest,
 };
@@ -765,7 +769,7 @@ impl Group {
         let mut topics: Vec<String> = self
             .members
             .values()
-            .flat_map(|m| super::codec::subscription_topics(&m.metadata(&protocol)))
+            .flat_map(|m| codec::subscription_topics(&m.metadata(&protocol)))
             .collect();
         topics.sort();
         topics.dedup();
