@@ -1,32 +1,31 @@
 //! The async layer over the coordinator state machine: it parks JoinGroup and
 //! SyncGroup requests on oneshot channels until an action answers them, runs the
-//! timer that feeds `Tick` events, writes group metadata and commits to
-//! `__consumer_offsets`, and replays that topic at startup.
+//! timer that feeds `Tick` events, and turns decisions into group metadata and commit
+//! records that `store.rs` appends to `__consumer_offsets`.
 //!
 //! One mutex guards the state machine and the offset cache. Writes happen under it,
 //! so the order of records in the log is the order of decisions (replay is "last
 //! write wins"). A write is one `pwrite` into the page cache, as for Produce.
+//!
+//! Dependencies point down: `coordinator.rs` and `state` (decisions), `offsets.rs`
+//! (the offset cache), `codec.rs` (record keys and values) and `store.rs` (the topic).
+//! `ownership.rs` and `compaction.rs` add methods to [`GroupCoordinator`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::codec::{self, Key, OffsetValue};
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
-use super::state::{
-    Action, Group, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest,
-};
+use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
+use super::store::{OffsetsTopic, Record};
 use super::GroupError;
 use crate::broker::{now_ms, Broker, BrokerError};
-
-/// Kafka's internal topic for committed offsets and group metadata.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const MAX_METADATA: usize = 4096;
 
@@ -86,7 +85,10 @@ pub(super) struct Inner {
 }
 
 pub struct GroupCoordinator {
+    /// Leadership of the `__consumer_offsets` partitions, read in `ownership.rs` only.
     pub(super) broker: Arc<Broker>,
+    /// The storage: every read and write of `__consumer_offsets` goes through it.
+    pub(super) store: OffsetsTopic,
     pub(super) inner: Mutex<Inner>,
     wake: Notify,
 }
@@ -110,18 +112,7 @@ impl GroupCoordinator {
         broker: Arc<Broker>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<GroupCoordinator>, BrokerError> {
-        let partitions = broker.config().offsets_topic_num_partitions;
-        let segment_bytes = broker.config().offsets_topic_segment_bytes;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            // Never delete by time or size: only the coordinator's compaction
-            // (`compaction.rs`) moves the log start of this topic.
-            ("retention.ms".to_string(), "-1".to_string()),
-            ("segment.bytes".to_string(), segment_bytes.to_string()),
-        ]);
-        broker
-            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
-            .await?;
+        let store = OffsetsTopic::open(broker.clone()).await?;
         let coordinator = Arc::new(GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
@@ -134,73 +125,12 @@ impl GroupCoordinator {
                 next_reply: 0,
             }),
             broker,
+            store,
             wake: Notify::new(),
         });
         coordinator.sync_ownership();
         coordinator.clone().spawn_timers(shutdown);
         Ok(coordinator)
-    }
-
-    /// Replays one `__consumer_offsets` partition into the coordinator's state.
-    pub(super) fn load_partition(&self, p: &crate::broker::Partition) -> Result<(), BrokerError> {
-        let now = now_ms();
-        let mut groups: HashMap<String, Option<(codec::GroupSnapshot, Bytes)>> = HashMap::new();
-        let mut inner = self.inner.lock();
-        let mut records = 0u64;
-        {
-            let mut offset = p.log.log_start_offset();
-            let end = p.log.log_end_offset();
-            while offset < end {
-                let mut data =
-                    p.log
-                        .read(offset, 1 << 20, true)
-                        .map_err(|source| BrokerError::Log {
-                            tp: p.tp.clone(),
-                            source,
-                        })?;
-                if data.is_empty() {
-                    break;
-                }
-                let sets = match RecordBatchDecoder::decode_all(&mut data) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(tp = %p.tp, offset, error = %e, "undecodable batch in __consumer_offsets; skipping the rest of this partition");
-                        break;
-                    }
-                };
-                let mut next = offset;
-                for set in sets {
-                    for r in set.records {
-                        next = next.max(r.offset + 1);
-                        records += 1;
-                        apply_record(
-                            &mut inner.offsets,
-                            &mut groups,
-                            r.key.as_deref(),
-                            r.value.as_deref(),
-                        );
-                    }
-                }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
-        }
-        let loaded = groups.len();
-        for (id, snap) in groups {
-            if let Some((snap, bytes)) = snap {
-                inner.sm.insert(Group::restore(&id, snap, now));
-                inner.group_meta.insert(id, bytes);
-            }
-        }
-        // Groups that only committed offsets (standalone consumers) are Empty groups.
-        for id in inner.offsets.group_ids() {
-            inner.sm.group_or_create(&id, now);
-        }
-        inner.loaded.insert(p.tp.partition);
-        tracing::info!(tp = %p.tp, records, groups = loaded, "loaded __consumer_offsets partition");
-        Ok(())
     }
 
     fn spawn_timers(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
@@ -228,13 +158,9 @@ impl GroupCoordinator {
         let mut s = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let every = c
-                    .broker
-                    .config()
-                    .offsets_retention_check_interval_ms
-                    .max(10) as u64;
+                let every = c.store.retention_check_interval();
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(every)) => {
+                    _ = tokio::time::sleep(every) => {
                         // Tombstone appends and compaction's rewrite and deletions block on
                         // the disk: off the workers that serve requests.
                         let c = c.clone();
@@ -290,7 +216,7 @@ impl GroupCoordinator {
                     let key = codec::encode_key(&Key::Group {
                         group: group.clone(),
                     });
-                    match self.write(&group, vec![(key, Some(value.clone()))]) {
+                    match self.store.append(&group, vec![(key, Some(value.clone()))]) {
                         Ok(_) => {
                             inner.group_meta.insert(group, value);
                         }
@@ -299,40 +225,6 @@ impl GroupCoordinator {
                 }
             }
         }
-    }
-
-    /// Appends records for `group` to its `__consumer_offsets` partition.
-    /// Returns the partition written and the offset after the records, for waiting until the
-    /// ISR has them.
-    fn write(
-        &self,
-        group: &str,
-        records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(Arc<crate::broker::Partition>, i64), GroupError> {
-        let partitions = self
-            .broker
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.meta.partitions)
-            .unwrap_or(0);
-        if partitions == 0 {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        let index = codec::partition_for(group, partitions);
-        let storage = |reason: String| GroupError::Storage {
-            group: group.to_string(),
-            partition: index,
-            reason,
-        };
-        let part = self
-            .broker
-            .partition(OFFSETS_TOPIC, index)
-            .map_err(|e| storage(e.to_string()))?;
-        let now = now_ms();
-        let batch = codec::batch(&records, now).map_err(storage)?;
-        let info = part
-            .append(&batch, now)
-            .map_err(|e| storage(e.to_string()))?;
-        Ok((part, info.last_offset + 1))
     }
 
     pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
@@ -451,7 +343,7 @@ impl GroupCoordinator {
             if records.is_empty() {
                 return Ok(results);
             }
-            let written = self.write(group, records);
+            let written = self.store.append(group, records);
             (results, values, written)
         };
         let failed = |e: GroupError| {
@@ -460,15 +352,11 @@ impl GroupCoordinator {
                 .map(|r| r.clone().and(Err(e.clone())))
                 .collect()
         };
-        let (part, end) = match written {
+        let appended = match written {
             Ok(w) => w,
             Err(e) => return Ok(failed(e)),
         };
-        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
-        if let Err(e) = part
-            .wait_replicated(end, deadline, COMMIT_TIMEOUT.as_millis() as i32)
-            .await
-        {
+        if let Err(e) = self.store.wait_replicated(&appended, COMMIT_TIMEOUT).await {
             tracing::warn!(group, error = %e, "offset commit not replicated; the client retries");
             return Ok(failed(GroupError::CoordinatorNotAvailable));
         }
@@ -487,14 +375,13 @@ impl GroupCoordinator {
         if size > MAX_METADATA {
             return Err(GroupError::MetadataTooLarge { size });
         }
-        self.broker
-            .topic(&e.topic)
-            .filter(|t| (0..t.meta.partitions).contains(&e.partition))
-            .map(|_| ())
-            .ok_or_else(|| GroupError::UnknownTopicPartition {
+        if !self.store.has_partition(&e.topic, e.partition) {
+            return Err(GroupError::UnknownTopicPartition {
                 topic: e.topic.clone(),
                 partition: e.partition,
-            })
+            });
+        }
+        Ok(())
     }
 
     /// Committed offsets; `None` topics means every partition the group committed.
@@ -524,10 +411,7 @@ impl GroupCoordinator {
 
     /// The groups this node coordinates (Kafka's ListGroups answers per broker).
     pub fn list(&self) -> Vec<GroupListing> {
-        let partitions = self
-            .broker
-            .topic(OFFSETS_TOPIC)
-            .map_or(0, |t| t.meta.partitions);
+        let partitions = self.store.partitions().unwrap_or(0);
         let inner = self.inner.lock();
         let mut out: Vec<GroupListing> = inner
             .sm
@@ -614,7 +498,7 @@ impl GroupCoordinator {
     }
 
     fn remove_group(&self, inner: &mut Inner, id: &str) -> Result<(), GroupError> {
-        let mut records: Vec<(Bytes, Option<Bytes>)> = inner
+        let mut records: Vec<Record> = inner
             .offsets
             .all(id)
             .into_iter()
@@ -635,7 +519,7 @@ impl GroupCoordinator {
             }),
             None,
         ));
-        self.write(id, records)?;
+        self.store.append(id, records)?;
         inner.group_meta.remove(id);
         for (t, p) in inner
             .offsets
@@ -697,7 +581,7 @@ impl GroupCoordinator {
             }
         }
         if !records.is_empty() {
-            self.write(group, records)?;
+            self.store.append(group, records)?;
             for ((t, p), r) in tps.iter().zip(&results) {
                 if r.is_ok() {
                     inner.offsets.remove(group, t, *p);
@@ -710,7 +594,7 @@ impl GroupCoordinator {
     /// `offsets.retention.minutes`: offsets of a consumer group expire that long after
     /// it became empty; a standalone consumer's offsets that long after each commit.
     pub fn expire_offsets(&self, now: i64) {
-        let retention = self.broker.config().offsets_retention_minutes as i64 * 60_000;
+        let retention = self.store.retention_ms();
         let mut inner = self.inner.lock();
         for (group, expired) in inner.offsets.expired(&inner.sm, now, retention) {
             let records = expired
@@ -726,7 +610,7 @@ impl GroupCoordinator {
                     )
                 })
                 .collect();
-            if let Err(e) = self.write(&group, records) {
+            if let Err(e) = self.store.append(&group, records) {
                 tracing::warn!(error = %e, "could not expire offsets");
                 continue;
             }
@@ -746,55 +630,5 @@ impl GroupCoordinator {
                 }
             }
         }
-    }
-}
-
-/// Replays one record of `__consumer_offsets`: last write wins, null values delete.
-fn apply_record(
-    offsets: &mut OffsetStore,
-    groups: &mut HashMap<String, Option<(codec::GroupSnapshot, Bytes)>>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) {
-    let Some(key) = key.and_then(codec::decode_key) else {
-        tracing::warn!("skipping a __consumer_offsets record with an unreadable key");
-        return;
-    };
-    match (key, value) {
-        (
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            },
-            None,
-        ) => {
-            offsets.remove(&group, &topic, partition);
-        }
-        (
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            },
-            Some(v),
-        ) => match codec::decode_offset(v) {
-            Some(v) => offsets.put(&group, &topic, partition, v),
-            None => tracing::warn!(
-                group,
-                topic,
-                partition,
-                "skipping an unreadable committed offset"
-            ),
-        },
-        (Key::Group { group }, None) => {
-            groups.insert(group, None);
-        }
-        (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
-            Some(s) => {
-                groups.insert(group, Some((s, Bytes::copy_from_slice(v))));
-            }
-            None => tracing::warn!(group, "skipping unreadable group metadata"),
-        },
     }
 }
