@@ -16,9 +16,9 @@
 //!
 //! # Contracts
 //!
-//! - Replay (`OffsetsTopic::replay`, `store.rs`) starts at the log start and is "last write wins, tombstones
-//!   delete"; the fresh copy holds the same values as the records it supersedes, so
-//!   replaying from either gives the same state.
+//! - Replay (`OffsetsTopic::replay`, `store.rs`) starts at the log start and is
+//!   "last write wins, tombstones delete"; the fresh copy holds the same values as the
+//!   records it supersedes, so replaying from either gives the same state.
 //! - **Crash safety**: the log start moves only after the whole fresh copy is
 //!   appended. A crash during or after step 1 and before step 2 leaves the old records
 //!   plus (part of) a duplicate copy, which replay absorbs. A crash during step 2 is

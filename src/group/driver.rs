@@ -5,7 +5,7 @@
 //! membership requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and the admin ones
 //! (ListGroups, DescribeGroups, DeleteGroups); the committed-offsets requests are in
 //! `commits.rs`, ownership in `ownership.rs`, compaction in `compaction.rs`, all
-//! methods of the same type over the same [`Inner`].
+//! methods of the same type over the same `Inner`.
 //!
 //! One mutex guards the state machine and the offset cache. Writes happen under it,
 //! so the order of records in the log is the order of decisions (replay is "last
