@@ -8,13 +8,16 @@
 //!
 //! A null value is a tombstone. Decoding never panics on bad bytes; it returns
 //! `None`, and the loader skips the record with a warning.
+//!
+//! Dependencies: none inside `group/`. This is the bottom layer: the value types of the
+//! records ([`OffsetValue`], [`GroupSnapshot`]) are defined here, and `state` (which
+//! snapshots a group and reads consumer subscriptions), `offsets.rs` and the code that
+//! reads and writes the topic use them.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-
-use super::state::{GroupSnapshot, MemberSnapshot};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key {
@@ -46,6 +49,29 @@ impl OffsetValue {
             commit_timestamp: -1,
         }
     }
+}
+
+/// What is persisted of a group (Kafka's GroupMetadataValue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSnapshot {
+    pub protocol_type: Option<String>,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberSnapshot {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {

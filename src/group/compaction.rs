@@ -16,9 +16,9 @@
 //!
 //! # Contracts
 //!
-//! - Replay (`driver.rs`) starts at the log start and is "last write wins, tombstones
-//!   delete"; the fresh copy holds the same values as the records it supersedes, so
-//!   replaying from either gives the same state.
+//! - Replay (`OffsetsTopic::replay`, `store.rs`) starts at the log start and is
+//!   "last write wins, tombstones delete"; the fresh copy holds the same values as the
+//!   records it supersedes, so replaying from either gives the same state.
 //! - **Crash safety**: the log start moves only after the whole fresh copy is
 //!   appended. A crash during or after step 1 and before step 2 leaves the old records
 //!   plus (part of) a duplicate copy, which replay absorbs. A crash during step 2 is
@@ -29,17 +29,15 @@
 //!   segments since its last compaction (since startup for the first), checked every
 //!   `offsets.retention.check.interval.ms` after the expiry pass. Disk and replay time
 //!   are so bounded by the live state plus about three segments.
-
-use bytes::Bytes;
+//!
+//! This file decides when and what to rewrite; the appends and the move of the log
+//! start are `OffsetsTopic::rewrite` (`store.rs`). Dependencies: `driver.rs` (the
+//! coordinator's state), `store.rs` and `codec.rs`.
 
 use super::codec::{self, Key};
-use super::driver::{GroupCoordinator, Inner, OFFSETS_TOPIC};
+use super::driver::{GroupCoordinator, Inner};
+use super::store::Record;
 use super::GroupError;
-use crate::broker::now_ms;
-
-/// Records per batch of the fresh copy, so that one batch stays far below
-/// `max.message.bytes` whatever the state's size.
-const BATCH_RECORDS: usize = 500;
 
 /// The outcome of one pass over one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,23 +55,18 @@ impl GroupCoordinator {
     /// Compacts every partition of `__consumer_offsets` that grew by more than two
     /// segments since its last compaction. Failures are logged; the next check retries.
     pub(super) fn compact_due(&self) {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        for p in topic.partitions.iter().filter(|p| p.is_leader()) {
-            let segment = p.log.config().segment_bytes.max(1);
-            let size = p.log.size_bytes();
+        for p in self.store.led_partitions() {
             let base = self
                 .inner
                 .lock()
                 .compacted_size
-                .get(&p.tp.partition)
+                .get(&p.index)
                 .copied()
                 .unwrap_or(0);
-            if size.saturating_sub(base) <= 2 * segment {
+            if p.size_bytes.saturating_sub(base) <= 2 * p.segment_bytes {
                 continue;
             }
-            if let Err(e) = self.compact(p.tp.partition) {
+            if let Err(e) = self.compact(p.index) {
                 tracing::warn!(error = %e, "could not compact __consumer_offsets");
             }
         }
@@ -87,49 +80,32 @@ impl GroupCoordinator {
             reason,
         };
         let partitions = self
-            .broker
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.meta.partitions)
+            .store
+            .partitions()
             .ok_or(GroupError::CoordinatorNotAvailable)?;
         let part = self
-            .broker
-            .partition(OFFSETS_TOPIC, index)
+            .store
+            .partition(index)
             .map_err(|e| storage(e.to_string()))?;
         let mut inner = self.inner.lock();
-        let log_start_before = part.log.log_start_offset();
-        let bytes_before = part.log.size_bytes();
         let records = live_records(&inner, index, partitions);
-        let now = now_ms();
-        let mut first = None;
-        for chunk in records.chunks(BATCH_RECORDS) {
-            let batch = codec::batch(chunk, now).map_err(storage)?;
-            let info = part
-                .append(&batch, now)
-                .map_err(|e| storage(e.to_string()))?;
-            first.get_or_insert(info.base_offset);
-        }
-        let target = first.unwrap_or_else(|| part.log.log_end_offset());
-        let log_start_after = part
-            .log
-            .delete_records_before(target)
-            .map_err(|e| storage(e.to_string()))?;
-        let bytes_after = part.log.size_bytes();
-        inner.compacted_size.insert(index, bytes_after);
+        let rewrite = self.store.rewrite(&part, &records).map_err(storage)?;
+        inner.compacted_size.insert(index, rewrite.bytes_after);
         drop(inner);
         let done = Compaction {
             partition: index,
             records: records.len(),
-            log_start_before,
-            log_start_after,
-            bytes_before,
-            bytes_after,
+            log_start_before: rewrite.log_start_before,
+            log_start_after: rewrite.log_start_after,
+            bytes_before: rewrite.bytes_before,
+            bytes_after: rewrite.bytes_after,
         };
         tracing::info!(
             partition = index,
             records = done.records,
-            log_start = log_start_after,
-            bytes_before,
-            bytes_after,
+            log_start = done.log_start_after,
+            bytes_before = done.bytes_before,
+            bytes_after = done.bytes_after,
             "compacted __consumer_offsets"
         );
         Ok(done)
@@ -138,7 +114,7 @@ impl GroupCoordinator {
 
 /// Every live key of the groups stored in partition `index`, with its current value:
 /// group metadata first, then committed offsets, groups in id order.
-fn live_records(inner: &Inner, index: i32, partitions: i32) -> Vec<(Bytes, Option<Bytes>)> {
+fn live_records(inner: &Inner, index: i32, partitions: i32) -> Vec<Record> {
     let mut groups: Vec<String> = inner
         .offsets
         .group_ids()

@@ -1,44 +1,34 @@
-//! The async layer over the coordinator state machine: it parks JoinGroup and
-//! SyncGroup requests on oneshot channels until an action answers them, runs the
-//! timer that feeds `Tick` events, writes group metadata and commits to
-//! `__consumer_offsets`, and replays that topic at startup.
+//! The async layer over the coordinator state machine, [`GroupCoordinator`]: it parks
+//! JoinGroup and SyncGroup requests on oneshot channels until an action answers them,
+//! runs the timer that feeds `Tick` events, and turns decisions into group metadata
+//! records that `store.rs` appends to `__consumer_offsets`. This file has the
+//! membership requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and the admin ones
+//! (ListGroups, DescribeGroups, DeleteGroups); the committed-offsets requests are in
+//! `commits.rs`, ownership in `ownership.rs`, compaction in `compaction.rs`, all
+//! methods of the same type over the same `Inner`.
 //!
 //! One mutex guards the state machine and the offset cache. Writes happen under it,
 //! so the order of records in the log is the order of decisions (replay is "last
 //! write wins"). A write is one `pwrite` into the page cache, as for Produce.
+//!
+//! Dependencies point down: `coordinator.rs` and `state` (decisions), `offsets.rs`
+//! (the offset cache), `codec.rs` (record keys and values) and `store.rs` (the topic).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::codec::{self, Key, OffsetValue};
-use super::coordinator::{
-    Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
-};
+use super::codec::{self, Key};
+use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
-use super::state::{Group, GroupState};
+use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
+use super::store::{OffsetsTopic, Record};
 use super::GroupError;
 use crate::broker::{now_ms, Broker, BrokerError};
-
-/// Kafka's internal topic for committed offsets and group metadata.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-const MAX_METADATA: usize = 4096;
-
-/// One partition's offset in an OffsetCommit.
-#[derive(Debug, Clone)]
-pub struct CommitEntry {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-}
 
 #[derive(Debug, Clone)]
 pub struct GroupListing {
@@ -86,13 +76,13 @@ pub(super) struct Inner {
 }
 
 pub struct GroupCoordinator {
+    /// Leadership of the `__consumer_offsets` partitions, read in `ownership.rs` only.
     pub(super) broker: Arc<Broker>,
+    /// The storage: every read and write of `__consumer_offsets` goes through it.
+    pub(super) store: OffsetsTopic,
     pub(super) inner: Mutex<Inner>,
     wake: Notify,
 }
-
-/// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the ISR.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn group_config(broker: &Broker) -> GroupConfig {
     let c = broker.config();
@@ -110,18 +100,7 @@ impl GroupCoordinator {
         broker: Arc<Broker>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<GroupCoordinator>, BrokerError> {
-        let partitions = broker.config().offsets_topic_num_partitions;
-        let segment_bytes = broker.config().offsets_topic_segment_bytes;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            // Never delete by time or size: only the coordinator's compaction
-            // (`compaction.rs`) moves the log start of this topic.
-            ("retention.ms".to_string(), "-1".to_string()),
-            ("segment.bytes".to_string(), segment_bytes.to_string()),
-        ]);
-        broker
-            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
-            .await?;
+        let store = OffsetsTopic::open(broker.clone()).await?;
         let coordinator = Arc::new(GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
@@ -134,74 +113,12 @@ impl GroupCoordinator {
                 next_reply: 0,
             }),
             broker,
+            store,
             wake: Notify::new(),
         });
         coordinator.sync_ownership();
         coordinator.clone().spawn_timers(shutdown);
         Ok(coordinator)
-    }
-
-    /// Replays one `__consumer_offsets` partition into the coordinator's state.
-    pub(super) fn load_partition(&self, p: &crate::broker::Partition) -> Result<(), BrokerError> {
-        let now = now_ms();
-        let mut groups: HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>> =
-            HashMap::new();
-        let mut inner = self.inner.lock();
-        let mut records = 0u64;
-        {
-            let mut offset = p.log.log_start_offset();
-            let end = p.log.log_end_offset();
-            while offset < end {
-                let mut data =
-                    p.log
-                        .read(offset, 1 << 20, true)
-                        .map_err(|source| BrokerError::Log {
-                            tp: p.tp.clone(),
-                            source,
-                        })?;
-                if data.is_empty() {
-                    break;
-                }
-                let sets = match RecordBatchDecoder::decode_all(&mut data) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(tp = %p.tp, offset, error = %e, "undecodable batch in __consumer_offsets; skipping the rest of this partition");
-                        break;
-                    }
-                };
-                let mut next = offset;
-                for set in sets {
-                    for r in set.records {
-                        next = next.max(r.offset + 1);
-                        records += 1;
-                        apply_record(
-                            &mut inner.offsets,
-                            &mut groups,
-                            r.key.as_deref(),
-                            r.value.as_deref(),
-                        );
-                    }
-                }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
-        }
-        let loaded = groups.len();
-        for (id, snap) in groups {
-            if let Some((snap, bytes)) = snap {
-                inner.sm.insert(Group::restore(&id, snap, now));
-                inner.group_meta.insert(id, bytes);
-            }
-        }
-        // Groups that only committed offsets (standalone consumers) are Empty groups.
-        for id in inner.offsets.group_ids() {
-            inner.sm.group_or_create(&id, now);
-        }
-        inner.loaded.insert(p.tp.partition);
-        tracing::info!(tp = %p.tp, records, groups = loaded, "loaded __consumer_offsets partition");
-        Ok(())
     }
 
     fn spawn_timers(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
@@ -229,13 +146,9 @@ impl GroupCoordinator {
         let mut s = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let every = c
-                    .broker
-                    .config()
-                    .offsets_retention_check_interval_ms
-                    .max(10) as u64;
+                let every = c.store.retention_check_interval();
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(every)) => {
+                    _ = tokio::time::sleep(every) => {
                         // Tombstone appends and compaction's rewrite and deletions block on
                         // the disk: off the workers that serve requests.
                         let c = c.clone();
@@ -291,7 +204,7 @@ impl GroupCoordinator {
                     let key = codec::encode_key(&Key::Group {
                         group: group.clone(),
                     });
-                    match self.write(&group, vec![(key, Some(value.clone()))]) {
+                    match self.store.append(&group, vec![(key, Some(value.clone()))]) {
                         Ok(_) => {
                             inner.group_meta.insert(group, value);
                         }
@@ -300,40 +213,6 @@ impl GroupCoordinator {
                 }
             }
         }
-    }
-
-    /// Appends records for `group` to its `__consumer_offsets` partition.
-    /// Returns the partition written and the offset after the records, for waiting until the
-    /// ISR has them.
-    fn write(
-        &self,
-        group: &str,
-        records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(Arc<crate::broker::Partition>, i64), GroupError> {
-        let partitions = self
-            .broker
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.meta.partitions)
-            .unwrap_or(0);
-        if partitions == 0 {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        let index = codec::partition_for(group, partitions);
-        let storage = |reason: String| GroupError::Storage {
-            group: group.to_string(),
-            partition: index,
-            reason,
-        };
-        let part = self
-            .broker
-            .partition(OFFSETS_TOPIC, index)
-            .map_err(|e| storage(e.to_string()))?;
-        let now = now_ms();
-        let batch = codec::batch(&records, now).map_err(storage)?;
-        let info = part
-            .append(&batch, now)
-            .map_err(|e| storage(e.to_string()))?;
-        Ok((part, info.last_offset + 1))
     }
 
     pub async fn join(&self, group: &str, req: JoinRequest) -> JoinResponse {
@@ -411,124 +290,9 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Validates membership, writes the offsets, waits until the ISR has them (as Kafka,
-    /// up to `offsets.commit.timeout.ms`, 5 s), then makes them visible.
-    pub async fn commit(
-        &self,
-        group: &str,
-        member: &str,
-        instance: Option<&str>,
-        generation: i32,
-        entries: Vec<CommitEntry>,
-    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        self.owns(group)?;
-        let now = now_ms();
-        let (results, values, written) = {
-            let inner = self.inner.lock();
-            inner
-                .sm
-                .validate_commit(group, member, instance, generation)?;
-            let results: Vec<Result<(), GroupError>> =
-                entries.iter().map(|e| self.check_entry(e)).collect();
-            let mut records = Vec::new();
-            let mut values = Vec::new();
-            for (e, r) in entries.iter().zip(&results) {
-                if r.is_ok() {
-                    let v = OffsetValue {
-                        offset: e.offset,
-                        leader_epoch: e.leader_epoch,
-                        metadata: e.metadata.clone().unwrap_or_default(),
-                        commit_timestamp: now,
-                    };
-                    let key = Key::Offset {
-                        group: group.to_string(),
-                        topic: e.topic.clone(),
-                        partition: e.partition,
-                    };
-                    records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
-                    values.push((e.topic.clone(), e.partition, v));
-                }
-            }
-            if records.is_empty() {
-                return Ok(results);
-            }
-            let written = self.write(group, records);
-            (results, values, written)
-        };
-        let failed = |e: GroupError| {
-            results
-                .iter()
-                .map(|r| r.clone().and(Err(e.clone())))
-                .collect()
-        };
-        let (part, end) = match written {
-            Ok(w) => w,
-            Err(e) => return Ok(failed(e)),
-        };
-        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
-        if let Err(e) = part
-            .wait_replicated(end, deadline, COMMIT_TIMEOUT.as_millis() as i32)
-            .await
-        {
-            tracing::warn!(group, error = %e, "offset commit not replicated; the client retries");
-            return Ok(failed(GroupError::CoordinatorNotAvailable));
-        }
-        let mut inner = self.inner.lock();
-        if inner.sm.group(group).is_none() {
-            inner.sm.group_or_create(group, now);
-        }
-        for (topic, partition, v) in values {
-            inner.offsets.put(group, &topic, partition, v);
-        }
-        Ok(results)
-    }
-
-    fn check_entry(&self, e: &CommitEntry) -> Result<(), GroupError> {
-        let size = e.metadata.as_ref().map_or(0, |m| m.len());
-        if size > MAX_METADATA {
-            return Err(GroupError::MetadataTooLarge { size });
-        }
-        self.broker
-            .topic(&e.topic)
-            .filter(|t| (0..t.meta.partitions).contains(&e.partition))
-            .map(|_| ())
-            .ok_or_else(|| GroupError::UnknownTopicPartition {
-                topic: e.topic.clone(),
-                partition: e.partition,
-            })
-    }
-
-    /// Committed offsets; `None` topics means every partition the group committed.
-    pub fn fetch(
-        &self,
-        group: &str,
-        topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, i32, Option<OffsetValue>)> {
-        let inner = self.inner.lock();
-        match topics {
-            Some(topics) => topics
-                .into_iter()
-                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
-                .map(|(t, p)| {
-                    let v = inner.offsets.get(group, &t, p).cloned();
-                    (t, p, v)
-                })
-                .collect(),
-            None => inner
-                .offsets
-                .all(group)
-                .into_iter()
-                .map(|(t, p, v)| (t.to_string(), p, Some(v.clone())))
-                .collect(),
-        }
-    }
-
     /// The groups this node coordinates (Kafka's ListGroups answers per broker).
     pub fn list(&self) -> Vec<GroupListing> {
-        let partitions = self
-            .broker
-            .topic(OFFSETS_TOPIC)
-            .map_or(0, |t| t.meta.partitions);
+        let partitions = self.store.partitions().unwrap_or(0);
         let inner = self.inner.lock();
         let mut out: Vec<GroupListing> = inner
             .sm
@@ -614,8 +378,8 @@ impl GroupCoordinator {
             .collect()
     }
 
-    fn remove_group(&self, inner: &mut Inner, id: &str) -> Result<(), GroupError> {
-        let mut records: Vec<(Bytes, Option<Bytes>)> = inner
+    pub(super) fn remove_group(&self, inner: &mut Inner, id: &str) -> Result<(), GroupError> {
+        let mut records: Vec<Record> = inner
             .offsets
             .all(id)
             .into_iter()
@@ -636,7 +400,7 @@ impl GroupCoordinator {
             }),
             None,
         ));
-        self.write(id, records)?;
+        self.store.append(id, records)?;
         inner.group_meta.remove(id);
         for (t, p) in inner
             .offsets
@@ -650,152 +414,5 @@ impl GroupCoordinator {
         let actions = inner.sm.remove(id, now_ms());
         self.perform(inner, actions);
         Ok(())
-    }
-
-    /// OffsetDelete: refused for topics the (non-empty) group is subscribed to.
-    pub fn delete_offsets(
-        &self,
-        group: &str,
-        tps: &[(String, i32)],
-    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        self.owns(group)?;
-        let mut inner = self.inner.lock();
-        let subscribed = match inner.sm.group(group) {
-            Some(g) if g.state == GroupState::Dead => {
-                return Err(GroupError::GroupNotFound {
-                    group: group.to_string(),
-                })
-            }
-            Some(g) if g.state != GroupState::Empty => g.subscribed_topics(),
-            Some(_) => Vec::new(),
-            None if inner.offsets.has_group(group) => Vec::new(),
-            None => {
-                return Err(GroupError::GroupNotFound {
-                    group: group.to_string(),
-                })
-            }
-        };
-        let mut results = Vec::with_capacity(tps.len());
-        let mut records = Vec::new();
-        for (t, p) in tps {
-            if subscribed.contains(t) {
-                results.push(Err(GroupError::SubscribedToTopic {
-                    group: group.to_string(),
-                    topic: t.clone(),
-                }));
-            } else {
-                results.push(Ok(()));
-                if inner.offsets.get(group, t, *p).is_some() {
-                    records.push((
-                        codec::encode_key(&Key::Offset {
-                            group: group.to_string(),
-                            topic: t.clone(),
-                            partition: *p,
-                        }),
-                        None,
-                    ));
-                }
-            }
-        }
-        if !records.is_empty() {
-            self.write(group, records)?;
-            for ((t, p), r) in tps.iter().zip(&results) {
-                if r.is_ok() {
-                    inner.offsets.remove(group, t, *p);
-                }
-            }
-        }
-        Ok(results)
-    }
-
-    /// `offsets.retention.minutes`: offsets of a consumer group expire that long after
-    /// it became empty; a standalone consumer's offsets that long after each commit.
-    pub fn expire_offsets(&self, now: i64) {
-        let retention = self.broker.config().offsets_retention_minutes as i64 * 60_000;
-        let mut inner = self.inner.lock();
-        for (group, expired) in inner.offsets.expired(&inner.sm, now, retention) {
-            let records = expired
-                .iter()
-                .map(|(t, p)| {
-                    (
-                        codec::encode_key(&Key::Offset {
-                            group: group.clone(),
-                            topic: t.clone(),
-                            partition: *p,
-                        }),
-                        None,
-                    )
-                })
-                .collect();
-            if let Err(e) = self.write(&group, records) {
-                tracing::warn!(error = %e, "could not expire offsets");
-                continue;
-            }
-            for (t, p) in &expired {
-                inner.offsets.remove(&group, t, *p);
-            }
-            tracing::info!(
-                group,
-                partitions = expired.len(),
-                "expired committed offsets (offsets.retention.minutes)"
-            );
-            if !inner.offsets.has_group(&group)
-                && inner.sm.group(&group).is_some_and(|g| g.is_empty())
-            {
-                if let Err(e) = self.remove_group(&mut inner, &group) {
-                    tracing::warn!(error = %e, "could not remove expired group");
-                }
-            }
-        }
-    }
-}
-
-/// Replays one record of `__consumer_offsets`: last write wins, null values delete.
-fn apply_record(
-    offsets: &mut OffsetStore,
-    groups: &mut HashMap<String, Option<(super::state::GroupSnapshot, Bytes)>>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) {
-    let Some(key) = key.and_then(codec::decode_key) else {
-        tracing::warn!("skipping a __consumer_offsets record with an unreadable key");
-        return;
-    };
-    match (key, value) {
-        (
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            },
-            None,
-        ) => {
-            offsets.remove(&group, &topic, partition);
-        }
-        (
-            Key::Offset {
-                group,
-                topic,
-                partition,
-            },
-            Some(v),
-        ) => match codec::decode_offset(v) {
-            Some(v) => offsets.put(&group, &topic, partition, v),
-            None => tracing::warn!(
-                group,
-                topic,
-                partition,
-                "skipping an unreadable committed offset"
-            ),
-        },
-        (Key::Group { group }, None) => {
-            groups.insert(group, None);
-        }
-        (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
-            Some(s) => {
-                groups.insert(group, Some((s, Bytes::copy_from_slice(v))));
-            }
-            None => tracing::warn!(group, "skipping unreadable group metadata"),
-        },
     }
 }

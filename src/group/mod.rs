@@ -1,20 +1,32 @@
 //! Consumer groups: the classic group membership protocol and committed offsets.
 //!
-//! - `state.rs`: one group's membership state machine (Empty, PreparingRebalance,
-//!   CompletingRebalance, Stable, Dead); pure, clock passed in.
+//! - `state.rs` (with `state/join.rs`, `state/snapshot.rs`): one group's membership
+//!   state machine (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead);
+//!   pure, clock passed in. `state/types.rs`: the requests, responses and actions it
+//!   consumes and produces.
 //! - `coordinator.rs`: every group of this coordinator, `on_event(now, ..) -> actions`.
 //! - `offsets.rs`: committed offsets in memory.
 //! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`.
-//! - `driver.rs`: the async layer: parks JoinGroup/SyncGroup until the state machine
-//!   answers, runs timers, writes to and replays `__consumer_offsets`.
+//! - `store.rs`: `__consumer_offsets` as storage: creating it, appending to a group's
+//!   partition, waiting for the ISR, replaying a partition, compaction's rewrite.
+//! - `driver.rs`: the async layer, [`GroupCoordinator`]: parks JoinGroup/SyncGroup
+//!   until the state machine answers, runs timers, serves the membership and admin
+//!   requests and decides what to write.
+//! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
+//! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
 //! - `compaction.rs`: keeps `__consumer_offsets` compacted by rewriting the live state
 //!   held in memory and advancing the log start past the superseded records.
 //!
-//! Dependencies point down: this module uses `broker` for the partitions of
-//! `__consumer_offsets` and never sees a Kafka request type; `server/` translates
-//! requests and maps [`GroupError`] to Kafka error codes.
+//! Inside the module, dependencies point one way: `driver.rs` (with `commits.rs`,
+//! `ownership.rs`, `compaction.rs`) -> `store.rs` -> `offsets.rs` -> `coordinator.rs`
+//! -> `state` -> `codec.rs`, which imports nothing from `group/`. Outside, this module
+//! uses `broker` for the partitions of `__consumer_offsets` (storage in `store.rs`,
+//! leadership in `ownership.rs`; `driver.rs` only reads the `group.*` settings when it
+//! starts) and never sees a Kafka request type; `server/` translates requests and maps
+//! [`GroupError`] to Kafka error codes.
 
 pub mod codec;
+mod commits;
 mod compaction;
 pub mod coordinator;
 mod driver;
@@ -23,10 +35,13 @@ mod ownership;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
+mod store;
 
+pub use commits::CommitEntry;
 pub use compaction::Compaction;
-pub use coordinator::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
-pub use driver::{CommitEntry, GroupCoordinator, GroupDescription, GroupListing, OFFSETS_TOPIC};
+pub use driver::{GroupCoordinator, GroupDescription, GroupListing};
+pub use state::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
+pub use store::OFFSETS_TOPIC;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GroupError {

@@ -3,22 +3,25 @@
 //! coordinator replays it (requests for its groups get COORDINATOR_LOAD_IN_PROGRESS meanwhile),
 //! on losing one it forgets the partition's groups (their requests get NOT_COORDINATOR and
 //! clients look the coordinator up again).
+//!
+//! Besides `store.rs`, this is the one file of the coordinator that calls the broker: it
+//! reads which `__consumer_offsets` partitions this node hosts and leads. The replay
+//! itself is `OffsetsTopic::replay`.
+//!
+//! Dependencies: `driver.rs` (the coordinator's state), `store.rs`, `codec.rs`
+//! (placement), `state` (restored groups) and `crate::broker`.
 
 use super::codec;
 use super::driver::GroupCoordinator;
+use super::state::Group;
 use super::{GroupError, OFFSETS_TOPIC};
-use crate::broker::now_ms;
+use crate::broker::{now_ms, BrokerError, Partition};
 
 impl GroupCoordinator {
-    /// The `__consumer_offsets` partition of `group`, if the topic exists.
-    pub(super) fn partition_of(&self, group: &str) -> Option<i32> {
-        let n = self.broker.topic(OFFSETS_TOPIC)?.meta.partitions;
-        (n > 0).then(|| codec::partition_for(group, n))
-    }
-
     /// Ok when this node coordinates `group` and has loaded its partition.
     pub fn owns(&self, group: &str) -> Result<(), GroupError> {
         let p = self
+            .store
             .partition_of(group)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
         let leads = self
@@ -40,7 +43,7 @@ impl GroupCoordinator {
 
     /// The node that coordinates `group` (the leader of its partition), for FindCoordinator.
     pub fn coordinator_of(&self, group: &str) -> Option<i32> {
-        let p = self.partition_of(group)?;
+        let p = self.store.partition_of(group)?;
         let topic = self.broker.topic(OFFSETS_TOPIC)?;
         let leader = self.broker.partition_meta(&topic.meta, p).leader;
         (leader >= 0).then_some(leader)
@@ -68,6 +71,27 @@ impl GroupCoordinator {
         for p in loaded.iter().filter(|p| !hosted.contains(p)) {
             self.unload(*p, topic.meta.partitions);
         }
+    }
+
+    /// Replays one `__consumer_offsets` partition into the coordinator's state.
+    fn load_partition(&self, p: &Partition) -> Result<(), BrokerError> {
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        let replay = self.store.replay(p, &mut inner.offsets)?;
+        let loaded = replay.groups.len();
+        for (id, snap) in replay.groups {
+            if let Some((snap, bytes)) = snap {
+                inner.sm.insert(Group::restore(&id, snap, now));
+                inner.group_meta.insert(id, bytes);
+            }
+        }
+        // Groups that only committed offsets (standalone consumers) are Empty groups.
+        for id in inner.offsets.group_ids() {
+            inner.sm.group_or_create(&id, now);
+        }
+        inner.loaded.insert(p.tp.partition);
+        tracing::info!(tp = %p.tp, records = replay.records, groups = loaded, "loaded __consumer_offsets partition");
+        Ok(())
     }
 
     fn unload(&self, partition: i32, partitions: i32) {

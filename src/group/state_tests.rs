@@ -4,11 +4,9 @@
 use bytes::Bytes;
 
 use super::codec::OffsetValue;
-use super::coordinator::{
-    Action, Coordinator, Event, GroupConfig, JoinRequest, JoinResponse, SyncRequest,
-};
+use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
-use super::state::GroupState;
+use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
 use super::GroupError;
 
 const G: &str = "g";

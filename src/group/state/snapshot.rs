@@ -1,32 +1,12 @@
-//! Group metadata as persisted in `__consumer_offsets` (Kafka's GroupMetadataValue),
-//! and a group restored from it at startup.
-
-use bytes::Bytes;
+//! A group to and from what `__consumer_offsets` keeps of it (Kafka's
+//! GroupMetadataValue, [`GroupSnapshot`]): the snapshot written when the state machine
+//! asks to persist, and the group restored from it when a partition is replayed.
+//!
+//! Dependencies: the snapshot types come from `codec.rs` (they are the record value's
+//! schema); nothing here encodes bytes.
 
 use super::{Group, GroupState, Member};
-
-/// What is persisted of a group (Kafka's GroupMetadataValue).
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupSnapshot {
-    pub protocol_type: Option<String>,
-    pub generation: i32,
-    pub protocol: Option<String>,
-    pub leader: Option<String>,
-    pub state_timestamp: i64,
-    pub members: Vec<MemberSnapshot>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberSnapshot {
-    pub id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub rebalance_timeout_ms: i32,
-    pub session_timeout_ms: i32,
-    pub subscription: Bytes,
-    pub assignment: Bytes,
-}
+use crate::group::codec::{GroupSnapshot, MemberSnapshot};
 
 impl Group {
     /// A group as loaded from `__consumer_offsets`: Stable with its members (who must

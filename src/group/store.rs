@@ -1,0 +1,309 @@
+//! `__consumer_offsets` as the coordinator's storage: creating the topic, appending
+//! commit and group records to a group's partition, waiting until the ISR has them,
+//! replaying a partition into memory, and compaction's rewrite of a partition.
+//!
+//! Every call the coordinator makes into the broker for its storage is in this file
+//! (`Broker::topic`, `Broker::partition`, `Partition::append`,
+//! `Partition::wait_replicated`, the partition's log, `Broker::config` for the
+//! `offsets.*` settings); leadership is read in `ownership.rs`. When the broker's
+//! appends move to another component, these two files are what changes.
+//!
+//! [`OffsetsTopic`] holds no state and takes no lock. Its callers hold the coordinator
+//! mutex across a decision and the append that records it, so the order of records in
+//! the log is the order of decisions, which replay relies on ("last write wins").
+//!
+//! Dependencies point down: `codec.rs` (record schemas, batches, placement),
+//! `offsets.rs` (replay fills the offset cache) and `crate::broker`. `driver.rs`,
+//! `commits.rs`, `ownership.rs` and `compaction.rs` call it; it never calls them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::codec::{self, GroupSnapshot, Key};
+use super::offsets::OffsetStore;
+use super::GroupError;
+use crate::broker::{now_ms, Broker, BrokerError, Partition};
+
+/// Kafka's internal topic for committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Records per batch of compaction's fresh copy, so that one batch stays far below
+/// `max.message.bytes` whatever the state's size.
+const REWRITE_BATCH_RECORDS: usize = 500;
+
+/// A key and its value (`None`: a tombstone), encoded with `codec.rs`.
+pub(super) type Record = (Bytes, Option<Bytes>);
+
+/// The group metadata a replay found: the last value of each group (`None`: deleted),
+/// decoded and as stored (compaction rewrites exactly those bytes).
+pub(super) type ReplayedGroups = HashMap<String, Option<(GroupSnapshot, Bytes)>>;
+
+/// What [`OffsetsTopic::replay`] read from one partition besides committed offsets.
+pub(super) struct Replay {
+    pub(super) groups: ReplayedGroups,
+    pub(super) records: u64,
+}
+
+/// Records appended to a group's partition, for [`OffsetsTopic::wait_replicated`].
+pub(super) struct Appended {
+    part: Arc<Partition>,
+    /// The offset after the last record appended.
+    end: i64,
+}
+
+/// One partition's size as compaction's trigger sees it.
+pub(super) struct PartitionSize {
+    pub(super) index: i32,
+    pub(super) size_bytes: u64,
+    pub(super) segment_bytes: u64,
+}
+
+/// The log start and size of a partition before and after [`OffsetsTopic::rewrite`].
+pub(super) struct Rewrite {
+    pub(super) log_start_before: i64,
+    pub(super) log_start_after: i64,
+    pub(super) bytes_before: u64,
+    pub(super) bytes_after: u64,
+}
+
+pub(super) struct OffsetsTopic {
+    broker: Arc<Broker>,
+}
+
+impl OffsetsTopic {
+    /// Creates `__consumer_offsets` unless it exists (`offsets.topic.num.partitions`,
+    /// `offsets.topic.segment.bytes`).
+    pub(super) async fn open(broker: Arc<Broker>) -> Result<OffsetsTopic, BrokerError> {
+        let partitions = broker.config().offsets_topic_num_partitions;
+        let segment_bytes = broker.config().offsets_topic_segment_bytes;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            // Never delete by time or size: only the coordinator's compaction
+            // (`compaction.rs`) moves the log start of this topic.
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ]);
+        broker
+            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
+            .await?;
+        Ok(OffsetsTopic { broker })
+    }
+
+    /// The topic's partition count, if the topic exists.
+    pub(super) fn partitions(&self) -> Option<i32> {
+        self.broker.topic(OFFSETS_TOPIC).map(|t| t.meta.partitions)
+    }
+
+    /// The partition of `group`, if the topic exists and has partitions.
+    pub(super) fn partition_of(&self, group: &str) -> Option<i32> {
+        let n = self.partitions()?;
+        (n > 0).then(|| codec::partition_for(group, n))
+    }
+
+    /// The replica of partition `index` hosted here.
+    pub(super) fn partition(&self, index: i32) -> Result<Arc<Partition>, BrokerError> {
+        self.broker.partition(OFFSETS_TOPIC, index)
+    }
+
+    /// Appends `records` of `group` to its partition as one batch, as the leader.
+    pub(super) fn append(&self, group: &str, records: Vec<Record>) -> Result<Appended, GroupError> {
+        let index = self
+            .partition_of(group)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let storage = |reason: String| GroupError::Storage {
+            group: group.to_string(),
+            partition: index,
+            reason,
+        };
+        let part = self.partition(index).map_err(|e| storage(e.to_string()))?;
+        let now = now_ms();
+        let batch = codec::batch(&records, now).map_err(storage)?;
+        let info = part
+            .append(&batch, now)
+            .map_err(|e| storage(e.to_string()))?;
+        Ok(Appended {
+            part,
+            end: info.last_offset + 1,
+        })
+    }
+
+    /// Waits until every ISR member has `appended`, for at most `timeout`.
+    pub(super) async fn wait_replicated(
+        &self,
+        appended: &Appended,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        appended
+            .part
+            .wait_replicated(appended.end, deadline, timeout.as_millis() as i32)
+            .await
+    }
+
+    /// Replays `part` from its log start: committed offsets go into `offsets` as they
+    /// are read; group metadata is returned. The caller holds the coordinator mutex.
+    /// An undecodable batch ends the replay of the partition with a warning.
+    pub(super) fn replay(
+        &self,
+        part: &Partition,
+        offsets: &mut OffsetStore,
+    ) -> Result<Replay, BrokerError> {
+        let mut groups = HashMap::new();
+        let mut records = 0u64;
+        let mut offset = part.log.log_start_offset();
+        let end = part.log.log_end_offset();
+        while offset < end {
+            let mut data =
+                part.log
+                    .read(offset, 1 << 20, true)
+                    .map_err(|source| BrokerError::Log {
+                        tp: part.tp.clone(),
+                        source,
+                    })?;
+            if data.is_empty() {
+                break;
+            }
+            let sets = match RecordBatchDecoder::decode_all(&mut data) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(tp = %part.tp, offset, error = %e, "undecodable batch in __consumer_offsets; skipping the rest of this partition");
+                    break;
+                }
+            };
+            let mut next = offset;
+            for set in sets {
+                for r in set.records {
+                    next = next.max(r.offset + 1);
+                    records += 1;
+                    apply_record(offsets, &mut groups, r.key.as_deref(), r.value.as_deref());
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(Replay { groups, records })
+    }
+
+    /// The partitions this node leads, with their size and segment size (at least 1).
+    pub(super) fn led_partitions(&self) -> Vec<PartitionSize> {
+        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
+            return Vec::new();
+        };
+        topic
+            .partitions
+            .iter()
+            .filter(|p| p.is_leader())
+            .map(|p| PartitionSize {
+                index: p.tp.partition,
+                size_bytes: p.log.size_bytes(),
+                segment_bytes: p.log.config().segment_bytes.max(1),
+            })
+            .collect()
+    }
+
+    /// Compaction's I/O on one partition (see `compaction.rs`), under the caller's
+    /// coordinator mutex: appends `records` (the live state) in batches, then moves the
+    /// log start to the first of them, or to the log end when there are none, which
+    /// deletes the segments wholly below it.
+    pub(super) fn rewrite(&self, part: &Partition, records: &[Record]) -> Result<Rewrite, String> {
+        let log_start_before = part.log.log_start_offset();
+        let bytes_before = part.log.size_bytes();
+        let now = now_ms();
+        let mut first = None;
+        for chunk in records.chunks(REWRITE_BATCH_RECORDS) {
+            let batch = codec::batch(chunk, now)?;
+            let info = part.append(&batch, now).map_err(|e| e.to_string())?;
+            first.get_or_insert(info.base_offset);
+        }
+        let target = first.unwrap_or_else(|| part.log.log_end_offset());
+        let log_start_after = part
+            .log
+            .delete_records_before(target)
+            .map_err(|e| e.to_string())?;
+        Ok(Rewrite {
+            log_start_before,
+            log_start_after,
+            bytes_before,
+            bytes_after: part.log.size_bytes(),
+        })
+    }
+
+    /// Whether `topic` has partition `partition`; an OffsetCommit names only those. Not
+    /// storage, but a lookup in the broker's topics, kept here with the others.
+    pub(super) fn has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.broker
+            .topic(topic)
+            .is_some_and(|t| (0..t.meta.partitions).contains(&partition))
+    }
+
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub(super) fn retention_ms(&self) -> i64 {
+        self.broker.config().offsets_retention_minutes as i64 * 60_000
+    }
+
+    /// `offsets.retention.check.interval.ms`, at least 10 ms.
+    pub(super) fn retention_check_interval(&self) -> Duration {
+        let every = self
+            .broker
+            .config()
+            .offsets_retention_check_interval_ms
+            .max(10) as u64;
+        Duration::from_millis(every)
+    }
+}
+
+/// Replays one record of `__consumer_offsets`: last write wins, null values delete.
+fn apply_record(
+    offsets: &mut OffsetStore,
+    groups: &mut ReplayedGroups,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let Some(key) = key.and_then(codec::decode_key) else {
+        tracing::warn!("skipping a __consumer_offsets record with an unreadable key");
+        return;
+    };
+    match (key, value) {
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            None,
+        ) => {
+            offsets.remove(&group, &topic, partition);
+        }
+        (
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            },
+            Some(v),
+        ) => match codec::decode_offset(v) {
+            Some(v) => offsets.put(&group, &topic, partition, v),
+            None => tracing::warn!(
+                group,
+                topic,
+                partition,
+                "skipping an unreadable committed offset"
+            ),
+        },
+        (Key::Group { group }, None) => {
+            groups.insert(group, None);
+        }
+        (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
+            Some(s) => {
+                groups.insert(group, Some((s, Bytes::copy_from_slice(v))));
+            }
+            None => tracing::warn!(group, "skipping unreadable group metadata"),
+        },
+    }
+}
