@@ -3,28 +3,46 @@
 //! (`strata-controller`) and Kafka-named settings (`strata-config`).
 //!
 //! Layers, top to bottom (dependencies point down):
-//! - `server`: the listener, framing loop, and one handler per Kafka API;
+//! - `server`: the listener, framing loop, and one handler per Kafka API (decode, call a
+//!   component, encode); the only place module errors become Kafka error codes;
 //! - `group`: consumer group coordinator (membership state machine, committed offsets
-//!   in `__consumer_offsets`);
-//! - `broker`: hosted partitions, topic lifecycle, background upkeep;
-//! - `protocol`: frames and the table of served API versions;
+//!   in `__consumer_offsets`, written and read through the replica manager);
+//! - `broker`: the node's assembly and metadata publisher (`apply_image`), topic
+//!   administration, cluster loops (liveness, ISR proposals), recovery from the bucket;
+//! - `rlm`: the RemoteLogManager (uploads, remote retention, local retention of tiered logs);
+//! - `replica`: the replica manager, the one place that appends to and reads from the
+//!   hosted partitions, across both tiers, and the replica fetchers;
+//! - `metadata`: the metadata this node has applied (broker config, topic configs);
+//! - `protocol`: frames, the table of served API versions, and a minimal Kafka client;
 //! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs;
 //! - `recover`: `strata recover`, restores tiered topics from the bucket.
 //!
-//! Beside them, `metrics` counts what the layers do (they call into it; it reads
-//! `broker` only at scrape time) and `logging` sets up `tracing`.
+//! Beside them, `metrics` counts what the layers do (they call into it; it reads the
+//! replica manager only at scrape time) and `logging` sets up `tracing`.
 //!
 //! Beside them, `cli` is a Kafka admin client (`strata topic|group|tier status`): it talks to
-//! brokers over the network only and uses none of the layers above.
+//! brokers over the network only, through `protocol::client`, and uses none of the layers
+//! above.
 
 pub mod alloc;
 pub mod broker;
 pub mod cli;
 pub mod group;
 pub mod logging;
+pub mod metadata;
 pub mod metrics;
 pub mod protocol;
 pub mod recover;
+pub mod replica;
+pub mod rlm;
 pub mod server;
 pub mod startup;
 pub mod tier_status;
+
+/// Wall-clock milliseconds since the epoch, as Kafka timestamps are.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

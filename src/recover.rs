@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use strata_config::{Configs, Listener};
 
-use crate::broker::{Broker, RecoverError, RecoverOptions, RecoveryReport, Tier};
+use crate::broker::{Broker, RecoverError, RecoverOptions, RecoveryReport};
 use crate::startup::OpenDataError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +65,17 @@ pub async fn recover(
         host: "127.0.0.1".into(),
         port: 0,
     });
-    let remote = config.remote.clone();
-    let cache_dir = config.log_dirs[0].join("remote-cache");
-    let broker = Broker::new(configs, config, controller, listener);
+    let remote = match crate::startup::open_remote(&config).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(e) = controller.shutdown().await {
+                tracing::warn!(error = %e, "controller shutdown failed");
+            }
+            return Err(e.into());
+        }
+    };
+    let broker = Broker::new(configs, config, controller, listener, remote);
     let result = async {
-        broker.set_tier(Tier::open(&remote, cache_dir).await?);
         broker.apply_image(&broker.image())?;
         Ok::<_, RecoverCommandError>(broker.recover_from_bucket(opts).await?)
     }

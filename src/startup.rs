@@ -104,6 +104,20 @@ async fn open_controller(
     Controller::open_cluster(meta_dir, config.node_id as u64, voters, &listen).await
 }
 
+/// The remote tier (store and reader) under the first log dir's `remote-cache`, when
+/// `remote.log.storage.system.enable`.
+pub(crate) async fn open_remote(
+    config: &strata_config::BrokerConfig,
+) -> Result<Option<crate::replica::RemoteTier>, strata_tier::TierError> {
+    if !config.remote.enabled {
+        return Ok(None);
+    }
+    let cache_dir = config.log_dirs[0].join("remote-cache");
+    Ok(Some(
+        crate::rlm::open_remote(&config.remote, cache_dir).await?,
+    ))
+}
+
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -166,31 +180,24 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
             })?;
     }
 
-    let remote = config.remote.clone();
-    let cache_dir = config.log_dirs[0].join("remote-cache");
-    let broker = Broker::new(configs, config, controller, advertised);
-    if remote.enabled {
-        let tier = crate::broker::Tier::open(&remote, cache_dir).await?;
-        broker.set_tier(tier);
-    }
+    let remote = open_remote(&config).await?;
+    let broker = Broker::new(configs, config, controller, advertised, remote);
     let image = broker.image();
     broker.apply_image(&image)?;
-    broker.load_tier_manifests().await;
+    if let Some(rlm) = &broker.rlm {
+        rlm.load_manifests().await;
+    }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    crate::metrics::watch_broker(&broker);
+    crate::metrics::watch_partitions(broker.replicas.clone());
     let metrics_addr = match &broker.config().metrics_listener {
         Some(addr) => Some(crate::metrics::spawn_server(addr, shutdown_rx.clone()).await?),
         None => None,
     };
     broker.spawn_tasks(shutdown_rx.clone());
     let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
-    let server = tokio::spawn(crate::server::serve(
-        listener,
-        broker.clone(),
-        groups,
-        shutdown_rx,
-    ));
+    let services = crate::server::Services::new(broker.clone(), groups);
+    let server = tokio::spawn(crate::server::serve(listener, services, shutdown_rx));
     Ok(Running {
         broker,
         addr,

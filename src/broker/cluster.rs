@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use strata_controller::{MetadataCommand, NO_LEADER};
 use tokio::sync::watch;
 
-use super::{now_ms, Broker};
+use super::Broker;
+use crate::now_ms;
 
 impl Broker {
     pub(super) fn spawn_cluster_tasks(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
@@ -106,6 +107,7 @@ impl Broker {
                 continue;
             }
             let unclean = self
+                .metadata
                 .configs
                 .topic(&image.broker_configs, &topic.configs)
                 .map(|c| c.unclean_leader_election_enable)
@@ -142,7 +144,7 @@ impl Broker {
             let now = now_ms();
             let image = self.image();
             let fenced = |b: i32| !image.is_live(b);
-            for part in self.all_partitions() {
+            for part in self.replicas.all_partitions() {
                 let wanted = part.with_replica(|r| {
                     let isr = r.wanted_isr(now, lag_max, fenced)?;
                     r.isr_change_pending = true;
@@ -186,6 +188,7 @@ impl Broker {
         }
         let node_id = self.node_id();
         let leads = self
+            .replicas
             .all_partitions()
             .iter()
             .filter(|p| p.is_leader())

@@ -24,7 +24,8 @@ use strata_tier::topics::{self, BucketTopic, MetadataSource};
 use strata_tier::TierError;
 use uuid::Uuid;
 
-use super::{validate_topic_name, Broker, TopicPartition};
+use super::{validate_topic_name, Broker};
+use crate::replica::TopicPartition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
@@ -176,12 +177,12 @@ impl Broker {
         &self,
         opts: &RecoverOptions,
     ) -> Result<RecoveryReport, RecoverError> {
-        let tier = self.tier().cloned().ok_or(RecoverError::NoTier)?;
+        let rlm = self.rlm.as_ref().ok_or(RecoverError::NoTier)?;
         let found =
-            topics::discover(&tier.store)
+            topics::discover(rlm.store())
                 .await
                 .map_err(|source| RecoverError::Discover {
-                    url: tier.url.clone(),
+                    url: rlm.url().to_string(),
                     source,
                 })?;
         let wanted = |name: &str| opts.topics.is_empty() || opts.topics.iter().any(|t| t == name);
@@ -214,7 +215,7 @@ impl Broker {
                     partitions: Vec::new(),
                     outcome: Outcome::Failed(format!(
                         "topic '{name}' is not in the bucket at {}",
-                        tier.url
+                        rlm.url()
                     )),
                 });
             }
@@ -243,7 +244,7 @@ impl Broker {
         if let Err(e) = validate_topic_name(&t.topic) {
             return Outcome::Failed(e.to_string());
         }
-        if let Err(e) = self.configs.validate_topic(&t.configs) {
+        if let Err(e) = self.metadata.configs.validate_topic(&t.configs) {
             return Outcome::Failed(format!("its configs from the bucket are not valid: {e}"));
         }
         let dirs = match self.prepare_partition_dirs(t, dry_run) {
@@ -267,11 +268,9 @@ impl Broker {
         if let Err(e) = self.propose_and_apply(cmd).await {
             return Outcome::Failed(format!("the controller refused to re-create it: {e}"));
         }
-        if let Some(state) = self.topic(&t.topic) {
-            for p in &state.partitions {
-                if let Some(m) = t.partitions.get(&p.tp.partition) {
-                    p.set_remote_manifest(m.clone());
-                }
+        for p in self.replicas.topic_partitions(&t.topic) {
+            if let Some(m) = t.partitions.get(&p.tp.partition) {
+                p.set_remote_manifest(m.clone());
             }
         }
         tracing::info!(topic = %t.topic, topic_id = %t.topic_id, partitions = t.partition_count, adopted = dirs, "restored topic from the remote tier");
@@ -289,7 +288,7 @@ impl Broker {
                 topic: t.topic.as_str().into(),
                 partition: p,
             };
-            let dir = self.partition_dir(&tp);
+            let dir = self.replicas.partition_dir(&tp);
             match dir.exists().then(|| partition_metadata_id(&dir)).flatten() {
                 Some(id) if id == t.topic_id => adopted += 1,
                 Some(id) => {

@@ -1,40 +1,44 @@
-//! Background upkeep of the hosted logs: retention, time-based rolling and flushing,
-//! and following committed metadata. Each loop is a thin driver over methods of
-//! `Log` that decide from `now`; shutdown is a `watch` flag.
+//! The node's background loops: the replica manager's upkeep passes (retention, time-based
+//! rolls and flushes) and replica fetchers, the RemoteLogManager, the cluster loops, and
+//! following committed metadata. Each loop is a thin driver over a component's method
+//! that decides from `now`; shutdown is a `watch` flag.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{now_ms, Broker};
+use super::Broker;
 
 impl Broker {
     /// Spawns the upkeep loops; they end when `shutdown` turns true.
     pub fn spawn_tasks(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
-        self.spawn_rlm(shutdown.clone());
-        self.spawn_fetchers(shutdown.clone());
+        if let Some(rlm) = &self.rlm {
+            rlm.spawn(shutdown.clone());
+        }
+        self.replicas.spawn_fetchers(shutdown.clone());
         self.spawn_cluster_tasks(shutdown.clone());
-        let b = self.clone();
+        let replicas = self.replicas.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let every = b.config().log_retention_check_interval_ms.max(10) as u64;
+                let every = replicas.metadata().config().log_retention_check_interval_ms;
+                let every = every.max(10) as u64;
                 if wait_or_stop(&s, Duration::from_millis(every)).await {
                     return;
                 }
-                let b = b.clone();
-                off_worker(move || b.enforce_retention()).await;
+                let r = replicas.clone();
+                off_worker(move || r.enforce_retention()).await;
             }
         });
-        let b = self.clone();
+        let replicas = self.replicas.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {
             // Rolling by segment.ms and flushing by flush.ms have millisecond settings;
             // checking every 100 ms is Kafka's `log.flush.scheduler.interval.ms` spirit.
             while !wait_or_stop(&s, Duration::from_millis(100)).await {
-                let b = b.clone();
-                off_worker(move || b.roll_and_flush()).await;
+                let r = replicas.clone();
+                off_worker(move || r.roll_and_flush()).await;
             }
         });
         let b = self.clone();
@@ -54,41 +58,6 @@ impl Broker {
                 }
             }
         });
-    }
-
-    pub fn enforce_retention(&self) {
-        let now = now_ms();
-        let tiered: std::collections::HashSet<_> = self
-            .topic_names()
-            .into_iter()
-            .filter(|n| self.topic(n).is_some_and(|t| self.is_tiered(&t)))
-            .collect();
-        for p in self.all_partitions() {
-            // Tiered logs are trimmed by local retention in the RemoteLogManager,
-            // which never deletes a segment the remote tier does not hold.
-            if tiered.contains(&p.tp.topic) {
-                continue;
-            }
-            match p.log.enforce_retention(now) {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(tp = %p.tp, segments = n, log_start_offset = p.log.log_start_offset(), "retention deleted segments")
-                }
-                Err(e) => tracing::warn!(tp = %p.tp, error = %e, "retention failed; will retry"),
-            }
-        }
-    }
-
-    fn roll_and_flush(&self) {
-        let now = now_ms();
-        for p in self.all_partitions() {
-            if let Err(e) = p.log.roll_if_due(now) {
-                tracing::warn!(tp = %p.tp, error = %e, "time-based roll failed; will retry");
-            }
-            if let Err(e) = p.log.flush_if_due(now) {
-                tracing::warn!(tp = %p.tp, error = %e, "flush failed; will retry");
-            }
-        }
     }
 }
 

@@ -1,8 +1,7 @@
-//! Topic lifecycle on this broker: validation of new topics, proposals to the
-//! controller, and the on-disk bits that sit beside a partition's log.
+//! Topic administration: validation of new topics and config changes, proposals to the
+//! controller, and applying what they commit.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use strata_controller::{ControllerError, MetadataCommand, MetadataImage};
 use uuid::Uuid;
@@ -94,7 +93,7 @@ impl Broker {
                 brokers,
             });
         }
-        self.configs.validate_topic(&topic.configs)?;
+        self.metadata.configs.validate_topic(&topic.configs)?;
         if self.image().topics.contains_key(&topic.name) {
             return Err(strata_controller::ControllerError::Rejected(
                 strata_controller::ApplyError::TopicAlreadyExists { name: topic.name },
@@ -226,7 +225,7 @@ impl Broker {
                 topic: name.to_string(),
             });
         }
-        self.configs.validate_topic(&configs)?;
+        self.metadata.configs.validate_topic(&configs)?;
         if !validate_only {
             self.propose_and_apply(MetadataCommand::SetTopicConfigs {
                 name: name.to_string(),
@@ -243,7 +242,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        self.configs.validate_broker_dynamic(&configs)?;
+        self.metadata.configs.validate_broker_dynamic(&configs)?;
         if !validate_only {
             self.propose_and_apply(MetadataCommand::SetBrokerConfigs { configs })
                 .await?;
@@ -310,7 +309,7 @@ impl Broker {
         self.image().brokers.values().filter(|b| !b.fenced).count()
     }
 
-    pub(super) async fn propose_and_apply(
+    pub(crate) async fn propose_and_apply(
         &self,
         cmd: MetadataCommand,
     ) -> Result<MetadataImage, BrokerError> {
@@ -331,23 +330,4 @@ impl Broker {
 /// their first leader on the same broker.
 fn placement_start() -> usize {
     (Uuid::new_v4().as_u128() % 1024) as usize
-}
-
-/// Records the topic id beside the log, as Kafka's `partition.metadata` does.
-pub(super) fn write_partition_metadata(dir: &Path, topic_id: Uuid) {
-    let path = dir.join("partition.metadata");
-    if path.exists() {
-        return;
-    }
-    let body = format!("version: 0\ntopic_id: {topic_id}\n");
-    if let Err(e) = std::fs::write(&path, body) {
-        tracing::warn!(path = %path.display(), error = %e, "could not write partition.metadata");
-    }
-}
-
-pub(super) fn delete_partition_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }

@@ -89,7 +89,7 @@ async fn describe(mut c: Client, conn: &Connection, group: &str) -> Result<(), C
     require(&c, ApiKey::DescribeGroups, "describing consumer groups")?;
     if let Some(addr) = coordinator(&mut c, group).await? {
         if addr != c.addr() {
-            c = Client::connect(&addr, conn.timeout()).await?;
+            c = conn.connect(&addr).await?;
         }
     }
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);

@@ -2,12 +2,11 @@
 //! the Kafka protocol to any node (`--bootstrap-server`), so they work against Strata
 //! and against any Kafka-compatible broker.
 //!
-//! One module per command group; `client` owns the connection and version
+//! One module per command group; `protocol::client` owns the connection and version
 //! negotiation. Features a broker does not serve are detected through ApiVersions and
 //! reported as "not supported by this broker", never as a protocol error.
-//! This module depends on nothing else in Strata: it is a client.
+//! This module depends on nothing else in Strata but the wire protocol: it is a client.
 
-pub(crate) mod client;
 mod group;
 mod progress;
 mod tier;
@@ -20,7 +19,10 @@ use clap::{Args, Subcommand};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-pub use client::Client;
+pub use crate::protocol::client::{Client, ClientError};
+
+/// How the admin commands name themselves to brokers.
+const CLIENT_ID: &str = "strata-cli";
 
 /// Where to connect, shared by every admin command.
 #[derive(Args, Debug, Clone)]
@@ -36,6 +38,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects to `addr` (a bootstrap list or one broker) with this connection's timeout.
+    async fn connect(&self, addr: &str) -> Result<Client, CliError> {
+        Ok(Client::connect(addr, self.timeout(), CLIENT_ID).await?)
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.max(1))
     }
@@ -116,13 +123,10 @@ pub enum TierCommand {
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach a broker at {addr}: {reason} (is `strata serve` running there? set --bootstrap-server)")]
-    Unreachable { addr: String, reason: String },
-    #[error("connection to {addr} failed during {api}: {reason}")]
-    Connection {
-        addr: String,
-        api: String,
-        reason: String,
+    #[error("{source}{hint}", hint = client_hint(source))]
+    Client {
+        #[from]
+        source: ClientError,
     },
     #[error("unexpected answer from {addr}: {reason}")]
     Protocol { addr: String, reason: String },
@@ -148,6 +152,17 @@ pub enum CliError {
         seconds: u64,
         state: String,
     },
+}
+
+/// What to check when a broker cannot be reached at all.
+fn client_hint(e: &ClientError) -> &'static str {
+    match e {
+        ClientError::Unreachable { .. } => {
+            " (is `strata serve` running there? set --bootstrap-server)"
+        }
+        ClientError::NoAddress => " (--bootstrap-server is empty)",
+        _ => "",
+    }
 }
 
 /// Why an API-based feature check failed.
@@ -206,7 +221,7 @@ where
         Err(code) => return code,
     };
     let result = runtime.block_on(async {
-        let client = Client::connect(&conn.bootstrap_server, conn.timeout()).await?;
+        let client = conn.connect(&conn.bootstrap_server).await?;
         f(client, conn).await
     });
     match result {

@@ -277,7 +277,7 @@ pub(super) async fn leader_client(
     if addr == c.addr() {
         return Ok(None);
     }
-    Client::connect(&addr, conn.timeout()).await.map(Some)
+    conn.connect(&addr).await.map(Some)
 }
 
 pub(super) async fn list_offsets(

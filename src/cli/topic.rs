@@ -157,7 +157,7 @@ pub(super) async fn metadata(
     let req = MetadataRequest::default()
         .with_topics(topics)
         .with_allow_auto_topic_creation(false);
-    c.send(req).await
+    Ok(c.send(req).await?)
 }
 
 /// The topic's metadata; an unknown topic is an error that names it.

@@ -13,7 +13,7 @@ use super::codec::{self, Key, OffsetValue};
 use super::driver::GroupCoordinator;
 use super::state::GroupState;
 use super::GroupError;
-use crate::broker::now_ms;
+use crate::now_ms;
 
 /// Kafka's `offset.metadata.max.bytes` default: the largest metadata string a commit
 /// may carry.

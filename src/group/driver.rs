@@ -28,7 +28,8 @@ use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
 use super::store::{OffsetsTopic, Record};
 use super::GroupError;
-use crate::broker::{now_ms, Broker, BrokerError};
+use crate::broker::{Broker, BrokerError};
+use crate::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct GroupListing {
@@ -76,8 +77,6 @@ pub(super) struct Inner {
 }
 
 pub struct GroupCoordinator {
-    /// Leadership of the `__consumer_offsets` partitions, read in `ownership.rs` only.
-    pub(super) broker: Arc<Broker>,
     /// The storage: every read and write of `__consumer_offsets` goes through it.
     pub(super) store: OffsetsTopic,
     pub(super) inner: Mutex<Inner>,
@@ -100,7 +99,7 @@ impl GroupCoordinator {
         broker: Arc<Broker>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<GroupCoordinator>, BrokerError> {
-        let store = OffsetsTopic::open(broker.clone()).await?;
+        let store = OffsetsTopic::open(&broker).await?;
         let coordinator = Arc::new(GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
@@ -112,7 +111,6 @@ impl GroupCoordinator {
                 syncs: HashMap::new(),
                 next_reply: 0,
             }),
-            broker,
             store,
             wake: Notify::new(),
         });

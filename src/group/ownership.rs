@@ -4,18 +4,18 @@
 //! on losing one it forgets the partition's groups (their requests get NOT_COORDINATOR and
 //! clients look the coordinator up again).
 //!
-//! Besides `store.rs`, this is the one file of the coordinator that calls the broker: it
-//! reads which `__consumer_offsets` partitions this node hosts and leads. The replay
-//! itself is `OffsetsTopic::replay`.
+//! Which `__consumer_offsets` partitions this node hosts and leads is read through
+//! `store.rs`; the replay itself is `OffsetsTopic::replay`.
 //!
 //! Dependencies: `driver.rs` (the coordinator's state), `store.rs`, `codec.rs`
-//! (placement), `state` (restored groups) and `crate::broker`.
+//! (placement), `state` (restored groups) and `crate::replica`.
 
 use super::codec;
 use super::driver::GroupCoordinator;
 use super::state::Group;
-use super::{GroupError, OFFSETS_TOPIC};
-use crate::broker::{now_ms, BrokerError, Partition};
+use super::GroupError;
+use crate::now_ms;
+use crate::replica::{Partition, ReplicaError};
 
 impl GroupCoordinator {
     /// Ok when this node coordinates `group` and has loaded its partition.
@@ -24,10 +24,7 @@ impl GroupCoordinator {
             .store
             .partition_of(group)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let leads = self
-            .broker
-            .partition(OFFSETS_TOPIC, p)
-            .is_ok_and(|part| part.is_leader());
+        let leads = self.store.partition(p).is_ok_and(|part| part.is_leader());
         if !leads {
             return Err(GroupError::NotCoordinator {
                 group: group.to_string(),
@@ -44,18 +41,17 @@ impl GroupCoordinator {
     /// The node that coordinates `group` (the leader of its partition), for FindCoordinator.
     pub fn coordinator_of(&self, group: &str) -> Option<i32> {
         let p = self.store.partition_of(group)?;
-        let topic = self.broker.topic(OFFSETS_TOPIC)?;
-        let leader = self.broker.partition_meta(&topic.meta, p).leader;
-        (leader >= 0).then_some(leader)
+        self.store.leader_of(p).filter(|leader| *leader >= 0)
     }
 
     /// Loads the partitions this node newly leads and forgets those it no longer leads.
     pub(super) fn sync_ownership(&self) {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
+        let Some(partitions) = self.store.partitions() else {
             return;
         };
+        let hosted = self.store.hosted();
         let loaded = self.inner.lock().loaded.clone();
-        for part in &topic.partitions {
+        for part in &hosted {
             let p = part.tp.partition;
             match (part.is_leader(), loaded.contains(&p)) {
                 (true, false) => {
@@ -63,18 +59,18 @@ impl GroupCoordinator {
                         tracing::warn!(tp = %part.tp, error = %e, "could not load groups; will retry");
                     }
                 }
-                (false, true) => self.unload(p, topic.meta.partitions),
+                (false, true) => self.unload(p, partitions),
                 _ => {}
             }
         }
-        let hosted: Vec<i32> = topic.partitions.iter().map(|p| p.tp.partition).collect();
+        let hosted: Vec<i32> = hosted.iter().map(|p| p.tp.partition).collect();
         for p in loaded.iter().filter(|p| !hosted.contains(p)) {
-            self.unload(*p, topic.meta.partitions);
+            self.unload(*p, partitions);
         }
     }
 
     /// Replays one `__consumer_offsets` partition into the coordinator's state.
-    fn load_partition(&self, p: &Partition) -> Result<(), BrokerError> {
+    fn load_partition(&self, p: &Partition) -> Result<(), ReplicaError> {
         let now = now_ms();
         let mut inner = self.inner.lock();
         let replay = self.store.replay(p, &mut inner.offsets)?;

@@ -2,18 +2,18 @@
 //! commit and group records to a group's partition, waiting until the ISR has them,
 //! replaying a partition into memory, and compaction's rewrite of a partition.
 //!
-//! Every call the coordinator makes into the broker for its storage is in this file
-//! (`Broker::topic`, `Broker::partition`, `Partition::append`,
-//! `Partition::wait_replicated`, the partition's log, `Broker::config` for the
-//! `offsets.*` settings); leadership is read in `ownership.rs`. When the broker's
-//! appends move to another component, these two files are what changes.
+//! Every call the coordinator makes for its storage is in this file: the partitions come
+//! from the replica manager (`ReplicaManager::partition`, `Partition::append`,
+//! `Partition::wait_replicated`, the partition's log), topic metadata and the `offsets.*`
+//! settings from the metadata cache; the topic is created through the broker's topic
+//! administration once, at start. Leadership is read in `ownership.rs` through this file.
 //!
 //! [`OffsetsTopic`] holds no state and takes no lock. Its callers hold the coordinator
 //! mutex across a decision and the append that records it, so the order of records in
 //! the log is the order of decisions, which replay relies on ("last write wins").
 //!
 //! Dependencies point down: `codec.rs` (record schemas, batches, placement),
-//! `offsets.rs` (replay fills the offset cache) and `crate::broker`. `driver.rs`,
+//! `offsets.rs` (replay fills the offset cache), `crate::replica` and `crate::metadata`. `driver.rs`,
 //! `commits.rs`, `ownership.rs` and `compaction.rs` call it; it never calls them.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +26,10 @@ use kafka_protocol::records::RecordBatchDecoder;
 use super::codec::{self, GroupSnapshot, Key};
 use super::offsets::OffsetStore;
 use super::GroupError;
-use crate::broker::{now_ms, Broker, BrokerError, Partition};
+use crate::broker::{Broker, BrokerError};
+use crate::metadata::MetadataCache;
+use crate::now_ms;
+use crate::replica::{Partition, ReplicaError, ReplicaManager};
 
 /// Kafka's internal topic for committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -71,13 +74,14 @@ pub(super) struct Rewrite {
 }
 
 pub(super) struct OffsetsTopic {
-    broker: Arc<Broker>,
+    metadata: Arc<MetadataCache>,
+    replicas: Arc<ReplicaManager>,
 }
 
 impl OffsetsTopic {
     /// Creates `__consumer_offsets` unless it exists (`offsets.topic.num.partitions`,
     /// `offsets.topic.segment.bytes`).
-    pub(super) async fn open(broker: Arc<Broker>) -> Result<OffsetsTopic, BrokerError> {
+    pub(super) async fn open(broker: &Broker) -> Result<OffsetsTopic, BrokerError> {
         let partitions = broker.config().offsets_topic_num_partitions;
         let segment_bytes = broker.config().offsets_topic_segment_bytes;
         let configs = BTreeMap::from([
@@ -90,12 +94,17 @@ impl OffsetsTopic {
         broker
             .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
             .await?;
-        Ok(OffsetsTopic { broker })
+        Ok(OffsetsTopic {
+            metadata: broker.metadata.clone(),
+            replicas: broker.replicas.clone(),
+        })
     }
 
     /// The topic's partition count, if the topic exists.
     pub(super) fn partitions(&self) -> Option<i32> {
-        self.broker.topic(OFFSETS_TOPIC).map(|t| t.meta.partitions)
+        self.metadata
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.meta.partitions)
     }
 
     /// The partition of `group`, if the topic exists and has partitions.
@@ -105,8 +114,19 @@ impl OffsetsTopic {
     }
 
     /// The replica of partition `index` hosted here.
-    pub(super) fn partition(&self, index: i32) -> Result<Arc<Partition>, BrokerError> {
-        self.broker.partition(OFFSETS_TOPIC, index)
+    pub(super) fn partition(&self, index: i32) -> Result<Arc<Partition>, ReplicaError> {
+        self.replicas.partition(OFFSETS_TOPIC, index)
+    }
+
+    /// The replicas of `__consumer_offsets` hosted here.
+    pub(super) fn hosted(&self) -> Vec<Arc<Partition>> {
+        self.replicas.topic_partitions(OFFSETS_TOPIC)
+    }
+
+    /// The leader of partition `index`, from the applied metadata (-1: none).
+    pub(super) fn leader_of(&self, index: i32) -> Option<i32> {
+        let topic = self.metadata.topic(OFFSETS_TOPIC)?;
+        Some(self.metadata.partition_meta(&topic.meta, index).leader)
     }
 
     /// Appends `records` of `group` to its partition as one batch, as the leader.
@@ -136,7 +156,7 @@ impl OffsetsTopic {
         &self,
         appended: &Appended,
         timeout: Duration,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), ReplicaError> {
         let deadline = tokio::time::Instant::now() + timeout;
         appended
             .part
@@ -151,19 +171,16 @@ impl OffsetsTopic {
         &self,
         part: &Partition,
         offsets: &mut OffsetStore,
-    ) -> Result<Replay, BrokerError> {
+    ) -> Result<Replay, ReplicaError> {
         let mut groups = HashMap::new();
         let mut records = 0u64;
         let mut offset = part.log.log_start_offset();
         let end = part.log.log_end_offset();
         while offset < end {
-            let mut data =
-                part.log
-                    .read(offset, 1 << 20, true)
-                    .map_err(|source| BrokerError::Log {
-                        tp: part.tp.clone(),
-                        source,
-                    })?;
+            let mut data = part
+                .log
+                .read(offset, 1 << 20, true)
+                .map_err(|source| ReplicaError::log(&part.tp, source))?;
             if data.is_empty() {
                 break;
             }
@@ -192,11 +209,7 @@ impl OffsetsTopic {
 
     /// The partitions this node leads, with their size and segment size (at least 1).
     pub(super) fn led_partitions(&self) -> Vec<PartitionSize> {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
-            return Vec::new();
-        };
-        topic
-            .partitions
+        self.hosted()
             .iter()
             .filter(|p| p.is_leader())
             .map(|p| PartitionSize {
@@ -237,20 +250,20 @@ impl OffsetsTopic {
     /// Whether `topic` has partition `partition`; an OffsetCommit names only those. Not
     /// storage, but a lookup in the broker's topics, kept here with the others.
     pub(super) fn has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.broker
+        self.metadata
             .topic(topic)
             .is_some_and(|t| (0..t.meta.partitions).contains(&partition))
     }
 
     /// `offsets.retention.minutes`, in milliseconds.
     pub(super) fn retention_ms(&self) -> i64 {
-        self.broker.config().offsets_retention_minutes as i64 * 60_000
+        self.metadata.config().offsets_retention_minutes as i64 * 60_000
     }
 
     /// `offsets.retention.check.interval.ms`, at least 10 ms.
     pub(super) fn retention_check_interval(&self) -> Duration {
         let every = self
-            .broker
+            .metadata
             .config()
             .offsets_retention_check_interval_ms
             .max(10) as u64;

@@ -16,12 +16,13 @@
 //! - `strata_partition_log_end_offset{topic,partition}`,
 //!   `strata_partition_log_start_offset{topic,partition}`: read from the hosted
 //!   partitions at each scrape;
-//! - `strata_under_replicated_partitions`: 0 while every partition has one replica;
+//! - `strata_under_replicated_partitions`: partitions this node leads whose ISR is smaller
+//!   than their replica set (Kafka's `UnderReplicatedPartitions`);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`].
 //!
-//! This module never decides anything for the broker: it only counts. It depends on
-//! `broker` (to read partitions at scrape time) and nothing depends on it except the
-//! call sites that record.
+//! This module never decides anything for the broker: it only counts. It depends on no
+//! other layer: the scrape-time gauges read a [`ScrapeSource`] (the replica manager
+//! implements it), and the layers call in to record.
 
 mod export;
 mod http;
@@ -35,8 +36,6 @@ use kafka_protocol::messages::ApiKey;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::KeyValue;
 use parking_lot::{Mutex, RwLock};
-
-use crate::broker::Broker;
 
 pub use export::{install, tracing_enabled, ExportConfig, MetricsError, Telemetry};
 pub use http::{serve, spawn_server};
@@ -62,9 +61,25 @@ struct Instruments {
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
 
-/// The broker the partition gauges read at scrape time (the last one started in this
+/// What the scrape-time gauges read; the replica manager implements it.
+pub trait ScrapeSource: Send + Sync {
+    /// The log start and end offsets of every hosted partition.
+    fn partition_offsets(&self) -> Vec<PartitionOffsets>;
+    /// Partitions led here whose ISR is smaller than their replica set.
+    fn under_replicated(&self) -> usize;
+}
+
+/// One hosted partition's offsets at a scrape.
+pub struct PartitionOffsets {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// The source the partition gauges read at scrape time (the last one started in this
 /// process; a process normally runs one).
-static WATCHED: Mutex<Option<Weak<Broker>>> = Mutex::new(None);
+static WATCHED: Mutex<Option<Weak<dyn ScrapeSource>>> = Mutex::new(None);
 
 /// `ApiKey` names as `'static` strings, so that labelling a request allocates nothing.
 static API_NAMES: RwLock<Option<HashMap<i16, &'static str>>> = RwLock::new(None);
@@ -102,18 +117,22 @@ fn instruments() -> &'static Instruments {
     })
 }
 
-/// Creates the instruments and the scrape-time gauges over `broker`'s partitions.
+/// Creates the instruments and the scrape-time gauges over `source`'s partitions.
 /// Call after [`install`] (or without it, for no-op metrics).
-pub fn watch_broker(broker: &Arc<Broker>) {
-    let first = WATCHED.lock().replace(Arc::downgrade(broker)).is_none();
+pub fn watch_partitions(source: Arc<dyn ScrapeSource>) {
+    let first = WATCHED.lock().replace(Arc::downgrade(&source)).is_none();
     instruments();
     if first {
         register_partition_gauges(&meter());
     }
 }
 
-fn watched() -> Option<Arc<Broker>> {
+fn watched() -> Option<Arc<dyn ScrapeSource>> {
     WATCHED.lock().as_ref().and_then(Weak::upgrade)
+}
+
+fn partition_offsets() -> Vec<PartitionOffsets> {
+    watched().map(|s| s.partition_offsets()).unwrap_or_default()
 }
 
 fn register_partition_gauges(meter: &Meter) {
@@ -122,8 +141,8 @@ fn register_partition_gauges(meter: &Meter) {
         .i64_observable_gauge("strata.partition.log_end_offset")
         .with_description("Offset the next appended record will get, per hosted partition")
         .with_callback(|obs| {
-            for p in watched().map(|b| b.all_partitions()).unwrap_or_default() {
-                obs.observe(p.log.log_end_offset(), &partition_labels(&p.tp));
+            for p in partition_offsets() {
+                obs.observe(p.log_end_offset, &partition_labels(&p));
             }
         })
         .build();
@@ -131,26 +150,28 @@ fn register_partition_gauges(meter: &Meter) {
         .i64_observable_gauge("strata.partition.log_start_offset")
         .with_description("First offset still in the log, per hosted partition")
         .with_callback(|obs| {
-            for p in watched().map(|b| b.all_partitions()).unwrap_or_default() {
-                obs.observe(p.log.log_start_offset(), &partition_labels(&p.tp));
+            for p in partition_offsets() {
+                obs.observe(p.log_start_offset, &partition_labels(&p));
             }
         })
         .build();
     let _ = meter
         .i64_observable_gauge("strata.under_replicated_partitions")
-        .with_description("Hosted partitions whose in-sync replicas are fewer than their replicas (always 0: one replica each)")
+        .with_description(
+            "Partitions led by this node whose in-sync replicas are fewer than their replicas",
+        )
         .with_callback(|obs| {
-            if watched().is_some() {
-                obs.observe(0, &[]);
+            if let Some(source) = watched() {
+                obs.observe(source.under_replicated() as i64, &[]);
             }
         })
         .build();
 }
 
-fn partition_labels(tp: &crate::broker::TopicPartition) -> [KeyValue; 2] {
+fn partition_labels(p: &PartitionOffsets) -> [KeyValue; 2] {
     [
-        KeyValue::new("topic", Arc::clone(&tp.topic)),
-        KeyValue::new("partition", i64::from(tp.partition)),
+        KeyValue::new("topic", Arc::clone(&p.topic)),
+        KeyValue::new("partition", i64::from(p.partition)),
     ]
 }
 

@@ -1,6 +1,6 @@
-//! A minimal Kafka admin client: one TCP connection, one request in flight, versions
-//! negotiated through ApiVersions. It knows frames and versions, not topics: the
-//! command modules build requests and read responses.
+//! A minimal Kafka client: one TCP connection, one request in flight, versions negotiated
+//! through ApiVersions. It knows frames and versions, not topics: its callers (the admin
+//! CLI's commands, the replica fetchers) build requests and read responses.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,11 +11,28 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::CliError;
-
 /// Largest response frame accepted (a Metadata answer for many thousands of partitions
 /// fits comfortably).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why a request to another Kafka node failed. Messages name the address and the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no address to connect to")]
+    NoAddress,
+    #[error("cannot reach a broker at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("connection to {addr} failed during {api}: {reason}")]
+    Connection {
+        addr: String,
+        api: String,
+        reason: String,
+    },
+    #[error("unexpected answer from {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+    #[error("{what} is not supported by the broker at {addr}: its ApiVersions does not list it")]
+    Unsupported { addr: String, what: String },
+}
 
 pub struct Client {
     stream: TcpStream,
@@ -24,37 +41,46 @@ pub struct Client {
     versions: HashMap<i16, (i16, i16)>,
     correlation_id: i32,
     timeout: Duration,
+    client_id: &'static str,
 }
 
 impl Client {
     /// Connects to the first reachable address of a comma-separated bootstrap list and
-    /// learns its API versions.
-    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
+    /// learns its API versions; `client_id` names the caller in request headers.
+    pub async fn connect(
+        bootstrap: &str,
+        timeout: Duration,
+        client_id: &'static str,
+    ) -> Result<Client, ClientError> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Client::connect_one(addr, timeout).await {
+            match Client::connect_one(addr, timeout, client_id).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| CliError::Usage("--bootstrap-server is empty".into())))
+        Err(last.unwrap_or(ClientError::NoAddress))
     }
 
-    async fn connect_one(addr: &str, timeout: Duration) -> Result<Client, CliError> {
+    async fn connect_one(
+        addr: &str,
+        timeout: Duration,
+        client_id: &'static str,
+    ) -> Result<Client, ClientError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                return Err(CliError::Unreachable {
+                return Err(ClientError::Unreachable {
                     addr: addr.to_string(),
                     reason: e.to_string(),
                 })
             }
             Err(_) => {
-                return Err(CliError::Unreachable {
+                return Err(ClientError::Unreachable {
                     addr: addr.to_string(),
                     reason: format!("no connection within {} ms", timeout.as_millis()),
                 })
@@ -67,6 +93,7 @@ impl Client {
             versions: HashMap::new(),
             correlation_id: 0,
             timeout,
+            client_id,
         };
         client.negotiate().await?;
         Ok(client)
@@ -74,16 +101,16 @@ impl Client {
 
     /// ApiVersions v3 (flexible); a broker that refuses it answers in v0 with its table,
     /// and we retry in v0.
-    async fn negotiate(&mut self) -> Result<(), CliError> {
+    async fn negotiate(&mut self) -> Result<(), ClientError> {
         let req = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("strata-cli"))
+            .with_client_software_name(StrBytes::from_static_str(self.client_id))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let mut resp = self.send_version(req.clone(), 3).await?;
         if resp.error_code != 0 {
             resp = self.send_version(req, 0).await?;
         }
         if resp.error_code != 0 {
-            return Err(CliError::Protocol {
+            return Err(ClientError::Protocol {
                 addr: self.addr.clone(),
                 reason: format!("ApiVersions failed with error code {}", resp.error_code),
             });
@@ -118,13 +145,12 @@ impl Client {
     }
 
     /// Sends `req` at the highest common version and waits for its response.
-    pub async fn send<R: Request>(&mut self, req: R) -> Result<R::Response, CliError> {
+    pub async fn send<R: Request>(&mut self, req: R) -> Result<R::Response, ClientError> {
         let version = self
             .version_of::<R>()
-            .ok_or_else(|| CliError::Unsupported {
+            .ok_or_else(|| ClientError::Unsupported {
                 addr: self.addr.clone(),
                 what: api_name::<R>(),
-                why: super::NOT_IN_API_VERSIONS.into(),
             })?;
         self.send_version(req, version).await
     }
@@ -135,15 +161,14 @@ impl Client {
         &mut self,
         req: R,
         cap: i16,
-    ) -> Result<R::Response, CliError> {
+    ) -> Result<R::Response, ClientError> {
         match self.version_of::<R>() {
             Some(v) if v.min(cap) >= self.versions.get(&R::KEY).map_or(0, |r| r.0) => {
                 self.send_version(req, v.min(cap)).await
             }
-            _ => Err(CliError::Unsupported {
+            _ => Err(ClientError::Unsupported {
                 addr: self.addr.clone(),
                 what: api_name::<R>(),
-                why: super::NOT_IN_API_VERSIONS.into(),
             }),
         }
     }
@@ -152,14 +177,14 @@ impl Client {
         &mut self,
         req: R,
         version: i16,
-    ) -> Result<R::Response, CliError> {
+    ) -> Result<R::Response, ClientError> {
         let api = api_name::<R>();
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strata-cli")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut buf = BytesMut::new();
         buf.extend_from_slice(&[0; 4]);
         header
@@ -185,14 +210,14 @@ impl Client {
         let body = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
-                return Err(CliError::Connection {
+                return Err(ClientError::Connection {
                     addr: self.addr.clone(),
                     api: api.clone(),
                     reason: e.to_string(),
                 })
             }
             Err(_) => {
-                return Err(CliError::Connection {
+                return Err(ClientError::Connection {
                     addr: self.addr.clone(),
                     api: api.clone(),
                     reason: format!("no answer within {} ms", self.timeout.as_millis()),
@@ -216,8 +241,8 @@ impl Client {
         Ok(resp)
     }
 
-    fn protocol(&self, reason: String) -> CliError {
-        CliError::Protocol {
+    fn protocol(&self, reason: String) -> ClientError {
+        ClientError::Protocol {
             addr: self.addr.clone(),
             reason,
         }

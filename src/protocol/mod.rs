@@ -3,7 +3,10 @@
 //! This module owns the bytes between the socket and the generated message types of the
 //! `kafka-protocol` crate: the 4-byte size prefix, the request header, and the response
 //! header. It knows nothing of topics or logs; `server/` decides what a request means.
+//! `client` is the other side: a minimal client that the admin CLI and the replica
+//! fetchers use to talk to other nodes.
 
+pub mod client;
 pub mod tier_state;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

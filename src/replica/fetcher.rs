@@ -6,9 +6,10 @@
 //! asks the leader with OffsetForLeaderEpoch where its log diverges and truncates there
 //! (KIP-101/279), so that a former leader drops records the new leader never had.
 //!
-//! `apply_image` only updates the target table ([`Fetchers::follow`]); the supervisor loop
-//! started by [`Broker::spawn_fetchers`] starts a task for each leader that has targets, and a
-//! task ends when its leader has none left.
+//! `apply_topic` only updates the target table ([`Fetchers::follow`]); the supervisor loop
+//! started by [`ReplicaManager::spawn_fetchers`] starts a task for each leader that has targets,
+//! and a task ends when its leader has none left. Requests go through `protocol::client`, whose
+//! [`ClientError`] any failed exchange is (the fetcher then reconnects after a backoff).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,8 +29,12 @@ use parking_lot::Mutex;
 use strata_controller::{PartitionMeta, NO_LEADER};
 use tokio::sync::{watch, Notify};
 
-use super::{now_ms, Broker, Partition, TopicPartition};
-use crate::cli::client::Client;
+use super::{Partition, ReplicaManager, TopicPartition};
+use crate::now_ms;
+use crate::protocol::client::{Client, ClientError};
+
+/// How the replica fetchers name themselves to the leaders they fetch from.
+const CLIENT_ID: &str = "strata-replica-fetcher";
 
 /// A partition this broker follows.
 #[derive(Clone)]
@@ -110,9 +115,9 @@ impl Fetchers {
     }
 }
 
-impl Broker {
+impl ReplicaManager {
     /// Starts the supervisor that runs one fetcher task per followed leader.
-    pub(super) fn spawn_fetchers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+    pub fn spawn_fetchers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
         let broker = self.clone();
         tokio::spawn(async move {
             let mut running: BTreeMap<i32, tokio::task::JoinHandle<()>> = BTreeMap::new();
@@ -134,8 +139,8 @@ impl Broker {
     }
 }
 
-async fn run_fetcher(broker: Arc<Broker>, leader: i32, shutdown: watch::Receiver<bool>) {
-    let node = broker.node_id();
+async fn run_fetcher(broker: Arc<ReplicaManager>, leader: i32, shutdown: watch::Receiver<bool>) {
+    let node = broker.metadata.node_id();
     let mut client: Option<Client> = None;
     tracing::info!(leader, "replica fetcher started");
     loop {
@@ -147,7 +152,7 @@ async fn run_fetcher(broker: Arc<Broker>, leader: i32, shutdown: watch::Receiver
             tracing::info!(leader, "replica fetcher stopped: nothing left to follow");
             return;
         }
-        let config = broker.config();
+        let config = broker.metadata.config();
         let backoff = Duration::from_millis(config.replica_fetch_backoff_ms.max(10) as u64);
         if client.is_none() {
             match connect(&broker, leader).await {
@@ -171,7 +176,7 @@ async fn run_fetcher(broker: Arc<Broker>, leader: i32, shutdown: watch::Receiver
             } else {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok::<(), crate::cli::CliError>(())
+            Ok::<(), ClientError>(())
         }
         .await;
         if let Err(e) = result {
@@ -182,14 +187,14 @@ async fn run_fetcher(broker: Arc<Broker>, leader: i32, shutdown: watch::Receiver
     }
 }
 
-async fn connect(broker: &Broker, leader: i32) -> Result<Client, crate::cli::CliError> {
-    let image = broker.image();
+async fn connect(broker: &ReplicaManager, leader: i32) -> Result<Client, ClientError> {
+    let image = broker.metadata.image();
     let addr = image
         .brokers
         .get(&leader)
         .map(|b| format!("{}:{}", b.host, b.port))
-        .ok_or_else(|| crate::cli::CliError::Usage(format!("broker {leader} is not registered")))?;
-    Client::connect(&addr, Duration::from_secs(5)).await
+        .ok_or(ClientError::NoAddress)?;
+    Client::connect(&addr, Duration::from_secs(5), CLIENT_ID).await
 }
 
 /// Targets grouped by topic, as requests list them.
@@ -214,11 +219,11 @@ fn name(tp: &TopicPartition) -> TopicName {
 
 /// Asks the leader where each partition's log diverges from its own and truncates there.
 async fn truncate(
-    broker: &Broker,
+    broker: &ReplicaManager,
     c: &mut Client,
     node: i32,
     targets: &[Target],
-) -> Result<(), crate::cli::CliError> {
+) -> Result<(), ClientError> {
     let by_topic = by_topic(targets);
     let topics = by_topic
         .values()
@@ -281,12 +286,12 @@ async fn truncate(
 
 /// One Fetch from the leader for `targets`; appends what comes back.
 async fn fetch(
-    broker: &Broker,
+    broker: &ReplicaManager,
     c: &mut Client,
     node: i32,
     targets: &[Target],
-) -> Result<(), crate::cli::CliError> {
-    let config = broker.config();
+) -> Result<(), ClientError> {
+    let config = broker.metadata.config();
     let by_topic = by_topic(targets);
     let topics = by_topic
         .values()
@@ -316,10 +321,13 @@ async fn fetch(
         .with_topics(topics);
     let resp = c.send_capped(req, 12).await?;
     if resp.error_code != 0 {
-        return Err(crate::cli::CliError::Usage(format!(
-            "the leader refused the fetch with error {}",
-            resp.error_code
-        )));
+        return Err(ClientError::Protocol {
+            addr: c.addr().to_string(),
+            reason: format!(
+                "the leader refused the fetch with error {}",
+                resp.error_code
+            ),
+        });
     }
     let now = now_ms();
     for topic in resp.responses {
@@ -384,11 +392,7 @@ fn restart_at(part: &Partition, offset: i64) {
 
 /// The leader's local log start offset (ListOffsets EARLIEST_LOCAL_TIMESTAMP, -4): a follower of
 /// a tiered partition copies only what the leader holds locally; older data is in the bucket.
-async fn earliest_local(
-    c: &mut Client,
-    node: i32,
-    part: &Partition,
-) -> Result<i64, crate::cli::CliError> {
+async fn earliest_local(c: &mut Client, node: i32, part: &Partition) -> Result<i64, ClientError> {
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(node))
         .with_topics(vec![ListOffsetsTopic::default()
@@ -402,10 +406,8 @@ async fn earliest_local(
         .and_then(|t| t.partitions.first())
         .filter(|p| p.error_code == 0)
         .map(|p| p.offset)
-        .ok_or_else(|| {
-            crate::cli::CliError::Usage(format!(
-                "{}: the leader did not give its local log start",
-                part.tp
-            ))
+        .ok_or_else(|| ClientError::Protocol {
+            addr: c.addr().to_string(),
+            reason: format!("{}: the leader did not give its local log start", part.tp),
         })
 }

@@ -1,26 +1,21 @@
-//! ListOffsets: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
+//! Offset lookups: ListOffsets, OffsetForLeaderEpoch and DeleteRecords, across both tiers.
+//!
+//! ListOffsets answers the special timestamps (-1 latest, -2 earliest, -3 max timestamp,
 //! -4 earliest local, -5 latest tiered) and lookups by timestamp through the time index.
+//! A lookup by timestamp needs the first *record* with a timestamp at or after the target,
+//! so the one batch the log finds is decoded here (decompressing if needed): the read path
+//! never decodes, this admin path decodes one batch.
 //!
-//! A lookup by timestamp needs the first *record* with a timestamp at or after the
-//! target, so the one batch the log finds is decoded here (decompressing if needed):
-//! the read path never decodes, this admin path decodes one batch.
-//!
-//! On a tiered partition a timestamp is looked up in the remote tier first (through
-//! the remote time index), then locally, as Kafka does; -3 compares the remote
-//! segments' max timestamps with the local ones and looks where the largest is.
+//! On a tiered partition a timestamp is looked up in the remote tier first (through the
+//! remote time index), then locally, as Kafka does; -3 compares the remote segments' max
+//! timestamps with the local ones and looks where the largest is.
+
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
-use kafka_protocol::ResponseError;
 
-use super::Ctx;
-use crate::broker::{BrokerError, Partition};
-use crate::server::error_code;
-use crate::server::errors::{log_code, tier_code};
+use super::{Partition, ReplicaError, ReplicaManager};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -28,139 +23,180 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let name = t.name.0.to_string();
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let mut base =
-                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let leader = ctx.broker.leader_partition(&name, p.partition_index);
-            if ctx.version >= 4 {
-                // The current leader epoch (KIP-320): clients fence stale answers with it.
-                let epoch = leader.as_ref().map_or(-1, |part| part.meta().leader_epoch);
-                base = base.with_leader_epoch(epoch);
+/// One partition of a ListOffsets.
+pub struct OffsetQuery {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// A timestamp, or one of the special values in the module docs.
+    pub timestamp: i64,
+}
+
+pub struct OffsetAnswer {
+    /// The current leader epoch (KIP-320), -1 when this node is not the leader.
+    pub leader_epoch: i32,
+    /// (offset, timestamp); -1 for either means "none", as Kafka answers.
+    pub result: Result<(i64, i64), ReplicaError>,
+}
+
+impl ReplicaManager {
+    /// ListOffsets, answered by the leader in the order of `queries`.
+    pub async fn list_offsets(&self, queries: &[OffsetQuery]) -> Vec<OffsetAnswer> {
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            out.push(self.list_offset(q).await);
+        }
+        out
+    }
+
+    async fn list_offset(&self, q: &OffsetQuery) -> OffsetAnswer {
+        let part = match self.leader_partition(&q.topic, q.partition) {
+            Ok(part) => part,
+            Err(e) => {
+                return OffsetAnswer {
+                    leader_epoch: -1,
+                    result: Err(e),
+                }
             }
-            let remote = match leader {
-                Ok(part) if p.timestamp >= 0 => remote_lookup(ctx, &part, p.timestamp).await,
-                Ok(part) if p.timestamp == MAX_TIMESTAMP => remote_max_timestamp(ctx, &part).await,
-                _ => Ok(None),
-            };
-            partitions.push(match remote {
-                Ok(Some((offset, timestamp))) => base.with_offset(offset).with_timestamp(timestamp),
-                Err(code) => base
-                    .with_error_code(code.code())
-                    .with_offset(-1)
-                    .with_timestamp(-1),
-                Ok(None) => local_answer(ctx, &name, p.partition_index, p.timestamp, base),
-            });
+        };
+        let remote = match q.timestamp {
+            ts if ts >= 0 => self.remote_lookup(&part, ts).await,
+            MAX_TIMESTAMP => self.remote_max_timestamp(&part).await,
+            _ => Ok(None),
+        };
+        let result = match remote {
+            Ok(Some(found)) => Ok(found),
+            Err(e) => Err(e),
+            Ok(None) => local_lookup(&part, q.timestamp),
+        };
+        OffsetAnswer {
+            leader_epoch: part.meta().leader_epoch,
+            result,
         }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions),
-        );
     }
-    ListOffsetsResponse::default().with_topics(topics)
-}
 
-/// A timestamp lookup in the remote tier: `Ok(None)` when it has no batch at or
-/// after `ts` (or the partition is not tiered).
-async fn remote_lookup(
-    ctx: &Ctx,
-    part: &Partition,
-    ts: i64,
-) -> Result<Option<(i64, i64)>, ResponseError> {
-    let (Some(tier), Some(m)) = (ctx.broker.tier(), part.remote_manifest()) else {
-        return Ok(None);
-    };
-    if m.segments.is_empty() {
-        return Ok(None);
+    /// OffsetForLeaderEpoch (KIP-101/279/320): where `leader_epoch` ends in this leader's log,
+    /// as (epoch, end offset), from the log's leader epoch cache; `None` for an epoch older than
+    /// the cache (answered UNDEFINED). Followers ask it after a leader change, to truncate
+    /// records the new leader never had; consumers, to validate their position.
+    pub fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<Option<(i32, i64)>, ReplicaError> {
+        let part = self.leader_partition(topic, partition)?;
+        part.check_leader_epoch(current_leader_epoch)?;
+        Ok(part.log.end_offset_for_epoch(leader_epoch))
     }
-    match tier.reader.find_batch_by_timestamp(&m, ts).await {
-        Ok(Some(batch)) => {
-            Ok(first_at_or_after(batch, ts).map(|(o, t)| (o.max(part.log_start_offset()), t)))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::warn!(tp = %part.tp, error = %e, "remote timestamp lookup failed");
-            Err(tier_code(&e))
-        }
-    }
-}
 
-/// ListOffsets -3 (KIP-734) on a tiered partition: when the largest timestamp is in
-/// the remote tier (at least as large as any local one: on a tie the earlier offset
-/// wins, and remote offsets are earlier), the first record holding it, found through
-/// the segment manifests' max timestamps and the remote time index. `Ok(None)` leaves
-/// the answer to the local log.
-async fn remote_max_timestamp(
-    ctx: &Ctx,
-    part: &Partition,
-) -> Result<Option<(i64, i64)>, ResponseError> {
-    let (Some(tier), Some(m)) = (ctx.broker.tier(), part.remote_manifest()) else {
-        return Ok(None);
-    };
-    let floor = m.start_offset().unwrap_or(0);
-    let Some(remote_max) = m
-        .segments
-        .iter()
-        .filter(|s| s.next_offset > floor)
-        .map(|s| s.max_timestamp)
-        .filter(|t| *t >= 0)
-        .max()
-    else {
-        return Ok(None);
-    };
-    let local_max = part
-        .log
-        .segments()
-        .iter()
-        .filter_map(|s| s.max_timestamp)
-        .max();
-    if local_max.is_some_and(|l| l > remote_max) {
-        return Ok(None);
+    /// DeleteRecords: local log first (it refuses offsets past the end), then the remote tier.
+    /// Returns the partition's new log start offset over both tiers (the low watermark).
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, ReplicaError> {
+        let part = self.partition(topic, partition)?;
+        part.log
+            .delete_records_before(offset)
+            .map_err(|e| ReplicaError::log(&part.tp, e))?;
+        let target = if offset == -1 {
+            part.high_watermark()
+        } else {
+            offset
+        };
+        let Some(tier) = self.remote.as_ref() else {
+            return Ok(part.log_start_offset());
+        };
+        if part.remote_manifest().is_none_or(|m| m.segments.is_empty()) {
+            return Ok(part.log_start_offset());
+        }
+        let m = strata_tier::copier::delete_records(&*tier.store, &part.tier_key(), target)
+            .await
+            .map_err(|e| ReplicaError::remote(&part.tp, target, e))?;
+        part.set_remote_manifest(m);
+        Ok(part.log_start_offset())
     }
-    match tier.reader.find_batch_by_timestamp(&m, remote_max).await {
-        Ok(Some(batch)) => Ok(max_record(batch).map(|(o, t)| (o.max(part.log_start_offset()), t))),
-        Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::warn!(tp = %part.tp, error = %e, "remote max-timestamp lookup failed");
-            Err(tier_code(&e))
+
+    /// A timestamp lookup in the remote tier: `Ok(None)` when it has no batch at or
+    /// after `ts` (or the partition is not tiered).
+    async fn remote_lookup(
+        &self,
+        part: &Partition,
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>, ReplicaError> {
+        let (Some(tier), Some(m)) = (self.remote.as_ref(), part.remote_manifest()) else {
+            return Ok(None);
+        };
+        if m.segments.is_empty() {
+            return Ok(None);
+        }
+        match tier.reader.find_batch_by_timestamp(&m, ts).await {
+            Ok(Some(batch)) => {
+                Ok(first_at_or_after(batch, ts).map(|(o, t)| (o.max(part.log_start_offset()), t)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(tp = %part.tp, error = %e, "remote timestamp lookup failed");
+                Err(ReplicaError::remote(&part.tp, ts, e))
+            }
         }
     }
-}
 
-fn local_answer(
-    ctx: &Ctx,
-    name: &str,
-    index: i32,
-    timestamp: i64,
-    base: ListOffsetsPartitionResponse,
-) -> ListOffsetsPartitionResponse {
-    match ctx.broker.leader_partition(name, index) {
-        Ok(part) => match lookup(&part, timestamp) {
-            Ok((offset, timestamp)) => base.with_offset(offset).with_timestamp(timestamp),
-            Err(code) => base
-                .with_error_code(code.code())
-                .with_offset(-1)
-                .with_timestamp(-1),
-        },
-        Err(e) => base
-            .with_error_code(error_code(&e).code())
-            .with_offset(-1)
-            .with_timestamp(-1),
+    /// ListOffsets -3 (KIP-734) on a tiered partition: when the largest timestamp is in
+    /// the remote tier (at least as large as any local one: on a tie the earlier offset
+    /// wins, and remote offsets are earlier), the first record holding it, found through
+    /// the segment manifests' max timestamps and the remote time index. `Ok(None)` leaves
+    /// the answer to the local log.
+    async fn remote_max_timestamp(
+        &self,
+        part: &Partition,
+    ) -> Result<Option<(i64, i64)>, ReplicaError> {
+        let (Some(tier), Some(m)) = (self.remote.as_ref(), part.remote_manifest()) else {
+            return Ok(None);
+        };
+        let floor = m.start_offset().unwrap_or(0);
+        let Some(remote_max) = m
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > floor)
+            .map(|s| s.max_timestamp)
+            .filter(|t| *t >= 0)
+            .max()
+        else {
+            return Ok(None);
+        };
+        let local_max = part
+            .log
+            .segments()
+            .iter()
+            .filter_map(|s| s.max_timestamp)
+            .max();
+        if local_max.is_some_and(|l| l > remote_max) {
+            return Ok(None);
+        }
+        match tier.reader.find_batch_by_timestamp(&m, remote_max).await {
+            Ok(Some(batch)) => {
+                Ok(max_record(batch).map(|(o, t)| (o.max(part.log_start_offset()), t)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(tp = %part.tp, error = %e, "remote max-timestamp lookup failed");
+                Err(ReplicaError::remote(&part.tp, remote_max, e))
+            }
+        }
     }
 }
 
 /// Returns (offset, timestamp); -1 for either means "none", as Kafka answers.
-fn lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+fn local_lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ReplicaError> {
     let log = &part.log;
     let fail = |e| {
-        let code = log_code(&e);
-        tracing::warn!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "list offsets failed");
-        code
+        let err = ReplicaError::log(&part.tp, e);
+        tracing::warn!(error = %err, "list offsets failed");
+        err
     };
     match timestamp {
         LATEST => Ok((part.high_watermark(), -1)),
@@ -178,7 +214,10 @@ fn lookup(part: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError>
             Some(batch) => Ok(max_record(batch).unwrap_or((-1, -1))),
             None => Ok((-1, -1)),
         },
-        ts if ts < 0 => Err(ResponseError::InvalidRequest),
+        ts if ts < 0 => Err(ReplicaError::InvalidTimestamp {
+            tp: part.tp.clone(),
+            timestamp: ts,
+        }),
         ts => match log.find_batch_by_timestamp(ts).map_err(fail)? {
             Some(batch) => Ok(first_at_or_after(batch, ts).unwrap_or((-1, -1))),
             None => Ok((-1, -1)),

@@ -14,7 +14,8 @@ use strata_tier::{PartitionKey, PartitionManifest};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::replica::ReplicaState;
+use super::state::ReplicaState;
+use super::ReplicaError;
 
 /// A topic-partition name, as clients spell it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,15 +48,6 @@ pub struct Partition {
     manifest_stale: std::sync::atomic::AtomicBool,
 }
 
-/// Why this replica cannot take an append.
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    #[error("{tp}: this broker is not the leader (leader: {leader}); refresh metadata")]
-    NotLeader { tp: TopicPartition, leader: i32 },
-    #[error(transparent)]
-    Log(#[from] LogError),
-}
-
 impl Partition {
     /// A replica on broker `node_id` with role `meta`.
     pub fn new(
@@ -69,7 +61,7 @@ impl Partition {
             node_id,
             meta,
             log.log_start_offset(),
-            super::now_ms(),
+            crate::now_ms(),
             log.log_end_offset(),
         );
         if replica.is_leader() {
@@ -157,18 +149,21 @@ impl Partition {
     /// Appends client batches as the leader, stamped with the leader epoch, and wakes every
     /// fetch waiting on this partition (followers read up to the log end, consumers up to the
     /// high watermark, which moves here when the ISR is just this broker).
-    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, ReplicaError> {
         let epoch = {
             let r = self.replica.lock();
             if !r.is_leader() {
-                return Err(AppendError::NotLeader {
+                return Err(ReplicaError::NotLeader {
                     tp: self.tp.clone(),
                     leader: r.meta.leader,
                 });
             }
             r.meta.leader_epoch
         };
-        let info = self.log.append_with_leader_epoch(batches, epoch, now_ms)?;
+        let info = self
+            .log
+            .append_with_leader_epoch(batches, epoch, now_ms)
+            .map_err(|e| ReplicaError::log(&self.tp, e))?;
         self.replica
             .lock()
             .advance_high_watermark(self.log.log_end_offset());
@@ -224,7 +219,7 @@ impl Partition {
         offset: i64,
         deadline: tokio::time::Instant,
         timeout_ms: i32,
-    ) -> Result<(), super::BrokerError> {
+    ) -> Result<(), ReplicaError> {
         loop {
             let changed = self.appended();
             tokio::pin!(changed);
@@ -234,7 +229,7 @@ impl Partition {
             }
             let meta = self.meta();
             if !self.is_leader() {
-                return Err(super::BrokerError::NotLeader {
+                return Err(ReplicaError::NotLeader {
                     tp: self.tp.clone(),
                     leader: meta.leader,
                 });
@@ -242,7 +237,7 @@ impl Partition {
             tokio::select! {
                 _ = changed => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(super::BrokerError::ReplicationTimeout {
+                    return Err(ReplicaError::ReplicationTimeout {
                         tp: self.tp.clone(),
                         offset: offset - 1,
                         timeout_ms,
@@ -257,6 +252,29 @@ impl Partition {
         let end = self.log.log_end_offset();
         let mut r = self.replica.lock();
         r.high_watermark = r.high_watermark.min(end);
+    }
+
+    /// KIP-320: a request naming an older leader epoch is fenced; a newer one means this
+    /// node's metadata is behind. A negative epoch (not given) passes.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ReplicaError> {
+        if requested < 0 {
+            return Ok(());
+        }
+        let current = self.meta().leader_epoch;
+        let tp = self.tp.clone();
+        match requested.cmp(&current) {
+            std::cmp::Ordering::Less => Err(ReplicaError::FencedLeaderEpoch {
+                tp,
+                requested,
+                current,
+            }),
+            std::cmp::Ordering::Greater => Err(ReplicaError::UnknownLeaderEpoch {
+                tp,
+                requested,
+                current,
+            }),
+            std::cmp::Ordering::Equal => Ok(()),
+        }
     }
 
     /// This replica's role and ISR, as of the last applied metadata.
@@ -300,6 +318,11 @@ impl Partition {
     /// Wakes waiting fetches so they notice the partition is gone.
     pub fn notify_deleted(&self) {
         self.appended.notify_waiters();
+    }
+
+    /// Bytes of the local log (DescribeLogDirs' partition size).
+    pub fn local_bytes(&self) -> u64 {
+        self.log.size_bytes()
     }
 
     /// The offset below which records are committed (in every ISR member's log).

@@ -9,14 +9,12 @@ use strata_log::{LogError, ProducerError};
 
 use crate::broker::BrokerError;
 use crate::group::GroupError;
+use crate::replica::ReplicaError;
 
 pub fn error_code(e: &BrokerError) -> ResponseError {
     use ResponseError as E;
     match e {
-        BrokerError::UnknownTopic { .. } | BrokerError::UnknownPartition { .. } => {
-            E::UnknownTopicOrPartition
-        }
-        BrokerError::UnknownTopicId { .. } => E::UnknownTopicId,
+        BrokerError::UnknownTopic { .. } => E::UnknownTopicOrPartition,
         BrokerError::InvalidTopic { .. } => E::InvalidTopicException,
         BrokerError::InvalidReplicationFactor { .. } => E::InvalidReplicationFactor,
         BrokerError::InvalidPartitions { .. } => E::InvalidPartitions,
@@ -24,11 +22,28 @@ pub fn error_code(e: &BrokerError) -> ResponseError {
         BrokerError::DeletionDisabled => E::TopicDeletionDisabled,
         BrokerError::Config(c) => config_code(c),
         BrokerError::Controller(c) => controller_code(c),
-        BrokerError::Log { source, .. } => log_code(source),
-        BrokerError::OpenLog { .. } => E::KafkaStorageError,
-        BrokerError::NotLeader { .. } => E::NotLeaderOrFollower,
-        BrokerError::NotEnoughReplicas { .. } => E::NotEnoughReplicas,
-        BrokerError::ReplicationTimeout { .. } => E::RequestTimedOut,
+        BrokerError::Replica(r) => replica_code(r),
+    }
+}
+
+/// Appends, fetches and offset lookups of one partition.
+pub fn replica_code(e: &ReplicaError) -> ResponseError {
+    use ResponseError as E;
+    match e {
+        ReplicaError::UnknownTopic { .. } | ReplicaError::UnknownPartition { .. } => {
+            E::UnknownTopicOrPartition
+        }
+        ReplicaError::UnknownTopicId { .. } => E::UnknownTopicId,
+        ReplicaError::NotLeader { .. } => E::NotLeaderOrFollower,
+        ReplicaError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch,
+        ReplicaError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch,
+        ReplicaError::OffsetMovedToTieredStorage { .. } => E::OffsetMovedToTieredStorage,
+        ReplicaError::NotEnoughReplicas { .. } => E::NotEnoughReplicas,
+        ReplicaError::ReplicationTimeout { .. } => E::RequestTimedOut,
+        ReplicaError::InvalidTimestamp { .. } => E::InvalidRequest,
+        ReplicaError::Log { source, .. } => log_code(source),
+        ReplicaError::Remote { source, .. } => tier_code(source),
+        ReplicaError::OpenLog { .. } => E::KafkaStorageError,
     }
 }
 
@@ -75,14 +90,14 @@ fn controller_code(e: &ControllerError) -> ResponseError {
 /// Remote-tier failures: an offset the tier does not hold is out of range; any
 /// store or data error is a storage error for that partition only (the
 /// connection stays open, the client retries).
-pub fn tier_code(e: &strata_tier::TierError) -> ResponseError {
+fn tier_code(e: &strata_tier::TierError) -> ResponseError {
     match e {
         strata_tier::TierError::OffsetNotTiered { .. } => ResponseError::OffsetOutOfRange,
         _ => ResponseError::KafkaStorageError,
     }
 }
 
-pub fn log_code(e: &LogError) -> ResponseError {
+fn log_code(e: &LogError) -> ResponseError {
     match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Record { source, .. } => record_code(source),

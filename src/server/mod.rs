@@ -23,13 +23,44 @@ use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
+use crate::metadata::MetadataCache;
 use crate::protocol::{self, ProtocolError};
+use crate::replica::ReplicaManager;
+use crate::rlm::RemoteLogManager;
 
-pub use errors::{error_code, group_code, group_result_code};
+pub use errors::{error_code, group_code, group_result_code, replica_code};
 
-/// Per-request context handed to every handler.
+/// The components the handlers call, built once at startup.
+#[derive(Clone)]
+pub struct Services {
+    /// Metadata changes (topic administration) and cluster information.
+    pub broker: Arc<Broker>,
+    pub metadata: Arc<MetadataCache>,
+    /// Appends, fetches and offset lookups.
+    pub replicas: Arc<ReplicaManager>,
+    /// The RemoteLogManager, when the node has a remote tier.
+    pub rlm: Option<Arc<RemoteLogManager>>,
+    pub groups: Arc<GroupCoordinator>,
+}
+
+impl Services {
+    pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Services {
+        Services {
+            metadata: broker.metadata.clone(),
+            replicas: broker.replicas.clone(),
+            rlm: broker.rlm.clone(),
+            broker,
+            groups,
+        }
+    }
+}
+
+/// Per-request context handed to every handler: the components and who is asking.
 pub struct Ctx {
     pub broker: Arc<Broker>,
+    pub metadata: Arc<MetadataCache>,
+    pub replicas: Arc<ReplicaManager>,
+    pub rlm: Option<Arc<RemoteLogManager>>,
     pub groups: Arc<GroupCoordinator>,
     pub version: i16,
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
@@ -38,22 +69,16 @@ pub struct Ctx {
 }
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    broker: Arc<Broker>,
-    groups: Arc<GroupCoordinator>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, services: Services, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let broker = broker.clone();
-                    let groups = groups.clone();
+                    let services = services.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_connection(stream, broker, groups, shutdown).await {
+                        if let Err(e) = serve_connection(stream, services, shutdown).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -70,8 +95,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
-    broker: Arc<Broker>,
-    groups: Arc<GroupCoordinator>,
+    services: Services,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let peer = stream.peer_addr()?;
@@ -88,7 +112,7 @@ async fn serve_connection(
             },
             _ = shutdown.changed() => return Ok(()),
         };
-        let max = broker.config().socket_request_max_bytes.max(0) as usize;
+        let max = services.metadata.config().socket_request_max_bytes.max(0) as usize;
         let size = match protocol::check_frame_size(size, max) {
             Ok(size) => size,
             Err(e) => {
@@ -98,7 +122,7 @@ async fn serve_connection(
         };
         let frame = read_frame(&mut reader, size).await?;
         out.clear();
-        match respond(&broker, &groups, peer, frame.freeze(), &mut out).await {
+        match respond(&services, peer, frame.freeze(), &mut out).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
@@ -134,8 +158,7 @@ where
 /// Decodes, handles and encodes one request. `Err` means the connection must close
 /// (Kafka's answer to framing garbage, unknown APIs and undecodable bodies).
 async fn respond(
-    broker: &Arc<Broker>,
-    groups: &Arc<GroupCoordinator>,
+    services: &Services,
     peer: std::net::SocketAddr,
     frame: bytes::Bytes,
     out: &mut BytesMut,
@@ -164,8 +187,11 @@ async fn respond(
     let correlation_id = request.header.correlation_id;
     let api = request.api;
     let ctx = Ctx {
-        broker: broker.clone(),
-        groups: groups.clone(),
+        broker: services.broker.clone(),
+        metadata: services.metadata.clone(),
+        replicas: services.replicas.clone(),
+        rlm: services.rlm.clone(),
+        groups: services.groups.clone(),
         version,
         client_host: format!("/{}", peer.ip()),
         client_id: request

@@ -460,6 +460,8 @@ async fn a_paused_follower_is_fenced_then_rejoins() {
     let (leader, replicas, _) = md.partitions[&0].clone();
     let follower = *replicas.iter().find(|r| **r != leader).expect("a follower");
     assert_eq!(produce_acks_all(&c.bootstrap(), topic, 0, 20).await, 20);
+    let leader_metrics = c.node(leader).metrics_addr.clone();
+    wait_under_replicated(&leader_metrics, |n| n == 0.0);
 
     // SIGSTOP stands for a network partition: the node neither answers nor dies.
     signal(c.node(follower), "STOP");
@@ -478,11 +480,15 @@ async fn a_paused_follower_is_fenced_then_rejoins() {
         "paused broker still listed: {:?}",
         md.brokers
     );
+    // The leader counts the partitions it leads with a shrunken ISR: this one, and any
+    // `__consumer_offsets` partition it leads, whose ISR lost the same follower.
+    wait_under_replicated(&leader_metrics, |n| n >= 1.0);
 
     signal(c.node(follower), "CONT");
     // It is unfenced, catches up and rejoins the ISR; its log matches the leader's.
     let md = wait_for_isr(&c, topic, 3, Duration::from_secs(30));
     assert!(md.partitions[&0].2.contains(&follower));
+    wait_under_replicated(&leader_metrics, |n| n == 0.0);
     let leader_dir = c.node(leader).data.join(format!("{topic}-0"));
     let follower_dir = c.node(follower).data.join(format!("{topic}-0"));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -494,6 +500,24 @@ async fn a_paused_follower_is_fenced_then_rejoins() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("cluster: acks=all resumed {waited:?} after pausing follower {follower}");
+}
+
+/// Waits until the node's `strata_under_replicated_partitions` satisfies `want` (the ISR
+/// change reaches the leader's metadata a moment after Metadata shows it).
+fn wait_under_replicated(metrics_addr: &str, want: fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = crate::metrics::scrape(metrics_addr, "/metrics");
+        let got = crate::metrics::sample(&body, "strata_under_replicated_partitions");
+        if got.is_some_and(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strata_under_replicated_partitions is {got:?}, not what the test waits for"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,10 +17,9 @@ fn producer_id_blocks_never_overlap() {
     assert!(apply(&mut image, &alloc(5)).is_err());
     assert_eq!(image.next_producer_id, i64::MAX - 1);
     // Images persisted before producer ids existed load with the counter at 0.
-    let old: MetadataImage = serde_json::from_str(
-        r#"{"cluster_id":"c","topics":{},"broker_configs":{},"brokers":{}}"#,
-    )
-    .unwrap();
+    let old: MetadataImage =
+        serde_json::from_str(r#"{"cluster_id":"c","topics":{},"broker_configs":{},"brokers":{}}"#)
+            .unwrap();
     assert_eq!(old.next_producer_id, 0);
 }
 
@@ -64,9 +63,7 @@ fn create_topic_validates_partitions_and_replication_factor() {
     let mut image = MetadataImage::default();
     for bad in [0, -1] {
         let err = apply(&mut image, &create("t", bad)).unwrap_err();
-        assert!(
-            matches!(err, ApplyError::InvalidPartitions { requested, .. } if requested == bad)
-        );
+        assert!(matches!(err, ApplyError::InvalidPartitions { requested, .. } if requested == bad));
     }
     let cmd = MetadataCommand::CreateTopic {
         name: "t".into(),

@@ -15,10 +15,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, Ctx};
-use crate::broker::BrokerError;
 use crate::protocol::tier_state::TIER_STATE_TAG;
-use crate::server::error_code;
-use crate::server::errors::{log_code, tier_code};
+use crate::server::replica_code;
 
 pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -38,8 +36,7 @@ pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecor
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-/// Local log first (it refuses offsets past the end), then the remote tier: the
-/// answer's low watermark is the partition's log start offset over both tiers.
+/// The answer's low watermark is the partition's log start offset over both tiers.
 async fn delete_partition_records(
     ctx: &Ctx,
     topic: &str,
@@ -47,32 +44,19 @@ async fn delete_partition_records(
     offset: i64,
 ) -> DeleteRecordsPartitionResult {
     let base = DeleteRecordsPartitionResult::default().with_partition_index(index);
-    let part = match ctx.broker.partition(topic, index) {
-        Ok(part) => part,
-        Err(e) => {
-            return base
-                .with_error_code(error_code(&e).code())
-                .with_low_watermark(-1)
-        }
-    };
-    if let Err(e) = part.log.delete_records_before(offset) {
-        let code = log_code(&e);
-        tracing::info!(error = %BrokerError::Log { tp: part.tp.clone(), source: e }, "delete records refused");
-        return base.with_error_code(code.code()).with_low_watermark(-1);
-    }
-    let target = if offset == -1 {
-        part.high_watermark()
-    } else {
-        offset
-    };
-    match ctx.broker.delete_remote_records(&part, target).await {
+    match ctx.replicas.delete_records(topic, index, offset).await {
         Ok(low) => {
-            tracing::info!(tp = %part.tp, log_start_offset = low, "deleted records");
+            tracing::info!(
+                topic,
+                partition = index,
+                log_start_offset = low,
+                "deleted records"
+            );
             base.with_low_watermark(low)
         }
         Err(e) => {
-            tracing::warn!(tp = %part.tp, error = %e, "deleting remote records failed");
-            base.with_error_code(tier_code(&e).code())
+            tracing::info!(error = %e, "delete records refused");
+            base.with_error_code(replica_code(&e).code())
                 .with_low_watermark(-1)
         }
     }
@@ -110,7 +94,7 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
             .collect()
     });
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-    for p in ctx.broker.all_partitions() {
+    for p in ctx.replicas.all_partitions() {
         let asked = wanted.as_ref().is_none_or(|w| {
             w.get(&*p.tp.topic)
                 .is_some_and(|ps| ps.contains(&p.tp.partition))
@@ -118,10 +102,10 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
         if asked {
             let mut part = DescribeLogDirsPartition::default()
                 .with_partition_index(p.tp.partition)
-                .with_partition_size(p.log.size_bytes() as i64)
+                .with_partition_size(p.local_bytes() as i64)
                 .with_offset_lag(0);
             // Strata's tier state rides in a tagged field (v2+; see protocol::tier_state).
-            if let Some(state) = ctx.broker.tier_state(&p) {
+            if let Some(state) = ctx.rlm.as_ref().and_then(|r| r.tier_state(&p)) {
                 part.unknown_tagged_fields
                     .insert(TIER_STATE_TAG, state.encode());
             }
@@ -140,11 +124,12 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
                 .with_partitions(partitions)
         })
         .collect();
-    // All partitions live in the first log dir (see `Broker::partition_dir`); the
+    // All partitions live in the first log dir (see `ReplicaManager::partition_dir`); the
     // others are listed, empty, so operators see every configured dir.
     let results = ctx
-        .broker
-        .log_dirs()
+        .metadata
+        .config()
+        .log_dirs
         .iter()
         .enumerate()
         .map(|(i, dir)| {

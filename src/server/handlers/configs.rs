@@ -45,14 +45,14 @@ fn resource(ctx: &Ctx, kind: i8, name: &StrBytes) -> Result<Resource, Failure> {
     match kind {
         TOPIC => Ok(Resource::Topic(name.to_string())),
         // "" is the cluster-wide default entity; Strata has one broker entity per node.
-        BROKER if name.is_empty() || name.as_str() == ctx.broker.node_id().to_string() => {
+        BROKER if name.is_empty() || name.as_str() == ctx.metadata.node_id().to_string() => {
             Ok(Resource::Broker)
         }
         BROKER => Err(Failure(
             ResponseError::InvalidRequest,
             format!(
                 "broker '{name}' is not this broker (node.id {})",
-                ctx.broker.node_id()
+                ctx.metadata.node_id()
             ),
         )),
         other => Err(Failure(
@@ -63,7 +63,7 @@ fn resource(ctx: &Ctx, kind: i8, name: &StrBytes) -> Result<Resource, Failure> {
 }
 
 fn describe_resource(ctx: &Ctx, r: &Resource) -> Result<Vec<DescribedConfig>, Failure> {
-    let dynamic = ctx.broker.dynamic_broker_configs();
+    let dynamic = ctx.metadata.dynamic_broker_configs();
     match r {
         Resource::Topic(name) => {
             let image = ctx.broker.image();
@@ -73,9 +73,9 @@ fn describe_resource(ctx: &Ctx, r: &Resource) -> Result<Vec<DescribedConfig>, Fa
                 .ok_or_else(|| BrokerError::UnknownTopic {
                     topic: name.clone(),
                 })?;
-            Ok(ctx.broker.configs.describe_topic(&dynamic, &meta.configs))
+            Ok(ctx.metadata.configs.describe_topic(&dynamic, &meta.configs))
         }
-        Resource::Broker => Ok(ctx.broker.configs.describe_broker(&dynamic)),
+        Resource::Broker => Ok(ctx.metadata.configs.describe_broker(&dynamic)),
     }
 }
 
@@ -162,7 +162,7 @@ fn current_overrides(ctx: &Ctx, r: &Resource) -> Result<BTreeMap<String, String>
                 }
                 .into()
             }),
-        Resource::Broker => Ok(ctx.broker.dynamic_broker_configs()),
+        Resource::Broker => Ok(ctx.metadata.dynamic_broker_configs()),
     }
 }
 

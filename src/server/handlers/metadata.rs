@@ -22,7 +22,8 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
             .iter()
             .map(|t| match &t.name {
                 Some(n) => Ok(n.0.to_string()),
-                None => broker
+                None => ctx
+                    .metadata
                     .topic_name_by_id(t.topic_id)
                     .map(|n| n.to_string())
                     .ok_or(ResponseError::UnknownTopicId),
@@ -31,7 +32,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     };
     // Versions before 4 have no allow flag: the broker config alone decides.
     let auto_create = (ctx.version < 4 || req.allow_auto_topic_creation)
-        && broker.config().auto_create_topics_enable;
+        && ctx.metadata.config().auto_create_topics_enable;
     let mut create_errors = Vec::with_capacity(names.len());
     for name in &names {
         create_errors.push(match name {
@@ -79,8 +80,7 @@ fn all(ctx: &Ctx) -> Vec<Result<String, ResponseError>> {
 /// Creates `name` when it is unknown and the client and the config allow it; the error
 /// code of a failed creation.
 async fn ensure_topic(ctx: &Ctx, name: &str, auto_create: bool) -> Option<i16> {
-    let broker = &ctx.broker;
-    if broker.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
+    if ctx.metadata.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
         return None;
     }
     let new = NewTopic {
@@ -90,7 +90,7 @@ async fn ensure_topic(ctx: &Ctx, name: &str, auto_create: bool) -> Option<i16> {
         assignments: Default::default(),
         configs: Default::default(),
     };
-    match broker.create_topic(new, false).await {
+    match ctx.broker.create_topic(new, false).await {
         Ok(_) => tracing::info!(topic = name, "auto-created topic"),
         Err(BrokerError::Controller(strata_controller::ControllerError::Rejected(
             strata_controller::ApplyError::TopicAlreadyExists { .. },
@@ -110,7 +110,6 @@ fn topic(
     auto_create: bool,
     create_error: Option<i16>,
 ) -> MetadataResponseTopic {
-    let broker = &ctx.broker;
     let base = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     let Some(meta) = image.topics.get(name) else {
         let code = match (validate_topic_name(name), create_error) {
@@ -126,7 +125,7 @@ fn topic(
     let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..meta.partitions)
         .map(|p| {
-            let m = broker.partition_meta(meta, p);
+            let m = ctx.metadata.partition_meta(meta, p);
             // As Kafka's metadata cache: a leader that is not a live broker is no leader.
             let leader = if m.leader != strata_controller::NO_LEADER
                 && (image.brokers.is_empty() || image.is_live(m.leader))

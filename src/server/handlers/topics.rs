@@ -59,9 +59,9 @@ pub async fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsR
         let result = match ctx.broker.create_topic(new, req.validate_only).await {
             Ok((partitions, rf)) => {
                 let described = ctx
-                    .broker
+                    .metadata
                     .configs
-                    .describe_topic(&ctx.broker.dynamic_broker_configs(), &configs);
+                    .describe_topic(&ctx.metadata.dynamic_broker_configs(), &configs);
                 let configs = described
                     .into_iter()
                     .map(|d| {
@@ -114,7 +114,7 @@ pub async fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsR
     };
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| ctx.broker.topic_name_by_id(id).map(|n| n.to_string()));
+        let name = name.or_else(|| ctx.metadata.topic_name_by_id(id).map(|n| n.to_string()));
         let base = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
             .with_topic_id(id);

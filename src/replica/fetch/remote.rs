@@ -1,0 +1,102 @@
+//! Remote reads of a fetch: offsets below the local log start of a tiered partition.
+//!
+//! Each partition is read on its own task, so many remote partitions are read in parallel and
+//! a slow store never blocks the connection's local work. The fetch waits up to
+//! `remote.fetch.max.wait.ms` and answers once `min_bytes` of remote records are in: a read
+//! not done by then answers with no records for that partition (the client simply fetches
+//! again, and the read goes on warming the chunk cache), and a failed one with an error for
+//! that partition only.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::{ReplicaError, ReplicaManager, Target};
+
+/// Remote read results by the partition's index in the fetch.
+pub(super) type RemoteReads = HashMap<usize, Result<Bytes, ReplicaError>>;
+
+impl ReplicaManager {
+    /// Starts a remote read for every partition whose fetch offset is below its local log
+    /// and in the remote tier, and waits for them as the module docs say.
+    pub(super) async fn read_remote(
+        &self,
+        targets: &[Target],
+        max_bytes: usize,
+        min_bytes: usize,
+    ) -> RemoteReads {
+        let mut out = RemoteReads::new();
+        let Some(tier) = self.remote.as_ref() else {
+            return out;
+        };
+        let mut tasks = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            let Ok(part) = &target.partition else {
+                continue;
+            };
+            let Some(m) = part.remote_for(target.fetch_offset) else {
+                continue;
+            };
+            let (reader, offset) = (tier.reader.clone(), target.fetch_offset);
+            let limit = target.max_bytes.min(max_bytes);
+            let tp = part.tp.clone();
+            let task = tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let result = reader.read(&m, offset, limit, true).await;
+                crate::metrics::tier::remote_fetch(&tp.topic, started.elapsed());
+                result.map_err(|e| {
+                    tracing::warn!(%tp, offset, error = %e, "remote read failed");
+                    ReplicaError::remote(&tp, offset, e)
+                })
+            });
+            tasks.push((i, task, part.tp.clone(), target.fetch_offset));
+        }
+        // Answer as soon as `min_bytes` of remote records are in (or at the deadline), as a
+        // Fetch does for local data: the reads still running go on and warm the chunk cache,
+        // so the next Fetch finds them. Waiting for the slowest of many partitions instead
+        // would serialize a consumer behind its slowest read.
+        let deadline = tokio::time::Instant::now() + tier.fetch_max_wait;
+        let keys: Vec<usize> = tasks.iter().map(|t| t.0).collect();
+        let mut pending: futures::stream::FuturesUnordered<_> = tasks
+            .into_iter()
+            .map(|(i, task, tp, offset)| async move {
+                let joined = task.await.unwrap_or_else(|e| {
+                    Err(ReplicaError::remote(
+                        &tp,
+                        offset,
+                        strata_tier::TierError::Cache {
+                            reason: format!("remote read task failed: {e}"),
+                        },
+                    ))
+                });
+                (i, joined)
+            })
+            .collect();
+        let mut got = 0usize;
+        while got < min_bytes {
+            let next =
+                match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut pending))
+                    .await
+                {
+                    Ok(Some(next)) => next,
+                    // All done, or out of time: partial answer, no records for the rest.
+                    Ok(None) | Err(_) => break,
+                };
+            let (i, result) = next;
+            if let Ok(b) = &result {
+                got += b.len();
+            }
+            out.insert(i, result);
+        }
+        // Take along the reads that have finished meanwhile, without waiting.
+        while let Some(Some((i, result))) =
+            futures::FutureExt::now_or_never(futures::StreamExt::next(&mut pending))
+        {
+            out.insert(i, result);
+        }
+        for i in keys {
+            out.entry(i).or_insert_with(|| Ok(Bytes::new()));
+        }
+        out
+    }
+}

@@ -1,0 +1,61 @@
+//! ListOffsets: decode the partitions asked for, ask the replica manager (which looks in both
+//! tiers), encode its answers.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::Ctx;
+use crate::replica::OffsetQuery;
+use crate::server::replica_code;
+
+pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let queries: Vec<OffsetQuery> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let topic: Arc<str> = Arc::from(t.name.0.as_str());
+            t.partitions.iter().map(move |p| OffsetQuery {
+                topic: topic.clone(),
+                partition: p.partition_index,
+                timestamp: p.timestamp,
+            })
+        })
+        .collect();
+    let mut answers = ctx.replicas.list_offsets(&queries).await.into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .zip(answers.by_ref())
+                .map(|(p, a)| {
+                    let mut base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    if ctx.version >= 4 {
+                        // The current leader epoch (KIP-320): clients fence stale answers.
+                        base = base.with_leader_epoch(a.leader_epoch);
+                    }
+                    match a.result {
+                        Ok((offset, timestamp)) => {
+                            base.with_offset(offset).with_timestamp(timestamp)
+                        }
+                        Err(e) => base
+                            .with_error_code(replica_code(&e).code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
