@@ -163,7 +163,7 @@ pub(crate) async fn manifest_of(
     store: &Arc<dyn ObjectStore>,
     topic: &str,
 ) -> Option<PartitionManifest> {
-    let parts = manifest::list_partitions(store).await.ok()?;
+    let parts = strata_tier::topics::list_partitions(store).await.ok()?;
     let pk: PartitionKey = parts
         .into_iter()
         .find(|p| p.topic == topic && p.partition == 0)?;

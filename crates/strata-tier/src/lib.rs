@@ -10,7 +10,7 @@
 //!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
-//! topics      topic metadata object, discovery for recovery           (topics.rs)
+//! topics      topic metadata object, listing, discovery for recovery  (topics.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
 //! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
