@@ -36,8 +36,8 @@ pub enum StartupError {
     NoListener,
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
-    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
-    Tier(#[from] strata_tier::TierError),
+    #[error(transparent)]
+    Tier(#[from] crate::broker::TierOpenError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
 }

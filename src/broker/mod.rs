@@ -31,7 +31,7 @@ use uuid::Uuid;
 pub use partition::{AppendError, Partition, TopicPartition};
 pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
 pub(crate) use tasks::off_worker;
-pub use tier::Tier;
+pub use tier::{FaultInjectionUnavailable, Tier, TierOpenError};
 pub use topics::{validate_topic_name, NewTopic};
 
 #[derive(Debug, thiserror::Error)]

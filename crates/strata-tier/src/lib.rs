@@ -19,6 +19,10 @@
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
 //!
+//! `faulty` and `conformance` are test code, compiled only with the `test-utils`
+//! feature: this crate's tests enable it through a dev-dependency on itself, the
+//! broker's `fault-injection` feature enables it for `STRATA_TIER_FAULTS`.
+//!
 //! # Invariants
 //! - A segment belongs to the remote tier iff the latest partition manifest lists
 //!   it; its objects exist before that and are deleted only after a version
@@ -33,9 +37,11 @@
 mod backend;
 pub mod cache;
 mod chunks;
+#[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
 mod error;
+#[cfg(feature = "test-utils")]
 pub mod faulty;
 pub mod layout;
 pub mod manifest;
