@@ -22,7 +22,9 @@
 //!
 //! `TIER_BENCH_SET="k=v,k=v"` adds broker settings (e.g.
 //! `remote.log.manager.copy.max.bytes.per.second=20000000`); `STRATA_TIER_FAULTS`
-//! (e.g. `delay_ms=20`, an injected per-request latency) is inherited by the broker.
+//! (e.g. `delay_ms=20`, an injected per-request latency) is inherited by the broker,
+//! which must then be built with `--features fault-injection` (otherwise it refuses
+//! to start).
 //!
 //! `TIER_BENCH_MOTO_CPUS=1` runs moto under `taskset -c 1` with its temporary files in
 //! `/dev/shm`: with this example itself started under `taskset -c 0`, the broker and the

@@ -34,11 +34,13 @@ for _ in $(seq 1 100); do
 done
 curl -sf -o /dev/null "$S3_TEST_ENDPOINT/$S3_TEST_BUCKET" || { echo "cannot create bucket on moto"; cat "$MOTO_LOG"; exit 1; }
 
+# With fault-injection: the tier tests start the broker with STRATA_TIER_FAULTS,
+# which a binary built without it refuses.
 echo "== building"
-cargo build --bins
+cargo build --bins --features fault-injection
 
 echo "== Rust tests (unit, property, integration)"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --no-fail-fast --features strata/fault-injection
 
 echo "== Terraform checks (HCL parse with @cdktf/hcl2json, checkov; no cloud access)"
 ./terraform/check.sh

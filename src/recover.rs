@@ -28,8 +28,8 @@ pub enum RecoverCommandError {
         dir: PathBuf,
         source: strata_controller::ControllerError,
     },
-    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
-    Tier(#[from] strata_tier::TierError),
+    #[error(transparent)]
+    Tier(#[from] crate::rlm::TierOpenError),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
     #[error(transparent)]

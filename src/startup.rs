@@ -36,8 +36,8 @@ pub enum StartupError {
     NoListener,
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
-    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
-    Tier(#[from] strata_tier::TierError),
+    #[error(transparent)]
+    Tier(#[from] crate::rlm::TierOpenError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
 }
@@ -108,7 +108,7 @@ async fn open_controller(
 /// `remote.log.storage.system.enable`.
 pub(crate) async fn open_remote(
     config: &strata_config::BrokerConfig,
-) -> Result<Option<crate::replica::RemoteTier>, strata_tier::TierError> {
+) -> Result<Option<crate::replica::RemoteTier>, crate::rlm::TierOpenError> {
     if !config.remote.enabled {
         return Ok(None);
     }

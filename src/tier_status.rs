@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use strata_config::Configs;
-use strata_tier::{manifest, S3Options, TierError};
+use strata_tier::{manifest, topics, S3Options, TierError};
 
 /// One local `.log` file: (base offset, bytes).
 fn local_segments(dir: &Path) -> Vec<(i64, u64)> {
@@ -60,7 +60,7 @@ pub async fn status(configs: &Configs) -> Result<String, TierError> {
         "LOCAL_MB",
         "PENDING"
     );
-    for pk in manifest::list_partitions(&store).await? {
+    for pk in topics::list_partitions(&store).await? {
         let Some(m) = manifest::load(&*store, &pk).await? else {
             continue;
         };

@@ -33,12 +33,26 @@ use crate::replica::{Partition, RemoteTier, ReplicaManager};
 /// Objects younger than this are never swept as orphans (an upload may be writing them).
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
+/// Why [`open_remote`] failed; `serve` and `recover` report it as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum TierOpenError {
+    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
+    Tier(#[from] TierError),
+    #[error(transparent)]
+    FaultInjection(#[from] FaultInjectionUnavailable),
+}
+
+/// `STRATA_TIER_FAULTS` is set in a binary built without the `fault-injection` feature.
+#[derive(Debug, thiserror::Error)]
+#[error("STRATA_TIER_FAULTS is set but this strata binary was built without the fault-injection feature; unset it, or build with `--features fault-injection`")]
+pub struct FaultInjectionUnavailable;
+
 /// Opens the object store at `remote.storage.url` and the remote reader over it (chunk cache
 /// under `cache_dir`): what the replica manager reads with and this module uploads to.
 pub async fn open_remote(
     cfg: &RemoteStorageConfig,
     cache_dir: PathBuf,
-) -> Result<RemoteTier, TierError> {
+) -> Result<RemoteTier, TierOpenError> {
     let s3 = S3Options {
         endpoint: cfg.s3_endpoint.clone(),
         region: cfg.s3_region.clone(),
@@ -46,7 +60,7 @@ pub async fn open_remote(
         access_key_id: cfg.s3_access_key_id.clone(),
         secret_access_key: cfg.s3_secret_access_key.clone(),
     };
-    let store = with_faults(strata_tier::open_store(&cfg.url, &s3)?);
+    let store = with_faults(strata_tier::open_store(&cfg.url, &s3)?)?;
     let cache = CacheConfig {
         chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
         memory_bytes: cfg.cache_size_bytes.max(1 << 20) as usize,
@@ -72,10 +86,16 @@ pub async fn open_remote(
 
 /// Testing aid: `STRATA_TIER_FAULTS="fail_every=7,truncate_every=5,delay_ms=2"` wraps
 /// the store in a `FaultyStore`, so end-to-end tests can run the real broker against
-/// a failing object store. Unset (always, in production) means no wrapper.
-fn with_faults(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+/// a failing object store. Unset means no wrapper. Only in binaries built with the
+/// `fault-injection` feature (scripts/test.sh builds them so): `FaultyStore` is
+/// test code of strata-tier, not part of a production build. Never fails here; the
+/// error is the build without the feature's.
+#[cfg(feature = "fault-injection")]
+fn with_faults(
+    store: Arc<dyn ObjectStore>,
+) -> Result<Arc<dyn ObjectStore>, FaultInjectionUnavailable> {
     let Ok(spec) = std::env::var("STRATA_TIER_FAULTS") else {
-        return store;
+        return Ok(store);
     };
     let mut f = strata_tier::faulty::Faults::default();
     for kv in spec.split(',') {
@@ -92,7 +112,20 @@ fn with_faults(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
         }
     }
     tracing::warn!(faults = ?f, "STRATA_TIER_FAULTS set: injecting object store faults");
-    strata_tier::faulty::FaultyStore::new(store, f)
+    Ok(strata_tier::faulty::FaultyStore::new(store, f))
+}
+
+/// Without the `fault-injection` feature there is no `FaultyStore`. A set
+/// `STRATA_TIER_FAULTS` is refused rather than ignored, so that a test or benchmark
+/// run against this binary cannot pass believing it injected faults.
+#[cfg(not(feature = "fault-injection"))]
+fn with_faults(
+    store: Arc<dyn ObjectStore>,
+) -> Result<Arc<dyn ObjectStore>, FaultInjectionUnavailable> {
+    match std::env::var_os("STRATA_TIER_FAULTS") {
+        Some(_) => Err(FaultInjectionUnavailable),
+        None => Ok(store),
+    }
 }
 
 pub struct RemoteLogManager {

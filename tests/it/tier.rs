@@ -163,7 +163,7 @@ pub(crate) async fn manifest_of(
     store: &Arc<dyn ObjectStore>,
     topic: &str,
 ) -> Option<PartitionManifest> {
-    let parts = manifest::list_partitions(store).await.ok()?;
+    let parts = strata_tier::topics::list_partitions(store).await.ok()?;
     let pk: PartitionKey = parts
         .into_iter()
         .find(|p| p.topic == topic && p.partition == 0)?;
@@ -373,6 +373,10 @@ async fn kill9_during_uploads_leaves_no_gap_and_loses_nothing() {
     let _ = consume_all_and_check(&broker.addr, "crashy", n);
 }
 
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "STRATA_TIER_FAULTS needs a strata built with --features fault-injection (scripts/test.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_object_store_loses_nothing_and_gets_unstuck() {
     let r = remote("faults");
@@ -594,6 +598,10 @@ fn tier_status_rows(addr: &str, topic: &str) -> Vec<std::collections::HashMap<St
         .collect()
 }
 
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "STRATA_TIER_FAULTS needs a strata built with --features fault-injection (scripts/test.sh)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tier_status_shows_offsets_bytes_pending_uploads_and_the_last_upload_error() {
     let r = remote("status");

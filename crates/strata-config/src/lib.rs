@@ -48,6 +48,7 @@
 pub mod defs;
 mod describe;
 mod error;
+mod listener;
 mod load;
 mod resolve;
 mod typed;
@@ -58,8 +59,9 @@ pub use defs::{
 };
 pub use describe::DescribedConfig;
 pub use error::{ConfigError, Origin};
+pub use listener::Listener;
 pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX};
-pub use typed::{BrokerConfig, Listener, RemoteStorageConfig, TopicConfig};
+pub use typed::{BrokerConfig, RemoteStorageConfig, TopicConfig};
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

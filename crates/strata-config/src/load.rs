@@ -22,8 +22,9 @@ pub const ENV_PREFIX: &str = "STRATA_";
 
 /// `STRATA_*` variables that are not broker configs and are left alone:
 /// `STRATA_LOG` (the tracing filter, like `RUST_LOG`), `STRATA_LOG_FORMAT`
-/// (`json` for JSON lines) and `STRATA_CONFIG`
-/// (the config file path, read by the CLI).
+/// (`json` for JSON lines), `STRATA_CONFIG` (the config file path, read by the
+/// CLI) and `STRATA_TIER_FAULTS` (object store fault injection, read by a broker
+/// built with its `fault-injection` feature and refused by any other).
 pub const ENV_ALLOW_LIST: &[&str] = &[
     "STRATA_LOG",
     "STRATA_LOG_FORMAT",

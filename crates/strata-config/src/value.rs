@@ -4,7 +4,7 @@
 //! typed views parse them again after validation.
 
 use crate::defs::{ConfigDef, ConfigType, Validator};
-use crate::typed::parse_listeners;
+use crate::listener::parse_listeners;
 
 /// Checks `raw` against `def`; the error is a reason that says what is allowed.
 pub(crate) fn check(def: &ConfigDef, raw: &str) -> Result<(), String> {

@@ -10,7 +10,7 @@
 //!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
-//! topics      topic metadata object, discovery for recovery           (topics.rs)
+//! topics      topic metadata object, listing, discovery for recovery  (topics.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
 //! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
@@ -18,6 +18,10 @@
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
+//!
+//! `faulty` and `conformance` are test code, compiled only with the `test-utils`
+//! feature: this crate's tests enable it through a dev-dependency on itself, the
+//! broker's `fault-injection` feature enables it for `STRATA_TIER_FAULTS`.
 //!
 //! # Invariants
 //! - A segment belongs to the remote tier iff the latest partition manifest lists
@@ -33,9 +37,11 @@
 mod backend;
 pub mod cache;
 mod chunks;
+#[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
 mod error;
+#[cfg(feature = "test-utils")]
 pub mod faulty;
 pub mod layout;
 pub mod manifest;

@@ -17,7 +17,6 @@
 //!   after a successful publish; a reader racing that deletion just reloads.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -245,21 +244,4 @@ pub async fn put_segment_manifest(
             key: key.to_string(),
             source,
         })
-}
-
-/// Lists the partition directories of every topic under the store's root, for
-/// `tier inspect`. Returns partition keys found.
-pub async fn list_partitions(store: &Arc<dyn ObjectStore>) -> Result<Vec<PartitionKey>> {
-    let mut out = Vec::new();
-    for (topic, topic_id) in crate::topics::list_topics(&**store).await? {
-        for partition in crate::topics::list_topic_partitions(&**store, &topic, topic_id).await? {
-            out.push(PartitionKey {
-                topic: topic.clone(),
-                topic_id,
-                partition,
-            });
-        }
-    }
-    out.sort();
-    Ok(out)
 }

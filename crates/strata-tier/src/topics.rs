@@ -1,5 +1,7 @@
-//! What the bucket knows about whole topics: the topic metadata object and the
-//! discovery of every topic for recovery from the bucket.
+//! What the bucket knows about whole topics: the topic metadata object, the
+//! listing of every topic and partition, and the discovery of every topic for
+//! recovery from the bucket. This sits above [`crate::manifest`] (one partition's
+//! manifest chain), which knows nothing of topics.
 //!
 //! ```text
 //! <prefix>/<topic>-<topic_id>/topic.json      TopicMetadata: id, partition count,
@@ -172,6 +174,23 @@ pub async fn list_topic_partitions(
         .filter_map(|p| p.filename()?.parse().ok())
         .collect();
     out.sort_unstable();
+    Ok(out)
+}
+
+/// Every partition directory of every topic under the store's root, sorted, for
+/// `tier inspect`.
+pub async fn list_partitions(store: &Arc<dyn ObjectStore>) -> Result<Vec<PartitionKey>> {
+    let mut out = Vec::new();
+    for (topic, topic_id) in list_topics(&**store).await? {
+        for partition in list_topic_partitions(&**store, &topic, topic_id).await? {
+            out.push(PartitionKey {
+                topic: topic.clone(),
+                topic_id,
+                partition,
+            });
+        }
+    }
+    out.sort();
     Ok(out)
 }
 

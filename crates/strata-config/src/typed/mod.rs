@@ -4,17 +4,13 @@
 //! a dynamic map or override that was not validated; it is still reported as a
 //! [`ConfigError`], never a panic.
 
-mod listener;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub(crate) use listener::parse_listeners;
-pub use listener::Listener;
-
 use crate::defs::topic_def;
 use crate::error::Origin;
+use crate::listener::{parse_listeners, Listener};
 use crate::resolve::Entry;
 use crate::value::{list_items, parse_bool};
 use crate::{ConfigError, Configs};

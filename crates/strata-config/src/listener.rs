@@ -1,4 +1,9 @@
 //! `NAME://host:port` listeners, as in Kafka's `listeners` and `advertised.listeners`.
+//!
+//! Parsing a listener list is value parsing, like a boolean or a list: it
+//! depends on nothing else in the crate. [`crate::value`] uses it to validate a
+//! `Validator::Listeners` setting, and [`crate::typed`] to build
+//! [`crate::BrokerConfig`]'s listeners.
 
 use std::fmt;
 
