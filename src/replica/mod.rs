@@ -73,15 +73,22 @@ pub struct ReplicaManager {
     fetchers: fetcher::Fetchers,
 }
 
-/// The log settings of a topic's resolved config.
+/// The log settings of a topic's resolved config. A topic whose `cleanup.policy` does not
+/// include `delete` has no time or size retention at all (`-1`): a compacted topic keeps the
+/// latest record of every key forever, whatever `retention.ms` says, as in Kafka.
 pub fn log_config(t: &TopicConfig) -> LogConfig {
+    let (retention_ms, retention_bytes) = if t.deletes() {
+        (t.retention_ms, t.retention_bytes)
+    } else {
+        (-1, -1)
+    };
     LogConfig {
         segment_bytes: t.segment_bytes,
         segment_ms: t.segment_ms,
         segment_index_bytes: t.segment_index_bytes,
         index_interval_bytes: t.index_interval_bytes,
-        retention_ms: t.retention_ms,
-        retention_bytes: t.retention_bytes,
+        retention_ms,
+        retention_bytes,
         max_message_bytes: t.max_message_bytes,
         timestamp_type: if t.log_append_time {
             TimestampType::LogAppendTime

@@ -146,12 +146,20 @@ pub struct RemoteLogManager {
     follower_sync: Mutex<Option<Instant>>,
 }
 
-/// Kafka's -2: local retention falls back to total retention.
+/// Kafka's -2: local retention falls back to `retention.*` as configured. Total retention
+/// (remote expiry) applies only when `cleanup.policy` includes `delete`: a compacted topic's
+/// remote segments are never expired by time or size. Local retention still applies to it,
+/// since it only drops local copies of segments the remote tier holds.
 fn policy(c: &TopicConfig) -> Policy {
     let pick = |local: i64, total: i64| if local == -2 { total } else { local };
+    let (retention_ms, retention_bytes) = if c.deletes() {
+        (c.retention_ms, c.retention_bytes)
+    } else {
+        (-1, -1)
+    };
     Policy {
-        retention_ms: c.retention_ms,
-        retention_bytes: c.retention_bytes,
+        retention_ms,
+        retention_bytes,
         local_retention_ms: pick(c.local_retention_ms, c.retention_ms),
         local_retention_bytes: pick(c.local_retention_bytes, c.retention_bytes),
         copy_disabled: c.remote_log_copy_disable,

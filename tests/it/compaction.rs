@@ -130,3 +130,46 @@ async fn consumer_offsets_is_compacted_and_survives_restarts() {
         .iter()
         .any(|g| g.name() == "it-compact-gone"));
 }
+
+/// `retention.ms` does not apply to a `compact`-only topic, as in Kafka: with
+/// `retention.ms=200`, small segments and a fast retention check, nothing is deleted, while
+/// the same settings with `compact,delete` delete by time.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_does_not_delete_a_compact_only_topic() {
+    let b = Broker::start(&[("log.retention.check.interval.ms", "100")]);
+    let settings = |policy| {
+        [
+            ("cleanup.policy", policy),
+            ("retention.ms", "200"),
+            ("segment.bytes", "1024"),
+        ]
+    };
+    create_topic(&b.addr, "keep-compact", 1, &settings("compact")).await;
+    create_topic(&b.addr, "keep-both", 1, &settings("compact,delete")).await;
+    // One record per batch, so that 200 records fill many 1 KiB segments.
+    let p = crate::kafka::producer(&b.addr, &[("batch.num.messages", "1")]);
+    crate::kafka::produce_n(&p, "keep-compact", 0, 200).await;
+    crate::kafka::produce_n(&p, "keep-both", 0, 200).await;
+    // Many retention checks after every segment is past retention.ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kept = crate::kafka::consume(
+        &b.addr,
+        "keep-compact",
+        0,
+        Offset::Beginning,
+        200,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        kept.len(),
+        200,
+        "a compact-only topic lost records to retention"
+    );
+    assert_eq!(kept[0].offset, 0);
+    assert!(segments(&b.data.join("keep-compact-0")).len() > 2);
+    let dir = b.data.join("keep-both-0");
+    assert!(
+        segments(&dir)[0] > 0,
+        "compact,delete applies retention.ms: the oldest segments should be gone"
+    );
+}

@@ -120,6 +120,19 @@ pub struct TopicConfig {
     pub remote_log_delete_on_disable: bool,
 }
 
+impl TopicConfig {
+    /// `cleanup.policy` includes `delete`: `retention.ms` and `retention.bytes` apply.
+    /// A `compact`-only topic keeps the latest record of every key forever, as in Kafka.
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p == "delete")
+    }
+
+    /// `cleanup.policy` includes `compact`: the log cleaner keeps the latest record per key.
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p == "compact")
+    }
+}
+
 impl Configs {
     /// The broker's typed config: `dynamic` (validated here) over the static layers.
     pub fn broker(&self, dynamic: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
