@@ -89,6 +89,18 @@ enum TierCmd {
     },
 }
 
+/// The admin commands print to stdout; piped into `head`, a write after the reader left would
+/// make `println!` panic, because Rust ignores SIGPIPE. A command-line tool should end quietly
+/// there, as `cat` does, so they take the default action back. `serve` keeps ignoring it: a
+/// broker must not die because whoever read its stdout went away.
+fn restore_sigpipe() {
+    // SAFETY: called once at start, before any thread exists; it only resets a signal
+    // disposition to the default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The admin commands print results on stdout and progress on stderr; their logs
@@ -96,6 +108,7 @@ fn main() -> ExitCode {
     // which may turn on OTLP span export.
     if !matches!(cli.command, Command::Serve { .. }) {
         strata::logging::init("warn", None);
+        restore_sigpipe();
     }
     match cli.command {
         Command::Serve { config, set } => serve(config, set),

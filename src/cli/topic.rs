@@ -136,7 +136,12 @@ async fn elect_leaders(
         }
     }
     if failed > 0 {
-        return Err(CliError::Usage(format!("{failed} election(s) failed")));
+        // A failure, not a usage error: exit code 1, as for any refused request.
+        return Err(CliError::Kafka {
+            what: "ElectLeaders".into(),
+            error: format!("{failed} election(s) failed"),
+            message: None,
+        });
     }
     Ok(())
 }
