@@ -99,6 +99,7 @@
 //!   aborted-transaction index, LSO).
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 #[cfg(test)]
 mod crash_tests;
@@ -123,6 +124,7 @@ mod replication_tests;
 mod segment;
 pub mod timeindex;
 
+pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, SegmentInfo};
