@@ -194,7 +194,9 @@ fn dirty_log(dir: &Path) -> Log {
         ..LogConfig::default()
     };
     let log = Log::open(dir.join("clean-0"), config, 0).expect("open log");
-    let keys: Vec<Vec<u8>> = (0..CLEAN_KEYS).map(|k| format!("key-{k:08}").into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..CLEAN_KEYS)
+        .map(|k| format!("key-{k:08}").into_bytes())
+        .collect();
     for _ in 0..CLEAN_VERSIONS {
         for chunk in keys.chunks(RECORDS) {
             log.append(&keyed_batch(chunk, 100), 0).expect("append");

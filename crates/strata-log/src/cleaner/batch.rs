@@ -168,11 +168,16 @@ impl Filter<'_> {
         if set_horizon {
             counts.horizons_set += 1;
         }
-        let horizon = set_horizon.then(|| self.now_ms.saturating_add(self.delete_retention_ms.max(0)));
+        let horizon =
+            set_horizon.then(|| self.now_ms.saturating_add(self.delete_retention_ms.max(0)));
         let rebuilt = rebuild(h, &kept, horizon)?;
         // The same check recovery makes: a bug here must not reach the log.
-        record::validate_stored_batch(&rebuilt, 0)
-            .map_err(|e| format!("rewritten batch from {} bytes is invalid: {e}", original.len()))?;
+        record::validate_stored_batch(&rebuilt, 0).map_err(|e| {
+            format!(
+                "rewritten batch from {} bytes is invalid: {e}",
+                original.len()
+            )
+        })?;
         Ok(Verdict::Rewrite(rebuilt))
     }
 }
@@ -180,8 +185,8 @@ impl Filter<'_> {
 /// Kafka's `writeEmptyHeader`: the header of a batch whose records all went,
 /// kept so that its producer's last sequence and epoch survive.
 pub(crate) fn empty_batch(h: &BatchHeader) -> Vec<u8> {
-    let attributes =
-        h.attributes & (record::TIMESTAMP_TYPE_BIT | record::TRANSACTIONAL_BIT | record::CONTROL_BIT);
+    let attributes = h.attributes
+        & (record::TIMESTAMP_TYPE_BIT | record::TRANSACTIONAL_BIT | record::CONTROL_BIT);
     encode(h, attributes, h.max_timestamp, h.max_timestamp, 0, &[])
 }
 
@@ -207,7 +212,10 @@ fn rebuild(h: &BatchHeader, kept: &[&Record<'_>], horizon: Option<i64>) -> Resul
     let max_ts = if h.attributes & record::TIMESTAMP_TYPE_BIT != 0 {
         h.max_timestamp
     } else {
-        kept.iter().map(|r| r.timestamp).max().unwrap_or(h.max_timestamp)
+        kept.iter()
+            .map(|r| r.timestamp)
+            .max()
+            .unwrap_or(h.max_timestamp)
     };
     let codec = h.attributes & record::COMPRESSION_MASK;
     if codec != 0 {
@@ -217,12 +225,26 @@ fn rebuild(h: &BatchHeader, kept: &[&Record<'_>], horizon: Option<i64>) -> Resul
     if horizon.is_some() {
         attributes |= record::DELETE_HORIZON_BIT;
     }
-    Ok(encode(h, attributes, base_ts, max_ts, kept.len() as i32, &section))
+    Ok(encode(
+        h,
+        attributes,
+        base_ts,
+        max_ts,
+        kept.len() as i32,
+        &section,
+    ))
 }
 
 /// A v2 batch with `h`'s offsets, producer fields and leader epoch, the given
 /// attributes, timestamps, record count and records section; CRC computed.
-fn encode(h: &BatchHeader, attributes: i16, base_ts: i64, max_ts: i64, count: i32, section: &[u8]) -> Vec<u8> {
+fn encode(
+    h: &BatchHeader,
+    attributes: i16,
+    base_ts: i64,
+    max_ts: i64,
+    count: i32,
+    section: &[u8],
+) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_LEN + section.len());
     b.extend_from_slice(&h.base_offset.to_be_bytes());
     let length = (HEADER_LEN - record::LOG_OVERHEAD + section.len()) as i32;
@@ -253,14 +275,16 @@ fn parse_records<'a>(h: &BatchHeader, section: &'a [u8]) -> Result<Vec<Record<'a
     let mut prev_delta = -1i64;
     let log_append = h.attributes & record::TIMESTAMP_TYPE_BIT != 0;
     for i in 0..count {
-        let len = read_varint(section, &mut pos).ok_or_else(|| format!("record {i}: bad length"))?;
+        let len =
+            read_varint(section, &mut pos).ok_or_else(|| format!("record {i}: bad length"))?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| pos.checked_add(l))
             .filter(|&e| e <= section.len())
             .ok_or_else(|| format!("record {i}: length {len} runs past the records"))?;
         let body = &section[pos..end];
-        let r = parse_record(body, h, log_append).ok_or_else(|| format!("record {i} is malformed"))?;
+        let r =
+            parse_record(body, h, log_append).ok_or_else(|| format!("record {i} is malformed"))?;
         let delta = r.offset - h.base_offset;
         if delta <= prev_delta || delta > i64::from(h.last_offset_delta) {
             return Err(format!("record {i}: offset delta {delta} out of order"));
@@ -270,7 +294,10 @@ fn parse_records<'a>(h: &BatchHeader, section: &'a [u8]) -> Result<Vec<Record<'a
         pos = end;
     }
     if pos != section.len() {
-        return Err(format!("{} bytes after the last record", section.len() - pos));
+        return Err(format!(
+            "{} bytes after the last record",
+            section.len() - pos
+        ));
     }
     Ok(records)
 }
@@ -298,7 +325,11 @@ fn parse_record<'a>(body: &'a [u8], h: &BatchHeader, log_append: bool) -> Option
     let raw_timestamp = h.base_timestamp.wrapping_add(ts_delta);
     Some(Record {
         offset: h.base_offset.checked_add(i64::from(offset_delta))?,
-        timestamp: if log_append { h.max_timestamp } else { raw_timestamp },
+        timestamp: if log_append {
+            h.max_timestamp
+        } else {
+            raw_timestamp
+        },
         raw_timestamp,
         key,
         has_value: value_len >= 0,

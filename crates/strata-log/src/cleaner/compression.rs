@@ -35,7 +35,9 @@ fn decompress_at_most(codec: i16, data: &[u8], max: usize) -> Result<Vec<u8>, Co
             .read_to_end(&mut out),
         2 => return snappy_decompress(data, max),
         3 => lz4::Decoder::new(data).and_then(|d| d.take(limit).read_to_end(&mut out)),
-        4 => zstd::stream::read::Decoder::new(data).and_then(|d| d.take(limit).read_to_end(&mut out)),
+        4 => {
+            zstd::stream::read::Decoder::new(data).and_then(|d| d.take(limit).read_to_end(&mut out))
+        }
         other => return Err(format!("unknown compression codec {other}")),
     };
     read.map_err(|e| format!("decompressing ({}): {e}", codec_name(codec)))?;
@@ -120,7 +122,10 @@ fn snappy_decompress(data: &[u8], max: usize) -> Result<Vec<u8>, CodecError> {
         let block = tail
             .get(..len)
             .ok_or("decompressing (snappy): block runs past the data")?;
-        check_limit(out.len() + snap::raw::decompress_len(block).map_err(fail)?, max)?;
+        check_limit(
+            out.len() + snap::raw::decompress_len(block).map_err(fail)?,
+            max,
+        )?;
         out.extend_from_slice(&decoder.decompress_vec(block).map_err(fail)?);
         rest = &tail[len..];
     }
@@ -133,7 +138,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_bombs_are_refused() {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
         for codec in 1..=4 {
             let packed = compress(codec, &data).unwrap();
             assert!(packed.len() < data.len(), "{}", codec_name(codec));
@@ -145,7 +152,9 @@ mod tests {
                 assert!(data.starts_with(&prefix), "{}", codec_name(codec));
             }
         }
-        let raw = snap::raw::Encoder::new().compress_vec(b"raw snappy").unwrap();
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(b"raw snappy")
+            .unwrap();
         assert_eq!(decompress(2, &raw).unwrap(), b"raw snappy");
         for codec in 1..=4 {
             let bomb = compress(codec, &vec![0u8; 100_000]).unwrap();

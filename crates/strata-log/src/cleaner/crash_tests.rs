@@ -20,9 +20,13 @@ fn build(dir: &Path) {
         let k = format!("k{}", i % 6);
         let v = format!("value-{i}");
         let value = (i % 9 != 4).then_some(v.as_bytes());
-        let records = [(Some(k.as_bytes()), value, 1000 + i), (Some(b"fixed".as_slice()), Some(v.as_bytes()), 1000 + i)];
+        let records = [
+            (Some(k.as_bytes()), value, 1000 + i),
+            (Some(b"fixed".as_slice()), Some(v.as_bytes()), 1000 + i),
+        ];
         let producer = (i % 3 == 0).then_some((9, 0, (i / 3 * 2) as i32));
-        log.append(&keyed_batch(&records, codec(i as u8), producer), 0).unwrap();
+        log.append(&keyed_batch(&records, codec(i as u8), producer), 0)
+            .unwrap();
     }
     log.close().unwrap();
 }
@@ -59,7 +63,10 @@ fn a_crash_at_any_step_reopens_to_before_or_after_the_pass() {
     {
         let log = open(reference.path());
         let mut map = OffsetMap::with_memory(1 << 16);
-        assert!(matches!(clean(&log, &mut map, &params()), CleanOutcome::Cleaned(_)));
+        assert!(matches!(
+            clean(&log, &mut map, &params()),
+            CleanOutcome::Cleaned(_)
+        ));
         log.close().unwrap();
     }
     let post = content(reference.path());
@@ -86,19 +93,36 @@ fn a_crash_at_any_step_reopens_to_before_or_after_the_pass() {
             if has_swap {
                 committed_at = Some(step);
             } else {
-                assert!(files(dir.path()).iter().any(|f| f.ends_with(".cleaned")), "step {step}");
+                assert!(
+                    files(dir.path()).iter().any(|f| f.ends_with(".cleaned")),
+                    "step {step}"
+                );
             }
         }
         let got = content(dir.path());
         no_leftovers(dir.path());
-        let expected = if committed_at.is_some() || !crashed { &post } else { &pre };
-        assert!(got == *expected, "step {step}: reopened log is neither as expected");
+        let expected = if committed_at.is_some() || !crashed {
+            &post
+        } else {
+            &pre
+        };
+        assert!(
+            got == *expected,
+            "step {step}: reopened log is neither as expected"
+        );
         // Reopening again changes nothing, and cleaning goes on from there.
-        assert!(content(dir.path()) == *expected, "step {step}: second reopen");
+        assert!(
+            content(dir.path()) == *expected,
+            "step {step}: second reopen"
+        );
         let log = open(dir.path());
         let mut map = OffsetMap::with_memory(1 << 16);
         let _ = clean(&log, &mut map, &params());
-        assert_eq!(read_records(&log), post.1, "step {step}: after a further pass");
+        assert_eq!(
+            read_records(&log),
+            post.1,
+            "step {step}: after a further pass"
+        );
         drop(log);
         if !crashed {
             assert!(step > 5, "only {step} crash points");

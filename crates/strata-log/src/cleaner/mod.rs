@@ -7,22 +7,22 @@
 //!
 //! The log is a clean section (cleaned before; it starts at the log start) and
 //! a dirty section from the *first dirty offset* (persisted per partition, see
-//! [`swap`]) up to the *first uncleanable offset*: the base of the active
+//! `swap.rs`) up to the *first uncleanable offset*: the base of the active
 //! segment, or of the first dirty segment that ends above the caller's upper
 //! bound (the high watermark, later the last stable offset) or holds a record
 //! newer than `min.compaction.lag.ms`. Only whole sealed segments are cleaned.
 //!
-//! 1. **Map** ([`pass::build_map`]): the latest offset of every key of the
+//! 1. **Map** (`pass.rs`): the latest offset of every key of the
 //!    dirty section goes into an [`OffsetMap`] of bounded memory. If it cannot
 //!    take the next segment, mapping stops at that segment boundary: the pass
 //!    cleans up to there and the rest stays dirty for the next pass.
-//! 2. **Rewrite** ([`pass::clean_group`]): every segment from the log's first
+//! 2. **Rewrite** (`pass.rs`): every segment from the log's first
 //!    up to the end of the mapped range, in groups that fit `segment.bytes`
 //!    and the index size (small cleaned segments merge), is copied into one
 //!    new segment per group under `.cleaned` names, keeping a keyed record only
 //!    if no later offset of its key is mapped (records of the clean section
 //!    whose key is not in the map are kept). Offsets never change; batches are
-//!    rewritten record by record (see [`batch`]). A batch left without records
+//!    rewritten record by record (see `batch.rs`). A batch left without records
 //!    disappears, except the last batch of a producer (as the producer state
 //!    had it when the pass started), which keeps its header so that the
 //!    producer's sequence and epoch survive a restart. Keyless records are
@@ -51,7 +51,7 @@
 //!   the directory). Open deletes them: the log is as before.
 //! - The commit is the atomic, durable creation of `cleaner-swap`, naming the
 //!   replaced and the cleaned segments. From then on open finishes the pass
-//!   (renames, deletions, see [`swap`]): the log is as after. The running log
+//!   (renames, deletions, see `swap.rs`): the log is as after. The running log
 //!   renames the files and publishes the new segments under the writer lock,
 //!   then deletes the replaced files and `cleaner-swap` under the files lock.
 //! - The first dirty offset is persisted last: a crash before it only means
@@ -138,6 +138,7 @@ pub struct CleanStats {
     /// The first uncleanable offset when the pass planned (the end of what it
     /// could have mapped with a large enough map).
     pub first_uncleanable_offset: i64,
+    /// Segments rewritten, and the cleaned segments that replaced them.
     pub segments_before: usize,
     pub segments_after: usize,
     /// Distinct keys mapped, and what the map could hold.

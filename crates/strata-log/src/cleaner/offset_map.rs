@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(map.memory_bytes(), 512 * BYTES_PER_ENTRY);
         assert_eq!(map.capacity(), 460);
         let tiny = OffsetMap::with_memory(0);
-        assert_eq!((tiny.memory_bytes(), tiny.capacity()), (2 * BYTES_PER_ENTRY, 1));
+        assert_eq!(
+            (tiny.memory_bytes(), tiny.capacity()),
+            (2 * BYTES_PER_ENTRY, 1)
+        );
     }
 
     #[test]

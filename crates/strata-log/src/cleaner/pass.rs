@@ -237,13 +237,18 @@ pub(crate) fn clean_group(
             }
             let h = checked(segment, pos, bytes)?;
             let verdict = match batch::decode(bytes) {
-                Ok(decoded) => filter.apply(bytes, &decoded, counts).map_err(|why| {
-                    LogError::Corrupt {
-                        path: segment.log_path().to_path_buf(),
-                        position: pos,
-                        reason: format!("cannot rewrite the batch at offset {}: {why}", h.base_offset),
-                    }
-                })?,
+                Ok(decoded) => {
+                    filter
+                        .apply(bytes, &decoded, counts)
+                        .map_err(|why| LogError::Corrupt {
+                            path: segment.log_path().to_path_buf(),
+                            position: pos,
+                            reason: format!(
+                                "cannot rewrite the batch at offset {}: {why}",
+                                h.base_offset
+                            ),
+                        })?
+                }
                 Err(why) => {
                     opaque_warning(segment, &h, &why);
                     let n = u64::try_from(h.records_count).unwrap_or(0);

@@ -23,8 +23,13 @@ const RETENTION: i64 = 100;
 enum Op {
     /// Records of one batch: key (None = keyless), value (None = tombstone).
     Append(Vec<(Option<u8>, Option<Vec<u8>>)>, u8),
-    Clean { map_slots: usize, advance: i64 },
-    Reopen { clean: bool },
+    Clean {
+        map_slots: usize,
+        advance: i64,
+    },
+    Reopen {
+        clean: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -70,7 +75,8 @@ fn model_pass(records: &mut [MRec], horizons: &mut [Option<i64>], end: i64, now:
 
 fn check(log: &Log, records: &[MRec]) -> Result<(), TestCaseError> {
     let batches = read_batches(log);
-    let got: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, i64)> = batches
+    type Seen = (i64, Option<Vec<u8>>, Option<Vec<u8>>, i64);
+    let got: Vec<Seen> = batches
         .iter()
         .flat_map(|(_, rs)| rs.iter())
         .map(|r| {
@@ -116,7 +122,8 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
         match op {
             Op::Append(input, c) => {
                 now += 1;
-                let keys: Vec<Option<[u8; 1]>> = input.iter().map(|(k, _)| k.map(|k| [k])).collect();
+                let keys: Vec<Option<[u8; 1]>> =
+                    input.iter().map(|(k, _)| k.map(|k| [k])).collect();
                 let recs: Vec<_> = input
                     .iter()
                     .zip(&keys)
@@ -127,7 +134,10 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
                 // model's horizons are per batch).
                 let mut batch_of = Vec::new();
                 for info in crate::record::validate_batches(&bytes, usize::MAX).unwrap() {
-                    batch_of.extend(std::iter::repeat_n(horizons.len(), info.records_count as usize));
+                    batch_of.extend(std::iter::repeat_n(
+                        horizons.len(),
+                        info.records_count as usize,
+                    ));
                     horizons.push(None);
                 }
                 let info = log.append(&bytes, now).unwrap();
@@ -177,7 +187,9 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
             ..CleanParams::at(now)
         };
         match log.clean(&mut map, &params, &|_| {}).unwrap() {
-            CleanOutcome::Cleaned(stats) => model_pass(&mut records, &mut horizons, stats.end_offset, now),
+            CleanOutcome::Cleaned(stats) => {
+                model_pass(&mut records, &mut horizons, stats.end_offset, now)
+            }
             _ => break,
         }
     }
@@ -197,4 +209,3 @@ proptest! {
         run(dir.path(), segment_bytes, ops)?;
     }
 }
-

@@ -9,7 +9,7 @@
 //!   pass replaces and of the cleaned segments replacing them, and is written
 //!   atomically (temporary file, fsync, rename, directory fsync) only once every
 //!   `.cleaned` file is fsynced and the directory too. While it exists, open
-//!   finishes the pass ([`recover`]): renames each `.cleaned` file still there
+//!   finishes the pass (`recover`): renames each `.cleaned` file still there
 //!   over its final name (a rename replaces an old segment of the same base
 //!   atomically), deletes the replaced segments whose base is not reused,
 //!   fsyncs the directory and removes the file. Every step is idempotent, so a
@@ -41,7 +41,11 @@ pub(crate) struct Swap {
 }
 
 fn list(bases: &[i64]) -> String {
-    bases.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
+    bases
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Commits a pass: durably writes `cleaner-swap`.
@@ -138,7 +142,9 @@ pub(crate) fn finish(dir: &Path, swap: &Swap) -> Result<(), LogError> {
 
 fn remove(path: &Path) -> Result<(), LogError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io("deleting", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(LogError::io("deleting", path)(e))
+        }
         _ => Ok(()),
     }
 }
@@ -165,7 +171,11 @@ pub(crate) fn recover(dir: &Path) -> Result<(), LogError> {
     let mut removed = false;
     for entry in entries {
         let entry = entry.map_err(LogError::io("listing", dir))?;
-        if entry.file_name().to_string_lossy().ends_with(CLEANED_SUFFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(CLEANED_SUFFIX)
+        {
             tracing::warn!(file = %entry.path().display(), "deleting the output of a log cleaning that did not commit");
             remove(&entry.path())?;
             removed = true;
@@ -188,7 +198,13 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<i64>, LogError> {
     };
     let mut lines = text.lines();
     let offset = (lines.next() == Some(CHECKPOINT_MAGIC))
-        .then(|| lines.next()?.strip_prefix("first_dirty_offset ")?.parse().ok())
+        .then(|| {
+            lines
+                .next()?
+                .strip_prefix("first_dirty_offset ")?
+                .parse()
+                .ok()
+        })
         .flatten();
     if offset.is_none() {
         tracing::warn!(file = %path.display(), "malformed cleaner checkpoint ignored; the whole log counts as dirty");

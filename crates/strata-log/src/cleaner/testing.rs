@@ -39,14 +39,21 @@ pub fn codec(n: u8) -> Compression {
 /// One v2 batch of `records` (offsets from 0; the log assigns them), each
 /// with a header `h` = its key, compressed with `compression`, from producer
 /// `(id, epoch, base sequence)` if given.
-pub fn keyed_batch(records: &[Input<'_>], compression: Compression, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+pub fn keyed_batch(
+    records: &[Input<'_>],
+    compression: Compression,
+    producer: Option<(i64, i16, i32)>,
+) -> Vec<u8> {
     let (producer_id, producer_epoch, base_seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<KRecord> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value, ts))| {
             let mut headers = IndexMap::new();
-            headers.insert(StrBytes::from_static_str("h"), key.map(Bytes::copy_from_slice));
+            headers.insert(
+                StrBytes::from_static_str("h"),
+                key.map(Bytes::copy_from_slice),
+            );
             KRecord {
                 transactional: false,
                 control: false,
@@ -56,7 +63,11 @@ pub fn keyed_batch(records: &[Input<'_>], compression: Compression, producer: Op
                 producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: if base_seq < 0 { -1 } else { base_seq + i as i32 },
+                sequence: if base_seq < 0 {
+                    -1
+                } else {
+                    base_seq + i as i32
+                },
                 timestamp: *ts,
                 key: key.map(Bytes::copy_from_slice),
                 value: value.map(Bytes::copy_from_slice),
@@ -91,7 +102,10 @@ pub fn read_batches(log: &Log) -> Vec<(BatchHeader, Vec<Rec>)> {
             if header.last_offset() < offset {
                 continue;
             }
-            assert!(header.base_offset >= offset || out.is_empty(), "offsets go back at {offset}");
+            assert!(
+                header.base_offset >= offset || out.is_empty(),
+                "offsets go back at {offset}"
+            );
             out.push((header, decode(batch)));
             offset = header.last_offset() + 1;
         }
@@ -123,7 +137,10 @@ pub fn decode(batch: &[u8]) -> Vec<Rec> {
 pub fn read_records(log: &Log) -> Vec<Rec> {
     let records: Vec<Rec> = read_batches(log).into_iter().flat_map(|(_, r)| r).collect();
     for pair in records.windows(2) {
-        assert!(pair[0].offset < pair[1].offset, "offsets not increasing: {pair:?}");
+        assert!(
+            pair[0].offset < pair[1].offset,
+            "offsets not increasing: {pair:?}"
+        );
     }
     records
 }

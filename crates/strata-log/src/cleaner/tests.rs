@@ -41,9 +41,13 @@ fn cleaned(outcome: CleanOutcome) -> CleanStats {
 
 /// Appends one single-record batch per `(key, value)`, timestamps from 1000.
 fn append_each(log: &Log, records: &[(&str, Option<&str>)]) {
-    for (i, (k, v)) in records.iter().enumerate() {
-        let ts = 1000 + log.log_end_offset() + i as i64 * 0;
-        let b = keyed_batch(&[(Some(k.as_bytes()), v.map(str::as_bytes), ts)], Compression::None, None);
+    for (k, v) in records {
+        let ts = 1000 + log.log_end_offset();
+        let b = keyed_batch(
+            &[(Some(k.as_bytes()), v.map(str::as_bytes), ts)],
+            Compression::None,
+            None,
+        );
         log.append(&b, ts).unwrap();
     }
 }
@@ -67,7 +71,9 @@ fn keeps_the_latest_value_of_each_key_at_its_offset_and_merges_segments() {
     let log = open(dir.path());
     let keys = ["a", "b", "c", "d", "e"];
     let values: Vec<String> = (0..80).map(|i| format!("value-{i}")).collect();
-    let input: Vec<(&str, Option<&str>)> = (0..80).map(|i| (keys[i % 5], Some(values[i].as_str()))).collect();
+    let input: Vec<(&str, Option<&str>)> = (0..80)
+        .map(|i| (keys[i % 5], Some(values[i].as_str())))
+        .collect();
     append_each(&log, &input);
     let before = read_records(&log);
     let segments_before = log.segments().len();
@@ -80,7 +86,10 @@ fn keeps_the_latest_value_of_each_key_at_its_offset_and_merges_segments() {
     assert_eq!(stats.map_keys, 5);
     // Full segments are grouped by their size before cleaning (as Kafka).
     assert_eq!(stats.segments_after, stats.segments_before);
-    assert_eq!(stats.records_read - stats.records_kept, stats.records_removed());
+    assert_eq!(
+        stats.records_read - stats.records_kept,
+        stats.records_removed()
+    );
     assert!(stats.bytes_written < stats.bytes_read);
     let after = read_records(&log);
     assert_eq!(after, expected(&before, active));
@@ -89,8 +98,14 @@ fn keeps_the_latest_value_of_each_key_at_its_offset_and_merges_segments() {
     // Reads from any offset, including the gaps, land on the next record.
     for o in 0..log.log_end_offset() {
         let bytes = log.read(o, 1 << 20, true).unwrap();
-        let first = super::testing::decode(&bytes).into_iter().find(|r| r.offset >= o);
-        assert_eq!(first.as_ref(), after.iter().find(|r| r.offset >= o), "read at {o}");
+        let first = super::testing::decode(&bytes)
+            .into_iter()
+            .find(|r| r.offset >= o);
+        assert_eq!(
+            first.as_ref(),
+            after.iter().find(|r| r.offset >= o),
+            "read at {o}"
+        );
     }
     // Timestamp lookups find the batch of the first kept record at or after.
     for r in &after {
@@ -100,7 +115,10 @@ fn keeps_the_latest_value_of_each_key_at_its_offset_and_merges_segments() {
         assert!(found[0].offset <= r.offset);
     }
     // Nothing new: nothing to clean.
-    assert_eq!(clean(&log, &mut map, &CleanParams::at(5_000)), CleanOutcome::NothingToClean);
+    assert_eq!(
+        clean(&log, &mut map, &CleanParams::at(5_000)),
+        CleanOutcome::NothingToClean
+    );
     // The next pass merges the small cleaned segments.
     append_each(&log, &input);
     let before = read_records(&log);
@@ -159,9 +177,17 @@ fn tombstones_stay_until_their_horizon_then_go() {
     assert_eq!(h.base_timestamp, 11_000);
     assert_eq!(records[0].timestamp, 1000 + tomb_a);
     assert_eq!(records[0].value, None);
-    let keys_of = |log: &Log| read_records(log).into_iter().map(|r| (r.offset, r.value.is_some())).collect::<Vec<_>>();
+    let keys_of = |log: &Log| {
+        read_records(log)
+            .into_iter()
+            .map(|r| (r.offset, r.value.is_some()))
+            .collect::<Vec<_>>()
+    };
     assert!(keys_of(&log).contains(&(tomb_a, false)));
-    assert!(!keys_of(&log).contains(&(31, false)), "a superseded tombstone goes at once");
+    assert!(
+        !keys_of(&log).contains(&(31, false)),
+        "a superseded tombstone goes at once"
+    );
     // More data so that the next passes have something dirty.
     append_each(&log, &[("y", Some("1")); 12]);
     // Before the horizon: kept.
@@ -171,7 +197,10 @@ fn tombstones_stay_until_their_horizon_then_go() {
     let stats = cleaned(clean(&log, &mut map, &params(11_000)));
     assert_eq!(stats.tombstones_removed, 1);
     assert!(!keys_of(&log).iter().any(|(o, _)| *o == tomb_a));
-    assert!(keys_of(&log).contains(&(32, true)), "b's latest value stays");
+    assert!(
+        keys_of(&log).contains(&(32, true)),
+        "b's latest value stays"
+    );
 }
 
 #[test]
@@ -183,7 +212,7 @@ fn compressed_and_idempotent_batches_keep_their_fields_and_producer_state() {
         for round in 0..12i64 {
             let v1 = format!("r{round}-1");
             let v2 = format!("r{round}-2");
-            let recs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = vec![
+            let recs: Vec<super::testing::Input<'_>> = vec![
                 (Some(b"k1".as_slice()), Some(v1.as_bytes()), 100 + round),
                 (Some(b"k2".as_slice()), Some(v2.as_bytes()), 200 + round),
                 (Some(b"k1".as_slice()), Some(v2.as_bytes()), 50 + round),
@@ -201,13 +230,20 @@ fn compressed_and_idempotent_batches_keep_their_fields_and_producer_state() {
         let records: Vec<Rec> = after.iter().flat_map(|(_, r)| r.clone()).collect();
         assert_eq!(records, expected(&all, active), "codec {c}");
         for (h, _) in &after {
-            let original = before.iter().find(|(o, _)| o.base_offset == h.base_offset).unwrap().0;
+            let original = before
+                .iter()
+                .find(|(o, _)| o.base_offset == h.base_offset)
+                .unwrap()
+                .0;
             assert_eq!(h.last_offset_delta, original.last_offset_delta);
             assert_eq!((h.producer_id, h.producer_epoch), (7, 2));
             assert_eq!(h.base_sequence, original.base_sequence);
             assert_eq!(h.partition_leader_epoch, 3);
             let codec_now = h.attributes & record::COMPRESSION_MASK;
-            assert!(codec_now == i16::from(c) || h.records_count == 0, "codec {c}");
+            assert!(
+                codec_now == i16::from(c) || h.records_count == 0,
+                "codec {c}"
+            );
         }
         // The producer's last batch and sequence survive a restart that
         // rebuilds its state from the log alone.
@@ -218,15 +254,28 @@ fn compressed_and_idempotent_batches_keep_their_fields_and_producer_state() {
             }
         }
         let log = open(dir.path());
-        let next = |seq| keyed_batch(&[(Some(b"k9".as_slice()), Some(b"x".as_slice()), 0)], codec(c), Some((7, 2, seq)));
+        let next = |seq| {
+            keyed_batch(
+                &[(Some(b"k9".as_slice()), Some(b"x".as_slice()), 0)],
+                codec(c),
+                Some((7, 2, seq)),
+            )
+        };
         let err = log.append(&next(seq + 1), 0).unwrap_err();
         assert!(err.producer_error().is_some(), "{err}");
         let retry = keyed_batch(
-            &[(Some(b"k1".as_slice()), Some(b"r11-1".as_slice()), 111), (Some(b"k2".as_slice()), Some(b"r11-2".as_slice()), 211), (Some(b"k1".as_slice()), Some(b"r11-2".as_slice()), 61)],
+            &[
+                (Some(b"k1".as_slice()), Some(b"r11-1".as_slice()), 111),
+                (Some(b"k2".as_slice()), Some(b"r11-2".as_slice()), 211),
+                (Some(b"k1".as_slice()), Some(b"r11-2".as_slice()), 61),
+            ],
             codec(c),
             Some((7, 2, seq - 3)),
         );
-        assert!(log.append(&retry, 0).unwrap().duplicate, "the last batch is still known");
+        assert!(
+            log.append(&retry, 0).unwrap().duplicate,
+            "the last batch is still known"
+        );
         log.append(&next(seq), 0).unwrap();
     }
 }
@@ -235,26 +284,59 @@ fn compressed_and_idempotent_batches_keep_their_fields_and_producer_state() {
 fn a_producers_last_batch_keeps_its_header_and_keyless_records_go() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
-    let one = |v: &[u8], producer| keyed_batch(&[(Some(b"a".as_slice()), Some(v), 0)], Compression::None, producer);
+    let one = |v: &[u8], producer| {
+        keyed_batch(
+            &[(Some(b"a".as_slice()), Some(v), 0)],
+            Compression::None,
+            producer,
+        )
+    };
     log.append(&one(b"1", Some((5, 0, 0))), 0).unwrap();
     log.append(&one(b"2", Some((5, 0, 1))), 0).unwrap();
-    log.append(&keyed_batch(&[(None, Some(b"keyless".as_slice()), 0)], Compression::None, None), 0).unwrap();
+    log.append(
+        &keyed_batch(
+            &[(None, Some(b"keyless".as_slice()), 0)],
+            Compression::None,
+            None,
+        ),
+        0,
+    )
+    .unwrap();
     log.append(&one(b"3", None), 0).unwrap();
     for _ in 0..10 {
-        log.append(&keyed_batch(&[(Some(b"z".as_slice()), Some(&[0u8; 100][..]), 0)], Compression::None, None), 0).unwrap();
+        log.append(
+            &keyed_batch(
+                &[(Some(b"z".as_slice()), Some(&[0u8; 100][..]), 0)],
+                Compression::None,
+                None,
+            ),
+            0,
+        )
+        .unwrap();
     }
     let mut map = OffsetMap::with_memory(1 << 16);
     let stats = cleaned(clean(&log, &mut map, &CleanParams::at(0)));
     assert_eq!((stats.emptied_batches, stats.keyless_removed), (1, 1));
     let batches = read_batches(&log);
     let (h, records) = &batches[0];
-    assert_eq!((h.base_offset, h.records_count, h.producer_id, h.base_sequence), (1, 0, 5, 1));
+    assert_eq!(
+        (
+            h.base_offset,
+            h.records_count,
+            h.producer_id,
+            h.base_sequence
+        ),
+        (1, 0, 5, 1)
+    );
     assert!(records.is_empty());
     assert_eq!(batches[1].1[0].offset, 3);
     assert_eq!(batches[1].1[0].value.as_deref(), Some(b"3".as_slice()));
     // A new producer batch continues the sequence after a rebuild from the log.
     drop(log);
-    for f in super::testing::files(dir.path()).iter().filter(|f| f.ends_with(".snapshot")) {
+    for f in super::testing::files(dir.path())
+        .iter()
+        .filter(|f| f.ends_with(".snapshot"))
+    {
         std::fs::remove_file(dir.path().join(f)).unwrap();
     }
     let log = open(dir.path());
@@ -267,7 +349,9 @@ fn a_small_map_cleans_in_several_passes_stopping_at_segment_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
     let keys: Vec<String> = (0..40).map(|i| format!("key-{i:02}")).collect();
-    let input: Vec<(&str, Option<&str>)> = (0..120).map(|i| (keys[i % 40].as_str(), Some("v"))).collect();
+    let input: Vec<(&str, Option<&str>)> = (0..120)
+        .map(|i| (keys[i % 40].as_str(), Some("v")))
+        .collect();
     append_each(&log, &input);
     let before = read_records(&log);
     let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset).collect();
@@ -280,7 +364,10 @@ fn a_small_map_cleans_in_several_passes_stopping_at_segment_boundaries() {
         let stats = cleaned(clean(&log, &mut map, &CleanParams::at(0)));
         assert_eq!(stats.first_dirty_offset, end);
         assert!(stats.end_offset > end);
-        assert!(bases.contains(&stats.end_offset), "stops at a segment boundary");
+        assert!(
+            bases.contains(&stats.end_offset),
+            "stops at a segment boundary"
+        );
         assert!(stats.map_keys <= 28);
         end = stats.end_offset;
         passes += 1;
@@ -293,7 +380,8 @@ fn a_small_map_cleans_in_several_passes_stopping_at_segment_boundaries() {
 fn lag_and_upper_bound_limit_the_dirty_range() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
-    let input: Vec<(&str, Option<&str>)> = (0..60).map(|i| (["a", "b"][i % 2], Some("v"))).collect();
+    let input: Vec<(&str, Option<&str>)> =
+        (0..60).map(|i| (["a", "b"][i % 2], Some("v"))).collect();
     append_each(&log, &input);
     let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset).collect();
     // Timestamps are 1000 + offset: with a lag of 30 ms at now = 1040, the
@@ -302,14 +390,21 @@ fn lag_and_upper_bound_limit_the_dirty_range() {
         min_compaction_lag_ms: 30,
         ..CleanParams::at(1040)
     };
-    let young = log.segments().into_iter().find(|s| s.max_timestamp.unwrap() > 1010).unwrap();
+    let young = log
+        .segments()
+        .into_iter()
+        .find(|s| s.max_timestamp.unwrap() > 1010)
+        .unwrap();
     let stats = log.cleanable(&lag).unwrap();
     assert_eq!(stats.first_uncleanable_offset, young.base_offset);
     assert!(stats.dirty_bytes > 0 && stats.uncleanable_bytes > 0 && stats.clean_bytes == 0);
     assert_eq!(stats.dirty_ratio(), 1.0);
     assert_eq!(stats.first_dirty_timestamp, Some(1000));
     let mut map = OffsetMap::with_memory(1 << 16);
-    assert_eq!(cleaned(clean(&log, &mut map, &lag)).end_offset, young.base_offset);
+    assert_eq!(
+        cleaned(clean(&log, &mut map, &lag)).end_offset,
+        young.base_offset
+    );
     // The upper bound (high watermark) in the middle of a segment: only the
     // segments ending at or below it.
     let hw = bases[3] + 1;
@@ -320,7 +415,10 @@ fn lag_and_upper_bound_limit_the_dirty_range() {
     let stats = log.cleanable(&bounded).unwrap();
     assert_eq!(stats.first_uncleanable_offset, bases[3]);
     assert!(stats.clean_bytes > 0);
-    assert_eq!(cleaned(clean(&log, &mut map, &bounded)).end_offset, bases[3]);
+    assert_eq!(
+        cleaned(clean(&log, &mut map, &bounded)).end_offset,
+        bases[3]
+    );
     assert!(stats.dirty_ratio() > 0.0 && stats.dirty_ratio() < 1.0);
 }
 
@@ -328,7 +426,9 @@ fn lag_and_upper_bound_limit_the_dirty_range() {
 fn truncation_retention_and_close_abort_a_pass_and_leave_the_log_alone() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(open(dir.path()));
-    let input: Vec<(&str, Option<&str>)> = (0..60).map(|i| (["a", "b", "c"][i % 3], Some("v"))).collect();
+    let input: Vec<(&str, Option<&str>)> = (0..60)
+        .map(|i| (["a", "b", "c"][i % 3], Some("v")))
+        .collect();
     append_each(&log, &input);
     let mut map = OffsetMap::with_memory(1 << 16);
     // A truncation while the pass reads.
@@ -340,9 +440,23 @@ fn truncation_retention_and_close_abort_a_pass_and_leave_the_log_alone() {
         }
     };
     let outcome = log.clean(&mut map, &CleanParams::at(0), &truncate).unwrap();
-    assert_eq!(outcome, CleanOutcome::Aborted { reason: "the log was truncated" });
-    assert_eq!(read_records(&log), before.iter().filter(|r| r.offset < cut).cloned().collect::<Vec<_>>());
-    assert!(!super::testing::files(dir.path()).iter().any(|f| f.ends_with(".cleaned")));
+    assert_eq!(
+        outcome,
+        CleanOutcome::Aborted {
+            reason: "the log was truncated"
+        }
+    );
+    assert_eq!(
+        read_records(&log),
+        before
+            .iter()
+            .filter(|r| r.offset < cut)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert!(!super::testing::files(dir.path())
+        .iter()
+        .any(|f| f.ends_with(".cleaned")));
     // DeleteRecords removing a segment being cleaned.
     append_each(&log, &input);
     let start = log.segments()[1].base_offset;
@@ -352,7 +466,9 @@ fn truncation_retention_and_close_abort_a_pass_and_leave_the_log_alone() {
         }
     };
     let outcome = log.clean(&mut map, &CleanParams::at(0), &delete).unwrap();
-    assert!(matches!(outcome, CleanOutcome::Aborted { reason } if reason.contains("DeleteRecords")));
+    assert!(
+        matches!(outcome, CleanOutcome::Aborted { reason } if reason.contains("DeleteRecords"))
+    );
     let after_delete = read_records(&log);
     assert_eq!(after_delete.first().unwrap().offset, start);
     // A clean pass now works, then close during the next one.
@@ -374,9 +490,17 @@ fn truncation_retention_and_close_abort_a_pass_and_leave_the_log_alone() {
         }
     };
     let outcome = log.clean(&mut map, &CleanParams::at(0), &signal).unwrap();
-    assert_eq!(outcome, CleanOutcome::Aborted { reason: "the log is closing" });
+    assert_eq!(
+        outcome,
+        CleanOutcome::Aborted {
+            reason: "the log is closing"
+        }
+    );
     closer.join().unwrap();
-    assert!(matches!(log.clean(&mut map, &CleanParams::at(0), &no_throttle), Err(LogError::Closed { .. })));
+    assert!(matches!(
+        log.clean(&mut map, &CleanParams::at(0), &no_throttle),
+        Err(LogError::Closed { .. })
+    ));
 }
 
 #[test]
@@ -394,7 +518,10 @@ fn reads_during_passes_always_see_every_latest_value() {
                 // each key below the end loaded must be seen by a full scan.
                 let end = log.log_end_offset();
                 let seen = read_records(&log);
-                let latest: HashMap<Vec<u8>, i64> = seen.iter().map(|r| (r.key.clone().unwrap(), r.offset)).collect();
+                let latest: HashMap<Vec<u8>, i64> = seen
+                    .iter()
+                    .map(|r| (r.key.clone().unwrap(), r.offset))
+                    .collect();
                 for r in seen.iter().filter(|r| r.offset < end) {
                     assert!(latest[r.key.as_ref().unwrap()] >= r.offset);
                 }
@@ -416,7 +543,9 @@ fn reads_during_passes_always_see_every_latest_value() {
         let _ = clean(&log, &mut map, &CleanParams::at(0));
         let records = read_records(&log);
         for (k, offset) in &model {
-            assert!(records.iter().any(|r| r.offset == *offset && r.key.as_deref() == Some(k.as_bytes())));
+            assert!(records
+                .iter()
+                .any(|r| r.offset == *offset && r.key.as_deref() == Some(k.as_bytes())));
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Release);
@@ -427,16 +556,25 @@ fn reads_during_passes_always_see_every_latest_value() {
 fn the_first_dirty_offset_survives_restarts_and_follows_truncation() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
-    let input: Vec<(&str, Option<&str>)> = (0..60).map(|i| (["a", "b"][i % 2], Some("v"))).collect();
+    let input: Vec<(&str, Option<&str>)> =
+        (0..60).map(|i| (["a", "b"][i % 2], Some("v"))).collect();
     append_each(&log, &input);
     let mut map = OffsetMap::with_memory(1 << 16);
     let end = cleaned(clean(&log, &mut map, &CleanParams::at(0))).end_offset;
     drop(log); // a crash: the checkpoint was written by the pass
     let log = open(dir.path());
     assert_eq!(log.first_dirty_offset(), end);
-    assert_eq!(clean(&log, &mut map, &CleanParams::at(0)), CleanOutcome::NothingToClean);
+    assert_eq!(
+        clean(&log, &mut map, &CleanParams::at(0)),
+        CleanOutcome::NothingToClean
+    );
     let new_end = log.truncate_to(end - 3).unwrap();
-    assert_eq!(log.first_dirty_offset(), new_end, "{end} {:?}", log.segments());
+    assert_eq!(
+        log.first_dirty_offset(),
+        new_end,
+        "{end} {:?}",
+        log.segments()
+    );
     drop(log);
     let log = open(dir.path());
     assert!(log.first_dirty_offset() <= end - 3);

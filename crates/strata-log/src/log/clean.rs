@@ -165,7 +165,9 @@ impl Log {
             let w = self.writer.lock();
             self.check_open(&w)?;
             if self.cleaner.closing.load(Ordering::Acquire) {
-                return Ok(CleanOutcome::Aborted { reason: "the log is closing" });
+                return Ok(CleanOutcome::Aborted {
+                    reason: "the log is closing",
+                });
             }
             let last_batch_of_producer = w
                 .producers
@@ -261,7 +263,8 @@ impl Log {
         let bases: Vec<i64> = groups.iter().map(|g| g[0].0.base_offset()).collect();
         let written = (|| -> Result<(), Halt> {
             for group in &groups {
-                let (segment, read, written) = pass::clean_group(group, &filter, &target, &io, &mut counts)?;
+                let (segment, read, written) =
+                    pass::clean_group(group, &filter, &target, &io, &mut counts)?;
                 cleaned.push(segment);
                 stats.bytes_read += read;
                 stats.bytes_written += written;
@@ -345,10 +348,12 @@ impl Log {
             return Err(halt);
         }
         let files = self.files.lock();
-        let result = self.install(&mut w, &swap, replaced, cleaned).and_then(|()| {
-            drop(w);
-            self.finish_swap(&swap, end)
-        });
+        let result = self
+            .install(&mut w, &swap, replaced, cleaned)
+            .and_then(|()| {
+                drop(w);
+                self.finish_swap(&swap, end)
+            });
         drop(files);
         if let Err(e) = &result {
             tracing::error!(dir = %self.dir.display(), error = %e, "cleaning failed after its commit; refusing writes until the log is reopened, which completes it");

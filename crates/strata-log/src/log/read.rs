@@ -62,7 +62,9 @@ impl Log {
         let first = {
             let segments = self.segments.read();
             let floor = segments.range(..=offset).next_back();
-            floor.or_else(|| segments.iter().next()).map(|(_, s)| Arc::clone(s))
+            floor
+                .or_else(|| segments.iter().next())
+                .map(|(_, s)| Arc::clone(s))
         };
         // Retention may have moved the start while we were not looking.
         self.check_range(offset, log_end)?;

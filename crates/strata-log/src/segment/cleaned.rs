@@ -67,9 +67,10 @@ impl Segment {
     }
 
     pub(crate) fn set_modified(&self, time: std::time::SystemTime) -> Result<(), LogError> {
-        self.file
-            .set_modified(time)
-            .map_err(LogError::io("setting the modification time of", &self.log_path))
+        self.file.set_modified(time).map_err(LogError::io(
+            "setting the modification time of",
+            &self.log_path,
+        ))
     }
 
     /// Calls `f(position, batch)` with every whole batch below the published
