@@ -103,10 +103,13 @@ impl Log {
             .unwrap_or(0);
         let holding = Arc::clone(&segments[holding_at]);
         let cut = holding.cut_point(offset)?;
-        // No batch of the holding segment reaches `offset`: the log ends there,
-        // or earlier if the segment does (only a cleaned segment has a gap
-        // between its last batch and the next segment).
-        let new_end = cut.map_or(holding.next_offset().min(offset), |(_, base)| base);
+        // The log ends at the first batch reaching `offset`, or where the
+        // segment ends; never above `offset`, which a cleaned log's gap allows
+        // (that batch may start past `offset`; the segment may end past its
+        // last batch).
+        let new_end = cut
+            .map_or(holding.next_offset(), |(_, base)| base)
+            .min(offset);
         tracing::info!(dir = %self.dir.display(), offset, old_end = self.log_end_offset(), new_end, "truncating log");
         // (1) Nothing at or above the cut may count as recovered, and the log
         // start may not stay past the end (open would discard the whole log).
@@ -137,10 +140,10 @@ impl Log {
             crash_point(w, &self.dir)?;
         }
         // (4) The segment holding the cut becomes the active one.
-        if let Some((position, base)) = cut {
+        if let Some((position, _)) = cut {
             // Reads in flight (which may have loaded the old end and size)
             // finish before the files are cut.
-            holding.truncate_at(position, base, w.clock_ms, &self.cut)?;
+            holding.truncate_at(position, new_end, w.clock_ms, &self.cut)?;
         } else if holding.next_offset() > new_end {
             holding.set_next_offset(new_end);
         }
