@@ -276,6 +276,12 @@ impl<E: Entry> IndexFile<E> {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The same index, known by `path` from now on: the caller renamed the
+    /// file (the open descriptor follows it).
+    pub fn renamed(self, path: PathBuf) -> Self {
+        IndexFile { path, ..self }
+    }
 }
 
 #[cfg(test)]

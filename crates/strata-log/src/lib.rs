@@ -6,11 +6,14 @@
 //! log        Log: state, open / close / flush / checkpoint           (log/mod.rs)
 //!            + append & roll, read, retention, truncate, epochs      (log/<concern>.rs)
 //!  |-- recovery    open a partition dir, repair after a crash        (recovery.rs)
+//!  |-- cleaner   log compaction: offset map, record-level batch     (cleaner/, and
+//!  |              filter, codecs, pass, swap files; Log::clean       log/clean.rs)
 //!  |-- checkpoint  recovery point, log start, clean-shutdown marker  (checkpoint.rs)
 //!  |-- leader_epoch  leader epoch cache and its checkpoint file      (leader_epoch.rs)
 //!  |-- producer_snapshot  producer state on disk, rebuilt on open    (producer_snapshot.rs)
 //!  |    |-- producer_state  idempotent-producer dedup/sequence rules  (producer_state.rs)
-//!  |-- segment     one .log + .index + .timeindex                    (segment.rs)
+//!  |-- segment     one .log + .index + .timeindex; the cleaner's      (segment.rs,
+//!  |              reading and `.cleaned` output                      segment/cleaned.rs)
 //!  |    |-- index, timeindex   sparse indexes                        (index.rs, timeindex.rs)
 //!  |         |-- index_file   the file type both share               (index_file.rs)
 //!  |-- record      zero-copy record-batch v2 view                    (record.rs)
@@ -30,9 +33,12 @@
 //! offset), `leader-epoch-checkpoint` (the leader epoch cache in Kafka's text
 //! format: `0`, the entry count, then `epoch startOffset` lines), `.lock` (an
 //! exclusive `flock` held while a `Log` is open), `{offset:020}.snapshot`
-//! (producer state as of `offset`, written on roll and clean close) and, only
-//! while closed cleanly, `clean-shutdown`. Every metadata file is replaced
-//! atomically (temporary file, fsync, rename, directory fsync).
+//! (producer state as of `offset`, written on roll and clean close),
+//! `cleaner-offset-checkpoint` (the first dirty offset of log compaction),
+//! `cleaner-swap` and `*.cleaned` (only while a cleaning pass commits or after
+//! it crashed; see [`cleaner`]) and, only while closed cleanly,
+//! `clean-shutdown`. Every metadata file is replaced atomically (temporary
+//! file, fsync, rename, directory fsync).
 //!
 //! # Contracts
 //!
@@ -89,16 +95,29 @@
 //!   rebuilt at open from every batch header's `partitionLeaderEpoch`
 //!   (epochs < 0 are "none"; plain `append` records no epoch), once: a header
 //!   read per batch.
+//! - **Compaction** ([`Log::clean`], see [`cleaner`]): a pass rewrites sealed
+//!   segments below the first uncleanable offset (active segment, caller's
+//!   upper bound, `min.compaction.lag.ms`) keeping each key's latest record,
+//!   tombstones until their delete horizon, offsets unchanged (a cleaned log
+//!   has offset gaps and batches with fewer records than their offset span,
+//!   which open, reads and recovery accept). It runs beside appends and
+//!   reads; a crash at any point leaves the log exactly as before or after the
+//!   pass (commit point: `cleaner-swap`; open finishes or undoes a pass).
+//!   Truncation and close abort a running pass; retention or DeleteRecords
+//!   that remove a segment it rewrites make its commit abort. A read that
+//!   meets a swap goes on in the new segments, never skipping records.
 //! - **Errors**: an I/O error in the middle of an append leaves the log
 //!   refusing writes (`LogError::Failed`) until it is reopened, because the
 //!   file may then hold unpublished bytes; recovery sorts them out (so does an
 //!   I/O error in the middle of a truncation). Reads keep working. One `Log`
 //!   per directory at a time (`LogError::Locked`).
 //! - **Not here**: the replication protocol itself (fetching, ISR, high
-//!   watermark: the broker's), compaction, transactions (transaction markers,
+//!   watermark: the broker's), scheduling compaction (which log, when, how
+//!   fast: the broker's), transactions (transaction markers,
 //!   aborted-transaction index, LSO).
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 #[cfg(test)]
 mod crash_tests;
@@ -123,6 +142,7 @@ mod replication_tests;
 mod segment;
 pub mod timeindex;
 
+pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, SegmentInfo};

@@ -30,6 +30,13 @@ pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
 pub const COMPRESSION_MASK: i16 = 0x07;
 /// Attribute bit set when timestamps are LogAppendTime.
 pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+/// Attribute bit of a transactional batch.
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Attribute bit of a control batch (transaction markers).
+pub const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit set by the log cleaner (KIP-534) when `baseTimestamp` holds the
+/// batch's delete horizon: its tombstones may go once that time has passed.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
@@ -263,6 +270,41 @@ pub fn validate_batch(
     position: usize,
     max_batch_bytes: usize,
 ) -> Result<BatchInfo, RecordError> {
+    check_batch(batch, position, max_batch_bytes, false)
+}
+
+/// [`validate_batches`] for batches as a log stores them (recovery, replication),
+/// which the log cleaner may have compacted: as Kafka, a compacted batch keeps
+/// its base offset and `lastOffsetDelta` but holds fewer records
+/// (`0 <= recordsCount <= lastOffsetDelta + 1`; an empty batch only keeps the
+/// header of a producer's last batch). No size limit.
+pub fn validate_stored_batches(buf: &[u8]) -> Result<Vec<BatchInfo>, RecordError> {
+    if buf.is_empty() {
+        return Err(invalid(0, "no record batches in the request"));
+    }
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let size = checked_size(rest, pos)?;
+        batches.push(validate_stored_batch(&rest[..size], pos)?);
+        pos += size;
+    }
+    Ok(batches)
+}
+
+/// [`validate_batch`] for one batch as stored in a log (see
+/// [`validate_stored_batches`]).
+pub fn validate_stored_batch(batch: &[u8], position: usize) -> Result<BatchInfo, RecordError> {
+    check_batch(batch, position, usize::MAX, true)
+}
+
+fn check_batch(
+    batch: &[u8],
+    position: usize,
+    max_batch_bytes: usize,
+    compacted: bool,
+) -> Result<BatchInfo, RecordError> {
     let size = checked_size(batch, position)?;
     if size != batch.len() {
         return Err(corrupt(
@@ -295,15 +337,24 @@ pub fn validate_batch(
             ),
         ));
     }
-    if header.records_count <= 0 {
+    let span = i64::from(header.last_offset_delta) + 1;
+    let count = i64::from(header.records_count);
+    if compacted {
+        if header.last_offset_delta < 0 || count < 0 || count > span {
+            return Err(invalid(
+                position,
+                format!(
+                    "recordsCount {} does not fit lastOffsetDelta {}",
+                    header.records_count, header.last_offset_delta
+                ),
+            ));
+        }
+    } else if header.records_count <= 0 {
         return Err(invalid(
             position,
             format!("recordsCount {} must be positive", header.records_count),
         ));
-    }
-    if header.last_offset_delta < 0
-        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-    {
+    } else if header.last_offset_delta < 0 || count != span {
         return Err(invalid(
             position,
             format!(

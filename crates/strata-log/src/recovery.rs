@@ -11,8 +11,10 @@
 //!   segment is deleted. Indexes of scanned segments are rebuilt.
 //!
 //! Also removes leftovers of interrupted operations: `*.tmp` files, index files
-//! without a log, and segments entirely below the persisted log start offset
-//! (a crash in the middle of retention).
+//! without a log, segments entirely below the persisted log start offset
+//! (a crash in the middle of retention), and finishes or undoes an interrupted
+//! log cleaning (`cleaner-swap`, `*.cleaned`: see `cleaner::swap`). Segments
+//! may have offset gaps (a cleaned log), never overlaps.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -104,6 +106,9 @@ pub(crate) fn load(
     let marker = checkpoint::take_clean_shutdown(dir)?;
     let cp = checkpoint::read_checkpoint(dir)?;
     let limits = config.index_limits();
+    // A log cleaning that committed is finished, one that did not is undone,
+    // before the segments are listed.
+    crate::cleaner::swap::recover(dir)?;
     let mut bases = list_segments(dir)?;
 
     // Segments wholly below the log start offset were being deleted.

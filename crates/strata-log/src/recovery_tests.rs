@@ -1,7 +1,8 @@
 //! Property tests of crash recovery: write random valid batches, crash (drop
 //! without close), damage a segment (truncate, flip a byte, append garbage),
-//! reopen, and check that exactly the valid prefix remains, offsets continue
-//! without a gap, and the indexes equal a rebuild from the log.
+//! reopen, and check that exactly the valid prefix remains (a raised base
+//! offset, outside the CRC, is a gap recovery accepts, as a cleaned log has
+//! them), and the indexes equal a rebuild from the log.
 
 use std::path::Path;
 
@@ -78,7 +79,13 @@ fn effect(kept: usize, detected: bool) -> Effect {
 }
 
 /// Applies `damage` to segment `target` and says what must survive.
-fn apply(dir: &Path, target: i64, batches: &[&Written], damage: &Damage) -> Effect {
+fn apply(
+    dir: &Path,
+    target: i64,
+    batches: &[&Written],
+    damage: &Damage,
+    last_segment: bool,
+) -> Effect {
     let path = dir.join(file_name(target, "log"));
     let mut data = std::fs::read(&path).unwrap();
     let survivors = |cut: u64| {
@@ -109,7 +116,26 @@ fn apply(dir: &Path, target: i64, batches: &[&Written], damage: &Damage) -> Effe
             std::fs::write(&path, &data).unwrap();
             let k = survivors(at as u64);
             let within = at as u64 - batches[k].position;
-            if (12..16).contains(&within) {
+            if within < 8 {
+                // baseOffset is outside the CRC too. Lowered, it goes back
+                // below the previous batch: detected. Raised, it is a gap, which
+                // a cleaned log has (as in Kafka, recovery accepts it): the batch
+                // stays at its new offsets, and whatever follows it (the next
+                // batch, or the next segment) now goes back below it.
+                let h = crate::record::BatchHeader::parse(&data[batches[k].position as usize..])
+                    .unwrap();
+                let original = headers(&batches[k].bytes)[0].base_offset;
+                if h.base_offset < original || h.last_offset() - target > i64::from(u32::MAX) {
+                    return effect(k, true);
+                }
+                let mut replaced = batches[k].bytes.clone();
+                replaced[within as usize] ^= 1 << bit;
+                Effect {
+                    kept: k + 1,
+                    replaced: Some((k, replaced)),
+                    detected: k + 1 < batches.len() || !last_segment,
+                }
+            } else if (12..16).contains(&within) {
                 // partitionLeaderEpoch is outside the CRC: undetectable, harmless.
                 let mut replaced = batches[k].bytes.clone();
                 replaced[within as usize] ^= 1 << bit;
@@ -170,7 +196,8 @@ proptest! {
         }
         let target = if full_recovery { bases[which.index(bases.len())] } else { *bases.last().unwrap() };
         let in_target: Vec<&Written> = written.iter().filter(|w| w.segment == target).collect();
-        let Effect { kept, replaced, detected } = apply(dir.path(), target, &in_target, &damage);
+        let last_segment = target == *bases.last().unwrap();
+        let Effect { kept, replaced, detected } = apply(dir.path(), target, &in_target, &damage, last_segment);
 
         let mut expected: Vec<Vec<u8>> = written.iter().filter(|w| w.segment < target).map(|w| w.bytes.clone()).collect();
         let first_in_target = expected.len();

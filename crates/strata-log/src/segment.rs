@@ -24,6 +24,9 @@ use crate::index::{IndexError, OffsetIndex};
 use crate::record::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::timeindex::TimeIndex;
 
+mod cleaned;
+pub(crate) use cleaned::CLEANED_SUFFIX;
+
 /// Index capacities derived from `segment.index.bytes`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IndexLimits {
@@ -104,23 +107,23 @@ struct Files {
 }
 
 impl Files {
-    /// Opens the log (truncating it if `truncate_log`) and creates empty indexes.
+    /// Opens the log (truncating it if `truncate_log`) and creates empty indexes;
+    /// every file name ends with `suffix` (the cleaner's `.cleaned` files).
     fn with_new_indexes(
         dir: &Path,
         base_offset: i64,
         limits: IndexLimits,
         truncate_log: bool,
+        suffix: &str,
     ) -> Result<Files, LogError> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        let name = |ext| format!("{}{suffix}", file_name(base_offset, ext));
+        let log_path = dir.join(name("log"));
         let file = open_log(&log_path, truncate_log)?;
-        let offset_index = OffsetIndex::create(
-            dir.join(file_name(base_offset, "index")),
-            base_offset,
-            limits.offset_entries,
-        )
-        .map_err(IndexError::into_log_error)?;
+        let offset_index =
+            OffsetIndex::create(dir.join(name("index")), base_offset, limits.offset_entries)
+                .map_err(IndexError::into_log_error)?;
         let time_index = TimeIndex::create(
-            dir.join(file_name(base_offset, "timeindex")),
+            dir.join(name("timeindex")),
             base_offset,
             limits.time_entries,
         )
@@ -142,7 +145,7 @@ impl Segment {
         limits: IndexLimits,
         now_ms: i64,
     ) -> Result<Segment, LogError> {
-        let files = Files::with_new_indexes(dir, base_offset, limits, true)?;
+        let files = Files::with_new_indexes(dir, base_offset, limits, true, "")?;
         Ok(Segment::from_files(base_offset, files, now_ms))
     }
 
@@ -249,7 +252,7 @@ impl Segment {
         limits: IndexLimits,
         now_ms: i64,
     ) -> Result<(Segment, ScanOutcome), LogError> {
-        let files = Files::with_new_indexes(dir, base_offset, limits, false)?;
+        let files = Files::with_new_indexes(dir, base_offset, limits, false, "")?;
         let segment = Segment::from_files(base_offset, files, now_ms);
         let log_path = segment.log_path.clone();
         let outcome = segment.scan_and_index(limits.interval_bytes)?;
@@ -296,20 +299,22 @@ impl Segment {
                 ));
                 break;
             };
-            let info = match record::validate_batch(batch, pos as usize, usize::MAX) {
+            let info = match record::validate_stored_batch(batch, pos as usize) {
                 Ok(info) => info,
                 Err(e) => {
                     stopped = Some(e.to_string());
                     break;
                 }
             };
-            // This log writes contiguous offsets (the first batch of a segment
-            // at its base offset), so any gap or overlap means corruption.
-            if info.base_offset != expected
+            // Offsets only grow. Appends write them contiguously, but the
+            // cleaner leaves gaps (removed batches, a first batch above the
+            // base of a merged segment), as in Kafka, so only an overlap or a
+            // step back means corruption.
+            if info.base_offset < expected
                 || info.last_offset() - self.base_offset > i64::from(u32::MAX)
             {
                 stopped = Some(format!(
-                    "batch offsets {}..={} do not continue at offset {} in a segment based at {}",
+                    "batch offsets {}..={} go back below offset {} in a segment based at {}",
                     info.base_offset,
                     info.last_offset(),
                     expected,
@@ -748,7 +753,7 @@ impl Segment {
 }
 
 /// Reads a file through a 1 MiB window, so recovery costs few syscalls.
-struct ChunkReader<'a> {
+pub(crate) struct ChunkReader<'a> {
     file: &'a File,
     file_len: u64,
     buf: Vec<u8>,
@@ -759,7 +764,7 @@ struct ChunkReader<'a> {
 const CHUNK: usize = 1 << 20;
 
 impl<'a> ChunkReader<'a> {
-    fn new(file: &'a File, file_len: u64) -> Self {
+    pub(crate) fn new(file: &'a File, file_len: u64) -> Self {
         ChunkReader {
             file,
             file_len,
@@ -770,7 +775,7 @@ impl<'a> ChunkReader<'a> {
     }
 
     /// `len` bytes at `pos`, or `None` if the file ends before.
-    fn get(&mut self, pos: u64, len: usize) -> std::io::Result<Option<&[u8]>> {
+    pub(crate) fn get(&mut self, pos: u64, len: usize) -> std::io::Result<Option<&[u8]>> {
         if pos.saturating_add(len as u64) > self.file_len {
             return Ok(None);
         }

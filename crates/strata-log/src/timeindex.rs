@@ -76,6 +76,11 @@ impl Entry for Stored {
 pub struct TimeIndex(IndexFile<Stored>);
 
 impl TimeIndex {
+    /// The same index under `path`, to which the caller renamed its file.
+    pub(crate) fn renamed(self, path: PathBuf) -> Self {
+        TimeIndex(self.0.renamed(path))
+    }
+
     /// Creates an empty time index, truncating any file at `path`.
     pub fn create(path: PathBuf, base_offset: i64, max_entries: usize) -> Result<Self, IndexError> {
         IndexFile::create(path, base_offset, max_entries).map(TimeIndex)

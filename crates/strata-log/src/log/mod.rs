@@ -5,8 +5,8 @@
 //! operations live in child modules, each an `impl Log` block: `append`
 //! (append, follower append, roll), `read` (reads and timestamp lookups),
 //! `retention` (retention, local retention, DeleteRecords), `truncate`
-//! (follower truncation and its crash points) and `epochs` (the leader epoch
-//! cache).
+//! (follower truncation and its crash points), `epochs` (the leader epoch
+//! cache) and `clean` (log compaction passes and their commit).
 //!
 //! Locking: `writer` (a mutex) serialises append, roll, flush, retention,
 //! deletion, config changes and close. Readers never take it: they load the
@@ -19,6 +19,7 @@
 //! its bytes.
 
 mod append;
+mod clean;
 mod epochs;
 mod read;
 mod retention;
@@ -119,6 +120,8 @@ pub struct Log {
     /// closed: nothing more is written to or deleted from its directory. Lock order:
     /// `writer`, then `files`.
     pub(crate) files: Mutex<bool>,
+    /// Log compaction: the running pass, the first dirty offset (see `clean.rs`).
+    cleaner: clean::CleanerState,
 }
 
 impl Log {
@@ -135,6 +138,9 @@ impl Log {
         let (producers, producer_replay_bytes) =
             producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset)?;
         let epochs = epochs::load_epochs(&dir, &loaded.segments, loaded.log_end_offset)?;
+        let first_dirty = crate::cleaner::swap::read_checkpoint(&dir)?
+            .unwrap_or(loaded.log_start_offset)
+            .clamp(loaded.log_start_offset, loaded.log_end_offset);
         Ok(Log {
             dir,
             writer: Mutex::new(Writer {
@@ -159,6 +165,7 @@ impl Log {
             cut: RwLock::new(()),
             recovery_point: AtomicI64::new(loaded.recovery_point),
             files: Mutex::new(false),
+            cleaner: clean::CleanerState::new(first_dirty),
         })
     }
 
@@ -309,6 +316,8 @@ impl Log {
     /// reads no log data, and releases the directory lock. Further writes fail
     /// with `Closed`; reads still work.
     pub fn close(&self) -> Result<(), LogError> {
+        // Before the writer lock: a pass commits under it.
+        self.stop_cleaning();
         let mut w = self.writer.lock();
         if w.closed {
             return Ok(());

@@ -59,28 +59,42 @@ impl Log {
         if offset >= upper {
             return Ok(Bytes::new());
         }
-        let floor = {
+        let first = {
             let segments = self.segments.read();
-            let floor = segments.range(..=offset).next_back().map(|(b, _)| *b);
-            floor.unwrap_or(i64::MIN)
+            let floor = segments.range(..=offset).next_back();
+            floor
+                .or_else(|| segments.iter().next())
+                .map(|(_, s)| Arc::clone(s))
         };
         // Retention may have moved the start while we were not looking.
         self.check_range(offset, log_end)?;
         // Usually the floor segment holds the offset; a segment that ends early
-        // (a gap left by recovery) sends us on to the next one.
-        let mut from = floor;
-        while let Some(segment) = self.segment_at_or_after(from) {
-            if let Some(bytes) = segment.read(offset, max_bytes, min_one_batch, upper)? {
+        // (a gap left by recovery or the cleaner) sends us on to the next one.
+        let mut segment = first;
+        while let Some(s) = segment {
+            if let Some(bytes) = s.read(offset, max_bytes, min_one_batch, upper)? {
                 return Ok(bytes);
             }
-            from = segment.base_offset().saturating_add(1);
+            segment = self.next_segment(&s, offset);
         }
         Ok(Bytes::new())
     }
 
-    fn segment_at_or_after(&self, base: i64) -> Option<Arc<Segment>> {
+    /// The segment to read after `current` held nothing at or after `offset`:
+    /// the next one in the map, or, if a cleaning replaced `current` meanwhile
+    /// (its successors may now be merged into a segment that starts lower),
+    /// the one that now holds `offset`.
+    fn next_segment(&self, current: &Arc<Segment>, offset: i64) -> Option<Arc<Segment>> {
         let segments = self.segments.read();
-        segments.range(base..).next().map(|(_, s)| Arc::clone(s))
+        let base = current.base_offset();
+        let next = match segments.get(&base) {
+            Some(s) if Arc::ptr_eq(s, current) => segments.range(base.saturating_add(1)..).next(),
+            _ => segments
+                .range(..=offset)
+                .next_back()
+                .or_else(|| segments.iter().next()),
+        };
+        next.map(|(_, s)| Arc::clone(s))
     }
 
     fn check_range(&self, offset: i64, log_end: i64) -> Result<(), LogError> {

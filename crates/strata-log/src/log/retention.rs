@@ -237,7 +237,7 @@ pub(crate) fn breached_by_size(total: u64, sizes: impl Iterator<Item = u64>, lim
 
 /// Kafka's largest timestamp of a segment: its max record timestamp, or the
 /// file's modification time if no record had one.
-fn largest_timestamp(segment: &Segment) -> i64 {
+pub(super) fn largest_timestamp(segment: &Segment) -> i64 {
     if let Some(m) = segment.max_timestamp().filter(|m| m.timestamp >= 0) {
         return m.timestamp;
     }

@@ -103,7 +103,13 @@ impl Log {
             .unwrap_or(0);
         let holding = Arc::clone(&segments[holding_at]);
         let cut = holding.cut_point(offset)?;
-        let new_end = cut.map_or(holding.next_offset(), |(_, base)| base);
+        // The log ends at the first batch reaching `offset`, or where the
+        // segment ends; never above `offset`, which a cleaned log's gap allows
+        // (that batch may start past `offset`; the segment may end past its
+        // last batch).
+        let new_end = cut
+            .map_or(holding.next_offset(), |(_, base)| base)
+            .min(offset);
         tracing::info!(dir = %self.dir.display(), offset, old_end = self.log_end_offset(), new_end, "truncating log");
         // (1) Nothing at or above the cut may count as recovered, and the log
         // start may not stay past the end (open would discard the whole log).
@@ -114,6 +120,8 @@ impl Log {
         self.set_recovery_point(w, recovery_point);
         w.synced_up_to = Arc::new(AtomicI64::new(recovery_point));
         self.write_checkpoint(w)?;
+        // A cleaning pass under way aborts; the first dirty offset follows the end.
+        self.cleaner_truncated(new_end)?;
         crash_point(w, &self.dir)?;
         // (2) Readers stop at the new end from now on.
         self.log_end.store(new_end, Ordering::Release);
@@ -132,10 +140,12 @@ impl Log {
             crash_point(w, &self.dir)?;
         }
         // (4) The segment holding the cut becomes the active one.
-        if let Some((position, base)) = cut {
+        if let Some((position, _)) = cut {
             // Reads in flight (which may have loaded the old end and size)
             // finish before the files are cut.
-            holding.truncate_at(position, base, w.clock_ms, &self.cut)?;
+            holding.truncate_at(position, new_end, w.clock_ms, &self.cut)?;
+        } else if holding.next_offset() > new_end {
+            holding.set_next_offset(new_end);
         }
         holding.set_limits(w.config.index_limits());
         checkpoint::sync_dir(&self.dir)?;
@@ -199,6 +209,7 @@ impl Log {
         self.log_end.store(offset, Ordering::Release);
         self.log_start.store(offset, Ordering::Release);
         self.write_checkpoint(w)?;
+        self.cleaner_truncated(offset)?;
         crash_point(w, &self.dir)?;
         let segments = self.snapshot();
         for s in segments.iter().rev() {

@@ -1,0 +1,368 @@
+//! One batch through the cleaner: its records decoded (after decompression),
+//! the keys handed to the offset map, and the batch kept as it is, rewritten
+//! with fewer records, reduced to an empty header, or dropped.
+//!
+//! A rewritten batch keeps, as Kafka's `MemoryRecords.filterTo` does, its base
+//! offset and `lastOffsetDelta` (so the last sequence number of its producer is
+//! unchanged), producer id, epoch and base sequence, partition leader epoch,
+//! timestamp type, transactional and control flags, and codec (the kept records
+//! are compressed again with it). Records are copied byte for byte (key, value,
+//! headers, offset delta); only when the cleaner sets the batch's delete
+//! horizon (KIP-534: `baseTimestamp` becomes the horizon and attribute bit 6 is
+//! set) are their timestamp deltas re-encoded against it, so each record's
+//! timestamp stays the same. `maxTimestamp` becomes the largest kept timestamp
+//! (CreateTime) or stays (LogAppendTime). Everything is checked: the batch CRC
+//! on input, the output through the same validation recovery applies.
+//!
+//! A batch whose records do not decode (bad compressed data a producer sent, a
+//! record count or offset deltas that do not add up) is "opaque": none of its
+//! keys go to the map and it is kept unchanged. That is always safe: it can
+//! only keep records the cleaner could have removed.
+
+use std::collections::HashMap;
+
+use crate::record::{self, BatchHeader, HEADER_LEN};
+
+use super::compression;
+use super::offset_map::{self, OffsetMap};
+
+/// A record of a decoded batch, borrowed from its (decompressed) records.
+pub(crate) struct Record<'a> {
+    pub offset: i64,
+    /// The record's timestamp (LogAppendTime: the batch's maxTimestamp).
+    pub timestamp: i64,
+    /// `baseTimestamp + timestampDelta`, what the bytes say whatever the type.
+    raw_timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub has_value: bool,
+    /// The whole record after its length prefix.
+    body: &'a [u8],
+    /// Where the offset delta starts in `body` (after attributes and timestamp delta).
+    after_timestamp: usize,
+}
+
+/// A batch's header and its records section, decompressed.
+pub(crate) struct Decoded {
+    pub header: BatchHeader,
+    records: Vec<u8>,
+}
+
+impl Decoded {
+    /// The batch's records, or `None` if they do not decode (an opaque batch).
+    pub fn records(&self) -> Option<Vec<Record<'_>>> {
+        parse_records(&self.header, &self.records).ok()
+    }
+}
+
+/// Decodes `batch`, a whole batch read from a segment, whose CRC was checked.
+/// `Err` names why its records section could not be decompressed (opaque).
+pub(crate) fn decode(batch: &[u8]) -> Result<Decoded, String> {
+    let header = BatchHeader::parse(batch).ok_or("batch shorter than its header")?;
+    let section = &batch[HEADER_LEN..];
+    let codec = header.attributes & record::COMPRESSION_MASK;
+    let records = match codec {
+        0 => section.to_vec(),
+        _ => compression::decompress(codec, section)?,
+    };
+    Ok(Decoded { header, records })
+}
+
+/// Whether the cleaner treats the batch's records at all: control batches
+/// (transaction markers) and transactional batches are kept whole and never
+/// mapped, until the cleaner knows which transactions were aborted.
+pub(crate) fn is_cleanable(header: &BatchHeader) -> bool {
+    header.attributes & (record::CONTROL_BIT | record::TRANSACTIONAL_BIT) == 0
+}
+
+/// What the cleaner does with one batch.
+pub(crate) enum Verdict {
+    /// Write the original bytes.
+    Keep,
+    /// Write these bytes instead.
+    Rewrite(Vec<u8>),
+    /// Write nothing.
+    Drop,
+}
+
+/// What a pass knows when it filters a batch.
+pub(crate) struct Filter<'a> {
+    pub map: &'a OffsetMap,
+    /// Records at or above this offset were not mapped (the map filled up in
+    /// the middle of a segment): they are kept as they are, as in Kafka.
+    pub map_end: i64,
+    pub now_ms: i64,
+    pub delete_retention_ms: i64,
+    /// Producer id -> last offset of its last batch, as the producer state
+    /// had it when the pass started: that batch keeps at least its header.
+    pub last_batch_of_producer: &'a HashMap<i64, i64>,
+}
+
+/// Per-batch counts, added into the pass's statistics.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct Counts {
+    pub records_read: u64,
+    pub records_kept: u64,
+    pub tombstones_removed: u64,
+    pub keyless_removed: u64,
+    pub emptied_batches: u64,
+    pub horizons_set: u64,
+}
+
+impl Filter<'_> {
+    /// The verdict on `decoded` (the decode of `original`).
+    pub fn apply(
+        &self,
+        original: &[u8],
+        decoded: &Decoded,
+        counts: &mut Counts,
+    ) -> Result<Verdict, String> {
+        let h = &decoded.header;
+        let n = u64::try_from(h.records_count).unwrap_or(0);
+        counts.records_read += n;
+        let records = match decoded.records() {
+            Some(records) if is_cleanable(h) => records,
+            _ => {
+                counts.records_kept += n;
+                return Ok(Verdict::Keep);
+            }
+        };
+        let horizon = (h.attributes & record::DELETE_HORIZON_BIT != 0).then_some(h.base_timestamp);
+        let tombstones_go = horizon.is_some_and(|at| self.now_ms >= at);
+        let mut kept = Vec::with_capacity(records.len());
+        let mut kept_tombstone = false;
+        for r in &records {
+            if r.offset >= self.map_end {
+                kept.push(r);
+                continue;
+            }
+            let Some(key) = r.key else {
+                // Kafka's cleaner drops keyless records: a compacted topic
+                // cannot hold them (they predate a switch from delete).
+                counts.keyless_removed += 1;
+                continue;
+            };
+            let latest = r.offset >= self.map.get_hash(offset_map::key_hash(key)).unwrap_or(-1);
+            if !latest {
+                continue;
+            }
+            if !r.has_value && tombstones_go {
+                counts.tombstones_removed += 1;
+                continue;
+            }
+            kept_tombstone |= !r.has_value;
+            kept.push(r);
+        }
+        counts.records_kept += kept.len() as u64;
+        let set_horizon = kept_tombstone && horizon.is_none();
+        if kept.len() == records.len() && !set_horizon {
+            return Ok(Verdict::Keep);
+        }
+        if kept.is_empty() {
+            let last = self.last_batch_of_producer.get(&h.producer_id);
+            if h.producer_id >= 0 && last == Some(&h.last_offset()) {
+                counts.emptied_batches += 1;
+                return Ok(Verdict::Rewrite(empty_batch(h)));
+            }
+            return Ok(Verdict::Drop);
+        }
+        if set_horizon {
+            counts.horizons_set += 1;
+        }
+        let horizon =
+            set_horizon.then(|| self.now_ms.saturating_add(self.delete_retention_ms.max(0)));
+        let rebuilt = rebuild(h, &kept, horizon)?;
+        // The same check recovery makes: a bug here must not reach the log.
+        record::validate_stored_batch(&rebuilt, 0).map_err(|e| {
+            format!(
+                "rewritten batch from {} bytes is invalid: {e}",
+                original.len()
+            )
+        })?;
+        Ok(Verdict::Rewrite(rebuilt))
+    }
+}
+
+/// Kafka's `writeEmptyHeader`: the header of a batch whose records all went,
+/// kept so that its producer's last sequence and epoch survive.
+pub(crate) fn empty_batch(h: &BatchHeader) -> Vec<u8> {
+    let attributes = h.attributes
+        & (record::TIMESTAMP_TYPE_BIT | record::TRANSACTIONAL_BIT | record::CONTROL_BIT);
+    encode(h, attributes, h.max_timestamp, h.max_timestamp, 0, &[])
+}
+
+/// The batch `h` with only `kept` (in order), its delete horizon set to
+/// `horizon` if given.
+fn rebuild(h: &BatchHeader, kept: &[&Record<'_>], horizon: Option<i64>) -> Result<Vec<u8>, String> {
+    let base_ts = horizon.unwrap_or(h.base_timestamp);
+    let mut section = Vec::with_capacity(kept.iter().map(|r| r.body.len() + 5).sum());
+    let mut body = Vec::new();
+    for r in kept {
+        if base_ts == h.base_timestamp {
+            put_varint(&mut section, r.body.len() as i64);
+            section.extend_from_slice(r.body);
+        } else {
+            body.clear();
+            body.push(r.body[0]);
+            put_varint(&mut body, r.raw_timestamp.wrapping_sub(base_ts));
+            body.extend_from_slice(&r.body[r.after_timestamp..]);
+            put_varint(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+    }
+    let max_ts = if h.attributes & record::TIMESTAMP_TYPE_BIT != 0 {
+        h.max_timestamp
+    } else {
+        kept.iter()
+            .map(|r| r.timestamp)
+            .max()
+            .unwrap_or(h.max_timestamp)
+    };
+    let codec = h.attributes & record::COMPRESSION_MASK;
+    if codec != 0 {
+        section = compression::compress(codec, &section)?;
+    }
+    let mut attributes = h.attributes;
+    if horizon.is_some() {
+        attributes |= record::DELETE_HORIZON_BIT;
+    }
+    Ok(encode(
+        h,
+        attributes,
+        base_ts,
+        max_ts,
+        kept.len() as i32,
+        &section,
+    ))
+}
+
+/// A v2 batch with `h`'s offsets, producer fields and leader epoch, the given
+/// attributes, timestamps, record count and records section; CRC computed.
+fn encode(
+    h: &BatchHeader,
+    attributes: i16,
+    base_ts: i64,
+    max_ts: i64,
+    count: i32,
+    section: &[u8],
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN + section.len());
+    b.extend_from_slice(&h.base_offset.to_be_bytes());
+    let length = (HEADER_LEN - record::LOG_OVERHEAD + section.len()) as i32;
+    b.extend_from_slice(&length.to_be_bytes());
+    b.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // CRC, below
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&h.producer_id.to_be_bytes());
+    b.extend_from_slice(&h.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&h.base_sequence.to_be_bytes());
+    b.extend_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(section);
+    let crc = record::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The records of a batch: exactly `recordsCount` of them filling `section`,
+/// offset deltas strictly increasing within `0..=lastOffsetDelta`.
+fn parse_records<'a>(h: &BatchHeader, section: &'a [u8]) -> Result<Vec<Record<'a>>, String> {
+    let count = usize::try_from(h.records_count).map_err(|_| "negative record count")?;
+    let mut records = Vec::with_capacity(count.min(section.len() / 7 + 1));
+    let mut pos = 0;
+    let mut prev_delta = -1i64;
+    let log_append = h.attributes & record::TIMESTAMP_TYPE_BIT != 0;
+    for i in 0..count {
+        let len =
+            read_varint(section, &mut pos).ok_or_else(|| format!("record {i}: bad length"))?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| pos.checked_add(l))
+            .filter(|&e| e <= section.len())
+            .ok_or_else(|| format!("record {i}: length {len} runs past the records"))?;
+        let body = &section[pos..end];
+        let r =
+            parse_record(body, h, log_append).ok_or_else(|| format!("record {i} is malformed"))?;
+        let delta = r.offset - h.base_offset;
+        if delta <= prev_delta || delta > i64::from(h.last_offset_delta) {
+            return Err(format!("record {i}: offset delta {delta} out of order"));
+        }
+        prev_delta = delta;
+        records.push(r);
+        pos = end;
+    }
+    if pos != section.len() {
+        return Err(format!(
+            "{} bytes after the last record",
+            section.len() - pos
+        ));
+    }
+    Ok(records)
+}
+
+fn parse_record<'a>(body: &'a [u8], h: &BatchHeader, log_append: bool) -> Option<Record<'a>> {
+    let mut pos = 1; // attributes
+    body.first()?;
+    let ts_delta = read_varlong(body, &mut pos)?;
+    let after_timestamp = pos;
+    let offset_delta = read_varint(body, &mut pos)?;
+    let key_len = read_varint(body, &mut pos)?;
+    let key = match key_len {
+        -1 => None,
+        n => {
+            let end = pos.checked_add(usize::try_from(n).ok()?)?;
+            let key = body.get(pos..end)?;
+            pos = end;
+            Some(key)
+        }
+    };
+    let value_len = read_varint(body, &mut pos)?;
+    if value_len < -1 || pos.checked_add(value_len.max(0) as usize)? > body.len() {
+        return None;
+    }
+    let raw_timestamp = h.base_timestamp.wrapping_add(ts_delta);
+    Some(Record {
+        offset: h.base_offset.checked_add(i64::from(offset_delta))?,
+        timestamp: if log_append {
+            h.max_timestamp
+        } else {
+            raw_timestamp
+        },
+        raw_timestamp,
+        key,
+        has_value: value_len >= 0,
+        body,
+        after_timestamp,
+    })
+}
+
+/// A zigzag varint of at most 5 bytes (Kafka's `varint`).
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
+    let v = read_varlong(buf, pos)?;
+    i32::try_from(v).ok()
+}
+
+/// A zigzag varint of at most 10 bytes (Kafka's `varlong`).
+fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut raw = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        raw |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}

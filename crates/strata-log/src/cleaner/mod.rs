@@ -1,0 +1,194 @@
+//! Log compaction (Kafka's log cleaner), the storage half: one cleaning pass
+//! over one `Log` at a time, driven by the broker ([`crate::Log::clean`]), which
+//! decides when (dirty ratio, `max.compaction.lag.ms`), with which budget and
+//! I/O rate, and on which thread.
+//!
+//! # What a pass does
+//!
+//! The log is a clean section (cleaned before; it starts at the log start) and
+//! a dirty section from the *first dirty offset* (persisted per partition, see
+//! `swap.rs`) up to the *first uncleanable offset*: the base of the active
+//! segment, or of the first dirty segment that ends above the caller's upper
+//! bound (the high watermark, later the last stable offset) or holds a record
+//! newer than `min.compaction.lag.ms`. Only whole sealed segments are cleaned.
+//!
+//! 1. **Map** (`pass.rs`): the latest offset of every key of the
+//!    dirty section goes into an [`OffsetMap`] of bounded memory. If it cannot
+//!    take the next segment, mapping stops at that segment boundary: the pass
+//!    cleans up to there and the rest stays dirty for the next pass.
+//! 2. **Rewrite** (`pass.rs`): every segment from the log's first
+//!    up to the end of the mapped range, in groups that fit `segment.bytes`
+//!    and the index size (small cleaned segments merge), is copied into one
+//!    new segment per group under `.cleaned` names, keeping a keyed record only
+//!    if no later offset of its key is mapped (records of the clean section
+//!    whose key is not in the map are kept). Offsets never change; batches are
+//!    rewritten record by record (see `batch.rs`). A batch left without records
+//!    disappears, except the last batch of a producer (as the producer state
+//!    had it when the pass started), which keeps its header so that the
+//!    producer's sequence and epoch survive a restart. Keyless records are
+//!    dropped, as Kafka's cleaner does (a compacted topic cannot hold them;
+//!    they predate a switch from `delete`).
+//! 3. **Commit** (`log/clean.rs`): see the crash contract below.
+//!
+//! # Tombstones (KIP-534)
+//!
+//! A record with a null value is a tombstone. The first pass that rewrites a
+//! batch still holding a tombstone sets the batch's *delete horizon* to `now +
+//! delete.retention.ms` (stored as Kafka 3.x does: attribute bit 6 set and the
+//! horizon in `baseTimestamp`; record timestamps unchanged). Until then, and
+//! until the horizon has passed, the tombstone stays (if it is its key's
+//! latest record), so a consumer reading from the start within
+//! `delete.retention.ms` of the cleaning sees it; a pass after the horizon
+//! removes it. A tombstone superseded by a later record of its key goes like
+//! any superseded record. `now` is the caller's, so tests inject it.
+//!
+//! # Crash contract
+//!
+//! A crash at any point of a pass leaves the log exactly as before the pass
+//! or exactly as after it, never in between:
+//!
+//! - Until the commit, the pass only writes `.cleaned` files (fsynced, then
+//!   the directory). Open deletes them: the log is as before.
+//! - The commit is the atomic, durable creation of `cleaner-swap`, naming the
+//!   replaced and the cleaned segments. From then on open finishes the pass
+//!   (renames, deletions, see `swap.rs`): the log is as after. The running log
+//!   renames the files and publishes the new segments under the writer lock,
+//!   then deletes the replaced files and `cleaner-swap` under the files lock.
+//! - The first dirty offset is persisted last: a crash before it only means
+//!   some of the range is cleaned again.
+//!
+//! # Not here yet
+//!
+//! Transactions: control batches and transactional batches are kept whole and
+//! never mapped (aborted transactions are not removed, markers never expire).
+//! Followers: `append_as_follower` still requires contiguous offsets, so it
+//! refuses a compacted leader's gaps and emptied batches.
+
+pub(crate) mod batch;
+pub(crate) mod compression;
+pub mod offset_map;
+pub(crate) mod pass;
+pub(crate) mod swap;
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use offset_map::OffsetMap;
+
+/// Kafka's default `delete.retention.ms` (one day).
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a pass needs from the topic's configuration and the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanParams {
+    /// The cleaner's clock: delete horizons are set from it and compared with it.
+    pub now_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone stays after its batch was
+    /// first cleaned.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a segment holding a record younger than this
+    /// is not cleaned (nor any after it). 0 = no lag.
+    pub min_compaction_lag_ms: i64,
+    /// Nothing at or above this offset is cleaned: a segment is cleanable only
+    /// if it ends at or below it. The broker passes the high watermark (later
+    /// the last stable offset); `i64::MAX` for none.
+    pub upper_bound: i64,
+}
+
+impl CleanParams {
+    /// Kafka's defaults at `now_ms`, with no upper bound.
+    pub fn at(now_ms: i64) -> CleanParams {
+        CleanParams {
+            now_ms,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_compaction_lag_ms: 0,
+            upper_bound: i64::MAX,
+        }
+    }
+}
+
+/// How a call to [`crate::Log::clean`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CleanOutcome {
+    /// There is no dirty segment below the first uncleanable offset.
+    NothingToClean,
+    /// A pass committed; the log is as after it.
+    Cleaned(CleanStats),
+    /// The pass gave up and changed nothing: the log was truncated or closed
+    /// while it ran, retention or DeleteRecords removed a segment it was
+    /// rewriting, or another pass was running on this log.
+    Aborted { reason: &'static str },
+}
+
+/// What one committed pass did, for the broker's metrics and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    /// Base offset of the first segment rewritten (the log's first segment).
+    pub start_offset: i64,
+    /// The first dirty offset the pass mapped from.
+    pub first_dirty_offset: i64,
+    /// End (exclusive) of what the pass cleaned: the new first dirty offset.
+    pub end_offset: i64,
+    /// The first uncleanable offset when the pass planned (the end of what it
+    /// could have mapped with a large enough map).
+    pub first_uncleanable_offset: i64,
+    /// Segments rewritten, and the cleaned segments that replaced them.
+    pub segments_before: usize,
+    pub segments_after: usize,
+    /// Distinct keys mapped, and what the map could hold.
+    pub map_keys: usize,
+    pub map_capacity: usize,
+    /// Log bytes read (mapping and rewriting) and written.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Records of the rewritten segments, and those kept.
+    pub records_read: u64,
+    pub records_kept: u64,
+    /// Of the records removed: tombstones past their horizon, keyless records.
+    pub tombstones_removed: u64,
+    pub keyless_removed: u64,
+    /// Batches reduced to their header (a producer's last batch).
+    pub emptied_batches: u64,
+    /// Batches that got a delete horizon in this pass.
+    pub horizons_set: u64,
+}
+
+impl CleanStats {
+    pub fn records_removed(&self) -> u64 {
+        self.records_read - self.records_kept
+    }
+}
+
+/// The log's sections by bytes, for the broker's choice of the next log to
+/// clean (Kafka's `LogToClean`). Sizes count whole segments: clean = ending at
+/// or below the first dirty offset, dirty = the cleanable segments from there,
+/// uncleanable = the rest (the active segment included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanableStats {
+    pub first_dirty_offset: i64,
+    pub first_uncleanable_offset: i64,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+    pub uncleanable_bytes: u64,
+    /// The max timestamp of the first dirty segment's first batch (Kafka's
+    /// `firstBatchTimestamp`, for `max.compaction.lag.ms`), if there is one.
+    pub first_dirty_timestamp: Option<i64>,
+}
+
+impl CleanableStats {
+    /// `dirty / (clean + dirty)`, compared with `min.cleanable.dirty.ratio`;
+    /// 0 when both are empty.
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            return 0.0;
+        }
+        self.dirty_bytes as f64 / total as f64
+    }
+}

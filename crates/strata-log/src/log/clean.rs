@@ -1,0 +1,466 @@
+//! Log compaction on a `Log`: planning a pass (the dirty range, under the
+//! writer lock for a consistent view), running it (`cleaner::pass`, no lock
+//! held: appends and reads go on) and committing it. See `cleaner` for what a
+//! pass does and its crash contract.
+//!
+//! Locking: `cleaner.pass` makes passes on one log take turns; `close` raises
+//! `cleaner.closing` (the pass stops at its next batch) and waits for it
+//! before it takes the writer lock. Truncations bump `cleaner.generation`; a
+//! pass that sees it move aborts. The commit holds the writer lock while it
+//! checks that nothing it replaces changed (same generation, every replaced
+//! segment still mapped: retention and DeleteRecords unmap under the writer
+//! lock), writes `cleaner-swap`, renames the cleaned files into place and
+//! swaps the segments in the map; it keeps the files lock (which retention's
+//! deletions and every checkpoint write take) until the replaced files and
+//! `cleaner-swap` are gone, so no other operation touches those files
+//! meanwhile. An error after the commit point leaves the log refusing writes
+//! (`Failed`): a reopen finishes the swap from `cleaner-swap`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::checkpoint;
+use crate::cleaner::batch::{Counts, Filter};
+use crate::cleaner::pass::{self, Halt, Io, Span, Target};
+use crate::cleaner::swap::{self, Swap};
+use crate::cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
+use crate::error::LogError;
+use crate::segment::Segment;
+
+use super::retention::largest_timestamp;
+use super::{Log, Writer};
+
+/// The cleaner's state in a `Log`.
+pub(crate) struct CleanerState {
+    /// Held for a whole pass.
+    pass: Mutex<()>,
+    /// Set by `close`: a running pass stops, later ones do not start.
+    closing: AtomicBool,
+    /// Bumped by every truncation.
+    generation: AtomicU64,
+    /// The first dirty offset, as persisted in `cleaner-offset-checkpoint`.
+    first_dirty: AtomicI64,
+    /// Tests: the commit step at which to stop as if the process died.
+    #[cfg(test)]
+    crash_at: Mutex<Option<u32>>,
+}
+
+const SIMULATED_CRASH: &str = "simulated crash";
+
+impl CleanerState {
+    pub(super) fn new(first_dirty: i64) -> CleanerState {
+        CleanerState {
+            pass: Mutex::new(()),
+            closing: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            first_dirty: AtomicI64::new(first_dirty),
+            #[cfg(test)]
+            crash_at: Mutex::new(None),
+        }
+    }
+}
+
+/// The pass's view of the log, taken under the writer lock.
+struct Plan {
+    spans: Vec<Span>,
+    first_dirty: i64,
+    generation: u64,
+    segment_bytes: u64,
+    index_bytes: u64,
+    limits: crate::segment::IndexLimits,
+    last_batch_of_producer: HashMap<i64, i64>,
+}
+
+/// The sealed segments with their ends (the active one is never cleaned).
+fn spans(segments: &[Arc<Segment>]) -> Vec<Span> {
+    segments
+        .windows(2)
+        .map(|p| (Arc::clone(&p[0]), p[1].base_offset()))
+        .collect()
+}
+
+/// The first offset a pass may not clean (see `cleaner`): the base of the first
+/// dirty segment past `upper_bound` or younger than the lag, else the active one's.
+fn first_uncleanable(spans: &[Span], active_base: i64, first_dirty: i64, p: &CleanParams) -> i64 {
+    for (segment, end) in spans.iter().filter(|(_, end)| *end > first_dirty) {
+        let young = p.min_compaction_lag_ms > 0
+            && largest_timestamp(segment) > p.now_ms.saturating_sub(p.min_compaction_lag_ms);
+        if *end > p.upper_bound || young {
+            return segment.base_offset();
+        }
+    }
+    active_base
+}
+
+impl Log {
+    /// The first offset not yet cleaned: the persisted first dirty offset,
+    /// raised to the log start.
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.cleaner
+            .first_dirty
+            .load(Ordering::Acquire)
+            .max(self.log_start_offset())
+    }
+
+    /// Sizes of the clean, dirty and uncleanable sections under `params` (see
+    /// [`CleanableStats`]). Reads no log data except, if there is a dirty
+    /// segment, the first batch header of the first one.
+    pub fn cleanable(&self, params: &CleanParams) -> Result<CleanableStats, LogError> {
+        let segments = self.snapshot();
+        let first_dirty = self.first_dirty_offset();
+        let spans = spans(&segments);
+        let active = segments.last().map_or(0, |s| s.base_offset());
+        let first_uncleanable = first_uncleanable(&spans, active, first_dirty, params);
+        let mut stats = CleanableStats {
+            first_dirty_offset: first_dirty,
+            first_uncleanable_offset: first_uncleanable,
+            ..CleanableStats::default()
+        };
+        for (segment, end) in &spans {
+            if *end <= first_dirty {
+                stats.clean_bytes += segment.size();
+            } else if segment.base_offset() < first_uncleanable {
+                if stats.dirty_bytes == 0 && stats.first_dirty_timestamp.is_none() {
+                    stats.first_dirty_timestamp = segment.roll_times()?.0;
+                }
+                stats.dirty_bytes += segment.size();
+            } else {
+                stats.uncleanable_bytes += segment.size();
+            }
+        }
+        stats.uncleanable_bytes += segments.last().map_or(0, |s| s.size());
+        Ok(stats)
+    }
+
+    /// One cleaning pass (see the `cleaner` module): maps the keys of the dirty
+    /// range into `map` (cleared first; its memory bounds how much one pass
+    /// covers), rewrites the log from its first segment to the end of the
+    /// mapped range and commits. `throttle` is called with the bytes read and
+    /// written, in steps of about 256 KiB, and may sleep to rate-limit the pass.
+    ///
+    /// Before: any open log. After `Ok(Cleaned)`: the log holds the same
+    /// offsets with superseded records, expired tombstones and keyless records
+    /// removed from the cleaned range, the first dirty offset is its end, and
+    /// all of it is durable. `Ok(Aborted)` and `Err` before the commit leave the
+    /// log unchanged (the `.cleaned` files deleted); an `Err` after the commit
+    /// point (an I/O error while installing the cleaned files) leaves the log
+    /// refusing writes until a reopen finishes the swap. Appends, reads and
+    /// flushes are not blocked except for the commit's metadata writes; a
+    /// truncation or `close` makes a running pass abort.
+    pub fn clean(
+        &self,
+        map: &mut OffsetMap,
+        params: &CleanParams,
+        throttle: &dyn Fn(u64),
+    ) -> Result<CleanOutcome, LogError> {
+        let Some(_pass) = self.cleaner.pass.try_lock() else {
+            return Ok(CleanOutcome::Aborted {
+                reason: "another pass is running on this log",
+            });
+        };
+        let plan = {
+            let w = self.writer.lock();
+            self.check_open(&w)?;
+            if self.cleaner.closing.load(Ordering::Acquire) {
+                return Ok(CleanOutcome::Aborted {
+                    reason: "the log is closing",
+                });
+            }
+            let last_batch_of_producer = w
+                .producers
+                .entries()
+                .iter()
+                .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
+                .collect();
+            Plan {
+                spans: spans(&self.snapshot()),
+                first_dirty: self.first_dirty_offset(),
+                generation: self.cleaner.generation.load(Ordering::Acquire),
+                segment_bytes: w.config.segment_bytes,
+                index_bytes: w.config.segment_index_bytes,
+                limits: w.config.index_limits(),
+                last_batch_of_producer,
+            }
+        };
+        match self.run_pass(&plan, map, params, throttle) {
+            Ok(outcome) => Ok(outcome),
+            Err(Halt::Aborted(reason)) => Ok(CleanOutcome::Aborted { reason }),
+            Err(Halt::Error(e)) => Err(e),
+        }
+    }
+
+    fn run_pass(
+        &self,
+        plan: &Plan,
+        map: &mut OffsetMap,
+        params: &CleanParams,
+        throttle: &dyn Fn(u64),
+    ) -> Result<CleanOutcome, Halt> {
+        let active = self.active().base_offset();
+        let first_uncleanable = first_uncleanable(&plan.spans, active, plan.first_dirty, params);
+        let dirty: Vec<Span> = plan
+            .spans
+            .iter()
+            .filter(|(s, end)| *end > plan.first_dirty && s.base_offset() < first_uncleanable)
+            .cloned()
+            .collect();
+        if dirty.is_empty() {
+            return Ok(CleanOutcome::NothingToClean);
+        }
+        let stop = || -> Option<&'static str> {
+            if self.cleaner.closing.load(Ordering::Acquire) {
+                Some("the log is closing")
+            } else if self.cleaner.generation.load(Ordering::Acquire) != plan.generation {
+                Some("the log was truncated")
+            } else {
+                None
+            }
+        };
+        let io = Io {
+            throttle,
+            stop: &stop,
+        };
+        let mapped = pass::build_map(&dirty, plan.first_dirty, map, &io)?;
+        if mapped.end <= plan.first_dirty {
+            return Ok(CleanOutcome::NothingToClean);
+        }
+        let to_clean: Vec<Span> = plan
+            .spans
+            .iter()
+            .filter(|(s, _)| s.base_offset() < mapped.end)
+            .cloned()
+            .collect();
+        let groups = pass::group(&to_clean, plan.segment_bytes, plan.index_bytes);
+        let filter = Filter {
+            map,
+            map_end: mapped.end,
+            now_ms: params.now_ms,
+            delete_retention_ms: params.delete_retention_ms,
+            last_batch_of_producer: &plan.last_batch_of_producer,
+        };
+        let target = Target {
+            dir: &self.dir,
+            limits: plan.limits,
+            now_ms: params.now_ms,
+        };
+        let mut counts = Counts::default();
+        let mut stats = CleanStats {
+            start_offset: to_clean[0].0.base_offset(),
+            first_dirty_offset: plan.first_dirty,
+            end_offset: mapped.end,
+            first_uncleanable_offset: first_uncleanable,
+            segments_before: to_clean.len(),
+            segments_after: groups.len(),
+            map_keys: map.len(),
+            map_capacity: map.capacity(),
+            bytes_read: mapped.bytes_read,
+            ..CleanStats::default()
+        };
+        let mut cleaned = Vec::with_capacity(groups.len());
+        let bases: Vec<i64> = groups.iter().map(|g| g[0].0.base_offset()).collect();
+        let written = (|| -> Result<(), Halt> {
+            for group in &groups {
+                let (segment, read, written) =
+                    pass::clean_group(group, &filter, &target, &io, &mut counts)?;
+                cleaned.push(segment);
+                stats.bytes_read += read;
+                stats.bytes_written += written;
+                self.crash_point()?;
+            }
+            checkpoint::sync_dir(&self.dir)?;
+            self.crash_point()?;
+            Ok(())
+        })();
+        if let Err(halt) = written {
+            self.discard(&bases, &halt);
+            return Err(halt);
+        }
+        stats.records_read = counts.records_read;
+        stats.records_kept = counts.records_kept;
+        stats.tombstones_removed = counts.tombstones_removed;
+        stats.keyless_removed = counts.keyless_removed;
+        stats.emptied_batches = counts.emptied_batches;
+        stats.horizons_set = counts.horizons_set;
+        let replaced: Vec<Arc<Segment>> = to_clean.iter().map(|(s, _)| Arc::clone(s)).collect();
+        self.commit(plan, replaced, cleaned, mapped.end)?;
+        tracing::info!(dir = %self.dir.display(), ?stats, "cleaned log");
+        Ok(CleanOutcome::Cleaned(stats))
+    }
+
+    /// Removes the `.cleaned` files of a pass that stops before its commit
+    /// (not after a simulated crash, which must leave them as a real one would,
+    /// nor once the log is closed: its directory may be in use by a new `Log`).
+    fn discard(&self, bases: &[i64], halt: &Halt) {
+        if let Halt::Error(LogError::Failed { reason, .. }) = halt {
+            if reason == SIMULATED_CRASH {
+                return;
+            }
+        }
+        let files = self.files.lock();
+        if *files {
+            return;
+        }
+        if let Err(e) = swap::discard(&self.dir, bases) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not delete the files of an aborted cleaning; the next open deletes them");
+        }
+        drop(files);
+    }
+
+    /// The commit (see the module docs). `replaced` are the segments rewritten,
+    /// `cleaned` their replacements (under `.cleaned` names), `end` the new first
+    /// dirty offset.
+    fn commit(
+        &self,
+        plan: &Plan,
+        replaced: Vec<Arc<Segment>>,
+        cleaned: Vec<Segment>,
+        end: i64,
+    ) -> Result<(), Halt> {
+        let swap = Swap {
+            replaced: replaced.iter().map(|s| s.base_offset()).collect(),
+            cleaned: cleaned.iter().map(|s| s.base_offset()).collect(),
+        };
+        let mut w = self.writer.lock();
+        let unchanged = {
+            let map = self.segments.read();
+            replaced
+                .iter()
+                .all(|s| map.get(&s.base_offset()).is_some_and(|m| Arc::ptr_eq(m, s)))
+        };
+        let reason = if w.closed || self.cleaner.closing.load(Ordering::Acquire) {
+            Some("the log is closing")
+        } else if w.failed.is_some() {
+            Some("the log failed")
+        } else if self.cleaner.generation.load(Ordering::Acquire) != plan.generation {
+            Some("the log was truncated")
+        } else if !unchanged {
+            Some("retention or DeleteRecords removed a segment being cleaned")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            drop(w);
+            let halt = Halt::Aborted(reason);
+            self.discard(&swap.cleaned, &halt);
+            return Err(halt);
+        }
+        let files = self.files.lock();
+        let result = self
+            .install(&mut w, &swap, replaced, cleaned)
+            .and_then(|()| {
+                drop(w);
+                self.finish_swap(&swap, end)
+            });
+        drop(files);
+        if let Err(e) = &result {
+            tracing::error!(dir = %self.dir.display(), error = %e, "cleaning failed after its commit; refusing writes until the log is reopened, which completes it");
+            let mut w = self.writer.lock();
+            w.failed.get_or_insert_with(|| e.to_string());
+        }
+        result.map_err(Halt::Error)
+    }
+
+    /// Under the writer and files locks: the commit point, the renames and the
+    /// swap in the segment map.
+    fn install(
+        &self,
+        w: &mut Writer,
+        swap: &Swap,
+        replaced: Vec<Arc<Segment>>,
+        cleaned: Vec<Segment>,
+    ) -> Result<(), LogError> {
+        let _ = w;
+        swap::write_swap(&self.dir, swap)?;
+        self.crash_point()?;
+        let mut installed = Vec::with_capacity(cleaned.len());
+        for segment in cleaned {
+            swap::rename_group(&self.dir, segment.base_offset())?;
+            installed.push(Arc::new(segment.renamed(&self.dir)));
+            self.crash_point()?;
+        }
+        let mut map = self.segments.write();
+        for s in &replaced {
+            map.remove(&s.base_offset());
+        }
+        for s in installed {
+            map.insert(s.base_offset(), s);
+        }
+        Ok(())
+    }
+
+    /// Under the files lock, after the writer lock is released: deletes the
+    /// replaced files, removes `cleaner-swap` and persists the first dirty offset.
+    fn finish_swap(&self, swap: &Swap, end: i64) -> Result<(), LogError> {
+        for base in swap::obsolete(swap) {
+            for ext in ["index", "timeindex", "log"] {
+                let path = self.dir.join(crate::segment::file_name(base, ext));
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(LogError::io("deleting", path)(e));
+                    }
+                    _ => {}
+                }
+            }
+            self.crash_point()?;
+        }
+        swap::finish(&self.dir, swap)?;
+        self.crash_point()?;
+        swap::write_checkpoint(&self.dir, end)?;
+        self.cleaner.first_dirty.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// A truncation to `new_end` is under way (writer lock held): a running
+    /// pass must not commit, and the first dirty offset may not stay above the
+    /// new end (new data there will not have been cleaned).
+    pub(super) fn cleaner_truncated(&self, new_end: i64) -> Result<(), LogError> {
+        self.cleaner.generation.fetch_add(1, Ordering::AcqRel);
+        let files = self.files.lock();
+        if self.cleaner.first_dirty.load(Ordering::Acquire) > new_end {
+            swap::write_checkpoint(&self.dir, new_end)?;
+            self.cleaner.first_dirty.store(new_end, Ordering::Release);
+        }
+        drop(files);
+        Ok(())
+    }
+
+    /// Makes a running pass stop and waits for it; later passes abort.
+    pub(super) fn stop_cleaning(&self) {
+        self.cleaner.closing.store(true, Ordering::Release);
+        drop(self.cleaner.pass.lock());
+    }
+
+    /// Tests: the `step`-th crash point of the next pass fails as if the
+    /// process died there (files are left as they are; the log must be dropped).
+    #[cfg(test)]
+    pub(crate) fn crash_cleaning_at(&self, step: u32) {
+        *self.cleaner.crash_at.lock() = Some(step);
+    }
+
+    #[cfg(test)]
+    fn crash_point(&self) -> Result<(), LogError> {
+        let mut at = self.cleaner.crash_at.lock();
+        match at.as_mut() {
+            Some(0) => {
+                *at = None;
+                Err(LogError::Failed {
+                    dir: self.dir.clone(),
+                    reason: SIMULATED_CRASH.into(),
+                })
+            }
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(not(test))]
+    fn crash_point(&self) -> Result<(), LogError> {
+        Ok(())
+    }
+}
