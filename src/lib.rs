@@ -10,6 +10,7 @@
 //! - `broker`: the node's assembly and metadata publisher (`apply_image`), topic
 //!   administration, cluster loops (liveness, ISR proposals), recovery from the bucket;
 //! - `rlm`: the RemoteLogManager (uploads, remote retention, local retention of tiered logs);
+//! - `cleaner`: the log cleaner (compaction of `cleanup.policy=compact` topics);
 //! - `replica`: the replica manager, the one place that appends to and reads from the
 //!   hosted partitions, across both tiers, and the replica fetchers;
 //! - `metadata`: the metadata this node has applied (broker config, topic configs);
@@ -26,6 +27,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod cleaner;
 pub mod cli;
 pub mod group;
 pub mod logging;

@@ -26,6 +26,7 @@ pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
 pub(crate) use tasks::off_worker;
 pub use topics::{validate_topic_name, NewTopic};
 
+use crate::cleaner::LogCleaner;
 use crate::metadata::{MetadataCache, TopicState};
 use crate::replica::{RemoteTier, ReplicaError, ReplicaManager};
 use crate::rlm::RemoteLogManager;
@@ -58,6 +59,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// The RemoteLogManager, when `remote.log.storage.system.enable`.
     pub rlm: Option<Arc<RemoteLogManager>>,
+    /// Compacts the logs of topics with `cleanup.policy=compact`.
+    pub cleaner: Arc<LogCleaner>,
     pub controller: Controller,
     /// The listener clients are told to connect to; its port is the bound one.
     pub advertised: Listener,
@@ -83,10 +86,12 @@ impl Broker {
         let metadata = Arc::new(MetadataCache::new(configs, config, controller.subscribe()));
         let replicas = ReplicaManager::new(metadata.clone(), remote);
         let rlm = RemoteLogManager::new(&remote_cfg, metadata.clone(), replicas.clone());
+        let cleaner = LogCleaner::new(metadata.clone(), replicas.clone());
         Arc::new(Broker {
             metadata,
             replicas,
             rlm,
+            cleaner,
             controller,
             advertised,
             apply_lock: Mutex::new(()),
@@ -114,7 +119,11 @@ impl Broker {
     pub fn apply_image(&self, image: &MetadataImage) -> Result<(), BrokerError> {
         let _guard = self.apply_lock.lock();
         let broker = self.metadata.configs.broker(&image.broker_configs)?;
+        let cleaner_changed = self.metadata.config().cleaner != broker.cleaner;
         self.metadata.set_config(broker);
+        if cleaner_changed {
+            self.cleaner.wake();
+        }
         for name in self.metadata.topic_names() {
             let keep = image
                 .topics
@@ -151,10 +160,15 @@ impl Broker {
             }
         }
         self.replicas.apply_topic(meta, &config)?;
+        let compacts = config.compacts();
         self.metadata.put_topic(TopicState {
             meta: meta.clone(),
             config,
         });
+        if compacts {
+            // A new compacted topic, or new settings: look again now, not after the backoff.
+            self.cleaner.wake();
+        }
         if let Some(rlm) = &self.rlm {
             let was_tiered = existing.is_some_and(|t| t.config.remote_storage_enable);
             rlm.topic_applied(&meta.name, was_tiered);

@@ -17,6 +17,7 @@ impl Broker {
             rlm.spawn(shutdown.clone());
         }
         self.replicas.spawn_fetchers(shutdown.clone());
+        self.cleaner.spawn(shutdown.clone());
         self.spawn_cluster_tasks(shutdown.clone());
         let replicas = self.replicas.clone();
         let s = shutdown.clone();

@@ -4,7 +4,7 @@
 //! records that `store.rs` appends to `__consumer_offsets`. This file has the
 //! membership requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and the admin ones
 //! (ListGroups, DescribeGroups, DeleteGroups); the committed-offsets requests are in
-//! `commits.rs`, ownership in `ownership.rs`, compaction in `compaction.rs`, all
+//! `commits.rs`, ownership in `ownership.rs`, all
 //! methods of the same type over the same `Inner`.
 //!
 //! One mutex guards the state machine and the offset cache. Writes happen under it,
@@ -62,12 +62,6 @@ pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError
 pub(super) struct Inner {
     pub(super) sm: Coordinator,
     pub(super) offsets: OffsetStore,
-    /// The last group metadata value written (or replayed) per group, as stored:
-    /// compaction rewrites exactly these bytes.
-    pub(super) group_meta: HashMap<String, Bytes>,
-    /// Size of each `__consumer_offsets` partition right after its last compaction
-    /// (0 until the first one); see `compaction.rs`.
-    pub(super) compacted_size: HashMap<i32, u64>,
     /// `__consumer_offsets` partitions this node leads and has replayed: it coordinates exactly
     /// the groups that hash to them (see `ownership.rs`).
     pub(super) loaded: std::collections::BTreeSet<i32>,
@@ -104,8 +98,6 @@ impl GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
                 offsets: OffsetStore::default(),
-                group_meta: HashMap::new(),
-                compacted_size: HashMap::new(),
                 loaded: Default::default(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
@@ -147,14 +139,10 @@ impl GroupCoordinator {
                 let every = c.store.retention_check_interval();
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {
-                        // Tombstone appends and compaction's rewrite and deletions block on
-                        // the disk: off the workers that serve requests.
+                        // Tombstone appends block on the disk: off the workers that serve
+                        // requests.
                         let c = c.clone();
-                        crate::broker::off_worker(move || {
-                            c.expire_offsets(now_ms());
-                            c.compact_due();
-                        })
-                        .await;
+                        crate::broker::off_worker(move || c.expire_offsets(now_ms())).await;
                     }
                     _ = s.changed() => return,
                 }
@@ -202,11 +190,8 @@ impl GroupCoordinator {
                     let key = codec::encode_key(&Key::Group {
                         group: group.clone(),
                     });
-                    match self.store.append(&group, vec![(key, Some(value.clone()))]) {
-                        Ok(_) => {
-                            inner.group_meta.insert(group, value);
-                        }
-                        Err(e) => tracing::error!(error = %e, "could not persist group metadata"),
+                    if let Err(e) = self.store.append(&group, vec![(key, Some(value))]) {
+                        tracing::error!(error = %e, "could not persist group metadata");
                     }
                 }
             }
@@ -399,7 +384,6 @@ impl GroupCoordinator {
             None,
         ));
         self.store.append(id, records)?;
-        inner.group_meta.remove(id);
         for (t, p) in inner
             .offsets
             .all(id)

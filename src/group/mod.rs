@@ -8,17 +8,16 @@
 //! - `offsets.rs`: committed offsets in memory.
 //! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`.
 //! - `store.rs`: `__consumer_offsets` as storage: creating it, appending to a group's
-//!   partition, waiting for the ISR, replaying a partition, compaction's rewrite.
+//!   partition, waiting for the ISR, replaying a partition. The topic is compacted by the
+//!   log cleaner (`crate::cleaner`), like any topic with `cleanup.policy=compact`.
 //! - `driver.rs`: the async layer, [`GroupCoordinator`]: parks JoinGroup/SyncGroup
 //!   until the state machine answers, runs timers, serves the membership and admin
 //!   requests and decides what to write.
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
-//! - `compaction.rs`: keeps `__consumer_offsets` compacted by rewriting the live state
-//!   held in memory and advancing the log start past the superseded records.
 //!
 //! Inside the module, dependencies point one way: `driver.rs` (with `commits.rs`,
-//! `ownership.rs`, `compaction.rs`) -> `store.rs` -> `offsets.rs` -> `coordinator.rs`
+//! `ownership.rs`) -> `store.rs` -> `offsets.rs` -> `coordinator.rs`
 //! -> `state` -> `codec.rs`, which imports nothing from `group/`. Outside, this module
 //! uses `broker` for the partitions of `__consumer_offsets` (storage in `store.rs`,
 //! leadership in `ownership.rs`; `driver.rs` only reads the `group.*` settings when it
@@ -27,7 +26,6 @@
 
 pub mod codec;
 mod commits;
-mod compaction;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
@@ -38,7 +36,6 @@ mod state_tests;
 mod store;
 
 pub use commits::CommitEntry;
-pub use compaction::Compaction;
 pub use driver::{GroupCoordinator, GroupDescription, GroupListing};
 pub use state::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 pub use store::OFFSETS_TOPIC;

@@ -76,9 +76,8 @@ impl GroupCoordinator {
         let replay = self.store.replay(p, &mut inner.offsets)?;
         let loaded = replay.groups.len();
         for (id, snap) in replay.groups {
-            if let Some((snap, bytes)) = snap {
+            if let Some(snap) = snap {
                 inner.sm.insert(Group::restore(&id, snap, now));
-                inner.group_meta.insert(id, bytes);
             }
         }
         // Groups that only committed offsets (standalone consumers) are Empty groups.
@@ -106,7 +105,6 @@ impl GroupCoordinator {
             // Pending joins and syncs are answered by the removal; nothing is written: the
             // new coordinator owns the partition now.
             let _ = inner.sm.remove(&id, now);
-            inner.group_meta.remove(&id);
             for (t, p) in inner
                 .offsets
                 .all(&id)

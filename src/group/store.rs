@@ -1,6 +1,8 @@
 //! `__consumer_offsets` as the coordinator's storage: creating the topic, appending
 //! commit and group records to a group's partition, waiting until the ISR has them,
-//! replaying a partition into memory, and compaction's rewrite of a partition.
+//! and replaying a partition into memory. The log cleaner compacts the topic
+//! (`cleanup.policy=compact`), keeping the latest record of every key; replay is "last write
+//! wins, tombstones delete", so it reads a cleaned log and an uncleaned one alike.
 //!
 //! Every call the coordinator makes for its storage is in this file: the partitions come
 //! from the replica manager (`ReplicaManager::partition`, `Partition::append`,
@@ -14,7 +16,7 @@
 //!
 //! Dependencies point down: `codec.rs` (record schemas, batches, placement),
 //! `offsets.rs` (replay fills the offset cache), `crate::replica` and `crate::metadata`. `driver.rs`,
-//! `commits.rs`, `ownership.rs` and `compaction.rs` call it; it never calls them.
+//! `commits.rs` and `ownership.rs` call it; it never calls them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,16 +36,11 @@ use crate::replica::{Partition, ReplicaError, ReplicaManager};
 /// Kafka's internal topic for committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Records per batch of compaction's fresh copy, so that one batch stays far below
-/// `max.message.bytes` whatever the state's size.
-const REWRITE_BATCH_RECORDS: usize = 500;
-
 /// A key and its value (`None`: a tombstone), encoded with `codec.rs`.
 pub(super) type Record = (Bytes, Option<Bytes>);
 
-/// The group metadata a replay found: the last value of each group (`None`: deleted),
-/// decoded and as stored (compaction rewrites exactly those bytes).
-pub(super) type ReplayedGroups = HashMap<String, Option<(GroupSnapshot, Bytes)>>;
+/// The group metadata a replay found: the last value of each group (`None`: deleted).
+pub(super) type ReplayedGroups = HashMap<String, Option<GroupSnapshot>>;
 
 /// What [`OffsetsTopic::replay`] read from one partition besides committed offsets.
 pub(super) struct Replay {
@@ -58,21 +55,6 @@ pub(super) struct Appended {
     end: i64,
 }
 
-/// One partition's size as compaction's trigger sees it.
-pub(super) struct PartitionSize {
-    pub(super) index: i32,
-    pub(super) size_bytes: u64,
-    pub(super) segment_bytes: u64,
-}
-
-/// The log start and size of a partition before and after [`OffsetsTopic::rewrite`].
-pub(super) struct Rewrite {
-    pub(super) log_start_before: i64,
-    pub(super) log_start_after: i64,
-    pub(super) bytes_before: u64,
-    pub(super) bytes_after: u64,
-}
-
 pub(super) struct OffsetsTopic {
     metadata: Arc<MetadataCache>,
     replicas: Arc<ReplicaManager>,
@@ -85,10 +67,9 @@ impl OffsetsTopic {
         let partitions = broker.config().offsets_topic_num_partitions;
         let segment_bytes = broker.config().offsets_topic_segment_bytes;
         let configs = BTreeMap::from([
+            // Compacted by the log cleaner; a compact-only topic has no time or size
+            // retention.
             ("cleanup.policy".to_string(), "compact".to_string()),
-            // Never delete by time or size: only the coordinator's compaction
-            // (`compaction.rs`) moves the log start of this topic.
-            ("retention.ms".to_string(), "-1".to_string()),
             ("segment.bytes".to_string(), segment_bytes.to_string()),
         ]);
         broker
@@ -207,46 +188,6 @@ impl OffsetsTopic {
         Ok(Replay { groups, records })
     }
 
-    /// The partitions this node leads, with their size and segment size (at least 1).
-    pub(super) fn led_partitions(&self) -> Vec<PartitionSize> {
-        self.hosted()
-            .iter()
-            .filter(|p| p.is_leader())
-            .map(|p| PartitionSize {
-                index: p.tp.partition,
-                size_bytes: p.log.size_bytes(),
-                segment_bytes: p.log.config().segment_bytes.max(1),
-            })
-            .collect()
-    }
-
-    /// Compaction's I/O on one partition (see `compaction.rs`), under the caller's
-    /// coordinator mutex: appends `records` (the live state) in batches, then moves the
-    /// log start to the first of them, or to the log end when there are none, which
-    /// deletes the segments wholly below it.
-    pub(super) fn rewrite(&self, part: &Partition, records: &[Record]) -> Result<Rewrite, String> {
-        let log_start_before = part.log.log_start_offset();
-        let bytes_before = part.log.size_bytes();
-        let now = now_ms();
-        let mut first = None;
-        for chunk in records.chunks(REWRITE_BATCH_RECORDS) {
-            let batch = codec::batch(chunk, now)?;
-            let info = part.append(&batch, now).map_err(|e| e.to_string())?;
-            first.get_or_insert(info.base_offset);
-        }
-        let target = first.unwrap_or_else(|| part.log.log_end_offset());
-        let log_start_after = part
-            .log
-            .delete_records_before(target)
-            .map_err(|e| e.to_string())?;
-        Ok(Rewrite {
-            log_start_before,
-            log_start_after,
-            bytes_before,
-            bytes_after: part.log.size_bytes(),
-        })
-    }
-
     /// Whether `topic` has partition `partition`; an OffsetCommit names only those. Not
     /// storage, but a lookup in the broker's topics, kept here with the others.
     pub(super) fn has_partition(&self, topic: &str, partition: i32) -> bool {
@@ -314,7 +255,7 @@ fn apply_record(
         }
         (Key::Group { group }, Some(v)) => match codec::decode_group(v) {
             Some(s) => {
-                groups.insert(group, Some((s, Bytes::copy_from_slice(v))));
+                groups.insert(group, Some(s));
             }
             None => tracing::warn!(group, "skipping unreadable group metadata"),
         },

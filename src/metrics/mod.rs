@@ -18,12 +18,14 @@
 //!   partitions at each scrape;
 //! - `strata_under_replicated_partitions`: partitions this node leads whose ISR is smaller
 //!   than their replica set (Kafka's `UnderReplicatedPartitions`);
-//! - `strata_tier_*`: the remote tier's series, recorded through [`tier`].
+//! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
+//! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
 //!
 //! This module never decides anything for the broker: it only counts. It depends on no
 //! other layer: the scrape-time gauges read a [`ScrapeSource`] (the replica manager
 //! implements it), and the layers call in to record.
 
+pub mod cleaner;
 mod export;
 mod http;
 pub mod tier;

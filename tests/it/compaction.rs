@@ -1,7 +1,7 @@
-//! `__consumer_offsets` is compacted by the group coordinator: many commits with a
-//! small `offsets.topic.segment.bytes` leave few segments and an advanced log start,
-//! and the committed offsets (and the absence of deleted groups) survive SIGTERM and
-//! `kill -9` restarts.
+//! Compaction end to end: `__consumer_offsets` is compacted by the log cleaner (many
+//! commits with a small `offsets.topic.segment.bytes` leave few segments, and the committed
+//! offsets, and the absence of deleted groups, survive SIGTERM and `kill -9` restarts);
+//! `retention.ms` does not apply to compact-only topics.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,6 +54,7 @@ async fn consumer_offsets_is_compacted_and_survives_restarts() {
         ("offsets.topic.num.partitions", "1"),
         ("offsets.topic.segment.bytes", "4096"),
         ("offsets.retention.check.interval.ms", "100"),
+        ("log.cleaner.backoff.ms", "100"),
     ]);
     create_topic(&b.addr, "grp-compact", 3, &[]).await;
     // A group that is deleted: its tombstones must not bring it back after compaction.
@@ -82,20 +83,25 @@ async fn consumer_offsets_is_compacted_and_survives_restarts() {
     ];
     assert_eq!(committed(&b.addr, "it-compact", "grp-compact", 3), want);
 
-    // Uncompacted, 400 commits of 3 offsets are ~30 segments of 4 KiB.
+    // Uncompacted, 400 commits of 3 offsets are ~30 segments of 4 KiB; the cleaner merges
+    // what it cleaned (offsets are kept, so the first segment stays at 0).
     let dir = b.data.join("__consumer_offsets-0");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut segs = segments(&dir);
-    while Instant::now() < deadline && !(segs.len() <= 4 && segs[0] > 0) {
+    while Instant::now() < deadline && segs.len() > 6 {
         std::thread::sleep(Duration::from_millis(100));
         segs = segments(&dir);
     }
+    let sizes: Vec<u64> = segs
+        .iter()
+        .map(|b| std::fs::metadata(dir.join(format!("{b:020}.log"))).map_or(0, |m| m.len()))
+        .collect();
+    eprintln!("__consumer_offsets-0 segments {segs:?} sizes {sizes:?}");
     assert!(
-        segs.len() <= 4,
-        "compaction keeps about three segments: {segs:?}"
+        segs.len() <= 6,
+        "the cleaner keeps a few segments: {segs:?}"
     );
-    assert!(segs[0] > 0, "the log start advanced: {segs:?}");
-    assert!(b.log().contains("compacted __consumer_offsets"));
+    assert!(b.log().contains("cleaned log"));
 
     let gone_offsets = vec![Offset::Invalid; 3];
     b.stop();

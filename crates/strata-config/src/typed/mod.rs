@@ -57,6 +57,8 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i32,
     pub offsets_retention_check_interval_ms: i64,
+    /// `log.cleaner.*`: the log cleaner's threads, memory and I/O rate.
+    pub cleaner: CleanerConfig,
     /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
     pub metrics_listener: Option<String>,
     /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
@@ -90,7 +92,19 @@ pub struct RemoteStorageConfig {
 
 /// The effective config of one topic: override > dynamic broker synonym >
 /// static broker synonym > default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The log cleaner's broker-wide settings (`log.cleaner.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    pub enable: bool,
+    pub threads: i32,
+    /// Bytes of key-map memory shared by all threads.
+    pub dedupe_buffer_size: i64,
+    /// Read plus write bytes per second of all threads; `f64::MAX` is no limit.
+    pub io_max_bytes_per_second: f64,
+    pub backoff_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
@@ -109,6 +123,15 @@ pub struct TopicConfig {
     pub flush_ms: i64,
     /// Normalized: `delete`, `compact` or `compact,delete`.
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long a tombstone stays after its batch was first cleaned.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest dirty record is older is compacted
+    /// whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub remote_storage_enable: bool,
@@ -197,6 +220,13 @@ impl Configs {
             offsets_topic_segment_bytes: r.get("offsets.topic.segment.bytes")?,
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
+            cleaner: CleanerConfig {
+                enable: r.flag("log.cleaner.enable")?,
+                threads: r.get("log.cleaner.threads")?,
+                dedupe_buffer_size: r.get("log.cleaner.dedupe.buffer.size")?,
+                io_max_bytes_per_second: r.get("log.cleaner.io.max.bytes.per.second")?,
+                backoff_ms: r.get("log.cleaner.backoff.ms")?,
+            },
             metrics_listener: Some(r.entry("metrics.listener")?.converted())
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
@@ -245,6 +275,10 @@ impl Configs {
             flush_messages: r.get("flush.messages")?,
             flush_ms: r.get("flush.ms")?,
             cleanup_policy: policy.join(","),
+            delete_retention_ms: r.get("delete.retention.ms")?,
+            min_compaction_lag_ms: r.get("min.compaction.lag.ms")?,
+            max_compaction_lag_ms: r.get("max.compaction.lag.ms")?,
+            min_cleanable_dirty_ratio: r.get("min.cleanable.dirty.ratio")?,
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             remote_storage_enable: r.flag("remote.storage.enable")?,
