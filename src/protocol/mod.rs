@@ -6,6 +6,7 @@
 //! `client` is the other side: a minimal client that the admin CLI and the replica
 //! fetchers use to talk to other nodes.
 
+pub mod cleaner_state;
 pub mod client;
 pub mod tier_state;
 
