@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::broker::Broker;
+use crate::cleaner::LogCleaner;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::protocol::{self, ProtocolError};
@@ -40,6 +41,8 @@ pub struct Services {
     pub replicas: Arc<ReplicaManager>,
     /// The RemoteLogManager, when the node has a remote tier.
     pub rlm: Option<Arc<RemoteLogManager>>,
+    /// The log cleaner, for its per-partition state in DescribeLogDirs.
+    pub cleaner: Arc<LogCleaner>,
     pub groups: Arc<GroupCoordinator>,
 }
 
@@ -49,6 +52,7 @@ impl Services {
             metadata: broker.metadata.clone(),
             replicas: broker.replicas.clone(),
             rlm: broker.rlm.clone(),
+            cleaner: broker.cleaner.clone(),
             broker,
             groups,
         }
@@ -61,6 +65,7 @@ pub struct Ctx {
     pub metadata: Arc<MetadataCache>,
     pub replicas: Arc<ReplicaManager>,
     pub rlm: Option<Arc<RemoteLogManager>>,
+    pub cleaner: Arc<LogCleaner>,
     pub groups: Arc<GroupCoordinator>,
     pub version: i16,
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
@@ -191,6 +196,7 @@ async fn respond(
         metadata: services.metadata.clone(),
         replicas: services.replicas.clone(),
         rlm: services.rlm.clone(),
+        cleaner: services.cleaner.clone(),
         groups: services.groups.clone(),
         version,
         client_host: format!("/{}", peer.ip()),

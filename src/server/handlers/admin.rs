@@ -15,6 +15,10 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, Ctx};
+use crate::cleaner::CleanerView;
+use crate::protocol::cleaner_state::{
+    CleanerFailure, CleanerPass, PartitionCleanerState, CLEANER_STATE_TAG,
+};
 use crate::protocol::tier_state::TIER_STATE_TAG;
 use crate::server::replica_code;
 
@@ -93,6 +97,9 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
             .map(|t| (t.topic.0.to_string(), t.partitions))
             .collect()
     });
+    // Tagged fields exist from v2 on: an older request gets no Strata state, so the
+    // state is not even computed for it.
+    let tagged = ctx.version >= 2;
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
     for p in ctx.replicas.all_partitions() {
         let asked = wanted.as_ref().is_none_or(|w| {
@@ -104,10 +111,17 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
                 .with_partition_index(p.tp.partition)
                 .with_partition_size(p.local_bytes() as i64)
                 .with_offset_lag(0);
-            // Strata's tier state rides in a tagged field (v2+; see protocol::tier_state).
-            if let Some(state) = ctx.rlm.as_ref().and_then(|r| r.tier_state(&p)) {
+            // Strata's tier and cleaner states ride in tagged fields (see
+            // protocol::tier_state and protocol::cleaner_state).
+            let tier = ctx.rlm.as_ref().filter(|_| tagged);
+            if let Some(state) = tier.and_then(|r| r.tier_state(&p)) {
                 part.unknown_tagged_fields
                     .insert(TIER_STATE_TAG, state.encode());
+            }
+            // `None` unless the topic is compacted.
+            if let Some(view) = tagged.then(|| ctx.cleaner.partition_state(&p)).flatten() {
+                part.unknown_tagged_fields
+                    .insert(CLEANER_STATE_TAG, cleaner_state(view).encode());
             }
             by_topic
                 .entry(p.tp.topic.to_string())
@@ -143,4 +157,31 @@ pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogD
         })
         .collect();
     DescribeLogDirsResponse::default().with_results(results)
+}
+
+/// The cleaner's view of a partition as `strata topic describe` reads it.
+fn cleaner_state(view: CleanerView) -> PartitionCleanerState {
+    let s = &view.stats;
+    PartitionCleanerState {
+        first_dirty_offset: s.first_dirty_offset,
+        clean_bytes: s.clean_bytes,
+        dirty_bytes: s.dirty_bytes,
+        uncleanable_bytes: s.uncleanable_bytes,
+        dirty_ratio: s.dirty_ratio(),
+        last_pass: view.last.map(|p| CleanerPass {
+            ended_ms: p.ended_ms,
+            duration_ms: p.duration.as_millis().min(u64::MAX as u128) as u64,
+            start_offset: p.stats.start_offset,
+            end_offset: p.stats.end_offset,
+            bytes_before: p.bytes_before,
+            bytes_after: p.bytes_after,
+            records_removed: p.stats.records_removed(),
+            tombstones_removed: p.stats.tombstones_removed,
+        }),
+        uncleanable: view.uncleanable.map(|u| CleanerFailure {
+            reason: u.reason,
+            since_ms: u.since_ms,
+            retry_at_ms: u.retry_at_ms,
+        }),
+    }
 }
