@@ -12,7 +12,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::tier::{leader_client, list_offsets, Tp, LATEST};
+use super::log_dirs::{leader_client, Tp};
+use super::tier::{list_offsets, LATEST};
 use super::topic::metadata;
 use super::{str_bytes, CliError, Client, Connection, GroupCommand};
 

@@ -8,6 +8,7 @@
 //! This module depends on nothing else in Strata but the wire protocol: it is a client.
 
 mod group;
+mod log_dirs;
 mod progress;
 mod tier;
 mod topic;

@@ -11,15 +11,12 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeConfigsRequest, DescribeLogDirsRequest, ListOffsetsRequest,
-    MetadataResponse, TopicName,
+    ApiKey, BrokerId, DescribeConfigsRequest, ListOffsetsRequest, MetadataResponse, TopicName,
 };
 
-use crate::protocol::tier_state::{PartitionTierState, TIER_STATE_TAG};
-
+use super::log_dirs::{by_leader, describe_log_dirs, leader_client, one_line, DirInfo, Tp};
 use super::topic::{known, metadata, RESOURCE_TOPIC};
 use super::{str_bytes, CliError, Client, Connection, TierCommand};
 
@@ -39,8 +36,6 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TierCommand) -> Result<()
     }
 }
 
-pub(super) type Tp = (String, i32);
-
 async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<(), CliError> {
     if c.max_version(ApiKey::ListOffsets).unwrap_or(-1) < 8 {
         return Err(CliError::Unsupported {
@@ -55,26 +50,18 @@ async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<
     }
     remote_tier_configured(c, &md).await?;
 
-    let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
-    let mut names = Vec::new();
-    for t in md.topics.iter().filter(|t| t.error_code == 0) {
-        let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
-            continue;
-        };
-        for p in &t.partitions {
-            by_leader
-                .entry(p.leader_id.0)
-                .or_default()
-                .push((name.clone(), p.partition_index));
-        }
-        names.push(name);
-    }
+    let names: Vec<String> = md
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
     let enabled = remote_enabled(c, &names).await?;
 
     // offsets[tp] = [earliest, earliest local, latest tiered, latest]
     let mut offsets: BTreeMap<Tp, [Option<i64>; 4]> = BTreeMap::new();
     let mut dirs: BTreeMap<Tp, DirInfo> = BTreeMap::new();
-    for (leader, tps) in &by_leader {
+    for (leader, tps) in &by_leader(&md) {
         let mut lc = leader_client(c, conn, &md, *leader).await?;
         let client = lc.as_mut().unwrap_or(c);
         let tiered_known = client.max_version(ApiKey::ListOffsets).unwrap_or(0) >= 9;
@@ -89,59 +76,10 @@ async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<
                 offsets.entry(tp).or_default()[i] = off;
             }
         }
-        if client.version_of::<DescribeLogDirsRequest>().is_some() {
-            dirs.extend(describe_log_dirs(client, tps).await?);
-        }
+        dirs.extend(describe_log_dirs(client, tps).await?);
     }
     print_table(&offsets, &dirs, &enabled);
     Ok(())
-}
-
-/// What DescribeLogDirs tells about one partition.
-#[derive(Default)]
-struct DirInfo {
-    local_bytes: Option<i64>,
-    tier: Option<PartitionTierState>,
-}
-
-async fn describe_log_dirs(c: &mut Client, tps: &[Tp]) -> Result<Vec<(Tp, DirInfo)>, CliError> {
-    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in tps {
-        topics.entry(t).or_default().push(*p);
-    }
-    let req = DescribeLogDirsRequest::default().with_topics(Some(
-        topics
-            .into_iter()
-            .map(|(t, ps)| {
-                DescribableLogDirTopic::default()
-                    .with_topic(TopicName(str_bytes(t)))
-                    .with_partitions(ps)
-            })
-            .collect(),
-    ));
-    let resp = c.send(req).await?;
-    let mut out = Vec::new();
-    for dir in resp.results.iter().filter(|d| d.error_code == 0) {
-        for t in &dir.topics {
-            for p in &t.partitions {
-                let tier = p
-                    .unknown_tagged_fields
-                    .get(&TIER_STATE_TAG)
-                    .and_then(|b| PartitionTierState::decode(b));
-                let info = DirInfo {
-                    local_bytes: Some(p.partition_size),
-                    tier,
-                };
-                out.push(((t.name.0.to_string(), p.partition_index), info));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// One line of free text for the last column: whitespace runs become one space.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn print_table(
@@ -261,23 +199,6 @@ async fn remote_enabled(
             (r.resource_name.to_string(), on)
         })
         .collect())
-}
-
-/// A connection to `leader` when it is not the node `c` talks to.
-pub(super) async fn leader_client(
-    c: &Client,
-    conn: &Connection,
-    md: &MetadataResponse,
-    leader: i32,
-) -> Result<Option<Client>, CliError> {
-    let Some(b) = md.brokers.iter().find(|b| b.node_id == BrokerId(leader)) else {
-        return Ok(None);
-    };
-    let addr = format!("{}:{}", b.host, b.port);
-    if addr == c.addr() {
-        return Ok(None);
-    }
-    conn.connect(&addr).await.map(Some)
 }
 
 pub(super) async fn list_offsets(
