@@ -1,16 +1,18 @@
 //! Asking each partition's leader what it holds: the connection to a leader, and its
-//! DescribeLogDirs answer with Strata's tagged field decoded (the tier state of
-//! `protocol::tier_state`). Used by `strata tier status`; `strata group describe` asks
-//! the leaders for their log end offsets through the same connections.
+//! DescribeLogDirs answer with Strata's tagged fields decoded (the tier state of
+//! `protocol::tier_state`, the cleaner state of `protocol::cleaner_state`). Used by
+//! `strata tier status` and `strata topic describe`; `strata group describe` asks the
+//! leaders for their log end offsets through the same connections.
 //!
-//! Only the leader knows a partition's tier state, so these commands group partitions
-//! by leader and ask each leader about its own.
+//! Only the leader knows a partition's tier and cleaner state, so these commands group
+//! partitions by leader and ask each leader about its own.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::{BrokerId, DescribeLogDirsRequest, MetadataResponse, TopicName};
 
+use crate::protocol::cleaner_state::{PartitionCleanerState, CLEANER_STATE_TAG};
 use crate::protocol::tier_state::{PartitionTierState, TIER_STATE_TAG};
 
 use super::{str_bytes, CliError, Client, Connection};
@@ -18,13 +20,14 @@ use super::{str_bytes, CliError, Client, Connection};
 /// A topic partition.
 pub(super) type Tp = (String, i32);
 
-/// What DescribeLogDirs tells about one partition. The tier state is `None` from a
-/// broker that does not send it (another Kafka implementation, or a topic that is not
-/// tiered).
+/// What DescribeLogDirs tells about one partition. The Strata states are `None` from a
+/// broker that does not send them (another Kafka implementation, or a topic that is not
+/// tiered or not compacted).
 #[derive(Default)]
 pub(super) struct DirInfo {
     pub local_bytes: Option<i64>,
     pub tier: Option<PartitionTierState>,
+    pub cleaner: Option<PartitionCleanerState>,
 }
 
 /// The partitions of the topics in `md` (those without error), grouped by leader.
@@ -95,6 +98,9 @@ pub(super) async fn describe_log_dirs(
                     tier: tags
                         .get(&TIER_STATE_TAG)
                         .and_then(|b| PartitionTierState::decode(b)),
+                    cleaner: tags
+                        .get(&CLEANER_STATE_TAG)
+                        .and_then(|b| PartitionCleanerState::decode(b)),
                 };
                 out.push(((t.name.0.to_string(), p.partition_index), info));
             }

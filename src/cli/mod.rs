@@ -7,6 +7,7 @@
 //! reported as "not supported by this broker", never as a protocol error.
 //! This module depends on nothing else in Strata but the wire protocol: it is a client.
 
+mod cleaner;
 mod group;
 mod log_dirs;
 mod progress;
@@ -66,7 +67,8 @@ pub enum TopicCommand {
     },
     /// List topic names, one per line.
     List,
-    /// Show partitions, leaders, replicas and the settings that differ from the default.
+    /// Show partitions, leaders, replicas, the cleanup policy and the settings that differ
+    /// from the default; for compacted topics, each partition's log cleaner state.
     Describe {
         /// Topics to describe (default: all).
         names: Vec<String>,

@@ -1,4 +1,10 @@
 //! `strata topic create|list|describe|alter|delete`.
+//!
+//! `describe` prints, per topic, its effective `cleanup.policy` and the settings that
+//! differ from the default (DescribeConfigs), and for compacted topics one `Cleaner:`
+//! line per partition with the log cleaner's state, from the partition leader's
+//! DescribeLogDirs (Strata's tagged field, see `protocol::cleaner_state`). A broker that
+//! does not send that field (another Kafka implementation) gets no cleaner line.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::cleaner::{cleaner_line, cleaner_states, now_ms};
 use super::progress::{Poll, Progress};
 use super::{parse_pairs, str_bytes, CliError, Client, Connection, TopicCommand};
 
@@ -49,7 +56,7 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TopicCommand) -> Result<(
             .await
         }
         TopicCommand::List => list(&mut c).await,
-        TopicCommand::Describe { names } => describe(&mut c, &names).await,
+        TopicCommand::Describe { names } => describe(&mut c, &conn, &names).await,
         TopicCommand::Alter {
             name,
             partitions,
@@ -296,12 +303,30 @@ async fn list(c: &mut Client) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Per-topic overrides (settings whose source is the topic itself), when the broker
-/// serves DescribeConfigs.
-async fn overrides(
+/// What DescribeConfigs tells `describe` about a topic.
+#[derive(Default)]
+struct TopicSettings {
+    /// Settings whose source is the topic itself.
+    overrides: Vec<(String, String)>,
+    /// The effective `cleanup.policy`, the topic's own or the default.
+    cleanup_policy: Option<String>,
+}
+
+impl TopicSettings {
+    fn compacts(&self) -> bool {
+        self.cleanup_policy
+            .as_deref()
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"))
+    }
+}
+
+/// Each topic's overrides and effective `cleanup.policy`, when the broker serves
+/// DescribeConfigs. Asking for all settings (no keys) returns the defaults too, as in
+/// Kafka, so one request gives both.
+async fn topic_settings(
     c: &mut Client,
     names: &[String],
-) -> Result<BTreeMap<String, Vec<(String, String)>>, CliError> {
+) -> Result<BTreeMap<String, TopicSettings>, CliError> {
     let mut out = BTreeMap::new();
     if c.version_of::<DescribeConfigsRequest>().is_none() || names.is_empty() {
         return Ok(out);
@@ -322,7 +347,7 @@ async fn overrides(
         if r.error_code != 0 {
             continue;
         }
-        let set = r
+        let overrides = r
             .configs
             .iter()
             .filter(|e| e.config_source == SOURCE_DYNAMIC_TOPIC)
@@ -335,7 +360,17 @@ async fn overrides(
                 (e.name.to_string(), v)
             })
             .collect();
-        out.insert(r.resource_name.to_string(), set);
+        let cleanup_policy = r
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "cleanup.policy")
+            .and_then(|e| e.value.as_ref())
+            .map(|v| v.to_string());
+        let settings = TopicSettings {
+            overrides,
+            cleanup_policy,
+        };
+        out.insert(r.resource_name.to_string(), settings);
     }
     Ok(out)
 }
@@ -347,7 +382,7 @@ fn ids(v: &[kafka_protocol::messages::BrokerId]) -> String {
         .join(",")
 }
 
-async fn describe(c: &mut Client, names: &[String]) -> Result<(), CliError> {
+async fn describe(c: &mut Client, conn: &Connection, names: &[String]) -> Result<(), CliError> {
     let md = metadata(c, (!names.is_empty()).then_some(names)).await?;
     let mut topics: Vec<&MetadataResponseTopic> = if names.is_empty() {
         md.topics.iter().filter(|t| t.error_code == 0).collect()
@@ -362,21 +397,34 @@ async fn describe(c: &mut Client, names: &[String]) -> Result<(), CliError> {
         .iter()
         .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
         .collect();
-    let configs = overrides(c, &listed).await?;
+    let settings = topic_settings(c, &listed).await?;
+    let compacted: Vec<&str> = settings
+        .iter()
+        .filter(|(_, s)| s.compacts())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let cleaner = cleaner_states(c, conn, &md, &compacted).await;
+    let now = now_ms();
     for t in topics {
         let name = t.name.as_ref().map(|n| n.0.as_str()).unwrap_or("?");
         let mut parts: Vec<_> = t.partitions.iter().collect();
         parts.sort_by_key(|p| p.partition_index);
         let rf = parts.first().map(|p| p.replica_nodes.len()).unwrap_or(0);
+        let s = settings.get(name);
+        // Appended last: scripts reading the first fields by position keep working.
+        let policy = s
+            .and_then(|s| s.cleanup_policy.as_deref())
+            .map(|p| format!("\tCleanupPolicy: {p}"))
+            .unwrap_or_default();
         println!(
-            "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}",
+            "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}{policy}",
             t.topic_id,
             parts.len()
         );
-        let set = configs
-            .get(name)
-            .map(|c| {
-                c.iter()
+        let set = s
+            .map(|s| {
+                s.overrides
+                    .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(",")
@@ -392,6 +440,9 @@ async fn describe(c: &mut Client, names: &[String]) -> Result<(), CliError> {
                 ids(&p.replica_nodes),
                 ids(&p.isr_nodes)
             );
+            if let Some(state) = cleaner.get(&(name.to_string(), p.partition_index)) {
+                println!("\t\tCleaner: {}", cleaner_line(state, now));
+            }
         }
     }
     Ok(())

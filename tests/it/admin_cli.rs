@@ -1,10 +1,15 @@
 //! The admin CLI (`strata topic|group|tier`) of the real binary against a real broker:
-//! the full topic lifecycle, errors that name what is wrong, and features the broker
-//! does not serve reported as such.
+//! the full topic lifecycle, errors that name what is wrong, features the broker does
+//! not serve reported as such, and the cleaner state `topic describe` shows for
+//! compacted topics.
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::FutureRecord;
 
 use crate::harness::Broker;
+use crate::kafka::{create_topic, producer};
 
 fn strata(addr: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -201,4 +206,84 @@ fn groups_and_tier_report_what_the_broker_does_not_serve() {
         err.contains("unknown topic 'missing'") || err.contains("not supported by this broker"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_shows_the_cleanup_policy_and_the_cleaner_state() {
+    let b = Broker::start(&[("log.cleaner.backoff.ms", "100")]);
+    let a = b.addr.clone();
+    create_topic(
+        &a,
+        "latest",
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("segment.ms", "300"),
+        ],
+    )
+    .await;
+    create_topic(&a, "events", 1, &[]).await;
+
+    // Several versions of the same keys, in rounds longer than segment.ms apart, so each
+    // round rolls a segment and the older ones become cleanable.
+    let p = producer(&a, &[]);
+    for round in 0..6 {
+        for k in 0..10 {
+            let key = format!("key-{k}");
+            let value = format!("value-{k}-v{round}");
+            let rec = FutureRecord::to("latest")
+                .partition(0)
+                .key(&key)
+                .payload(&value);
+            p.send(rec, Duration::from_secs(30))
+                .await
+                .expect("delivered");
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    // __consumer_offsets is compacted too: wait for a pass over this topic's log.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b
+        .log()
+        .lines()
+        .any(|l| l.contains("cleaned log") && l.contains("latest-0"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no cleaning pass of latest-0 within 60 s; broker log:\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let d = ok(&a, &["topic", "describe", "latest"]);
+    println!("{d}");
+    let topic_line = d.lines().next().unwrap_or_default();
+    assert!(
+        topic_line.starts_with("Topic: latest") && topic_line.ends_with("CleanupPolicy: compact"),
+        "{d}"
+    );
+    let cleaner: Vec<&str> = d
+        .lines()
+        .filter_map(|l| l.strip_prefix("\t\tCleaner: "))
+        .collect();
+    assert_eq!(cleaner.len(), 1, "one cleaner line per partition: {d}");
+    let line = cleaner[0];
+    assert!(
+        line.starts_with("dirty ") && line.contains("first dirty offset"),
+        "{d}"
+    );
+    assert!(
+        line.contains("last pass ") && line.contains("records removed"),
+        "{d}"
+    );
+    assert!(!line.contains("UNCLEANABLE"), "{d}");
+
+    let d = ok(&a, &["topic", "describe", "events"]);
+    println!("{d}");
+    assert!(d.contains("CleanupPolicy: delete"), "{d}");
+    assert!(!d.contains("Cleaner:"), "{d}");
 }
