@@ -73,9 +73,11 @@
 //! - **Replication** (follower side, Kafka's `appendAsFollower` /
 //!   `truncateTo` / `truncateFullyAndStartAt`): [`Log::append_as_follower`]
 //!   writes the leader's batches byte for byte (offsets, timestamps, leader
-//!   epoch), only where they continue the log (`LogError::NonContiguous`
-//!   otherwise, nothing written), and mirrors producer state without
-//!   checking it. [`Log::truncate_to`] removes whole batches at and above an
+//!   epoch), a compacted leader's gaps and emptied batches included, as long
+//!   as offsets only grow: the first batch at or above the log end, each next
+//!   one above the previous one's last offset (`LogError::OffsetsOutOfOrder`
+//!   otherwise, nothing written); the log end becomes the last batch's last
+//!   offset + 1. It mirrors producer state without checking it. [`Log::truncate_to`] removes whole batches at and above an
 //!   offset; it persists a lowered recovery point first, deletes higher
 //!   segments highest first and cuts the holding segment last, so `kill -9` at
 //!   any point leaves a log that open recovers to a prefix of the original (a
@@ -123,6 +125,8 @@ mod config;
 mod crash_tests;
 mod error;
 mod flusher;
+#[cfg(test)]
+mod follower_tests;
 pub mod index;
 mod index_file;
 mod leader_epoch;

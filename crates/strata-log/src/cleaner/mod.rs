@@ -61,8 +61,6 @@
 //!
 //! Transactions: control batches and transactional batches are kept whole and
 //! never mapped (aborted transactions are not removed, markers never expire).
-//! Followers: `append_as_follower` still requires contiguous offsets, so it
-//! refuses a compacted leader's gaps and emptied batches.
 
 pub(crate) mod batch;
 pub(crate) mod compression;
