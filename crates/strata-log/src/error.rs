@@ -1,7 +1,7 @@
 //! The one error type of the log layer. Kafka error codes are chosen by the
 //! server from these variants: `OffsetOutOfRange` -> OFFSET_OUT_OF_RANGE,
 //! `Record(TooLarge)` -> MESSAGE_TOO_LARGE, `Record(Corrupt)` -> CORRUPT_MESSAGE,
-//! `Record(Invalid)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
+//! `Record(Invalid)` and `Record(MissingKey)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, `Producer(InvalidProducerEpoch)` ->
 //! INVALID_PRODUCER_EPOCH, other `Producer` errors -> INVALID_RECORD, everything
 //! else -> KAFKA_STORAGE_ERROR. `OffsetsOutOfOrder` comes only from

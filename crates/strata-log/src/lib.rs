@@ -42,9 +42,11 @@
 //!
 //! # Contracts
 //!
-//! - **append** returns `Ok` only after the batches were validated, given
-//!   offsets and written with `pwrite` into the active segment, and published to
-//!   readers. They are then in the page cache: they survive `kill -9` of the
+//! - **append** returns `Ok` only after the batches were validated (on a
+//!   compacted log, [`LogConfig::compact`], every record of a non-control batch
+//!   must have a key, compressed batches included; no client may set the
+//!   delete-horizon attribute), given offsets and written with `pwrite` into
+//!   the active segment, and published to readers. They are then in the page cache: they survive `kill -9` of the
 //!   process, and survive power loss once a flush covers them (`flush.messages`,
 //!   `flush.ms`, `Log::flush`, a roll, which fsyncs the old segment, or close).
 //! - **read** serves whole batches as stored, never at or past the log end
@@ -133,6 +135,8 @@ mod leader_epoch;
 mod log;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod produce_tests;
 mod producer_snapshot;
 pub mod producer_state;
 #[cfg(test)]

@@ -17,10 +17,12 @@ use crate::segment::Segment;
 use super::{AppendInfo, Log, Writer};
 
 impl Log {
-    /// Validates `batches` (see [`record::validate_batches`], with
-    /// `max.message.bytes`), assigns offsets from the log end offset, stamps
-    /// LogAppendTime if configured, and writes them to the active segment (rolling
-    /// first if due).
+    /// Validates `batches` (see [`record::validate_produced`], with
+    /// `max.message.bytes`: no delete-horizon attribute, and on a compacted
+    /// log, [`crate::LogConfig::compact`], a key on every record of a
+    /// non-control batch, compressed batches decompressed to see them), assigns
+    /// offsets from the log end offset, stamps LogAppendTime if configured, and
+    /// writes them to the active segment (rolling first if due).
     ///
     /// Before `Ok` is returned the bytes are in the OS page cache (`pwrite`) and
     /// visible to readers; they survive a process crash (kill -9) but only survive
@@ -60,13 +62,17 @@ impl Log {
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         w.clock_ms = w.clock_ms.max(now_ms);
+        // The cleaner's codecs and bound (a batch that expands past it could
+        // not be compacted anyway); only compacted topics decompress here.
+        let decompress: record::Decompress<'_> = &crate::cleaner::compression::decompress;
+        let require_keys = w.config.compact.then_some(decompress);
         let mut infos =
-            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
-                LogError::Record {
+            record::validate_produced(batches, w.config.max_message_bytes, require_keys).map_err(
+                |source| LogError::Record {
                     dir: self.dir.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         let mut data = batches.to_vec();
         let base_offset = self.log_end.load(Ordering::Acquire);
         let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
