@@ -153,7 +153,7 @@ pub mod timeindex;
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, Log, SegmentInfo};
+pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 

@@ -25,6 +25,7 @@ use crate::record::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::timeindex::TimeIndex;
 
 mod cleaned;
+mod sealed;
 pub(crate) use cleaned::CLEANED_SUFFIX;
 
 /// Index capacities derived from `segment.index.bytes`.

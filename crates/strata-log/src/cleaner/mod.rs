@@ -71,6 +71,8 @@ pub(crate) mod swap;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
+mod open_segment_tests;
+#[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 pub(crate) mod testing;
