@@ -101,7 +101,9 @@
 //!   read per batch.
 //! - **Compaction** ([`Log::clean`], see [`cleaner`]): a pass rewrites sealed
 //!   segments below the first uncleanable offset (active segment, caller's
-//!   upper bound, `min.compaction.lag.ms`) keeping each key's latest record,
+//!   upper bound, `min.compaction.lag.ms`) and starting at or above the
+//!   caller's lower bound (the remote tier's end: uploaded segments are never
+//!   rewritten locally), keeping each key's latest record,
 //!   tombstones until their delete horizon, offsets unchanged (a cleaned log
 //!   has offset gaps and batches with fewer records than their offset span,
 //!   which open, reads and recovery accept). It runs beside appends and
