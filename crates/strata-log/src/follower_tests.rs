@@ -163,8 +163,7 @@ fn a_follower_copies_a_cleaned_leader_byte_for_byte_from_offset_zero() {
     let last = expected
         .iter()
         .map(|b| header(b))
-        .filter(|h| h.producer_id == 40)
-        .last()
+        .rfind(|h| h.producer_id == 40)
         .unwrap();
     let retry = keyed_batch(
         &[(Some(b"p".as_slice()), Some(b"again".as_slice()), 0)],

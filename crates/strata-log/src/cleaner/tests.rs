@@ -1,7 +1,7 @@
 //! Cleaning passes on real logs: what is kept, tombstones and their horizon,
 //! compressed and idempotent batches, the map's limit, the cleanable range
-//! (lag, upper and lower bounds),
-//! the checkpoint, and passes racing truncation, retention, close and reads.
+//! (lag, upper and lower bounds), the checkpoint, and passes racing
+//! truncation, retention, close and reads.
 
 use std::collections::HashMap;
 use std::path::Path;
