@@ -75,7 +75,8 @@ pub struct ReplicaManager {
 
 /// The log settings of a topic's resolved config. A topic whose `cleanup.policy` does not
 /// include `delete` has no time or size retention at all (`-1`): a compacted topic keeps the
-/// latest record of every key forever, whatever `retention.ms` says, as in Kafka.
+/// latest record of every key forever, whatever `retention.ms` says, as in Kafka. A topic whose
+/// policy includes `compact` refuses records without a key on produce (INVALID_RECORD).
 pub fn log_config(t: &TopicConfig) -> LogConfig {
     let (retention_ms, retention_bytes) = if t.deletes() {
         (t.retention_ms, t.retention_bytes)
@@ -97,6 +98,7 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
         },
         flush_messages: t.flush_messages,
         flush_ms: t.flush_ms,
+        compact: t.compacts(),
     }
 }
 

@@ -111,19 +111,37 @@ impl RemoteLogManager {
         let rlm = self.clone();
         tokio::spawn(async move {
             let key = p.tier_key();
-            let result = match p.log.segment_files(seg.base_offset) {
+            // Opened under the log's writer lock (on the blocking pool: an append may hold
+            // it across an fsync), so the three files are of one generation of the segment
+            // even if a compaction renames a cleaned segment over their names meanwhile;
+            // the offsets, size and max timestamp recorded are those of the files opened.
+            let part = p.clone();
+            let opened = off_worker(move || part.log.open_segment(seg.base_offset)).await;
+            let mut size_bytes = seg.size_bytes;
+            let result = match opened {
                 None => Err(format!(
+                    "the task opening local segment {} of {} died",
+                    seg.base_offset, p.tp
+                )),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(None)) => Err(format!(
                     "local segment {} of {} is gone",
                     seg.base_offset, p.tp
                 )),
-                Some([log, index, timeindex]) => {
+                Some(Ok(Some(open))) => {
+                    size_bytes = open.info.size_bytes;
+                    let local = |file, len, ext| copier::LocalFile {
+                        file: Arc::new(file),
+                        len,
+                        path: open.log_path.with_extension(ext),
+                    };
                     let files = LocalSegmentFiles {
-                        log,
-                        index,
-                        timeindex,
-                        base_offset: seg.base_offset,
-                        next_offset: seg.next_offset,
-                        max_timestamp: seg.max_timestamp,
+                        log: local(open.log, open.info.size_bytes, "log"),
+                        index: local(open.index, open.index_bytes, "index"),
+                        timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
+                        base_offset: open.info.base_offset,
+                        next_offset: open.info.next_offset,
+                        max_timestamp: open.info.max_timestamp.unwrap_or(-1),
                     };
                     let info = TopicInfo {
                         partition_count: topic.meta.partitions,
@@ -137,7 +155,7 @@ impl RemoteLogManager {
             };
             let event = match result {
                 Ok(m) => {
-                    crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, seg.size_bytes);
+                    crate::metrics::tier::uploaded(&p.tp.topic, p.tp.partition, size_bytes);
                     p.set_remote_manifest(m);
                     Event::UploadDone {
                         key,

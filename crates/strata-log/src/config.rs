@@ -33,6 +33,11 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// `flush.ms`: fsync when the last flush is older; i64::MAX = never.
     pub flush_ms: i64,
+    /// `cleanup.policy` includes `compact`: leader appends refuse a batch
+    /// holding a record without a key ([`crate::RecordError::MissingKey`]), as
+    /// Kafka does, since compaction keeps records by key. Follower appends do
+    /// not check (the leader did). Cleaning itself is the broker's to run.
+    pub compact: bool,
 }
 
 impl Default for LogConfig {
@@ -49,6 +54,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
+            compact: false,
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The one error type of the log layer. Kafka error codes are chosen by the
 //! server from these variants: `OffsetOutOfRange` -> OFFSET_OUT_OF_RANGE,
 //! `Record(TooLarge)` -> MESSAGE_TOO_LARGE, `Record(Corrupt)` -> CORRUPT_MESSAGE,
-//! `Record(Invalid)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
+//! `Record(Invalid)` and `Record(MissingKey)` -> INVALID_RECORD, `Producer(OutOfOrderSequence)` ->
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, `Producer(InvalidProducerEpoch)` ->
 //! INVALID_PRODUCER_EPOCH, other `Producer` errors -> INVALID_RECORD, everything
-//! else -> KAFKA_STORAGE_ERROR. `NonContiguous` comes only from
+//! else -> KAFKA_STORAGE_ERROR. `OffsetsOutOfOrder` comes only from
 //! `Log::append_as_follower` and is for the replica fetcher, not clients (Kafka's
-//! `UnexpectedAppendOffsetException`).
+//! `UnexpectedAppendOffsetException` and `OffsetsOutOfOrderException`).
 
 use std::io;
 use std::path::PathBuf;
@@ -54,11 +54,16 @@ pub enum LogError {
     Locked { dir: PathBuf },
     #[error("log {dir} is closed; reopen it with Log::open")]
     Closed { dir: PathBuf },
-    #[error("replicated batches for log {dir} do not continue it: expected a batch at offset {expected} but got one at {got}; truncate the follower's log (OffsetForLeaderEpoch) or refetch from its end")]
-    NonContiguous {
+    /// A replicated batch starts below the log end offset (`first`) or not
+    /// above the previous batch of the same call; gaps are fine (a compacted
+    /// leader has them).
+    #[error("replicated batches for log {dir} go back: the batch at byte {position} of the fetched data starts at offset {got}, but it must start at or above {min} ({}); truncate the follower's log (OffsetForLeaderEpoch) or refetch from its end", min_reason(*.first))]
+    OffsetsOutOfOrder {
         dir: PathBuf,
-        expected: i64,
+        position: usize,
+        min: i64,
         got: i64,
+        first: bool,
     },
     #[error("log {dir} already holds segment {file}; refusing to start it empty at offset {offset} (move the directory away first)")]
     NotEmpty {
@@ -66,6 +71,14 @@ pub enum LogError {
         file: String,
         offset: i64,
     },
+}
+
+fn min_reason(first: bool) -> &'static str {
+    if first {
+        "the log end offset"
+    } else {
+        "one past the previous batch's last offset"
+    }
 }
 
 impl LogError {

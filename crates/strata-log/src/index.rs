@@ -171,6 +171,11 @@ impl OffsetIndex {
     pub fn path(&self) -> &Path {
         self.0.path()
     }
+
+    /// A second descriptor of the index file (see `IndexFile::clone_file`).
+    pub(crate) fn clone_file(&self) -> io::Result<std::fs::File> {
+        self.0.clone_file()
+    }
 }
 
 #[cfg(test)]

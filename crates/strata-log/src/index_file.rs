@@ -277,6 +277,12 @@ impl<E: Entry> IndexFile<E> {
         &self.path
     }
 
+    /// A second descriptor of the file (for reading it elsewhere; it stays
+    /// valid after the file is renamed over or unlinked).
+    pub fn clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// The same index, known by `path` from now on: the caller renamed the
     /// file (the open descriptor follows it).
     pub fn renamed(self, path: PathBuf) -> Self {

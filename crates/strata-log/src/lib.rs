@@ -42,9 +42,11 @@
 //!
 //! # Contracts
 //!
-//! - **append** returns `Ok` only after the batches were validated, given
-//!   offsets and written with `pwrite` into the active segment, and published to
-//!   readers. They are then in the page cache: they survive `kill -9` of the
+//! - **append** returns `Ok` only after the batches were validated (on a
+//!   compacted log, [`LogConfig::compact`], every record of a non-control batch
+//!   must have a key, compressed batches included; no client may set the
+//!   delete-horizon attribute), given offsets and written with `pwrite` into
+//!   the active segment, and published to readers. They are then in the page cache: they survive `kill -9` of the
 //!   process, and survive power loss once a flush covers them (`flush.messages`,
 //!   `flush.ms`, `Log::flush`, a roll, which fsyncs the old segment, or close).
 //! - **read** serves whole batches as stored, never at or past the log end
@@ -73,9 +75,11 @@
 //! - **Replication** (follower side, Kafka's `appendAsFollower` /
 //!   `truncateTo` / `truncateFullyAndStartAt`): [`Log::append_as_follower`]
 //!   writes the leader's batches byte for byte (offsets, timestamps, leader
-//!   epoch), only where they continue the log (`LogError::NonContiguous`
-//!   otherwise, nothing written), and mirrors producer state without
-//!   checking it. [`Log::truncate_to`] removes whole batches at and above an
+//!   epoch), a compacted leader's gaps and emptied batches included, as long
+//!   as offsets only grow: the first batch at or above the log end, each next
+//!   one above the previous one's last offset (`LogError::OffsetsOutOfOrder`
+//!   otherwise, nothing written); the log end becomes the last batch's last
+//!   offset + 1. It mirrors producer state without checking it. [`Log::truncate_to`] removes whole batches at and above an
 //!   offset; it persists a lowered recovery point first, deletes higher
 //!   segments highest first and cuts the holding segment last, so `kill -9` at
 //!   any point leaves a log that open recovers to a prefix of the original (a
@@ -97,7 +101,9 @@
 //!   read per batch.
 //! - **Compaction** ([`Log::clean`], see [`cleaner`]): a pass rewrites sealed
 //!   segments below the first uncleanable offset (active segment, caller's
-//!   upper bound, `min.compaction.lag.ms`) keeping each key's latest record,
+//!   upper bound, `min.compaction.lag.ms`) and starting at or above the
+//!   caller's lower bound (the remote tier's end: uploaded segments are never
+//!   rewritten locally), keeping each key's latest record,
 //!   tombstones until their delete horizon, offsets unchanged (a cleaned log
 //!   has offset gaps and batches with fewer records than their offset span,
 //!   which open, reads and recovery accept). It runs beside appends and
@@ -123,12 +129,16 @@ mod config;
 mod crash_tests;
 mod error;
 mod flusher;
+#[cfg(test)]
+mod follower_tests;
 pub mod index;
 mod index_file;
 mod leader_epoch;
 mod log;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod produce_tests;
 mod producer_snapshot;
 pub mod producer_state;
 #[cfg(test)]
@@ -145,7 +155,7 @@ pub mod timeindex;
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, Log, SegmentInfo};
+pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 

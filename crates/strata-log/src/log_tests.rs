@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::record::testing::{batch, batch_n};
 use crate::record::{self, BatchHeader};
+use crate::segment::file_name;
 use crate::{Log, LogConfig, LogError, TimestampType};
 
 pub(crate) fn small_config() -> LogConfig {
@@ -18,7 +19,7 @@ pub(crate) fn small_config() -> LogConfig {
 }
 
 pub(crate) fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
-    let infos = record::validate_batches(bytes, usize::MAX).unwrap();
+    let infos = record::validate_stored_batches(bytes).unwrap();
     infos
         .iter()
         .map(|i| BatchHeader::parse(&bytes[i.range()]).unwrap())
@@ -570,8 +571,10 @@ fn local_retention_deletes_only_segments_below_the_tiered_offset() {
             > 0
     );
     assert_eq!(log.segments().len(), 1);
-    let [l, i, t] = log.segment_files(log.segments()[0].base_offset).unwrap();
-    assert!(l.exists() && i.exists() && t.exists());
+    let active = log.segments()[0].base_offset;
+    for ext in ["log", "index", "timeindex"] {
+        assert!(dir.path().join(file_name(active, ext)).exists());
+    }
 }
 
 #[test]
@@ -615,7 +618,7 @@ fn appends_do_not_wait_for_retention_file_work() {
     let segs = log.segments();
     assert!(segs.len() >= 4, "{segs:?}");
     let tiered = segs[2].base_offset;
-    let [first_log, _, _] = log.segment_files(segs[0].base_offset).unwrap();
+    let first_log = dir.path().join(file_name(segs[0].base_offset, "log"));
     let held = log.files.lock();
     let pass = {
         let log = Arc::clone(&log);

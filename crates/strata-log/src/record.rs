@@ -1,12 +1,16 @@
 //! Zero-copy view of Kafka record batches, format v2 (magic 2).
 //!
 //! Owns: parsing the 61-byte batch header, validating whole batches as a client
-//! sent them (length bounds, magic, CRC32C, record count, size limit) and the few
-//! in-place rewrites a broker makes (base offset, partition leader epoch,
-//! LogAppendTime). It never decodes keys, values or headers and never allocates
-//! per record. It never panics, whatever the input.
+//! sent them (length bounds, magic, CRC32C, record count, size limit; on
+//! produce also no delete horizon and, for a compacted topic, a key on every
+//! record) or as a log stores them, and the few in-place rewrites a broker
+//! makes (base offset, partition leader epoch, LogAppendTime). It decodes no
+//! values or headers (keys only to see that they are there) and never
+//! allocates per record. It never panics, whatever the input.
 //!
-//! Depends on nothing else in this crate; `segment`, `recovery` and `log` use it.
+//! Depends on nothing else in this crate (a compacted topic's compressed
+//! batches are decompressed by a function the caller passes); `segment`,
+//! `recovery` and `log` use it.
 //!
 //! Layout of a batch (all big-endian; positions from the start of the batch):
 //!
@@ -53,7 +57,7 @@ const RECORDS_COUNT_AT: usize = 57;
 /// Why a buffer of batches was rejected. Each variant maps to one Kafka error
 /// code (chosen by the server, not here):
 /// `TooLarge` -> MESSAGE_TOO_LARGE, `Corrupt` -> CORRUPT_MESSAGE,
-/// `Invalid` -> INVALID_RECORD.
+/// `Invalid` and `MissingKey` -> INVALID_RECORD.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     #[error("record batch of {size} bytes exceeds max.message.bytes={max}; raise the topic's max.message.bytes or send smaller batches")]
@@ -62,6 +66,9 @@ pub enum RecordError {
     Corrupt { position: usize, reason: String },
     #[error("invalid record batch at byte {position} of the buffer: {reason}")]
     Invalid { position: usize, reason: String },
+    /// Kafka's "Compacted topic cannot accept message without key".
+    #[error("record {record} of the batch at byte {position} of the buffer has no key: a compacted topic (cleanup.policy=compact) cannot accept a record without a key; give every record a key, or produce to a topic without compaction")]
+    MissingKey { position: usize, record: i32 },
 }
 
 impl RecordError {
@@ -73,6 +80,9 @@ impl RecordError {
     }
     pub fn is_invalid(&self) -> bool {
         matches!(self, RecordError::Invalid { .. })
+    }
+    pub fn is_missing_key(&self) -> bool {
+        matches!(self, RecordError::MissingKey { .. })
     }
 }
 
@@ -214,8 +224,41 @@ impl BatchInfo {
 /// one batch. Each batch is checked for: length bounds, size <= `max_batch_bytes`,
 /// magic 2, CRC32C, `recordsCount == lastOffsetDelta + 1 > 0`, and for uncompressed
 /// batches that the records' length prefixes account for exactly `recordsCount`
-/// records filling the batch.
+/// records filling the batch. What only a leader's append adds is
+/// [`validate_produced`]'s.
 pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchInfo>, RecordError> {
+    validate_all(buf, |batch, pos| {
+        validate_batch(batch, pos, max_batch_bytes)
+    })
+}
+
+/// Decompresses a batch's records section: `(codec, compressed) -> records`
+/// (the codec is the attributes' low three bits, never 0).
+pub type Decompress<'a> = &'a dyn Fn(i16, &[u8]) -> Result<Vec<u8>, String>;
+
+/// [`validate_batches`] plus what a leader checks of a Produce: no batch may
+/// carry the delete-horizon attribute (only the log cleaner sets it), and if
+/// `require_keys` is given (the topic is compacted) every record of every
+/// non-control batch must have a key ([`RecordError::MissingKey`] otherwise).
+/// Keys of uncompressed batches are read during the walk over the record
+/// lengths; compressed records sections are decompressed with `require_keys`
+/// and walked the same way. Without `require_keys` this costs what
+/// `validate_batches` costs.
+pub fn validate_produced(
+    buf: &[u8],
+    max_batch_bytes: usize,
+    require_keys: Option<Decompress<'_>>,
+) -> Result<Vec<BatchInfo>, RecordError> {
+    let mode = Mode::Produced { require_keys };
+    validate_all(buf, |batch, pos| {
+        check_batch(batch, pos, max_batch_bytes, &mode)
+    })
+}
+
+fn validate_all(
+    buf: &[u8],
+    mut check: impl FnMut(&[u8], usize) -> Result<BatchInfo, RecordError>,
+) -> Result<Vec<BatchInfo>, RecordError> {
     if buf.is_empty() {
         return Err(invalid(0, "no record batches in the request"));
     }
@@ -224,11 +267,22 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchI
     while pos < buf.len() {
         let rest = &buf[pos..];
         let size = checked_size(rest, pos)?;
-        let info = validate_batch(&rest[..size], pos, max_batch_bytes)?;
-        batches.push(info);
+        batches.push(check(&rest[..size], pos)?);
         pos += size;
     }
     Ok(batches)
+}
+
+/// Which rules [`check_batch`] applies beyond the framing.
+enum Mode<'a> {
+    /// As a client sent it, framing only.
+    Client,
+    /// A leader's append: no delete horizon, keys if required.
+    Produced {
+        require_keys: Option<Decompress<'a>>,
+    },
+    /// As a log stores it: compacted batches allowed.
+    Stored,
 }
 
 /// Checks the length field of the batch at the start of `rest` (found at
@@ -270,7 +324,7 @@ pub fn validate_batch(
     position: usize,
     max_batch_bytes: usize,
 ) -> Result<BatchInfo, RecordError> {
-    check_batch(batch, position, max_batch_bytes, false)
+    check_batch(batch, position, max_batch_bytes, &Mode::Client)
 }
 
 /// [`validate_batches`] for batches as a log stores them (recovery, replication),
@@ -279,31 +333,20 @@ pub fn validate_batch(
 /// (`0 <= recordsCount <= lastOffsetDelta + 1`; an empty batch only keeps the
 /// header of a producer's last batch). No size limit.
 pub fn validate_stored_batches(buf: &[u8]) -> Result<Vec<BatchInfo>, RecordError> {
-    if buf.is_empty() {
-        return Err(invalid(0, "no record batches in the request"));
-    }
-    let mut batches = Vec::new();
-    let mut pos = 0;
-    while pos < buf.len() {
-        let rest = &buf[pos..];
-        let size = checked_size(rest, pos)?;
-        batches.push(validate_stored_batch(&rest[..size], pos)?);
-        pos += size;
-    }
-    Ok(batches)
+    validate_all(buf, validate_stored_batch)
 }
 
 /// [`validate_batch`] for one batch as stored in a log (see
 /// [`validate_stored_batches`]).
 pub fn validate_stored_batch(batch: &[u8], position: usize) -> Result<BatchInfo, RecordError> {
-    check_batch(batch, position, usize::MAX, true)
+    check_batch(batch, position, usize::MAX, &Mode::Stored)
 }
 
 fn check_batch(
     batch: &[u8],
     position: usize,
     max_batch_bytes: usize,
-    compacted: bool,
+    mode: &Mode<'_>,
 ) -> Result<BatchInfo, RecordError> {
     let size = checked_size(batch, position)?;
     if size != batch.len() {
@@ -339,7 +382,7 @@ fn check_batch(
     }
     let span = i64::from(header.last_offset_delta) + 1;
     let count = i64::from(header.records_count);
-    if compacted {
+    if matches!(mode, Mode::Stored) {
         if header.last_offset_delta < 0 || count < 0 || count > span {
             return Err(invalid(
                 position,
@@ -363,8 +406,30 @@ fn check_batch(
             ),
         ));
     }
-    if header.attributes & COMPRESSION_MASK == 0 {
-        walk_records(batch, header.records_count, position)?;
+    let mut require_keys = None;
+    if let Mode::Produced { require_keys: keys } = mode {
+        if header.attributes & DELETE_HORIZON_BIT != 0 {
+            return Err(invalid(
+                position,
+                "attribute bit 6 (delete horizon, KIP-534) is set: only the log cleaner sets it",
+            ));
+        }
+        // Control batches (transaction markers) have keys of their own schema
+        // and are never compacted away by key.
+        if header.attributes & CONTROL_BIT == 0 {
+            require_keys = *keys;
+        }
+    }
+    let codec = header.attributes & COMPRESSION_MASK;
+    let records = &batch[HEADER_LEN..];
+    match (codec, require_keys) {
+        (0, keys) => walk_records(records, header.records_count, position, keys.is_some())?,
+        (_, Some(decompress)) => {
+            let records = decompress(codec, records)
+                .map_err(|e| corrupt(position, format!("the records do not decompress: {e}")))?;
+            walk_records(&records, header.records_count, position, true)?;
+        }
+        (_, None) => {}
     }
     Ok(BatchInfo {
         base_offset: header.base_offset,
@@ -381,18 +446,25 @@ fn check_batch(
     })
 }
 
-/// Follows the length prefix of each record of an uncompressed batch, checking
-/// that there are exactly `count` records and that they end where the batch ends.
-fn walk_records(batch: &[u8], count: i32, position: usize) -> Result<(), RecordError> {
-    let mut pos = HEADER_LEN;
+/// Follows the length prefix of each record of a records section (an
+/// uncompressed batch's, or a compressed one's once decompressed), checking
+/// that there are exactly `count` records and that they fill the section; with
+/// `keys`, also that every record has a key (its key length is not -1).
+fn walk_records(
+    records: &[u8],
+    count: i32,
+    position: usize,
+    keys: bool,
+) -> Result<(), RecordError> {
+    let mut pos = 0;
     for i in 0..count {
-        if pos >= batch.len() {
+        if pos >= records.len() {
             return Err(invalid(
                 position,
                 format!("batch declares {count} records but holds only {i}"),
             ));
         }
-        let length = read_varint(batch, &mut pos).ok_or_else(|| {
+        let length = read_varint(records, &mut pos).ok_or_else(|| {
             corrupt(
                 position,
                 format!("record {i} has a malformed length varint"),
@@ -404,24 +476,58 @@ fn walk_records(batch: &[u8], count: i32, position: usize) -> Result<(), RecordE
                 format!("record {i} has negative length {length}"),
             ));
         }
-        pos = pos.saturating_add(length as usize);
-        if pos > batch.len() {
+        let end = pos.saturating_add(length as usize);
+        if end > records.len() {
             return Err(invalid(
                 position,
                 format!("record {i} of length {length} runs past the end of the batch"),
             ));
         }
+        if keys && !has_key(&records[pos..end], i, position)? {
+            return Err(RecordError::MissingKey {
+                position,
+                record: i,
+            });
+        }
+        pos = end;
     }
-    if pos != batch.len() {
+    if pos != records.len() {
         return Err(invalid(
             position,
             format!(
                 "{} bytes remain after the declared {count} records",
-                batch.len() - pos
+                records.len() - pos
             ),
         ));
     }
     Ok(())
+}
+
+/// Whether a record (the bytes after its length) has a key: it starts with
+/// attributes (1 byte), timestampDelta (varlong), offsetDelta (varint), then
+/// the key length (varint, -1 for null).
+fn has_key(record: &[u8], i: i32, position: usize) -> Result<bool, RecordError> {
+    let malformed = || invalid(position, format!("record {i} is too short for its key"));
+    let mut pos = 1;
+    skip_varint(record, &mut pos, 10).ok_or_else(malformed)?;
+    skip_varint(record, &mut pos, 5).ok_or_else(malformed)?;
+    match read_varint(record, &mut pos).ok_or_else(malformed)? {
+        -1 => Ok(false),
+        n if n < 0 => Err(invalid(position, format!("record {i} has key length {n}"))),
+        _ => Ok(true),
+    }
+}
+
+/// Steps over a varint of at most `max` bytes.
+fn skip_varint(buf: &[u8], pos: &mut usize, max: usize) -> Option<()> {
+    for _ in 0..max {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        if byte & 0x80 == 0 {
+            return Some(());
+        }
+    }
+    None
 }
 
 /// Reads a zigzag-encoded varint (at most 5 bytes) as Kafka writes record lengths.

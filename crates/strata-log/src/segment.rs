@@ -25,6 +25,7 @@ use crate::record::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::timeindex::TimeIndex;
 
 mod cleaned;
+mod sealed;
 pub(crate) use cleaned::CLEANED_SUFFIX;
 
 /// Index capacities derived from `segment.index.bytes`.
@@ -306,10 +307,11 @@ impl Segment {
                     break;
                 }
             };
-            // Offsets only grow. Appends write them contiguously, but the
-            // cleaner leaves gaps (removed batches, a first batch above the
-            // base of a merged segment), as in Kafka, so only an overlap or a
-            // step back means corruption.
+            // Offsets only grow. Leader appends write them contiguously, but
+            // the cleaner leaves gaps (removed batches, a first batch above the
+            // base of a merged segment) and followers copy a cleaned leader's
+            // gaps, as in Kafka, so only an overlap or a step back means
+            // corruption.
             if info.base_offset < expected
                 || info.last_offset() - self.base_offset > i64::from(u32::MAX)
             {

@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use uuid::Uuid;
 
 use crate::cache::CacheConfig;
-use crate::copier::{self, LocalSegmentFiles, Throttle, TopicInfo};
+use crate::copier::{self, LocalFile, LocalSegmentFiles, Throttle, TopicInfo};
 use crate::layout::PartitionKey;
 use crate::manifest;
 use crate::reader::RemoteReader;
@@ -26,6 +26,7 @@ pub async fn run_all(store: Arc<dyn ObjectStore>) {
     manifest_chain_compare_and_swap(&*store).await;
     copy_read_expire_round_trip(store.clone()).await;
     large_segment_streams_as_multipart(store.clone()).await;
+    uploads_read_the_files_as_opened(store.clone()).await;
     topic_metadata_and_discovery(store.clone()).await;
     gap_below_local_start_is_bridged(store.clone()).await;
 }
@@ -158,18 +159,20 @@ pub fn write_fake_segment(
         index.put_u32(pos);
     }
     let name = format!("{base:020}");
+    let path = |ext| dir.join(format!("{name}.{ext}"));
+    let ok = std::fs::write(path("log"), &log)
+        .and_then(|()| std::fs::write(path("index"), &index))
+        .and_then(|()| std::fs::write(path("timeindex"), b""));
+    ok.expect("writing a fake segment");
+    let open = |ext| LocalFile::open(path(ext)).expect("opening a fake segment");
     let files = LocalSegmentFiles {
-        log: dir.join(format!("{name}.log")),
-        index: dir.join(format!("{name}.index")),
-        timeindex: dir.join(format!("{name}.timeindex")),
+        log: open("log"),
+        index: open("index"),
+        timeindex: open("timeindex"),
         base_offset: base,
         next_offset: base + n * 10,
         max_timestamp: 1_000,
     };
-    let ok = std::fs::write(&files.log, &log)
-        .and_then(|()| std::fs::write(&files.index, &index))
-        .and_then(|()| std::fs::write(&files.timeindex, b""));
-    ok.expect("writing a fake segment");
     (files, log.freeze())
 }
 
@@ -298,6 +301,63 @@ pub async fn large_segment_streams_as_multipart(store: Arc<dyn ObjectStore>) {
         .await
         .expect("body");
     assert!(got == log, "multipart object equals the local file");
+    copier::delete_partition(&*store, &pk)
+        .await
+        .expect("delete");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The upload reads the files that were opened, as the log handed them over:
+/// after a cleaning renamed other files over their names (here, for the
+/// multipart `.log` and the one-PUT `.index`) or retention unlinked them
+/// (`.timeindex`), the objects hold the opened bytes; a file cut shorter than
+/// its length (a truncation) fails the upload instead of sending a prefix.
+pub async fn uploads_read_the_files_as_opened(store: Arc<dyn ObjectStore>) {
+    let pk = pk();
+    let tmp = tempfile_dir();
+    let (files, log) = write_fake_segment(&tmp, 0, 600, 16_000);
+    let index = std::fs::read(&files.index.path).expect("index");
+    for (path, ext) in [(&files.log.path, "log"), (&files.index.path, "index")] {
+        let other = tmp.join(format!("other.{ext}"));
+        std::fs::write(&other, b"a later generation").expect("write");
+        std::fs::rename(&other, path).expect("rename over");
+    }
+    std::fs::remove_file(&files.timeindex.path).expect("unlink");
+    let info = TopicInfo {
+        partition_count: 1,
+        ..Default::default()
+    };
+    let m = copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+        .await
+        .expect("copy");
+    let seg = &m.segments[0];
+    assert_eq!(
+        (seg.size_bytes, seg.crc32c, seg.index_bytes),
+        (log.len() as u64, crc32c::crc32c(&log), index.len() as u64)
+    );
+    for (file, want) in [
+        (crate::layout::SegmentFile::Log, &log[..]),
+        (crate::layout::SegmentFile::Index, &index[..]),
+    ] {
+        let got = store
+            .get(&pk.segment(0, seg.id, file))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body");
+        assert!(got == want, "the object holds the opened generation");
+    }
+    let (short, _) = write_fake_segment(&tmp, 6000, 5, 10);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&short.log.path)
+        .and_then(|f| f.set_len(10))
+        .expect("cut");
+    let err = copier::copy_segment(&*store, &pk, &short, &info, &Throttle::new(0))
+        .await
+        .expect_err("a cut file");
+    assert!(matches!(err, TierError::LocalRead { .. }), "{err}");
     copier::delete_partition(&*store, &pk)
         .await
         .expect("delete");

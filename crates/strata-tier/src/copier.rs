@@ -3,8 +3,10 @@
 //! decisions are [`crate::rlm`]'s; these functions only perform them.
 //!
 //! # `copy_segment` contract
-//! Steps, in order: `.log`, `.index`, `.timeindex` (each a new object under a fresh
-//! segment uuid), the segment's `.manifest.json`, then a new partition manifest
+//! The segment's files come open ([`LocalSegmentFiles`]), so what is uploaded is
+//! the generation of them that was opened, whatever a later compaction or
+//! retention does to their names. Steps, in order: `.log`, `.index`,
+//! `.timeindex` (each a new object under a fresh segment uuid), the segment's `.manifest.json`, then a new partition manifest
 //! version listing the segment. Only the last step makes the segment part of the
 //! remote tier. A crash or error before it leaves orphans (objects of a uuid no
 //! manifest names) that [`sweep_orphans`] deletes, and the upload is retried with a
@@ -14,13 +16,15 @@
 //! (its log start is at or above the segment's base: a gap in both tiers, as Kafka
 //! leaves one).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 use crate::error::{Result, TierError};
@@ -28,12 +32,43 @@ use crate::layout::{PartitionKey, SegmentFile};
 use crate::manifest::{self, PartitionManifest, RemoteSegment};
 use crate::retry::retry;
 
-/// The local files of a closed segment.
+/// One local file to upload: an open descriptor and how many bytes of it to
+/// send, read with positioned reads only (the descriptor may share its file
+/// offset with the log's own, and one upload may be retried while another
+/// reads it).
+#[derive(Clone, Debug)]
+pub struct LocalFile {
+    pub file: Arc<File>,
+    pub len: u64,
+    /// Where the file was when opened; for messages only.
+    pub path: PathBuf,
+}
+
+impl LocalFile {
+    /// Opens `path` and takes its current length (tools and tests; the broker
+    /// hands over the descriptors `strata_log::Log::open_segment` opened).
+    pub fn open(path: impl Into<PathBuf>) -> std::io::Result<LocalFile> {
+        let path = path.into();
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok(LocalFile {
+            file: Arc::new(file),
+            len,
+            path,
+        })
+    }
+}
+
+/// The local files of a closed segment, already open: the upload reads the
+/// generation of the segment that was opened, whatever happens to the names
+/// meanwhile (a compaction renaming a cleaned segment over them, retention or
+/// DeleteRecords unlinking them). A file shorter than its `len` fails the
+/// upload (it was cut by a truncation).
 #[derive(Clone, Debug)]
 pub struct LocalSegmentFiles {
-    pub log: PathBuf,
-    pub index: PathBuf,
-    pub timeindex: PathBuf,
+    pub log: LocalFile,
+    pub index: LocalFile,
+    pub timeindex: LocalFile,
     pub base_offset: i64,
     pub next_offset: i64,
     pub max_timestamp: i64,
@@ -68,78 +103,81 @@ fn upload_err(
     }
 }
 
-/// The whole of `file` (`len` bytes expected) and its CRC32C.
-fn read_with_crc(mut file: std::fs::File, len: u64) -> std::io::Result<(Vec<u8>, u32)> {
-    use std::io::Read;
-    let mut buf = Vec::with_capacity(len as usize);
-    file.read_to_end(&mut buf)?;
-    let crc = crc32c::crc32c(&buf);
-    Ok((buf, crc))
+/// `len` bytes of `file` from `at`, on a blocking thread (a produce request
+/// must not queue behind a segment's read on a runtime worker), into `buf`,
+/// which comes back with them.
+async fn read_at(
+    file: &Arc<File>,
+    at: u64,
+    len: usize,
+    mut buf: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let file = Arc::clone(file);
+    tokio::task::spawn_blocking(move || {
+        buf.resize(len, 0);
+        file.read_exact_at(&mut buf, at).map(|()| buf)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Uploads one local file to `key`, throttled, returning (size, CRC32C). Small files
 /// go in one PUT; larger ones stream as a multipart upload (aborted on error), so a
-/// segment is never held in memory whole. The file is opened first: if the log
-/// deletes it meanwhile (DeleteRecords), the open descriptor still reads it.
+/// segment is never held in memory whole. Reads go through the open descriptor,
+/// so the bytes are those of the file that was opened even if its name now
+/// holds another or none.
 async fn upload_file(
     store: &dyn ObjectStore,
     pk: &PartitionKey,
     base: i64,
-    path: &PathBuf,
+    local: &LocalFile,
     key: &Path,
     throttle: &Throttle,
 ) -> Result<(u64, u32)> {
-    let local = |source| TierError::LocalRead {
+    let failed = |source| TierError::LocalRead {
         partition: pk.clone(),
-        path: path.clone(),
+        path: local.path.clone(),
         source,
     };
-    let mut f = tokio::fs::File::open(path).await.map_err(local)?;
-    let len = f.metadata().await.map_err(local)?.len();
+    let len = local.len;
     if len as usize <= MULTIPART_PART {
         throttle.take(len as usize).await;
-        // Read and checksum on a blocking thread, in one go: a produce request must not
-        // queue behind a segment's copy and CRC on a runtime worker.
-        let file = f.into_std().await;
-        let (buf, crc) = tokio::task::spawn_blocking(move || read_with_crc(file, len))
+        let buf = read_at(&local.file, 0, len as usize, Vec::new())
             .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map_err(local)?;
-        let size = buf.len() as u64;
+            .map_err(failed)?;
+        let crc = crc32c::crc32c(&buf);
         let payload = PutPayload::from(buf);
         retry("put segment file", || store.put(key, payload.clone()))
             .await
             .map_err(upload_err(pk, base, key))?;
-        return Ok((size, crc));
+        return Ok((len, crc));
     }
-    let mut chunk = vec![0u8; UPLOAD_CHUNK];
     let mut crc = 0u32;
     let upload = retry("start multipart upload", || store.put_multipart(key))
         .await
         .map_err(upload_err(pk, base, key))?;
     let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
-    let mut size = 0u64;
+    let mut chunk = Vec::with_capacity(UPLOAD_CHUNK);
+    let mut pos = 0u64;
     let result: Result<()> = async {
-        loop {
-            let n = f.read(&mut chunk).await.map_err(local)?;
-            if n == 0 {
-                return Ok(());
-            }
+        while pos < len {
+            let n = (len - pos).min(UPLOAD_CHUNK as u64) as usize;
+            chunk = read_at(&local.file, pos, n, chunk).await.map_err(failed)?;
             throttle.take(n).await;
-            crc = crc32c::crc32c_append(crc, &chunk[..n]);
-            size += n as u64;
+            crc = crc32c::crc32c_append(crc, &chunk);
+            pos += n as u64;
             w.wait_for_capacity(4)
                 .await
                 .map_err(upload_err(pk, base, key))?;
-            w.write(&chunk[..n]);
+            w.write(&chunk);
         }
+        Ok(())
     }
     .await;
     match result {
         Ok(()) => {
             w.finish().await.map_err(upload_err(pk, base, key))?;
-            Ok((size, crc))
+            Ok((len, crc))
         }
         Err(e) => {
             let _ = w.abort().await;
@@ -165,8 +203,16 @@ pub async fn copy_segment(
         (&files.index, SegmentFile::Index),
         (&files.timeindex, SegmentFile::TimeIndex),
     ];
-    for (done, (path, file)) in uploaded.iter_mut().zip(parts) {
-        *done = upload_file(store, pk, base, path, &pk.segment(base, id, file), throttle).await?;
+    for (done, (local, file)) in uploaded.iter_mut().zip(parts) {
+        *done = upload_file(
+            store,
+            pk,
+            base,
+            local,
+            &pk.segment(base, id, file),
+            throttle,
+        )
+        .await?;
     }
     let [(size, crc), (index_bytes, _), (timeindex_bytes, _)] = uploaded;
     let seg = RemoteSegment {

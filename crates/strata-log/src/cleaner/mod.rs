@@ -11,13 +11,19 @@
 //! segment, or of the first dirty segment that ends above the caller's upper
 //! bound (the high watermark, later the last stable offset) or holds a record
 //! newer than `min.compaction.lag.ms`. Only whole sealed segments are cleaned.
+//! The caller's *lower bound* (the remote tier's end offset for a tiered
+//! topic, whose uploaded segments a separate remote pass compacts) hides the
+//! segments that start below it from the pass: they are neither mapped nor
+//! rewritten nor merged, and if the first dirty offset is below the bound the
+//! dirty section starts at the bound (the offsets in between count as clean
+//! once the pass commits).
 //!
 //! 1. **Map** (`pass.rs`): the latest offset of every key of the
 //!    dirty section goes into an [`OffsetMap`] of bounded memory. If it cannot
 //!    take the next segment, mapping stops at that segment boundary: the pass
 //!    cleans up to there and the rest stays dirty for the next pass.
-//! 2. **Rewrite** (`pass.rs`): every segment from the log's first
-//!    up to the end of the mapped range, in groups that fit `segment.bytes`
+//! 2. **Rewrite** (`pass.rs`): every segment from the log's first (the
+//!    first at or above the lower bound) up to the end of the mapped range, in groups that fit `segment.bytes`
 //!    and the index size (small cleaned segments merge), is copied into one
 //!    new segment per group under `.cleaned` names, keeping a keyed record only
 //!    if no later offset of its key is mapped (records of the clean section
@@ -61,8 +67,6 @@
 //!
 //! Transactions: control batches and transactional batches are kept whole and
 //! never mapped (aborted transactions are not removed, markers never expire).
-//! Followers: `append_as_follower` still requires contiguous offsets, so it
-//! refuses a compacted leader's gaps and emptied batches.
 
 pub(crate) mod batch;
 pub(crate) mod compression;
@@ -72,6 +76,8 @@ pub(crate) mod swap;
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod open_segment_tests;
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
@@ -99,16 +105,26 @@ pub struct CleanParams {
     /// if it ends at or below it. The broker passes the high watermark (later
     /// the last stable offset); `i64::MAX` for none.
     pub upper_bound: i64,
+    /// Nothing below this offset is rewritten: only segments starting at or
+    /// above it are mapped, rewritten or merged (so segments ending at or
+    /// below it, and one holding it, stay as they are), and the dirty range
+    /// starts here if the first dirty offset is below it; the first dirty
+    /// offset then moves past it when the pass commits. The broker passes the
+    /// remote tier's end offset for a tiered compacted topic (a segment
+    /// boundary: uploads are whole segments), so uploaded segments are never
+    /// rewritten locally; `i64::MIN` for none.
+    pub lower_bound: i64,
 }
 
 impl CleanParams {
-    /// Kafka's defaults at `now_ms`, with no upper bound.
+    /// Kafka's defaults at `now_ms`, with no upper or lower bound.
     pub fn at(now_ms: i64) -> CleanParams {
         CleanParams {
             now_ms,
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             min_compaction_lag_ms: 0,
             upper_bound: i64::MAX,
+            lower_bound: i64::MIN,
         }
     }
 }
@@ -129,9 +145,11 @@ pub enum CleanOutcome {
 /// What one committed pass did, for the broker's metrics and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CleanStats {
-    /// Base offset of the first segment rewritten (the log's first segment).
+    /// Base offset of the first segment rewritten (the log's first segment,
+    /// or the first at or above the lower bound).
     pub start_offset: i64,
-    /// The first dirty offset the pass mapped from.
+    /// Where the pass mapped from: the first dirty offset, or the lower bound
+    /// if that is above it.
     pub first_dirty_offset: i64,
     /// End (exclusive) of what the pass cleaned: the new first dirty offset.
     pub end_offset: i64,
@@ -168,9 +186,12 @@ impl CleanStats {
 /// The log's sections by bytes, for the broker's choice of the next log to
 /// clean (Kafka's `LogToClean`). Sizes count whole segments: clean = ending at
 /// or below the first dirty offset, dirty = the cleanable segments from there,
-/// uncleanable = the rest (the active segment included).
+/// uncleanable = the rest (the active segment included, and segments below
+/// the lower bound that are not clean).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CleanableStats {
+    /// Where the dirty range starts: the first dirty offset, or the lower
+    /// bound if that is above it.
     pub first_dirty_offset: i64,
     pub first_uncleanable_offset: i64,
     pub clean_bytes: u64,

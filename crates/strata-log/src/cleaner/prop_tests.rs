@@ -6,7 +6,9 @@
 //! increasing), equals a model that applies Kafka's rules to the records:
 //! below the end of each pass, a record stays only if it is its key's latest,
 //! and a tombstone only until the pass after its batch's horizon (set by the
-//! first pass that kept it). Timestamp lookups agree with a scan.
+//! first pass that kept it). Some passes get a lower bound, which only grows
+//! (the remote tier's end does): the model then leaves everything below the
+//! pass's first rewritten segment alone. Timestamp lookups agree with a scan.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +28,8 @@ enum Op {
     Clean {
         map_slots: usize,
         advance: i64,
+        /// Raise the lower bound to a segment's base (true) or any offset.
+        lower: Option<(bool, prop::sample::Index)>,
     },
     Reopen {
         clean: bool,
@@ -39,7 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
     );
     prop_oneof![
         6 => (prop::collection::vec(record, 1..5), 0u8..5).prop_map(|(r, c)| Op::Append(r, c)),
-        3 => (2usize..16, 0i64..150).prop_map(|(map_slots, advance)| Op::Clean { map_slots, advance }),
+        3 => (2usize..16, 0i64..150, prop_oneof![3 => Just(None), 1 => any::<(bool, prop::sample::Index)>().prop_map(Some)])
+            .prop_map(|(map_slots, advance, lower)| Op::Clean { map_slots, advance, lower }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
     ]
 }
@@ -53,8 +58,9 @@ struct MRec {
     present: bool,
 }
 
-/// Applies a committed pass that cleaned everything below `end` at `now`.
-fn model_pass(records: &mut [MRec], horizons: &mut [Option<i64>], end: i64, now: i64) {
+/// Applies a committed pass that cleaned everything in `[from, end)` at `now`
+/// (`from`: its first rewritten segment's base).
+fn model_pass(records: &mut [MRec], horizons: &mut [Option<i64>], from: i64, end: i64, now: i64) {
     let mut latest: HashMap<u8, i64> = HashMap::new();
     for r in records.iter().filter(|r| r.offset < end) {
         if let Some(k) = r.key {
@@ -62,7 +68,10 @@ fn model_pass(records: &mut [MRec], horizons: &mut [Option<i64>], end: i64, now:
         }
     }
     let prior = horizons.to_vec();
-    for r in records.iter_mut().filter(|r| r.present && r.offset < end) {
+    for r in records
+        .iter_mut()
+        .filter(|r| r.present && r.offset >= from && r.offset < end)
+    {
         let superseded = r.key.is_none_or(|k| latest[&k] > r.offset);
         let expired = r.value.is_none() && prior[r.batch].is_some_and(|h| now >= h);
         if superseded || expired {
@@ -118,6 +127,7 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
     let mut horizons: Vec<Option<i64>> = Vec::new();
     let mut now = 0i64;
     let mut passes = 0;
+    let mut lower = i64::MIN;
     for op in ops {
         match op {
             Op::Append(input, c) => {
@@ -152,16 +162,33 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
                     });
                 }
             }
-            Op::Clean { map_slots, advance } => {
+            Op::Clean {
+                map_slots,
+                advance,
+                lower: raise,
+            } => {
                 now += advance;
+                if let Some((aligned, at)) = raise {
+                    let segments = log.segments();
+                    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                    lower = lower.max(if aligned {
+                        segments[at.index(segments.len())].base_offset
+                    } else {
+                        start + at.index((end - start + 1) as usize) as i64
+                    });
+                }
                 let mut map = OffsetMap::with_memory(map_slots * BYTES_PER_ENTRY);
                 let params = CleanParams {
                     delete_retention_ms: RETENTION,
+                    lower_bound: lower,
                     ..CleanParams::at(now)
                 };
                 match log.clean(&mut map, &params, &|_| {}).unwrap() {
                     CleanOutcome::Cleaned(stats) => {
-                        model_pass(&mut records, &mut horizons, stats.end_offset, now);
+                        prop_assert!(stats.start_offset >= lower);
+                        prop_assert!(stats.first_dirty_offset >= lower);
+                        let (from, end) = (stats.start_offset, stats.end_offset);
+                        model_pass(&mut records, &mut horizons, from, end, now);
                         passes += 1;
                     }
                     CleanOutcome::NothingToClean => {}
@@ -184,11 +211,13 @@ fn run(dir: &Path, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError
         let mut map = OffsetMap::with_memory(16 * BYTES_PER_ENTRY);
         let params = CleanParams {
             delete_retention_ms: RETENTION,
+            lower_bound: lower,
             ..CleanParams::at(now)
         };
         match log.clean(&mut map, &params, &|_| {}).unwrap() {
             CleanOutcome::Cleaned(stats) => {
-                model_pass(&mut records, &mut horizons, stats.end_offset, now)
+                let (from, end) = (stats.start_offset, stats.end_offset);
+                model_pass(&mut records, &mut horizons, from, end, now)
             }
             _ => break,
         }

@@ -1,6 +1,7 @@
 //! Cleaning passes on real logs: what is kept, tombstones and their horizon,
-//! compressed and idempotent batches, the map's limit, the cleanable range,
-//! the checkpoint, and passes racing truncation, retention, close and reads.
+//! compressed and idempotent batches, the map's limit, the cleanable range
+//! (lag, upper and lower bounds), the checkpoint, and passes racing
+//! truncation, retention, close and reads.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -420,6 +421,90 @@ fn lag_and_upper_bound_limit_the_dirty_range() {
         bases[3]
     );
     assert!(stats.dirty_ratio() > 0.0 && stats.dirty_ratio() < 1.0);
+}
+
+/// The bytes of every file of the segments starting below `bound`.
+fn files_below(dir: &Path, log: &Log, bound: i64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for s in log.segments().iter().filter(|s| s.base_offset < bound) {
+        for ext in ["log", "index", "timeindex"] {
+            let name = crate::segment::file_name(s.base_offset, ext);
+            out.push(std::fs::read(dir.join(name)).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_lower_bound_keeps_the_segments_below_it_and_starts_the_dirty_range_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let input: Vec<(&str, Option<&str>)> = (0..80)
+        .map(|i| (["a", "b", "c"][i % 3], Some("v")))
+        .collect();
+    append_each(&log, &input);
+    let all = read_records(&log);
+    let bases: Vec<i64> = log.segments().iter().map(|s| s.base_offset).collect();
+    let active = *bases.last().unwrap();
+    assert!(bases.len() > 6);
+    // The bound (the remote tier's end) above the first dirty offset (0).
+    let bound = bases[3];
+    let params = CleanParams {
+        lower_bound: bound,
+        ..CleanParams::at(0)
+    };
+    let stats = log.cleanable(&params).unwrap();
+    assert_eq!(stats.first_dirty_offset, bound);
+    let below: u64 = log.segments()[..3].iter().map(|s| s.size_bytes).sum();
+    assert_eq!(stats.clean_bytes, 0);
+    assert!(stats.uncleanable_bytes > below && stats.dirty_bytes > 0);
+    let kept = files_below(dir.path(), &log, bound);
+    let segments_below = log.segments()[..3].to_vec();
+    let mut map = OffsetMap::with_memory(1 << 16);
+    let done = cleaned(clean(&log, &mut map, &params));
+    assert_eq!(
+        (done.start_offset, done.first_dirty_offset, done.end_offset),
+        (bound, bound, active)
+    );
+    assert_eq!(log.first_dirty_offset(), active);
+    // Below the bound: the same files, byte for byte; from it: Kafka's rule
+    // over the offsets from the bound only.
+    assert_eq!(files_below(dir.path(), &log, bound), kept);
+    assert_eq!(log.segments()[..3], segments_below);
+    let (low, high): (Vec<Rec>, Vec<Rec>) = all.iter().cloned().partition(|r| r.offset < bound);
+    let mut want = low;
+    want.extend(expected(&high, active));
+    assert_eq!(read_records(&log), want);
+    // Later passes under the same (or a higher) bound leave those alone too,
+    // and one holding a bound inside a segment keeps that segment whole.
+    append_each(&log, &input);
+    let inside = CleanParams {
+        lower_bound: bases[4] + 1,
+        ..CleanParams::at(0)
+    };
+    let next_base = log
+        .segments()
+        .iter()
+        .map(|s| s.base_offset)
+        .find(|b| *b > bases[4])
+        .unwrap();
+    let kept = files_below(dir.path(), &log, next_base);
+    let done = cleaned(clean(&log, &mut map, &inside));
+    assert_eq!(
+        (done.start_offset, done.first_dirty_offset),
+        (next_base, active)
+    );
+    assert_eq!(files_below(dir.path(), &log, next_base), kept);
+    // A bound above every sealed segment: nothing to clean, nothing moves.
+    append_each(&log, &input);
+    let first_dirty = log.first_dirty_offset();
+    let above = CleanParams {
+        lower_bound: log.log_end_offset(),
+        ..CleanParams::at(0)
+    };
+    assert_eq!(clean(&log, &mut map, &above), CleanOutcome::NothingToClean);
+    assert_eq!(log.first_dirty_offset(), first_dirty);
+    assert_eq!(log.cleanable(&above).unwrap().dirty_bytes, 0);
 }
 
 #[test]

@@ -17,10 +17,12 @@ use crate::segment::Segment;
 use super::{AppendInfo, Log, Writer};
 
 impl Log {
-    /// Validates `batches` (see [`record::validate_batches`], with
-    /// `max.message.bytes`), assigns offsets from the log end offset, stamps
-    /// LogAppendTime if configured, and writes them to the active segment (rolling
-    /// first if due).
+    /// Validates `batches` (see [`record::validate_produced`], with
+    /// `max.message.bytes`: no delete-horizon attribute, and on a compacted
+    /// log, [`crate::LogConfig::compact`], a key on every record of a
+    /// non-control batch, compressed batches decompressed to see them), assigns
+    /// offsets from the log end offset, stamps LogAppendTime if configured, and
+    /// writes them to the active segment (rolling first if due).
     ///
     /// Before `Ok` is returned the bytes are in the OS page cache (`pwrite`) and
     /// visible to readers; they survive a process crash (kill -9) but only survive
@@ -60,19 +62,22 @@ impl Log {
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         w.clock_ms = w.clock_ms.max(now_ms);
+        // The cleaner's codecs and bound (a batch that expands past it could
+        // not be compacted anyway); only compacted topics decompress here.
+        let decompress: record::Decompress<'_> = &crate::cleaner::compression::decompress;
+        let require_keys = w.config.compact.then_some(decompress);
         let mut infos =
-            record::validate_batches(batches, w.config.max_message_bytes).map_err(|source| {
-                LogError::Record {
+            record::validate_produced(batches, w.config.max_message_bytes, require_keys).map_err(
+                |source| LogError::Record {
                     dir: self.dir.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         let mut data = batches.to_vec();
         let base_offset = self.log_end.load(Ordering::Acquire);
         let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = base_offset;
         let mut messages = 0u64;
-        let mut incoming_ts = i64::MIN;
         for info in &mut infos {
             let bytes = &mut data[info.range()];
             record::set_base_offset(bytes, next);
@@ -86,7 +91,6 @@ impl Log {
                 info.attributes |= record::TIMESTAMP_TYPE_BIT;
             }
             next = info.last_offset() + 1;
-            incoming_ts = incoming_ts.max(info.max_timestamp);
             messages += info.records_count as u64;
         }
         let prepared = w
@@ -112,7 +116,7 @@ impl Log {
         if let Some(epoch) = leader_epoch.filter(|e| latest.is_none_or(|l| *e > l)) {
             self.update_epochs(|c| c.assign(epoch, base_offset))?;
         }
-        self.write_batches(&mut w, &data, &infos, next, incoming_ts, now_ms)?;
+        self.write_batches(&mut w, &data, &infos, next, now_ms)?;
         w.producers.commit(updates);
         self.count_unflushed(&mut w, messages, now_ms)?;
         Ok(AppendInfo {
@@ -128,50 +132,59 @@ impl Log {
     /// them: base offsets, timestamps (no LogAppendTime stamping) and
     /// `partitionLeaderEpoch` are kept, so a read returns the input bytes.
     ///
-    /// Validates them like [`Log::append`] (length, magic, CRC32C, record count)
-    /// except for `max.message.bytes`, which Kafka does not apply to
+    /// Validates them as recovery does ([`record::validate_stored_batches`]:
+    /// length, magic, CRC32C, `recordsCount <= lastOffsetDelta + 1`), so a
+    /// compacted leader's batches, with fewer records than their offset span or
+    /// none, pass; no `max.message.bytes`, which Kafka does not apply to
     /// replication (the leader accepted the batch; a lowered limit must not
-    /// stall the follower). The first batch must start at the log end offset
-    /// and each next batch right after the previous one, otherwise
-    /// `LogError::NonContiguous` and nothing is written. `batches` must hold
-    /// whole batches (Strata's `read` returns only whole batches); an empty
-    /// buffer is refused as by `append`.
+    /// stall the follower). Offsets follow Kafka's rule for replica appends: the
+    /// first batch starts at or above the log end offset and each next batch
+    /// above the previous one's last offset, so the gaps a cleaned leader has
+    /// are copied as they are; otherwise `LogError::OffsetsOutOfOrder` and
+    /// nothing is written. The log end becomes the last batch's last offset + 1.
+    /// `batches` must hold whole batches (Strata's `read` returns only whole
+    /// batches); an empty buffer is refused as by `append`.
     ///
     /// The idempotent-producer state is updated from the batch headers without
     /// any check (as recovery replays them): a follower mirrors the leader, and
     /// once it becomes leader it deduplicates retries of batches it replicated.
     /// Epochs above the cache's latest are recorded at the batch's base offset
     /// (cache file first, as in `append_with_leader_epoch`). Rolls, flushes and
-    /// failure handling are those of `append`; `duplicate` is always false and
+    /// failure handling are those of `append`, except that a roll starts the new
+    /// segment at the first batch's base offset (above the log end across a
+    /// gap, as Kafka rolls), so a gap of more than 2^32 offsets still fits the
+    /// new segment's 32-bit relative offsets; `duplicate` is always false and
     /// `log_append_time` -1.
     pub fn append_as_follower(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut w = self.writer.lock();
         self.check_open(&w)?;
         w.clock_ms = w.clock_ms.max(now_ms);
         let infos =
-            record::validate_batches(batches, usize::MAX).map_err(|source| LogError::Record {
+            record::validate_stored_batches(batches).map_err(|source| LogError::Record {
                 dir: self.dir.clone(),
                 source,
             })?;
-        let base_offset = self.log_end.load(Ordering::Acquire);
-        let mut next = base_offset;
+        let base_offset = infos[0].base_offset;
+        // The lowest offset the next batch may start at: the log end, then
+        // past each batch (its last offset is >= its base: validated).
+        let mut next = self.log_end.load(Ordering::Acquire);
         let mut messages = 0u64;
-        let mut incoming_ts = i64::MIN;
         let mut epochs = Vec::new();
-        for info in &infos {
-            if info.base_offset != next {
-                return Err(LogError::NonContiguous {
+        for (i, info) in infos.iter().enumerate() {
+            if info.base_offset < next {
+                return Err(LogError::OffsetsOutOfOrder {
                     dir: self.dir.clone(),
-                    expected: next,
+                    position: info.position,
+                    min: next,
                     got: info.base_offset,
+                    first: i == 0,
                 });
             }
             let header = record::BatchHeader::parse(&batches[info.range()]);
             if let Some(h) = header.filter(|h| h.partition_leader_epoch >= 0) {
                 epochs.push((h.partition_leader_epoch, h.base_offset));
             }
-            next = info.last_offset() + 1;
-            incoming_ts = incoming_ts.max(info.max_timestamp);
+            next = info.last_offset().saturating_add(1);
             messages += info.records_count as u64;
         }
         self.update_epochs(|c| {
@@ -179,7 +192,7 @@ impl Log {
                 c.assign(epoch, start) | changed
             })
         })?;
-        self.write_batches(&mut w, batches, &infos, next, incoming_ts, now_ms)?;
+        self.write_batches(&mut w, batches, &infos, next, now_ms)?;
         for info in &infos {
             w.producers.replay(&ProducerBatch::from_info(info));
         }
@@ -193,28 +206,76 @@ impl Log {
         })
     }
 
-    /// Writes validated batches with offsets `..next` to the active segment
-    /// (rolling first if due) and publishes the new log end offset. An I/O
-    /// error leaves the log refusing writes.
+    /// Writes validated batches (at least one) with offsets `..next` to the
+    /// active segment (rolling first if due) and publishes the new log end
+    /// offset. An I/O error leaves the log refusing writes.
+    ///
+    /// Batches go to a segment in runs spanning at most 2^32 offsets, what its
+    /// relative offsets hold. A leader's append is always one run; a
+    /// follower's copy of a compacted leader may jump further between two
+    /// batches of one fetch, and then the next run rolls to a new segment.
     fn write_batches(
         &self,
         w: &mut Writer,
         data: &[u8],
         infos: &[record::BatchInfo],
         next: i64,
-        incoming_ts: i64,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        let written = self
-            .maybe_roll(w, data.len() as u64, next - 1, incoming_ts, now_ms)
-            .and_then(|active| active.append(data, infos, w.config.index_interval_bytes));
-        if let Err(e) = written {
-            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
-            w.failed = Some(e.to_string());
-            return Err(e);
+        let mut from = 0;
+        while from < infos.len() {
+            let first = infos[from].base_offset;
+            // A batch spans less than 2^31 offsets, so a run holds at least one.
+            let len = infos[from + 1..]
+                .iter()
+                .position(|i| i.last_offset() - first > i64::from(u32::MAX))
+                .map_or(infos.len() - from, |n| n + 1);
+            let run = &infos[from..from + len];
+            let written = if len == infos.len() {
+                self.write_run(w, data, run, now_ms)
+            } else {
+                let start = run[0].position;
+                let end = run[len - 1].range().end;
+                let shifted: Vec<record::BatchInfo> = run
+                    .iter()
+                    .map(|i| record::BatchInfo {
+                        position: i.position - start,
+                        ..*i
+                    })
+                    .collect();
+                self.write_run(w, &data[start..end], &shifted, now_ms)
+            };
+            if let Err(e) = written {
+                tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
+                w.failed = Some(e.to_string());
+                return Err(e);
+            }
+            from += len;
         }
         self.log_end.store(next, Ordering::Release);
         Ok(())
+    }
+
+    /// Writes one run of batches (`infos` describe `data`) to the active
+    /// segment, rolling first if due.
+    fn write_run(
+        &self,
+        w: &mut Writer,
+        data: &[u8],
+        infos: &[record::BatchInfo],
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let (Some(first), Some(last)) = (infos.first(), infos.last()) else {
+            return Ok(());
+        };
+        let incoming_ts = infos
+            .iter()
+            .map(|i| i.max_timestamp)
+            .max()
+            .unwrap_or(i64::MIN);
+        let offsets = first.base_offset..=last.last_offset();
+        let active = self.maybe_roll(w, data.len() as u64, offsets, incoming_ts, now_ms)?;
+        active.append(data, infos, w.config.index_interval_bytes)
     }
 
     /// `flush.messages`: counts appended records and flushes when due.
@@ -231,28 +292,36 @@ impl Log {
         Ok(())
     }
 
-    /// Rolls before an append of `len` bytes ending at `last_offset`, with max
-    /// timestamp `incoming_ts`, if the active segment is non-empty and full
-    /// (bytes, index, relative offset) or older than `segment.ms`. Returns the
-    /// segment to write to.
+    /// Rolls before an append of `len` bytes holding `offsets` (first batch's
+    /// base to last batch's last offset), with max timestamp `incoming_ts`, if
+    /// the active segment is non-empty and full (bytes, index, relative offset)
+    /// or older than `segment.ms`. Returns the segment to write to.
     fn maybe_roll(
         &self,
         w: &mut Writer,
         len: u64,
-        last_offset: i64,
+        offsets: std::ops::RangeInclusive<i64>,
         incoming_ts: i64,
         now_ms: i64,
     ) -> Result<Arc<Segment>, LogError> {
+        let (first, last) = (*offsets.start(), *offsets.end());
         let active = self.active();
         let size = active.size();
         if size == 0 {
+            // An empty segment takes any batch, except a follower's that starts
+            // more than 2^32 offsets above its base (a compacted leader's gap):
+            // its relative offsets would not fit. The empty segment then stays
+            // behind, and the batch starts a new one.
+            if active.needs_roll_for_index(last) && first > active.base_offset() {
+                return self.roll_locked(w, first, now_ms);
+            }
             return Ok(active);
         }
         let full = size.saturating_add(len) > w.config.segment_bytes
             || size.saturating_add(len) > u64::from(u32::MAX)
-            || active.needs_roll_for_index(last_offset);
+            || active.needs_roll_for_index(last);
         if full || self.roll_due_on_append(&active, w, incoming_ts, now_ms)? {
-            return self.roll_locked(w, now_ms);
+            return self.roll_locked(w, first, now_ms);
         }
         Ok(active)
     }
@@ -287,16 +356,20 @@ impl Log {
         Ok(now_ms.saturating_sub(since) > w.config.segment_ms)
     }
 
-    /// Starts a new segment at the log end offset. The old active segment is
-    /// sealed and fsynced, and the recovery point advanced to the new base.
+    /// Starts a new segment at `base`: the log end offset, or for a follower's
+    /// append the first incoming batch's base offset, which is above the log
+    /// end when the leader's log has a gap there (Kafka rolls at the batch's
+    /// offset too). The old active segment is sealed and fsynced, and the
+    /// recovery point advanced to the new base. A no-op if the active segment
+    /// already starts at or above `base`.
     pub(super) fn roll_locked(
         &self,
         w: &mut Writer,
+        base: i64,
         now_ms: i64,
     ) -> Result<Arc<Segment>, LogError> {
         let old = self.active();
-        let base = self.log_end.load(Ordering::Acquire);
-        if old.size() == 0 || old.base_offset() == base {
+        if old.base_offset() >= base {
             return Ok(old);
         }
         old.seal_indexes()?;
@@ -323,7 +396,8 @@ impl Log {
         self.check_open(&w)?;
         let active = self.active();
         if self.roll_due_idle(&active, &w, now_ms)? {
-            self.roll_locked(&mut w, now_ms)?;
+            let base = self.log_end.load(Ordering::Acquire);
+            self.roll_locked(&mut w, base, now_ms)?;
         }
         Ok(())
     }

@@ -82,10 +82,24 @@ fn spans(segments: &[Arc<Segment>]) -> Vec<Span> {
         .collect()
 }
 
+/// The spans a pass may rewrite: those starting at or above the lower bound
+/// (see [`CleanParams::lower_bound`]), a suffix of `spans`.
+fn rewritable<'a>(spans: &'a [Span], p: &CleanParams) -> &'a [Span] {
+    let from = spans.partition_point(|(s, _)| s.base_offset() < p.lower_bound);
+    &spans[from..]
+}
+
+/// Where the dirty range starts: the first dirty offset, or the lower bound
+/// if that is above it (what lies between is never rewritten here).
+fn dirty_start(first_dirty: i64, p: &CleanParams) -> i64 {
+    first_dirty.max(p.lower_bound)
+}
+
 /// The first offset a pass may not clean (see `cleaner`): the base of the first
-/// dirty segment past `upper_bound` or younger than the lag, else the active one's.
-fn first_uncleanable(spans: &[Span], active_base: i64, first_dirty: i64, p: &CleanParams) -> i64 {
-    for (segment, end) in spans.iter().filter(|(_, end)| *end > first_dirty) {
+/// dirty segment past `upper_bound` or younger than the lag, else the active
+/// one's. `spans` are the rewritable ones, `start` where the dirty range starts.
+fn first_uncleanable(spans: &[Span], active_base: i64, start: i64, p: &CleanParams) -> i64 {
+    for (segment, end) in spans.iter().filter(|(_, end)| *end > start) {
         let young = p.min_compaction_lag_ms > 0
             && largest_timestamp(segment) > p.now_ms.saturating_sub(p.min_compaction_lag_ms);
         if *end > p.upper_bound || young {
@@ -111,18 +125,21 @@ impl Log {
     pub fn cleanable(&self, params: &CleanParams) -> Result<CleanableStats, LogError> {
         let segments = self.snapshot();
         let first_dirty = self.first_dirty_offset();
+        let start = dirty_start(first_dirty, params);
         let spans = spans(&segments);
         let active = segments.last().map_or(0, |s| s.base_offset());
-        let first_uncleanable = first_uncleanable(&spans, active, first_dirty, params);
+        let first_uncleanable =
+            first_uncleanable(rewritable(&spans, params), active, start, params);
         let mut stats = CleanableStats {
-            first_dirty_offset: first_dirty,
+            first_dirty_offset: start,
             first_uncleanable_offset: first_uncleanable,
             ..CleanableStats::default()
         };
         for (segment, end) in &spans {
+            let below_bound = segment.base_offset() < params.lower_bound;
             if *end <= first_dirty {
                 stats.clean_bytes += segment.size();
-            } else if segment.base_offset() < first_uncleanable {
+            } else if !below_bound && segment.base_offset() < first_uncleanable {
                 if stats.dirty_bytes == 0 && stats.first_dirty_timestamp.is_none() {
                     stats.first_dirty_timestamp = segment.roll_times()?.0;
                 }
@@ -137,8 +154,8 @@ impl Log {
 
     /// One cleaning pass (see the `cleaner` module): maps the keys of the dirty
     /// range into `map` (cleared first; its memory bounds how much one pass
-    /// covers), rewrites the log from its first segment to the end of the
-    /// mapped range and commits. `throttle` is called with the bytes read and
+    /// covers), rewrites the log from its first segment (the first at or above
+    /// `params.lower_bound`) to the end of the mapped range and commits. `throttle` is called with the bytes read and
     /// written, in steps of about 256 KiB, and may sleep to rate-limit the pass.
     ///
     /// Before: any open log. After `Ok(Cleaned)`: the log holds the same
@@ -200,11 +217,14 @@ impl Log {
         throttle: &dyn Fn(u64),
     ) -> Result<CleanOutcome, Halt> {
         let active = self.active().base_offset();
-        let first_uncleanable = first_uncleanable(&plan.spans, active, plan.first_dirty, params);
-        let dirty: Vec<Span> = plan
-            .spans
+        // Segments below the lower bound are neither mapped nor rewritten: the
+        // dirty range starts at the bound if the first dirty offset is below it.
+        let spans = rewritable(&plan.spans, params);
+        let start = dirty_start(plan.first_dirty, params);
+        let first_uncleanable = first_uncleanable(spans, active, start, params);
+        let dirty: Vec<Span> = spans
             .iter()
-            .filter(|(s, end)| *end > plan.first_dirty && s.base_offset() < first_uncleanable)
+            .filter(|(s, end)| *end > start && s.base_offset() < first_uncleanable)
             .cloned()
             .collect();
         if dirty.is_empty() {
@@ -223,12 +243,11 @@ impl Log {
             throttle,
             stop: &stop,
         };
-        let mapped = pass::build_map(&dirty, plan.first_dirty, map, &io)?;
-        if mapped.end <= plan.first_dirty {
+        let mapped = pass::build_map(&dirty, start, map, &io)?;
+        if mapped.end <= start {
             return Ok(CleanOutcome::NothingToClean);
         }
-        let to_clean: Vec<Span> = plan
-            .spans
+        let to_clean: Vec<Span> = spans
             .iter()
             .filter(|(s, _)| s.base_offset() < mapped.end)
             .cloned()
@@ -249,7 +268,7 @@ impl Log {
         let mut counts = Counts::default();
         let mut stats = CleanStats {
             start_offset: to_clean[0].0.base_offset(),
-            first_dirty_offset: plan.first_dirty,
+            first_dirty_offset: start,
             end_offset: mapped.end,
             first_uncleanable_offset: first_uncleanable,
             segments_before: to_clean.len(),

@@ -69,6 +69,23 @@ pub struct SegmentInfo {
     pub max_timestamp: Option<i64>,
 }
 
+/// A sealed segment opened by [`Log::open_segment`]: its three files and what
+/// they hold, all of one generation of the segment.
+#[derive(Debug)]
+pub struct OpenSegment {
+    /// Base and next offset, `.log` bytes and max timestamp.
+    pub info: SegmentInfo,
+    pub log: std::fs::File,
+    pub index: std::fs::File,
+    pub timeindex: std::fs::File,
+    /// Bytes of the `.index` and `.timeindex` files (whole entries).
+    pub index_bytes: u64,
+    pub timeindex_bytes: u64,
+    /// Where the `.log` file was when opened (for messages; the other two
+    /// have the same stem).
+    pub log_path: PathBuf,
+}
+
 struct Writer {
     config: LogConfig,
     unflushed_messages: u64,
@@ -241,17 +258,43 @@ impl Log {
         self.segments.read().values().map(|s| s.size()).sum()
     }
 
-    /// The paths of the `.log`, `.index` and `.timeindex` files of the segment
-    /// with `base_offset` (for copying a closed segment elsewhere), if it exists.
-    pub fn segment_files(&self, base_offset: i64) -> Option<[PathBuf; 3]> {
-        let segments = self.segments.read();
-        let s = segments.get(&base_offset)?;
-        let log = s.log_path().to_path_buf();
-        Some([
-            log.clone(),
-            log.with_extension("index"),
-            log.with_extension("timeindex"),
-        ])
+    /// The sealed segment with `base_offset`, its files open, for copying it
+    /// elsewhere (the remote tier); `None` if there is no such segment or it
+    /// is the active one.
+    ///
+    /// Taken under the writer lock, which a cleaning pass holds while it
+    /// renames cleaned files over a segment's names and swaps the segment, and
+    /// a roll while it seals one: the three descriptors (duplicates of the
+    /// segment's own) and the figures all belong to one generation of the
+    /// segment, and the descriptors stay readable after a later rename or
+    /// unlink. Read them with positioned reads (`FileExt::read_at`): they share
+    /// their file offset with the log's descriptors.
+    pub fn open_segment(&self, base_offset: i64) -> Result<Option<OpenSegment>, LogError> {
+        let _w = self.writer.lock();
+        let s = {
+            let segments = self.segments.read();
+            let active = segments.keys().next_back().copied();
+            match segments.get(&base_offset) {
+                Some(s) if active != Some(base_offset) => Arc::clone(s),
+                _ => return Ok(None),
+            }
+        };
+        let [log, index, timeindex] = s.clone_files()?;
+        let (index_bytes, timeindex_bytes) = s.index_bytes();
+        Ok(Some(OpenSegment {
+            info: SegmentInfo {
+                base_offset,
+                next_offset: s.next_offset(),
+                size_bytes: s.size(),
+                max_timestamp: s.max_timestamp().map(|m| m.timestamp),
+            },
+            log,
+            index,
+            timeindex,
+            index_bytes,
+            timeindex_bytes,
+            log_path: s.log_path().to_path_buf(),
+        }))
     }
 
     /// Fsyncs every segment not yet known durable and advances and persists the

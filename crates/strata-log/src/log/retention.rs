@@ -39,7 +39,7 @@ impl Log {
         let active = self.active();
         if active.size() > 0 && active.next_offset() <= target {
             let now_ms = w.clock_ms;
-            self.roll_locked(&mut w, now_ms)?;
+            self.roll_locked(&mut w, log_end, now_ms)?;
         }
         let segments = self.snapshot();
         let doomed = segments

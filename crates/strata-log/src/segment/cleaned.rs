@@ -52,7 +52,8 @@ impl Segment {
         self.next_offset.store(next_offset, Ordering::Release);
     }
 
-    /// Bytes of the offset and time index files (for the cleaner's grouping).
+    /// Bytes of the offset and time index files (for the cleaner's grouping,
+    /// and what `Log::open_segment` reports).
     pub(crate) fn index_bytes(&self) -> (u64, u64) {
         (
             (self.offset_index.len() * crate::index::ENTRY_LEN) as u64,
