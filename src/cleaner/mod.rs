@@ -313,13 +313,18 @@ pub struct CleanerView {
     pub uncleanable: Option<Uncleanable>,
 }
 
-/// A pass's parameters for `part` now: the topic's settings, bounded by the high watermark.
+/// A pass's parameters for `part` now: the topic's settings, bounded above by the high
+/// watermark (nothing uncommitted is compacted) and below by the remote tier's end on a
+/// tiered topic: segments already uploaded are never rewritten locally (their remote copies
+/// are compacted in the bucket by the RemoteLogManager).
 fn clean_params(part: &Partition, config: &TopicConfig, now: i64) -> CleanParams {
+    let tiered_end = part.remote_manifest().and_then(|m| m.end_offset());
     CleanParams {
         now_ms: now,
         delete_retention_ms: config.delete_retention_ms,
         min_compaction_lag_ms: config.min_compaction_lag_ms,
         upper_bound: part.high_watermark(),
+        lower_bound: tiered_end.unwrap_or(i64::MIN),
     }
 }
 

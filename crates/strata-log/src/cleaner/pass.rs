@@ -202,24 +202,78 @@ pub(crate) struct Target<'a> {
     pub now_ms: i64,
 }
 
-/// Writes the records `filter` keeps from `group` into a new segment at the
-/// group's base offset, under `.cleaned` names, sealed and fsynced. The
-/// segment covers the group's offsets (it ends where the group ended) and
-/// carries the newest modification time of the group's files.
+/// A cleaned segment being written under `.cleaned` names. Consecutive groups go into one
+/// output while what it holds plus the next group's whole input fit one segment: the
+/// grouping is by the sizes before cleaning (Kafka's rule, which bounds a segment whatever
+/// the filter keeps), and a group left small or empty by cleaning merges into the next
+/// instead of leaving a small or empty segment behind.
+pub(crate) struct CleanedOutput {
+    segment: Segment,
+    written: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl CleanedOutput {
+    /// A new cleaned segment at `base` (the first group's base offset).
+    pub(crate) fn open(base: i64, target: &Target<'_>) -> Result<CleanedOutput, Halt> {
+        let segment = Segment::create_cleaned(target.dir, base, target.limits, target.now_ms)?;
+        Ok(CleanedOutput {
+            segment,
+            written: 0,
+            modified: None,
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.segment.base_offset()
+    }
+
+    /// Whether all of `group` would still fit with what this output holds: at most
+    /// `segment_bytes` of log and `index_bytes` of each index, and offsets that fit the
+    /// index's 32-bit relative offsets.
+    pub(crate) fn fits(&self, group: &[Span], segment_bytes: u64, index_bytes: u64) -> bool {
+        let (mut oi, mut ti) = self.segment.index_bytes();
+        let mut log = self.written;
+        for (s, _) in group {
+            let (i, t) = s.index_bytes();
+            log += s.size();
+            oi += i;
+            ti += t;
+        }
+        let end = group.last().map_or(self.base_offset(), |g| g.1);
+        log <= segment_bytes
+            && oi <= index_bytes
+            && ti <= index_bytes
+            && end - 1 - self.base_offset() <= i64::from(u32::MAX)
+    }
+
+    /// Seals the segment (fsynced) with the newest modification time of what it replaced.
+    pub(crate) fn finish(self) -> Result<Segment, Halt> {
+        self.segment.seal()?;
+        if let Some(time) = self.modified {
+            self.segment.set_modified(time)?;
+        }
+        Ok(self.segment)
+    }
+}
+
+/// Appends the records `filter` keeps from `group` to `out`, which then covers the group's
+/// offsets (it ends where the group ended) and carries the newest modification time of the
+/// group's files. Returns the bytes read and written.
 pub(crate) fn clean_group(
     group: &[Span],
+    out: &mut CleanedOutput,
     filter: &Filter<'_>,
     target: &Target<'_>,
     io: &Io<'_>,
     counts: &mut Counts,
-) -> Result<(Segment, u64, u64), Halt> {
-    let base = group[0].0.base_offset();
-    let cleaned = Segment::create_cleaned(target.dir, base, target.limits, target.now_ms)?;
-    let mut out = Output {
-        segment: &cleaned,
+) -> Result<(u64, u64), Halt> {
+    let written_before = out.written;
+    let mut w = Output {
+        segment: &out.segment,
         buf: Vec::with_capacity(OUT_CHUNK + (1 << 16)),
         infos: Vec::new(),
-        written: 0,
+        written: out.written,
         interval: target.limits.interval_bytes,
         meter: Meter {
             throttle: io.throttle,
@@ -227,11 +281,10 @@ pub(crate) fn clean_group(
         },
     };
     let mut read = 0;
-    let mut modified = None;
     for (segment, _) in group {
-        modified = modified.max(segment.modified());
+        out.modified = out.modified.max(segment.modified());
         read += segment.for_each_batch(|pos, bytes| -> Result<(), Halt> {
-            out.meter.add(bytes.len() as u64);
+            w.meter.add(bytes.len() as u64);
             if let Some(reason) = (io.stop)() {
                 return Err(Halt::Aborted(reason));
             }
@@ -258,21 +311,17 @@ pub(crate) fn clean_group(
                 }
             };
             match verdict {
-                Verdict::Keep => out.push(bytes),
-                Verdict::Rewrite(new) => out.push(&new),
+                Verdict::Keep => w.push(bytes),
+                Verdict::Rewrite(new) => w.push(&new),
                 Verdict::Drop => Ok(()),
             }
         })?;
     }
-    out.flush()?;
-    out.meter.flush();
-    let written = out.written;
-    cleaned.seal()?;
-    if let Some(time) = modified {
-        cleaned.set_modified(time)?;
-    }
-    cleaned.set_next_offset(group[group.len() - 1].1);
-    Ok((cleaned, read, written))
+    w.flush()?;
+    w.meter.flush();
+    out.written = w.written;
+    out.segment.set_next_offset(group[group.len() - 1].1);
+    Ok((read, out.written - written_before))
 }
 
 /// Output is appended to the cleaned segment in chunks of about this size.

@@ -272,31 +272,25 @@ impl Log {
             end_offset: mapped.end,
             first_uncleanable_offset: first_uncleanable,
             segments_before: to_clean.len(),
-            segments_after: groups.len(),
             map_keys: map.len(),
             map_capacity: map.capacity(),
             bytes_read: mapped.bytes_read,
             ..CleanStats::default()
         };
         let mut cleaned = Vec::with_capacity(groups.len());
-        let bases: Vec<i64> = groups.iter().map(|g| g[0].0.base_offset()).collect();
-        let written = (|| -> Result<(), Halt> {
-            for group in &groups {
-                let (segment, read, written) =
-                    pass::clean_group(group, &filter, &target, &io, &mut counts)?;
-                cleaned.push(segment);
-                stats.bytes_read += read;
-                stats.bytes_written += written;
-                self.crash_point()?;
-            }
-            checkpoint::sync_dir(&self.dir)?;
-            self.crash_point()?;
-            Ok(())
-        })();
+        let mut bases = Vec::new();
+        let written = self.write_cleaned(
+            &groups,
+            &mut cleaned,
+            &mut bases,
+            &mut stats,
+            (plan, &filter, &target, &io, &mut counts),
+        );
         if let Err(halt) = written {
             self.discard(&bases, &halt);
             return Err(halt);
         }
+        stats.segments_after = cleaned.len();
         stats.records_read = counts.records_read;
         stats.records_kept = counts.records_kept;
         stats.tombstones_removed = counts.tombstones_removed;
@@ -307,6 +301,49 @@ impl Log {
         self.commit(plan, replaced, cleaned, mapped.end)?;
         tracing::info!(dir = %self.dir.display(), ?stats, "cleaned log");
         Ok(CleanOutcome::Cleaned(stats))
+    }
+
+    /// Writes the cleaned copies of `groups` (`.cleaned` files, fsynced, then the directory),
+    /// coalescing consecutive groups into one output while they fit (see
+    /// [`pass::CleanedOutput`]). `bases` receives each output's base as it is created, so that
+    /// the caller can discard them if this fails.
+    fn write_cleaned(
+        &self,
+        groups: &[&[Span]],
+        cleaned: &mut Vec<Segment>,
+        bases: &mut Vec<i64>,
+        stats: &mut CleanStats,
+        (plan, filter, target, io, counts): (&Plan, &Filter<'_>, &Target<'_>, &Io<'_>, &mut Counts),
+    ) -> Result<(), Halt> {
+        let mut out: Option<pass::CleanedOutput> = None;
+        for group in groups {
+            let full = out
+                .as_ref()
+                .is_some_and(|o| !o.fits(group, plan.segment_bytes, plan.index_bytes));
+            if full {
+                if let Some(done) = out.take() {
+                    cleaned.push(done.finish()?);
+                }
+            }
+            let o = match &mut out {
+                Some(o) => o,
+                None => {
+                    let o = pass::CleanedOutput::open(group[0].0.base_offset(), target)?;
+                    bases.push(o.base_offset());
+                    out.insert(o)
+                }
+            };
+            let (read, written) = pass::clean_group(group, o, filter, target, io, counts)?;
+            stats.bytes_read += read;
+            stats.bytes_written += written;
+            self.crash_point()?;
+        }
+        if let Some(done) = out.take() {
+            cleaned.push(done.finish()?);
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        self.crash_point()?;
+        Ok(())
     }
 
     /// Removes the `.cleaned` files of a pass that stops before its commit
