@@ -26,12 +26,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer};
 
-#[path = "common/reports.rs"]
-mod reports;
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "common/reports.rs"]
+mod reports;
 use broker::{create_topic, metric, produce_paced, producer, start_broker, Broker, Res};
-use reports::pct;
+use reports::{pct, phase_summary};
 
 /// Switches `topic` to `cleanup.policy=compact` (the cleaner wakes on the change).
 fn compact(b: &Broker, topic: &str) -> Res<()> {
@@ -123,11 +123,8 @@ fn run(args: &[f64]) -> Res<()> {
             let read = metric(&b, "strata_cleaner_read_bytes_total") - read0;
             p99[i] = pct(&lat, 0.99);
             println!(
-                "round {round} {phase:8}: {} records, latency ms p50 {:.2} p99 {:.2} max {:.2}; cleaner read {:.1} MB during the phase",
-                lat.len(),
-                pct(&lat, 0.5),
-                p99[i],
-                pct(&lat, 1.0),
+                "round {round} {phase:8}: {}; cleaner read {:.1} MB during the phase",
+                phase_summary(&lat),
                 read / 1e6
             );
         }
@@ -135,11 +132,7 @@ fn run(args: &[f64]) -> Res<()> {
     }
     println!(
         "p99 while cleaning / idle, per round: {}",
-        ratios
-            .iter()
-            .map(|r| format!("{r:.2}x"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        reports::ratios(&ratios)
     );
     Ok(())
 }

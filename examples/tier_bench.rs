@@ -41,17 +41,17 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-#[path = "common/reports.rs"]
-mod reports;
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "common/reports.rs"]
+mod reports;
 use broker::{create_topic, http, metric, produce_paced, producer, Broker, Proc, Res};
 
 fn free_port() -> Res<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
-use reports::pct;
+use reports::{pct, phase_summary};
 
 const BUCKET: &str = "strata-bench";
 
@@ -137,11 +137,8 @@ fn produce_p99(args: &[f64]) -> Res<()> {
             let up = metric(&b, "strata_tier_upload_bytes_total") - up0;
             p99[i] = pct(&lat, 0.99);
             println!(
-                "round {round} {topic:6}: {} records, latency ms p50 {:.2} p99 {:.2} max {:.2}; uploaded during the phase {:.1} MB",
-                lat.len(),
-                pct(&lat, 0.5),
-                p99[i],
-                pct(&lat, 1.0),
+                "round {round} {topic:6}: {}; uploaded during the phase {:.1} MB",
+                phase_summary(&lat),
                 up / 1e6
             );
         }
@@ -149,11 +146,7 @@ fn produce_p99(args: &[f64]) -> Res<()> {
     }
     println!(
         "p99 with uploads / without, per round: {}",
-        ratios
-            .iter()
-            .map(|r| format!("{r:.2}x"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        reports::ratios(&ratios)
     );
     Ok(())
 }

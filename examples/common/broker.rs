@@ -190,4 +190,3 @@ pub fn produce_paced(
     }
     Ok(lat)
 }
-

@@ -56,6 +56,28 @@ impl ProducerContext for Reports {
 }
 
 /// The `p` quantile (0..=1) of sorted latencies in µs, in ms.
+/// "N records, latency ms p50 .. p99 .. max ..", for one phase of a load example.
+#[allow(dead_code)] // not every example that includes this file prints phases
+pub fn phase_summary(lat: &[u32]) -> String {
+    format!(
+        "{} records, latency ms p50 {:.2} p99 {:.2} max {:.2}",
+        lat.len(),
+        pct(lat, 0.5),
+        pct(lat, 0.99),
+        pct(lat, 1.0)
+    )
+}
+
+/// "0.93x, 1.02x, ..." for the per-round ratios of an A/B latency example.
+#[allow(dead_code)] // not every example that includes this file compares rounds
+pub fn ratios(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|r| format!("{r:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn pct(lat: &[u32], p: f64) -> f64 {
     lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
         .map_or(0.0, |&us| f64::from(us) / 1000.0)

@@ -59,18 +59,22 @@ impl Services {
     }
 }
 
-/// Per-request context handed to every handler: the components and who is asking.
-pub struct Ctx {
-    pub broker: Arc<Broker>,
-    pub metadata: Arc<MetadataCache>,
-    pub replicas: Arc<ReplicaManager>,
-    pub rlm: Option<Arc<RemoteLogManager>>,
-    pub cleaner: Arc<LogCleaner>,
-    pub groups: Arc<GroupCoordinator>,
+/// Per-request context handed to every handler: the components (through `Deref` to
+/// [`Services`], so a handler writes `ctx.replicas`) and who is asking.
+pub struct Ctx<'a> {
+    services: &'a Services,
     pub version: i16,
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub client_host: String,
     pub client_id: String,
+}
+
+impl std::ops::Deref for Ctx<'_> {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        self.services
+    }
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -192,12 +196,7 @@ async fn respond(
     let correlation_id = request.header.correlation_id;
     let api = request.api;
     let ctx = Ctx {
-        broker: services.broker.clone(),
-        metadata: services.metadata.clone(),
-        replicas: services.replicas.clone(),
-        rlm: services.rlm.clone(),
-        cleaner: services.cleaner.clone(),
-        groups: services.groups.clone(),
+        services,
         version,
         client_host: format!("/{}", peer.ip()),
         client_id: request

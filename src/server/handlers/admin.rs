@@ -22,7 +22,7 @@ use crate::protocol::cleaner_state::{
 use crate::protocol::tier_state::TIER_STATE_TAG;
 use crate::server::replica_code;
 
-pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn delete_records(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -42,7 +42,7 @@ pub async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecor
 
 /// The answer's low watermark is the partition's log start offset over both tiers.
 async fn delete_partition_records(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     topic: &str,
     index: i32,
     offset: i64,
@@ -68,7 +68,7 @@ async fn delete_partition_records(
 
 /// The live brokers; the controller named is this node, which forwards admin requests (as
 /// Metadata does, see `metadata.rs`).
-pub fn describe_cluster(ctx: &Ctx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let b = &ctx.broker;
     let image = b.image();
     let brokers = image
@@ -90,7 +90,7 @@ pub fn describe_cluster(ctx: &Ctx, _req: DescribeClusterRequest) -> DescribeClus
         .with_endpoint_type(1)
 }
 
-pub fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn describe_log_dirs(ctx: &Ctx<'_>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     // Which partitions were asked for: all of them when `topics` is null.
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
         ts.into_iter()

@@ -41,7 +41,7 @@ impl From<BrokerError> for Failure {
     }
 }
 
-fn resource(ctx: &Ctx, kind: i8, name: &StrBytes) -> Result<Resource, Failure> {
+fn resource(ctx: &Ctx<'_>, kind: i8, name: &StrBytes) -> Result<Resource, Failure> {
     match kind {
         TOPIC => Ok(Resource::Topic(name.to_string())),
         // "" is the cluster-wide default entity; Strata has one broker entity per node.
@@ -62,7 +62,7 @@ fn resource(ctx: &Ctx, kind: i8, name: &StrBytes) -> Result<Resource, Failure> {
     }
 }
 
-fn describe_resource(ctx: &Ctx, r: &Resource) -> Result<Vec<DescribedConfig>, Failure> {
+fn describe_resource(ctx: &Ctx<'_>, r: &Resource) -> Result<Vec<DescribedConfig>, Failure> {
     let dynamic = ctx.metadata.dynamic_broker_configs();
     match r {
         Resource::Topic(name) => {
@@ -79,7 +79,7 @@ fn describe_resource(ctx: &Ctx, r: &Resource) -> Result<Vec<DescribedConfig>, Fa
     }
 }
 
-pub fn describe(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(ctx: &Ctx<'_>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = req
         .resources
         .iter()
@@ -148,7 +148,7 @@ fn encode_described(
 }
 
 /// The current overrides of a resource: the starting point of an incremental change.
-fn current_overrides(ctx: &Ctx, r: &Resource) -> Result<BTreeMap<String, String>, Failure> {
+fn current_overrides(ctx: &Ctx<'_>, r: &Resource) -> Result<BTreeMap<String, String>, Failure> {
     match r {
         Resource::Topic(name) => ctx
             .broker
@@ -167,7 +167,7 @@ fn current_overrides(ctx: &Ctx, r: &Resource) -> Result<BTreeMap<String, String>
 }
 
 async fn replace(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     r: &Resource,
     configs: BTreeMap<String, String>,
     validate_only: bool,
@@ -187,7 +187,7 @@ async fn replace(
     Ok(())
 }
 
-pub async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in &req.resources {
         let outcome = async {
@@ -219,7 +219,7 @@ pub async fn alter(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse 
 }
 
 pub async fn incremental_alter(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());

@@ -11,7 +11,7 @@ use super::{str_bytes, Ctx};
 use crate::broker::BrokerError;
 use crate::server::error_code;
 
-pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn handle(ctx: &Ctx<'_>, req: ElectLeadersRequest) -> ElectLeadersResponse {
     let unclean = ctx.version >= 1 && req.election_type == 1;
     let wanted: Vec<(String, Vec<i32>)> = match req.topic_partitions {
         Some(tps) => tps
@@ -49,7 +49,7 @@ pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> ElectLeadersResponse
 }
 
 async fn elect(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     topic: &str,
     partition: i32,
     unclean: bool,

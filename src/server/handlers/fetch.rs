@@ -16,7 +16,7 @@ use super::Ctx;
 use crate::replica::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
 use crate::server::replica_code;
 
-pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     if req.session_id != 0 && req.session_epoch > 0 {
         // We never hand out sessions (KIP-227 allows a broker to decline), so a client
         // naming one has a stale id: it will fall back to full fetches.

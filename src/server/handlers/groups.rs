@@ -31,7 +31,7 @@ fn opt(s: &Option<StrBytes>) -> Option<String> {
 }
 
 /// The coordinator of a group is the leader of its `__consumer_offsets` partition.
-pub fn find_coordinator(ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub fn find_coordinator(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let image = ctx.broker.image();
     // Key type 0 is a consumer group; transactions (1) are not served yet.
     let locate = |key: &str| -> Result<(BrokerId, StrBytes, i32), ResponseError> {
@@ -79,7 +79,7 @@ pub fn find_coordinator(ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinat
     }
 }
 
-pub async fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> JoinGroupResponse {
+pub async fn join_group(ctx: &Ctx<'_>, req: JoinGroupRequest) -> JoinGroupResponse {
     let group = req.group_id.0.to_string();
     let jr = group::JoinRequest {
         member_id: req.member_id.to_string(),
@@ -141,7 +141,7 @@ pub async fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> JoinGroupResponse {
     resp
 }
 
-pub async fn sync_group(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn sync_group(ctx: &Ctx<'_>, req: SyncGroupRequest) -> SyncGroupResponse {
     let group = req.group_id.0.to_string();
     let sr = group::SyncRequest {
         member_id: req.member_id.to_string(),
@@ -181,7 +181,7 @@ pub async fn sync_group(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
     }
 }
 
-pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(ctx: &Ctx<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
     let instance = if ctx.version >= 3 {
         opt(&req.group_instance_id)
     } else {
@@ -196,7 +196,7 @@ pub fn heartbeat(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
     HeartbeatResponse::default().with_error_code(group_result_code(&res))
 }
 
-pub fn leave_group(ctx: &Ctx, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub fn leave_group(ctx: &Ctx<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
             .iter()
@@ -227,7 +227,7 @@ pub fn leave_group(ctx: &Ctx, req: LeaveGroupRequest) -> LeaveGroupResponse {
     }
 }
 
-pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
+pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = if ctx.version >= 4 {
         req.states_filter.iter().map(|s| s.to_string()).collect()
     } else {
@@ -262,7 +262,7 @@ pub fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let groups = req
         .groups
         .into_iter()
@@ -301,7 +301,7 @@ pub fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsR
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub fn delete_groups(ctx: &Ctx<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let names: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
     let results = ctx.groups.delete_groups(&names);
     let results = req

@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::replica::OffsetQuery;
 use crate::server::replica_code;
 
-pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let queries: Vec<OffsetQuery> = req
         .topics
         .iter()

@@ -12,7 +12,7 @@ use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
 use crate::server::error_code;
 
-pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     let names: Vec<Result<String, ResponseError>> = match &req.topics {
         // v0 used an empty list to mean "all topics".
@@ -73,13 +73,13 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .with_topics(topics)
 }
 
-fn all(ctx: &Ctx) -> Vec<Result<String, ResponseError>> {
+fn all(ctx: &Ctx<'_>) -> Vec<Result<String, ResponseError>> {
     ctx.broker.image().topics.keys().cloned().map(Ok).collect()
 }
 
 /// Creates `name` when it is unknown and the client and the config allow it; the error
 /// code of a failed creation.
-async fn ensure_topic(ctx: &Ctx, name: &str, auto_create: bool) -> Option<i16> {
+async fn ensure_topic(ctx: &Ctx<'_>, name: &str, auto_create: bool) -> Option<i16> {
     if ctx.metadata.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
         return None;
     }
@@ -104,7 +104,7 @@ async fn ensure_topic(ctx: &Ctx, name: &str, auto_create: bool) -> Option<i16> {
 }
 
 fn topic(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     image: &MetadataImage,
     name: &str,
     auto_create: bool,

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::Ctx;
 
 /// Runs the handler for `body`. `None` means no response is sent (Produce, acks=0).
-pub async fn dispatch(ctx: &Ctx, body: RequestKind) -> Option<ResponseKind> {
+pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> {
     use RequestKind as Rq;
     use ResponseKind as Rs;
     Some(match body {

@@ -21,7 +21,7 @@ use crate::group::codec::OffsetValue;
 use crate::group::CommitEntry;
 use crate::server::{group_code, group_result_code};
 
-pub async fn commit(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
@@ -102,7 +102,7 @@ fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<TopicOffsets> 
     out
 }
 
-pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if ctx.version >= 8 {
         let groups = req
             .groups
@@ -182,7 +182,7 @@ pub fn fetch(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-pub fn delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub fn delete(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let tps: Vec<(String, i32)> = req
         .topics
         .iter()

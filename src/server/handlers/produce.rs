@@ -13,7 +13,7 @@ use crate::replica::{AppendEntry, AppendRequest};
 use crate::server::replica_code;
 
 /// Returns `None` for acks=0: the client expects no response at all.
-pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     if !matches!(acks, -1..=1) {
         let responses = req

@@ -18,7 +18,7 @@ use super::{str_bytes, Ctx};
 use crate::broker::{BrokerError, NewTopic};
 use crate::server::error_code;
 
-pub async fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
     for t in req.topics {
@@ -99,7 +99,7 @@ fn failed(base: CreatableTopicResult, e: &BrokerError) -> CreatableTopicResult {
         .with_replication_factor(-1)
 }
 
-pub async fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v6 names topics by name or id in `topics`; earlier versions use `topic_names`.
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
         req.topics
@@ -136,7 +136,7 @@ pub async fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsR
 }
 
 pub async fn create_partitions(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
