@@ -100,15 +100,23 @@ impl Configs {
 
 fn described(def: &ConfigDef, chain: &[Entry], read_only: bool) -> DescribedConfig {
     let winner = chain.first();
+    // Kafka answers `null` for the value of a password, and flags it sensitive.
+    let sensitive = def.ty == crate::ConfigType::Password;
     DescribedConfig {
         name: def.name.to_string(),
-        value: winner.map(Entry::converted),
+        value: winner.map(Entry::converted).filter(|_| !sensitive),
         source: winner.map_or(ConfigSource::Default, |e| e.source),
         read_only,
-        sensitive: false,
+        sensitive,
         synonyms: chain
             .iter()
-            .map(|e| (e.name.to_string(), Some(e.raw.clone()), e.source))
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    Some(e.raw.clone()).filter(|_| !sensitive),
+                    e.source,
+                )
+            })
             .collect(),
         config_type: def.ty.kafka_code(),
         documentation: def.doc.to_string(),
@@ -128,6 +136,14 @@ fn row(out: &mut String, def: &ConfigDef, default: &str, column: &str) {
         )
     } else {
         def.doc.to_string()
+    };
+    let doc = if def.per_listener {
+        format!(
+            "{doc} *Also per listener: `listener.name.<listener>.{}`.*",
+            def.name
+        )
+    } else {
+        doc
     };
     out.push_str(&format!(
         "| `{}` | {} | {} | {} | {} | {} | {} |\n",
@@ -165,6 +181,14 @@ value of its broker synonyms, the first one set explicitly winning, in the order
 (so `log.retention.ms` beats `log.retention.minutes`, which beats `log.retention.hours`).
 `flush.ms` falls back to `log.flush.scheduler.interval.ms` (never, by default), and
 `log.dirs` to `log.dir`, when the first name is not set.
+
+Settings marked \"also per listener\" may be set for one listener as
+`listener.name.<listener>.<name>` (the listener name in lower case, as Kafka writes it:
+`listener.name.sasl_ssl.ssl.keystore.location`), which beats the plain name on that
+listener. PLAIN users are Kafka's JAAS line, per listener and mechanism:
+`listener.name.<listener>.plain.sasl.jaas.config`. Per-listener settings are read from the
+config file and `--set` (not from environment variables, whose names cannot tell the
+listener from the setting).
 
 An unknown name or an invalid value stops the broker with a message naming the setting,
 the value, where it was set and what is allowed.

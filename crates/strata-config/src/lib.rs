@@ -48,6 +48,7 @@
 pub mod defs;
 mod describe;
 mod error;
+pub mod jaas;
 mod listener;
 mod load;
 mod resolve;
@@ -60,7 +61,11 @@ pub use defs::{
 pub use describe::DescribedConfig;
 pub use error::{ConfigError, Origin};
 pub use listener::Listener;
-pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX};
+pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX, LISTENER_PREFIX};
+pub use typed::security::{
+    ClientAuth, ListenerSecurity, OAuthConfig, SaslConfig, Secret, SecurityConfig,
+    SecurityProtocol, SslConfig,
+};
 pub use typed::{BrokerConfig, CleanerConfig, RemoteStorageConfig, TopicConfig};
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.

@@ -38,7 +38,14 @@ pub const ENV_ALLOW_LIST: &[&str] = &[
 pub struct Configs {
     /// Broker name -> (value as written, trimmed; where it was written).
     pub(crate) statics: BTreeMap<&'static str, (String, Origin)>,
+    /// Per-listener overrides, `listener.name.<listener>.<setting>`: (listener name
+    /// upper-cased, setting) -> (value, where it was written). The setting is a broker
+    /// config marked `per_listener`, or `<mechanism>.sasl.jaas.config`.
+    pub(crate) listener_statics: BTreeMap<(String, String), (String, Origin)>,
 }
+
+/// The prefix of Kafka's per-listener overrides.
+pub const LISTENER_PREFIX: &str = "listener.name.";
 
 /// The environment variable for config `name`: `log.dirs` -> `STRATA_LOG_DIRS`.
 pub fn env_var_name(name: &str) -> String {
@@ -94,6 +101,28 @@ impl Configs {
     }
 
     fn set(&mut self, name: &str, value: &str, origin: Origin) -> Result<(), ConfigError> {
+        if let Some(rest) = name.strip_prefix(LISTENER_PREFIX) {
+            let (listener, setting) = split_listener_setting(name, rest, &origin)?;
+            if let Some(def) = broker_def(&setting) {
+                check_value(def, value, &origin).map_err(|e| match e {
+                    ConfigError::Invalid {
+                        value,
+                        reason,
+                        origin,
+                        ..
+                    } => ConfigError::Invalid {
+                        name: name.to_string(),
+                        value,
+                        reason,
+                        origin,
+                    },
+                    other => other,
+                })?;
+            }
+            self.listener_statics
+                .insert((listener, setting), (value.trim().to_string(), origin));
+            return Ok(());
+        }
         let def = broker_def(name).ok_or_else(|| unknown(name, origin.clone()))?;
         check_value(def, value, &origin)?;
         self.statics
@@ -124,6 +153,49 @@ impl Configs {
             check_value(def, value, &Origin::TopicOverride)?;
         }
         Ok(())
+    }
+}
+
+/// `sasl_ssl.ssl.keystore.location` -> (`SASL_SSL`, `ssl.keystore.location`); only
+/// settings that Kafka allows per listener, and `<mechanism>.sasl.jaas.config`.
+fn split_listener_setting(
+    name: &str,
+    rest: &str,
+    origin: &Origin,
+) -> Result<(String, String), ConfigError> {
+    let bad = |reason: String| ConfigError::Unknown {
+        name: name.to_string(),
+        origin: origin.clone(),
+        hint: format!(" ({reason})"),
+    };
+    let (listener, setting) = rest
+        .split_once('.')
+        .filter(|(l, s)| !l.is_empty() && !s.is_empty())
+        .ok_or_else(|| bad("expected listener.name.<listener>.<setting>".to_string()))?;
+    if let Some(mechanism) = setting.strip_suffix(".sasl.jaas.config") {
+        let known = crate::defs::SASL_MECHANISMS
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(mechanism));
+        if !known {
+            return Err(bad(format!(
+                "`{mechanism}` is not a SASL mechanism Strata serves ({})",
+                crate::defs::SASL_MECHANISMS.join(", ")
+            )));
+        }
+        return Ok((
+            listener.to_ascii_uppercase(),
+            format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase()),
+        ));
+    }
+    match broker_def(setting) {
+        Some(def) if def.per_listener => Ok((listener.to_ascii_uppercase(), setting.to_string())),
+        Some(_) => Err(bad(format!(
+            "`{setting}` cannot be set per listener; set it for the broker"
+        ))),
+        None => Err(bad(format!(
+            "`{setting}` is not a broker config{}",
+            did_you_mean(setting, BROKER_CONFIGS.iter().map(|d| d.name.to_string()))
+        ))),
     }
 }
 

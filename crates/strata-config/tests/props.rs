@@ -31,7 +31,12 @@ proptest! {
             l.name = format!("{}{i}", l.name); // names must be distinct
         }
         let text = ls.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let configs = load_cli("listeners", &text).unwrap();
+        // Every listener needs a security protocol (Kafka's rule).
+        let map = ls.iter().map(|l| format!("{}:PLAINTEXT", l.name)).collect::<Vec<_>>().join(",");
+        let configs = Configs::load(None, &[], &[
+            ("listeners".to_string(), text),
+            ("listener.security.protocol.map".to_string(), map),
+        ]).unwrap();
         prop_assert_eq!(configs.broker(&BTreeMap::new()).unwrap().listeners, ls);
     }
 

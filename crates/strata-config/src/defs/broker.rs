@@ -41,8 +41,8 @@ pub(super) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
 pub(super) const COMPRESSION_TYPES: &[&str] =
     &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
-/// Every broker config.
-pub static BROKER_CONFIGS: &[ConfigDef] = &[
+/// Every broker config but the security ones ([`super::security`]).
+pub(super) const CORE: &[ConfigDef] = &[
     // --- identity and network -------------------------------------------------
     ConfigDef { name: "node.id", ty: Int, default: Some("1"), validator: AtLeast(0), importance: High,
         doc: "This broker's id, unique in the cluster.", ..BASE },

@@ -6,9 +6,33 @@
 //! broker reads it, one field in [`crate::BrokerConfig`] or [`crate::TopicConfig`].
 
 mod broker;
+mod security;
 mod topic;
 
-pub use broker::{BROKER_CONFIGS, BROKER_GROUPS};
+pub use broker::BROKER_GROUPS;
+
+/// Every broker config: the core table, then listeners and security.
+pub static BROKER_CONFIGS: &[ConfigDef] = &ALL_BROKER;
+
+const ALL_BROKER: [ConfigDef; broker::CORE.len() + security::SECURITY.len()] =
+    concat(broker::CORE, security::SECURITY);
+
+/// `a` then `b`, at compile time: the tables live in two files but are one list.
+const fn concat<const N: usize>(a: &[ConfigDef], b: &[ConfigDef]) -> [ConfigDef; N] {
+    let mut out = [BASE; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+pub use security::{SASL_MECHANISMS, SECURITY_PROTOCOLS};
 pub use topic::TOPIC_CONFIGS;
 
 /// Kafka's `ConfigType` as reported by `DescribeConfigs`.
@@ -113,6 +137,10 @@ pub struct ConfigDef {
     pub doc: &'static str,
     /// Accepted and stored, but Strata does not act on it yet.
     pub stored_only: bool,
+    /// Broker configs only: may also be set for one listener as
+    /// `listener.name.<listener>.<name>` (Kafka's per-listener override), which beats the
+    /// plain name on that listener.
+    pub per_listener: bool,
 }
 
 /// A template for table entries; every entry overrides what it needs.
@@ -126,6 +154,7 @@ pub(crate) const BASE: ConfigDef = ConfigDef {
     synonyms: &[],
     doc: "",
     stored_only: false,
+    per_listener: false,
 };
 
 /// `i64::MAX` as Kafka prints `Long.MAX_VALUE`.

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub mod security;
+
 use crate::defs::topic_def;
 use crate::error::Origin;
 use crate::listener::{parse_listeners, Listener};
@@ -66,6 +68,8 @@ pub struct BrokerConfig {
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
     pub remote: RemoteStorageConfig,
+    /// Each client listener's security protocol, TLS and SASL settings; connection limits.
+    pub security: security::SecurityConfig,
 }
 
 /// The broker's remote-tier settings (`remote.*`).
@@ -177,6 +181,11 @@ impl Configs {
             None => derive_advertised(self, &r.entry("listeners")?, &listeners)?,
         };
         check_advertised_names(self, &r, &listeners, &advertised_listeners)?;
+        let security = self.security(
+            &listeners,
+            controller_listener.as_ref(),
+            !quorum_voters.is_empty(),
+        )?;
         let log_dirs: Vec<PathBuf> = list_items(&r.entry("log.dirs")?.converted())
             .into_iter()
             .map(PathBuf::from)
@@ -238,6 +247,7 @@ impl Configs {
                 .filter(|v| !v.is_empty()),
             topic_defaults: self.topic(dynamic, &BTreeMap::new())?,
             remote,
+            security,
         })
     }
 

@@ -1,0 +1,196 @@
+//! Listeners and security settings: protocol map, per-listener overrides, JAAS users,
+//! and the errors that stop a broker that could not serve a listener as configured.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use strata_config::{ClientAuth, Configs, SecurityProtocol};
+
+fn load(cli: &[(&str, &str)]) -> Result<Configs, strata_config::ConfigError> {
+    let cli: Vec<(String, String)> = cli
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Configs::load(None, &[], &cli)
+}
+
+const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a" user_admin="a" user_alice="alice-secret";"#;
+
+#[test]
+fn several_listeners_with_their_own_protocols_and_overrides() {
+    let b = load(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093,MTLS://127.0.0.1:9094",
+        ),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL",
+        ),
+        ("ssl.keystore.location", "/etc/strata/broker.pem"),
+        ("listener.name.mtls.ssl.client.auth", "required"),
+        (
+            "listener.name.mtls.ssl.truststore.location",
+            "/etc/strata/ca.pem",
+        ),
+        (
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+            "PLAIN,SCRAM-SHA-512",
+        ),
+        ("listener.name.sasl_ssl.plain.sasl.jaas.config", JAAS),
+        ("listener.name.sasl_ssl.connections.max.reauth.ms", "60000"),
+        ("max.connections.per.ip", "50"),
+    ])
+    .unwrap()
+    .broker(&BTreeMap::new())
+    .unwrap();
+    let s = &b.security;
+    assert_eq!(s.listeners.len(), 3);
+    assert_eq!(s.inter_broker_listener, "PLAINTEXT");
+    assert_eq!(s.max_connections_per_ip, 50);
+    let plain = s.listener("PLAINTEXT").unwrap();
+    assert_eq!(plain.protocol, SecurityProtocol::Plaintext);
+    assert!(plain.ssl.is_none() && plain.sasl.is_none());
+    let sasl = s.listener("SASL_SSL").unwrap();
+    assert_eq!(sasl.protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(sasl.max_reauth_ms, 60_000);
+    let cfg = sasl.sasl.as_ref().unwrap();
+    assert_eq!(cfg.mechanisms, ["PLAIN", "SCRAM-SHA-512"]);
+    assert_eq!(cfg.plain_users["alice"].0, "alice-secret");
+    assert_eq!(cfg.plain_users.len(), 2);
+    assert_eq!(
+        sasl.ssl.as_ref().unwrap().client_auth,
+        ClientAuth::None,
+        "the override is MTLS's only"
+    );
+    let mtls = s.listener("MTLS").unwrap();
+    let ssl = mtls.ssl.as_ref().unwrap();
+    assert_eq!(ssl.client_auth, ClientAuth::Required);
+    assert_eq!(
+        ssl.keystore_location,
+        PathBuf::from("/etc/strata/broker.pem")
+    );
+    assert_eq!(ssl.enabled_protocols, ["TLSv1.2", "TLSv1.3"]);
+    assert_eq!(mtls.max_reauth_ms, 0);
+    // Passwords never reach Debug output.
+    assert!(!format!("{b:?}").contains("alice-secret"));
+}
+
+#[test]
+fn listeners_that_cannot_work_are_refused_at_load() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("listeners", "FOO://127.0.0.1:1")],
+            "FOO has no security protocol",
+        ),
+        (
+            &[("listeners", "SSL://127.0.0.1:1")],
+            "ssl.keystore.location",
+        ),
+        (
+            &[
+                ("listeners", "SSL://127.0.0.1:1"),
+                ("ssl.keystore.location", "k.pem"),
+                ("ssl.client.auth", "required"),
+            ],
+            "no truststore",
+        ),
+        (
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+            ],
+            "PLAIN is enabled on listener SASL_PLAINTEXT but it has no users",
+        ),
+        (
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ],
+            "no JWKS",
+        ),
+        (
+            &[("sasl.enabled.mechanisms", "GSSAPI")],
+            "expected a non-empty",
+        ),
+        (&[("ssl.keystore.type", "JKS")], "expected one of PEM"),
+        (
+            &[("listener.name.plaintext.log.dirs", "/x")],
+            "cannot be set per listener",
+        ),
+        (
+            &[("listener.name.other.ssl.client.auth", "required")],
+            "no listener named OTHER",
+        ),
+        (
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
+                (
+                    "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+                    "x required;",
+                ),
+            ],
+            "JAAS only for PLAIN",
+        ),
+        (
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+                (
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                    "oops",
+                ),
+            ],
+            "control flag",
+        ),
+        (
+            &[("listener.name.plaintext.plain.sasl.jaas.config", JAAS)],
+            "does not use SASL",
+        ),
+        (
+            &[
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2",
+                ),
+                ("ssl.keystore.location", "k.pem"),
+                ("inter.broker.listener.name", "SASL_SSL"),
+                ("controller.quorum.voters", "1@127.0.0.1:3"),
+            ],
+            "controller listener",
+        ),
+    ];
+    for (settings, want) in cases {
+        let err = match load(settings).and_then(|c| c.broker(&BTreeMap::new())) {
+            Ok(_) => panic!("{settings:?} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{settings:?}: {err}");
+    }
+}
+
+#[test]
+fn a_cluster_needs_a_plaintext_inter_broker_listener() {
+    let err = load(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2,CONTROLLER://127.0.0.1:3",
+        ),
+        ("ssl.keystore.location", "k.pem"),
+        ("inter.broker.listener.name", "SASL_SSL"),
+        ("controller.quorum.voters", "1@127.0.0.1:3"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("must be PLAINTEXT in a cluster"), "{err}");
+}
+
+#[test]
+fn passwords_are_sensitive_in_describe() {
+    let c = load(&[("ssl.key.password", "hunter2")]).unwrap();
+    let d = c.describe_broker(&BTreeMap::new());
+    let p = d.iter().find(|c| c.name == "ssl.key.password").unwrap();
+    assert!(p.sensitive);
+    assert_eq!(p.value, None);
+    assert!(p.synonyms.iter().all(|s| s.1.is_none()));
+}
