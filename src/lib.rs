@@ -14,7 +14,10 @@
 //! - `replica`: the replica manager, the one place that appends to and reads from the
 //!   hosted partitions, across both tiers, and the replica fetchers;
 //! - `metadata`: the metadata this node has applied (broker config, topic configs);
-//! - `protocol`: frames, the table of served API versions, and a minimal Kafka client;
+//! - `protocol`: frames, the table of served API versions, and a minimal Kafka client
+//!   (which speaks TLS and SASL for the CLI);
+//! - `sasl`: the SASL mechanisms' messages and state machines, pure, shared by the
+//!   broker's `server::auth` and the client;
 //! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs;
 //! - `recover`: `strata recover`, restores tiered topics from the bucket.
 //!
@@ -37,6 +40,7 @@ pub mod protocol;
 pub mod recover;
 pub mod replica;
 pub mod rlm;
+pub mod sasl;
 pub mod server;
 pub mod startup;
 pub mod tier_status;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_config::{Configs, Listener};
-use strata_controller::{BrokerMeta, Controller, MetadataCommand};
+use strata_controller::{BrokerMeta, Controller, Endpoint, MetadataCommand};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -40,6 +40,46 @@ pub enum StartupError {
     Tier(#[from] crate::rlm::TierOpenError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
+    Security(crate::server::auth::AuthSetupError),
+}
+
+async fn bind(l: &Listener) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind = l.socket_addr();
+    let socket = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = socket
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr: bind, source })?;
+    Ok((socket, addr))
+}
+
+/// The advertised address of listener `l` bound at `addr`: `advertised.listeners`' entry
+/// of the same name (port 0 standing for the bound port), else the listener itself.
+fn advertised_for(
+    config: &strata_config::BrokerConfig,
+    l: &Listener,
+    addr: SocketAddr,
+) -> Listener {
+    match config
+        .advertised_listeners
+        .iter()
+        .find(|a| a.name == l.name)
+    {
+        Some(a) if a.port != 0 => a.clone(),
+        Some(a) => Listener {
+            port: addr.port(),
+            ..a.clone()
+        },
+        None => Listener {
+            port: addr.port(),
+            ..l.clone()
+        },
+    }
 }
 
 /// Why [`open_data`] failed; `serve` and `recover` each word it with their own hint.
@@ -121,7 +161,10 @@ pub(crate) async fn open_remote(
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
+    /// The first client listener's bound address.
     pub addr: SocketAddr,
+    /// Every client listener: name and bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// Where `GET /metrics` is served; `None` when `metrics.listener` is `none`.
     pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -133,36 +176,41 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     let config = configs.broker(&Default::default())?;
     let controller = open_data(&config).await?;
 
-    let listen = config
-        .listeners
-        .first()
-        .ok_or(StartupError::NoListener)?
-        .clone();
-    let bind = format!("{}:{}", listen.host, listen.port);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartupError::Bind { addr: bind, source })?;
-    let advertised = match config.advertised_listeners.first() {
-        Some(a) if a.port != 0 => a.clone(),
-        Some(a) => Listener {
-            port: addr.port(),
-            ..a.clone()
-        },
-        None => Listener {
-            port: addr.port(),
-            ..listen.clone()
-        },
-    };
+    // Every client listener is bound (and its TLS files, users and JWKS loaded) before
+    // the broker registers, so a listener that cannot work stops startup.
+    let security = Arc::new(config.security.clone());
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    for ls in &security.listeners {
+        let runtime = crate::server::ListenerRuntime::open(ls)
+            .await
+            .map_err(StartupError::Security)?;
+        let (socket, addr) = bind(&ls.listener).await?;
+        let advertised = advertised_for(&config, &ls.listener, addr);
+        endpoints.push((ls.listener.name.clone(), addr, advertised));
+        bound.push(crate::server::Bound {
+            runtime: Arc::new(runtime),
+            socket,
+        });
+    }
+    let (_, addr, _) = endpoints.first().cloned().ok_or(StartupError::NoListener)?;
+    let advertised = endpoints
+        .iter()
+        .find(|(name, _, _)| *name == security.inter_broker_listener)
+        .map(|(_, _, a)| a.clone())
+        .ok_or(StartupError::NoListener)?;
     let me = BrokerMeta {
         node_id: config.node_id,
         host: advertised.host.clone(),
         port: advertised.port,
+        endpoints: endpoints
+            .iter()
+            .map(|(name, _, a)| Endpoint {
+                name: name.clone(),
+                host: a.host.clone(),
+                port: a.port,
+            })
+            .collect(),
         rack: config.broker_rack.clone(),
         fenced: false,
         shutting_down: false,
@@ -198,10 +246,11 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     broker.spawn_tasks(shutdown_rx.clone());
     let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
     let services = crate::server::Services::new(broker.clone(), groups);
-    let server = tokio::spawn(crate::server::serve(listener, services, shutdown_rx));
+    let server = tokio::spawn(crate::server::serve(bound, services, security, shutdown_rx));
     Ok(Running {
         broker,
         addr,
+        listeners: endpoints.into_iter().map(|(n, a, _)| (n, a)).collect(),
         metrics_addr,
         shutdown,
         server,
@@ -232,7 +281,10 @@ pub async fn run(configs: Configs) -> Result<(), StartupError> {
     if let Some(c) = running.broker.controller.listen_addr() {
         println!("strata: controller on {c}");
     }
-    // Tests and scripts read this line to learn the bound port.
+    for (name, addr) in &running.listeners {
+        println!("strata: listener {name} on {addr}");
+    }
+    // Tests and scripts read this line to learn the bound port (of the first listener).
     println!(
         "strata: listening on {} (advertised {}:{})",
         running.addr, a.host, a.port

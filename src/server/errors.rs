@@ -51,7 +51,7 @@ fn config_code(_: &ConfigError) -> ResponseError {
     ResponseError::InvalidConfig
 }
 
-fn controller_code(e: &ControllerError) -> ResponseError {
+pub fn controller_code(e: &ControllerError) -> ResponseError {
     use ApplyError as A;
     use ResponseError as E;
     match e {
@@ -75,6 +75,8 @@ fn controller_code(e: &ControllerError) -> ResponseError {
                     E::EligibleLeadersNotAvailable
                 }
             },
+            A::UnknownScramCredential { .. } => E::ResourceNotFound,
+            A::InvalidScramCredential { .. } => E::UnacceptableCredential,
             A::ClusterIdAlreadySet { .. } | A::InvalidProducerIdBlock { .. } => {
                 E::UnknownServerError
             }

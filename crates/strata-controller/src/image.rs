@@ -44,12 +44,39 @@ impl TopicMeta {
     }
 }
 
+/// One advertised listener of a broker.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener name, upper-case (`SASL_SSL`).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerMeta {
+    /// The address of the listener named `listener`, else the inter-broker address.
+    pub fn endpoint(&self, listener: &str) -> (&str, u16) {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .map_or((self.host.as_str(), self.port), |e| {
+                (e.host.as_str(), e.port)
+            })
+    }
+}
+
 /// A broker that registered with the controller.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BrokerMeta {
     pub node_id: i32,
+    /// The inter-broker listener's advertised address (what replica fetchers connect to).
     pub host: String,
     pub port: u16,
+    /// Every client listener's advertised address, by listener name: a client is answered
+    /// with the addresses of the listener it connected to, as in Kafka. Empty for
+    /// registrations from before several listeners existed (then `host:port` is used).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     /// Set when the controller lost the broker (no heartbeat within `broker.session.timeout.ms`)
     /// or the broker shut down; a fenced broker leads nothing and leaves every ISR.
@@ -75,6 +102,9 @@ pub struct MetadataImage {
     /// [`MetadataCommand::AllocateProducerIds`] and are never reused.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// SCRAM credentials (salted keys only), by user and mechanism.
+    #[serde(default)]
+    pub scram: crate::scram::ScramCredentials,
 }
 
 impl MetadataImage {
@@ -166,6 +196,17 @@ pub enum MetadataCommand {
         partition: i32,
         unclean: bool,
     },
+    /// AlterUserScramCredentials upsertion: the keys were derived by the proposer.
+    UpsertScramCredential {
+        user: String,
+        mechanism: crate::scram::ScramMechanism,
+        credential: crate::scram::ScramCredential,
+    },
+    /// AlterUserScramCredentials deletion.
+    DeleteScramCredential {
+        user: String,
+        mechanism: crate::scram::ScramMechanism,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -237,6 +278,13 @@ pub enum ApplyError {
         isr: Vec<i32>,
         reason: String,
     },
+    #[error("no {mechanism} credential for user {user}")]
+    UnknownScramCredential { user: String, mechanism: String },
+    #[error(
+        "invalid {mechanism} credential for user {user}: the user name and salt must not be \
+         empty and iterations must be in 4096..=16384"
+    )]
+    InvalidScramCredential { user: String, mechanism: String },
     #[error("{topic}-{partition}: cannot elect a leader: {source}")]
     Election {
         topic: String,
@@ -386,6 +434,14 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         }
         MetadataCommand::SetBrokerConfigs { configs } => {
             image.broker_configs = configs.clone();
+        }
+        MetadataCommand::UpsertScramCredential {
+            user,
+            mechanism,
+            credential,
+        } => crate::scram::upsert(image, user, *mechanism, credential)?,
+        MetadataCommand::DeleteScramCredential { user, mechanism } => {
+            crate::scram::delete(image, user, *mechanism)?
         }
         MetadataCommand::AllocateProducerIds { count } => {
             let next = image.next_producer_id;

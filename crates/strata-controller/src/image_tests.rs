@@ -180,6 +180,7 @@ fn register_broker_replaces_registration() {
         node_id: 1,
         host: "a".into(),
         port: 9092,
+        endpoints: Vec::new(),
         rack: None,
         fenced: false,
         shutting_down: false,

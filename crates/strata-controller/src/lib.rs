@@ -62,6 +62,7 @@ pub mod network;
 pub mod partition;
 pub mod quorum;
 pub mod rpc;
+pub mod scram;
 mod server;
 pub mod state_machine;
 
@@ -74,6 +75,7 @@ pub use error::ControllerError;
 pub use image::apply;
 pub use image::ApplyError;
 pub use image::BrokerMeta;
+pub use image::Endpoint;
 pub use image::MetadataCommand;
 pub use image::MetadataImage;
 pub use image::TopicMeta;
@@ -81,6 +83,7 @@ pub use log_store::LogStore;
 pub use partition::PartitionMeta;
 pub use partition::NO_LEADER;
 pub use quorum::parse_quorum_voters;
+pub use scram::{ScramCredential, ScramMechanism};
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
 

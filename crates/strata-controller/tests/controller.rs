@@ -41,6 +41,7 @@ async fn populate(c: &Controller) -> MetadataImage {
         node_id: 1,
         host: "localhost".into(),
         port: 9092,
+        endpoints: Vec::new(),
         rack: Some("r1".into()),
         fenced: false,
         shutting_down: false,

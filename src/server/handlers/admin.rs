@@ -76,10 +76,11 @@ pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> Describe
         .values()
         .filter(|m| !m.fenced)
         .map(|m| {
+            let (host, port) = m.endpoint(ctx.listener);
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(m.node_id))
-                .with_host(str_bytes(m.host.clone()))
-                .with_port(m.port as i32)
+                .with_host(str_bytes(host))
+                .with_port(port as i32)
                 .with_rack(m.rack.clone().map(str_bytes))
         })
         .collect();

@@ -47,7 +47,8 @@ pub fn find_coordinator(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoord
             .get(&node)
             .filter(|b| !b.fenced)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        Ok((BrokerId(node), str_bytes(b.host.clone()), b.port as i32))
+        let (host, port) = b.endpoint(ctx.listener);
+        Ok((BrokerId(node), str_bytes(host), port as i32))
     };
     if ctx.version >= 4 {
         let coordinators = req

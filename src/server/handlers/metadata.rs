@@ -57,10 +57,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
         .values()
         .filter(|b| !b.fenced)
         .map(|b| {
+            // The addresses of the listener this client connected to, as Kafka answers.
+            let (host, port) = b.endpoint(ctx.listener);
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(b.port as i32)
+                .with_host(str_bytes(host))
+                .with_port(port as i32)
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();

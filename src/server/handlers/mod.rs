@@ -13,6 +13,8 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+pub mod sasl;
+mod scram;
 mod topics;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -55,9 +57,16 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
+        Rq::DescribeUserScramCredentials(r) => {
+            Rs::DescribeUserScramCredentials(scram::describe(ctx, r))
+        }
+        Rq::AlterUserScramCredentials(r) => {
+            Rs::AlterUserScramCredentials(scram::alter(ctx, r).await)
+        }
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
-            // of which has an arm above.
+            // of which has an arm above (SaslHandshake and SaslAuthenticate change the
+            // connection's state and are handled by `server::connection`).
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");
             return None;
         }

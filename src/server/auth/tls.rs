@@ -1,0 +1,330 @@
+//! TLS for SSL and SASL_SSL listeners, with rustls (aws-lc-rs provider).
+//!
+//! A [`TlsListener`] holds the listener's current `rustls::ServerConfig` behind a lock; each
+//! accepted connection takes the config of the moment. [`TlsListener::reload_if_changed`]
+//! rebuilds it when the keystore or truststore file changed on disk (checked every
+//! `ssl.reload.interval.ms`), so a renewed certificate is served to new connections without a
+//! restart; connections already open keep the session they negotiated. A file that fails to
+//! load keeps the previous config and is logged, so a half-written file never takes a
+//! listener down.
+//!
+//! Client certificates (`ssl.client.auth`) are verified by rustls' WebPKI verifier against
+//! the truststore; the principal of a verified certificate is its subject distinguished
+//! name in RFC 2253 form, as Kafka's default `ssl.principal.mapping.rules` gives it
+//! (`User:CN=alice,OU=eng,O=Acme`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine;
+use parking_lot::{Mutex, RwLock};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use strata_config::{ClientAuth, SslConfig};
+
+use super::{AuthSetupError, Principal};
+
+/// A TLS listener's configuration, reloadable.
+pub struct TlsListener {
+    listener: String,
+    ssl: SslConfig,
+    current: RwLock<Arc<ServerConfig>>,
+    /// (modification time, length) of each file the config was built from.
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+impl TlsListener {
+    /// Loads the files and builds the first config; any problem is a startup error.
+    pub fn open(listener: &str, ssl: &SslConfig) -> Result<TlsListener, AuthSetupError> {
+        let config = build(listener, ssl)?;
+        Ok(TlsListener {
+            listener: listener.to_string(),
+            ssl: ssl.clone(),
+            current: RwLock::new(Arc::new(config)),
+            stamps: Mutex::new(stamps(ssl)),
+        })
+    }
+
+    /// The acceptor for the next connection.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.current.read().clone())
+    }
+
+    /// Rebuilds the config if a file changed since the last (successful or failed) look.
+    /// `Ok(true)` means new connections now get the new files.
+    pub fn reload_if_changed(&self) -> Result<bool, AuthSetupError> {
+        let now = stamps(&self.ssl);
+        {
+            let mut seen = self.stamps.lock();
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        let config = build(&self.listener, &self.ssl)?;
+        *self.current.write() = Arc::new(config);
+        Ok(true)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.listener
+    }
+}
+
+fn stamps(ssl: &SslConfig) -> Vec<Option<(SystemTime, u64)>> {
+    std::iter::once(&ssl.keystore_location)
+        .chain(ssl.truststore_location.as_ref())
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+fn build(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError> {
+    let tls_err = |reason: String| AuthSetupError::Tls {
+        listener: listener.to_string(),
+        reason,
+    };
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !ssl.cipher_suites.is_empty() {
+        let offered: Vec<String> = provider
+            .cipher_suites
+            .iter()
+            .map(|s| suite_name(s))
+            .collect();
+        for wanted in &ssl.cipher_suites {
+            if !offered.iter().any(|o| o.eq_ignore_ascii_case(wanted)) {
+                return Err(tls_err(format!(
+                    "ssl.cipher.suites: unknown or unavailable suite {wanted}; available: {}",
+                    offered.join(", ")
+                )));
+            }
+        }
+        provider.cipher_suites.retain(|s| {
+            ssl.cipher_suites
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(&suite_name(s)))
+        });
+    }
+    let mut versions = Vec::new();
+    for v in &ssl.enabled_protocols {
+        match v.as_str() {
+            "TLSv1.2" => versions.push(&rustls::version::TLS12),
+            "TLSv1.3" => versions.push(&rustls::version::TLS13),
+            other => {
+                return Err(tls_err(format!(
+                    "ssl.enabled.protocols: {other} is not served"
+                )))
+            }
+        }
+    }
+    let provider = Arc::new(provider);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| tls_err(format!("ssl.enabled.protocols / ssl.cipher.suites: {e}")))?;
+    let builder = match (ssl.client_auth, &ssl.truststore_location) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (auth, Some(path)) => {
+            let roots = Arc::new(load_roots(path)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| tls_err(format!("ssl.truststore.location: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        // The config crate refuses client auth without a truststore.
+        (_, None) => {
+            return Err(tls_err(
+                "ssl.client.auth needs ssl.truststore.location".into(),
+            ))
+        }
+    };
+    let (chain, key) = load_keystore(
+        &ssl.keystore_location,
+        ssl.key_password.as_ref().map(|p| p.0.as_str()),
+    )?;
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_err(format!("ssl.keystore.location: {e}")))
+}
+
+/// Kafka (Java) spells TLS 1.3 suites `TLS_AES_128_GCM_SHA256`; rustls says `TLS13_...`.
+fn suite_name(s: &rustls::SupportedCipherSuite) -> String {
+    let name = format!("{:?}", s.suite());
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, AuthSetupError> {
+    std::fs::read(path).map_err(|source| AuthSetupError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The certificate chain and private key of a PEM keystore.
+pub fn load_keystore(
+    path: &Path,
+    password: Option<&str>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), AuthSetupError> {
+    const WHAT: &str = "keystore (ssl.keystore.location)";
+    let pem = read(WHAT, path)?;
+    let bad = |reason: String| AuthSetupError::Pem {
+        what: WHAT,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("bad certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(bad("no CERTIFICATE section".into()));
+    }
+    let key = match encrypted_key(&pem) {
+        Some(der) => {
+            let password = password
+                .ok_or_else(|| bad("the private key is encrypted; set ssl.key.password".into()))?;
+            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+                .map_err(|e| bad(format!("bad ENCRYPTED PRIVATE KEY: {e}")))?;
+            let doc = info.decrypt(password).map_err(|e| {
+                bad(format!(
+                    "cannot decrypt the private key with ssl.key.password: {e}"
+                ))
+            })?;
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec()))
+        }
+        None => {
+            if password.is_some() {
+                return Err(bad(
+                    "ssl.key.password is set but the private key is not encrypted; remove the password or encrypt the key (PKCS#8)"
+                        .into(),
+                ));
+            }
+            PrivateKeyDer::from_pem_slice(&pem)
+                .map_err(|e| bad(format!("no usable private key: {e}")))?
+        }
+    };
+    Ok((chain, key))
+}
+
+/// The DER of an `ENCRYPTED PRIVATE KEY` section, which rustls' PEM reader skips.
+fn encrypted_key(pem: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----")?;
+    let body = &text[start + "-----BEGIN ENCRYPTED PRIVATE KEY-----".len()..];
+    let end = body.find("-----END ENCRYPTED PRIVATE KEY-----")?;
+    let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// The CA certificates of a PEM truststore.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, AuthSetupError> {
+    const WHAT: &str = "truststore (ssl.truststore.location)";
+    let pem = read(WHAT, path)?;
+    let bad = |reason: String| AuthSetupError::Pem {
+        what: WHAT,
+        path: PathBuf::from(path),
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| bad(format!("bad certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("unusable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no CERTIFICATE section".into()));
+    }
+    Ok(roots)
+}
+
+/// The principal of a verified client certificate: its subject DN in RFC 2253 order
+/// (most specific first, `CN=alice,OU=eng,O=Acme,C=US`), as Java's
+/// `X500Principal.getName()` prints it for Kafka.
+pub fn principal_from_certificate(der: &[u8]) -> Option<Principal> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter() {
+        let parts: Vec<String> = rdn
+            .iter()
+            .map(|atv| {
+                let key = x509_parser::objects::oid2abbrev(
+                    atv.attr_type(),
+                    x509_parser::objects::oid_registry(),
+                )
+                .map(str::to_string)
+                .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                let value = atv.as_str().map(escape_rfc2253).unwrap_or_default();
+                format!("{key}={value}")
+            })
+            .collect();
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Some(Principal::user(rdns.join(",")))
+}
+
+fn escape_rfc2253(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == v.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with_subject(dn: &[(rcgen::DnType, &str)]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn principal_is_the_rfc2253_subject() {
+        let der = cert_with_subject(&[
+            (rcgen::DnType::CountryName, "US"),
+            (rcgen::DnType::OrganizationName, "Acme, Inc"),
+            (rcgen::DnType::CommonName, "alice"),
+        ]);
+        let p = principal_from_certificate(&der).unwrap();
+        assert_eq!(p.to_string(), "User:CN=alice,O=Acme\\, Inc,C=US");
+        assert!(principal_from_certificate(b"junk").is_none());
+    }
+
+    #[test]
+    fn keystore_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        std::fs::write(&path, "nothing").unwrap();
+        let err = load_keystore(&path, None).unwrap_err().to_string();
+        assert!(err.contains("no CERTIFICATE"), "{err}");
+        let err = load_keystore(&dir.path().join("missing.pem"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read keystore"), "{err}");
+    }
+}
