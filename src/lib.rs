@@ -16,6 +16,7 @@
 //! - `metadata`: the metadata this node has applied (broker config, topic configs);
 //! - `protocol`: frames, the table of served API versions, and a minimal Kafka client
 //!   (which speaks TLS and SASL for the CLI);
+//! - `pem`: PEM key, certificate and CA files (TLS listeners and clients);
 //! - `sasl`: the SASL mechanisms' messages and state machines, pure, shared by the
 //!   broker's `server::auth` and the client;
 //! - `tier_status`: `strata tier inspect`, read from the bucket and the log dirs;
@@ -36,6 +37,7 @@ pub mod group;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod pem;
 pub mod protocol;
 pub mod recover;
 pub mod replica;

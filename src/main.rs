@@ -1,4 +1,4 @@
-//! The `strata` command line: `serve` runs a broker; `topic`, `group` and `tier` are
+//! The `strata` command line: `serve` runs a broker; `topic`, `group`, `tier` and `user` are
 //! admin commands that speak the Kafka protocol to any node (see `strata::cli`).
 
 use std::path::PathBuf;
@@ -45,6 +45,13 @@ enum Command {
         conn: strata::cli::Connection,
         #[command(subcommand)]
         cmd: strata::cli::GroupCommand,
+    },
+    /// SCRAM users: `strata user scram set alice --password-file pw.txt`.
+    User {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::UserCommand,
     },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
@@ -114,6 +121,7 @@ fn main() -> ExitCode {
         Command::Serve { config, set } => serve(config, set),
         Command::Topic { conn, cmd } => strata::cli::topic(conn, cmd),
         Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
+        Command::User { conn, cmd } => strata::cli::user(conn, cmd),
         Command::Tier {
             cmd: TierCmd::Status { conn, topics },
         } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),

@@ -1,6 +1,7 @@
-//! The admin commands of the `strata` binary: `topic`, `group` and `tier`. They speak
-//! the Kafka protocol to any node (`--bootstrap-server`), so they work against Strata
-//! and against any Kafka-compatible broker.
+//! The admin commands of the `strata` binary: `topic`, `group`, `tier` and `user`. They
+//! speak the Kafka protocol to any node (`--bootstrap-server`), so they work against
+//! Strata and against any Kafka-compatible broker; `--command-config FILE` gives them
+//! Kafka client security properties (TLS, SASL), as Kafka's own tools take them.
 //!
 //! One module per command group; `protocol::client` owns the connection and version
 //! negotiation. Features a broker does not serve are detected through ApiVersions and
@@ -13,6 +14,9 @@ mod log_dirs;
 mod progress;
 mod tier;
 mod topic;
+mod user;
+
+pub use user::UserCommand;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,12 +41,23 @@ pub struct Connection {
     /// getting leaders, topics disappearing), in milliseconds.
     #[arg(long, global = true, default_value_t = 30_000)]
     pub timeout_ms: u64,
+    /// Kafka client properties for secured listeners (security.protocol, sasl.mechanism,
+    /// sasl.jaas.config or sasl.username/sasl.password, ssl.truststore.location, ...), as
+    /// kafka-topics.sh --command-config takes them.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl Connection {
-    /// Connects to `addr` (a bootstrap list or one broker) with this connection's timeout.
+    /// Connects to `addr` (a bootstrap list or one broker) with this connection's timeout
+    /// and security properties.
     async fn connect(&self, addr: &str) -> Result<Client, CliError> {
-        Ok(Client::connect(addr, self.timeout(), CLIENT_ID).await?)
+        let security = match &self.command_config {
+            Some(path) => crate::protocol::client_security::ClientSecurity::from_file(path)
+                .map_err(|e| CliError::Usage(format!("--command-config: {e}")))?,
+            None => Default::default(),
+        };
+        Ok(Client::connect_secure(addr, self.timeout(), CLIENT_ID, &security).await?)
     }
 
     fn timeout(&self) -> Duration {
@@ -246,6 +261,10 @@ pub fn group(conn: Connection, cmd: GroupCommand) -> ExitCode {
 
 pub fn tier(conn: Connection, cmd: TierCommand) -> ExitCode {
     run(conn, |client, conn| tier::run(client, conn, cmd))
+}
+
+pub fn user(conn: Connection, cmd: UserCommand) -> ExitCode {
+    run(conn, |client, conn| user::run(client, conn, cmd))
 }
 
 /// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit

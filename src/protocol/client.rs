@@ -1,5 +1,6 @@
-//! A minimal Kafka client: one TCP connection, one request in flight, versions negotiated
-//! through ApiVersions. It knows frames and versions, not topics: its callers (the admin
+//! A minimal Kafka client: one connection (TCP, or TLS over TCP), one request in flight,
+//! versions negotiated through ApiVersions, then SASL when the listener asks for it
+//! (`client_security`). It knows frames and versions, not topics: its callers (the admin
 //! CLI's commands, the replica fetchers) build requests and read responses.
 
 use std::collections::HashMap;
@@ -8,8 +9,14 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::client_security::{ClientSasl, ClientSecurity};
+
+/// A byte stream to a broker: TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Largest response frame accepted (a Metadata answer for many thousands of partitions
 /// fits comfortably).
@@ -32,10 +39,14 @@ pub enum ClientError {
     Protocol { addr: String, reason: String },
     #[error("{what} is not supported by the broker at {addr}: its ApiVersions does not list it")]
     Unsupported { addr: String, what: String },
+    #[error("TLS with {addr} failed: {reason} (check security.protocol and ssl.truststore.location)")]
+    Tls { addr: String, reason: String },
+    #[error("SASL authentication with {addr} failed: {reason}")]
+    Authentication { addr: String, reason: String },
 }
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     addr: String,
     /// api key -> (min, max) that the broker advertises.
     versions: HashMap<i16, (i16, i16)>,
@@ -52,13 +63,23 @@ impl Client {
         timeout: Duration,
         client_id: &'static str,
     ) -> Result<Client, ClientError> {
+        Client::connect_secure(bootstrap, timeout, client_id, &ClientSecurity::default()).await
+    }
+
+    /// [`Client::connect`] to a listener of any security protocol.
+    pub async fn connect_secure(
+        bootstrap: &str,
+        timeout: Duration,
+        client_id: &'static str,
+        security: &ClientSecurity,
+    ) -> Result<Client, ClientError> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Client::connect_one(addr, timeout, client_id).await {
+            match Client::connect_one(addr, timeout, client_id, security).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -70,6 +91,7 @@ impl Client {
         addr: &str,
         timeout: Duration,
         client_id: &'static str,
+        security: &ClientSecurity,
     ) -> Result<Client, ClientError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
@@ -87,6 +109,10 @@ impl Client {
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            Some(tls) => Box::new(tls_connect(addr, stream, tls.clone(), timeout).await?),
+            None => Box::new(stream),
+        };
         let mut client = Client {
             stream,
             addr: addr.to_string(),
@@ -96,7 +122,78 @@ impl Client {
             client_id,
         };
         client.negotiate().await?;
+        if let Some(sasl) = &security.sasl {
+            client.authenticate(sasl).await?;
+        }
         Ok(client)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate until the mechanism is done.
+    async fn authenticate(&mut self, sasl: &ClientSasl) -> Result<(), ClientError> {
+        use kafka_protocol::messages::SaslHandshakeRequest;
+        let mechanism = match sasl {
+            ClientSasl::Plain { .. } => "PLAIN",
+            ClientSasl::Scram { mechanism, .. } => mechanism.name(),
+        };
+        let addr = self.addr.clone();
+        let fail = |reason: String| ClientError::Authentication {
+            addr: addr.clone(),
+            reason,
+        };
+        let resp = self
+            .send_version(
+                SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+                1,
+            )
+            .await?;
+        if resp.error_code != 0 {
+            let enabled: Vec<String> = resp.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(fail(format!(
+                "the listener does not take {mechanism} (error code {}; it takes {})",
+                resp.error_code,
+                enabled.join(", ")
+            )));
+        }
+        match sasl {
+            ClientSasl::Plain { username, password } => {
+                self.sasl_step(crate::sasl::plain::encode(username, password)).await?;
+                Ok(())
+            }
+            ClientSasl::Scram {
+                mechanism,
+                username,
+                password,
+            } => {
+                let mut scram = crate::sasl::scram::ScramClient::new(
+                    *mechanism,
+                    username,
+                    password,
+                    super::client_security::nonce(),
+                );
+                let first = self.sasl_step(scram.client_first()).await?;
+                let fin = scram.client_final(&first).map_err(|e| fail(e.to_string()))?;
+                let last = self.sasl_step(fin).await?;
+                scram.verify_server_final(&last).map_err(|e| {
+                    fail(format!("the broker's SCRAM signature is wrong: {e}"))
+                })
+            }
+        }
+    }
+
+    /// One SaslAuthenticate round trip; the server's bytes, or its error.
+    async fn sasl_step(&mut self, bytes: Vec<u8>) -> Result<bytes::Bytes, ClientError> {
+        use kafka_protocol::messages::SaslAuthenticateRequest;
+        let version = self.version_of::<SaslAuthenticateRequest>().unwrap_or(0);
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(bytes.into());
+        let r = self.send_version(req, version).await?;
+        if r.error_code != 0 {
+            let msg = r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            return Err(ClientError::Authentication {
+                addr: self.addr.clone(),
+                reason: format!("error code {}: {msg}", r.error_code),
+            });
+        }
+        Ok(r.auth_bytes)
     }
 
     /// ApiVersions v3 (flexible); a broker that refuses it answers in v0 with its table,
@@ -246,6 +343,28 @@ impl Client {
             addr: self.addr.clone(),
             reason,
         }
+    }
+}
+
+async fn tls_connect(
+    addr: &str,
+    tcp: TcpStream,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
+    let tls_err = |reason: String| ClientError::Tls {
+        addr: addr.to_string(),
+        reason,
+    };
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| tls_err(format!("{host} is not a valid server name: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(tls_err(e.to_string())),
+        Err(_) => Err(tls_err(format!("no TLS handshake within {} ms", timeout.as_millis()))),
     }
 }
 

@@ -48,18 +48,8 @@ impl fmt::Display for Principal {
 /// Why a listener could not be set up at startup; each names the file or setting.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
-    #[error("cannot read {what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{what} {path}: {reason}")]
-    Pem {
-        what: &'static str,
-        path: std::path::PathBuf,
-        reason: String,
-    },
+    #[error(transparent)]
+    Pem(crate::pem::PemError),
     #[error("listener {listener}: invalid TLS settings: {reason}")]
     Tls { listener: String, reason: String },
     #[error("cannot load the JWKS from {url} (sasl.oauthbearer.jwks.endpoint.url): {reason}")]

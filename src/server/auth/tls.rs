@@ -13,19 +13,16 @@
 //! name in RFC 2253 form, as Kafka's default `ssl.principal.mapping.rules` gives it
 //! (`User:CN=alice,OU=eng,O=Acme`).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use base64::Engine;
 use parking_lot::{Mutex, RwLock};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 use strata_config::{ClientAuth, SslConfig};
 
 use super::{AuthSetupError, Principal};
+use crate::pem::{load_keystore, load_roots};
 
 /// A TLS listener's configuration, reloadable.
 pub struct TlsListener {
@@ -129,7 +126,7 @@ fn build(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError
     let builder = match (ssl.client_auth, &ssl.truststore_location) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (auth, Some(path)) => {
-            let roots = Arc::new(load_roots(path)?);
+            let roots = Arc::new(load_roots(path).map_err(AuthSetupError::Pem)?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier = if auth == ClientAuth::Requested {
                 verifier.allow_unauthenticated()
@@ -151,7 +148,8 @@ fn build(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError
     let (chain, key) = load_keystore(
         &ssl.keystore_location,
         ssl.key_password.as_ref().map(|p| p.0.as_str()),
-    )?;
+    )
+    .map_err(AuthSetupError::Pem)?;
     builder
         .with_single_cert(chain, key)
         .map_err(|e| tls_err(format!("ssl.keystore.location: {e}")))
@@ -164,91 +162,6 @@ fn suite_name(s: &rustls::SupportedCipherSuite) -> String {
         Some(rest) => format!("TLS_{rest}"),
         None => name,
     }
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, AuthSetupError> {
-    std::fs::read(path).map_err(|source| AuthSetupError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The certificate chain and private key of a PEM keystore.
-pub fn load_keystore(
-    path: &Path,
-    password: Option<&str>,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), AuthSetupError> {
-    const WHAT: &str = "keystore (ssl.keystore.location)";
-    let pem = read(WHAT, path)?;
-    let bad = |reason: String| AuthSetupError::Pem {
-        what: WHAT,
-        path: path.to_path_buf(),
-        reason,
-    };
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("bad certificate: {e}")))?;
-    if chain.is_empty() {
-        return Err(bad("no CERTIFICATE section".into()));
-    }
-    let key = match encrypted_key(&pem) {
-        Some(der) => {
-            let password = password
-                .ok_or_else(|| bad("the private key is encrypted; set ssl.key.password".into()))?;
-            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-                .map_err(|e| bad(format!("bad ENCRYPTED PRIVATE KEY: {e}")))?;
-            let doc = info.decrypt(password).map_err(|e| {
-                bad(format!(
-                    "cannot decrypt the private key with ssl.key.password: {e}"
-                ))
-            })?;
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec()))
-        }
-        None => {
-            if password.is_some() {
-                return Err(bad(
-                    "ssl.key.password is set but the private key is not encrypted; remove the password or encrypt the key (PKCS#8)"
-                        .into(),
-                ));
-            }
-            PrivateKeyDer::from_pem_slice(&pem)
-                .map_err(|e| bad(format!("no usable private key: {e}")))?
-        }
-    };
-    Ok((chain, key))
-}
-
-/// The DER of an `ENCRYPTED PRIVATE KEY` section, which rustls' PEM reader skips.
-fn encrypted_key(pem: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let start = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----")?;
-    let body = &text[start + "-----BEGIN ENCRYPTED PRIVATE KEY-----".len()..];
-    let end = body.find("-----END ENCRYPTED PRIVATE KEY-----")?;
-    let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).ok()
-}
-
-/// The CA certificates of a PEM truststore.
-pub fn load_roots(path: &Path) -> Result<RootCertStore, AuthSetupError> {
-    const WHAT: &str = "truststore (ssl.truststore.location)";
-    let pem = read(WHAT, path)?;
-    let bad = |reason: String| AuthSetupError::Pem {
-        what: WHAT,
-        path: PathBuf::from(path),
-        reason,
-    };
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| bad(format!("bad certificate: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("unusable CA certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no CERTIFICATE section".into()));
-    }
-    Ok(roots)
 }
 
 /// The principal of a verified client certificate: its subject DN in RFC 2253 order
@@ -315,16 +228,4 @@ mod tests {
         assert!(principal_from_certificate(b"junk").is_none());
     }
 
-    #[test]
-    fn keystore_errors_name_the_problem() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.pem");
-        std::fs::write(&path, "nothing").unwrap();
-        let err = load_keystore(&path, None).unwrap_err().to_string();
-        assert!(err.contains("no CERTIFICATE"), "{err}");
-        let err = load_keystore(&dir.path().join("missing.pem"), None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cannot read keystore"), "{err}");
-    }
 }
