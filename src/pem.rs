@@ -113,7 +113,6 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, PemError> {
     Ok(roots)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +124,9 @@ mod tests {
         std::fs::write(&path, "nothing").unwrap();
         let err = load_keystore(&path, None).unwrap_err().to_string();
         assert!(err.contains("no CERTIFICATE"), "{err}");
-        let err = load_keystore(&dir.path().join("missing.pem"), None).unwrap_err().to_string();
+        let err = load_keystore(&dir.path().join("missing.pem"), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read keystore"), "{err}");
     }
 }

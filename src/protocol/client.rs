@@ -39,7 +39,9 @@ pub enum ClientError {
     Protocol { addr: String, reason: String },
     #[error("{what} is not supported by the broker at {addr}: its ApiVersions does not list it")]
     Unsupported { addr: String, what: String },
-    #[error("TLS with {addr} failed: {reason} (check security.protocol and ssl.truststore.location)")]
+    #[error(
+        "TLS with {addr} failed: {reason} (check security.protocol and ssl.truststore.location)"
+    )]
     Tls { addr: String, reason: String },
     #[error("SASL authentication with {addr} failed: {reason}")]
     Authentication { addr: String, reason: String },
@@ -142,7 +144,8 @@ impl Client {
         };
         let resp = self
             .send_version(
-                SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
                 1,
             )
             .await?;
@@ -156,7 +159,8 @@ impl Client {
         }
         match sasl {
             ClientSasl::Plain { username, password } => {
-                self.sasl_step(crate::sasl::plain::encode(username, password)).await?;
+                self.sasl_step(crate::sasl::plain::encode(username, password))
+                    .await?;
                 Ok(())
             }
             ClientSasl::Scram {
@@ -171,11 +175,13 @@ impl Client {
                     super::client_security::nonce(),
                 );
                 let first = self.sasl_step(scram.client_first()).await?;
-                let fin = scram.client_final(&first).map_err(|e| fail(e.to_string()))?;
+                let fin = scram
+                    .client_final(&first)
+                    .map_err(|e| fail(e.to_string()))?;
                 let last = self.sasl_step(fin).await?;
-                scram.verify_server_final(&last).map_err(|e| {
-                    fail(format!("the broker's SCRAM signature is wrong: {e}"))
-                })
+                scram
+                    .verify_server_final(&last)
+                    .map_err(|e| fail(format!("the broker's SCRAM signature is wrong: {e}")))
             }
         }
     }
@@ -187,7 +193,11 @@ impl Client {
         let req = SaslAuthenticateRequest::default().with_auth_bytes(bytes.into());
         let r = self.send_version(req, version).await?;
         if r.error_code != 0 {
-            let msg = r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            let msg = r
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
             return Err(ClientError::Authentication {
                 addr: self.addr.clone(),
                 reason: format!("error code {}: {msg}", r.error_code),
@@ -364,7 +374,10 @@ async fn tls_connect(
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(tls_err(e.to_string())),
-        Err(_) => Err(tls_err(format!("no TLS handshake within {} ms", timeout.as_millis()))),
+        Err(_) => Err(tls_err(format!(
+            "no TLS handshake within {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 

@@ -22,8 +22,15 @@ use strata_controller::ScramMechanism;
 /// How a client authenticates with SASL.
 #[derive(Clone)]
 pub enum ClientSasl {
-    Plain { username: String, password: String },
-    Scram { mechanism: ScramMechanism, username: String, password: String },
+    Plain {
+        username: String,
+        password: String,
+    },
+    Scram {
+        mechanism: ScramMechanism,
+        username: String,
+        password: String,
+    },
 }
 
 /// Everything a client needs to connect to a secured listener.
@@ -48,7 +55,10 @@ impl Default for ClientSecurity {
 #[derive(Debug, thiserror::Error)]
 pub enum PropertiesError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -60,7 +70,8 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     let mut pending = String::new();
     for line in text.lines() {
         let line = line.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(cont) = line.strip_suffix('\\') {
@@ -100,19 +111,25 @@ impl ClientSecurity {
             path: path.to_path_buf(),
             source,
         })?;
-        ClientSecurity::from_properties(&parse_properties(&text)).map_err(|reason| PropertiesError::Invalid {
-            path: path.to_path_buf(),
-            reason,
+        ClientSecurity::from_properties(&parse_properties(&text)).map_err(|reason| {
+            PropertiesError::Invalid {
+                path: path.to_path_buf(),
+                reason,
+            }
         })
     }
 
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<ClientSecurity, String> {
         if let Some(unknown) = props.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(format!("unsupported property {unknown} (supported: {})", KNOWN.join(", ")));
+            return Err(format!(
+                "unsupported property {unknown} (supported: {})",
+                KNOWN.join(", ")
+            ));
         }
         let get = |k: &str| props.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let protocol = match get("security.protocol") {
-            Some(p) => SecurityProtocol::parse(p).ok_or_else(|| format!("unknown security.protocol {p}"))?,
+            Some(p) => SecurityProtocol::parse(p)
+                .ok_or_else(|| format!("unknown security.protocol {p}"))?,
             None => SecurityProtocol::Plaintext,
         };
         for t in ["ssl.truststore.type", "ssl.keystore.type"] {
@@ -124,7 +141,11 @@ impl ClientSecurity {
         }
         let tls = if protocol.uses_tls() {
             let ca = get("ssl.truststore.location").or(get("ssl.ca.location"));
-            Some(Arc::new(tls_config(ca, get("ssl.keystore.location"), get("ssl.key.password"))?))
+            Some(Arc::new(tls_config(
+                ca,
+                get("ssl.keystore.location"),
+                get("ssl.key.password"),
+            )?))
         } else {
             None
         };
@@ -133,21 +154,35 @@ impl ClientSecurity {
         } else {
             None
         };
-        Ok(ClientSecurity { protocol, tls, sasl })
+        Ok(ClientSecurity {
+            protocol,
+            tls,
+            sasl,
+        })
     }
 }
 
 fn sasl<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<ClientSasl, String> {
-    let mechanism = get("sasl.mechanism").unwrap_or("GSSAPI").to_ascii_uppercase();
+    let mechanism = get("sasl.mechanism")
+        .unwrap_or("GSSAPI")
+        .to_ascii_uppercase();
     let (username, password) = match get("sasl.jaas.config") {
         Some(jaas) => {
-            let m = strata_config::jaas::parse_jaas(jaas).map_err(|e| format!("sasl.jaas.config: {e}"))?;
-            let opt = |k: &str| m.options.get(k).cloned().ok_or_else(|| format!("sasl.jaas.config has no {k}"));
+            let m = strata_config::jaas::parse_jaas(jaas)
+                .map_err(|e| format!("sasl.jaas.config: {e}"))?;
+            let opt = |k: &str| {
+                m.options
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| format!("sasl.jaas.config has no {k}"))
+            };
             (opt("username")?, opt("password")?)
         }
         None => match (get("sasl.username"), get("sasl.password")) {
             (Some(u), Some(p)) => (u.to_string(), p.to_string()),
-            _ => return Err("SASL needs sasl.jaas.config or sasl.username and sasl.password".into()),
+            _ => {
+                return Err("SASL needs sasl.jaas.config or sasl.username and sasl.password".into())
+            }
         },
     };
     if mechanism == "PLAIN" {
@@ -165,7 +200,11 @@ fn sasl<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<ClientSasl, String
     }
 }
 
-fn tls_config(ca: Option<&str>, keystore: Option<&str>, key_password: Option<&str>) -> Result<rustls::ClientConfig, String> {
+fn tls_config(
+    ca: Option<&str>,
+    keystore: Option<&str>,
+    key_password: Option<&str>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca {
         Some(path) => {
@@ -188,9 +227,11 @@ fn tls_config(ca: Option<&str>, keystore: Option<&str>, key_password: Option<&st
         .with_root_certificates(roots);
     match keystore {
         Some(path) => {
-            let (chain, key) =
-                crate::pem::load_keystore(Path::new(path), key_password).map_err(|e| e.to_string())?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())
+            let (chain, key) = crate::pem::load_keystore(Path::new(path), key_password)
+                .map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())
         }
         None => Ok(builder.with_no_client_auth()),
     }
@@ -199,15 +240,18 @@ fn tls_config(ca: Option<&str>, keystore: Option<&str>, key_password: Option<&st
 /// The system's CA certificates (for brokers with publicly trusted certificates).
 fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-        .iter()
-        .find_map(|p| std::fs::read(p).ok())
-        .map(|pem| {
-            rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect()
-        })
-        .unwrap_or_default()
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read(p).ok())
+    .map(|pem| {
+        rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// A fresh random SCRAM client nonce.
@@ -231,8 +275,15 @@ mod tests {
         let s = ClientSecurity::from_properties(&p).unwrap();
         assert_eq!(s.protocol, SecurityProtocol::SaslPlaintext);
         match s.sasl {
-            Some(ClientSasl::Scram { mechanism, username, password }) => {
-                assert_eq!((mechanism, username.as_str(), password.as_str()), (ScramMechanism::Sha512, "admin", "pw"));
+            Some(ClientSasl::Scram {
+                mechanism,
+                username,
+                password,
+            }) => {
+                assert_eq!(
+                    (mechanism, username.as_str(), password.as_str()),
+                    (ScramMechanism::Sha512, "admin", "pw")
+                );
             }
             _ => panic!("expected SCRAM"),
         }
@@ -240,10 +291,16 @@ mod tests {
 
     #[test]
     fn unknown_or_unsupported_properties_are_errors() {
-        let bad = |text: &str| ClientSecurity::from_properties(&parse_properties(text)).err().unwrap_or_default();
+        let bad = |text: &str| {
+            ClientSecurity::from_properties(&parse_properties(text))
+                .err()
+                .unwrap_or_default()
+        };
         assert!(bad("ssl.endpoint.identification.algorithm=").contains("unsupported property"));
         assert!(bad("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\nsasl.username=a\nsasl.password=b").contains("GSSAPI"));
-        assert!(bad("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN").contains("sasl.username"));
+        assert!(
+            bad("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN").contains("sasl.username")
+        );
         assert!(bad("security.protocol=SSL\nssl.truststore.type=JKS").contains("only PEM"));
         assert!(bad("security.protocol=TLS").contains("unknown security.protocol"));
     }

@@ -180,12 +180,33 @@ where
         }
         if flow == Flow::Close {
             writer.flush().await?;
+            linger(&mut reader, &mut writer).await;
             return Ok(());
         }
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
     }
+}
+
+/// Closes after a final answer (a failed authentication) so that the client reads it:
+/// send FIN first, then drain what the client still sends for a moment. Closing a socket
+/// with unread input sends a reset, which can destroy the answer in flight.
+async fn linger<R, W>(reader: &mut R, writer: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = writer.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
 }
 
 /// Reads a frame body of `size` bytes into uninitialised capacity: zeroing a

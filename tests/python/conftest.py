@@ -23,13 +23,16 @@ BINARY = pathlib.Path(os.environ.get("BROKER_BIN", ROOT / "target" / "debug" / "
 
 
 class Broker:
-    def __init__(self, settings=None):
+    def __init__(self, settings=None, env=None):
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="strata-py-"))
         self.data = self.tmp / "data"
         self.log_path = self.tmp / "broker.log"
         self.settings = dict(settings or {})
+        self.extra_env = dict(env or {})
         self.proc = None
         self.addr = None
+        # Listener name -> "host:port" as bound (from the "strata: listener" lines).
+        self.listeners = {}
         self.start()
 
     def start(self, port=0):
@@ -43,11 +46,16 @@ class Broker:
         log = open(self.log_path, "ab")
         # The broker rejects unknown STRATA_* variables, so pass none of the test's own.
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_") or k == "STRATA_LOG"}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         ready = threading.Event()
+        self.listeners = {}
 
         def read():
             for line in self.proc.stdout:
+                if line.startswith("strata: listener "):
+                    parts = line.split()
+                    self.listeners[parts[2]] = parts[4]
                 if line.startswith("strata: listening on "):
                     self.addr = line.split()[3]
                     ready.set()

@@ -227,5 +227,4 @@ mod tests {
         assert_eq!(p.to_string(), "User:CN=alice,O=Acme\\, Inc,C=US");
         assert!(principal_from_certificate(b"junk").is_none());
     }
-
 }
