@@ -13,6 +13,8 @@ pub struct Broker {
     /// `host:port` of `GET /metrics` (an ephemeral port unless a test sets
     /// `metrics.listener`); empty when disabled.
     pub metrics_addr: String,
+    /// Listener name -> bound `host:port` (from the `strata: listener` lines).
+    pub listeners: std::collections::HashMap<String, String>,
     settings: Vec<(String, String)>,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -39,6 +41,7 @@ impl Broker {
             data,
             addr: String::new(),
             metrics_addr: String::new(),
+            listeners: Default::default(),
             settings,
             env: env
                 .iter()
@@ -78,9 +81,16 @@ impl Broker {
         std::thread::spawn(move || {
             // The metrics line, when there is one, comes before the listening line.
             let mut metrics = String::new();
+            let mut listeners = std::collections::HashMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("strata: metrics on ") {
                     metrics = rest.trim().to_string();
+                }
+                if let Some((name, addr)) = line
+                    .strip_prefix("strata: listener ")
+                    .and_then(|r| r.split_once(" on "))
+                {
+                    listeners.insert(name.to_string(), addr.trim().to_string());
                 }
                 if let Some(rest) = line.strip_prefix("strata: listening on ") {
                     let addr = rest
@@ -88,15 +98,20 @@ impl Broker {
                         .next()
                         .unwrap_or_default()
                         .to_string();
-                    let _ = tx.send((addr, std::mem::take(&mut metrics)));
+                    let _ = tx.send((
+                        addr,
+                        std::mem::take(&mut metrics),
+                        std::mem::take(&mut listeners),
+                    ));
                 }
             }
         });
         self.child = Some(child);
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok((addr, metrics)) => {
+            Ok((addr, metrics, listeners)) => {
                 self.addr = addr;
                 self.metrics_addr = metrics;
+                self.listeners = listeners;
             }
             Err(_) => panic!("broker did not start within 60 s; its log:\n{}", self.log()),
         }

@@ -16,5 +16,6 @@ mod kafka;
 mod metrics;
 mod produce_consume;
 mod recover;
+mod security;
 mod tier;
 mod tier_cluster;
