@@ -7,6 +7,7 @@
 //! nonces and credentials are handed in. Depends on `strata-controller` only for the
 //! stored credential type. Error codes are chosen by `server/`.
 
+pub mod fuzz;
 pub mod oauth;
 pub mod plain;
 pub mod scram;
