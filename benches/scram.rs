@@ -17,7 +17,9 @@ fn prepared(m: ScramMechanism) -> (Vec<u8>, Vec<u8>, strata_controller::ScramCre
     let mut client = ScramClient::new(m, "bench", "bench-secret", "Y2xpZW50LW5vbmNl".into());
     let first = client.client_first();
     let mut server = ScramServer::new(m, SERVER_NONCE.into());
-    let ServerStep::Challenge(server_first) = server.step(&first, |_| Some(stored.clone())).unwrap() else {
+    let ServerStep::Challenge(server_first) =
+        server.step(&first, |_| Some(stored.clone())).unwrap()
+    else {
         panic!("expected a challenge");
     };
     let fin = client.client_final(&server_first).unwrap();

@@ -243,14 +243,8 @@ async fn respond(
         }) => {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the
             // client can retry with a version we speak.
-            let body = handlers::api_versions::response(35);
-            encode(
-                out,
-                ApiKey::ApiVersions,
-                0,
-                correlation_id,
-                &body_kind(body),
-            )?;
+            let body = ResponseKind::ApiVersions(handlers::api_versions::response(35));
+            encode(out, ApiKey::ApiVersions, 0, correlation_id, &body)?;
             return Ok(Flow::Continue);
         }
         Err(e) => return Err(e),
@@ -264,7 +258,7 @@ async fn respond(
             (Some(ResponseKind::SaslHandshake(resp)), flow)
         }
         RequestKind::SaslAuthenticate(r) => {
-            let (resp, flow) = handlers::sasl::authenticate(services, st, r).await;
+            let (resp, flow) = handlers::sasl::authenticate(services, st, r, version).await;
             (Some(ResponseKind::SaslAuthenticate(resp)), flow)
         }
         body => {
@@ -285,10 +279,6 @@ async fn respond(
         None => Ok(()),
     };
     result.map(|()| flow)
-}
-
-fn body_kind(body: kafka_protocol::messages::ApiVersionsResponse) -> ResponseKind {
-    ResponseKind::ApiVersions(body)
 }
 
 async fn dispatch(

@@ -18,8 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::auth::oauth::TokenValidator;
-use super::auth::tls::{principal_from_certificate, TlsListener};
-use super::auth::{AuthSetupError, Principal};
+use super::auth::tls::TlsListener;
+use super::auth::AuthSetupError;
 use super::connection::{self, ConnState};
 use super::limits::ConnectionLimits;
 use super::Services;
@@ -176,14 +176,19 @@ async fn handle(
             return Ok(());
         }
     };
-    let cert_principal = tls_stream
+    let client_cert = tls_stream
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|chain| chain.first())
-        .and_then(|cert| principal_from_certificate(cert.as_ref()));
-    if let Some(p) = cert_principal {
-        state.set_tls_principal(p);
+        .and_then(|chain| chain.first());
+    if let Some(cert) = client_cert {
+        match tls.principal_of(cert.as_ref()) {
+            Ok(p) => state.set_tls_principal(p),
+            Err(reason) => {
+                tracing::info!(%peer, listener = %rt.name, %reason, "client certificate refused; closing");
+                return Ok(());
+            }
+        }
     }
     let (rd, wr) = tokio::io::split(tls_stream);
     connection::serve(rd, wr, services, &mut state, shutdown).await
@@ -247,9 +252,4 @@ where
             }
         }
     });
-}
-
-/// The principal of a connection before any SASL exchange.
-pub fn initial_principal() -> Principal {
-    Principal::anonymous()
 }

@@ -251,6 +251,76 @@ async fn tls_certificates_reload_without_a_restart() {
     first.send(MetadataRequest::default()).await.unwrap();
 }
 
+/// Client keys and certificates with subjects `CN=<cn>`, all signed by one new CA:
+/// (CA file, one keystore file per name).
+fn client_certs(dir: &Path, ca_name: &str, cns: &[&str]) -> (String, Vec<String>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let ca_path = dir.join(format!("{ca_name}-clients-ca.pem"));
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let mut out = Vec::new();
+    for cn in cns {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, *cn);
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let path = dir.join(format!("{ca_name}-{cn}.pem"));
+        std::fs::write(&path, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        out.push(path.display().to_string());
+    }
+    (ca_path.display().to_string(), out)
+}
+
+#[tokio::test]
+async fn client_certificates_and_principal_mapping_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_ca, server) = make_pki(dir.path(), "server");
+    let (clients_ca, certs) = client_certs(dir.path(), "good", &["alice", "bob"]);
+    let (_, rogue) = client_certs(dir.path(), "rogue", &["alice"]);
+    let b = Broker::start(&[
+        ("listeners", "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"),
+        ("ssl.keystore.location", &server),
+        ("ssl.client.auth", "required"),
+        ("ssl.truststore.location", &clients_ca),
+        // Only alice's DN maps to a principal (User:ALICE).
+        ("ssl.principal.mapping.rules", "RULE:^CN=(alice)$/$1/U"),
+    ]);
+    let ssl_addr = b.listeners["SSL"].clone();
+    let with = |keystore: &str| {
+        security(&[
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", &server_ca),
+            ("ssl.keystore.location", keystore),
+        ])
+    };
+    let mut c = connect(&ssl_addr, &with(&certs[0])).await.unwrap();
+    c.send(MetadataRequest::default()).await.unwrap();
+    // bob is trusted but no rule maps his DN: the broker closes the connection.
+    let refused = match connect(&ssl_addr, &with(&certs[1])).await {
+        Err(_) => true,
+        Ok(mut c) => c.send(MetadataRequest::default()).await.is_err(),
+    };
+    assert!(refused, "a DN without a mapping rule was served");
+    assert!(
+        b.log()
+            .contains("no ssl.principal.mapping.rules rule matches CN=bob"),
+        "{}",
+        b.log()
+    );
+    // The same name from an untrusted CA, and no certificate at all: refused.
+    assert!(connect(&ssl_addr, &with(&rogue[0])).await.is_err());
+    let no_cert = security(&[
+        ("security.protocol", "SSL"),
+        ("ssl.truststore.location", &server_ca),
+    ]);
+    assert!(connect(&ssl_addr, &no_cert).await.is_err());
+}
+
 #[test]
 fn a_listener_that_cannot_work_stops_startup_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

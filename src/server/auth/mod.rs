@@ -9,6 +9,7 @@
 //! will read it. Kafka error codes for what fails here are chosen in `server/`.
 
 pub mod oauth;
+pub mod principal_rules;
 pub mod session;
 pub mod tls;
 

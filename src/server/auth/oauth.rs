@@ -230,6 +230,64 @@ mod tests {
         }
     }
 
+    /// An EC P-256 key (rcgen), its JWKS file, and a signer of tokens with `claims`.
+    fn keys(dir: &std::path::Path) -> (OAuthConfig, impl Fn(&str, serde_json::Value) -> String) {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let point = key.public_key_raw().to_vec(); // 0x04 || X || Y
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])}]});
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der());
+        let sign = move |kid: &str, claims: serde_json::Value| {
+            let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+            header.kid = Some(kid.to_string());
+            jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+        };
+        let config = OAuthConfig {
+            jwks_url: path.display().to_string(),
+            ..config()
+        };
+        (config, sign)
+    }
+
+    #[tokio::test]
+    async fn signatures_are_checked_against_the_jwks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, sign) = keys(dir.path());
+        let v = TokenValidator::open(&config).await.unwrap();
+        let claims = serde_json::json!({"sub": "alice", "iss": "https://issuer", "aud": "kafka", "exp": 2_000});
+        let good = sign("k1", claims.clone());
+        assert_eq!(v.validate(&good, 1_000).unwrap().principal, "alice");
+        assert_eq!(
+            v.validate(&sign("k2", claims.clone()), 1_000),
+            Err(TokenError::UnknownKey("k2".into()))
+        );
+        let wrong_issuer = sign(
+            "k1",
+            serde_json::json!({"sub": "a", "iss": "https://evil", "aud": "kafka", "exp": 2_000}),
+        );
+        assert!(v.validate(&wrong_issuer, 1_000).is_err());
+        // A flipped signature byte, and an HMAC token "signed" with the public key.
+        let mut tampered = good.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(v
+            .validate(std::str::from_utf8(&tampered).unwrap(), 1_000)
+            .is_err());
+        let hs = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"k").unwrap(),
+        )
+        .unwrap();
+        let err = v.validate(&hs, 1_000).unwrap_err().to_string();
+        assert!(err.contains("not accepted"), "{err}");
+        assert!(v.validate("not-a-jwt", 1_000).is_err());
+    }
+
     #[test]
     fn claims_checks() {
         let c = config();

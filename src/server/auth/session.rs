@@ -89,7 +89,8 @@ struct Authenticated {
 
 enum Exchange {
     Plain,
-    Scram(ScramServer),
+    // Boxed: the SCRAM state is ~230 bytes, the others nothing.
+    Scram(Box<ScramServer>),
     OAuth,
 }
 
@@ -182,7 +183,7 @@ impl SaslSession {
             }
         }
         let exchange = match ScramMechanism::from_name(&mechanism) {
-            Some(m) => Exchange::Scram(ScramServer::new(m, verifier.nonce())),
+            Some(m) => Exchange::Scram(Box::new(ScramServer::new(m, verifier.nonce()))),
             None if mechanism == "PLAIN" => Exchange::Plain,
             None => Exchange::OAuth,
         };

@@ -21,12 +21,14 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use strata_config::{ClientAuth, SslConfig};
 
+use super::principal_rules::PrincipalRules;
 use super::{AuthSetupError, Principal};
 use crate::pem::{load_keystore, load_roots};
 
 /// A TLS listener's configuration, reloadable.
 pub struct TlsListener {
     listener: String,
+    rules: PrincipalRules,
     ssl: SslConfig,
     current: RwLock<Arc<ServerConfig>>,
     /// (modification time, length) of each file the config was built from.
@@ -37,8 +39,15 @@ impl TlsListener {
     /// Loads the files and builds the first config; any problem is a startup error.
     pub fn open(listener: &str, ssl: &SslConfig) -> Result<TlsListener, AuthSetupError> {
         let config = build(listener, ssl)?;
+        let rules = PrincipalRules::parse(&ssl.principal_mapping_rules).map_err(|reason| {
+            AuthSetupError::Tls {
+                listener: listener.to_string(),
+                reason: format!("ssl.principal.mapping.rules: {reason}"),
+            }
+        })?;
         Ok(TlsListener {
             listener: listener.to_string(),
+            rules,
             ssl: ssl.clone(),
             current: RwLock::new(Arc::new(config)),
             stamps: Mutex::new(stamps(ssl)),
@@ -69,6 +78,17 @@ impl TlsListener {
     pub fn name(&self) -> &str {
         &self.listener
     }
+
+    /// The principal of a verified client certificate (its subject DN through
+    /// `ssl.principal.mapping.rules`); `Err` names the DN no rule maps.
+    pub fn principal_of(&self, cert_der: &[u8]) -> Result<Principal, String> {
+        let dn = principal_from_certificate(cert_der)
+            .ok_or("the client certificate cannot be parsed")?;
+        self.rules
+            .apply(&dn.name)
+            .map(Principal::user)
+            .ok_or_else(|| format!("no ssl.principal.mapping.rules rule matches {}", dn.name))
+    }
 }
 
 fn stamps(ssl: &SslConfig) -> Vec<Option<(SystemTime, u64)>> {
@@ -88,11 +108,7 @@ fn build(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError
     };
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     if !ssl.cipher_suites.is_empty() {
-        let offered: Vec<String> = provider
-            .cipher_suites
-            .iter()
-            .map(|s| suite_name(s))
-            .collect();
+        let offered: Vec<String> = provider.cipher_suites.iter().map(suite_name).collect();
         for wanted in &ssl.cipher_suites {
             if !offered.iter().any(|o| o.eq_ignore_ascii_case(wanted)) {
                 return Err(tls_err(format!(

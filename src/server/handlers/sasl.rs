@@ -89,10 +89,13 @@ pub fn handshake(
     }
 }
 
+/// `version`: the request's; `session_lifetime_ms` exists from v1 (a v0 client cannot
+/// learn it and its connection is simply closed when the session ends).
 pub async fn authenticate(
     services: &Services,
     st: &mut ConnState<'_>,
     req: SaslAuthenticateRequest,
+    version: i16,
 ) -> (SaslAuthenticateResponse, Flow) {
     let illegal = || {
         SaslAuthenticateResponse::default()
@@ -131,7 +134,7 @@ pub async fn authenticate(
             st.authenticated(principal);
             let resp = SaslAuthenticateResponse::default()
                 .with_auth_bytes(response.into())
-                .with_session_lifetime_ms(session_lifetime_ms);
+                .with_session_lifetime_ms(if version >= 1 { session_lifetime_ms } else { 0 });
             (resp, Flow::Continue)
         }
         AuthStep::Failure(message) => {

@@ -88,6 +88,8 @@ pub struct SslConfig {
     pub enabled_protocols: Vec<String>,
     /// IANA names; empty means every suite of the enabled versions.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`, unparsed (the server parses the patterns).
+    pub principal_mapping_rules: String,
 }
 
 /// OAUTHBEARER token validation settings of one listener.
@@ -350,6 +352,8 @@ impl Configs {
             client_auth,
             enabled_protocols: list("ssl.enabled.protocols"),
             cipher_suites: list("ssl.cipher.suites"),
+            principal_mapping_rules: text("ssl.principal.mapping.rules")
+                .unwrap_or_else(|| "DEFAULT".into()),
         })
     }
 
