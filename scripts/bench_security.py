@@ -56,17 +56,23 @@ def produce(conf, topic, records, size):
     p = Producer({**conf, "linger.ms": 5, "batch.size": 1000000, "acks": 1,
                   "queue.buffering.max.messages": 500000, "queue.buffering.max.kbytes": 1048576})
     value = os.urandom(size)
+    errors = []
+
+    def report(err, _msg):
+        if err is not None and len(errors) < 5:
+            errors.append(err)
+
     t0 = time.perf_counter()
     for _ in range(records):
         while True:
             try:
-                p.produce(topic, value, partition=0)
+                p.produce(topic, value, partition=0, on_delivery=report)
                 break
             except BufferError:
                 p.poll(0.001)
     left = p.flush(120)
     elapsed = time.perf_counter() - t0
-    assert left == 0, f"{left} records not delivered"
+    assert left == 0 and not errors, f"{left} records not delivered: {errors}"
     return records * size / elapsed / 1e6, records / elapsed
 
 
@@ -125,10 +131,14 @@ def main():
               f"{best['SASL_SSL'][1]:.1f} MB/s; ratio produce "
               f"{best['SASL_SSL'][0] / best['PLAINTEXT'][0]:.2f}x consume "
               f"{best['SASL_SSL'][1] / best['PLAINTEXT'][1]:.2f}x")
+    except BaseException:
+        print(f"broker log kept in {tmp / 'broker.log'}")
+        raise
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     finally:
         proc.terminate()
         proc.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,10 @@ async fn handle(
         let (rd, wr) = stream.into_split();
         return connection::serve(rd, wr, services, &mut state, shutdown).await;
     };
+    // rustls reads the socket 4 KiB at a time; a buffer under it turns that into one
+    // `recv` per 128 KiB, which is most of the produce throughput TLS would otherwise
+    // cost (docs/benchmarks.md, "Security"). Writes pass through it unbuffered.
+    let stream = tokio::io::BufReader::with_capacity(128 * 1024, stream);
     let tls_stream = match tokio::time::timeout(auth_timeout, tls.acceptor().accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
