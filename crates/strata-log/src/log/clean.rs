@@ -109,7 +109,24 @@ fn first_uncleanable(spans: &[Span], active_base: i64, start: i64, p: &CleanPara
     active_base
 }
 
+/// Producer id -> last offset of its last batch (a pass keeps that batch's header).
+fn last_batches(w: &Writer) -> HashMap<i64, i64> {
+    w.producers
+        .entries()
+        .iter()
+        .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
+        .collect()
+}
+
 impl Log {
+    /// Producer id -> the last offset of that producer's last batch, as the
+    /// producer state has it now: a pass over segments this log does not hold
+    /// (the remote tier's) keeps at least the header of these batches, as a
+    /// local pass does, so a producer's sequence survives a rebuild from them.
+    pub fn last_batches_of_producers(&self) -> HashMap<i64, i64> {
+        last_batches(&self.writer.lock())
+    }
+
     /// The first offset not yet cleaned: the persisted first dirty offset,
     /// raised to the log start.
     pub fn first_dirty_offset(&self) -> i64 {
@@ -186,12 +203,7 @@ impl Log {
                     reason: "the log is closing",
                 });
             }
-            let last_batch_of_producer = w
-                .producers
-                .entries()
-                .iter()
-                .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
-                .collect();
+            let last_batch_of_producer = last_batches(&w);
             Plan {
                 spans: spans(&self.snapshot()),
                 first_dirty: self.first_dirty_offset(),
@@ -259,6 +271,7 @@ impl Log {
             now_ms: params.now_ms,
             delete_retention_ms: params.delete_retention_ms,
             last_batch_of_producer: &plan.last_batch_of_producer,
+            keep_tombstones: params.keep_tombstones,
         };
         let target = Target {
             dir: &self.dir,
