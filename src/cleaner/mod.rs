@@ -316,15 +316,20 @@ pub struct CleanerView {
 /// A pass's parameters for `part` now: the topic's settings, bounded above by the high
 /// watermark (nothing uncommitted is compacted) and below by the remote tier's end on a
 /// tiered topic: segments already uploaded are never rewritten locally (their remote copies
-/// are compacted in the bucket by the RemoteLogManager).
+/// are compacted in the bucket by the RemoteLogManager's remote pass). A tiered partition
+/// (tiering on, or remote data left from when it was) also keeps its tombstones: older
+/// values of their keys may be remote, where only the remote pass can remove them, so the
+/// tombstones are uploaded and the remote pass sets and honours their delete horizon.
 fn clean_params(part: &Partition, config: &TopicConfig, now: i64) -> CleanParams {
-    let tiered_end = part.remote_manifest().and_then(|m| m.end_offset());
+    let manifest = part.remote_manifest();
+    let tiered_end = manifest.as_ref().and_then(|m| m.end_offset());
     CleanParams {
         now_ms: now,
         delete_retention_ms: config.delete_retention_ms,
         min_compaction_lag_ms: config.min_compaction_lag_ms,
         upper_bound: part.high_watermark(),
         lower_bound: tiered_end.unwrap_or(i64::MIN),
+        keep_tombstones: config.remote_storage_enable || tiered_end.is_some(),
     }
 }
 

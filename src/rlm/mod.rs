@@ -359,7 +359,9 @@ fn partition_view(p: &Partition, config: &TopicConfig) -> PartitionView {
         key: p.tier_key(),
         local,
         high_watermark: p.high_watermark(),
+        clean_end: None,
         remote,
         policy: policy(config),
+        compaction: None,
     }
 }
