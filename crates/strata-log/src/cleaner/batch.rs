@@ -137,6 +137,11 @@ pub(crate) struct Filter<'a> {
     /// Tombstones that are their key's latest record stay, and no delete
     /// horizon is set (see [`super::CleanParams::keep_tombstones`]).
     pub keep_tombstones: bool,
+    /// The last offset of the log's last batch, which keeps at least its
+    /// header: a gap at the very end of a log could not be crossed (no later
+    /// batch tells a reader where offsets go on), and a consumer between the
+    /// last record and the log end would fetch nothing forever.
+    pub last_batch_of_log: Option<i64>,
 }
 
 /// Per-batch counts, added into the pass's statistics.
@@ -211,7 +216,8 @@ impl Filter<'_> {
         }
         if kept.is_empty() {
             let last = self.last_batch_of_producer.get(&h.producer_id);
-            if h.producer_id >= 0 && last == Some(&h.last_offset()) {
+            let producers_last = h.producer_id >= 0 && last == Some(&h.last_offset());
+            if producers_last || self.last_batch_of_log == Some(h.last_offset()) {
                 counts.emptied_batches += 1;
                 return Ok(Verdict::Rewrite(empty_batch(h)));
             }

@@ -31,7 +31,11 @@
 //!    rewritten record by record (see `batch.rs`). A batch left without records
 //!    disappears, except the last batch of a producer (as the producer state
 //!    had it when the pass started), which keeps its header so that the
-//!    producer's sequence and epoch survive a restart. Keyless records are
+//!    producer's sequence and epoch survive a restart, and the log's last
+//!    batch, which keeps its header so that a reader can reach the log end
+//!    (Kafka never cleans its last batch, which is always in the active
+//!    segment; here a time-based roll can leave the active segment empty, and
+//!    a remote tier's last batch may be the log's). Keyless records are
 //!    dropped, as Kafka's cleaner does (a compacted topic cannot hold them;
 //!    they predate a switch from `delete`).
 //! 3. **Commit** (`log/clean.rs`): see the crash contract below.

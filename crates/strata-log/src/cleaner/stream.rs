@@ -219,9 +219,18 @@ impl<'a> BatchFilter<'a> {
                 delete_retention_ms: params.delete_retention_ms,
                 last_batch_of_producer,
                 keep_tombstones: params.keep_tombstones,
+                last_batch_of_log: None,
             },
             counts: Counts::default(),
         }
+    }
+
+    /// The batch ending at `last_offset`, the log's last, keeps at least its
+    /// header (see the local pass's rule in `batch.rs`): pass the log end
+    /// minus one when the segments filtered may hold the log's last batch.
+    pub fn keeping_last_batch(mut self, last_offset: i64) -> Self {
+        self.filter.last_batch_of_log = Some(last_offset);
+        self
     }
 
     /// The verdict on one whole stored batch (checked here).
@@ -362,10 +371,17 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Deletes what was written (the segment is not wanted after all).
+    pub fn discard(self) -> Result<(), StreamError> {
+        Ok(self.segment.delete_files()?)
+    }
+
     /// Seals the segment (final time-index entry, fsync) as covering offsets
     /// up to `next_offset` (at or above the end of its last batch: a cleaned
     /// segment ends where what it replaced ended), and hands its files over
-    /// open, as [`crate::Log::open_segment`] does for a log's segment.
+    /// open, as [`crate::Log::open_segment`] does for a log's segment. The
+    /// files stay where they are (`log_path` and its `.index` and
+    /// `.timeindex` siblings) for the caller to delete when done.
     pub fn finish(self, next_offset: i64) -> Result<OpenSegment, StreamError> {
         let end = self.last_offset.map_or(self.base_offset(), |l| l + 1);
         if next_offset < end {

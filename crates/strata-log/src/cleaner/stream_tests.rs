@@ -258,3 +258,32 @@ fn bad_bytes_are_errors_naming_the_batch() {
     assert!(w.push(&first[0]).is_err());
     assert!(w.finish(1).is_err());
 }
+
+#[test]
+fn the_logs_last_batch_keeps_its_header_when_everything_in_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let b = keyed_batch(&[(Some(b"k"), None, 1000)], Compression::None, None);
+    log.append(&b, 1000).unwrap();
+    let stored = log.read(0, 1 << 20, true).unwrap();
+    let map = OffsetMap::with_memory(1 << 16);
+    let producers = HashMap::new();
+    // A tombstone whose horizon has passed (it is not in the map: the clean section).
+    let params = CleanParams {
+        delete_retention_ms: 0,
+        ..CleanParams::at(5_000)
+    };
+    let mut plain = BatchFilter::new(&map, 1, &params, &producers);
+    let first = plain.filter(&stored).unwrap();
+    let Filtered::Rewrite(with_horizon) = first else {
+        panic!("the first pass sets the horizon: {first:?}");
+    };
+    assert_eq!(plain.filter(&with_horizon).unwrap(), Filtered::Drop);
+    let mut last = BatchFilter::new(&map, 1, &params, &producers).keeping_last_batch(0);
+    let Filtered::Rewrite(header) = last.filter(&with_horizon).unwrap() else {
+        panic!("the log's last batch is kept");
+    };
+    let (h, _) = batches(&header).next().unwrap().unwrap();
+    assert_eq!((h.base_offset, h.last_offset(), h.records_count), (0, 0, 0));
+    assert_eq!(last.stats().tombstones_removed, 1);
+}

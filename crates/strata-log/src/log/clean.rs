@@ -72,6 +72,10 @@ struct Plan {
     index_bytes: u64,
     limits: crate::segment::IndexLimits,
     last_batch_of_producer: HashMap<i64, i64>,
+    /// The log end when the pass planned: the batch ending just below it keeps
+    /// at least its header (it is in a sealed segment when the active one is
+    /// empty, as after a time-based roll).
+    log_end: i64,
 }
 
 /// The sealed segments with their ends (the active one is never cleaned).
@@ -212,6 +216,7 @@ impl Log {
                 index_bytes: w.config.segment_index_bytes,
                 limits: w.config.index_limits(),
                 last_batch_of_producer,
+                log_end: self.log_end_offset(),
             }
         };
         match self.run_pass(&plan, map, params, throttle) {
@@ -272,6 +277,7 @@ impl Log {
             delete_retention_ms: params.delete_retention_ms,
             last_batch_of_producer: &plan.last_batch_of_producer,
             keep_tombstones: params.keep_tombstones,
+            last_batch_of_log: Some(plan.log_end - 1),
         };
         let target = Target {
             dir: &self.dir,
