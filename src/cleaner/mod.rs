@@ -189,6 +189,25 @@ impl LogCleaner {
         (part, params, stats): (Arc<Partition>, CleanParams, CleanableStats),
         cfg: &strata_config::CleanerConfig,
     ) -> bool {
+        // A tiered partition's pass and its uploads take turns (see `Partition::upload_lock`);
+        // its lower bound, the remote end, is read once the lock is held.
+        let (upload_guard, params) = if params.keep_tombstones {
+            let Ok(guard) = part.upload_lock.clone().try_lock_owned() else {
+                tracing::debug!(tp = %part.tp, "an upload of this partition is in flight; cleaning it later");
+                self.schedule.lock().done(&part.tp);
+                return false;
+            };
+            let Some(topic) = self.metadata.topic(&part.tp.topic) else {
+                self.schedule.lock().done(&part.tp);
+                return false;
+            };
+            (
+                Some(guard),
+                clean_params(&part, &topic.config, params.now_ms),
+            )
+        } else {
+            (None, params)
+        };
         let budget = (cfg.dedupe_buffer_size.max(1) / cfg.threads.max(1) as i64) as u64;
         let memory = map_memory(budget, stats.dirty_bytes);
         let throttle = self.throttle(cfg.io_max_bytes_per_second);
@@ -197,6 +216,7 @@ impl LogCleaner {
         let rt = tokio::runtime::Handle::current();
         let log_part = part.clone();
         let outcome = off_worker(move || {
+            let _upload_guard = upload_guard;
             let mut map = OffsetMap::with_memory(memory as usize);
             let take = |n: u64| rt.block_on(throttle.take(n as usize));
             log_part.log.clean(&mut map, &params, &take)
@@ -336,7 +356,7 @@ fn clean_params(part: &Partition, config: &TopicConfig, now: i64) -> CleanParams
 /// The key map's memory for a dirty section of `dirty_bytes`: what it can need, at most the
 /// thread's share of `log.cleaner.dedupe.buffer.size`. Sized per pass, so a broker with
 /// small compacted topics does not hold the whole budget (128 MiB by default) for nothing.
-fn map_memory(budget: u64, dirty_bytes: u64) -> u64 {
+pub(crate) fn map_memory(budget: u64, dirty_bytes: u64) -> u64 {
     let needed = (dirty_bytes / MIN_RECORD_BYTES + 1).saturating_mul(MAP_BYTES_PER_KEY);
     needed.clamp(64 * 1024, budget.max(64 * 1024))
 }
