@@ -346,7 +346,7 @@ impl RemoteLogManager {
 
 /// What the scheduler sees of a partition this node leads; also records its upload lag. A
 /// compacted topic uploads only what local cleaning covered, and its remote segments are
-/// compacted (while `log.cleaner.enable`).
+/// compacted (both while `log.cleaner.enable`).
 fn partition_view(
     p: &Partition,
     config: &TopicConfig,
@@ -390,7 +390,8 @@ fn partition_view(
         key: p.tier_key(),
         local,
         high_watermark: p.high_watermark(),
-        clean_end: compacts.then(|| p.log.first_dirty_offset()),
+        // Without a cleaner nothing would ever be cleaned: segments are uploaded as they are.
+        clean_end: (compacts && cleaner.enable).then(|| p.log.first_dirty_offset()),
         remote,
         policy: policy(config),
         compaction,
