@@ -189,14 +189,11 @@ impl LogCleaner {
         (part, params, stats): (Arc<Partition>, CleanParams, CleanableStats),
         cfg: &strata_config::CleanerConfig,
     ) -> bool {
-        // A tiered partition's pass and its uploads take turns (see `Partition::upload_lock`);
-        // its lower bound, the remote end, is read once the lock is held.
+        // A tiered partition's pass and its uploads take turns (see `Partition::upload_lock`;
+        // the lock is fair, so a pass waits for at most the upload in flight, and the next
+        // upload waits for the pass); its lower bound, the remote end, is read once it is held.
         let (upload_guard, params) = if params.keep_tombstones {
-            let Ok(guard) = part.upload_lock.clone().try_lock_owned() else {
-                tracing::debug!(tp = %part.tp, "an upload of this partition is in flight; cleaning it later");
-                self.schedule.lock().done(&part.tp);
-                return false;
-            };
+            let guard = part.upload_lock.clone().lock_owned().await;
             let Some(topic) = self.metadata.topic(&part.tp.topic) else {
                 self.schedule.lock().done(&part.tp);
                 return false;

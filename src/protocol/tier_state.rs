@@ -57,7 +57,8 @@ pub struct RemoteCompactionState {
     pub retired_segments: usize,
     #[serde(default)]
     pub in_flight: bool,
-    /// Passes ended since the broker started.
+    /// Passes that published a swap or gave up since the leader started (one that changed
+    /// nothing is not counted).
     #[serde(default)]
     pub passes: u64,
     /// The last pass that ended: when, the offsets it covered (rewritten from the start,

@@ -83,7 +83,8 @@ pub enum PassOutcome {
 /// One partition's remote compaction as this broker saw it.
 #[derive(Clone, Debug, Default)]
 pub struct RemoteCompactionInfo {
-    /// Passes that ended (published or given up) since the broker started.
+    /// Passes that published a swap or gave up (one that changed nothing publishes nothing
+    /// and is not counted) since the broker started.
     pub passes: u64,
     /// The last pass that ended: when, how long it took, what it did.
     pub last: Option<(i64, Duration, PassReport, PassOutcome)>,
@@ -223,6 +224,7 @@ impl RemoteLogManager {
             && swap.first_dirty_offset <= m.first_dirty_offset
             && swap.tombstone_horizon_ms == m.tombstone_horizon_ms;
         if unchanged {
+            tracing::info!(%tp, version = m.version, "remote compaction pass changed nothing; nothing published");
             return Ok(());
         }
         let outcome = match compaction::swap(&*self.store, &key, &swap)
