@@ -99,6 +99,11 @@ impl RemoteLogManager {
                 };
                 trim_local(p, now, tiered_end, local_ms, local_bytes, "leader").await;
             }
+            Action::CompactRemote { key } => {
+                if let Some((p, topic)) = parts.get(&key) {
+                    self.spawn_compaction(p.clone(), topic.clone());
+                }
+            }
         }
     }
 
@@ -111,6 +116,9 @@ impl RemoteLogManager {
         let rlm = self.clone();
         tokio::spawn(async move {
             let key = p.tier_key();
+            // Local cleaning of this partition waits until the upload is published (see
+            // `Partition::upload_lock`).
+            let _cleaning_waits = p.upload_lock.clone().lock_owned().await;
             // Opened under the log's writer lock (on the blocking pool: an append may hold
             // it across an fsync), so the three files are of one generation of the segment
             // even if a compaction renames a cleaned segment over their names meanwhile;

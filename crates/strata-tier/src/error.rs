@@ -70,6 +70,13 @@ pub enum TierError {
         remote_end: i64,
         local_start: i64,
     },
+    #[error(
+        "remote compaction of {partition} built an invalid swap: {reason}; nothing was published"
+    )]
+    BadSwap {
+        partition: PartitionKey,
+        reason: String,
+    },
     #[error("chunk cache: {reason}")]
     Cache { reason: String },
 }

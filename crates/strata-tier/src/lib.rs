@@ -6,6 +6,7 @@
 //! ```text
 //! rlm         pure scheduler: (state, event, now) -> actions          (rlm.rs)
 //! copier      performs uploads, expiry, deletion, orphan sweeping     (copier.rs)
+//! compaction  remote compaction's swap and retired-object deletion    (compaction.rs)
 //! reader      remote reads through the chunk cache                    (reader.rs)
 //!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
@@ -26,7 +27,8 @@
 //! # Invariants
 //! - A segment belongs to the remote tier iff the latest partition manifest lists
 //!   it; its objects exist before that and are deleted only after a version
-//!   without it was published. Remote segments are contiguous in offsets.
+//!   without it was published (a segment replaced by remote compaction: a
+//!   grace period after that). Remote segments are contiguous in offsets.
 //! - Nothing here deletes local data; the broker may let local retention remove a
 //!   segment only once a manifest lists it ([`rlm::Action::EnforceLocalRetention`]).
 
@@ -37,6 +39,7 @@
 mod backend;
 pub mod cache;
 mod chunks;
+pub mod compaction;
 #[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;

@@ -83,6 +83,8 @@ pub struct RemoteStorageConfig {
     pub task_interval_ms: i64,
     pub copy_max_bytes_per_second: i64,
     pub fetch_max_bytes_per_second: i64,
+    /// `remote.log.compaction.max.bytes.per.second`: remote passes' reads plus uploads.
+    pub compaction_max_bytes_per_second: i64,
     pub fetch_max_wait_ms: i32,
     pub cache_size_bytes: i64,
     pub cache_disk_size_bytes: i64,
@@ -321,6 +323,7 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         task_interval_ms: r.get("remote.log.manager.task.interval.ms")?,
         copy_max_bytes_per_second: r.get("remote.log.manager.copy.max.bytes.per.second")?,
         fetch_max_bytes_per_second: r.get("remote.log.manager.fetch.max.bytes.per.second")?,
+        compaction_max_bytes_per_second: r.get("remote.log.compaction.max.bytes.per.second")?,
         fetch_max_wait_ms: r.get("remote.fetch.max.wait.ms")?,
         cache_size_bytes: r.get("remote.cache.size.bytes")?,
         cache_disk_size_bytes: r.get("remote.cache.disk.size.bytes")?,
