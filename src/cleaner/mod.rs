@@ -26,7 +26,7 @@ use strata_log::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMa
 use strata_tier::copier::Throttle;
 use tokio::sync::{watch, Notify};
 
-use crate::broker::off_worker;
+use crate::blocking::off_worker;
 use crate::metadata::MetadataCache;
 use crate::now_ms;
 use crate::replica::{Partition, ReplicaManager, TopicPartition};

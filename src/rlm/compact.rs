@@ -18,57 +18,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_log::{CleanParams, LogError, OffsetMap};
+use strata_log::{CleanParams, OffsetMap};
 use strata_tier::compaction::{self, SwapOutcome};
 use strata_tier::copier::Throttle;
 use strata_tier::rlm::Event;
-use strata_tier::{manifest, PartitionKey, TierError};
+use strata_tier::{manifest, PartitionKey};
 
-use super::compact_pass::{Pass, PassReport};
+use super::compact_pass::{CompactError, Pass, PassReport};
 use super::RemoteLogManager;
-use crate::broker::off_worker;
+use crate::blocking::off_worker;
 use crate::metadata::TopicState;
 use crate::now_ms;
 use crate::replica::{Partition, TopicPartition};
-
-/// Why a remote pass failed. Messages name the topic-partition and, where there is one, the
-/// object key and offset.
-#[derive(Debug, thiserror::Error)]
-pub enum CompactError {
-    #[error("remote compaction of {tp}: {source}")]
-    Tier {
-        tp: TopicPartition,
-        // Boxed: a `TierError` carries an `object_store::Error` by value, and this error
-        // travels through every step of a pass.
-        #[source]
-        source: Box<TierError>,
-    },
-    #[error("remote compaction of {tp}: the batch at offset {base_offset} of remote object {key} is corrupt: {reason}")]
-    Corrupt {
-        tp: TopicPartition,
-        key: String,
-        base_offset: i64,
-        reason: String,
-    },
-    #[error(
-        "remote compaction of {tp}: writing the cleaned segment at offset {base_offset}: {source}"
-    )]
-    Local {
-        tp: TopicPartition,
-        base_offset: i64,
-        #[source]
-        source: LogError,
-    },
-    #[error("remote compaction of {tp}: scratch directory {}: {source}", dir.display())]
-    Scratch {
-        tp: TopicPartition,
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("remote compaction of {tp}: the pass's task died (see the panic above)")]
-    Died { tp: TopicPartition },
-}
 
 /// How a pass ended, as `tier status` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,21 +17,59 @@
 //! Nothing here changes the manifest: an error or a crash leaves orphans only.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_log::cleaner::stream::{self, BatchFilter, Filtered, KeyMapper, SegmentWriter};
-use strata_log::{CleanParams, LogConfig, OffsetMap, OpenSegment};
+use strata_log::{CleanParams, LogConfig, LogError, OffsetMap, OpenSegment};
 use strata_tier::compaction::Swap;
 use strata_tier::copier::{self, LocalFile, LocalSegmentFiles, Throttle};
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStore;
-use strata_tier::{PartitionKey, PartitionManifest, RemoteReader, RemoteSegment};
+use strata_tier::{PartitionKey, PartitionManifest, RemoteReader, RemoteSegment, TierError};
 use tokio::runtime::Handle;
 
-use super::compact::CompactError;
 use super::packing::{Packer, Step};
 use crate::replica::TopicPartition;
+
+/// Why a remote pass failed. Messages name the topic-partition and, where there is one, the
+/// object key and offset.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error("remote compaction of {tp}: {source}")]
+    Tier {
+        tp: TopicPartition,
+        // Boxed: a `TierError` carries an `object_store::Error` by value, and this error
+        // travels through every step of a pass.
+        #[source]
+        source: Box<TierError>,
+    },
+    #[error("remote compaction of {tp}: the batch at offset {base_offset} of remote object {key} is corrupt: {reason}")]
+    Corrupt {
+        tp: TopicPartition,
+        key: String,
+        base_offset: i64,
+        reason: String,
+    },
+    #[error(
+        "remote compaction of {tp}: writing the cleaned segment at offset {base_offset}: {source}"
+    )]
+    Local {
+        tp: TopicPartition,
+        base_offset: i64,
+        #[source]
+        source: LogError,
+    },
+    #[error("remote compaction of {tp}: scratch directory {}: {source}", dir.display())]
+    Scratch {
+        tp: TopicPartition,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("remote compaction of {tp}: the pass's task died (see the panic above)")]
+    Died { tp: TopicPartition },
+}
 
 /// Bytes asked of the reader at a time (it answers whole batches, about a chunk).
 const READ_BYTES: usize = 1 << 20;

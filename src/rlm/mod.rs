@@ -21,7 +21,8 @@ mod sweep;
 mod topics;
 mod upload;
 
-pub use compact::{CompactError, RemoteCompactionInfo};
+pub use compact::RemoteCompactionInfo;
+pub use compact_pass::CompactError;
 pub use compact_pass::PassReport;
 
 use std::collections::HashMap;

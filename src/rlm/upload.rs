@@ -9,7 +9,7 @@ use strata_tier::copier::{self, LocalSegmentFiles, TopicInfo};
 use strata_tier::rlm::{Action, Event, LocalSegment};
 
 use super::{policy, Leaders, RemoteLogManager};
-use crate::broker::off_worker;
+use crate::blocking::off_worker;
 use crate::metadata::TopicState;
 use crate::now_ms;
 use crate::replica::Partition;
