@@ -8,6 +8,7 @@
 
 pub mod cleaner_state;
 pub mod client;
+pub mod tagged;
 pub mod tier_state;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

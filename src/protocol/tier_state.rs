@@ -8,8 +8,9 @@
 //! see an ordinary response, while `strata tier status` reads the tier state. The
 //! tag number is far above Kafka's (which count up from 0) to stay clear of them.
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+pub use super::tagged::TaggedState;
 
 /// The tagged-field number of [`PartitionTierState`] in `DescribeLogDirsPartition`.
 pub const TIER_STATE_TAG: i32 = 0x5354_0001;
@@ -84,16 +85,7 @@ pub struct RemoteCompactionState {
     pub last_error_ms: Option<i64>,
 }
 
-impl PartitionTierState {
-    pub fn encode(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// `None` for bytes that are not a state this version understands.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+impl TaggedState for PartitionTierState {}
 
 #[cfg(test)]
 mod tests {

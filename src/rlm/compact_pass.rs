@@ -18,12 +18,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use strata_log::cleaner::stream::{self, BatchFilter, Filtered, KeyMapper, SegmentWriter};
 use strata_log::{CleanParams, LogConfig, LogError, OffsetMap, OpenSegment};
 use strata_tier::compaction::Swap;
-use strata_tier::copier::{self, LocalFile, LocalSegmentFiles, Throttle};
+use strata_tier::copier::{self, Throttle};
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStore;
 use strata_tier::{PartitionKey, PartitionManifest, RemoteReader, RemoteSegment, TierError};
@@ -363,19 +362,7 @@ impl Pass<'_> {
     ) -> Result<RemoteSegment, CompactError> {
         let base = w.base_offset();
         let open: OpenSegment = w.finish(next).map_err(self.local(base))?;
-        let local = |file, len, ext| LocalFile {
-            file: Arc::new(file),
-            len,
-            path: open.log_path.with_extension(ext),
-        };
-        let files = LocalSegmentFiles {
-            log: local(open.log, open.info.size_bytes, "log"),
-            index: local(open.index, open.index_bytes, "index"),
-            timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
-            base_offset: open.info.base_offset,
-            next_offset: open.info.next_offset,
-            max_timestamp: open.info.max_timestamp.unwrap_or(-1),
-        };
+        let files = super::upload::segment_files(open);
         let uploaded = self
             .rt
             .block_on(copier::upload_objects(

@@ -138,19 +138,7 @@ impl RemoteLogManager {
                 )),
                 Some(Ok(Some(open))) => {
                     size_bytes = open.info.size_bytes;
-                    let local = |file, len, ext| copier::LocalFile {
-                        file: Arc::new(file),
-                        len,
-                        path: open.log_path.with_extension(ext),
-                    };
-                    let files = LocalSegmentFiles {
-                        log: local(open.log, open.info.size_bytes, "log"),
-                        index: local(open.index, open.index_bytes, "index"),
-                        timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
-                        base_offset: open.info.base_offset,
-                        next_offset: open.info.next_offset,
-                        max_timestamp: open.info.max_timestamp.unwrap_or(-1),
-                    };
+                    let files = segment_files(open);
                     let info = TopicInfo {
                         partition_count: topic.meta.partitions,
                         configs: topic.meta.configs.clone(),
@@ -184,5 +172,23 @@ impl RemoteLogManager {
             rlm.scheduler.lock().on_event(Instant::now(), event);
             rlm.wake.notify_one();
         });
+    }
+}
+
+/// The files the copier uploads, from a segment opened by `Log::open_segment` (its three
+/// descriptors belong to one generation of the segment, whatever a cleaning pass renames).
+pub(super) fn segment_files(open: strata_log::OpenSegment) -> LocalSegmentFiles {
+    let local = |file, len, ext| copier::LocalFile {
+        file: Arc::new(file),
+        len,
+        path: open.log_path.with_extension(ext),
+    };
+    LocalSegmentFiles {
+        log: local(open.log, open.info.size_bytes, "log"),
+        index: local(open.index, open.index_bytes, "index"),
+        timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
+        base_offset: open.info.base_offset,
+        next_offset: open.info.next_offset,
+        max_timestamp: open.info.max_timestamp.unwrap_or(-1),
     }
 }
