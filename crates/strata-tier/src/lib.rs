@@ -15,6 +15,7 @@
 //! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
+//! encryption  EncryptedStore: client-side AES-256-GCM, master keys   (encryption/)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
@@ -40,6 +41,7 @@ mod chunks;
 #[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
+pub mod encryption;
 mod error;
 #[cfg(feature = "test-utils")]
 pub mod faulty;
@@ -53,6 +55,7 @@ pub mod topics;
 
 pub use backend::{open_store, S3Options};
 pub use cache::CacheConfig;
+pub use encryption::{EncryptedStore, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};
