@@ -37,6 +37,7 @@ async fn main() {
                 path_style: Some(true),
                 access_key_id: Some("test".into()),
                 secret_access_key: Some("test".into()),
+                ..Default::default()
             };
             let url = format!("s3://strata-test/bench-{}", uuid::Uuid::new_v4());
             open_store(&url, &opts).expect("s3")

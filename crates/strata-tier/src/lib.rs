@@ -53,7 +53,7 @@ pub mod rlm;
 pub mod throttle;
 pub mod topics;
 
-pub use backend::{open_store, S3Options};
+pub use backend::{open_store, S3Options, Sse};
 pub use cache::CacheConfig;
 pub use encryption::{EncryptedStore, MasterKeys};
 pub use error::TierError;

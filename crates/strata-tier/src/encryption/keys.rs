@@ -203,6 +203,20 @@ impl MasterKeys {
     }
 }
 
+/// A new line for a key file: `id=` and the base64 of 32 bytes from the system's
+/// CSPRNG (what `openssl rand -base64 32` gives).
+pub fn new_key_line(id: &str) -> Result<String> {
+    let err = |reason: String| TierError::KeyFile {
+        path: PathBuf::from("<new key>"),
+        reason,
+    };
+    check_id(id).map_err(err)?;
+    let mut raw = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(&mut raw[..]).map_err(|_| err("no random bytes".into()))?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&raw[..]);
+    Ok(format!("{id}={b64}\n"))
+}
+
 /// A key id is written into object headers: short, printable, no `=`.
 fn check_id(id: &str) -> std::result::Result<(), String> {
     if id.is_empty() || id.len() > MAX_KEY_ID {
@@ -290,6 +304,16 @@ mod tests {
         let err = MasterKeys::parse(&text, Path::new("k"), Some("b")).expect_err("unknown id");
         assert!(err.to_string().contains("'b'"), "{err}");
         assert!(!err.to_string().contains(&b64([7; 32])));
+    }
+
+    #[test]
+    fn new_key_lines_parse_and_differ() {
+        let a = new_key_line("a").expect("a");
+        let b = new_key_line("b").expect("b");
+        assert_ne!(a[2..], b[2..], "fresh random keys");
+        let keys = MasterKeys::parse(&(a + &b), Path::new("k"), None).expect("parse");
+        assert_eq!((keys.ids(), keys.active_id()), (vec!["a", "b"], "b"));
+        assert!(new_key_line("bad id").is_err());
     }
 
     #[test]
