@@ -18,3 +18,4 @@ mod produce_consume;
 mod recover;
 mod tier;
 mod tier_cluster;
+mod tier_encryption;
