@@ -9,7 +9,12 @@
 //! header is dropped and the read starts again. Without a cached header, a read
 //! near the start of the object fetches the header in the same GET; a read further
 //! in fetches it with a second, concurrent GET.
+//!
+//! Each received byte is copied once, into the output buffer, where its chunk is
+//! opened in place; output pieces are 1 MiB-aligned runs of chunks, opened on a
+//! blocking thread while the next piece is received.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -275,6 +280,7 @@ async fn try_get(
         end,
         plain_len: size,
         emit: want.clone(),
+        opened: VecDeque::new(),
     };
     Ok(Some(GetResult {
         payload: GetResultPayload::Stream(
@@ -344,7 +350,16 @@ async fn read_prefix(
     Ok((buf.freeze(), rest.freeze()))
 }
 
-/// The state of a decrypting body: chunks `next..end` are still to be opened, and
+/// Plaintext is returned in pieces of up to this many chunks (1 MiB), cut at multiples
+/// of it, so a reader whose cache chunks are 1 MiB-aligned (the default
+/// `remote.fetch.chunk.bytes`) takes each piece whole, without copying it again.
+const PIECE_CHUNKS: u64 = 16;
+/// Pieces at least this large are opened on a blocking thread while the next one is
+/// received; smaller ones (ranged reads, manifests) inline, where a thread hop would
+/// cost more than it saves.
+const OPEN_INLINE_MAX: usize = 256 << 10;
+
+/// The state of a decrypting body: chunks `next..end` are still to be received, and
 /// the plaintext bytes `emit` of them are returned.
 struct Decrypting {
     inner: BoxStream<'static, Result<Bytes>>,
@@ -356,61 +371,102 @@ struct Decrypting {
     end: u64,
     plain_len: u64,
     emit: Range<u64>,
+    /// Pieces received, in order: at most two, the first possibly still opening.
+    opened: VecDeque<Opening>,
+}
+
+enum Opening {
+    Running(tokio::task::JoinHandle<Result<Bytes>>),
+    Done(Bytes),
+}
+
+/// A piece received and not yet opened: its chunks' ciphertext laid out where their
+/// plaintext goes (so it is opened in place, with no copy after), and their tags.
+struct Sealed {
+    first: u64,
+    body: BytesMut,
+    tags: Vec<[u8; TAG as usize]>,
 }
 
 impl Decrypting {
-    /// The next non-empty piece of plaintext: one opened chunk, cut to `emit`.
+    /// The next non-empty piece of plaintext. Two stages: this task receives a piece
+    /// (copying its bytes once, into place) while the piece before it is opened on a
+    /// blocking thread, so decryption overlaps the transfer instead of stalling it.
     async fn step(mut self) -> Result<Option<(Bytes, Decrypting)>> {
-        while self.next < self.end {
-            let i = self.next;
-            let plain = self.open_next().await?;
-            self.next += 1;
-            let at = i * CHUNK;
-            let lo = (self.emit.start.saturating_sub(at) as usize).min(plain.len());
-            let hi = (self.emit.end.saturating_sub(at) as usize).min(plain.len());
-            if lo < hi {
-                return Ok(Some((plain.slice(lo..hi), self)));
+        loop {
+            let front_ready = match self.opened.front() {
+                Some(Opening::Done(_)) => true,
+                Some(Opening::Running(h)) => h.is_finished(),
+                None => false,
+            };
+            let piece = if !front_ready && self.next < self.end && self.opened.len() < 2 {
+                let sealed = self.receive().await?;
+                let opening = self.open(sealed)?;
+                self.opened.push_back(opening);
+                continue;
+            } else {
+                match self.opened.pop_front() {
+                    Some(Opening::Done(b)) => b,
+                    Some(Opening::Running(h)) => h
+                        .await
+                        .map_err(|e| object_store::Error::JoinError { source: e })??,
+                    None => return Ok(None),
+                }
+            };
+            if !piece.is_empty() {
+                return Ok(Some((piece, self)));
             }
         }
-        Ok(None)
     }
 
-    /// Opens chunk `next`: straight from the received bytes when they hold the whole
-    /// sealed chunk, else after gathering it into one buffer.
-    async fn open_next(&mut self) -> Result<Bytes> {
-        let i = self.next;
-        let need = format::sealed_len(i, self.plain_len) as usize;
-        let last = i + 1 == format::chunk_count(self.plain_len);
-        let header = self.header.clone();
-        let key = &header.key.key;
-        if self.pending.is_empty() {
-            self.pending = self.pull(i, 0, need).await?;
+    /// Receives the chunks from `next` up to the next multiple of [`PIECE_CHUNKS`].
+    async fn receive(&mut self) -> Result<Sealed> {
+        let first = self.next;
+        let upto = ((first / PIECE_CHUNKS + 1) * PIECE_CHUNKS).min(self.end);
+        let plain = (upto * CHUNK).min(self.plain_len) - first * CHUNK;
+        let mut body = BytesMut::with_capacity(plain as usize);
+        let mut tags = Vec::with_capacity((upto - first) as usize);
+        for i in first..upto {
+            let need = format::sealed_len(i, self.plain_len) as usize;
+            let text = need - TAG as usize;
+            let start = body.len();
+            while body.len() - start < text {
+                let piece = self
+                    .take(i, body.len() - start, need, text - (body.len() - start))
+                    .await?;
+                body.extend_from_slice(&piece);
+            }
+            let mut tag = [0u8; TAG as usize];
+            let mut got = 0;
+            while got < tag.len() {
+                let piece = self.take(i, text + got, need, tag.len() - got).await?;
+                tag[got..got + piece.len()].copy_from_slice(&piece);
+                got += piece.len();
+            }
+            tags.push(tag);
         }
-        if self.pending.len() >= need {
-            let sealed = self.pending.split_to(need);
-            let mut out = BytesMut::zeroed(need - TAG as usize);
-            format::open_into(key, i, last, &sealed, &mut out).map_err(|_| self.tampered(i))?;
-            return Ok(out.freeze());
-        }
-        let mut buf = BytesMut::with_capacity(need);
-        buf.extend_from_slice(&std::mem::take(&mut self.pending));
-        while buf.len() < need {
-            let mut piece = self.pull(i, buf.len(), need).await?;
-            let take = piece.len().min(need - buf.len());
-            buf.extend_from_slice(&piece.split_to(take));
-            self.pending = piece;
-        }
-        let n = format::open_in_place(key, i, last, &mut buf).map_err(|_| self.tampered(i))?;
-        buf.truncate(n);
-        Ok(buf.freeze())
+        self.next = upto;
+        Ok(Sealed { first, body, tags })
     }
 
-    /// The next piece of the body; its end inside chunk `i` is a truncated object.
-    async fn pull(&mut self, i: u64, have: usize, need: usize) -> Result<Bytes> {
-        loop {
+    /// Opens `sealed` inline, or on a blocking thread when it is large.
+    fn open(&self, sealed: Sealed) -> Result<Opening> {
+        let (header, location) = (self.header.clone(), self.location.clone());
+        let (plain_len, emit) = (self.plain_len, self.emit.clone());
+        let big = sealed.body.len() >= OPEN_INLINE_MAX;
+        let job = move || open_piece(&header, &location, plain_len, &emit, sealed);
+        Ok(match tokio::runtime::Handle::try_current() {
+            Ok(rt) if big => Opening::Running(rt.spawn_blocking(job)),
+            _ => Opening::Done(job()?),
+        })
+    }
+
+    /// Up to `max` bytes of the body (at least one); its end inside chunk `i` (after
+    /// `have` of its `need` bytes) is a truncated object.
+    async fn take(&mut self, i: u64, have: usize, need: usize, max: usize) -> Result<Bytes> {
+        while self.pending.is_empty() {
             match self.inner.next().await {
-                Some(Ok(b)) if b.is_empty() => continue,
-                Some(Ok(b)) => return Ok(b),
+                Some(Ok(b)) => self.pending = b,
                 Some(Err(e)) => return Err(e),
                 None => {
                     return Err(store_error(TierError::TruncatedObject {
@@ -423,15 +479,51 @@ impl Decrypting {
                 }
             }
         }
+        Ok(self.pending.split_to(max.min(self.pending.len())))
     }
+}
 
-    fn tampered(&self, i: u64) -> object_store::Error {
-        let from = i * CHUNK;
-        let to = (from + CHUNK).min(self.plain_len);
-        store_error(TierError::Tampered {
-            key: self.location.to_string(),
-            what: format!("chunk {i} (plaintext bytes {from}..{to})"),
-            key_id: self.header.key.key_id.clone(),
-        })
+/// Opens every chunk of `sealed` in place and cuts the result to `emit`; a chunk
+/// that fails authentication fails the piece, and none of its bytes are returned.
+fn open_piece(
+    header: &OpenHeader,
+    location: &Path,
+    plain_len: u64,
+    emit: &Range<u64>,
+    sealed: Sealed,
+) -> Result<Bytes> {
+    let Sealed {
+        first,
+        mut body,
+        tags,
+    } = sealed;
+    let chunks = format::chunk_count(plain_len);
+    for (k, tag) in tags.iter().enumerate() {
+        let i = first + k as u64;
+        let from = k * CHUNK as usize;
+        let to = (from + CHUNK as usize).min(body.len());
+        format::open_detached(
+            &header.key.key,
+            i,
+            i + 1 == chunks,
+            tag,
+            &mut body[from..to],
+        )
+        .map_err(|_| {
+            let at = i * CHUNK;
+            store_error(TierError::Tampered {
+                key: location.to_string(),
+                what: format!(
+                    "chunk {i} (plaintext bytes {at}..{})",
+                    (at + CHUNK).min(plain_len)
+                ),
+                key_id: header.key.key_id.clone(),
+            })
+        })?;
     }
+    let at = first * CHUNK;
+    let body = body.freeze();
+    let lo = (emit.start.saturating_sub(at) as usize).min(body.len());
+    let hi = (emit.end.saturating_sub(at) as usize).min(body.len());
+    Ok(body.slice(lo..hi.max(lo)))
 }

@@ -138,6 +138,10 @@ async fn ranges_suffixes_offsets_and_their_errors() {
         .await
         .expect("clipped");
     assert_eq!((range, &b[..]), (len - 10..len, &body[body.len() - 10..]));
+    let (range, b) = get(GetRange::Bounded(len - 10..u64::MAX))
+        .await
+        .expect("unbounded end");
+    assert_eq!((range, &b[..]), (len - 10..len, &body[body.len() - 10..]));
     for bad in [
         GetRange::Bounded(len..len + 1),
         GetRange::Bounded(len + 5 * CHUNK..len + 6 * CHUNK),
@@ -493,5 +497,46 @@ async fn copy_rename_and_create_if_absent_behave_like_the_inner_store() {
     assert!(
         matches!(second, Err(object_store::Error::AlreadyExists { .. })),
         "{second:?}"
+    );
+}
+
+/// A large body is opened in 1 MiB pieces on blocking threads: the pieces before a
+/// damaged chunk arrive intact and whole, then the stream fails; nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_chunk_deep_in_a_large_read_ends_the_stream_after_intact_pieces() {
+    let raw = Arc::new(InMemory::new());
+    let store = EncryptedStore::new(raw.clone(), keys(&[("k1", 1)]));
+    let path = Path::from("large");
+    let body = plaintext(40 * CHUNK as usize + 77);
+    store.put(&path, body.clone().into()).await.expect("put");
+    let stored = get_all(&*raw, &path).await.expect("raw");
+    raw.put(
+        &path,
+        flip(&stored, HEADER_LEN + 35 * SEALED as usize + 100).into(),
+    )
+    .await
+    .expect("tamper");
+    let fresh = EncryptedStore::new(raw.clone(), keys(&[("k1", 1)]));
+    let mut stream = fresh.get(&path).await.expect("get").into_stream();
+    let mut got = Vec::new();
+    let err = loop {
+        match futures::StreamExt::next(&mut stream).await {
+            Some(Ok(piece)) => {
+                assert_eq!(piece.len() as u64 % (16 * CHUNK), 0, "whole 1 MiB pieces");
+                got.extend_from_slice(&piece);
+            }
+            Some(Err(e)) => break e,
+            None => panic!("the damaged chunk was served"),
+        }
+    };
+    assert_eq!(
+        got.len() as u64,
+        32 * CHUNK,
+        "the two pieces before the damage"
+    );
+    assert_eq!(&got[..], &body[..got.len()]);
+    assert!(
+        matches!(tier_error(&err), Some(TierError::Tampered { what, .. }) if what.starts_with("chunk 35")),
+        "{err}"
     );
 }
