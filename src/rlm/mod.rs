@@ -17,6 +17,7 @@ mod compact_pass;
 #[cfg(test)]
 mod compact_tests;
 mod packing;
+mod store;
 mod sweep;
 mod topics;
 mod upload;
@@ -37,17 +38,18 @@ use strata_tier::object_store::ObjectStore;
 use strata_tier::rlm::{
     CompactionPolicy, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler,
 };
-use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
+use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, TierError};
 use tokio::sync::{watch, Notify};
 
 use crate::metadata::{MetadataCache, TopicState};
 use crate::now_ms;
 use crate::replica::{Partition, RemoteTier, ReplicaManager};
+pub use store::{s3_options, with_encryption};
 
 /// Why [`open_remote`] failed; `serve` and `recover` report it as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum TierOpenError {
-    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
+    #[error("cannot open the remote tier: {0}; check remote.storage.url, remote.storage.s3.* and remote.storage.encryption.*")]
     Tier(#[from] TierError),
     #[error(transparent)]
     FaultInjection(#[from] FaultInjectionUnavailable),
@@ -64,14 +66,9 @@ pub async fn open_remote(
     cfg: &RemoteStorageConfig,
     cache_dir: PathBuf,
 ) -> Result<RemoteTier, TierOpenError> {
-    let s3 = S3Options {
-        endpoint: cfg.s3_endpoint.clone(),
-        region: cfg.s3_region.clone(),
-        path_style: cfg.s3_path_style,
-        access_key_id: cfg.s3_access_key_id.clone(),
-        secret_access_key: cfg.s3_secret_access_key.clone(),
-    };
-    let store = with_faults(strata_tier::open_store(&cfg.url, &s3)?)?;
+    // Faults are injected below the decryption, where a failing network would be.
+    let raw = with_faults(strata_tier::open_store(&cfg.url, &s3_options(cfg))?)?;
+    let store = with_encryption(cfg, raw)?;
     let cache = CacheConfig {
         chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
         memory_bytes: cfg.cache_size_bytes.max(1 << 20) as usize,

@@ -19,3 +19,4 @@ mod recover;
 mod tier;
 mod tier_cluster;
 mod tier_compaction;
+mod tier_encryption;

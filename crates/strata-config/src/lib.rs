@@ -61,7 +61,9 @@ pub use describe::DescribedConfig;
 pub use error::{ConfigError, Origin};
 pub use listener::Listener;
 pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX};
-pub use typed::{BrokerConfig, CleanerConfig, RemoteStorageConfig, TopicConfig};
+pub use typed::{
+    BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
+};
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

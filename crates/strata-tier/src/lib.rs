@@ -16,6 +16,7 @@
 //! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
+//! encryption  EncryptedStore: client-side AES-256-GCM, master keys   (encryption/)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
@@ -43,6 +44,7 @@ pub mod compaction;
 #[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
+pub mod encryption;
 mod error;
 #[cfg(feature = "test-utils")]
 pub mod faulty;
@@ -54,8 +56,9 @@ pub mod rlm;
 pub mod throttle;
 pub mod topics;
 
-pub use backend::{open_store, S3Options};
+pub use backend::{open_store, S3Options, Sse};
 pub use cache::CacheConfig;
+pub use encryption::{EncryptedStore, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};
