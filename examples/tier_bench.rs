@@ -288,6 +288,7 @@ fn raw_gets(endpoint: &str) -> Res<()> {
         path_style: Some(true),
         access_key_id: Some("test".into()),
         secret_access_key: Some("test".into()),
+        ..Default::default()
     };
     let store = strata_tier::open_store(&format!("s3://{BUCKET}/bench"), &opts)
         .map_err(|e| e.to_string())?;

@@ -30,6 +30,7 @@
 //! above.
 
 pub mod alloc;
+pub mod blocking;
 pub mod broker;
 pub mod cleaner;
 pub mod cli;

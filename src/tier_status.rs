@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use strata_config::Configs;
-use strata_tier::{manifest, topics, S3Options, TierError};
+use strata_tier::{manifest, topics, TierError};
 
 /// One local `.log` file: (base offset, bytes).
 fn local_segments(dir: &Path) -> Vec<(i64, u64)> {
@@ -38,14 +38,8 @@ pub async fn status(configs: &Configs) -> Result<String, TierError> {
             reason: e.to_string(),
         })?;
     let r = &broker.remote;
-    let s3 = S3Options {
-        endpoint: r.s3_endpoint.clone(),
-        region: r.s3_region.clone(),
-        path_style: r.s3_path_style,
-        access_key_id: r.s3_access_key_id.clone(),
-        secret_access_key: r.s3_secret_access_key.clone(),
-    };
-    let store = strata_tier::open_store(&r.url, &s3)?;
+    let raw = strata_tier::open_store(&r.url, &crate::rlm::s3_options(r))?;
+    let store = crate::rlm::with_encryption(r, raw)?;
     let mut out = format!("remote tier: {}\n", r.url);
     let _ = writeln!(
         out,

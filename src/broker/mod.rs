@@ -23,7 +23,6 @@ use strata_config::{BrokerConfig, ConfigError, Configs, Listener};
 use strata_controller::{Controller, ControllerError, MetadataImage, TopicMeta};
 
 pub use recover::{RecoverError, RecoverOptions, RecoveryReport};
-pub(crate) use tasks::off_worker;
 pub use topics::{validate_topic_name, NewTopic};
 
 use crate::cleaner::LogCleaner;

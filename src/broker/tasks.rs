@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Broker;
+use crate::blocking::off_worker;
 
 impl Broker {
     /// Spawns the upkeep loops; they end when `shutdown` turns true.
@@ -59,21 +60,6 @@ impl Broker {
                 }
             }
         });
-    }
-}
-
-/// Runs log upkeep that blocks on the disk (fsyncs, unlinks of whole segments) on the
-/// blocking pool: produce and fetch requests queued on a runtime worker must not wait
-/// for it (a 10 ms fsync there showed as the produce p99 of every partition).
-pub(crate) async fn off_worker<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(error = %e, "log upkeep task failed");
-            None
-        }
     }
 }
 

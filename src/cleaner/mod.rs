@@ -26,7 +26,7 @@ use strata_log::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMa
 use strata_tier::copier::Throttle;
 use tokio::sync::{watch, Notify};
 
-use crate::broker::off_worker;
+use crate::blocking::off_worker;
 use crate::metadata::MetadataCache;
 use crate::now_ms;
 use crate::replica::{Partition, ReplicaManager, TopicPartition};
@@ -189,6 +189,22 @@ impl LogCleaner {
         (part, params, stats): (Arc<Partition>, CleanParams, CleanableStats),
         cfg: &strata_config::CleanerConfig,
     ) -> bool {
+        // A tiered partition's pass and its uploads take turns (see `Partition::upload_lock`;
+        // the lock is fair, so a pass waits for at most the upload in flight, and the next
+        // upload waits for the pass); its lower bound, the remote end, is read once it is held.
+        let (upload_guard, params) = if params.keep_tombstones {
+            let guard = part.upload_lock.clone().lock_owned().await;
+            let Some(topic) = self.metadata.topic(&part.tp.topic) else {
+                self.schedule.lock().done(&part.tp);
+                return false;
+            };
+            (
+                Some(guard),
+                clean_params(&part, &topic.config, params.now_ms),
+            )
+        } else {
+            (None, params)
+        };
         let budget = (cfg.dedupe_buffer_size.max(1) / cfg.threads.max(1) as i64) as u64;
         let memory = map_memory(budget, stats.dirty_bytes);
         let throttle = self.throttle(cfg.io_max_bytes_per_second);
@@ -197,6 +213,7 @@ impl LogCleaner {
         let rt = tokio::runtime::Handle::current();
         let log_part = part.clone();
         let outcome = off_worker(move || {
+            let _upload_guard = upload_guard;
             let mut map = OffsetMap::with_memory(memory as usize);
             let take = |n: u64| rt.block_on(throttle.take(n as usize));
             log_part.log.clean(&mut map, &params, &take)
@@ -316,22 +333,27 @@ pub struct CleanerView {
 /// A pass's parameters for `part` now: the topic's settings, bounded above by the high
 /// watermark (nothing uncommitted is compacted) and below by the remote tier's end on a
 /// tiered topic: segments already uploaded are never rewritten locally (their remote copies
-/// are compacted in the bucket by the RemoteLogManager).
+/// are compacted in the bucket by the RemoteLogManager's remote pass). A tiered partition
+/// (tiering on, or remote data left from when it was) also keeps its tombstones: older
+/// values of their keys may be remote, where only the remote pass can remove them, so the
+/// tombstones are uploaded and the remote pass sets and honours their delete horizon.
 fn clean_params(part: &Partition, config: &TopicConfig, now: i64) -> CleanParams {
-    let tiered_end = part.remote_manifest().and_then(|m| m.end_offset());
+    let manifest = part.remote_manifest();
+    let tiered_end = manifest.as_ref().and_then(|m| m.end_offset());
     CleanParams {
         now_ms: now,
         delete_retention_ms: config.delete_retention_ms,
         min_compaction_lag_ms: config.min_compaction_lag_ms,
         upper_bound: part.high_watermark(),
         lower_bound: tiered_end.unwrap_or(i64::MIN),
+        keep_tombstones: config.remote_storage_enable || tiered_end.is_some(),
     }
 }
 
 /// The key map's memory for a dirty section of `dirty_bytes`: what it can need, at most the
 /// thread's share of `log.cleaner.dedupe.buffer.size`. Sized per pass, so a broker with
 /// small compacted topics does not hold the whole budget (128 MiB by default) for nothing.
-fn map_memory(budget: u64, dirty_bytes: u64) -> u64 {
+pub(crate) fn map_memory(budget: u64, dirty_bytes: u64) -> u64 {
     let needed = (dirty_bytes / MIN_RECORD_BYTES + 1).saturating_mul(MAP_BYTES_PER_KEY);
     needed.clamp(64 * 1024, budget.max(64 * 1024))
 }

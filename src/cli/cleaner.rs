@@ -112,7 +112,7 @@ fn bytes(n: u64) -> String {
 
 /// A past instant `ms` milliseconds ago, in its largest sensible unit. A negative
 /// distance (the broker's clock ahead of this host's) reads as now.
-fn ago(ms: i64) -> String {
+pub(super) fn ago(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     match s {
         0..120 => format!("{s}s ago"),

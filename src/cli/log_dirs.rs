@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::{BrokerId, DescribeLogDirsRequest, MetadataResponse, TopicName};
 
 use crate::protocol::cleaner_state::{PartitionCleanerState, CLEANER_STATE_TAG};
+use crate::protocol::tagged::TaggedState;
 use crate::protocol::tier_state::{PartitionTierState, TIER_STATE_TAG};
 
 use super::{str_bytes, CliError, Client, Connection};

@@ -3,7 +3,9 @@
 //! (-2 earliest, -4 earliest local, -5 latest tiered, -1 latest; KIP-405/KIP-1005)
 //! and DescribeLogDirs: Kafka's `partition_size` is the local bytes, and Strata's
 //! tagged field (see `protocol::tier_state`) adds the remote start/end offsets and
-//! bytes, pending uploads and the last upload error. A broker without that field
+//! bytes, pending uploads and the last upload error, and for a compacted topic its remote
+//! compaction (the remote first dirty offset, dirty bytes, passes, the last pass's time,
+//! offsets and bytes before/after, the last error). A broker without that field
 //! (another Kafka implementation) gets "-" in those columns. A broker without
 //! ListOffsets v8 or without remote storage configured gets "not supported by this
 //! broker".
@@ -92,8 +94,10 @@ fn print_table(
     // The first eight columns are stable (scripts read them by position).
     println!(
         "TOPIC\tPARTITION\tREMOTE\tLOG-START\tLOCAL-START\tTIERED-END\tEND\tREMOTE-ONLY\t\
-         REMOTE-START\tREMOTE-END\tLOCAL-BYTES\tREMOTE-BYTES\tPENDING\tPENDING-BYTES\tFAILED\tLAST-ERROR"
+         REMOTE-START\tREMOTE-END\tLOCAL-BYTES\tREMOTE-BYTES\tPENDING\tPENDING-BYTES\tFAILED\tLAST-ERROR\t\
+         COMPACTED-BELOW\tDIRTY-BYTES\tCOMPACTIONS\tLAST-COMPACTION\tCOMPACTED-RANGE\tCOMPACT-BYTES\tCOMPACT-ERROR"
     );
+    let now = super::cleaner::now_ms();
     for (tp, [start, local, tiered, end]) in offsets {
         let (topic, partition) = tp;
         let remote_only = match (start, local) {
@@ -106,7 +110,7 @@ fn print_table(
             .and_then(|t| t.last_error.as_deref())
             .map(one_line)
             .unwrap_or_else(|| "-".into());
-        println!(
+        print!(
             "{topic}\t{partition}\t{}\t{}\t{}\t{}\t{}\t{remote_only}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{last_error}",
             if enabled.get(topic).copied().unwrap_or(false) {
                 "on"
@@ -125,7 +129,43 @@ fn print_table(
             show_u(t.map(|t| t.pending_bytes)),
             show_u(t.map(|t| u64::from(t.failed_attempts))),
         );
+        let c = t.and_then(|t| t.remote_compaction.as_ref());
+        println!("\t{}", compaction_columns(c, now).join("\t"));
     }
+}
+
+/// The remote compaction columns of one partition ("-" where there is nothing to say).
+fn compaction_columns(
+    c: Option<&crate::protocol::tier_state::RemoteCompactionState>,
+    now_ms: i64,
+) -> [String; 7] {
+    let dash = || "-".to_string();
+    let Some(c) = c else {
+        return std::array::from_fn(|_| dash());
+    };
+    let passes = if c.in_flight {
+        format!("{} (running)", c.passes)
+    } else {
+        c.passes.to_string()
+    };
+    let range = match (c.last_start_offset, c.last_end_offset) {
+        (Some(s), Some(e)) => format!("{s}-{e}"),
+        _ => dash(),
+    };
+    let bytes = match (c.last_bytes_before, c.last_bytes_after) {
+        (Some(b), Some(a)) => format!("{b}->{a}"),
+        _ => dash(),
+    };
+    [
+        c.first_dirty_offset.map_or_else(dash, |o| o.to_string()),
+        c.dirty_bytes.to_string(),
+        passes,
+        c.last_pass_ms
+            .map_or_else(dash, |t| super::cleaner::ago(now_ms - t)),
+        range,
+        bytes,
+        c.last_error.as_deref().map_or_else(dash, one_line),
+    ]
 }
 
 /// Fails with "not supported" unless the broker describes a remote-tier setting.

@@ -142,7 +142,7 @@ impl GroupCoordinator {
                         // Tombstone appends block on the disk: off the workers that serve
                         // requests.
                         let c = c.clone();
-                        crate::broker::off_worker(move || c.expire_offsets(now_ms())).await;
+                        crate::blocking::off_worker(move || c.expire_offsets(now_ms())).await;
                     }
                     _ = s.changed() => return,
                 }

@@ -8,6 +8,8 @@
 //! | [`upload_errors`] | `strata_tier_upload_errors_total` (counter) | topic, partition |
 //! | [`remote_fetch`] | `strata_tier_remote_fetch_duration_seconds` (histogram) | topic |
 //! | [`cache_lookup`] | `strata_tier_cache_hits_total`, `strata_tier_cache_misses_total` (counters) | topic, partition |
+//! | [`compaction_pass`] | `strata_tier_compaction_passes_total`, `strata_tier_compaction_read_bytes_total`, `strata_tier_compaction_upload_bytes_total`, `strata_tier_compaction_removed_bytes_total` (counters) | topic, partition |
+//! | [`compaction_errors`] | `strata_tier_compaction_errors_total` (counter) | topic, partition |
 //!
 //! Upload lag is the bytes of local segments eligible for upload (rolled, below the
 //! high watermark) that are not in the remote tier yet; set it after each upload
@@ -34,6 +36,11 @@ pub(super) struct Instruments {
     remote_fetch: Histogram<f64>,
     cache_hits: Counter<u64>,
     cache_misses: Counter<u64>,
+    compaction_passes: Counter<u64>,
+    compaction_read: Counter<u64>,
+    compaction_upload: Counter<u64>,
+    compaction_removed: Counter<u64>,
+    compaction_errors: Counter<u64>,
 }
 
 impl Instruments {
@@ -68,6 +75,33 @@ impl Instruments {
             cache_misses: meter
                 .u64_counter("strata.tier.cache.misses")
                 .with_description("Remote-tier reads that needed a chunk from the object store")
+                .build(),
+            compaction_passes: meter
+                .u64_counter("strata.tier.compaction.passes")
+                .with_description("Remote compaction passes published")
+                .build(),
+            compaction_read: meter
+                .u64_counter("strata.tier.compaction.read")
+                .with_unit("By")
+                .with_description("Remote segment bytes read by published remote compaction passes")
+                .build(),
+            compaction_upload: meter
+                .u64_counter("strata.tier.compaction.upload")
+                .with_unit("By")
+                .with_description(
+                    "Bytes of cleaned segments (and indexes) uploaded by remote compaction",
+                )
+                .build(),
+            compaction_removed: meter
+                .u64_counter("strata.tier.compaction.removed")
+                .with_unit("By")
+                .with_description(
+                    "Remote segment bytes remote compaction removed (before minus after)",
+                )
+                .build(),
+            compaction_errors: meter
+                .u64_counter("strata.tier.compaction.errors")
+                .with_description("Failed remote compaction passes")
                 .build(),
         }
     }
@@ -120,6 +154,25 @@ pub fn cache_lookup(topic: &str, partition: i32, hit: bool) {
     counter.add(1, &tp(topic, partition));
 }
 
+/// Counts one published remote compaction pass of a partition: bytes it read, uploaded,
+/// and removed from the remote tier.
+pub fn compaction_pass(topic: &str, partition: i32, read: u64, uploaded: u64, removed: u64) {
+    let m = &instruments().tier;
+    let labels = tp(topic, partition);
+    m.compaction_passes.add(1, &labels);
+    m.compaction_read.add(read, &labels);
+    m.compaction_upload.add(uploaded, &labels);
+    m.compaction_removed.add(removed, &labels);
+}
+
+/// Counts one failed remote compaction pass of a partition.
+pub fn compaction_errors(topic: &str, partition: i32) {
+    instruments()
+        .tier
+        .compaction_errors
+        .add(1, &tp(topic, partition));
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::metrics::MeterProvider as _;
@@ -145,6 +198,11 @@ mod tests {
         m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
         m.cache_hits.add(1, &tp("t", 0));
         m.cache_misses.add(1, &tp("t", 0));
+        m.compaction_passes.add(1, &tp("t", 0));
+        m.compaction_read.add(9, &tp("t", 0));
+        m.compaction_upload.add(4, &tp("t", 0));
+        m.compaction_removed.add(5, &tp("t", 0));
+        m.compaction_errors.add(1, &tp("t", 0));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&registry.gather(), &mut out)
@@ -157,6 +215,11 @@ mod tests {
             r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
             r#"strata_tier_cache_hits_total{partition="0",topic="t"} 1"#,
             r#"strata_tier_cache_misses_total{partition="0",topic="t"} 1"#,
+            r#"strata_tier_compaction_passes_total{partition="0",topic="t"} 1"#,
+            r#"strata_tier_compaction_read_bytes_total{partition="0",topic="t"} 9"#,
+            r#"strata_tier_compaction_upload_bytes_total{partition="0",topic="t"} 4"#,
+            r#"strata_tier_compaction_removed_bytes_total{partition="0",topic="t"} 5"#,
+            r#"strata_tier_compaction_errors_total{partition="0",topic="t"} 1"#,
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");
         }

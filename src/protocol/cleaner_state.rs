@@ -6,8 +6,9 @@
 //! tag; `strata topic describe` reads it. The broker attaches it only to partitions of
 //! compacted topics (`cleanup.policy` with `compact`).
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+pub use super::tagged::TaggedState;
 
 /// The tagged-field number of [`PartitionCleanerState`] in `DescribeLogDirsPartition`,
 /// next to `TIER_STATE_TAG` and as far above Kafka's own tags.
@@ -66,16 +67,7 @@ pub struct CleanerFailure {
     pub retry_at_ms: i64,
 }
 
-impl PartitionCleanerState {
-    pub fn encode(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// `None` for bytes that are not a state this version understands.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+impl TaggedState for PartitionCleanerState {}
 
 #[cfg(test)]
 mod tests {

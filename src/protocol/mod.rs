@@ -9,6 +9,7 @@
 pub mod cleaner_state;
 pub mod client;
 pub mod client_security;
+pub mod tagged;
 pub mod tier_state;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

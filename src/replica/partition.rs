@@ -46,6 +46,12 @@ pub struct Partition {
     /// Set when leadership changes: a new leader reloads the remote manifest before its first
     /// upload, so it continues exactly where the previous leader stopped.
     manifest_stale: std::sync::atomic::AtomicBool,
+    /// Held by an upload from opening its local segment until its manifest version is
+    /// published, and by a local cleaning pass of a tiered partition for the whole pass. A
+    /// pass plans with the remote end as its lower bound; an upload finishing meanwhile would
+    /// publish a segment the pass then merges with its successors, leaving a local segment
+    /// that straddles the new remote end, which no later upload could take.
+    pub upload_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Partition {
@@ -76,6 +82,7 @@ impl Partition {
             last_tier_error: Mutex::new(None),
             replica: Mutex::new(replica),
             manifest_stale: std::sync::atomic::AtomicBool::new(false),
+            upload_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

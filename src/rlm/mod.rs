@@ -1,5 +1,7 @@
 //! The RemoteLogManager: uploads closed segments of tiered partitions, expires remote data by
-//! retention, trims the local logs to `local.retention.*`, and keeps `topic.json` in the bucket.
+//! retention, trims the local logs to `local.retention.*`, compacts the remote segments of
+//! compacted topics (`compact.rs`), deletes objects no manifest needs (`sweep.rs`), and keeps
+//! `topic.json` in the bucket.
 //!
 //! Decisions come from `strata_tier::rlm::Scheduler` (pure); this module gathers partition
 //! views from the replica manager, performs the actions with `strata_tier::copier`
@@ -10,8 +12,19 @@
 //! Dependencies point down: this module uses the replica manager and the metadata cache;
 //! neither knows it exists.
 
+mod compact;
+mod compact_pass;
+#[cfg(test)]
+mod compact_tests;
+mod packing;
+mod store;
+mod sweep;
 mod topics;
 mod upload;
+
+pub use compact::RemoteCompactionInfo;
+pub use compact_pass::CompactError;
+pub use compact_pass::PassReport;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,23 +33,23 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use strata_config::{RemoteStorageConfig, TopicConfig};
-use strata_tier::copier::{self, Throttle};
+use strata_tier::copier::Throttle;
 use strata_tier::object_store::ObjectStore;
-use strata_tier::rlm::{Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler};
-use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, S3Options, TierError};
+use strata_tier::rlm::{
+    CompactionPolicy, Event, LocalSegment, PartitionView, Policy, RemoteSpan, Scheduler,
+};
+use strata_tier::{manifest, CacheConfig, PartitionKey, RemoteReader, TierError};
 use tokio::sync::{watch, Notify};
 
 use crate::metadata::{MetadataCache, TopicState};
 use crate::now_ms;
 use crate::replica::{Partition, RemoteTier, ReplicaManager};
-
-/// Objects younger than this are never swept as orphans (an upload may be writing them).
-const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+pub use store::{s3_options, with_encryption};
 
 /// Why [`open_remote`] failed; `serve` and `recover` report it as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum TierOpenError {
-    #[error("cannot open the remote tier: {0}; check remote.storage.url and remote.storage.s3.*")]
+    #[error("cannot open the remote tier: {0}; check remote.storage.url, remote.storage.s3.* and remote.storage.encryption.*")]
     Tier(#[from] TierError),
     #[error(transparent)]
     FaultInjection(#[from] FaultInjectionUnavailable),
@@ -53,14 +66,9 @@ pub async fn open_remote(
     cfg: &RemoteStorageConfig,
     cache_dir: PathBuf,
 ) -> Result<RemoteTier, TierOpenError> {
-    let s3 = S3Options {
-        endpoint: cfg.s3_endpoint.clone(),
-        region: cfg.s3_region.clone(),
-        path_style: cfg.s3_path_style,
-        access_key_id: cfg.s3_access_key_id.clone(),
-        secret_access_key: cfg.s3_secret_access_key.clone(),
-    };
-    let store = with_faults(strata_tier::open_store(&cfg.url, &s3)?)?;
+    // Faults are injected below the decryption, where a failing network would be.
+    let raw = with_faults(strata_tier::open_store(&cfg.url, &s3_options(cfg))?)?;
+    let store = with_encryption(cfg, raw)?;
     let cache = CacheConfig {
         chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
         memory_bytes: cfg.cache_size_bytes.max(1 << 20) as usize,
@@ -144,6 +152,10 @@ pub struct RemoteLogManager {
     topic_meta_seq: std::sync::atomic::AtomicU64,
     /// When followers last synced their tiered partitions with the bucket.
     follower_sync: Mutex<Option<Instant>>,
+    /// Remote compaction: scratch space, throttle, one pass at a time, what passes did.
+    compactor: compact::Compactor,
+    /// Orphan and retired-object sweeps per partition.
+    sweeps: sweep::Sweeps,
 }
 
 /// Kafka's -2: local retention falls back to `retention.*` as configured. Total retention
@@ -190,6 +202,10 @@ impl RemoteLogManager {
         replicas: Arc<ReplicaManager>,
     ) -> Option<Arc<RemoteLogManager>> {
         let store = replicas.remote()?.store.clone();
+        let scratch = metadata.config().log_dirs.first().map_or_else(
+            || PathBuf::from("remote-compaction"),
+            |d| d.join("remote-compaction"),
+        );
         Some(Arc::new(RemoteLogManager {
             metadata,
             replicas,
@@ -202,6 +218,8 @@ impl RemoteLogManager {
             topic_meta_written: tokio::sync::Mutex::new(HashMap::new()),
             topic_meta_seq: std::sync::atomic::AtomicU64::new(0),
             follower_sync: Mutex::new(None),
+            compactor: compact::Compactor::new(scratch, cfg.compaction_max_bytes_per_second),
+            sweeps: Default::default(),
         }))
     }
 
@@ -243,6 +261,7 @@ impl RemoteLogManager {
 
     async fn tick(self: &Arc<Self>) {
         let now = now_ms();
+        let cleaner = self.metadata.config().cleaner.clone();
         let mut views = Vec::new();
         let mut leaders = Leaders::new();
         let mut followers = Vec::new();
@@ -263,7 +282,7 @@ impl RemoteLogManager {
                 if stale && !self.load_manifest(&p).await {
                     continue;
                 }
-                let view = partition_view(&p, &topic.config);
+                let view = partition_view(&p, &topic.config, &cleaner);
                 leaders.insert(view.key.clone(), (p, topic.clone()));
                 views.push(view);
             }
@@ -278,12 +297,13 @@ impl RemoteLogManager {
         for action in actions {
             self.perform(&leaders, action, now).await;
         }
+        self.sweep(&leaders, now);
         self.follow_tier(followers, now).await;
     }
 
     /// Loads the manifests of every tiered partition (at startup, before serving,
     /// so that the first ListOffsets and Fetch already see the remote tier).
-    pub async fn load_manifests(&self) {
+    pub async fn load_manifests(self: &Arc<Self>) {
         for name in self.metadata.topic_names() {
             if self.replicas.is_tiered(&name) {
                 for p in self.replicas.topic_partitions(&name) {
@@ -294,19 +314,14 @@ impl RemoteLogManager {
     }
 
     /// Loads the latest manifest of `p` and sweeps orphans once. False on error.
-    async fn load_manifest(&self, p: &Arc<Partition>) -> bool {
+    async fn load_manifest(self: &Arc<Self>, p: &Arc<Partition>) -> bool {
         if !self.read_manifest(p).await {
             return false;
         }
         if let Some(m) = p.remote_manifest() {
             tracing::info!(tp = %p.tp, remote_start = ?m.start_offset(), remote_end = ?m.end_offset(), version = m.version, "loaded remote manifest");
         }
-        let (store, key) = (self.store.clone(), p.tier_key());
-        tokio::spawn(async move {
-            if let Err(e) = copier::sweep_orphans(&*store, &key, ORPHAN_GRACE).await {
-                tracing::warn!(partition = %key, error = %e, "orphan sweep failed; will retry at the next start");
-            }
-        });
+        self.sweep_after_load(p.tier_key());
         true
     }
 
@@ -327,10 +342,17 @@ impl RemoteLogManager {
     }
 }
 
-/// What the scheduler sees of a partition this node leads; also records its upload lag.
-fn partition_view(p: &Partition, config: &TopicConfig) -> PartitionView {
-    let remote: Vec<RemoteSpan> = p
-        .remote_manifest()
+/// What the scheduler sees of a partition this node leads; also records its upload lag. A
+/// compacted topic uploads only what local cleaning covered, and its remote segments are
+/// compacted (both while `log.cleaner.enable`).
+fn partition_view(
+    p: &Partition,
+    config: &TopicConfig,
+    cleaner: &strata_config::CleanerConfig,
+) -> PartitionView {
+    let manifest = p.remote_manifest();
+    let remote: Vec<RemoteSpan> = manifest
+        .as_ref()
         .map(|m| {
             m.segments
                 .iter()
@@ -355,11 +377,21 @@ fn partition_view(p: &Partition, config: &TopicConfig) -> PartitionView {
         })
         .collect();
     crate::metrics::tier::upload_lag(&p.tp.topic, p.tp.partition, upload_lag(&local, &remote));
+    let compacts = config.compacts();
+    let compaction = (compacts && cleaner.enable).then(|| CompactionPolicy {
+        min_dirty_ratio: config.min_cleanable_dirty_ratio,
+        backoff: Duration::from_millis(cleaner.backoff_ms.max(0) as u64),
+        dirty_from: manifest.as_ref().map_or(0, |m| m.dirty_start()),
+        tombstone_horizon_ms: manifest.as_ref().and_then(|m| m.tombstone_horizon_ms),
+    });
     PartitionView {
         key: p.tier_key(),
         local,
         high_watermark: p.high_watermark(),
+        // Without a cleaner nothing would ever be cleaned: segments are uploaded as they are.
+        clean_end: (compacts && cleaner.enable).then(|| p.log.first_dirty_offset()),
         remote,
         policy: policy(config),
+        compaction,
     }
 }

@@ -124,6 +124,7 @@ impl RemoteLogManager {
             failed_attempts: upload.attempts,
             last_error_ms: last.as_ref().map(|l| l.1),
             last_error: last.map(|l| l.0),
+            remote_compaction: self.compaction_state(p),
         })
     }
 }

@@ -9,7 +9,7 @@ use strata_tier::copier::{self, LocalSegmentFiles, TopicInfo};
 use strata_tier::rlm::{Action, Event, LocalSegment};
 
 use super::{policy, Leaders, RemoteLogManager};
-use crate::broker::off_worker;
+use crate::blocking::off_worker;
 use crate::metadata::TopicState;
 use crate::now_ms;
 use crate::replica::Partition;
@@ -99,6 +99,11 @@ impl RemoteLogManager {
                 };
                 trim_local(p, now, tiered_end, local_ms, local_bytes, "leader").await;
             }
+            Action::CompactRemote { key } => {
+                if let Some((p, topic)) = parts.get(&key) {
+                    self.spawn_compaction(p.clone(), topic.clone());
+                }
+            }
         }
     }
 
@@ -111,6 +116,9 @@ impl RemoteLogManager {
         let rlm = self.clone();
         tokio::spawn(async move {
             let key = p.tier_key();
+            // Local cleaning of this partition waits until the upload is published (see
+            // `Partition::upload_lock`).
+            let _cleaning_waits = p.upload_lock.clone().lock_owned().await;
             // Opened under the log's writer lock (on the blocking pool: an append may hold
             // it across an fsync), so the three files are of one generation of the segment
             // even if a compaction renames a cleaned segment over their names meanwhile;
@@ -130,19 +138,7 @@ impl RemoteLogManager {
                 )),
                 Some(Ok(Some(open))) => {
                     size_bytes = open.info.size_bytes;
-                    let local = |file, len, ext| copier::LocalFile {
-                        file: Arc::new(file),
-                        len,
-                        path: open.log_path.with_extension(ext),
-                    };
-                    let files = LocalSegmentFiles {
-                        log: local(open.log, open.info.size_bytes, "log"),
-                        index: local(open.index, open.index_bytes, "index"),
-                        timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
-                        base_offset: open.info.base_offset,
-                        next_offset: open.info.next_offset,
-                        max_timestamp: open.info.max_timestamp.unwrap_or(-1),
-                    };
+                    let files = segment_files(open);
                     let info = TopicInfo {
                         partition_count: topic.meta.partitions,
                         configs: topic.meta.configs.clone(),
@@ -176,5 +172,23 @@ impl RemoteLogManager {
             rlm.scheduler.lock().on_event(Instant::now(), event);
             rlm.wake.notify_one();
         });
+    }
+}
+
+/// The files the copier uploads, from a segment opened by `Log::open_segment` (its three
+/// descriptors belong to one generation of the segment, whatever a cleaning pass renames).
+pub(super) fn segment_files(open: strata_log::OpenSegment) -> LocalSegmentFiles {
+    let local = |file, len, ext| copier::LocalFile {
+        file: Arc::new(file),
+        len,
+        path: open.log_path.with_extension(ext),
+    };
+    LocalSegmentFiles {
+        log: local(open.log, open.info.size_bytes, "log"),
+        index: local(open.index, open.index_bytes, "index"),
+        timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
+        base_offset: open.info.base_offset,
+        next_offset: open.info.next_offset,
+        max_timestamp: open.info.max_timestamp.unwrap_or(-1),
     }
 }

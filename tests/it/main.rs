@@ -19,3 +19,5 @@ mod recover;
 mod security;
 mod tier;
 mod tier_cluster;
+mod tier_compaction;
+mod tier_encryption;

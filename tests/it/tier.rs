@@ -51,6 +51,7 @@ pub(crate) fn remote_s3(test: &str) -> Option<Remote> {
         path_style: Some(true),
         access_key_id: Some("test".into()),
         secret_access_key: Some("test".into()),
+        ..Default::default()
     };
     let store = strata_tier::open_store(&url, &opts).expect("s3 store");
     let settings = [

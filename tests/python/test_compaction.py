@@ -169,3 +169,12 @@ def test_kill9_during_cleaning_loses_no_latest_value(make_broker):
     wait_compacted(b, "crashy", latest)
     assert list(b.data.glob("crashy-0/*.cleaned")) == []
     assert not (b.data / "crashy-0" / "cleaner-swap").exists()
+
+
+def test_an_invalid_cleanup_policy_is_invalid_config(make_broker):
+    b = make_broker(CLEANER)
+    a = AdminClient({"bootstrap.servers": b.addr})
+    f = a.create_topics([NewTopic("bad-policy", 1, 1, config={"cleanup.policy": "shred"})])["bad-policy"]
+    with pytest.raises(KafkaException) as e:
+        f.result(15)
+    assert e.value.args[0].name() == "INVALID_CONFIG", e.value

@@ -66,7 +66,9 @@ pub use typed::security::{
     ClientAuth, ListenerSecurity, OAuthConfig, SaslConfig, Secret, SecurityConfig,
     SecurityProtocol, SslConfig,
 };
-pub use typed::{BrokerConfig, CleanerConfig, RemoteStorageConfig, TopicConfig};
+pub use typed::{
+    BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
+};
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

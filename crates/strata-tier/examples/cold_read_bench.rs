@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! S3_TEST_ENDPOINT=http://127.0.0.1:PORT cargo run --release -p strata-tier \
-//!     --example cold_read_bench -- [segments] [segment MiB] [chunk KiB] [read-ahead] [rounds]
+//!     --example cold_read_bench -- [segments] [segment MiB] [chunk KiB] [read-ahead] [rounds] \
+//!     [--encrypted]
 //! ```
 //! Uploads `segments` segments of fake 16 KiB batches to `s3://strata-test/bench-*`
 //! (or `memory://` without the variable), then, in the same run, `rounds` times
@@ -11,15 +12,25 @@
 //! 1 MiB per read as a consumer's fetch would. Prints MiB/s of both per round and the
 //! median ratio; alternating rounds keep a shared machine's load swings from
 //! favouring one side.
+//!
+//! With `--encrypted` the same segments are also uploaded through an `EncryptedStore`
+//! (client-side AES-256-GCM, a fresh master key) under a second prefix, and each
+//! round adds (3) the same cold sequential read through it, (2) and (3) in
+//! alternating order; it prints the median ratio of encrypted to plain cold reads.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use strata_tier::conformance::write_fake_segment;
 use strata_tier::copier::{self, Throttle, TopicInfo};
+use strata_tier::encryption::keys::new_key_line;
 use strata_tier::layout::SegmentFile;
+use strata_tier::manifest::PartitionManifest;
+use strata_tier::object_store::prefix::PrefixStore;
 use strata_tier::object_store::{ObjectStore, ObjectStoreExt};
-use strata_tier::{open_store, CacheConfig, PartitionKey, RemoteReader, S3Options};
+use strata_tier::{
+    open_store, CacheConfig, EncryptedStore, MasterKeys, PartitionKey, RemoteReader, S3Options,
+};
 
 #[tokio::main]
 async fn main() {
@@ -37,12 +48,14 @@ async fn main() {
                 path_style: Some(true),
                 access_key_id: Some("test".into()),
                 secret_access_key: Some("test".into()),
+                ..Default::default()
             };
             let url = format!("s3://strata-test/bench-{}", uuid::Uuid::new_v4());
             open_store(&url, &opts).expect("s3")
         }
         Err(_) => open_store("memory://", &S3Options::default()).expect("memory"),
     };
+    let encrypted = std::env::args().any(|a| a == "--encrypted");
     let pk = PartitionKey {
         topic: "bench".into(),
         topic_id: uuid::Uuid::new_v4(),
@@ -56,7 +69,15 @@ async fn main() {
         ..Default::default()
     };
     let throttle = Throttle::new(0);
+    // The encrypted copy lives under its own prefix of the same bucket, with a fresh key.
+    let sealed: Option<Arc<dyn ObjectStore>> = encrypted.then(|| {
+        let line = new_key_line("bench").expect("key");
+        let keys = MasterKeys::parse(&line, std::path::Path::new("bench"), None).expect("keys");
+        let inner = Arc::new(PrefixStore::new(store.clone(), "encrypted"));
+        Arc::new(EncryptedStore::new(inner, keys)) as Arc<dyn ObjectStore>
+    });
     let mut m = None;
+    let mut m_enc = None;
     for s in 0..segments as i64 {
         let base = s * batches_per_seg * 10;
         let (files, _) = write_fake_segment(dir.path(), base, batches_per_seg, pad);
@@ -65,6 +86,13 @@ async fn main() {
                 .await
                 .expect("upload"),
         );
+        if let Some(sealed) = &sealed {
+            m_enc = Some(
+                copier::copy_segment(&**sealed, &pk, &files, &info, &throttle)
+                    .await
+                    .expect("encrypted upload"),
+            );
+        }
     }
     let m = m.expect("at least one segment");
     let total: u64 = m.size_bytes();
@@ -73,9 +101,16 @@ async fn main() {
     let chunk_kib = args.get(2).copied().unwrap_or(1024);
     let ahead = args.get(3).copied().unwrap_or(16);
     let rounds = args.get(4).copied().unwrap_or(3).max(1);
+    let cfg = CacheConfig {
+        chunk_bytes: chunk_kib * 1024,
+        read_ahead_chunks: ahead,
+        memory_bytes: 512 << 20,
+        ..Default::default()
+    };
     println!("data: {segments} segments x {seg_mib} MiB = {mib:.0} MiB, store {store}");
     println!("RemoteReader: fetch max_bytes 1 MiB, chunk {chunk_kib} KiB, read-ahead {ahead}");
     let mut ratios = Vec::new();
+    let mut enc_ratios = Vec::new();
     for round in 1..=rounds {
         let cpu0 = cpu_secs();
         let t = Instant::now();
@@ -92,44 +127,88 @@ async fn main() {
         }
         let raw = t.elapsed().as_secs_f64();
         let cpu1 = cpu_secs();
-
-        let cfg = CacheConfig {
-            chunk_bytes: chunk_kib * 1024,
-            read_ahead_chunks: ahead,
-            memory_bytes: 512 << 20,
-            ..Default::default()
-        };
-        let reader = RemoteReader::new(store.clone(), cfg).await.expect("reader");
-        let t = Instant::now();
-        let mut offset = 0;
-        let mut got = 0u64;
-        let end = m.end_offset().unwrap_or(0);
-        while offset < end {
-            let b = reader.read(&m, offset, 1 << 20, true).await.expect("read");
-            got += b.len() as u64;
-            offset += (b.len() / (pad + 61)) as i64 * 10;
+        let plain_first = round % 2 == 1 || sealed.is_none();
+        let mut enc = None;
+        if !plain_first {
+            enc = Some(cold_read(sealed.clone(), &m_enc, cfg.clone(), total, pad).await);
         }
-        let tier = t.elapsed().as_secs_f64();
-        let cpu2 = cpu_secs();
-        assert_eq!(got, total);
+        let (tier, tier_cpu) = cold_read(
+            Some(store.clone()),
+            &Some(m.clone()),
+            cfg.clone(),
+            total,
+            pad,
+        )
+        .await
+        .expect("plain read");
+        if plain_first {
+            enc = Some(cold_read(sealed.clone(), &m_enc, cfg.clone(), total, pad).await);
+        }
         ratios.push(raw / tier);
         println!(
-            "round {round}: raw GETs {:7.1} MiB/s ({raw:.2} s, client CPU {:.2} s), RemoteReader cold {:7.1} MiB/s ({tier:.2} s, client CPU {:.2} s), ratio {:3.0}%",
+            "round {round}: raw GETs {:7.1} MiB/s ({raw:.2} s, client CPU {:.2} s), RemoteReader cold {:7.1} MiB/s ({tier:.2} s, client CPU {tier_cpu:.2} s), ratio {:3.0}%",
             mib / raw,
             cpu1 - cpu0,
             mib / tier,
-            cpu2 - cpu1,
             100.0 * raw / tier
         );
+        if let Some(Some((secs, cpu))) = enc {
+            enc_ratios.push(tier / secs);
+            println!(
+                "         encrypted RemoteReader cold {:7.1} MiB/s ({secs:.2} s, client CPU {cpu:.2} s), encrypted/plain {:3.0}% ({} first)",
+                mib / secs,
+                100.0 * tier / secs,
+                if plain_first { "plain" } else { "encrypted" }
+            );
+        }
     }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "median ratio tier/raw: {:.0}%",
-        100.0 * ratios[ratios.len() / 2]
-    );
+    println!("median ratio tier/raw: {:.0}%", 100.0 * median(&mut ratios));
+    if !enc_ratios.is_empty() {
+        println!(
+            "median ratio encrypted/plain cold read: {:.0}% ({} rounds)",
+            100.0 * median(&mut enc_ratios),
+            enc_ratios.len()
+        );
+    }
     copier::delete_partition(&*store, &pk)
         .await
         .expect("cleanup");
+    if let Some(sealed) = &sealed {
+        copier::delete_partition(&**sealed, &pk)
+            .await
+            .expect("cleanup");
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Reads the whole partition of `m` sequentially through a new (cold) reader over
+/// `store`, 1 MiB per read; (seconds, client CPU seconds). `None` without a store.
+async fn cold_read(
+    store: Option<Arc<dyn ObjectStore>>,
+    m: &Option<PartitionManifest>,
+    cfg: CacheConfig,
+    total: u64,
+    pad: usize,
+) -> Option<(f64, f64)> {
+    let (store, m) = (store?, m.as_ref()?);
+    let reader = RemoteReader::new(store, cfg).await.expect("reader");
+    let cpu = cpu_secs();
+    let t = Instant::now();
+    let mut offset = 0;
+    let mut got = 0u64;
+    let end = m.end_offset().unwrap_or(0);
+    while offset < end {
+        let b = reader.read(m, offset, 1 << 20, true).await.expect("read");
+        got += b.len() as u64;
+        offset += (b.len() / (pad + 61)) as i64 * 10;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(got, total);
+    Some((secs, cpu_secs() - cpu))
 }
 
 /// User + system CPU seconds of this process so far (Linux `/proc/self/stat`).

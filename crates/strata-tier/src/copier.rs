@@ -186,15 +186,17 @@ async fn upload_file(
     }
 }
 
-/// Copies one closed segment (see the module docs for the steps and what a crash
-/// leaves). Returns the manifest that now records it.
-pub async fn copy_segment(
+/// Uploads a segment's objects under a fresh uuid: `.log`, `.index`,
+/// `.timeindex`, then its `.manifest.json`. Nothing names them yet: until a
+/// partition manifest version lists the returned segment they are orphans
+/// (swept after a grace period if that never happens). Used by uploads and by
+/// remote compaction, which writes its cleaned segments this way.
+pub async fn upload_objects(
     store: &dyn ObjectStore,
     pk: &PartitionKey,
     files: &LocalSegmentFiles,
-    topic: &TopicInfo,
     throttle: &Throttle,
-) -> Result<PartitionManifest> {
+) -> Result<RemoteSegment> {
     let id = Uuid::new_v4();
     let base = files.base_offset;
     let mut uploaded = [(0u64, 0u32); 3];
@@ -226,6 +228,20 @@ pub async fn copy_segment(
         crc32c: crc,
     };
     manifest::put_segment_manifest(store, pk, &seg).await?;
+    Ok(seg)
+}
+
+/// Copies one closed segment (see the module docs for the steps and what a crash
+/// leaves). Returns the manifest that now records it.
+pub async fn copy_segment(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    files: &LocalSegmentFiles,
+    topic: &TopicInfo,
+    throttle: &Throttle,
+) -> Result<PartitionManifest> {
+    let seg = upload_objects(store, pk, files, throttle).await?;
+    let (id, base) = (seg.id, seg.base_offset);
     let mut refused = false;
     let m = manifest::update(store, pk, |m| {
         refused = false;
@@ -326,7 +342,12 @@ pub async fn delete_records(
     Ok(m)
 }
 
-async fn delete_segment_objects(store: &dyn ObjectStore, pk: &PartitionKey, s: &RemoteSegment) {
+/// Deletes the four objects of `s`, best effort (what is left is an orphan).
+pub(crate) async fn delete_segment_objects(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    s: &RemoteSegment,
+) {
     for f in [
         SegmentFile::Manifest,
         SegmentFile::Log,
@@ -380,7 +401,9 @@ pub async fn delete_partition(store: &dyn ObjectStore, pk: &PartitionKey) -> Res
 }
 
 /// Deletes segment objects no manifest names that are older than `grace` (an upload
-/// in progress has young objects). Returns how many objects were removed.
+/// in progress has young objects). Segments a remote pass retired are not orphans:
+/// [`crate::compaction::delete_retired`] deletes them once their own grace is over.
+/// Returns how many objects were removed.
 pub async fn sweep_orphans(
     store: &dyn ObjectStore,
     pk: &PartitionKey,
@@ -389,7 +412,10 @@ pub async fn sweep_orphans(
     let m = manifest::load(store, pk).await?;
     let live: std::collections::HashSet<Uuid> = m
         .iter()
-        .flat_map(|m| m.segments.iter().map(|s| s.id))
+        .flat_map(|m| {
+            let retired = m.retired.iter().map(|r| &r.segment);
+            m.segments.iter().chain(retired).map(|s| s.id)
+        })
         .collect();
     let dir = pk.dir();
     let metas: Vec<_> = store

@@ -70,8 +70,34 @@ pub enum TierError {
         remote_end: i64,
         local_start: i64,
     },
+    #[error(
+        "remote compaction of {partition} built an invalid swap: {reason}; nothing was published"
+    )]
+    BadSwap {
+        partition: PartitionKey,
+        reason: String,
+    },
     #[error("chunk cache: {reason}")]
     Cache { reason: String },
+    #[error("remote.storage.encryption.key.file {path}: {reason}")]
+    KeyFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("object {key} is not encrypted by Strata ({reason}): it was written without remote.storage.encryption.enable or by another program, and is not served")]
+    NotEncrypted { key: String, reason: String },
+    #[error("object {key} uses an encryption format this broker does not read ({reason}); it was written by a newer Strata")]
+    UnsupportedFormat { key: String, reason: String },
+    #[error("object {key} is encrypted under master key '{key_id}', which remote.storage.encryption.key.file does not hold; put that key back in the file (a key must stay there while objects use it)")]
+    UnknownMasterKey { key: String, key_id: String },
+    #[error("object {key}: authentication of {what} failed: the object was changed after upload, or master key '{key_id}' is not the key it was written with; nothing of it is served")]
+    Tampered {
+        key: String,
+        what: String,
+        key_id: String,
+    },
+    #[error("object {key} is truncated or corrupt: {reason}; nothing past the damage is served")]
+    TruncatedObject { key: String, reason: String },
 }
 
 pub type Result<T, E = TierError> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@
 //! ```text
 //! rlm         pure scheduler: (state, event, now) -> actions          (rlm.rs)
 //! copier      performs uploads, expiry, deletion, orphan sweeping     (copier.rs)
+//! compaction  remote compaction's swap and retired-object deletion    (compaction.rs)
 //! reader      remote reads through the chunk cache                    (reader.rs)
 //!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
@@ -15,6 +16,7 @@
 //! throttle    byte-rate limits of uploads and of remote reads        (throttle.rs)
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
+//! encryption  EncryptedStore: client-side AES-256-GCM, master keys   (encryption/)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
@@ -26,7 +28,8 @@
 //! # Invariants
 //! - A segment belongs to the remote tier iff the latest partition manifest lists
 //!   it; its objects exist before that and are deleted only after a version
-//!   without it was published. Remote segments are contiguous in offsets.
+//!   without it was published (a segment replaced by remote compaction: a
+//!   grace period after that). Remote segments are contiguous in offsets.
 //! - Nothing here deletes local data; the broker may let local retention remove a
 //!   segment only once a manifest lists it ([`rlm::Action::EnforceLocalRetention`]).
 
@@ -37,9 +40,11 @@
 mod backend;
 pub mod cache;
 mod chunks;
+pub mod compaction;
 #[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
+pub mod encryption;
 mod error;
 #[cfg(feature = "test-utils")]
 pub mod faulty;
@@ -51,8 +56,9 @@ pub mod rlm;
 pub mod throttle;
 pub mod topics;
 
-pub use backend::{open_store, S3Options};
+pub use backend::{open_store, S3Options, Sse};
 pub use cache::CacheConfig;
+pub use encryption::{EncryptedStore, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};

@@ -59,8 +59,33 @@ pub struct PartitionManifest {
     /// The log start offset of the whole partition (DeleteRecords, retention).
     pub log_start_offset: i64,
     /// Sorted by base offset, contiguous except where local retention deleted
-    /// offsets before they could be tiered (see `copier::copy_segment`).
+    /// offsets before they could be tiered (see `copier::copy_segment`). A
+    /// compacted segment covers what it replaced: its batches may start after
+    /// its base and end before its next offset, and it may hold none.
     pub segments: Vec<RemoteSegment>,
+    /// Remote compaction: every remote offset below this was in the key map of
+    /// a committed remote pass (the remote "first dirty offset"). 0 in
+    /// manifests written before compaction existed: all of it is dirty.
+    #[serde(default)]
+    pub first_dirty_offset: i64,
+    /// Remote compaction: the earliest delete horizon of a tombstone the last
+    /// remote pass kept; a pass from then on can remove it.
+    #[serde(default)]
+    pub tombstone_horizon_ms: Option<i64>,
+    /// Segments a remote pass replaced, with when: no longer part of the
+    /// remote tier, their objects are deleted once [`crate::compaction::RETIRED_GRACE`]
+    /// has passed, so that reads that started with an older manifest finish.
+    #[serde(default)]
+    pub retired: Vec<RetiredSegment>,
+}
+
+/// A segment replaced by a remote compaction pass, waiting for its objects to
+/// be deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSegment {
+    pub segment: RemoteSegment,
+    /// Wall-clock time of the swap that replaced it.
+    pub retired_ms: i64,
 }
 
 impl PartitionManifest {
@@ -72,6 +97,9 @@ impl PartitionManifest {
             configs: BTreeMap::new(),
             log_start_offset: 0,
             segments: Vec::new(),
+            first_dirty_offset: 0,
+            tombstone_horizon_ms: None,
+            retired: Vec::new(),
         }
     }
 
@@ -86,6 +114,24 @@ impl PartitionManifest {
         self.segments
             .first()
             .map(|s| s.base_offset.max(self.log_start_offset))
+    }
+
+    /// Where the remote dirty range starts: the first dirty offset, or the
+    /// remote start if that is higher.
+    pub fn dirty_start(&self) -> i64 {
+        self.first_dirty_offset
+            .max(self.start_offset().unwrap_or(self.first_dirty_offset))
+    }
+
+    /// Bytes of the remote segments ending above [`Self::dirty_start`]: what
+    /// no remote pass has mapped yet.
+    pub fn dirty_bytes(&self) -> u64 {
+        let from = self.dirty_start();
+        self.segments
+            .iter()
+            .filter(|s| s.next_offset > from)
+            .map(|s| s.size_bytes)
+            .sum()
     }
 
     pub fn size_bytes(&self) -> u64 {

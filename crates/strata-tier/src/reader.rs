@@ -130,9 +130,11 @@ impl RemoteReader {
 
     /// Whole batches starting with the one containing `offset`, up to `max_bytes`
     /// (at least one whole batch if `min_one_batch`), from one remote segment.
-    /// An offset in a gap between remote segments reads from the next segment.
-    /// Errors with `OffsetNotTiered` if `offset` is below the remote start or at or
-    /// past the remote end.
+    /// An offset in a gap (between remote segments, or inside a compacted one)
+    /// reads from the next batch there is; empty when no remote batch ends at or
+    /// after `offset` (a compacted tier whose last records were removed: the
+    /// caller goes on at the remote end). Errors with `OffsetNotTiered` if
+    /// `offset` is below the remote start or at or past the remote end.
     pub async fn read(
         &self,
         m: &PartitionManifest,
@@ -160,33 +162,44 @@ impl RemoteReader {
         lookup: &Lookup,
     ) -> Result<Bytes> {
         let pk = &m.partition;
-        let seg = m
-            .segment_at_or_after(offset)
-            .filter(|_| m.start_offset().is_some_and(|s| s <= offset))
-            .ok_or_else(|| TierError::OffsetNotTiered {
+        let mut offset = offset;
+        if m.start_offset().is_none_or(|s| s > offset) || m.segment_at_or_after(offset).is_none() {
+            return Err(TierError::OffsetNotTiered {
                 partition: pk.clone(),
                 offset,
                 start: m.start_offset().unwrap_or(-1),
                 end: m.end_offset().unwrap_or(-1),
-            })?;
-        // In a gap (offsets deleted before they were tiered): read on from the next
-        // segment, as a compacted log skips missing offsets.
-        let offset = offset.max(seg.base_offset);
-        let log = log_object(pk, seg);
-        let mut pos = self.index_position(pk, seg, offset, lookup).await?;
-        self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead);
-        let mut cur = None;
-        // Skip batches that end before the offset.
-        let start = loop {
-            if pos + HEADER > log.size {
+            });
+        }
+        // The first batch ending at or after `offset`: in the segment holding it, or in
+        // a later one. An offset in a gap reads on from the next batch that exists, as
+        // over a compacted log's gaps: between segments (offsets deleted before they were
+        // tiered), before a compacted segment's first batch, or after its last one (then
+        // the next segment; a compacted segment may hold no batch at all).
+        let (seg, log, mut cur, start) = loop {
+            let Some(seg) = m.segment_at_or_after(offset) else {
                 return Ok(Bytes::new());
+            };
+            offset = offset.max(seg.base_offset);
+            let log = log_object(pk, seg);
+            let mut pos = self.index_position(pk, seg, offset, lookup).await?;
+            self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead);
+            let mut cur = None;
+            let found = loop {
+                if pos + HEADER > log.size {
+                    break None;
+                }
+                let h = self.header(&log, pos, &mut cur, lookup).await?;
+                let (_, total, last) = parse_header(&log, pos, &h)?;
+                if last >= offset {
+                    break Some(pos);
+                }
+                pos += total;
+            };
+            match found {
+                Some(start) => break (seg, log, cur, start),
+                None => offset = seg.next_offset,
             }
-            let h = self.header(&log, pos, &mut cur, lookup).await?;
-            let (_, total, last) = parse_header(&log, pos, &h)?;
-            if last >= offset {
-                break pos;
-            }
-            pos += total;
         };
         let mut end = start;
         let mut next_offset = offset;
@@ -502,6 +515,61 @@ mod tests {
             offset += (b.len() / (16 * 1024)) as i64 * 10;
         }
         got
+    }
+
+    /// A compacted remote tier: a segment whose batches end before its next offset,
+    /// one holding no batch, and one whose batches start after its base. A read at
+    /// any offset returns the first batch ending at or after it, crossing segments;
+    /// past the last batch of the tier the answer is empty.
+    #[tokio::test]
+    async fn reads_in_compaction_gaps_go_on_with_the_next_batch() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let pk = PartitionKey {
+            topic: "t".into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partition: 0,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let info = TopicInfo {
+            partition_count: 1,
+            ..Default::default()
+        };
+        // [0, 50): batches 0..30; [50, 70): none; [70, 120): batches 80..100.
+        let spans = [(0, 3, 0, 50), (50, 0, 50, 70), (80, 2, 70, 120)];
+        let mut m = None;
+        for (first, n, base, next) in spans {
+            let (mut files, _) = write_fake_segment(dir.path(), first, n, 100);
+            files.base_offset = base;
+            files.next_offset = next;
+            m = Some(
+                copier::copy_segment(&*store, &pk, &files, &info, &Throttle::new(0))
+                    .await
+                    .expect("upload"),
+            );
+        }
+        let m = m.expect("manifest");
+        assert_eq!(m.end_offset(), Some(120));
+        let reader = RemoteReader::new(store, CacheConfig::default())
+            .await
+            .expect("reader");
+        let first_base = |b: &Bytes| i64::from_be_bytes(b[0..8].try_into().expect("a batch"));
+        for (at, want) in [
+            (0, 0),
+            (15, 10),
+            (29, 20),
+            (30, 80),
+            (55, 80),
+            (79, 80),
+            (95, 90),
+        ] {
+            let b = reader.read(&m, at, 100, true).await.expect("read");
+            assert_eq!(first_base(&b), want, "read at {at}");
+        }
+        for at in [100, 119] {
+            let b = reader.read(&m, at, 100, true).await.expect("read");
+            assert!(b.is_empty(), "nothing at or after {at}");
+        }
+        assert!(reader.read(&m, 120, 100, true).await.is_err());
     }
 
     /// `remote.log.manager.fetch.max.bytes.per.second`: reading N bytes through a

@@ -10,7 +10,16 @@
 //! - At most one upload per partition is in flight, in offset order, so the
 //!   remote tier never has a hole: the next upload is the first closed local
 //!   segment ending at or above the remote end offset and wholly below the high
-//!   watermark. The active segment is never uploaded.
+//!   watermark. The active segment is never uploaded. On a compacted topic the
+//!   segment must also lie wholly below the local log's first dirty offset
+//!   ([`PartitionView::clean_end`]): segments are uploaded after local cleaning.
+//! - Remote compaction ([`Action::CompactRemote`], compacted topics only): at
+//!   most one pass per partition in flight, started at most once per
+//!   `log.cleaner.backoff.ms` (after a failure too), when the remote dirty
+//!   bytes (remote segments above the manifest's first dirty offset) reach
+//!   `min.cleanable.dirty.ratio` of the remote bytes, or when the earliest
+//!   delete horizon of a tombstone the last pass kept has passed (so that
+//!   tombstones go although nothing new was uploaded).
 //! - A failed upload stays pending and is retried after an exponential backoff
 //!   (`BACKOFF_MIN` doubling up to `BACKOFF_MAX`).
 //! - Local retention may delete only segments the manifest records
@@ -56,19 +65,40 @@ pub struct Policy {
     pub copy_disabled: bool,
 }
 
+/// Remote compaction of a compacted topic, as a tick sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompactionPolicy {
+    /// `min.cleanable.dirty.ratio`.
+    pub min_dirty_ratio: f64,
+    /// `log.cleaner.backoff.ms`: the least time between two passes of a
+    /// partition (started), and after a failed one.
+    pub backoff: Duration,
+    /// Where the remote dirty range starts (the manifest's first dirty offset,
+    /// or the remote start if higher).
+    pub dirty_from: i64,
+    /// The earliest delete horizon of a tombstone the last pass kept.
+    pub tombstone_horizon_ms: Option<i64>,
+}
+
 /// One tiered partition at the time of a tick.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PartitionView {
     pub key: PartitionKey,
     /// Every local segment, oldest first; the last one is the active segment.
     pub local: Vec<LocalSegment>,
     pub high_watermark: i64,
+    /// For a compacted topic, the local log's first dirty offset: a segment is
+    /// uploaded only once a local pass cleaned it (it ends at or below this).
+    /// `None` for other topics.
+    pub clean_end: Option<i64>,
     /// Live remote segments, oldest first.
     pub remote: Vec<RemoteSpan>,
     pub policy: Policy,
+    /// `Some` for a compacted topic.
+    pub compaction: Option<CompactionPolicy>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// The periodic task: `now_ms` is wall-clock time for retention by time.
     Tick {
@@ -82,6 +112,15 @@ pub enum Event {
     UploadFailed {
         key: PartitionKey,
         base_offset: i64,
+        error: String,
+    },
+    /// A remote compaction pass ended (committed, found nothing, or gave up
+    /// because the manifest changed under it).
+    CompactionDone {
+        key: PartitionKey,
+    },
+    CompactionFailed {
+        key: PartitionKey,
         error: String,
     },
 }
@@ -103,6 +142,19 @@ pub enum Action {
         local_ms: i64,
         local_bytes: i64,
     },
+    /// Run one remote compaction pass of the partition.
+    CompactRemote { key: PartitionKey },
+}
+
+/// Remote compaction state of one partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactionState {
+    pub in_flight: bool,
+    /// No pass starts before this (the backoff after the last start or failure).
+    pub not_before: Option<Instant>,
+    /// Consecutive failed passes.
+    pub failures: u32,
+    pub last_error: Option<String>,
 }
 
 /// Upload state of one partition.
@@ -117,6 +169,7 @@ pub struct UploadState {
 #[derive(Debug, Default)]
 pub struct Scheduler {
     partitions: HashMap<PartitionKey, UploadState>,
+    compactions: HashMap<PartitionKey, (CompactionState, Duration)>,
 }
 
 impl Scheduler {
@@ -129,12 +182,19 @@ impl Scheduler {
         self.partitions.get(key)
     }
 
+    /// The remote compaction state of a partition (for `tier status`).
+    pub fn compaction_state(&self, key: &PartitionKey) -> Option<&CompactionState> {
+        self.compactions.get(key).map(|c| &c.0)
+    }
+
     pub fn on_event(&mut self, now: Instant, event: Event) -> Vec<Action> {
         match event {
             Event::Tick { now_ms, partitions } => {
                 let live: std::collections::HashSet<_> =
                     partitions.iter().map(|p| p.key.clone()).collect();
                 self.partitions.retain(|k, _| live.contains(k));
+                self.compactions
+                    .retain(|k, c| live.contains(k) || c.0.in_flight);
                 let mut actions = Vec::new();
                 for p in partitions {
                     self.tick_partition(now, now_ms, &p, &mut actions);
@@ -154,6 +214,50 @@ impl Scheduler {
                 s.last_error = Some(error);
                 Vec::new()
             }
+            Event::CompactionDone { key } => {
+                if let Some((c, _)) = self.compactions.get_mut(&key) {
+                    c.in_flight = false;
+                    c.failures = 0;
+                }
+                Vec::new()
+            }
+            Event::CompactionFailed { key, error } => {
+                if let Some((c, backoff)) = self.compactions.get_mut(&key) {
+                    c.in_flight = false;
+                    c.failures = c.failures.saturating_add(1);
+                    c.not_before = Some(now + *backoff);
+                    c.last_error = Some(error);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Starts a remote pass of `p` if one is due (see the module docs).
+    fn tick_compaction(
+        &mut self,
+        now: Instant,
+        now_ms: i64,
+        p: &PartitionView,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = &p.compaction else {
+            self.compactions.remove(&p.key);
+            return;
+        };
+        let entry = self
+            .compactions
+            .entry(p.key.clone())
+            .or_insert_with(|| (CompactionState::default(), c.backoff));
+        entry.1 = c.backoff;
+        let state = &mut entry.0;
+        if state.in_flight || state.not_before.is_some_and(|t| now < t) {
+            return;
+        }
+        if compaction_due(c, &p.remote, now_ms) {
+            state.in_flight = true;
+            state.not_before = Some(now + c.backoff);
+            out.push(Action::CompactRemote { key: p.key.clone() });
         }
     }
 
@@ -184,6 +288,7 @@ impl Scheduler {
                 before,
             });
         }
+        self.tick_compaction(now, now_ms, p, out);
         if let Some(tiered_end) = remote_end {
             out.push(Action::EnforceLocalRetention {
                 key: p.key.clone(),
@@ -195,7 +300,26 @@ impl Scheduler {
     }
 }
 
-/// The first closed local segment not yet tiered, wholly below the high watermark.
+/// Whether a remote pass is due by the dirty ratio of the remote bytes or a
+/// passed tombstone horizon (the backoff is the caller's).
+pub fn compaction_due(c: &CompactionPolicy, remote: &[RemoteSpan], now_ms: i64) -> bool {
+    let total: u64 = remote.iter().map(|r| r.size_bytes).sum();
+    if remote.is_empty() {
+        return false;
+    }
+    if c.tombstone_horizon_ms.is_some_and(|h| now_ms >= h) {
+        return true;
+    }
+    let dirty: u64 = remote
+        .iter()
+        .filter(|r| r.next_offset > c.dirty_from)
+        .map(|r| r.size_bytes)
+        .sum();
+    dirty > 0 && total > 0 && dirty as f64 / total as f64 >= c.min_dirty_ratio
+}
+
+/// The first closed local segment not yet tiered, wholly below the high
+/// watermark and, on a compacted topic, below the first dirty offset.
 fn next_upload(p: &PartitionView, remote_end: Option<i64>) -> Option<LocalSegment> {
     let closed = &p.local[..p.local.len().saturating_sub(1)];
     closed
@@ -204,7 +328,13 @@ fn next_upload(p: &PartitionView, remote_end: Option<i64>) -> Option<LocalSegmen
             remote_end.is_none_or(|end| s.next_offset > end)
                 && s.base_offset >= remote_end.unwrap_or(i64::MIN)
         })
-        .filter(|s| s.next_offset <= p.high_watermark && s.size_bytes > 0)
+        .filter(|s| {
+            s.next_offset <= p.high_watermark
+                && s.next_offset <= p.clean_end.unwrap_or(i64::MAX)
+                // Cleaning can empty a segment: on a compacted topic it is uploaded
+                // like any other (it covers its offsets), or nothing after it could be.
+                && (s.size_bytes > 0 || p.clean_end.is_some())
+        })
         .copied()
 }
 

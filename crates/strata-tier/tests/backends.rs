@@ -41,6 +41,7 @@ pub fn s3_store() -> Option<Arc<dyn ObjectStore>> {
         path_style: Some(true),
         access_key_id: Some("test".into()),
         secret_access_key: Some("test".into()),
+        ..Default::default()
     };
     Some(open_store(&format!("s3://{bucket}/conformance"), &opts).expect("s3 store"))
 }

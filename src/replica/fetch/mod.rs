@@ -207,15 +207,25 @@ fn read_pass(
         let hw = part.high_watermark();
         let read = match remote.get(&i) {
             // The first partition with data gets its batch even past max_bytes (KIP-74).
-            Some(Ok(records)) if first || records.len() <= remaining => {
+            Some(Ok(Some(records))) if first || records.len() <= remaining => {
                 Read::Records(records.clone())
             }
-            Some(Ok(_)) => Read::Records(Bytes::new()),
+            Some(Ok(Some(_))) => Read::Records(Bytes::new()),
             Some(Err(_)) => Read::RemoteFailed,
-            None => {
+            // Nothing at or after the offset in the remote tier (compaction removed its last
+            // records): the next records are local, from the remote end on. `None`: the
+            // offset is not remote at all.
+            exhausted @ (Some(Ok(None)) | None) => {
                 let limit = target.max_bytes.min(remaining);
                 let upper = if follower { i64::MAX } else { hw };
-                let offset = part.local_read_offset(target.fetch_offset);
+                let from = match exhausted {
+                    Some(_) => part
+                        .remote_manifest()
+                        .and_then(|m| m.end_offset())
+                        .map_or(target.fetch_offset, |end| end.max(target.fetch_offset)),
+                    None => target.fetch_offset,
+                };
+                let offset = part.local_read_offset(from);
                 match part.log.read_up_to(offset, limit, first, upper) {
                     Ok(records) => Read::Records(records),
                     Err(e) => {

@@ -5,7 +5,9 @@
 //! `remote.fetch.max.wait.ms` and answers once `min_bytes` of remote records are in: a read
 //! not done by then answers with no records for that partition (the client simply fetches
 //! again, and the read goes on warming the chunk cache), and a failed one with an error for
-//! that partition only.
+//! that partition only. A read that finds no remote batch at or after its offset (a compacted
+//! remote tier whose last records were removed) is `Ok(None)`: the read pass goes on in the
+//! local log from the remote end.
 
 use std::collections::HashMap;
 
@@ -13,8 +15,10 @@ use bytes::Bytes;
 
 use super::{ReplicaError, ReplicaManager, Target};
 
-/// Remote read results by the partition's index in the fetch.
-pub(super) type RemoteReads = HashMap<usize, Result<Bytes, ReplicaError>>;
+/// Remote read results by the partition's index in the fetch: records (empty when the read
+/// did not finish in time), or `None` when the remote tier holds nothing at or after the
+/// offset.
+pub(super) type RemoteReads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
 
 impl ReplicaManager {
     /// Starts a remote read for every partition whose fetch offset is below its local log
@@ -44,7 +48,7 @@ impl ReplicaManager {
                 let started = std::time::Instant::now();
                 let result = reader.read(&m, offset, limit, true).await;
                 crate::metrics::tier::remote_fetch(&tp.topic, started.elapsed());
-                result.map_err(|e| {
+                result.map(|b| (!b.is_empty()).then_some(b)).map_err(|e| {
                     tracing::warn!(%tp, offset, error = %e, "remote read failed");
                     ReplicaError::remote(&tp, offset, e)
                 })
@@ -83,7 +87,7 @@ impl ReplicaManager {
                     Ok(None) | Err(_) => break,
                 };
             let (i, result) = next;
-            if let Ok(b) = &result {
+            if let Ok(Some(b)) = &result {
                 got += b.len();
             }
             out.insert(i, result);
@@ -95,7 +99,7 @@ impl ReplicaManager {
             out.insert(i, result);
         }
         for i in keys {
-            out.entry(i).or_insert_with(|| Ok(Bytes::new()));
+            out.entry(i).or_insert_with(|| Ok(Some(Bytes::new())));
         }
         out
     }

@@ -19,6 +19,7 @@ use crate::cleaner::CleanerView;
 use crate::protocol::cleaner_state::{
     CleanerFailure, CleanerPass, PartitionCleanerState, CLEANER_STATE_TAG,
 };
+use crate::protocol::tagged::TaggedState;
 use crate::protocol::tier_state::TIER_STATE_TAG;
 use crate::server::replica_code;
 

@@ -37,6 +37,7 @@ pub const BROKER_GROUPS: &[&[Synonym]] = &[LOG_DIRS, ROLL, JITTER, RETENTION, FL
 
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const S3_SSE: &[&str] = &["none", "SSE-S3", "SSE-KMS"];
 pub(super) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
 pub(super) const COMPRESSION_TYPES: &[&str] =
     &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
@@ -203,6 +204,28 @@ pub(super) const CORE: &[ConfigDef] = &[
         doc: "S3 access key id; unset means the standard AWS environment or instance profile.", ..BASE },
     ConfigDef { name: "remote.storage.s3.secret.access.key", ty: Password, importance: Low,
         doc: "S3 secret access key; unset means the standard AWS environment or instance profile.", ..BASE },
+    ConfigDef { name: "remote.storage.s3.sse", ty: String, default: Some("none"), validator: OneOf(S3_SSE),
+        importance: Medium,
+        doc: "Server-side encryption S3 applies to every object the broker uploads: none (no header; the bucket's default encryption applies), SSE-S3 (keys managed by S3) or SSE-KMS (keys in AWS KMS).",
+        ..BASE },
+    ConfigDef { name: "remote.storage.s3.sse.kms.key.id", ty: String, importance: Low,
+        doc: "With remote.storage.s3.sse=SSE-KMS: the KMS key id, ARN or alias; unset means the account's aws/s3 key. Refused with any other remote.storage.s3.sse.",
+        ..BASE },
+    ConfigDef { name: "remote.storage.s3.sse.bucket.key.enable", ty: Boolean, importance: Low,
+        doc: "With remote.storage.s3.sse=SSE-KMS: whether S3 Bucket Keys are used (fewer KMS requests); unset means the bucket's setting. Refused with any other remote.storage.s3.sse.",
+        ..BASE },
+    ConfigDef { name: "remote.storage.encryption.enable", ty: Boolean, default: Some("false"), importance: Medium,
+        doc: "Client-side encryption of every object the broker writes to the remote tier: AES-256-GCM in 64 KiB chunks under a random data key per object, wrapped by a master key from remote.storage.encryption.key.file; reads authenticate every chunk. Use it with a new remote.storage.url prefix: objects written without it are refused, not served.",
+        ..BASE },
+    ConfigDef { name: "remote.storage.encryption.key.file", ty: String, importance: Medium,
+        doc: "With remote.storage.encryption.enable: the master key file, one id=base64(32 random bytes) a line (e.g. k1=$(openssl rand -base64 32)). The last line, or remote.storage.encryption.key.id, encrypts new objects; every line decrypts. Rotate by adding a line and restarting; keep a line while objects use its key.",
+        ..BASE },
+    ConfigDef { name: "remote.storage.encryption.key.id", ty: String, importance: Low,
+        doc: "With remote.storage.encryption.enable: the id of the master key that encrypts new objects; unset means the last key of remote.storage.encryption.key.file.",
+        ..BASE },
+    ConfigDef { name: "remote.storage.encryption.kms.key.id", ty: String, importance: Low,
+        doc: "Not supported yet: wrapping data keys with AWS KMS. Setting it stops the broker at startup; use remote.storage.encryption.key.file for client-side encryption, or remote.storage.s3.sse=SSE-KMS for encryption with KMS keys on the S3 side.",
+        ..BASE },
     ConfigDef { name: "remote.log.manager.task.interval.ms", ty: Long, default: Some("30000"), validator: AtLeast(1),
         importance: Medium, doc: "How often the RemoteLogManager looks for segments to upload and remote data to expire.",
         ..BASE },
@@ -211,6 +234,9 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "remote.log.manager.fetch.max.bytes.per.second", ty: Long, default: Some(LONG_MAX),
         validator: AtLeast(1), importance: Medium,
         doc: "Remote read rate limit of the broker, in bytes per second: every byte its remote reads and read-ahead GET from the object store.", ..BASE },
+    ConfigDef { name: "remote.log.compaction.max.bytes.per.second", ty: Long, default: Some(LONG_MAX),
+        validator: AtLeast(1), importance: Medium,
+        doc: "Rate limit of remote compaction (Strata only), in bytes per second: what its passes read from the remote tier plus what they upload, for all partitions of the broker together. The default is no limit, as for Kafka's log cleaner.", ..BASE },
     ConfigDef { name: "remote.fetch.max.wait.ms", ty: Int, default: Some("500"), validator: AtLeast(1),
         importance: Medium,
         doc: "Longest time a fetch waits for remote reads before answering with what it has.", ..BASE },

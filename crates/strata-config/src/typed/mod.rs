@@ -84,14 +84,43 @@ pub struct RemoteStorageConfig {
     pub s3_path_style: Option<bool>,
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
+    /// `remote.storage.s3.sse`, with its KMS settings.
+    pub s3_sse: S3Sse,
+    /// Client-side encryption (`remote.storage.encryption.*`); `None` when off.
+    pub encryption: Option<RemoteEncryption>,
     pub task_interval_ms: i64,
     pub copy_max_bytes_per_second: i64,
     pub fetch_max_bytes_per_second: i64,
+    /// `remote.log.compaction.max.bytes.per.second`: remote passes' reads plus uploads.
+    pub compaction_max_bytes_per_second: i64,
     pub fetch_max_wait_ms: i32,
     pub cache_size_bytes: i64,
     pub cache_disk_size_bytes: i64,
     pub fetch_chunk_bytes: i32,
     pub read_ahead_chunks: i32,
+}
+
+/// `remote.storage.s3.sse`: server-side encryption asked of S3.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum S3Sse {
+    #[default]
+    None,
+    S3,
+    Kms {
+        /// `remote.storage.s3.sse.kms.key.id`; `None` is the account's `aws/s3` key.
+        key_id: Option<String>,
+        /// `remote.storage.s3.sse.bucket.key.enable`; `None` is the bucket's setting.
+        bucket_key: Option<bool>,
+    },
+}
+
+/// `remote.storage.encryption.*` when `remote.storage.encryption.enable=true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEncryption {
+    /// `remote.storage.encryption.key.file`.
+    pub key_file: PathBuf,
+    /// `remote.storage.encryption.key.id`; `None` is the file's last key.
+    pub key_id: Option<String>,
 }
 
 /// The effective config of one topic: override > dynamic broker synonym >
@@ -320,6 +349,8 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         Some(_) => Some(r.flag("remote.storage.s3.path.style")?),
         None => None,
     };
+    let s3_sse = s3_sse_config(r)?;
+    let encryption = encryption_config(r)?;
     Ok(RemoteStorageConfig {
         enabled: r.flag("remote.log.storage.system.enable")?,
         url,
@@ -328,15 +359,92 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         s3_path_style: path_style,
         s3_access_key_id: opt("remote.storage.s3.access.key.id"),
         s3_secret_access_key: opt("remote.storage.s3.secret.access.key"),
+        s3_sse,
+        encryption,
         task_interval_ms: r.get("remote.log.manager.task.interval.ms")?,
         copy_max_bytes_per_second: r.get("remote.log.manager.copy.max.bytes.per.second")?,
         fetch_max_bytes_per_second: r.get("remote.log.manager.fetch.max.bytes.per.second")?,
+        compaction_max_bytes_per_second: r.get("remote.log.compaction.max.bytes.per.second")?,
         fetch_max_wait_ms: r.get("remote.fetch.max.wait.ms")?,
         cache_size_bytes: r.get("remote.cache.size.bytes")?,
         cache_disk_size_bytes: r.get("remote.cache.disk.size.bytes")?,
         fetch_chunk_bytes: r.get("remote.fetch.chunk.bytes")?,
         read_ahead_chunks: r.get("remote.fetch.read.ahead.chunks")?,
     })
+}
+
+/// `remote.storage.s3.sse*`. The KMS settings mean something only with SSE-KMS, so
+/// they are refused with another choice rather than ignored.
+fn s3_sse_config<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+) -> Result<S3Sse, ConfigError> {
+    let kms_only = [
+        "remote.storage.s3.sse.kms.key.id",
+        "remote.storage.s3.sse.bucket.key.enable",
+    ];
+    let mode = r.entry("remote.storage.s3.sse")?.converted();
+    if mode != "SSE-KMS" {
+        if let Some(e) = kms_only.iter().find_map(|n| r.chain(n).into_iter().next()) {
+            return Err(r.invalid(
+                &e,
+                &format!("only meaningful with remote.storage.s3.sse=SSE-KMS (it is {mode})"),
+            ));
+        }
+    }
+    Ok(match mode.as_str() {
+        "SSE-S3" => S3Sse::S3,
+        "SSE-KMS" => S3Sse::Kms {
+            key_id: r.optional("remote.storage.s3.sse.kms.key.id"),
+            bucket_key: match r
+                .chain("remote.storage.s3.sse.bucket.key.enable")
+                .into_iter()
+                .next()
+            {
+                Some(_) => Some(r.flag("remote.storage.s3.sse.bucket.key.enable")?),
+                None => None,
+            },
+        },
+        _ => S3Sse::None,
+    })
+}
+
+/// `remote.storage.encryption.*`: a key file is required when it is on, the other
+/// settings are refused when it is off, and KMS wrapping is not built yet.
+fn encryption_config<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+) -> Result<Option<RemoteEncryption>, ConfigError> {
+    if let Some(e) = r
+        .chain("remote.storage.encryption.kms.key.id")
+        .into_iter()
+        .next()
+    {
+        return Err(r.invalid(
+            &e,
+            "wrapping data keys with AWS KMS is not supported by this broker; use remote.storage.encryption.key.file, or remote.storage.s3.sse=SSE-KMS for KMS keys on the S3 side",
+        ));
+    }
+    let set = |name| r.chain(name).into_iter().next();
+    let enable = r.entry("remote.storage.encryption.enable")?;
+    if !r.flag("remote.storage.encryption.enable")? {
+        let names = [
+            "remote.storage.encryption.key.file",
+            "remote.storage.encryption.key.id",
+        ];
+        return match names.into_iter().find_map(set) {
+            Some(e) => Err(r.invalid(&e, "set, but remote.storage.encryption.enable is false")),
+            None => Ok(None),
+        };
+    }
+    let Some(key_file) = r.optional("remote.storage.encryption.key.file") else {
+        return Err(r.invalid(
+            &enable,
+            "needs remote.storage.encryption.key.file (one id=base64key a line)",
+        ));
+    };
+    Ok(Some(RemoteEncryption {
+        key_file: PathBuf::from(key_file),
+        key_id: r.optional("remote.storage.encryption.key.id"),
+    }))
 }
 
 /// Reads typed values from a resolution chain.

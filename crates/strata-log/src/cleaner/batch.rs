@@ -74,6 +74,45 @@ pub(crate) fn is_cleanable(header: &BatchHeader) -> bool {
     header.attributes & (record::CONTROL_BIT | record::TRANSACTIONAL_BIT) == 0
 }
 
+/// How mapping one batch went.
+pub(crate) enum MapOutcome {
+    /// Every key of its records at or above `from` is in the map (or the batch
+    /// holds none the cleaner maps: control, transactional, below `from`).
+    Done,
+    /// Its records do not decode: none of its keys are mapped (the caller warns).
+    Opaque(String),
+    /// The map was full at the record with this offset: records from it on are
+    /// not mapped.
+    FullAt(i64),
+}
+
+/// Puts the key of every record at or above `from` of `batch` (whole, CRC
+/// checked, header `h`) into `map`, as a pass maps its dirty range.
+pub(crate) fn map_batch(
+    map: &mut OffsetMap,
+    batch: &[u8],
+    h: &BatchHeader,
+    from: i64,
+) -> MapOutcome {
+    if h.last_offset() < from || !is_cleanable(h) {
+        return MapOutcome::Done;
+    }
+    let decoded = match decode(batch) {
+        Ok(d) => d,
+        Err(why) => return MapOutcome::Opaque(why),
+    };
+    let Some(records) = decoded.records() else {
+        return MapOutcome::Opaque("records do not decode".into());
+    };
+    for r in records.iter().filter(|r| r.offset >= from) {
+        let Some(key) = r.key else { continue };
+        if map.put_hash(offset_map::key_hash(key), r.offset).is_err() {
+            return MapOutcome::FullAt(r.offset);
+        }
+    }
+    MapOutcome::Done
+}
+
 /// What the cleaner does with one batch.
 pub(crate) enum Verdict {
     /// Write the original bytes.
@@ -95,6 +134,14 @@ pub(crate) struct Filter<'a> {
     /// Producer id -> last offset of its last batch, as the producer state
     /// had it when the pass started: that batch keeps at least its header.
     pub last_batch_of_producer: &'a HashMap<i64, i64>,
+    /// Tombstones that are their key's latest record stay, and no delete
+    /// horizon is set (see [`super::CleanParams::keep_tombstones`]).
+    pub keep_tombstones: bool,
+    /// The last offset of the log's last batch, which keeps at least its
+    /// header: a gap at the very end of a log could not be crossed (no later
+    /// batch tells a reader where offsets go on), and a consumer between the
+    /// last record and the log end would fetch nothing forever.
+    pub last_batch_of_log: Option<i64>,
 }
 
 /// Per-batch counts, added into the pass's statistics.
@@ -106,6 +153,9 @@ pub(crate) struct Counts {
     pub keyless_removed: u64,
     pub emptied_batches: u64,
     pub horizons_set: u64,
+    /// The earliest delete horizon of a batch kept with a tombstone: when a
+    /// later pass could remove one.
+    pub next_horizon: Option<i64>,
 }
 
 impl Filter<'_> {
@@ -127,7 +177,7 @@ impl Filter<'_> {
             }
         };
         let horizon = (h.attributes & record::DELETE_HORIZON_BIT != 0).then_some(h.base_timestamp);
-        let tombstones_go = horizon.is_some_and(|at| self.now_ms >= at);
+        let tombstones_go = !self.keep_tombstones && horizon.is_some_and(|at| self.now_ms >= at);
         let mut kept = Vec::with_capacity(records.len());
         let mut kept_tombstone = false;
         for r in &records {
@@ -153,13 +203,21 @@ impl Filter<'_> {
             kept.push(r);
         }
         counts.records_kept += kept.len() as u64;
-        let set_horizon = kept_tombstone && horizon.is_none();
+        let set_horizon = !self.keep_tombstones && kept_tombstone && horizon.is_none();
+        let new_horizon =
+            set_horizon.then(|| self.now_ms.saturating_add(self.delete_retention_ms.max(0)));
+        if kept_tombstone {
+            if let Some(at) = new_horizon.or(horizon) {
+                counts.next_horizon = Some(counts.next_horizon.map_or(at, |n| n.min(at)));
+            }
+        }
         if kept.len() == records.len() && !set_horizon {
             return Ok(Verdict::Keep);
         }
         if kept.is_empty() {
             let last = self.last_batch_of_producer.get(&h.producer_id);
-            if h.producer_id >= 0 && last == Some(&h.last_offset()) {
+            let producers_last = h.producer_id >= 0 && last == Some(&h.last_offset());
+            if producers_last || self.last_batch_of_log == Some(h.last_offset()) {
                 counts.emptied_batches += 1;
                 return Ok(Verdict::Rewrite(empty_batch(h)));
             }
@@ -168,9 +226,7 @@ impl Filter<'_> {
         if set_horizon {
             counts.horizons_set += 1;
         }
-        let horizon =
-            set_horizon.then(|| self.now_ms.saturating_add(self.delete_retention_ms.max(0)));
-        let rebuilt = rebuild(h, &kept, horizon)?;
+        let rebuilt = rebuild(h, &kept, new_horizon)?;
         // The same check recovery makes: a bug here must not reach the log.
         record::validate_stored_batch(&rebuilt, 0).map_err(|e| {
             format!(
@@ -179,6 +235,31 @@ impl Filter<'_> {
             )
         })?;
         Ok(Verdict::Rewrite(rebuilt))
+    }
+}
+
+impl Filter<'_> {
+    /// The verdict on `batch` (whole, CRC checked, header `h`): [`Filter::apply`]
+    /// on its records, or `Keep` for an opaque batch, whose reason goes to
+    /// `opaque` (every record counted as kept). `Err` only when a rewritten
+    /// batch would be invalid.
+    pub fn verdict(
+        &self,
+        batch: &[u8],
+        h: &BatchHeader,
+        counts: &mut Counts,
+        opaque: &mut dyn FnMut(&str),
+    ) -> Result<Verdict, String> {
+        match decode(batch) {
+            Ok(decoded) => self.apply(batch, &decoded, counts),
+            Err(why) => {
+                opaque(&why);
+                let n = u64::try_from(h.records_count).unwrap_or(0);
+                counts.records_read += n;
+                counts.records_kept += n;
+                Ok(Verdict::Keep)
+            }
+        }
     }
 }
 

@@ -31,7 +31,11 @@
 //!    rewritten record by record (see `batch.rs`). A batch left without records
 //!    disappears, except the last batch of a producer (as the producer state
 //!    had it when the pass started), which keeps its header so that the
-//!    producer's sequence and epoch survive a restart. Keyless records are
+//!    producer's sequence and epoch survive a restart, and the log's last
+//!    batch, which keeps its header so that a reader can reach the log end
+//!    (Kafka never cleans its last batch, which is always in the active
+//!    segment; here a time-based roll can leave the active segment empty, and
+//!    a remote tier's last batch may be the log's). Keyless records are
 //!    dropped, as Kafka's cleaner does (a compacted topic cannot hold them;
 //!    they predate a switch from `delete`).
 //! 3. **Commit** (`log/clean.rs`): see the crash contract below.
@@ -46,7 +50,9 @@
 //! latest record), so a consumer reading from the start within
 //! `delete.retention.ms` of the cleaning sees it; a pass after the horizon
 //! removes it. A tombstone superseded by a later record of its key goes like
-//! any superseded record. `now` is the caller's, so tests inject it.
+//! any superseded record. `now` is the caller's, so tests inject it. With
+//! [`CleanParams::keep_tombstones`] (a tiered partition) a pass neither sets a
+//! horizon nor removes a latest tombstone: the remote pass does both.
 //!
 //! # Crash contract
 //!
@@ -63,6 +69,11 @@
 //! - The first dirty offset is persisted last: a crash before it only means
 //!   some of the range is cleaned again.
 //!
+//! # Segments no `Log` holds
+//!
+//! [`stream`] exposes the same map, filter and segment format over stored
+//! batch bytes, for the broker's remote pass over the remote tier's segments.
+//!
 //! # Not here yet
 //!
 //! Transactions: control batches and transactional batches are kept whole and
@@ -72,6 +83,7 @@ pub(crate) mod batch;
 pub(crate) mod compression;
 pub mod offset_map;
 pub(crate) mod pass;
+pub mod stream;
 pub(crate) mod swap;
 
 #[cfg(test)]
@@ -80,6 +92,8 @@ mod crash_tests;
 mod open_segment_tests;
 #[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -114,6 +128,14 @@ pub struct CleanParams {
     /// boundary: uploads are whole segments), so uploaded segments are never
     /// rewritten locally; `i64::MIN` for none.
     pub lower_bound: i64,
+    /// Keep every tombstone that is its key's latest record and set no delete
+    /// horizon. The broker sets it for a tiered compacted partition: older
+    /// values of a key may live in remote segments that only the remote pass
+    /// compacts, so dropping the tombstone locally could bring them back for a
+    /// reader from the start. The tombstone is uploaded, and the remote pass
+    /// (which sees every older value) sets and honours its horizon. Superseded
+    /// records, tombstones included, still go.
+    pub keep_tombstones: bool,
 }
 
 impl CleanParams {
@@ -125,6 +147,7 @@ impl CleanParams {
             min_compaction_lag_ms: 0,
             upper_bound: i64::MAX,
             lower_bound: i64::MIN,
+            keep_tombstones: false,
         }
     }
 }

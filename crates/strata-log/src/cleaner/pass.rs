@@ -16,8 +16,8 @@ use crate::error::LogError;
 use crate::record::{self, BatchHeader, BatchInfo};
 use crate::segment::{IndexLimits, Segment};
 
-use super::batch::{self, Counts, Filter, Verdict};
-use super::offset_map::{self, OffsetMap};
+use super::batch::{self, Counts, Filter, MapOutcome, Verdict};
+use super::offset_map::OffsetMap;
 
 /// Why a pass stopped early without an error of its own.
 pub(crate) enum Halt {
@@ -124,26 +124,13 @@ pub(crate) fn build_map(
                 return Err(Halt::Aborted(reason));
             }
             let h = checked(segment, pos, bytes)?;
-            if full_at.is_some() || h.last_offset() < from || !batch::is_cleanable(&h) {
+            if full_at.is_some() {
                 return Ok(());
             }
-            let decoded = match batch::decode(bytes) {
-                Ok(d) => d,
-                Err(why) => {
-                    opaque_warning(segment, &h, &why);
-                    return Ok(());
-                }
-            };
-            let Some(records) = decoded.records() else {
-                opaque_warning(segment, &h, "records do not decode");
-                return Ok(());
-            };
-            for r in records.iter().filter(|r| r.offset >= from) {
-                let Some(key) = r.key else { continue };
-                if map.put_hash(offset_map::key_hash(key), r.offset).is_err() {
-                    full_at = Some(r.offset);
-                    return Ok(());
-                }
+            match batch::map_batch(map, bytes, &h, from) {
+                MapOutcome::Done => {}
+                MapOutcome::Opaque(why) => opaque_warning(segment, &h, &why),
+                MapOutcome::FullAt(offset) => full_at = Some(offset),
             }
             Ok(())
         })?;
@@ -289,27 +276,18 @@ pub(crate) fn clean_group(
                 return Err(Halt::Aborted(reason));
             }
             let h = checked(segment, pos, bytes)?;
-            let verdict = match batch::decode(bytes) {
-                Ok(decoded) => {
-                    filter
-                        .apply(bytes, &decoded, counts)
-                        .map_err(|why| LogError::Corrupt {
-                            path: segment.log_path().to_path_buf(),
-                            position: pos,
-                            reason: format!(
-                                "cannot rewrite the batch at offset {}: {why}",
-                                h.base_offset
-                            ),
-                        })?
-                }
-                Err(why) => {
-                    opaque_warning(segment, &h, &why);
-                    let n = u64::try_from(h.records_count).unwrap_or(0);
-                    counts.records_read += n;
-                    counts.records_kept += n;
-                    Verdict::Keep
-                }
-            };
+            let verdict = filter
+                .verdict(bytes, &h, counts, &mut |why| {
+                    opaque_warning(segment, &h, why)
+                })
+                .map_err(|why| LogError::Corrupt {
+                    path: segment.log_path().to_path_buf(),
+                    position: pos,
+                    reason: format!(
+                        "cannot rewrite the batch at offset {}: {why}",
+                        h.base_offset
+                    ),
+                })?;
             match verdict {
                 Verdict::Keep => w.push(bytes),
                 Verdict::Rewrite(new) => w.push(&new),

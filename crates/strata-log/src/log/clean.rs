@@ -72,6 +72,10 @@ struct Plan {
     index_bytes: u64,
     limits: crate::segment::IndexLimits,
     last_batch_of_producer: HashMap<i64, i64>,
+    /// The log end when the pass planned: the batch ending just below it keeps
+    /// at least its header (it is in a sealed segment when the active one is
+    /// empty, as after a time-based roll).
+    log_end: i64,
 }
 
 /// The sealed segments with their ends (the active one is never cleaned).
@@ -109,7 +113,24 @@ fn first_uncleanable(spans: &[Span], active_base: i64, start: i64, p: &CleanPara
     active_base
 }
 
+/// Producer id -> last offset of its last batch (a pass keeps that batch's header).
+fn last_batches(w: &Writer) -> HashMap<i64, i64> {
+    w.producers
+        .entries()
+        .iter()
+        .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
+        .collect()
+}
+
 impl Log {
+    /// Producer id -> the last offset of that producer's last batch, as the
+    /// producer state has it now: a pass over segments this log does not hold
+    /// (the remote tier's) keeps at least the header of these batches, as a
+    /// local pass does, so a producer's sequence survives a rebuild from them.
+    pub fn last_batches_of_producers(&self) -> HashMap<i64, i64> {
+        last_batches(&self.writer.lock())
+    }
+
     /// The first offset not yet cleaned: the persisted first dirty offset,
     /// raised to the log start.
     pub fn first_dirty_offset(&self) -> i64 {
@@ -186,12 +207,7 @@ impl Log {
                     reason: "the log is closing",
                 });
             }
-            let last_batch_of_producer = w
-                .producers
-                .entries()
-                .iter()
-                .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
-                .collect();
+            let last_batch_of_producer = last_batches(&w);
             Plan {
                 spans: spans(&self.snapshot()),
                 first_dirty: self.first_dirty_offset(),
@@ -200,6 +216,7 @@ impl Log {
                 index_bytes: w.config.segment_index_bytes,
                 limits: w.config.index_limits(),
                 last_batch_of_producer,
+                log_end: self.log_end_offset(),
             }
         };
         match self.run_pass(&plan, map, params, throttle) {
@@ -259,6 +276,8 @@ impl Log {
             now_ms: params.now_ms,
             delete_retention_ms: params.delete_retention_ms,
             last_batch_of_producer: &plan.last_batch_of_producer,
+            keep_tombstones: params.keep_tombstones,
+            last_batch_of_log: Some(plan.log_end - 1),
         };
         let target = Target {
             dir: &self.dir,

@@ -429,11 +429,23 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, LogError> {
         .write(true)
         .open(&path)
         .map_err(LogError::io("opening", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(LogError::io("locking", path)(e)),
+    // A lock held for a moment longer than its `Log` is not a second writer: a process that
+    // forks (to run a child) keeps a copy of every descriptor until the child execs, and the
+    // flock goes only with the last copy. So wait up to a second before calling it taken.
+    for attempt in 0..=LOCK_RETRIES {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io("locking", path)(e)),
+        }
     }
+    Err(LogError::Locked {
+        dir: dir.to_path_buf(),
+    })
 }
+
+/// Attempts (50 ms apart) to take a directory lock that is briefly held elsewhere.
+const LOCK_RETRIES: u32 = 20;
