@@ -13,11 +13,35 @@ use tracing_subscriber::Layer;
 /// The variable that picks the log line format: `text` (default) or `json`.
 pub const LOG_FORMAT_VAR: &str = "STRATA_LOG_FORMAT";
 
+/// Libraries whose INFO lines describe their own internals (openraft's engine states,
+/// foyer's recovery, connection pools): without `STRATA_LOG` they log at WARN, so a
+/// default start shows Strata's banner and what needs attention, not 180 lines.
+const QUIET_LIBRARIES: &[&str] = &[
+    "openraft",
+    "foyer",
+    "hyper",
+    "h2",
+    "rustls",
+    "reqwest",
+    "tower",
+    "opentelemetry",
+];
+
+/// The filter used when `STRATA_LOG` is unset or invalid: `default_level` for Strata,
+/// never more than WARN for [`QUIET_LIBRARIES`].
+pub fn default_filter(default_level: &str) -> String {
+    let mut filter = default_level.to_string();
+    for lib in QUIET_LIBRARIES {
+        filter.push_str(&format!(",{lib}=warn"));
+    }
+    filter
+}
+
 /// Installs the global subscriber. `default_level` applies when `STRATA_LOG` is unset
 /// or invalid; `spans` receives Strata's spans at info and above.
 pub fn init(default_level: &str, spans: Option<&SdkTracerProvider>) {
-    let filter =
-        EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(default_level)));
     let format = std::env::var(LOG_FORMAT_VAR).unwrap_or_default();
     let json = format.eq_ignore_ascii_case("json");
     let lines = if json {

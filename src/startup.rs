@@ -270,10 +270,35 @@ impl Running {
     }
 }
 
+/// The first line a started broker prints: what it is and where its data lives. The
+/// lines after it name the bound addresses (metrics, controller, listeners); together they
+/// are the start a user reads (issue 20: at most 15 lines at the default level).
+fn banner(config: &strata_config::BrokerConfig, node_id: i32) -> String {
+    let dirs: Vec<String> = config
+        .log_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let remote = if config.remote.enabled {
+        config.remote.url.as_str()
+    } else {
+        "off"
+    };
+    format!(
+        "strata {}: node {node_id}, data {}, remote tier {remote}",
+        env!("CARGO_PKG_VERSION"),
+        dirs.join(",")
+    )
+}
+
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(configs: Configs) -> Result<(), StartupError> {
     let running = start(configs).await?;
     let a = &running.broker.advertised;
+    println!(
+        "{}",
+        banner(&running.broker.metadata.config(), running.broker.node_id())
+    );
     if let Some(m) = running.metrics_addr {
         // Printed before the listening line, which tells readers startup is done.
         println!("strata: metrics on {m}");

@@ -132,13 +132,25 @@ impl Broker {
                 self.remove_topic(&name);
             }
         }
+        // One line for all the logs an image opens (at startup, every partition of the
+        // node), not one per partition: the start of a broker should read at a glance.
+        let started = std::time::Instant::now();
+        let mut opened = 0;
         for meta in image.topics.values() {
-            self.apply_topic(image, meta)?;
+            opened += self.apply_topic(image, meta)?;
+        }
+        if opened > 0 {
+            tracing::info!(
+                partitions = opened,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "opened partition logs"
+            );
         }
         Ok(())
     }
 
-    fn apply_topic(&self, image: &MetadataImage, meta: &TopicMeta) -> Result<(), BrokerError> {
+    /// Returns how many partition logs it opened.
+    fn apply_topic(&self, image: &MetadataImage, meta: &TopicMeta) -> Result<usize, BrokerError> {
         let config = self
             .metadata
             .configs
@@ -146,7 +158,7 @@ impl Broker {
         let existing = self.metadata.topic(&meta.name);
         if let Some(t) = &existing {
             if t.meta == *meta && t.config == config {
-                return Ok(());
+                return Ok(0);
             }
             if t.config.remote_storage_enable
                 && !config.remote_storage_enable
@@ -158,7 +170,7 @@ impl Broker {
                 }
             }
         }
-        self.replicas.apply_topic(meta, &config)?;
+        let opened = self.replicas.apply_topic(meta, &config)?;
         let compacts = config.compacts();
         self.metadata.put_topic(TopicState {
             meta: meta.clone(),
@@ -172,7 +184,7 @@ impl Broker {
             let was_tiered = existing.is_some_and(|t| t.config.remote_storage_enable);
             rlm.topic_applied(&meta.name, was_tiered);
         }
-        Ok(())
+        Ok(opened)
     }
 
     fn remove_topic(&self, name: &str) {

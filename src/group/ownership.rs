@@ -85,7 +85,7 @@ impl GroupCoordinator {
             inner.sm.group_or_create(&id, now);
         }
         inner.loaded.insert(p.tp.partition);
-        tracing::info!(tp = %p.tp, records = replay.records, groups = loaded, "loaded __consumer_offsets partition");
+        tracing::debug!(tp = %p.tp, records = replay.records, groups = loaded, "loaded __consumer_offsets partition");
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl GroupCoordinator {
             }
             gone += 1;
         }
-        tracing::info!(
+        tracing::debug!(
             partition,
             groups = gone,
             "no longer coordinating this __consumer_offsets partition"

@@ -204,17 +204,18 @@ impl ReplicaManager {
     /// Brings the replicas of one topic in line with its committed metadata: opens the logs of
     /// partitions newly assigned here, applies config and leadership changes to the others,
     /// and points the replica fetchers at the leaders of the partitions this node follows.
-    /// Called by the metadata publisher only.
+    /// Called by the metadata publisher only. Returns how many logs it opened.
     pub(crate) fn apply_topic(
         &self,
         meta: &TopicMeta,
         config: &TopicConfig,
-    ) -> Result<(), ReplicaError> {
+    ) -> Result<usize, ReplicaError> {
         let name: Arc<str> = Arc::from(meta.name.as_str());
         let existing = self.topic_partitions(&name);
         let node = self.metadata.node_id();
         let now = crate::now_ms();
         let mut hosted = Vec::with_capacity(meta.partitions.max(0) as usize);
+        let mut opened = 0;
         for p in 0..meta.partitions {
             let pmeta = self.metadata.partition_meta(meta, p);
             if !pmeta.replicas.contains(&node) {
@@ -229,13 +230,16 @@ impl ReplicaManager {
                     }
                     part
                 }
-                None => self.open_partition(&name, p, meta.id, config, pmeta.clone())?,
+                None => {
+                    opened += 1;
+                    self.open_partition(&name, p, meta.id, config, pmeta.clone())?
+                }
             };
             self.fetchers.follow(&partition, &pmeta, node);
             hosted.push(partition);
         }
         self.partitions.write().insert(name, hosted);
-        Ok(())
+        Ok(opened)
     }
 
     fn open_partition(
@@ -260,7 +264,7 @@ impl ReplicaManager {
                 }
             })?;
         write_partition_metadata(&dir, topic_id);
-        tracing::info!(%tp, dir = %dir.display(), log_end_offset = log.log_end_offset(), "opened partition");
+        tracing::debug!(%tp, dir = %dir.display(), log_end_offset = log.log_end_offset(), "opened partition");
         Ok(Arc::new(Partition::new(
             tp,
             topic_id,

@@ -17,6 +17,7 @@ mod metrics;
 mod produce_consume;
 mod recover;
 mod security;
+mod startup;
 mod tier;
 mod tier_cluster;
 mod tier_compaction;

@@ -75,7 +75,7 @@ pub(super) fn load_epochs(
                     cache.assign(h.partition_leader_epoch, h.base_offset);
                 })?;
             }
-            tracing::info!(dir = %dir.display(), epochs = cache.entries().len(), "rebuilt the leader epoch cache from the log");
+            tracing::debug!(dir = %dir.display(), epochs = cache.entries().len(), "rebuilt the leader epoch cache from the log");
             (cache, true)
         }
     };
