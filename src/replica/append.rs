@@ -2,6 +2,11 @@
 //! validates each batch once, assigns offsets and deduplicates idempotent producers), and for
 //! `acks=all` the wait until the ISR has the records (Kafka's delayed produce).
 //!
+//! A topic whose `compression.type` names a codec has each produced batch with another
+//! codec rewritten before the write (`strata_log::recompress`), as Kafka's LogValidator
+//! does, inline on the request like Kafka's handler threads. `producer` (the default)
+//! costs nothing, and batches already in the topic's codec one scan of their headers.
+//!
 //! Hops of a Produce: handler (decode, acks value) -> [`ReplicaManager::append`] ->
 //! [`Partition::append`] (leader epoch stamped) -> `Log::append_with_leader_epoch` (validate,
 //! dedupe, pwrite) -> wake parked fetches -> for acks=all [`Partition::wait_replicated`].
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_log::AppendInfo;
+use strata_log::{recompress, AppendInfo, LogError};
 
 use super::{Partition, ReplicaError, ReplicaManager};
 
@@ -69,12 +74,10 @@ impl ReplicaManager {
         now: i64,
     ) -> Result<(Arc<Partition>, AppendInfo), ReplicaError> {
         let part = self.leader_partition(&entry.topic, entry.partition)?;
+        let topic = self.metadata.topic(&entry.topic);
         if acks == ACKS_ALL {
             let isr = part.meta().isr.len();
-            let min = self
-                .metadata
-                .topic(&entry.topic)
-                .map_or(1, |t| t.config.min_insync_replicas);
+            let min = topic.as_ref().map_or(1, |t| t.config.min_insync_replicas);
             if (isr as i32) < min {
                 let err = ReplicaError::NotEnoughReplicas {
                     tp: part.tp.clone(),
@@ -85,7 +88,19 @@ impl ReplicaManager {
                 return Err(err);
             }
         }
-        match part.append(&entry.records, now) {
+        let codec = topic.and_then(|t| recompress::codec_of(&t.config.compression_type));
+        let rewritten = match codec.map(|c| recompress::recompress(&entry.records, c)) {
+            Some(Err(source)) => {
+                let dir = part.log.dir().to_path_buf();
+                let err = ReplicaError::log(&part.tp, LogError::Record { dir, source });
+                tracing::debug!(error = %err, "produce rejected");
+                return Err(err);
+            }
+            Some(Ok(r)) => r,
+            None => None,
+        };
+        let records = rewritten.as_deref().unwrap_or(&entry.records);
+        match part.append(records, now) {
             Ok(info) => {
                 crate::metrics::produce_bytes(&part.tp.topic, entry.records.len());
                 if info.duplicate {

@@ -143,6 +143,7 @@ mod producer_snapshot;
 pub mod producer_state;
 #[cfg(test)]
 mod producer_tests;
+pub mod recompress;
 pub mod record;
 mod recovery;
 #[cfg(test)]

@@ -184,8 +184,8 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "message.max.bytes", ty: Int, default: Some("1048588"), validator: AtLeast(0),
         importance: High, dynamic: true, doc: "Largest record batch, in bytes, the broker accepts.", ..BASE },
     ConfigDef { name: "compression.type", ty: String, default: Some("producer"), validator: OneOf(COMPRESSION_TYPES),
-        importance: High, dynamic: true, stored_only: true,
-        doc: "Compression of stored batches; producer keeps what the producer sent.", ..BASE },
+        importance: High, dynamic: true,
+        doc: "Codec of stored batches: a leader rewrites produced batches with another codec; producer keeps what the producer sent.", ..BASE },
     // --- remote storage (tiering) --------------------------------------------
     ConfigDef { name: "remote.log.storage.system.enable", ty: Boolean, default: Some("true"), importance: Medium,
         doc: "Whether this broker runs the remote tier; topics opt in with remote.storage.enable. Strata's default is true (Kafka: false): the embedded default tier is a local directory.",

@@ -174,6 +174,8 @@ pub struct TopicConfig {
     pub local_retention_bytes: i64,
     pub remote_log_copy_disable: bool,
     pub remote_log_delete_on_disable: bool,
+    /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub compression_type: String,
 }
 
 impl TopicConfig {
@@ -325,6 +327,7 @@ impl Configs {
             local_retention_bytes: r.get("local.retention.bytes")?,
             remote_log_copy_disable: r.flag("remote.log.copy.disable")?,
             remote_log_delete_on_disable: r.flag("remote.log.delete.on.disable")?,
+            compression_type: r.entry("compression.type")?.converted(),
         })
     }
 }

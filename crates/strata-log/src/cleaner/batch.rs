@@ -318,7 +318,7 @@ fn rebuild(h: &BatchHeader, kept: &[&Record<'_>], horizon: Option<i64>) -> Resul
 
 /// A v2 batch with `h`'s offsets, producer fields and leader epoch, the given
 /// attributes, timestamps, record count and records section; CRC computed.
-fn encode(
+pub(crate) fn encode(
     h: &BatchHeader,
     attributes: i16,
     base_ts: i64,
