@@ -136,7 +136,7 @@ fn topic_overrides_typed() {
         ("max.message.bytes", "100"),
         ("min.insync.replicas", "2"),
         ("flush.messages", "1"),
-        ("compression.type", "zstd"), // stored, not acted on
+        ("compression.type", "zstd"),
     ]);
     let t = cli(&[]).topic(&map(&[]), &overrides).unwrap();
     assert!(t.log_append_time);
@@ -149,6 +149,7 @@ fn topic_overrides_typed() {
     assert_eq!(t.max_message_bytes, 100);
     assert_eq!(t.min_insync_replicas, 2);
     assert_eq!(t.flush_messages, 1);
+    assert_eq!(t.compression_type, "zstd");
 }
 
 #[test]
