@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_log::{recompress, AppendInfo, LogError};
+use strata_config::TopicConfig;
+use strata_log::{recompress, timestamps, AppendInfo, LogError, RecordError};
 
 use super::{Partition, ReplicaError, ReplicaManager};
 
@@ -88,8 +89,7 @@ impl ReplicaManager {
                 return Err(err);
             }
         }
-        let codec = topic.and_then(|t| recompress::codec_of(&t.config.compression_type));
-        let rewritten = match codec.map(|c| recompress::recompress(&entry.records, c)) {
+        let rewritten = match topic.map(|t| leader_checks(&t.config, &entry.records, now)) {
             Some(Err(source)) => {
                 let dir = part.log.dir().to_path_buf();
                 let err = ReplicaError::log(&part.tp, LogError::Record { dir, source });
@@ -113,5 +113,22 @@ impl ReplicaManager {
                 Err(e)
             }
         }
+    }
+}
+
+/// What a topic's settings ask of a leader before the write: CreateTime timestamps within
+/// `message.timestamp.difference.max.ms` of `now`, then batches in the topic's
+/// `compression.type` (`Some` when rewritten).
+fn leader_checks(
+    config: &TopicConfig,
+    records: &[u8],
+    now: i64,
+) -> Result<Option<Vec<u8>>, RecordError> {
+    if !config.log_append_time {
+        timestamps::check(records, now, config.message_timestamp_difference_max_ms)?;
+    }
+    match recompress::codec_of(&config.compression_type) {
+        Some(codec) => recompress::recompress(records, codec),
+        None => Ok(None),
     }
 }

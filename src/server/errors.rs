@@ -125,6 +125,7 @@ fn record_code(e: &RecordError) -> ResponseError {
     match e {
         RecordError::TooLarge { .. } => ResponseError::MessageTooLarge,
         RecordError::Corrupt { .. } => ResponseError::CorruptMessage,
+        RecordError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         _ => ResponseError::InvalidRecord,
     }
 }

@@ -152,6 +152,7 @@ mod recovery_tests;
 mod replication_tests;
 mod segment;
 pub mod timeindex;
+pub mod timestamps;
 
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};

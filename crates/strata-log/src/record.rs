@@ -57,7 +57,7 @@ const RECORDS_COUNT_AT: usize = 57;
 /// Why a buffer of batches was rejected. Each variant maps to one Kafka error
 /// code (chosen by the server, not here):
 /// `TooLarge` -> MESSAGE_TOO_LARGE, `Corrupt` -> CORRUPT_MESSAGE,
-/// `Invalid` and `MissingKey` -> INVALID_RECORD.
+/// `Invalid` and `MissingKey` -> INVALID_RECORD, `InvalidTimestamp` -> INVALID_TIMESTAMP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     #[error("record batch of {size} bytes exceeds max.message.bytes={max}; raise the topic's max.message.bytes or send smaller batches")]
@@ -69,6 +69,15 @@ pub enum RecordError {
     /// Kafka's "Compacted topic cannot accept message without key".
     #[error("record {record} of the batch at byte {position} of the buffer has no key: a compacted topic (cleanup.policy=compact) cannot accept a record without a key; give every record a key, or produce to a topic without compaction")]
     MissingKey { position: usize, record: i32 },
+    /// Kafka's InvalidTimestampException (`message.timestamp.difference.max.ms`).
+    #[error("record {record} of the batch at byte {position} of the buffer has timestamp {timestamp}, more than message.timestamp.difference.max.ms={max_diff} from the broker's clock ({now}); fix the producer's clock or timestamps, or raise the topic's setting")]
+    InvalidTimestamp {
+        position: usize,
+        record: i32,
+        timestamp: i64,
+        now: i64,
+        max_diff: i64,
+    },
 }
 
 impl RecordError {

@@ -176,6 +176,8 @@ pub struct TopicConfig {
     pub remote_log_delete_on_disable: bool,
     /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
+    /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
+    pub message_timestamp_difference_max_ms: i64,
 }
 
 impl TopicConfig {
@@ -328,6 +330,7 @@ impl Configs {
             remote_log_copy_disable: r.flag("remote.log.copy.disable")?,
             remote_log_delete_on_disable: r.flag("remote.log.delete.on.disable")?,
             compression_type: r.entry("compression.type")?.converted(),
+            message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
         })
     }
 }
