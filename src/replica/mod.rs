@@ -86,6 +86,7 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
     LogConfig {
         segment_bytes: t.segment_bytes,
         segment_ms: t.segment_ms,
+        segment_jitter_ms: t.segment_jitter_ms,
         segment_index_bytes: t.segment_index_bytes,
         index_interval_bytes: t.index_interval_bytes,
         retention_ms,

@@ -16,6 +16,9 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// `segment.ms`: roll when the active segment's first batch is older.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment_ms`
+    /// (see `Log::roll_after_ms`); 0 = no jitter.
+    pub segment_jitter_ms: i64,
     /// `segment.index.bytes`: roll when the offset (8-byte entries) or time
     /// (12-byte entries) index of the active segment is full.
     pub segment_index_bytes: u64,
@@ -46,6 +49,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * DAY_MS,
+            segment_jitter_ms: 0,
             segment_index_bytes: 10 << 20,
             index_interval_bytes: 4096,
             retention_ms: 7 * DAY_MS,

@@ -221,6 +221,43 @@ fn rolls_on_time_and_full_index() {
 }
 
 #[test]
+fn segment_jitter_rolls_each_segment_up_to_that_much_early() {
+    let config = LogConfig {
+        segment_ms: 1_000,
+        segment_jitter_ms: 400,
+        ..LogConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Per segment, within (segment.ms - jitter, segment.ms], stable, and not all equal.
+    let limits: Vec<i64> = (0..50)
+        .map(|base| crate::log::append::roll_after_ms(&config, dir.path(), base))
+        .collect();
+    assert!(limits.iter().all(|&l| l > 600 && l <= 1_000), "{limits:?}");
+    assert!(limits.iter().any(|&l| l != limits[0]), "{limits:?}");
+    assert_eq!(
+        crate::log::append::roll_after_ms(&config, dir.path(), 7),
+        limits[7]
+    );
+    // The log rolls its segment at that limit: not before, and before segment.ms.
+    let log = open(dir.path(), config.clone());
+    log.append(&batch(0, 1_000, &[b"a"]), 1_000).unwrap();
+    let limit = limits[0];
+    log.roll_if_due(1_000 + limit).unwrap();
+    assert_eq!(log.segments().len(), 1);
+    log.roll_if_due(1_000 + limit + 1).unwrap();
+    assert_eq!(log.segments().len(), 2);
+    // No jitter: exactly segment.ms.
+    let plain = LogConfig {
+        segment_jitter_ms: 0,
+        ..config
+    };
+    assert_eq!(
+        crate::log::append::roll_after_ms(&plain, dir.path(), 3),
+        1_000
+    );
+}
+
+#[test]
 fn timestamp_lookups() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config());

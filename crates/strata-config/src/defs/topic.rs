@@ -19,7 +19,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "segment.ms", ty: Long, validator: AtLeast(1), importance: Medium, synonyms: ROLL,
         doc: "Time after which a segment is rolled even if not full.", ..BASE },
     ConfigDef { name: "segment.jitter.ms", ty: Long, validator: AtLeast(0), importance: Medium, synonyms: JITTER,
-        stored_only: true, doc: "Largest random jitter subtracted from segment.ms.", ..BASE },
+        doc: "Largest jitter subtracted from segment.ms, different for each segment, so that partitions created together do not all roll at once.", ..BASE },
     ConfigDef { name: "segment.index.bytes", ty: Int, validator: AtLeast(4), importance: Medium,
         synonyms: from!("log.index.size.max.bytes"), doc: "Largest size of a segment's offset or time index.", ..BASE },
     ConfigDef { name: "index.interval.bytes", ty: Int, validator: AtLeast(0), importance: Medium,

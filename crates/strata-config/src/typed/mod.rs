@@ -141,6 +141,8 @@ pub struct CleanerConfig {
 pub struct TopicConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: up to this much is taken off `segment_ms`, per segment.
+    pub segment_jitter_ms: i64,
     pub segment_index_bytes: u64,
     pub index_interval_bytes: u64,
     /// -1 means forever.
@@ -309,6 +311,7 @@ impl Configs {
         Ok(TopicConfig {
             segment_bytes: r.get("segment.bytes")?,
             segment_ms: r.get("segment.ms")?,
+            segment_jitter_ms: r.get("segment.jitter.ms")?,
             segment_index_bytes: r.get("segment.index.bytes")?,
             index_interval_bytes: r.get("index.interval.bytes")?,
             retention_ms: r.get("retention.ms")?,

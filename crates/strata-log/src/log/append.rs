@@ -342,7 +342,7 @@ impl Log {
             Some(first) => incoming_ts.saturating_sub(first),
             None => now_ms.saturating_sub(created),
         };
-        Ok(waited > w.config.segment_ms)
+        Ok(waited > roll_after_ms(&w.config, self.dir(), active.base_offset()))
     }
 
     /// `segment.ms` between appends: the segment is non-empty and both its first
@@ -353,7 +353,8 @@ impl Log {
         }
         let (first, created) = active.roll_times()?;
         let since = first.map_or(created, |f| f.max(created));
-        Ok(now_ms.saturating_sub(since) > w.config.segment_ms)
+        Ok(now_ms.saturating_sub(since)
+            > roll_after_ms(&w.config, self.dir(), active.base_offset()))
     }
 
     /// Starts a new segment at `base`: the log end offset, or for a follower's
@@ -401,4 +402,21 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// How old the segment at `base` of the log in `dir` may grow before `segment.ms` rolls
+/// it: `segment.ms` less a jitter in `[0, min(segment.jitter.ms, segment.ms))`, as Kafka
+/// draws it per segment so that partitions created together do not all roll (and
+/// upload, and index) at the same moment. The jitter is a hash of the log and the
+/// segment, not a random draw: it stays the same across restarts and needs no state.
+pub(crate) fn roll_after_ms(config: &crate::LogConfig, dir: &std::path::Path, base: i64) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return config.segment_ms;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    base.hash(&mut h);
+    config.segment_ms - (h.finish() % bound as u64) as i64
 }

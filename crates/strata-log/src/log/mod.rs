@@ -18,7 +18,7 @@
 //! end offset, so a reader that sees an offset below the log end offset finds
 //! its bytes.
 
-mod append;
+pub(crate) mod append;
 mod clean;
 mod epochs;
 mod read;
