@@ -10,9 +10,14 @@ use crate::listener::parse_listeners;
 pub(crate) fn check(def: &ConfigDef, raw: &str) -> Result<(), String> {
     let raw = raw.trim();
     match def.ty {
-        ConfigType::Boolean => parse_bool(raw)
-            .map(|_| ())
-            .ok_or_else(|| "expected true or false".to_string()),
+        ConfigType::Boolean => match (parse_bool(raw), def.validator) {
+            (None, _) => Err("expected true or false".to_string()),
+            // A setting Strata serves one way only (`preallocate`): the other is refused.
+            (Some(b), Validator::OneOf(options)) if !options.contains(&b.to_string().as_str()) => {
+                Err(format!("expected {}", allowed(def)))
+            }
+            (Some(_), _) => Ok(()),
+        },
         ConfigType::Int | ConfigType::Short | ConfigType::Long => check_integer(def, raw),
         ConfigType::Double => check_double(def, raw),
         ConfigType::String | ConfigType::Password | ConfigType::List => check_text(def, raw),
@@ -22,7 +27,12 @@ pub(crate) fn check(def: &ConfigDef, raw: &str) -> Result<(), String> {
 /// What `def` allows, in words, for error messages and the reference docs.
 pub(crate) fn allowed(def: &ConfigDef) -> String {
     let ty = match def.ty {
-        ConfigType::Boolean => return "true or false".to_string(),
+        ConfigType::Boolean => {
+            return match def.validator {
+                Validator::OneOf(options) => format!("only {}", options.join(" or ")),
+                _ => "true or false".to_string(),
+            }
+        }
         ConfigType::Int => "an int",
         ConfigType::Short => "a short",
         ConfigType::Long => "a long",

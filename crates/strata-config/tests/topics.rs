@@ -177,6 +177,16 @@ fn validate_topic_rejects_unknown_and_invalid() {
         err.to_string(),
         "invalid value `13` for `segment.bytes` in topic config override: expected an int >= 14"
     );
+    let err = configs
+        .validate_topic(&map(&[("preallocate", "true")]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid value `true` for `preallocate` in topic config override: expected only false"
+    );
+    assert!(configs
+        .validate_topic(&map(&[("preallocate", "FALSE")]))
+        .is_ok());
     assert!(configs
         .validate_topic(&map(&[
             ("retention.ms", "-1"),
