@@ -58,6 +58,8 @@ struct Instruments {
     request_duration: Histogram<f64>,
     produce_bytes: Counter<u64>,
     fetch_bytes: Counter<u64>,
+    fetch_session_requests: Counter<u64>,
+    fetch_session_partitions_left_out: Counter<u64>,
     tier: tier::Instruments,
 }
 
@@ -113,6 +115,18 @@ fn instruments() -> &'static Instruments {
             fetch_bytes: meter
                 .u64_counter("strata.fetch.bytes")
                 .with_description("Record batch bytes returned by Fetch (bytes out), by topic")
+                .build(),
+            fetch_session_requests: meter
+                .u64_counter("strata.fetch.session.requests")
+                .with_description(
+                    "Fetch requests by session kind (KIP-227): sessionless, full (opened a session) or incremental",
+                )
+                .build(),
+            fetch_session_partitions_left_out: meter
+                .u64_counter("strata.fetch.session.partitions_left_out")
+                .with_description(
+                    "Partitions fetched in a session but left out of the response: nothing changed since the client last heard",
+                )
                 .build(),
             tier: tier::Instruments::new(&meter),
         }
@@ -213,6 +227,18 @@ pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
         instruments()
             .fetch_bytes
             .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+    }
+}
+
+/// Records one Fetch by its session `kind` (`sessionless`, `full`, `incremental`) and how
+/// many of its partitions the response left out.
+pub fn fetch_session(kind: &'static str, left_out: usize) {
+    let i = instruments();
+    i.fetch_session_requests
+        .add(1, &[KeyValue::new("kind", kind)]);
+    if left_out > 0 {
+        i.fetch_session_partitions_left_out
+            .add(left_out as u64, &[]);
     }
 }
 

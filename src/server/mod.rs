@@ -9,6 +9,7 @@
 pub mod auth;
 mod connection;
 mod errors;
+pub mod fetch_session;
 mod handlers;
 pub mod limits;
 pub mod listener;
@@ -24,6 +25,7 @@ use crate::rlm::RemoteLogManager;
 
 pub use auth::Principal;
 pub use errors::{controller_code, error_code, group_code, group_result_code, replica_code};
+use fetch_session::FetchSessions;
 pub use listener::{serve, Bound, ListenerRuntime};
 
 /// The components the handlers call, built once at startup.
@@ -39,11 +41,18 @@ pub struct Services {
     /// The log cleaner, for its per-partition state in DescribeLogDirs.
     pub cleaner: Arc<LogCleaner>,
     pub groups: Arc<GroupCoordinator>,
+    /// Incremental fetch sessions (KIP-227), shared by every connection.
+    pub fetch_sessions: Arc<parking_lot::Mutex<FetchSessions>>,
 }
 
 impl Services {
     pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Services {
+        let slots = broker.metadata.config().fetch_session_slots.max(0) as usize;
+        // Ids start at a random point so that a restarted broker does not hand out the
+        // ids its clients still hold (they get FETCH_SESSION_ID_NOT_FOUND, not another's).
+        let first_id = (uuid::Uuid::new_v4().as_u128() as i32 & i32::MAX).max(1);
         Services {
+            fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
             metadata: broker.metadata.clone(),
             replicas: broker.replicas.clone(),
             rlm: broker.rlm.clone(),

@@ -50,12 +50,16 @@ fn last_replay(log: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_offsets_is_compacted_and_survives_restarts() {
-    let mut b = Broker::start(&[
-        ("offsets.topic.num.partitions", "1"),
-        ("offsets.topic.segment.bytes", "4096"),
-        ("offsets.retention.check.interval.ms", "100"),
-        ("log.cleaner.backoff.ms", "100"),
-    ]);
+    // The replay line read by `last_replay` is DEBUG.
+    let mut b = Broker::start_with_env(
+        &[
+            ("offsets.topic.num.partitions", "1"),
+            ("offsets.topic.segment.bytes", "4096"),
+            ("offsets.retention.check.interval.ms", "100"),
+            ("log.cleaner.backoff.ms", "100"),
+        ],
+        &[("STRATA_LOG", "info,strata::group=debug")],
+    );
     create_topic(&b.addr, "grp-compact", 3, &[]).await;
     // A group that is deleted: its tombstones must not bring it back after compaction.
     let gone = group_consumer(&b.addr, "it-compact-gone");

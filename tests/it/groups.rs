@@ -44,7 +44,11 @@ pub(crate) fn committed(addr: &str, group: &str, topic: &str, partitions: usize)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn committed_offsets_survive_sigterm_and_kill9() {
-    let mut b = Broker::start(&[("offsets.topic.num.partitions", "5")]);
+    // The per-partition load line is DEBUG.
+    let mut b = Broker::start_with_env(
+        &[("offsets.topic.num.partitions", "5")],
+        &[("STRATA_LOG", "info,strata::group=debug")],
+    );
     create_topic(&b.addr, "grp-offsets", 3, &[]).await;
     let c = group_consumer(&b.addr, "it-offsets");
     c.commit(&tpl("grp-offsets", &[5, 6, 7]), CommitMode::Sync)

@@ -67,14 +67,16 @@ impl Broker {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        // `STRATA_LOG=info` unless the test asks for another filter.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .expect("broker log file");
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .env("STRATA_LOG", "info");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(log));
+        if !self.env.iter().any(|(k, _)| k == "STRATA_LOG") {
+            cmd.env("STRATA_LOG", "info");
+        }
         let mut child = cmd.spawn().expect("spawn strata");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();

@@ -53,6 +53,8 @@ class Broker:
 
         def read():
             for line in self.proc.stdout:
+                if line.startswith("strata: metrics on "):
+                    self.metrics_addr = line.split()[3]
                 if line.startswith("strata: listener "):
                     parts = line.split()
                     self.listeners[parts[2]] = parts[4]

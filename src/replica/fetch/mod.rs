@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::{Partition, ReplicaError, ReplicaManager};
 
 /// How a fetch names its topic: by name (Fetch v12 and older) or by id (v13+).
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TopicRef {
     Name(Arc<str>),
     Id(Uuid),

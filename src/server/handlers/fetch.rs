@@ -1,51 +1,62 @@
-//! Fetch: decode the partitions asked for, hand them to the replica manager (which reads
-//! both tiers and long-polls), encode its answers in the request's shape.
-//!
-//! Fetch sessions (KIP-227) are declined by answering session id 0, which the protocol
-//! allows; clients then send full fetch requests.
+//! Fetch: decode the partitions asked for, resolve the fetch session (KIP-227,
+//! `server::fetch_session`), hand the session's partitions to the replica manager (which
+//! reads both tiers and long-polls), and encode its answers: all of them for a full
+//! fetch, only the changed ones for an incremental fetch.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::Ctx;
 use crate::replica::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
+use crate::server::fetch_session::{Begun, Key, Told, Wanted};
 use crate::server::replica_code;
 
 pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
-    if req.session_id != 0 && req.session_epoch > 0 {
-        // We never hand out sessions (KIP-227 allows a broker to decline), so a client
-        // naming one has a stale id: it will fall back to full fetches.
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
     let replica_id = if ctx.version >= 15 {
         req.replica_state.replica_id.0
     } else {
         req.replica_id.0
     };
     let by_id = ctx.version >= 13;
-    let mut partitions = Vec::new();
-    for t in &req.topics {
-        let topic = if by_id {
-            TopicRef::Id(t.topic_id)
+    let topic_ref = |name: &TopicName, id| {
+        if by_id {
+            TopicRef::Id(id)
         } else {
-            TopicRef::Name(Arc::from(t.topic.0.as_str()))
-        };
+            TopicRef::Name(Arc::from(name.0.as_str()))
+        }
+    };
+    let mut listed = Vec::new();
+    for t in &req.topics {
         for p in &t.partitions {
-            partitions.push(PartitionFetch {
-                topic: topic.clone(),
-                partition: p.partition,
+            let wanted = Wanted {
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
-            });
+            };
+            listed.push(((topic_ref(&t.topic, t.topic_id), p.partition), wanted));
         }
     }
+    let forgotten: Vec<Key> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_ref(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |&p| (topic.clone(), p))
+        })
+        .collect();
+    let now = crate::now_ms();
+    let begun =
+        ctx.fetch_sessions
+            .lock()
+            .begin(req.session_id, req.session_epoch, listed, forgotten, now);
+    let begun = match begun {
+        Ok(b) => b,
+        Err(code) => return FetchResponse::default().with_error_code(code.code()),
+    };
     let read_committed = req.isolation_level == 1;
     let params = FetchParams {
         origin: if replica_id >= 0 {
@@ -61,28 +72,81 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             req.max_bytes as usize
         },
         read_committed,
-        partitions,
+        partitions: begun
+            .partitions
+            .iter()
+            .map(|((topic, partition), w)| PartitionFetch {
+                topic: topic.clone(),
+                partition: *partition,
+                fetch_offset: w.fetch_offset,
+                max_bytes: w.max_bytes,
+                current_leader_epoch: w.current_leader_epoch,
+            })
+            .collect(),
     };
-    let mut answers = ctx.replicas.fetch(params).await.into_iter();
-    let responses = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(answers.by_ref())
-                .map(|(p, a)| partition_data(p.partition, a, read_committed))
-                .collect();
-            FetchableTopicResponse::default()
-                .with_topic(t.topic)
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let answers = ctx.replicas.fetch(params).await;
+    let include = if begun.session_id == 0 {
+        vec![true; answers.len()]
+    } else {
+        let told: Vec<(Told, bool)> = answers.iter().map(told).collect();
+        ctx.fetch_sessions.lock().finish(&begun, &told)
+    };
+    let kind = match (begun.session_id, begun.incremental) {
+        (0, _) => "sessionless",
+        (_, false) => "full",
+        (_, true) => "incremental",
+    };
+    crate::metrics::fetch_session(kind, include.iter().filter(|k| !**k).count());
     FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses)
+        .with_session_id(begun.session_id)
+        .with_responses(responses(&begun, answers, &include, read_committed))
+}
+
+/// What a partition's answer tells the client, and whether it carries news (records or
+/// an error) that an incremental response must include.
+fn told(a: &FetchedPartition) -> (Told, bool) {
+    let news = a.records.as_ref().map_or(true, |r| !r.is_empty());
+    let told = Told {
+        high_watermark: a.high_watermark,
+        last_stable_offset: a.last_stable_offset,
+        log_start_offset: a.log_start_offset,
+    };
+    (told, news)
+}
+
+/// The included answers, grouped into topics in the session's order (consecutive
+/// partitions of one topic share an entry, as clients send them).
+fn responses(
+    begun: &Begun,
+    answers: Vec<FetchedPartition>,
+    include: &[bool],
+    read_committed: bool,
+) -> Vec<FetchableTopicResponse> {
+    let mut out: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last: Option<&TopicRef> = None;
+    for (((topic, partition), _), (a, keep)) in begun
+        .partitions
+        .iter()
+        .zip(answers.into_iter().zip(include))
+    {
+        if !keep {
+            continue;
+        }
+        let data = partition_data(*partition, a, read_committed);
+        match out.last_mut() {
+            Some(t) if last == Some(topic) => t.partitions.push(data),
+            _ => {
+                let entry = match topic {
+                    TopicRef::Name(name) => FetchableTopicResponse::default()
+                        .with_topic(TopicName(name.to_string().into())),
+                    TopicRef::Id(id) => FetchableTopicResponse::default().with_topic_id(*id),
+                };
+                out.push(entry.with_partitions(vec![data]));
+            }
+        }
+        last = Some(topic);
+    }
+    out
 }
 
 fn partition_data(index: i32, a: FetchedPartition, read_committed: bool) -> PartitionData {

@@ -46,6 +46,8 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub log_retention_check_interval_ms: i64,
     pub socket_request_max_bytes: i32,
+    /// `max.incremental.fetch.session.cache.slots`.
+    pub fetch_session_slots: i32,
     pub delete_topic_enable: bool,
     /// `None` when unset or empty.
     pub broker_rack: Option<String>,
@@ -247,6 +249,7 @@ impl Configs {
             message_max_bytes: r.get("message.max.bytes")?,
             log_retention_check_interval_ms: r.get("log.retention.check.interval.ms")?,
             socket_request_max_bytes: r.get("socket.request.max.bytes")?,
+            fetch_session_slots: r.get("max.incremental.fetch.session.cache.slots")?,
             delete_topic_enable: r.flag("delete.topic.enable")?,
             broker_rack: r
                 .chain("broker.rack")
