@@ -167,7 +167,7 @@ impl FetchSessions {
         let Some(session) = self.sessions.get_mut(&begun.session_id) else {
             return vec![true; answers.len()];
         };
-        begun
+        let include = begun
             .partitions
             .iter()
             .zip(answers)
@@ -179,7 +179,22 @@ impl FetchSessions {
                 entry.1 = Some(told);
                 !begun.incremental || news || changed
             })
-            .collect()
+            .collect();
+        // Partitions that returned data go to the back of the session's order, as
+        // Kafka rotates them: under `fetch.max.bytes` the first partitions of a fetch are
+        // served first, and without rotation the last ones could starve.
+        for ((key, _), _) in begun
+            .partitions
+            .iter()
+            .zip(answers)
+            .filter(|(_, (_, news))| *news)
+        {
+            if let Some(i) = session.partitions.get_index_of(key) {
+                let last = session.partitions.len() - 1;
+                session.partitions.move_index(i, last);
+            }
+        }
+        include
     }
 
     fn open(&mut self, listed: Vec<(Key, Wanted)>, now_ms: i64) -> Begun {

@@ -51,6 +51,24 @@ fn a_session_answers_only_what_changed() {
 }
 
 #[test]
+fn partitions_that_returned_data_move_to_the_back() {
+    let mut s = FetchSessions::new(10, 1);
+    let full = s.begin(0, 0, three(), vec![], 0).unwrap();
+    s.finish(
+        &full,
+        &[(told(1), true), (told(0), false), (told(0), false)],
+    );
+    let order = |b: &Begun| b.partitions.iter().map(|(k, _)| k.1).collect::<Vec<_>>();
+    let inc = s.begin(1, 1, vec![], vec![], 0).unwrap();
+    assert_eq!(order(&inc), vec![1, 2, 0]);
+    s.finish(&inc, &[(told(0), true), (told(0), false), (told(1), false)]);
+    assert_eq!(
+        order(&s.begin(1, 2, vec![], vec![], 0).unwrap()),
+        vec![2, 0, 1]
+    );
+}
+
+#[test]
 fn wrong_epochs_and_unknown_ids_get_kafka_errors() {
     let mut s = FetchSessions::new(10, 1);
     let full = s.begin(0, 0, three(), vec![], 0).unwrap();
