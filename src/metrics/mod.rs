@@ -60,6 +60,7 @@ struct Instruments {
     fetch_bytes: Counter<u64>,
     fetch_session_requests: Counter<u64>,
     fetch_session_partitions_left_out: Counter<u64>,
+    fetch_request_partitions: Counter<u64>,
     tier: tier::Instruments,
 }
 
@@ -126,6 +127,12 @@ fn instruments() -> &'static Instruments {
                 .u64_counter("strata.fetch.session.partitions_left_out")
                 .with_description(
                     "Partitions fetched in a session but left out of the response: nothing changed since the client last heard",
+                )
+                .build(),
+            fetch_request_partitions: meter
+                .u64_counter("strata.fetch.request.partitions")
+                .with_description(
+                    "Partitions listed in Fetch requests, by session kind: an incremental request lists only what changed",
                 )
                 .build(),
             tier: tier::Instruments::new(&meter),
@@ -230,12 +237,13 @@ pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
     }
 }
 
-/// Records one Fetch by its session `kind` (`sessionless`, `full`, `incremental`) and how
-/// many of its partitions the response left out.
-pub fn fetch_session(kind: &'static str, left_out: usize) {
+/// Records one Fetch by its session `kind` (`sessionless`, `full`, `incremental`), how
+/// many partitions its request listed and how many its response left out.
+pub fn fetch_session(kind: &'static str, listed: usize, left_out: usize) {
     let i = instruments();
-    i.fetch_session_requests
-        .add(1, &[KeyValue::new("kind", kind)]);
+    let kind = [KeyValue::new("kind", kind)];
+    i.fetch_session_requests.add(1, &kind);
+    i.fetch_request_partitions.add(listed as u64, &kind);
     if left_out > 0 {
         i.fetch_session_partitions_left_out
             .add(left_out as u64, &[]);

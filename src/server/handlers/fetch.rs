@@ -48,6 +48,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             t.partitions.iter().map(move |&p| (topic.clone(), p))
         })
         .collect();
+    let listed_count = listed.len();
     let now = crate::now_ms();
     let begun =
         ctx.fetch_sessions
@@ -96,7 +97,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         (_, false) => "full",
         (_, true) => "incremental",
     };
-    crate::metrics::fetch_session(kind, include.iter().filter(|k| !**k).count());
+    let left_out = include.iter().filter(|k| !**k).count();
+    crate::metrics::fetch_session(kind, listed_count, left_out);
     FetchResponse::default()
         .with_session_id(begun.session_id)
         .with_responses(responses(&begun, answers, &include, read_committed))
