@@ -174,6 +174,12 @@ pub struct Running {
 /// Opens everything and starts serving; returns once the listener is bound.
 pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     let config = configs.broker(&Default::default())?;
+    for name in configs.deprecated_statics() {
+        tracing::warn!(
+            config = name,
+            "deprecated broker config accepted and ignored, as Kafka 3.9 does; remove it"
+        );
+    }
     let controller = open_data(&config).await?;
 
     // Every client listener is bound (and its TLS files, users and JWKS loaded) before

@@ -94,6 +94,7 @@ impl Broker {
             });
         }
         self.metadata.configs.validate_topic(&topic.configs)?;
+        warn_deprecated(&topic.name, topic.configs.keys());
         if self.image().topics.contains_key(&topic.name) {
             return Err(strata_controller::ControllerError::Rejected(
                 strata_controller::ApplyError::TopicAlreadyExists { name: topic.name },
@@ -226,6 +227,7 @@ impl Broker {
             });
         }
         self.metadata.configs.validate_topic(&configs)?;
+        warn_deprecated(name, configs.keys());
         if !validate_only {
             self.propose_and_apply(MetadataCommand::SetTopicConfigs {
                 name: name.to_string(),
@@ -243,6 +245,12 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         self.metadata.configs.validate_broker_dynamic(&configs)?;
+        for name in strata_config::Configs::deprecated_names(configs.keys()) {
+            tracing::warn!(
+                config = name,
+                "deprecated broker config accepted and ignored, as Kafka 3.9 does; remove it"
+            );
+        }
         if !validate_only {
             self.propose_and_apply(MetadataCommand::SetBrokerConfigs { configs })
                 .await?;
@@ -330,4 +338,16 @@ impl Broker {
 /// their first leader on the same broker.
 fn placement_start() -> usize {
     (Uuid::new_v4().as_u128() % 1024) as usize
+}
+
+/// Kafka 3.x settings that Kafka itself ignores (`message.format.version`, ...): accepted
+/// so that tools written for Kafka 3 keep working, with the warning Kafka 3.9 logs.
+fn warn_deprecated<'a>(topic: &str, names: impl IntoIterator<Item = &'a String>) {
+    for name in strata_config::Configs::deprecated_names(names) {
+        tracing::warn!(
+            topic,
+            config = name,
+            "deprecated topic config accepted and ignored, as Kafka 3.9 does; remove it"
+        );
+    }
 }

@@ -129,7 +129,12 @@ fn row(out: &mut String, def: &ConfigDef, default: &str, column: &str) {
         Importance::Medium => "medium",
         Importance::Low => "low",
     };
-    let doc = if def.stored_only {
+    let doc = if def.deprecated {
+        format!(
+            "{} *Deprecated and ignored, as Kafka 3.9 ignores it; setting it logs a warning.*",
+            def.doc
+        )
+    } else if def.stored_only {
         format!(
             "{} *Accepted and stored; Strata does not act on it yet.*",
             def.doc

@@ -146,6 +146,29 @@ impl Configs {
         Ok(())
     }
 
+    /// The names among `settings` that Kafka deprecated and ignores (see
+    /// [`ConfigDef::deprecated`]); the caller logs a warning for each.
+    pub fn deprecated_names<'a>(settings: impl IntoIterator<Item = &'a String>) -> Vec<&'a str> {
+        settings
+            .into_iter()
+            .map(String::as_str)
+            .filter(|n| {
+                topic_def(n)
+                    .or_else(|| broker_def(n))
+                    .is_some_and(|d| d.deprecated)
+            })
+            .collect()
+    }
+
+    /// The deprecated, ignored broker configs set in the file, environment or flags.
+    pub fn deprecated_statics(&self) -> Vec<&'static str> {
+        self.statics
+            .keys()
+            .copied()
+            .filter(|n| broker_def(n).is_some_and(|d| d.deprecated))
+            .collect()
+    }
+
     /// Checks per-topic overrides: known topic config names with valid values.
     pub fn validate_topic(&self, overrides: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         for (name, value) in overrides {

@@ -268,6 +268,9 @@ fn every_validator_rejects_a_bad_value_with_a_helpful_message() {
     }
     for def in TOPIC_CONFIGS {
         let bad = bad_value(def.validator, def.ty);
+        if bad.is_empty() {
+            continue; // free-form strings such as message.format.version
+        }
         let err = cli(&[])
             .validate_topic(&map(&[(def.name, bad)]))
             .unwrap_err();

@@ -137,6 +137,10 @@ pub struct ConfigDef {
     pub doc: &'static str,
     /// Accepted and stored, but Strata does not act on it yet.
     pub stored_only: bool,
+    /// Deprecated in Kafka 3.x and ignored by Kafka itself (removed in 4.0): accepted,
+    /// stored and ignored with a logged warning, so that tools written for Kafka 3.x that
+    /// set it keep working.
+    pub deprecated: bool,
     /// Broker configs only: may also be set for one listener as
     /// `listener.name.<listener>.<name>` (Kafka's per-listener override), which beats the
     /// plain name on that listener.
@@ -154,6 +158,7 @@ pub(crate) const BASE: ConfigDef = ConfigDef {
     synonyms: &[],
     doc: "",
     stored_only: false,
+    deprecated: false,
     per_listener: false,
 };
 
