@@ -183,6 +183,43 @@ fn validate_batches_16x1kib(c: &mut Criterion) {
     group.finish();
 }
 
+/// `compression.type` on a topic: what rewriting a produced batch into the topic's codec
+/// costs, against the validation every produce pays. Values are text-like (letters and
+/// digits from a fixed pseudo-random sequence), so codecs do real work.
+fn recompress_16x1kib(c: &mut Criterion) {
+    let mut plain = batch(RECORDS, VALUE);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let records_at = record::HEADER_LEN;
+    for byte in plain[records_at..].iter_mut().filter(|b| **b == b'x') {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = b"abcdefghij0123456789 ,.;"[(x % 24) as usize];
+    }
+    let crc = record::compute_crc(&plain);
+    plain[17..21].copy_from_slice(&crc.to_be_bytes());
+    let gzip = strata_log::recompress::recompress(&plain, 1)
+        .expect("gzip")
+        .expect("rewritten");
+    let max = LogConfig::default().max_message_bytes;
+    let mut group = c.benchmark_group("recompress_16x1kib");
+    group.throughput(Throughput::Bytes(plain.len() as u64));
+    group.bench_function("validate only (producer)", |b| {
+        b.iter(|| record::validate_batches(black_box(&plain), max).expect("valid"));
+    });
+    for (name, input, codec) in [
+        ("none -> lz4", &plain, 3),
+        ("none -> zstd", &plain, 4),
+        ("none -> gzip", &plain, 1),
+        ("gzip -> zstd", &gzip, 4),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| strata_log::recompress::recompress(black_box(input), codec).expect("ok"));
+        });
+    }
+    group.finish();
+}
+
 const CLEAN_KEYS: usize = 10_000;
 const CLEAN_VERSIONS: usize = 10;
 
@@ -237,6 +274,7 @@ criterion_group!(
     log_append_1kib,
     log_read_1mib,
     validate_batches_16x1kib,
+    recompress_16x1kib,
     log_clean_10k_keys_x10
 );
 criterion_main!(benches);
