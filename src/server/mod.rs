@@ -22,9 +22,12 @@ use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use crate::rlm::RemoteLogManager;
 
+pub use auth::authorizer::Authorizer;
+use auth::authorizer::Requester;
 pub use auth::Principal;
 pub use errors::{controller_code, error_code, group_code, group_result_code, replica_code};
 pub use listener::{serve, Bound, ListenerRuntime};
+use strata_controller::{AclOperation, ResourceType};
 
 /// The components the handlers call, built once at startup.
 #[derive(Clone)]
@@ -39,11 +42,21 @@ pub struct Services {
     /// The log cleaner, for its per-partition state in DescribeLogDirs.
     pub cleaner: Arc<LogCleaner>,
     pub groups: Arc<GroupCoordinator>,
+    /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Services {
     pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Services {
+        let authorizer = broker
+            .metadata
+            .config()
+            .security
+            .authorizer
+            .as_ref()
+            .map(|c| Arc::new(Authorizer::new(c)));
         Services {
+            authorizer,
             metadata: broker.metadata.clone(),
             replicas: broker.replicas.clone(),
             rlm: broker.rlm.clone(),
@@ -75,5 +88,57 @@ impl std::ops::Deref for Ctx<'_> {
 
     fn deref(&self) -> &Services {
         self.services
+    }
+}
+
+/// Authorization at the edge: each handler asks before calling a component. With no
+/// authorizer configured every answer is yes.
+impl Ctx<'_> {
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            principal: self.principal,
+            host: self.client_host.trim_start_matches('/'),
+        }
+    }
+
+    /// Whether the principal may do `op` on the resource `name` of type `rtype`.
+    pub fn allowed(&self, op: AclOperation, rtype: ResourceType, name: &str) -> bool {
+        match &self.authorizer {
+            None => true,
+            Some(a) => a.authorize(&self.broker.image().acls, self.requester(), op, rtype, name),
+        }
+    }
+
+    /// `allowed` on a topic.
+    pub fn topic_allowed(&self, op: AclOperation, topic: &str) -> bool {
+        self.allowed(op, ResourceType::Topic, topic)
+    }
+
+    /// `allowed` on a group.
+    pub fn group_allowed(&self, op: AclOperation, group: &str) -> bool {
+        self.allowed(op, ResourceType::Group, group)
+    }
+
+    /// `allowed` on the cluster.
+    pub fn cluster_allowed(&self, op: AclOperation) -> bool {
+        self.allowed(
+            op,
+            ResourceType::Cluster,
+            strata_controller::acl::CLUSTER_NAME,
+        )
+    }
+
+    /// Whether the principal may do `op` on some resource of type `rtype` (Kafka's
+    /// `authorizeByResourceType`).
+    pub fn any_allowed(&self, op: AclOperation, rtype: ResourceType) -> bool {
+        match &self.authorizer {
+            None => true,
+            Some(a) => a.authorize_any(&self.broker.image().acls, self.requester(), op, rtype),
+        }
+    }
+
+    /// Whether an authorizer is on (CreateAcls and friends answer SECURITY_DISABLED if not).
+    pub fn authorizer_on(&self) -> bool {
+        self.authorizer.is_some()
     }
 }

@@ -3,8 +3,8 @@
 //! # What it owns
 //! The metadata Raft group and its directory (`<log.dirs>/meta/` in the broker): broker
 //! registrations, topics (id, partition count, replication factor, config overrides), dynamic
-//! broker configs and the cluster id. Brokers read the committed [`MetadataImage`] through
-//! [`Controller::image`] / [`Controller::subscribe`] and change it only through
+//! broker configs, SCRAM credentials, ACLs and the cluster id. Brokers read the committed
+//! [`MetadataImage`] through [`Controller::image`] / [`Controller::subscribe`] and change it only through
 //! [`Controller::propose`]. It knows nothing of Kafka requests, sockets or partition logs.
 //!
 //! # Layers (dependencies point down)
@@ -53,6 +53,7 @@
 //!   still commit later.
 //! - Every node's [`Controller::image`] / [`Controller::subscribe`] follow committed entries.
 
+pub mod acl;
 pub mod controller;
 mod disk;
 pub mod error;
@@ -68,6 +69,7 @@ pub mod state_machine;
 
 use std::io::Cursor;
 
+pub use acl::{AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType};
 pub use controller::Controller;
 pub use controller::ControllerConfig;
 pub use disk::StoreError;

@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use super::Ctx;
 use crate::replica::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
 use crate::server::replica_code;
+use strata_controller::AclOperation;
 
 pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     if req.session_id != 0 && req.session_epoch > 0 {
@@ -29,8 +30,30 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         req.replica_id.0
     };
     let by_id = ctx.version >= 13;
+    // Followers need CLUSTER_ACTION on the cluster, consumers READ on each topic; a refused
+    // topic's partitions answer TOPIC_AUTHORIZATION_FAILED and are not read (Kafka's rule).
+    let follower_refused = replica_id >= 0 && !ctx.cluster_allowed(AclOperation::ClusterAction);
+    let refused: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            if !ctx.authorizer_on() {
+                return false;
+            }
+            let name = if by_id {
+                ctx.metadata
+                    .topic_name_by_id(t.topic_id)
+                    .map(|n| n.to_string())
+            } else {
+                Some(t.topic.0.to_string())
+            };
+            follower_refused
+                || (replica_id < 0
+                    && name.is_some_and(|n| !ctx.topic_allowed(AclOperation::Read, &n)))
+        })
+        .collect();
     let mut partitions = Vec::new();
-    for t in &req.topics {
+    for (t, _) in req.topics.iter().zip(&refused).filter(|(_, r)| !**r) {
         let topic = if by_id {
             TopicRef::Id(t.topic_id)
         } else {
@@ -67,13 +90,20 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     let responses = req
         .topics
         .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(answers.by_ref())
-                .map(|(p, a)| partition_data(p.partition, a, read_committed))
-                .collect();
+        .zip(refused)
+        .map(|(t, refused)| {
+            let partitions = if refused {
+                t.partitions
+                    .iter()
+                    .map(|p| refusal(p.partition, read_committed))
+                    .collect()
+            } else {
+                t.partitions
+                    .iter()
+                    .zip(answers.by_ref())
+                    .map(|(p, a)| partition_data(p.partition, a, read_committed))
+                    .collect()
+            };
             FetchableTopicResponse::default()
                 .with_topic(t.topic)
                 .with_topic_id(t.topic_id)
@@ -99,4 +129,16 @@ fn partition_data(index: i32, a: FetchedPartition, read_committed: bool) -> Part
             .with_error_code(replica_code(&e).code())
             .with_records(Some(Bytes::new())),
     }
+}
+
+fn refusal(index: i32, read_committed: bool) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
 }

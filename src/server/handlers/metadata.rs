@@ -1,5 +1,6 @@
 //! Metadata: brokers, and the topics asked for (all when the list is null), creating
-//! unknown ones when the client allows it and `auto.create.topics.enable` is on.
+//! unknown ones when the client allows it and `auto.create.topics.enable` is on. Topics the
+//! principal may not DESCRIBE are hidden from "all topics" and refused when named.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -11,13 +12,18 @@ use strata_controller::MetadataImage;
 use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
 use crate::server::error_code;
+use strata_controller::AclOperation;
 
 pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
-    let names: Vec<Result<String, ResponseError>> = match &req.topics {
+    let listing_all = match &req.topics {
+        None => true,
         // v0 used an empty list to mean "all topics".
-        None => all(ctx),
-        Some(t) if t.is_empty() && ctx.version == 0 => all(ctx),
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let names: Vec<Result<String, ResponseError>> = match &req.topics {
+        _ if listing_all => all(ctx),
+        None => Vec::new(),
         Some(topics) => topics
             .iter()
             .map(|t| match &t.name {
@@ -33,11 +39,21 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     // Versions before 4 have no allow flag: the broker config alone decides.
     let auto_create = (ctx.version < 4 || req.allow_auto_topic_creation)
         && ctx.metadata.config().auto_create_topics_enable;
+    // Topics the principal may not DESCRIBE: left out of "all topics", refused when named
+    // (and never auto-created).
+    let names: Vec<Result<String, ResponseError>> = names
+        .into_iter()
+        .filter(|n| !listing_all || n.as_ref().is_ok_and(|n| describable(ctx, n)))
+        .collect();
+    let refused: Vec<bool> = names
+        .iter()
+        .map(|n| n.as_ref().is_ok_and(|n| !describable(ctx, n)))
+        .collect();
     let mut create_errors = Vec::with_capacity(names.len());
-    for name in &names {
+    for (name, refused) in names.iter().zip(&refused) {
         create_errors.push(match name {
-            Ok(name) => ensure_topic(ctx, name, auto_create).await,
-            Err(_) => None,
+            Ok(name) if !refused => ensure_topic(ctx, name, auto_create).await,
+            _ => None,
         });
     }
     // One image for brokers and partitions: a client must never see a leader that is not
@@ -46,7 +62,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let topics = names
         .into_iter()
         .zip(create_errors)
-        .map(|(name, create_error)| match name {
+        .zip(refused)
+        .map(|((name, create_error), refused)| match name {
+            Ok(name) if refused => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(str_bytes(name))))
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
             Ok(name) => topic(ctx, &image, &name, auto_create, create_error),
             Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
         })
@@ -75,6 +95,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
         .with_topics(topics)
 }
 
+fn describable(ctx: &Ctx<'_>, topic: &str) -> bool {
+    ctx.topic_allowed(AclOperation::Describe, topic)
+}
+
 fn all(ctx: &Ctx<'_>) -> Vec<Result<String, ResponseError>> {
     ctx.broker.image().topics.keys().cloned().map(Ok).collect()
 }
@@ -84,6 +108,11 @@ fn all(ctx: &Ctx<'_>) -> Vec<Result<String, ResponseError>> {
 async fn ensure_topic(ctx: &Ctx<'_>, name: &str, auto_create: bool) -> Option<i16> {
     if ctx.metadata.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
         return None;
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic, as CreateTopics does.
+    if !ctx.cluster_allowed(AclOperation::Create) && !ctx.topic_allowed(AclOperation::Create, name)
+    {
+        return Some(ResponseError::TopicAuthorizationFailed.code());
     }
     let new = NewTopic {
         name: name.to_string(),

@@ -146,6 +146,17 @@ pub struct SecurityConfig {
     pub sasl_max_receive_size: i32,
     /// 0: never re-read the TLS files.
     pub ssl_reload_interval_ms: i64,
+    /// `None` when `authorizer.class.name` is empty: no ACL checks.
+    pub authorizer: Option<AuthorizerConfig>,
+}
+
+/// The authorizer's settings, when `authorizer.class.name` turns it on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthorizerConfig {
+    /// `super.users`: principals (`User:admin`) allowed everything.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl SecurityConfig {
@@ -270,7 +281,44 @@ impl Configs {
                 .int(None, "connection.failed.authentication.delay.ms")?,
             sasl_max_receive_size: self.int(None, "sasl.server.max.receive.size")?,
             ssl_reload_interval_ms: self.int(None, "ssl.reload.interval.ms")?,
+            authorizer: self.authorizer()?,
         })
+    }
+
+    fn authorizer(&self) -> Result<Option<AuthorizerConfig>, ConfigError> {
+        let class = self
+            .security_value(None, "authorizer.class.name")
+            .map(|v| v.raw)
+            .unwrap_or_default();
+        if class.trim().is_empty() {
+            return Ok(None);
+        }
+        let mut super_users = Vec::new();
+        if let Some(v) = self.security_value(None, "super.users") {
+            for p in v.raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                match p.split_once(':') {
+                    Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                        super_users.push(p.to_string())
+                    }
+                    _ => {
+                        return Err(invalid_at(
+                            v.name,
+                            &v.raw,
+                            v.origin,
+                            &format!("{p} is not a principal of the form User:name; separate principals with ;"),
+                        ))
+                    }
+                }
+            }
+        }
+        let allow = self
+            .security_value(None, "allow.everyone.if.no.acl.found")
+            .map(|v| v.raw.trim().eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
+        Ok(Some(AuthorizerConfig {
+            super_users,
+            allow_everyone_if_no_acl_found: allow,
+        }))
     }
 
     fn listener_security(
