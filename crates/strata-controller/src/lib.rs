@@ -66,6 +66,7 @@ pub mod rpc;
 pub mod scram;
 mod server;
 pub mod state_machine;
+pub mod tls;
 
 use std::io::Cursor;
 
@@ -88,6 +89,7 @@ pub use quorum::parse_quorum_voters;
 pub use scram::{ScramCredential, ScramMechanism};
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
+pub use tls::TransportTls;
 
 openraft::declare_raft_types!(
     /// openraft type configuration of the metadata group.

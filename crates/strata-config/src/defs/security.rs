@@ -32,7 +32,11 @@ pub(super) const SECURITY: &[ConfigDef] = &[
         doc: "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), as NAME:PROTOCOL,...; every listener in listeners must be mapped.",
         ..BASE },
     ConfigDef { name: "inter.broker.listener.name", ty: String, importance: Medium,
-        doc: "The listener other brokers' replica fetchers connect to; unset means the first client listener. In a cluster it must be a PLAINTEXT listener until node-to-node security lands.",
+        doc: "The listener other brokers' replica fetchers connect to; unset means the first client listener. SSL: fetchers present ssl.keystore.location as their client certificate and verify the leader against ssl.truststore.location; SASL: they log in with PLAIN as the username/password of the listener's plain.sasl.jaas.config.",
+        ..BASE },
+    ConfigDef { name: "sasl.mechanism.inter.broker.protocol", ty: String, default: Some("PLAIN"), validator: OneOf(&["PLAIN"]),
+        importance: Medium,
+        doc: "The SASL mechanism replica fetchers log in with on a SASL inter-broker listener. Strata: PLAIN only (Kafka's default, GSSAPI, is not served), with the username and password options of that listener's PlainLoginModule line.",
         ..BASE },
     // --- authorization --------------------------------------------------------
     ConfigDef { name: "authorizer.class.name", ty: String, default: Some(""), validator: OneOf(AUTHORIZERS), importance: Low,
