@@ -43,8 +43,9 @@
 //!   lowest id of a running cluster; growing or changing the set is `Raft::change_membership`,
 //!   not done yet.)
 //! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
-//!   length-prefixed JSON frame over a reused TCP connection, bounded by the RPC's TTL; a
-//!   failure drops the connection and the next RPC reconnects.
+//!   length-prefixed JSON frame over a reused TCP connection (mutual TLS with
+//!   [`ControllerConfig::tls`], see [`tls`]), bounded by the RPC's TTL; a failure drops the
+//!   connection and the next RPC reconnects.
 //! - Forwarding: [`Controller::propose`] on a follower sends the command to the leader that
 //!   openraft's `ForwardToLeader` names, retries with backoff while no leader is known, and
 //!   waits for the entry to be applied locally before returning the leader's image. After
