@@ -137,6 +137,39 @@ impl Ctx<'_> {
         }
     }
 
+    /// Kafka's `authorizedOperations` bit field: the operations of `rtype` the principal may
+    /// do on `name` (every supported one without an authorizer), bit `1 << code`.
+    pub fn authorized_operations(&self, rtype: ResourceType, name: &str) -> i32 {
+        use AclOperation as O;
+        let supported: &[AclOperation] = match rtype {
+            ResourceType::Topic => &[
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Describe,
+                O::Delete,
+                O::Alter,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            ResourceType::Group => &[O::Read, O::Describe, O::Delete],
+            ResourceType::Cluster => &[
+                O::Create,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+                O::Alter,
+                O::Describe,
+            ],
+            _ => &[],
+        };
+        supported
+            .iter()
+            .filter(|op| self.allowed(**op, rtype, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
     /// Whether an authorizer is on (CreateAcls and friends answer SECURITY_DISABLED if not).
     pub fn authorizer_on(&self) -> bool {
         self.authorizer.is_some()

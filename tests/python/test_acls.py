@@ -291,3 +291,21 @@ def test_acl_apis_need_cluster_rights(broker):
     result = bob.create_acls([binding])
     assert len(result["failed"]) == 1, result
     bob.close()
+
+
+def test_authorized_operations_are_reported(broker):
+    """describe_topics/describe_cluster with include_authorized_operations list what the
+    principal may do (Metadata v8+ and DescribeCluster bit fields)."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation as Op
+    topic = name("ops")
+    assert create_topic(broker, topic) is None
+    acl(broker, "add", "--allow-principal", "User:alice", "--operation", "Read",
+        "--operation", "AlterConfigs", "--topic", topic)
+    admin = AdminClient(conf(broker, "alice"))
+    d = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(20)
+    # READ implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS.
+    assert set(d.authorized_operations) == {Op.READ, Op.DESCRIBE, Op.ALTER_CONFIGS, Op.DESCRIBE_CONFIGS}
+    su = AdminClient(conf(broker, "admin"))
+    cluster = su.describe_cluster(include_authorized_operations=True).result(20)
+    assert Op.ALTER in cluster.authorized_operations and Op.IDEMPOTENT_WRITE in cluster.authorized_operations

@@ -76,7 +76,7 @@ async fn delete_partition_records(
 
 /// The live brokers; the controller named is this node, which forwards admin requests (as
 /// Metadata does, see `metadata.rs`).
-pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> DescribeClusterResponse {
     if !ctx.cluster_allowed(AclOperation::Describe) {
         return DescribeClusterResponse::default()
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
@@ -101,7 +101,16 @@ pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> Describe
                 .with_rack(m.rack.clone().map(str_bytes))
         })
         .collect();
+    let ops = if req.include_cluster_authorized_operations {
+        ctx.authorized_operations(
+            strata_controller::ResourceType::Cluster,
+            strata_controller::acl::CLUSTER_NAME,
+        )
+    } else {
+        i32::MIN
+    };
     DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(ops)
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
         .with_controller_id(BrokerId(b.node_id()))
         .with_brokers(brokers)

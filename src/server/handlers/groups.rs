@@ -293,6 +293,7 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
 }
 
 pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let include_ops = ctx.version >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
@@ -325,7 +326,13 @@ pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGro
                         .with_member_assignment(m.assignment)
                 })
                 .collect();
+            let ops = if include_ops {
+                ctx.authorized_operations(ResourceType::Group, &id.0)
+            } else {
+                i32::MIN
+            };
             DescribedGroup::default()
+                .with_authorized_operations(ops)
                 .with_group_id(id)
                 .with_group_state(StrBytes::from_static_str(d.state))
                 .with_protocol_type(str_bytes(d.protocol_type))

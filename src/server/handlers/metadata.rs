@@ -12,7 +12,7 @@ use strata_controller::MetadataImage;
 use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
 use crate::server::error_code;
-use strata_controller::AclOperation;
+use strata_controller::{AclOperation, ResourceType};
 
 pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
@@ -56,6 +56,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
             _ => None,
         });
     }
+    let include_ops = req.include_topic_authorized_operations;
     // One image for brokers and partitions: a client must never see a leader that is not
     // in the broker list (kafka-python's producer then stops sending for good).
     let image = broker.image();
@@ -67,7 +68,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
             Ok(name) if refused => MetadataResponseTopic::default()
                 .with_name(Some(TopicName(str_bytes(name))))
                 .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-            Ok(name) => topic(ctx, &image, &name, auto_create, create_error),
+            Ok(name) => topic(ctx, &image, &name, auto_create, create_error, include_ops),
             Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
         })
         .collect();
@@ -86,7 +87,15 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
+    // Fields outside the request's version must stay at their defaults (v8-10 carry it).
+    let cluster_ops =
+        if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+            ctx.authorized_operations(ResourceType::Cluster, strata_controller::acl::CLUSTER_NAME)
+        } else {
+            i32::MIN
+        };
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_ops)
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
         // As a KRaft broker does (KIP-590): any node takes admin requests and forwards the
@@ -140,6 +149,7 @@ fn topic(
     name: &str,
     auto_create: bool,
     create_error: Option<i16>,
+    include_ops: bool,
 ) -> MetadataResponseTopic {
     let base = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     let Some(meta) = image.topics.get(name) else {
@@ -189,5 +199,9 @@ fn topic(
     base.with_topic_id(meta.id)
         .with_is_internal(meta.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(if ctx.version >= 8 && include_ops {
+            ctx.authorized_operations(ResourceType::Topic, name)
+        } else {
+            i32::MIN
+        })
 }
