@@ -96,29 +96,38 @@ async fn terraform_security_settings_start_a_node_with_mutual_tls() {
         .expect("INTERNAL listener")
         .clone();
 
-    let props = |cert: bool| {
+    // A certificate from another CA, as a node with the wrong credentials would present.
+    let (_, rogue) = crate::security::make_pki(dir.path(), "rogue");
+    let props = |keystore: Option<&str>| {
         let mut m = BTreeMap::from([
             ("security.protocol".to_string(), "SSL".to_string()),
             ("ssl.truststore.location".to_string(), ca.clone()),
         ]);
-        if cert {
-            m.insert("ssl.keystore.location".into(), node.clone());
+        if let Some(k) = keystore {
+            m.insert("ssl.keystore.location".into(), k.to_string());
         }
         ClientSecurity::from_properties(&m).unwrap()
     };
-    let mut c = Client::connect_secure(&internal, Duration::from_secs(10), "it", &props(true))
+    let admitted = props(Some(&node));
+    let mut c = Client::connect_secure(&internal, Duration::from_secs(10), "it", &admitted)
         .await
         .expect("a node certificate is admitted");
     let md = c.send(MetadataRequest::default()).await.unwrap();
     assert_eq!(md.brokers.len(), 1);
-    let refused = async {
-        let mut c =
-            Client::connect_secure(&internal, Duration::from_secs(5), "it", &props(false)).await?;
-        c.send(MetadataRequest::default()).await
+    for (what, keystore) in [
+        ("no certificate", None),
+        ("another CA's certificate", Some(rogue.as_str())),
+    ] {
+        let security = props(keystore);
+        let refused = async {
+            let mut c =
+                Client::connect_secure(&internal, Duration::from_secs(5), "it", &security).await?;
+            c.send(MetadataRequest::default()).await
+        }
+        .await;
+        assert!(
+            refused.is_err(),
+            "a client with {what} was served on INTERNAL"
+        );
     }
-    .await;
-    assert!(
-        refused.is_err(),
-        "a client without a certificate was served"
-    );
 }
