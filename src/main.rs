@@ -53,6 +53,13 @@ enum Command {
         #[command(subcommand)]
         cmd: strata::cli::UserCommand,
     },
+    /// ACLs: `strata acl add --allow-principal User:alice --operation Read --topic orders`.
+    Acl {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::AclCommand,
+    },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
     /// with the broker's own config, then start `strata serve`.
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
         Command::Topic { conn, cmd } => strata::cli::topic(conn, cmd),
         Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
         Command::User { conn, cmd } => strata::cli::user(conn, cmd),
+        Command::Acl { conn, cmd } => strata::cli::acl(conn, cmd),
         Command::Tier {
             cmd: TierCmd::Status { conn, topics },
         } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),

@@ -29,6 +29,8 @@ pub enum RecoverCommandError {
         source: strata_controller::ControllerError,
     },
     #[error(transparent)]
+    Security(crate::server::auth::AuthSetupError),
+    #[error(transparent)]
     Tier(#[from] crate::rlm::TierOpenError),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
@@ -43,6 +45,7 @@ impl From<OpenDataError> for RecoverCommandError {
             OpenDataError::Controller { dir, source } => {
                 RecoverCommandError::Controller { dir, source }
             }
+            OpenDataError::Security(e) => RecoverCommandError::Security(e),
         }
     }
 }

@@ -92,6 +92,7 @@ pub(crate) enum OpenDataError {
         dir: PathBuf,
         source: strata_controller::ControllerError,
     },
+    Security(crate::server::auth::AuthSetupError),
 }
 
 impl From<OpenDataError> for StartupError {
@@ -99,6 +100,7 @@ impl From<OpenDataError> for StartupError {
         match e {
             OpenDataError::LogDir { dir, source } => StartupError::LogDir { dir, source },
             OpenDataError::Controller { dir, source } => StartupError::Controller { dir, source },
+            OpenDataError::Security(e) => StartupError::Security(e),
         }
     }
 }
@@ -120,9 +122,37 @@ pub(crate) async fn open_data(
         })?;
     }
     let dir = meta_dir(config);
-    open_controller(config, &dir)
+    let tls = match &config.security.controller_ssl {
+        Some(ssl) => Some(transport_tls(config, ssl).map_err(OpenDataError::Security)?),
+        None => None,
+    };
+    open_controller(config, &dir, tls)
         .await
         .map_err(|source| OpenDataError::Controller { dir, source })
+}
+
+/// Mutual TLS for the Raft transport from the controller listener's PEM files: the server
+/// requires a certificate from the truststore's CA, the client presents the keystore.
+fn transport_tls(
+    config: &strata_config::BrokerConfig,
+    ssl: &strata_config::SslConfig,
+) -> Result<strata_controller::TransportTls, crate::server::auth::AuthSetupError> {
+    let name = config
+        .controller_listener
+        .as_ref()
+        .map(|l| l.name.clone())
+        .unwrap_or_default();
+    let server = crate::server::auth::tls::server_config(&name, ssl)?;
+    let client = crate::protocol::client_security::client_tls(ssl).map_err(|reason| {
+        crate::server::auth::AuthSetupError::Tls {
+            listener: name.clone(),
+            reason,
+        }
+    })?;
+    Ok(strata_controller::TransportTls {
+        server: std::sync::Arc::new(server),
+        client: std::sync::Arc::new(client),
+    })
 }
 
 /// The embedded single-voter controller, or this node's voter of `controller.quorum.voters`
@@ -130,6 +160,7 @@ pub(crate) async fn open_data(
 async fn open_controller(
     config: &strata_config::BrokerConfig,
     meta_dir: &std::path::Path,
+    tls: Option<strata_controller::TransportTls>,
 ) -> Result<Controller, strata_controller::ControllerError> {
     if config.quorum_voters.is_empty() {
         return Controller::open(meta_dir, config.node_id as u64).await;
@@ -140,8 +171,19 @@ async fn open_controller(
         .as_ref()
         .map(|l| l.socket_addr())
         .unwrap_or_default();
-    tracing::info!(node_id = config.node_id, voters = %config.quorum_voters, %listen, "joining the controller quorum");
-    Controller::open_cluster(meta_dir, config.node_id as u64, voters, &listen).await
+    tracing::info!(node_id = config.node_id, voters = %config.quorum_voters, %listen, tls = tls.is_some(), "joining the controller quorum");
+    let controller_config = strata_controller::ControllerConfig {
+        tls,
+        ..Default::default()
+    };
+    Controller::open_cluster_with(
+        meta_dir,
+        config.node_id as u64,
+        voters,
+        &listen,
+        controller_config,
+    )
+    .await
 }
 
 /// The remote tier (store and reader) under the first log dir's `remote-cache`, when

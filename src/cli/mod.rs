@@ -1,4 +1,4 @@
-//! The admin commands of the `strata` binary: `topic`, `group`, `tier` and `user`. They
+//! The admin commands of the `strata` binary: `topic`, `group`, `tier`, `user` and `acl`. They
 //! speak the Kafka protocol to any node (`--bootstrap-server`), so they work against
 //! Strata and against any Kafka-compatible broker; `--command-config FILE` gives them
 //! Kafka client security properties (TLS, SASL), as Kafka's own tools take them.
@@ -8,6 +8,7 @@
 //! reported as "not supported by this broker", never as a protocol error.
 //! This module depends on nothing else in Strata but the wire protocol: it is a client.
 
+mod acl;
 mod cleaner;
 mod group;
 mod log_dirs;
@@ -16,6 +17,7 @@ mod tier;
 mod topic;
 mod user;
 
+pub use acl::AclCommand;
 pub use user::UserCommand;
 
 use std::process::ExitCode;
@@ -265,6 +267,10 @@ pub fn tier(conn: Connection, cmd: TierCommand) -> ExitCode {
 
 pub fn user(conn: Connection, cmd: UserCommand) -> ExitCode {
     run(conn, |client, conn| user::run(client, conn, cmd))
+}
+
+pub fn acl(conn: Connection, cmd: AclCommand) -> ExitCode {
+    run(conn, |client, conn| acl::run(client, conn, cmd))
 }
 
 /// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit

@@ -43,6 +43,8 @@ pub enum ClientError {
         "TLS with {addr} failed: {reason} (check security.protocol and ssl.truststore.location)"
     )]
     Tls { addr: String, reason: String },
+    #[error("this node's inter-broker client settings are unusable: {0}")]
+    Security(String),
     #[error("SASL authentication with {addr} failed: {reason}")]
     Authentication { addr: String, reason: String },
 }

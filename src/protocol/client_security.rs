@@ -162,6 +162,47 @@ impl ClientSecurity {
     }
 }
 
+/// The client side of a node's own TLS settings: trusts the listener's truststore (the
+/// cluster CA) and presents its keystore as the client certificate.
+pub fn client_tls(ssl: &strata_config::SslConfig) -> Result<rustls::ClientConfig, String> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let ca = ssl.truststore_location.as_deref().map(path);
+    tls_config(
+        ca.as_deref(),
+        Some(&path(&ssl.keystore_location)),
+        ssl.key_password.as_ref().map(|p| p.0.as_str()),
+    )
+}
+
+/// How this broker's replica fetchers connect to another node's inter-broker listener `l`:
+/// its protocol, mutual TLS with this node's certificate, PLAIN with the JAAS login.
+pub fn inter_broker(l: &strata_config::ListenerSecurity) -> Result<ClientSecurity, String> {
+    let tls = match &l.ssl {
+        Some(ssl) => Some(Arc::new(client_tls(ssl)?)),
+        None => None,
+    };
+    let sasl = match &l.sasl {
+        Some(s) => {
+            let (username, password) = s.plain_login.clone().ok_or_else(|| {
+                format!(
+                    "listener {} has no PLAIN login for replica fetchers",
+                    l.listener.name
+                )
+            })?;
+            Some(ClientSasl::Plain {
+                username,
+                password: password.0,
+            })
+        }
+        None => None,
+    };
+    Ok(ClientSecurity {
+        protocol: l.protocol,
+        tls,
+        sasl,
+    })
+}
+
 fn sasl<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<ClientSasl, String> {
     let mechanism = get("sasl.mechanism")
         .unwrap_or("GSSAPI")

@@ -32,6 +32,7 @@ use tokio::sync::{watch, Notify};
 use super::{Partition, ReplicaManager, TopicPartition};
 use crate::now_ms;
 use crate::protocol::client::{Client, ClientError};
+use crate::protocol::client_security::inter_broker;
 
 /// How the replica fetchers name themselves to the leaders they fetch from.
 const CLIENT_ID: &str = "strata-replica-fetcher";
@@ -187,6 +188,9 @@ async fn run_fetcher(broker: Arc<ReplicaManager>, leader: i32, shutdown: watch::
     }
 }
 
+/// Connects to the leader's inter-broker listener as that listener asks (TLS with this
+/// node's certificate, SASL PLAIN with the JAAS login). The PEM files are read at each
+/// connect, so renewed certificates are used from the next reconnection on.
 async fn connect(broker: &ReplicaManager, leader: i32) -> Result<Client, ClientError> {
     let image = broker.metadata.image();
     let addr = image
@@ -194,7 +198,15 @@ async fn connect(broker: &ReplicaManager, leader: i32) -> Result<Client, ClientE
         .get(&leader)
         .map(|b| format!("{}:{}", b.host, b.port))
         .ok_or(ClientError::NoAddress)?;
-    Client::connect(&addr, Duration::from_secs(5), CLIENT_ID).await
+    let config = broker.metadata.config();
+    let security = match config
+        .security
+        .listener(&config.security.inter_broker_listener)
+    {
+        Some(l) => inter_broker(l).map_err(ClientError::Security)?,
+        None => Default::default(),
+    };
+    Client::connect_secure(&addr, Duration::from_secs(5), CLIENT_ID, &security).await
 }
 
 /// Targets grouped by topic, as requests list them.

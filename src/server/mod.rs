@@ -23,10 +23,13 @@ use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use crate::rlm::RemoteLogManager;
 
+pub use auth::authorizer::Authorizer;
+use auth::authorizer::Requester;
 pub use auth::Principal;
 pub use errors::{controller_code, error_code, group_code, group_result_code, replica_code};
 use fetch_session::FetchSessions;
 pub use listener::{serve, Bound, ListenerRuntime};
+use strata_controller::{AclOperation, ResourceType};
 
 /// The components the handlers call, built once at startup.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ pub struct Services {
     pub groups: Arc<GroupCoordinator>,
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     pub fetch_sessions: Arc<parking_lot::Mutex<FetchSessions>>,
+    /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Services {
@@ -51,8 +56,16 @@ impl Services {
         // Ids start at a random point so that a restarted broker does not hand out the
         // ids its clients still hold (they get FETCH_SESSION_ID_NOT_FOUND, not another's).
         let first_id = (uuid::Uuid::new_v4().as_u128() as i32 & i32::MAX).max(1);
+        let authorizer = broker
+            .metadata
+            .config()
+            .security
+            .authorizer
+            .as_ref()
+            .map(|c| Arc::new(Authorizer::new(c)));
         Services {
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
+            authorizer,
             metadata: broker.metadata.clone(),
             replicas: broker.replicas.clone(),
             rlm: broker.rlm.clone(),
@@ -84,5 +97,90 @@ impl std::ops::Deref for Ctx<'_> {
 
     fn deref(&self) -> &Services {
         self.services
+    }
+}
+
+/// Authorization at the edge: each handler asks before calling a component. With no
+/// authorizer configured every answer is yes.
+impl Ctx<'_> {
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            principal: self.principal,
+            host: self.client_host.trim_start_matches('/'),
+        }
+    }
+
+    /// Whether the principal may do `op` on the resource `name` of type `rtype`.
+    pub fn allowed(&self, op: AclOperation, rtype: ResourceType, name: &str) -> bool {
+        match &self.authorizer {
+            None => true,
+            Some(a) => a.authorize(&self.broker.image().acls, self.requester(), op, rtype, name),
+        }
+    }
+
+    /// `allowed` on a topic.
+    pub fn topic_allowed(&self, op: AclOperation, topic: &str) -> bool {
+        self.allowed(op, ResourceType::Topic, topic)
+    }
+
+    /// `allowed` on a group.
+    pub fn group_allowed(&self, op: AclOperation, group: &str) -> bool {
+        self.allowed(op, ResourceType::Group, group)
+    }
+
+    /// `allowed` on the cluster.
+    pub fn cluster_allowed(&self, op: AclOperation) -> bool {
+        self.allowed(
+            op,
+            ResourceType::Cluster,
+            strata_controller::acl::CLUSTER_NAME,
+        )
+    }
+
+    /// Whether the principal may do `op` on some resource of type `rtype` (Kafka's
+    /// `authorizeByResourceType`).
+    pub fn any_allowed(&self, op: AclOperation, rtype: ResourceType) -> bool {
+        match &self.authorizer {
+            None => true,
+            Some(a) => a.authorize_any(&self.broker.image().acls, self.requester(), op, rtype),
+        }
+    }
+
+    /// Kafka's `authorizedOperations` bit field: the operations of `rtype` the principal may
+    /// do on `name` (every supported one without an authorizer), bit `1 << code`.
+    pub fn authorized_operations(&self, rtype: ResourceType, name: &str) -> i32 {
+        use AclOperation as O;
+        let supported: &[AclOperation] = match rtype {
+            ResourceType::Topic => &[
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Describe,
+                O::Delete,
+                O::Alter,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            ResourceType::Group => &[O::Read, O::Describe, O::Delete],
+            ResourceType::Cluster => &[
+                O::Create,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+                O::Alter,
+                O::Describe,
+            ],
+            _ => &[],
+        };
+        supported
+            .iter()
+            .filter(|op| self.allowed(**op, rtype, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    /// Whether an authorizer is on (CreateAcls and friends answer SECURITY_DISABLED if not).
+    pub fn authorizer_on(&self) -> bool {
+        self.authorizer.is_some()
     }
 }

@@ -14,6 +14,7 @@ mod harness;
 mod idempotence;
 mod kafka;
 mod metrics;
+mod node_security;
 mod produce_consume;
 mod recover;
 mod security;

@@ -21,7 +21,7 @@ use crate::harness::Broker;
 
 /// A CA and a `localhost`/`127.0.0.1` server certificate signed by it, as PEM files
 /// `<name>-ca.pem` and `<name>-server.pem` (key + certificate) in `dir`.
-fn make_pki(dir: &Path, name: &str) -> (String, String) {
+pub(crate) fn make_pki(dir: &Path, name: &str) -> (String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -63,8 +63,8 @@ pub use error::{ConfigError, Origin};
 pub use listener::Listener;
 pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX, LISTENER_PREFIX};
 pub use typed::security::{
-    ClientAuth, ListenerSecurity, OAuthConfig, SaslConfig, Secret, SecurityConfig,
-    SecurityProtocol, SslConfig,
+    AuthorizerConfig, ClientAuth, ListenerSecurity, OAuthConfig, SaslConfig, Secret,
+    SecurityConfig, SecurityProtocol, SslConfig,
 };
 pub use typed::{
     BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,

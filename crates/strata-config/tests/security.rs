@@ -170,19 +170,60 @@ fn listeners_that_cannot_work_are_refused_at_load() {
 }
 
 #[test]
-fn a_cluster_needs_a_plaintext_inter_broker_listener() {
-    let err = load(&[
-        (
-            "listeners",
-            "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2,CONTROLLER://127.0.0.1:3",
-        ),
-        ("ssl.keystore.location", "k.pem"),
-        ("inter.broker.listener.name", "SASL_SSL"),
-        ("controller.quorum.voters", "1@127.0.0.1:3"),
-    ])
+fn node_to_node_security_is_checked_at_startup() {
+    let cluster = |extra: &[(&str, &str)]| {
+        let mut settings = vec![
+            (
+                "listeners",
+                "CLIENT://127.0.0.1:1,INTERNAL://127.0.0.1:2,CONTROLLER://127.0.0.1:3",
+            ),
+            (
+                "listener.security.protocol.map",
+                "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+            ),
+            ("ssl.keystore.location", "k.pem"),
+            ("ssl.truststore.location", "ca.pem"),
+            ("listener.name.internal.ssl.client.auth", "required"),
+            ("listener.name.controller.ssl.client.auth", "required"),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("controller.quorum.voters", "1@127.0.0.1:3"),
+        ];
+        settings.extend_from_slice(extra);
+        load(&settings).and_then(|c| c.broker(&BTreeMap::new()))
+    };
+    let ok = cluster(&[]).unwrap();
+    assert!(ok.security.controller_ssl.is_some());
+    // The Raft transport needs client certificates on an SSL controller listener...
+    let err = cluster(&[("listener.name.controller.ssl.client.auth", "none")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("voters authenticate each other"), "{err}");
+    // ...and does not speak SASL.
+    let err = cluster(&[(
+        "listener.security.protocol.map",
+        "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SASL_SSL",
+    )])
     .unwrap_err()
     .to_string();
-    assert!(err.contains("must be PLAINTEXT in a cluster"), "{err}");
+    assert!(err.contains("not SASL"), "{err}");
+    // A SASL inter-broker listener needs the PLAIN login replica fetchers use.
+    let err = cluster(&[("inter.broker.listener.name", "CLIENT")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("inter-broker listener CLIENT uses SASL"),
+        "{err}"
+    );
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="pw" user_broker="pw";"#;
+    let ok = cluster(&[
+        ("inter.broker.listener.name", "CLIENT"),
+        ("listener.name.client.sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.client.plain.sasl.jaas.config", jaas),
+    ])
+    .unwrap();
+    let client = ok.security.listener("CLIENT").unwrap();
+    let login = client.sasl.as_ref().unwrap().plain_login.clone().unwrap();
+    assert_eq!(login.0, "broker");
 }
 
 #[test]

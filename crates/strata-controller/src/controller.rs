@@ -43,6 +43,7 @@ use crate::rpc::Response;
 use crate::server::propose_local;
 use crate::server::RpcServer;
 use crate::state_machine::StateMachine;
+use crate::tls::TransportTls;
 use crate::TypeConfig;
 
 /// Tunables of the metadata Raft group.
@@ -60,6 +61,8 @@ pub struct ControllerConfig {
     pub propose_timeout: Duration,
     /// Leader heartbeat interval of a quorum; the election timeout is 5 to 10 times this.
     pub heartbeat_interval: Duration,
+    /// Mutual TLS for the Raft transport; `None` is plain TCP.
+    pub tls: Option<TransportTls>,
 }
 
 impl Default for ControllerConfig {
@@ -70,6 +73,7 @@ impl Default for ControllerConfig {
             ready_timeout: Duration::from_secs(30),
             propose_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_millis(100),
+            tls: None,
         }
     }
 }
@@ -90,6 +94,7 @@ struct Cluster {
     server: Mutex<Option<RpcServer>>,
     listen_addr: std::net::SocketAddr,
     propose_timeout: Duration,
+    tls: Option<TransportTls>,
 }
 
 /// How long to wait before asking again while no leader is known.
@@ -202,7 +207,7 @@ impl Controller {
         let state_machine = StateMachine::open(dir)?;
         let images = state_machine.subscribe();
         let health = PeerHealth::default();
-        let network = TcpNetwork::new(health.clone());
+        let network = TcpNetwork::new(health.clone(), config.tls.clone());
         let raft = Raft::new(
             node_id,
             raft_config(&config, true)?,
@@ -212,7 +217,14 @@ impl Controller {
         )
         .await
         .map_err(|e| ControllerError::raft("start", e))?;
-        let server = match RpcServer::start(listen, raft.clone(), health.clone()).await {
+        let server = match RpcServer::start(
+            listen,
+            raft.clone(),
+            health.clone(),
+            config.tls.clone(),
+        )
+        .await
+        {
             Ok(server) => server,
             Err(e) => {
                 let _ = raft.shutdown().await;
@@ -228,6 +240,7 @@ impl Controller {
                 listen_addr: server.local_addr(),
                 server: Mutex::new(Some(server)),
                 propose_timeout: config.propose_timeout,
+                tls: config.tls.clone(),
             })),
         };
         let ready = controller.bootstrap(&voters, config.ready_timeout).await;
@@ -426,7 +439,8 @@ impl Controller {
             command: cmd.clone(),
             timeout_ms: leader_timeout.as_millis() as u64,
         };
-        match call_once(leader, addr, &request, remaining).await {
+        let tls = self.cluster.as_ref().and_then(|c| c.tls.as_ref());
+        match call_once(leader, addr, &request, remaining, tls).await {
             Ok(Response::Propose(outcome)) => outcome,
             Ok(_) => ProposeOutcome::Failed {
                 message: format!("controller {leader} answered a proposal with another message"),

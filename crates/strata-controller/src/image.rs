@@ -105,6 +105,9 @@ pub struct MetadataImage {
     /// SCRAM credentials (salted keys only), by user and mechanism.
     #[serde(default)]
     pub scram: crate::scram::ScramCredentials,
+    /// ACLs (CreateAcls/DeleteAcls), enforced by every broker's authorizer.
+    #[serde(default)]
+    pub acls: crate::acl::AclSet,
 }
 
 impl MetadataImage {
@@ -207,6 +210,14 @@ pub enum MetadataCommand {
         user: String,
         mechanism: crate::scram::ScramMechanism,
     },
+    /// CreateAcls: adds the bindings (all or none, if one is invalid).
+    CreateAcls {
+        acls: Vec<crate::acl::AclBinding>,
+    },
+    /// DeleteAcls: removes exactly these bindings, which the proposer's filters matched.
+    DeleteAcls {
+        acls: Vec<crate::acl::AclBinding>,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -285,6 +296,8 @@ pub enum ApplyError {
          empty and iterations must be in 4096..=16384"
     )]
     InvalidScramCredential { user: String, mechanism: String },
+    #[error("cannot store ACL {acl}: {reason}")]
+    InvalidAcl { acl: String, reason: String },
     #[error("{topic}-{partition}: cannot elect a leader: {source}")]
     Election {
         topic: String,
@@ -443,6 +456,8 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         MetadataCommand::DeleteScramCredential { user, mechanism } => {
             crate::scram::delete(image, user, *mechanism)?
         }
+        MetadataCommand::CreateAcls { acls } => crate::acl::create(image, acls)?,
+        MetadataCommand::DeleteAcls { acls } => crate::acl::delete(image, acls),
         MetadataCommand::AllocateProducerIds { count } => {
             let next = image.next_producer_id;
             let end = next

@@ -3,8 +3,8 @@
 //! # What it owns
 //! The metadata Raft group and its directory (`<log.dirs>/meta/` in the broker): broker
 //! registrations, topics (id, partition count, replication factor, config overrides), dynamic
-//! broker configs and the cluster id. Brokers read the committed [`MetadataImage`] through
-//! [`Controller::image`] / [`Controller::subscribe`] and change it only through
+//! broker configs, SCRAM credentials, ACLs and the cluster id. Brokers read the committed
+//! [`MetadataImage`] through [`Controller::image`] / [`Controller::subscribe`] and change it only through
 //! [`Controller::propose`]. It knows nothing of Kafka requests, sockets or partition logs.
 //!
 //! # Layers (dependencies point down)
@@ -43,8 +43,9 @@
 //!   lowest id of a running cluster; growing or changing the set is `Raft::change_membership`,
 //!   not done yet.)
 //! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
-//!   length-prefixed JSON frame over a reused TCP connection, bounded by the RPC's TTL; a
-//!   failure drops the connection and the next RPC reconnects.
+//!   length-prefixed JSON frame over a reused TCP connection (mutual TLS with
+//!   [`ControllerConfig::tls`], see [`tls`]), bounded by the RPC's TTL; a failure drops the
+//!   connection and the next RPC reconnects.
 //! - Forwarding: [`Controller::propose`] on a follower sends the command to the leader that
 //!   openraft's `ForwardToLeader` names, retries with backoff while no leader is known, and
 //!   waits for the entry to be applied locally before returning the leader's image. After
@@ -53,6 +54,7 @@
 //!   still commit later.
 //! - Every node's [`Controller::image`] / [`Controller::subscribe`] follow committed entries.
 
+pub mod acl;
 pub mod controller;
 mod disk;
 pub mod error;
@@ -65,9 +67,11 @@ pub mod rpc;
 pub mod scram;
 mod server;
 pub mod state_machine;
+pub mod tls;
 
 use std::io::Cursor;
 
+pub use acl::{AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType};
 pub use controller::Controller;
 pub use controller::ControllerConfig;
 pub use disk::StoreError;
@@ -86,6 +90,7 @@ pub use quorum::parse_quorum_voters;
 pub use scram::{ScramCredential, ScramMechanism};
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
+pub use tls::TransportTls;
 
 openraft::declare_raft_types!(
     /// openraft type configuration of the metadata group.

@@ -36,6 +36,8 @@ use openraft::BasicNode;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
+use crate::tls::{Conn, TransportTls};
+
 use crate::rpc::read_frame;
 use crate::rpc::write_frame;
 use crate::rpc::FrameError;
@@ -166,6 +168,16 @@ pub enum PeerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "TLS with controller {target} at {addr} failed: {source} (do both nodes have \
+         certificates from the cluster CA in the controller listener's truststore?)"
+    )]
+    Tls {
+        target: NodeId,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("controller {target} at {addr} did not accept a connection within {waited:?}")]
     ConnectTimeout {
         target: NodeId,
@@ -202,25 +214,27 @@ pub async fn call_once(
     addr: &str,
     req: &Request,
     timeout: Duration,
+    tls: Option<&TransportTls>,
 ) -> Result<Response, PeerError> {
     let mut conn = None;
-    exchange(&mut conn, target, addr, req, timeout).await
+    exchange(&mut conn, target, addr, req, timeout, tls).await
 }
 
 /// One request/response on `conn`, connecting first if needed. The connection is put back only
 /// after a complete exchange, so any error or timeout leaves the next call to reconnect.
 async fn exchange(
-    conn: &mut Option<TcpStream>,
+    conn: &mut Option<Conn>,
     target: NodeId,
     addr: &str,
     req: &Request,
     timeout: Duration,
+    tls: Option<&TransportTls>,
 ) -> Result<Response, PeerError> {
     let pooled = conn.take();
     let attempt = async {
-        let mut stream = match pooled {
+        let Conn(mut stream) = match pooled {
             Some(stream) => stream,
-            None => connect(target, addr, timeout.min(CONNECT_TIMEOUT)).await?,
+            None => connect(target, addr, timeout.min(CONNECT_TIMEOUT), tls).await?,
         };
         let frame = |source| PeerError::Frame {
             target,
@@ -233,7 +247,7 @@ async fn exchange(
             target,
             addr: addr.to_string(),
         })?;
-        Ok((stream, reply))
+        Ok((Conn(stream), reply))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok((stream, reply))) => {
@@ -249,12 +263,23 @@ async fn exchange(
     }
 }
 
-async fn connect(target: NodeId, addr: &str, timeout: Duration) -> Result<TcpStream, PeerError> {
+async fn connect(
+    target: NodeId,
+    addr: &str,
+    timeout: Duration,
+    tls: Option<&TransportTls>,
+) -> Result<Conn, PeerError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             // Raft RPCs are small and latency-bound.
             let _ = stream.set_nodelay(true);
-            Ok(stream)
+            crate::tls::connect(tls, addr, stream)
+                .await
+                .map_err(|source| PeerError::Tls {
+                    target,
+                    addr: addr.to_string(),
+                    source,
+                })
         }
         Ok(Err(source)) => Err(PeerError::Connect {
             target,
@@ -273,12 +298,14 @@ async fn connect(target: NodeId, addr: &str, timeout: Duration) -> Result<TcpStr
 #[derive(Clone, Debug, Default)]
 pub struct TcpNetwork {
     health: PeerHealth,
+    tls: Option<TransportTls>,
 }
 
 impl TcpNetwork {
-    /// A factory whose clients record their outcomes in `health`.
-    pub fn new(health: PeerHealth) -> Self {
-        TcpNetwork { health }
+    /// A factory whose clients record their outcomes in `health`, speaking mutual TLS when
+    /// `tls` is given.
+    pub fn new(health: PeerHealth, tls: Option<TransportTls>) -> Self {
+        TcpNetwork { health, tls }
     }
 }
 
@@ -287,8 +314,9 @@ impl TcpNetwork {
 pub struct TcpPeer {
     target: NodeId,
     addr: String,
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
     health: PeerHealth,
+    tls: Option<TransportTls>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
@@ -300,13 +328,15 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
             addr: node.addr.clone(),
             conn: None,
             health: self.health.clone(),
+            tls: self.tls.clone(),
         }
     }
 }
 
 impl TcpPeer {
     async fn call(&mut self, req: Request, ttl: Duration) -> Result<Response, PeerError> {
-        let result = exchange(&mut self.conn, self.target, &self.addr, &req, ttl).await;
+        let tls = self.tls.as_ref();
+        let result = exchange(&mut self.conn, self.target, &self.addr, &req, ttl, tls).await;
         match &result {
             Ok(_) => self.health.ok(self.target),
             Err(e) => {

@@ -14,7 +14,6 @@ use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 use openraft::Raft;
 use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::task::JoinSet;
 
@@ -26,6 +25,7 @@ use crate::rpc::write_frame;
 use crate::rpc::ProposeOutcome;
 use crate::rpc::Request;
 use crate::rpc::Response;
+use crate::tls::{Conn, TransportTls};
 use crate::TypeConfig;
 
 /// The longest a forwarded proposal may wait on the leader, whatever the sender asked for.
@@ -43,6 +43,7 @@ impl RpcServer {
         listen: &str,
         raft: Raft<TypeConfig>,
         health: PeerHealth,
+        tls: Option<TransportTls>,
     ) -> Result<RpcServer, ControllerError> {
         let listener =
             TcpListener::bind(listen)
@@ -57,7 +58,7 @@ impl RpcServer {
                 addr: listen.to_string(),
                 source,
             })?;
-        let accept = tokio::spawn(accept_loop(listener, raft, health));
+        let accept = tokio::spawn(accept_loop(listener, raft, health, tls));
         Ok(RpcServer { accept, local_addr })
     }
 
@@ -73,7 +74,12 @@ impl RpcServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, raft: Raft<TypeConfig>, health: PeerHealth) {
+async fn accept_loop(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    health: PeerHealth,
+    tls: Option<TransportTls>,
+) {
     // Owned here so that aborting this task aborts every connection too.
     let mut connections = JoinSet::new();
     loop {
@@ -81,7 +87,15 @@ async fn accept_loop(listener: TcpListener, raft: Raft<TypeConfig>, health: Peer
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, peer, raft.clone(), health.clone()));
+                    let (raft, health, tls) = (raft.clone(), health.clone(), tls.clone());
+                    connections.spawn(async move {
+                        match crate::tls::accept(tls.as_ref(), stream).await {
+                            Ok(conn) => serve_connection(conn, peer, raft, health).await,
+                            // A node without a certificate from the cluster CA: refused here,
+                            // before any Raft message is read.
+                            Err(e) => tracing::warn!(%peer, "controller RPC connection refused: TLS handshake failed: {e}"),
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("controller RPC accept failed: {e}; retrying");
@@ -94,7 +108,7 @@ async fn accept_loop(listener: TcpListener, raft: Raft<TypeConfig>, health: Peer
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    Conn(mut stream): Conn,
     peer: SocketAddr,
     raft: Raft<TypeConfig>,
     health: PeerHealth,

@@ -5,9 +5,10 @@
 //!
 //! The connection loop (`server::connection`) drives these: it reads frames, asks the
 //! session whether a request may pass, and performs the I/O the session decides on. The
-//! authenticated principal is put on every request's `server::Ctx`, where an authorizer
-//! will read it. Kafka error codes for what fails here are chosen in `server/`.
+//! authenticated principal is put on every request's `server::Ctx`, where the authorizer
+//! (`authorizer.rs`, Kafka's StandardAuthorizer rules as a pure function) reads it. Kafka error codes for what fails here are chosen in `server/`.
 
+pub mod authorizer;
 pub mod oauth;
 pub mod principal_rules;
 pub mod session;

@@ -101,6 +101,11 @@ fn stamps(ssl: &SslConfig) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
+/// The rustls server config of a listener's TLS settings (also the Raft transport's).
+pub fn server_config(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError> {
+    build(listener, ssl)
+}
+
 fn build(listener: &str, ssl: &SslConfig) -> Result<ServerConfig, AuthSetupError> {
     let tls_err = |reason: String| AuthSetupError::Tls {
         listener: listener.to_string(),

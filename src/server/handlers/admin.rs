@@ -22,6 +22,8 @@ use crate::protocol::cleaner_state::{
 use crate::protocol::tagged::TaggedState;
 use crate::protocol::tier_state::TIER_STATE_TAG;
 use crate::server::replica_code;
+use kafka_protocol::ResponseError;
+use strata_controller::AclOperation;
 
 pub async fn delete_records(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -49,6 +51,11 @@ async fn delete_partition_records(
     offset: i64,
 ) -> DeleteRecordsPartitionResult {
     let base = DeleteRecordsPartitionResult::default().with_partition_index(index);
+    if !ctx.topic_allowed(AclOperation::Delete, topic) {
+        return base
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_low_watermark(-1);
+    }
     match ctx.replicas.delete_records(topic, index, offset).await {
         Ok(low) => {
             tracing::info!(
@@ -69,7 +76,16 @@ async fn delete_partition_records(
 
 /// The live brokers; the controller named is this node, which forwards admin requests (as
 /// Metadata does, see `metadata.rs`).
-pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    if !ctx.cluster_allowed(AclOperation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes(format!(
+                "{} may not DESCRIBE the cluster",
+                ctx.principal
+            ))))
+            .with_endpoint_type(1);
+    }
     let b = &ctx.broker;
     let image = b.image();
     let brokers = image
@@ -85,7 +101,16 @@ pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> Describe
                 .with_rack(m.rack.clone().map(str_bytes))
         })
         .collect();
+    let ops = if req.include_cluster_authorized_operations {
+        ctx.authorized_operations(
+            strata_controller::ResourceType::Cluster,
+            strata_controller::acl::CLUSTER_NAME,
+        )
+    } else {
+        i32::MIN
+    };
     DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(ops)
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
         .with_controller_id(BrokerId(b.node_id()))
         .with_brokers(brokers)
@@ -93,6 +118,11 @@ pub fn describe_cluster(ctx: &Ctx<'_>, _req: DescribeClusterRequest) -> Describe
 }
 
 pub fn describe_log_dirs(ctx: &Ctx<'_>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if !ctx.cluster_allowed(AclOperation::Describe) {
+        // As Kafka: v3+ carries the error, older versions get no directories.
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     // Which partitions were asked for: all of them when `topics` is null.
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
         ts.into_iter()

@@ -21,6 +21,7 @@ use strata_config::DescribedConfig;
 use super::{str_bytes, Ctx};
 use crate::broker::BrokerError;
 use crate::server::error_code;
+use strata_controller::AclOperation;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -62,6 +63,29 @@ fn resource(ctx: &Ctx<'_>, kind: i8, name: &StrBytes) -> Result<Resource, Failur
     }
 }
 
+/// `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the topic, or on the cluster for the broker,
+/// as Kafka checks it.
+fn authorized(ctx: &Ctx<'_>, r: Resource, op: AclOperation) -> Result<Resource, Failure> {
+    let (ok, code, what) = match &r {
+        Resource::Topic(t) => (
+            ctx.topic_allowed(op, t),
+            ResponseError::TopicAuthorizationFailed,
+            format!("topic {t}"),
+        ),
+        Resource::Broker => (
+            ctx.cluster_allowed(op),
+            ResponseError::ClusterAuthorizationFailed,
+            "the cluster".to_string(),
+        ),
+    };
+    if ok {
+        Ok(r)
+    } else {
+        let msg = format!("{} may not {} {what}", ctx.principal, op.name());
+        Err(Failure(code, msg))
+    }
+}
+
 fn describe_resource(ctx: &Ctx<'_>, r: &Resource) -> Result<Vec<DescribedConfig>, Failure> {
     let dynamic = ctx.metadata.dynamic_broker_configs();
     match r {
@@ -88,6 +112,7 @@ pub fn describe(ctx: &Ctx<'_>, req: DescribeConfigsRequest) -> DescribeConfigsRe
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let described = resource(ctx, res.resource_type, &res.resource_name)
+                .and_then(|r| authorized(ctx, r, AclOperation::DescribeConfigs))
                 .and_then(|r| describe_resource(ctx, &r));
             match described {
                 Ok(configs) => {
@@ -192,6 +217,7 @@ pub async fn alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> AlterConfigsRespo
     for res in &req.resources {
         let outcome = async {
             let r = resource(ctx, res.resource_type, &res.resource_name)?;
+            let r = authorized(ctx, r, AclOperation::AlterConfigs)?;
             current_overrides(ctx, &r)?;
             // AlterConfigs replaces the whole set of overrides.
             let configs = res
@@ -226,6 +252,7 @@ pub async fn incremental_alter(
     for res in &req.resources {
         let outcome = async {
             let r = resource(ctx, res.resource_type, &res.resource_name)?;
+            let r = authorized(ctx, r, AclOperation::AlterConfigs)?;
             let mut configs = current_overrides(ctx, &r)?;
             let described = describe_resource(ctx, &r)?;
             for op in &res.configs {

@@ -12,6 +12,31 @@ use crate::broker::BrokerError;
 use crate::server::error_code;
 
 pub async fn handle(ctx: &Ctx<'_>, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    if !ctx.cluster_allowed(strata_controller::AclOperation::Alter) {
+        // As Kafka: every partition asked for answers CLUSTER_AUTHORIZATION_FAILED.
+        let results = req
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                let out = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        PartitionResult::default()
+                            .with_partition_id(*p)
+                            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    })
+                    .collect();
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic)
+                    .with_partition_result(out)
+            })
+            .collect();
+        return ElectLeadersResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_replica_election_results(results);
+    }
     let unclean = ctx.version >= 1 && req.election_type == 1;
     let wanted: Vec<(String, Vec<i32>)> = match req.topic_partitions {
         Some(tps) => tps

@@ -9,11 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
 
 use super::Ctx;
 use crate::replica::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
 use crate::server::fetch_session::{Begun, Key, Told, Wanted};
 use crate::server::replica_code;
+use strata_controller::AclOperation;
 
 pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     let replica_id = if ctx.version >= 15 {
@@ -58,6 +60,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         Ok(b) => b,
         Err(code) => return FetchResponse::default().with_error_code(code.code()),
     };
+    // Followers need CLUSTER_ACTION on the cluster, consumers READ on each topic of the
+    // session (including partitions an earlier request added); a refused topic's
+    // partitions answer TOPIC_AUTHORIZATION_FAILED and are not read (Kafka's rule).
+    let refused = refused_partitions(ctx, &begun, replica_id);
     let read_committed = req.isolation_level == 1;
     let params = FetchParams {
         origin: if replica_id >= 0 {
@@ -76,7 +82,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         partitions: begun
             .partitions
             .iter()
-            .map(|((topic, partition), w)| PartitionFetch {
+            .zip(&refused)
+            .filter(|(_, r)| !**r)
+            .map(|(((topic, partition), w), _)| PartitionFetch {
                 topic: topic.clone(),
                 partition: *partition,
                 fetch_offset: w.fetch_offset,
@@ -85,7 +93,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             })
             .collect(),
     };
-    let answers = ctx.replicas.fetch(params).await;
+    let mut fetched = ctx.replicas.fetch(params).await.into_iter();
+    // One answer per session partition; `None` for a refused one.
+    let answers: Vec<Option<FetchedPartition>> = refused
+        .iter()
+        .map(|r| if *r { None } else { fetched.next() })
+        .collect();
     let include = if begun.session_id == 0 {
         vec![true; answers.len()]
     } else {
@@ -104,9 +117,41 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         .with_responses(responses(&begun, answers, &include, read_committed))
 }
 
+/// Per partition of the session: whether the principal may not read it.
+fn refused_partitions(ctx: &Ctx<'_>, begun: &Begun, replica_id: i32) -> Vec<bool> {
+    if !ctx.authorizer_on() {
+        return vec![false; begun.partitions.len()];
+    }
+    let follower_refused = replica_id >= 0 && !ctx.cluster_allowed(AclOperation::ClusterAction);
+    let mut decided: std::collections::HashMap<&TopicRef, bool> = Default::default();
+    begun
+        .partitions
+        .iter()
+        .map(|((topic, _), _)| {
+            *decided.entry(topic).or_insert_with(|| {
+                let name = match topic {
+                    TopicRef::Id(id) => ctx.metadata.topic_name_by_id(*id).map(|n| n.to_string()),
+                    TopicRef::Name(n) => Some(n.to_string()),
+                };
+                follower_refused
+                    || (replica_id < 0
+                        && name.is_some_and(|n| !ctx.topic_allowed(AclOperation::Read, &n)))
+            })
+        })
+        .collect()
+}
+
 /// What a partition's answer tells the client, and whether it carries news (records or
-/// an error) that an incremental response must include.
-fn told(a: &FetchedPartition) -> (Told, bool) {
+/// an error) that an incremental response must include. A refused partition is news.
+fn told(a: &Option<FetchedPartition>) -> (Told, bool) {
+    let Some(a) = a else {
+        let unknown = Told {
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+        };
+        return (unknown, true);
+    };
     let news = a.records.as_ref().map_or(true, |r| !r.is_empty());
     let told = Told {
         high_watermark: a.high_watermark,
@@ -120,7 +165,7 @@ fn told(a: &FetchedPartition) -> (Told, bool) {
 /// partitions of one topic share an entry, as clients send them).
 fn responses(
     begun: &Begun,
-    answers: Vec<FetchedPartition>,
+    answers: Vec<Option<FetchedPartition>>,
     include: &[bool],
     read_committed: bool,
 ) -> Vec<FetchableTopicResponse> {
@@ -134,7 +179,10 @@ fn responses(
         if !keep {
             continue;
         }
-        let data = partition_data(*partition, a, read_committed);
+        let data = match a {
+            Some(a) => partition_data(*partition, a, read_committed),
+            None => refusal(*partition, read_committed),
+        };
         match out.last_mut() {
             Some(t) if last == Some(topic) => t.partitions.push(data),
             _ => {
@@ -165,4 +213,16 @@ fn partition_data(index: i32, a: FetchedPartition, read_committed: bool) -> Part
             .with_error_code(replica_code(&e).code())
             .with_records(Some(Bytes::new())),
     }
+}
+
+fn refusal(index: i32, read_committed: bool) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
 }

@@ -21,6 +21,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Ctx};
 use crate::group::{self, GroupError};
 use crate::server::{group_code, group_result_code};
+use strata_controller::{AclOperation, ResourceType};
 
 fn code(e: &GroupError) -> i16 {
     group_code(e).code()
@@ -35,6 +36,15 @@ pub fn find_coordinator(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoord
     let image = ctx.broker.image();
     // Key type 0 is a consumer group; transactions (1) are not served yet.
     let locate = |key: &str| -> Result<(BrokerId, StrBytes, i32), ResponseError> {
+        // DESCRIBE on the group (or transactional id) comes first, as in Kafka.
+        if req.key_type == 0 && !ctx.group_allowed(AclOperation::Describe, key) {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
+        if req.key_type == 1
+            && !ctx.allowed(AclOperation::Describe, ResourceType::TransactionalId, key)
+        {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         if req.key_type != 0 {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
@@ -105,7 +115,8 @@ pub async fn join_group(ctx: &Ctx<'_>, req: JoinGroupRequest) -> JoinGroupRespon
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    let r = if group.is_empty() {
+    let refused = !group.is_empty() && !ctx.group_allowed(AclOperation::Read, &group);
+    let r = if group.is_empty() || refused {
         group::JoinResponse::error(GroupError::UnknownMemberId, &jr.member_id)
     } else {
         ctx.groups.join(&group, jr).await
@@ -133,6 +144,9 @@ pub async fn join_group(ctx: &Ctx<'_>, req: JoinGroupRequest) -> JoinGroupRespon
     if group.is_empty() {
         resp.error_code = ResponseError::InvalidGroupId.code();
     }
+    if refused {
+        resp.error_code = ResponseError::GroupAuthorizationFailed.code();
+    }
     if ctx.version >= 7 {
         resp.protocol_type = r.protocol_type.map(str_bytes);
         resp.protocol_name = r.protocol.map(str_bytes);
@@ -144,6 +158,10 @@ pub async fn join_group(ctx: &Ctx<'_>, req: JoinGroupRequest) -> JoinGroupRespon
 
 pub async fn sync_group(ctx: &Ctx<'_>, req: SyncGroupRequest) -> SyncGroupResponse {
     let group = req.group_id.0.to_string();
+    if !ctx.group_allowed(AclOperation::Read, &group) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let sr = group::SyncRequest {
         member_id: req.member_id.to_string(),
         instance_id: if ctx.version >= 3 {
@@ -183,6 +201,10 @@ pub async fn sync_group(ctx: &Ctx<'_>, req: SyncGroupRequest) -> SyncGroupRespon
 }
 
 pub fn heartbeat(ctx: &Ctx<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    if !ctx.group_allowed(AclOperation::Read, &req.group_id.0) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let instance = if ctx.version >= 3 {
         opt(&req.group_instance_id)
     } else {
@@ -198,6 +220,10 @@ pub fn heartbeat(ctx: &Ctx<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
 }
 
 pub fn leave_group(ctx: &Ctx<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    if !ctx.group_allowed(AclOperation::Read, &req.group_id.0) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
             .iter()
@@ -242,10 +268,13 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
     if !types.is_empty() && !types.iter().any(|t| t == "classic") {
         return ListGroupsResponse::default();
     }
+    // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
+    let all = ctx.cluster_allowed(AclOperation::Describe);
     let groups = ctx
         .groups
         .list()
         .into_iter()
+        .filter(|g| all || ctx.group_allowed(AclOperation::Describe, &g.group_id))
         .filter(|g| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state)))
         .map(|g| {
             let mut l = ListedGroup::default()
@@ -264,10 +293,16 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
 }
 
 pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let include_ops = ctx.version >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
+            if !ctx.group_allowed(AclOperation::Describe, &id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             if let Err(e) = ctx.groups.owns(&id.0) {
                 return DescribedGroup::default()
                     .with_group_id(id)
@@ -291,7 +326,13 @@ pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGro
                         .with_member_assignment(m.assignment)
                 })
                 .collect();
+            let ops = if include_ops {
+                ctx.authorized_operations(ResourceType::Group, &id.0)
+            } else {
+                i32::MIN
+            };
             DescribedGroup::default()
+                .with_authorized_operations(ops)
                 .with_group_id(id)
                 .with_group_state(StrBytes::from_static_str(d.state))
                 .with_protocol_type(str_bytes(d.protocol_type))
@@ -303,10 +344,14 @@ pub fn describe_groups(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGro
 }
 
 pub fn delete_groups(ctx: &Ctx<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let names: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
-    let results = ctx.groups.delete_groups(&names);
-    let results = req
+    // DELETE on each group; refused ones are not passed on.
+    let (allowed, refused): (Vec<GroupId>, Vec<GroupId>) = req
         .groups_names
+        .into_iter()
+        .partition(|g| ctx.group_allowed(AclOperation::Delete, &g.0));
+    let names: Vec<String> = allowed.iter().map(|g| g.0.to_string()).collect();
+    let results = ctx.groups.delete_groups(&names);
+    let results = allowed
         .into_iter()
         .zip(&results)
         .map(|(g, r)| {
@@ -314,6 +359,11 @@ pub fn delete_groups(ctx: &Ctx<'_>, req: DeleteGroupsRequest) -> DeleteGroupsRes
                 .with_group_id(g)
                 .with_error_code(group_result_code(r))
         })
+        .chain(refused.into_iter().map(|g| {
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        }))
         .collect();
     DeleteGroupsResponse::default().with_results(results)
 }

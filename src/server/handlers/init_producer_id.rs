@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::Ctx;
 use crate::server::error_code;
+use strata_controller::{AclOperation, ResourceType};
 
 pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let failed = |code: ResponseError| {
@@ -23,8 +24,18 @@ pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitProducerId
             // As Kafka's transaction coordinator: an empty id is not "no id".
             return failed(ResponseError::InvalidRequest);
         }
+        if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, &id.0) {
+            return failed(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         tracing::warn!(transactional_id = %id.0, "InitProducerId for a transactional producer: transactions are not supported yet");
         return failed(ResponseError::CoordinatorNotAvailable);
+    }
+    // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on
+    // at least one topic.
+    if !ctx.cluster_allowed(AclOperation::IdempotentWrite)
+        && !ctx.any_allowed(AclOperation::Write, ResourceType::Topic)
+    {
+        return failed(ResponseError::ClusterAuthorizationFailed);
     }
     match ctx
         .broker

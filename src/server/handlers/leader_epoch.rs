@@ -10,12 +10,17 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::Ctx;
 use crate::server::replica_code;
+use kafka_protocol::ResponseError;
+use strata_controller::AclOperation;
 
 pub fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    // As Kafka: CLUSTER_ACTION (replicas) answers every topic, otherwise DESCRIBE on each.
+    let cluster = ctx.cluster_allowed(AclOperation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let refused = !cluster && !ctx.topic_allowed(AclOperation::Describe, &t.topic.0);
             let partitions = t
                 .partitions
                 .iter()
@@ -24,6 +29,10 @@ pub fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> OffsetForLeade
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if refused {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let found = ctx.replicas.end_offset_for_epoch(
                         &t.topic.0,
                         p.partition,

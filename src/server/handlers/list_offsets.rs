@@ -11,12 +11,22 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::Ctx;
 use crate::replica::OffsetQuery;
 use crate::server::replica_code;
+use kafka_protocol::ResponseError;
+use strata_controller::AclOperation;
 
 pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    // DESCRIBE on each topic; a refused topic's partitions are not looked up.
+    let refused: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.topic_allowed(AclOperation::Describe, &t.name.0))
+        .collect();
     let queries: Vec<OffsetQuery> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&refused)
+        .filter(|(_, r)| !**r)
+        .flat_map(|(t, _)| {
             let topic: Arc<str> = Arc::from(t.name.0.as_str());
             t.partitions.iter().map(move |p| OffsetQuery {
                 topic: topic.clone(),
@@ -29,7 +39,24 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsRespon
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(refused)
+        .map(|(t, refused)| {
+            if refused {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1)
+                    })
+                    .collect();
+                return ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions);
+            }
             let partitions = t
                 .partitions
                 .iter()

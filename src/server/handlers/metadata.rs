@@ -1,5 +1,6 @@
 //! Metadata: brokers, and the topics asked for (all when the list is null), creating
-//! unknown ones when the client allows it and `auto.create.topics.enable` is on.
+//! unknown ones when the client allows it and `auto.create.topics.enable` is on. Topics the
+//! principal may not DESCRIBE are hidden from "all topics" and refused when named.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -11,13 +12,18 @@ use strata_controller::MetadataImage;
 use super::{str_bytes, Ctx};
 use crate::broker::{validate_topic_name, BrokerError, NewTopic};
 use crate::server::error_code;
+use strata_controller::{AclOperation, ResourceType};
 
 pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
-    let names: Vec<Result<String, ResponseError>> = match &req.topics {
+    let listing_all = match &req.topics {
+        None => true,
         // v0 used an empty list to mean "all topics".
-        None => all(ctx),
-        Some(t) if t.is_empty() && ctx.version == 0 => all(ctx),
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let names: Vec<Result<String, ResponseError>> = match &req.topics {
+        _ if listing_all => all(ctx),
+        None => Vec::new(),
         Some(topics) => topics
             .iter()
             .map(|t| match &t.name {
@@ -33,21 +39,36 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     // Versions before 4 have no allow flag: the broker config alone decides.
     let auto_create = (ctx.version < 4 || req.allow_auto_topic_creation)
         && ctx.metadata.config().auto_create_topics_enable;
+    // Topics the principal may not DESCRIBE: left out of "all topics", refused when named
+    // (and never auto-created).
+    let names: Vec<Result<String, ResponseError>> = names
+        .into_iter()
+        .filter(|n| !listing_all || n.as_ref().is_ok_and(|n| describable(ctx, n)))
+        .collect();
+    let refused: Vec<bool> = names
+        .iter()
+        .map(|n| n.as_ref().is_ok_and(|n| !describable(ctx, n)))
+        .collect();
     let mut create_errors = Vec::with_capacity(names.len());
-    for name in &names {
+    for (name, refused) in names.iter().zip(&refused) {
         create_errors.push(match name {
-            Ok(name) => ensure_topic(ctx, name, auto_create).await,
-            Err(_) => None,
+            Ok(name) if !refused => ensure_topic(ctx, name, auto_create).await,
+            _ => None,
         });
     }
+    let include_ops = req.include_topic_authorized_operations;
     // One image for brokers and partitions: a client must never see a leader that is not
     // in the broker list (kafka-python's producer then stops sending for good).
     let image = broker.image();
     let topics = names
         .into_iter()
         .zip(create_errors)
-        .map(|(name, create_error)| match name {
-            Ok(name) => topic(ctx, &image, &name, auto_create, create_error),
+        .zip(refused)
+        .map(|((name, create_error), refused)| match name {
+            Ok(name) if refused => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(str_bytes(name))))
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            Ok(name) => topic(ctx, &image, &name, auto_create, create_error, include_ops),
             Err(code) => MetadataResponseTopic::default().with_error_code(code.code()),
         })
         .collect();
@@ -66,13 +87,25 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
+    // Fields outside the request's version must stay at their defaults (v8-10 carry it).
+    let cluster_ops =
+        if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+            ctx.authorized_operations(ResourceType::Cluster, strata_controller::acl::CLUSTER_NAME)
+        } else {
+            i32::MIN
+        };
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_ops)
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
         // As a KRaft broker does (KIP-590): any node takes admin requests and forwards the
         // metadata change to the active controller, so clients are pointed at this one.
         .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics)
+}
+
+fn describable(ctx: &Ctx<'_>, topic: &str) -> bool {
+    ctx.topic_allowed(AclOperation::Describe, topic)
 }
 
 fn all(ctx: &Ctx<'_>) -> Vec<Result<String, ResponseError>> {
@@ -84,6 +117,11 @@ fn all(ctx: &Ctx<'_>) -> Vec<Result<String, ResponseError>> {
 async fn ensure_topic(ctx: &Ctx<'_>, name: &str, auto_create: bool) -> Option<i16> {
     if ctx.metadata.topic(name).is_some() || validate_topic_name(name).is_err() || !auto_create {
         return None;
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic, as CreateTopics does.
+    if !ctx.cluster_allowed(AclOperation::Create) && !ctx.topic_allowed(AclOperation::Create, name)
+    {
+        return Some(ResponseError::TopicAuthorizationFailed.code());
     }
     let new = NewTopic {
         name: name.to_string(),
@@ -111,6 +149,7 @@ fn topic(
     name: &str,
     auto_create: bool,
     create_error: Option<i16>,
+    include_ops: bool,
 ) -> MetadataResponseTopic {
     let base = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     let Some(meta) = image.topics.get(name) else {
@@ -160,5 +199,9 @@ fn topic(
     base.with_topic_id(meta.id)
         .with_is_internal(meta.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(if ctx.version >= 8 && include_ops {
+            ctx.authorized_operations(ResourceType::Topic, name)
+        } else {
+            i32::MIN
+        })
 }

@@ -1,6 +1,7 @@
 //! One handler per Kafka API. A handler validates, calls into `broker`, and encodes;
 //! error codes come from `server::errors`.
 
+mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
@@ -63,6 +64,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::AlterUserScramCredentials(r) => {
             Rs::AlterUserScramCredentials(scram::alter(ctx, r).await)
         }
+        Rq::CreateAcls(r) => Rs::CreateAcls(acls::create(ctx, r).await),
+        Rq::DescribeAcls(r) => Rs::DescribeAcls(acls::describe(ctx, r)),
+        Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete(ctx, r).await),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above (SaslHandshake and SaslAuthenticate change the

@@ -20,12 +20,25 @@ use super::{str_bytes, Ctx};
 use crate::group::codec::OffsetValue;
 use crate::group::CommitEntry;
 use crate::server::{group_code, group_result_code};
+use kafka_protocol::ResponseError;
+use strata_controller::AclOperation;
 
 pub async fn commit(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    // READ on the group, then READ on each topic; refused topics are not committed.
+    if !ctx.group_allowed(AclOperation::Read, &req.group_id.0) {
+        return commit_answer(req.topics, &[], &mut std::iter::empty(), GROUP_REFUSED);
+    }
+    let refused: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.topic_allowed(AclOperation::Read, &t.name.0))
+        .collect();
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&refused)
+        .filter(|(_, r)| !**r)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| CommitEntry {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -65,17 +78,36 @@ pub async fn commit(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResp
             vec![group_code(e).code(); n].into_iter()
         }
     };
-    let topics = req
-        .topics
+    commit_answer(req.topics, &refused, &mut codes, 0)
+}
+
+const GROUP_REFUSED: i16 = ResponseError::GroupAuthorizationFailed.code();
+
+/// The answer in the request's shape: `codes` for committed partitions in order,
+/// TOPIC_AUTHORIZATION_FAILED for refused topics, `fallback` when `codes` runs out.
+fn commit_answer(
+    topics: Vec<kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic>,
+    refused: &[bool],
+    codes: &mut dyn Iterator<Item = i16>,
+    fallback: i16,
+) -> OffsetCommitResponse {
+    let topics = topics
         .into_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
+            let topic_refused = refused.get(i).copied().unwrap_or(false);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
+                    let code = if topic_refused {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else {
+                        codes.next().unwrap_or(fallback)
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -88,12 +120,25 @@ pub async fn commit(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResp
 
 type Requested = Option<Vec<(String, Vec<i32>)>>;
 /// A topic's partitions with their committed offsets (`None`: no commit).
-type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+type TopicOffsets = (String, Vec<(i32, Result<Option<OffsetValue>, i16>)>);
 
-/// Groups the coordinator's answer by topic, keeping the order it came in.
-fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<TopicOffsets> {
+/// Groups the coordinator's answer by topic, keeping the order it came in, after the
+/// authorizer: a topic the principal may not DESCRIBE is dropped from "all topics" and
+/// answered TOPIC_AUTHORIZATION_FAILED when named (`Err` rows).
+fn by_topic(
+    ctx: &Ctx<'_>,
+    rows: Vec<(String, i32, Option<OffsetValue>)>,
+    named: bool,
+) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
     for (t, p, v) in rows {
+        let v = if ctx.topic_allowed(AclOperation::Describe, &t) {
+            Ok(v)
+        } else if named {
+            Err(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            continue;
+        };
         match out.last_mut() {
             Some((name, ps)) if *name == t => ps.push((p, v)),
             _ => out.push((t, vec![(p, v)])),
@@ -108,6 +153,11 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .groups
             .into_iter()
             .map(|g| {
+                if !ctx.group_allowed(AclOperation::Describe, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(GROUP_REFUSED);
+                }
                 if let Err(e) = ctx.groups.owns(&g.group_id.0) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
@@ -118,15 +168,18 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
+                let named = topics.is_some();
                 let rows = ctx.groups.fetch(&g.group_id.0, topics);
-                let topics = by_topic(rows)
+                let topics = by_topic(ctx, rows, named)
                     .into_iter()
                     .map(|(t, ps)| {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, v)| {
-                                let v = v.unwrap_or_else(OffsetValue::none);
+                                let code = v.as_ref().err().copied().unwrap_or(0);
+                                let v = v.ok().flatten().unwrap_or_else(OffsetValue::none);
                                 OffsetFetchResponsePartitions::default()
+                                    .with_error_code(code)
                                     .with_partition_index(p)
                                     .with_committed_offset(v.offset)
                                     .with_committed_leader_epoch(v.leader_epoch)
@@ -145,6 +198,9 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
+    if !ctx.group_allowed(AclOperation::Describe, &req.group_id.0) {
+        return OffsetFetchResponse::default().with_error_code(GROUP_REFUSED);
+    }
     if let Err(e) = ctx.groups.owns(&req.group_id.0) {
         if ctx.version >= 2 {
             return OffsetFetchResponse::default().with_error_code(group_code(&e).code());
@@ -155,15 +211,18 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
+    let named = topics.is_some();
     let rows = ctx.groups.fetch(&req.group_id.0, topics);
-    let topics = by_topic(rows)
+    let topics = by_topic(ctx, rows, named)
         .into_iter()
         .map(|(t, ps)| {
             let partitions = ps
                 .into_iter()
                 .map(|(p, v)| {
-                    let v = v.unwrap_or_else(OffsetValue::none);
+                    let code = v.as_ref().err().copied().unwrap_or(0);
+                    let v = v.ok().flatten().unwrap_or_else(OffsetValue::none);
                     let r = OffsetFetchResponsePartition::default()
+                        .with_error_code(code)
                         .with_partition_index(p)
                         .with_committed_offset(v.offset)
                         .with_metadata(Some(str_bytes(v.metadata)));
@@ -183,10 +242,21 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
 }
 
 pub fn delete(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    // DELETE on the group, READ on each topic (Kafka's rule for OffsetDelete).
+    if !ctx.group_allowed(AclOperation::Delete, &req.group_id.0) {
+        return OffsetDeleteResponse::default().with_error_code(GROUP_REFUSED);
+    }
+    let refused: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| !ctx.topic_allowed(AclOperation::Read, &t.name.0))
+        .collect();
     let tps: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&refused)
+        .filter(|(_, r)| !**r)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(|p| (t.name.0.to_string(), p.partition_index))
@@ -199,14 +269,20 @@ pub fn delete(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
             let topics = req
                 .topics
                 .into_iter()
-                .map(|t| {
+                .zip(refused)
+                .map(|(t, refused)| {
                     let partitions = t
                         .partitions
                         .iter()
                         .map(|p| {
+                            let code = if refused {
+                                ResponseError::TopicAuthorizationFailed.code()
+                            } else {
+                                codes.next().unwrap_or(0)
+                            };
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().unwrap_or(0))
+                                .with_error_code(code)
                         })
                         .collect();
                     OffsetDeleteResponseTopic::default()

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::{str_bytes, Ctx};
 use crate::replica::{AppendEntry, AppendRequest};
 use crate::server::replica_code;
+use strata_controller::{AclOperation, ResourceType};
 
 /// Returns `None` for acks=0: the client expects no response at all.
 pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
@@ -36,11 +37,28 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
             .collect();
         return Some(ProduceResponse::default().with_responses(responses));
     }
+    // Kafka checks the transactional id first, then WRITE on each topic; a refused topic's
+    // partitions are answered with the refusal and never reach the log.
+    let txn_refused = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, id));
     let mut shape = Vec::with_capacity(req.topic_data.len());
     let mut entries = Vec::new();
     for topic in req.topic_data {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let indexes: Vec<i32> = topic.partition_data.iter().map(|p| p.index).collect();
+        let refusal = if txn_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !ctx.topic_allowed(AclOperation::Write, &name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
+        if refusal.is_some() {
+            shape.push((topic.name, indexes, refusal));
+            continue;
+        }
         for p in topic.partition_data {
             entries.push(AppendEntry {
                 topic: name.clone(),
@@ -48,7 +66,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
                 records: p.records.unwrap_or_default(),
             });
         }
-        shape.push((topic.name, indexes));
+        shape.push((topic.name, indexes, None));
     }
     let mut results = ctx
         .replicas
@@ -64,29 +82,48 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
     }
     let responses = shape
         .into_iter()
-        .map(|(name, indexes)| {
-            let partitions = indexes
-                .into_iter()
-                .zip(results.by_ref())
-                .map(|(index, result)| {
-                    let base = PartitionProduceResponse::default().with_index(index);
-                    match result {
-                        Ok(info) => base
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(info.log_append_time)
-                            .with_log_start_offset(info.log_start_offset),
-                        Err(e) => base
-                            .with_error_code(replica_code(&e).code())
+        .map(|(name, indexes, refusal)| {
+            let partitions: Vec<_> = match refusal {
+                Some(code) => indexes
+                    .into_iter()
+                    .map(|index| {
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_error_code(code.code())
                             .with_base_offset(-1)
                             .with_log_append_time_ms(-1)
-                            .with_error_message(Some(str_bytes(e.to_string()))),
-                    }
-                })
-                .collect();
+                    })
+                    .collect(),
+                None => answered(indexes, results.by_ref()),
+            };
             TopicProduceResponse::default()
                 .with_name(name)
                 .with_partition_responses(partitions)
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn answered(
+    indexes: Vec<i32>,
+    results: &mut impl Iterator<Item = Result<strata_log::AppendInfo, crate::replica::ReplicaError>>,
+) -> Vec<PartitionProduceResponse> {
+    indexes
+        .into_iter()
+        .zip(results)
+        .map(|(index, result)| {
+            let base = PartitionProduceResponse::default().with_index(index);
+            match result {
+                Ok(info) => base
+                    .with_base_offset(info.base_offset)
+                    .with_log_append_time_ms(info.log_append_time)
+                    .with_log_start_offset(info.log_start_offset),
+                Err(e) => base
+                    .with_error_code(replica_code(&e).code())
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            }
+        })
+        .collect()
 }

@@ -24,6 +24,14 @@ pub fn describe(
     ctx: &Ctx<'_>,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.cluster_allowed(strata_controller::AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes(format!(
+                "{} may not DESCRIBE the cluster",
+                ctx.principal
+            ))));
+    }
     let image = ctx.broker.image();
     let names: Vec<String> = match req.users {
         Some(users) => users.into_iter().map(|u| u.name.to_string()).collect(),
@@ -132,9 +140,15 @@ pub async fn alter(
         });
         add(user, change);
     }
+    // As Kafka: ALTER on the cluster, else every user answers CLUSTER_AUTHORIZATION_FAILED.
+    let allowed = ctx.cluster_allowed(strata_controller::AclOperation::Alter);
     let mut results = Vec::new();
     for (user, changes) in users {
         let outcome = match changes {
+            _ if !allowed => Err((
+                ResponseError::ClusterAuthorizationFailed,
+                format!("{} may not ALTER the cluster", ctx.principal),
+            )),
             Ok(changes) => apply(ctx, changes).await,
             Err(e) => Err(e),
         };

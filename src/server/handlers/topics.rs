@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Ctx};
 use crate::broker::{BrokerError, NewTopic};
 use crate::server::error_code;
+use strata_controller::AclOperation;
 
 pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
@@ -31,6 +32,18 @@ pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                         "topic '{name}' appears twice in the request"
                     )))),
             );
+            continue;
+        }
+        if !ctx.cluster_allowed(AclOperation::Create)
+            && !ctx.topic_allowed(AclOperation::Create, &name)
+        {
+            results.push(failed_code(
+                base,
+                ResponseError::TopicAuthorizationFailed,
+                &ctx.principal.to_string(),
+                "CREATE",
+                &name,
+            ));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -92,6 +105,24 @@ pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
     CreateTopicsResponse::default().with_topics(results)
 }
 
+fn failed_code(
+    base: CreatableTopicResult,
+    code: ResponseError,
+    principal: &str,
+    op: &str,
+    topic: &str,
+) -> CreatableTopicResult {
+    base.with_error_code(code.code())
+        .with_error_message(Some(str_bytes(refusal(principal, op, topic))))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+/// The message of a TOPIC_AUTHORIZATION_FAILED answer.
+fn refusal(principal: &str, op: &str, topic: &str) -> String {
+    format!("{principal} may not {op} topic {topic}")
+}
+
 fn failed(base: CreatableTopicResult, e: &BrokerError) -> CreatableTopicResult {
     base.with_error_code(error_code(e).code())
         .with_error_message(Some(str_bytes(e.to_string())))
@@ -120,6 +151,13 @@ pub async fn delete_topics(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTop
             .with_topic_id(id);
         let result = match name {
             None => base.with_error_code(ResponseError::UnknownTopicId.code()),
+            Some(name) if !ctx.topic_allowed(AclOperation::Delete, &name) => base
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes(refusal(
+                    &ctx.principal.to_string(),
+                    "DELETE",
+                    &name,
+                )))),
             Some(name) => match ctx.broker.delete_topic(&name).await {
                 Ok(id) => {
                     tracing::info!(topic = %name, %id, "deleted topic");
@@ -162,6 +200,14 @@ pub async fn create_partitions(
             })
             .collect();
         let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !ctx.topic_allowed(AclOperation::Alter, &name) {
+            let msg = refusal(&ctx.principal.to_string(), "ALTER", &name);
+            results.push(
+                base.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(msg))),
+            );
+            continue;
+        }
         let result = match ctx
             .broker
             .create_partitions(&name, t.count, &assignments, req.validate_only)

@@ -13,11 +13,11 @@ locals {
   remote_storage_url = "s3://${aws_s3_bucket.tier.bucket}/${var.bucket_prefix}"
 
   strata_settings = [
-    for i in range(var.node_count) : merge(var.strata_settings, {
+    for i in range(var.node_count) : merge(var.strata_settings, local.security_settings, {
       "node.id"                    = tostring(local.node_ids[i])
       "process.roles"              = "broker,controller"
-      "listeners"                  = "PLAINTEXT://0.0.0.0:${var.kafka_port},CONTROLLER://0.0.0.0:${var.controller_port}"
-      "advertised.listeners"       = "PLAINTEXT://${local.node_ips[i]}:${var.kafka_port}"
+      "listeners"                  = local.listeners
+      "advertised.listeners"       = local.advertised[i]
       "controller.listener.names"  = "CONTROLLER"
       "controller.quorum.voters"   = local.quorum_voters
       "log.dirs"                   = "/var/lib/strata/data"
@@ -79,6 +79,9 @@ resource "aws_instance" "node" {
     strata_toml  = join("\n", [for k, v in local.strata_settings[count.index] : "${jsonencode(k)} = ${jsonencode(v)}"])
     data_device  = "/dev/sdf"
     mount_point  = "/var/lib/strata"
+    # Security material fetched at boot (security.tf); comments only when it is off.
+    fetch_secrets = local.fetch_secrets[count.index]
+    append_config = local.append_config
   })
 
   tags        = merge(local.tags, { Name = "${var.name}-${local.node_ids[count.index]}", "strata:node-id" = tostring(local.node_ids[count.index]) })

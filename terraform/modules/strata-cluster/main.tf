@@ -26,7 +26,7 @@ locals {
   # quorum voters can be written into each node's configuration.
   # Node i runs in subnet i (round robin when there are fewer subnets than nodes). The
   # created subnets' CIDRs are known at plan time; given subnets are looked up.
-  node_subnet_ids   = [for i in range(var.node_count) : local.subnet_ids[i % length(local.subnet_ids)]]
+  node_subnet_ids = [for i in range(var.node_count) : local.subnet_ids[i % length(local.subnet_ids)]]
   node_subnet_cidrs = local.create_vpc ? [
     for i in range(var.node_count) : cidrsubnet(var.vpc_cidr, 8, (i % length(local.azs)) + 1)
   ] : data.aws_subnet.node[*].cidr_block

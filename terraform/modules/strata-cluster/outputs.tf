@@ -52,3 +52,8 @@ output "subnet_ids" {
   description = "Subnets the nodes run in."
   value       = local.subnet_ids
 }
+
+output "client_security_protocol" {
+  description = "security.protocol clients use on bootstrap_servers: SASL_SSL with security_enabled, else PLAINTEXT."
+  value       = var.security_enabled ? "SASL_SSL" : "PLAINTEXT"
+}

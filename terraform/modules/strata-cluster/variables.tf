@@ -219,3 +219,85 @@ variable "enable_ssm" {
   type        = bool
   default     = true
 }
+
+# ---------------------------------------------------------------- security
+
+variable "security_enabled" {
+  description = "Clients on SASL_SSL (kafka_port), replication on an SSL listener (internal_port) and the Raft transport on SSL (controller_port), both with client certificates from the cluster CA, and (security_authorizer_enabled) ACLs. No plaintext port is opened."
+  type        = bool
+  default     = false
+}
+
+variable "security_secret_store" {
+  description = "Where the security material lives: \"secretsmanager\" (the *_secret variables are secret ARNs) or \"ssm\" (they are SecureString parameter names)."
+  type        = string
+  default     = "secretsmanager"
+
+  validation {
+    condition     = contains(["secretsmanager", "ssm"], var.security_secret_store)
+    error_message = "security_secret_store must be secretsmanager or ssm."
+  }
+}
+
+variable "security_ca_certificate_secret" {
+  description = "Secret ARN or SSM parameter name holding the cluster CA certificate (PEM): clients' and nodes' certificates are verified against it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = !var.security_enabled || var.security_ca_certificate_secret != null
+    error_message = "security_enabled needs security_ca_certificate_secret."
+  }
+}
+
+variable "security_node_keystore_secrets" {
+  description = "One secret ARN or SSM parameter name per node, in node id order: that node's private key and certificate chain (PEM, unencrypted key), issued by the cluster CA with the node's private IP (node_private_ips) as a subject alternative name."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = !var.security_enabled || length(var.security_node_keystore_secrets) == var.node_count
+    error_message = "security_enabled needs one keystore secret per node (node_count entries)."
+  }
+}
+
+variable "security_sasl_mechanisms" {
+  description = "SASL mechanisms of the client listener, comma-separated: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (needs security_plain_jaas_secret), OAUTHBEARER (set its sasl.oauthbearer.* settings in strata_settings)."
+  type        = string
+  default     = "SCRAM-SHA-512"
+}
+
+variable "security_plain_jaas_secret" {
+  description = "Optional secret ARN or SSM parameter name holding a PlainLoginModule JAAS line with user_<name>=\"<password>\" entries: the PLAIN users of the client listener (e.g. a bootstrap admin to create SCRAM users with `strata user scram set`)."
+  type        = string
+  default     = null
+}
+
+variable "security_authorizer_enabled" {
+  description = "With security_enabled: turn on ACLs (Kafka's StandardAuthorizer rules); manage them with `strata acl`."
+  type        = bool
+  default     = true
+}
+
+variable "security_super_users" {
+  description = "Principals allowed everything, e.g. [\"User:admin\", \"User:CN=strata-node,O=Acme\"]. Include the nodes' certificate subject (as ssl.principal.mapping.rules maps it): their replica fetchers need CLUSTER_ACTION."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = !(var.security_enabled && var.security_authorizer_enabled) || length(var.security_super_users) > 0
+    error_message = "With ACLs on, list at least the nodes' principal in security_super_users, or replication is refused."
+  }
+}
+
+variable "security_secrets_kms_key_arn" {
+  description = "Customer-managed KMS key encrypting the secrets or parameters, if any (the AWS-managed keys need no grant)."
+  type        = string
+  default     = null
+}
+
+variable "internal_port" {
+  description = "With security_enabled: the SSL listener the nodes replicate over; opened only between the cluster's nodes."
+  type        = number
+  default     = 9091
+}

@@ -16,6 +16,12 @@ pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"
 const STORE_TYPES: &[&str] = &["PEM"];
 const CLIENT_AUTH: &[&str] = &["none", "requested", "required"];
 const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
+/// `authorizer.class.name` values: off, Kafka's StandardAuthorizer, or its short name.
+pub const AUTHORIZERS: &[&str] = &[
+    "",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "strata",
+];
 const INT_MAX: &str = "2147483647";
 
 pub(super) const SECURITY: &[ConfigDef] = &[
@@ -26,7 +32,21 @@ pub(super) const SECURITY: &[ConfigDef] = &[
         doc: "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), as NAME:PROTOCOL,...; every listener in listeners must be mapped.",
         ..BASE },
     ConfigDef { name: "inter.broker.listener.name", ty: String, importance: Medium,
-        doc: "The listener other brokers' replica fetchers connect to; unset means the first client listener. In a cluster it must be a PLAINTEXT listener until node-to-node security lands.",
+        doc: "The listener other brokers' replica fetchers connect to; unset means the first client listener. SSL: fetchers present ssl.keystore.location as their client certificate and verify the leader against ssl.truststore.location; SASL: they log in with PLAIN as the username/password of the listener's plain.sasl.jaas.config.",
+        ..BASE },
+    ConfigDef { name: "sasl.mechanism.inter.broker.protocol", ty: String, default: Some("PLAIN"), validator: OneOf(&["PLAIN"]),
+        importance: Medium,
+        doc: "The SASL mechanism replica fetchers log in with on a SASL inter-broker listener. Strata: PLAIN only (Kafka's default, GSSAPI, is not served), with the username and password options of that listener's PlainLoginModule line.",
+        ..BASE },
+    // --- authorization --------------------------------------------------------
+    ConfigDef { name: "authorizer.class.name", ty: String, default: Some(""), validator: OneOf(AUTHORIZERS), importance: Low,
+        doc: "Turns ACL checks on: org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's KRaft authorizer, whose semantics Strata implements; the short form strata also works). Empty: every principal may do everything.",
+        ..BASE },
+    ConfigDef { name: "super.users", ty: String, default: Some(""), importance: Medium,
+        doc: "Principals the authorizer allows everything, whatever the ACLs say: semicolon-separated, User:admin;User:CN=broker-1. Give the inter-broker principal this (or CLUSTER_ACTION on the cluster) so followers may fetch.",
+        ..BASE },
+    ConfigDef { name: "allow.everyone.if.no.acl.found", ty: Boolean, default: Some("false"), importance: Medium,
+        doc: "With an authorizer on: whether a resource that no ACL pattern covers is open to everyone (true) or to super users only (false).",
         ..BASE },
     // --- connection limits ----------------------------------------------------
     ConfigDef { name: "max.connections", ty: Int, default: Some(INT_MAX), validator: AtLeast(0), importance: Medium,

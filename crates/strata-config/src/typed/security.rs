@@ -113,6 +113,9 @@ pub struct SaslConfig {
     pub plain_users: BTreeMap<String, Secret>,
     /// Set when OAUTHBEARER is on.
     pub oauth: Option<OAuthConfig>,
+    /// The `username` and `password` options of the PLAIN JAAS line: what this broker logs
+    /// in with when this is the inter-broker listener (Kafka's way).
+    pub plain_login: Option<(String, Secret)>,
 }
 
 /// Everything one client listener needs to serve connections.
@@ -146,6 +149,19 @@ pub struct SecurityConfig {
     pub sasl_max_receive_size: i32,
     /// 0: never re-read the TLS files.
     pub ssl_reload_interval_ms: i64,
+    /// `None` when `authorizer.class.name` is empty: no ACL checks.
+    pub authorizer: Option<AuthorizerConfig>,
+    /// The controller listener's TLS when its protocol is SSL (mutual TLS between voters).
+    pub controller_ssl: Option<SslConfig>,
+}
+
+/// The authorizer's settings, when `authorizer.class.name` turns it on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthorizerConfig {
+    /// `super.users`: principals (`User:admin`) allowed everything.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl SecurityConfig {
@@ -217,15 +233,10 @@ impl Configs {
                 ));
             }
         }
-        if let Some(c) = controller {
-            let protocol = self.protocol_of(&map, c)?;
-            if protocol != SecurityProtocol::Plaintext {
-                return Err(self.invalid("listener.security.protocol.map", &format!(
-                    "the controller listener {} must be PLAINTEXT: security between nodes is not implemented yet",
-                    c.name
-                )));
-            }
-        }
+        let controller_ssl = match controller {
+            Some(c) => self.controller_ssl(&map, c)?,
+            None => None,
+        };
         let mut out = Vec::new();
         for l in listeners {
             out.push(self.listener_security(&map, l)?);
@@ -249,14 +260,8 @@ impl Configs {
                 .unwrap_or_default(),
         };
         if quorum {
-            let protocol = out
-                .iter()
-                .find(|l| l.listener.name == inter_broker)
-                .map(|l| l.protocol);
-            if protocol.is_some_and(|p| p != SecurityProtocol::Plaintext) {
-                return Err(self.invalid("inter.broker.listener.name", &format!(
-                    "the inter-broker listener {inter_broker} must be PLAINTEXT in a cluster: replica fetchers do not speak TLS or SASL yet; add a PLAINTEXT listener for them"
-                )));
+            if let Some(l) = out.iter().find(|l| l.listener.name == inter_broker) {
+                self.check_inter_broker(l)?;
             }
         }
         Ok(SecurityConfig {
@@ -270,7 +275,98 @@ impl Configs {
                 .int(None, "connection.failed.authentication.delay.ms")?,
             sasl_max_receive_size: self.int(None, "sasl.server.max.receive.size")?,
             ssl_reload_interval_ms: self.int(None, "ssl.reload.interval.ms")?,
+            authorizer: self.authorizer()?,
+            controller_ssl,
         })
+    }
+
+    /// The controller listener: PLAINTEXT, or SSL with client certificates required, so
+    /// that only nodes holding a certificate from the cluster CA reach the Raft transport.
+    fn controller_ssl(
+        &self,
+        map: &BTreeMap<String, SecurityProtocol>,
+        c: &Listener,
+    ) -> Result<Option<SslConfig>, ConfigError> {
+        match self.protocol_of(map, c)? {
+            SecurityProtocol::Plaintext => Ok(None),
+            SecurityProtocol::Ssl => {
+                let ssl = self.ssl(c)?;
+                if ssl.client_auth != ClientAuth::Required {
+                    return Err(self.invalid("ssl.client.auth", &format!(
+                        "the controller listener {} is SSL, so voters authenticate each other with certificates: set listener.name.{}.ssl.client.auth=required (and its truststore to the cluster CA)",
+                        c.name, c.name.to_ascii_lowercase()
+                    )));
+                }
+                Ok(Some(ssl))
+            }
+            other => Err(self.invalid("listener.security.protocol.map", &format!(
+                "the controller listener {} is {}: the Raft transport speaks PLAINTEXT or SSL (mutual TLS), not SASL",
+                c.name,
+                other.name()
+            ))),
+        }
+    }
+
+    /// What other nodes' replica fetchers need to log in to the inter-broker listener.
+    fn check_inter_broker(&self, l: &ListenerSecurity) -> Result<(), ConfigError> {
+        let name = &l.listener.name;
+        if let Some(ssl) = &l.ssl {
+            if ssl.truststore_location.is_none() {
+                return Err(self.invalid("ssl.truststore.location", &format!(
+                    "the inter-broker listener {name} uses TLS: replica fetchers verify the leader's certificate against listener.name.{}.ssl.truststore.location (the cluster CA)",
+                    name.to_ascii_lowercase()
+                )));
+            }
+        }
+        if let Some(sasl) = &l.sasl {
+            let mechanism = self
+                .security_value(None, "sasl.mechanism.inter.broker.protocol")
+                .map(|v| v.raw.to_ascii_uppercase())
+                .unwrap_or_else(|| "PLAIN".into());
+            if !sasl.mechanisms.contains(&mechanism) || sasl.plain_login.is_none() {
+                return Err(self.invalid("sasl.mechanism.inter.broker.protocol", &format!(
+                    "the inter-broker listener {name} uses SASL: enable PLAIN on it and give its listener.name.{}.plain.sasl.jaas.config the username=\"...\" password=\"...\" this broker logs in with (Kafka's inter-broker login)",
+                    name.to_ascii_lowercase()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn authorizer(&self) -> Result<Option<AuthorizerConfig>, ConfigError> {
+        let class = self
+            .security_value(None, "authorizer.class.name")
+            .map(|v| v.raw)
+            .unwrap_or_default();
+        if class.trim().is_empty() {
+            return Ok(None);
+        }
+        let mut super_users = Vec::new();
+        if let Some(v) = self.security_value(None, "super.users") {
+            for p in v.raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                match p.split_once(':') {
+                    Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                        super_users.push(p.to_string())
+                    }
+                    _ => {
+                        return Err(invalid_at(
+                            v.name,
+                            &v.raw,
+                            v.origin,
+                            &format!("{p} is not a principal of the form User:name; separate principals with ;"),
+                        ))
+                    }
+                }
+            }
+        }
+        let allow = self
+            .security_value(None, "allow.everyone.if.no.acl.found")
+            .map(|v| v.raw.trim().eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
+        Ok(Some(AuthorizerConfig {
+            super_users,
+            allow_everyone_if_no_acl_found: allow,
+        }))
     }
 
     fn listener_security(
@@ -370,6 +466,7 @@ impl Configs {
             .unwrap_or_default();
         let lower = l.name.to_ascii_lowercase();
         let mut plain = BTreeMap::new();
+        let mut plain_login = None;
         for (listener, setting) in self.listener_statics.keys() {
             if listener != &l.name {
                 continue;
@@ -389,6 +486,13 @@ impl Configs {
                 .map_err(|e| invalid_at(full.clone(), "[hidden]", origin.clone(), &e))?;
             plain = plain_users(&module)
                 .map_err(|e| invalid_at(full.clone(), "[hidden]", origin.clone(), &e))?;
+            plain_login = match (
+                module.options.get("username"),
+                module.options.get("password"),
+            ) {
+                (Some(u), Some(p)) => Some((u.clone(), Secret(p.clone()))),
+                _ => None,
+            };
         }
         if mechanisms.iter().any(|m| m == "PLAIN") && plain.is_empty() {
             return Err(self.invalid("sasl.enabled.mechanisms", &format!(
@@ -405,6 +509,7 @@ impl Configs {
             mechanisms,
             plain_users: plain.into_iter().map(|(k, v)| (k, Secret(v))).collect(),
             oauth,
+            plain_login,
         })
     }
 
