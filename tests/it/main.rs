@@ -23,3 +23,4 @@ mod tier;
 mod tier_cluster;
 mod tier_compaction;
 mod tier_encryption;
+mod topic_partitions;

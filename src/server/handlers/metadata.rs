@@ -162,36 +162,21 @@ fn topic(
         };
         return base.with_error_code(code);
     };
-    let fenced = |b: i32| !image.is_live(b);
-    let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..meta.partitions)
         .map(|p| {
-            let m = ctx.metadata.partition_meta(meta, p);
-            // As Kafka's metadata cache: a leader that is not a live broker is no leader.
-            let leader = if m.leader != strata_controller::NO_LEADER
-                && (image.brokers.is_empty() || image.is_live(m.leader))
-            {
-                m.leader
-            } else {
-                strata_controller::NO_LEADER
-            };
-            let error = if leader == strata_controller::NO_LEADER {
-                ResponseError::LeaderNotAvailable.code()
-            } else {
-                0
-            };
+            let v = partition_view(ctx, image, meta, p);
             // Fields newer than the request's version must stay at their defaults.
             let mut out = MetadataResponsePartition::default()
-                .with_error_code(error)
+                .with_error_code(v.error)
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(leader))
-                .with_replica_nodes(ids(&m.replicas))
-                .with_isr_nodes(ids(&m.isr));
+                .with_leader_id(BrokerId(v.leader))
+                .with_replica_nodes(v.replicas)
+                .with_isr_nodes(v.isr);
             if ctx.version >= 5 {
-                out = out.with_offline_replicas(ids(&m.offline(fenced)));
+                out = out.with_offline_replicas(v.offline);
             }
             if ctx.version >= 7 {
-                out = out.with_leader_epoch(m.leader_epoch);
+                out = out.with_leader_epoch(v.leader_epoch);
             }
             out
         })
@@ -204,4 +189,45 @@ fn topic(
         } else {
             i32::MIN
         })
+}
+
+/// One partition as Metadata and DescribeTopicPartitions describe it.
+pub(super) struct PartitionView {
+    pub error: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub offline: Vec<BrokerId>,
+}
+
+pub(super) fn partition_view(
+    ctx: &Ctx<'_>,
+    image: &MetadataImage,
+    meta: &strata_controller::TopicMeta,
+    p: i32,
+) -> PartitionView {
+    let m = ctx.metadata.partition_meta(meta, p);
+    // As Kafka's metadata cache: a leader that is not a live broker is no leader.
+    let leader = if m.leader != strata_controller::NO_LEADER
+        && (image.brokers.is_empty() || image.is_live(m.leader))
+    {
+        m.leader
+    } else {
+        strata_controller::NO_LEADER
+    };
+    let error = if leader == strata_controller::NO_LEADER {
+        ResponseError::LeaderNotAvailable.code()
+    } else {
+        0
+    };
+    let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
+    PartitionView {
+        error,
+        leader,
+        leader_epoch: m.leader_epoch,
+        replicas: ids(&m.replicas),
+        isr: ids(&m.isr),
+        offline: ids(&m.offline(|b| !image.is_live(b))),
+    }
 }

@@ -5,6 +5,7 @@ mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
+mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
 mod groups;
@@ -30,6 +31,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
     Some(match body {
         Rq::ApiVersions(_) => Rs::ApiVersions(api_versions::response(0)),
         Rq::Metadata(r) => Rs::Metadata(metadata::handle(ctx, r).await),
+        Rq::DescribeTopicPartitions(r) => {
+            Rs::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, r))
+        }
         Rq::Produce(r) => return produce::handle(ctx, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
         Rq::OffsetForLeaderEpoch(r) => Rs::OffsetForLeaderEpoch(leader_epoch::handle(ctx, r)),

@@ -91,6 +91,8 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "replica.fetch.backoff.ms", ty: Int, default: Some("1000"), validator: AtLeast(0), importance: Medium,
         doc: "How long a follower waits after a failed fetch before retrying.",
         ..BASE },
+    ConfigDef { name: "max.request.partition.size.limit", ty: Int, default: Some("2000"), validator: AtLeast(1),
+        importance: Low, doc: "Most partitions one DescribeTopicPartitions response carries; more are paged with its cursor.", ..BASE },
     ConfigDef { name: "max.incremental.fetch.session.cache.slots", ty: Int, default: Some("1000"), validator: AtLeast(0),
         importance: Medium, doc: "Most incremental fetch sessions (KIP-227) the broker keeps; 0 turns sessions off (clients send full fetches).", ..BASE },
     ConfigDef { name: "socket.request.max.bytes", ty: Int, default: Some("104857600"), validator: AtLeast(1),

@@ -48,6 +48,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: i32,
     /// `max.incremental.fetch.session.cache.slots`.
     pub fetch_session_slots: i32,
+    /// `max.request.partition.size.limit` (DescribeTopicPartitions paging).
+    pub max_request_partition_size_limit: i32,
     pub delete_topic_enable: bool,
     /// `None` when unset or empty.
     pub broker_rack: Option<String>,
@@ -250,6 +252,7 @@ impl Configs {
             log_retention_check_interval_ms: r.get("log.retention.check.interval.ms")?,
             socket_request_max_bytes: r.get("socket.request.max.bytes")?,
             fetch_session_slots: r.get("max.incremental.fetch.session.cache.slots")?,
+            max_request_partition_size_limit: r.get("max.request.partition.size.limit")?,
             delete_topic_enable: r.flag("delete.topic.enable")?,
             broker_rack: r
                 .chain("broker.rack")
