@@ -59,12 +59,18 @@ pub struct GroupDescription {
 /// A SyncGroup answer: the assignment, the protocol type and the protocol name.
 pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
+/// A transactional offset waiting for its marker: group, topic, partition, value.
+pub(super) type PendingOffset = (String, String, i32, super::codec::OffsetValue);
+
 pub(super) struct Inner {
     pub(super) sm: Coordinator,
     pub(super) offsets: OffsetStore,
     /// `__consumer_offsets` partitions this node leads and has replayed: it coordinates exactly
     /// the groups that hash to them (see `ownership.rs`).
     pub(super) loaded: std::collections::BTreeSet<i32>,
+    /// Transactional offsets by producer id, until their marker (`txn_offsets.rs`):
+    /// (group, topic, partition, offset).
+    pub(super) txn_offsets: HashMap<i64, Vec<PendingOffset>>,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
@@ -99,6 +105,7 @@ impl GroupCoordinator {
                 sm: Coordinator::new(group_config(&broker)),
                 offsets: OffsetStore::default(),
                 loaded: Default::default(),
+                txn_offsets: HashMap::new(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 next_reply: 0,

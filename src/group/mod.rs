@@ -15,6 +15,8 @@
 //!   requests and decides what to write.
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
+//! - `txn_offsets.rs`: TxnOffsetCommit: offsets held per producer until the
+//!   transaction's marker commits or aborts them.
 //!
 //! Inside the module, dependencies point one way: `driver.rs` (with `commits.rs`,
 //! `ownership.rs`) -> `store.rs` -> `offsets.rs` -> `coordinator.rs`
@@ -34,6 +36,7 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 mod store;
+mod txn_offsets;
 
 pub use commits::CommitEntry;
 pub use driver::{GroupCoordinator, GroupDescription, GroupListing};

@@ -73,7 +73,8 @@ impl OffsetsTopic {
             ("segment.bytes".to_string(), segment_bytes.to_string()),
         ]);
         broker
-            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
+            // Kafka's offsets.topic.replication.factor (3).
+            .ensure_internal_topic(OFFSETS_TOPIC, partitions, 3, configs)
             .await?;
         Ok(OffsetsTopic {
             metadata: broker.metadata.clone(),

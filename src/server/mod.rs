@@ -21,9 +21,12 @@ use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use crate::rlm::RemoteLogManager;
+use crate::txn::TxnCoordinator;
 
 pub use auth::Principal;
-pub use errors::{controller_code, error_code, group_code, group_result_code, replica_code};
+pub use errors::{
+    controller_code, error_code, group_code, group_result_code, replica_code, txn_code,
+};
 pub use listener::{serve, Bound, ListenerRuntime};
 
 /// The components the handlers call, built once at startup.
@@ -39,10 +42,15 @@ pub struct Services {
     /// The log cleaner, for its per-partition state in DescribeLogDirs.
     pub cleaner: Arc<LogCleaner>,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<TxnCoordinator>,
 }
 
 impl Services {
-    pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Services {
+    pub fn new(
+        broker: Arc<Broker>,
+        groups: Arc<GroupCoordinator>,
+        txns: Arc<TxnCoordinator>,
+    ) -> Services {
         Services {
             metadata: broker.metadata.clone(),
             replicas: broker.replicas.clone(),
@@ -50,6 +58,7 @@ impl Services {
             cleaner: broker.cleaner.clone(),
             broker,
             groups,
+            txns,
         }
     }
 }

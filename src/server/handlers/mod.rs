@@ -16,6 +16,7 @@ mod produce;
 pub mod sasl;
 mod scram;
 mod topics;
+mod txn;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -57,6 +58,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
+        Rq::AddPartitionsToTxn(r) => Rs::AddPartitionsToTxn(txn::add_partitions(ctx, r).await),
+        Rq::AddOffsetsToTxn(r) => Rs::AddOffsetsToTxn(txn::add_offsets(ctx, r).await),
+        Rq::EndTxn(r) => Rs::EndTxn(txn::end_txn(ctx, r).await),
+        Rq::TxnOffsetCommit(r) => Rs::TxnOffsetCommit(txn::txn_offset_commit(ctx, r).await),
+        Rq::DescribeTransactions(r) => Rs::DescribeTransactions(txn::describe(ctx, r)),
+        Rq::ListTransactions(r) => Rs::ListTransactions(txn::list(ctx, r)),
         Rq::DescribeUserScramCredentials(r) => {
             Rs::DescribeUserScramCredentials(scram::describe(ctx, r))
         }
