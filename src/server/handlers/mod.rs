@@ -16,6 +16,7 @@ mod produce;
 pub mod sasl;
 mod scram;
 mod topics;
+mod write_txn_markers;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -57,6 +58,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
+        Rq::WriteTxnMarkers(r) => Rs::WriteTxnMarkers(write_txn_markers::handle(ctx, r).await),
         Rq::DescribeUserScramCredentials(r) => {
             Rs::DescribeUserScramCredentials(scram::describe(ctx, r))
         }
