@@ -247,6 +247,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     broker.spawn_tasks(shutdown_rx.clone());
     let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
     let local_markers = Arc::new(crate::txn::markers::ReplicaMarkers {
+        replicas: broker.replicas.clone(),
         groups: groups.clone(),
     });
     let markers = Arc::new(crate::txn::markers::ClusterMarkers::new(

@@ -39,6 +39,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::FindCoordinator, 0, 5),
     // Transactions. EndTxn v5 (transaction version 2) bumps the epoch at every end;
     // clients use it only when the `transaction.version` feature is finalized, which

@@ -116,7 +116,9 @@ fn producer_code(e: &ProducerError) -> ResponseError {
     match e {
         ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        ProducerError::InvalidSequence { .. } | ProducerError::TransactionsUnsupported { .. } => {
+        ProducerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        ProducerError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
+        ProducerError::InvalidSequence { .. } | ProducerError::ControlBatchFromClient { .. } => {
             ResponseError::InvalidRecord
         }
     }

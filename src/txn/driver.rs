@@ -347,6 +347,10 @@ impl TxnCoordinator {
                             Ok(()) | Err(MarkerError::UnknownPartition { .. }) => {
                                 done.insert(tp);
                             }
+                            Err(e @ MarkerError::Rejected { .. }) => {
+                                tracing::warn!(id, error = %e, "marker refused; not retried");
+                                done.insert(tp);
+                            }
                             Err(e) => {
                                 tracing::debug!(id, error = %e, "marker not written");
                                 failed = true;

@@ -38,6 +38,14 @@ pub struct TxnMarker {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MarkerError {
+    /// The partition has seen a newer producer epoch or coordinator epoch: another
+    /// marker superseded this one, so it is not retried.
+    #[error("{topic}-{partition} refused the marker ({reason}); a newer one superseded it")]
+    Rejected {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     #[error("{topic}-{partition} does not exist (deleted); its marker is not needed")]
     UnknownPartition { topic: String, partition: i32 },
     #[error(
@@ -191,6 +199,13 @@ fn marker_outcome(node: i32, tp: &(String, i32), code: i16) -> Result<(), Marker
         Some(ResponseError::UnknownTopicOrPartition) => {
             Err(MarkerError::UnknownPartition { topic, partition })
         }
+        Some(
+            e @ (ResponseError::InvalidProducerEpoch | ResponseError::TransactionCoordinatorFenced),
+        ) => Err(MarkerError::Rejected {
+            topic,
+            partition,
+            reason: format!("{e:?}"),
+        }),
         Some(ResponseError::NotLeaderOrFollower) => Err(MarkerError::NotLeader {
             node,
             topic,
@@ -221,27 +236,96 @@ impl MarkerWriter for ClusterMarkers {
 /// `__consumer_offsets` partition also completes the producer's transactional offsets
 /// in the group coordinator, as Kafka's `GroupCoordinator.onTransactionCompleted`.
 pub struct ReplicaMarkers {
+    pub replicas: Arc<crate::replica::ReplicaManager>,
     pub groups: Arc<crate::group::GroupCoordinator>,
 }
+
+/// How long a local marker waits for the ISR (Kafka's `request.timeout.ms`).
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl LocalMarkers for ReplicaMarkers {
     fn write_local(&self, marker: TxnMarker) -> BoxFuture<'_, Vec<MarkerResult>> {
         Box::pin(async move {
-            // The log does not take control batches yet (the txn-log branch adds
-            // `ReplicaManager::write_txn_markers`): every marker fails and is retried.
-            marker
-                .partitions
-                .into_iter()
-                .map(|(topic, partition)| {
-                    let e = MarkerError::Failed {
-                        node: -1,
-                        topic: topic.clone(),
-                        partition,
-                        reason: "this build's log does not accept transaction markers".into(),
-                    };
-                    ((topic, partition), Err(e))
-                })
-                .collect()
+            let spec = crate::replica::TxnMarker {
+                producer_id: marker.producer_id,
+                producer_epoch: marker.producer_epoch,
+                coordinator_epoch: marker.coordinator_epoch,
+                commit: marker.commit,
+                partitions: marker
+                    .partitions
+                    .iter()
+                    .map(|(t, p)| (Arc::from(t.as_str()), *p))
+                    .collect(),
+            };
+            let results = self
+                .replicas
+                .write_txn_markers(vec![spec], LOCAL_TIMEOUT)
+                .await;
+            let mut out = Vec::new();
+            for r in results.into_iter().flat_map(|r| r.partitions) {
+                let tp = (r.topic.to_string(), r.partition);
+                let outcome = match r.result {
+                    Ok(_) => {
+                        complete_offsets(&self.groups, &marker, &tp);
+                        Ok(())
+                    }
+                    Err(e) => Err(local_error(&tp, e)),
+                };
+                out.push((tp, outcome));
+            }
+            out
         })
+    }
+}
+
+/// After a marker on a `__consumer_offsets` partition: the group coordinator applies or
+/// drops the producer's transactional offsets (the WriteTxnMarkers handler does the
+/// same for markers from other coordinators).
+pub fn complete_offsets(
+    groups: &crate::group::GroupCoordinator,
+    marker: &TxnMarker,
+    (topic, partition): &(String, i32),
+) {
+    if topic != crate::group::OFFSETS_TOPIC {
+        return;
+    }
+    if let Err(e) = groups.complete_txn(marker.producer_id, *partition, marker.commit) {
+        tracing::warn!(producer_id = marker.producer_id, partition, error = %e, "could not complete transactional offsets");
+    }
+}
+
+fn local_error((topic, partition): &(String, i32), e: crate::replica::ReplicaError) -> MarkerError {
+    use crate::replica::ReplicaError as R;
+    use strata_log::{LogError, ProducerError};
+    let (topic, partition) = (topic.clone(), *partition);
+    match e {
+        R::UnknownTopic { .. } | R::UnknownPartition { .. } => {
+            MarkerError::UnknownPartition { topic, partition }
+        }
+        R::NotLeader { .. } => MarkerError::NotLeader {
+            node: -1,
+            topic,
+            partition,
+        },
+        R::Log {
+            source:
+                LogError::Producer {
+                    source:
+                        source @ (ProducerError::InvalidProducerEpoch { .. }
+                        | ProducerError::CoordinatorFenced { .. }),
+                    ..
+                },
+            ..
+        } => MarkerError::Rejected {
+            topic,
+            partition,
+            reason: source.to_string(),
+        },
+        other => MarkerError::Failed {
+            node: -1,
+            topic,
+            partition,
+            reason: other.to_string(),
+        },
     }
 }

@@ -12,13 +12,41 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use strata_log::TxnIndexEntry;
 
 use super::{ReplicaError, ReplicaManager, Target};
 
 /// Remote read results by the partition's index in the fetch: records (empty when the read
 /// did not finish in time), or `None` when the remote tier holds nothing at or after the
 /// offset.
-pub(super) type RemoteReads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
+type Reads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
+
+/// The remote reads of a fetch, and for read_committed the aborted transactions of the
+/// remote segments read (their `.txnindex`).
+#[derive(Default)]
+pub(super) struct RemoteReads {
+    reads: Reads,
+    aborted: HashMap<usize, Vec<TxnIndexEntry>>,
+}
+
+impl RemoteReads {
+    pub(super) fn new() -> RemoteReads {
+        RemoteReads::default()
+    }
+
+    pub(super) fn get(&self, i: &usize) -> Option<&Result<Option<Bytes>, ReplicaError>> {
+        self.reads.get(i)
+    }
+
+    pub(super) fn remove(&mut self, i: &usize) -> Option<Result<Option<Bytes>, ReplicaError>> {
+        self.reads.remove(i)
+    }
+
+    /// The aborted transactions of the remote segments read for partition `i`.
+    pub(super) fn aborted(&self, i: usize) -> Option<&[TxnIndexEntry]> {
+        self.aborted.get(&i).map(Vec::as_slice)
+    }
+}
 
 impl ReplicaManager {
     /// Starts a remote read for every partition whose fetch offset is below its local log
@@ -29,9 +57,9 @@ impl ReplicaManager {
         max_bytes: usize,
         min_bytes: usize,
     ) -> RemoteReads {
-        let mut out = RemoteReads::new();
+        let mut out = Reads::new();
         let Some(tier) = self.remote.as_ref() else {
-            return out;
+            return RemoteReads::new();
         };
         let mut tasks = Vec::new();
         for (i, target) in targets.iter().enumerate() {
@@ -101,6 +129,9 @@ impl ReplicaManager {
         for i in keys {
             out.entry(i).or_insert_with(|| Ok(Some(Bytes::new())));
         }
-        out
+        RemoteReads {
+            reads: out,
+            aborted: HashMap::new(),
+        }
     }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::Ctx;
@@ -72,7 +74,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
                 .partitions
                 .iter()
                 .zip(answers.by_ref())
-                .map(|(p, a)| partition_data(p.partition, a, read_committed))
+                .map(|(p, a)| partition_data(p.partition, a))
                 .collect();
             FetchableTopicResponse::default()
                 .with_topic(t.topic)
@@ -85,11 +87,19 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
         .with_responses(responses)
 }
 
-fn partition_data(index: i32, a: FetchedPartition, read_committed: bool) -> PartitionData {
+fn partition_data(index: i32, a: FetchedPartition) -> PartitionData {
     let base = PartitionData::default()
         .with_partition_index(index)
         .with_preferred_read_replica(BrokerId(-1))
-        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_aborted_transactions(a.aborted.map(|list| {
+            list.into_iter()
+                .map(|t| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_first_offset(t.first_offset)
+                })
+                .collect()
+        }))
         .with_high_watermark(a.high_watermark)
         .with_last_stable_offset(a.last_stable_offset)
         .with_log_start_offset(a.log_start_offset);

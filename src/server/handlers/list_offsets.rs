@@ -13,6 +13,7 @@ use crate::replica::OffsetQuery;
 use crate::server::replica_code;
 
 pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let queries: Vec<OffsetQuery> = req
         .topics
         .iter()
@@ -22,6 +23,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsRespon
                 topic: topic.clone(),
                 partition: p.partition_index,
                 timestamp: p.timestamp,
+                read_committed,
             })
         })
         .collect();

@@ -17,6 +17,7 @@ pub mod sasl;
 mod scram;
 mod topics;
 mod txn;
+mod write_txn_markers;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -64,6 +65,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::TxnOffsetCommit(r) => Rs::TxnOffsetCommit(txn::txn_offset_commit(ctx, r).await),
         Rq::DescribeTransactions(r) => Rs::DescribeTransactions(txn::describe(ctx, r)),
         Rq::ListTransactions(r) => Rs::ListTransactions(txn::list(ctx, r)),
+        Rq::WriteTxnMarkers(r) => Rs::WriteTxnMarkers(write_txn_markers::handle(ctx, r).await),
         Rq::DescribeUserScramCredentials(r) => {
             Rs::DescribeUserScramCredentials(scram::describe(ctx, r))
         }
