@@ -26,7 +26,7 @@ use super::codec::{self, Key};
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
-use super::store::{OffsetsTopic, Record};
+use super::store::{OffsetsTopic, PendingOffset, Record};
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
 use crate::now_ms;
@@ -59,9 +59,6 @@ pub struct GroupDescription {
 /// A SyncGroup answer: the assignment, the protocol type and the protocol name.
 pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
-/// A transactional offset waiting for its marker: group, topic, partition, value.
-pub(super) type PendingOffset = (String, String, i32, super::codec::OffsetValue);
-
 pub(super) struct Inner {
     pub(super) sm: Coordinator,
     pub(super) offsets: OffsetStore,
@@ -71,6 +68,8 @@ pub(super) struct Inner {
     /// Transactional offsets by producer id, until their marker (`txn_offsets.rs`):
     /// (group, topic, partition, offset).
     pub(super) txn_offsets: HashMap<i64, Vec<PendingOffset>>,
+    /// The next sequence of each transactional producer's offset batches.
+    pub(super) txn_seq: HashMap<i64, i32>,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
@@ -106,6 +105,7 @@ impl GroupCoordinator {
                 offsets: OffsetStore::default(),
                 loaded: Default::default(),
                 txn_offsets: HashMap::new(),
+                txn_seq: HashMap::new(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 next_reply: 0,

@@ -63,6 +63,12 @@ pub enum GroupError {
     InconsistentGroupProtocol { group: String },
     #[error("session timeout {requested} ms is outside [group.min.session.timeout.ms {min}, group.max.session.timeout.ms {max}]")]
     InvalidSessionTimeout { requested: i32, min: i32, max: i32 },
+    #[error("group '{group}': producer {producer_id} epoch {epoch} was fenced by a newer epoch; its transactional offsets are refused")]
+    ProducerFenced {
+        group: String,
+        producer_id: i64,
+        epoch: i16,
+    },
     #[error(
         "the coordinator is not available for this group (it is loading or was deleted); retry"
     )]

@@ -1,18 +1,14 @@
-//! Transactional offset commits (TxnOffsetCommit): offsets a transactional producer
-//! commits for a group are held per producer id and become visible to the group only
-//! when the transaction's COMMIT marker reaches the group's `__consumer_offsets`
-//! partition; an ABORT marker discards them. As Kafka, OffsetFetch with
-//! `require_stable` answers UNSTABLE_OFFSET_COMMIT for a partition with offsets
-//! pending (the handler asks [`GroupCoordinator::has_pending`]).
-//!
-//! Pending offsets are held in memory: on commit they are written as ordinary offset
-//! records. If the group's coordinator moves while a transaction is open, its pending
-//! offsets are lost and the commit leaves the old offsets (the consumer reprocesses);
-//! writing them as transactional records that replay holds until the marker is the
-//! next step (see docs/architecture.md).
+//! Transactional offset commits (TxnOffsetCommit), as Kafka: the offsets are written to
+//! the group's `__consumer_offsets` partition as a transactional batch of the producer,
+//! held per producer id, and become visible to the group only when the transaction's
+//! COMMIT marker reaches that partition; an ABORT marker discards them. Replay
+//! (`store.rs`) does the same from the log, so offsets of a transaction that was
+//! committed while this node was down, or before a coordinator moved, are not lost.
 //!
 //! Dependencies: `driver.rs` (state and mutex), `commits.rs` (the entry type and
 //! checks), `codec.rs`, `store.rs`.
+
+use std::time::Duration;
 
 use super::codec::{self, Key, OffsetValue};
 use super::commits::CommitEntry;
@@ -20,39 +16,69 @@ use super::driver::GroupCoordinator;
 use super::GroupError;
 use crate::now_ms;
 
+/// How long a transactional commit waits for the ISR (`offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl GroupCoordinator {
     /// TxnOffsetCommit: checks the group membership (a generation of -1 skips it) and
-    /// the entries, and holds the offsets for `producer_id` until its marker.
-    pub fn txn_commit(
+    /// the entries, writes the offsets as `producer`'s (id, epoch) transactional batch
+    /// and holds them until its marker.
+    pub async fn txn_commit(
         &self,
         group: &str,
-        producer_id: i64,
+        producer: (i64, i16),
         member: (&str, Option<&str>, i32),
         entries: Vec<CommitEntry>,
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         self.owns(group)?;
         let now = now_ms();
-        let mut inner = self.inner.lock();
-        let (member_id, instance, generation) = member;
-        if generation >= 0 || !member_id.is_empty() {
-            inner
-                .sm
-                .validate_commit(group, member_id, instance, generation)?;
-        }
-        let results: Vec<Result<(), GroupError>> =
-            entries.iter().map(|e| self.check_entry(e)).collect();
-        let pending = inner.txn_offsets.entry(producer_id).or_default();
-        for (e, r) in entries.into_iter().zip(&results) {
-            if r.is_ok() {
+        let (results, appended) = {
+            let mut inner = self.inner.lock();
+            let (member_id, instance, generation) = member;
+            if generation >= 0 || !member_id.is_empty() {
+                inner
+                    .sm
+                    .validate_commit(group, member_id, instance, generation)?;
+            }
+            let results: Vec<Result<(), GroupError>> =
+                entries.iter().map(|e| self.check_entry(e)).collect();
+            let mut records = Vec::new();
+            let mut values = Vec::new();
+            for (e, r) in entries.into_iter().zip(&results) {
+                if r.is_err() {
+                    continue;
+                }
                 let v = OffsetValue {
                     offset: e.offset,
                     leader_epoch: e.leader_epoch,
                     metadata: e.metadata.unwrap_or_default(),
                     commit_timestamp: now,
                 };
-                pending.retain(|(g, t, p, _)| !(g == group && *t == e.topic && *p == e.partition));
-                pending.push((group.to_string(), e.topic, e.partition, v));
+                let key = Key::Offset {
+                    group: group.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                };
+                records.push((codec::encode_key(&key), Some(codec::encode_offset(&v))));
+                values.push((group.to_string(), e.topic, e.partition, v));
             }
+            if records.is_empty() {
+                return Ok(results);
+            }
+            let appended = self
+                .store
+                .append_txn(group, producer, records, &mut inner.txn_seq)?;
+            // Held from now on: the marker may come before the ISR wait below ends.
+            let pending = inner.txn_offsets.entry(producer.0).or_default();
+            for v in values {
+                pending.retain(|(g, t, p, _)| !(*g == v.0 && *t == v.1 && *p == v.2));
+                pending.push(v);
+            }
+            (results, appended)
+        };
+        if let Err(e) = self.store.wait_replicated(&appended, COMMIT_TIMEOUT).await {
+            tracing::warn!(group, error = %e, "transactional offset commit not replicated; the client retries");
+            return Err(GroupError::CoordinatorNotAvailable);
         }
         Ok(results)
     }
@@ -66,8 +92,8 @@ impl GroupCoordinator {
     }
 
     /// A COMMIT or ABORT marker of `producer_id` was written to `__consumer_offsets`
-    /// partition `partition`: the producer's offsets for groups of that partition are
-    /// written and made visible, or discarded.
+    /// partition `partition`: the producer's offsets for groups of that partition
+    /// become visible (they are in the log already) or are dropped.
     pub fn complete_txn(
         &self,
         producer_id: i64,
@@ -87,32 +113,13 @@ impl GroupCoordinator {
         if !others.is_empty() {
             inner.txn_offsets.insert(producer_id, others);
         }
-        if !commit || mine.is_empty() {
+        if !commit {
             return Ok(());
         }
-        let mut by_group: std::collections::BTreeMap<String, Vec<(String, i32, OffsetValue)>> =
-            Default::default();
-        for (g, t, p, v) in mine {
-            by_group.entry(g).or_default().push((t, p, v));
-        }
         let now = now_ms();
-        for (group, offsets) in by_group {
-            let records = offsets
-                .iter()
-                .map(|(t, p, v)| {
-                    let key = Key::Offset {
-                        group: group.clone(),
-                        topic: t.clone(),
-                        partition: *p,
-                    };
-                    (codec::encode_key(&key), Some(codec::encode_offset(v)))
-                })
-                .collect();
-            self.store.append(&group, records)?;
+        for (group, topic, p, v) in mine {
             inner.sm.group_or_create(&group, now);
-            for (t, p, v) in offsets {
-                inner.offsets.put(&group, &t, p, v);
-            }
+            inner.offsets.put(&group, &topic, p, v);
         }
         Ok(())
     }

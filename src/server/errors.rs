@@ -151,6 +151,7 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         GroupError::Storage { .. } => E::CoordinatorNotAvailable,
         GroupError::NotCoordinator { .. } => E::NotCoordinator,
         GroupError::LoadInProgress { .. } => E::CoordinatorLoadInProgress,
+        GroupError::ProducerFenced { .. } => E::InvalidProducerEpoch,
     }
 }
 

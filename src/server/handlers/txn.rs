@@ -177,9 +177,9 @@ pub async fn txn_offset_commit(
         .iter()
         .map(|e| (e.topic.clone(), e.partition))
         .collect();
-    // Sent to the group's coordinator, which may not coordinate the transaction: as
-    // Kafka before KIP-890's verification, the offsets are held for the producer id
-    // until its transaction's marker reaches the group's partition.
+    // Sent to the group's coordinator, which may not coordinate the transaction: the
+    // offsets are written as the producer's transactional batch and held until its
+    // transaction's marker reaches the group's partition.
     let (member, instance, generation) = if ctx.version >= 3 {
         (
             req.member_id.to_string(),
@@ -189,12 +189,15 @@ pub async fn txn_offset_commit(
     } else {
         (String::new(), None, -1)
     };
-    let r = ctx.groups.txn_commit(
-        &req.group_id.0,
-        req.producer_id.0,
-        (&member, instance.as_deref(), generation),
-        entries,
-    );
+    let r = ctx
+        .groups
+        .txn_commit(
+            &req.group_id.0,
+            (req.producer_id.0, req.producer_epoch),
+            (&member, instance.as_deref(), generation),
+            entries,
+        )
+        .await;
     let codes: Vec<i16> = match r {
         Ok(rs) => rs.iter().map(group_result_code).collect(),
         Err(e) => vec![group_result_code(&Err(e)); tps.len()],
