@@ -108,6 +108,28 @@ N = 100_000
 BATCH = 1000
 
 
+def send_offsets(producer, positions, group_metadata):
+    """send_offsets_to_transaction, bounded: librdkafka can wait forever, past its timeout,
+    for a cached group coordinator that is reconnecting after a restart
+    (confluentinc/librdkafka#5456, #5511). A stuck call counts as a failure; the caller
+    then starts over with new clients, which fence the stuck producer."""
+    failed = []
+
+    def run():
+        try:
+            producer.send_offsets_to_transaction(positions, group_metadata, 30)
+        except KafkaException as e:
+            failed.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(40)
+    if t.is_alive():
+        raise KafkaException("send_offsets_to_transaction did not return (librdkafka#5456)")
+    if failed:
+        raise failed[0]
+
+
 def test_consume_transform_produce_exactly_once_across_kill9(broker):
     create(broker, "ctp-in")
     create(broker, "ctp-out")
@@ -156,7 +178,7 @@ def test_consume_transform_produce_exactly_once_across_kill9(broker):
             for m in msgs:
                 producer.produce("ctp-out", value=b"out-" + m.value())
             positions = consumer.position(consumer.assignment())
-            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+            send_offsets(producer, positions, consumer.consumer_group_metadata())
             producer.commit_transaction(30)
             done = positions[0].offset
             progress["committed"] = done
