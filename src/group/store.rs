@@ -161,10 +161,14 @@ impl OffsetsTopic {
         let part = self.partition(index).map_err(|e| storage(e.to_string()))?;
         let now = now_ms();
         let mut seq = next_seq.get(&producer.0).copied().unwrap_or(0);
-        for _ in 0..2 {
+        for _ in 0..3 {
             let batch = codec::producer_batch(&records, now, Some((producer.0, producer.1, seq)))
                 .map_err(storage)?;
             match part.append(&batch, now) {
+                // The guess matched one of the producer's earlier batches (this node lost
+                // its sequence on a restart): nothing was written. A guess far away is
+                // refused with the expected sequence, which the next round uses.
+                Ok(info) if info.duplicate => seq = seq.wrapping_add(1 << 20) & i32::MAX,
                 Ok(info) => {
                     let next = seq.wrapping_add(records.len() as i32) & i32::MAX;
                     next_seq.insert(producer.0, next);
