@@ -21,3 +21,4 @@ mod tier;
 mod tier_cluster;
 mod tier_compaction;
 mod tier_encryption;
+mod transactions;

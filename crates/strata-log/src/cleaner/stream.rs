@@ -409,6 +409,8 @@ impl SegmentWriter {
             timeindex,
             index_bytes,
             timeindex_bytes,
+            // The caller knows the aborted transactions of what it rewrote.
+            txnindex: Vec::new(),
             log_path: self.segment.log_path().to_path_buf(),
         })
     }
