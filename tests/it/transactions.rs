@@ -80,6 +80,11 @@ fn name(topic: &str) -> TopicName {
 
 /// Produces with acks=all to partition 0; the error code.
 fn produce(b: &Broker, topic: &str, records: Bytes) -> i16 {
+    produce_at(b, topic, records).0
+}
+
+/// Produces with acks=all to partition 0; (error code, base offset).
+fn produce_at(b: &Broker, topic: &str, records: Bytes) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
@@ -89,7 +94,8 @@ fn produce(b: &Broker, topic: &str, records: Bytes) -> i16 {
                 .with_index(0)
                 .with_records(Some(records))])]);
     let resp: ProduceResponse = call(b, ApiKey::Produce, 9, &req);
-    resp.responses[0].partition_responses[0].error_code
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
 }
 
 /// WriteTxnMarkers v1 for partition 0 of `topic`, as a coordinator sends it; the error code.
@@ -287,4 +293,47 @@ async fn read_committed_from_zero_of_a_tiered_topic_drops_aborted_records_only_r
         visible
     );
     assert_eq!(read_all(&broker, topic, "read_uncommitted", all.len()), all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_state_travels_with_tiered_segments_to_a_topic_recovered_from_the_bucket() {
+    let r = crate::tier::remote("txn-recover");
+    let mut broker = crate::tier::start(&r, &[], &[]);
+    let topic = "txn-recover";
+    let configs = [
+        ("remote.storage.enable", "true"),
+        ("segment.bytes", "4096"),
+        ("local.retention.bytes", "8192"),
+        // Rolls the last segment too, so every offset gets tiered.
+        ("segment.ms", "1500"),
+    ];
+    create_topic(&broker.addr, topic, 1, &configs).await;
+    let (mut visible, _) = transactions(&broker, topic, 6);
+    const PID: i64 = 80_001;
+    let mut last = (Bytes::new(), -1);
+    for i in 0..20 {
+        let values: Vec<String> = (0..2).map(|j| format!("idem-{i}-{j}")).collect();
+        let b = batch(PID, 0, i * 2, false, &values);
+        let (code, base) = produce_at(&broker, topic, b.clone());
+        assert_eq!(code, 0);
+        visible.extend(values);
+        last = (b, base);
+    }
+    let end = latest(&broker, topic, false);
+    let m = crate::tier::wait_tiered(&r.store, topic, end, &broker).await;
+    let tail = m.segments.last().expect("remote segments");
+    assert_eq!(tail.next_offset, end);
+    assert!(tail.producer_snapshot_bytes > 0, "{tail:?}");
+
+    broker.stop();
+    std::fs::remove_dir_all(&broker.data).expect("delete the data dir");
+    crate::recover::strata_with_remote(&broker, &r, &["recover"]);
+    broker.start_again();
+    // The producer's retry of its last batch is known: answered with the original offset.
+    assert_eq!(produce_at(&broker, topic, last.0.clone()), (0, last.1));
+    assert_eq!(latest(&broker, topic, false), end, "nothing appended");
+    assert_eq!(
+        read_all(&broker, topic, "read_committed", visible.len()),
+        visible
+    );
 }

@@ -308,3 +308,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_log_restarted_empty_takes_the_producer_state_of_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(&dir.path().join("l"), small_config(300));
+    leader.append(&pbatch(1, 0, 0, 2), 1_000).unwrap(); // 0..=1
+    leader.append(&tbatch(2, 0, 0, 1), 1_000).unwrap(); // 2, stays open
+    leader.append(&pbatch(3, 0, 0, 1), 1_000).unwrap(); // 3
+    let segments = leader.segments();
+    let sealed = segments.iter().rev().nth(1).expect("a rolled segment");
+    let open_seg = leader.open_segment(sealed.base_offset).unwrap().unwrap();
+    let snapshot = open_seg.producer_snapshot.expect("a snapshot at the roll");
+    let at = sealed.next_offset;
+
+    // A follower restarted at `at` (its leader's local log start).
+    let follower = open(&dir.path().join("f"), small_config(300));
+    follower.truncate_fully_and_start_at(at).unwrap();
+    assert!(follower.restore_producer_snapshot(at, &snapshot).unwrap());
+    assert_eq!(
+        follower.first_unstable_offset(),
+        leader.first_unstable_offset().filter(|f| *f < at)
+    );
+    assert!(!follower
+        .restore_producer_snapshot(at + 1, &snapshot)
+        .unwrap());
+    assert!(follower.restore_producer_snapshot(at, b"garbage").is_err());
+
+    // A directory prepared for a topic recovered from the bucket.
+    let fresh = dir.path().join("r");
+    Log::init_empty_at(&fresh, at).unwrap();
+    Log::install_producer_snapshot(&fresh, at, &snapshot).unwrap();
+    let recovered = open(&fresh, small_config(300));
+    assert_eq!(recovered.log_end_offset(), at);
+    assert_eq!(
+        recovered.first_unstable_offset(),
+        follower.first_unstable_offset()
+    );
+    // Producer 1's retry of its first batch is still known, if it was below `at`.
+    if at >= 2 {
+        let retry = recovered.append(&pbatch(1, 0, 0, 2), 1_000).unwrap();
+        assert!(retry.duplicate);
+    }
+}

@@ -6,7 +6,7 @@
 //! The segment's files come open ([`LocalSegmentFiles`]), so what is uploaded is
 //! the generation of them that was opened, whatever a later compaction or
 //! retention does to their names. Steps, in order: `.log`, `.index`,
-//! `.timeindex`, `.txnindex` when the segment has aborted transactions (each a new object under a fresh segment uuid), the segment's `.manifest.json`, then a new partition manifest
+//! `.timeindex`, `.txnindex` when the segment has aborted transactions, `.snapshot` (the producer state at its end) when there is one (each a new object under a fresh segment uuid), the segment's `.manifest.json`, then a new partition manifest
 //! version listing the segment. Only the last step makes the segment part of the
 //! remote tier. A crash or error before it leaves orphans (objects of a uuid no
 //! manifest names) that [`sweep_orphans`] deletes, and the upload is retried with a
@@ -72,6 +72,10 @@ pub struct LocalSegmentFiles {
     /// The segment's aborted-transaction index (Kafka's `.txnindex` bytes, held in memory
     /// by the log); empty when it has none, and then not uploaded.
     pub txnindex: Vec<u8>,
+    /// The producer-state snapshot as of the segment's end (`<next>.snapshot`), so a
+    /// follower starting at a later offset, or a topic recovered from the bucket, keeps
+    /// its idempotent and transactional producers; empty when there is none.
+    pub producer_snapshot: Vec<u8>,
     pub base_offset: i64,
     pub next_offset: i64,
     pub max_timestamp: i64,
@@ -220,10 +224,16 @@ pub async fn upload_objects(
         .await?;
     }
     let [(size, crc), (index_bytes, _), (timeindex_bytes, _)] = uploaded;
-    if !files.txnindex.is_empty() {
-        let key = pk.segment(base, id, SegmentFile::TxnIndex);
-        throttle.take(files.txnindex.len()).await;
-        let payload = PutPayload::from(files.txnindex.clone());
+    for (bytes, file) in [
+        (&files.txnindex, SegmentFile::TxnIndex),
+        (&files.producer_snapshot, SegmentFile::ProducerSnapshot),
+    ] {
+        if bytes.is_empty() {
+            continue;
+        }
+        let key = pk.segment(base, id, file);
+        throttle.take(bytes.len()).await;
+        let payload = PutPayload::from(bytes.clone());
         retry("put segment file", || store.put(&key, payload.clone()))
             .await
             .map_err(upload_err(pk, base, &key))?;
@@ -237,6 +247,7 @@ pub async fn upload_objects(
         index_bytes,
         timeindex_bytes,
         txnindex_bytes: files.txnindex.len() as u64,
+        producer_snapshot_bytes: files.producer_snapshot.len() as u64,
         crc32c: crc,
     };
     manifest::put_segment_manifest(store, pk, &seg).await?;
@@ -384,8 +395,14 @@ pub(crate) async fn delete_segment_objects(
         SegmentFile::Index,
         SegmentFile::TimeIndex,
         SegmentFile::TxnIndex,
+        SegmentFile::ProducerSnapshot,
     ] {
-        if f == SegmentFile::TxnIndex && s.txnindex_bytes == 0 {
+        let absent = match f {
+            SegmentFile::TxnIndex => s.txnindex_bytes == 0,
+            SegmentFile::ProducerSnapshot => s.producer_snapshot_bytes == 0,
+            _ => false,
+        };
+        if absent {
             continue;
         }
         let key = pk.segment(s.base_offset, s.id, f);

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <prefix>/<topic>-<topic_id>/<partition>/
-//!     {base:020}-{uuid}.log / .index / .timeindex / .txnindex / .manifest.json
+//!     {base:020}-{uuid}.log / .index / .timeindex / .txnindex / .snapshot / .manifest.json
 //!     manifest/{version:020}.json
 //! ```
 //!
@@ -35,6 +35,7 @@ pub enum SegmentFile {
     Index,
     TimeIndex,
     TxnIndex,
+    ProducerSnapshot,
     Manifest,
 }
 
@@ -45,6 +46,7 @@ impl SegmentFile {
             SegmentFile::Index => "index",
             SegmentFile::TimeIndex => "timeindex",
             SegmentFile::TxnIndex => "txnindex",
+            SegmentFile::ProducerSnapshot => "snapshot",
             SegmentFile::Manifest => "manifest.json",
         }
     }

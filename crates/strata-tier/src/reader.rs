@@ -368,6 +368,28 @@ impl RemoteReader {
         out
     }
 
+    /// The producer snapshot uploaded with remote segment `seg` (the producer state as of
+    /// its next offset), read straight from the store; empty when it has none.
+    pub async fn producer_snapshot(&self, pk: &PartitionKey, seg: &RemoteSegment) -> Result<Bytes> {
+        if seg.producer_snapshot_bytes == 0 {
+            return Ok(Bytes::new());
+        }
+        let key = pk.segment(seg.base_offset, seg.id, SegmentFile::ProducerSnapshot);
+        let store = self.chunks.store();
+        let got = crate::retry::retry("get producer snapshot", || async {
+            object_store::ObjectStoreExt::get(&**store, &key)
+                .await?
+                .bytes()
+                .await
+        })
+        .await;
+        got.map_err(|source| TierError::Store {
+            partition: pk.clone(),
+            key: key.to_string(),
+            source,
+        })
+    }
+
     /// The offset of the last time-index entry with a timestamp below `ts` (or the
     /// segment base): every batch before it is older than `ts`.
     async fn time_index_offset(

@@ -411,6 +411,7 @@ impl SegmentWriter {
             timeindex_bytes,
             // The caller knows the aborted transactions of what it rewrote.
             txnindex: Vec::new(),
+            producer_snapshot: None,
             log_path: self.segment.log_path().to_path_buf(),
         })
     }

@@ -87,6 +87,8 @@ pub struct OpenSegment {
     /// The segment's `.txnindex` content (its aborted transactions; empty if none), as
     /// the log holds it in memory.
     pub txnindex: Vec<u8>,
+    /// The producer snapshot at the segment's next offset (written when it rolled), if any.
+    pub producer_snapshot: Option<Vec<u8>>,
     /// Where the `.log` file was when opened (for messages; the other two
     /// have the same stem).
     pub log_path: PathBuf,
@@ -321,6 +323,7 @@ impl Log {
             index_bytes,
             timeindex_bytes,
             txnindex: self.segment_txn_index(base_offset),
+            producer_snapshot: producer_snapshot::read(&self.dir, s.next_offset())?,
             log_path: s.log_path().to_path_buf(),
         }))
     }
