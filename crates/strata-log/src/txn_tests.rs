@@ -254,11 +254,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     /// The first unstable offset and the aborted transactions the log reports, after any
     /// sequence of transactional batches, plain batches, markers, rolls and reopens, are
-    /// the model's; so is the set of appends refused.
+    /// the model's, on the leader and on a follower replaying its bytes; so is the set of
+    /// appends refused.
     #[test]
     fn producer_state_and_lso_match_a_model(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path(), small_config(350));
+        let mut log = open(&dir.path().join("leader"), small_config(350));
         let mut m = Model::default();
         for op in ops {
             match op {
@@ -292,13 +293,21 @@ proptest! {
                         log.close().unwrap();
                     }
                     drop(log);
-                    log = open(dir.path(), small_config(350));
+                    log = open(&dir.path().join("leader"), small_config(350));
                 }
             }
             prop_assert_eq!(log.log_end_offset(), m.end);
             prop_assert_eq!(log.first_unstable_offset(), m.first_unstable());
             prop_assert_eq!(log.aborted_txns(0, i64::MAX), m.aborted.clone());
         }
+        // A follower copying the leader's bytes ends with the same state.
+        let follower = open(&dir.path().join("follower"), small_config(350));
+        while follower.log_end_offset() < log.log_end_offset() {
+            let bytes = log.read(follower.log_end_offset(), 1 << 20, true).unwrap();
+            follower.append_as_follower(&bytes, 1_000).unwrap();
+        }
+        prop_assert_eq!(follower.first_unstable_offset(), m.first_unstable());
+        prop_assert_eq!(follower.aborted_txns(0, i64::MAX), m.aborted.clone());
         // Any window asks the index what Kafka's reader would: the overlapping ones.
         for from in 0..m.end {
             let upper = m.end.min(from + 3);
