@@ -21,4 +21,5 @@ mod tier;
 mod tier_cluster;
 mod tier_compaction;
 mod tier_encryption;
+mod transactions;
 mod txn;

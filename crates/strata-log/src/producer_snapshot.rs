@@ -142,6 +142,16 @@ pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Re
     checkpoint::write_atomic_bytes(dir, &file_name(offset), &encode(state))
 }
 
+/// The bytes of the snapshot file at `offset`, if there is one.
+pub(crate) fn read(dir: &Path, offset: i64) -> Result<Option<Vec<u8>>, LogError> {
+    let path = dir.join(file_name(offset));
+    match std::fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io("reading", path)(e)),
+    }
+}
+
 /// Offsets of the snapshot files in `dir`, sorted.
 pub(crate) fn list(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut offsets = Vec::new();
@@ -205,10 +215,13 @@ pub(crate) fn load(
     delete_below(dir, first_base)?;
     let mut state = ProducerStateManager::default();
     let mut from = first_base;
+    // Without snapshots (the aborted-transaction index is being rebuilt from every marker),
+    // one at the first segment's base still counts: no marker lies below it locally (a log
+    // restarted empty at an offset with the producer state of the data before it).
     let usable = offsets
         .iter()
         .rev()
-        .filter(|o| use_snapshots && **o >= first_base);
+        .filter(|o| (use_snapshots && **o >= first_base) || **o == first_base);
     for &offset in usable {
         let path = dir.join(file_name(offset));
         let bytes = std::fs::read(&path).map_err(LogError::io("reading", &path))?;

@@ -254,11 +254,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     /// The first unstable offset and the aborted transactions the log reports, after any
     /// sequence of transactional batches, plain batches, markers, rolls and reopens, are
-    /// the model's; so is the set of appends refused.
+    /// the model's, on the leader and on a follower replaying its bytes; so is the set of
+    /// appends refused.
     #[test]
     fn producer_state_and_lso_match_a_model(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path(), small_config(350));
+        let mut log = open(&dir.path().join("leader"), small_config(350));
         let mut m = Model::default();
         for op in ops {
             match op {
@@ -292,13 +293,21 @@ proptest! {
                         log.close().unwrap();
                     }
                     drop(log);
-                    log = open(dir.path(), small_config(350));
+                    log = open(&dir.path().join("leader"), small_config(350));
                 }
             }
             prop_assert_eq!(log.log_end_offset(), m.end);
             prop_assert_eq!(log.first_unstable_offset(), m.first_unstable());
             prop_assert_eq!(log.aborted_txns(0, i64::MAX), m.aborted.clone());
         }
+        // A follower copying the leader's bytes ends with the same state.
+        let follower = open(&dir.path().join("follower"), small_config(350));
+        while follower.log_end_offset() < log.log_end_offset() {
+            let bytes = log.read(follower.log_end_offset(), 1 << 20, true).unwrap();
+            follower.append_as_follower(&bytes, 1_000).unwrap();
+        }
+        prop_assert_eq!(follower.first_unstable_offset(), m.first_unstable());
+        prop_assert_eq!(follower.aborted_txns(0, i64::MAX), m.aborted.clone());
         // Any window asks the index what Kafka's reader would: the overlapping ones.
         for from in 0..m.end {
             let upper = m.end.min(from + 3);
@@ -306,5 +315,48 @@ proptest! {
                 .filter(|e| e.last_offset >= from && e.first_offset < upper).copied().collect();
             prop_assert_eq!(log.aborted_txns(from, upper), want);
         }
+    }
+}
+
+#[test]
+fn a_log_restarted_empty_takes_the_producer_state_of_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = open(&dir.path().join("l"), small_config(300));
+    leader.append(&pbatch(1, 0, 0, 2), 1_000).unwrap(); // 0..=1
+    leader.append(&tbatch(2, 0, 0, 1), 1_000).unwrap(); // 2, stays open
+    leader.append(&pbatch(3, 0, 0, 1), 1_000).unwrap(); // 3
+    let segments = leader.segments();
+    let sealed = segments.iter().rev().nth(1).expect("a rolled segment");
+    let open_seg = leader.open_segment(sealed.base_offset).unwrap().unwrap();
+    let snapshot = open_seg.producer_snapshot.expect("a snapshot at the roll");
+    let at = sealed.next_offset;
+
+    // A follower restarted at `at` (its leader's local log start).
+    let follower = open(&dir.path().join("f"), small_config(300));
+    follower.truncate_fully_and_start_at(at).unwrap();
+    assert!(follower.restore_producer_snapshot(at, &snapshot).unwrap());
+    assert_eq!(
+        follower.first_unstable_offset(),
+        leader.first_unstable_offset().filter(|f| *f < at)
+    );
+    assert!(!follower
+        .restore_producer_snapshot(at + 1, &snapshot)
+        .unwrap());
+    assert!(follower.restore_producer_snapshot(at, b"garbage").is_err());
+
+    // A directory prepared for a topic recovered from the bucket.
+    let fresh = dir.path().join("r");
+    Log::init_empty_at(&fresh, at).unwrap();
+    Log::install_producer_snapshot(&fresh, at, &snapshot).unwrap();
+    let recovered = open(&fresh, small_config(300));
+    assert_eq!(recovered.log_end_offset(), at);
+    assert_eq!(
+        recovered.first_unstable_offset(),
+        follower.first_unstable_offset()
+    );
+    // Producer 1's retry of its first batch is still known, if it was below `at`.
+    if at >= 2 {
+        let retry = recovered.append(&pbatch(1, 0, 0, 2), 1_000).unwrap();
+        assert!(retry.duplicate);
     }
 }

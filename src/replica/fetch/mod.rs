@@ -126,8 +126,13 @@ impl ReplicaManager {
         let mut remote = if follower {
             remote::RemoteReads::new()
         } else {
-            self.read_remote(&targets, params.max_bytes, params.min_bytes.max(1))
-                .await
+            self.read_remote(
+                &targets,
+                params.max_bytes,
+                params.min_bytes.max(1),
+                params.read_committed,
+            )
+            .await
         };
         loop {
             // Register for wake-ups before reading, so an append in between is not missed.
@@ -355,7 +360,7 @@ fn aborted_in(
 }
 
 /// The first batch's base offset and one past the last batch's last offset.
-fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
+pub(super) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
     let first = strata_log::record::BatchHeader::parse(records)?;
     let mut pos = 0usize;
     let mut last = first.last_offset();

@@ -84,6 +84,11 @@ pub struct OpenSegment {
     /// Bytes of the `.index` and `.timeindex` files (whole entries).
     pub index_bytes: u64,
     pub timeindex_bytes: u64,
+    /// The segment's `.txnindex` content (its aborted transactions; empty if none), as
+    /// the log holds it in memory.
+    pub txnindex: Vec<u8>,
+    /// The producer snapshot at the segment's next offset (written when it rolled), if any.
+    pub producer_snapshot: Option<Vec<u8>>,
     /// Where the `.log` file was when opened (for messages; the other two
     /// have the same stem).
     pub log_path: PathBuf,
@@ -317,6 +322,8 @@ impl Log {
             timeindex,
             index_bytes,
             timeindex_bytes,
+            txnindex: self.segment_txn_index(base_offset),
+            producer_snapshot: producer_snapshot::read(&self.dir, s.next_offset())?,
             log_path: s.log_path().to_path_buf(),
         }))
     }

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use crate::control::{self, ControlRecord, ControlType};
 use crate::error::LogError;
+use crate::producer_snapshot;
 use crate::producer_state::{CompletedTxn, ProducerBatch};
 use crate::record::{self, BatchInfo};
 use crate::txn_index::{Loaded, TxnIndex, TxnIndexEntry};
@@ -171,6 +172,48 @@ impl Log {
     /// The `.txnindex` content of segment `base` (for the remote tier).
     pub fn segment_txn_index(&self, base: i64) -> Vec<u8> {
         crate::txn_index::encode_all(&self.txn.read().segment_entries(base))
+    }
+
+    /// Takes `snapshot` (a producer snapshot file's bytes, e.g. uploaded with the remote
+    /// segment ending at `offset`) as the producer state of a log that is empty at `offset`
+    /// (a follower restarted at the leader's local log start): idempotent producers keep
+    /// their sequences and ongoing transactions their first offsets. `Ok(false)`, changing
+    /// nothing, when the log is not empty at `offset`; an unreadable snapshot is an error.
+    pub fn restore_producer_snapshot(
+        &self,
+        offset: i64,
+        snapshot: &[u8],
+    ) -> Result<bool, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        if self.log_start_offset() != offset || self.log_end_offset() != offset {
+            return Ok(false);
+        }
+        let state = producer_snapshot::decode(snapshot).map_err(|reason| LogError::Corrupt {
+            path: self.dir.join(producer_snapshot::file_name(offset)),
+            position: 0,
+            reason,
+        })?;
+        producer_snapshot::write(&self.dir, offset, &state)?;
+        w.producers = state;
+        self.publish_unstable(&w);
+        Ok(true)
+    }
+
+    /// Writes `snapshot` as the producer snapshot at `offset` of the log directory `dir`
+    /// (not open), after checking it decodes: a topic recovered from the bucket starts
+    /// empty at the remote end with the producer state uploaded with the last segment.
+    pub fn install_producer_snapshot(
+        dir: &std::path::Path,
+        offset: i64,
+        snapshot: &[u8],
+    ) -> Result<(), LogError> {
+        let state = producer_snapshot::decode(snapshot).map_err(|reason| LogError::Corrupt {
+            path: dir.join(producer_snapshot::file_name(offset)),
+            position: 0,
+            reason,
+        })?;
+        producer_snapshot::write(dir, offset, &state)
     }
 
     /// The ongoing transactions, `(producer id, first offset)`.
