@@ -489,6 +489,7 @@ impl TxnCoordinator {
             }
         };
         let mut resume = Vec::new();
+        let ids = replay.len();
         {
             let mut inner = self.inner.lock();
             for (id, meta) in replay {
@@ -507,7 +508,13 @@ impl TxnCoordinator {
             }
             inner.loaded.insert(part.tp.partition, epoch);
         }
-        tracing::info!(tp = %part.tp, coordinator_epoch = epoch, resumed = resume.len(), "loaded __transaction_state partition");
+        // One line per partition with something in it; the empty ones (most, at start) at
+        // debug level.
+        if ids > 0 {
+            tracing::info!(tp = %part.tp, coordinator_epoch = epoch, ids, resumed = resume.len(), "loaded __transaction_state partition");
+        } else {
+            tracing::debug!(tp = %part.tp, coordinator_epoch = epoch, "loaded an empty __transaction_state partition");
+        }
         for id in resume {
             self.clone().spawn_markers(id);
         }
