@@ -47,6 +47,7 @@ pub mod sasl;
 pub mod server;
 pub mod startup;
 pub mod tier_status;
+pub mod txn;
 
 /// Wall-clock milliseconds since the epoch, as Kafka timestamps are.
 pub fn now_ms() -> i64 {

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::group::GroupCoordinator;
+use crate::txn::TxnCoordinator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -293,7 +294,17 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     };
     broker.spawn_tasks(shutdown_rx.clone());
     let groups = GroupCoordinator::start(broker.clone(), shutdown_rx.clone()).await?;
-    let services = crate::server::Services::new(broker.clone(), groups);
+    let local_markers = Arc::new(crate::txn::markers::ReplicaMarkers {
+        replicas: broker.replicas.clone(),
+        groups: groups.clone(),
+    });
+    let markers = Arc::new(crate::txn::markers::ClusterMarkers::new(
+        broker.node_id(),
+        broker.metadata.clone(),
+        local_markers,
+    ));
+    let txns = TxnCoordinator::start(broker.clone(), markers, shutdown_rx.clone()).await?;
+    let services = crate::server::Services::new(broker.clone(), groups, txns);
     let server = tokio::spawn(crate::server::serve(bound, services, security, shutdown_rx));
     Ok(Running {
         broker,

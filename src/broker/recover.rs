@@ -14,7 +14,7 @@
 //! taken: running it twice is harmless. Offsets that were only on the lost local
 //! disk (not yet uploaded) are gone; consumer group offsets are not in the bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -247,7 +247,12 @@ impl Broker {
         if let Err(e) = self.metadata.configs.validate_topic(&t.configs) {
             return Outcome::Failed(format!("its configs from the bucket are not valid: {e}"));
         }
-        let dirs = match self.prepare_partition_dirs(t, dry_run) {
+        let snapshots = if dry_run {
+            HashMap::new()
+        } else {
+            self.producer_snapshots(t).await
+        };
+        let dirs = match self.prepare_partition_dirs(t, dry_run, &snapshots) {
             Ok(d) => d,
             Err(e) => return Outcome::Failed(e),
         };
@@ -277,10 +282,44 @@ impl Broker {
         Outcome::Restored
     }
 
+    /// The producer snapshot uploaded with the last remote segment of each partition (the
+    /// state at the resume offset), for the partitions that have one. A snapshot that cannot
+    /// be read is left out with a warning: the topic is restored, its producers start anew.
+    async fn producer_snapshots(&self, t: &BucketTopic) -> HashMap<i32, bytes::Bytes> {
+        let mut out = HashMap::new();
+        let Some(tier) = self.replicas.remote() else {
+            return out;
+        };
+        for (p, m) in &t.partitions {
+            let resume = t.resume_offset(*p);
+            let Some(seg) = m
+                .segments
+                .iter()
+                .find(|s| s.next_offset == resume && s.producer_snapshot_bytes > 0)
+            else {
+                continue;
+            };
+            match tier.reader.producer_snapshot(&m.partition, seg).await {
+                Ok(bytes) => {
+                    out.insert(*p, bytes);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %t.topic, partition = p, error = %e, "could not read the producer snapshot of the last remote segment; its producers start anew")
+                }
+            }
+        }
+        out
+    }
+
     /// Makes every partition directory open at its resume offset. Returns how many
     /// existing directories of the same topic id were adopted as they are. Checks
     /// every directory before preparing any, so a refusal leaves nothing behind.
-    fn prepare_partition_dirs(&self, t: &BucketTopic, dry_run: bool) -> Result<usize, String> {
+    fn prepare_partition_dirs(
+        &self,
+        t: &BucketTopic,
+        dry_run: bool,
+        snapshots: &HashMap<i32, bytes::Bytes>,
+    ) -> Result<usize, String> {
         let mut fresh = Vec::new();
         let mut adopted = 0;
         for p in 0..t.partition_count {
@@ -310,6 +349,12 @@ impl Broker {
         if !dry_run {
             for (tp, dir, offset) in fresh {
                 Log::init_empty_at(&dir, offset).map_err(|e| format!("{tp}: {e}"))?;
+                if let Some(snapshot) = snapshots.get(&tp.partition) {
+                    // The producer state at the remote end: idempotent producers keep
+                    // their sequences, open transactions their first offsets.
+                    Log::install_producer_snapshot(&dir, offset, snapshot)
+                        .map_err(|e| format!("{tp}: {e}"))?;
+                }
             }
         }
         Ok(adopted)

@@ -258,20 +258,21 @@ impl Broker {
         Ok(())
     }
 
-    /// Creates an internal topic (`__consumer_offsets`) unless it exists; returns its
-    /// partition count.
+    /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) unless it
+    /// exists; returns its partition count. `replication_factor` is capped at the live
+    /// brokers, so that a cluster still starting can serve groups and transactions.
     pub async fn ensure_internal_topic(
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<i32, BrokerError> {
         if let Some(t) = self.image().topics.get(name) {
             return Ok(t.partitions);
         }
-        // Kafka's offsets.topic.replication.factor (3), capped at the live brokers so that a
-        // cluster still starting can serve groups.
-        let replication_factor = self.live_brokers().clamp(1, 3) as i16;
+        let replication_factor =
+            (self.live_brokers() as i64).clamp(1, replication_factor.max(1) as i64) as i16;
         let cmd = MetadataCommand::CreateTopic {
             name: name.to_string(),
             id: Uuid::new_v4(),

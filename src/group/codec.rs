@@ -263,19 +263,36 @@ pub fn decode_group(mut b: &[u8]) -> Option<GroupSnapshot> {
 
 /// One uncompressed v2 batch holding `records` (key, value or tombstone).
 pub fn batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, String> {
+    producer_batch(records, now_ms, None)
+}
+
+/// The producer of a transactional batch: id, epoch, base sequence.
+pub type TxnProducer = (i64, i16, i32);
+
+/// A batch of `records`, transactional for `producer` when given (TxnOffsetCommit).
+pub fn producer_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    now_ms: i64,
+    producer: Option<TxnProducer>,
+) -> Result<Bytes, String> {
+    let (producer_id, producer_epoch, base_seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if producer.is_some() {
+                base_seq.wrapping_add(i as i32)
+            } else {
+                -1
+            },
             timestamp: now_ms,
             key: Some(k.clone()),
             value: v.clone(),

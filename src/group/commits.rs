@@ -101,7 +101,7 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    fn check_entry(&self, e: &CommitEntry) -> Result<(), GroupError> {
+    pub(super) fn check_entry(&self, e: &CommitEntry) -> Result<(), GroupError> {
         let size = e.metadata.as_ref().map_or(0, |m| m.len());
         if size > MAX_METADATA {
             return Err(GroupError::MetadataTooLarge { size });

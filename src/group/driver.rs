@@ -26,7 +26,7 @@ use super::codec::{self, Key};
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
-use super::store::{OffsetsTopic, Record};
+use super::store::{OffsetsTopic, PendingOffset, Record};
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
 use crate::now_ms;
@@ -65,6 +65,11 @@ pub(super) struct Inner {
     /// `__consumer_offsets` partitions this node leads and has replayed: it coordinates exactly
     /// the groups that hash to them (see `ownership.rs`).
     pub(super) loaded: std::collections::BTreeSet<i32>,
+    /// Transactional offsets by producer id, until their marker (`txn_offsets.rs`):
+    /// (group, topic, partition, offset).
+    pub(super) txn_offsets: HashMap<i64, Vec<PendingOffset>>,
+    /// The next sequence of each transactional producer's offset batches.
+    pub(super) txn_seq: HashMap<i64, i32>,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
@@ -99,6 +104,8 @@ impl GroupCoordinator {
                 sm: Coordinator::new(group_config(&broker)),
                 offsets: OffsetStore::default(),
                 loaded: Default::default(),
+                txn_offsets: HashMap::new(),
+                txn_seq: HashMap::new(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 next_reply: 0,

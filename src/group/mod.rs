@@ -15,6 +15,8 @@
 //!   requests and decides what to write.
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
+//! - `txn_offsets.rs`: TxnOffsetCommit: offsets held per producer until the
+//!   transaction's marker commits or aborts them.
 //!
 //! Inside the module, dependencies point one way: `driver.rs` (with `commits.rs`,
 //! `ownership.rs`) -> `store.rs` -> `offsets.rs` -> `coordinator.rs`
@@ -34,6 +36,7 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 mod store;
+mod txn_offsets;
 
 pub use commits::CommitEntry;
 pub use driver::{GroupCoordinator, GroupDescription, GroupListing};
@@ -60,6 +63,12 @@ pub enum GroupError {
     InconsistentGroupProtocol { group: String },
     #[error("session timeout {requested} ms is outside [group.min.session.timeout.ms {min}, group.max.session.timeout.ms {max}]")]
     InvalidSessionTimeout { requested: i32, min: i32, max: i32 },
+    #[error("group '{group}': producer {producer_id} epoch {epoch} was fenced by a newer epoch; its transactional offsets are refused")]
+    ProducerFenced {
+        group: String,
+        producer_id: i64,
+        epoch: i16,
+    },
     #[error(
         "the coordinator is not available for this group (it is loading or was deleted); retry"
     )]

@@ -75,6 +75,10 @@ impl GroupCoordinator {
         let mut inner = self.inner.lock();
         let replay = self.store.replay(p, &mut inner.offsets)?;
         let loaded = replay.groups.len();
+        // Transactional offsets whose marker is still to come.
+        for (pid, offsets) in replay.pending {
+            inner.txn_offsets.entry(pid).or_default().extend(offsets);
+        }
         for (id, snap) in replay.groups {
             if let Some(snap) = snap {
                 inner.sm.insert(Group::restore(&id, snap, now));
@@ -92,6 +96,10 @@ impl GroupCoordinator {
     fn unload(&self, partition: i32, partitions: i32) {
         let mut inner = self.inner.lock();
         inner.loaded.remove(&partition);
+        for pending in inner.txn_offsets.values_mut() {
+            pending.retain(|(g, ..)| codec::partition_for(g, partitions) != partition);
+        }
+        inner.txn_offsets.retain(|_, v| !v.is_empty());
         let mut ids: Vec<String> = inner.sm.groups().map(|g| g.id.clone()).collect();
         ids.extend(inner.offsets.group_ids());
         ids.sort();

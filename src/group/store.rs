@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::codec::{self, GroupSnapshot, Key};
+use super::codec::{self, GroupSnapshot, Key, OffsetValue};
 use super::offsets::OffsetStore;
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
@@ -42,10 +42,15 @@ pub(super) type Record = (Bytes, Option<Bytes>);
 /// The group metadata a replay found: the last value of each group (`None`: deleted).
 pub(super) type ReplayedGroups = HashMap<String, Option<GroupSnapshot>>;
 
+/// A transactional offset waiting for its marker: group, topic, partition, value.
+pub(super) type PendingOffset = (String, String, i32, OffsetValue);
+
 /// What [`OffsetsTopic::replay`] read from one partition besides committed offsets.
 pub(super) struct Replay {
     pub(super) groups: ReplayedGroups,
     pub(super) records: u64,
+    /// Transactional offsets whose transaction has no marker yet, by producer id.
+    pub(super) pending: HashMap<i64, Vec<PendingOffset>>,
 }
 
 /// Records appended to a group's partition, for [`OffsetsTopic::wait_replicated`].
@@ -73,7 +78,8 @@ impl OffsetsTopic {
             ("segment.bytes".to_string(), segment_bytes.to_string()),
         ]);
         broker
-            .ensure_internal_topic(OFFSETS_TOPIC, partitions, configs)
+            // Kafka's offsets.topic.replication.factor (3).
+            .ensure_internal_topic(OFFSETS_TOPIC, partitions, 3, configs)
             .await?;
         Ok(OffsetsTopic {
             metadata: broker.metadata.clone(),
@@ -132,6 +138,73 @@ impl OffsetsTopic {
         })
     }
 
+    /// Appends the transactional offset records of `producer` (id, epoch) for `group`
+    /// (TxnOffsetCommit), as Kafka writes them: a transactional batch that the
+    /// transaction's marker commits or aborts. `next_seq` remembers each producer's next
+    /// sequence on this node; a guess the log refuses is corrected from its answer.
+    pub(super) fn append_txn(
+        &self,
+        group: &str,
+        producer: (i64, i16),
+        records: Vec<Record>,
+        next_seq: &mut HashMap<i64, i32>,
+    ) -> Result<Appended, GroupError> {
+        use strata_log::{LogError, ProducerError};
+        let index = self
+            .partition_of(group)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let storage = |reason: String| GroupError::Storage {
+            group: group.to_string(),
+            partition: index,
+            reason,
+        };
+        let part = self.partition(index).map_err(|e| storage(e.to_string()))?;
+        let now = now_ms();
+        let mut seq = next_seq.get(&producer.0).copied().unwrap_or(0);
+        for _ in 0..3 {
+            let batch = codec::producer_batch(&records, now, Some((producer.0, producer.1, seq)))
+                .map_err(storage)?;
+            match part.append(&batch, now) {
+                // The guess matched one of the producer's earlier batches (this node lost
+                // its sequence on a restart): nothing was written. A guess far away is
+                // refused with the expected sequence, which the next round uses.
+                Ok(info) if info.duplicate => seq = seq.wrapping_add(1 << 20) & i32::MAX,
+                Ok(info) => {
+                    let next = seq.wrapping_add(records.len() as i32) & i32::MAX;
+                    next_seq.insert(producer.0, next);
+                    return Ok(Appended {
+                        part,
+                        end: info.last_offset + 1,
+                    });
+                }
+                Err(ReplicaError::Log {
+                    source:
+                        LogError::Producer {
+                            source: ProducerError::OutOfOrderSequence { expected, .. },
+                            ..
+                        },
+                    ..
+                }) => seq = expected,
+                Err(ReplicaError::Log {
+                    source:
+                        LogError::Producer {
+                            source: ProducerError::InvalidProducerEpoch { .. },
+                            ..
+                        },
+                    ..
+                }) => {
+                    return Err(GroupError::ProducerFenced {
+                        group: group.to_string(),
+                        producer_id: producer.0,
+                        epoch: producer.1,
+                    })
+                }
+                Err(e) => return Err(storage(e.to_string())),
+            }
+        }
+        Err(storage("the producer's sequence kept changing".into()))
+    }
+
     /// Waits until every ISR member has `appended`, for at most `timeout`.
     pub(super) async fn wait_replicated(
         &self,
@@ -154,6 +227,7 @@ impl OffsetsTopic {
         offsets: &mut OffsetStore,
     ) -> Result<Replay, ReplicaError> {
         let mut groups = HashMap::new();
+        let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
         let mut records = 0u64;
         let mut offset = part.log.log_start_offset();
         let end = part.log.log_end_offset();
@@ -177,7 +251,27 @@ impl OffsetsTopic {
                 for r in set.records {
                     next = next.max(r.offset + 1);
                     records += 1;
-                    apply_record(offsets, &mut groups, r.key.as_deref(), r.value.as_deref());
+                    if r.control {
+                        // A COMMIT (type 1) or ABORT (0) marker of a TxnOffsetCommit.
+                        let commit = r
+                            .key
+                            .as_deref()
+                            .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 1]);
+                        for (g, t, p, v) in pending.remove(&r.producer_id).unwrap_or_default() {
+                            if commit {
+                                offsets.put(&g, &t, p, v);
+                            }
+                        }
+                    } else if r.transactional {
+                        hold_record(
+                            &mut pending,
+                            r.producer_id,
+                            r.key.as_deref(),
+                            r.value.as_deref(),
+                        );
+                    } else {
+                        apply_record(offsets, &mut groups, r.key.as_deref(), r.value.as_deref());
+                    }
                 }
             }
             if next <= offset {
@@ -185,7 +279,11 @@ impl OffsetsTopic {
             }
             offset = next;
         }
-        Ok(Replay { groups, records })
+        Ok(Replay {
+            groups,
+            records,
+            pending,
+        })
     }
 
     /// Whether `topic` has partition `partition`; an OffsetCommit names only those. Not
@@ -209,6 +307,31 @@ impl OffsetsTopic {
             .offsets_retention_check_interval_ms
             .max(10) as u64;
         Duration::from_millis(every)
+    }
+}
+
+/// Holds a transactional offset record until its producer's marker.
+fn hold_record(
+    pending: &mut HashMap<i64, Vec<PendingOffset>>,
+    producer_id: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let key = key.and_then(codec::decode_key);
+    let value = value.and_then(codec::decode_offset);
+    if let (
+        Some(Key::Offset {
+            group,
+            topic,
+            partition,
+        }),
+        Some(v),
+    ) = (key, value)
+    {
+        pending
+            .entry(producer_id)
+            .or_default()
+            .push((group, topic, partition, v));
     }
 }
 

@@ -366,6 +366,7 @@ async fn fetch(
                 Some(ResponseError::OffsetMovedToTieredStorage) => {
                     let start = earliest_local(c, node, part).await?;
                     restart_at(part, start);
+                    restore_producers(broker, part, start).await;
                 }
                 Some(e) => {
                     tracing::debug!(tp = %part.tp, error = ?e, "the leader refused this partition; waiting for metadata");
@@ -398,6 +399,40 @@ fn restart_at(part: &Partition, offset: i64) {
         }
         Err(e) => {
             tracing::error!(tp = %part.tp, offset, error = %e, "could not restart the follower log")
+        }
+    }
+}
+
+/// A follower restarted at the leader's local log start takes the producer state uploaded
+/// with the remote segment ending there (Kafka's `buildRemoteLogAuxState`), so that as a
+/// future leader it still deduplicates idempotent producers and knows the transactions open
+/// across that offset. Best effort: without a snapshot (none uploaded, or this node's
+/// manifest is behind) the follower learns producers from the batches it copies, as before.
+async fn restore_producers(broker: &ReplicaManager, part: &Partition, start: i64) {
+    let (Some(tier), Some(m)) = (broker.remote(), part.remote_manifest()) else {
+        return;
+    };
+    let Some(seg) = m
+        .segments
+        .iter()
+        .find(|s| s.next_offset == start && s.producer_snapshot_bytes > 0)
+    else {
+        return;
+    };
+    let restored = match tier.reader.producer_snapshot(&m.partition, seg).await {
+        Ok(bytes) => part
+            .log
+            .restore_producer_snapshot(start, &bytes)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match restored {
+        Ok(true) => {
+            tracing::info!(tp = %part.tp, offset = start, "producer state restored from the remote tier")
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(tp = %part.tp, offset = start, %error, "could not restore the producer state from the remote tier")
         }
     }
 }

@@ -13,6 +13,8 @@
 //!   progress, the high-watermark bound, reads from either tier (remote reads with their
 //!   own deadline, `fetch/remote.rs`), the KIP-74 byte limits, and the long poll woken by
 //!   appends (delayed fetch);
+//! - transaction markers ([`ReplicaManager::write_txn_markers`], `txn_markers.rs`), written
+//!   for the transaction coordinator as acks=all appends;
 //! - offset lookups ([`ReplicaManager::list_offsets`], OffsetForLeaderEpoch, DeleteRecords,
 //!   `offsets.rs`), across both tiers;
 //! - the follower side of replication (`fetcher.rs`) and the disk upkeep of the logs
@@ -32,6 +34,7 @@ mod fetcher;
 mod offsets;
 mod partition;
 pub mod state;
+mod txn_markers;
 mod upkeep;
 
 use std::collections::HashMap;
@@ -54,6 +57,7 @@ pub use error::ReplicaError;
 pub use fetch::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
 pub use offsets::{OffsetAnswer, OffsetQuery};
 pub use partition::{Partition, TopicPartition};
+pub use txn_markers::{MarkerPartitionResult, MarkerResult, TxnMarker};
 
 /// What the replica manager needs of the remote tier: reads for Fetch and ListOffsets, and
 /// the store for DeleteRecords. Uploads are the RemoteLogManager's.

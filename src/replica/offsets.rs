@@ -29,6 +29,9 @@ pub struct OffsetQuery {
     pub partition: i32,
     /// A timestamp, or one of the special values in the module docs.
     pub timestamp: i64,
+    /// `isolation_level=1`: -1 answers the last stable offset, and a record found by
+    /// timestamp counts only below it (Kafka's `lastFetchableOffset`).
+    pub read_committed: bool,
 }
 
 pub struct OffsetAnswer {
@@ -66,7 +69,20 @@ impl ReplicaManager {
         let result = match remote {
             Ok(Some(found)) => Ok(found),
             Err(e) => Err(e),
+            Ok(None) if q.read_committed && q.timestamp == LATEST => {
+                Ok((part.last_stable_offset(), -1))
+            }
             Ok(None) => local_lookup(&part, q.timestamp),
+        };
+        let result = match result {
+            // A record found by timestamp at or past the last stable offset is not yet
+            // readable by a read_committed consumer: none, as Kafka answers.
+            Ok((offset, _))
+                if q.read_committed && q.timestamp >= 0 && offset >= part.last_stable_offset() =>
+            {
+                Ok((-1, -1))
+            }
+            other => other,
         };
         OffsetAnswer {
             leader_epoch: part.meta().leader_epoch,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use strata_controller::PartitionMeta;
-use strata_log::{AppendInfo, Log, LogError};
+use strata_log::{AppendInfo, Log, LogError, TxnMarkerSpec};
 use strata_tier::{PartitionKey, PartitionManifest};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -176,6 +176,46 @@ impl Partition {
             .advance_high_watermark(self.log.log_end_offset());
         self.appended.notify_waiters();
         Ok(info)
+    }
+
+    /// Writes a transaction marker as the leader (for the transaction coordinator), stamped
+    /// with the leader epoch; wakes fetches like [`Partition::append`]. The marker moves the
+    /// last stable offset once the high watermark passes it.
+    pub fn append_marker(
+        &self,
+        spec: TxnMarkerSpec,
+        now_ms: i64,
+    ) -> Result<AppendInfo, ReplicaError> {
+        let epoch = {
+            let r = self.replica.lock();
+            if !r.is_leader() {
+                return Err(ReplicaError::NotLeader {
+                    tp: self.tp.clone(),
+                    leader: r.meta.leader,
+                });
+            }
+            r.meta.leader_epoch
+        };
+        let info = self
+            .log
+            .append_marker(spec, epoch, now_ms)
+            .map_err(|e| ReplicaError::log(&self.tp, e))?;
+        self.replica
+            .lock()
+            .advance_high_watermark(self.log.log_end_offset());
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// The last stable offset: below the high watermark and the first offset of every
+    /// ongoing transaction (what read_committed consumers may read up to).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset(self.high_watermark())
+    }
+
+    /// The aborted transactions overlapping `[from, upper)` in the local log.
+    pub fn aborted_txns(&self, from: i64, upper: i64) -> Vec<strata_log::TxnIndexEntry> {
+        self.log.aborted_txns(from, upper)
     }
 
     /// Appends batches fetched from the leader, as they are, and takes the leader's high

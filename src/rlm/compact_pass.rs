@@ -292,6 +292,7 @@ impl Pass<'_> {
         }
         let steps = packer.end_run(run_end);
         self.perform(steps, &mut cur, &mut outs, last, None, &mut report)?;
+        self.carry_aborted(&run, &mut outs)?;
         let stats = filter.stats();
         report.records_read = stats.records_read;
         report.records_kept = stats.records_kept;
@@ -349,6 +350,59 @@ impl Pass<'_> {
                     outs.push(seg.clone());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Transactions: markers and transactional batches are kept whole by the filter, so every
+    /// aborted transaction of the replaced segments' `.txnindex` still has its marker, now in
+    /// the new segment covering its offset: that segment gets those entries as its
+    /// `.txnindex` (segments kept as they are keep theirs).
+    fn carry_aborted(
+        &self,
+        run: &[&RemoteSegment],
+        outs: &mut [RemoteSegment],
+    ) -> Result<(), CompactError> {
+        let tier = |source| CompactError::Tier {
+            tp: self.tp.clone(),
+            source: Box::new(source),
+        };
+        let mut entries = Vec::new();
+        for seg in run.iter().filter(|s| s.txnindex_bytes > 0) {
+            let bytes = self
+                .rt
+                .block_on(self.reader.txn_index(self.m, seg))
+                .map_err(tier)?;
+            let decoded = strata_log::txn_index::decode_all(&bytes).map_err(|reason| {
+                CompactError::Corrupt {
+                    tp: self.tp.clone(),
+                    key: self
+                        .pk()
+                        .segment(seg.base_offset, seg.id, SegmentFile::TxnIndex)
+                        .to_string(),
+                    base_offset: seg.base_offset,
+                    reason,
+                }
+            })?;
+            entries.extend(decoded);
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let replaced: Vec<uuid::Uuid> = run.iter().map(|s| s.id).collect();
+        for out in outs.iter_mut().filter(|o| !replaced.contains(&o.id)) {
+            let mine: Vec<_> = entries
+                .iter()
+                .filter(|e| (out.base_offset..out.next_offset).contains(&e.last_offset))
+                .copied()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let bytes = strata_log::txn_index::encode_all(&mine);
+            self.rt
+                .block_on(copier::attach_txn_index(self.store, self.pk(), out, bytes))
+                .map_err(tier)?;
         }
         Ok(())
     }

@@ -139,6 +139,8 @@ impl Tier {
                 log: f(open.log, open.info.size_bytes, "log"),
                 index: f(open.index, open.index_bytes, "index"),
                 timeindex: f(open.timeindex, open.timeindex_bytes, "timeindex"),
+                txnindex: open.txnindex,
+                producer_snapshot: open.producer_snapshot.unwrap_or_default(),
                 base_offset: open.info.base_offset,
                 next_offset: open.info.next_offset,
                 max_timestamp: open.info.max_timestamp.unwrap_or(-1),

@@ -387,7 +387,10 @@ fn partition_view(
     PartitionView {
         key: p.tier_key(),
         local,
-        high_watermark: p.high_watermark(),
+        // Uploads stop at the last stable offset, not just the high watermark: a remote
+        // segment never holds a transaction still open, so remote data needs no LSO bound
+        // and its `.txnindex` is final when uploaded.
+        high_watermark: p.last_stable_offset(),
         // Without a cleaner nothing would ever be cleaned: segments are uploaded as they are.
         clean_end: (compacts && cleaner.enable).then(|| p.log.first_dirty_offset()),
         remote,

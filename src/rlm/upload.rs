@@ -187,6 +187,8 @@ pub(super) fn segment_files(open: strata_log::OpenSegment) -> LocalSegmentFiles 
         log: local(open.log, open.info.size_bytes, "log"),
         index: local(open.index, open.index_bytes, "index"),
         timeindex: local(open.timeindex, open.timeindex_bytes, "timeindex"),
+        txnindex: open.txnindex,
+        producer_snapshot: open.producer_snapshot.unwrap_or_default(),
         base_offset: open.info.base_offset,
         next_offset: open.info.next_offset,
         max_timestamp: open.info.max_timestamp.unwrap_or(-1),

@@ -10,6 +10,7 @@ use strata_log::{LogError, ProducerError};
 use crate::broker::BrokerError;
 use crate::group::GroupError;
 use crate::replica::ReplicaError;
+use crate::txn::TxnError;
 
 pub fn error_code(e: &BrokerError) -> ResponseError {
     use ResponseError as E;
@@ -116,7 +117,9 @@ fn producer_code(e: &ProducerError) -> ResponseError {
     match e {
         ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        ProducerError::InvalidSequence { .. } | ProducerError::TransactionsUnsupported { .. } => {
+        ProducerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        ProducerError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
+        ProducerError::InvalidSequence { .. } | ProducerError::ControlBatchFromClient { .. } => {
             ResponseError::InvalidRecord
         }
     }
@@ -150,6 +153,7 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         GroupError::Storage { .. } => E::CoordinatorNotAvailable,
         GroupError::NotCoordinator { .. } => E::NotCoordinator,
         GroupError::LoadInProgress { .. } => E::CoordinatorLoadInProgress,
+        GroupError::ProducerFenced { .. } => E::InvalidProducerEpoch,
     }
 }
 
@@ -158,5 +162,26 @@ pub fn group_result_code(r: &Result<(), GroupError>) -> i16 {
     match r {
         Ok(()) => 0,
         Err(e) => group_code(e).code(),
+    }
+}
+
+/// The transaction coordinator's errors. PRODUCER_FENCED is answered as
+/// INVALID_PRODUCER_EPOCH to clients older than the request versions that know it
+/// (the handlers pass `fenced_known`).
+pub fn txn_code(e: &TxnError, fenced_known: bool) -> ResponseError {
+    use ResponseError as E;
+    match e {
+        TxnError::InvalidProducerIdMapping { .. } => E::InvalidProducerIdMapping,
+        TxnError::ProducerFenced { .. } if fenced_known => E::ProducerFenced,
+        TxnError::ProducerFenced { .. } => E::InvalidProducerEpoch,
+        TxnError::InvalidTxnState { .. } => E::InvalidTxnState,
+        TxnError::ConcurrentTransactions { .. } => E::ConcurrentTransactions,
+        TxnError::InvalidTimeout { .. } => E::InvalidTransactionTimeout,
+        TxnError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+        TxnError::NotCoordinator { .. } => E::NotCoordinator,
+        TxnError::LoadInProgress { .. } => E::CoordinatorLoadInProgress,
+        // Kafka answers a failed write of the transaction log as a retriable
+        // coordinator error, so the client looks the coordinator up again.
+        TxnError::Storage { .. } => E::CoordinatorNotAvailable,
     }
 }

@@ -22,11 +22,14 @@ use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use crate::rlm::RemoteLogManager;
+use crate::txn::TxnCoordinator;
 
 pub use auth::authorizer::Authorizer;
 use auth::authorizer::Requester;
 pub use auth::Principal;
-pub use errors::{controller_code, error_code, group_code, group_result_code, replica_code};
+pub use errors::{
+    controller_code, error_code, group_code, group_result_code, replica_code, txn_code,
+};
 use fetch_session::FetchSessions;
 pub use listener::{serve, Bound, ListenerRuntime};
 use strata_controller::{AclOperation, ResourceType};
@@ -48,10 +51,15 @@ pub struct Services {
     pub fetch_sessions: Arc<parking_lot::Mutex<FetchSessions>>,
     /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
     pub authorizer: Option<Arc<Authorizer>>,
+    pub txns: Arc<TxnCoordinator>,
 }
 
 impl Services {
-    pub fn new(broker: Arc<Broker>, groups: Arc<GroupCoordinator>) -> Services {
+    pub fn new(
+        broker: Arc<Broker>,
+        groups: Arc<GroupCoordinator>,
+        txns: Arc<TxnCoordinator>,
+    ) -> Services {
         let slots = broker.metadata.config().fetch_session_slots.max(0) as usize;
         // Ids start at a random point so that a restarted broker does not hand out the
         // ids its clients still hold (they get FETCH_SESSION_ID_NOT_FOUND, not another's).
@@ -72,6 +80,7 @@ impl Services {
             cleaner: broker.cleaner.clone(),
             broker,
             groups,
+            txns,
         }
     }
 }

@@ -24,3 +24,5 @@ mod tier_cluster;
 mod tier_compaction;
 mod tier_encryption;
 mod topic_partitions;
+mod transactions;
+mod txn;

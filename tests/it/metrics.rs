@@ -127,14 +127,22 @@ fn log_format_json_writes_json_lines() {
         .spawn()
         .expect("spawn strata");
     let stdout = child.stdout.take().unwrap();
+    // Drained on its own thread: startup logs more than a pipe buffer holds, and a full
+    // pipe would block the broker before it prints "listening".
+    let mut err = child.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
     let ready = std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
         .find(|l| l.starts_with("strata: listening on "));
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let _ = child.wait();
     assert!(ready.is_some(), "broker did not start");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = drain.join().unwrap();
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "no log lines");
     for line in lines {

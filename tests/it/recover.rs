@@ -34,7 +34,7 @@ fn run_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> std::process::
 }
 
 /// [`run_with_remote`], which must succeed; returns its stdout.
-fn strata_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> String {
+pub(crate) fn strata_with_remote(broker: &Broker, r: &Remote, args: &[&str]) -> String {
     let out = run_with_remote(broker, r, args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

@@ -68,6 +68,7 @@ pub use typed::security::{
 };
 pub use typed::{
     BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
+    TxnConfig,
 };
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.

@@ -125,6 +125,7 @@
 mod checkpoint;
 pub mod cleaner;
 mod config;
+pub mod control;
 #[cfg(test)]
 mod crash_tests;
 mod error;
@@ -153,13 +154,17 @@ mod replication_tests;
 mod segment;
 pub mod timeindex;
 pub mod timestamps;
+pub mod txn_index;
+#[cfg(test)]
+mod txn_tests;
 
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo};
+pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
+pub use txn_index::TxnIndexEntry;
 
 /// The directory name of a partition: `<topic>-<partition>`.
 pub fn partition_dir_name(topic: &str, partition: i32) -> String {

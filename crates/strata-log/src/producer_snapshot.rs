@@ -10,24 +10,31 @@
 //! Snapshots past the log end (left behind by a truncating recovery) are deleted,
 //! and so are those below the first segment when segments are deleted.
 //!
-//! File format (big-endian): magic `STRPS001`, CRC32C of the rest (u32), producer
-//! count (u32), then per producer: id i64, epoch i16, batch count u8, and per
-//! batch first_seq i32, last_seq i32, first_offset i64, last_offset i64,
-//! timestamp i64. A file failing its checks is ignored with a warning (an older
+//! File format (big-endian): magic `STRPS002`, CRC32C of the rest (u32), producer
+//! count (u32), then per producer: id i64, epoch i16, the first offset of its
+//! ongoing transaction i64 (-1: none), the coordinator epoch of its last
+//! marker i32 (-1: none), batch count u8, and per batch first_seq i32,
+//! last_seq i32, first_offset i64, last_offset i64, timestamp i64. Files of
+//! the first format, `STRPS001` (no transaction fields, written before
+//! transactions existed, so no transaction was ongoing), are still read. A file failing its checks is ignored with a warning (an older
 //! snapshot, or the log itself, is used instead).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::checkpoint;
+use crate::control;
 use crate::error::LogError;
 use crate::producer_state::{
-    BatchMeta, ProducerBatch, ProducerEntry, ProducerStateManager, BATCHES_KEPT,
+    BatchMeta, CompletedTxn, ProducerBatch, ProducerEntry, ProducerStateManager, BATCHES_KEPT,
 };
+use crate::record;
 use crate::segment::Segment;
 
-const MAGIC: &[u8; 8] = b"STRPS001";
+const MAGIC: &[u8; 8] = b"STRPS002";
+/// The format before transactions: no transaction fields.
+const MAGIC_V1: &[u8; 8] = b"STRPS001";
 const SUFFIX: &str = ".snapshot";
 const BATCH_LEN: usize = 4 + 4 + 8 + 8 + 8;
 
@@ -49,6 +56,8 @@ pub(crate) fn encode(state: &ProducerStateManager) -> Vec<u8> {
     for (id, entry) in state.entries() {
         body.extend_from_slice(&id.to_be_bytes());
         body.extend_from_slice(&entry.epoch.to_be_bytes());
+        body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
         body.push(entry.batches.len() as u8);
         for b in &entry.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -87,9 +96,11 @@ impl Reader<'_> {
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
     let mut r = Reader(bytes);
-    if &r.take::<8>()? != MAGIC {
-        return Err("bad magic".into());
-    }
+    let with_txns = match &r.take::<8>()? {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V1 => false,
+        _ => return Err("bad magic".into()),
+    };
     let crc = u32::from_be_bytes(r.take()?);
     if crc32c::crc32c(r.0) != crc {
         return Err("CRC mismatch".into());
@@ -99,13 +110,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
     for _ in 0..count {
         let id = r.i64()?;
         let epoch = i16::from_be_bytes(r.take()?);
+        let mut entry = ProducerEntry::new(epoch);
+        if with_txns {
+            let first = r.i64()?;
+            entry.txn_first_offset = (first >= 0).then_some(first);
+            entry.coordinator_epoch = r.i32()?;
+        }
         let n = usize::from(r.take::<1>()?[0]);
         if n > BATCHES_KEPT || r.0.len() < n * BATCH_LEN {
             return Err(format!("producer {id} has {n} batches"));
         }
-        let mut batches = VecDeque::with_capacity(n);
         for _ in 0..n {
-            batches.push_back(BatchMeta {
+            entry.batches.push_back(BatchMeta {
                 first_seq: r.i32()?,
                 last_seq: r.i32()?,
                 first_offset: r.i64()?,
@@ -113,7 +129,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
                 timestamp: r.i64()?,
             });
         }
-        producers.insert(id, ProducerEntry { epoch, batches });
+        producers.insert(id, entry);
     }
     if !r.0.is_empty() {
         return Err("trailing bytes".into());
@@ -124,6 +140,16 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
 /// Writes the snapshot of `state` as of `offset`, atomically and durably.
 pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<(), LogError> {
     checkpoint::write_atomic_bytes(dir, &file_name(offset), &encode(state))
+}
+
+/// The bytes of the snapshot file at `offset`, if there is one.
+pub(crate) fn read(dir: &Path, offset: i64) -> Result<Option<Vec<u8>>, LogError> {
+    let path = dir.join(file_name(offset));
+    match std::fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io("reading", path)(e)),
+    }
 }
 
 /// Offsets of the snapshot files in `dir`, sorted.
@@ -156,15 +182,28 @@ pub(crate) fn delete_below(dir: &Path, offset: i64) -> Result<(), LogError> {
     Ok(())
 }
 
+/// The producer state rebuilt by [`load`].
+pub(crate) struct Replayed {
+    pub state: ProducerStateManager,
+    /// Bytes of log data read.
+    pub scanned: u64,
+    /// Where the replay started: the snapshot's offset, or the first segment.
+    pub from: i64,
+    /// The transactions that markers at or above `from` completed, in order.
+    pub completed: Vec<CompletedTxn>,
+}
+
 /// Rebuilds the producer state of an opened log: the latest readable snapshot at
-/// or below `log_end`, then every batch header from its offset (or from the
-/// first segment) to `log_end`. Deletes snapshots past `log_end`. Returns the
-/// state and the bytes of log data read.
+/// or below `log_end` (unless `use_snapshots` is false: the aborted-transaction
+/// index is being rebuilt, which needs every marker), then every batch header
+/// from its offset (or from the first segment) to `log_end`; a control batch
+/// is read whole for its marker. Deletes snapshots past `log_end`.
 pub(crate) fn load(
     dir: &Path,
     segments: &BTreeMap<i64, Arc<Segment>>,
     log_end: i64,
-) -> Result<(ProducerStateManager, u64), LogError> {
+    use_snapshots: bool,
+) -> Result<Replayed, LogError> {
     let mut offsets = list(dir)?;
     while offsets.last().is_some_and(|o| *o > log_end) {
         if let Some(o) = offsets.pop() {
@@ -176,7 +215,14 @@ pub(crate) fn load(
     delete_below(dir, first_base)?;
     let mut state = ProducerStateManager::default();
     let mut from = first_base;
-    for &offset in offsets.iter().rev().filter(|o| **o >= first_base) {
+    // Without snapshots (the aborted-transaction index is being rebuilt from every marker),
+    // one at the first segment's base still counts: no marker lies below it locally (a log
+    // restarted empty at an offset with the producer state of the data before it).
+    let usable = offsets
+        .iter()
+        .rev()
+        .filter(|o| (use_snapshots && **o >= first_base) || **o == first_base);
+    for &offset in usable {
         let path = dir.join(file_name(offset));
         let bytes = std::fs::read(&path).map_err(LogError::io("reading", &path))?;
         match decode(&bytes) {
@@ -191,12 +237,32 @@ pub(crate) fn load(
         }
     }
     let mut scanned = 0;
+    let mut completed = Vec::new();
     for segment in segments.values().filter(|s| s.next_offset() > from) {
+        let mut failed = None;
         scanned += segment.for_each_header(from, |h| {
-            state.replay(&ProducerBatch::from_header(h));
+            let mut b = ProducerBatch::from_header(h);
+            if h.attributes & record::CONTROL_BIT != 0 {
+                match segment.batch_containing(h.base_offset) {
+                    Ok(Some(bytes)) => b.control = control::control_record(h, &bytes),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            completed.extend(state.replay(&b));
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
-    Ok((state, scanned))
+    Ok(Replayed {
+        state,
+        scanned,
+        from,
+        completed,
+    })
 }
 
 #[cfg(test)]
@@ -215,6 +281,7 @@ mod tests {
                 first_offset: off,
                 last_offset: off,
                 timestamp: 5,
+                control: None,
             };
             if let Ok(Prepared::Append(u)) = s.prepare([b]) {
                 s.commit(u);

@@ -19,14 +19,29 @@
 //!   been removed by retention or DeleteRecords, so Kafka >= 2.5 no longer
 //!   answers UNKNOWN_PRODUCER_ID).
 //!
+//! Transactions, as Kafka's `ProducerAppendInfo`:
+//!
+//! - A transactional batch of a producer with no ongoing transaction starts one
+//!   at its first offset; a non-transactional batch while one is ongoing is
+//!   [`ProducerError::InvalidTxnState`].
+//! - A control batch (COMMIT/ABORT marker) is written only by the partition
+//!   leader for the transaction coordinator ([`ProducerStateManager::prepare_marker`]):
+//!   from a client it is [`ProducerError::ControlBatchFromClient`]. A marker
+//!   with an older producer epoch is fenced, one with an older coordinator
+//!   epoch than the last marker's is [`ProducerError::CoordinatorFenced`]. It
+//!   ends the ongoing transaction (if any; a marker without one is a no-op
+//!   transaction starting at the marker) and yields a [`CompletedTxn`].
+//! - The first unstable offset is the smallest first offset of the ongoing
+//!   transactions; the log's last stable offset is that bounded by the high
+//!   watermark (the replica layer applies the bound).
+//!
 //! Pure and I/O-free: `log` calls [`ProducerStateManager::prepare`] before writing
 //! and [`ProducerStateManager::commit`] after, and rebuilds state from batch
 //! headers with [`ProducerStateManager::replay`]; `producer_snapshot` persists it.
-//! Transactions (a later issue) add the ongoing transaction's first offset per
-//! producer and the LSO here; transactional batches are refused until then.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::control::{ControlRecord, ControlType};
 use crate::record::{BatchHeader, BatchInfo};
 
 /// How many recent batches per producer are remembered for duplicate detection
@@ -61,8 +76,20 @@ pub enum ProducerError {
         epoch: i16,
         base_sequence: i32,
     },
-    #[error("transactional batch from producer {producer_id}: Strata does not support transactions yet; use an idempotent producer without transactional.id")]
-    TransactionsUnsupported { producer_id: i64 },
+    #[error("non-transactional batch from producer {producer_id} (epoch {epoch}) while its transaction that started at offset {txn_first_offset} is ongoing")]
+    InvalidTxnState {
+        producer_id: i64,
+        epoch: i16,
+        txn_first_offset: i64,
+    },
+    #[error("control batch from a client (producer {producer_id}): only the partition leader writes transaction markers, for the transaction coordinator")]
+    ControlBatchFromClient { producer_id: i64 },
+    #[error("transaction marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, but a marker from coordinator epoch {current} was already written: the sending coordinator was replaced")]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 /// One appended batch of a producer, as remembered for duplicate detection.
@@ -76,14 +103,27 @@ pub struct BatchMeta {
     pub timestamp: i64,
 }
 
-/// A producer's epoch and its last batches, oldest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A producer's epoch, its last batches (oldest first) and its transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// The first offset of the producer's ongoing transaction.
+    pub txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for it (-1: none).
+    pub coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
+    pub fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
+
     fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
     }
@@ -118,6 +158,31 @@ pub struct ProducerBatch {
     pub first_offset: i64,
     pub last_offset: i64,
     pub timestamp: i64,
+    /// A control batch's record, read by the log (`None` for data batches, and
+    /// for control batches that hold no marker, e.g. emptied by the cleaner).
+    pub control: Option<ControlRecord>,
+}
+
+/// A transaction that a marker ended (Kafka's `CompletedTxn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// The transaction's first offset (the marker's when none was ongoing).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
+    /// The first unstable offset once the marker is written: the first offset
+    /// of the earliest transaction still ongoing, else `last_offset + 1`.
+    pub last_stable_offset: i64,
+}
+
+/// A marker about to be written: the producer's entry after it, and the
+/// transaction it ends. Apply with [`ProducerStateManager::commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedMarker {
+    pub update: (i64, ProducerEntry),
+    pub completed: CompletedTxn,
 }
 
 impl ProducerBatch {
@@ -130,6 +195,7 @@ impl ProducerBatch {
             first_offset: info.base_offset,
             last_offset: info.last_offset(),
             timestamp: info.max_timestamp,
+            control: None,
         }
     }
 
@@ -142,7 +208,16 @@ impl ProducerBatch {
             first_offset: h.base_offset,
             last_offset: h.last_offset(),
             timestamp: h.max_timestamp,
+            control: None,
         }
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
     }
 
     fn meta(&self) -> BatchMeta {
@@ -176,11 +251,18 @@ pub enum Prepared {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// `(first offset, producer id)` of every ongoing transaction: derived
+    /// from `producers`, kept in step by [`ProducerStateManager::commit`].
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 impl ProducerStateManager {
     pub fn from_entries(producers: BTreeMap<i64, ProducerEntry>) -> Self {
-        ProducerStateManager { producers }
+        let ongoing = producers
+            .iter()
+            .filter_map(|(id, e)| Some((e.txn_first_offset?, *id)))
+            .collect();
+        ProducerStateManager { producers, ongoing }
     }
 
     pub fn entries(&self) -> &BTreeMap<i64, ProducerEntry> {
@@ -189,6 +271,17 @@ impl ProducerStateManager {
 
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// The first offset of the earliest ongoing transaction: records at or
+    /// above it are not stable (read_committed readers stop before it).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// The ongoing transactions, `(producer id, first offset)`, by first offset.
+    pub fn ongoing_txns(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(offset, id)| (*id, *offset))
     }
 
     /// Checks client batches (offsets already assigned) without changing state.
@@ -200,15 +293,15 @@ impl ProducerStateManager {
     ) -> Result<Prepared, ProducerError> {
         let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
         for b in batches {
-            if b.producer_id < 0 {
-                continue;
-            }
-            if b.attributes & (TRANSACTIONAL_BIT | CONTROL_BIT) != 0 {
-                return Err(ProducerError::TransactionsUnsupported {
+            if b.is_control() {
+                return Err(ProducerError::ControlBatchFromClient {
                     producer_id: b.producer_id,
                 });
             }
-            if b.base_sequence < 0 || b.epoch < 0 {
+            if b.producer_id < 0 && !b.is_transactional() {
+                continue;
+            }
+            if b.producer_id < 0 || b.base_sequence < 0 || b.epoch < 0 {
                 return Err(ProducerError::InvalidSequence {
                     producer_id: b.producer_id,
                     epoch: b.epoch,
@@ -225,45 +318,173 @@ impl ProducerStateManager {
                 }
             }
             check_sequence(current, &b)?;
-            let mut entry = current.cloned().unwrap_or(ProducerEntry {
-                epoch: b.epoch,
-                batches: VecDeque::new(),
-            });
+            let mut entry = current
+                .cloned()
+                .unwrap_or_else(|| ProducerEntry::new(b.epoch));
+            check_txn(&entry, &b)?;
             entry.push(b.epoch, meta);
+            if b.is_transactional() {
+                entry.txn_first_offset.get_or_insert(b.first_offset);
+            }
             pending.insert(b.producer_id, entry);
         }
         Ok(Prepared::Append(pending.into_iter().collect()))
     }
 
-    /// Applies the entries of a [`Prepared::Append`] once the batches are written.
+    /// Checks a marker ending `producer_id`'s transaction, to be written at
+    /// `offset`, without changing state (Kafka's `appendEndTxnMarker`).
+    pub fn prepare_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        record: ControlRecord,
+        offset: i64,
+    ) -> Result<PreparedMarker, ProducerError> {
+        let current = self.producers.get(&producer_id);
+        if let Some(cur) = current {
+            if epoch < cur.epoch {
+                return Err(ProducerError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch,
+                    current_epoch: cur.epoch,
+                });
+            }
+            if record.coordinator_epoch < cur.coordinator_epoch {
+                return Err(ProducerError::CoordinatorFenced {
+                    producer_id,
+                    coordinator_epoch: record.coordinator_epoch,
+                    current: cur.coordinator_epoch,
+                });
+            }
+        }
+        Ok(self.end_txn(current, producer_id, epoch, record, offset))
+    }
+
+    /// The entry after a marker and the transaction it completes (no checks).
+    fn end_txn(
+        &self,
+        current: Option<&ProducerEntry>,
+        producer_id: i64,
+        epoch: i16,
+        record: ControlRecord,
+        offset: i64,
+    ) -> PreparedMarker {
+        let mut entry = current
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(epoch));
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = entry.coordinator_epoch.max(record.coordinator_epoch);
+        let first_offset = entry.txn_first_offset.take().unwrap_or(offset);
+        let last_stable_offset = self
+            .ongoing
+            .iter()
+            .find(|(_, id)| *id != producer_id)
+            .map_or(offset + 1, |(o, _)| *o);
+        PreparedMarker {
+            update: (producer_id, entry),
+            completed: CompletedTxn {
+                producer_id,
+                first_offset,
+                last_offset: offset,
+                aborted: record.kind == ControlType::Abort,
+                last_stable_offset,
+            },
+        }
+    }
+
+    /// Applies the entries of a [`Prepared::Append`] (or a [`PreparedMarker`]'s
+    /// update) once the batches are written.
     pub fn commit(&mut self, updates: Vec<(i64, ProducerEntry)>) {
-        self.producers.extend(updates);
+        for (id, entry) in updates {
+            self.set(id, entry);
+        }
+    }
+
+    /// Replaces one producer's entry, keeping `ongoing` in step.
+    fn set(&mut self, id: i64, entry: ProducerEntry) {
+        if let Some(first) = self.producers.get(&id).and_then(|e| e.txn_first_offset) {
+            self.ongoing.remove(&(first, id));
+        }
+        if let Some(first) = entry.txn_first_offset {
+            self.ongoing.insert((first, id));
+        }
+        self.producers.insert(id, entry);
     }
 
     /// Forgets producers whose last batch is below `log_start` (their batches
     /// are gone; as in Kafka, they may come back at any sequence). Keeps memory
-    /// and snapshots bounded by retention.
+    /// and snapshots bounded by retention. A producer with an ongoing
+    /// transaction is kept: its marker is still to come, and until then the
+    /// records after its first offset are not stable.
     pub fn remove_below(&mut self, log_start: i64) {
-        self.producers
-            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= log_start));
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some()
+                || e.batches.back().is_some_and(|b| b.last_offset >= log_start)
+        });
     }
 
-    /// Rebuilds state from a batch already in the log (recovery): no checks, a
-    /// batch of an older epoch than the known one is ignored.
-    pub fn replay(&mut self, b: &ProducerBatch) {
-        if b.producer_id < 0 || b.attributes & CONTROL_BIT != 0 || b.base_sequence < 0 {
-            return;
+    /// Rebuilds state from a batch already in the log (recovery, a follower's
+    /// append): no checks, a data batch of an older epoch than the known one
+    /// is ignored. A marker returns the transaction it completed.
+    pub fn replay(&mut self, b: &ProducerBatch) -> Option<CompletedTxn> {
+        if b.producer_id < 0 {
+            return None;
         }
-        let entry = self
+        if b.is_control() {
+            let record = b.control?;
+            let current = self.producers.get(&b.producer_id);
+            let done = self.end_txn(current, b.producer_id, b.epoch, record, b.first_offset);
+            let (id, entry) = done.update;
+            self.set(id, entry);
+            return Some(done.completed);
+        }
+        if b.base_sequence < 0 {
+            return None;
+        }
+        let mut entry = self
             .producers
-            .entry(b.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: b.epoch,
-                batches: VecDeque::new(),
-            });
-        if b.epoch >= entry.epoch {
-            entry.push(b.epoch, b.meta());
+            .get(&b.producer_id)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(b.epoch));
+        if b.epoch < entry.epoch {
+            return None;
         }
+        entry.push(b.epoch, b.meta());
+        if b.is_transactional() {
+            entry.txn_first_offset.get_or_insert(b.first_offset);
+        }
+        self.set(b.producer_id, entry);
+        None
+    }
+
+    /// Drops what a truncation to `offset` removed: transactions that start at
+    /// or above it are no longer ongoing. (Batch history is rebuilt by the
+    /// caller's replay; this is for state kept across a truncation.)
+    pub fn forget_txns_from(&mut self, offset: i64) {
+        let gone: Vec<(i64, i64)> = self.ongoing.range((offset, i64::MIN)..).copied().collect();
+        for (first, id) in gone {
+            self.ongoing.remove(&(first, id));
+            if let Some(e) = self.producers.get_mut(&id) {
+                e.txn_first_offset = None;
+            }
+        }
+    }
+}
+
+/// A transactional producer's data batch must belong to its transaction: a
+/// non-transactional batch while one is ongoing is refused (Kafka's
+/// `InvalidTxnStateException`).
+fn check_txn(entry: &ProducerEntry, b: &ProducerBatch) -> Result<(), ProducerError> {
+    match entry.txn_first_offset {
+        Some(first) if !b.is_transactional() => Err(ProducerError::InvalidTxnState {
+            producer_id: b.producer_id,
+            epoch: b.epoch,
+            txn_first_offset: first,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -310,6 +531,7 @@ mod tests {
             first_offset: offset,
             last_offset: offset + count - 1,
             timestamp: 7,
+            control: None,
         }
     }
 
@@ -412,11 +634,17 @@ mod tests {
             append(&mut s, batch(1, 0, -1, 1, 0)),
             Err(ProducerError::InvalidSequence { .. })
         ));
-        let mut txn = batch(1, 0, 0, 1, 0);
+        let mut control = batch(1, 0, 0, 1, 0);
+        control.attributes = CONTROL_BIT | TRANSACTIONAL_BIT;
+        assert!(matches!(
+            append(&mut s, control),
+            Err(ProducerError::ControlBatchFromClient { .. })
+        ));
+        let mut txn = batch(-1, -1, -1, 1, 0);
         txn.attributes = TRANSACTIONAL_BIT;
         assert!(matches!(
             append(&mut s, txn),
-            Err(ProducerError::TransactionsUnsupported { .. })
+            Err(ProducerError::InvalidSequence { .. })
         ));
     }
 

@@ -524,6 +524,8 @@ impl Segment {
 
     pub fn delete_files(&self) -> Result<(), LogError> {
         let paths = [
+            // The aborted-transaction index the log keeps beside it.
+            self.log_path.with_extension(crate::txn_index::EXT),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
             self.log_path.clone(),

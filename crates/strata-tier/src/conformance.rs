@@ -169,6 +169,8 @@ pub fn write_fake_segment(
         log: open("log"),
         index: open("index"),
         timeindex: open("timeindex"),
+        txnindex: Vec::new(),
+        producer_snapshot: Vec::new(),
         base_offset: base,
         next_offset: base + n * 10,
         max_timestamp: 1_000,

@@ -6,7 +6,7 @@
 //! The segment's files come open ([`LocalSegmentFiles`]), so what is uploaded is
 //! the generation of them that was opened, whatever a later compaction or
 //! retention does to their names. Steps, in order: `.log`, `.index`,
-//! `.timeindex` (each a new object under a fresh segment uuid), the segment's `.manifest.json`, then a new partition manifest
+//! `.timeindex`, `.txnindex` when the segment has aborted transactions, `.snapshot` (the producer state at its end) when there is one (each a new object under a fresh segment uuid), the segment's `.manifest.json`, then a new partition manifest
 //! version listing the segment. Only the last step makes the segment part of the
 //! remote tier. A crash or error before it leaves orphans (objects of a uuid no
 //! manifest names) that [`sweep_orphans`] deletes, and the upload is retried with a
@@ -69,6 +69,13 @@ pub struct LocalSegmentFiles {
     pub log: LocalFile,
     pub index: LocalFile,
     pub timeindex: LocalFile,
+    /// The segment's aborted-transaction index (Kafka's `.txnindex` bytes, held in memory
+    /// by the log); empty when it has none, and then not uploaded.
+    pub txnindex: Vec<u8>,
+    /// The producer-state snapshot as of the segment's end (`<next>.snapshot`), so a
+    /// follower starting at a later offset, or a topic recovered from the bucket, keeps
+    /// its idempotent and transactional producers; empty when there is none.
+    pub producer_snapshot: Vec<u8>,
     pub base_offset: i64,
     pub next_offset: i64,
     pub max_timestamp: i64,
@@ -187,7 +194,7 @@ async fn upload_file(
 }
 
 /// Uploads a segment's objects under a fresh uuid: `.log`, `.index`,
-/// `.timeindex`, then its `.manifest.json`. Nothing names them yet: until a
+/// `.timeindex`, `.txnindex` (if it has aborted transactions), then its `.manifest.json`. Nothing names them yet: until a
 /// partition manifest version lists the returned segment they are orphans
 /// (swept after a grace period if that never happens). Used by uploads and by
 /// remote compaction, which writes its cleaned segments this way.
@@ -217,6 +224,20 @@ pub async fn upload_objects(
         .await?;
     }
     let [(size, crc), (index_bytes, _), (timeindex_bytes, _)] = uploaded;
+    for (bytes, file) in [
+        (&files.txnindex, SegmentFile::TxnIndex),
+        (&files.producer_snapshot, SegmentFile::ProducerSnapshot),
+    ] {
+        if bytes.is_empty() {
+            continue;
+        }
+        let key = pk.segment(base, id, file);
+        throttle.take(bytes.len()).await;
+        let payload = PutPayload::from(bytes.clone());
+        retry("put segment file", || store.put(&key, payload.clone()))
+            .await
+            .map_err(upload_err(pk, base, &key))?;
+    }
     let seg = RemoteSegment {
         id,
         base_offset: base,
@@ -225,10 +246,30 @@ pub async fn upload_objects(
         max_timestamp: files.max_timestamp,
         index_bytes,
         timeindex_bytes,
+        txnindex_bytes: files.txnindex.len() as u64,
+        producer_snapshot_bytes: files.producer_snapshot.len() as u64,
         crc32c: crc,
     };
     manifest::put_segment_manifest(store, pk, &seg).await?;
     Ok(seg)
+}
+
+/// Adds the `.txnindex` object `bytes` to an uploaded segment not yet in any partition
+/// manifest (a remote compaction's output, whose aborted transactions come from the
+/// segments it replaces), and rewrites its segment manifest to say so.
+pub async fn attach_txn_index(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    seg: &mut RemoteSegment,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    let key = pk.segment(seg.base_offset, seg.id, SegmentFile::TxnIndex);
+    seg.txnindex_bytes = bytes.len() as u64;
+    let payload = PutPayload::from(bytes);
+    retry("put segment file", || store.put(&key, payload.clone()))
+        .await
+        .map_err(upload_err(pk, seg.base_offset, &key))?;
+    manifest::put_segment_manifest(store, pk, seg).await
 }
 
 /// Copies one closed segment (see the module docs for the steps and what a crash
@@ -342,7 +383,7 @@ pub async fn delete_records(
     Ok(m)
 }
 
-/// Deletes the four objects of `s`, best effort (what is left is an orphan).
+/// Deletes the objects of `s`, best effort (what is left is an orphan).
 pub(crate) async fn delete_segment_objects(
     store: &dyn ObjectStore,
     pk: &PartitionKey,
@@ -353,7 +394,17 @@ pub(crate) async fn delete_segment_objects(
         SegmentFile::Log,
         SegmentFile::Index,
         SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
+        SegmentFile::ProducerSnapshot,
     ] {
+        let absent = match f {
+            SegmentFile::TxnIndex => s.txnindex_bytes == 0,
+            SegmentFile::ProducerSnapshot => s.producer_snapshot_bytes == 0,
+            _ => false,
+        };
+        if absent {
+            continue;
+        }
         let key = pk.segment(s.base_offset, s.id, f);
         match store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <prefix>/<topic>-<topic_id>/<partition>/
-//!     {base:020}-{uuid}.log / .index / .timeindex / .manifest.json
+//!     {base:020}-{uuid}.log / .index / .timeindex / .txnindex / .snapshot / .manifest.json
 //!     manifest/{version:020}.json
 //! ```
 //!
@@ -34,6 +34,8 @@ pub enum SegmentFile {
     Log,
     Index,
     TimeIndex,
+    TxnIndex,
+    ProducerSnapshot,
     Manifest,
 }
 
@@ -43,6 +45,8 @@ impl SegmentFile {
             SegmentFile::Log => "log",
             SegmentFile::Index => "index",
             SegmentFile::TimeIndex => "timeindex",
+            SegmentFile::TxnIndex => "txnindex",
+            SegmentFile::ProducerSnapshot => "snapshot",
             SegmentFile::Manifest => "manifest.json",
         }
     }

@@ -44,6 +44,15 @@ pub struct RemoteSegment {
     pub max_timestamp: i64,
     pub index_bytes: u64,
     pub timeindex_bytes: u64,
+    /// Bytes of the `.txnindex` object (Kafka's aborted-transaction index of the segment);
+    /// 0 when the segment has no aborted transaction, and then there is no object.
+    /// Absent in manifests written before transactions: 0.
+    #[serde(default)]
+    pub txnindex_bytes: u64,
+    /// Bytes of the `.snapshot` object: the producer state as of `next_offset` (the log's
+    /// snapshot file); 0 when none was uploaded (before transactions, or no snapshot).
+    #[serde(default)]
+    pub producer_snapshot_bytes: u64,
     /// CRC32C of the `.log` object, checked by recovery tools.
     pub crc32c: u32,
 }

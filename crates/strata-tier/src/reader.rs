@@ -344,6 +344,52 @@ impl RemoteReader {
         Ok(None)
     }
 
+    /// The `.txnindex` bytes of remote segment `seg` of `m` (Kafka's aborted-transaction
+    /// index, 34-byte entries), through the chunk cache; empty when it has none.
+    pub async fn txn_index(&self, m: &PartitionManifest, seg: &RemoteSegment) -> Result<Bytes> {
+        if seg.txnindex_bytes == 0 {
+            return Ok(Bytes::new());
+        }
+        let obj = Arc::new(Object {
+            pk: m.partition.clone(),
+            key: m
+                .partition
+                .segment(seg.base_offset, seg.id, SegmentFile::TxnIndex),
+            size: seg.txnindex_bytes,
+        });
+        let lookup = Lookup::default();
+        let out = self
+            .chunks
+            .read_range(&obj, 0, seg.txnindex_bytes, &lookup)
+            .await;
+        if out.is_ok() {
+            self.count(&m.partition, &lookup);
+        }
+        out
+    }
+
+    /// The producer snapshot uploaded with remote segment `seg` (the producer state as of
+    /// its next offset), read straight from the store; empty when it has none.
+    pub async fn producer_snapshot(&self, pk: &PartitionKey, seg: &RemoteSegment) -> Result<Bytes> {
+        if seg.producer_snapshot_bytes == 0 {
+            return Ok(Bytes::new());
+        }
+        let key = pk.segment(seg.base_offset, seg.id, SegmentFile::ProducerSnapshot);
+        let store = self.chunks.store();
+        let got = crate::retry::retry("get producer snapshot", || async {
+            object_store::ObjectStoreExt::get(&**store, &key)
+                .await?
+                .bytes()
+                .await
+        })
+        .await;
+        got.map_err(|source| TierError::Store {
+            partition: pk.clone(),
+            key: key.to_string(),
+            source,
+        })
+    }
+
     /// The offset of the last time-index entry with a timestamp below `ts` (or the
     /// segment base): every batch before it is older than `ts`.
     async fn time_index_offset(

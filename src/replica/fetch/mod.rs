@@ -14,9 +14,10 @@
 //!
 //! A follower's fetch reads up to the log end and reports its progress to the partition,
 //! which moves the ISR and high watermark (see `replica::state`); a consumer's reads up to
-//! the high watermark. Only the leader serves either. The last stable offset equals the
-//! high watermark until transactions exist; [`FetchParams::read_committed`] is where its
-//! bound will apply.
+//! the high watermark, or with [`FetchParams::read_committed`] up to the last stable offset
+//! (below every ongoing transaction), and then also gets the aborted transactions that
+//! overlap the records returned (from the `.txnindex` of the segments read, local or remote),
+//! so the client drops their records. Only the leader serves either.
 
 mod remote;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_log::TxnIndexEntry;
 use uuid::Uuid;
 
 use super::{Partition, ReplicaError, ReplicaManager};
@@ -75,6 +77,16 @@ pub struct FetchedPartition {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Result<Bytes, ReplicaError>,
+    /// read_committed: the aborted transactions overlapping `records` (the client drops
+    /// their records); `None` for read_uncommitted, as Kafka answers null.
+    pub aborted: Option<Vec<AbortedTxn>>,
+}
+
+/// An aborted transaction in a fetch answer: the producer and its first offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
 }
 
 /// One requested partition, resolved once per request.
@@ -95,6 +107,7 @@ enum Read {
 
 struct PassEntry {
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
     read: Read,
 }
@@ -113,8 +126,13 @@ impl ReplicaManager {
         let mut remote = if follower {
             remote::RemoteReads::new()
         } else {
-            self.read_remote(&targets, params.max_bytes, params.min_bytes.max(1))
-                .await
+            self.read_remote(
+                &targets,
+                params.max_bytes,
+                params.min_bytes.max(1),
+                params.read_committed,
+            )
+            .await
         };
         loop {
             // Register for wake-ups before reading, so an append in between is not missed.
@@ -126,7 +144,12 @@ impl ReplicaManager {
             for w in waits.iter_mut() {
                 w.as_mut().enable();
             }
-            let (pass, bytes) = read_pass(&targets, &remote, params.max_bytes, follower);
+            let bound = match (follower, params.read_committed) {
+                (true, _) => Bound::LogEnd,
+                (false, false) => Bound::HighWatermark,
+                (false, true) => Bound::LastStable,
+            };
+            let (pass, bytes) = read_pass(&targets, &remote, params.max_bytes, bound);
             let failed = pass.iter().any(|e| !matches!(e.read, Read::Records(_)));
             let done = bytes >= params.min_bytes
                 || failed
@@ -135,7 +158,7 @@ impl ReplicaManager {
                 || waits.is_empty();
             if done {
                 drop(waits);
-                return answer(targets, pass, &mut remote);
+                return answer(targets, pass, &mut remote, params.read_committed);
             }
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}
@@ -183,13 +206,24 @@ fn follow(part: &Partition, replica_id: i32, offset: i64, now: i64) -> Result<()
     Ok(())
 }
 
+/// How far a fetch may read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// A follower: everything in the log.
+    LogEnd,
+    /// read_uncommitted: what the ISR has.
+    HighWatermark,
+    /// read_committed: below the high watermark and every ongoing transaction.
+    LastStable,
+}
+
 /// Reads every partition once, within the byte limits. Returns what each holds and the
 /// record bytes gathered.
 fn read_pass(
     targets: &[Target],
     remote: &remote::RemoteReads,
     max_bytes: usize,
-    follower: bool,
+    bound: Bound,
 ) -> (Vec<PassEntry>, usize) {
     let mut total = 0usize;
     let mut out = Vec::with_capacity(targets.len());
@@ -197,6 +231,7 @@ fn read_pass(
         let Ok(part) = &target.partition else {
             out.push(PassEntry {
                 high_watermark: -1,
+                last_stable_offset: -1,
                 log_start_offset: -1,
                 read: Read::Unresolved,
             });
@@ -205,6 +240,7 @@ fn read_pass(
         let remaining = max_bytes.saturating_sub(total);
         let first = total == 0;
         let hw = part.high_watermark();
+        let lso = part.log.last_stable_offset(hw);
         let read = match remote.get(&i) {
             // The first partition with data gets its batch even past max_bytes (KIP-74).
             Some(Ok(Some(records))) if first || records.len() <= remaining => {
@@ -217,7 +253,11 @@ fn read_pass(
             // offset is not remote at all.
             exhausted @ (Some(Ok(None)) | None) => {
                 let limit = target.max_bytes.min(remaining);
-                let upper = if follower { i64::MAX } else { hw };
+                let upper = match bound {
+                    Bound::LogEnd => i64::MAX,
+                    Bound::HighWatermark => hw,
+                    Bound::LastStable => lso,
+                };
                 let from = match exhausted {
                     Some(_) => part
                         .remote_manifest()
@@ -241,6 +281,7 @@ fn read_pass(
         }
         out.push(PassEntry {
             high_watermark: hw,
+            last_stable_offset: lso,
             log_start_offset: part.log_start_offset(),
             read,
         });
@@ -253,15 +294,20 @@ fn answer(
     targets: Vec<Target>,
     pass: Vec<PassEntry>,
     remote: &mut remote::RemoteReads,
+    read_committed: bool,
 ) -> Vec<FetchedPartition> {
     targets
         .into_iter()
         .zip(pass)
         .enumerate()
         .map(|(i, (target, entry))| {
+            let mut aborted = read_committed.then(Vec::new);
             let records = match (entry.read, target.partition) {
                 (Read::Records(r), Ok(part)) => {
                     crate::metrics::fetch_bytes(&part.tp.topic, r.len());
+                    if let Some(list) = aborted.as_mut() {
+                        *list = aborted_in(&part, &r, remote.aborted(i));
+                    }
                     Ok(r)
                 }
                 (Read::Failed(e), _) => Err(e),
@@ -274,11 +320,62 @@ fn answer(
             };
             FetchedPartition {
                 high_watermark: entry.high_watermark,
-                // No transactions yet: every record below the high watermark is stable.
-                last_stable_offset: entry.high_watermark,
+                last_stable_offset: entry.last_stable_offset,
                 log_start_offset: entry.log_start_offset,
                 records,
+                aborted,
             }
         })
         .collect()
+}
+
+/// The aborted transactions overlapping the batches of `records` (Kafka's
+/// `collectAbortedTransactions` over the fetched range): those of the local `.txnindex`, and
+/// for records read from the remote tier those of its segments' `.txnindex` (`remote`).
+fn aborted_in(
+    part: &Partition,
+    records: &Bytes,
+    remote: Option<&[TxnIndexEntry]>,
+) -> Vec<AbortedTxn> {
+    let Some((from, upper)) = offset_range(records) else {
+        return Vec::new();
+    };
+    let mut entries = part.aborted_txns(from, upper);
+    if let Some(remote) = remote {
+        entries.extend(
+            remote
+                .iter()
+                .filter(|e| e.last_offset >= from && e.first_offset < upper),
+        );
+    }
+    entries.sort_by_key(|e| (e.first_offset, e.producer_id));
+    entries.dedup();
+    entries
+        .into_iter()
+        .map(|e| AbortedTxn {
+            producer_id: e.producer_id,
+            first_offset: e.first_offset,
+        })
+        .collect()
+}
+
+/// The first batch's base offset and one past the last batch's last offset.
+pub(super) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
+    let first = strata_log::record::BatchHeader::parse(records)?;
+    let mut pos = 0usize;
+    let mut last = first.last_offset();
+    while let Some(size) = records
+        .get(pos..)
+        .and_then(strata_log::record::batch_size_at)
+    {
+        match records
+            .get(pos..)
+            .and_then(strata_log::record::BatchHeader::parse)
+        {
+            Some(h) => last = h.last_offset(),
+            None => break,
+        }
+        pos += size;
+    }
+    Some((first.base_offset, last + 1))
 }

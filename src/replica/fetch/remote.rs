@@ -12,13 +12,41 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use strata_log::TxnIndexEntry;
 
 use super::{ReplicaError, ReplicaManager, Target};
 
 /// Remote read results by the partition's index in the fetch: records (empty when the read
 /// did not finish in time), or `None` when the remote tier holds nothing at or after the
 /// offset.
-pub(super) type RemoteReads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
+type Reads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
+
+/// The remote reads of a fetch, and for read_committed the aborted transactions of the
+/// remote segments read (their `.txnindex`).
+#[derive(Default)]
+pub(super) struct RemoteReads {
+    reads: Reads,
+    aborted: HashMap<usize, Vec<TxnIndexEntry>>,
+}
+
+impl RemoteReads {
+    pub(super) fn new() -> RemoteReads {
+        RemoteReads::default()
+    }
+
+    pub(super) fn get(&self, i: &usize) -> Option<&Result<Option<Bytes>, ReplicaError>> {
+        self.reads.get(i)
+    }
+
+    pub(super) fn remove(&mut self, i: &usize) -> Option<Result<Option<Bytes>, ReplicaError>> {
+        self.reads.remove(i)
+    }
+
+    /// The aborted transactions of the remote segments read for partition `i`.
+    pub(super) fn aborted(&self, i: usize) -> Option<&[TxnIndexEntry]> {
+        self.aborted.get(&i).map(Vec::as_slice)
+    }
+}
 
 impl ReplicaManager {
     /// Starts a remote read for every partition whose fetch offset is below its local log
@@ -28,10 +56,11 @@ impl ReplicaManager {
         targets: &[Target],
         max_bytes: usize,
         min_bytes: usize,
+        read_committed: bool,
     ) -> RemoteReads {
-        let mut out = RemoteReads::new();
+        let mut out = Reads::new();
         let Some(tier) = self.remote.as_ref() else {
-            return out;
+            return RemoteReads::new();
         };
         let mut tasks = Vec::new();
         for (i, target) in targets.iter().enumerate() {
@@ -48,10 +77,20 @@ impl ReplicaManager {
                 let started = std::time::Instant::now();
                 let result = reader.read(&m, offset, limit, true).await;
                 crate::metrics::tier::remote_fetch(&tp.topic, started.elapsed());
-                result.map(|b| (!b.is_empty()).then_some(b)).map_err(|e| {
+                let fail = |e| {
                     tracing::warn!(%tp, offset, error = %e, "remote read failed");
                     ReplicaError::remote(&tp, offset, e)
-                })
+                };
+                let records = result.map_err(fail)?;
+                let aborted = match super::offset_range(&records) {
+                    Some((from, upper)) if read_committed => {
+                        remote_aborted(&reader, &m, from, upper)
+                            .await
+                            .map_err(fail)?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok(((!records.is_empty()).then_some(records), aborted))
             });
             tasks.push((i, task, part.tp.clone(), target.fetch_offset));
         }
@@ -77,6 +116,7 @@ impl ReplicaManager {
             })
             .collect();
         let mut got = 0usize;
+        let mut aborted = HashMap::new();
         while got < min_bytes {
             let next =
                 match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut pending))
@@ -87,20 +127,76 @@ impl ReplicaManager {
                     Ok(None) | Err(_) => break,
                 };
             let (i, result) = next;
-            if let Ok(Some(b)) = &result {
+            if let Ok((Some(b), _)) = &result {
                 got += b.len();
             }
-            out.insert(i, result);
+            out.insert(i, split(i, result, &mut aborted));
         }
         // Take along the reads that have finished meanwhile, without waiting.
         while let Some(Some((i, result))) =
             futures::FutureExt::now_or_never(futures::StreamExt::next(&mut pending))
         {
-            out.insert(i, result);
+            out.insert(i, split(i, result, &mut aborted));
         }
         for i in keys {
             out.entry(i).or_insert_with(|| Ok(Some(Bytes::new())));
         }
-        out
+        RemoteReads {
+            reads: out,
+            aborted,
+        }
     }
+}
+
+type TaskResult = Result<(Option<Bytes>, Vec<TxnIndexEntry>), ReplicaError>;
+
+/// A finished read: its records, and its aborted transactions put aside.
+fn split(
+    i: usize,
+    result: TaskResult,
+    aborted: &mut HashMap<usize, Vec<TxnIndexEntry>>,
+) -> Result<Option<Bytes>, ReplicaError> {
+    result.map(|(records, list)| {
+        aborted.insert(i, list);
+        records
+    })
+}
+
+/// The aborted transactions overlapping `[from, upper)` in the remote segments' `.txnindex`
+/// objects (Kafka's `collectAbortedTransactions` over remote segments): from the segment
+/// holding `from` on, stopping where an entry's LSO reaches `upper` (no later transaction
+/// can overlap). Segments without an aborted transaction cost nothing.
+async fn remote_aborted(
+    reader: &strata_tier::RemoteReader,
+    m: &strata_tier::PartitionManifest,
+    from: i64,
+    upper: i64,
+) -> Result<Vec<TxnIndexEntry>, strata_tier::TierError> {
+    let mut out = Vec::new();
+    for seg in m
+        .segments
+        .iter()
+        .filter(|s| s.next_offset > from && s.txnindex_bytes > 0)
+    {
+        let bytes = reader.txn_index(m, seg).await?;
+        let entries = strata_log::txn_index::decode_all(&bytes).map_err(|reason| {
+            strata_tier::TierError::CorruptSegment {
+                partition: m.partition.clone(),
+                key: m
+                    .partition
+                    .segment(
+                        seg.base_offset,
+                        seg.id,
+                        strata_tier::layout::SegmentFile::TxnIndex,
+                    )
+                    .to_string(),
+                position: 0,
+                reason,
+            }
+        })?;
+        if strata_log::txn_index::collect(&entries, from, upper, &mut out) {
+            break;
+        }
+    }
+    Ok(out)
 }

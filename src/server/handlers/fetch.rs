@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 
 use super::Ctx;
@@ -180,7 +182,7 @@ fn responses(
             continue;
         }
         let data = match a {
-            Some(a) => partition_data(*partition, a, read_committed),
+            Some(a) => partition_data(*partition, a),
             None => refusal(*partition, read_committed),
         };
         match out.last_mut() {
@@ -199,11 +201,19 @@ fn responses(
     out
 }
 
-fn partition_data(index: i32, a: FetchedPartition, read_committed: bool) -> PartitionData {
+fn partition_data(index: i32, a: FetchedPartition) -> PartitionData {
     let base = PartitionData::default()
         .with_partition_index(index)
         .with_preferred_read_replica(BrokerId(-1))
-        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_aborted_transactions(a.aborted.map(|list| {
+            list.into_iter()
+                .map(|t| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_first_offset(t.first_offset)
+                })
+                .collect()
+        }))
         .with_high_watermark(a.high_watermark)
         .with_last_stable_offset(a.last_stable_offset)
         .with_log_start_offset(a.log_start_offset);

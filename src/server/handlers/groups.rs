@@ -1,4 +1,4 @@
-//! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+//! Group membership APIs: FindCoordinator (groups and transactional ids), JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup, ListGroups, DescribeGroups, DeleteGroups. Each translates the request
 //! for `group::GroupCoordinator` and encodes its answer, setting version-specific
 //! fields only for the versions that carry them.
@@ -34,7 +34,7 @@ fn opt(s: &Option<StrBytes>) -> Option<String> {
 /// The coordinator of a group is the leader of its `__consumer_offsets` partition.
 pub fn find_coordinator(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let image = ctx.broker.image();
-    // Key type 0 is a consumer group; transactions (1) are not served yet.
+    // Key type 0 is a consumer group, 1 a transactional id.
     let locate = |key: &str| -> Result<(BrokerId, StrBytes, i32), ResponseError> {
         // DESCRIBE on the group (or transactional id) comes first, as in Kafka.
         if req.key_type == 0 && !ctx.group_allowed(AclOperation::Describe, key) {
@@ -45,13 +45,12 @@ pub fn find_coordinator(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoord
         {
             return Err(ResponseError::TransactionalIdAuthorizationFailed);
         }
-        if req.key_type != 0 {
-            return Err(ResponseError::CoordinatorNotAvailable);
+        let node = match req.key_type {
+            0 => ctx.groups.coordinator_of(key),
+            1 => ctx.txns.coordinator_of(key),
+            _ => return Err(ResponseError::InvalidRequest),
         }
-        let node = ctx
-            .groups
-            .coordinator_of(key)
-            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let b = image
             .brokers
             .get(&node)

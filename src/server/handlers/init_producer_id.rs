@@ -1,15 +1,12 @@
-//! InitProducerId: a producer id and epoch for an idempotent producer.
-//!
-//! A non-null `transactional_id` needs the transaction coordinator, which Strata
-//! does not have yet: it is answered with COORDINATOR_NOT_AVAILABLE, what Kafka
-//! answers while the coordinator of a transactional id is unavailable. Clients
-//! treat it as retriable, so the answer stays correct once a coordinator exists.
+//! InitProducerId: a producer id and epoch for an idempotent producer, or, with a
+//! `transactional_id`, from the transaction coordinator, which fences an earlier
+//! producer with the same id by bumping the epoch.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::Ctx;
-use crate::server::error_code;
+use crate::server::{error_code, txn_code};
 use strata_controller::{AclOperation, ResourceType};
 
 pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -27,8 +24,20 @@ pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitProducerId
         if !ctx.allowed(AclOperation::Write, ResourceType::TransactionalId, &id.0) {
             return failed(ResponseError::TransactionalIdAuthorizationFailed);
         }
-        tracing::warn!(transactional_id = %id.0, "InitProducerId for a transactional producer: transactions are not supported yet");
-        return failed(ResponseError::CoordinatorNotAvailable);
+        // v3+ (KIP-360) names the producer id and epoch the producer holds.
+        let expected = (ctx.version >= 3 && req.producer_id.0 >= 0)
+            .then_some((req.producer_id.0, req.producer_epoch));
+        let r = ctx
+            .txns
+            .init_producer_id(&id.0, req.transaction_timeout_ms, expected)
+            .await;
+        return match r {
+            Ok((pid, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            // PRODUCER_FENCED from v4 on (KIP-588).
+            Err(e) => failed(txn_code(&e, ctx.version >= 4)),
+        };
     }
     // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on
     // at least one topic.

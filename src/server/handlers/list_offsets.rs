@@ -21,6 +21,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsRespon
         .iter()
         .map(|t| !ctx.topic_allowed(AclOperation::Describe, &t.name.0))
         .collect();
+    let read_committed = req.isolation_level == 1;
     let queries: Vec<OffsetQuery> = req
         .topics
         .iter()
@@ -32,6 +33,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsRespon
                 topic: topic.clone(),
                 partition: p.partition_index,
                 timestamp: p.timestamp,
+                read_committed,
             })
         })
         .collect();

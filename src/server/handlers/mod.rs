@@ -18,6 +18,8 @@ mod produce;
 pub mod sasl;
 mod scram;
 mod topics;
+mod txn;
+mod write_txn_markers;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -62,6 +64,13 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),
         Rq::OffsetDelete(r) => Rs::OffsetDelete(offsets::delete(ctx, r)),
+        Rq::AddPartitionsToTxn(r) => Rs::AddPartitionsToTxn(txn::add_partitions(ctx, r).await),
+        Rq::AddOffsetsToTxn(r) => Rs::AddOffsetsToTxn(txn::add_offsets(ctx, r).await),
+        Rq::EndTxn(r) => Rs::EndTxn(txn::end_txn(ctx, r).await),
+        Rq::TxnOffsetCommit(r) => Rs::TxnOffsetCommit(txn::txn_offset_commit(ctx, r).await),
+        Rq::DescribeTransactions(r) => Rs::DescribeTransactions(txn::describe(ctx, r)),
+        Rq::ListTransactions(r) => Rs::ListTransactions(txn::list(ctx, r)),
+        Rq::WriteTxnMarkers(r) => Rs::WriteTxnMarkers(write_txn_markers::handle(ctx, r).await),
         Rq::DescribeUserScramCredentials(r) => {
             Rs::DescribeUserScramCredentials(scram::describe(ctx, r))
         }

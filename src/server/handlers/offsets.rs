@@ -147,6 +147,15 @@ fn by_topic(
     out
 }
 
+const UNSTABLE: i16 = kafka_protocol::ResponseError::UnstableOffsetCommit.code();
+
+/// `require_stable` (KIP-447, v7+): a partition with transactional offsets waiting for
+/// their marker answers UNSTABLE_OFFSET_COMMIT, and the client retries, so a consumer
+/// never starts from offsets a committing transaction is about to replace.
+fn unstable(ctx: &Ctx<'_>, require_stable: bool, group: &str, topic: &str, p: i32) -> bool {
+    require_stable && ctx.groups.has_pending(group, topic, p)
+}
+
 pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if ctx.version >= 8 {
         let groups = req
@@ -168,14 +177,21 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
+                let group = g.group_id.0.to_string();
                 let named = topics.is_some();
-                let rows = ctx.groups.fetch(&g.group_id.0, topics);
+                let rows = ctx.groups.fetch(&group, topics);
                 let topics = by_topic(ctx, rows, named)
                     .into_iter()
                     .map(|(t, ps)| {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, v)| {
+                                if unstable(ctx, req.require_stable, &group, &t, p) {
+                                    return OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(UNSTABLE);
+                                }
                                 let code = v.as_ref().err().copied().unwrap_or(0);
                                 let v = v.ok().flatten().unwrap_or_else(OffsetValue::none);
                                 OffsetFetchResponsePartitions::default()
@@ -219,6 +235,13 @@ pub fn fetch(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
             let partitions = ps
                 .into_iter()
                 .map(|(p, v)| {
+                    let stable = ctx.version >= 7 && req.require_stable;
+                    if unstable(ctx, stable, &req.group_id.0, &t, p) {
+                        return OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(-1)
+                            .with_error_code(UNSTABLE);
+                    }
                     let code = v.as_ref().err().copied().unwrap_or(0);
                     let v = v.ok().flatten().unwrap_or_else(OffsetValue::none);
                     let r = OffsetFetchResponsePartition::default()

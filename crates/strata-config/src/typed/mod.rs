@@ -63,6 +63,8 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i32,
     pub offsets_retention_check_interval_ms: i64,
+    /// `transaction.*` and `transactional.id.expiration.ms`: the transaction coordinator.
+    pub txn: TxnConfig,
     /// `log.cleaner.*`: the log cleaner's threads, memory and I/O rate.
     pub cleaner: CleanerConfig,
     /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
@@ -129,6 +131,19 @@ pub struct RemoteEncryption {
 
 /// The effective config of one topic: override > dynamic broker synonym >
 /// static broker synonym > default.
+/// The transaction coordinator's settings (`transaction.*`, `transactional.id.expiration.ms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnConfig {
+    pub state_log_num_partitions: i32,
+    pub state_log_replication_factor: i16,
+    pub state_log_min_isr: i32,
+    pub state_log_segment_bytes: i32,
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i32,
+    pub abort_timed_out_interval_ms: i32,
+    pub remove_expired_interval_ms: i32,
+}
+
 /// The log cleaner's broker-wide settings (`log.cleaner.*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanerConfig {
@@ -270,6 +285,18 @@ impl Configs {
             offsets_topic_segment_bytes: r.get("offsets.topic.segment.bytes")?,
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: r.get("offsets.retention.check.interval.ms")?,
+            txn: TxnConfig {
+                state_log_num_partitions: r.get("transaction.state.log.num.partitions")?,
+                state_log_replication_factor: r.get("transaction.state.log.replication.factor")?,
+                state_log_min_isr: r.get("transaction.state.log.min.isr")?,
+                state_log_segment_bytes: r.get("transaction.state.log.segment.bytes")?,
+                max_timeout_ms: r.get("transaction.max.timeout.ms")?,
+                id_expiration_ms: r.get("transactional.id.expiration.ms")?,
+                abort_timed_out_interval_ms: r
+                    .get("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+                remove_expired_interval_ms: r
+                    .get("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+            },
             cleaner: CleanerConfig {
                 enable: r.flag("log.cleaner.enable")?,
                 threads: r.get("log.cleaner.threads")?,

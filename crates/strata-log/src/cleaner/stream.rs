@@ -409,6 +409,9 @@ impl SegmentWriter {
             timeindex,
             index_bytes,
             timeindex_bytes,
+            // The caller knows the aborted transactions of what it rewrote.
+            txnindex: Vec::new(),
+            producer_snapshot: None,
             log_path: self.segment.log_path().to_path_buf(),
         })
     }

@@ -118,6 +118,7 @@ impl Log {
         }
         self.write_batches(&mut w, &data, &infos, next, now_ms)?;
         w.producers.commit(updates);
+        self.publish_unstable(&w);
         self.count_unflushed(&mut w, messages, now_ms)?;
         Ok(AppendInfo {
             base_offset,
@@ -193,9 +194,7 @@ impl Log {
             })
         })?;
         self.write_batches(&mut w, batches, &infos, next, now_ms)?;
-        for info in &infos {
-            w.producers.replay(&ProducerBatch::from_info(info));
-        }
+        self.replay_replicated(&mut w, batches, &infos)?;
         self.count_unflushed(&mut w, messages, now_ms)?;
         Ok(AppendInfo {
             base_offset,
@@ -214,7 +213,7 @@ impl Log {
     /// relative offsets hold. A leader's append is always one run; a
     /// follower's copy of a compacted leader may jump further between two
     /// batches of one fetch, and then the next run rolls to a new segment.
-    fn write_batches(
+    pub(super) fn write_batches(
         &self,
         w: &mut Writer,
         data: &[u8],
@@ -279,7 +278,12 @@ impl Log {
     }
 
     /// `flush.messages`: counts appended records and flushes when due.
-    fn count_unflushed(&self, w: &mut Writer, messages: u64, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn count_unflushed(
+        &self,
+        w: &mut Writer,
+        messages: u64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         w.unflushed_messages = w.unflushed_messages.saturating_add(messages);
         if w.unflushed_messages >= w.config.flush_messages {
             if let Err(e) = self.flush_locked(w) {
@@ -383,6 +387,8 @@ impl Log {
         // Covers every batch below `base`, as Kafka's snapshot on roll.
         producer_snapshot::write(&self.dir, base, &w.producers)?;
         self.segments.write().insert(base, Arc::clone(&new));
+        self.sync_txn_index(w)?;
+        self.segments_changed(w)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         // The fsync of the old segment (and of the directory, for the new file's
         // entry) runs on the flusher thread; produce does not wait for it.

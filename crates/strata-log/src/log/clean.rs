@@ -447,7 +447,6 @@ impl Log {
         replaced: Vec<Arc<Segment>>,
         cleaned: Vec<Segment>,
     ) -> Result<(), LogError> {
-        let _ = w;
         swap::write_swap(&self.dir, swap)?;
         self.crash_point()?;
         let mut installed = Vec::with_capacity(cleaned.len());
@@ -463,7 +462,10 @@ impl Log {
         for s in installed {
             map.insert(s.base_offset(), s);
         }
-        Ok(())
+        drop(map);
+        // The aborted transactions of merged segments move to the segment now
+        // holding their markers (markers are never removed by a pass).
+        self.segments_changed(w)
     }
 
     /// Under the files lock, after the writer lock is released: deletes the

@@ -24,6 +24,9 @@ mod epochs;
 mod read;
 mod retention;
 mod truncate;
+mod txn;
+
+pub use txn::TxnMarkerSpec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +84,11 @@ pub struct OpenSegment {
     /// Bytes of the `.index` and `.timeindex` files (whole entries).
     pub index_bytes: u64,
     pub timeindex_bytes: u64,
+    /// The segment's `.txnindex` content (its aborted transactions; empty if none), as
+    /// the log holds it in memory.
+    pub txnindex: Vec<u8>,
+    /// The producer snapshot at the segment's next offset (written when it rolled), if any.
+    pub producer_snapshot: Option<Vec<u8>>,
     /// Where the `.log` file was when opened (for messages; the other two
     /// have the same stem).
     pub log_path: PathBuf,
@@ -139,6 +147,11 @@ pub struct Log {
     pub(crate) files: Mutex<bool>,
     /// Log compaction: the running pass, the first dirty offset (see `clean.rs`).
     cleaner: clean::CleanerState,
+    /// The aborted transactions (`.txnindex` files); changed under `writer`.
+    txn: RwLock<crate::txn_index::TxnIndex>,
+    /// The producer state's first unstable offset (`txn::NONE_UNSTABLE`: none),
+    /// published under `writer`.
+    first_unstable: AtomicI64,
 }
 
 impl Log {
@@ -152,8 +165,22 @@ impl Log {
         let dir_lock = lock_dir(&dir)?;
         let scanned = AtomicU64::new(0);
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
-        let (producers, producer_replay_bytes) =
-            producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset)?;
+        let ranges = txn::ranges(&loaded.segments);
+        let (mut txn_index, complete) = txn::open_index(&dir, &ranges)?;
+        let replayed =
+            producer_snapshot::load(&dir, &loaded.segments, loaded.log_end_offset, complete)?;
+        txn::index_replayed(
+            &dir,
+            &mut txn_index,
+            &ranges,
+            replayed.from,
+            &replayed.completed,
+        )?;
+        let producers = replayed.state;
+        let producer_replay_bytes = replayed.scanned;
+        let first_unstable = producers
+            .first_unstable_offset()
+            .unwrap_or(txn::NONE_UNSTABLE);
         let epochs = epochs::load_epochs(&dir, &loaded.segments, loaded.log_end_offset)?;
         let first_dirty = crate::cleaner::swap::read_checkpoint(&dir)?
             .unwrap_or(loaded.log_start_offset)
@@ -183,6 +210,8 @@ impl Log {
             recovery_point: AtomicI64::new(loaded.recovery_point),
             files: Mutex::new(false),
             cleaner: clean::CleanerState::new(first_dirty),
+            txn: RwLock::new(txn_index),
+            first_unstable: AtomicI64::new(first_unstable),
         })
     }
 
@@ -293,6 +322,8 @@ impl Log {
             timeindex,
             index_bytes,
             timeindex_bytes,
+            txnindex: self.segment_txn_index(base_offset),
+            producer_snapshot: producer_snapshot::read(&self.dir, s.next_offset())?,
             log_path: s.log_path().to_path_buf(),
         }))
     }
@@ -327,6 +358,7 @@ impl Log {
                 segment.sync()?;
             }
         }
+        self.sync_txn_index(w)?;
         self.set_recovery_point(w, log_end);
         w.unflushed_messages = 0;
         self.write_checkpoint(w)

@@ -176,8 +176,11 @@ impl Log {
     fn unmap_prefix(&self, segments: &[Arc<Segment>], n: usize) -> usize {
         let n = n.min(segments.len().saturating_sub(1));
         let mut map = self.segments.write();
+        let mut txn = self.txn.write();
         for s in &segments[..n] {
             map.remove(&s.base_offset());
+            // Its `.txnindex` file goes with its other files.
+            txn.forget(s.base_offset());
         }
         n
     }

@@ -151,11 +151,26 @@ impl Log {
         checkpoint::sync_dir(&self.dir)?;
         crash_point(w, &self.dir)?;
         // (5) Producer state for the shorter log.
-        let (producers, _) = {
+        // The aborted-transaction index loses the markers cut off, and those
+        // of the replayed range are indexed again.
+        let (replayed, ranges) = {
             let map = self.segments.read();
-            producer_snapshot::load(&self.dir, &map, new_end)?
+            let replayed = producer_snapshot::load(&self.dir, &map, new_end, true)?;
+            (replayed, super::txn::ranges(&map))
         };
-        w.producers = producers;
+        w.producers = replayed.state;
+        self.segments_changed(w)?;
+        {
+            let mut index = self.txn.write();
+            super::txn::index_replayed(
+                &self.dir,
+                &mut index,
+                &ranges,
+                replayed.from,
+                &replayed.completed,
+            )?;
+        }
+        self.publish_unstable(w);
         crash_point(w, &self.dir)?;
         // (6) Epochs that started past the end are gone with their batches.
         self.update_epochs(|c| c.truncate_from_end(new_end))?;
@@ -201,6 +216,7 @@ impl Log {
         crash_point(w, &self.dir)?;
         producer_snapshot::delete_below(&self.dir, i64::MAX)?;
         w.producers = ProducerStateManager::default();
+        self.publish_unstable(w);
         w.synced_up_to = Arc::new(AtomicI64::new(offset));
         self.set_recovery_point(w, offset);
         w.unflushed_messages = 0;
@@ -229,6 +245,7 @@ impl Log {
             map.clear();
             map.insert(offset, new);
         }
+        self.segments_changed(w)?;
         checkpoint::sync_dir(&self.dir)?;
         crash_point(w, &self.dir)?;
         leader_epoch::write(&self.dir, &LeaderEpochCache::default())
