@@ -309,3 +309,44 @@ def test_authorized_operations_are_reported(broker):
     su = AdminClient(conf(broker, "admin"))
     cluster = su.describe_cluster(include_authorized_operations=True).result(20)
     assert Op.ALTER in cluster.authorized_operations and Op.IDEMPOTENT_WRITE in cluster.authorized_operations
+
+
+@pytest.mark.parametrize("pattern", ["literal", "prefixed"])
+def test_transactional_produce(broker, pattern):
+    """A transactional producer needs WRITE on its transactional id (literal or prefixed)
+    and on its topics; without the id it is refused with
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, without the topic its transaction fails."""
+    topic, txn = name("tx"), name("txid")
+    assert create_topic(broker, topic) is None
+    acl(broker, "add", "--allow-principal", "User:alice", "--operation", "Write",
+        "--topic", topic)
+
+    def init(user, txn_id):
+        p = Producer(conf(broker, user, **{"transactional.id": txn_id,
+                                          "transaction.timeout.ms": 10000}))
+        try:
+            p.init_transactions(15)
+            return p, None
+        except KafkaException as e:
+            return p, e.args[0].code()
+
+    _, code = init("alice", txn)
+    assert code == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, code
+    acl(broker, "add", "--allow-principal", "User:alice", "--allow-principal", "User:bob",
+        "--operation", "Write", "--operation", "Describe",
+        "--transactional-id", txn if pattern == "literal" else "txid-",
+        "--resource-pattern-type", pattern)
+    p, code = init("alice", txn)
+    assert code is None, code
+    p.begin_transaction()
+    p.produce(topic, b"committed")
+    p.commit_transaction(15)
+    got, errors = consume(broker, "admin", topic, name("g"), n=2)
+    assert got[:1] == ["committed"] and errors == []
+    # Bob has the transactional id but not the topic: the transaction cannot commit.
+    p, code = init("bob", txn)
+    assert code is None, code
+    p.begin_transaction()
+    p.produce(topic, b"refused")
+    with pytest.raises(KafkaException):
+        p.commit_transaction(15)

@@ -2,6 +2,12 @@
 //! with `verify_only` for KIP-890 part 1), AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
 //! DescribeTransactions and ListTransactions. Each translates the request for
 //! `txn::TxnCoordinator` (or the group coordinator) and encodes its answer.
+//!
+//! With an authorizer on, each checks what Kafka checks: WRITE on the transactional id
+//! (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn), WRITE on the topics added, READ on the
+//! group (AddOffsetsToTxn, TxnOffsetCommit) and on its topics, CLUSTER_ACTION for the
+//! brokers' batched AddPartitionsToTxn v4+, DESCRIBE on the transactional id to describe
+//! or list it.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -25,6 +31,11 @@ use crate::group::CommitEntry;
 use crate::now_ms;
 use crate::server::{group_result_code, txn_code};
 use crate::txn::{TxnError, TxnState};
+use strata_controller::{AclOperation, ResourceType};
+
+fn txn_id_allowed(ctx: &Ctx<'_>, op: AclOperation, id: &str) -> bool {
+    ctx.allowed(op, ResourceType::TransactionalId, id)
+}
 
 /// PRODUCER_FENCED is known to clients from these versions on (KIP-588); older ones
 /// get INVALID_PRODUCER_EPOCH.
@@ -66,6 +77,27 @@ async fn add_one(
     verify_only: bool,
 ) -> Vec<((String, i32), i16)> {
     let fenced_from = 2;
+    if !txn_id_allowed(ctx, AclOperation::Write, id) {
+        let c = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return parts.into_iter().map(|tp| (tp, c)).collect();
+    }
+    // A topic the principal may not write fails its partitions; the rest are not attempted.
+    if parts
+        .iter()
+        .any(|(t, _)| !ctx.topic_allowed(AclOperation::Write, t))
+    {
+        return parts
+            .into_iter()
+            .map(|(t, p)| {
+                let c = if ctx.topic_allowed(AclOperation::Write, &t) {
+                    ResponseError::OperationNotAttempted
+                } else {
+                    ResponseError::TopicAuthorizationFailed
+                };
+                ((t, p), c.code())
+            })
+            .collect();
+    }
     match ctx
         .txns
         .add_partitions(id, producer, parts.clone(), verify_only)
@@ -108,6 +140,10 @@ pub async fn add_partitions(
             .with_results_by_topic_v3_and_below(topic_results(results));
     }
     // v4+: a batch of transactions from a partition leader (KIP-890 part 1).
+    if !ctx.cluster_allowed(AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let mut out = Vec::with_capacity(req.transactions.len());
     for t in req.transactions {
         let id = t.transactional_id.0.to_string();
@@ -124,6 +160,16 @@ pub async fn add_partitions(
 }
 
 pub async fn add_offsets(ctx: &Ctx<'_>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let refused = if !txn_id_allowed(ctx, AclOperation::Write, &req.transactional_id.0) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.group_allowed(AclOperation::Read, &req.group_id.0) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(e) = refused {
+        return AddOffsetsToTxnResponse::default().with_error_code(e.code());
+    }
     let producer = (req.producer_id.0, req.producer_epoch);
     let r = ctx
         .txns
@@ -134,6 +180,12 @@ pub async fn add_offsets(ctx: &Ctx<'_>, req: AddOffsetsToTxnRequest) -> AddOffse
 }
 
 pub async fn end_txn(ctx: &Ctx<'_>, req: EndTxnRequest) -> EndTxnResponse {
+    if !txn_id_allowed(ctx, AclOperation::Write, &req.transactional_id.0) {
+        return EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let producer = (req.producer_id.0, req.producer_epoch);
     // EndTxn v5+ is transaction version 2 (KIP-890 part 2): the epoch is bumped.
     let bump = ctx.version >= 5;
@@ -177,6 +229,19 @@ pub async fn txn_offset_commit(
         .iter()
         .map(|e| (e.topic.clone(), e.partition))
         .collect();
+    // READ on the group, then on each topic: a refused topic's partitions fail, the rest
+    // are committed (Kafka's rule).
+    let group_refused = !ctx.group_allowed(AclOperation::Read, &req.group_id.0);
+    let topic_refused: Vec<bool> = tps
+        .iter()
+        .map(|(t, _)| group_refused || !ctx.topic_allowed(AclOperation::Read, t))
+        .collect();
+    let entries: Vec<CommitEntry> = entries
+        .into_iter()
+        .zip(&topic_refused)
+        .filter(|(_, r)| !**r)
+        .map(|(e, _)| e)
+        .collect();
     // Sent to the group's coordinator, which may not coordinate the transaction: the
     // offsets are written as the producer's transactional batch and held until its
     // transaction's marker reaches the group's partition.
@@ -198,10 +263,27 @@ pub async fn txn_offset_commit(
             entries,
         )
         .await;
-    let codes: Vec<i16> = match r {
+    let committed = topic_refused.iter().filter(|r| !**r).count();
+    let mut codes_of_committed = match r {
         Ok(rs) => rs.iter().map(group_result_code).collect(),
-        Err(e) => vec![group_result_code(&Err(e)); tps.len()],
+        Err(e) => vec![group_result_code(&Err(e)); committed],
+    }
+    .into_iter();
+    let refusal = if group_refused {
+        ResponseError::GroupAuthorizationFailed
+    } else {
+        ResponseError::TopicAuthorizationFailed
     };
+    let codes: Vec<i16> = topic_refused
+        .iter()
+        .map(|r| {
+            if *r {
+                refusal.code()
+            } else {
+                codes_of_committed.next().unwrap_or(0)
+            }
+        })
+        .collect();
     let mut topics: Vec<TxnOffsetCommitResponseTopic> = Vec::new();
     for ((t, p), c) in tps.into_iter().zip(codes) {
         let part = TxnOffsetCommitResponsePartition::default()
@@ -229,6 +311,10 @@ pub fn describe(ctx: &Ctx<'_>, req: DescribeTransactionsRequest) -> DescribeTran
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
+            if !txn_id_allowed(ctx, AclOperation::Describe, &id.0) {
+                return base
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             match ctx.txns.describe(&id.0) {
                 Err(e) => base.with_error_code(code(&e, 0, 0)),
                 Ok(None) => base.with_error_code(ResponseError::TransactionalIdNotFound.code()),
@@ -311,6 +397,7 @@ pub fn list(ctx: &Ctx<'_>, req: ListTransactionsRequest) -> ListTransactionsResp
                         .is_some_and(|s| now - s >= req.duration_filter))
         })
         .filter(|l| pattern.as_ref().is_none_or(|r| r.is_match(&l.id)))
+        .filter(|l| txn_id_allowed(ctx, AclOperation::Describe, &l.id))
         .map(|l| {
             Listed::default()
                 .with_transactional_id(TransactionalId(str_bytes(l.id)))

@@ -4,8 +4,8 @@
 //! UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS, INVALID_PRODUCER_EPOCH,
 //! TRANSACTION_COORDINATOR_FENCED, REQUEST_TIMED_OUT).
 //!
-//! Kafka allows this API only to other brokers (CLUSTER_ACTION); Strata has no authorizer
-//! yet, so like every API it is open to any client that may connect.
+//! Kafka allows this API only to other brokers: with an authorizer on, the principal needs
+//! CLUSTER_ACTION on the cluster, or every partition gets CLUSTER_AUTHORIZATION_FAILED.
 //!
 //! [`ReplicaManager::write_txn_markers`]: crate::replica::ReplicaManager::write_txn_markers
 
@@ -20,12 +20,16 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use super::Ctx;
 use crate::replica::TxnMarker;
 use crate::server::replica_code;
+use strata_controller::AclOperation;
 
 /// How long the markers wait for the in-sync replicas: Kafka's default `request.timeout.ms`,
 /// which its WriteTxnMarkers handler uses.
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn handle(ctx: &Ctx<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    if !ctx.cluster_allowed(AclOperation::ClusterAction) {
+        return refused(req);
+    }
     let markers: Vec<TxnMarker> = req
         .markers
         .iter()
@@ -73,6 +77,39 @@ pub async fn handle(ctx: &Ctx<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarke
                             let code = o.result.err().map_or(0, |e| replica_code(&e).code());
                             WritableTxnMarkerPartitionResult::default()
                                 .with_partition_index(o.partition)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics)
+        })
+        .collect();
+    WriteTxnMarkersResponse::default().with_markers(markers)
+}
+
+/// Every partition of every marker answered CLUSTER_AUTHORIZATION_FAILED.
+fn refused(req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+    let markers = req
+        .markers
+        .into_iter()
+        .map(|m| {
+            let topics = m
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|p| {
+                            WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(*p)
                                 .with_error_code(code)
                         })
                         .collect();
