@@ -61,7 +61,9 @@ pub(super) fn open_index(
     match TxnIndex::load(dir, ranges)? {
         Loaded::Complete(index) => Ok((index, true)),
         Loaded::Rebuild(reason) => {
-            tracing::info!(dir = %dir.display(), %reason, "rebuilding the aborted-transaction index from the log");
+            // DEBUG: every new or pre-upgrade partition takes this path once; a line per
+            // partition at INFO buried the start (tests/it/startup.rs).
+            tracing::debug!(dir = %dir.display(), %reason, "rebuilding the aborted-transaction index from the log");
             Ok((TxnIndex::empty(dir, ranges)?, false))
         }
     }
