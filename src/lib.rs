@@ -35,6 +35,7 @@ pub mod broker;
 pub mod cleaner;
 pub mod cli;
 pub mod group;
+pub mod internal_topic;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;

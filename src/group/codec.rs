@@ -327,30 +327,11 @@ pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     topics
 }
 
-/// Kafka's partition of `__consumer_offsets` for a group:
-/// `Utils.abs(groupId.hashCode) % partitions`, with Java's `String.hashCode`.
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
+pub use crate::internal_topic::partition_for;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn java_hash_partitioning() {
-        // Java: "test-group".hashCode() == 627841412, "g".hashCode() == 103.
-        assert_eq!(partition_for("test-group", 50), 12);
-        assert_eq!(partition_for("g", 50), 3);
-        assert_eq!(partition_for("", 50), 0);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs gives 0.
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-    }
 
     #[test]
     fn keys_and_values_round_trip() {

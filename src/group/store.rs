@@ -29,9 +29,9 @@ use super::codec::{self, GroupSnapshot, Key, OffsetValue};
 use super::offsets::OffsetStore;
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
-use crate::metadata::MetadataCache;
+use crate::internal_topic::InternalTopic;
 use crate::now_ms;
-use crate::replica::{Partition, ReplicaError, ReplicaManager};
+use crate::replica::{Partition, ReplicaError};
 
 /// Kafka's internal topic for committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -61,8 +61,17 @@ pub(super) struct Appended {
 }
 
 pub(super) struct OffsetsTopic {
-    metadata: Arc<MetadataCache>,
-    replicas: Arc<ReplicaManager>,
+    topic: InternalTopic,
+}
+
+/// The shared lookups (partition of a group, hosted replicas, leaders) and the node's
+/// metadata and replicas.
+impl std::ops::Deref for OffsetsTopic {
+    type Target = InternalTopic;
+
+    fn deref(&self) -> &InternalTopic {
+        &self.topic
+    }
 }
 
 impl OffsetsTopic {
@@ -82,38 +91,12 @@ impl OffsetsTopic {
             .ensure_internal_topic(OFFSETS_TOPIC, partitions, 3, configs)
             .await?;
         Ok(OffsetsTopic {
-            metadata: broker.metadata.clone(),
-            replicas: broker.replicas.clone(),
+            topic: InternalTopic::new(
+                OFFSETS_TOPIC,
+                broker.metadata.clone(),
+                broker.replicas.clone(),
+            ),
         })
-    }
-
-    /// The topic's partition count, if the topic exists.
-    pub(super) fn partitions(&self) -> Option<i32> {
-        self.metadata
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.meta.partitions)
-    }
-
-    /// The partition of `group`, if the topic exists and has partitions.
-    pub(super) fn partition_of(&self, group: &str) -> Option<i32> {
-        let n = self.partitions()?;
-        (n > 0).then(|| codec::partition_for(group, n))
-    }
-
-    /// The replica of partition `index` hosted here.
-    pub(super) fn partition(&self, index: i32) -> Result<Arc<Partition>, ReplicaError> {
-        self.replicas.partition(OFFSETS_TOPIC, index)
-    }
-
-    /// The replicas of `__consumer_offsets` hosted here.
-    pub(super) fn hosted(&self) -> Vec<Arc<Partition>> {
-        self.replicas.topic_partitions(OFFSETS_TOPIC)
-    }
-
-    /// The leader of partition `index`, from the applied metadata (-1: none).
-    pub(super) fn leader_of(&self, index: i32) -> Option<i32> {
-        let topic = self.metadata.topic(OFFSETS_TOPIC)?;
-        Some(self.metadata.partition_meta(&topic.meta, index).leader)
     }
 
     /// Appends `records` of `group` to its partition as one batch, as the leader.

@@ -157,25 +157,7 @@ impl Partition {
     /// fetch waiting on this partition (followers read up to the log end, consumers up to the
     /// high watermark, which moves here when the ISR is just this broker).
     pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, ReplicaError> {
-        let epoch = {
-            let r = self.replica.lock();
-            if !r.is_leader() {
-                return Err(ReplicaError::NotLeader {
-                    tp: self.tp.clone(),
-                    leader: r.meta.leader,
-                });
-            }
-            r.meta.leader_epoch
-        };
-        let info = self
-            .log
-            .append_with_leader_epoch(batches, epoch, now_ms)
-            .map_err(|e| ReplicaError::log(&self.tp, e))?;
-        self.replica
-            .lock()
-            .advance_high_watermark(self.log.log_end_offset());
-        self.appended.notify_waiters();
-        Ok(info)
+        self.append_as_leader(|log, epoch| log.append_with_leader_epoch(batches, epoch, now_ms))
     }
 
     /// Writes a transaction marker as the leader (for the transaction coordinator), stamped
@@ -185,6 +167,16 @@ impl Partition {
         &self,
         spec: TxnMarkerSpec,
         now_ms: i64,
+    ) -> Result<AppendInfo, ReplicaError> {
+        self.append_as_leader(|log, epoch| log.append_marker(spec, epoch, now_ms))
+    }
+
+    /// What every leader write shares: refuse unless leader, write with the current leader
+    /// epoch, move the high watermark (it follows the log end when the ISR is this broker
+    /// alone) and wake the fetches waiting on this partition.
+    fn append_as_leader(
+        &self,
+        write: impl FnOnce(&Log, i32) -> Result<AppendInfo, LogError>,
     ) -> Result<AppendInfo, ReplicaError> {
         let epoch = {
             let r = self.replica.lock();
@@ -196,10 +188,7 @@ impl Partition {
             }
             r.meta.leader_epoch
         };
-        let info = self
-            .log
-            .append_marker(spec, epoch, now_ms)
-            .map_err(|e| ReplicaError::log(&self.tp, e))?;
+        let info = write(&self.log, epoch).map_err(|e| ReplicaError::log(&self.tp, e))?;
         self.replica
             .lock()
             .advance_high_watermark(self.log.log_end_offset());

@@ -111,17 +111,10 @@ impl FetchSessions {
         forgotten: Vec<Key>,
         now_ms: i64,
     ) -> Result<Begun, ResponseError> {
-        if session_id == 0 {
-            return Ok(match epoch {
-                INITIAL_EPOCH => self.open(listed, now_ms),
-                _ => sessionless(listed),
-            });
-        }
-        if epoch == FINAL_EPOCH || epoch == INITIAL_EPOCH {
-            if self.sessions.remove(&session_id).is_none() && epoch == FINAL_EPOCH {
-                // Closing a session we do not have is harmless; the fetch goes on.
-                return Ok(sessionless(listed));
-            }
+        if session_id == 0 || epoch == FINAL_EPOCH || epoch == INITIAL_EPOCH {
+            // A full fetch. A named session is closed first (closing one we do not have is
+            // harmless; 0 is never a session's id); epoch 0 opens a new one.
+            self.sessions.remove(&session_id);
             return Ok(if epoch == INITIAL_EPOCH {
                 self.open(listed, now_ms)
             } else {

@@ -20,7 +20,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::state::{TxnMeta, TxnState};
 
-pub use crate::group::codec::partition_for;
+pub use crate::internal_topic::partition_for;
 
 pub fn encode_key(id: &str) -> Bytes {
     let mut b = BytesMut::new();

@@ -238,7 +238,7 @@ impl TxnCoordinator {
             .topic(crate::group::OFFSETS_TOPIC)
             .map(|t| t.meta.partitions)
             .ok_or(TxnError::CoordinatorNotAvailable)?;
-        let p = crate::group::codec::partition_for(group, partitions);
+        let p = crate::internal_topic::partition_for(group, partitions);
         let req = Request::AddPartitions {
             producer_id: producer.0,
             epoch: producer.1,

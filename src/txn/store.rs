@@ -21,9 +21,9 @@ use super::codec;
 use super::state::TxnMeta;
 use super::TxnError;
 use crate::broker::{Broker, BrokerError};
-use crate::metadata::MetadataCache;
+use crate::internal_topic::InternalTopic;
 use crate::now_ms;
-use crate::replica::{Partition, ReplicaError, ReplicaManager};
+use crate::replica::{Partition, ReplicaError};
 
 /// Kafka's internal topic for transaction metadata.
 pub const TXN_STATE_TOPIC: &str = "__transaction_state";
@@ -35,8 +35,17 @@ pub(super) struct Appended {
 }
 
 pub(super) struct TxnTopic {
-    metadata: Arc<MetadataCache>,
-    replicas: Arc<ReplicaManager>,
+    topic: InternalTopic,
+}
+
+/// The shared lookups (partition of an id, hosted replicas, leaders) and the node's
+/// metadata and replicas.
+impl std::ops::Deref for TxnTopic {
+    type Target = InternalTopic;
+
+    fn deref(&self) -> &InternalTopic {
+        &self.topic
+    }
 }
 
 impl TxnTopic {
@@ -59,35 +68,12 @@ impl TxnTopic {
             .ensure_internal_topic(TXN_STATE_TOPIC, c.state_log_num_partitions, rf, configs)
             .await?;
         Ok(TxnTopic {
-            metadata: broker.metadata.clone(),
-            replicas: broker.replicas.clone(),
+            topic: InternalTopic::new(
+                TXN_STATE_TOPIC,
+                broker.metadata.clone(),
+                broker.replicas.clone(),
+            ),
         })
-    }
-
-    pub(super) fn partitions(&self) -> Option<i32> {
-        self.metadata
-            .topic(TXN_STATE_TOPIC)
-            .map(|t| t.meta.partitions)
-    }
-
-    /// The partition of transactional id `id`.
-    pub(super) fn partition_of(&self, id: &str) -> Option<i32> {
-        let n = self.partitions()?;
-        (n > 0).then(|| codec::partition_for(id, n))
-    }
-
-    pub(super) fn partition(&self, index: i32) -> Result<Arc<Partition>, ReplicaError> {
-        self.replicas.partition(TXN_STATE_TOPIC, index)
-    }
-
-    pub(super) fn hosted(&self) -> Vec<Arc<Partition>> {
-        self.replicas.topic_partitions(TXN_STATE_TOPIC)
-    }
-
-    /// The leader of partition `index` (-1: none).
-    pub(super) fn leader_of(&self, index: i32) -> Option<i32> {
-        let topic = self.metadata.topic(TXN_STATE_TOPIC)?;
-        Some(self.metadata.partition_meta(&topic.meta, index).leader)
     }
 
     /// Appends `id`'s metadata (None: a tombstone) to its partition as the leader.

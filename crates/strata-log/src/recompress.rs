@@ -32,29 +32,21 @@ pub fn codec_of(compression_type: &str) -> Option<i16> {
 /// Malformed framing is left for the append's validation to report; a batch whose CRC
 /// does not match or whose records do not decompress is `Corrupt`.
 pub fn recompress(records: &[u8], codec: i16) -> Result<Option<Vec<u8>>, RecordError> {
-    if !needs_rewrite(records, codec) {
+    if !record::whole_batches(records).any(|(_, h, _)| rewrites(&h, codec)) {
         return Ok(None);
     }
     let mut out = Vec::with_capacity(records.len());
-    let mut pos = 0;
-    while pos < records.len() {
-        let rest = &records[pos..];
-        let (Some(h), Some(size)) = (BatchHeader::parse(rest), record::batch_size_at(rest)) else {
-            // Not a whole batch: copy the rest and let validation name the problem.
-            out.extend_from_slice(rest);
-            break;
-        };
-        let Some(bytes) = rest.get(..size) else {
-            out.extend_from_slice(rest);
-            break;
-        };
-        if !rewrites(&h, codec) {
-            out.extend_from_slice(bytes);
-        } else {
+    let mut end = 0;
+    for (pos, h, bytes) in record::whole_batches(records) {
+        if rewrites(&h, codec) {
             out.extend_from_slice(&rewrite(&h, bytes, codec, pos)?);
+        } else {
+            out.extend_from_slice(bytes);
         }
-        pos += size;
+        end = pos + bytes.len();
     }
+    // Past the whole batches: copied as sent, for validation to name the problem.
+    out.extend_from_slice(&records[end..]);
     Ok(Some(out))
 }
 
@@ -62,21 +54,6 @@ fn rewrites(h: &BatchHeader, codec: i16) -> bool {
     h.magic == 2
         && h.attributes & record::CONTROL_BIT == 0
         && h.attributes & record::COMPRESSION_MASK != codec
-}
-
-/// Whether any batch of `records` is a data batch with another codec.
-fn needs_rewrite(records: &[u8], codec: i16) -> bool {
-    let mut pos = 0;
-    while let (Some(h), Some(size)) = (
-        records.get(pos..).and_then(BatchHeader::parse),
-        records.get(pos..).and_then(record::batch_size_at),
-    ) {
-        if rewrites(&h, codec) {
-            return true;
-        }
-        pos += size;
-    }
-    false
 }
 
 fn rewrite(

@@ -194,6 +194,21 @@ pub fn batch_size_at(buf: &[u8]) -> Option<usize> {
     batch_size(be_i32(buf, 8))
 }
 
+/// The whole batches at the start of `buf`, back to back, found by their length fields
+/// alone (nothing else is checked): `(position, header, bytes)`. Stops at the first batch
+/// that is not whole, leaving the rest for validation to name.
+pub fn whole_batches(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader, &[u8])> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let rest = buf.get(pos..)?;
+        let header = BatchHeader::parse(rest)?;
+        let bytes = rest.get(..batch_size_at(rest)?)?;
+        let at = pos;
+        pos += bytes.len();
+        Some((at, header, bytes))
+    })
+}
+
 /// What [`validate_batches`] learned about one batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchInfo {

@@ -5,7 +5,7 @@
 //! LogAppendTime topics are not checked: the broker's clock replaces the timestamps.
 
 use crate::cleaner::batch;
-use crate::record::{self, BatchHeader, RecordError};
+use crate::record::{self, RecordError};
 
 /// Checks every record of every data batch in `records` against `now` ± `max_diff`.
 /// Framing problems are left to the append's validation.
@@ -13,18 +13,10 @@ pub fn check(records: &[u8], now: i64, max_diff: i64) -> Result<(), RecordError>
     if max_diff == i64::MAX {
         return Ok(());
     }
-    let mut pos = 0;
-    while let (Some(h), Some(size)) = (
-        records.get(pos..).and_then(BatchHeader::parse),
-        records.get(pos..).and_then(record::batch_size_at),
-    ) {
-        let Some(bytes) = records.get(pos..pos + size) else {
-            return Ok(());
-        };
+    for (pos, h, bytes) in record::whole_batches(records) {
         if h.attributes & (record::CONTROL_BIT | record::TIMESTAMP_TYPE_BIT) == 0 {
             check_batch(bytes, pos, now, max_diff)?;
         }
-        pos += size;
     }
     Ok(())
 }

@@ -28,7 +28,16 @@ const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn handle(ctx: &Ctx<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     if !ctx.cluster_allowed(AclOperation::ClusterAction) {
-        return refused(req);
+        let code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+        let codes = req
+            .markers
+            .iter()
+            .map(|m| {
+                let n = m.topics.iter().map(|t| t.partition_indexes.len()).sum();
+                vec![code; n]
+            })
+            .collect();
+        return encode(req, codes);
     }
     let markers: Vec<TxnMarker> = req
         .markers
@@ -52,54 +61,39 @@ pub async fn handle(ctx: &Ctx<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarke
         .replicas
         .write_txn_markers(markers, MARKER_TIMEOUT)
         .await;
-    let markers = req
+    let codes = req
         .markers
-        .into_iter()
+        .iter()
         .zip(results)
         .map(|(m, r)| {
-            let mut outcomes = r.partitions.into_iter();
-            let topics = m
-                .topics
+            r.partitions
                 .into_iter()
-                .map(|t| {
-                    let partitions = outcomes
-                        .by_ref()
-                        .take(t.partition_indexes.len())
-                        .map(|o| {
-                            if o.result.is_ok() && *o.topic == *crate::group::OFFSETS_TOPIC {
-                                // The group coordinator applies or drops the producer's
-                                // transactional offsets (Kafka's onTransactionCompleted).
-                                let (pid, commit) = (m.producer_id.0, m.transaction_result);
-                                if let Err(e) = ctx.groups.complete_txn(pid, o.partition, commit) {
-                                    tracing::warn!(producer_id = pid, error = %e, "could not complete transactional offsets");
-                                }
-                            }
-                            let code = o.result.err().map_or(0, |e| replica_code(&e).code());
-                            WritableTxnMarkerPartitionResult::default()
-                                .with_partition_index(o.partition)
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    WritableTxnMarkerTopicResult::default()
-                        .with_name(t.name)
-                        .with_partitions(partitions)
+                .map(|o| {
+                    if o.result.is_ok() && *o.topic == *crate::group::OFFSETS_TOPIC {
+                        // The group coordinator applies or drops the producer's
+                        // transactional offsets (Kafka's onTransactionCompleted).
+                        let (pid, commit) = (m.producer_id.0, m.transaction_result);
+                        if let Err(e) = ctx.groups.complete_txn(pid, o.partition, commit) {
+                            tracing::warn!(producer_id = pid, error = %e, "could not complete transactional offsets");
+                        }
+                    }
+                    o.result.err().map_or(0, |e| replica_code(&e).code())
                 })
-                .collect();
-            WritableTxnMarkerResult::default()
-                .with_producer_id(m.producer_id)
-                .with_topics(topics)
+                .collect()
         })
         .collect();
-    WriteTxnMarkersResponse::default().with_markers(markers)
+    encode(req, codes)
 }
 
-/// Every partition of every marker answered CLUSTER_AUTHORIZATION_FAILED.
-fn refused(req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
-    let code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+/// The response: `codes[i]` holds an error code for each partition of marker `i`, in
+/// request order.
+fn encode(req: WriteTxnMarkersRequest, codes: Vec<Vec<i16>>) -> WriteTxnMarkersResponse {
     let markers = req
         .markers
         .into_iter()
-        .map(|m| {
+        .zip(codes)
+        .map(|(m, codes)| {
+            let mut codes = codes.into_iter();
             let topics = m
                 .topics
                 .into_iter()
@@ -107,7 +101,8 @@ fn refused(req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
                     let partitions = t
                         .partition_indexes
                         .iter()
-                        .map(|p| {
+                        .zip(codes.by_ref())
+                        .map(|(p, code)| {
                             WritableTxnMarkerPartitionResult::default()
                                 .with_partition_index(*p)
                                 .with_error_code(code)
