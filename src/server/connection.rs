@@ -189,15 +189,16 @@ where
     }
 }
 
-/// Closes after a final answer (a failed authentication) so that the client reads it:
-/// send FIN first, then drain what the client still sends for a moment. Closing a socket
-/// with unread input sends a reset, which can destroy the answer in flight.
+/// Closes after a final answer (a failed authentication) so that the client reads it.
+/// The client closes first where it will: drain its input until it does, for at most
+/// 500 ms, and only then send FIN. Sending FIN at once lost the answer for kafka-python
+/// 3.0, which discards what it read in the same wake-up as the end of the stream; and
+/// closing a socket with unread input sends a reset, which can destroy the answer too.
 async fn linger<R, W>(reader: &mut R, writer: &mut W)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let _ = writer.shutdown().await;
     let drain = async {
         let mut sink = [0u8; 4096];
         while let Ok(n) = reader.read(&mut sink).await {
@@ -207,6 +208,7 @@ where
         }
     };
     let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    let _ = writer.shutdown().await;
 }
 
 /// Reads a frame body of `size` bytes into uninitialised capacity: zeroing a
