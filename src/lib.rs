@@ -41,6 +41,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod pem;
 pub mod protocol;
+pub mod quota;
 pub mod recover;
 pub mod replica;
 pub mod rlm;

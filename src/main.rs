@@ -60,6 +60,13 @@ enum Command {
         #[command(subcommand)]
         cmd: strata::cli::AclCommand,
     },
+    /// Client quotas: `strata quota set --client-id app producer_byte_rate=1048576`.
+    Quota {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::QuotaCommand,
+    },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
     /// with the broker's own config, then start `strata serve`.
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
         Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
         Command::User { conn, cmd } => strata::cli::user(conn, cmd),
         Command::Acl { conn, cmd } => strata::cli::acl(conn, cmd),
+        Command::Quota { conn, cmd } => strata::cli::quota(conn, cmd),
         Command::Tier {
             cmd: TierCmd::Status { conn, topics },
         } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),

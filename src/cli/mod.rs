@@ -13,11 +13,13 @@ mod cleaner;
 mod group;
 mod log_dirs;
 mod progress;
+mod quota;
 mod tier;
 mod topic;
 mod user;
 
 pub use acl::AclCommand;
+pub use quota::QuotaCommand;
 pub use user::UserCommand;
 
 use std::process::ExitCode;
@@ -271,6 +273,10 @@ pub fn user(conn: Connection, cmd: UserCommand) -> ExitCode {
 
 pub fn acl(conn: Connection, cmd: AclCommand) -> ExitCode {
     run(conn, |client, conn| acl::run(client, conn, cmd))
+}
+
+pub fn quota(conn: Connection, cmd: QuotaCommand) -> ExitCode {
+    run(conn, |client, conn| quota::run(client, conn, cmd))
 }
 
 /// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit

@@ -28,6 +28,7 @@
 pub mod cleaner;
 mod export;
 mod http;
+pub mod quota;
 pub mod tier;
 
 use std::collections::HashMap;

@@ -26,8 +26,9 @@ use tracing::Instrument;
 use super::auth::session::SaslSession;
 use super::auth::Principal;
 use super::listener::ListenerRuntime;
-use super::{handlers, Ctx, Services};
+use super::{handlers, throttle, Ctx, Services};
 use crate::protocol::{self, ProtocolError};
+use crate::quota::Client;
 
 /// What the connection knows about itself: where it comes from, on which listener, who it
 /// is, and its SASL state.
@@ -42,6 +43,8 @@ pub struct ConnState<'a> {
     idle: Option<Duration>,
     pub failed_auth_delay: Duration,
     sasl_max_receive: usize,
+    /// A client over its quota: nothing more is read from it until then (KIP-219).
+    muted_until: Option<Instant>,
 }
 
 impl<'a> ConnState<'a> {
@@ -69,6 +72,7 @@ impl<'a> ConnState<'a> {
                 security.failed_authentication_delay_ms.max(0) as u64,
             ),
             sasl_max_receive: security.sasl_max_receive_size.max(0) as usize,
+            muted_until: None,
         }
     }
 
@@ -183,7 +187,14 @@ where
             linger(&mut reader, &mut writer).await;
             return Ok(());
         }
-        if reader.buffer().is_empty() {
+        if let Some(until) = st.muted_until.take() {
+            // Muted: the throttled answer goes out now, the next request waits.
+            writer.flush().await?;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        } else if reader.buffer().is_empty() {
             writer.flush().await?;
         }
     }
@@ -270,10 +281,12 @@ async fn respond(
                     return Ok(Flow::Close);
                 }
             }
-            (
-                dispatch(services, st, &request.header, api, version, body).await,
-                Flow::Continue,
-            )
+            let (response, throttle_ms) =
+                dispatch(services, st, &request.header, api, version, body).await;
+            if throttle_ms > 0 {
+                st.muted_until = Some(Instant::now() + Duration::from_millis(throttle_ms));
+            }
+            (response, Flow::Continue)
         }
     };
     let result = match response {
@@ -290,7 +303,7 @@ async fn dispatch(
     api: ApiKey,
     version: i16,
     body: RequestKind,
-) -> Option<ResponseKind> {
+) -> (Option<ResponseKind>, u64) {
     let ctx = Ctx {
         services,
         version,
@@ -302,16 +315,27 @@ async fn dispatch(
             .unwrap_or_default(),
         principal: &st.principal,
         listener: &st.listener.name,
+        throttle_ms: Default::default(),
     };
+    let usage = throttle::Usage::of(&body, version);
     let started = Instant::now();
-    let response = if crate::metrics::tracing_enabled() {
+    let mut busy = Duration::ZERO;
+    let mut response = if crate::metrics::tracing_enabled() {
         let span = tracing::info_span!("request", api = ?api, version, correlation_id = header.correlation_id);
-        handlers::dispatch(&ctx, body).instrument(span).await
+        let handler = std::pin::pin!(handlers::dispatch(&ctx, body).instrument(span));
+        throttle::Busy::new(handler, &mut busy).await
     } else {
-        handlers::dispatch(&ctx, body).await
+        let handler = std::pin::pin!(handlers::dispatch(&ctx, body));
+        throttle::Busy::new(handler, &mut busy).await
     };
     crate::metrics::request(api, started.elapsed());
-    response
+    let client = Client {
+        user: &st.principal.name,
+        client_id: &ctx.client_id,
+    };
+    let throttle_ms = throttle::after(services, client, usage, &mut response, busy)
+        .max(ctx.handler_throttle_ms());
+    (response, throttle_ms)
 }
 
 /// Only a handler bug (a field set that this version cannot carry) fails here; the

@@ -78,7 +78,7 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
             },
             A::UnknownScramCredential { .. } => E::ResourceNotFound,
             A::InvalidScramCredential { .. } => E::UnacceptableCredential,
-            A::InvalidAcl { .. } => E::InvalidRequest,
+            A::InvalidAcl { .. } | A::InvalidQuota { .. } => E::InvalidRequest,
             A::ClusterIdAlreadySet { .. } | A::InvalidProducerIdBlock { .. } => {
                 E::UnknownServerError
             }

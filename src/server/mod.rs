@@ -13,6 +13,7 @@ pub mod fetch_session;
 mod handlers;
 pub mod limits;
 pub mod listener;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct Services {
     /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
     pub authorizer: Option<Arc<Authorizer>>,
     pub txns: Arc<TxnCoordinator>,
+    /// The meters of clients under a quota.
+    pub quotas: Arc<crate::quota::QuotaManager>,
 }
 
 impl Services {
@@ -71,7 +74,16 @@ impl Services {
             .authorizer
             .as_ref()
             .map(|c| Arc::new(Authorizer::new(c)));
+        let [samples, window, mutation_samples, mutation_window] =
+            broker.metadata.config().quota_windows;
+        let quotas = Arc::new(crate::quota::QuotaManager::new(
+            samples,
+            window,
+            mutation_samples,
+            mutation_window,
+        ));
         Services {
+            quotas,
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
             authorizer,
             metadata: broker.metadata.clone(),
@@ -99,6 +111,9 @@ pub struct Ctx<'a> {
     /// The listener the request came in on; Metadata and FindCoordinator answer with
     /// that listener's addresses.
     pub listener: &'a str,
+    /// A throttle a handler decided on (a permissive mutation quota); the connection
+    /// mutes the client for the largest of it and the byte and request throttles.
+    throttle_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for Ctx<'_> {
@@ -138,6 +153,36 @@ impl Ctx<'_> {
     }
 
     /// `allowed` on the cluster.
+    /// KIP-599's `controller_mutation_rate`: whether a request creating or deleting
+    /// `partitions` may go ahead, or how many milliseconds the client must wait. Only the
+    /// versions that know THROTTLING_QUOTA_EXCEEDED (`strict`) are refused; older ones
+    /// are admitted and their client is muted for the wait, as Kafka's permissive mode
+    /// does.
+    pub fn admit_mutation(&self, partitions: i32, strict: bool) -> Result<(), u64> {
+        let image = self.broker.image();
+        let client = crate::quota::Client {
+            user: &self.principal.name,
+            client_id: &self.client_id,
+        };
+        let now = crate::now_ms().max(0) as u64;
+        let outcome =
+            self.quotas
+                .admit_mutation(&image.quotas, client, partitions.max(0) as f64, now);
+        match outcome {
+            Err(ms) if !strict => {
+                self.throttle_ms
+                    .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The throttle a handler decided on, 0 if none.
+    pub fn handler_throttle_ms(&self) -> u64 {
+        self.throttle_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn cluster_allowed(&self, op: AclOperation) -> bool {
         self.allowed(
             op,

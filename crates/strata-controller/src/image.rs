@@ -108,6 +108,9 @@ pub struct MetadataImage {
     /// ACLs (CreateAcls/DeleteAcls), enforced by every broker's authorizer.
     #[serde(default)]
     pub acls: crate::acl::AclSet,
+    /// Client quotas (AlterClientQuotas), sorted by entity.
+    #[serde(default)]
+    pub quotas: Vec<crate::quota::ClientQuota>,
 }
 
 impl MetadataImage {
@@ -218,6 +221,10 @@ pub enum MetadataCommand {
     DeleteAcls {
         acls: Vec<crate::acl::AclBinding>,
     },
+    /// AlterClientQuotas: all changes or none.
+    AlterClientQuotas {
+        changes: Vec<crate::quota::QuotaChange>,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -249,6 +256,8 @@ pub enum ApplyError {
          and stay below i64::MAX"
     )]
     InvalidProducerIdBlock { count: i64, next: i64, max: i64 },
+    #[error("invalid client quota: {reason}")]
+    InvalidQuota { reason: String },
     #[error("broker {node_id} is not registered")]
     UnknownBroker { node_id: i32 },
     #[error("partition {partition} of topic {name} does not exist")]
@@ -458,6 +467,7 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         }
         MetadataCommand::CreateAcls { acls } => crate::acl::create(image, acls)?,
         MetadataCommand::DeleteAcls { acls } => crate::acl::delete(image, acls),
+        MetadataCommand::AlterClientQuotas { changes } => crate::quota::alter(image, changes)?,
         MetadataCommand::AllocateProducerIds { count } => {
             let next = image.next_producer_id;
             let end = next

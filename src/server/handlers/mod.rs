@@ -15,6 +15,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod quotas;
 pub mod sasl;
 mod scram;
 mod topics;
@@ -80,6 +81,8 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::CreateAcls(r) => Rs::CreateAcls(acls::create(ctx, r).await),
         Rq::DescribeAcls(r) => Rs::DescribeAcls(acls::describe(ctx, r)),
         Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete(ctx, r).await),
+        Rq::DescribeClientQuotas(r) => Rs::DescribeClientQuotas(quotas::describe(ctx, r)),
+        Rq::AlterClientQuotas(r) => Rs::AlterClientQuotas(quotas::alter(ctx, r).await),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above (SaslHandshake and SaslAuthenticate change the

@@ -21,6 +21,7 @@ use strata_controller::AclOperation;
 
 pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut throttle = Throttle::default();
     let mut seen = std::collections::HashSet::new();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -44,6 +45,21 @@ pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                 "CREATE",
                 &name,
             ));
+            continue;
+        }
+        let partitions = match (t.num_partitions, t.assignments.len()) {
+            (-1, 0) => ctx.metadata.config().num_partitions,
+            (-1, n) => n as i32,
+            (n, _) => n,
+        };
+        if let Err(ms) = ctx.admit_mutation(partitions, ctx.version >= 6) {
+            let message = throttle.refuse(ms, &name);
+            results.push(
+                base.with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(str_bytes(message)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -102,7 +118,23 @@ pub async fn create_topics(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
         };
         results.push(result);
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_topics(results)
+        .with_throttle_time_ms(throttle.ms)
+}
+
+/// The largest wait of the topics a request's mutation quota refused.
+#[derive(Default)]
+struct Throttle {
+    ms: i32,
+}
+
+impl Throttle {
+    /// Notes a refusal; answers its message.
+    fn refuse(&mut self, ms: u64, topic: &str) -> String {
+        self.ms = self.ms.max(i32::try_from(ms).unwrap_or(i32::MAX));
+        format!("topic {topic}: the controller_mutation_rate quota is exhausted; retry in {ms} ms")
+    }
 }
 
 fn failed_code(
@@ -144,6 +176,7 @@ pub async fn delete_topics(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTop
             .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
+    let mut throttle = Throttle::default();
     for (name, id) in wanted {
         let name = name.or_else(|| ctx.metadata.topic_name_by_id(id).map(|n| n.to_string()));
         let base = DeletableTopicResult::default()
@@ -158,6 +191,9 @@ pub async fn delete_topics(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTop
                     "DELETE",
                     &name,
                 )))),
+            Some(name) if let Err(ms) = admit_delete(ctx, &name) => base
+                .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                .with_error_message(Some(str_bytes(throttle.refuse(ms, &name)))),
             Some(name) => match ctx.broker.delete_topic(&name).await {
                 Ok(id) => {
                     tracing::info!(topic = %name, %id, "deleted topic");
@@ -170,7 +206,16 @@ pub async fn delete_topics(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTop
         };
         responses.push(result);
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle.ms)
+}
+
+/// Deleting a topic deletes its partitions: they count against the mutation quota.
+fn admit_delete(ctx: &Ctx<'_>, topic: &str) -> Result<(), u64> {
+    let image = ctx.broker.image();
+    let partitions = image.topics.get(topic).map_or(0, |m| m.partitions);
+    ctx.admit_mutation(partitions, ctx.version >= 5)
 }
 
 pub async fn create_partitions(
@@ -178,6 +223,7 @@ pub async fn create_partitions(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut throttle = Throttle::default();
     for t in req.topics {
         let name = t.name.0.to_string();
         let current = ctx
@@ -208,6 +254,14 @@ pub async fn create_partitions(
             );
             continue;
         }
+        if let Err(ms) = ctx.admit_mutation(t.count - current, ctx.version >= 3) {
+            let message = throttle.refuse(ms, &name);
+            results.push(
+                base.with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(str_bytes(message))),
+            );
+            continue;
+        }
         let result = match ctx
             .broker
             .create_partitions(&name, t.count, &assignments, req.validate_only)
@@ -220,5 +274,7 @@ pub async fn create_partitions(
         };
         results.push(result);
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(throttle.ms)
 }

@@ -95,6 +95,15 @@ pub(super) const CORE: &[ConfigDef] = &[
         importance: Low, doc: "Most partitions one DescribeTopicPartitions response carries; more are paged with its cursor.", ..BASE },
     ConfigDef { name: "max.incremental.fetch.session.cache.slots", ty: Int, default: Some("1000"), validator: AtLeast(0),
         importance: Medium, doc: "Most incremental fetch sessions (KIP-227) the broker keeps; 0 turns sessions off (clients send full fetches).", ..BASE },
+    // --- client quotas ---------------------------------------------------------
+    ConfigDef { name: "quota.window.num", ty: Int, default: Some("11"), validator: AtLeast(2),
+        importance: Low, doc: "Samples kept to measure a client's byte rate and request time against its quota.", ..BASE },
+    ConfigDef { name: "quota.window.size.seconds", ty: Int, default: Some("1"), validator: AtLeast(1),
+        importance: Low, doc: "Length of one quota sample, in seconds.", ..BASE },
+    ConfigDef { name: "controller.quota.window.num", ty: Int, default: Some("11"), validator: AtLeast(2),
+        importance: Low, doc: "Samples of the controller_mutation_rate quota: its token bucket holds this many windows of the rate.", ..BASE },
+    ConfigDef { name: "controller.quota.window.size.seconds", ty: Int, default: Some("1"), validator: AtLeast(1),
+        importance: Low, doc: "Length of one controller_mutation_rate sample, in seconds.", ..BASE },
     ConfigDef { name: "socket.request.max.bytes", ty: Int, default: Some("104857600"), validator: AtLeast(1),
         importance: High, doc: "Largest request, in bytes, the broker accepts on a socket.", ..BASE },
     // --- storage --------------------------------------------------------------

@@ -50,6 +50,9 @@ pub struct BrokerConfig {
     pub fetch_session_slots: i32,
     /// `max.request.partition.size.limit` (DescribeTopicPartitions paging).
     pub max_request_partition_size_limit: i32,
+    /// `quota.window.num`, `quota.window.size.seconds`, `controller.quota.window.num`,
+    /// `controller.quota.window.size.seconds`.
+    pub quota_windows: [i32; 4],
     pub delete_topic_enable: bool,
     /// `None` when unset or empty.
     pub broker_rack: Option<String>,
@@ -268,6 +271,12 @@ impl Configs {
             socket_request_max_bytes: r.get("socket.request.max.bytes")?,
             fetch_session_slots: r.get("max.incremental.fetch.session.cache.slots")?,
             max_request_partition_size_limit: r.get("max.request.partition.size.limit")?,
+            quota_windows: [
+                r.get("quota.window.num")?,
+                r.get("quota.window.size.seconds")?,
+                r.get("controller.quota.window.num")?,
+                r.get("controller.quota.window.size.seconds")?,
+            ],
             delete_topic_enable: r.flag("delete.topic.enable")?,
             broker_rack: r
                 .chain("broker.rack")
