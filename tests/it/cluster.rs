@@ -75,7 +75,7 @@ impl Cluster {
     }
 
     /// Waits until Metadata lists `n` live brokers.
-    fn wait_for_brokers(&self, n: usize) {
+    pub(crate) fn wait_for_brokers(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let md = metadata(&self.bootstrap(), None);
@@ -126,7 +126,7 @@ pub(crate) struct Md {
     pub(crate) partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
 }
 
-fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
+pub(crate) fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let c: BaseConsumer = kafka::config(bootstrap).create().expect("client");
     let md = c
@@ -189,7 +189,7 @@ pub(crate) fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Durati
 }
 
 /// The concatenated `.log` bytes of one partition directory, in offset order.
-fn log_bytes(dir: &Path) -> Vec<u8> {
+pub(crate) fn log_bytes(dir: &Path) -> Vec<u8> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -207,7 +207,7 @@ fn log_bytes(dir: &Path) -> Vec<u8> {
 
 /// A producer that sends `value-i` records without pause until stopped, and remembers which
 /// were acknowledged.
-fn start_producing(
+pub(crate) fn start_producing(
     bootstrap: String,
     topic: &'static str,
     stop: Arc<AtomicBool>,
@@ -261,7 +261,7 @@ fn start_producing(
 }
 
 /// Every value in the topic, read from the current leaders until 3 s pass without a record.
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
+pub(crate) fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let c = kafka::consumer(bootstrap);

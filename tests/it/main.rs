@@ -17,6 +17,7 @@ mod metrics;
 mod node_security;
 mod produce_consume;
 mod recover;
+mod replace;
 mod security;
 mod startup;
 mod tier;

@@ -37,6 +37,8 @@ use crate::network::call_once;
 use crate::network::NoNetwork;
 use crate::network::PeerHealth;
 use crate::network::TcpNetwork;
+use crate::rejoin::caught_up;
+use crate::rejoin::CatchUp;
 use crate::rpc::ProposeOutcome;
 use crate::rpc::Request;
 use crate::rpc::Response;
@@ -95,6 +97,8 @@ struct Cluster {
     listen_addr: std::net::SocketAddr,
     propose_timeout: Duration,
     tls: Option<TransportTls>,
+    /// Set while this voter rebuilds its log after an empty start (see [`crate::rejoin`]).
+    catch_up: Arc<CatchUp>,
 }
 
 /// How long to wait before asking again while no leader is known.
@@ -217,11 +221,27 @@ impl Controller {
         )
         .await
         .map_err(|e| ControllerError::raft("start", e))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ControllerError::raft("is_initialized", e))?;
+        let catch_up = match CatchUp::open(dir, !initialized) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                let _ = raft.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        if catch_up.is_active() {
+            // Campaigning with a partial log would only disturb the leader it must learn from.
+            raft.runtime_config().elect(false);
+        }
         let server = match RpcServer::start(
             listen,
             raft.clone(),
             health.clone(),
             config.tls.clone(),
+            catch_up.clone(),
         )
         .await
         {
@@ -241,6 +261,7 @@ impl Controller {
                 server: Mutex::new(Some(server)),
                 propose_timeout: config.propose_timeout,
                 tls: config.tls.clone(),
+                catch_up,
             })),
         };
         let ready = controller.bootstrap(&voters, config.ready_timeout).await;
@@ -248,7 +269,76 @@ impl Controller {
             let _ = controller.shutdown().await;
             return Err(e);
         }
+        controller.spawn_catch_up_watch();
         Ok(controller)
+    }
+
+    /// While this voter is catching up, waits until it holds every entry committed before it
+    /// came back, then lets it vote and campaign again.
+    fn spawn_catch_up_watch(&self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        if !cluster.catch_up.is_active() {
+            return;
+        }
+        tracing::warn!(
+            node_id = self.node_id,
+            "this voter started with an empty metadata log: it rebuilds the log from the leader \
+             and neither votes nor campaigns until it has caught up"
+        );
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let mut metrics = raft.metrics();
+            loop {
+                let done = caught_up(&metrics.borrow());
+                if done {
+                    if let Err(e) = cluster.catch_up.finish() {
+                        tracing::error!("could not record that the metadata log caught up: {e}; still not voting");
+                        return;
+                    }
+                    raft.runtime_config().elect(true);
+                    let applied = metrics.borrow().last_applied;
+                    tracing::info!(
+                        ?applied,
+                        "metadata log caught up with the leader; this voter votes again"
+                    );
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Whether this voter is still rebuilding its metadata log after an empty start.
+    pub fn is_catching_up(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.catch_up.is_active())
+    }
+
+    /// Whether any other voter already holds an initialized metadata log (asked concurrently,
+    /// each for at most `timeout`; an unreachable voter counts as "no").
+    async fn peers_initialized(&self, voters: &BTreeMap<u64, String>, timeout: Duration) -> bool {
+        let tls = self.cluster.as_ref().and_then(|c| c.tls.clone());
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in voters.iter().filter(|(id, _)| **id != self.node_id) {
+            let (id, addr, tls) = (*id, addr.clone(), tls.clone());
+            asks.spawn(async move {
+                matches!(
+                    call_once(id, &addr, &Request::Status, timeout, tls.as_ref()).await,
+                    Ok(Response::Status { initialized: true })
+                )
+            });
+        }
+        while let Some(answer) = asks.join_next().await {
+            if answer.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
     }
 
     async fn bootstrap(
@@ -263,7 +353,16 @@ impl Controller {
             .is_initialized()
             .await
             .map_err(|e| ControllerError::raft("is_initialized", e))?;
-        if lowest && !initialized {
+        // An empty lowest voter of a running cluster is a replaced node: it must not start a
+        // second history, so it asks first.
+        let rejoining =
+            lowest && !initialized && self.peers_initialized(voters, Duration::from_secs(1)).await;
+        if rejoining {
+            tracing::warn!(
+                "empty metadata log but the other voters hold the cluster's log; rejoining instead of initializing"
+            );
+        }
+        if lowest && !initialized && !rejoining {
             let members: BTreeMap<u64, BasicNode> = voters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode::new(addr)))
@@ -275,6 +374,11 @@ impl Controller {
             match self.raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(ControllerError::raft("initialize", e)),
+            }
+            // The origin of the log has nothing to catch up with.
+            if let Some(c) = &self.cluster {
+                c.catch_up.finish()?;
+                self.raft.runtime_config().elect(true);
             }
         }
         let not_ready = || ControllerError::ClusterNotReady {

@@ -39,9 +39,11 @@
 //! the address it is given.
 //! - Bootstrap: only when its log is empty, the lowest voter id calls `Raft::initialize` with all
 //!   voters and then proposes the cluster id; the others learn both from the log. Reopening a
-//!   directory never initializes again. (Do not wipe one voter's directory and restart it as the
-//!   lowest id of a running cluster; growing or changing the set is `Raft::change_membership`,
-//!   not done yet.)
+//!   directory never initializes again; an empty lowest voter first asks its peers and, if they
+//!   hold a log, rejoins instead. Growing or changing the voter set (`Raft::change_membership`)
+//!   is not done yet.
+//! - Replacing a node: a voter whose directory was wiped restarts empty with the same id and
+//!   catches up from the leader; until it has, it neither votes nor campaigns ([`rejoin`]).
 //! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
 //!   length-prefixed JSON frame over a reused TCP connection (mutual TLS with
 //!   [`ControllerConfig::tls`], see [`tls`]), bounded by the RPC's TTL; a failure drops the
@@ -63,6 +65,7 @@ pub mod log_store;
 pub mod network;
 pub mod partition;
 pub mod quorum;
+pub mod rejoin;
 pub mod rpc;
 pub mod scram;
 mod server;

@@ -68,6 +68,9 @@ pub enum Request {
         /// How long the leader may wait for the entry to commit.
         timeout_ms: u64,
     },
+    /// Whether the receiver's metadata log is initialized: an empty lowest voter asks before
+    /// it initializes a new cluster (see [`crate::rejoin`]).
+    Status,
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -80,6 +83,10 @@ pub enum Response {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Propose(ProposeOutcome),
+    Status {
+        /// The receiver holds an initialized membership (it is part of a running cluster).
+        initialized: bool,
+    },
 }
 
 /// What the leader did with a forwarded command.
