@@ -53,6 +53,9 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `None` when unset or empty.
     pub broker_rack: Option<String>,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector` (the only one accepted):
+    /// consumers may be sent to an in-sync follower in their rack (KIP-392).
+    pub rack_aware_replica_selector: bool,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub compression_type: String,
@@ -275,6 +278,11 @@ impl Configs {
                 .next()
                 .map(|e| e.converted())
                 .filter(|rack| !rack.is_empty()),
+            rack_aware_replica_selector: r
+                .chain("replica.selector.class")
+                .into_iter()
+                .next()
+                .is_some_and(|e| e.converted() == crate::defs::RACK_AWARE_SELECTOR),
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
