@@ -286,7 +286,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    crate::metrics::watch_partitions(broker.replicas.clone());
+    crate::metrics::watch_partitions(broker.clone());
     crate::metrics::cleaner::watch(broker.cleaner.clone());
     let metrics_addr = match &broker.config().metrics_listener {
         Some(addr) => Some(crate::metrics::spawn_server(addr, shutdown_rx.clone()).await?),

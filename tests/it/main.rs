@@ -6,6 +6,7 @@ mod admin_cli;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_health;
 mod compaction;
 mod crash;
 mod fetch;

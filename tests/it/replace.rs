@@ -47,8 +47,7 @@ async fn create_topic(bootstrap: &str, name: &str) -> Result<(), String> {
         Err(e) => Err(e.to_string()),
         Ok(rs) => rs
             .into_iter()
-            .map(|r| r.map(|_| ()).map_err(|(t, e)| format!("{t}: {e:?}")))
-            .collect(),
+            .try_for_each(|r| r.map(|_| ()).map_err(|(t, e)| format!("{t}: {e:?}"))),
     }
 }
 
