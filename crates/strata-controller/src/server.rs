@@ -167,6 +167,9 @@ async fn dispatch(
         Request::Status => Response::Status {
             initialized: raft.is_initialized().await.unwrap_or(false),
         },
+        Request::AddLearner { node_id, addr } => {
+            Response::AddLearner(add_learner_local(raft, node_id, addr).await)
+        }
         Request::InstallSnapshot(rpc) => {
             if let Some(from) = rpc.vote.leader_id().voted_for() {
                 health.ok(from);
@@ -181,6 +184,45 @@ async fn dispatch(
             let timeout = Duration::from_millis(timeout_ms).min(MAX_FORWARDED_TIMEOUT);
             Response::Propose(propose_local(raft, command, timeout).await)
         }
+    }
+}
+
+/// Adds `node_id` at `addr` as a learner, if this node leads; a node that already is a member
+/// (a restarted learner, or a voter) is left as it is.
+async fn add_learner_local(raft: &Raft<TypeConfig>, node_id: u64, addr: String) -> ProposeOutcome {
+    let m = raft.metrics().borrow().clone();
+    if m.current_leader != Some(m.id) {
+        let leader_addr = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        return ProposeOutcome::NotLeader {
+            leader_id: m.current_leader,
+            leader_addr,
+        };
+    }
+    let known = m.membership_config.membership().get_node(&node_id).cloned();
+    if known.is_some_and(|n| n.addr == addr) {
+        return ProposeOutcome::Applied {
+            index: m.last_applied.map_or(0, |l| l.index),
+            image: Default::default(),
+        };
+    }
+    tracing::info!(node_id, %addr, "adding a broker-only node as a learner of the metadata log");
+    match raft
+        .add_learner(node_id, openraft::BasicNode::new(addr), false)
+        .await
+    {
+        Ok(resp) => ProposeOutcome::Applied {
+            index: resp.log_id.index,
+            image: Default::default(),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => ProposeOutcome::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.map(|n| n.addr),
+        },
+        Err(e) => ProposeOutcome::Failed {
+            message: e.to_string(),
+        },
     }
 }
 

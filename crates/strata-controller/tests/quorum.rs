@@ -372,3 +372,51 @@ async fn a_wiped_voter_rejoins_with_the_same_id_and_catches_up() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// A broker-only node (issue 17, `process.roles=broker`) joins a running quorum as a learner:
+/// it follows the metadata log and proposes through the leader, but does not count for the
+/// quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_follows_the_log_without_counting_for_the_quorum() {
+    let q = Arc::new(Quorum::new());
+    let nodes = q.open_all(&[1, 2, 3]).await;
+    nodes[&1].propose(create("before")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap().to_string();
+    drop(probe);
+    let learner =
+        Controller::open_learner_with(dir.path(), 4, q.voters.clone(), &addr, &addr, config())
+            .await
+            .unwrap();
+    wait_for_image(&learner, "the topic", |i| i.topics.contains_key("before")).await;
+    learner.propose(create("from-learner")).await.unwrap();
+    wait_for_image(&nodes[&2], "the learner's topic", |i| {
+        i.topics.contains_key("from-learner")
+    })
+    .await;
+    let m = nodes[&1].raft().metrics().borrow().clone();
+    let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+    let learners: Vec<u64> = m.membership_config.membership().learner_ids().collect();
+    assert_eq!((voters, learners), (vec![1, 2, 3], vec![4]));
+    assert!(matches!(
+        Controller::open_learner_with(dir.path(), 2, q.voters.clone(), &addr, &addr, config())
+            .await,
+        Err(ControllerError::LearnerIsAVoter { node_id: 2 })
+    ));
+
+    // Two voters down: the learner does not make a majority.
+    for id in [2, 3] {
+        nodes[&id].shutdown().await.unwrap();
+    }
+    let err = learner.propose(create("no-quorum")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControllerError::NoQuorum { .. } | ControllerError::ProposeTimedOut { .. }
+        ),
+        "{err}"
+    );
+    learner.shutdown().await.unwrap();
+    nodes[&1].shutdown().await.unwrap();
+}
