@@ -16,9 +16,11 @@ use crate::kafka;
 
 pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Broker>,
+    /// `controller.quorum.voters` of the nodes.
+    pub(crate) voters: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -60,7 +62,7 @@ impl Cluster {
             .into_iter()
             .map(|h| h.join().expect("node start"))
             .collect();
-        let c = Cluster { nodes };
+        let c = Cluster { nodes, voters };
         c.wait_for_brokers(n);
         c
     }
@@ -428,7 +430,12 @@ fn signal(node: &Broker, sig: &str) {
 }
 
 /// Produces `n` records to `partition` with acks=all and returns how many were acknowledged.
-async fn produce_acks_all(bootstrap: &str, topic: &str, partition: i32, n: usize) -> usize {
+pub(crate) async fn produce_acks_all(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    n: usize,
+) -> usize {
     let p = kafka::producer(
         bootstrap,
         &[("acks", "all"), ("message.timeout.ms", "30000")],
@@ -674,6 +681,7 @@ async fn terraform_node_settings_form_a_cluster() {
         .collect();
     let c = Cluster {
         nodes: started.into_iter().map(|(b, _)| b).collect(),
+        voters: voters.clone(),
     };
     c.wait_for_brokers(3);
     // default.replication.factor=3 from the file: an auto-created topic has 3 replicas.

@@ -19,6 +19,7 @@ mod node_security;
 mod produce_consume;
 mod recover;
 mod replace;
+mod roles;
 mod security;
 mod startup;
 mod tier;

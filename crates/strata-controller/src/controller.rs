@@ -418,12 +418,19 @@ impl Controller {
                     leader_addr: Some(a),
                 })) if l != id => leader = Some((l, a)),
                 other => {
-                    tracing::debug!(voter = id, ok = other.is_ok(), "not added as a learner yet; retrying");
+                    tracing::debug!(
+                        voter = id,
+                        ok = other.is_ok(),
+                        "not added as a learner yet; retrying"
+                    );
                     tokio::time::sleep(NO_LEADER_BACKOFF * 4).await;
                 }
             }
         }
-        tracing::info!(node_id = self.node_id, "joined the metadata quorum as a learner (observer)");
+        tracing::info!(
+            node_id = self.node_id,
+            "joined the metadata quorum as a learner (observer)"
+        );
         let mut images = self.subscribe();
         let remaining = deadline.saturating_duration_since(Instant::now());
         tokio::time::timeout(remaining, images.wait_for(|i| !i.cluster_id.is_empty()))

@@ -73,7 +73,10 @@ pub enum Request {
     Status,
     /// A broker-only node (`process.roles=broker`) asks the leader to add it as a learner: it
     /// receives the metadata log without voting.
-    AddLearner { node_id: NodeId, addr: String },
+    AddLearner {
+        node_id: NodeId,
+        addr: String,
+    },
 }
 
 /// The answer to a [`Request`] of the same name.

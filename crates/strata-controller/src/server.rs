@@ -192,9 +192,12 @@ async fn dispatch(
 async fn add_learner_local(raft: &Raft<TypeConfig>, node_id: u64, addr: String) -> ProposeOutcome {
     let m = raft.metrics().borrow().clone();
     if m.current_leader != Some(m.id) {
-        let leader_addr = m
-            .current_leader
-            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        let leader_addr = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
         return ProposeOutcome::NotLeader {
             leader_id: m.current_leader,
             leader_addr,
@@ -216,10 +219,12 @@ async fn add_learner_local(raft: &Raft<TypeConfig>, node_id: u64, addr: String) 
             index: resp.log_id.index,
             image: Default::default(),
         },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => ProposeOutcome::NotLeader {
-            leader_id: f.leader_id,
-            leader_addr: f.leader_node.map(|n| n.addr),
-        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            ProposeOutcome::NotLeader {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            }
+        }
         Err(e) => ProposeOutcome::Failed {
             message: e.to_string(),
         },

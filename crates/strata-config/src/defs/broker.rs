@@ -61,7 +61,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "process.roles", ty: List, default: Some("broker,controller"), validator: ListOf(PROCESS_ROLES),
         importance: High,
-        doc: "Roles of this node; Strata runs every node as both broker and controller (Kafka's combined mode), the only value accepted.",
+        doc: "Roles of this node: broker,controller (Kafka's combined mode: a broker and a voter of controller.quorum.voters) or broker (a broker-only node that joins the quorum of controller.quorum.voters as a non-voting learner; it still needs a controller listener, on an address the voters can reach, to receive the metadata log). controller alone is refused.",
         ..BASE },
     ConfigDef { name: "controller.quorum.voters", ty: String, default: Some(""), importance: High,
         doc: "The metadata Raft voters as id@host:port,...; empty runs a single-node cluster with an embedded controller and no controller port.",
