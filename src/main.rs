@@ -60,6 +60,13 @@ enum Command {
         #[command(subcommand)]
         cmd: strata::cli::AclCommand,
     },
+    /// The cluster: `strata cluster describe` shows voters, observers, brokers and racks.
+    Cluster {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::ClusterCommand,
+    },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
     /// with the broker's own config, then start `strata serve`.
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
         Command::Group { conn, cmd } => strata::cli::group(conn, cmd),
         Command::User { conn, cmd } => strata::cli::user(conn, cmd),
         Command::Acl { conn, cmd } => strata::cli::acl(conn, cmd),
+        Command::Cluster { conn, cmd } => strata::cli::cluster(conn, cmd),
         Command::Tier {
             cmd: TierCmd::Status { conn, topics },
         } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),

@@ -49,6 +49,36 @@ async fn a_broker_only_node_joins_as_a_learner_and_hosts_replicas() {
     );
     assert_eq!(produce_acks_all(&c.bootstrap(), "on-four", 0, 20).await, 20);
 
+    // `strata cluster describe`: three voters (one the leader), node 4 an observer; all serve.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["cluster", "describe", "-b", &c.bootstrap()])
+        .output()
+        .expect("strata cluster describe");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no row for node {id}:\n{text}"))
+            .to_string()
+    };
+    for id in ["1", "2", "3"] {
+        assert!(
+            row(id).contains("voter") && row(id).contains(" serving"),
+            "{text}"
+        );
+    }
+    assert!(
+        row("4").contains("observer") && row("4").contains(" serving"),
+        "{text}"
+    );
+    assert_eq!(text.matches("(leader)").count(), 1, "{text}");
+    eprintln!("roles: strata cluster describe\n{text}");
+
     // Two voters down: the learner does not make a majority with the third, so metadata
     // changes are refused (a timeout, not a hang) while it is up.
     c.node(2).kill9();

@@ -730,6 +730,11 @@ impl Controller {
         self.cluster.as_ref().and_then(|c| c.health.last_ok(peer))
     }
 
+    /// Voters, learners and their progress as this node sees them (the leader knows everyone's).
+    pub fn quorum_view(&self) -> crate::QuorumView {
+        crate::membership::quorum_view(&self.raft.metrics().borrow())
+    }
+
     /// Whether this node runs a quorum with a transport (`open_cluster`).
     pub fn is_quorum(&self) -> bool {
         self.cluster.is_some()
