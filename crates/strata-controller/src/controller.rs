@@ -83,26 +83,26 @@ impl Default for ControllerConfig {
 /// A running controller node. Cheap to clone; all clones share one Raft instance.
 #[derive(Clone)]
 pub struct Controller {
-    node_id: u64,
+    pub(crate) node_id: u64,
     raft: Raft<TypeConfig>,
     images: watch::Receiver<Arc<MetadataImage>>,
     /// Quorum state; `None` for a single voter.
-    cluster: Option<Arc<Cluster>>,
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// What a quorum member needs beyond the Raft handle.
-struct Cluster {
+pub(crate) struct Cluster {
     health: PeerHealth,
     server: Mutex<Option<RpcServer>>,
     listen_addr: std::net::SocketAddr,
     propose_timeout: Duration,
-    tls: Option<TransportTls>,
+    pub(crate) tls: Option<TransportTls>,
     /// Set while this voter rebuilds its log after an empty start (see [`crate::rejoin`]).
     catch_up: Arc<CatchUp>,
 }
 
 /// How long to wait before asking again while no leader is known.
-const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 fn raft_config(
@@ -219,7 +219,7 @@ impl Controller {
 
     /// While this voter is catching up, waits until it holds every entry committed before it
     /// came back, then lets it vote and campaign again.
-    fn spawn_catch_up_watch(&self) {
+    pub(crate) fn spawn_catch_up_watch(&self) {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
@@ -287,7 +287,7 @@ impl Controller {
 
     /// Opens `dir` with a transport and starts the RPC server on `listen`: what voters and
     /// learners share.
-    async fn start_member(
+    pub(crate) async fn start_member(
         dir: &Path,
         node_id: u64,
         listen: &str,
@@ -351,93 +351,6 @@ impl Controller {
             })),
         };
         Ok(controller)
-    }
-
-    /// Opens `dir` as a learner (a broker-only node, `process.roles=broker`): it receives the
-    /// metadata log from the leader of `voters` without voting or counting for the quorum.
-    /// `listen` is where it serves controller RPCs, and `advertised` the address the leader
-    /// replicates to. Asks the voters (following the leader they name) to add it, then waits
-    /// for the cluster id, up to `ready_timeout`.
-    pub async fn open_learner_with(
-        dir: &Path,
-        node_id: u64,
-        voters: BTreeMap<u64, String>,
-        listen: &str,
-        advertised: &str,
-        config: ControllerConfig,
-    ) -> Result<Controller, ControllerError> {
-        if voters.contains_key(&node_id) {
-            return Err(ControllerError::LearnerIsAVoter { node_id });
-        }
-        let controller = Controller::start_member(dir, node_id, listen, &config).await?;
-        let joined = controller
-            .join_as_learner(&voters, advertised, config.ready_timeout)
-            .await;
-        if let Err(e) = joined {
-            let _ = controller.shutdown().await;
-            return Err(e);
-        }
-        controller.spawn_catch_up_watch();
-        Ok(controller)
-    }
-
-    async fn join_as_learner(
-        &self,
-        voters: &BTreeMap<u64, String>,
-        advertised: &str,
-        timeout: Duration,
-    ) -> Result<(), ControllerError> {
-        let deadline = Instant::now() + timeout;
-        let not_ready = || ControllerError::ClusterNotReady {
-            node_id: self.node_id,
-            voters: voters.keys().copied().collect(),
-            waited: timeout,
-        };
-        let tls = self.cluster.as_ref().and_then(|c| c.tls.clone());
-        let request = Request::AddLearner {
-            node_id: self.node_id,
-            addr: advertised.to_string(),
-        };
-        let targets: Vec<(u64, String)> = voters.iter().map(|(id, a)| (*id, a.clone())).collect();
-        let mut leader: Option<(u64, String)> = None;
-        let mut next = 0usize;
-        loop {
-            if Instant::now() >= deadline {
-                return Err(not_ready());
-            }
-            // The leader a voter named, else the voters in turn.
-            let (id, addr) = leader.take().unwrap_or_else(|| {
-                next += 1;
-                targets[(next - 1) % targets.len()].clone()
-            });
-            let answer = call_once(id, &addr, &request, Duration::from_secs(5), tls.as_ref()).await;
-            match answer {
-                Ok(Response::AddLearner(ProposeOutcome::Applied { .. })) => break,
-                Ok(Response::AddLearner(ProposeOutcome::NotLeader {
-                    leader_id: Some(l),
-                    leader_addr: Some(a),
-                })) if l != id => leader = Some((l, a)),
-                other => {
-                    tracing::debug!(
-                        voter = id,
-                        ok = other.is_ok(),
-                        "not added as a learner yet; retrying"
-                    );
-                    tokio::time::sleep(NO_LEADER_BACKOFF * 4).await;
-                }
-            }
-        }
-        tracing::info!(
-            node_id = self.node_id,
-            "joined the metadata quorum as a learner (observer)"
-        );
-        let mut images = self.subscribe();
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        tokio::time::timeout(remaining, images.wait_for(|i| !i.cluster_id.is_empty()))
-            .await
-            .map_err(|_| not_ready())?
-            .map_err(|_| not_ready())?;
-        Ok(())
     }
 
     async fn bootstrap(

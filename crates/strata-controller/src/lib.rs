@@ -61,6 +61,7 @@ pub mod controller;
 mod disk;
 pub mod error;
 pub mod image;
+mod learner;
 pub mod log_store;
 pub mod membership;
 pub mod network;
