@@ -16,6 +16,9 @@
 //! - [`network`] (clients), `server` (listener) and [`rpc`] (frames): the TCP transport of a
 //!   quorum; [`quorum`]: parsing `controller.quorum.voters`.
 //! - `disk`: atomic JSON files, record framing, the directory lock.
+//! - [`rejoin`]: a voter that starts with an empty log (a replaced node) catches up before it
+//!   votes; `learner`: broker-only nodes as openraft learners; [`membership`]: the quorum as
+//!   one node sees it (DescribeQuorum).
 //!
 //! # Storage contracts
 //! - After `append` returns (and its flush callback fires) the entries were written to
