@@ -66,6 +66,12 @@ enum Command {
         conn: strata::cli::Connection,
         #[command(subcommand)]
         cmd: strata::cli::QuotaCommand,
+    /// The cluster: `strata cluster describe` shows voters, observers, brokers and racks.
+    Cluster {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(subcommand)]
+        cmd: strata::cli::ClusterCommand,
     },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
         Command::User { conn, cmd } => strata::cli::user(conn, cmd),
         Command::Acl { conn, cmd } => strata::cli::acl(conn, cmd),
         Command::Quota { conn, cmd } => strata::cli::quota(conn, cmd),
+        Command::Cluster { conn, cmd } => strata::cli::cluster(conn, cmd),
         Command::Tier {
             cmd: TierCmd::Status { conn, topics },
         } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),

@@ -177,6 +177,19 @@ async fn open_controller(
         tls,
         ..Default::default()
     };
+    if config.broker_only {
+        // The leader replicates the metadata log to this address: the controller listener as
+        // configured (a broker-only node needs one the voters can reach).
+        return Controller::open_learner_with(
+            meta_dir,
+            config.node_id as u64,
+            voters,
+            &listen,
+            &listen,
+            controller_config,
+        )
+        .await;
+    }
     Controller::open_cluster_with(
         meta_dir,
         config.node_id as u64,
@@ -286,7 +299,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    crate::metrics::watch_partitions(broker.replicas.clone());
+    crate::metrics::watch_partitions(broker.clone());
     crate::metrics::cleaner::watch(broker.cleaner.clone());
     let metrics_addr = match &broker.config().metrics_listener {
         Some(addr) => Some(crate::metrics::spawn_server(addr, shutdown_rx.clone()).await?),

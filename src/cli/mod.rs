@@ -1,4 +1,5 @@
-//! The admin commands of the `strata` binary: `topic`, `group`, `tier`, `user` and `acl`. They
+//! The admin commands of the `strata` binary: `topic`, `group`, `tier`, `user`, `acl` and
+//! `cluster`. They
 //! speak the Kafka protocol to any node (`--bootstrap-server`), so they work against
 //! Strata and against any Kafka-compatible broker; `--command-config FILE` gives them
 //! Kafka client security properties (TLS, SASL), as Kafka's own tools take them.
@@ -10,6 +11,7 @@
 
 mod acl;
 mod cleaner;
+mod cluster;
 mod group;
 mod log_dirs;
 mod progress;
@@ -20,6 +22,7 @@ mod user;
 
 pub use acl::AclCommand;
 pub use quota::QuotaCommand;
+pub use cluster::ClusterCommand;
 pub use user::UserCommand;
 
 use std::process::ExitCode;
@@ -277,6 +280,8 @@ pub fn acl(conn: Connection, cmd: AclCommand) -> ExitCode {
 
 pub fn quota(conn: Connection, cmd: QuotaCommand) -> ExitCode {
     run(conn, |client, conn| quota::run(client, conn, cmd))
+pub fn cluster(conn: Connection, cmd: ClusterCommand) -> ExitCode {
+    run(conn, |client, conn| cluster::run(client, conn, cmd))
 }
 
 /// A tokio runtime for a command (multi-threaded for the broker and recovery), or the exit

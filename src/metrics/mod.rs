@@ -13,11 +13,18 @@
 //! - `strata_produce_bytes_total{topic}` and `strata_fetch_bytes_total{topic}`:
 //!   record bytes appended by Produce and returned by Fetch (the broker-wide bytes in
 //!   and out are their sums);
+//! - `strata_fetch_consumer_bytes_total{rack,replica}`: bytes returned to consumers, by the
+//!   consumer's `client.rack` against `broker.rack` (`same`, `other`: cross-rack traffic,
+//!   `unknown`) and by the replica that served them (`leader`, `follower`: KIP-392);
 //! - `strata_partition_log_end_offset{topic,partition}`,
 //!   `strata_partition_log_start_offset{topic,partition}`: read from the hosted
 //!   partitions at each scrape;
 //! - `strata_under_replicated_partitions`: partitions this node leads whose ISR is smaller
 //!   than their replica set (Kafka's `UnderReplicatedPartitions`);
+//! - `strata_under_min_isr_partitions`: partitions this node leads whose ISR is smaller than
+//!   `min.insync.replicas` (`UnderMinIsrPartitionCount`);
+//! - `strata_offline_partitions`: partitions without a leader, on the active controller only
+//!   (`OfflinePartitionsCount`; 0 elsewhere, so the sum over nodes is the cluster's count);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
 //! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
 //!
@@ -59,6 +66,7 @@ struct Instruments {
     request_duration: Histogram<f64>,
     produce_bytes: Counter<u64>,
     fetch_bytes: Counter<u64>,
+    consumer_fetch_bytes: Counter<u64>,
     fetch_session_requests: Counter<u64>,
     fetch_session_partitions_left_out: Counter<u64>,
     fetch_request_partitions: Counter<u64>,
@@ -71,8 +79,19 @@ static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
 pub trait ScrapeSource: Send + Sync {
     /// The log start and end offsets of every hosted partition.
     fn partition_offsets(&self) -> Vec<PartitionOffsets>;
-    /// Partitions led here whose ISR is smaller than their replica set.
-    fn under_replicated(&self) -> usize;
+    /// The partition-health counts (`broker::gauges`).
+    fn partition_health(&self) -> PartitionHealthCounts;
+}
+
+/// Partition-health counts at a scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartitionHealthCounts {
+    /// Led here, ISR smaller than the replica set (Kafka's `UnderReplicatedPartitions`).
+    pub under_replicated: usize,
+    /// Led here, ISR smaller than `min.insync.replicas` (`UnderMinIsrPartitionCount`).
+    pub under_min_isr: usize,
+    /// Without a leader; counted by the active controller only (`OfflinePartitionsCount`).
+    pub offline: usize,
 }
 
 /// One hosted partition's offsets at a scrape.
@@ -117,6 +136,12 @@ fn instruments() -> &'static Instruments {
             fetch_bytes: meter
                 .u64_counter("strata.fetch.bytes")
                 .with_description("Record batch bytes returned by Fetch (bytes out), by topic")
+                .build(),
+            consumer_fetch_bytes: meter
+                .u64_counter("strata.fetch.consumer.bytes")
+                .with_description(
+                    "Record batch bytes returned to consumers, by the consumer's rack against this broker's (same, other, unknown) and by the replica that served them (leader, follower)",
+                )
                 .build(),
             fetch_session_requests: meter
                 .u64_counter("strata.fetch.session.requests")
@@ -186,7 +211,29 @@ fn register_partition_gauges(meter: &Meter) {
         )
         .with_callback(|obs| {
             if let Some(source) = watched() {
-                obs.observe(source.under_replicated() as i64, &[]);
+                obs.observe(source.partition_health().under_replicated as i64, &[]);
+            }
+        })
+        .build();
+    let _ = meter
+        .i64_observable_gauge("strata.under_min_isr_partitions")
+        .with_description(
+            "Partitions led by this node whose in-sync replicas are fewer than min.insync.replicas (acks=all is refused)",
+        )
+        .with_callback(|obs| {
+            if let Some(source) = watched() {
+                obs.observe(source.partition_health().under_min_isr as i64, &[]);
+            }
+        })
+        .build();
+    let _ = meter
+        .i64_observable_gauge("strata.offline_partitions")
+        .with_description(
+            "Partitions without a leader, reported by the active controller (0 on every other node)",
+        )
+        .with_callback(|obs| {
+            if let Some(source) = watched() {
+                obs.observe(source.partition_health().offline as i64, &[]);
             }
         })
         .build();
@@ -235,6 +282,22 @@ pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
         instruments()
             .fetch_bytes
             .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+    }
+}
+
+/// Records `bytes` returned to a consumer: `rack` is `same`, `other` (cross-rack traffic) or
+/// `unknown` (see `replica::selector::rack_relation`); `by_follower` when a follower served it
+/// (KIP-392).
+pub fn consumer_fetch_bytes(bytes: usize, rack: &'static str, by_follower: bool) {
+    if bytes > 0 {
+        let replica = if by_follower { "follower" } else { "leader" };
+        instruments().consumer_fetch_bytes.add(
+            bytes as u64,
+            &[
+                KeyValue::new("rack", rack),
+                KeyValue::new("replica", replica),
+            ],
+        );
     }
 }
 

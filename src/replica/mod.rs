@@ -33,6 +33,7 @@ mod fetch;
 mod fetcher;
 mod offsets;
 mod partition;
+pub mod selector;
 pub mod state;
 mod txn_markers;
 mod upkeep;
@@ -348,8 +349,12 @@ impl crate::metrics::ScrapeSource for ReplicaManager {
             .collect()
     }
 
-    fn under_replicated(&self) -> usize {
-        ReplicaManager::under_replicated(self)
+    /// Without the node (tests, tools): only the partitions led here, from their replica state.
+    fn partition_health(&self) -> crate::metrics::PartitionHealthCounts {
+        crate::metrics::PartitionHealthCounts {
+            under_replicated: ReplicaManager::under_replicated(self),
+            ..Default::default()
+        }
     }
 }
 

@@ -16,9 +16,11 @@ use crate::kafka;
 
 pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Broker>,
+    /// `controller.quorum.voters` of the nodes.
+    pub(crate) voters: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -60,7 +62,7 @@ impl Cluster {
             .into_iter()
             .map(|h| h.join().expect("node start"))
             .collect();
-        let c = Cluster { nodes };
+        let c = Cluster { nodes, voters };
         c.wait_for_brokers(n);
         c
     }
@@ -75,7 +77,7 @@ impl Cluster {
     }
 
     /// Waits until Metadata lists `n` live brokers.
-    fn wait_for_brokers(&self, n: usize) {
+    pub(crate) fn wait_for_brokers(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let md = metadata(&self.bootstrap(), None);
@@ -126,7 +128,7 @@ pub(crate) struct Md {
     pub(crate) partitions: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
 }
 
-fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
+pub(crate) fn metadata(bootstrap: &str, topic: Option<&str>) -> Md {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let c: BaseConsumer = kafka::config(bootstrap).create().expect("client");
     let md = c
@@ -189,7 +191,7 @@ pub(crate) fn wait_for_isr(c: &Cluster, topic: &str, isr: usize, timeout: Durati
 }
 
 /// The concatenated `.log` bytes of one partition directory, in offset order.
-fn log_bytes(dir: &Path) -> Vec<u8> {
+pub(crate) fn log_bytes(dir: &Path) -> Vec<u8> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -207,7 +209,7 @@ fn log_bytes(dir: &Path) -> Vec<u8> {
 
 /// A producer that sends `value-i` records without pause until stopped, and remembers which
 /// were acknowledged.
-fn start_producing(
+pub(crate) fn start_producing(
     bootstrap: String,
     topic: &'static str,
     stop: Arc<AtomicBool>,
@@ -261,7 +263,7 @@ fn start_producing(
 }
 
 /// Every value in the topic, read from the current leaders until 3 s pass without a record.
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
+pub(crate) fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let c = kafka::consumer(bootstrap);
@@ -428,7 +430,12 @@ fn signal(node: &Broker, sig: &str) {
 }
 
 /// Produces `n` records to `partition` with acks=all and returns how many were acknowledged.
-async fn produce_acks_all(bootstrap: &str, topic: &str, partition: i32, n: usize) -> usize {
+pub(crate) async fn produce_acks_all(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    n: usize,
+) -> usize {
     let p = kafka::producer(
         bootstrap,
         &[("acks", "all"), ("message.timeout.ms", "30000")],
@@ -674,6 +681,7 @@ async fn terraform_node_settings_form_a_cluster() {
         .collect();
     let c = Cluster {
         nodes: started.into_iter().map(|(b, _)| b).collect(),
+        voters: voters.clone(),
     };
     c.wait_for_brokers(3);
     // default.replication.factor=3 from the file: an auto-created topic has 3 replicas.

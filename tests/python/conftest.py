@@ -134,7 +134,8 @@ class Cluster:
     """`n` nodes with node ids 1..n, each broker and controller (combined mode), on fixed
     ports: `kill(id)` then `start(id)` brings a node back at the same address."""
 
-    def __init__(self, n=3, settings=None):
+    def __init__(self, n=3, settings=None, node_settings=None):
+        """`node_settings`: node id -> settings of that node only (e.g. its `broker.rack`)."""
         ports = [(free_port(), free_port()) for _ in range(n)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
         base = {"controller.quorum.voters": voters, "group.initial.rebalance.delay.ms": 0,
@@ -146,7 +147,8 @@ class Cluster:
         def make(i):
             try:
                 p, c = ports[i]
-                self.nodes[i] = Broker({**base, "node.id": i + 1,
+                own = (node_settings or {}).get(i + 1, {})
+                self.nodes[i] = Broker({**base, **own, "node.id": i + 1,
                                         "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"})
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)

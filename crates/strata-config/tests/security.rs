@@ -235,3 +235,35 @@ fn passwords_are_sensitive_in_describe() {
     assert_eq!(p.value, None);
     assert!(p.synonyms.iter().all(|s| s.1.is_none()));
 }
+
+#[test]
+fn process_roles_are_combined_or_broker_only_with_a_quorum() {
+    let node = |roles: &str, voters: Option<&str>| {
+        let mut settings = vec![
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
+            ),
+            ("process.roles", roles),
+        ];
+        if let Some(v) = voters {
+            settings.push(("controller.quorum.voters", v));
+        }
+        load(&settings).and_then(|c| c.broker(&BTreeMap::new()))
+    };
+    assert!(
+        !node("broker,controller", Some("1@127.0.0.1:2"))
+            .unwrap()
+            .broker_only
+    );
+    assert!(node("broker", Some("1@127.0.0.1:3")).unwrap().broker_only);
+    let err = node("broker", None).unwrap_err().to_string();
+    assert!(err.contains("controller.quorum.voters"), "{err}");
+    let err = node("controller", Some("1@127.0.0.1:2"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("controller-only node is not supported"),
+        "{err}"
+    );
+}

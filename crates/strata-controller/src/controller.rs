@@ -37,6 +37,8 @@ use crate::network::call_once;
 use crate::network::NoNetwork;
 use crate::network::PeerHealth;
 use crate::network::TcpNetwork;
+use crate::rejoin::caught_up;
+use crate::rejoin::CatchUp;
 use crate::rpc::ProposeOutcome;
 use crate::rpc::Request;
 use crate::rpc::Response;
@@ -81,24 +83,26 @@ impl Default for ControllerConfig {
 /// A running controller node. Cheap to clone; all clones share one Raft instance.
 #[derive(Clone)]
 pub struct Controller {
-    node_id: u64,
+    pub(crate) node_id: u64,
     raft: Raft<TypeConfig>,
     images: watch::Receiver<Arc<MetadataImage>>,
     /// Quorum state; `None` for a single voter.
-    cluster: Option<Arc<Cluster>>,
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// What a quorum member needs beyond the Raft handle.
-struct Cluster {
+pub(crate) struct Cluster {
     health: PeerHealth,
     server: Mutex<Option<RpcServer>>,
     listen_addr: std::net::SocketAddr,
     propose_timeout: Duration,
-    tls: Option<TransportTls>,
+    pub(crate) tls: Option<TransportTls>,
+    /// Set while this voter rebuilds its log after an empty start (see [`crate::rejoin`]).
+    catch_up: Arc<CatchUp>,
 }
 
 /// How long to wait before asking again while no leader is known.
-const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 fn raft_config(
@@ -203,6 +207,92 @@ impl Controller {
                 voters: voters.keys().copied().collect(),
             });
         }
+        let controller = Controller::start_member(dir, node_id, listen, &config).await?;
+        let ready = controller.bootstrap(&voters, config.ready_timeout).await;
+        if let Err(e) = ready {
+            let _ = controller.shutdown().await;
+            return Err(e);
+        }
+        controller.spawn_catch_up_watch();
+        Ok(controller)
+    }
+
+    /// While this voter is catching up, waits until it holds every entry committed before it
+    /// came back, then lets it vote and campaign again.
+    pub(crate) fn spawn_catch_up_watch(&self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        if !cluster.catch_up.is_active() {
+            return;
+        }
+        tracing::warn!(
+            node_id = self.node_id,
+            "this voter started with an empty metadata log: it rebuilds the log from the leader \
+             and neither votes nor campaigns until it has caught up"
+        );
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let mut metrics = raft.metrics();
+            loop {
+                let done = caught_up(&metrics.borrow());
+                if done {
+                    if let Err(e) = cluster.catch_up.finish() {
+                        tracing::error!("could not record that the metadata log caught up: {e}; still not voting");
+                        return;
+                    }
+                    raft.runtime_config().elect(true);
+                    let applied = metrics.borrow().last_applied;
+                    tracing::info!(
+                        ?applied,
+                        "metadata log caught up with the leader; this voter votes again"
+                    );
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Whether this voter is still rebuilding its metadata log after an empty start.
+    pub fn is_catching_up(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.catch_up.is_active())
+    }
+
+    /// Whether any other voter already holds an initialized metadata log (asked concurrently,
+    /// each for at most `timeout`; an unreachable voter counts as "no").
+    async fn peers_initialized(&self, voters: &BTreeMap<u64, String>, timeout: Duration) -> bool {
+        let tls = self.cluster.as_ref().and_then(|c| c.tls.clone());
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in voters.iter().filter(|(id, _)| **id != self.node_id) {
+            let (id, addr, tls) = (*id, addr.clone(), tls.clone());
+            asks.spawn(async move {
+                matches!(
+                    call_once(id, &addr, &Request::Status, timeout, tls.as_ref()).await,
+                    Ok(Response::Status { initialized: true })
+                )
+            });
+        }
+        while let Some(answer) = asks.join_next().await {
+            if answer.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Opens `dir` with a transport and starts the RPC server on `listen`: what voters and
+    /// learners share.
+    pub(crate) async fn start_member(
+        dir: &Path,
+        node_id: u64,
+        listen: &str,
+        config: &ControllerConfig,
+    ) -> Result<Controller, ControllerError> {
         let log_store = LogStore::open(dir)?;
         let state_machine = StateMachine::open(dir)?;
         let images = state_machine.subscribe();
@@ -210,18 +300,34 @@ impl Controller {
         let network = TcpNetwork::new(health.clone(), config.tls.clone());
         let raft = Raft::new(
             node_id,
-            raft_config(&config, true)?,
+            raft_config(config, true)?,
             network,
             log_store,
             state_machine,
         )
         .await
         .map_err(|e| ControllerError::raft("start", e))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ControllerError::raft("is_initialized", e))?;
+        let catch_up = match CatchUp::open(dir, !initialized) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                let _ = raft.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        if catch_up.is_active() {
+            // Campaigning with a partial log would only disturb the leader it must learn from.
+            raft.runtime_config().elect(false);
+        }
         let server = match RpcServer::start(
             listen,
             raft.clone(),
             health.clone(),
             config.tls.clone(),
+            catch_up.clone(),
         )
         .await
         {
@@ -241,13 +347,9 @@ impl Controller {
                 server: Mutex::new(Some(server)),
                 propose_timeout: config.propose_timeout,
                 tls: config.tls.clone(),
+                catch_up,
             })),
         };
-        let ready = controller.bootstrap(&voters, config.ready_timeout).await;
-        if let Err(e) = ready {
-            let _ = controller.shutdown().await;
-            return Err(e);
-        }
         Ok(controller)
     }
 
@@ -263,7 +365,16 @@ impl Controller {
             .is_initialized()
             .await
             .map_err(|e| ControllerError::raft("is_initialized", e))?;
-        if lowest && !initialized {
+        // An empty lowest voter of a running cluster is a replaced node: it must not start a
+        // second history, so it asks first.
+        let rejoining =
+            lowest && !initialized && self.peers_initialized(voters, Duration::from_secs(1)).await;
+        if rejoining {
+            tracing::warn!(
+                "empty metadata log but the other voters hold the cluster's log; rejoining instead of initializing"
+            );
+        }
+        if lowest && !initialized && !rejoining {
             let members: BTreeMap<u64, BasicNode> = voters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode::new(addr)))
@@ -275,6 +386,11 @@ impl Controller {
             match self.raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(ControllerError::raft("initialize", e)),
+            }
+            // The origin of the log has nothing to catch up with.
+            if let Some(c) = &self.cluster {
+                c.catch_up.finish()?;
+                self.raft.runtime_config().elect(true);
             }
         }
         let not_ready = || ControllerError::ClusterNotReady {
@@ -525,6 +641,11 @@ impl Controller {
     /// combined mode. `None` for a single voter or a peer never heard from.
     pub fn last_heard_from(&self, peer: u64) -> Option<Instant> {
         self.cluster.as_ref().and_then(|c| c.health.last_ok(peer))
+    }
+
+    /// Voters, learners and their progress as this node sees them (the leader knows everyone's).
+    pub fn quorum_view(&self) -> crate::QuorumView {
+        crate::membership::quorum_view(&self.raft.metrics().borrow())
     }
 
     /// Whether this node runs a quorum with a transport (`open_cluster`).

@@ -17,6 +17,11 @@ pub enum ControllerError {
          (voters: {voters:?}); start it with the node id the directory was created with"
     )]
     NotAVoter { node_id: u64, voters: Vec<u64> },
+    #[error(
+        "node {node_id} has process.roles=broker but is listed in controller.quorum.voters; \
+         a broker-only node joins as a learner: remove it from the voters or add the controller role"
+    )]
+    LearnerIsAVoter { node_id: u64 },
     #[error("this node is not the controller leader (leader: {leader:?}); send the request to the leader")]
     NotLeader { leader: Option<u64> },
     #[error("controller metadata storage failed: {source}")]

@@ -334,8 +334,12 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             let mut broker = broker.clone();
             broker.fenced = false;
             broker.shutting_down = false;
+            let again = image.brokers.contains_key(&broker.node_id);
             image.brokers.insert(broker.node_id, broker.clone());
             set_fenced(image, broker.node_id, false)?;
+            if again {
+                reregistered(image, broker.node_id);
+            }
         }
         MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
         MetadataCommand::UnfenceBroker { node_id } => set_fenced(image, *node_id, false)?,
@@ -570,6 +574,22 @@ fn set_fenced(image: &mut MetadataImage, node_id: i32, fenced: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A known broker registered again: out of every ISR until it has caught up
+/// ([`PartitionMeta::on_reregistered`]).
+fn reregistered(image: &mut MetadataImage, node_id: i32) {
+    let down = fenced_set(image);
+    let is_fenced = |b: i32| down.contains(&b);
+    for topic in image.topics.values_mut() {
+        for p in topic
+            .assignment
+            .iter_mut()
+            .filter(|p| p.replicas.contains(&node_id))
+        {
+            p.on_reregistered(node_id, is_fenced);
+        }
+    }
 }
 
 fn alter_partition(

@@ -224,3 +224,60 @@ fn cluster_id_is_set_once() {
     ));
     assert_eq!(image.cluster_id, id);
 }
+
+#[test]
+fn a_broker_that_registers_again_leaves_the_isrs_and_leaderships_until_it_catches_up() {
+    let mut image = MetadataImage::default();
+    let broker = |id: i32| BrokerMeta {
+        node_id: id,
+        host: "127.0.0.1".into(),
+        port: 9000 + id as u16,
+        endpoints: Vec::new(),
+        rack: None,
+        fenced: false,
+        shutting_down: false,
+    };
+    for id in 1..=3 {
+        apply(&mut image, &MetadataCommand::RegisterBroker(broker(id))).unwrap();
+    }
+    let create = MetadataCommand::CreateTopic {
+        name: "t".into(),
+        id: Uuid::new_v4(),
+        partitions: 2,
+        replication_factor: 3,
+        configs: BTreeMap::new(),
+        internal: false,
+        assignment: vec![vec![1, 2, 3], vec![2, 3, 1]],
+        placement_start: 0,
+    };
+    apply(&mut image, &create).unwrap();
+    let single = MetadataCommand::CreateTopic {
+        name: "single".into(),
+        id: Uuid::new_v4(),
+        partitions: 1,
+        replication_factor: 1,
+        configs: BTreeMap::new(),
+        internal: false,
+        assignment: vec![vec![1]],
+        placement_start: 0,
+    };
+    apply(&mut image, &single).unwrap();
+    let before = image.topics["t"].assignment.clone();
+
+    // Node 1 restarts (perhaps with a wiped disk) before anyone fenced it.
+    apply(&mut image, &MetadataCommand::RegisterBroker(broker(1))).unwrap();
+    let t = &image.topics["t"];
+    assert_eq!(t.assignment[0].isr, vec![2, 3]);
+    assert_eq!(
+        t.assignment[0].leader, 2,
+        "leadership moves to an in-sync replica"
+    );
+    assert_eq!(t.assignment[0].leader_epoch, before[0].leader_epoch + 1);
+    assert_eq!(t.assignment[1].isr, vec![2, 3]);
+    assert_eq!(t.assignment[1].leader, 2);
+    assert_eq!(t.assignment[1].leader_epoch, before[1].leader_epoch);
+    assert!(t.assignment[1].partition_epoch > before[1].partition_epoch);
+    // The only replica keeps its partition: nobody else has the data.
+    let s = &image.topics["single"].assignment[0];
+    assert_eq!((s.leader, s.isr.clone()), (1, vec![1]));
+}

@@ -16,6 +16,9 @@
 //! - [`network`] (clients), `server` (listener) and [`rpc`] (frames): the TCP transport of a
 //!   quorum; [`quorum`]: parsing `controller.quorum.voters`.
 //! - `disk`: atomic JSON files, record framing, the directory lock.
+//! - [`rejoin`]: a voter that starts with an empty log (a replaced node) catches up before it
+//!   votes; `learner`: broker-only nodes as openraft learners; [`membership`]: the quorum as
+//!   one node sees it (DescribeQuorum).
 //!
 //! # Storage contracts
 //! - After `append` returns (and its flush callback fires) the entries were written to
@@ -39,9 +42,11 @@
 //! the address it is given.
 //! - Bootstrap: only when its log is empty, the lowest voter id calls `Raft::initialize` with all
 //!   voters and then proposes the cluster id; the others learn both from the log. Reopening a
-//!   directory never initializes again. (Do not wipe one voter's directory and restart it as the
-//!   lowest id of a running cluster; growing or changing the set is `Raft::change_membership`,
-//!   not done yet.)
+//!   directory never initializes again; an empty lowest voter first asks its peers and, if they
+//!   hold a log, rejoins instead. Growing or changing the voter set (`Raft::change_membership`)
+//!   is not done yet.
+//! - Replacing a node: a voter whose directory was wiped restarts empty with the same id and
+//!   catches up from the leader; until it has, it neither votes nor campaigns ([`rejoin`]).
 //! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
 //!   length-prefixed JSON frame over a reused TCP connection (mutual TLS with
 //!   [`ControllerConfig::tls`], see [`tls`]), bounded by the RPC's TTL; a failure drops the
@@ -59,11 +64,14 @@ pub mod controller;
 mod disk;
 pub mod error;
 pub mod image;
+mod learner;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod partition;
 pub mod quorum;
 pub mod quota;
+pub mod rejoin;
 pub mod rpc;
 pub mod scram;
 mod server;
@@ -85,6 +93,7 @@ pub use image::MetadataCommand;
 pub use image::MetadataImage;
 pub use image::TopicMeta;
 pub use log_store::LogStore;
+pub use membership::{QuorumMember, QuorumView};
 pub use partition::PartitionMeta;
 pub use partition::NO_LEADER;
 pub use quorum::parse_quorum_voters;

@@ -95,6 +95,22 @@ impl PartitionMeta {
         self.bump_if_changed(&before)
     }
 
+    /// `broker` registered again: it restarted, maybe with an empty disk (a replaced node), so
+    /// nothing says it still holds what it acknowledged. Like Kafka's broker epochs (KIP-903),
+    /// it leaves the ISR, and hands leadership to another live in-sync replica, until its leader
+    /// sees it caught up. The last ISR member stays (nobody else has the committed data).
+    pub fn on_reregistered(&mut self, broker: i32, fenced: impl Fn(i32) -> bool) -> bool {
+        let before = self.clone();
+        if self.isr.len() > 1 {
+            self.isr.retain(|r| *r != broker);
+        }
+        if self.leader == NO_LEADER || !self.isr.contains(&self.leader) {
+            let next = self.first_eligible(&fenced).unwrap_or(NO_LEADER);
+            self.set_leader(next);
+        }
+        self.bump_if_changed(&before)
+    }
+
     /// Preferred leader election: the first replica, if it is in sync and unfenced.
     pub fn elect_preferred(&mut self, fenced: impl Fn(i32) -> bool) -> Result<bool, ElectError> {
         let preferred = self.replicas[0];

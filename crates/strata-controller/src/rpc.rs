@@ -68,6 +68,15 @@ pub enum Request {
         /// How long the leader may wait for the entry to commit.
         timeout_ms: u64,
     },
+    /// Whether the receiver's metadata log is initialized: an empty lowest voter asks before
+    /// it initializes a new cluster (see [`crate::rejoin`]).
+    Status,
+    /// A broker-only node (`process.roles=broker`) asks the leader to add it as a learner: it
+    /// receives the metadata log without voting.
+    AddLearner {
+        node_id: NodeId,
+        addr: String,
+    },
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -80,6 +89,12 @@ pub enum Response {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Propose(ProposeOutcome),
+    Status {
+        /// The receiver holds an initialized membership (it is part of a running cluster).
+        initialized: bool,
+    },
+    /// `Applied` once the membership with the learner committed; `NotLeader` names the leader.
+    AddLearner(ProposeOutcome),
 }
 
 /// What the leader did with a forwarded command.

@@ -8,10 +8,12 @@
 //! connection before [`RpcServer::stop`] returns, so the port can be bound again at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
+use openraft::raft::VoteResponse;
 use openraft::Raft;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,6 +22,8 @@ use tokio::task::JoinSet;
 use crate::error::ControllerError;
 use crate::image::MetadataCommand;
 use crate::network::PeerHealth;
+use crate::rejoin::may_vote;
+use crate::rejoin::CatchUp;
 use crate::rpc::read_frame;
 use crate::rpc::write_frame;
 use crate::rpc::ProposeOutcome;
@@ -44,6 +48,7 @@ impl RpcServer {
         raft: Raft<TypeConfig>,
         health: PeerHealth,
         tls: Option<TransportTls>,
+        catch_up: Arc<CatchUp>,
     ) -> Result<RpcServer, ControllerError> {
         let listener =
             TcpListener::bind(listen)
@@ -58,7 +63,7 @@ impl RpcServer {
                 addr: listen.to_string(),
                 source,
             })?;
-        let accept = tokio::spawn(accept_loop(listener, raft, health, tls));
+        let accept = tokio::spawn(accept_loop(listener, raft, health, tls, catch_up));
         Ok(RpcServer { accept, local_addr })
     }
 
@@ -79,6 +84,7 @@ async fn accept_loop(
     raft: Raft<TypeConfig>,
     health: PeerHealth,
     tls: Option<TransportTls>,
+    catch_up: Arc<CatchUp>,
 ) {
     // Owned here so that aborting this task aborts every connection too.
     let mut connections = JoinSet::new();
@@ -88,9 +94,10 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let (raft, health, tls) = (raft.clone(), health.clone(), tls.clone());
+                    let catch_up = catch_up.clone();
                     connections.spawn(async move {
                         match crate::tls::accept(tls.as_ref(), stream).await {
-                            Ok(conn) => serve_connection(conn, peer, raft, health).await,
+                            Ok(conn) => serve_connection(conn, peer, raft, health, catch_up).await,
                             // A node without a certificate from the cluster CA: refused here,
                             // before any Raft message is read.
                             Err(e) => tracing::warn!(%peer, "controller RPC connection refused: TLS handshake failed: {e}"),
@@ -112,6 +119,7 @@ async fn serve_connection(
     peer: SocketAddr,
     raft: Raft<TypeConfig>,
     health: PeerHealth,
+    catch_up: Arc<CatchUp>,
 ) {
     loop {
         let request: Request = match read_frame(&mut stream).await {
@@ -122,7 +130,7 @@ async fn serve_connection(
                 return;
             }
         };
-        let response = dispatch(&raft, &health, request).await;
+        let response = dispatch(&raft, &health, &catch_up, request).await;
         if let Err(e) = write_frame(&mut stream, &response).await {
             tracing::debug!(%peer, "closing controller RPC connection: {e}");
             return;
@@ -130,7 +138,12 @@ async fn serve_connection(
     }
 }
 
-async fn dispatch(raft: &Raft<TypeConfig>, health: &PeerHealth, request: Request) -> Response {
+async fn dispatch(
+    raft: &Raft<TypeConfig>,
+    health: &PeerHealth,
+    catch_up: &CatchUp,
+    request: Request,
+) -> Response {
     match request {
         Request::AppendEntries(rpc) => {
             if let Some(from) = rpc.vote.leader_id().voted_for() {
@@ -142,7 +155,20 @@ async fn dispatch(raft: &Raft<TypeConfig>, health: &PeerHealth, request: Request
             if let Some(from) = rpc.vote.leader_id().voted_for() {
                 health.ok(from);
             }
+            if !may_vote(catch_up.is_active(), &rpc) {
+                // Catching up after an empty start: this node may have acknowledged entries it
+                // no longer has, so its vote could elect a leader without them.
+                let m = raft.metrics().borrow().clone();
+                tracing::info!(candidate = %rpc.vote, "vote refused: this voter is still catching up with the metadata log");
+                return Response::Vote(Ok(VoteResponse::new(m.vote, None, false)));
+            }
             Response::Vote(raft.vote(rpc).await)
+        }
+        Request::Status => Response::Status {
+            initialized: raft.is_initialized().await.unwrap_or(false),
+        },
+        Request::AddLearner { node_id, addr } => {
+            Response::AddLearner(add_learner_local(raft, node_id, addr).await)
         }
         Request::InstallSnapshot(rpc) => {
             if let Some(from) = rpc.vote.leader_id().voted_for() {
@@ -158,6 +184,50 @@ async fn dispatch(raft: &Raft<TypeConfig>, health: &PeerHealth, request: Request
             let timeout = Duration::from_millis(timeout_ms).min(MAX_FORWARDED_TIMEOUT);
             Response::Propose(propose_local(raft, command, timeout).await)
         }
+    }
+}
+
+/// Adds `node_id` at `addr` as a learner, if this node leads; a node that already is a member
+/// (a restarted learner, or a voter) is left as it is.
+async fn add_learner_local(raft: &Raft<TypeConfig>, node_id: u64, addr: String) -> ProposeOutcome {
+    let m = raft.metrics().borrow().clone();
+    if m.current_leader != Some(m.id) {
+        let leader_addr = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        return ProposeOutcome::NotLeader {
+            leader_id: m.current_leader,
+            leader_addr,
+        };
+    }
+    let known = m.membership_config.membership().get_node(&node_id).cloned();
+    if known.is_some_and(|n| n.addr == addr) {
+        return ProposeOutcome::Applied {
+            index: m.last_applied.map_or(0, |l| l.index),
+            image: Default::default(),
+        };
+    }
+    tracing::info!(node_id, %addr, "adding a broker-only node as a learner of the metadata log");
+    match raft
+        .add_learner(node_id, openraft::BasicNode::new(addr), false)
+        .await
+    {
+        Ok(resp) => ProposeOutcome::Applied {
+            index: resp.log_id.index,
+            image: Default::default(),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            ProposeOutcome::NotLeader {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            }
+        }
+        Err(e) => ProposeOutcome::Failed {
+            message: e.to_string(),
+        },
     }
 }
 

@@ -301,3 +301,122 @@ async fn a_node_outside_the_voter_list_is_refused() {
         "{err}"
     );
 }
+
+/// A replaced node (issue 17): each voter in turn loses its whole directory and comes back
+/// empty with the same id. It rebuilds the log from the leader (openraft's
+/// `loosen-follower-log-revert` keeps the leader from panicking), votes again only once it
+/// caught up, and the quorum then commits with it while another voter is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_voter_rejoins_with_the_same_id_and_catches_up() {
+    let q = Arc::new(Quorum::new());
+    let mut nodes = q.open_all(&[1, 2, 3]).await;
+    for i in 0..30 {
+        nodes[&2]
+            .propose(create(&format!("before-{i}")))
+            .await
+            .unwrap();
+    }
+    for (round, wiped) in [1u64, 3].into_iter().enumerate() {
+        let node = nodes.remove(&wiped).unwrap();
+        node.shutdown().await.unwrap();
+        drop(node);
+        let dir = q.dir(wiped);
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+        let other = *nodes.keys().next().unwrap();
+        nodes[&other]
+            .propose(create(&format!("while-down-{round}")))
+            .await
+            .unwrap();
+        // The lowest id does not start a second cluster: it asks its peers first.
+        let back = q.open(wiped).await.unwrap();
+        let want = nodes[&other].image();
+        wait_for_image(&back, "the whole image", |i| {
+            i.cluster_id == want.cluster_id && i.topics.len() == want.topics.len()
+        })
+        .await;
+        let start = Instant::now();
+        while back.is_catching_up() {
+            assert!(start.elapsed() < SOON, "node {wiped} never caught up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!q
+            .dir(wiped)
+            .join(strata_controller::rejoin::MARKER)
+            .exists());
+        nodes.insert(wiped, back);
+
+        // With one of the others down, the quorum needs the wiped voter (its vote, if the
+        // leader was the one stopped).
+        let down = *nodes.keys().find(|id| **id != wiped).unwrap();
+        let stopped = nodes.remove(&down).unwrap();
+        stopped.shutdown().await.unwrap();
+        drop(stopped);
+        let up = *nodes.keys().find(|id| **id != wiped).unwrap();
+        nodes[&up]
+            .propose(create(&format!("after-{round}")))
+            .await
+            .unwrap_or_else(|e| panic!("no quorum of {wiped} and {up}: {e}"));
+        nodes.insert(down, q.open(down).await.unwrap());
+    }
+    for n in nodes.values() {
+        wait_for_image(n, "every topic", |i| i.topics.len() == 30 + 2 + 2).await;
+    }
+    for n in nodes.values() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// A broker-only node (issue 17, `process.roles=broker`) joins a running quorum as a learner:
+/// it follows the metadata log and proposes through the leader, but does not count for the
+/// quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_follows_the_log_without_counting_for_the_quorum() {
+    let q = Arc::new(Quorum::new());
+    let nodes = q.open_all(&[1, 2, 3]).await;
+    nodes[&1].propose(create("before")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap().to_string();
+    drop(probe);
+    let learner =
+        Controller::open_learner_with(dir.path(), 4, q.voters.clone(), &addr, &addr, config())
+            .await
+            .unwrap();
+    wait_for_image(&learner, "the topic", |i| i.topics.contains_key("before")).await;
+    learner.propose(create("from-learner")).await.unwrap();
+    wait_for_image(&nodes[&2], "the learner's topic", |i| {
+        i.topics.contains_key("from-learner")
+    })
+    .await;
+    let m = nodes[&1].raft().metrics().borrow().clone();
+    let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+    let learners: Vec<u64> = m.membership_config.membership().learner_ids().collect();
+    assert_eq!((voters, learners), (vec![1, 2, 3], vec![4]));
+    assert!(matches!(
+        Controller::open_learner_with(dir.path(), 2, q.voters.clone(), &addr, &addr, config())
+            .await,
+        Err(ControllerError::LearnerIsAVoter { node_id: 2 })
+    ));
+
+    // Two voters down: the learner does not make a majority.
+    for id in [2, 3] {
+        nodes[&id].shutdown().await.unwrap();
+    }
+    let err = learner.propose(create("no-quorum")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControllerError::NoQuorum { .. } | ControllerError::ProposeTimedOut { .. }
+        ),
+        "{err}"
+    );
+    learner.shutdown().await.unwrap();
+    nodes[&1].shutdown().await.unwrap();
+}

@@ -17,7 +17,11 @@
 //! the high watermark, or with [`FetchParams::read_committed`] up to the last stable offset
 //! (below every ongoing transaction), and then also gets the aborted transactions that
 //! overlap the records returned (from the `.txnindex` of the segments read, local or remote),
-//! so the client drops their records. Only the leader serves either.
+//! so the client drops their records. Only the leader serves followers. A consumer that sends
+//! client metadata (Fetch v11+, [`FetchParams::client_rack`]) may read from a follower, up to the
+//! high watermark the follower learned; with the rack-aware `replica.selector.class` the leader
+//! sends such a consumer to an in-sync follower in its rack (KIP-392, `replica::selector`) by
+//! answering with `preferred_read_replica` and no records.
 
 mod remote;
 
@@ -29,6 +33,7 @@ use bytes::Bytes;
 use strata_log::TxnIndexEntry;
 use uuid::Uuid;
 
+use super::selector::{preferred_read_replica, rack_relation, ReadCandidate};
 use super::{Partition, ReplicaError, ReplicaManager};
 
 /// How a fetch names its topic: by name (Fetch v12 and older) or by id (v13+).
@@ -67,6 +72,9 @@ pub struct FetchParams {
     pub max_bytes: usize,
     /// `isolation.level=read_committed`.
     pub read_committed: bool,
+    /// A consumer's `client.rack` (Fetch v11+; empty when it set none), `None` for followers
+    /// and older consumers. Only a consumer that sends it may read from a follower (KIP-392).
+    pub client_rack: Option<String>,
     pub partitions: Vec<PartitionFetch>,
 }
 
@@ -80,6 +88,9 @@ pub struct FetchedPartition {
     /// read_committed: the aborted transactions overlapping `records` (the client drops
     /// their records); `None` for read_uncommitted, as Kafka answers null.
     pub aborted: Option<Vec<AbortedTxn>>,
+    /// KIP-392: the replica the consumer should fetch this partition from instead (no records
+    /// come with it), or -1.
+    pub preferred_read_replica: i32,
 }
 
 /// An aborted transaction in a fetch answer: the producer and its first offset.
@@ -94,6 +105,8 @@ struct Target {
     fetch_offset: i64,
     max_bytes: usize,
     partition: Result<Arc<Partition>, ReplicaError>,
+    /// The consumer is sent to this replica (KIP-392): nothing is read here.
+    redirect: Option<i32>,
 }
 
 /// What one read pass found for a partition. Errors that outlive a pass (resolution and
@@ -120,8 +133,9 @@ impl ReplicaManager {
         let targets: Vec<Target> = params
             .partitions
             .iter()
-            .map(|p| self.resolve(p, params.origin, now))
+            .map(|p| self.resolve(p, &params, now))
             .collect();
+        let redirected = targets.iter().any(|t| t.redirect.is_some());
         let deadline = tokio::time::Instant::now() + params.max_wait;
         let mut remote = if follower {
             remote::RemoteReads::new()
@@ -153,12 +167,19 @@ impl ReplicaManager {
             let failed = pass.iter().any(|e| !matches!(e.read, Read::Records(_)));
             let done = bytes >= params.min_bytes
                 || failed
+                || redirected
                 || params.max_wait.is_zero()
                 || tokio::time::Instant::now() >= deadline
                 || waits.is_empty();
             if done {
                 drop(waits);
-                return answer(targets, pass, &mut remote, params.read_committed);
+                let served = Served {
+                    client_rack: params.client_rack.as_deref(),
+                    broker_rack: self.metadata.config().broker_rack.clone(),
+                    node: self.metadata.node_id(),
+                    follower,
+                };
+                return answer(targets, pass, &mut remote, params.read_committed, &served);
             }
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}
@@ -167,7 +188,9 @@ impl ReplicaManager {
         }
     }
 
-    fn resolve(&self, p: &PartitionFetch, origin: FetchOrigin, now: i64) -> Target {
+    fn resolve(&self, p: &PartitionFetch, params: &FetchParams, now: i64) -> Target {
+        // KIP-392: a consumer with client metadata may read from any replica hosted here.
+        let any_replica = params.client_rack.is_some();
         let partition = match &p.topic {
             TopicRef::Name(name) => Ok(name.clone()),
             TopicRef::Id(id) => self
@@ -175,19 +198,66 @@ impl ReplicaManager {
                 .topic_name_by_id(*id)
                 .ok_or(ReplicaError::UnknownTopicId { id: *id }),
         }
-        .and_then(|name| self.leader_partition(&name, p.partition))
+        .and_then(|name| {
+            if any_replica {
+                self.partition(&name, p.partition)
+            } else {
+                self.leader_partition(&name, p.partition)
+            }
+        })
         .and_then(|part| {
             part.check_leader_epoch(p.current_leader_epoch)?;
-            if let FetchOrigin::Follower { replica_id } = origin {
+            if let FetchOrigin::Follower { replica_id } = params.origin {
                 follow(&part, replica_id, p.fetch_offset, now)?;
             }
             Ok(part)
         });
+        let redirect = match (&partition, params.client_rack.as_deref()) {
+            (Ok(part), Some(rack)) => self.preferred_replica(part, rack, p.fetch_offset),
+            _ => None,
+        };
         Target {
             fetch_offset: p.fetch_offset,
             max_bytes: p.max_bytes,
             partition,
+            redirect,
         }
+    }
+
+    /// The follower a consumer in `client_rack` should read `part` from, when this node leads
+    /// it and `replica.selector.class` is rack-aware.
+    fn preferred_replica(&self, part: &Partition, client_rack: &str, offset: i64) -> Option<i32> {
+        let config = self.metadata.config();
+        if !config.rack_aware_replica_selector || client_rack.is_empty() {
+            return None;
+        }
+        let image = self.metadata.image();
+        let rack = |id: i32| image.brokers.get(&id).and_then(|b| b.rack.as_deref());
+        let followers: Vec<(i32, i64)> = part.with_replica(|r| {
+            if !r.is_leader() {
+                return Vec::new();
+            }
+            r.meta
+                .isr
+                .iter()
+                .filter(|id| **id != r.node_id && image.is_live(**id))
+                .filter_map(|id| r.followers.get(id).map(|p| (*id, p.log_end)))
+                .collect()
+        });
+        let candidates: Vec<ReadCandidate<'_>> = followers
+            .iter()
+            .map(|(id, log_end)| ReadCandidate {
+                id: *id,
+                rack: rack(*id),
+                log_end: *log_end,
+            })
+            .collect();
+        preferred_read_replica(
+            config.broker_rack.as_deref(),
+            client_rack,
+            offset,
+            &candidates,
+        )
     }
 }
 
@@ -228,6 +298,15 @@ fn read_pass(
     let mut total = 0usize;
     let mut out = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
+        if let (Some(_), Ok(part)) = (target.redirect, &target.partition) {
+            out.push(PassEntry {
+                high_watermark: part.high_watermark(),
+                last_stable_offset: part.log.last_stable_offset(part.high_watermark()),
+                log_start_offset: part.log_start_offset(),
+                read: Read::Records(Bytes::new()),
+            });
+            continue;
+        }
         let Ok(part) = &target.partition else {
             out.push(PassEntry {
                 high_watermark: -1,
@@ -289,12 +368,22 @@ fn read_pass(
     (out, total)
 }
 
-/// The final answer from the last pass; counts the bytes sent per topic.
+/// Who was served, for the bytes-served metrics.
+struct Served<'a> {
+    client_rack: Option<&'a str>,
+    broker_rack: Option<String>,
+    node: i32,
+    follower: bool,
+}
+
+/// The final answer from the last pass; counts the bytes sent per topic, and to consumers by
+/// rack and by the role of the replica that served them.
 fn answer(
     targets: Vec<Target>,
     pass: Vec<PassEntry>,
     remote: &mut remote::RemoteReads,
     read_committed: bool,
+    served: &Served<'_>,
 ) -> Vec<FetchedPartition> {
     targets
         .into_iter()
@@ -305,6 +394,12 @@ fn answer(
             let records = match (entry.read, target.partition) {
                 (Read::Records(r), Ok(part)) => {
                     crate::metrics::fetch_bytes(&part.tp.topic, r.len());
+                    if !served.follower {
+                        let relation =
+                            rack_relation(served.broker_rack.as_deref(), served.client_rack);
+                        let by_follower = part.meta().leader != served.node;
+                        crate::metrics::consumer_fetch_bytes(r.len(), relation, by_follower);
+                    }
                     if let Some(list) = aborted.as_mut() {
                         *list = aborted_in(&part, &r, remote.aborted(i));
                     }
@@ -324,6 +419,7 @@ fn answer(
                 log_start_offset: entry.log_start_offset,
                 records,
                 aborted,
+                preferred_read_replica: target.redirect.unwrap_or(-1),
             }
         })
         .collect()

@@ -67,6 +67,9 @@ impl ReplicaManager {
             let Ok(part) = &target.partition else {
                 continue;
             };
+            if target.redirect.is_some() {
+                continue;
+            }
             let Some(m) = part.remote_for(target.fetch_offset) else {
                 continue;
             };

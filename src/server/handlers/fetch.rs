@@ -81,6 +81,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             req.max_bytes as usize
         },
         read_committed,
+        // Client metadata (KIP-392) comes with Fetch v11+; followers are not clients.
+        client_rack: (replica_id < 0 && ctx.version >= 11).then(|| req.rack_id.to_string()),
         partitions: begun
             .partitions
             .iter()
@@ -204,7 +206,7 @@ fn responses(
 fn partition_data(index: i32, a: FetchedPartition) -> PartitionData {
     let base = PartitionData::default()
         .with_partition_index(index)
-        .with_preferred_read_replica(BrokerId(-1))
+        .with_preferred_read_replica(BrokerId(a.preferred_read_replica))
         .with_aborted_transactions(a.aborted.map(|list| {
             list.into_iter()
                 .map(|t| {

@@ -5,6 +5,7 @@ mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
@@ -52,6 +53,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         }
         Rq::DeleteRecords(r) => Rs::DeleteRecords(admin::delete_records(ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(admin::describe_cluster(ctx, r)),
+        Rq::DescribeQuorum(r) => Rs::DescribeQuorum(describe_quorum::handle(ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(admin::describe_log_dirs(ctx, r)),
         Rq::InitProducerId(r) => Rs::InitProducerId(init_producer_id::handle(ctx, r).await),
         Rq::FindCoordinator(r) => Rs::FindCoordinator(groups::find_coordinator(ctx, r)),

@@ -36,6 +36,9 @@ pub(super) const LOG_DIRS: &[Synonym] = &[syn("log.dirs"), syn("log.dir")];
 pub const BROKER_GROUPS: &[&[Synonym]] = &[LOG_DIRS, ROLL, JITTER, RETENTION, FLUSH_MS];
 
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
+/// The replica selectors Strata implements (KIP-392), by Kafka's class names.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+const REPLICA_SELECTORS: &[&str] = &[RACK_AWARE_SELECTOR];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const S3_SSE: &[&str] = &["none", "SSE-S3", "SSE-KMS"];
 pub(super) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
@@ -58,7 +61,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "process.roles", ty: List, default: Some("broker,controller"), validator: ListOf(PROCESS_ROLES),
         importance: High,
-        doc: "Roles of this node; Strata runs every node as both broker and controller (Kafka's combined mode), the only value accepted.",
+        doc: "Roles of this node: broker,controller (Kafka's combined mode: a broker and a voter of controller.quorum.voters) or broker (a broker-only node that joins the quorum of controller.quorum.voters as a non-voting learner; it still needs a controller listener, on an address the voters can reach, to receive the metadata log). controller alone is refused.",
         ..BASE },
     ConfigDef { name: "controller.quorum.voters", ty: String, default: Some(""), importance: High,
         doc: "The metadata Raft voters as id@host:port,...; empty runs a single-node cluster with an embedded controller and no controller port.",
@@ -75,6 +78,9 @@ pub(super) const CORE: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "controlled.shutdown.enable", ty: Boolean, default: Some("true"), importance: Medium,
         doc: "Whether a stopping broker first asks the controller to move its partition leadership away.",
+        ..BASE },
+    ConfigDef { name: "replica.selector.class", ty: String, validator: OneOf(REPLICA_SELECTORS), importance: Medium,
+        doc: "Fetch from the closest replica (KIP-392): with org.apache.kafka.common.replica.RackAwareReplicaSelector, a leader answers a consumer whose client.rack matches the broker.rack of an in-sync follower (and not its own) with that follower as preferred read replica, and followers serve such consumers up to the high watermark they learned. Unset: consumers read from leaders. Any other class is refused at startup.",
         ..BASE },
     ConfigDef { name: "replica.lag.time.max.ms", ty: Long, default: Some("30000"), validator: AtLeast(1), importance: High,
         doc: "A follower that has not caught up with the leader's log end for this long is removed from the ISR.",

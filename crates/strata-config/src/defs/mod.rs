@@ -9,7 +9,7 @@ mod broker;
 mod security;
 mod topic;
 
-pub use broker::BROKER_GROUPS;
+pub use broker::{BROKER_GROUPS, RACK_AWARE_SELECTOR};
 
 /// Every broker config: the core table, then listeners and security.
 pub static BROKER_CONFIGS: &[ConfigDef] = &ALL_BROKER;

@@ -27,6 +27,9 @@ pub struct BrokerConfig {
     pub controller_listener: Option<Listener>,
     /// `controller.quorum.voters`, unparsed; empty for a single-node cluster.
     pub quorum_voters: String,
+    /// `process.roles=broker`: this node joins the quorum of `controller.quorum.voters` as a
+    /// learner (it follows the metadata log without voting) instead of being a voter.
+    pub broker_only: bool,
     pub broker_session_timeout_ms: i64,
     pub broker_heartbeat_interval_ms: i64,
     pub controlled_shutdown_enable: bool,
@@ -56,6 +59,9 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `None` when unset or empty.
     pub broker_rack: Option<String>,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector` (the only one accepted):
+    /// consumers may be sent to an in-sync follower in their rack (KIP-392).
+    pub rack_aware_replica_selector: bool,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
     pub compression_type: String,
@@ -231,6 +237,7 @@ impl Configs {
             .converted()
             .trim()
             .to_string();
+        let broker_only = check_roles(&r, !quorum_voters.is_empty())?;
         let (listeners, controller_listener) =
             split_controller_listener(self, &r, all_listeners, !quorum_voters.is_empty())?;
         let advertised_listeners = match r.chain("advertised.listeners").into_iter().next() {
@@ -253,6 +260,7 @@ impl Configs {
             listeners,
             controller_listener,
             quorum_voters,
+            broker_only,
             broker_session_timeout_ms: r.get::<i32>("broker.session.timeout.ms")? as i64,
             broker_heartbeat_interval_ms: r.get::<i32>("broker.heartbeat.interval.ms")? as i64,
             controlled_shutdown_enable: r.flag("controlled.shutdown.enable")?,
@@ -284,6 +292,11 @@ impl Configs {
                 .next()
                 .map(|e| e.converted())
                 .filter(|rack| !rack.is_empty()),
+            rack_aware_replica_selector: r
+                .chain("replica.selector.class")
+                .into_iter()
+                .next()
+                .is_some_and(|e| e.converted() == crate::defs::RACK_AWARE_SELECTOR),
             min_insync_replicas: r.get("min.insync.replicas")?,
             unclean_leader_election_enable: r.flag("unclean.leader.election.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
@@ -564,25 +577,41 @@ fn parse_listener_entry(configs: &Configs, entry: &Entry) -> Result<Vec<Listener
     })
 }
 
+/// Checks `process.roles`: `broker,controller` (a voter) or `broker` (a learner of an existing
+/// quorum, which needs `controller.quorum.voters`). Returns whether the node is broker-only.
+fn check_roles<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+    quorum: bool,
+) -> Result<bool, ConfigError> {
+    let roles = r.entry("process.roles")?;
+    let mut named: Vec<&str> = list_items(&roles.raw);
+    named.sort_unstable();
+    named.dedup();
+    match named.as_slice() {
+        ["broker", "controller"] => Ok(false),
+        ["broker"] if quorum => Ok(true),
+        ["broker"] => Err(r.invalid(
+            &roles,
+            "a broker-only node joins an existing quorum: set controller.quorum.voters to its voters",
+        )),
+        _ => Err(r.invalid(
+            &roles,
+            "Strata runs a node as broker and controller (broker,controller) or as broker only \
+             (broker, a non-voting member of controller.quorum.voters); a controller-only node is \
+             not supported",
+        )),
+    }
+}
+
 /// Splits `listeners` into client listeners and the controller listener (named by
-/// `controller.listener.names`), which only a quorum (`controller.quorum.voters`) needs. Also
-/// checks `process.roles`: every Strata node is broker and controller.
+/// `controller.listener.names`), which only a quorum (`controller.quorum.voters`) needs; a
+/// broker-only node receives the metadata log on it too.
 fn split_controller_listener<F: Fn(&'static str) -> Vec<Entry>>(
     configs: &Configs,
     r: &Reader<'_, F>,
     all: Vec<Listener>,
     quorum: bool,
 ) -> Result<(Vec<Listener>, Option<Listener>), ConfigError> {
-    let roles = r.entry("process.roles")?;
-    let mut named: Vec<&str> = list_items(&roles.raw);
-    named.sort_unstable();
-    named.dedup();
-    if named != ["broker", "controller"] {
-        return Err(r.invalid(
-            &roles,
-            "Strata runs every node as broker and controller; set process.roles=broker,controller",
-        ));
-    }
     let names_entry = r.entry("controller.listener.names")?;
     let names: Vec<String> = list_items(&names_entry.raw)
         .into_iter()

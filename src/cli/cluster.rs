@@ -1,0 +1,168 @@
+//! `strata cluster describe`: the metadata quorum (DescribeQuorum: voters, observers, the
+//! leader, each member's metadata log end) and the brokers (DescribeCluster: addresses, racks),
+//! as one table with a row per node. A node that is in the quorum but not among the serving
+//! brokers is fenced, shutting down or not registered: its state is `not serving`.
+
+use std::collections::BTreeMap;
+
+use clap::Subcommand;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+
+use super::{str_bytes, CliError, Client, Connection, NOT_IN_API_VERSIONS};
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show the voters, observers (broker-only nodes) and brokers: role, rack, address, state
+    /// and how far each node's metadata log goes.
+    Describe,
+}
+
+/// One row of the table.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Row {
+    role: &'static str,
+    rack: Option<String>,
+    addr: Option<String>,
+    log_end: Option<i64>,
+}
+
+pub async fn run(mut c: Client, _conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
+    let ClusterCommand::Describe = cmd;
+    if c.version_of::<DescribeQuorumRequest>().is_none() {
+        return Err(CliError::Unsupported {
+            addr: c.addr().to_string(),
+            what: "DescribeQuorum".into(),
+            why: NOT_IN_API_VERSIONS.into(),
+        });
+    }
+    let cluster = c.send(DescribeClusterRequest::default()).await?;
+    if cluster.error_code != 0 {
+        return Err(CliError::kafka(
+            "describing the cluster",
+            cluster.error_code,
+            cluster.error_message.as_ref(),
+        ));
+    }
+    let quorum = c
+        .send(
+            DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(str_bytes("__cluster_metadata")))
+                .with_partitions(vec![PartitionData::default()])]),
+        )
+        .await?;
+    if quorum.error_code != 0 {
+        return Err(CliError::kafka(
+            "describing the quorum",
+            quorum.error_code,
+            quorum.error_message.as_ref(),
+        ));
+    }
+    let Some(p) = quorum.topics.first().and_then(|t| t.partitions.first()) else {
+        return Err(CliError::Protocol {
+            addr: c.addr().to_string(),
+            reason: "DescribeQuorum answered no partition".into(),
+        });
+    };
+    let mut rows: BTreeMap<i32, Row> = BTreeMap::new();
+    for (members, role) in [(&p.current_voters, "voter"), (&p.observers, "observer")] {
+        for m in members {
+            let row = rows.entry(m.replica_id.0).or_default();
+            row.role = role;
+            row.log_end = (m.log_end_offset >= 0).then_some(m.log_end_offset);
+        }
+    }
+    for b in &cluster.brokers {
+        let row = rows.entry(b.broker_id.0).or_default();
+        if row.role.is_empty() {
+            row.role = "broker";
+        }
+        row.rack = b.rack.as_ref().map(|r| r.to_string());
+        row.addr = Some(format!("{}:{}", b.host, b.port));
+    }
+    println!(
+        "Cluster: {}  Metadata leader: {}  Term: {}  High watermark: {}",
+        cluster.cluster_id, p.leader_id.0, p.leader_epoch, p.high_watermark
+    );
+    print!("{}", table(&rows, p.leader_id.0));
+    Ok(())
+}
+
+fn table(rows: &BTreeMap<i32, Row>, leader: i32) -> String {
+    let mut out = format!(
+        "{:<6} {:<16} {:<10} {:<24} {:<12} {}\n",
+        "NODE", "ROLE", "RACK", "ADDRESS", "STATE", "METADATA-LOG-END"
+    );
+    for (id, r) in rows {
+        let role = if *id == leader {
+            format!("{} (leader)", r.role)
+        } else {
+            r.role.to_string()
+        };
+        let state = if r.addr.is_some() {
+            "serving"
+        } else {
+            "not serving"
+        };
+        out.push_str(&format!(
+            "{:<6} {:<16} {:<10} {:<24} {:<12} {}\n",
+            id,
+            role,
+            r.rack.as_deref().unwrap_or("-"),
+            r.addr.as_deref().unwrap_or("-"),
+            state,
+            r.log_end.map_or("-".to_string(), |e| e.to_string())
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_marks_the_leader_observers_and_nodes_not_serving() {
+        let rows = BTreeMap::from([
+            (
+                1,
+                Row {
+                    role: "voter",
+                    rack: Some("az-a".into()),
+                    addr: Some("10.0.0.1:9092".into()),
+                    log_end: Some(42),
+                },
+            ),
+            (
+                2,
+                Row {
+                    role: "voter",
+                    ..Default::default()
+                },
+            ),
+            (
+                4,
+                Row {
+                    role: "observer",
+                    rack: Some("az-b".into()),
+                    addr: Some("10.0.0.4:9092".into()),
+                    log_end: Some(42),
+                },
+            ),
+        ]);
+        let t = table(&rows, 1);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[1].contains("voter (leader)") && lines[1].contains("az-a"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("not serving") && lines[2].ends_with('-'),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("observer") && lines[3].contains("serving"),
+            "{t}"
+        );
+    }
+}
