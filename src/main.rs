@@ -66,6 +66,7 @@ enum Command {
         conn: strata::cli::Connection,
         #[command(subcommand)]
         cmd: strata::cli::QuotaCommand,
+    },
     /// The cluster: `strata cluster describe` shows voters, observers, brokers and racks.
     Cluster {
         #[command(flatten)]

@@ -280,6 +280,8 @@ pub fn acl(conn: Connection, cmd: AclCommand) -> ExitCode {
 
 pub fn quota(conn: Connection, cmd: QuotaCommand) -> ExitCode {
     run(conn, |client, conn| quota::run(client, conn, cmd))
+}
+
 pub fn cluster(conn: Connection, cmd: ClusterCommand) -> ExitCode {
     run(conn, |client, conn| cluster::run(client, conn, cmd))
 }
