@@ -138,7 +138,7 @@ impl<'a> KeyMapper<'a> {
             if self.stopped || self.open.is_none() {
                 return Ok(());
             }
-            match batch::map_batch(self.map, b, &h, self.from) {
+            match batch::map_batch(self.map, b, &h, self.from, None) {
                 MapOutcome::Done => {}
                 MapOutcome::Opaque(why) => opaque_warning(&h, &why),
                 MapOutcome::FullAt(offset) => {
@@ -220,6 +220,7 @@ impl<'a> BatchFilter<'a> {
                 last_batch_of_producer,
                 keep_tombstones: params.keep_tombstones,
                 last_batch_of_log: None,
+                txns: None,
             },
             counts: Counts::default(),
         }
