@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod compaction;
 mod crash;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod harness;
