@@ -327,6 +327,9 @@ impl Filter<'_> {
         let horizon = (h.attributes & record::DELETE_HORIZON_BIT != 0).then_some(h.base_timestamp);
         let goes = horizon.is_some_and(|at| self.now_ms >= at) || n == 0;
         if !discardable || (!goes && horizon.is_some()) {
+            if let (true, Some(at)) = (discardable, horizon) {
+                counts.next_horizon = Some(counts.next_horizon.map_or(at, |x| x.min(at)));
+            }
             counts.records_kept += n;
             return Ok(Verdict::Keep);
         }
@@ -366,6 +369,7 @@ impl Filter<'_> {
             .map_err(|e| format!("marker with a delete horizon is invalid: {e}"))?;
         counts.records_kept += n;
         counts.horizons_set += 1;
+        counts.next_horizon = Some(counts.next_horizon.map_or(at, |x| x.min(at)));
         Ok(Verdict::Rewrite(rebuilt))
     }
 
