@@ -241,3 +241,89 @@ fn a_producers_last_aborted_batch_keeps_its_header() {
     assert_eq!(markers(&log), vec![(1, true, false)]);
     assert_eq!(log.aborted_txns(0, 100).len(), 1);
 }
+
+/// A log whose next pass drops an ABORT marker's `.txnindex` entry (an earlier pass
+/// removed the transaction's records): deterministic, so two builds are equal.
+fn build_for_crash(dir: &std::path::Path) {
+    let log = open(dir);
+    put(&log, "a", "plain");
+    log.append(
+        &txn_batch(1, 0, &[(Some(b"a"), Some(b"aborted"), 1_000)]),
+        1_000,
+    )
+    .unwrap();
+    end_txn(&log, 1, false);
+    log.append(
+        &txn_batch(1, 1, &[(Some(b"b"), Some(b"committed"), 1_000)]),
+        1_000,
+    )
+    .unwrap();
+    end_txn(&log, 1, true);
+    filler(&log, "f", 20);
+    pass(&log, 10_000);
+    filler(&log, "g", 20);
+    log.close().unwrap();
+}
+
+type Content = (
+    Vec<(i64, bool, bool)>,
+    Vec<super::testing::Rec>,
+    Vec<TxnIndexEntry>,
+);
+
+fn content(dir: &std::path::Path) -> Content {
+    let log = open(dir);
+    let c = (
+        markers(&log),
+        read_records(&log),
+        log.aborted_txns(0, i64::MAX),
+    );
+    log.close().unwrap();
+    c
+}
+
+#[test]
+fn a_crash_at_any_step_leaves_the_txnindex_with_its_segments() {
+    let reference = tempfile::tempdir().unwrap();
+    build_for_crash(reference.path());
+    let pre = content(reference.path());
+    assert_eq!(pre.2.len(), 1, "the entry is there before");
+    {
+        let log = open(reference.path());
+        pass(&log, 10_000);
+        log.close().unwrap();
+    }
+    let post = content(reference.path());
+    assert!(post.2.is_empty(), "and gone after");
+    let mut committed = false;
+    for step in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        build_for_crash(dir.path());
+        let log = open(dir.path());
+        log.crash_cleaning_at(step);
+        let mut map = OffsetMap::with_memory(1 << 20);
+        let crashed = match log.clean(&mut map, &params(10_000), &|_| {}) {
+            Err(crate::LogError::Failed { reason, .. }) => {
+                assert_eq!(reason, "simulated crash");
+                true
+            }
+            Ok(CleanOutcome::Cleaned(_)) => false,
+            other => panic!("step {step}: {other:?}"),
+        };
+        drop(log);
+        committed |= crashed && dir.path().join(super::swap::SWAP_FILE).exists();
+        let got = content(dir.path());
+        let leftovers: Vec<String> = super::testing::files(dir.path())
+            .into_iter()
+            .filter(|f| f.ends_with(".cleaned") || f.starts_with("cleaner-swap"))
+            .collect();
+        assert!(leftovers.is_empty(), "step {step}: {leftovers:?}");
+        let expected = if committed || !crashed { &post } else { &pre };
+        assert!(got == *expected, "step {step}: {got:?}");
+        if !crashed {
+            assert!(step > 5, "only {step} crash points");
+            break;
+        }
+    }
+    assert!(committed);
+}
