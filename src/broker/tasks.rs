@@ -36,6 +36,23 @@ impl Broker {
         let replicas = self.replicas.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {
+            loop {
+                let every = replicas
+                    .metadata()
+                    .config()
+                    .txn
+                    .producer_id_expiration_check_interval_ms;
+                let every = every.max(10) as u64;
+                if wait_or_stop(&s, Duration::from_millis(every)).await {
+                    return;
+                }
+                let r = replicas.clone();
+                off_worker(move || r.expire_producers()).await;
+            }
+        });
+        let replicas = self.replicas.clone();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
             // Rolling by segment.ms and flushing by flush.ms have millisecond settings;
             // checking every 100 ms is Kafka's `log.flush.scheduler.interval.ms` spirit.
             while !wait_or_stop(&s, Duration::from_millis(100)).await {

@@ -330,8 +330,8 @@ pub struct CleanerView {
     pub uncleanable: Option<Uncleanable>,
 }
 
-/// A pass's parameters for `part` now: the topic's settings, bounded above by the high
-/// watermark (nothing uncommitted is compacted) and below by the remote tier's end on a
+/// A pass's parameters for `part` now: the topic's settings, bounded above by the last
+/// stable offset (nothing uncommitted, and nothing of an ongoing transaction, is compacted) and below by the remote tier's end on a
 /// tiered topic: segments already uploaded are never rewritten locally (their remote copies
 /// are compacted in the bucket by the RemoteLogManager's remote pass). A tiered partition
 /// (tiering on, or remote data left from when it was) also keeps its tombstones: older
@@ -344,7 +344,7 @@ fn clean_params(part: &Partition, config: &TopicConfig, now: i64) -> CleanParams
         now_ms: now,
         delete_retention_ms: config.delete_retention_ms,
         min_compaction_lag_ms: config.min_compaction_lag_ms,
-        upper_bound: part.high_watermark(),
+        upper_bound: part.last_stable_offset(),
         lower_bound: tiered_end.unwrap_or(i64::MIN),
         keep_tombstones: config.remote_storage_enable || tiered_end.is_some(),
     }

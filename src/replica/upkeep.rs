@@ -1,5 +1,5 @@
 //! Disk upkeep of the hosted logs, as Kafka's `LogManager` schedules it: retention, time-based
-//! rolls and flushes. Each is a pass over the partitions that asks the log to decide from
+//! rolls and flushes, and the expiration of idle producer state. Each is a pass over the partitions that asks the log to decide from
 //! `now`; `broker::tasks` runs the passes on the blocking pool, off the request workers.
 
 use super::ReplicaManager;
@@ -30,6 +30,22 @@ impl ReplicaManager {
                     tracing::info!(tp = %p.tp, segments = n, log_start_offset = p.log.log_start_offset(), "retention deleted segments")
                 }
                 Err(e) => tracing::warn!(tp = %p.tp, error = %e, "retention failed; will retry"),
+            }
+        }
+    }
+
+    /// Drops the producer state idle past `producer.id.expiration.ms` (no ongoing transaction,
+    /// last write older) on every hosted log, as Kafka's `removeExpiredProducers`.
+    pub fn expire_producers(&self) {
+        let now = crate::now_ms();
+        let expiration = i64::from(self.metadata.config().txn.producer_id_expiration_ms);
+        for p in self.all_partitions() {
+            match p.log.remove_expired_producers(now, expiration) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(tp = %p.tp, producers = n, "expired idle producer state"),
+                Err(e) => {
+                    tracing::warn!(tp = %p.tp, error = %e, "producer expiration failed; will retry")
+                }
             }
         }
     }

@@ -169,6 +169,9 @@ impl RemoteLogManager {
                 params,
                 producers: part.log.last_batches_of_producers(),
                 log_end: part.log.log_end_offset(),
+                local_aborted: part
+                    .log
+                    .aborted_txns(i64::MIN, m_pass.end_offset().unwrap_or(i64::MIN)),
                 scratch: &dir,
             };
             let mut map = OffsetMap::with_memory(memory);

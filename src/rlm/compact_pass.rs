@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use strata_log::cleaner::stream::{self, BatchFilter, Filtered, KeyMapper, SegmentWriter};
-use strata_log::{CleanParams, LogConfig, LogError, OffsetMap, OpenSegment};
+use strata_log::{CleanParams, LogConfig, LogError, OffsetMap, OpenSegment, TxnIndexEntry};
 use strata_tier::compaction::Swap;
 use strata_tier::copier::{self, Throttle};
 use strata_tier::layout::SegmentFile;
@@ -91,6 +91,10 @@ pub(super) struct Pass<'a> {
     /// The log end: the log's last batch keeps its header, so that a reader can reach the
     /// end (after recovery from the bucket the remote tier's last batch is the log's).
     pub log_end: i64,
+    /// The aborted transactions of the local log's `.txnindex` that started below the
+    /// remote end (their ABORT markers may be in local segments only): with the remote
+    /// segments' own, every aborted transaction whose data the pass may see.
+    pub local_aborted: Vec<TxnIndexEntry>,
     pub scratch: &'a Path,
 }
 
@@ -237,8 +241,13 @@ impl Pass<'_> {
             dirty_from,
             ..PassReport::default()
         };
+        // Transactions: every remote segment is below the last stable offset (uploads stop
+        // there), so its transactional batches were committed or aborted, and the aborted
+        // ones are in the remote `.txnindex` objects or, for markers not uploaded yet, the
+        // local one.
+        let aborted = self.aborted_txns()?;
         // 1. Map.
-        let mut mapper = KeyMapper::new(map, dirty_from);
+        let mut mapper = KeyMapper::new(map, dirty_from).with_aborted_txns(aborted.clone());
         for seg in m.segments.iter().filter(|s| s.next_offset > dirty_from) {
             if !mapper.begin_segment(seg.base_offset, seg.next_offset) {
                 break;
@@ -258,8 +267,10 @@ impl Pass<'_> {
         };
         let run_end = last.next_offset;
         // 2. Rewrite (where the kept batches go: `packing.rs`).
+        // The pass rewrites from the remote start, the log start: nothing is out of sight.
         let mut filter = BatchFilter::new(map, end, &self.params, &self.producers)
-            .keeping_last_batch(self.log_end - 1);
+            .keeping_last_batch(self.log_end - 1)
+            .with_aborted_txns(aborted, i64::MIN);
         let mut packer = Packer::new(run[0].base_offset, self.log_config.segment_bytes);
         let mut outs: Vec<RemoteSegment> = Vec::new();
         let mut cur: Option<SegmentWriter> = None;
@@ -292,7 +303,7 @@ impl Pass<'_> {
         }
         let steps = packer.end_run(run_end);
         self.perform(steps, &mut cur, &mut outs, last, None, &mut report)?;
-        self.carry_aborted(&run, &mut outs)?;
+        self.carry_aborted(&run, &mut outs, &filter.kept_txn_entries())?;
         let stats = filter.stats();
         report.records_read = stats.records_read;
         report.records_kept = stats.records_kept;
@@ -354,21 +365,15 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Transactions: markers and transactional batches are kept whole by the filter, so every
-    /// aborted transaction of the replaced segments' `.txnindex` still has its marker, now in
-    /// the new segment covering its offset: that segment gets those entries as its
-    /// `.txnindex` (segments kept as they are keep theirs).
-    fn carry_aborted(
-        &self,
-        run: &[&RemoteSegment],
-        outs: &mut [RemoteSegment],
-    ) -> Result<(), CompactError> {
+    /// The aborted transactions of the remote segments' `.txnindex` objects and of the
+    /// local log's (see [`Pass::local_aborted`]), each once.
+    fn aborted_txns(&self) -> Result<Vec<TxnIndexEntry>, CompactError> {
         let tier = |source| CompactError::Tier {
             tp: self.tp.clone(),
             source: Box::new(source),
         };
-        let mut entries = Vec::new();
-        for seg in run.iter().filter(|s| s.txnindex_bytes > 0) {
+        let mut entries = self.local_aborted.clone();
+        for seg in self.m.segments.iter().filter(|s| s.txnindex_bytes > 0) {
             let bytes = self
                 .rt
                 .block_on(self.reader.txn_index(self.m, seg))
@@ -386,12 +391,31 @@ impl Pass<'_> {
             })?;
             entries.extend(decoded);
         }
-        if entries.is_empty() {
+        entries.sort_by_key(|e| (e.last_offset, e.first_offset));
+        entries.dedup_by_key(|e| (e.producer_id, e.last_offset));
+        Ok(entries)
+    }
+
+    /// Each new segment gets as its `.txnindex` the aborted transactions whose ABORT marker
+    /// it holds and which the filter kept (data of theirs was still there); those whose
+    /// markers became unneeded are dropped with them. Segments kept as they are keep
+    /// theirs.
+    fn carry_aborted(
+        &self,
+        run: &[&RemoteSegment],
+        outs: &mut [RemoteSegment],
+        kept: &[TxnIndexEntry],
+    ) -> Result<(), CompactError> {
+        if kept.is_empty() {
             return Ok(());
         }
+        let tier = |source| CompactError::Tier {
+            tp: self.tp.clone(),
+            source: Box::new(source),
+        };
         let replaced: Vec<uuid::Uuid> = run.iter().map(|s| s.id).collect();
         for out in outs.iter_mut().filter(|o| !replaced.contains(&o.id)) {
-            let mine: Vec<_> = entries
+            let mine: Vec<_> = kept
                 .iter()
                 .filter(|e| (out.base_offset..out.next_offset).contains(&e.last_offset))
                 .copied()

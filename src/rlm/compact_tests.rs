@@ -30,19 +30,24 @@ fn log_config() -> LogConfig {
 
 /// One batch of single records `(key, value)`, timestamps `ts`.
 fn batch(records: &[(String, Option<String>)], ts: i64) -> Vec<u8> {
+    txn_batch(records, ts, None)
+}
+
+/// [`batch`], transactional from producer `(id, base sequence)` (epoch 0) if given.
+fn txn_batch(records: &[(String, Option<String>)], ts: i64, txn: Option<(i64, i32)>) -> Vec<u8> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: txn.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: txn.map_or(-1, |t| t.0),
+            producer_epoch: if txn.is_some() { 0 } else { -1 },
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: txn.map_or(-1, |t| t.1 + i as i32),
             timestamp: ts,
             key: Some(Bytes::from(k.clone())),
             value: v.clone().map(Bytes::from),
@@ -117,6 +122,39 @@ impl Tier {
                     .insert(k.clone(), (info.base_offset + i as i64, v.clone()));
             }
         }
+        self.upload_sealed().await
+    }
+
+    /// One transaction of producer `pid` (epoch 0) writing `records` in batches of 10 from
+    /// sequence `seq`, committed or aborted; then uploads as [`Tier::append_and_upload`].
+    async fn transaction(
+        &mut self,
+        (pid, seq): (i64, i32),
+        records: &[(String, Option<String>)],
+        commit: bool,
+    ) -> PartitionManifest {
+        for (n, chunk) in records.chunks(10).enumerate() {
+            let b = txn_batch(chunk, 1_000, Some((pid, seq + 10 * n as i32)));
+            let info = self.log.append(&b, 1_000).expect("append");
+            if commit {
+                for (i, (k, v)) in chunk.iter().enumerate() {
+                    self.latest
+                        .insert(k.clone(), (info.base_offset + i as i64, v.clone()));
+                }
+            }
+        }
+        let spec = strata_log::TxnMarkerSpec {
+            producer_id: pid,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        };
+        self.log.append_marker(spec, 0, 1_000).expect("marker");
+        self.upload_sealed().await
+    }
+
+    /// Rolls the active segment and uploads every sealed segment not yet remote.
+    async fn upload_sealed(&mut self) -> PartitionManifest {
         self.clock += LogConfig::default().segment_ms + 1;
         self.log.roll_if_due(self.clock).expect("roll");
         let mut m = self.manifest().await;
@@ -171,6 +209,9 @@ impl Tier {
         let rt = tokio::runtime::Handle::current();
         let m2 = m.clone();
         let log_end = self.log.log_end_offset();
+        let local_aborted = self
+            .log
+            .aborted_txns(i64::MIN, m.end_offset().unwrap_or(i64::MIN));
         let ran = tokio::task::spawn_blocking(move || {
             let pass = Pass {
                 tp: &tp,
@@ -186,6 +227,7 @@ impl Tier {
                 },
                 producers: HashMap::new(),
                 log_end,
+                local_aborted,
                 scratch: &scratch,
             };
             pass.run(&mut OffsetMap::with_memory(memory))
@@ -215,13 +257,41 @@ impl Tier {
             }
             for item in strata_log::cleaner::stream::batches(&bytes) {
                 let (h, b) = item.expect("a whole batch");
+                let from = offset;
+                offset = offset.max(h.last_offset() + 1);
+                if h.attributes & 0x20 != 0 {
+                    continue; // a transaction marker: not data
+                }
                 let mut b = Bytes::copy_from_slice(b);
                 for set in RecordBatchDecoder::decode_all(&mut b).expect("decode") {
-                    for r in set.records.into_iter().filter(|r| r.offset >= offset) {
+                    for r in set.records.into_iter().filter(|r| r.offset >= from) {
                         let key = String::from_utf8_lossy(&r.key.unwrap_or_default()).to_string();
                         let value = r.value.map(|v| String::from_utf8_lossy(&v).to_string());
                         out.push((r.offset, key, value));
                     }
+                }
+            }
+        }
+        out
+    }
+
+    /// The offsets of the remote transaction markers left.
+    async fn remote_markers(&self) -> Vec<i64> {
+        let m = self.manifest().await;
+        let (mut offset, mut out) = (0, Vec::new());
+        while offset < m.end_offset().unwrap_or(0) {
+            let bytes = self
+                .reader
+                .read(&m, offset, 1 << 20, true)
+                .await
+                .expect("read");
+            if bytes.is_empty() {
+                break;
+            }
+            for item in strata_log::cleaner::stream::batches(&bytes) {
+                let (h, _) = item.expect("a whole batch");
+                if h.attributes & 0x20 != 0 && h.base_offset >= offset {
+                    out.push(h.base_offset);
                 }
                 offset = offset.max(h.last_offset() + 1);
             }
@@ -344,4 +414,31 @@ async fn a_small_map_maps_up_to_a_segment_boundary_and_the_next_pass_goes_on() {
     // The last pass saw the newest version of every key: one record a key.
     let (_, _, _) = t.pass(0, 1 << 20).await.expect("work");
     assert_eq!(t.read_remote().await, t.compacted(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_removes_aborted_transactions_and_then_their_markers() {
+    let mut t = Tier::new().await;
+    t.append_and_upload(&versions(20, 0)).await;
+    t.transaction((7, 0), &versions(20, 1), true).await;
+    t.transaction((7, 20), &versions(20, 2), false).await;
+    t.append_and_upload(&versions(2, 9)).await;
+    let markers = t.remote_markers().await;
+    assert_eq!(markers.len(), 2, "both markers are remote");
+    // The aborted round goes; the committed one is each key's latest.
+    t.pass(10_000, 1 << 20).await.expect("work to do");
+    assert_eq!(t.read_remote().await, t.compacted(true));
+    assert_eq!(
+        t.remote_markers().await,
+        markers,
+        "data of both was still seen"
+    );
+    // Next pass: the ABORT marker has no data left: it gets a delete horizon, and goes in
+    // a pass after it. (The COMMIT marker's data is still there: it stays.)
+    let (_, swap, _) = t.pass(10_000, 1 << 20).await.expect("a pass");
+    assert_eq!(swap.tombstone_horizon_ms, Some(11_000));
+    assert_eq!(t.remote_markers().await, markers);
+    t.pass(20_000, 1 << 20).await.expect("a pass");
+    assert_eq!(t.remote_markers().await, vec![markers[0]]);
+    assert_eq!(t.read_remote().await, t.compacted(true));
 }

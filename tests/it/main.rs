@@ -9,6 +9,7 @@ mod cluster;
 mod cluster_health;
 mod compaction;
 mod crash;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod harness;

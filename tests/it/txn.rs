@@ -24,7 +24,12 @@ use crate::bad_input::{connect, frame, read_frame};
 use crate::harness::Broker;
 use crate::kafka::create_topic;
 
-fn call<Q: Encodable, R: Decodable>(b: &Broker, api: ApiKey, version: i16, req: &Q) -> R {
+pub(crate) fn call<Q: Encodable, R: Decodable>(
+    b: &Broker,
+    api: ApiKey,
+    version: i16,
+    req: &Q,
+) -> R {
     let mut s = connect(b);
     s.write_all(&frame(api, version, req)).unwrap();
     let mut resp = read_frame(&mut s).expect("answered");
@@ -32,7 +37,7 @@ fn call<Q: Encodable, R: Decodable>(b: &Broker, api: ApiKey, version: i16, req: 
     R::decode(&mut resp, version).unwrap()
 }
 
-fn sb(s: &str) -> StrBytes {
+pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
@@ -52,7 +57,7 @@ fn retry<R>(mut f: impl FnMut() -> R, code: impl Fn(&R) -> i16) -> R {
     }
 }
 
-fn init(b: &Broker, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
+pub(crate) fn init(b: &Broker, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
     let req = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(sb(id))))
         .with_transaction_timeout_ms(timeout_ms)
@@ -64,7 +69,12 @@ fn init(b: &Broker, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
     )
 }
 
-fn add(b: &Broker, id: &str, (pid, epoch): (i64, i16), parts: &[(&str, i32)]) -> Vec<i16> {
+pub(crate) fn add(
+    b: &Broker,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    parts: &[(&str, i32)],
+) -> Vec<i16> {
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in parts {
         topics.push(
@@ -89,7 +99,7 @@ fn add(b: &Broker, id: &str, (pid, epoch): (i64, i16), parts: &[(&str, i32)]) ->
         .collect()
 }
 
-fn end(b: &Broker, id: &str, (pid, epoch): (i64, i16), commit: bool) -> i16 {
+pub(crate) fn end(b: &Broker, id: &str, (pid, epoch): (i64, i16), commit: bool) -> i16 {
     let req = EndTxnRequest::default()
         .with_transactional_id(TransactionalId(sb(id)))
         .with_producer_id(ProducerId(pid))

@@ -350,3 +350,33 @@ def test_transactional_produce(broker, pattern):
     p.produce(topic, b"refused")
     with pytest.raises(KafkaException):
         p.commit_transaction(15)
+
+
+def test_describe_producers_needs_describe_on_the_topic(broker):
+    """kafka-python's describe_producers (DescribeProducers): a principal with DESCRIBE on
+    the topic (here implied by READ) sees the partition's producers; one without gets
+    TOPIC_AUTHORIZATION_FAILED."""
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import TopicAuthorizationFailedError
+
+    def client(user):
+        return KafkaAdminClient(bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
+                                sasl_mechanism="PLAIN", sasl_plain_username=user,
+                                sasl_plain_password=USERS[user])
+
+    topic = name("dp")
+    assert create_topic(broker, topic) is None
+    assert produce(broker, "admin", topic, n=3, **{"enable.idempotence": True}) == []
+    acl(broker, "add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", topic)
+    alice = client("alice")
+    state = alice.describe_producers([KTP(topic, 0)])[KTP(topic, 0)]
+    assert len(state.active_producers) == 1, state
+    p = state.active_producers[0]
+    assert (p.last_sequence, p.current_transaction_start_offset) == (2, -1), p
+    alice.close()
+    bob = client("bob")
+    # Metadata hides the topic from bob, so ask the node (node.id 1) directly.
+    with pytest.raises(TopicAuthorizationFailedError):
+        bob.describe_producers([KTP(topic, 0)], broker_id=1)
+    bob.close()

@@ -198,3 +198,40 @@ def test_consume_transform_produce_exactly_once_across_kill9(broker):
     values = sorted(int(v[4:]) for v in out)
     assert len(values) == N, f"{len(values)} outputs for {N} inputs"
     assert values == list(range(N)), "every input exactly once"
+
+
+def test_describe_producers_shows_an_open_transaction(broker):
+    """kafka-python's describe_producers (DescribeProducers, what kafka-transactions.sh
+    find-hanging uses): the open transaction's first offset, then none after the commit."""
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+    create(broker, "dp")
+    plain = Producer({"bootstrap.servers": broker.addr, "enable.idempotence": True})
+    for i in range(3):
+        plain.produce("dp", value=f"p{i}", partition=0)
+    plain.flush(30)
+    p = txn_producer(broker, "t-dp")
+    p.begin_transaction()
+    for i in range(2):
+        p.produce("dp", value=f"t{i}", partition=0)
+    p.flush(30)
+    admin = KafkaAdminClient(bootstrap_servers=broker.addr)
+    tp = KTP("dp", 0)
+
+    def producers():
+        return sorted(admin.describe_producers([tp])[tp].active_producers,
+                      key=lambda s: s.current_transaction_start_offset)
+
+    idem, txn = producers()
+    assert (idem.last_sequence, idem.current_transaction_start_offset) == (2, -1), idem
+    assert (txn.last_sequence, txn.current_transaction_start_offset) == (1, 3), txn
+    p.commit_transaction(30)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        states = producers()
+        if all(s.current_transaction_start_offset == -1 for s in states):
+            break
+        time.sleep(0.2)
+    assert [s.current_transaction_start_offset for s in states] == [-1, -1]
+    assert max(s.coordinator_epoch for s in states) >= 0
+    admin.close()

@@ -98,3 +98,30 @@ def test_transactions_survive_a_kill_of_the_coordinator_and_the_leader(cluster):
         by_txn.setdefault(v.split("-")[0], 0)
         by_txn[v.split("-")[0]] += 1
     assert all(k == PER_TXN for k in by_txn.values()), "no torn transaction"
+
+
+def test_describe_producers_is_answered_by_the_leader_only(cluster):
+    """DescribeProducers (kafka-python's describe_producers) on a 3-node cluster: the
+    partition leader lists the producer; a follower, which replays the same producer state,
+    answers NOT_LEADER_OR_FOLLOWER, as Kafka does."""
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NotLeaderForPartitionError as NotLeaderOrFollowerError  # code 6
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("dpc", 1, 3)])["dpc"].result(30)
+    leader, replicas, _ = cluster.wait_for_isr("dpc", 3)[0]
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all"})
+    for i in range(3):
+        p.produce("dpc", value=f"v{i}", partition=0)
+    assert p.flush(30) == 0
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    tp = KTP("dpc", 0)
+    state = admin.describe_producers([tp])[tp]
+    assert [s.last_sequence for s in state.active_producers] == [2], state
+    follower = next(r for r in replicas if r != leader)
+    try:
+        admin.describe_producers([tp], broker_id=follower)
+        raise AssertionError("a follower answered DescribeProducers")
+    except NotLeaderOrFollowerError:
+        pass
+    admin.close()

@@ -10,13 +10,16 @@
 //! Snapshots past the log end (left behind by a truncating recovery) are deleted,
 //! and so are those below the first segment when segments are deleted.
 //!
-//! File format (big-endian): magic `STRPS002`, CRC32C of the rest (u32), producer
+//! File format (big-endian): magic `STRPS003`, CRC32C of the rest (u32), producer
 //! count (u32), then per producer: id i64, epoch i16, the first offset of its
 //! ongoing transaction i64 (-1: none), the coordinator epoch of its last
-//! marker i32 (-1: none), batch count u8, and per batch first_seq i32,
+//! marker i32 (-1: none), the timestamp of its last write i64 (for
+//! `producer.id.expiration.ms`), batch count u8, and per batch first_seq i32,
 //! last_seq i32, first_offset i64, last_offset i64, timestamp i64. Files of
-//! the first format, `STRPS001` (no transaction fields, written before
-//! transactions existed, so no transaction was ongoing), are still read. A file failing its checks is ignored with a warning (an older
+//! the earlier formats are still read: `STRPS002` (no last-write timestamp:
+//! unknown, see `ProducerStateManager::remove_expired`) and `STRPS001` (no
+//! transaction fields either, written before transactions existed, so no
+//! transaction was ongoing). A file failing its checks is ignored with a warning (an older
 //! snapshot, or the log itself, is used instead).
 
 use std::collections::BTreeMap;
@@ -32,7 +35,9 @@ use crate::producer_state::{
 use crate::record;
 use crate::segment::Segment;
 
-const MAGIC: &[u8; 8] = b"STRPS002";
+const MAGIC: &[u8; 8] = b"STRPS003";
+/// The format before the last-write timestamp.
+const MAGIC_V2: &[u8; 8] = b"STRPS002";
 /// The format before transactions: no transaction fields.
 const MAGIC_V1: &[u8; 8] = b"STRPS001";
 const SUFFIX: &str = ".snapshot";
@@ -58,6 +63,7 @@ pub(crate) fn encode(state: &ProducerStateManager) -> Vec<u8> {
         body.extend_from_slice(&entry.epoch.to_be_bytes());
         body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
         body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+        body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
         body.push(entry.batches.len() as u8);
         for b in &entry.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -96,9 +102,10 @@ impl Reader<'_> {
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
     let mut r = Reader(bytes);
-    let with_txns = match &r.take::<8>()? {
-        m if m == MAGIC => true,
-        m if m == MAGIC_V1 => false,
+    let (with_txns, with_timestamp) = match &r.take::<8>()? {
+        m if m == MAGIC => (true, true),
+        m if m == MAGIC_V2 => (true, false),
+        m if m == MAGIC_V1 => (false, false),
         _ => return Err("bad magic".into()),
     };
     let crc = u32::from_be_bytes(r.take()?);
@@ -116,6 +123,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
             entry.txn_first_offset = (first >= 0).then_some(first);
             entry.coordinator_epoch = r.i32()?;
         }
+        if with_timestamp {
+            entry.last_timestamp = r.i64()?;
+        }
         let n = usize::from(r.take::<1>()?[0]);
         if n > BATCHES_KEPT || r.0.len() < n * BATCH_LEN {
             return Err(format!("producer {id} has {n} batches"));
@@ -128,6 +138,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
                 last_offset: r.i64()?,
                 timestamp: r.i64()?,
             });
+        }
+        if !with_timestamp {
+            entry.last_timestamp = entry.batches.back().map_or(-1, |b| b.timestamp);
         }
         producers.insert(id, entry);
     }

@@ -112,6 +112,10 @@ pub struct ProducerEntry {
     pub txn_first_offset: Option<i64>,
     /// The coordinator epoch of the last marker written for it (-1: none).
     pub coordinator_epoch: i32,
+    /// The timestamp of its last batch or marker (Kafka's `lastTimestamp`),
+    /// for `producer.id.expiration.ms`; -1 when unknown (read from a snapshot
+    /// written before it was kept).
+    pub last_timestamp: i64,
 }
 
 impl ProducerEntry {
@@ -121,6 +125,7 @@ impl ProducerEntry {
             batches: VecDeque::new(),
             txn_first_offset: None,
             coordinator_epoch: -1,
+            last_timestamp: -1,
         }
     }
 
@@ -144,6 +149,7 @@ impl ProducerEntry {
         if self.batches.len() == BATCHES_KEPT {
             self.batches.pop_front();
         }
+        self.last_timestamp = batch.timestamp;
         self.batches.push_back(batch);
     }
 }
@@ -332,13 +338,14 @@ impl ProducerStateManager {
     }
 
     /// Checks a marker ending `producer_id`'s transaction, to be written at
-    /// `offset`, without changing state (Kafka's `appendEndTxnMarker`).
+    /// `offset` with timestamp `timestamp`, without changing state (Kafka's
+    /// `appendEndTxnMarker`).
     pub fn prepare_marker(
         &self,
         producer_id: i64,
         epoch: i16,
         record: ControlRecord,
-        offset: i64,
+        (offset, timestamp): (i64, i64),
     ) -> Result<PreparedMarker, ProducerError> {
         let current = self.producers.get(&producer_id);
         if let Some(cur) = current {
@@ -357,7 +364,7 @@ impl ProducerStateManager {
                 });
             }
         }
-        Ok(self.end_txn(current, producer_id, epoch, record, offset))
+        Ok(self.end_txn(current, producer_id, epoch, record, (offset, timestamp)))
     }
 
     /// The entry after a marker and the transaction it completes (no checks).
@@ -367,11 +374,12 @@ impl ProducerStateManager {
         producer_id: i64,
         epoch: i16,
         record: ControlRecord,
-        offset: i64,
+        (offset, timestamp): (i64, i64),
     ) -> PreparedMarker {
         let mut entry = current
             .cloned()
             .unwrap_or_else(|| ProducerEntry::new(epoch));
+        entry.last_timestamp = timestamp;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -426,6 +434,23 @@ impl ProducerStateManager {
         });
     }
 
+    /// Drops the producers with no ongoing transaction whose last write (batch
+    /// or marker) is at least `expiration_ms` old at `now_ms` (Kafka's
+    /// `producer.id.expiration.ms`, `removeExpiredProducers`): a later write
+    /// from one is taken as from a new producer. A producer whose last write
+    /// time is unknown (from an older snapshot) is given `now_ms`, so it
+    /// stays a full period. Returns how many were dropped.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            if e.last_timestamp < 0 {
+                e.last_timestamp = now_ms;
+            }
+            e.txn_first_offset.is_some() || now_ms - e.last_timestamp < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// Rebuilds state from a batch already in the log (recovery, a follower's
     /// append): no checks, a data batch of an older epoch than the known one
     /// is ignored. A marker returns the transaction it completed.
@@ -436,7 +461,13 @@ impl ProducerStateManager {
         if b.is_control() {
             let record = b.control?;
             let current = self.producers.get(&b.producer_id);
-            let done = self.end_txn(current, b.producer_id, b.epoch, record, b.first_offset);
+            let done = self.end_txn(
+                current,
+                b.producer_id,
+                b.epoch,
+                record,
+                (b.first_offset, b.timestamp),
+            );
             let (id, entry) = done.update;
             self.set(id, entry);
             return Some(done.completed);
@@ -666,6 +697,66 @@ mod tests {
         assert!(s.get(1).is_none() && s.get(2).is_some());
         // A forgotten producer continues at any sequence (KIP-360).
         assert_eq!(append(&mut s, batch(1, 0, 2, 1, 4)), Ok(None));
+    }
+
+    #[test]
+    fn idle_producers_expire_after_producer_id_expiration_ms_unless_in_a_transaction() {
+        const EXPIRE: i64 = 1_000;
+        let at = |b: ProducerBatch, timestamp: i64| ProducerBatch { timestamp, ..b };
+        let mut s = ProducerStateManager::default();
+        // t=0 producer 1 writes, t=500 producer 2, t=600 producer 3 opens a transaction.
+        append(&mut s, at(batch(1, 0, 0, 2, 0), 0)).unwrap();
+        append(&mut s, at(batch(2, 0, 0, 1, 2), 500)).unwrap();
+        let mut txn = at(batch(3, 0, 0, 1, 3), 600);
+        txn.attributes = TRANSACTIONAL_BIT;
+        append(&mut s, txn).unwrap();
+        // t=999: nobody has been idle 1000 ms; a retry is still a duplicate.
+        assert_eq!(s.remove_expired(999, EXPIRE), 0);
+        assert_eq!(append(&mut s, at(batch(1, 0, 0, 2, 9), 999)), Ok(Some(0)));
+        // t=1000: producer 1 is gone; t=1500: producer 2 too.
+        assert_eq!(s.remove_expired(1_000, EXPIRE), 1);
+        assert!(s.get(1).is_none() && s.get(2).is_some());
+        assert_eq!(s.remove_expired(1_500, EXPIRE), 1);
+        // Producer 3's transaction is ongoing: kept however long it is idle.
+        assert_eq!(s.remove_expired(100_000, EXPIRE), 0);
+        assert!(s.get(3).is_some());
+        // Producer 1 is new to the partition again: its old retry is no longer
+        // recognised, and any sequence is accepted (Kafka since KIP-360).
+        assert_eq!(append(&mut s, at(batch(1, 0, 0, 2, 10), 2_000)), Ok(None));
+        assert_eq!(
+            append(&mut s, at(batch(1, 0, 7, 1, 12), 2_000)),
+            Err(ProducerError::OutOfOrderSequence {
+                producer_id: 1,
+                epoch: 0,
+                first_seq: 7,
+                expected: 2
+            })
+        );
+        // A marker at t=200_000 ends producer 3's transaction: idle from then on.
+        let commit = ControlRecord {
+            kind: ControlType::Commit,
+            coordinator_epoch: 0,
+        };
+        let m = s.prepare_marker(3, 0, commit, (13, 200_000)).unwrap();
+        s.commit(vec![m.update]);
+        assert_eq!(
+            s.remove_expired(200_999, EXPIRE),
+            1,
+            "producer 1 (t=2000) goes"
+        );
+        assert!(s.get(3).is_some());
+        assert_eq!(s.remove_expired(201_000, EXPIRE), 1);
+        assert!(s.entries().is_empty());
+    }
+
+    #[test]
+    fn a_producer_of_unknown_age_gets_a_full_period() {
+        let mut entries = BTreeMap::new();
+        entries.insert(1, ProducerEntry::new(0)); // as read from an older snapshot
+        let mut s = ProducerStateManager::from_entries(entries);
+        assert_eq!(s.remove_expired(5_000, 1_000), 0);
+        assert_eq!(s.remove_expired(5_999, 1_000), 0);
+        assert_eq!(s.remove_expired(6_000, 1_000), 1);
     }
 
     #[test]

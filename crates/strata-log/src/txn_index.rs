@@ -341,10 +341,42 @@ impl TxnIndex {
         out
     }
 
+    /// A committed cleaning replaced the segments `replaced` by `cleaned`
+    /// (base, entries), whose files are already in place: the entries of
+    /// aborted transactions whose markers the pass dropped are gone.
+    pub fn replace_cleaned(&mut self, replaced: &[i64], cleaned: Vec<(i64, Vec<TxnIndexEntry>)>) {
+        for base in replaced {
+            self.by_segment.remove(base);
+            self.unsynced.retain(|b| b != base);
+        }
+        self.by_segment.extend(cleaned);
+    }
+
     /// The entries of the segment `base` (its `.txnindex` content).
     pub fn segment_entries(&self, base: i64) -> Vec<TxnIndexEntry> {
         self.by_segment.get(&base).cloned().unwrap_or_default()
     }
+}
+
+/// Writes and fsyncs `<base>.txnindex.cleaned`, the index of a segment a
+/// cleaning pass wrote: renamed into place with the segment's other files at
+/// the commit, deleted with them if the pass does not commit.
+pub(crate) fn write_cleaned(
+    dir: &Path,
+    base: i64,
+    entries: &[TxnIndexEntry],
+) -> Result<(), LogError> {
+    let path = dir.join(format!(
+        "{}{}",
+        file_name(base, EXT),
+        crate::segment::CLEANED_SUFFIX
+    ));
+    std::fs::File::create(&path)
+        .and_then(|mut f| {
+            f.write_all(&encode_all(entries))?;
+            f.sync_all()
+        })
+        .map_err(LogError::io("writing", &path))
 }
 
 fn parse_base(stem: &str) -> Option<i64> {

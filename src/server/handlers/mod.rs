@@ -5,6 +5,7 @@ mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
+mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
@@ -73,6 +74,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::TxnOffsetCommit(r) => Rs::TxnOffsetCommit(txn::txn_offset_commit(ctx, r).await),
         Rq::DescribeTransactions(r) => Rs::DescribeTransactions(txn::describe(ctx, r)),
         Rq::ListTransactions(r) => Rs::ListTransactions(txn::list(ctx, r)),
+        Rq::DescribeProducers(r) => Rs::DescribeProducers(describe_producers::handle(ctx, r)),
         Rq::WriteTxnMarkers(r) => Rs::WriteTxnMarkers(write_txn_markers::handle(ctx, r).await),
         Rq::DescribeUserScramCredentials(r) => {
             Rs::DescribeUserScramCredentials(scram::describe(ctx, r))

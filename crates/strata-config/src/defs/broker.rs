@@ -333,6 +333,12 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "transaction.remove.expired.transaction.cleanup.interval.ms", ty: Int, default: Some("3600000"),
         validator: AtLeast(1), importance: Low,
         doc: "How often the coordinator looks for transactional ids past transactional.id.expiration.ms.", ..BASE },
+    ConfigDef { name: "producer.id.expiration.ms", ty: Int, default: Some("86400000"), validator: AtLeast(1),
+        importance: Low,
+        doc: "How long a partition keeps the state of an idempotent or transactional producer (epoch, last sequences) after its last write, when no transaction of it is ongoing; a later write from it is then taken as from a new producer (any sequence accepted, as Kafka does since KIP-360).", ..BASE },
+    ConfigDef { name: "producer.id.expiration.check.interval.ms", ty: Int, default: Some("600000"),
+        validator: AtLeast(1), importance: Low,
+        doc: "How often partitions drop the producer state past producer.id.expiration.ms.", ..BASE },
     // --- observability --------------------------------------------------------
     ConfigDef { name: "metrics.listener", ty: String, default: Some("127.0.0.1:9464"), importance: Medium,
         doc: "host:port serving Prometheus metrics at GET /metrics; port 0 binds an ephemeral port, none or empty disables it.",

@@ -151,6 +151,10 @@ pub struct TxnConfig {
     pub id_expiration_ms: i32,
     pub abort_timed_out_interval_ms: i32,
     pub remove_expired_interval_ms: i32,
+    /// `producer.id.expiration.ms`: the partitions' producer state, not the coordinator's.
+    pub producer_id_expiration_ms: i32,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: i32,
 }
 
 /// The log cleaner's broker-wide settings (`log.cleaner.*`).
@@ -318,6 +322,9 @@ impl Configs {
                     .get("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
                 remove_expired_interval_ms: r
                     .get("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+                producer_id_expiration_ms: r.get("producer.id.expiration.ms")?,
+                producer_id_expiration_check_interval_ms: r
+                    .get("producer.id.expiration.check.interval.ms")?,
             },
             cleaner: CleanerConfig {
                 enable: r.flag("log.cleaner.enable")?,

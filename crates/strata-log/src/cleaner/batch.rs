@@ -19,12 +19,15 @@
 //! keys go to the map and it is kept unchanged. That is always safe: it can
 //! only keep records the cleaner could have removed.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::control;
 use crate::record::{self, BatchHeader, HEADER_LEN};
 
 use super::compression;
 use super::offset_map::{self, OffsetMap};
+use super::txn::TxnTracker;
 
 /// A record of a decoded batch, borrowed from its (decompressed) records.
 pub(crate) struct Record<'a> {
@@ -67,11 +70,18 @@ pub(crate) fn decode(batch: &[u8]) -> Result<Decoded, String> {
     Ok(Decoded { header, records })
 }
 
-/// Whether the cleaner treats the batch's records at all: control batches
-/// (transaction markers) and transactional batches are kept whole and never
-/// mapped, until the cleaner knows which transactions were aborted.
-pub(crate) fn is_cleanable(header: &BatchHeader) -> bool {
-    header.attributes & (record::CONTROL_BIT | record::TRANSACTIONAL_BIT) == 0
+/// Whether the cleaner treats the batch's records at all when it does not
+/// know the aborted transactions (no [`TxnTracker`]): control batches
+/// (transaction markers) and transactional batches are then kept whole and
+/// never mapped. With a tracker, every data batch is (aborted ones go whole,
+/// committed ones are filtered like any other) and markers follow `txn.rs`.
+pub(crate) fn is_cleanable(header: &BatchHeader, txns: bool) -> bool {
+    let whole = if txns {
+        record::CONTROL_BIT
+    } else {
+        record::CONTROL_BIT | record::TRANSACTIONAL_BIT
+    };
+    header.attributes & whole == 0
 }
 
 /// How mapping one batch went.
@@ -87,14 +97,29 @@ pub(crate) enum MapOutcome {
 }
 
 /// Puts the key of every record at or above `from` of `batch` (whole, CRC
-/// checked, header `h`) into `map`, as a pass maps its dirty range.
+/// checked, header `h`) into `map`, as a pass maps its dirty range. With
+/// `txns` (fed every batch in order), records of aborted transactions are not
+/// mapped and committed transactional records are.
 pub(crate) fn map_batch(
     map: &mut OffsetMap,
     batch: &[u8],
     h: &BatchHeader,
     from: i64,
+    txns: Option<&mut TxnTracker>,
 ) -> MapOutcome {
-    if h.last_offset() < from || !is_cleanable(h) {
+    let tracked = txns.is_some();
+    if let Some(t) = txns {
+        let aborted = if h.attributes & record::CONTROL_BIT != 0 {
+            t.on_control(h, control::read_marker(h, batch));
+            false
+        } else {
+            t.on_data(h)
+        };
+        if aborted {
+            return MapOutcome::Done;
+        }
+    }
+    if h.last_offset() < from || !is_cleanable(h, tracked) {
         return MapOutcome::Done;
     }
     let decoded = match decode(batch) {
@@ -142,6 +167,10 @@ pub(crate) struct Filter<'a> {
     /// batch tells a reader where offsets go on), and a consumer between the
     /// last record and the log end would fetch nothing forever.
     pub last_batch_of_log: Option<i64>,
+    /// The aborted transactions of the rewritten range, fed every batch in
+    /// order: with it, aborted records and markers no longer needed go (see
+    /// `txn.rs`); without it, transactional and control batches stay whole.
+    pub txns: Option<RefCell<TxnTracker>>,
 }
 
 /// Per-batch counts, added into the pass's statistics.
@@ -153,6 +182,9 @@ pub(crate) struct Counts {
     pub keyless_removed: u64,
     pub emptied_batches: u64,
     pub horizons_set: u64,
+    /// Records of aborted transactions removed, and marker batches removed.
+    pub aborted_removed: u64,
+    pub markers_removed: u64,
     /// The earliest delete horizon of a batch kept with a tombstone: when a
     /// later pass could remove one.
     pub next_horizon: Option<i64>,
@@ -170,7 +202,7 @@ impl Filter<'_> {
         let n = u64::try_from(h.records_count).unwrap_or(0);
         counts.records_read += n;
         let records = match decoded.records() {
-            Some(records) if is_cleanable(h) => records,
+            Some(records) if is_cleanable(h, self.txns.is_some()) => records,
             _ => {
                 counts.records_kept += n;
                 return Ok(Verdict::Keep);
@@ -215,13 +247,7 @@ impl Filter<'_> {
             return Ok(Verdict::Keep);
         }
         if kept.is_empty() {
-            let last = self.last_batch_of_producer.get(&h.producer_id);
-            let producers_last = h.producer_id >= 0 && last == Some(&h.last_offset());
-            if producers_last || self.last_batch_of_log == Some(h.last_offset()) {
-                counts.emptied_batches += 1;
-                return Ok(Verdict::Rewrite(empty_batch(h)));
-            }
-            return Ok(Verdict::Drop);
+            return Ok(self.emptied_or_dropped(h, counts));
         }
         if set_horizon {
             counts.horizons_set += 1;
@@ -239,6 +265,114 @@ impl Filter<'_> {
 }
 
 impl Filter<'_> {
+    /// A batch left without records: its header stays if it is its
+    /// producer's last batch or the log's last, else it goes.
+    fn emptied_or_dropped(&self, h: &BatchHeader, counts: &mut Counts) -> Verdict {
+        if self.keeps_header(h) {
+            counts.emptied_batches += 1;
+            return Verdict::Rewrite(empty_batch(h));
+        }
+        Verdict::Drop
+    }
+
+    fn keeps_header(&self, h: &BatchHeader) -> bool {
+        let last = self.last_batch_of_producer.get(&h.producer_id);
+        let producers_last = h.producer_id >= 0 && last == Some(&h.last_offset());
+        producers_last || self.last_batch_of_log == Some(h.last_offset())
+    }
+
+    /// The verdict on a transactional or control batch when the pass knows
+    /// the aborted transactions; `None` for a batch filtered record by record
+    /// (not transactional, or of a committed transaction).
+    fn txn_verdict(
+        &self,
+        batch: &[u8],
+        h: &BatchHeader,
+        counts: &mut Counts,
+    ) -> Result<Option<Verdict>, String> {
+        let Some(txns) = &self.txns else {
+            return Ok(None);
+        };
+        let n = u64::try_from(h.records_count).unwrap_or(0);
+        if h.attributes & record::CONTROL_BIT != 0 {
+            let discardable = txns
+                .borrow_mut()
+                .on_control(h, control::read_marker(h, batch));
+            counts.records_read += n;
+            return self.marker_verdict(batch, h, discardable, counts).map(Some);
+        }
+        if !txns.borrow_mut().on_data(h) {
+            return Ok(None);
+        }
+        counts.records_read += n;
+        counts.aborted_removed += n;
+        if n == 0 && self.keeps_header(h) {
+            // Emptied by an earlier pass and still its producer's last batch.
+            return Ok(Some(Verdict::Keep));
+        }
+        Ok(Some(self.emptied_or_dropped(h, counts)))
+    }
+
+    /// A marker: kept while needed; once discardable, its batch gets a delete
+    /// horizon, and a pass after the horizon removes it (keeping the header if
+    /// it may carry its producer's latest epoch, or is the log's last batch).
+    fn marker_verdict(
+        &self,
+        batch: &[u8],
+        h: &BatchHeader,
+        discardable: bool,
+        counts: &mut Counts,
+    ) -> Result<Verdict, String> {
+        let n = u64::try_from(h.records_count).unwrap_or(0);
+        let horizon = (h.attributes & record::DELETE_HORIZON_BIT != 0).then_some(h.base_timestamp);
+        let goes = horizon.is_some_and(|at| self.now_ms >= at) || n == 0;
+        if !discardable || (!goes && horizon.is_some()) {
+            if let (true, Some(at)) = (discardable, horizon) {
+                counts.next_horizon = Some(counts.next_horizon.map_or(at, |x| x.min(at)));
+            }
+            counts.records_kept += n;
+            return Ok(Verdict::Keep);
+        }
+        if goes {
+            // A producer whose last data batch is below this marker may have
+            // this marker as the record of its latest epoch (Kafka keeps it).
+            let after_last_data = h.producer_id >= 0
+                && self
+                    .last_batch_of_producer
+                    .get(&h.producer_id)
+                    .is_some_and(|last| *last < h.base_offset);
+            if after_last_data || self.last_batch_of_log == Some(h.last_offset()) {
+                if n == 0 {
+                    return Ok(Verdict::Keep);
+                }
+                counts.markers_removed += 1;
+                counts.emptied_batches += 1;
+                return Ok(Verdict::Rewrite(empty_batch(h)));
+            }
+            counts.markers_removed += 1;
+            return Ok(Verdict::Drop);
+        }
+        // Control batches are never compressed and a discardable one parsed as
+        // a marker, so this decodes; if not, the marker simply stays.
+        let Ok(decoded) = decode(batch) else {
+            counts.records_kept += n;
+            return Ok(Verdict::Keep);
+        };
+        let Some(records) = decoded.records() else {
+            counts.records_kept += n;
+            return Ok(Verdict::Keep);
+        };
+        let refs: Vec<&Record<'_>> = records.iter().collect();
+        let at = self.now_ms.saturating_add(self.delete_retention_ms.max(0));
+        let rebuilt = rebuild(h, &refs, Some(at))?;
+        record::validate_stored_batch(&rebuilt, 0)
+            .map_err(|e| format!("marker with a delete horizon is invalid: {e}"))?;
+        counts.records_kept += n;
+        counts.horizons_set += 1;
+        counts.next_horizon = Some(counts.next_horizon.map_or(at, |x| x.min(at)));
+        Ok(Verdict::Rewrite(rebuilt))
+    }
+
     /// The verdict on `batch` (whole, CRC checked, header `h`): [`Filter::apply`]
     /// on its records, or `Keep` for an opaque batch, whose reason goes to
     /// `opaque` (every record counted as kept). `Err` only when a rewritten
@@ -250,6 +384,9 @@ impl Filter<'_> {
         counts: &mut Counts,
         opaque: &mut dyn FnMut(&str),
     ) -> Result<Verdict, String> {
+        if let Some(v) = self.txn_verdict(batch, h, counts)? {
+            return Ok(v);
+        }
         match decode(batch) {
             Ok(decoded) => self.apply(batch, &decoded, counts),
             Err(why) => {

@@ -9,7 +9,7 @@
 //! a dirty section from the *first dirty offset* (persisted per partition, see
 //! `swap.rs`) up to the *first uncleanable offset*: the base of the active
 //! segment, or of the first dirty segment that ends above the caller's upper
-//! bound (the high watermark, later the last stable offset) or holds a record
+//! bound (the last stable offset) or holds a record
 //! newer than `min.compaction.lag.ms`. Only whole sealed segments are cleaned.
 //! The caller's *lower bound* (the remote tier's end offset for a tiered
 //! topic, whose uploaded segments a separate remote pass compacts) hides the
@@ -74,10 +74,23 @@
 //! [`stream`] exposes the same map, filter and segment format over stored
 //! batch bytes, for the broker's remote pass over the remote tier's segments.
 //!
-//! # Not here yet
+//! # Transactions
 //!
-//! Transactions: control batches and transactional batches are kept whole and
-//! never mapped (aborted transactions are not removed, markers never expire).
+//! A pass never reaches the last stable offset (the log lowers the caller's
+//! upper bound to its first unstable offset), so every transactional batch it
+//! sees was committed or aborted. With the aborted transactions of the range
+//! (the `.txnindex`), as Kafka's cleaner does (`txn.rs`): records of aborted
+//! transactions are neither mapped nor kept; committed transactional records
+//! are mapped and filtered like any others; a COMMIT or ABORT marker whose
+//! transaction has no batch left gets a delete horizon (`now +
+//! delete.retention.ms`) and goes in a pass after it; the `.txnindex` of each
+//! cleaned segment (`<base>.txnindex.cleaned`, renamed in with the segment at
+//! the commit) keeps only the aborted transactions whose data the pass still
+//! saw. Headers stay where a producer's sequence or epoch needs them.
+//!
+//! The remote pass ([`stream`]) does not know the aborted transactions of
+//! remote segments yet: there, transactional and control batches are kept
+//! whole and never mapped.
 
 pub(crate) mod batch;
 pub(crate) mod compression;
@@ -85,6 +98,7 @@ pub mod offset_map;
 pub(crate) mod pass;
 pub mod stream;
 pub(crate) mod swap;
+pub(crate) mod txn;
 
 #[cfg(test)]
 mod crash_tests;
@@ -98,6 +112,8 @@ mod stream_tests;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use offset_map::OffsetMap;
 
@@ -116,8 +132,9 @@ pub struct CleanParams {
     /// is not cleaned (nor any after it). 0 = no lag.
     pub min_compaction_lag_ms: i64,
     /// Nothing at or above this offset is cleaned: a segment is cleanable only
-    /// if it ends at or below it. The broker passes the high watermark (later
-    /// the last stable offset); `i64::MAX` for none.
+    /// if it ends at or below it. The broker passes the last stable offset
+    /// (the log lowers it to its first unstable offset in any case);
+    /// `i64::MAX` for none.
     pub upper_bound: i64,
     /// Nothing below this offset is rewritten: only segments starting at or
     /// above it are mapped, rewritten or merged (so segments ending at or
@@ -196,8 +213,11 @@ pub struct CleanStats {
     pub keyless_removed: u64,
     /// Batches reduced to their header (a producer's last batch).
     pub emptied_batches: u64,
-    /// Batches that got a delete horizon in this pass.
+    /// Batches that got a delete horizon in this pass (tombstones, markers).
     pub horizons_set: u64,
+    /// Records of aborted transactions removed, and marker batches removed.
+    pub aborted_removed: u64,
+    pub markers_removed: u64,
 }
 
 impl CleanStats {

@@ -18,6 +18,7 @@ use crate::segment::{IndexLimits, Segment};
 
 use super::batch::{self, Counts, Filter, MapOutcome, Verdict};
 use super::offset_map::OffsetMap;
+use super::txn::TxnTracker;
 
 /// Why a pass stopped early without an error of its own.
 pub(crate) enum Halt {
@@ -98,11 +99,14 @@ pub(crate) struct Mapped {
 /// new keys); so the mapped range ends at a segment boundary, except when a
 /// single segment holds more new keys than the whole map: then it ends after
 /// the last record that fit, and records past it are kept by the rewrite.
+/// `txns` knows the aborted transactions of the range: their records are not
+/// mapped.
 pub(crate) fn build_map(
     dirty: &[Span],
     first_dirty: i64,
     map: &mut OffsetMap,
     io: &Io<'_>,
+    txns: &mut TxnTracker,
 ) -> Result<Mapped, Halt> {
     map.clear();
     let mut meter = Meter {
@@ -127,7 +131,7 @@ pub(crate) fn build_map(
             if full_at.is_some() {
                 return Ok(());
             }
-            match batch::map_batch(map, bytes, &h, from) {
+            match batch::map_batch(map, bytes, &h, from, Some(&mut *txns)) {
                 MapOutcome::Done => {}
                 MapOutcome::Opaque(why) => opaque_warning(segment, &h, &why),
                 MapOutcome::FullAt(offset) => full_at = Some(offset),

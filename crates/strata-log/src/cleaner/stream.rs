@@ -29,7 +29,9 @@ use crate::segment::Segment;
 use crate::LogConfig;
 
 use super::batch::{self, Counts, Filter, MapOutcome, Verdict};
+use super::txn::TxnTracker;
 use super::{CleanParams, OffsetMap};
+use crate::txn_index::TxnIndexEntry;
 
 /// This module's one error type.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,8 @@ pub struct KeyMapper<'a> {
     /// The end of the segment being mapped, between `begin_segment` and `end_segment`.
     open: Option<i64>,
     stopped: bool,
+    /// The aborted transactions, when known (see [`KeyMapper::with_aborted_txns`]).
+    txns: Option<TxnTracker>,
 }
 
 impl<'a> KeyMapper<'a> {
@@ -107,7 +111,17 @@ impl<'a> KeyMapper<'a> {
             end: from,
             open: None,
             stopped: false,
+            txns: None,
         }
+    }
+
+    /// Knows the aborted transactions overlapping what is mapped (every one whose data
+    /// may be there; all of it must be below the last stable offset): their records are
+    /// not mapped, and committed transactional records are. Without this, transactional
+    /// batches are not mapped at all.
+    pub fn with_aborted_txns(mut self, aborted: Vec<TxnIndexEntry>) -> Self {
+        self.txns = Some(TxnTracker::new(aborted, i64::MIN));
+        self
     }
 
     /// Announces the next segment, `[base, end)`. `false` when mapping is over:
@@ -138,7 +152,7 @@ impl<'a> KeyMapper<'a> {
             if self.stopped || self.open.is_none() {
                 return Ok(());
             }
-            match batch::map_batch(self.map, b, &h, self.from) {
+            match batch::map_batch(self.map, b, &h, self.from, self.txns.as_mut()) {
                 MapOutcome::Done => {}
                 MapOutcome::Opaque(why) => opaque_warning(&h, &why),
                 MapOutcome::FullAt(offset) => {
@@ -220,9 +234,32 @@ impl<'a> BatchFilter<'a> {
                 last_batch_of_producer,
                 keep_tombstones: params.keep_tombstones,
                 last_batch_of_log: None,
+                txns: None,
             },
             counts: Counts::default(),
         }
+    }
+
+    /// Knows the aborted transactions overlapping the batches filtered (see
+    /// [`KeyMapper::with_aborted_txns`]): their records go, and markers no longer needed
+    /// go after their delete horizon, as in a local pass (`txn.rs`). Transactions that
+    /// started below `seen_below` keep their markers (their data is out of sight).
+    pub fn with_aborted_txns(mut self, aborted: Vec<TxnIndexEntry>, seen_below: i64) -> Self {
+        self.filter.txns = Some(std::cell::RefCell::new(TxnTracker::new(
+            aborted, seen_below,
+        )));
+        self
+    }
+
+    /// The aborted transactions whose markers were kept with data still needing them, in
+    /// marker order: the `.txnindex` entries of the segments written (empty without
+    /// [`BatchFilter::with_aborted_txns`]).
+    pub fn kept_txn_entries(&self) -> Vec<TxnIndexEntry> {
+        self.filter
+            .txns
+            .as_ref()
+            .map(|t| t.borrow().kept_entries().to_vec())
+            .unwrap_or_default()
     }
 
     /// The batch ending at `last_offset`, the log's last, keeps at least its

@@ -1,7 +1,7 @@
 //! The cleaner's files in a partition directory and what open does with them.
 //!
-//! - `<base>.log.cleaned`, `<base>.index.cleaned`, `<base>.timeindex.cleaned`:
-//!   a pass's output before it commits. Never trusted: without a committed
+//! - `<base>.log.cleaned`, `<base>.index.cleaned`, `<base>.timeindex.cleaned`,
+//!   `<base>.txnindex.cleaned`: a pass's output before it commits. Never trusted: without a committed
 //!   swap, open deletes them.
 //! - `cleaner-swap`: the commit point of a pass (Kafka renames each cleaned
 //!   segment to `.swap`; one file for the whole pass makes several output
@@ -31,7 +31,7 @@ pub(crate) const SWAP_FILE: &str = "cleaner-swap";
 pub(crate) const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 const SWAP_MAGIC: &str = "strata-cleaner-swap v1";
 const CHECKPOINT_MAGIC: &str = "strata-cleaner-checkpoint v1";
-const EXTENSIONS: [&str; 3] = ["log", "index", "timeindex"];
+const EXTENSIONS: [&str; 4] = ["log", "index", "timeindex", "txnindex"];
 
 /// A committed pass: `replaced` segments give way to `cleaned` ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,9 +103,10 @@ pub(crate) fn rename_cleaned(dir: &Path, cleaned: &[i64]) -> Result<(), LogError
     Ok(())
 }
 
-/// The renames of one cleaned segment: indexes first, the log last.
+/// The renames of one cleaned segment: indexes first, the log last. A pass
+/// that knew the aborted transactions wrote the segment's `.txnindex` too.
 pub(crate) fn rename_group(dir: &Path, base: i64) -> Result<(), LogError> {
-    for ext in ["index", "timeindex", "log"] {
+    for ext in ["txnindex", "index", "timeindex", "log"] {
         let from = dir.join(cleaned_name(base, ext));
         let to = dir.join(segment::file_name(base, ext));
         match std::fs::rename(&from, &to) {

@@ -26,9 +26,11 @@ use crate::checkpoint;
 use crate::cleaner::batch::{Counts, Filter};
 use crate::cleaner::pass::{self, Halt, Io, Span, Target};
 use crate::cleaner::swap::{self, Swap};
+use crate::cleaner::txn::TxnTracker;
 use crate::cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 use crate::error::LogError;
 use crate::segment::Segment;
+use crate::txn_index::{self, TxnIndexEntry};
 
 use super::retention::largest_timestamp;
 use super::{Log, Writer};
@@ -113,16 +115,29 @@ fn first_uncleanable(spans: &[Span], active_base: i64, start: i64, p: &CleanPara
     active_base
 }
 
-/// Producer id -> last offset of its last batch (a pass keeps that batch's header).
+/// Producer id -> last offset of its last data batch, -1 if it has none left
+/// (a pass keeps that batch's header, and the header of a marker after it,
+/// which may be all that records the producer's epoch).
 fn last_batches(w: &Writer) -> HashMap<i64, i64> {
     w.producers
         .entries()
         .iter()
-        .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
+        .map(|(id, e)| (*id, e.batches.back().map_or(-1, |b| b.last_offset)))
         .collect()
 }
 
 impl Log {
+    /// `params` with the upper bound lowered to the first unstable offset:
+    /// nothing of an ongoing transaction is ever cleaned (its records are not
+    /// known to be committed or aborted yet).
+    fn below_unstable(&self, params: &CleanParams) -> CleanParams {
+        let unstable = self.first_unstable_offset().unwrap_or(i64::MAX);
+        CleanParams {
+            upper_bound: params.upper_bound.min(unstable),
+            ..*params
+        }
+    }
+
     /// Producer id -> the last offset of that producer's last batch, as the
     /// producer state has it now: a pass over segments this log does not hold
     /// (the remote tier's) keeps at least the header of these batches, as a
@@ -144,6 +159,7 @@ impl Log {
     /// [`CleanableStats`]). Reads no log data except, if there is a dirty
     /// segment, the first batch header of the first one.
     pub fn cleanable(&self, params: &CleanParams) -> Result<CleanableStats, LogError> {
+        let params = &self.below_unstable(params);
         let segments = self.snapshot();
         let first_dirty = self.first_dirty_offset();
         let start = dirty_start(first_dirty, params);
@@ -219,7 +235,7 @@ impl Log {
                 log_end: self.log_end_offset(),
             }
         };
-        match self.run_pass(&plan, map, params, throttle) {
+        match self.run_pass(&plan, map, &self.below_unstable(params), throttle) {
             Ok(outcome) => Ok(outcome),
             Err(Halt::Aborted(reason)) => Ok(CleanOutcome::Aborted { reason }),
             Err(Halt::Error(e)) => Err(e),
@@ -260,7 +276,10 @@ impl Log {
             throttle,
             stop: &stop,
         };
-        let mapped = pass::build_map(&dirty, start, map, &io)?;
+        // Transactions: everything here is below the last stable offset, so a
+        // transactional batch is aborted (the index says so) or committed.
+        let mut map_txns = TxnTracker::new(self.aborted_txns(start, first_uncleanable), i64::MIN);
+        let mapped = pass::build_map(&dirty, start, map, &io, &mut map_txns)?;
         if mapped.end <= start {
             return Ok(CleanOutcome::NothingToClean);
         }
@@ -270,6 +289,15 @@ impl Log {
             .cloned()
             .collect();
         let groups = pass::group(&to_clean, plan.segment_bytes, plan.index_bytes);
+        let rewrite_start = to_clean[0].0.base_offset();
+        let rewrite_end = to_clean[to_clean.len() - 1].1;
+        // A transaction that started below the first rewritten segment (still
+        // in the log: a tiered topic's uploaded segments) keeps its marker.
+        let seen_below = if rewrite_start > self.log_start_offset() {
+            rewrite_start
+        } else {
+            i64::MIN
+        };
         let filter = Filter {
             map,
             map_end: mapped.end,
@@ -278,6 +306,10 @@ impl Log {
             last_batch_of_producer: &plan.last_batch_of_producer,
             keep_tombstones: params.keep_tombstones,
             last_batch_of_log: Some(plan.log_end - 1),
+            txns: Some(std::cell::RefCell::new(TxnTracker::new(
+                self.aborted_txns(rewrite_start, rewrite_end),
+                seen_below,
+            ))),
         };
         let target = Target {
             dir: &self.dir,
@@ -286,7 +318,7 @@ impl Log {
         };
         let mut counts = Counts::default();
         let mut stats = CleanStats {
-            start_offset: to_clean[0].0.base_offset(),
+            start_offset: rewrite_start,
             first_dirty_offset: start,
             end_offset: mapped.end,
             first_uncleanable_offset: first_uncleanable,
@@ -305,10 +337,19 @@ impl Log {
             &mut stats,
             (plan, &filter, &target, &io, &mut counts),
         );
-        if let Err(halt) = written {
-            self.discard(&bases, &halt);
-            return Err(halt);
-        }
+        let kept = filter
+            .txns
+            .as_ref()
+            .map(|t| t.borrow().kept_entries().to_vec())
+            .unwrap_or_default();
+        let indexed = written.and_then(|()| self.write_cleaned_txn_index(&cleaned, &kept));
+        let indexes = match indexed {
+            Ok(indexes) => indexes,
+            Err(halt) => {
+                self.discard(&bases, &halt);
+                return Err(halt);
+            }
+        };
         stats.segments_after = cleaned.len();
         stats.records_read = counts.records_read;
         stats.records_kept = counts.records_kept;
@@ -316,8 +357,10 @@ impl Log {
         stats.keyless_removed = counts.keyless_removed;
         stats.emptied_batches = counts.emptied_batches;
         stats.horizons_set = counts.horizons_set;
+        stats.aborted_removed = counts.aborted_removed;
+        stats.markers_removed = counts.markers_removed;
         let replaced: Vec<Arc<Segment>> = to_clean.iter().map(|(s, _)| Arc::clone(s)).collect();
-        self.commit(plan, replaced, cleaned, mapped.end)?;
+        self.commit(plan, replaced, (cleaned, indexes), mapped.end)?;
         tracing::info!(dir = %self.dir.display(), ?stats, "cleaned log");
         Ok(CleanOutcome::Cleaned(stats))
     }
@@ -365,6 +408,30 @@ impl Log {
         Ok(())
     }
 
+    /// Writes the `.txnindex.cleaned` of every cleaned segment: the aborted
+    /// transactions whose markers it keeps with data still needing them
+    /// (`kept`, in marker order), then fsyncs the directory. Returns them by
+    /// segment, for the in-memory index at the commit.
+    fn write_cleaned_txn_index(
+        &self,
+        cleaned: &[Segment],
+        kept: &[TxnIndexEntry],
+    ) -> Result<Vec<(i64, Vec<TxnIndexEntry>)>, Halt> {
+        let mut out = Vec::with_capacity(cleaned.len());
+        for s in cleaned {
+            let (base, next) = (s.base_offset(), s.next_offset());
+            let mine: Vec<TxnIndexEntry> = kept
+                .iter()
+                .filter(|e| (base..next).contains(&e.last_offset))
+                .copied()
+                .collect();
+            txn_index::write_cleaned(&self.dir, base, &mine)?;
+            out.push((base, mine));
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        Ok(out)
+    }
+
     /// Removes the `.cleaned` files of a pass that stops before its commit
     /// (not after a simulated crash, which must leave them as a real one would,
     /// nor once the log is closed: its directory may be in use by a new `Log`).
@@ -391,7 +458,7 @@ impl Log {
         &self,
         plan: &Plan,
         replaced: Vec<Arc<Segment>>,
-        cleaned: Vec<Segment>,
+        (cleaned, indexes): (Vec<Segment>, Vec<(i64, Vec<TxnIndexEntry>)>),
         end: i64,
     ) -> Result<(), Halt> {
         let swap = Swap {
@@ -424,7 +491,7 @@ impl Log {
         }
         let files = self.files.lock();
         let result = self
-            .install(&mut w, &swap, replaced, cleaned)
+            .install(&mut w, &swap, replaced, (cleaned, indexes))
             .and_then(|()| {
                 drop(w);
                 self.finish_swap(&swap, end)
@@ -445,7 +512,7 @@ impl Log {
         w: &mut Writer,
         swap: &Swap,
         replaced: Vec<Arc<Segment>>,
-        cleaned: Vec<Segment>,
+        (cleaned, indexes): (Vec<Segment>, Vec<(i64, Vec<TxnIndexEntry>)>),
     ) -> Result<(), LogError> {
         swap::write_swap(&self.dir, swap)?;
         self.crash_point()?;
@@ -463,8 +530,9 @@ impl Log {
             map.insert(s.base_offset(), s);
         }
         drop(map);
-        // The aborted transactions of merged segments move to the segment now
-        // holding their markers (markers are never removed by a pass).
+        // The cleaned segments' `.txnindex` files (renamed above) hold the
+        // aborted transactions whose markers stay; the replaced ones' entries go.
+        self.txn.write().replace_cleaned(&swap.replaced, indexes);
         self.segments_changed(w)
     }
 
@@ -472,7 +540,7 @@ impl Log {
     /// replaced files, removes `cleaner-swap` and persists the first dirty offset.
     fn finish_swap(&self, swap: &Swap, end: i64) -> Result<(), LogError> {
         for base in swap::obsolete(swap) {
-            for ext in ["index", "timeindex", "log"] {
+            for ext in ["index", "timeindex", "log", "txnindex"] {
                 let path = self.dir.join(crate::segment::file_name(base, ext));
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -122,7 +122,7 @@ impl Log {
         };
         let prepared = w
             .producers
-            .prepare_marker(spec.producer_id, spec.producer_epoch, rec, offset)
+            .prepare_marker(spec.producer_id, spec.producer_epoch, rec, (offset, now_ms))
             .map_err(|source| LogError::Producer {
                 dir: self.dir.clone(),
                 source,
@@ -216,6 +216,30 @@ impl Log {
             reason,
         })?;
         producer_snapshot::write(dir, offset, &state)
+    }
+
+    /// Drops the state of producers idle for `expiration_ms` at `now_ms` (see
+    /// [`crate::producer_state::ProducerStateManager::remove_expired`]); returns how many.
+    pub fn remove_expired_producers(
+        &self,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> Result<usize, LogError> {
+        let mut w = self.writer.lock();
+        self.check_open(&w)?;
+        Ok(w.producers.remove_expired(now_ms, expiration_ms))
+    }
+
+    /// The active producers of this log: id and entry (epoch, last batches,
+    /// ongoing transaction, coordinator epoch, last write time), for
+    /// DescribeProducers.
+    pub fn producers(&self) -> Vec<(i64, crate::producer_state::ProducerEntry)> {
+        let w = self.writer.lock();
+        w.producers
+            .entries()
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect()
     }
 
     /// The ongoing transactions, `(producer id, first offset)`.
