@@ -58,7 +58,7 @@ pub mod topics;
 
 pub use backend::{open_store, S3Options, Sse};
 pub use cache::CacheConfig;
-pub use encryption::{EncryptedStore, MasterKeys};
+pub use encryption::{EncryptedStore, Keyring, KmsClient, KmsKeys, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};
