@@ -142,8 +142,9 @@ impl KmsClient {
         plaintext_of(&v)
     }
 
-    /// One signed call of `action`; KMS's answer as JSON, or its error.
-    async fn call(
+    /// One signed call of any KMS `action` (tests use `CreateKey` and `DisableKey`);
+    /// KMS's answer as JSON, or its error.
+    pub async fn call(
         &self,
         action: &str,
         body: serde_json::Value,
