@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use strata_config::{RemoteStorageConfig, S3Sse};
 use strata_tier::object_store::ObjectStore;
-use strata_tier::{kms_client, EncryptedStore, Keyring, KmsKeys, MasterKeys, S3Options, Sse, TierError};
+use strata_tier::{
+    kms_client, EncryptedStore, Keyring, KmsKeys, MasterKeys, S3Options, Sse, TierError,
+};
 
 /// The options of `strata_tier::open_store` from the broker's settings.
 pub fn s3_options(cfg: &RemoteStorageConfig) -> S3Options {
@@ -65,6 +67,9 @@ pub fn with_encryption(
         "remote tier client-side encryption on"
     );
     let keyring = Keyring::new(file, kms);
-    tracing::info!(active = keyring.active_id(), "new objects' data keys are wrapped by this key");
+    tracing::info!(
+        active = keyring.active_id(),
+        "new objects' data keys are wrapped by this key"
+    );
     Ok(Arc::new(EncryptedStore::new(store, keyring)))
 }

@@ -99,7 +99,10 @@ fn client_side_encryption_needs_a_key_file_or_a_kms_key() {
     let r = broker(&[
         ("remote.storage.encryption.enable", "true"),
         ("remote.storage.encryption.kms.key.id", "alias/strata"),
-        ("remote.storage.encryption.kms.endpoint", "http://127.0.0.1:5000"),
+        (
+            "remote.storage.encryption.kms.endpoint",
+            "http://127.0.0.1:5000",
+        ),
     ])
     .expect("KMS alone");
     assert_eq!(

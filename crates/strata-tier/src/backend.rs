@@ -161,7 +161,9 @@ pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
             // runtime worker (~3 ms per 4 MiB segment, which produce requests queue behind).
             // Bodies are protected by TLS in transit and by each batch's CRC32C, which
             // consumers check; the manifest records each object's CRC32C as well.
-            let b = s3_builder(s3).with_bucket_name(bucket).with_unsigned_payload(true);
+            let b = s3_builder(s3)
+                .with_bucket_name(bucket)
+                .with_unsigned_payload(true);
             let s3 = with_sse(b, &s3.sse)
                 .and_then(AmazonS3Builder::build)
                 .map_err(open_err)?;

@@ -65,7 +65,10 @@ async fn create_key(kms: &KmsClient) -> String {
     v["KeyMetadata"]["Arn"].as_str().expect("arn").to_string()
 }
 
-fn store(raw: &Arc<dyn ObjectStore>, keyring: Keyring) -> Arc<EncryptedStore<Arc<dyn ObjectStore>>> {
+fn store(
+    raw: &Arc<dyn ObjectStore>,
+    keyring: Keyring,
+) -> Arc<EncryptedStore<Arc<dyn ObjectStore>>> {
     Arc::new(EncryptedStore::new(raw.clone(), keyring))
 }
 
@@ -118,7 +121,13 @@ async fn kms_encrypted_backend_conforms() {
     let arn = create_key(&kms).await;
     let url = format!("s3://{bucket}/kms-conformance-{}", uuid::Uuid::new_v4());
     let raw = open_store(&url, &s3_options(&endpoint)).expect("s3");
-    let keyring = Keyring::new(None, Some(KmsKeys { client: kms, key_id: arn }));
+    let keyring = Keyring::new(
+        None,
+        Some(KmsKeys {
+            client: kms,
+            key_id: arn,
+        }),
+    );
     conformance::run_all(Arc::new(EncryptedStore::new(raw, keyring))).await;
 }
 
@@ -166,12 +175,27 @@ async fn moto_kms_objects_are_ciphertext_and_read_with_key_file_objects() {
     for (seg, version) in m.segments.iter().zip([1u8, 2]) {
         for file in [SegmentFile::Log, SegmentFile::Index, SegmentFile::Manifest] {
             let key = pk.segment(seg.base_offset, seg.id, file);
-            let stored = raw.get(&key).await.expect("raw").bytes().await.expect("body");
-            let plain = after.get(&key).await.expect("get").bytes().await.expect("body");
+            let stored = raw
+                .get(&key)
+                .await
+                .expect("raw")
+                .bytes()
+                .await
+                .expect("body");
+            let plain = after
+                .get(&key)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body");
             assert_eq!(&stored[..6], b"STRENC", "{key}");
             assert_eq!(stored[6], version, "{key}: format version");
             if version == 2 {
-                assert!(contains(&stored[..1024], arn.as_bytes()), "{key} names its KMS key");
+                assert!(
+                    contains(&stored[..1024], arn.as_bytes()),
+                    "{key} names its KMS key"
+                );
             }
             assert!(!contains(&stored, &plain[..32]), "{key} holds plaintext");
             let body = &stored[if version == 2 { 1024 } else { 137 }..];
@@ -202,9 +226,15 @@ async fn moto_kms_objects_are_ciphertext_and_read_with_key_file_objects() {
             cold.get_opts(&log, r).await?.bytes().await
         }
     });
-    let parts = futures::future::try_join_all(gets).await.expect("ranged reads");
+    let parts = futures::future::try_join_all(gets)
+        .await
+        .expect("ranged reads");
     assert_eq!(parts.concat(), log1[..(16 * step) as usize]);
-    assert_eq!(cold.keys().kms_decrypt_calls(), 1, "one Decrypt for 16 GETs");
+    assert_eq!(
+        cold.keys().kms_decrypt_calls(),
+        1,
+        "one Decrypt for 16 GETs"
+    );
     // Switching back to the key file alone: KMS objects name the KMS key they need.
     let file_only = store(&raw, Keyring::from(file()));
     let err = file_only.get(&log).await.expect_err("no KMS");
@@ -215,12 +245,20 @@ async fn moto_kms_objects_are_ciphertext_and_read_with_key_file_objects() {
     // A KMS-only broker names the key file key that key-file objects need.
     let kms_only = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: kms.clone(), key_id: arn.clone() })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: kms.clone(),
+                key_id: arn.clone(),
+            }),
+        ),
     );
     let old = pk.segment(0, m.segments[0].id, SegmentFile::Log);
     let err = kms_only.get(&old).await.expect_err("no key file");
     assert!(err.to_string().contains("'k1'"), "{err}");
-    copier::delete_partition(&*after, &pk).await.expect("cleanup");
+    copier::delete_partition(&*after, &pk)
+        .await
+        .expect("cleanup");
 }
 
 /// A KMS header copied onto another object does not open there (the encryption
@@ -237,22 +275,45 @@ async fn a_kms_blob_moved_to_another_object_is_refused_by_kms() {
     let raw = open_store(&url, &s3_options(&endpoint)).expect("s3");
     let s = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: kms.clone(), key_id: arn.clone() })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: kms.clone(),
+                key_id: arn.clone(),
+            }),
+        ),
     );
     let a = Path::from("t/0/a.log");
     let body = Bytes::from(vec![7u8; 100_000]);
     s.put(&a, body.clone().into()).await.expect("put");
     let stored = raw.get(&a).await.expect("raw").bytes().await.expect("body");
     let b = Path::from("t/0/b.log");
-    raw.put(&b, stored.into()).await.expect("copy the raw bytes");
+    raw.put(&b, stored.into())
+        .await
+        .expect("copy the raw bytes");
     let fresh = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: kms.clone(), key_id: arn.clone() })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: kms.clone(),
+                key_id: arn.clone(),
+            }),
+        ),
     );
     let err = fresh.get(&b).await.expect_err("moved");
     match tier_error(&err) {
-        Some(TierError::Kms { key, kms_key, op, code, .. }) => {
-            assert_eq!((key.as_str(), kms_key.as_str(), *op), (b.as_ref(), arn.as_str(), "Decrypt"));
+        Some(TierError::Kms {
+            key,
+            kms_key,
+            op,
+            code,
+            ..
+        }) => {
+            assert_eq!(
+                (key.as_str(), kms_key.as_str(), *op),
+                (b.as_ref(), arn.as_str(), "Decrypt")
+            );
             assert_eq!(code, "InvalidCiphertextException");
         }
         other => panic!("{other:?}: {err}"),
@@ -261,15 +322,32 @@ async fn a_kms_blob_moved_to_another_object_is_refused_by_kms() {
     let other_key = create_key(&kms).await;
     let other = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: kms.clone(), key_id: other_key })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: kms.clone(),
+                key_id: other_key,
+            }),
+        ),
     );
-    assert_eq!(other.get(&a).await.expect("get").bytes().await.expect("body"), body);
+    assert_eq!(
+        other
+            .get(&a)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body"),
+        body
+    );
 }
 
 /// A stub KMS that answers every request with HTTP 400 and AWS's error body for a
 /// disabled key; its endpoint.
 async fn disabled_kms() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         for _ in 0..64 {
@@ -281,7 +359,9 @@ async fn disabled_kms() -> String {
                 // One request: headers and a small JSON body arrive in a read or two.
                 let mut got = 0;
                 while got < buf.len() {
-                    let Ok(n) = conn.read(&mut buf[got..]).await else { return };
+                    let Ok(n) = conn.read(&mut buf[got..]).await else {
+                        return;
+                    };
                     got += n;
                     let text = String::from_utf8_lossy(&buf[..got]);
                     if n == 0 || (text.contains("\r\n\r\n") && text.trim_end().ends_with('}')) {
@@ -312,20 +392,43 @@ async fn a_disabled_kms_key_is_an_error_naming_object_and_key() {
     let raw: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let s = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: kms.clone(), key_id: arn.clone() })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: kms.clone(),
+                key_id: arn.clone(),
+            }),
+        ),
     );
     let a = Path::from("t/0/a.log");
-    s.put(&a, Bytes::from(vec![7u8; 100_000]).into()).await.expect("put");
+    s.put(&a, Bytes::from(vec![7u8; 100_000]).into())
+        .await
+        .expect("put");
     let stub = disabled_kms().await;
     let disabled = store(
         &raw,
-        Keyring::new(None, Some(KmsKeys { client: client(&stub), key_id: arn.clone() })),
+        Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: client(&stub),
+                key_id: arn.clone(),
+            }),
+        ),
     );
     let err = disabled.get(&a).await.expect_err("disabled");
     let text = err.to_string();
     match tier_error(&err) {
-        Some(TierError::Kms { key, kms_key, op, code, .. }) => {
-            assert_eq!((key.as_str(), kms_key.as_str(), *op), (a.as_ref(), arn.as_str(), "Decrypt"));
+        Some(TierError::Kms {
+            key,
+            kms_key,
+            op,
+            code,
+            ..
+        }) => {
+            assert_eq!(
+                (key.as_str(), kms_key.as_str(), *op),
+                (a.as_ref(), arn.as_str(), "Decrypt")
+            );
             assert_eq!(code, "DisabledException");
         }
         other => panic!("{other:?}: {text}"),
@@ -339,5 +442,8 @@ async fn a_disabled_kms_key_is_an_error_naming_object_and_key() {
         matches!(tier_error(&err), Some(TierError::Kms { op: "GenerateDataKey", code, .. }) if code == "DisabledException"),
         "{err}"
     );
-    assert!(raw.head(&Path::from("t/0/b.log")).await.is_err(), "nothing uploaded");
+    assert!(
+        raw.head(&Path::from("t/0/b.log")).await.is_err(),
+        "nothing uploaded"
+    );
 }

@@ -484,7 +484,10 @@ fn encryption_config<F: Fn(&'static str) -> Vec<Entry>>(
     }
     if key_file.is_none() {
         if let Some(e) = set("remote.storage.encryption.key.id") {
-            return Err(r.invalid(&e, "names a key of remote.storage.encryption.key.file, which is not set"));
+            return Err(r.invalid(
+                &e,
+                "names a key of remote.storage.encryption.key.file, which is not set",
+            ));
         }
     }
     if kms_key_id.is_none() {

@@ -288,7 +288,8 @@ pub fn parse_header<'a>(path: &Path, h: &'a [u8]) -> Result<(Layout, Wrapped<'a>
         let blob = &h[KMS_BLOB_AT..KMS_BLOB_AT + blob_len];
         return Ok((layout, Wrapped::Kms { arn, blob }));
     }
-    let id = field(ID_AT, usize::from(h[12]), MAX_KEY_ID).ok_or_else(|| malformed("master key id"))?;
+    let id =
+        field(ID_AT, usize::from(h[12]), MAX_KEY_ID).ok_or_else(|| malformed("master key id"))?;
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&h[NONCE_AT..WRAPPED_AT]);
     let mut wrapped = [0u8; WRAPPED_LEN];
@@ -345,7 +346,15 @@ pub fn data_key(raw: &[u8], key_id: &str) -> Result<DataKey, Unspecified> {
 #[cfg(test)]
 pub fn open_header(keys: &MasterKeys, path: &Path, h: &[u8]) -> Result<DataKey, TierError> {
     match parse_header(path, h)? {
-        (_, Wrapped::File { id, nonce, wrapped, aad }) => open_file_wrapped(keys, path, id, nonce, &wrapped, &aad),
+        (
+            _,
+            Wrapped::File {
+                id,
+                nonce,
+                wrapped,
+                aad,
+            },
+        ) => open_file_wrapped(keys, path, id, nonce, &wrapped, &aad),
         (_, Wrapped::Kms { arn, .. }) => Err(TierError::KmsNotConfigured {
             key: path.to_string(),
             kms_key: arn.to_string(),

@@ -18,8 +18,8 @@ use object_store::path::Path;
 use zeroize::Zeroizing;
 
 use super::format::{self, DataKey, Layout, Wrapped};
-use super::kms::{KmsClient, KmsError};
 use super::keys::MasterKeys;
+use super::kms::{KmsClient, KmsError};
 use crate::error::TierError;
 
 /// KMS-opened data keys kept: one per segment being read; 32 bytes each.
@@ -202,7 +202,8 @@ impl Keyring {
             }
         };
         let mut opening = self.opening.lock();
-        if opening.get(&ck).is_some_and(|l| Arc::ptr_eq(l, &lock)) && Arc::strong_count(&lock) <= 2 {
+        if opening.get(&ck).is_some_and(|l| Arc::ptr_eq(l, &lock)) && Arc::strong_count(&lock) <= 2
+        {
             opening.remove(&ck);
         }
         got

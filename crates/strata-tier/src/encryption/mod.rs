@@ -43,7 +43,7 @@ use object_store::{
 };
 
 pub use self::format::{cipher_len, plain_len, CHUNK as ENCRYPTION_CHUNK_BYTES};
-pub use self::keyring::{KmsKeys, Keyring};
+pub use self::keyring::{Keyring, KmsKeys};
 pub use self::keys::MasterKeys;
 pub use self::kms::KmsClient;
 use crate::error::TierError;
@@ -125,7 +125,8 @@ async fn seal_payload(keys: &Keyring, location: &Path, payload: PutPayload) -> R
     let len = payload.content_length();
     let seal = move || {
         let pieces: Vec<Bytes> = payload.into_iter().collect();
-        let total = header.len() as u64 + len as u64 + format::TAG * format::chunk_count(len as u64);
+        let total =
+            header.len() as u64 + len as u64 + format::TAG * format::chunk_count(len as u64);
         let mut out = Vec::with_capacity(total as usize);
         out.extend_from_slice(&header);
         format::seal_chunks(&key.key, 0, &pieces, true, &mut out).map(|()| Bytes::from(out))
@@ -165,11 +166,7 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        let (key, header) = self
-            .keys
-            .new_object(location)
-            .await
-            .map_err(store_error)?;
+        let (key, header) = self.keys.new_object(location).await.map_err(store_error)?;
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         self.headers.forget(location);
         Ok(Box::new(upload::EncryptingUpload::new(

@@ -238,9 +238,7 @@ async fn try_get(
     };
     let data = match data {
         Ok(d) => d,
-        Err(e) if from > 0 => {
-            return Err(past_the_end(inner, layout, location, options, e).await)
-        }
+        Err(e) if from > 0 => return Err(past_the_end(inner, layout, location, options, e).await),
         Err(e) => return Err(e),
     };
     let GetResult {
@@ -279,8 +277,9 @@ async fn try_get(
             } else {
                 actual.header() as usize
             };
-            let mut stream =
-                futures::stream::once(futures::future::ready(Ok(rest))).chain(stream).boxed();
+            let mut stream = futures::stream::once(futures::future::ready(Ok(rest)))
+                .chain(stream)
+                .boxed();
             let (more, rest) = read_prefix(&mut stream, skip - start.len(), location).await?;
             let mut h = BytesMut::with_capacity(skip);
             h.extend_from_slice(&start);
