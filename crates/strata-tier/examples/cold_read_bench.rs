@@ -185,17 +185,29 @@ async fn main() {
         for which in order {
             match which {
                 0 => {
-                    (tier, tier_cpu) =
-                        cold_read(Some(store.clone()), &Some(m.clone()), cfg.clone(), total, pad)
-                            .await
-                            .expect("plain read");
+                    (tier, tier_cpu) = cold_read(
+                        Some(store.clone()),
+                        &Some(m.clone()),
+                        cfg.clone(),
+                        total,
+                        pad,
+                    )
+                    .await
+                    .expect("plain read");
                 }
                 1 if sealed.is_some() => {
                     enc = cold_read(Some(fresh_file()), &m_enc, cfg.clone(), total, pad).await;
                 }
                 2 => {
                     if let Some(s) = fresh_kms() {
-                        let r = cold_read(Some(s.clone() as Arc<dyn ObjectStore>), &m_kms, cfg.clone(), total, pad).await;
+                        let r = cold_read(
+                            Some(s.clone() as Arc<dyn ObjectStore>),
+                            &m_kms,
+                            cfg.clone(),
+                            total,
+                            pad,
+                        )
+                        .await;
                         kms_read = r.map(|r| (r, s.keys().kms_decrypt_calls()));
                     }
                 }

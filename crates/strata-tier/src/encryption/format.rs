@@ -529,6 +529,46 @@ mod tests {
     }
 
     #[test]
+    fn kms_headers_round_trip_and_malformed_ones_are_refused() {
+        let path = Path::from("t/0/a.log");
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd";
+        let blob = [9u8; 184];
+        let h = kms_header(arn, &blob).expect("header");
+        assert_eq!(h.len(), KMS_HEADER_LEN);
+        match parse_header(&path, &h).expect("parse") {
+            (layout, Wrapped::Kms { arn: a, blob: b }) => {
+                assert_eq!(layout, Layout::V2);
+                assert_eq!((a, b), (arn, &blob[..]));
+            }
+            _ => panic!("not a KMS header"),
+        }
+        assert_eq!(header_layout(&path, &h[..8]).expect("v2"), Layout::V2);
+        let (_, v1) = new_object(&keys(), &path).expect("v1");
+        assert_eq!(header_layout(&path, &v1[..8]).expect("v1"), Layout::V1);
+        assert!(kms_header(arn, &[1u8; MAX_KMS_BLOB + 1]).is_err());
+        assert!(kms_header("", &blob).is_err());
+        let mut bad = h.to_vec();
+        bad[KMS_BLOB_AT + 184] = 1; // a byte after the blob
+        assert!(matches!(
+            parse_header(&path, &bad),
+            Err(TierError::TruncatedObject { .. })
+        ));
+        assert!(matches!(
+            parse_header(&path, &h[..500]),
+            Err(TierError::NotEncrypted { .. })
+        ));
+        assert!(matches!(
+            open_header(&keys(), &path, &h),
+            Err(TierError::KmsNotConfigured { ref kms_key, .. }) if kms_key == arn
+        ));
+        // Sizes map back in both layouts, with a fixed difference.
+        for p in [0, 1, CHUNK, 5 * CHUNK + 7] {
+            assert_eq!(Layout::V2.plain_len(Layout::V2.cipher_len(p)), Some(p));
+            assert_eq!(Layout::V2.cipher_len(p) - Layout::V1.cipher_len(p), 887);
+        }
+    }
+
+    #[test]
     fn chunks_seal_and_open_and_the_last_flag_matters() {
         let keys = keys();
         let (dk, _) = new_object(&keys, &Path::from("x")).expect("new");

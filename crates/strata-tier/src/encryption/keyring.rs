@@ -201,9 +201,13 @@ impl Keyring {
                 }
             }
         };
+        // The last reader out removes the lock (the map's reference is then the only one).
+        let mine = Arc::downgrade(&lock);
+        drop(lock);
         let mut opening = self.opening.lock();
-        if opening.get(&ck).is_some_and(|l| Arc::ptr_eq(l, &lock)) && Arc::strong_count(&lock) <= 2
-        {
+        if opening.get(&ck).is_some_and(|l| {
+            std::ptr::eq(Arc::as_ptr(l), mine.as_ptr()) && Arc::strong_count(l) == 1
+        }) {
             opening.remove(&ck);
         }
         got

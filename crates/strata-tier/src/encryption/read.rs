@@ -297,7 +297,7 @@ async fn try_get(
             pending = rest;
             // `h` holds the header and the chunks before `first`: the stream goes on.
             return finish(
-                stream, pending, h, location, options, first, meta, got, attributes, extensions,
+                stream, pending, h, location, options, first, meta, attributes, extensions,
             );
         }
     };
@@ -305,7 +305,7 @@ async fn try_get(
         return Ok(Attempt::Relayout);
     }
     finish(
-        stream, pending, header, location, options, first, meta, got, attributes, extensions,
+        stream, pending, header, location, options, first, meta, attributes, extensions,
     )
 }
 
@@ -320,7 +320,6 @@ fn finish(
     options: &GetOptions,
     first: u64,
     meta: ObjectMeta,
-    _got: Range<u64>,
     attributes: object_store::Attributes,
     extensions: object_store::Extensions,
 ) -> Result<Attempt> {
