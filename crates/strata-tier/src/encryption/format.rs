@@ -1,4 +1,24 @@
-//! The encrypted object format (version 1). Pure: no I/O.
+//! The encrypted object formats. Pure: no I/O. Version 1 (below) wraps the data key
+//! with a key file's master key; version 2 keeps AWS KMS's ciphertext blob instead, in
+//! a fixed 1024-byte header:
+//!
+//! ```text
+//! offset  size  field
+//!      0     6  magic "STRENC"
+//!      6     1  format version (2)
+//!      7     1  suite (2: AES-256-GCM chunks, data key from AWS KMS)
+//!      8     4  plaintext chunk size, big-endian (65536)
+//!     12     2  KMS key ARN length a (1..=256), big-endian
+//!     14     2  CiphertextBlob length b (1..=752), big-endian
+//!     16   256  the KMS key ARN, a bytes then zeros
+//!    272   752  KMS's CiphertextBlob, b bytes then zeros
+//!   1024        chunks, exactly as in version 1
+//! ```
+//!
+//! KMS authenticates the blob and binds it to the object through the encryption
+//! context (the object's path, see `kms.rs`); the chunks are sealed as in version 1.
+//!
+//! Version 1:
 //!
 //! ```text
 //! offset  size  field

@@ -2,9 +2,11 @@
 //! that encrypts every object on the way out and decrypts on the way in, around any
 //! other store (S3, file, memory, a `FaultyStore`).
 //!
-//! Objects are AES-256-GCM in fixed 64 KiB chunks under a random per-object data
-//! key, which a master key wraps in the object's header ([`format`]); master keys come
-//! from a key file ([`keys`]). Because chunk and header sizes are fixed, a plaintext
+//! Objects are AES-256-GCM in fixed 64 KiB chunks under a per-object data key, which
+//! the object's header carries wrapped ([`format`]): by a master key from a key file
+//! ([`keys`], format version 1), or by AWS KMS ([`kms`], version 2, the data key from
+//! `GenerateDataKey`); [`keyring`] writes with one and reads both. Because chunk and
+//! header sizes are fixed per version, a plaintext
 //! range maps to a ciphertext range: ranged GETs fetch only the chunks they cover
 //! (plus the header the first time; [`read`]), so the reader's chunk cache and
 //! coalesced GETs work unchanged above this wrapper.
@@ -18,8 +20,8 @@
 //!
 //! Errors of this wrapper are `object_store::Error::Generic` whose source is the
 //! [`TierError`] naming the object key and what is wrong (`Tampered`,
-//! `TruncatedObject`, `UnknownMasterKey`, `NotEncrypted`); no byte of a chunk that
-//! fails authentication is returned.
+//! `TruncatedObject`, `UnknownMasterKey`, `NotEncrypted`, `Kms`, `KmsNotConfigured`);
+//! no byte of a chunk that fails authentication is returned.
 
 mod format;
 pub mod keyring;
