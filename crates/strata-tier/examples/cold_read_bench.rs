@@ -40,6 +40,9 @@ use strata_tier::{
     PartitionKey, RemoteReader, S3Options,
 };
 
+/// The KMS-encrypted copy, typed so that its keyring's `Decrypt` count can be read.
+type KmsStore = EncryptedStore<PrefixStore<Arc<dyn ObjectStore>>>;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<usize> = std::env::args()
@@ -101,7 +104,7 @@ async fn main() {
         let inner = Arc::new(PrefixStore::new(store.clone(), "encrypted"));
         Arc::new(EncryptedStore::new(inner, keys))
     };
-    let fresh_kms = || -> Option<Arc<EncryptedStore<PrefixStore<Arc<dyn ObjectStore>>>>> {
+    let fresh_kms = || -> Option<Arc<KmsStore>> {
         let k = kms.as_ref()?;
         let keyring = Keyring::new(
             None,

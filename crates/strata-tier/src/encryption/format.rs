@@ -155,7 +155,7 @@ pub fn cipher_len(plain: u64) -> u64 {
     Layout::V1.cipher_len(plain)
 }
 
-/// Plaintext size of a version 1 object of `cipher` bytes (see [`Layout::plain_len`]).
+/// Plaintext size of a version 1 object of `cipher` bytes (see `Layout::plain_len`).
 pub fn plain_len(cipher: u64) -> Option<u64> {
     Layout::V1.plain_len(cipher)
 }
