@@ -209,6 +209,25 @@ async fn moto_kms_objects_are_ciphertext_and_read_with_key_file_objects() {
         read_from_zero(fresh.clone(), &pk).await == want,
         "the key-file and the KMS segment both read"
     );
+    // A far ranged read of the key-file segment through a fresh KMS broker: the data
+    // GET first assumes the KMS header length, finds a version 1 header, and asks again.
+    let far = store(&raw, with_kms());
+    let old_log = pk.segment(0, m.segments[0].id, SegmentFile::Log);
+    let r = GetOptions {
+        range: Some(GetRange::Bounded(300_000..300_100)),
+        ..Default::default()
+    };
+    let got = far
+        .get_opts(&old_log, r)
+        .await
+        .expect("far read")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(got, log0[300_000..300_100]);
+    // With its header cached, `head` reports the exact plaintext size of either format.
+    let size = far.head(&old_log).await.expect("head").size;
+    assert_eq!(size, log0.len() as u64);
     // Another fresh broker reads the KMS segment's log in 16 concurrent ranged GETs:
     // one Decrypt.
     let cold = store(&raw, with_kms());
