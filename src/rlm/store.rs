@@ -4,12 +4,18 @@
 //!
 //! Master keys are read once, here: adding a key (rotation) takes a restart. A key file
 //! that cannot be read or parsed stops the broker at startup, naming the file and line.
+//! With `remote.storage.encryption.kms.key.id`, new objects' data keys come from AWS
+//! KMS (region and credentials of the S3 backend); the key file, if set, still opens
+//! the objects it wrapped. KMS is not called at startup: a missing or disabled key
+//! shows on the first upload or read, as an error naming the object and the key.
 
 use std::sync::Arc;
 
 use strata_config::{RemoteStorageConfig, S3Sse};
 use strata_tier::object_store::ObjectStore;
-use strata_tier::{EncryptedStore, MasterKeys, S3Options, Sse, TierError};
+use strata_tier::{
+    kms_client, EncryptedStore, Keyring, KmsKeys, MasterKeys, S3Options, Sse, TierError,
+};
 
 /// The options of `strata_tier::open_store` from the broker's settings.
 pub fn s3_options(cfg: &RemoteStorageConfig) -> S3Options {
@@ -42,12 +48,28 @@ pub fn with_encryption(
     let Some(enc) = &cfg.encryption else {
         return Ok(store);
     };
-    let keys = MasterKeys::load(&enc.key_file, enc.key_id.as_deref())?;
+    let file = match &enc.key_file {
+        Some(path) => Some(MasterKeys::load(path, enc.key_id.as_deref())?),
+        None => None,
+    };
+    let kms = match &enc.kms_key_id {
+        Some(key_id) => Some(KmsKeys {
+            client: kms_client(&s3_options(cfg), enc.kms_endpoint.as_deref())?,
+            key_id: key_id.clone(),
+        }),
+        None => None,
+    };
     tracing::info!(
-        key_file = %enc.key_file.display(),
-        keys = ?keys.ids(),
-        active = keys.active_id(),
+        key_file = ?enc.key_file,
+        file_keys = ?file.as_ref().map(|k| k.ids()),
+        kms_key = ?enc.kms_key_id,
+        kms_endpoint = ?kms.as_ref().map(|k| k.client.endpoint().to_string()),
         "remote tier client-side encryption on"
     );
-    Ok(Arc::new(EncryptedStore::new(store, keys)))
+    let keyring = Keyring::new(file, kms);
+    tracing::info!(
+        active = keyring.active_id(),
+        "new objects' data keys are wrapped by this key"
+    );
+    Ok(Arc::new(EncryptedStore::new(store, keyring)))
 }

@@ -188,6 +188,12 @@ impl Broker {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Changes (or adds) setting `name` for the next [`Broker::start_again`].
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.settings.retain(|(k, _)| k != name);
+        self.settings.push((name.to_string(), value.to_string()));
+    }
+
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "broker still running");
         self.spawn(0);

@@ -27,6 +27,7 @@ mod tier;
 mod tier_cluster;
 mod tier_compaction;
 mod tier_encryption;
+mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;

@@ -74,7 +74,7 @@ fn sse_modes_and_kms_settings() {
 }
 
 #[test]
-fn client_side_encryption_needs_a_key_file_and_refuses_kms() {
+fn client_side_encryption_needs_a_key_file_or_a_kms_key() {
     let r = broker(&[
         ("remote.storage.encryption.enable", "true"),
         ("remote.storage.encryption.key.file", "/etc/strata/keys"),
@@ -83,8 +83,10 @@ fn client_side_encryption_needs_a_key_file_and_refuses_kms() {
     assert_eq!(
         r.encryption,
         Some(RemoteEncryption {
-            key_file: PathBuf::from("/etc/strata/keys"),
-            key_id: None
+            key_file: Some(PathBuf::from("/etc/strata/keys")),
+            key_id: None,
+            kms_key_id: None,
+            kms_endpoint: None,
         })
     );
     let r = broker(&[
@@ -94,6 +96,35 @@ fn client_side_encryption_needs_a_key_file_and_refuses_kms() {
     ])
     .expect("with id");
     assert_eq!(r.encryption.and_then(|e| e.key_id), Some("k2".into()));
+    let r = broker(&[
+        ("remote.storage.encryption.enable", "true"),
+        ("remote.storage.encryption.kms.key.id", "alias/strata"),
+        (
+            "remote.storage.encryption.kms.endpoint",
+            "http://127.0.0.1:5000",
+        ),
+    ])
+    .expect("KMS alone");
+    assert_eq!(
+        r.encryption,
+        Some(RemoteEncryption {
+            key_file: None,
+            key_id: None,
+            kms_key_id: Some("alias/strata".into()),
+            kms_endpoint: Some("http://127.0.0.1:5000".into()),
+        })
+    );
+    let r = broker(&[
+        ("remote.storage.encryption.enable", "true"),
+        ("remote.storage.encryption.key.file", "/k"),
+        ("remote.storage.encryption.kms.key.id", "alias/x"),
+    ])
+    .expect("KMS writes, the key file still reads");
+    let e = r.encryption.expect("on");
+    assert_eq!(
+        (e.key_file, e.kms_key_id),
+        (Some(PathBuf::from("/k")), Some("alias/x".into()))
+    );
     refused(
         &[("remote.storage.encryption.enable", "true")],
         "remote.storage.encryption.enable",
@@ -105,12 +136,26 @@ fn client_side_encryption_needs_a_key_file_and_refuses_kms() {
         "remote.storage.encryption.enable is false",
     );
     refused(
+        &[("remote.storage.encryption.kms.key.id", "alias/x")],
+        "remote.storage.encryption.kms.key.id",
+        "remote.storage.encryption.enable is false",
+    );
+    refused(
+        &[
+            ("remote.storage.encryption.enable", "true"),
+            ("remote.storage.encryption.kms.key.id", "alias/x"),
+            ("remote.storage.encryption.key.id", "k1"),
+        ],
+        "remote.storage.encryption.key.id",
+        "remote.storage.encryption.key.file, which is not set",
+    );
+    refused(
         &[
             ("remote.storage.encryption.enable", "true"),
             ("remote.storage.encryption.key.file", "/k"),
-            ("remote.storage.encryption.kms.key.id", "alias/x"),
+            ("remote.storage.encryption.kms.endpoint", "http://x"),
         ],
-        "remote.storage.encryption.kms.key.id",
-        "not supported",
+        "remote.storage.encryption.kms.endpoint",
+        "remote.storage.encryption.kms.key.id is not",
     );
 }

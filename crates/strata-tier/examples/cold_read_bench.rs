@@ -3,7 +3,7 @@
 //! ```text
 //! S3_TEST_ENDPOINT=http://127.0.0.1:PORT cargo run --release -p strata-tier \
 //!     --example cold_read_bench -- [segments] [segment MiB] [chunk KiB] [read-ahead] [rounds] \
-//!     [--encrypted]
+//!     [--encrypted] [--kms]
 //! ```
 //! Uploads `segments` segments of fake 16 KiB batches to `s3://strata-test/bench-*`
 //! (or `memory://` without the variable), then, in the same run, `rounds` times
@@ -17,6 +17,13 @@
 //! (client-side AES-256-GCM, a fresh master key) under a second prefix, and each
 //! round adds (3) the same cold sequential read through it, (2) and (3) in
 //! alternating order; it prints the median ratio of encrypted to plain cold reads.
+//!
+//! With `--kms` (needs `S3_TEST_ENDPOINT`: moto serves KMS on the S3 port; implies
+//! `--encrypted`) a third copy is uploaded with data keys from KMS (a key made with
+//! `CreateKey`) under a third prefix, and each round reads all three, the order
+//! rotating. Each encrypted read goes through a new `EncryptedStore` (no opened
+//! header or data key cached: a restarted broker), so the KMS read includes one
+//! `Decrypt` per object it opens; the count is printed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,8 +36,12 @@ use strata_tier::manifest::PartitionManifest;
 use strata_tier::object_store::prefix::PrefixStore;
 use strata_tier::object_store::{ObjectStore, ObjectStoreExt};
 use strata_tier::{
-    open_store, CacheConfig, EncryptedStore, MasterKeys, PartitionKey, RemoteReader, S3Options,
+    kms_client, open_store, CacheConfig, EncryptedStore, Keyring, KmsKeys, MasterKeys,
+    PartitionKey, RemoteReader, S3Options,
 };
+
+/// The KMS-encrypted copy, typed so that its keyring's `Decrypt` count can be read.
+type KmsStore = EncryptedStore<PrefixStore<Arc<dyn ObjectStore>>>;
 
 #[tokio::main]
 async fn main() {
@@ -40,10 +51,12 @@ async fn main() {
         .collect();
     let segments = args.first().copied().unwrap_or(8);
     let seg_mib = args.get(1).copied().unwrap_or(16);
+    let kms_on = std::env::args().any(|a| a == "--kms");
+    let mut kms = None;
     let store: Arc<dyn ObjectStore> = match std::env::var("S3_TEST_ENDPOINT") {
         Ok(endpoint) => {
             let opts = S3Options {
-                endpoint: Some(endpoint),
+                endpoint: Some(endpoint.clone()),
                 region: Some("us-east-1".into()),
                 path_style: Some(true),
                 access_key_id: Some("test".into()),
@@ -51,11 +64,26 @@ async fn main() {
                 ..Default::default()
             };
             let url = format!("s3://strata-test/bench-{}", uuid::Uuid::new_v4());
+            if kms_on {
+                let client = kms_client(&opts, Some(&endpoint)).expect("kms");
+                let v = client
+                    .call("CreateKey", serde_json::json!({"Description": "bench"}))
+                    .await
+                    .expect("CreateKey");
+                let arn = v["KeyMetadata"]["Arn"].as_str().expect("arn").to_string();
+                kms = Some(KmsKeys {
+                    client,
+                    key_id: arn,
+                });
+            }
             open_store(&url, &opts).expect("s3")
         }
-        Err(_) => open_store("memory://", &S3Options::default()).expect("memory"),
+        Err(_) => {
+            assert!(!kms_on, "--kms needs S3_TEST_ENDPOINT (moto)");
+            open_store("memory://", &S3Options::default()).expect("memory")
+        }
     };
-    let encrypted = std::env::args().any(|a| a == "--encrypted");
+    let encrypted = kms_on || std::env::args().any(|a| a == "--encrypted");
     let pk = PartitionKey {
         topic: "bench".into(),
         topic_id: uuid::Uuid::new_v4(),
@@ -70,14 +98,31 @@ async fn main() {
     };
     let throttle = Throttle::new(0);
     // The encrypted copy lives under its own prefix of the same bucket, with a fresh key.
-    let sealed: Option<Arc<dyn ObjectStore>> = encrypted.then(|| {
-        let line = new_key_line("bench").expect("key");
+    let line = new_key_line("bench").expect("key");
+    let fresh_file = || -> Arc<dyn ObjectStore> {
         let keys = MasterKeys::parse(&line, std::path::Path::new("bench"), None).expect("keys");
         let inner = Arc::new(PrefixStore::new(store.clone(), "encrypted"));
-        Arc::new(EncryptedStore::new(inner, keys)) as Arc<dyn ObjectStore>
-    });
+        Arc::new(EncryptedStore::new(inner, keys))
+    };
+    let fresh_kms = || -> Option<Arc<KmsStore>> {
+        let k = kms.as_ref()?;
+        let keyring = Keyring::new(
+            None,
+            Some(KmsKeys {
+                client: k.client.clone(),
+                key_id: k.key_id.clone(),
+            }),
+        );
+        Some(Arc::new(EncryptedStore::new(
+            PrefixStore::new(store.clone(), "kms"),
+            keyring,
+        )))
+    };
+    let sealed: Option<Arc<dyn ObjectStore>> = encrypted.then(fresh_file);
+    let sealed_kms = fresh_kms();
     let mut m = None;
     let mut m_enc = None;
+    let mut m_kms = None;
     for s in 0..segments as i64 {
         let base = s * batches_per_seg * 10;
         let (files, _) = write_fake_segment(dir.path(), base, batches_per_seg, pad);
@@ -91,6 +136,13 @@ async fn main() {
                 copier::copy_segment(&**sealed, &pk, &files, &info, &throttle)
                     .await
                     .expect("encrypted upload"),
+            );
+        }
+        if let Some(sealed) = &sealed_kms {
+            m_kms = Some(
+                copier::copy_segment(&**sealed, &pk, &files, &info, &throttle)
+                    .await
+                    .expect("KMS upload"),
             );
         }
     }
@@ -111,6 +163,8 @@ async fn main() {
     println!("RemoteReader: fetch max_bytes 1 MiB, chunk {chunk_kib} KiB, read-ahead {ahead}");
     let mut ratios = Vec::new();
     let mut enc_ratios = Vec::new();
+    let mut kms_ratios = Vec::new();
+    let mut kms_file_ratios = Vec::new();
     for round in 1..=rounds {
         let cpu0 = cpu_secs();
         let t = Instant::now();
@@ -127,22 +181,41 @@ async fn main() {
         }
         let raw = t.elapsed().as_secs_f64();
         let cpu1 = cpu_secs();
-        let plain_first = round % 2 == 1 || sealed.is_none();
-        let mut enc = None;
-        if !plain_first {
-            enc = Some(cold_read(sealed.clone(), &m_enc, cfg.clone(), total, pad).await);
-        }
-        let (tier, tier_cpu) = cold_read(
-            Some(store.clone()),
-            &Some(m.clone()),
-            cfg.clone(),
-            total,
-            pad,
-        )
-        .await
-        .expect("plain read");
-        if plain_first {
-            enc = Some(cold_read(sealed.clone(), &m_enc, cfg.clone(), total, pad).await);
+        // The order of the reads rotates between rounds (plain, key file, KMS).
+        let mut order = vec![0, 1, 2];
+        order.rotate_left(round % 3);
+        let (mut tier, mut tier_cpu, mut enc, mut kms_read) = (0.0, 0.0, None, None);
+        for which in order {
+            match which {
+                0 => {
+                    (tier, tier_cpu) = cold_read(
+                        Some(store.clone()),
+                        &Some(m.clone()),
+                        cfg.clone(),
+                        total,
+                        pad,
+                    )
+                    .await
+                    .expect("plain read");
+                }
+                1 if sealed.is_some() => {
+                    enc = cold_read(Some(fresh_file()), &m_enc, cfg.clone(), total, pad).await;
+                }
+                2 => {
+                    if let Some(s) = fresh_kms() {
+                        let r = cold_read(
+                            Some(s.clone() as Arc<dyn ObjectStore>),
+                            &m_kms,
+                            cfg.clone(),
+                            total,
+                            pad,
+                        )
+                        .await;
+                        kms_read = r.map(|r| (r, s.keys().kms_decrypt_calls()));
+                    }
+                }
+                _ => {}
+            }
         }
         ratios.push(raw / tier);
         println!(
@@ -152,13 +225,24 @@ async fn main() {
             mib / tier,
             100.0 * raw / tier
         );
-        if let Some(Some((secs, cpu))) = enc {
+        if let Some((secs, cpu)) = enc {
             enc_ratios.push(tier / secs);
             println!(
-                "         encrypted RemoteReader cold {:7.1} MiB/s ({secs:.2} s, client CPU {cpu:.2} s), encrypted/plain {:3.0}% ({} first)",
+                "         key-file encrypted cold {:7.1} MiB/s ({secs:.2} s, client CPU {cpu:.2} s), key file/plain {:3.0}%",
                 mib / secs,
                 100.0 * tier / secs,
-                if plain_first { "plain" } else { "encrypted" }
+            );
+        }
+        if let Some(((secs, cpu), calls)) = kms_read {
+            kms_ratios.push(tier / secs);
+            if let Some((file_secs, _)) = enc {
+                kms_file_ratios.push(file_secs / secs);
+            }
+            println!(
+                "         KMS encrypted cold      {:7.1} MiB/s ({secs:.2} s, client CPU {cpu:.2} s), KMS/plain {:3.0}%, KMS/key file {:3.0}%, {calls} KMS Decrypt calls",
+                mib / secs,
+                100.0 * tier / secs,
+                enc.map_or(0.0, |(f, _)| 100.0 * f / secs),
             );
         }
     }
@@ -170,9 +254,22 @@ async fn main() {
             enc_ratios.len()
         );
     }
+    if !kms_ratios.is_empty() {
+        println!(
+            "median ratio KMS/plain cold read: {:.0}%, KMS/key file: {:.0}% ({} rounds)",
+            100.0 * median(&mut kms_ratios),
+            100.0 * median(&mut kms_file_ratios),
+            kms_ratios.len()
+        );
+    }
     copier::delete_partition(&*store, &pk)
         .await
         .expect("cleanup");
+    if let Some(sealed) = &sealed_kms {
+        copier::delete_partition(&**sealed, &pk)
+            .await
+            .expect("cleanup");
+    }
     if let Some(sealed) = &sealed {
         copier::delete_partition(&**sealed, &pk)
             .await

@@ -19,6 +19,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
+use crate::encryption::KmsClient;
 use crate::error::{Result, TierError};
 
 /// S3 settings from the broker config; `None` keeps what the environment says.
@@ -73,6 +74,59 @@ fn with_sse(b: AmazonS3Builder, sse: &Sse) -> object_store::Result<AmazonS3Build
     })
 }
 
+/// The S3 client builder of `s3` (without a bucket): the environment, overridden by
+/// the broker's settings.
+fn s3_builder(s3: &S3Options) -> AmazonS3Builder {
+    let mut b = AmazonS3Builder::from_env();
+    if let Some(endpoint) = &s3.endpoint {
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    } else if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
+        b = b.with_allow_http(true);
+    }
+    if let Some(region) = &s3.region {
+        b = b.with_region(region);
+    }
+    if let Some(path_style) = s3.path_style {
+        b = b.with_virtual_hosted_style_request(!path_style);
+    }
+    if let Some(key) = &s3.access_key_id {
+        b = b.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        b = b.with_secret_access_key(secret);
+    }
+    b
+}
+
+/// A client of AWS KMS with the S3 backend's region and credentials (the broker's
+/// `remote.storage.s3.*` keys, else the environment, web identity, ECS or the EC2
+/// instance profile). The endpoint is `endpoint`
+/// (`remote.storage.encryption.kms.endpoint`), else `AWS_ENDPOINT_URL_KMS`, else
+/// `AWS_ENDPOINT_URL` (the AWS SDKs' order), else `https://kms.<region>.amazonaws.com`.
+/// The S3 endpoint is not used for KMS: MinIO serves no KMS API.
+pub fn kms_client(s3: &S3Options, endpoint: Option<&str>) -> Result<KmsClient> {
+    let open_err = |source| TierError::Open {
+        url: "AWS KMS".into(),
+        source,
+    };
+    // The builder resolves credentials and region exactly as for the bucket; the
+    // bucket name is only there because `build` wants one.
+    let b = s3_builder(s3).with_bucket_name("strata-kms-credentials");
+    let region = b
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".into());
+    let credentials = b.build().map_err(open_err)?.credentials().clone();
+    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let endpoint = endpoint
+        .map(str::to_string)
+        .or_else(|| env("AWS_ENDPOINT_URL_KMS"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"));
+    KmsClient::new(endpoint, region, credentials).map_err(open_err)
+}
+
 /// Opens the store named by `url`.
 pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
     let invalid = |reason: &str| TierError::InvalidUrl {
@@ -107,28 +161,9 @@ pub fn open_store(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
             // runtime worker (~3 ms per 4 MiB segment, which produce requests queue behind).
             // Bodies are protected by TLS in transit and by each batch's CRC32C, which
             // consumers check; the manifest records each object's CRC32C as well.
-            let mut b = AmazonS3Builder::from_env()
+            let b = s3_builder(s3)
                 .with_bucket_name(bucket)
                 .with_unsigned_payload(true);
-            if let Some(endpoint) = &s3.endpoint {
-                b = b
-                    .with_endpoint(endpoint)
-                    .with_allow_http(endpoint.starts_with("http://"));
-            } else if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
-                b = b.with_allow_http(true);
-            }
-            if let Some(region) = &s3.region {
-                b = b.with_region(region);
-            }
-            if let Some(path_style) = s3.path_style {
-                b = b.with_virtual_hosted_style_request(!path_style);
-            }
-            if let Some(key) = &s3.access_key_id {
-                b = b.with_access_key_id(key);
-            }
-            if let Some(secret) = &s3.secret_access_key {
-                b = b.with_secret_access_key(secret);
-            }
             let s3 = with_sse(b, &s3.sse)
                 .and_then(AmazonS3Builder::build)
                 .map_err(open_err)?;

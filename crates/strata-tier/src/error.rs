@@ -96,6 +96,16 @@ pub enum TierError {
         what: String,
         key_id: String,
     },
+    #[error("object {key} has its data key wrapped by AWS KMS key '{kms_key}', but remote.storage.encryption.kms.key.id is not set, so this broker does not call KMS; set it to let the broker decrypt with KMS")]
+    KmsNotConfigured { key: String, kms_key: String },
+    #[error("object {key}: AWS KMS {op} with key '{kms_key}' failed: {code}: {message}; nothing of the object is served (check that the key exists, is enabled, and that the broker's role may call kms:{op} on it)")]
+    Kms {
+        key: String,
+        kms_key: String,
+        op: &'static str,
+        code: String,
+        message: String,
+    },
     #[error("object {key} is truncated or corrupt: {reason}; nothing past the damage is served")]
     TruncatedObject { key: String, reason: String },
 }

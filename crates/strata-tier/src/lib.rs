@@ -56,9 +56,9 @@ pub mod rlm;
 pub mod throttle;
 pub mod topics;
 
-pub use backend::{open_store, S3Options, Sse};
+pub use backend::{kms_client, open_store, S3Options, Sse};
 pub use cache::CacheConfig;
-pub use encryption::{EncryptedStore, MasterKeys};
+pub use encryption::{EncryptedStore, Keyring, KmsClient, KmsKeys, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};

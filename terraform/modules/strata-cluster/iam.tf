@@ -1,5 +1,6 @@
 # The nodes' instance profile: read and write under the bucket prefix, list only that
-# prefix, use the cluster key for it. Nothing else.
+# prefix, use the cluster key for it, and (with client_encryption_kms) have KMS make
+# and open the data keys of the broker's own client-side encryption. Nothing else.
 
 resource "aws_iam_role" "node" {
   name = "${var.name}-node"
@@ -53,6 +54,29 @@ resource "aws_iam_role_policy" "tier" {
         }
       },
     ]
+  })
+}
+
+# remote.storage.encryption.kms.key.id: the broker calls KMS itself (not through S3),
+# always with the encryption context {"strata:object" = <object path>}, so the grant is
+# limited to calls that carry that context key.
+resource "aws_iam_role_policy" "client_encryption" {
+  count = var.client_encryption_kms ? 1 : 0
+  name  = "strata-client-side-encryption"
+  role  = aws_iam_role.node.id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "DataKeysForTierObjects"
+      Effect   = "Allow"
+      Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      Resource = [local.client_encryption_kms_key]
+      Condition = {
+        "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = ["strata:object"] }
+        "Null"                      = { "kms:EncryptionContextKeys" = "false" }
+      }
+    }]
   })
 }
 

@@ -12,8 +12,16 @@ locals {
 
   remote_storage_url = "s3://${aws_s3_bucket.tier.bucket}/${var.bucket_prefix}"
 
+  # Client-side encryption with KMS data keys; region and credentials are the S3
+  # backend's (AWS_REGION from the unit, the instance profile).
+  client_encryption_kms_key = var.client_encryption_kms_key_arn != null ? var.client_encryption_kms_key_arn : aws_kms_key.this.arn
+  client_encryption_settings = var.client_encryption_kms ? {
+    "remote.storage.encryption.enable"     = "true"
+    "remote.storage.encryption.kms.key.id" = local.client_encryption_kms_key
+  } : {}
+
   strata_settings = [
-    for i in range(var.node_count) : merge(var.strata_settings, local.security_settings, {
+    for i in range(var.node_count) : merge(var.strata_settings, local.security_settings, local.client_encryption_settings, {
       "node.id"                    = tostring(local.node_ids[i])
       "process.roles"              = "broker,controller"
       "listeners"                  = local.listeners

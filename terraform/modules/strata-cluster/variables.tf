@@ -301,3 +301,15 @@ variable "internal_port" {
   type        = number
   default     = 9091
 }
+
+variable "client_encryption_kms" {
+  description = "Client-side encryption of the remote tier with data keys from AWS KMS (remote.storage.encryption.kms.key.id): every object is AES-256-GCM encrypted by the broker before upload, its data key wrapped by KMS. The nodes' role gets kms:GenerateDataKey and kms:Decrypt on the key, for the broker's encryption context only."
+  type        = bool
+  default     = false
+}
+
+variable "client_encryption_kms_key_arn" {
+  description = "With client_encryption_kms: the KMS key wrapping the data keys; null means the cluster's key (the one that also encrypts the bucket, volumes and logs). Its key policy must let this account's IAM policies grant its use."
+  type        = string
+  default     = null
+}

@@ -132,10 +132,14 @@ pub enum S3Sse {
 /// `remote.storage.encryption.*` when `remote.storage.encryption.enable=true`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteEncryption {
-    /// `remote.storage.encryption.key.file`.
-    pub key_file: PathBuf,
+    /// `remote.storage.encryption.key.file`; `None` when only KMS is used.
+    pub key_file: Option<PathBuf>,
     /// `remote.storage.encryption.key.id`; `None` is the file's last key.
     pub key_id: Option<String>,
+    /// `remote.storage.encryption.kms.key.id`: new objects' data keys come from KMS.
+    pub kms_key_id: Option<String>,
+    /// `remote.storage.encryption.kms.endpoint`.
+    pub kms_endpoint: Option<String>,
 }
 
 /// The effective config of one topic: override > dynamic broker synonym >
@@ -479,42 +483,52 @@ fn s3_sse_config<F: Fn(&'static str) -> Vec<Entry>>(
     })
 }
 
-/// `remote.storage.encryption.*`: a key file is required when it is on, the other
-/// settings are refused when it is off, and KMS wrapping is not built yet.
+/// `remote.storage.encryption.*`: a key file or a KMS key is required when it is on,
+/// the other settings are refused when it is off, `key.id` needs the key file and
+/// `kms.endpoint` the KMS key.
 fn encryption_config<F: Fn(&'static str) -> Vec<Entry>>(
     r: &Reader<'_, F>,
 ) -> Result<Option<RemoteEncryption>, ConfigError> {
-    if let Some(e) = r
-        .chain("remote.storage.encryption.kms.key.id")
-        .into_iter()
-        .next()
-    {
-        return Err(r.invalid(
-            &e,
-            "wrapping data keys with AWS KMS is not supported by this broker; use remote.storage.encryption.key.file, or remote.storage.s3.sse=SSE-KMS for KMS keys on the S3 side",
-        ));
-    }
     let set = |name| r.chain(name).into_iter().next();
     let enable = r.entry("remote.storage.encryption.enable")?;
     if !r.flag("remote.storage.encryption.enable")? {
         let names = [
             "remote.storage.encryption.key.file",
             "remote.storage.encryption.key.id",
+            "remote.storage.encryption.kms.key.id",
+            "remote.storage.encryption.kms.endpoint",
         ];
         return match names.into_iter().find_map(set) {
             Some(e) => Err(r.invalid(&e, "set, but remote.storage.encryption.enable is false")),
             None => Ok(None),
         };
     }
-    let Some(key_file) = r.optional("remote.storage.encryption.key.file") else {
+    let key_file = r.optional("remote.storage.encryption.key.file");
+    let kms_key_id = r.optional("remote.storage.encryption.kms.key.id");
+    if key_file.is_none() && kms_key_id.is_none() {
         return Err(r.invalid(
             &enable,
-            "needs remote.storage.encryption.key.file (one id=base64key a line)",
+            "needs remote.storage.encryption.key.file (one id=base64key a line) or remote.storage.encryption.kms.key.id (an AWS KMS key)",
         ));
-    };
+    }
+    if key_file.is_none() {
+        if let Some(e) = set("remote.storage.encryption.key.id") {
+            return Err(r.invalid(
+                &e,
+                "names a key of remote.storage.encryption.key.file, which is not set",
+            ));
+        }
+    }
+    if kms_key_id.is_none() {
+        if let Some(e) = set("remote.storage.encryption.kms.endpoint") {
+            return Err(r.invalid(&e, "set, but remote.storage.encryption.kms.key.id is not"));
+        }
+    }
     Ok(Some(RemoteEncryption {
-        key_file: PathBuf::from(key_file),
+        key_file: key_file.map(PathBuf::from),
         key_id: r.optional("remote.storage.encryption.key.id"),
+        kms_key_id,
+        kms_endpoint: r.optional("remote.storage.encryption.kms.endpoint"),
     }))
 }
 

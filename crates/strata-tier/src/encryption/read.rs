@@ -24,8 +24,8 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectMeta, ObjectStore};
 
-use super::format::{self, DataKey, CHUNK, HEADER_LEN, TAG};
-use super::keys::MasterKeys;
+use super::format::{self, DataKey, Layout, CHUNK, HEADER_LEN, MAX_HEADER_LEN, TAG};
+use super::keyring::Keyring;
 use super::store_error;
 use crate::error::TierError;
 
@@ -39,6 +39,7 @@ const ATTEMPTS: usize = 3;
 /// An opened header and the object it belongs to.
 pub(super) struct OpenHeader {
     key: DataKey,
+    layout: Layout,
     meta: ObjectMeta,
 }
 
@@ -83,9 +84,9 @@ fn range_error(
     }
 }
 
-/// The plaintext size of the object `meta` describes.
-fn plain_size(location: &Path, meta: &ObjectMeta) -> Result<u64> {
-    format::plain_len(meta.size).ok_or_else(|| {
+/// The plaintext size of the object `meta` describes, whose header is of `layout`.
+fn plain_size(location: &Path, layout: Layout, meta: &ObjectMeta) -> Result<u64> {
+    layout.plain_len(meta.size).ok_or_else(|| {
         store_error(TierError::TruncatedObject {
             key: location.to_string(),
             reason: format!(
@@ -118,14 +119,20 @@ fn stream_of(
 /// The decrypting GET (see the module docs).
 pub(super) async fn get(
     inner: &dyn ObjectStore,
-    keys: &MasterKeys,
+    keys: &Keyring,
     headers: &HeaderCache,
     location: &Path,
     options: GetOptions,
 ) -> Result<GetResult> {
     if options.head {
         let mut r = inner.get_opts(location, options).await?;
-        let size = plain_size(location, &r.meta)?;
+        // The header's length is known from a cached header, else assumed to be that
+        // of the format this broker writes (see `plain_meta`).
+        let layout = headers
+            .get(location)
+            .filter(|h| same_object(&h.meta, &r.meta))
+            .map_or(keys.layout(), |h| h.layout);
+        let size = plain_size(location, layout, &r.meta)?;
         r.meta.size = size;
         r.range = 0..size;
         return Ok(r);
@@ -133,11 +140,13 @@ pub(super) async fn get(
     if let Some(range) = &options.range {
         range.is_valid().map_err(|e| range_error(location, e))?;
     }
-    for _ in 0..ATTEMPTS {
-        if let Some(r) = try_get(inner, keys, headers, location, &options).await? {
-            return Ok(r);
+    // A relayout (the header was of the other format) is at most one more attempt.
+    for _ in 0..ATTEMPTS + 1 {
+        match try_get(inner, keys, headers, location, &options).await? {
+            Attempt::Done(r) => return Ok(r),
+            Attempt::Replaced => headers.forget(location),
+            Attempt::Relayout => {}
         }
-        headers.forget(location);
     }
     Err(object_store::Error::Generic {
         store: "EncryptedStore",
@@ -148,29 +157,41 @@ pub(super) async fn get(
 /// GETs the header of `location` alone and opens it.
 async fn fetch_header(
     inner: &dyn ObjectStore,
-    keys: &MasterKeys,
+    keys: &Keyring,
     location: &Path,
     options: &GetOptions,
 ) -> Result<Arc<OpenHeader>> {
+    // The longest header of any version: the store clips the range to the object.
     let opts = GetOptions {
-        range: Some(GetRange::Bounded(0..HEADER_LEN as u64)),
+        range: Some(GetRange::Bounded(0..MAX_HEADER_LEN as u64)),
         ..options.clone()
     };
     let r = inner.get_opts(location, opts).await?;
     let meta = r.meta.clone();
     let bytes = r.bytes().await?;
-    let key = format::open_header(keys, location, &bytes).map_err(store_error)?;
-    Ok(Arc::new(OpenHeader { key, meta }))
+    let (layout, key) = keys.open(location, &bytes).await.map_err(store_error)?;
+    Ok(Arc::new(OpenHeader { key, layout, meta }))
 }
 
-/// One attempt; `None` when the object changed between the header and the data.
+/// How one attempt of a read ended.
+enum Attempt {
+    Done(GetResult),
+    /// The object changed between the header and the data: start again afresh.
+    Replaced,
+    /// The header is of another format than the data GET assumed (an object written
+    /// before switching between a key file and KMS): it is cached now, so the next
+    /// attempt asks for the right bytes.
+    Relayout,
+}
+
+/// One attempt (see [`Attempt`]).
 async fn try_get(
     inner: &dyn ObjectStore,
-    keys: &MasterKeys,
+    keys: &Keyring,
     headers: &HeaderCache,
     location: &Path,
     options: &GetOptions,
-) -> Result<Option<GetResult>> {
+) -> Result<Attempt> {
     let mut cached = headers.get(location);
     // Which chunks: from `first` to `until` (exclusive), or to the object end.
     let (first, until) = match &options.range {
@@ -183,7 +204,7 @@ async fn try_get(
                 Some(h) => h,
                 None => fetch_header(inner, keys, location, options).await?,
             };
-            let size = plain_size(location, &h.meta)?;
+            let size = plain_size(location, h.layout, &h.meta)?;
             cached = Some(h);
             // An empty suffix still reads (and authenticates) the last chunk.
             (
@@ -192,15 +213,14 @@ async fn try_get(
             )
         }
     };
-    let inline = cached.is_none() && format::chunk_start(first) <= INLINE_HEADER_MAX;
-    let from = if inline {
-        0
-    } else {
-        format::chunk_start(first)
-    };
+    // Chunk offsets depend on the header's length: a cached header tells it, else
+    // the format this broker writes is assumed (and checked once the header is in).
+    let layout = cached.as_ref().map_or(keys.layout(), |h| h.layout);
+    let inline = cached.is_none() && layout.chunk_start(first) <= INLINE_HEADER_MAX;
+    let from = if inline { 0 } else { layout.chunk_start(first) };
     let data_opts = GetOptions {
         range: match until {
-            Some(e) => Some(GetRange::Bounded(from..format::chunk_start(e))),
+            Some(e) => Some(GetRange::Bounded(from..layout.chunk_start(e))),
             None if from > 0 => Some(GetRange::Offset(from)),
             None => None,
         },
@@ -218,7 +238,7 @@ async fn try_get(
     };
     let data = match data {
         Ok(d) => d,
-        Err(e) if from > 0 => return Err(past_the_end(inner, location, options, e).await),
+        Err(e) if from > 0 => return Err(past_the_end(inner, layout, location, options, e).await),
         Err(e) => return Err(e),
     };
     let GetResult {
@@ -237,7 +257,6 @@ async fn try_get(
             ),
         }));
     }
-    let size = plain_size(location, &meta)?;
     let mut stream = stream_of(payload, &meta, &got);
     let mut pending = Bytes::new();
     let header = match header {
@@ -247,21 +266,64 @@ async fn try_get(
             }
             h
         }
-        Some(_) => return Ok(None),
+        Some(_) => return Ok(Attempt::Replaced),
         None => {
-            // The header, then the chunks before `first` that came with it.
-            let skip = format::chunk_start(first) as usize;
-            let (h, rest) = read_prefix(&mut stream, skip, location).await?;
-            pending = rest;
-            let key = format::open_header(keys, location, &h).map_err(store_error)?;
+            // The header, then the chunks before `first` that came with it. Its
+            // version (byte 6) tells its length.
+            let (start, rest) = read_prefix(&mut stream, 8, location).await?;
+            let actual = format::header_layout(location, &start).map_err(store_error)?;
+            let skip = if actual == layout {
+                layout.chunk_start(first) as usize
+            } else {
+                actual.header() as usize
+            };
+            let mut stream = futures::stream::once(futures::future::ready(Ok(rest)))
+                .chain(stream)
+                .boxed();
+            let (more, rest) = read_prefix(&mut stream, skip - start.len(), location).await?;
+            let mut h = BytesMut::with_capacity(skip);
+            h.extend_from_slice(&start);
+            h.extend_from_slice(&more);
+            let (layout_read, key) = keys.open(location, &h).await.map_err(store_error)?;
             let h = Arc::new(OpenHeader {
                 key,
+                layout: layout_read,
                 meta: meta.clone(),
             });
             headers.put(location, h.clone());
-            h
+            if actual != layout {
+                return Ok(Attempt::Relayout);
+            }
+            pending = rest;
+            // `h` holds the header and the chunks before `first`: the stream goes on.
+            return finish(
+                stream, pending, h, location, options, first, meta, attributes, extensions,
+            );
         }
     };
+    if header.layout != layout {
+        return Ok(Attempt::Relayout);
+    }
+    finish(
+        stream, pending, header, location, options, first, meta, attributes, extensions,
+    )
+}
+
+/// The decrypting body of a read whose header is open and whose data GET started at
+/// chunk `first` (or at 0 with the header and earlier chunks already taken).
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    stream: BoxStream<'static, Result<Bytes>>,
+    pending: Bytes,
+    header: Arc<OpenHeader>,
+    location: &Path,
+    options: &GetOptions,
+    first: u64,
+    meta: ObjectMeta,
+    attributes: object_store::Attributes,
+    extensions: object_store::Extensions,
+) -> Result<Attempt> {
+    let size = plain_size(location, header.layout, &meta)?;
     let want = match &options.range {
         Some(r) => r.as_range(size).map_err(|e| range_error(location, e))?,
         None => 0..size,
@@ -282,7 +344,7 @@ async fn try_get(
         emit: want.clone(),
         opened: VecDeque::new(),
     };
-    Ok(Some(GetResult {
+    Ok(Attempt::Done(GetResult {
         payload: GetResultPayload::Stream(
             futures::stream::try_unfold(state, Decrypting::step).boxed(),
         ),
@@ -298,6 +360,7 @@ async fn try_get(
 /// inner store would give it for a plaintext object); otherwise `e` as it is.
 async fn past_the_end(
     inner: &dyn ObjectStore,
+    layout: Layout,
     location: &Path,
     options: &GetOptions,
     e: object_store::Error,
@@ -308,7 +371,7 @@ async fn past_the_end(
     let Ok(meta) = object_store::ObjectStoreExt::head(inner, location).await else {
         return e;
     };
-    let Some(size) = format::plain_len(meta.size) else {
+    let Some(size) = layout.plain_len(meta.size) else {
         return e;
     };
     match options.range.as_ref().map(|r| r.as_range(size)) {

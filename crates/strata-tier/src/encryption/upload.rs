@@ -30,19 +30,20 @@ use object_store::path::Path;
 use object_store::{MultipartUpload, PutPayload, PutResult, Result, UploadPart};
 use tokio::sync::oneshot;
 
-use super::format::{self, DataKey, CHUNK, HEADER_LEN, SEALED};
+use super::format::{self, DataKey, Layout, CHUNK, SEALED};
 use super::store_error;
 use crate::error::TierError;
 
 /// S3's smallest part (all but the last).
 const MIN_PART: u64 = 5 << 20;
-const HEADER: u64 = HEADER_LEN as u64;
 
 pub(super) struct EncryptingUpload {
     location: Path,
     inner: Arc<tokio::sync::Mutex<Box<dyn MultipartUpload>>>,
     key: Arc<DataKey>,
     header: Bytes,
+    /// Where chunks start: after this object's header.
+    layout: Layout,
     plain: PlainBuf,
     /// Ciphertext bytes given to parts so far.
     emitted: u64,
@@ -67,12 +68,15 @@ impl EncryptingUpload {
         inner: Box<dyn MultipartUpload>,
         key: DataKey,
         header: Bytes,
+        layout: Layout,
     ) -> Self {
+        debug_assert_eq!(header.len() as u64, layout.header());
         EncryptingUpload {
             location,
             inner: Arc::new(tokio::sync::Mutex::new(inner)),
             key: Arc::new(key),
             header,
+            layout,
             plain: PlainBuf::default(),
             emitted: 0,
             part_size: None,
@@ -85,8 +89,9 @@ impl EncryptingUpload {
     fn start_part(&mut self, range: std::ops::Range<u64>, complete: bool) -> UploadPart {
         let received = self.plain.end();
         let chunks = format::chunk_count(received);
-        let first = range.start.saturating_sub(HEADER) / SEALED;
-        let until = (range.end.saturating_sub(HEADER)).div_ceil(SEALED);
+        let header_len = self.layout.header();
+        let first = range.start.saturating_sub(header_len) / SEALED;
+        let until = (range.end.saturating_sub(header_len)).div_ceil(SEALED);
         let until = if complete { until.min(chunks) } else { until };
         let ends_object = complete && until == chunks;
         let pieces = self
@@ -94,10 +99,10 @@ impl EncryptingUpload {
             .slice(first * CHUNK, (until * CHUNK).min(received));
         // Where the sealed buffer starts in the object: the header is in it when the
         // part starts inside the header.
-        let base = if range.start < HEADER {
+        let base = if range.start < header_len {
             0
         } else {
-            format::chunk_start(first)
+            self.layout.chunk_start(first)
         };
         let header = (base == 0).then(|| self.header.clone());
         let key = self.key.clone();
@@ -161,7 +166,7 @@ impl EncryptingUpload {
 
     /// Forgets plaintext that every started part has taken.
     fn trim(&mut self) {
-        let kept_chunk = self.emitted.saturating_sub(HEADER) / SEALED;
+        let kept_chunk = self.emitted.saturating_sub(self.layout.header()) / SEALED;
         self.plain.drop_before(kept_chunk * CHUNK);
     }
 }
@@ -177,7 +182,7 @@ impl MultipartUpload for EncryptingUpload {
         let received = self.plain.end();
         // Every chunk but the last whole or partial one is surely not the last.
         let sealable = received.div_ceil(CHUNK).saturating_sub(1);
-        let ready = HEADER + sealable * SEALED;
+        let ready = self.layout.header() + sealable * SEALED;
         let mut parts: Vec<BoxFuture<'static, Result<()>>> = Vec::new();
         while ready.saturating_sub(self.emitted) >= part {
             parts.push(self.start_part(self.emitted..self.emitted + part, false));
@@ -192,7 +197,7 @@ impl MultipartUpload for EncryptingUpload {
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
-        let total = format::cipher_len(self.plain.end());
+        let total = self.layout.cipher_len(self.plain.end());
         let part = self.part_size.unwrap_or(MIN_PART);
         let mut parts = Vec::new();
         while total - self.emitted > part {
