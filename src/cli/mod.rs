@@ -14,6 +14,7 @@ mod group;
 mod log_dirs;
 mod progress;
 mod tier;
+mod tier_costs;
 mod topic;
 mod user;
 
@@ -136,6 +137,9 @@ pub enum TierCommand {
     Status {
         /// Topics to show (default: all).
         topics: Vec<String>,
+        /// Then the cost table, read from the broker's Prometheus endpoint at this
+        /// `host:port` (its `metrics.listener`).
+        costs: Option<String>,
     },
 }
 
