@@ -68,6 +68,11 @@ impl Lookup {
     pub fn missed(&self) -> bool {
         self.missed.load(Ordering::Relaxed)
     }
+
+    /// The read needs a chunk that was neither cached nor in flight.
+    pub fn mark_missed(&self) {
+        self.missed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// `None` while the GET runs; `Some(None)` if it gave up on the chunk.

@@ -193,6 +193,10 @@ impl RemoteReader {
             let sequential =
                 offset <= seg.base_offset || self.cursors.lock().contains_key(&(seg.id, offset));
             let mut pos = self.index_position(pk, seg, offset, lookup).await?;
+            if sequential && !self.chunks.present(&log, pos / self.chunks.chunk_bytes()) {
+                // Its stream is about to fetch it: the read waits for the store.
+                lookup.mark_missed();
+            }
             self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead, sequential);
             let mut cur = None;
             let found = loop {
