@@ -554,10 +554,17 @@ async fn store_request_counters_match_motos_request_log() {
     .expect("consumer");
     assert!(!got.is_empty(), "consumed nothing");
     // Counters and the log move while the broker works: compare at a quiet moment, when the
-    // scrapes before and after the download of the log are equal.
+    // scrapes a second before and right after the download of the log are equal.
     let mut outcome = None;
     for _ in 0..40 {
+        // Quiet for a while first, so that a request the broker counted has reached moto
+        // (moto logs a request when its body is in) on a loaded machine too.
+        let earlier = broker_counts(&scrape(&broker.metrics_addr, "/metrics").1);
+        std::thread::sleep(Duration::from_millis(1000));
         let before = broker_counts(&scrape(&broker.metrics_addr, "/metrics").1);
+        if earlier != before {
+            continue;
+        }
         let log = moto(&endpoint, "GET", "/moto-api/recorder/download-recording");
         let after = broker_counts(&scrape(&broker.metrics_addr, "/metrics").1);
         if before != after {
