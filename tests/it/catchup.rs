@@ -583,9 +583,27 @@ async fn store_request_counters_match_motos_request_log() {
             "the workload made no {kind}: {counted:?}"
         );
     }
+    // The HTTP client retries a request on a transport error or a 5xx below the store
+    // interface (and logs "backing off for"): moto logs each attempt, the store is billed for
+    // each, the counters see one call. On a loaded machine that happens now and then.
+    let retries = broker.log().matches("backing off for").count() as u64;
+    let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    for (kind, n) in &counted {
+        assert!(
+            logged.get(kind).copied().unwrap_or(0) >= *n,
+            "{kind}: counted {n}, moto logged {logged:?}"
+        );
+    }
     assert_eq!(
-        counted, logged,
-        "broker counters (left) against moto's log (right)"
+        total(&counted) + retries,
+        total(&logged),
+        "broker counters {counted:?} plus {retries} HTTP retries against moto's log {logged:?}"
     );
+    if retries == 0 {
+        assert_eq!(
+            counted, logged,
+            "broker counters (left) against moto's log (right)"
+        );
+    }
     assert_eq!(counted_put_bytes, logged_put_bytes, "PUT bytes");
 }
