@@ -17,7 +17,8 @@ S3=${S3_TEST_ENDPOINT:?set S3_TEST_ENDPOINT=http://127.0.0.1:PORT (moto)}
 BUCKET=${S3_TEST_BUCKET:-strata-test}
 MB=${MB:-512}
 PARTS=${PARTS:-16}
-SEGMENT=${SEGMENT:-67108864}
+SEGMENT=${SEGMENT:-67108864}        # one partition
+SEGMENT_MANY=${SEGMENT_MANY:-8388608} # each of the PARTS partitions
 WORK=${WORK:-/work/bench-data/catchup}
 TICKS=$(getconf CLK_TCK)
 
@@ -34,7 +35,7 @@ start() { # $1 = prefix
     --set remote.storage.s3.endpoint="$S3" --set remote.storage.s3.region=us-east-1 \
     --set remote.storage.s3.path.style=true --set remote.storage.s3.access.key.id=test \
     --set remote.storage.s3.secret.access.key=test \
-    --set remote.log.manager.task.interval.ms=500 >"$out" 2>>"$WORK/broker.log" &
+    --set remote.log.manager.task.interval.ms=500 ${EXTRA:-} >"$out" 2>>"$WORK/broker.log" &
   PID=$!
   for _ in $(seq 1 300); do
     ADDR=$(sed -n 's/^strata: listening on \([^ ]*\).*/\1/p' "$out")
@@ -94,11 +95,11 @@ consume() { # $1 = topic, $2 = records, rest = -p args; prints "MB/s cpu_s_per_G
   python3 -c "b=$bytes; s=$ms/1000; print(f'{b/s/1e6:.0f} {($c1-$c0)/$TICKS/(b/1e9):.2f} {b} {s:.2f}')"
 }
 
-scenario() { # $1 = name, $2 = partitions
-  local name=$1 parts=$2 prefix="catchup-$1-$(date +%s)"
+scenario() { # $1 = name, $2 = partitions, $3 = segment bytes
+  local name=$1 parts=$2 segment=$3 prefix="catchup-$1-$(date +%s)"
   start "$prefix"
   "$BIN" topic create -b "$ADDR" "$name" -p "$parts" -c remote.storage.enable=true \
-    -c segment.bytes="$SEGMENT" -c local.retention.bytes=1 >/dev/null
+    -c segment.bytes="$segment" -c local.retention.bytes=1 >/dev/null
   local records=$((MB * 1000 * 1000 / 1024))
   local pargs=()
   for p in $(seq 0 $((parts - 1))); do pargs+=(-p "$p"); done
@@ -123,5 +124,7 @@ scenario() { # $1 = name, $2 = partitions
   stop
 }
 
-scenario one 1
-scenario many "$PARTS"
+# ONLY=one or ONLY=many runs one scenario; EXTRA="--set k=v ..." adds broker settings.
+[ "${ONLY:-one}" = one ] && scenario one 1 "$SEGMENT"
+[ "${ONLY:-many}" = many ] && scenario many "$PARTS" "$SEGMENT_MANY"
+true

@@ -575,6 +575,41 @@ async fn store_request_counters_match_motos_request_log() {
         break;
     }
     moto(&endpoint, "POST", "/moto-api/recorder/stop-recording");
+    // `strata tier status --costs` shows the same PUTs for the topic.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "tier",
+            "status",
+            "--costs",
+            "--metrics",
+            &broker.metrics_addr,
+        ])
+        .args(["-b", &broker.addr])
+        .output()
+        .expect("strata tier status --costs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("TOPIC\tPUT\t"))
+        .unwrap_or_else(|| panic!("no costs table in:\n{text}"));
+    let row: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("TOPIC\tPUT\t"))
+        .find(|l| l.starts_with("costs\t"))
+        .unwrap_or_else(|| panic!("no costs row for the topic in:\n{text}"))
+        .split('\t')
+        .collect();
+    let col = |name: &str| header.split('\t').position(|h| h == name).expect(name);
+    let obj_per_seg: f64 = row[col("OBJ/SEG")].parse().expect("objects per segment");
+    assert!(
+        (3.0..=8.0).contains(&obj_per_seg),
+        "objects per segment {obj_per_seg} in:\n{text}"
+    );
     let ((counted, counted_put_bytes), (logged, logged_put_bytes)) =
         outcome.expect("the counters never held still");
     for kind in ["put", "get", "list", "delete"] {
