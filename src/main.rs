@@ -105,6 +105,14 @@ enum TierCmd {
         conn: strata::cli::Connection,
         /// Topics to show (default: all).
         topics: Vec<String>,
+        /// Then what the remote tier cost since the broker started, per topic: object
+        /// store requests by kind, bytes, requests per GB uploaded and read, objects per
+        /// segment; read from the broker's metrics (`--metrics`).
+        #[arg(long)]
+        costs: bool,
+        /// The broker's `metrics.listener` (`host:port`), for `--costs`.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics: String,
     },
     /// Reads the bucket and the log dirs of a config directly (works with the broker
     /// stopped): local and remote offsets and bytes, manifest version, closed segments
@@ -147,8 +155,20 @@ fn main() -> ExitCode {
         Command::Quota { conn, cmd } => strata::cli::quota(conn, cmd),
         Command::Cluster { conn, cmd } => strata::cli::cluster(conn, cmd),
         Command::Tier {
-            cmd: TierCmd::Status { conn, topics },
-        } => strata::cli::tier(conn, strata::cli::TierCommand::Status { topics }),
+            cmd:
+                TierCmd::Status {
+                    conn,
+                    topics,
+                    costs,
+                    metrics,
+                },
+        } => strata::cli::tier(
+            conn,
+            strata::cli::TierCommand::Status {
+                topics,
+                costs: costs.then_some(metrics),
+            },
+        ),
         Command::Tier {
             cmd: TierCmd::Inspect { config, set },
         } => tier_status(config, set),

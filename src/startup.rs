@@ -335,6 +335,13 @@ impl Running {
         self.broker.controlled_shutdown().await;
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
+        // The chunk cache's tasks end before the runtime does (foyer otherwise logs "sending
+        // on a disconnected channel" from tasks the runtime drops).
+        if let Some(remote) = self.broker.replicas.remote() {
+            if let Err(e) = remote.reader.close().await {
+                tracing::warn!(error = %e, "closing the remote chunk cache failed");
+            }
+        }
         self.broker.close_logs();
         if let Err(e) = self.broker.controller.shutdown().await {
             tracing::warn!(error = %e, "controller shutdown failed");

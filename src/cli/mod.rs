@@ -17,6 +17,7 @@ mod log_dirs;
 mod progress;
 mod quota;
 mod tier;
+mod tier_costs;
 mod topic;
 mod user;
 
@@ -141,6 +142,9 @@ pub enum TierCommand {
     Status {
         /// Topics to show (default: all).
         topics: Vec<String>,
+        /// Then the cost table, read from the broker's Prometheus endpoint at this
+        /// `host:port` (its `metrics.listener`).
+        costs: Option<String>,
     },
 }
 

@@ -34,7 +34,16 @@ const TIER_SETTINGS: &[&str] = &["remote.storage.url", "remote.log.storage.syste
 
 pub async fn run(mut c: Client, conn: Connection, cmd: TierCommand) -> Result<(), CliError> {
     match cmd {
-        TierCommand::Status { topics } => status(&mut c, &conn, &topics).await,
+        TierCommand::Status { topics, costs } => {
+            status(&mut c, &conn, &topics).await?;
+            match costs {
+                Some(addr) => {
+                    println!();
+                    super::tier_costs::print(&addr, conn.timeout()).await
+                }
+                None => Ok(()),
+            }
+        }
     }
 }
 

@@ -33,6 +33,7 @@ mod fetch;
 mod fetcher;
 mod offsets;
 mod partition;
+pub mod reader_pool;
 pub mod selector;
 pub mod state;
 mod txn_markers;
@@ -67,6 +68,8 @@ pub struct RemoteTier {
     pub store: Arc<dyn ObjectStore>,
     /// `remote.fetch.max.wait.ms`: how long a Fetch waits for remote reads.
     pub fetch_max_wait: Duration,
+    /// Where remote reads run (`remote.log.reader.*`).
+    pub pool: Arc<reader_pool::ReaderPool>,
 }
 
 pub struct ReplicaManager {

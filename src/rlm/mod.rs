@@ -53,6 +53,8 @@ pub enum TierOpenError {
     Tier(#[from] TierError),
     #[error(transparent)]
     FaultInjection(#[from] FaultInjectionUnavailable),
+    #[error(transparent)]
+    ReaderPool(#[from] crate::replica::reader_pool::ReaderPoolError),
 }
 
 /// `STRATA_TIER_FAULTS` is set in a binary built without the `fault-injection` feature.
@@ -66,8 +68,12 @@ pub async fn open_remote(
     cfg: &RemoteStorageConfig,
     cache_dir: PathBuf,
 ) -> Result<RemoteTier, TierOpenError> {
-    // Faults are injected below the decryption, where a failing network would be.
-    let raw = with_faults(strata_tier::open_store(&cfg.url, &s3_options(cfg))?)?;
+    // Faults are injected below the decryption, where a failing network would be; requests
+    // are counted below the faults, on the wire (an injected fault is not a request).
+    let raw = with_faults(counted(
+        strata_tier::open_store(&cfg.url, &s3_options(cfg))?,
+        &cfg.url,
+    ))?;
     let store = with_encryption(cfg, raw)?;
     let cache = CacheConfig {
         chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
@@ -84,12 +90,34 @@ pub async fn open_remote(
         .with_lookup_hook(Arc::new(|pk: &PartitionKey, hit: bool| {
             crate::metrics::tier::cache_lookup(&pk.topic, pk.partition, hit)
         }));
+    let pool = crate::replica::reader_pool::ReaderPool::new(
+        cfg.reader_threads.max(1) as usize,
+        cfg.reader_max_pending_tasks.max(0) as usize,
+    )?;
     tracing::info!(url = %cfg.url, "remote tier ready");
     Ok(RemoteTier {
         reader,
         store,
         fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
+        pool: Arc::new(pool),
     })
+}
+
+/// `store` inside a `CountingStore` that feeds `strata_tier_store_{requests,bytes}_total`.
+/// On S3 a delete is a bulk DeleteObjects request of up to 1000 keys.
+fn counted(store: Arc<dyn ObjectStore>, url: &str) -> Arc<dyn ObjectStore> {
+    let bulk = if url.starts_with("s3") {
+        strata_tier::counting::S3_PAGE
+    } else {
+        0
+    };
+    Arc::new(
+        strata_tier::CountingStore::new(store, bulk).with_hook(Arc::new(
+            |topic: &str, kind: strata_tier::counting::Request, requests: u64, bytes: u64| {
+                crate::metrics::tier::store_request(topic, kind.as_str(), requests, bytes)
+            },
+        )),
+    )
 }
 
 /// Testing aid: `STRATA_TIER_FAULTS="fail_every=7,truncate_every=5,delay_ms=2"` wraps

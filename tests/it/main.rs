@@ -4,6 +4,7 @@
 mod admin;
 mod admin_cli;
 mod bad_input;
+mod catchup;
 mod cli;
 mod cluster;
 mod cluster_health;

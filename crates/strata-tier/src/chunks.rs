@@ -13,6 +13,14 @@
 //! reads the whole object for every ranged GET), so a 16 MiB segment read as sixteen
 //! 1 MiB GETs costs several times one 16 MiB GET. Chunks keep the cache granular.
 //!
+//! Streams, for sequential readers ([`Chunks::stream`]): one GET from the reader's chunk to
+//! the end of the object, kept open across reads (fetches), delivering chunks no further
+//! than the reader allows (its position plus its read-ahead window): the body is not pulled
+//! past that, so TCP holds the rest and memory stays bounded. A catch-up consumer then
+//! costs one GET per segment, as reading the objects whole does (moto even reads the
+//! whole object for every ranged GET, so a segment read as 16 MiB ranges costs it several
+//! times its size). A stream no reader asks more of for [`STREAM_IDLE`] ends.
+//!
 //! Errors: a GET that fails or ends short is resumed from its first missing chunk,
 //! with backoff; a chunk still missing after that is fetched alone by each waiter
 //! (with the same retries), whose error names the object key.
@@ -39,6 +47,8 @@ pub const MAX_SPAN_BYTES: u64 = 16 << 20;
 const ATTEMPTS: u32 = 4;
 /// Partitions read within this window share the read-ahead budget.
 const ACTIVE_WINDOW: Duration = Duration::from_secs(2);
+/// A stream whose reader asked for nothing more for this long ends.
+pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// One remote object.
 #[derive(Clone, Debug)]
@@ -57,6 +67,11 @@ pub struct Lookup {
 impl Lookup {
     pub fn missed(&self) -> bool {
         self.missed.load(Ordering::Relaxed)
+    }
+
+    /// The read needs a chunk that was neither cached nor in flight.
+    pub fn mark_missed(&self) {
+        self.missed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -79,6 +94,16 @@ struct Inner {
     /// read) across all readers; shared by the partitions read recently.
     ahead_budget: u64,
     active: Mutex<HashMap<PartitionKey, Instant>>,
+    /// The open stream of each object being read sequentially, by object key.
+    streams: Mutex<HashMap<String, StreamCtl>>,
+    stream_ids: std::sync::atomic::AtomicU64,
+}
+
+/// One stream: its first chunk, and how far its reader allows it to deliver.
+struct StreamCtl {
+    id: u64,
+    start: u64,
+    allow: watch::Sender<u64>,
 }
 
 fn chunk_key(key: &Path, i: u64) -> String {
@@ -102,6 +127,8 @@ impl Chunks {
                 in_flight: Mutex::new(HashMap::new()),
                 ahead_budget,
                 active: Mutex::new(HashMap::new()),
+                streams: Mutex::new(HashMap::new()),
+                stream_ids: Default::default(),
             }),
         }
     }
@@ -124,6 +151,17 @@ impl Chunks {
             throttle,
             i.ahead_budget,
         )
+    }
+
+    /// Closes the cache (see [`crate::reader::RemoteReader::close`]).
+    pub async fn close(&self) -> Result<()> {
+        self.inner
+            .cache
+            .close()
+            .await
+            .map_err(|e| TierError::Cache {
+                reason: format!("closing the chunk cache: {e}"),
+            })
     }
 
     /// Whether chunk `i` of `obj` is cached or being fetched.
@@ -178,6 +216,165 @@ impl Chunks {
         for (first, txs) in runs {
             let (this, obj) = (self.clone(), obj.clone());
             tokio::spawn(async move { this.fetch_run(&obj, first, txs).await });
+        }
+    }
+
+    /// A sequential reader needs chunks `[from, to)` of `obj` (its read and read-ahead):
+    /// raises the allowance of the object's stream, or starts one at the first of them
+    /// that is missing. Returns at once.
+    pub fn stream(&self, obj: &Arc<Object>, from: u64, to: u64) {
+        let to = to.min(obj.size.div_ceil(self.inner.chunk));
+        if from >= to {
+            return;
+        }
+        let key = obj.key.to_string();
+        if let Some(s) = self.inner.streams.lock().get(&key) {
+            if s.start <= from && !s.allow.is_closed() {
+                s.allow.send_if_modified(|a| {
+                    let raise = to > *a;
+                    *a = (*a).max(to);
+                    raise
+                });
+                return;
+            }
+        }
+        let Some(first) = (from..to).find(|&i| !self.present(obj, i)) else {
+            return;
+        };
+        let id = self.inner.stream_ids.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(to);
+        // Replacing an older stream of the object (its reader went back) closes it: it
+        // delivers what it registered and ends.
+        self.inner.streams.lock().insert(
+            key,
+            StreamCtl {
+                id,
+                start: first,
+                allow: tx,
+            },
+        );
+        let (this, obj) = (self.clone(), obj.clone());
+        tokio::spawn(async move { this.stream_run(obj, id, first, rx).await });
+    }
+
+    /// The stream's task: see the module docs. Chunks are registered as in flight as the
+    /// reader allows them, so readers wait for the stream instead of fetching themselves.
+    async fn stream_run(
+        &self,
+        obj: Arc<Object>,
+        id: u64,
+        first: u64,
+        mut allow: watch::Receiver<u64>,
+    ) {
+        let chunk = self.inner.chunk;
+        let n = obj.size.div_ceil(chunk);
+        let (mut next, mut registered) = (first, first);
+        let mut txs: std::collections::VecDeque<(u64, SlotTx)> = Default::default();
+        let mut failures = 0;
+        let mut delay = Duration::from_millis(50);
+        'get: while next < n && failures < ATTEMPTS {
+            if failures > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(next * chunk..obj.size)),
+                ..Default::default()
+            };
+            let mut body = match self.inner.store.get_opts(&obj.key, opts).await {
+                Ok(r) => r.into_stream(),
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => {
+                    tracing::debug!(key = %obj.key, error = %e, "remote stream GET failed; resuming");
+                    failures += 1;
+                    continue;
+                }
+            };
+            let mut buf = BytesMut::new();
+            // Body bytes past what the reader allows so far (a store may answer in one piece).
+            let mut held = Bytes::new();
+            loop {
+                let allowed = (*allow.borrow_and_update()).min(n);
+                if registered < allowed {
+                    let mut in_flight = self.inner.in_flight.lock();
+                    for i in registered..allowed {
+                        let key = chunk_key(&obj.key, i);
+                        if in_flight.contains_key(&key) || self.inner.cache.contains(&key) {
+                            continue;
+                        }
+                        let (tx, rx) = watch::channel(None);
+                        in_flight.insert(key, rx);
+                        txs.push_back((i, tx));
+                    }
+                    registered = allowed;
+                }
+                if next >= n {
+                    break 'get;
+                }
+                if next >= registered {
+                    // Everything allowed is delivered: wait for the reader (TCP holds the
+                    // rest of the body), or end when it is gone.
+                    match tokio::time::timeout(STREAM_IDLE, allow.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => break 'get,
+                    }
+                }
+                let mut piece = if !held.is_empty() {
+                    std::mem::take(&mut held)
+                } else {
+                    match body.next().await {
+                        Some(Ok(piece)) => {
+                            self.inner.throttle.take(piece.len()).await;
+                            piece
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(key = %obj.key, error = %e, "remote stream body failed; resuming");
+                            failures += 1;
+                            continue 'get;
+                        }
+                        None => {
+                            failures += 1;
+                            continue 'get;
+                        }
+                    }
+                };
+                while !piece.is_empty() && next < n {
+                    if next >= registered {
+                        held = piece;
+                        break;
+                    }
+                    let want = (((next + 1) * chunk).min(obj.size) - next * chunk) as usize;
+                    let bytes = if buf.is_empty() && piece.len() >= want {
+                        piece.split_to(want)
+                    } else {
+                        let take = piece.len().min(want - buf.len());
+                        buf.extend_from_slice(&piece.split_to(take));
+                        if buf.len() < want {
+                            break;
+                        }
+                        buf.split().freeze()
+                    };
+                    let tx = match txs.front() {
+                        Some((i, _)) if *i == next => txs.pop_front().map(|(_, tx)| tx),
+                        _ => None,
+                    };
+                    // A chunk not registered was cached or fetched by someone else: skipped.
+                    if let Some(tx) = tx {
+                        self.deliver(&obj, next, bytes, Some(tx), true);
+                    }
+                    next += 1;
+                    failures = 0;
+                }
+            }
+        }
+        // Registered chunks not delivered: their readers fetch them alone.
+        for (i, tx) in txs {
+            self.inner.in_flight.lock().remove(&chunk_key(&obj.key, i));
+            let _ = tx.send(Some(None));
+        }
+        let mut streams = self.inner.streams.lock();
+        if streams.get(obj.key.as_ref()).is_some_and(|s| s.id == id) {
+            streams.remove(obj.key.as_ref());
         }
     }
 
@@ -298,7 +495,7 @@ impl Chunks {
                     let want = (((next + 1) * chunk).min(obj.size) - next * chunk) as usize;
                     if buf.is_empty() && piece.len() >= want {
                         // A whole chunk in one piece (memory and file stores): no copy.
-                        self.deliver(obj, next, piece.split_to(want), txs.next());
+                        self.deliver(obj, next, piece.split_to(want), txs.next(), false);
                         next += 1;
                         continue;
                     }
@@ -308,7 +505,7 @@ impl Chunks {
                     let n = piece.len().min(want - buf.len());
                     buf.extend_from_slice(&piece.split_to(n));
                     if buf.len() == want {
-                        self.deliver(obj, next, buf.split().freeze(), txs.next());
+                        self.deliver(obj, next, buf.split().freeze(), txs.next(), false);
                         next += 1;
                     }
                 }
@@ -325,10 +522,19 @@ impl Chunks {
     }
 
     /// Caches chunk `i`, then takes it out of `in_flight`, then wakes its waiters: a
-    /// reader that finds no slot finds the cache.
-    fn deliver(&self, obj: &Object, i: u64, bytes: Bytes, tx: Option<SlotTx>) {
+    /// reader that finds no slot finds the cache. `scan` chunks (brought by a sequential
+    /// reader's stream) are admitted at low priority and memory only, see [`crate::cache`].
+    fn deliver(&self, obj: &Object, i: u64, bytes: Bytes, tx: Option<SlotTx>, scan: bool) {
         let key = chunk_key(&obj.key, i);
-        self.inner.cache.insert(key.clone(), bytes.clone());
+        if scan {
+            self.inner.cache.insert_with_properties(
+                key.clone(),
+                bytes.clone(),
+                crate::cache::scan_properties(),
+            );
+        } else {
+            self.inner.cache.insert(key.clone(), bytes.clone());
+        }
         self.inner.in_flight.lock().remove(&key);
         if let Some(tx) = tx {
             let _ = tx.send(Some(Some(bytes)));

@@ -17,6 +17,7 @@
 //! layout      object keys                                             (layout.rs)
 //! backend     object_store from a URL: file://, memory://, s3://     (backend.rs)
 //! encryption  EncryptedStore: client-side AES-256-GCM, master keys   (encryption/)
+//! counting    CountingStore: requests and bytes by kind and topic     (counting.rs)
 //! faulty      FaultyStore: fault injection for tests                  (faulty.rs)
 //! conformance checks every backend must pass                          (conformance.rs)
 //! ```
@@ -44,6 +45,7 @@ pub mod compaction;
 #[cfg(feature = "test-utils")]
 pub mod conformance;
 pub mod copier;
+pub mod counting;
 pub mod encryption;
 mod error;
 #[cfg(feature = "test-utils")]
@@ -58,6 +60,7 @@ pub mod topics;
 
 pub use backend::{kms_client, open_store, S3Options, Sse};
 pub use cache::CacheConfig;
+pub use counting::CountingStore;
 pub use encryption::{EncryptedStore, Keyring, KmsClient, KmsKeys, MasterKeys};
 pub use error::TierError;
 pub use layout::PartitionKey;

@@ -113,6 +113,12 @@ impl RemoteReader {
         self.chunks.store()
     }
 
+    /// Closes the chunk cache (waits for its flushes), so that its tasks do not outlive
+    /// the runtime: call once at shutdown; reads after it still work, uncached.
+    pub async fn close(&self) -> Result<()> {
+        self.chunks.close().await
+    }
+
     pub fn cache_stats(&self) -> CacheStats {
         CacheStats {
             hits: self.stats[0].load(Ordering::Relaxed),
@@ -182,8 +188,16 @@ impl RemoteReader {
             };
             offset = offset.max(seg.base_offset);
             let log = log_object(pk, seg);
+            // A read at a segment's start, or where the previous read ended, is part of a
+            // sequential scan: its chunks come by the segment's stream.
+            let sequential =
+                offset <= seg.base_offset || self.cursors.lock().contains_key(&(seg.id, offset));
             let mut pos = self.index_position(pk, seg, offset, lookup).await?;
-            self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead);
+            if sequential && !self.chunks.present(&log, pos / self.chunks.chunk_bytes()) {
+                // Its stream is about to fetch it: the read waits for the store.
+                lookup.mark_missed();
+            }
+            self.prefetch(m, seg, &log, pos, max_bytes as u64, read_ahead, sequential);
             let mut cur = None;
             let found = loop {
                 if pos + HEADER > log.size {
@@ -240,7 +254,9 @@ impl RemoteReader {
     }
 
     /// Asks for the chunks a read from `pos` of up to `max_bytes` can touch, and for
-    /// the read-ahead window when the chunk half a window past them is missing.
+    /// the read-ahead window: a sequential reader through the segment's stream, any other
+    /// when the chunk half a window past them is missing.
+    #[allow(clippy::too_many_arguments)]
     fn prefetch(
         &self,
         m: &PartitionManifest,
@@ -249,6 +265,7 @@ impl RemoteReader {
         pos: u64,
         max_bytes: u64,
         read_ahead: bool,
+        sequential: bool,
     ) {
         let chunk = self.chunks.chunk_bytes();
         let n = log.size.div_ceil(chunk);
@@ -261,6 +278,16 @@ impl RemoteReader {
             0
         };
         let next = m.segments.iter().find(|s| s.base_offset >= seg.next_offset);
+        if sequential && ahead > 0 {
+            // One stream per segment, allowed up to the read-ahead window; once the window
+            // reaches past the segment's end, the next segment's stream starts too.
+            self.chunks.stream(log, first, end + ahead);
+            if let (Some(s), true) = (next, end + ahead > n) {
+                self.chunks
+                    .stream(&log_object(&m.partition, s), 0, end + ahead - n);
+            }
+            return;
+        }
         let probe = end + ahead / 2;
         let missing = ahead > 0
             && match next {
@@ -703,5 +730,56 @@ mod tests {
         let before = faulty.gets();
         read_all(&reader, &m).await;
         assert_eq!(faulty.gets(), before, "second pass served by the cache");
+    }
+
+    /// Cache admission: a scan of a partition four times the memory cache does not evict
+    /// the chunks another reader read at random positions (they are re-read with no GET),
+    /// and the scan itself is one GET per segment.
+    #[tokio::test]
+    async fn a_scan_does_not_evict_random_readers_chunks() {
+        let faulty = crate::faulty::FaultyStore::new(
+            object_store::memory::InMemory::new(),
+            crate::faulty::Faults::default(),
+        );
+        let (_, tail) = tiered_partition_in(faulty.clone(), 2).await;
+        let (_, scan) = tiered_partition_in(faulty.clone(), 16).await;
+        let cfg = CacheConfig {
+            chunk_bytes: 64 << 10,
+            memory_bytes: 4 << 20,
+            read_ahead_chunks: 8,
+            ..Default::default()
+        };
+        let reader = RemoteReader::new(faulty.clone(), cfg)
+            .await
+            .expect("reader");
+        // Random reads in the middle of segments (not sequential): the working set.
+        let offsets = [205, 415, 845, 1055];
+        for at in offsets {
+            reader.read(&tail, at, 4096, true).await.expect("tail read");
+        }
+        // Their read-ahead GETs run in the background: let them finish (bounded).
+        let mut seen = u64::MAX;
+        for _ in 0..100 {
+            if faulty.gets() == seen {
+                break;
+            }
+            seen = faulty.gets();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let before = faulty.gets();
+        assert_eq!(read_all(&reader, &scan).await, scan.size_bytes());
+        assert_eq!(faulty.gets() - before, 16, "one GET per scanned segment");
+        let before = faulty.gets();
+        for at in offsets {
+            reader
+                .read(&tail, at, 4096, true)
+                .await
+                .expect("tail read again");
+        }
+        assert_eq!(
+            faulty.gets(),
+            before,
+            "the scan evicted the random reader's chunks"
+        );
     }
 }

@@ -321,11 +321,11 @@ fn read_pass(
         let hw = part.high_watermark();
         let lso = part.log.last_stable_offset(hw);
         let read = match remote.get(&i) {
-            // The first partition with data gets its batch even past max_bytes (KIP-74).
-            Some(Ok(Some(records))) if first || records.len() <= remaining => {
-                Read::Records(records.clone())
+            // Whole batches within the partition's and the response's room; the first
+            // partition with data gets its first batch even past both (KIP-74).
+            Some(Ok(Some(records))) => {
+                Read::Records(fit(records, target.max_bytes.min(remaining), first))
             }
-            Some(Ok(Some(_))) => Read::Records(Bytes::new()),
             Some(Err(_)) => Read::RemoteFailed,
             // Nothing at or after the offset in the remote tier (compaction removed its last
             // records): the next records are local, from the remote end on. `None`: the
@@ -347,6 +347,13 @@ fn read_pass(
                 let offset = part.local_read_offset(from);
                 match part.log.read_up_to(offset, limit, first, upper) {
                     Ok(records) => Read::Records(records),
+                    // Local retention removed the offset after the remote pass looked (it
+                    // was local then); the remote tier holds it: no records now, the next
+                    // fetch reads it from there. Not OFFSET_OUT_OF_RANGE, which would make
+                    // a consumer reset its position.
+                    Err(_) if exhausted.is_none() && part.remote_for(offset).is_some() => {
+                        Read::Records(Bytes::new())
+                    }
                     Err(e) => {
                         let err = ReplicaError::log(&part.tp, e);
                         tracing::debug!(error = %err, "fetch failed");
@@ -366,6 +373,30 @@ fn read_pass(
         });
     }
     (out, total)
+}
+
+/// The whole batches at the start of `records` that fit in `limit` bytes; when none does and
+/// `first`, the first batch alone (KIP-74's first-record exception). A remote read is made
+/// before the pass knows the room left (it runs in parallel with the other partitions'), so
+/// it is cut here, between batches.
+pub(super) fn fit(records: &Bytes, limit: usize, first: bool) -> Bytes {
+    if records.len() <= limit {
+        return records.clone();
+    }
+    let mut end = 0usize;
+    while let Some(size) = records
+        .get(end..)
+        .and_then(strata_log::record::batch_size_at)
+    {
+        if end + size > limit {
+            if end == 0 && first {
+                end = size.min(records.len());
+            }
+            break;
+        }
+        end += size;
+    }
+    records.slice(..end)
 }
 
 /// Who was served, for the bytes-served metrics.
@@ -474,4 +505,33 @@ pub(super) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
         pos += size;
     }
     Some((first.base_offset, last + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches of the given total sizes, back to back (only the length field matters).
+    fn batches(sizes: &[usize]) -> Bytes {
+        let mut out = Vec::new();
+        for &n in sizes {
+            let mut b = vec![0u8; n];
+            b[8..12].copy_from_slice(&((n - 12) as i32).to_be_bytes());
+            out.extend_from_slice(&b);
+        }
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn remote_records_are_cut_between_batches_within_the_room() {
+        let r = batches(&[100, 200, 300]);
+        assert_eq!(fit(&r, 600, false).len(), 600);
+        assert_eq!(fit(&r, 599, false).len(), 300);
+        assert_eq!(fit(&r, 299, false).len(), 100);
+        assert_eq!(fit(&r, 99, false).len(), 0);
+        // The first partition with data gets one batch past any limit, only one.
+        assert_eq!(fit(&r, 99, true).len(), 100);
+        assert_eq!(fit(&r, 0, true).len(), 100);
+        assert_eq!(fit(&r, 150, true).len(), 100);
+    }
 }

@@ -1,7 +1,9 @@
 //! Remote reads of a fetch: offsets below the local log start of a tiered partition.
 //!
-//! Each partition is read on its own task, so many remote partitions are read in parallel and
-//! a slow store never blocks the connection's local work. The fetch waits up to
+//! Each partition is read on its own task of the remote read pool (`replica::reader_pool`,
+//! `remote.log.reader.*`), so many remote partitions are read in parallel and a slow store
+//! never blocks the connection's local work; when the pool is full the partition answers with
+//! no records at once. The fetch waits up to
 //! `remote.fetch.max.wait.ms` and answers once `min_bytes` of remote records are in: a read
 //! not done by then answers with no records for that partition (the client simply fetches
 //! again, and the read goes on warming the chunk cache), and a failed one with an error for
@@ -63,6 +65,7 @@ impl ReplicaManager {
             return RemoteReads::new();
         };
         let mut tasks = Vec::new();
+        let mut rejected = Vec::new();
         for (i, target) in targets.iter().enumerate() {
             let Ok(part) = &target.partition else {
                 continue;
@@ -76,7 +79,9 @@ impl ReplicaManager {
             let (reader, offset) = (tier.reader.clone(), target.fetch_offset);
             let limit = target.max_bytes.min(max_bytes);
             let tp = part.tp.clone();
-            let task = tokio::spawn(async move {
+            // On the remote read pool; when it is full this partition answers with no
+            // records at once (see `reader_pool`): the fetch never waits for a place.
+            let Some(task) = tier.pool.spawn(async move {
                 let started = std::time::Instant::now();
                 let result = reader.read(&m, offset, limit, true).await;
                 crate::metrics::tier::remote_fetch(&tp.topic, started.elapsed());
@@ -94,7 +99,12 @@ impl ReplicaManager {
                     _ => Vec::new(),
                 };
                 Ok(((!records.is_empty()).then_some(records), aborted))
-            });
+            }) else {
+                tracing::debug!(tp = %part.tp, offset = target.fetch_offset, "remote read pool full; no records for this partition");
+                crate::metrics::tier::remote_read_rejected(&part.tp.topic);
+                rejected.push(i);
+                continue;
+            };
             tasks.push((i, task, part.tp.clone(), target.fetch_offset));
         }
         // Answer as soon as `min_bytes` of remote records are in (or at the deadline), as a
@@ -141,7 +151,7 @@ impl ReplicaManager {
         {
             out.insert(i, split(i, result, &mut aborted));
         }
-        for i in keys {
+        for i in keys.into_iter().chain(rejected) {
             out.entry(i).or_insert_with(|| Ok(Some(Bytes::new())));
         }
         RemoteReads {

@@ -278,6 +278,10 @@ pub(super) const CORE: &[ConfigDef] = &[
         importance: Low, doc: "Size of a cache entry of a remote segment; consecutive missing chunks are fetched by one ranged GET of up to 16 MiB.", ..BASE },
     ConfigDef { name: "remote.fetch.read.ahead.chunks", ty: Int, default: Some("16"), validator: AtLeast(0),
         importance: Low, doc: "Chunks fetched ahead of a sequential remote reader, as one ranged GET per run of missing chunks (into the next segment too); shrunk while many partitions are read so that all read-ahead fits half of remote.cache.size.bytes.", ..BASE },
+    ConfigDef { name: "remote.log.reader.threads", ty: Int, default: Some("10"), validator: AtLeast(1),
+        importance: Medium, doc: "Worker threads of the remote read pool: remote reads of fetches, their read-ahead GETs, decoding and chunk cache traffic run there, not on the threads that serve produce and local fetches.", ..BASE },
+    ConfigDef { name: "remote.log.reader.max.pending.tasks", ty: Int, default: Some("100"), validator: AtLeast(1),
+        importance: Medium, doc: "Remote reads admitted to the remote read pool beyond remote.log.reader.threads (running or queued, reads whose fetch already answered included). When the pool is full, the partition's part of a fetch answers with no records at once (the client fetches again); it never waits.", ..BASE },
     // --- topics and replication ----------------------------------------------
     ConfigDef { name: "num.partitions", ty: Int, default: Some("1"), validator: AtLeast(1), importance: Medium,
         doc: "Partitions of an automatically created topic, or of CreateTopics asking for the default.", ..BASE },

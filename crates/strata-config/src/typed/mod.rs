@@ -113,6 +113,10 @@ pub struct RemoteStorageConfig {
     pub cache_disk_size_bytes: i64,
     pub fetch_chunk_bytes: i32,
     pub read_ahead_chunks: i32,
+    /// `remote.log.reader.threads`: worker threads of the remote read pool.
+    pub reader_threads: i32,
+    /// `remote.log.reader.max.pending.tasks`: remote reads admitted beyond the threads.
+    pub reader_max_pending_tasks: i32,
 }
 
 /// `remote.storage.s3.sse`: server-side encryption asked of S3.
@@ -445,6 +449,8 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         cache_disk_size_bytes: r.get("remote.cache.disk.size.bytes")?,
         fetch_chunk_bytes: r.get("remote.fetch.chunk.bytes")?,
         read_ahead_chunks: r.get("remote.fetch.read.ahead.chunks")?,
+        reader_threads: r.get("remote.log.reader.threads")?,
+        reader_max_pending_tasks: r.get("remote.log.reader.max.pending.tasks")?,
     })
 }
 
