@@ -28,6 +28,7 @@
 
 pub mod codec;
 mod commits;
+pub mod consumer;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
@@ -87,6 +88,34 @@ pub enum GroupError {
     NotCoordinator { group: String },
     #[error("the coordinator of group '{group}' is loading its state; retry")]
     LoadInProgress { group: String },
+    #[error("group '{group}': member '{member}' sent epoch {received} but its epoch is {current}; abandon the partitions and rejoin with epoch 0")]
+    FencedMemberEpoch {
+        group: String,
+        member: String,
+        received: i32,
+        current: i32,
+    },
+    #[error("group '{group}': member '{member}' committed with epoch {received} but its epoch is {current}; heartbeat and retry")]
+    StaleMemberEpoch {
+        group: String,
+        member: String,
+        received: i32,
+        current: i32,
+    },
+    #[error("assignor '{assignor}' is not one of group.consumer.assignors ({available})")]
+    UnsupportedAssignor { assignor: String, available: String },
+    #[error("subscription regex '{regex}' is not valid: {reason}")]
+    InvalidRegex { regex: String, reason: String },
+    #[error("group '{group}': instance id '{instance}' is still used by another member; that member must leave first")]
+    UnreleasedInstanceId { group: String, instance: String },
+    #[error("group '{group}' is a {actual} group, not a {wanted} group")]
+    GroupTypeMismatch {
+        group: String,
+        actual: &'static str,
+        wanted: &'static str,
+    },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("could not write group '{group}' to {OFFSETS_TOPIC}-{partition}: {reason}")]
     Storage {
         group: String,

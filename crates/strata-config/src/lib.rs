@@ -67,7 +67,7 @@ pub use typed::security::{
     SecurityConfig, SecurityProtocol, SslConfig,
 };
 pub use typed::{
-    BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
+    BrokerConfig, CleanerConfig, ConsumerGroupConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
     TxnConfig,
 };
 
