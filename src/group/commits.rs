@@ -47,9 +47,13 @@ impl GroupCoordinator {
         let now = now_ms();
         let (results, values, written) = {
             let inner = self.inner.lock();
-            inner
-                .sm
-                .validate_commit(group, member, instance, generation)?;
+            // A consumer group (KIP-848) checks the member epoch; otherwise the
+            // classic generation check applies.
+            if !inner.consumer.validate_commit(group, member, generation)? {
+                inner
+                    .sm
+                    .validate_commit(group, member, instance, generation)?;
+            }
             let results: Vec<Result<(), GroupError>> =
                 entries.iter().map(|e| self.check_entry(e)).collect();
             let mut records = Vec::new();

@@ -15,6 +15,8 @@
 //!   requests and decides what to write.
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
+//! - `consumer/`: consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat), a
+//!   pure state machine of their own; `consumer_api.rs` serves them from the driver.
 //! - `txn_offsets.rs`: TxnOffsetCommit: offsets held per producer until the
 //!   transaction's marker commits or aborts them.
 //!
@@ -29,6 +31,7 @@
 pub mod codec;
 mod commits;
 pub mod consumer;
+mod consumer_api;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
@@ -40,6 +43,7 @@ mod store;
 mod txn_offsets;
 
 pub use commits::CommitEntry;
+pub use consumer_api::ConsumerGroupDescription;
 pub use driver::{GroupCoordinator, GroupDescription, GroupListing};
 pub use state::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 pub use store::OFFSETS_TOPIC;
