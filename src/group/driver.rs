@@ -344,7 +344,7 @@ impl GroupCoordinator {
                         .loaded
                         .contains(&codec::partition_for(&g.id, partitions))
                 })
-                .filter(|g| !inner.sm.group(&g.id).is_some_and(|c| !c.is_empty()))
+                .filter(|g| inner.sm.group(&g.id).is_none_or(|c| c.is_empty()))
                 .filter(|g| !g.members.is_empty() || inner.sm.group(&g.id).is_none())
                 .map(|g| GroupListing {
                     group_id: g.id.clone(),
@@ -359,7 +359,13 @@ impl GroupCoordinator {
 
     pub fn describe(&self, group: &str) -> GroupDescription {
         let inner = self.inner.lock();
-        let Some(g) = inner.sm.group(group) else {
+        // A consumer group (KIP-848) is not described by the classic API: `Dead`, as
+        // Kafka answers for a group that is not classic.
+        let classic = inner
+            .sm
+            .group(group)
+            .filter(|_| !inner.consumer.has_members(group));
+        let Some(g) = classic else {
             return GroupDescription {
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),

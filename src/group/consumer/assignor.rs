@@ -38,9 +38,14 @@ pub fn assign(
     }
 }
 
-fn range(members: &BTreeMap<String, AssignMember<'_>>, topics: &Topics) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+fn range(
+    members: &BTreeMap<String, AssignMember<'_>>,
+    topics: &Topics,
+) -> BTreeMap<String, Assignment> {
+    let mut out: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     for (topic, meta) in topics {
         let subs: Vec<&String> = members
             .iter()
@@ -57,8 +62,7 @@ fn range(members: &BTreeMap<String, AssignMember<'_>>, topics: &Topics) -> BTree
             let take = base + usize::from(i < extra);
             if take > 0 {
                 let set: BTreeSet<i32> = (p..p + take).map(|x| x as i32).collect();
-                out.get_mut(*id)
-                    .map(|a| a.insert(topic.clone(), set));
+                out.get_mut(*id).map(|a| a.insert(topic.clone(), set));
             }
             p += take;
         }
@@ -115,22 +119,27 @@ fn uniform(
         givers.sort_by_key(|id| std::cmp::Reverse(counts[id]));
         let moved = givers.into_iter().find_map(|from| {
             let from_count = counts[from];
-            owner.iter().filter(|(_, o)| *o == from).find_map(|((t, p), _)| {
-                members
-                    .iter()
-                    .filter(|(id, m)| *id != from && m.topics.contains(t))
-                    .filter(|(id, _)| counts[id] + 1 < from_count)
-                    .min_by_key(|(id, _)| (counts[id], (*id).clone()))
-                    .map(|(to, _)| ((t.clone(), *p), from.clone(), to.clone()))
-            })
+            owner
+                .iter()
+                .filter(|(_, o)| *o == from)
+                .find_map(|((t, p), _)| {
+                    members
+                        .iter()
+                        .filter(|(id, m)| *id != from && m.topics.contains(t))
+                        .filter(|(id, _)| counts[id] + 1 < from_count)
+                        .min_by_key(|(id, _)| (counts[id], (*id).clone()))
+                        .map(|(to, _)| ((t.clone(), *p), from.clone(), to.clone()))
+                })
         });
         let Some((key, from, to)) = moved else { break };
         *counts.get_mut(&from).expect("member counted") -= 1;
         *counts.get_mut(&to).expect("member counted") += 1;
         owner.insert(key, to);
     }
-    let mut out: BTreeMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     for ((t, p), id) in owner {
         if let Some(a) = out.get_mut(&id) {
             a.entry(t).or_default().insert(p);

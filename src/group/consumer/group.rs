@@ -142,7 +142,10 @@ impl ConsumerGroup {
 
     /// Every topic any member subscribes to.
     pub fn subscribed_topics(&self, topics: &Topics) -> BTreeSet<String> {
-        self.members.values().flat_map(|m| m.topics(topics)).collect()
+        self.members
+            .values()
+            .flat_map(|m| m.topics(topics))
+            .collect()
     }
 
     pub fn heartbeat(
@@ -160,7 +163,11 @@ impl ConsumerGroup {
                 });
             }
         }
-        if let Some(re) = req.subscribed_topic_regex.as_deref().filter(|r| !r.is_empty()) {
+        if let Some(re) = req
+            .subscribed_topic_regex
+            .as_deref()
+            .filter(|r| !r.is_empty())
+        {
             compile(re)?;
         }
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == LEAVE_STATIC_EPOCH {
@@ -184,7 +191,10 @@ impl ConsumerGroup {
         }
         self.maybe_assign(cfg, topics);
         self.reconcile(now, &id, req.owned.as_ref());
-        let m = self.members.get_mut(&id).ok_or(GroupError::UnknownMemberId)?;
+        let m = self
+            .members
+            .get_mut(&id)
+            .ok_or(GroupError::UnknownMemberId)?;
         m.session_deadline = now + cfg.session_timeout_ms;
         let send = full || before.as_ref() != Some(&m.assigned);
         Ok(HeartbeatReply {
@@ -258,26 +268,24 @@ impl ConsumerGroup {
                     ..old
                 }
             }
-            None => {
-                ConsumerMember {
-                    id: id.clone(),
-                    instance_id: req.instance_id.clone(),
-                    rack_id: None,
-                    client_id: req.client_id.clone(),
-                    client_host: req.client_host.clone(),
-                    epoch: 0,
-                    previous_epoch: 0,
-                    state: MemberState::Stable,
-                    rebalance_timeout_ms: 0,
-                    topic_names: Vec::new(),
-                    regex: None,
-                    server_assignor: None,
-                    assigned: Assignment::new(),
-                    revoking: Assignment::new(),
-                    session_deadline: now + cfg.session_timeout_ms,
-                    revoke_deadline: None,
-                }
-            }
+            None => ConsumerMember {
+                id: id.clone(),
+                instance_id: req.instance_id.clone(),
+                rack_id: None,
+                client_id: req.client_id.clone(),
+                client_host: req.client_host.clone(),
+                epoch: 0,
+                previous_epoch: 0,
+                state: MemberState::Stable,
+                rebalance_timeout_ms: 0,
+                topic_names: Vec::new(),
+                regex: None,
+                server_assignor: None,
+                assigned: Assignment::new(),
+                revoking: Assignment::new(),
+                session_deadline: now + cfg.session_timeout_ms,
+                revoke_deadline: None,
+            },
         };
         self.members.insert(id.clone(), member);
         Ok((id, joined))
@@ -439,9 +447,7 @@ impl ConsumerGroup {
         };
         let holders = &self.holders;
         let step = reconcile::step(&cur, target, self.assignment_epoch, |t, p| {
-            holders
-                .get(&(t.to_string(), p))
-                .is_some_and(|h| h != id)
+            holders.get(&(t.to_string(), p)).is_some_and(|h| h != id)
         });
         let Some(step) = step else {
             return;
@@ -487,7 +493,10 @@ impl ConsumerGroup {
                 instance: req.instance_id.clone().unwrap_or_default(),
             });
         }
-        let m = self.members.get_mut(&id).ok_or(GroupError::UnknownMemberId)?;
+        let m = self
+            .members
+            .get_mut(&id)
+            .ok_or(GroupError::UnknownMemberId)?;
         if req.member_epoch == LEAVE_STATIC_EPOCH && m.instance_id.is_some() {
             m.previous_epoch = m.epoch;
             m.epoch = LEAVE_STATIC_EPOCH;

@@ -104,7 +104,7 @@ impl ConsumerGroups {
         group: &str,
         req: Heartbeat,
     ) -> Result<HeartbeatReply, GroupError> {
-        if req.member_epoch > 0 || req.member_epoch < 0 {
+        if req.member_epoch != 0 {
             // Only epoch 0 creates a group; anything else must know one.
             let Some(g) = self.groups.get_mut(group) else {
                 return Err(GroupError::UnknownMemberId);
@@ -119,7 +119,12 @@ impl ConsumerGroups {
 
     /// Expires members whose session timed out and members that did not revoke within
     /// their rebalance timeout. Returns (group, member) of each removed member.
-    pub fn tick(&mut self, now: i64, topics: &Topics, cfg: &ConsumerConfig) -> Vec<(String, String)> {
+    pub fn tick(
+        &mut self,
+        now: i64,
+        topics: &Topics,
+        cfg: &ConsumerConfig,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for g in self.groups.values_mut() {
             if g.next_deadline().is_some_and(|d| d <= now) {
@@ -132,7 +137,10 @@ impl ConsumerGroups {
     }
 
     pub fn next_deadline(&self) -> Option<i64> {
-        self.groups.values().filter_map(ConsumerGroup::next_deadline).min()
+        self.groups
+            .values()
+            .filter_map(ConsumerGroup::next_deadline)
+            .min()
     }
 
     pub fn get(&self, id: &str) -> Option<&ConsumerGroup> {

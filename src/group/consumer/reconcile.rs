@@ -46,13 +46,9 @@ pub fn step(
 ) -> Option<Step> {
     match cur.state {
         MemberState::Stable if cur.epoch == target_epoch => None,
-        MemberState::Stable | MemberState::UnreleasedPartitions => Some(next(
-            cur,
-            cur.epoch,
-            target,
-            target_epoch,
-            held_by_other,
-        )),
+        MemberState::Stable | MemberState::UnreleasedPartitions => {
+            Some(next(cur, cur.epoch, target, target_epoch, held_by_other))
+        }
         MemberState::UnrevokedPartitions => {
             // Only a heartbeat that no longer owns the revoked partitions moves on.
             let owned = cur.owned?;

@@ -74,7 +74,9 @@ fn run(g: &mut ConsumerGroups, now: i64, t: &Topics, c: &mut Client) {
 }
 
 fn new_client(g: &mut ConsumerGroups, now: i64, t: &Topics, id: &str, names: &[&str]) -> Client {
-    let r = g.heartbeat(now, &cfg(), t, "g", join(id, names)).expect("join");
+    let r = g
+        .heartbeat(now, &cfg(), t, "g", join(id, names))
+        .expect("join");
     let mut c = Client {
         id: String::new(),
         epoch: 0,
@@ -141,10 +143,16 @@ fn unacknowledged_revocation_keeps_partitions_from_the_new_owner() {
     let mut b = new_client(&mut g, 10, &t, "b", &["a"]);
     // a heartbeats without owned partitions (no acknowledgement): nothing moves.
     let r = g
-        .heartbeat(20, &cfg(), &t, "g", Heartbeat {
-            owned: None,
-            ..beat("a", 1, &a.owned)
-        })
+        .heartbeat(
+            20,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                owned: None,
+                ..beat("a", 1, &a.owned)
+            },
+        )
         .unwrap();
     a.apply(r);
     // The answer told a to drop 2, but a has not acknowledged yet; b still waits.
@@ -241,15 +249,27 @@ fn regex_subscription_follows_topic_creation_and_deletion() {
     let mut g = ConsumerGroups::default();
     let mut a = new_client(&mut g, 0, &t, "a", &[]);
     let r = g
-        .heartbeat(1, &cfg(), &t, "g", Heartbeat {
-            subscribed_topic_regex: Some("orders-.*".into()),
-            ..beat("a", a.epoch, &a.owned)
-        })
+        .heartbeat(
+            1,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                subscribed_topic_regex: Some("orders-.*".into()),
+                ..beat("a", a.epoch, &a.owned)
+            },
+        )
         .unwrap();
     a.apply(r);
     run(&mut g, 2, &t, &mut a);
     assert_eq!(a.owned.keys().collect::<Vec<_>>(), vec!["orders-eu"]);
-    t.insert("orders-us".into(), TopicMeta { id: uuid::Uuid::new_v4(), partitions: 3 });
+    t.insert(
+        "orders-us".into(),
+        TopicMeta {
+            id: uuid::Uuid::new_v4(),
+            partitions: 3,
+        },
+    );
     run(&mut g, 3, &t, &mut a);
     assert_eq!(count(&a.owned), 5);
     t.remove("orders-eu");
@@ -257,13 +277,25 @@ fn regex_subscription_follows_topic_creation_and_deletion() {
     run(&mut g, 5, &t, &mut a);
     assert_eq!(a.owned.keys().collect::<Vec<_>>(), vec!["orders-us"]);
     // Whole-name match: "xorders-1" does not match "orders-.*".
-    t.insert("xorders-1".into(), TopicMeta { id: uuid::Uuid::new_v4(), partitions: 1 });
+    t.insert(
+        "xorders-1".into(),
+        TopicMeta {
+            id: uuid::Uuid::new_v4(),
+            partitions: 1,
+        },
+    );
     run(&mut g, 6, &t, &mut a);
     assert_eq!(count(&a.owned), 3);
-    let bad = g.heartbeat(7, &cfg(), &t, "g", Heartbeat {
-        subscribed_topic_regex: Some("(".into()),
-        ..beat("a", a.epoch, &a.owned)
-    });
+    let bad = g.heartbeat(
+        7,
+        &cfg(),
+        &t,
+        "g",
+        Heartbeat {
+            subscribed_topic_regex: Some("(".into()),
+            ..beat("a", a.epoch, &a.owned)
+        },
+    );
     assert!(matches!(bad, Err(GroupError::InvalidRegex { .. })));
 }
 
@@ -271,18 +303,32 @@ fn regex_subscription_follows_topic_creation_and_deletion() {
 fn assignor_choice_and_unknown_assignor() {
     let t = topics(&[("a", 4), ("b", 4)]);
     let mut g = ConsumerGroups::default();
-    let e = g.heartbeat(0, &cfg(), &t, "g", Heartbeat {
-        server_assignor: Some("sticky".into()),
-        ..join("x", &["a"])
-    });
+    let e = g.heartbeat(
+        0,
+        &cfg(),
+        &t,
+        "g",
+        Heartbeat {
+            server_assignor: Some("sticky".into()),
+            ..join("x", &["a"])
+        },
+    );
     assert!(matches!(e, Err(GroupError::UnsupportedAssignor { .. })));
     let _ = g
-        .heartbeat(0, &cfg(), &t, "g", Heartbeat {
-            server_assignor: Some("range".into()),
-            ..join("m1", &["a", "b"])
-        })
+        .heartbeat(
+            0,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                server_assignor: Some("range".into()),
+                ..join("m1", &["a", "b"])
+            },
+        )
         .unwrap();
-    let _ = g.heartbeat(0, &cfg(), &t, "g", join("m2", &["a", "b"])).unwrap();
+    let _ = g
+        .heartbeat(0, &cfg(), &t, "g", join("m2", &["a", "b"]))
+        .unwrap();
     let grp = g.get("g").unwrap();
     assert_eq!(grp.assignor, "range");
     // Range: per topic, contiguous ranges by member id.
@@ -329,31 +375,55 @@ fn static_member_leaves_and_returns_without_rebalance() {
     let t = topics(&[("a", 2)]);
     let mut g = ConsumerGroups::default();
     let r = g
-        .heartbeat(0, &cfg(), &t, "g", Heartbeat {
-            instance_id: Some("i1".into()),
-            ..join("s1", &["a"])
-        })
+        .heartbeat(
+            0,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                instance_id: Some("i1".into()),
+                ..join("s1", &["a"])
+            },
+        )
         .unwrap();
     let epoch = g.get("g").unwrap().epoch;
     let _ = g
-        .heartbeat(1, &cfg(), &t, "g", Heartbeat {
-            instance_id: Some("i1".into()),
-            ..beat("s1", LEAVE_STATIC_EPOCH, r.assignment.as_ref().unwrap())
-        })
+        .heartbeat(
+            1,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                instance_id: Some("i1".into()),
+                ..beat("s1", LEAVE_STATIC_EPOCH, r.assignment.as_ref().unwrap())
+            },
+        )
         .unwrap();
     // Another member with the same instance id while s1 is active would be refused;
     // after the -2 leave it takes s1's place and assignment.
     let r2 = g
-        .heartbeat(2, &cfg(), &t, "g", Heartbeat {
-            instance_id: Some("i1".into()),
-            ..join("s2", &["a"])
-        })
+        .heartbeat(
+            2,
+            &cfg(),
+            &t,
+            "g",
+            Heartbeat {
+                instance_id: Some("i1".into()),
+                ..join("s2", &["a"])
+            },
+        )
         .unwrap();
     assert_eq!(count(r2.assignment.as_ref().unwrap()), 2);
     assert_eq!(g.get("g").unwrap().epoch, epoch);
-    let e = g.heartbeat(3, &cfg(), &t, "g", Heartbeat {
-        instance_id: Some("i1".into()),
-        ..join("s3", &["a"])
-    });
+    let e = g.heartbeat(
+        3,
+        &cfg(),
+        &t,
+        "g",
+        Heartbeat {
+            instance_id: Some("i1".into()),
+            ..join("s3", &["a"])
+        },
+    );
     assert!(matches!(e, Err(GroupError::UnreleasedInstanceId { .. })));
 }

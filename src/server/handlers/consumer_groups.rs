@@ -28,8 +28,16 @@ impl TopicIds {
     fn new(ctx: &Ctx<'_>) -> TopicIds {
         let image = ctx.broker.image();
         TopicIds {
-            by_id: image.topics.values().map(|t| (t.id, t.name.clone())).collect(),
-            by_name: image.topics.values().map(|t| (t.name.clone(), t.id)).collect(),
+            by_id: image
+                .topics
+                .values()
+                .map(|t| (t.id, t.name.clone()))
+                .collect(),
+            by_name: image
+                .topics
+                .values()
+                .map(|t| (t.name.clone(), t.id))
+                .collect(),
         }
     }
 
@@ -63,7 +71,10 @@ fn error_response(e: &GroupError) -> ConsumerGroupHeartbeatResponse {
         .with_error_message(Some(str_bytes(e.to_string())))
 }
 
-pub fn heartbeat(ctx: &Ctx<'_>, req: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+pub fn heartbeat(
+    ctx: &Ctx<'_>,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
     let group = req.group_id.0.to_string();
     if group.is_empty() {
         return error_response(&GroupError::InvalidRequest {
@@ -165,7 +176,10 @@ pub fn describe(ctx: &Ctx<'_>, req: ConsumerGroupDescribeRequest) -> ConsumerGro
                         .with_client_id(str_bytes(m.client_id.clone()))
                         .with_client_host(str_bytes(m.client_host.clone()))
                         .with_subscribed_topic_names(
-                            topics.into_iter().map(|t| TopicName(str_bytes(t))).collect(),
+                            topics
+                                .into_iter()
+                                .map(|t| TopicName(str_bytes(t)))
+                                .collect(),
                         )
                         .with_subscribed_topic_regex(m.regex.clone().map(str_bytes))
                         .with_assignment(describe_assignment(&ids, &m.assigned))
