@@ -5,6 +5,7 @@ and a member join; committed offsets resume a later consumer; ConsumerGroupDescr
 shows the group as type CONSUMER with its assignment; a regex subscription picks up a
 topic created later."""
 
+import subprocess
 import threading
 import time
 
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupType, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from conftest import BINARY
 from group_helpers import Seen, create_topic, expected_pairs, fixed_port_broker, produce_keyed, wait_until
 
 N = 3000
@@ -142,6 +144,10 @@ def test_leave_and_join_every_record_once_then_resume_and_describe(kip848_broker
         described = sorted((tp.topic, tp.partition) for mem in desc.members
                            for tp in mem.assignment.topic_partitions)
         assert described == [(topic, p) for p in range(PARTITIONS)]
+        out = subprocess.run([str(BINARY), "group", "describe", group, "-b", b.addr],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert "Type: consumer" in out.stdout and out.stdout.count("\tMember: ") == 3, out.stdout
     finally:
         for m in members[1:]:
             m.stop()
@@ -252,3 +258,20 @@ def test_broker_restart_members_rejoin_and_resume_from_commits(kip848_broker, ho
         for m in members:
             m.stop()
     seen.assert_exactly(pairs(b.addr, topic))
+
+
+def test_describe_consumer_groups_of_a_classic_group_still_works(kip848_broker):
+    # librdkafka asks ConsumerGroupDescribe first; GROUP_ID_NOT_FOUND for a classic group
+    # makes it fall back to DescribeGroups.
+    b = kip848_broker
+    create_topic(b.addr, "kip848-classic", 2)
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": "grp-kip848-classic", "group.protocol": "classic"})
+    c.subscribe(["kip848-classic"])
+    try:
+        wait_until(lambda: c.poll(0.2) is None and len(c.assignment()) == 2, 30, "a classic assignment")
+        admin = AdminClient({"bootstrap.servers": b.addr})
+        desc = admin.describe_consumer_groups(["grp-kip848-classic"])["grp-kip848-classic"].result(15)
+        assert desc.type == ConsumerGroupType.CLASSIC
+        assert len(desc.members) == 1
+    finally:
+        c.close()
