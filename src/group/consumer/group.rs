@@ -14,10 +14,9 @@
 //! Regex subscriptions (`SubscribedTopicRegex`) are resolved against the topics passed
 //! with every heartbeat and tick, so a topic created or deleted is noticed at the next
 //! heartbeat. Kafka matches with RE2/J `Pattern.matches()` (whole name); Strata uses
-//! the `regex` crate anchored at both ends. Both are RE2 dialects; the `regex` crate
-//! additionally accepts some Perl classes RE2/J refuses (e.g. `\pN` forms are equal,
-//! but possessive quantifiers and `\C` are refused by both). Internal topics (`__*`)
-//! never match a regex.
+//! the `regex` crate anchored at both ends. Both are RE2 dialects (no backreferences or
+//! lookaround); the `regex` crate's `\d`, `\w`, `\s`, `\b` are Unicode-aware where
+//! RE2/J's are ASCII (docs/compatibility.md). Internal topics (`__*`) never match.
 //!
 //! Dependencies: `reconcile.rs` (one member's step), `assignor.rs` (targets), the types
 //! of `mod.rs`, [`GroupError`].
@@ -53,6 +52,8 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i64,
     pub topic_names: Vec<String>,
     pub regex: Option<String>,
+    /// `regex` compiled once (it is matched against every topic at every heartbeat).
+    compiled: Option<regex::Regex>,
     pub server_assignor: Option<String>,
     /// What the member was told it owns (without partitions being revoked).
     pub assigned: Assignment,
@@ -89,7 +90,7 @@ impl ConsumerMember {
     /// The topics this member subscribes to: its names plus the topics its regex matches.
     fn topics(&self, topics: &Topics) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.topic_names.iter().cloned().collect();
-        if let Some(re) = self.regex.as_deref().and_then(|r| compile(r).ok()) {
+        if let Some(re) = &self.compiled {
             out.extend(
                 topics
                     .keys()
@@ -280,6 +281,7 @@ impl ConsumerGroup {
                 rebalance_timeout_ms: 0,
                 topic_names: Vec::new(),
                 regex: None,
+                compiled: None,
                 server_assignor: None,
                 assigned: Assignment::new(),
                 revoking: Assignment::new(),
@@ -345,6 +347,8 @@ impl ConsumerGroup {
         if let Some(re) = &req.subscribed_topic_regex {
             let re = (!re.is_empty()).then(|| re.clone());
             if re != m.regex {
+                // Checked at the start of the heartbeat: it compiles.
+                m.compiled = re.as_deref().and_then(|r| compile(r).ok());
                 m.regex = re;
                 changed = true;
             }
