@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
-    OffsetFetchRequest,
+    ApiKey, ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    ListGroupsRequest, OffsetFetchRequest,
 };
 use kafka_protocol::ResponseError;
 
@@ -93,6 +93,81 @@ async fn describe(mut c: Client, conn: &Connection, group: &str) -> Result<(), C
             c = conn.connect(&addr).await?;
         }
     }
+    if !describe_consumer_group(&mut c, group).await? {
+        describe_classic_group(&mut c, group).await?;
+    }
+    let Some(committed) = committed(&mut c, group).await? else {
+        return Ok(());
+    };
+    let ends = end_offsets(&mut c, conn, &committed).await?;
+    println!("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG");
+    for ((topic, partition), offset) in &committed {
+        let end = ends.get(&(topic.clone(), *partition)).copied().flatten();
+        let lag = end.map(|e| (e - offset).max(0).to_string());
+        println!(
+            "{topic}\t{partition}\t{offset}\t{}\t{}",
+            end.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            lag.unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
+
+/// A KIP-848 consumer group, via ConsumerGroupDescribe when the broker serves it; false
+/// when the group is not one (GROUP_ID_NOT_FOUND), so the classic API is asked.
+async fn describe_consumer_group(c: &mut Client, group: &str) -> Result<bool, CliError> {
+    if !c.serves(ApiKey::ConsumerGroupDescribe) {
+        return Ok(false);
+    }
+    let req =
+        ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
+    let resp = c.send(req).await?;
+    let Some(g) = resp.groups.first() else {
+        return Ok(false);
+    };
+    if g.error_code == ResponseError::GroupIdNotFound.code() {
+        return Ok(false);
+    }
+    if g.error_code != 0 {
+        return Err(CliError::kafka(
+            format!("describing group '{group}'"),
+            g.error_code,
+            g.error_message.as_ref(),
+        ));
+    }
+    println!(
+        "Group: {}\tState: {}\tType: consumer\tGroupEpoch: {}\tAssignmentEpoch: {}\tAssignor: {}\tMembers: {}",
+        g.group_id.0,
+        g.group_state,
+        g.group_epoch,
+        g.assignment_epoch,
+        g.assignor_name,
+        g.members.len()
+    );
+    for m in &g.members {
+        let parts: Vec<String> = m
+            .assignment
+            .topic_partitions
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| format!("{}-{p}", t.topic_name.0))
+            })
+            .collect();
+        println!(
+            "\tMember: {}\tEpoch: {}\tClientId: {}\tHost: {}\tAssigned: {}",
+            m.member_id,
+            m.member_epoch,
+            m.client_id,
+            m.client_host,
+            parts.join(",")
+        );
+    }
+    Ok(true)
+}
+
+async fn describe_classic_group(c: &mut Client, group: &str) -> Result<(), CliError> {
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let resp = c.send(req).await?;
     let Some(g) = resp.groups.first() else {
@@ -126,20 +201,6 @@ async fn describe(mut c: Client, conn: &Connection, group: &str) -> Result<(), C
         println!(
             "\tMember: {}\tClientId: {}\tHost: {}",
             m.member_id, m.client_id, m.client_host
-        );
-    }
-    let Some(committed) = committed(&mut c, group).await? else {
-        return Ok(());
-    };
-    let ends = end_offsets(&mut c, conn, &committed).await?;
-    println!("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG");
-    for ((topic, partition), offset) in &committed {
-        let end = ends.get(&(topic.clone(), *partition)).copied().flatten();
-        let lag = end.map(|e| (e - offset).max(0).to_string());
-        println!(
-            "{topic}\t{partition}\t{offset}\t{}\t{}",
-            end.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-            lag.unwrap_or_else(|| "-".into())
         );
     }
     Ok(())

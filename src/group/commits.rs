@@ -47,9 +47,13 @@ impl GroupCoordinator {
         let now = now_ms();
         let (results, values, written) = {
             let inner = self.inner.lock();
-            inner
-                .sm
-                .validate_commit(group, member, instance, generation)?;
+            // A consumer group (KIP-848) checks the member epoch; otherwise the
+            // classic generation check applies.
+            if !inner.consumer.validate_commit(group, member, generation)? {
+                inner
+                    .sm
+                    .validate_commit(group, member, instance, generation)?;
+            }
             let results: Vec<Result<(), GroupError>> =
                 entries.iter().map(|e| self.check_entry(e)).collect();
             let mut records = Vec::new();
@@ -201,7 +205,14 @@ impl GroupCoordinator {
     pub fn expire_offsets(&self, now: i64) {
         let retention = self.store.retention_ms();
         let mut inner = self.inner.lock();
-        for (group, expired) in inner.offsets.expired(&inner.sm, now, retention) {
+        let expired = inner.offsets.expired(&inner.sm, now, retention);
+        // A consumer group (KIP-848) with members keeps its offsets: its classic entry, if
+        // any, is Empty and would expire them by commit time.
+        let expired: Vec<_> = expired
+            .into_iter()
+            .filter(|(g, _)| !inner.consumer.has_members(g))
+            .collect();
+        for (group, expired) in expired {
             let records = expired
                 .iter()
                 .map(|(t, p)| {

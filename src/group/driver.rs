@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::codec::{self, Key};
+use super::consumer::{ConsumerConfig, ConsumerGroups};
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
@@ -36,6 +37,8 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
+    /// `classic` or `consumer` (KIP-848), as ListGroups v5 reports it.
+    pub group_type: &'static str,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -70,6 +73,9 @@ pub(super) struct Inner {
     pub(super) txn_offsets: HashMap<i64, Vec<PendingOffset>>,
     /// The next sequence of each transactional producer's offset batches.
     pub(super) txn_seq: HashMap<i64, i32>,
+    /// Consumer groups of the KIP-848 protocol (in memory only, see `consumer/mod.rs`).
+    pub(super) consumer: ConsumerGroups,
+    pub(super) consumer_cfg: ConsumerConfig,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<u64, oneshot::Sender<SyncResult>>,
     next_reply: u64,
@@ -80,6 +86,15 @@ pub struct GroupCoordinator {
     pub(super) store: OffsetsTopic,
     pub(super) inner: Mutex<Inner>,
     wake: Notify,
+}
+
+fn consumer_config(broker: &Broker) -> ConsumerConfig {
+    let c = &broker.config().consumer_group;
+    ConsumerConfig {
+        session_timeout_ms: c.session_timeout_ms as i64,
+        heartbeat_interval_ms: c.heartbeat_interval_ms,
+        assignors: c.assignors.clone(),
+    }
 }
 
 fn group_config(broker: &Broker) -> GroupConfig {
@@ -102,6 +117,8 @@ impl GroupCoordinator {
         let coordinator = Arc::new(GroupCoordinator {
             inner: Mutex::new(Inner {
                 sm: Coordinator::new(group_config(&broker)),
+                consumer: ConsumerGroups::default(),
+                consumer_cfg: consumer_config(&broker),
                 offsets: OffsetStore::default(),
                 loaded: Default::default(),
                 txn_offsets: HashMap::new(),
@@ -123,11 +140,14 @@ impl GroupCoordinator {
         let mut s = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let wait = c
-                    .inner
-                    .lock()
-                    .sm
-                    .next_deadline()
+                let next = {
+                    let inner = c.inner.lock();
+                    [inner.sm.next_deadline(), inner.consumer.next_deadline()]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                };
+                let wait = next
                     .map(|d| (d - now_ms()).max(0) as u64)
                     .unwrap_or(60_000)
                     .min(60_000);
@@ -137,6 +157,7 @@ impl GroupCoordinator {
                     _ = s.changed() => return,
                 }
                 c.event("", Event::Tick);
+                c.consumer_tick();
             }
         });
         let c = self.clone();
@@ -165,6 +186,10 @@ impl GroupCoordinator {
                 }
             }
         });
+    }
+
+    pub(super) fn wake_timer(&self) {
+        self.wake.notify_one();
     }
 
     /// Feeds an event and performs its actions.
@@ -213,6 +238,15 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock();
+            // A consumer group (KIP-848) with members keeps its id; an empty one gives
+            // it up (Kafka converts an empty group to the protocol that joins).
+            if inner.consumer.has_members(group) {
+                let e = GroupError::InconsistentGroupProtocol {
+                    group: group.to_string(),
+                };
+                return JoinResponse::error(e, &member);
+            }
+            inner.consumer.remove_if_empty(group);
             inner.next_reply += 1;
             let id = inner.next_reply;
             inner.joins.insert(id, tx);
@@ -297,15 +331,41 @@ impl GroupCoordinator {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state.name(),
+                group_type: "classic",
             })
+            .filter(|g| !inner.consumer.has_members(&g.group_id))
             .collect();
+        out.extend(
+            inner
+                .consumer
+                .groups()
+                .filter(|g| {
+                    inner
+                        .loaded
+                        .contains(&codec::partition_for(&g.id, partitions))
+                })
+                .filter(|g| inner.sm.group(&g.id).is_none_or(|c| c.is_empty()))
+                .filter(|g| !g.members.is_empty() || inner.sm.group(&g.id).is_none())
+                .map(|g| GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: g.state_name(),
+                    group_type: "consumer",
+                }),
+        );
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
     pub fn describe(&self, group: &str) -> GroupDescription {
         let inner = self.inner.lock();
-        let Some(g) = inner.sm.group(group) else {
+        // A consumer group (KIP-848) is not described by the classic API: `Dead`, as
+        // Kafka answers for a group that is not classic.
+        let classic = inner
+            .sm
+            .group(group)
+            .filter(|_| !inner.consumer.has_members(group));
+        let Some(g) = classic else {
             return GroupDescription {
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
@@ -356,11 +416,15 @@ impl GroupCoordinator {
             .zip(owned)
             .map(|(id, owned)| {
                 owned?;
-                let exists = inner.sm.group(id).is_some() || inner.offsets.has_group(id);
+                let exists = inner.sm.group(id).is_some()
+                    || inner.offsets.has_group(id)
+                    || inner.consumer.get(id).is_some();
                 if !exists {
                     return Err(GroupError::GroupNotFound { group: id.clone() });
                 }
-                if inner.sm.group(id).is_some_and(|g| !g.is_empty()) {
+                if inner.sm.group(id).is_some_and(|g| !g.is_empty())
+                    || inner.consumer.has_members(id)
+                {
                     return Err(GroupError::NonEmptyGroup { group: id.clone() });
                 }
                 self.remove_group(&mut inner, id)
@@ -400,6 +464,7 @@ impl GroupCoordinator {
         {
             inner.offsets.remove(id, &t, p);
         }
+        inner.consumer.remove_if_empty(id);
         let actions = inner.sm.remove(id, now_ms());
         self.perform(inner, actions);
         Ok(())

@@ -15,6 +15,8 @@
 //!   requests and decides what to write.
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
+//! - `consumer/`: consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat), a
+//!   pure state machine of their own; `consumer_api.rs` serves them from the driver.
 //! - `txn_offsets.rs`: TxnOffsetCommit: offsets held per producer until the
 //!   transaction's marker commits or aborts them.
 //!
@@ -28,6 +30,8 @@
 
 pub mod codec;
 mod commits;
+pub mod consumer;
+mod consumer_api;
 pub mod coordinator;
 mod driver;
 pub mod offsets;
@@ -39,6 +43,7 @@ mod store;
 mod txn_offsets;
 
 pub use commits::CommitEntry;
+pub use consumer_api::ConsumerGroupDescription;
 pub use driver::{GroupCoordinator, GroupDescription, GroupListing};
 pub use state::{JoinRequest, JoinResponse, MemberInfo, SyncRequest};
 pub use store::OFFSETS_TOPIC;
@@ -87,6 +92,34 @@ pub enum GroupError {
     NotCoordinator { group: String },
     #[error("the coordinator of group '{group}' is loading its state; retry")]
     LoadInProgress { group: String },
+    #[error("group '{group}': member '{member}' sent epoch {received} but its epoch is {current}; abandon the partitions and rejoin with epoch 0")]
+    FencedMemberEpoch {
+        group: String,
+        member: String,
+        received: i32,
+        current: i32,
+    },
+    #[error("group '{group}': member '{member}' committed with epoch {received} but its epoch is {current}; heartbeat and retry")]
+    StaleMemberEpoch {
+        group: String,
+        member: String,
+        received: i32,
+        current: i32,
+    },
+    #[error("assignor '{assignor}' is not one of group.consumer.assignors ({available})")]
+    UnsupportedAssignor { assignor: String, available: String },
+    #[error("subscription regex '{regex}' is not valid: {reason}")]
+    InvalidRegex { regex: String, reason: String },
+    #[error("group '{group}': instance id '{instance}' is still used by another member; that member must leave first")]
+    UnreleasedInstanceId { group: String, instance: String },
+    #[error("group '{group}' is a {actual} group, not a {wanted} group")]
+    GroupTypeMismatch {
+        group: String,
+        actual: &'static str,
+        wanted: &'static str,
+    },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("could not write group '{group}' to {OFFSETS_TOPIC}-{partition}: {reason}")]
     Storage {
         group: String,

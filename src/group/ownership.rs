@@ -100,6 +100,9 @@ impl GroupCoordinator {
             pending.retain(|(g, ..)| codec::partition_for(g, partitions) != partition);
         }
         inner.txn_offsets.retain(|_, v| !v.is_empty());
+        inner
+            .consumer
+            .retain(|g| codec::partition_for(g, partitions) != partition);
         let mut ids: Vec<String> = inner.sm.groups().map(|g| g.id.clone()).collect();
         ids.extend(inner.offsets.group_ids());
         ids.sort();

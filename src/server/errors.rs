@@ -154,6 +154,15 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         GroupError::NotCoordinator { .. } => E::NotCoordinator,
         GroupError::LoadInProgress { .. } => E::CoordinatorLoadInProgress,
         GroupError::ProducerFenced { .. } => E::InvalidProducerEpoch,
+        GroupError::FencedMemberEpoch { .. } => E::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch { .. } => E::StaleMemberEpoch,
+        GroupError::UnsupportedAssignor { .. } => E::UnsupportedAssignor,
+        GroupError::InvalidRegex { .. } => E::InvalidRegularExpression,
+        GroupError::UnreleasedInstanceId { .. } => E::UnreleasedInstanceId,
+        // Kafka answers a request for the other group type as if the group did not
+        // exist (ConsumerGroupHeartbeat/Describe on a classic group).
+        GroupError::GroupTypeMismatch { .. } => E::GroupIdNotFound,
+        GroupError::InvalidRequest { .. } => E::InvalidRequest,
     }
 }
 

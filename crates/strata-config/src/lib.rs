@@ -67,8 +67,8 @@ pub use typed::security::{
     SecurityConfig, SecurityProtocol, SslConfig,
 };
 pub use typed::{
-    BrokerConfig, CleanerConfig, RemoteEncryption, RemoteStorageConfig, S3Sse, TopicConfig,
-    TxnConfig,
+    BrokerConfig, CleanerConfig, ConsumerGroupConfig, RemoteEncryption, RemoteStorageConfig, S3Sse,
+    TopicConfig, TxnConfig,
 };
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.

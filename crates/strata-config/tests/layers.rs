@@ -364,3 +364,62 @@ fn metrics_listener_and_otlp_endpoint() {
         .unwrap();
     assert_eq!(b.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
 }
+
+#[test]
+fn consumer_group_settings_have_kafka_defaults_and_bounds() {
+    let b = Configs::load(None, &[], &[])
+        .unwrap()
+        .broker(&none())
+        .unwrap();
+    let c = &b.consumer_group;
+    assert_eq!(
+        (c.session_timeout_ms, c.heartbeat_interval_ms),
+        (45_000, 5_000)
+    );
+    assert_eq!(
+        c.assignors,
+        vec!["uniform".to_string(), "range".to_string()]
+    );
+    let load = |items: &[(&str, &str)]| {
+        Configs::load(None, &[], &pairs(items)).and_then(|c| c.broker(&none()))
+    };
+    // Kafka's class names are the same assignors; the order picks the default.
+    let b = load(&[(
+        "group.consumer.assignors",
+        "org.apache.kafka.coordinator.group.assignor.RangeAssignor,uniform",
+    )])
+    .unwrap();
+    assert_eq!(
+        b.consumer_group.assignors,
+        vec!["range".to_string(), "uniform".to_string()]
+    );
+    for bad in [
+        vec![("group.consumer.session.timeout.ms", "10000")],
+        vec![("group.consumer.heartbeat.interval.ms", "20000")],
+        vec![("group.consumer.assignors", "sticky")],
+        vec![
+            ("group.consumer.min.heartbeat.interval.ms", "100"),
+            ("group.consumer.max.heartbeat.interval.ms", "60000"),
+            ("group.consumer.heartbeat.interval.ms", "50000"),
+        ],
+    ] {
+        assert!(
+            matches!(load(&bad), Err(ConfigError::Invalid { .. })),
+            "{bad:?} must be refused"
+        );
+    }
+    let b = load(&[
+        ("group.consumer.min.session.timeout.ms", "6000"),
+        ("group.consumer.session.timeout.ms", "6000"),
+        ("group.consumer.min.heartbeat.interval.ms", "500"),
+        ("group.consumer.heartbeat.interval.ms", "500"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            b.consumer_group.session_timeout_ms,
+            b.consumer_group.heartbeat_interval_ms
+        ),
+        (6_000, 500)
+    );
+}

@@ -264,9 +264,6 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
     } else {
         Vec::new()
     };
-    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
     let all = ctx.cluster_allowed(AclOperation::Describe);
     let groups = ctx
@@ -275,6 +272,7 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
         .into_iter()
         .filter(|g| all || ctx.group_allowed(AclOperation::Describe, &g.group_id))
         .filter(|g| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state)))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.group_id)))
@@ -283,7 +281,7 @@ pub fn list_groups(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
                 l.group_state = StrBytes::from_static_str(g.state);
             }
             if ctx.version >= 5 {
-                l.group_type = StrBytes::from_static_str("classic");
+                l.group_type = StrBytes::from_static_str(g.group_type);
             }
             l
         })

@@ -5,6 +5,7 @@ mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
+mod consumer_groups;
 mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
@@ -64,6 +65,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::LeaveGroup(r) => Rs::LeaveGroup(groups::leave_group(ctx, r)),
         Rq::ListGroups(r) => Rs::ListGroups(groups::list_groups(ctx, r)),
         Rq::DescribeGroups(r) => Rs::DescribeGroups(groups::describe_groups(ctx, r)),
+        Rq::ConsumerGroupHeartbeat(r) => {
+            Rs::ConsumerGroupHeartbeat(consumer_groups::heartbeat(ctx, r))
+        }
+        Rq::ConsumerGroupDescribe(r) => {
+            Rs::ConsumerGroupDescribe(consumer_groups::describe(ctx, r))
+        }
         Rq::DeleteGroups(r) => Rs::DeleteGroups(groups::delete_groups(ctx, r)),
         Rq::OffsetCommit(r) => Rs::OffsetCommit(offsets::commit(ctx, r).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(offsets::fetch(ctx, r)),

@@ -42,6 +42,12 @@ const REPLICA_SELECTORS: &[&str] = &[RACK_AWARE_SELECTOR];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const S3_SSE: &[&str] = &["none", "SSE-S3", "SSE-KMS"];
 pub(super) const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
+pub(super) const CONSUMER_ASSIGNORS: &[&str] = &[
+    "uniform",
+    "range",
+    "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+    "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+];
 pub(super) const COMPRESSION_TYPES: &[&str] =
     &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
@@ -304,6 +310,23 @@ pub(super) const CORE: &[ConfigDef] = &[
         importance: Medium, doc: "Smallest session timeout a group member may ask for.", ..BASE },
     ConfigDef { name: "group.max.session.timeout.ms", ty: Int, default: Some("1800000"), validator: AtLeast(1),
         importance: Medium, doc: "Largest session timeout a group member may ask for.", ..BASE },
+    ConfigDef { name: "group.consumer.session.timeout.ms", ty: Int, default: Some("45000"), validator: AtLeast(1),
+        importance: Medium,
+        doc: "Session timeout of members of consumer groups (KIP-848 protocol): a member without a heartbeat for this long is removed; within [group.consumer.min.session.timeout.ms, group.consumer.max.session.timeout.ms].", ..BASE },
+    ConfigDef { name: "group.consumer.min.session.timeout.ms", ty: Int, default: Some("45000"), validator: AtLeast(1),
+        importance: Medium, doc: "Lower bound of group.consumer.session.timeout.ms.", ..BASE },
+    ConfigDef { name: "group.consumer.max.session.timeout.ms", ty: Int, default: Some("60000"), validator: AtLeast(1),
+        importance: Medium, doc: "Upper bound of group.consumer.session.timeout.ms.", ..BASE },
+    ConfigDef { name: "group.consumer.heartbeat.interval.ms", ty: Int, default: Some("5000"), validator: AtLeast(1),
+        importance: Medium,
+        doc: "Heartbeat interval given to members of consumer groups (KIP-848 protocol); within [group.consumer.min.heartbeat.interval.ms, group.consumer.max.heartbeat.interval.ms] and below group.consumer.session.timeout.ms.", ..BASE },
+    ConfigDef { name: "group.consumer.min.heartbeat.interval.ms", ty: Int, default: Some("5000"), validator: AtLeast(1),
+        importance: Medium, doc: "Lower bound of group.consumer.heartbeat.interval.ms.", ..BASE },
+    ConfigDef { name: "group.consumer.max.heartbeat.interval.ms", ty: Int, default: Some("15000"), validator: AtLeast(1),
+        importance: Medium, doc: "Upper bound of group.consumer.heartbeat.interval.ms.", ..BASE },
+    ConfigDef { name: "group.consumer.assignors", ty: List, default: Some("uniform,range"), validator: ListOf(CONSUMER_ASSIGNORS),
+        importance: Medium,
+        doc: "Server-side assignors of consumer groups (KIP-848 protocol), by name or Kafka class name; the first is the default, a member may pick another with group.remote.assignor.", ..BASE },
     ConfigDef { name: "offsets.topic.num.partitions", ty: Int, default: Some("50"), validator: AtLeast(1),
         importance: High,
         doc: "Partitions of the internal __consumer_offsets topic (used only when it is first created).", ..BASE },

@@ -68,6 +68,8 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `group.consumer.*`: consumer groups of the KIP-848 protocol.
+    pub consumer_group: ConsumerGroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i32,
@@ -148,6 +150,15 @@ pub struct RemoteEncryption {
 
 /// The effective config of one topic: override > dynamic broker synonym >
 /// static broker synonym > default.
+/// Consumer groups of the KIP-848 protocol (`group.consumer.*`), bounds checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerGroupConfig {
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Short names (`uniform`, `range`), in the configured order; the first is the default.
+    pub assignors: Vec<String>,
+}
+
 /// The transaction coordinator's settings (`transaction.*`, `transactional.id.expiration.ms`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnConfig {
@@ -315,6 +326,7 @@ impl Configs {
             group_initial_rebalance_delay_ms: r.get("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: r.get("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: r.get("group.max.session.timeout.ms")?,
+            consumer_group: consumer_group(&r)?,
             offsets_topic_num_partitions: r.get("offsets.topic.num.partitions")?,
             offsets_topic_segment_bytes: r.get("offsets.topic.segment.bytes")?,
             offsets_retention_minutes: r.get("offsets.retention.minutes")?,
@@ -593,6 +605,56 @@ impl<F: Fn(&'static str) -> Vec<Entry>> Reader<'_, F> {
             origin: self.configs.entry_origin(entry),
         }
     }
+}
+
+/// `group.consumer.*`, with Kafka's checks: the session timeout and the heartbeat
+/// interval within their min/max, the interval below the session timeout.
+fn consumer_group<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+) -> Result<ConsumerGroupConfig, ConfigError> {
+    let bounded = |name: &'static str, min: &'static str, max: &'static str| {
+        let v: i32 = r.get(name)?;
+        let (lo, hi): (i32, i32) = (r.get(min)?, r.get(max)?);
+        if v < lo || v > hi {
+            let reason = format!("must be within [{min} {lo}, {max} {hi}]");
+            return Err(r.invalid(&r.entry(name)?, &reason));
+        }
+        Ok(v)
+    };
+    let session_timeout_ms = bounded(
+        "group.consumer.session.timeout.ms",
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
+    )?;
+    let heartbeat_interval_ms = bounded(
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms",
+    )?;
+    if heartbeat_interval_ms >= session_timeout_ms {
+        let entry = r.entry("group.consumer.heartbeat.interval.ms")?;
+        return Err(r.invalid(&entry, "must be below group.consumer.session.timeout.ms"));
+    }
+    let entry = r.entry("group.consumer.assignors")?;
+    let mut assignors: Vec<String> = Vec::new();
+    for name in crate::value::list_items(&entry.converted()) {
+        let short = match name {
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            other => other,
+        };
+        if !assignors.iter().any(|a| a == short) {
+            assignors.push(short.to_string());
+        }
+    }
+    if assignors.is_empty() {
+        return Err(r.invalid(&entry, "must name at least one assignor (uniform, range)"));
+    }
+    Ok(ConsumerGroupConfig {
+        session_timeout_ms,
+        heartbeat_interval_ms,
+        assignors,
+    })
 }
 
 fn parse_listener_entry(configs: &Configs, entry: &Entry) -> Result<Vec<Listener>, ConfigError> {

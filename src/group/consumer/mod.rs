@@ -1,0 +1,249 @@
+//! Consumer groups of the new protocol (KIP-848): ConsumerGroupHeartbeat decides
+//! membership and assignment on the broker; there is no JoinGroup/SyncGroup barrier.
+//!
+//! - this file: the vocabulary ([`Heartbeat`], [`HeartbeatReply`], [`ConsumerConfig`],
+//!   [`Topics`]) and [`ConsumerGroups`], every consumer group of this coordinator.
+//! - `group.rs`: one group, [`ConsumerGroup`]: heartbeat, leave, session expiry, the
+//!   group epoch and the target assignment.
+//! - `reconcile.rs`: how one member moves from its current assignment towards its
+//!   target (Kafka's CurrentAssignmentBuilder): a partition is given to its new owner only
+//!   after the previous owner revoked it.
+//! - `assignor.rs`: the server-side assignors `uniform` and `range`.
+//!
+//! Everything here is pure: the clock and the topics are passed in. The driver
+//! (`driver.rs`) serializes calls under its mutex.
+//!
+//! **Kept in memory only.** Unlike Kafka, which writes ConsumerGroupMetadata,
+//! member subscriptions and target assignments to `__consumer_offsets`, Strata keeps a
+//! consumer group's membership in memory. After a coordinator restart or failover the
+//! members' heartbeats are answered UNKNOWN_MEMBER_ID (or FENCED_MEMBER_EPOCH), the
+//! clients drop their partitions and rejoin with epoch 0; committed offsets are in
+//! `__consumer_offsets` as for classic groups, so consumption resumes from them.
+//!
+//! Dependencies: [`GroupError`] only; nothing here knows Kafka request types.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::GroupError;
+
+mod assignor;
+mod group;
+mod reconcile;
+#[cfg(test)]
+mod tests;
+
+pub use group::{ConsumerGroup, ConsumerMember, MemberState};
+
+/// Partitions by topic name.
+pub type Assignment = BTreeMap<String, BTreeSet<i32>>;
+
+/// A topic as the assignors see it: its id (answers carry ids) and partition count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub id: uuid::Uuid,
+    pub partitions: i32,
+}
+
+/// The cluster's topics by name, at the time of the event.
+pub type Topics = BTreeMap<String, TopicMeta>;
+
+/// `group.consumer.*`, as the state machine uses them.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub session_timeout_ms: i64,
+    pub heartbeat_interval_ms: i32,
+    /// Short assignor names; the first is the default.
+    pub assignors: Vec<String>,
+}
+
+/// One ConsumerGroupHeartbeat, translated. `None` fields mean "unchanged" as in Kafka.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// `Some("")` clears the regex.
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns (topic ids resolved to names by the caller).
+    pub owned: Option<Assignment>,
+}
+
+/// The answer to a heartbeat that succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatReply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Sent when the request was a full one or the assignment changed (as Kafka).
+    pub assignment: Option<Assignment>,
+}
+
+/// The epoch a leaving member sends (dynamic member, or static member that may return).
+pub const LEAVE_EPOCH: i32 = -1;
+pub const LEAVE_STATIC_EPOCH: i32 = -2;
+
+/// Every consumer group this coordinator owns.
+#[derive(Default)]
+pub struct ConsumerGroups {
+    groups: HashMap<String, ConsumerGroup>,
+}
+
+impl ConsumerGroups {
+    pub fn heartbeat(
+        &mut self,
+        now: i64,
+        cfg: &ConsumerConfig,
+        topics: &Topics,
+        group: &str,
+        req: Heartbeat,
+    ) -> Result<HeartbeatReply, GroupError> {
+        if req.member_epoch != 0 {
+            // Only epoch 0 creates a group; anything else must know one.
+            let Some(g) = self.groups.get_mut(group) else {
+                return Err(GroupError::UnknownMemberId);
+            };
+            return g.heartbeat(now, cfg, topics, req);
+        }
+        self.groups
+            .entry(group.to_string())
+            .or_insert_with(|| ConsumerGroup::new(group))
+            .heartbeat(now, cfg, topics, req)
+    }
+
+    /// Expires members whose session timed out and members that did not revoke within
+    /// their rebalance timeout. Returns (group, member) of each removed member.
+    pub fn tick(
+        &mut self,
+        now: i64,
+        topics: &Topics,
+        cfg: &ConsumerConfig,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for g in self.groups.values_mut() {
+            if g.next_deadline().is_some_and(|d| d <= now) {
+                for m in g.expire(now, topics, cfg) {
+                    out.push((g.id.clone(), m));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(ConsumerGroup::next_deadline)
+            .min()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ConsumerGroup> {
+        self.groups.get(id)
+    }
+
+    /// True if the group exists and has members (a classic JoinGroup is then refused).
+    pub fn has_members(&self, id: &str) -> bool {
+        self.groups.get(id).is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// Forgets an empty group (a classic member takes the id over, DeleteGroups).
+    pub fn remove_if_empty(&mut self, id: &str) -> bool {
+        if self.groups.get(id).is_some_and(|g| g.members.is_empty()) {
+            self.groups.remove(id);
+            return true;
+        }
+        false
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &ConsumerGroup> {
+        self.groups.values()
+    }
+
+    /// Forgets the groups for which `drop` is true (their coordinator partition moved).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.groups.retain(|id, _| keep(id));
+    }
+
+    /// Checks an OffsetCommit of a consumer group member (Kafka's
+    /// `ConsumerGroup.validateOffsetCommit`): the member must exist and commit with
+    /// its current epoch. `Ok(false)` means the group is not a consumer group with
+    /// members here, and the classic checks apply.
+    pub fn validate_commit(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<bool, GroupError> {
+        let Some(g) = self.groups.get(group) else {
+            return Ok(false);
+        };
+        if epoch < 0 && g.members.is_empty() {
+            return Ok(true);
+        }
+        let Some(m) = g.members.get(member) else {
+            return Err(GroupError::UnknownMemberId);
+        };
+        if epoch > m.epoch {
+            return Err(GroupError::FencedMemberEpoch {
+                group: group.to_string(),
+                member: member.to_string(),
+                received: epoch,
+                current: m.epoch,
+            });
+        }
+        if epoch < m.epoch {
+            return Err(GroupError::StaleMemberEpoch {
+                group: group.to_string(),
+                member: member.to_string(),
+                received: epoch,
+                current: m.epoch,
+            });
+        }
+        Ok(true)
+    }
+}
+
+/// The partitions of `a` that are not in `b`.
+pub(crate) fn minus(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in a {
+        let rest: BTreeSet<i32> = match b.get(t) {
+            Some(other) => ps.difference(other).copied().collect(),
+            None => ps.clone(),
+        };
+        if !rest.is_empty() {
+            out.insert(t.clone(), rest);
+        }
+    }
+    out
+}
+
+/// The partitions in both.
+pub(crate) fn intersect(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in a {
+        if let Some(other) = b.get(t) {
+            let both: BTreeSet<i32> = ps.intersection(other).copied().collect();
+            if !both.is_empty() {
+                out.insert(t.clone(), both);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn count(a: &Assignment) -> usize {
+    a.values().map(BTreeSet::len).sum()
+}
+
+pub(crate) fn partitions(a: &Assignment) -> impl Iterator<Item = (&str, i32)> {
+    a.iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
+}
