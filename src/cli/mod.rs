@@ -22,8 +22,8 @@ mod topic;
 mod user;
 
 pub use acl::AclCommand;
-pub use quota::QuotaCommand;
 pub use cluster::ClusterCommand;
+pub use quota::QuotaCommand;
 pub use user::UserCommand;
 
 use std::process::ExitCode;
