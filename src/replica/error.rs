@@ -71,6 +71,18 @@ pub enum ReplicaError {
         #[source]
         source: Box<TierError>,
     },
+    #[error(
+        "{tp}: transactional batch of producer {producer_id} epoch {epoch} not appended: {reason}"
+    )]
+    TxnNotVerified {
+        tp: TopicPartition,
+        producer_id: i64,
+        epoch: i16,
+        /// The Kafka error code the producer gets (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
+        /// or NOT_ENOUGH_REPLICAS, retriable, when the coordinator could not answer).
+        code: i16,
+        reason: String,
+    },
     #[error("cannot open the log of {tp} in {dir}: {source}")]
     OpenLog {
         tp: TopicPartition,

@@ -45,6 +45,9 @@ pub fn replica_code(e: &ReplicaError) -> ResponseError {
         ReplicaError::Log { source, .. } => log_code(source),
         ReplicaError::Remote { source, .. } => tier_code(source),
         ReplicaError::OpenLog { .. } => E::KafkaStorageError,
+        ReplicaError::TxnNotVerified { code, .. } => {
+            E::try_from_code(*code).unwrap_or(E::InvalidTxnState)
+        }
     }
 }
 

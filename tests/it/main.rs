@@ -31,3 +31,4 @@ mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;
+mod txn_verify;
