@@ -78,8 +78,8 @@ pub enum ReplicaError {
         tp: TopicPartition,
         producer_id: i64,
         epoch: i16,
-        /// The Kafka error code the producer gets (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
-        /// or NOT_ENOUGH_REPLICAS, retriable, when the coordinator could not answer).
+        /// The coordinator's answer (a Kafka error code of AddPartitionsToTxn);
+        /// `server::errors` turns it into the producer's.
         code: i16,
         reason: String,
     },

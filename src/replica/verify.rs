@@ -14,6 +14,93 @@
 //! once one is appended the log's ongoing transaction answers without the guard.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{AppendEntry, Partition, ReplicaError, ReplicaManager, TxnCheck};
+
+/// Asks the transaction coordinator of `id` whether `partitions` are in the ongoing
+/// transaction of `producer` (AddPartitionsToTxn v4 `verify_only`); per partition the
+/// coordinator's Kafka error code, 0 for yes. Implemented by `txn::verify::TxnVerifier`.
+pub trait CoordinatorCheck: Send + Sync {
+    fn verify<'a>(
+        &'a self,
+        id: &'a str,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> BoxFuture<'a, Vec<((String, i32), i16)>>;
+}
+
+/// An entry to ask the coordinator about: its index, partition and guard.
+type Ask = (usize, Arc<Partition>, u64);
+
+impl ReplicaManager {
+    /// For a Produce with transactional id `id`: marks each transactional entry for the
+    /// guarded append ([`Partition::append_txn`]) and asks the coordinator about the
+    /// partitions where the producer has neither an ongoing transaction at that epoch nor
+    /// a verified guard; returns per entry the refusal of those it did not confirm.
+    /// Entries that are not transactional, or whose partition this node does not lead
+    /// (the append answers those), are left alone.
+    pub async fn verify_txn_entries(
+        &self,
+        checker: &dyn CoordinatorCheck,
+        id: &str,
+        entries: &mut [AppendEntry],
+    ) -> Vec<Option<ReplicaError>> {
+        let mut refused: Vec<Option<ReplicaError>> = (0..entries.len()).map(|_| None).collect();
+        // One question per (producer id, epoch), for all its partitions.
+        let mut asks: Vec<((i64, i16), Vec<Ask>)> = Vec::new();
+        for (i, entry) in entries.iter_mut().enumerate() {
+            let Some((pid, epoch, true)) = first_batch_producer(&entry.records) else {
+                continue;
+            };
+            let Ok(part) = self.leader_partition(&entry.topic, entry.partition) else {
+                continue;
+            };
+            let token = match part.txn_verification(pid, epoch) {
+                None => None,
+                Some(Verification::Cached(t)) => Some(t),
+                Some(Verification::Ask(t)) => {
+                    match asks.iter_mut().find(|(k, _)| *k == (pid, epoch)) {
+                        Some((_, v)) => v.push((i, part, t)),
+                        None => asks.push(((pid, epoch), vec![(i, part, t)])),
+                    }
+                    Some(t)
+                }
+            };
+            entry.txn_check = Some(TxnCheck {
+                producer_id: pid,
+                epoch,
+                token,
+            });
+        }
+        for ((pid, epoch), parts) in asks {
+            let names = parts
+                .iter()
+                .map(|(_, p, _)| (p.tp.topic.to_string(), p.tp.partition))
+                .collect();
+            let verdicts = checker.verify(id, (pid, epoch), names).await;
+            for ((i, part, token), (_, code)) in parts.into_iter().zip(verdicts) {
+                part.txn_verified(pid, token, code == 0);
+                if code != 0 {
+                    let e = ReplicaError::TxnNotVerified {
+                        tp: part.tp.clone(),
+                        producer_id: pid,
+                        epoch,
+                        code,
+                        reason: format!(
+                            "the transaction coordinator of '{id}' did not confirm the partition is in the transaction (error code {code})"
+                        ),
+                    };
+                    tracing::debug!(error = %e, "transactional produce refused");
+                    refused[i] = Some(e);
+                }
+            }
+        }
+        refused
+    }
+}
 
 /// What an append of a transactional batch needs before the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! these partitions added to the producer's ongoing transaction at this epoch?
 //! AddPartitionsToTxn v4+ with `verify_only`, answered by the local coordinator when this
 //! node coordinates the transactional id, else sent to the coordinator's node over one
-//! reused connection per node (like the WriteTxnMarkers path in `markers`).
+//! reused connection per node (like the WriteTxnMarkers path in `markers`), over the
+//! inter-broker listener's security as the replica fetcher connects.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::Mutex;
 use super::TxnCoordinator;
 use crate::metadata::MetadataCache;
 use crate::protocol::client::Client;
+use crate::protocol::client_security::inter_broker;
 use crate::server::txn_code;
 
 const CLIENT_ID: &str = "strata-txn-verifier";
@@ -50,7 +52,7 @@ impl TxnVerifier {
     }
 
     /// Asks whether `parts` are in the transaction of `id` for `producer`.
-    pub async fn verify(
+    pub async fn verify_parts(
         &self,
         id: &str,
         producer: (i64, i16),
@@ -60,6 +62,15 @@ impl TxnVerifier {
             let c = ResponseError::CoordinatorNotAvailable.code();
             return parts.into_iter().map(|tp| (tp, c)).collect();
         };
+        tracing::debug!(
+            id,
+            producer_id = producer.0,
+            epoch = producer.1,
+            coordinator = node,
+            local = node == self.node_id,
+            partitions = parts.len(),
+            "verifying partitions with the transaction coordinator"
+        );
         if node == self.node_id {
             return self
                 .coordinator
@@ -124,7 +135,16 @@ impl TxnVerifier {
                     .get(&node)
                     .map(|b| format!("{}:{}", b.host, b.port))
                     .ok_or_else(|| "no address for the node".to_string())?;
-                let c = Client::connect(&addr, TIMEOUT, CLIENT_ID)
+                // The inter-broker listener's security, as the replica fetcher connects.
+                let config = self.metadata.config();
+                let security = match config
+                    .security
+                    .listener(&config.security.inter_broker_listener)
+                {
+                    Some(l) => inter_broker(l)?,
+                    None => Default::default(),
+                };
+                let c = Client::connect_secure(&addr, TIMEOUT, CLIENT_ID, &security)
                     .await
                     .map_err(|e| e.to_string())?;
                 slot.insert(c)
@@ -162,5 +182,16 @@ impl TxnVerifier {
             }
         }
         Ok(out)
+    }
+}
+
+impl crate::replica::verify::CoordinatorCheck for TxnVerifier {
+    fn verify<'a>(
+        &'a self,
+        id: &'a str,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> futures::future::BoxFuture<'a, Vec<Verdict>> {
+        Box::pin(self.verify_parts(id, producer, partitions))
     }
 }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{str_bytes, Ctx};
-use crate::replica::verify::{first_batch_producer, Verification};
-use crate::replica::{AppendEntry, AppendRequest, ReplicaError, TxnCheck};
+use crate::replica::{AppendEntry, AppendRequest};
 use crate::server::replica_code;
 use strata_controller::{AclOperation, ResourceType};
 
@@ -74,7 +73,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
     // coordinator's yes; refused entries are answered here and never reach the log.
     let refused = match (&ctx.txn_verifier, &req.transactional_id) {
         (Some(verifier), Some(id)) if !txn_refused => {
-            verify_txn_entries(ctx, verifier, &id.0, &mut entries).await
+            ctx.replicas
+                .verify_txn_entries(verifier.as_ref(), &id.0, &mut entries)
+                .await
         }
         _ => (0..entries.len()).map(|_| None).collect(),
     };
@@ -126,93 +127,6 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
-}
-
-/// An entry to ask the coordinator about: its index, partition and guard.
-type Ask = (usize, Arc<crate::replica::Partition>, u64);
-
-/// Marks each transactional entry for the guarded append and asks the coordinator about
-/// the partitions where the producer has no verified or ongoing transaction yet; returns
-/// per entry the refusal of those it said no to (or could not answer for).
-async fn verify_txn_entries(
-    ctx: &Ctx<'_>,
-    verifier: &crate::txn::verify::TxnVerifier,
-    id: &str,
-    entries: &mut [AppendEntry],
-) -> Vec<Option<ReplicaError>> {
-    let mut refused: Vec<Option<ReplicaError>> = (0..entries.len()).map(|_| None).collect();
-    // (producer id, epoch) -> (entry index, partition, guard) to ask about.
-    let mut asks: Vec<((i64, i16), Vec<Ask>)> = Vec::new();
-    for (i, entry) in entries.iter_mut().enumerate() {
-        let Some((pid, epoch, true)) = first_batch_producer(&entry.records) else {
-            continue;
-        };
-        // Not the leader: the append answers NOT_LEADER_OR_FOLLOWER.
-        let Ok(part) = ctx.replicas.leader_partition(&entry.topic, entry.partition) else {
-            continue;
-        };
-        let token = match part.txn_verification(pid, epoch) {
-            None => None,
-            Some(Verification::Cached(t)) => Some(t),
-            Some(Verification::Ask(t)) => {
-                match asks.iter_mut().find(|(k, _)| *k == (pid, epoch)) {
-                    Some((_, v)) => v.push((i, part, t)),
-                    None => asks.push(((pid, epoch), vec![(i, part, t)])),
-                }
-                Some(t)
-            }
-        };
-        entry.txn_check = Some(TxnCheck {
-            producer_id: pid,
-            epoch,
-            token,
-        });
-    }
-    for ((pid, epoch), parts) in asks {
-        let names = parts
-            .iter()
-            .map(|(_, p, _)| (p.tp.topic.to_string(), p.tp.partition))
-            .collect();
-        let verdicts = verifier.verify(id, (pid, epoch), names).await;
-        for ((i, part, token), (_, code)) in parts.into_iter().zip(verdicts) {
-            part.txn_verified(pid, token, code == 0);
-            if code != 0 {
-                let code = produce_code(code);
-                let e = ReplicaError::TxnNotVerified {
-                    tp: part.tp.clone(),
-                    producer_id: pid,
-                    epoch,
-                    code: code.code(),
-                    reason: format!(
-                        "the transaction coordinator of '{id}' did not confirm the partition is in its transaction ({code:?})"
-                    ),
-                };
-                tracing::debug!(error = %e, "transactional produce refused");
-                refused[i] = Some(e);
-            }
-        }
-    }
-    refused
-}
-
-/// What a producer gets for the coordinator's answer: INVALID_TXN_STATE when the
-/// partition is not in the transaction, INVALID_PRODUCER_EPOCH when the epoch is stale,
-/// and NOT_ENOUGH_REPLICAS (retriable for every producer) when the coordinator could not
-/// answer, as Kafka does for Produce.
-fn produce_code(code: i16) -> ResponseError {
-    use ResponseError as E;
-    match E::try_from_code(code) {
-        Some(E::ProducerFenced | E::InvalidProducerEpoch) => E::InvalidProducerEpoch,
-        Some(E::TransactionalIdAuthorizationFailed) => E::TransactionalIdAuthorizationFailed,
-        Some(
-            E::CoordinatorNotAvailable
-            | E::NotCoordinator
-            | E::CoordinatorLoadInProgress
-            | E::ConcurrentTransactions
-            | E::RequestTimedOut,
-        ) => E::NotEnoughReplicas,
-        _ => E::InvalidTxnState,
-    }
 }
 
 fn answered(
