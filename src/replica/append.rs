@@ -29,6 +29,17 @@ pub struct AppendEntry {
     pub partition: i32,
     /// Record batches as the producer sent them (a slice of the request frame).
     pub records: Bytes,
+    /// Transactional batches with KIP-890 verification on: appended only under the
+    /// partition's guard check (see [`Partition::append_txn`]).
+    pub txn_check: Option<TxnCheck>,
+}
+
+/// The producer of a transactional append and the guard its verification left.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnCheck {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub token: Option<u64>,
 }
 
 /// An append of record batches to several partitions, as one Produce asks.
@@ -100,7 +111,11 @@ impl ReplicaManager {
             None => None,
         };
         let records = rewritten.as_deref().unwrap_or(&entry.records);
-        match part.append(records, now) {
+        let appended = match entry.txn_check {
+            None => part.append(records, now),
+            Some(c) => part.append_txn(records, now, c.producer_id, c.epoch, c.token),
+        };
+        match appended {
             Ok(info) => {
                 crate::metrics::produce_bytes(&part.tp.topic, entry.records.len());
                 if info.duplicate {

@@ -71,6 +71,18 @@ pub enum ReplicaError {
         #[source]
         source: Box<TierError>,
     },
+    #[error(
+        "{tp}: transactional batch of producer {producer_id} epoch {epoch} not appended: {reason}"
+    )]
+    TxnNotVerified {
+        tp: TopicPartition,
+        producer_id: i64,
+        epoch: i16,
+        /// The coordinator's answer (a Kafka error code of AddPartitionsToTxn);
+        /// `server::errors` turns it into the producer's.
+        code: i16,
+        reason: String,
+    },
     #[error("cannot open the log of {tp} in {dir}: {source}")]
     OpenLog {
         tp: TopicPartition,

@@ -38,6 +38,7 @@ pub mod selector;
 pub mod state;
 mod txn_markers;
 mod upkeep;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ use uuid::Uuid;
 
 use crate::metadata::MetadataCache;
 
-pub use append::{AppendEntry, AppendRequest};
+pub use append::{AppendEntry, AppendRequest, TxnCheck};
 pub use error::ReplicaError;
 pub use fetch::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
 pub use offsets::{OffsetAnswer, OffsetQuery};

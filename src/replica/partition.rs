@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::state::ReplicaState;
+use super::verify::{Guards, Verification};
 use super::ReplicaError;
 
 /// A topic-partition name, as clients spell it.
@@ -52,6 +53,10 @@ pub struct Partition {
     /// publish a segment the pass then merges with its successors, leaving a local segment
     /// that straddles the new remote end, which no later upload could take.
     pub upload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// KIP-890 part 1 guards (see `verify`). Held across the write of a transactional
+    /// batch and of a marker, so a marker and a verified append never interleave; taken
+    /// before `replica`.
+    txn_guards: Mutex<Guards>,
 }
 
 impl Partition {
@@ -83,6 +88,7 @@ impl Partition {
             replica: Mutex::new(replica),
             manifest_stale: std::sync::atomic::AtomicBool::new(false),
             upload_lock: Arc::new(tokio::sync::Mutex::new(())),
+            txn_guards: Mutex::new(Guards::default()),
         }
     }
 
@@ -168,7 +174,56 @@ impl Partition {
         spec: TxnMarkerSpec,
         now_ms: i64,
     ) -> Result<AppendInfo, ReplicaError> {
+        let mut guards = self.txn_guards.lock();
+        guards.on_marker(spec.producer_id);
         self.append_as_leader(|log, epoch| log.append_marker(spec, epoch, now_ms))
+    }
+
+    /// What the append of a transactional batch of `(producer_id, epoch)` needs first:
+    /// nothing (`None`) when the producer's transaction at that epoch is already ongoing
+    /// here, else a guard to verify with the coordinator (or one already verified).
+    pub fn txn_verification(&self, producer_id: i64, epoch: i16) -> Option<Verification> {
+        if self.log.has_ongoing_txn(producer_id, epoch) {
+            return None;
+        }
+        Some(self.txn_guards.lock().start(producer_id, epoch))
+    }
+
+    /// The coordinator's answer for the guard `token` of `producer_id`.
+    pub fn txn_verified(&self, producer_id: i64, token: u64, yes: bool) {
+        let mut guards = self.txn_guards.lock();
+        if yes {
+            guards.verified(producer_id, token);
+        } else {
+            guards.failed(producer_id, token);
+        }
+    }
+
+    /// Appends transactional batches of `(producer_id, epoch)` when verification is on:
+    /// only if the producer's transaction is ongoing here at that epoch or its guard
+    /// `token` is verified and no marker removed it since (checked under the lock the
+    /// markers take); otherwise INVALID_TXN_STATE and nothing is written.
+    pub fn append_txn(
+        &self,
+        batches: &[u8],
+        now_ms: i64,
+        producer_id: i64,
+        epoch: i16,
+        token: Option<u64>,
+    ) -> Result<AppendInfo, ReplicaError> {
+        let guards = self.txn_guards.lock();
+        let allowed = self.log.has_ongoing_txn(producer_id, epoch)
+            || token.is_some_and(|t| guards.check(producer_id, t));
+        if !allowed {
+            return Err(ReplicaError::TxnNotVerified {
+                tp: self.tp.clone(),
+                producer_id,
+                epoch,
+                code: kafka_protocol::ResponseError::InvalidTxnState.code(),
+                reason: "the transaction ended while the partition was being verified".into(),
+            });
+        }
+        self.append(batches, now_ms)
     }
 
     /// What every leader write shares: refuse unless leader, write with the current leader
@@ -334,6 +389,8 @@ impl Partition {
         if changed {
             self.manifest_stale
                 .store(true, std::sync::atomic::Ordering::Release);
+            // Markers sent while this node was not the leader went elsewhere.
+            self.txn_guards.lock().clear();
         }
         // Waiting fetches and producers re-check their leadership.
         self.appended.notify_waiters();

@@ -45,6 +45,27 @@ pub fn replica_code(e: &ReplicaError) -> ResponseError {
         ReplicaError::Log { source, .. } => log_code(source),
         ReplicaError::Remote { source, .. } => tier_code(source),
         ReplicaError::OpenLog { .. } => E::KafkaStorageError,
+        ReplicaError::TxnNotVerified { code, .. } => unverified_code(*code),
+    }
+}
+
+/// What a producer gets for the coordinator's answer to a leader's verification
+/// (KIP-890 part 1): INVALID_TXN_STATE when the partition is not in the transaction,
+/// INVALID_PRODUCER_EPOCH when the epoch is stale, and NOT_ENOUGH_REPLICAS (retriable for
+/// every producer) when the coordinator could not answer, as Kafka answers Produce.
+fn unverified_code(code: i16) -> ResponseError {
+    use ResponseError as E;
+    match E::try_from_code(code) {
+        Some(E::ProducerFenced | E::InvalidProducerEpoch) => E::InvalidProducerEpoch,
+        Some(E::TransactionalIdAuthorizationFailed) => E::TransactionalIdAuthorizationFailed,
+        Some(
+            E::CoordinatorNotAvailable
+            | E::NotCoordinator
+            | E::CoordinatorLoadInProgress
+            | E::ConcurrentTransactions
+            | E::RequestTimedOut,
+        ) => E::NotEnoughReplicas,
+        _ => E::InvalidTxnState,
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Services {
     /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
     pub authorizer: Option<Arc<Authorizer>>,
     pub txns: Arc<TxnCoordinator>,
+    /// KIP-890 part 1: asks the coordinator before a transaction's first batch here;
+    /// `None` when `transaction.partition.verification.enable` is false.
+    pub txn_verifier: Option<Arc<crate::txn::verify::TxnVerifier>>,
     /// The meters of clients under a quota.
     pub quotas: Arc<crate::quota::QuotaManager>,
 }
@@ -82,7 +85,15 @@ impl Services {
             mutation_samples,
             mutation_window,
         ));
+        let txn_verifier = broker.config().txn.partition_verification_enable.then(|| {
+            Arc::new(crate::txn::verify::TxnVerifier::new(
+                broker.node_id(),
+                broker.metadata.clone(),
+                txns.clone(),
+            ))
+        });
         Services {
+            txn_verifier,
             quotas,
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
             authorizer,

@@ -193,6 +193,29 @@ impl TxnCoordinator {
         self.handle(id, req).await
     }
 
+    /// AddPartitionsToTxn v4+ `verify_only` (KIP-890 part 1): each partition on its own,
+    /// Ok when it is in the ongoing transaction of `producer`, as Kafka answers per
+    /// partition; nothing is written.
+    pub async fn verify_partitions(
+        self: &Arc<Self>,
+        id: &str,
+        producer: (i64, i16),
+        partitions: Vec<TxnPartition>,
+    ) -> Vec<(TxnPartition, Result<(), TxnError>)> {
+        let mut out = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            let req = Request::AddPartitions {
+                producer_id: producer.0,
+                epoch: producer.1,
+                partitions: vec![tp.clone()],
+                verify_only: true,
+            };
+            let r = self.handle(id, req).await.map(|_| ());
+            out.push((tp, r));
+        }
+        out
+    }
+
     /// AddPartitionsToTxn: partitions that do not exist get
     /// UNKNOWN_TOPIC_OR_PARTITION (as `Err(None)`), the others the decision's answer.
     pub async fn add_partitions(

@@ -26,6 +26,7 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 mod store;
+pub mod verify;
 
 pub use driver::{TxnCoordinator, TxnListing};
 pub use markers::{MarkerError, MarkerWriter, TxnMarker};

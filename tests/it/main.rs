@@ -32,3 +32,4 @@ mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;
+mod txn_verify;

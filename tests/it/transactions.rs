@@ -32,7 +32,13 @@ use crate::harness::Broker;
 use crate::kafka::{config, create_topic};
 
 /// A batch of `values` from (`pid`, `epoch`) at sequence `seq`; transactional or not.
-fn batch(pid: i64, epoch: i16, seq: i32, transactional: bool, values: &[String]) -> Bytes {
+pub(crate) fn batch(
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    transactional: bool,
+    values: &[String],
+) -> Bytes {
     // Now, or retention.ms would delete the segments at once.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -114,7 +120,7 @@ fn write_marker(b: &Broker, topic: &str, pid: i64, epoch: i16, commit: bool) -> 
 }
 
 /// ListOffsets -1 (latest) for partition 0, read_committed or not.
-fn latest(b: &Broker, topic: &str, read_committed: bool) -> i64 {
+pub(crate) fn latest(b: &Broker, topic: &str, read_committed: bool) -> i64 {
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(i8::from(read_committed))

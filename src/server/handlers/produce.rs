@@ -64,18 +64,43 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
                 topic: name.clone(),
                 partition: p.index,
                 records: p.records.unwrap_or_default(),
+                txn_check: None,
             });
         }
         shape.push((topic.name, indexes, None));
     }
-    let mut results = ctx
+    // KIP-890 part 1: a transaction's first batch on a partition waits for the
+    // coordinator's yes; refused entries are answered here and never reach the log.
+    let refused = match (&ctx.txn_verifier, &req.transactional_id) {
+        (Some(verifier), Some(id)) if !txn_refused => {
+            ctx.replicas
+                .verify_txn_entries(verifier.as_ref(), &id.0, &mut entries)
+                .await
+        }
+        _ => (0..entries.len()).map(|_| None).collect(),
+    };
+    let to_append: Vec<AppendEntry> = entries
+        .into_iter()
+        .zip(&refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(e, _)| e)
+        .collect();
+    let appended = ctx
         .replicas
         .append(AppendRequest {
             acks,
             timeout: Duration::from_millis(req.timeout_ms.max(0) as u64),
-            entries,
+            entries: to_append,
         })
-        .await
+        .await;
+    let mut appended = appended.into_iter();
+    let mut results = refused
+        .into_iter()
+        .map(|r| match r {
+            Some(e) => Err(e),
+            None => appended.next().expect("one append result per entry"),
+        })
+        .collect::<Vec<_>>()
         .into_iter();
     if acks == 0 {
         return None;

@@ -98,6 +98,20 @@ async fn add_one(
             })
             .collect();
     }
+    if verify_only {
+        return ctx
+            .txns
+            .verify_partitions(id, producer, parts)
+            .await
+            .into_iter()
+            .map(|(tp, r)| {
+                (
+                    tp,
+                    r.map_or_else(|e| code(&e, ctx.version, fenced_from), |_| 0),
+                )
+            })
+            .collect();
+    }
     match ctx
         .txns
         .add_partitions(id, producer, parts.clone(), verify_only)

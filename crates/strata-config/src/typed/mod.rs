@@ -174,6 +174,8 @@ pub struct TxnConfig {
     pub producer_id_expiration_ms: i32,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i32,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1, leaders' side).
+    pub partition_verification_enable: bool,
 }
 
 /// The log cleaner's broker-wide settings (`log.cleaner.*`).
@@ -345,6 +347,8 @@ impl Configs {
                 producer_id_expiration_ms: r.get("producer.id.expiration.ms")?,
                 producer_id_expiration_check_interval_ms: r
                     .get("producer.id.expiration.check.interval.ms")?,
+                partition_verification_enable: r
+                    .flag("transaction.partition.verification.enable")?,
             },
             cleaner: CleanerConfig {
                 enable: r.flag("log.cleaner.enable")?,

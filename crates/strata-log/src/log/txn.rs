@@ -242,6 +242,15 @@ impl Log {
             .collect()
     }
 
+    /// Whether `producer_id` has a transaction ongoing in this log at `epoch` (a
+    /// leader need not ask the coordinator again before appending to it, KIP-890 part 1).
+    pub fn has_ongoing_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        let w = self.writer.lock();
+        w.producers
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.txn_first_offset.is_some())
+    }
+
     /// The ongoing transactions, `(producer id, first offset)`.
     pub fn ongoing_txns(&self) -> Vec<(i64, i64)> {
         self.writer.lock().producers.ongoing_txns().collect()
