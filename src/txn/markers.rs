@@ -124,17 +124,16 @@ impl ClusterMarkers {
         let client = match clients.entry(leader) {
             std::collections::hash_map::Entry::Occupied(c) => c.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let image = self.metadata.image();
-                let Some(addr) = image
-                    .brokers
-                    .get(&leader)
-                    .map(|b| format!("{}:{}", b.host, b.port))
-                else {
-                    return failed("no address for the node".into());
-                };
-                match Client::connect(&addr, Duration::from_secs(5), CLIENT_ID).await {
+                match super::peer::connect(
+                    &self.metadata,
+                    leader,
+                    Duration::from_secs(5),
+                    CLIENT_ID,
+                )
+                .await
+                {
                     Ok(c) => slot.insert(c),
-                    Err(e) => return failed(e.to_string()),
+                    Err(e) => return failed(e),
                 }
             }
         };

@@ -22,6 +22,7 @@
 pub mod codec;
 mod driver;
 pub mod markers;
+mod peer;
 pub mod state;
 #[cfg(test)]
 mod state_tests;

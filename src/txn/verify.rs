@@ -20,7 +20,6 @@ use tokio::sync::Mutex;
 use super::TxnCoordinator;
 use crate::metadata::MetadataCache;
 use crate::protocol::client::Client;
-use crate::protocol::client_security::inter_broker;
 use crate::server::txn_code;
 
 const CLIENT_ID: &str = "strata-txn-verifier";
@@ -129,24 +128,7 @@ impl TxnVerifier {
         let client = match clients.entry(node) {
             std::collections::hash_map::Entry::Occupied(c) => c.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let image = self.metadata.image();
-                let addr = image
-                    .brokers
-                    .get(&node)
-                    .map(|b| format!("{}:{}", b.host, b.port))
-                    .ok_or_else(|| "no address for the node".to_string())?;
-                // The inter-broker listener's security, as the replica fetcher connects.
-                let config = self.metadata.config();
-                let security = match config
-                    .security
-                    .listener(&config.security.inter_broker_listener)
-                {
-                    Some(l) => inter_broker(l)?,
-                    None => Default::default(),
-                };
-                let c = Client::connect_secure(&addr, TIMEOUT, CLIENT_ID, &security)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let c = super::peer::connect(&self.metadata, node, TIMEOUT, CLIENT_ID).await?;
                 slot.insert(c)
             }
         };

@@ -212,3 +212,29 @@ def test_a_node_with_the_wrong_certificate_cannot_join(cluster, pki):
     assert 3 not in parts[0][2], parts
     if started:
         node3.kill()
+
+
+def test_a_transaction_across_nodes_commits_over_the_secured_inter_broker_listener(cluster):
+    # The coordinator writes COMMIT markers to every partition leader, and leaders ask the
+    # coordinator before a transaction's first batch (KIP-890): both through the INTERNAL
+    # listener, which requires a client certificate.
+    topic = "secured-txn"
+    admin = AdminClient(cluster.conf())
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    leaders = {v[0] for v in cluster.partitions(topic).values()}
+    p = Producer({**cluster.conf(), "transactional.id": "secured-txn", "linger.ms": 5})
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, f"t{i}".encode(), partition=i % 3)
+    p.commit_transaction(60)
+    c = Consumer({**cluster.conf(), "group.id": f"r-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe([topic])
+    got, deadline = set(), time.time() + 40
+    while len(got) < 30 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.add(m.value().decode())
+    c.close()
+    assert got == {f"t{i}" for i in range(30)}, (len(got), leaders, cluster.logs())
