@@ -28,7 +28,7 @@ def metric(broker, name, labels=""):
 def test_a_consumer_of_many_partitions_fetches_incrementally(broker):
     topic = "sessions"
     admin = AdminClient({"bootstrap.servers": broker.addr})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(15)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(120)
     p = Producer({"bootstrap.servers": broker.addr, "linger.ms": 5})
     for part in range(PARTITIONS):
         for i in range(PER_PARTITION):
