@@ -24,8 +24,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 
 /// S3's page size for ListObjectsV2 and its batch size for DeleteObjects.
@@ -245,40 +245,17 @@ impl ObjectStore for CountingStore {
         }
         self.count(location, Request::Get, 0);
         let r = self.inner.get_opts(location, options).await?;
-        let GetResult {
-            meta,
-            range,
-            attributes,
-            extensions,
-            payload,
-        } = r;
-        let stream = match payload {
-            GetResultPayload::Stream(s) => s,
-            // A local file: nothing is billed per byte, but count them the same way.
-            file @ GetResultPayload::File(..) => GetResult {
-                payload: file,
-                meta: meta.clone(),
-                range: range.clone(),
-                attributes: attributes.clone(),
-                extensions: extensions.clone(),
-            }
-            .into_stream(),
-        };
+        // A local file: nothing is billed per byte, but its bytes count the same way.
+        let (body, frame) = crate::body::take_body(r);
         let (counter, topic) = (self.counter(), topic_of(location.as_ref()).to_string());
-        let stream = stream
+        let body = body
             .inspect(move |piece| {
                 if let Ok(b) = piece {
                     counter.add(&topic, Request::Get, 0, b.len() as u64);
                 }
             })
             .boxed();
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(stream),
-            meta,
-            range,
-            attributes,
-            extensions,
-        })
+        Ok(frame.with_body(body))
     }
 
     fn delete_stream(

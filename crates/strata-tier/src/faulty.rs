@@ -18,8 +18,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use parking_lot::RwLock;
 
@@ -143,40 +143,15 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
             return Ok(r);
         }
         self.injected.fetch_add(1, Ordering::Relaxed);
-        let GetResult {
-            meta,
-            range,
-            attributes,
-            extensions,
-            payload,
-        } = r;
-        let stream = match payload {
-            GetResultPayload::Stream(s) => s,
-            file @ GetResultPayload::File(..) => GetResult {
-                payload: file,
-                meta: meta.clone(),
-                range: range.clone(),
-                attributes: attributes.clone(),
-                extensions: extensions.clone(),
-            }
-            .into_stream(),
-        };
-        let all: Vec<Bytes> = stream
+        let (body, frame) = crate::body::take_body(r);
+        let all: Vec<Bytes> = body
             .collect::<Vec<_>>()
             .await
             .into_iter()
             .collect::<Result<_>>()?;
         let joined: Bytes = all.concat().into();
         let half = joined.slice(..joined.len() / 2);
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(
-                futures::stream::once(async move { Ok(half) }).boxed(),
-            ),
-            meta,
-            range,
-            attributes,
-            extensions,
-        })
+        Ok(frame.with_body(futures::stream::once(async move { Ok(half) }).boxed()))
     }
 
     fn delete_stream(

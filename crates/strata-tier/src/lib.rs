@@ -39,6 +39,7 @@
 #![allow(clippy::result_large_err)]
 
 mod backend;
+mod body;
 pub mod cache;
 mod chunks;
 pub mod compaction;
