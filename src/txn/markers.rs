@@ -9,7 +9,6 @@
 //!
 //! Dependencies: `crate::protocol::client` and `crate::metadata`; nothing in `txn/`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +18,9 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::ResponseError;
-use tokio::sync::Mutex;
 
+use super::peer::Peers;
 use crate::metadata::MetadataCache;
-use crate::protocol::client::Client;
 
 /// A COMMIT or ABORT marker for the partitions of one transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,10 +80,9 @@ pub trait LocalMarkers: Send + Sync {
 /// Markers to this node's partitions locally, to other leaders over the network.
 pub struct ClusterMarkers {
     node_id: i32,
-    metadata: Arc<MetadataCache>,
     local: Arc<dyn LocalMarkers>,
     /// One connection per leader, reused across markers.
-    clients: Mutex<HashMap<i32, Client>>,
+    peers: Peers,
 }
 
 const CLIENT_ID: &str = "strata-txn-coordinator";
@@ -97,10 +94,9 @@ impl ClusterMarkers {
         local: Arc<dyn LocalMarkers>,
     ) -> ClusterMarkers {
         ClusterMarkers {
+            peers: Peers::new(metadata, CLIENT_ID, Duration::from_secs(5)),
             node_id,
-            metadata,
             local,
-            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,29 +116,9 @@ impl ClusterMarkers {
                 })
                 .collect()
         };
-        let mut clients = self.clients.lock().await;
-        let client = match clients.entry(leader) {
-            std::collections::hash_map::Entry::Occupied(c) => c.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                match super::peer::connect(
-                    &self.metadata,
-                    leader,
-                    Duration::from_secs(5),
-                    CLIENT_ID,
-                )
-                .await
-                {
-                    Ok(c) => slot.insert(c),
-                    Err(e) => return failed(e),
-                }
-            }
-        };
-        let resp = match client.send(request(&marker)).await {
+        let resp = match self.peers.send(leader, request(&marker), 0).await {
             Ok(r) => r,
-            Err(e) => {
-                clients.remove(&leader);
-                return failed(e.to_string());
-            }
+            Err(e) => return failed(e),
         };
         let mut out = Vec::new();
         for m in resp.markers {

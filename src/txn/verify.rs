@@ -15,11 +15,10 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use tokio::sync::Mutex;
 
+use super::peer::Peers;
 use super::TxnCoordinator;
 use crate::metadata::MetadataCache;
-use crate::protocol::client::Client;
 use crate::server::txn_code;
 
 const CLIENT_ID: &str = "strata-txn-verifier";
@@ -31,9 +30,8 @@ pub type Verdict = ((String, i32), i16);
 
 pub struct TxnVerifier {
     node_id: i32,
-    metadata: Arc<MetadataCache>,
     coordinator: Arc<TxnCoordinator>,
-    clients: Mutex<HashMap<i32, Client>>,
+    peers: Peers,
 }
 
 impl TxnVerifier {
@@ -44,9 +42,8 @@ impl TxnVerifier {
     ) -> TxnVerifier {
         TxnVerifier {
             node_id,
-            metadata,
+            peers: Peers::new(metadata, CLIENT_ID, TIMEOUT),
             coordinator,
-            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,28 +121,7 @@ impl TxnVerifier {
             .with_verify_only(true)
             .with_topics(topics);
         let req = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
-        let mut clients = self.clients.lock().await;
-        let client = match clients.entry(node) {
-            std::collections::hash_map::Entry::Occupied(c) => c.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let c = super::peer::connect(&self.metadata, node, TIMEOUT, CLIENT_ID).await?;
-                slot.insert(c)
-            }
-        };
-        if client
-            .version_of::<AddPartitionsToTxnRequest>()
-            .unwrap_or(0)
-            < 4
-        {
-            return Err("the coordinator's node does not serve AddPartitionsToTxn v4".into());
-        }
-        let resp = match client.send(req).await {
-            Ok(r) => r,
-            Err(e) => {
-                clients.remove(&node);
-                return Err(e.to_string());
-            }
-        };
+        let resp = self.peers.send(node, req, 4).await?;
         let mut out = HashMap::new();
         if resp.error_code != 0 {
             for tp in parts {
