@@ -2,11 +2,15 @@
 //! controller, and applying what they commit.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use strata_controller::{ControllerError, MetadataCommand, MetadataImage};
 use uuid::Uuid;
 
 use super::{Broker, BrokerError};
+
+/// How long creating an internal topic waits for the cluster's known brokers to register.
+pub const INTERNAL_TOPIC_WAIT: Duration = Duration::from_secs(15);
 
 /// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
@@ -259,8 +263,15 @@ impl Broker {
     }
 
     /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) unless it
-    /// exists; returns its partition count. `replication_factor` is capped at the live
-    /// brokers, so that a cluster still starting can serve groups and transactions.
+    /// exists; returns its partition count.
+    ///
+    /// The nodes of a new cluster register one after another, and a topic created by the
+    /// first of them would be placed on the nodes registered so far: every coordinator of
+    /// the cluster would then sit on one or two nodes, for good. So creation first waits,
+    /// at most [`INTERNAL_TOPIC_WAIT`], for as many live brokers as the cluster is known
+    /// to have (its voters, or the brokers ever registered), up to `replication_factor`.
+    /// After that `replication_factor` is capped at the live brokers, so that a cluster
+    /// that starts with a node missing can still serve groups and transactions.
     pub async fn ensure_internal_topic(
         &self,
         name: &str,
@@ -268,6 +279,10 @@ impl Broker {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<i32, BrokerError> {
+        if let Some(t) = self.image().topics.get(name) {
+            return Ok(t.partitions);
+        }
+        self.wait_for_known_brokers(name, replication_factor).await;
         if let Some(t) = self.image().topics.get(name) {
             return Ok(t.partitions);
         }
@@ -311,6 +326,33 @@ impl Broker {
         })
         .await?;
         Ok(())
+    }
+
+    /// Waits (bounded) until `min(wanted, brokers the cluster is known to have)` brokers
+    /// are live; see [`Self::ensure_internal_topic`].
+    async fn wait_for_known_brokers(&self, topic: &str, wanted: i16) {
+        let voters = strata_controller::parse_quorum_voters(&self.config().quorum_voters)
+            .map_or(1, |v| v.len().max(1));
+        let deadline = tokio::time::Instant::now() + INTERNAL_TOPIC_WAIT;
+        loop {
+            let image = self.image();
+            let known = voters.max(image.brokers.len());
+            let target = known.min(wanted.max(1) as usize);
+            let live = self.live_brokers();
+            if live >= target || image.topics.contains_key(topic) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    topic,
+                    live,
+                    known,
+                    "creating an internal topic before every known broker registered: its replicas are placed on the live brokers only"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Registered brokers that are not fenced.

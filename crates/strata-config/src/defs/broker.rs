@@ -344,7 +344,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         doc: "Partitions of the internal __transaction_state topic (used only when it is first created).", ..BASE },
     ConfigDef { name: "transaction.state.log.replication.factor", ty: Short, default: Some("3"), validator: AtLeast(1),
         importance: High,
-        doc: "Replication factor of __transaction_state when it is created, capped at the live brokers.", ..BASE },
+        doc: "Replication factor of __transaction_state when it is created. Creation waits up to 15 s for the cluster's known brokers to register, then caps this at the live brokers.", ..BASE },
     ConfigDef { name: "transaction.state.log.min.isr", ty: Int, default: Some("2"), validator: AtLeast(1),
         importance: High,
         doc: "min.insync.replicas of __transaction_state (capped at its replication factor).", ..BASE },
