@@ -9,6 +9,7 @@
 //! which reads [`crate::MetadataImage::acls`].
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
@@ -242,6 +243,101 @@ fn match_applies(acl: &AclBinding, name: &str) -> bool {
 /// The stored set: ordered, so every voter serializes it the same way.
 pub type AclSet = BTreeSet<AclBinding>;
 
+/// Calls `f` with every binding whose pattern covers the resource `name` of `rtype` (the
+/// same name, the literal `*`, or a prefix of `name`), as [`AclBinding::pattern_matches`]
+/// would select them, until `f` breaks.
+///
+/// The set is ordered by resource type, then name, so this is a handful of range lookups
+/// rather than a scan of every ACL (Kafka's `StandardAuthorizerData` walks its sorted set
+/// the same way): look up the greatest name not above `name`; if it is a prefix of `name`,
+/// its bindings may cover it, and the walk goes on below that name; if it is not, no name
+/// between it and the longest prefix it shares with `name` can be a prefix of `name` either,
+/// so the walk jumps down to that shared prefix. Each step shortens the part of `name`
+/// still to consider or reports a prefix of it, so there are at most 2 × `name.len()`
+/// lookups, whatever the number of ACLs.
+pub fn for_each_covering<'a>(
+    acls: &'a AclSet,
+    rtype: ResourceType,
+    name: &str,
+    mut f: impl FnMut(&'a AclBinding) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if name != WILDCARD {
+        for acl in with_name(acls, rtype, WILDCARD) {
+            if acl.pattern_type == PatternType::Literal {
+                f(acl)?;
+            }
+        }
+    }
+    // The walk's bound: names strictly below `below` remain to be looked at.
+    let mut below = successor(name);
+    while let Some(last) = acls
+        .range(first_with(rtype, "")..first_with(rtype, &below))
+        .next_back()
+    {
+        let found = last.resource_name.as_str();
+        if name.starts_with(found) {
+            for acl in with_name(acls, rtype, found) {
+                if acl.pattern_type == PatternType::Prefixed || found == name {
+                    f(acl)?;
+                }
+            }
+            below = found.to_string();
+        } else {
+            below = successor(common_prefix(found, name));
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// The bindings on resources of `rtype`.
+pub fn of_type(acls: &AclSet, rtype: ResourceType) -> impl Iterator<Item = &AclBinding> {
+    acls.range(first_with(rtype, "")..)
+        .take_while(move |a| a.resource_type == rtype)
+}
+
+/// The bindings on resource `name` of `rtype`, of either pattern type.
+fn with_name<'a, 'n>(
+    acls: &'a AclSet,
+    rtype: ResourceType,
+    name: &'n str,
+) -> impl Iterator<Item = &'a AclBinding> + 'n
+where
+    'a: 'n,
+{
+    acls.range(first_with(rtype, name)..)
+        .take_while(move |a| a.resource_type == rtype && a.resource_name == name)
+}
+
+/// A key that sorts before every stored binding on resource `name` of `rtype` and after
+/// every binding on a smaller name: the other fields take their least values (a stored
+/// binding's principal and host are never empty).
+fn first_with(rtype: ResourceType, name: &str) -> AclBinding {
+    AclBinding {
+        resource_type: rtype,
+        resource_name: name.to_string(),
+        pattern_type: PatternType::ALL_VALUES[0],
+        principal: String::new(),
+        host: String::new(),
+        operation: AclOperation::ALL_VALUES[0],
+        permission: AclPermission::ALL_VALUES[0],
+    }
+}
+
+/// The least string greater than `s`, so that a range up to `first_with(successor(s))`
+/// includes the bindings on the name `s`.
+fn successor(s: &str) -> String {
+    format!("{s}\u{0}")
+}
+
+fn common_prefix<'a>(a: &str, b: &'a str) -> &'a str {
+    let len = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i);
+    &b[..len]
+}
+
 /// Adds `acls` (adding one already present is not an error, as in Kafka).
 pub(crate) fn create(image: &mut MetadataImage, acls: &[AclBinding]) -> Result<(), ApplyError> {
     if let Some((acl, reason)) = acls.iter().find_map(|a| a.invalid_reason().map(|r| (a, r))) {
@@ -365,5 +461,36 @@ mod tests {
             Some(AclOperation::IdempotentWrite)
         );
         assert_eq!(ResourceType::from_code(ANY_CODE), None);
+    }
+
+    /// Names over a small alphabet, so that prefixes, shared prefixes and `*` all occur.
+    fn arb_name() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex("[ab*\u{0}]{0,4}").unwrap()
+    }
+
+    proptest::proptest! {
+        /// The range walk selects exactly the bindings a scan with `pattern_matches` does.
+        #[test]
+        fn covering_walk_equals_a_scan(
+            names in proptest::collection::vec((arb_name(), proptest::bool::ANY), 0..24),
+            name in arb_name(),
+        ) {
+            let acls: AclSet = names
+                .iter()
+                .filter(|(n, _)| !n.is_empty())
+                .map(|(n, prefixed)| {
+                    let p = if *prefixed && n != WILDCARD { PatternType::Prefixed } else { PatternType::Literal };
+                    acl(p, n, "User:alice")
+                })
+                .collect();
+            let scan: Vec<&AclBinding> = acls.iter().filter(|a| a.pattern_matches(ResourceType::Topic, &name)).collect();
+            let mut walk = Vec::new();
+            let _ = for_each_covering(&acls, ResourceType::Topic, &name, |a| {
+                walk.push(a);
+                ControlFlow::Continue(())
+            });
+            walk.sort();
+            proptest::prop_assert_eq!(walk, scan);
+        }
     }
 }

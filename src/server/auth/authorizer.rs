@@ -13,8 +13,14 @@
 //!    DELETE and ALTER imply DESCRIBE; ALTER_CONFIGS implies DESCRIBE_CONFIGS) allows.
 //! 3. No binding covers the resource at all: `allow.everyone.if.no.acl.found` decides.
 //! 4. Otherwise: denied.
+//!
+//! The covering bindings are found with range lookups in the ordered ACL set
+//! ([`for_each_covering`]), not by scanning it, so a decision costs about the same with
+//! 10,000 ACLs as with ten (see `benches/authorize.rs`).
 
-use strata_controller::acl::{AclSet, CLUSTER_NAME, WILDCARD};
+use std::ops::ControlFlow;
+
+use strata_controller::acl::{for_each_covering, of_type, AclSet, CLUSTER_NAME, WILDCARD};
 use strata_controller::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 
 use super::Principal;
@@ -62,18 +68,21 @@ impl Authorizer {
         }
         let mut covered = false;
         let mut allowed = false;
-        for acl in acls.iter().filter(|a| a.pattern_matches(rtype, name)) {
+        let decided = for_each_covering(acls, rtype, name, |acl| {
             covered = true;
             let applies = principal_matches(&acl.principal, who.principal)
                 && (acl.host == who.host || acl.host == WILDCARD);
-            if !applies {
-                continue;
-            }
             match acl.permission {
-                AclPermission::Deny if denies(acl.operation, op) => return false,
-                AclPermission::Allow if allows(acl.operation, op) => allowed = true,
+                AclPermission::Deny if applies && denies(acl.operation, op) => {
+                    return ControlFlow::Break(())
+                }
+                AclPermission::Allow if applies && allows(acl.operation, op) => allowed = true,
                 _ => {}
             }
+            ControlFlow::Continue(())
+        });
+        if decided.is_break() {
+            return false;
         }
         allowed || (!covered && self.allow_if_no_acl)
     }
@@ -99,12 +108,10 @@ impl Authorizer {
             return true;
         }
         let mine = |a: &&AclBinding| {
-            a.resource_type == rtype
-                && principal_matches(&a.principal, who.principal)
+            principal_matches(&a.principal, who.principal)
                 && (a.host == who.host || a.host == WILDCARD)
         };
-        let denials: Vec<&AclBinding> = acls
-            .iter()
+        let denials: Vec<&AclBinding> = of_type(acls, rtype)
             .filter(mine)
             .filter(|a| a.permission == AclPermission::Deny && denies(a.operation, op))
             .collect();
@@ -114,7 +121,7 @@ impl Authorizer {
         {
             return false;
         }
-        acls.iter()
+        of_type(acls, rtype)
             .filter(mine)
             .filter(|a| a.permission == AclPermission::Allow && allows(a.operation, op))
             .any(|a| {
