@@ -261,29 +261,36 @@ pub fn for_each_covering<'a>(
     name: &str,
     mut f: impl FnMut(&'a AclBinding) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
+    if acls.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    // One search key, whose name is rewritten at each step: the lookups allocate nothing
+    // once its name has grown to `name`'s length.
+    let mut key = first_with(rtype);
     if name != WILDCARD {
-        for acl in with_name(acls, rtype, WILDCARD) {
+        set_name(&mut key, WILDCARD, false);
+        for acl in with_name(acls, &key) {
             if acl.pattern_type == PatternType::Literal {
                 f(acl)?;
             }
         }
     }
-    // The walk's bound: names strictly below `below` remain to be looked at.
-    let mut below = successor(name);
-    while let Some(last) = acls
-        .range(first_with(rtype, "")..first_with(rtype, &below))
-        .next_back()
-    {
+    // The walk's bound: names strictly below the key's remain to be looked at.
+    set_name(&mut key, name, true);
+    while let Some(last) = acls.range(..&key).next_back() {
+        if last.resource_type != rtype {
+            break;
+        }
         let found = last.resource_name.as_str();
         if name.starts_with(found) {
-            for acl in with_name(acls, rtype, found) {
+            set_name(&mut key, found, false);
+            for acl in with_name(acls, &key) {
                 if acl.pattern_type == PatternType::Prefixed || found == name {
                     f(acl)?;
                 }
             }
-            below = found.to_string();
         } else {
-            below = successor(common_prefix(found, name));
+            set_name(&mut key, common_prefix(found, name), true);
         }
     }
     ControlFlow::Continue(())
@@ -291,30 +298,31 @@ pub fn for_each_covering<'a>(
 
 /// The bindings on resources of `rtype`.
 pub fn of_type(acls: &AclSet, rtype: ResourceType) -> impl Iterator<Item = &AclBinding> {
-    acls.range(first_with(rtype, "")..)
+    acls.range(first_with(rtype)..)
         .take_while(move |a| a.resource_type == rtype)
 }
 
-/// The bindings on resource `name` of `rtype`, of either pattern type.
-fn with_name<'a, 'n>(
+/// The bindings on the resource type and name of `key` (made by [`first_with`]), of either
+/// pattern type.
+fn with_name<'a, 'k>(
     acls: &'a AclSet,
-    rtype: ResourceType,
-    name: &'n str,
-) -> impl Iterator<Item = &'a AclBinding> + 'n
+    key: &'k AclBinding,
+) -> impl Iterator<Item = &'a AclBinding> + 'k
 where
-    'a: 'n,
+    'a: 'k,
 {
-    acls.range(first_with(rtype, name)..)
-        .take_while(move |a| a.resource_type == rtype && a.resource_name == name)
+    acls.range(key..).take_while(move |a| {
+        a.resource_type == key.resource_type && a.resource_name == key.resource_name
+    })
 }
 
-/// A key that sorts before every stored binding on resource `name` of `rtype` and after
-/// every binding on a smaller name: the other fields take their least values (a stored
-/// binding's principal and host are never empty).
-fn first_with(rtype: ResourceType, name: &str) -> AclBinding {
+/// A search key that sorts before every stored binding on its resource (type and name)
+/// and after every binding on a smaller one: the other fields take their least values (a
+/// stored binding's principal and host are never empty). The name starts empty.
+fn first_with(rtype: ResourceType) -> AclBinding {
     AclBinding {
         resource_type: rtype,
-        resource_name: name.to_string(),
+        resource_name: String::new(),
         pattern_type: PatternType::ALL_VALUES[0],
         principal: String::new(),
         host: String::new(),
@@ -323,10 +331,14 @@ fn first_with(rtype: ResourceType, name: &str) -> AclBinding {
     }
 }
 
-/// The least string greater than `s`, so that a range up to `first_with(successor(s))`
-/// includes the bindings on the name `s`.
-fn successor(s: &str) -> String {
-    format!("{s}\u{0}")
+/// Sets the key's name to `s`, or with `successor` to the least string greater than `s`
+/// (`s` then NUL), so that a range up to the key includes the bindings on the name `s`.
+fn set_name(key: &mut AclBinding, s: &str, successor: bool) {
+    key.resource_name.clear();
+    key.resource_name.push_str(s);
+    if successor {
+        key.resource_name.push('\u{0}');
+    }
 }
 
 fn common_prefix<'a>(a: &str, b: &'a str) -> &'a str {
