@@ -33,3 +33,4 @@ mod topic_partitions;
 mod transactions;
 mod txn;
 mod txn_verify;
+mod voters;
