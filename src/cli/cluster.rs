@@ -27,6 +27,14 @@ pub enum ClusterCommand {
         #[arg(long)]
         forget: bool,
     },
+    /// Drain a broker: no new replicas are placed on it and each of its replicas moves to
+    /// another broker (the new copy joins the ISR before the old one leaves). Waits for the
+    /// drain (up to --timeout-ms) unless --no-wait.
+    Decommission {
+        node: i32,
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// One row of the table.
@@ -44,6 +52,9 @@ pub async fn run(c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(),
         ClusterCommand::AddVoter { node } => super::cluster_voters::add(c, &conn, node).await,
         ClusterCommand::RemoveVoter { node, forget } => {
             super::cluster_voters::remove(c, node, forget).await
+        }
+        ClusterCommand::Decommission { node, no_wait } => {
+            super::cluster_decommission::run(c, &conn, node, !no_wait).await
         }
     }
 }

@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_health;
 mod compaction;
 mod crash;
+mod decommission;
 mod describe_producers;
 mod fetch;
 mod groups;

@@ -58,7 +58,7 @@ fn wait_role(bootstrap: &str, node: i32, role: &str) {
     }
 }
 
-async fn create_topic(bootstrap: &str, name: &str) -> Result<(), String> {
+pub(crate) async fn create_topic(bootstrap: &str, name: &str) -> Result<(), String> {
     let admin = kafka::admin(bootstrap);
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(20)));
     let t = NewTopic::new(name, 1, TopicReplication::Fixed(1));

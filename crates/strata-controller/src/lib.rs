@@ -64,6 +64,7 @@
 
 pub mod acl;
 pub mod controller;
+pub mod decommission;
 mod disk;
 pub mod error;
 pub mod image;
