@@ -18,7 +18,8 @@
 //! - `disk`: atomic JSON files, record framing, the directory lock.
 //! - [`rejoin`]: a voter that starts with an empty log (a replaced node) catches up before it
 //!   votes; `learner`: broker-only nodes as openraft learners; [`membership`]: the quorum as
-//!   one node sees it (DescribeQuorum).
+//!   one node sees it (DescribeQuorum); [`voters`]: runtime voter changes;
+//!   [`decommission`]: draining a broker (moving its replicas, no new placement).
 //!
 //! # Storage contracts
 //! - After `append` returns (and its flush callback fires) the entries were written to
