@@ -121,8 +121,18 @@ impl Controller {
     }
 }
 
-/// The quorum state for [`plan`] from the leader's metrics and transport health.
-fn quorum_state(raft: &Raft<TypeConfig>, health: &PeerHealth) -> QuorumState {
+/// How long the leader waits for fresh answers from the members a change relies on.
+const CONFIRM: Duration = Duration::from_secs(1);
+
+/// The quorum state for [`plan`] from the leader's metrics and transport health. With
+/// `heard_since`, a member counts as reachable only if it answered after that instant (the
+/// leader's heartbeats reach every member each `heartbeat_interval`), not merely within the
+/// transport's recent window: a node killed a moment ago must not be counted.
+fn quorum_state(
+    raft: &Raft<TypeConfig>,
+    health: &PeerHealth,
+    heard_since: Option<Instant>,
+) -> QuorumState {
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let configs: Vec<BTreeSet<u64>> = membership.get_joint_config().clone();
@@ -131,7 +141,13 @@ fn quorum_state(raft: &Raft<TypeConfig>, health: &PeerHealth) -> QuorumState {
     let reachable = members
         .iter()
         .copied()
-        .filter(|id| health.reachable(m.id, [*id]) == 1)
+        .filter(|id| {
+            *id == m.id
+                || match heard_since {
+                    Some(since) => health.last_ok(*id).is_some_and(|t| t > since),
+                    None => health.reachable(m.id, [*id]) == 1,
+                }
+        })
         .collect();
     let matched = members
         .iter()
@@ -180,7 +196,7 @@ pub(crate) async fn change_voters_local(
     }
     let target_end = m.last_log_index.unwrap_or(0);
     let planned = loop {
-        let mut state = quorum_state(raft, health);
+        let mut state = quorum_state(raft, health, None);
         state.leader_last_index = target_end;
         match plan(&state, change) {
             Err(VoterChangeError::NotCaughtUp { .. }) if Instant::now() < deadline => {
@@ -190,6 +206,19 @@ pub(crate) async fn change_voters_local(
             Ok(p) => break p,
         }
     };
+    // Confirm with answers that arrive from now on: the joint configuration needs a majority
+    // of the new voters, and one that cannot commit would stall every metadata change.
+    let since = Instant::now();
+    let confirm_until = (since + CONFIRM).min(deadline);
+    loop {
+        let mut state = quorum_state(raft, health, Some(since));
+        state.leader_last_index = 0;
+        match plan(&state, change) {
+            Ok(_) => break,
+            Err(e) if Instant::now() >= confirm_until => return VoterOutcome::Refused(e),
+            Err(_) => tokio::time::sleep(NO_LEADER_BACKOFF).await,
+        }
+    }
     tracing::info!(?change, plan = ?planned, "changing the metadata quorum's voters");
     let (members, retain): (ChangeMembers<u64, openraft::BasicNode>, bool) = match planned {
         Plan::Promote(id) => (ChangeMembers::AddVoterIds([id].into()), true),
