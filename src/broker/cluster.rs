@@ -22,6 +22,9 @@ impl Broker {
             let b = self.clone();
             let s = shutdown.clone();
             tokio::spawn(async move { b.liveness_loop(s).await });
+            let b = self.clone();
+            let s = shutdown.clone();
+            tokio::spawn(async move { b.decommission_loop(s).await });
         }
         let b = self.clone();
         tokio::spawn(async move { b.isr_loop(shutdown).await });

@@ -11,6 +11,7 @@
 //! so a created topic is usable as soon as CreateTopics answers.
 
 mod cluster;
+mod decommission;
 pub mod gauges;
 mod producer_ids;
 mod recover;

@@ -16,6 +16,25 @@ pub enum ClusterCommand {
     /// Show the voters, observers (broker-only nodes) and brokers: role, rack, address, state
     /// and how far each node's metadata log goes.
     Describe,
+    /// Make a broker-only node (an observer that caught up with the metadata log) a voter of
+    /// the metadata quorum (Kafka's AddRaftVoter).
+    AddVoter { node: i32 },
+    /// Make a voter stop voting (Kafka's RemoveRaftVoter). Refused when the voters left would
+    /// have no reachable majority. The node stays an observer while it runs, unless --forget.
+    RemoveVoter {
+        node: i32,
+        /// Drop the node from the quorum entirely (a dead node that will not come back).
+        #[arg(long)]
+        forget: bool,
+    },
+    /// Drain a broker: no new replicas are placed on it and each of its replicas moves to
+    /// another broker (the new copy joins the ISR before the old one leaves). Waits for the
+    /// drain (up to --timeout-ms) unless --no-wait.
+    Decommission {
+        node: i32,
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// One row of the table.
@@ -27,8 +46,20 @@ struct Row {
     log_end: Option<i64>,
 }
 
-pub async fn run(mut c: Client, _conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
-    let ClusterCommand::Describe = cmd;
+pub async fn run(c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
+    match cmd {
+        ClusterCommand::Describe => describe(c).await,
+        ClusterCommand::AddVoter { node } => super::cluster_voters::add(c, &conn, node).await,
+        ClusterCommand::RemoveVoter { node, forget } => {
+            super::cluster_voters::remove(c, node, forget).await
+        }
+        ClusterCommand::Decommission { node, no_wait } => {
+            super::cluster_decommission::run(c, &conn, node, !no_wait).await
+        }
+    }
+}
+
+async fn describe(mut c: Client) -> Result<(), CliError> {
     if c.version_of::<DescribeQuorumRequest>().is_none() {
         return Err(CliError::Unsupported {
             addr: c.addr().to_string(),

@@ -12,6 +12,8 @@
 mod acl;
 mod cleaner;
 mod cluster;
+mod cluster_decommission;
+mod cluster_voters;
 mod group;
 mod log_dirs;
 mod progress;

@@ -38,6 +38,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 1),
+    // KIP-853 voter changes (`strata cluster add-voter` / `remove-voter`).
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
+    // Served as Strata's decommission (drain, then no placement): `strata cluster decommission`.
+    (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::InitProducerId, 0, 5),

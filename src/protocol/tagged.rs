@@ -20,3 +20,7 @@ pub trait TaggedState: Serialize + DeserializeOwned {
         serde_json::from_slice(bytes).ok()
     }
 }
+
+/// Strata's tagged field of RemoveRaftVoterRequest (`strata cluster remove-voter --forget`):
+/// present = drop the node from the metadata quorum entirely instead of keeping it a learner.
+pub const FORGET_VOTER_TAG: i32 = 0x5354_0010;

@@ -31,6 +31,7 @@ mod append;
 mod error;
 mod fetch;
 mod fetcher;
+mod moved;
 mod offsets;
 mod partition;
 pub mod reader_pool;
@@ -251,7 +252,12 @@ impl ReplicaManager {
             self.fetchers.follow(&partition, &pmeta, node);
             hosted.push(partition);
         }
+        let moved: Vec<Arc<Partition>> = existing
+            .into_iter()
+            .filter(|e| !hosted.iter().any(|h| Arc::ptr_eq(h, e)))
+            .collect();
         self.partitions.write().insert(name, hosted);
+        self.drop_moved(moved);
         Ok(opened)
     }
 
@@ -374,7 +380,7 @@ fn write_partition_metadata(dir: &std::path::Path, topic_id: Uuid) {
     }
 }
 
-fn delete_partition_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn delete_partition_dir(dir: &std::path::Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,

@@ -92,7 +92,7 @@ pub struct Controller {
 
 /// What a quorum member needs beyond the Raft handle.
 pub(crate) struct Cluster {
-    health: PeerHealth,
+    pub(crate) health: PeerHealth,
     server: Mutex<Option<RpcServer>>,
     listen_addr: std::net::SocketAddr,
     propose_timeout: Duration,

@@ -72,6 +72,27 @@ pub enum ControllerError {
         voters: Vec<u64>,
         waited: Duration,
     },
+    /// A voter change was refused as unsafe; nothing changed.
+    #[error("voter change refused: {0}")]
+    VoterChange(#[from] crate::voters::VoterChangeError),
+    #[error("voter change {change:?} failed: {message}")]
+    MembershipChange {
+        change: crate::voters::VoterChange,
+        message: String,
+    },
+    #[error(
+        "voter change {change:?} did not finish within {timeout:?}; it may still complete: check \
+         `strata cluster describe` before retrying"
+    )]
+    MembershipChangeTimedOut {
+        change: crate::voters::VoterChange,
+        timeout: Duration,
+    },
+    #[error(
+        "this node runs a single-voter controller (controller.quorum.voters is empty); its voters \
+         cannot change"
+    )]
+    SingleVoter,
     #[error(
         "controller node {node_id} did not become leader with everything applied within {waited:?}; \
          check the metadata directory and the logs"

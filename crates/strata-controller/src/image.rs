@@ -111,6 +111,10 @@ pub struct MetadataImage {
     /// Client quotas (AlterClientQuotas), sorted by entity.
     #[serde(default)]
     pub quotas: Vec<crate::quota::ClientQuota>,
+    /// Brokers being drained or drained (`strata cluster decommission`): no new replica is
+    /// placed on them and their replicas move away ([`crate::decommission`]).
+    #[serde(default)]
+    pub decommissioned: std::collections::BTreeSet<i32>,
 }
 
 impl MetadataImage {
@@ -194,6 +198,25 @@ pub enum MetadataCommand {
         leader_epoch: i32,
         partition_epoch: i32,
         isr: Vec<i32>,
+    },
+    /// Drain `node_id`: no new replicas, and the active controller moves its replicas away
+    /// ([`crate::decommission`]).
+    DecommissionBroker {
+        node_id: i32,
+    },
+    /// Step 1 of moving a replica: `node_id` joins the replicas (not the ISR) and copies.
+    AddReplica {
+        topic: String,
+        partition: i32,
+        node_id: i32,
+    },
+    /// Step 2: `node_id` leaves; refused unless every other replica is in the ISR.
+    /// `replaced_by` takes its place in the replica order.
+    DropReplica {
+        topic: String,
+        partition: i32,
+        node_id: i32,
+        replaced_by: Option<i32>,
     },
     /// ElectLeaders: `unclean` elects any live replica of a leaderless partition, otherwise the
     /// preferred replica.
@@ -307,6 +330,12 @@ pub enum ApplyError {
     InvalidScramCredential { user: String, mechanism: String },
     #[error("cannot store ACL {acl}: {reason}")]
     InvalidAcl { acl: String, reason: String },
+    #[error("{topic}-{partition}: cannot move a replica: {reason}")]
+    InvalidReassignment {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     #[error("{topic}-{partition}: cannot elect a leader: {source}")]
     Election {
         topic: String,
@@ -342,6 +371,20 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             }
         }
         MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
+        MetadataCommand::DecommissionBroker { node_id } => {
+            crate::decommission::decommission(image, *node_id)?
+        }
+        MetadataCommand::AddReplica {
+            topic,
+            partition,
+            node_id,
+        } => crate::decommission::add_replica(image, topic, *partition, *node_id)?,
+        MetadataCommand::DropReplica {
+            topic,
+            partition,
+            node_id,
+            replaced_by,
+        } => crate::decommission::drop_replica(image, topic, *partition, *node_id, *replaced_by)?,
         MetadataCommand::UnfenceBroker { node_id } => set_fenced(image, *node_id, false)?,
         MetadataCommand::ShutdownBroker { node_id } => {
             set_fenced(image, *node_id, true)?;
@@ -528,7 +571,7 @@ fn place(
     let live: BTreeMap<i32, Option<String>> = image
         .brokers
         .values()
-        .filter(|b| !b.fenced)
+        .filter(|b| !b.fenced && !image.decommissioned.contains(&b.node_id))
         .map(|b| (b.node_id, b.rack.clone()))
         .collect();
     let placed = assign_replicas(&live, partitions, replication_factor as usize, start)

@@ -18,7 +18,8 @@
 //! - `disk`: atomic JSON files, record framing, the directory lock.
 //! - [`rejoin`]: a voter that starts with an empty log (a replaced node) catches up before it
 //!   votes; `learner`: broker-only nodes as openraft learners; [`membership`]: the quorum as
-//!   one node sees it (DescribeQuorum).
+//!   one node sees it (DescribeQuorum); [`voters`]: runtime voter changes;
+//!   [`decommission`]: draining a broker (moving its replicas, no new placement).
 //!
 //! # Storage contracts
 //! - After `append` returns (and its flush callback fires) the entries were written to
@@ -43,8 +44,11 @@
 //! - Bootstrap: only when its log is empty, the lowest voter id calls `Raft::initialize` with all
 //!   voters and then proposes the cluster id; the others learn both from the log. Reopening a
 //!   directory never initializes again; an empty lowest voter first asks its peers and, if they
-//!   hold a log, rejoins instead. Growing or changing the voter set (`Raft::change_membership`)
-//!   is not done yet.
+//!   hold a log, rejoins instead.
+//! - Changing the voters at runtime: [`Controller::change_voters`] promotes a caught-up learner
+//!   or demotes a voter, on the leader, after [`voters::plan`] checked that a quorum remains.
+//!   The committed membership (log and snapshots) is the truth after bootstrap; a stale
+//!   `controller.quorum.voters` never overrides it.
 //! - Replacing a node: a voter whose directory was wiped restarts empty with the same id and
 //!   catches up from the leader; until it has, it neither votes nor campaigns ([`rejoin`]).
 //! - Transport: each RPC (AppendEntries, Vote, InstallSnapshot, and forwarded proposals) is one
@@ -61,6 +65,7 @@
 
 pub mod acl;
 pub mod controller;
+pub mod decommission;
 mod disk;
 pub mod error;
 pub mod image;
@@ -77,6 +82,8 @@ pub mod scram;
 mod server;
 pub mod state_machine;
 pub mod tls;
+pub mod voters;
+mod voters_driver;
 
 use std::io::Cursor;
 
@@ -102,6 +109,8 @@ pub use scram::{ScramCredential, ScramMechanism};
 pub use state_machine::ApplyResponse;
 pub use state_machine::StateMachine;
 pub use tls::TransportTls;
+pub use voters::{VoterChange, VoterChangeError};
+pub use voters_driver::VoterOutcome;
 
 openraft::declare_raft_types!(
     /// openraft type configuration of the metadata group.

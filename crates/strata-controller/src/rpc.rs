@@ -77,6 +77,11 @@ pub enum Request {
         node_id: NodeId,
         addr: String,
     },
+    /// A voter change (`strata cluster add-voter` / `remove-voter`) forwarded to the leader.
+    ChangeVoters {
+        change: crate::voters::VoterChange,
+        timeout_ms: u64,
+    },
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -95,6 +100,7 @@ pub enum Response {
     },
     /// `Applied` once the membership with the learner committed; `NotLeader` names the leader.
     AddLearner(ProposeOutcome),
+    ChangeVoters(crate::voters_driver::VoterOutcome),
 }
 
 /// What the leader did with a forwarded command.

@@ -170,6 +170,12 @@ async fn dispatch(
         Request::AddLearner { node_id, addr } => {
             Response::AddLearner(add_learner_local(raft, node_id, addr).await)
         }
+        Request::ChangeVoters { change, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms).min(MAX_FORWARDED_TIMEOUT);
+            Response::ChangeVoters(
+                crate::voters_driver::change_voters_local(raft, health, change, timeout).await,
+            )
+        }
         Request::InstallSnapshot(rpc) => {
             if let Some(from) = rpc.vote.leader_id().voted_for() {
                 health.ok(from);

@@ -19,10 +19,12 @@ mod metadata;
 mod offsets;
 mod produce;
 mod quotas;
+mod raft_voters;
 pub mod sasl;
 mod scram;
 mod topics;
 mod txn;
+mod unregister_broker;
 mod write_txn_markers;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -94,6 +96,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete(ctx, r).await),
         Rq::DescribeClientQuotas(r) => Rs::DescribeClientQuotas(quotas::describe(ctx, r)),
         Rq::AlterClientQuotas(r) => Rs::AlterClientQuotas(quotas::alter(ctx, r).await),
+        Rq::UnregisterBroker(r) => Rs::UnregisterBroker(unregister_broker::handle(ctx, r).await),
+        Rq::AddRaftVoter(r) => Rs::AddRaftVoter(raft_voters::add(ctx, r).await),
+        Rq::RemoveRaftVoter(r) => Rs::RemoveRaftVoter(raft_voters::remove(ctx, r).await),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above (SaslHandshake and SaslAuthenticate change the
