@@ -13,6 +13,7 @@
 mod cluster;
 pub mod gauges;
 mod producer_ids;
+mod reassign;
 mod recover;
 mod tasks;
 mod topics;
