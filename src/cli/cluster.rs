@@ -16,6 +16,16 @@ pub enum ClusterCommand {
     /// Show the voters, observers (broker-only nodes) and brokers: role, rack, address, state
     /// and how far each node's metadata log goes.
     Describe,
+    /// Even out replicas and preferred leaders across brokers and racks: prints the plan, then
+    /// moves the partitions (AlterPartitionReassignments) and their leaders.
+    Rebalance {
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the moves started instead of following them.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// One row of the table.
@@ -27,8 +37,10 @@ struct Row {
     log_end: Option<i64>,
 }
 
-pub async fn run(mut c: Client, _conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
-    let ClusterCommand::Describe = cmd;
+pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
+    if let ClusterCommand::Rebalance { dry_run, no_wait } = cmd {
+        return super::reassign::rebalance(&mut c, &conn, dry_run, !no_wait).await;
+    }
     if c.version_of::<DescribeQuorumRequest>().is_none() {
         return Err(CliError::Unsupported {
             addr: c.addr().to_string(),
