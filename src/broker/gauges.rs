@@ -65,10 +65,13 @@ impl crate::metrics::ScrapeSource for Broker {
             self.node_id(),
             active.then(|| image.topics.values()),
         );
+        let (reassigning, reassignment_bytes_left) = self.reassignment_progress();
         crate::metrics::PartitionHealthCounts {
             under_replicated: h.under_replicated,
             under_min_isr: h.under_min_isr,
             offline: h.offline,
+            reassigning,
+            reassignment_bytes_left,
         }
     }
 }
@@ -97,6 +100,8 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
         }
     }
 

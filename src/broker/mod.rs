@@ -14,6 +14,7 @@ mod cluster;
 mod decommission;
 pub mod gauges;
 mod producer_ids;
+mod reassign;
 mod recover;
 mod tasks;
 mod topics;

@@ -35,6 +35,16 @@ pub enum ClusterCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Even out replicas and preferred leaders across brokers and racks: prints the plan, then
+    /// moves the partitions (AlterPartitionReassignments) and their leaders.
+    Rebalance {
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the moves started instead of following them.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// One row of the table.
@@ -46,7 +56,7 @@ struct Row {
     log_end: Option<i64>,
 }
 
-pub async fn run(c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
+pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
     match cmd {
         ClusterCommand::Describe => describe(c).await,
         ClusterCommand::AddVoter { node } => super::cluster_voters::add(c, &conn, node).await,
@@ -55,6 +65,9 @@ pub async fn run(c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(),
         }
         ClusterCommand::Decommission { node, no_wait } => {
             super::cluster_decommission::run(c, &conn, node, !no_wait).await
+        }
+        ClusterCommand::Rebalance { dry_run, no_wait } => {
+            super::reassign::rebalance(&mut c, &conn, dry_run, !no_wait).await
         }
     }
 }

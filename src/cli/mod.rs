@@ -18,6 +18,8 @@ mod group;
 mod log_dirs;
 mod progress;
 mod quota;
+mod reassign;
+mod rebalance;
 mod tier;
 mod tier_costs;
 mod topic;
@@ -127,6 +129,22 @@ pub enum TopicCommand {
         /// Unclean election: may lose records the old ISR had.
         #[arg(long)]
         unclean: bool,
+    },
+    /// Move one partition to the given brokers (AlterPartitionReassignments) and follow the
+    /// copy until it is done, with the bytes left to move; or cancel a running move.
+    Reassign {
+        name: String,
+        #[arg(long, short = 'p')]
+        partition: i32,
+        /// The new replicas, the first being the preferred leader, e.g. --replicas 2,3,4.
+        #[arg(long, value_delimiter = ',', required_unless_present = "cancel")]
+        replicas: Vec<i32>,
+        /// Cancel the running reassignment: back to the original replicas.
+        #[arg(long, conflicts_with = "replicas")]
+        cancel: bool,
+        /// Return once the move started instead of following it.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 

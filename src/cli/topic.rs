@@ -85,6 +85,16 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TopicCommand) -> Result<(
             partition,
             unclean,
         } => elect_leaders(&mut c, &names, partition, unclean).await,
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            cancel,
+            no_wait,
+        } => {
+            let target = (!cancel).then_some(replicas);
+            super::reassign::reassign(&mut c, &conn, &name, partition, target, !no_wait).await
+        }
     }
 }
 

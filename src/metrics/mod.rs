@@ -25,6 +25,11 @@
 //!   `min.insync.replicas` (`UnderMinIsrPartitionCount`);
 //! - `strata_offline_partitions`: partitions without a leader, on the active controller only
 //!   (`OfflinePartitionsCount`; 0 elsewhere, so the sum over nodes is the cluster's count);
+//! - `strata_replica_fetch_bytes_total{topic}`: record bytes this node copied from leaders as a
+//!   follower (a reassignment's new replica shows what it moved);
+//! - `strata_reassigning_partitions` and `strata_reassignment_bytes_left`: partitions this node
+//!   leads that are being reassigned, and the local-log bytes their adding replicas still have
+//!   to copy (an estimate from the followers' offsets; the sum over nodes is the cluster's);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
 //! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
 //!
@@ -66,6 +71,7 @@ struct Instruments {
     request_duration: Histogram<f64>,
     produce_bytes: Counter<u64>,
     fetch_bytes: Counter<u64>,
+    replica_fetch_bytes: Counter<u64>,
     consumer_fetch_bytes: Counter<u64>,
     fetch_session_requests: Counter<u64>,
     fetch_session_partitions_left_out: Counter<u64>,
@@ -92,6 +98,10 @@ pub struct PartitionHealthCounts {
     pub under_min_isr: usize,
     /// Without a leader; counted by the active controller only (`OfflinePartitionsCount`).
     pub offline: usize,
+    /// Led here and being reassigned (Kafka's `ReassigningPartitions`, counted by leaders).
+    pub reassigning: usize,
+    /// Local-log bytes the adding replicas of those partitions have yet to copy (estimate).
+    pub reassignment_bytes_left: u64,
 }
 
 /// One hosted partition's offsets at a scrape.
@@ -137,6 +147,12 @@ fn instruments() -> &'static Instruments {
                 .u64_counter("strata.fetch.bytes")
                 .with_description("Record batch bytes returned by Fetch (bytes out), by topic")
                 .build(),
+            replica_fetch_bytes: meter
+                .u64_counter("strata.replica.fetch.bytes")
+                .with_description(
+                    "Record batch bytes this node copied from partition leaders as a follower, by topic",
+                )
+                .build(),
             consumer_fetch_bytes: meter
                 .u64_counter("strata.fetch.consumer.bytes")
                 .with_description(
@@ -173,6 +189,7 @@ pub fn watch_partitions(source: Arc<dyn ScrapeSource>) {
     instruments();
     if first {
         register_partition_gauges(&meter());
+        register_reassignment_gauges(&meter());
     }
 }
 
@@ -239,6 +256,29 @@ fn register_partition_gauges(meter: &Meter) {
         .build();
 }
 
+fn register_reassignment_gauges(meter: &Meter) {
+    let _ = meter
+        .i64_observable_gauge("strata.reassigning_partitions")
+        .with_description("Partitions led by this node with a reassignment in progress")
+        .with_callback(|obs| {
+            if let Some(source) = watched() {
+                obs.observe(source.partition_health().reassigning as i64, &[]);
+            }
+        })
+        .build();
+    let _ = meter
+        .u64_observable_gauge("strata.reassignment_bytes_left")
+        .with_description(
+            "Local-log bytes that the adding replicas of partitions led by this node still have to copy (estimate)",
+        )
+        .with_callback(|obs| {
+            if let Some(source) = watched() {
+                obs.observe(source.partition_health().reassignment_bytes_left, &[]);
+            }
+        })
+        .build();
+}
+
 fn partition_labels(p: &PartitionOffsets) -> [KeyValue; 2] {
     [
         KeyValue::new("topic", Arc::clone(&p.topic)),
@@ -281,6 +321,15 @@ pub fn fetch_bytes(topic: &Arc<str>, bytes: usize) {
     if bytes > 0 {
         instruments()
             .fetch_bytes
+            .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+    }
+}
+
+/// Records `bytes` of record batches of `topic` copied from its leader by this node's fetcher.
+pub fn replica_fetch_bytes(topic: &Arc<str>, bytes: usize) {
+    if bytes > 0 {
+        instruments()
+            .replica_fetch_bytes
             .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
     }
 }

@@ -45,6 +45,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::FindCoordinator, 0, 5),

@@ -351,6 +351,7 @@ async fn fetch(
             match ResponseError::try_from_code(p.error_code) {
                 None => {
                     let records = p.records.unwrap_or_default();
+                    crate::metrics::replica_fetch_bytes(&part.tp.topic, records.len());
                     if let Err(e) = part.append_as_follower(&records, p.high_watermark, now) {
                         tracing::warn!(tp = %part.tp, error = %e, "could not append fetched records; checking the log against the leader");
                         broker.fetchers.needs_truncation(&part.tp);

@@ -299,16 +299,21 @@ impl ReplicaManager {
     pub(crate) fn remove_topic(&self, topic: &str) -> Vec<Arc<Partition>> {
         let removed = self.partitions.write().remove(topic).unwrap_or_default();
         for p in &removed {
-            self.fetchers.unfollow(&p.tp);
-            p.notify_deleted();
-            let dir = self.partition_dir(&p.tp);
-            if let Err(e) = delete_partition_dir(&dir) {
-                tracing::warn!(tp = %p.tp, dir = %dir.display(), error = %e, "could not delete partition directory; remove it by hand");
-            } else {
-                tracing::info!(tp = %p.tp, "deleted partition");
-            }
+            self.drop_replica(p);
         }
         removed
+    }
+
+    /// Stops following and serving one replica no longer hosted here and deletes its directory.
+    fn drop_replica(&self, p: &Partition) {
+        self.fetchers.unfollow(&p.tp);
+        p.notify_deleted();
+        let dir = self.partition_dir(&p.tp);
+        if let Err(e) = delete_partition_dir(&dir) {
+            tracing::warn!(tp = %p.tp, dir = %dir.display(), error = %e, "could not delete partition directory; remove it by hand");
+        } else {
+            tracing::info!(tp = %p.tp, "deleted partition");
+        }
     }
 
     /// The directory of a partition: an existing one in any of `log.dirs`, else a new

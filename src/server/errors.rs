@@ -88,6 +88,7 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
                 E::InvalidReplicaAssignment
             }
             A::StalePartitionEpoch { .. } => E::FencedLeaderEpoch,
+            A::Reassign { .. } => E::NoReassignmentInProgress,
             A::InvalidIsr { .. } => E::InvalidRequest,
             A::Election { source, .. } => match source {
                 strata_controller::partition::ElectError::PreferredNotAvailable { .. } => {

@@ -20,6 +20,7 @@ mod kafka;
 mod metrics;
 mod node_security;
 mod produce_consume;
+mod reassign;
 mod recover;
 mod replace;
 mod roles;

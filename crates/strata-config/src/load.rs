@@ -231,7 +231,28 @@ fn check_value(def: &ConfigDef, value: &str, origin: &Origin) -> Result<(), Conf
     })
 }
 
+/// Kafka's replication throttles (KIP-73), which Strata does not implement: refused with a
+/// hint rather than accepted and ignored.
+const REPLICATION_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+const THROTTLE_HINT: &str = " (replication throttles are not supported: a reassignment copies at \
+     full speed, and a tiered partition's move copies only its local tail; see \
+     docs/operations.md)";
+
 fn unknown(name: &str, origin: Origin) -> ConfigError {
+    if REPLICATION_THROTTLES.contains(&name) {
+        return ConfigError::Unknown {
+            name: name.to_string(),
+            origin,
+            hint: THROTTLE_HINT.to_string(),
+        };
+    }
     let hint = match topic_def(name) {
         Some(def) if !def.synonyms.is_empty() => format!(
             " (`{name}` is a topic config: set its broker default `{}` instead, or override it per topic)",
@@ -248,6 +269,13 @@ fn unknown(name: &str, origin: Origin) -> ConfigError {
 }
 
 fn unknown_topic(name: &str) -> ConfigError {
+    if REPLICATION_THROTTLES.contains(&name) {
+        return ConfigError::Unknown {
+            name: name.to_string(),
+            origin: Origin::TopicOverride,
+            hint: THROTTLE_HINT.to_string(),
+        };
+    }
     let hint = match broker_def(name) {
         Some(_) => match TOPIC_CONFIGS
             .iter()
@@ -392,6 +420,21 @@ fn scalar_text(value: &toml::Value) -> Result<String, String> {
             Err("dates are not config values; quote it if you meant a string".to_string())
         }
         toml::Value::Table(_) => Err("expected a value, found a table".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn replication_throttles_are_refused_with_a_hint() {
+        for name in REPLICATION_THROTTLES {
+            let e = unknown(name, Origin::TopicOverride).to_string();
+            assert!(e.contains("not supported"), "{e}");
+            let e = unknown_topic(name).to_string();
+            assert!(e.contains("not supported"), "{e}");
+        }
     }
 }
 

@@ -200,6 +200,11 @@ pub fn next_moves(image: &MetadataImage, max_in_flight: usize) -> Vec<MetadataCo
             let Some(&from) = p.replicas.iter().find(|r| drained(r)) else {
                 continue;
             };
+            // A partition being reassigned (AlterPartitionReassignments) is left to that
+            // move; the drain takes it up once the move is done or cancelled.
+            if p.is_reassigning() {
+                continue;
+            }
             let partition = i as i32;
             let kept: Vec<i32> = p.replicas.iter().copied().filter(|r| !drained(r)).collect();
             if kept.len() >= wanted {

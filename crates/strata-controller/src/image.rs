@@ -218,6 +218,13 @@ pub enum MetadataCommand {
         node_id: i32,
         replaced_by: Option<i32>,
     },
+    /// AlterPartitionReassignments for one partition: `Some(target)` starts (or replaces) a
+    /// reassignment to those replicas, `None` cancels the running one ([`crate::reassign`]).
+    AlterPartitionReassignment {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
     /// ElectLeaders: `unclean` elects any live replica of a leaderless partition, otherwise the
     /// preferred replica.
     ElectLeader {
@@ -336,6 +343,12 @@ pub enum ApplyError {
         partition: i32,
         reason: String,
     },
+    #[error("{topic}-{partition}: {source}")]
+    Reassign {
+        topic: String,
+        partition: i32,
+        source: crate::reassign::ReassignError,
+    },
     #[error("{topic}-{partition}: cannot elect a leader: {source}")]
     Election {
         topic: String,
@@ -406,6 +419,11 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
             (*leader, *leader_epoch, *partition_epoch),
             isr,
         )?,
+        MetadataCommand::AlterPartitionReassignment {
+            topic,
+            partition,
+            target,
+        } => alter_reassignment(image, topic, *partition, target.as_deref())?,
         MetadataCommand::ElectLeader {
             topic,
             partition,
@@ -679,7 +697,54 @@ fn alter_partition(
         .copied()
         .filter(|r| isr.contains(r))
         .collect();
+    // The ISR change may bring the last target replica of a reassignment in sync.
+    p.complete_reassignment(&|b| fenced.contains(&b));
     p.partition_epoch += 1;
+    Ok(())
+}
+
+/// Starts, replaces or cancels the reassignment of one partition ([`crate::reassign`]).
+fn alter_reassignment(
+    image: &mut MetadataImage,
+    topic: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+) -> Result<(), ApplyError> {
+    let fenced = fenced_set(image);
+    let is_fenced = |b: i32| fenced.contains(&b);
+    if let Some(target) = target {
+        check_replica_list(target, |b| image.brokers.contains_key(&b)).map_err(|reason| {
+            ApplyError::InvalidReplicaAssignment {
+                name: format!("{topic}-{partition}"),
+                reason,
+            }
+        })?;
+        // A drained broker takes no new replica (the drain would move it away again).
+        let current = partition_mut(image, topic, partition)?.replicas.clone();
+        if let Some(b) = target
+            .iter()
+            .find(|b| image.decommissioned.contains(b) && !current.contains(b))
+        {
+            return Err(ApplyError::InvalidReplicaAssignment {
+                name: format!("{topic}-{partition}"),
+                reason: format!("broker {b} is decommissioned"),
+            });
+        }
+    }
+    let p = partition_mut(image, topic, partition)?;
+    match target {
+        Some(target) => {
+            p.reassign(target, is_fenced);
+        }
+        None => {
+            p.cancel_reassignment(is_fenced)
+                .map_err(|source| ApplyError::Reassign {
+                    topic: topic.to_string(),
+                    partition,
+                    source,
+                })?;
+        }
+    }
     Ok(())
 }
 

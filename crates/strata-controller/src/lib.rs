@@ -12,7 +12,8 @@
 //! - [`log_store`] ([`LogStore`]) and [`state_machine`] ([`StateMachine`]): openraft's storage
 //!   traits (v2). Checked against `openraft::testing::Suite`.
 //! - [`image`]: the pure `apply(image, command)`; no I/O, deterministic. [`partition`]: replica
-//!   placement and the leader/ISR rules it applies.
+//!   placement and the leader/ISR rules it applies; [`reassign`]: partition reassignment
+//!   (adding and removing replicas, completion, cancellation).
 //! - [`network`] (clients), `server` (listener) and [`rpc`] (frames): the TCP transport of a
 //!   quorum; [`quorum`]: parsing `controller.quorum.voters`.
 //! - `disk`: atomic JSON files, record framing, the directory lock.
@@ -76,6 +77,7 @@ pub mod network;
 pub mod partition;
 pub mod quorum;
 pub mod quota;
+pub mod reassign;
 pub mod rejoin;
 pub mod rpc;
 pub mod scram;

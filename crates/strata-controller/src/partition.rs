@@ -32,6 +32,13 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     /// Bumped on every change; `AlterPartition` must name the current one.
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (also in `replicas`), Kafka's `addingReplicas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// Replicas a reassignment will remove once the adding ones are in sync (also in
+    /// `replicas`), Kafka's `removingReplicas`. See [`crate::reassign`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionMeta {
@@ -43,19 +50,21 @@ impl PartitionMeta {
             leader: NO_LEADER,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         };
         p.leader = p.first_eligible(&fenced).unwrap_or(NO_LEADER);
         p
     }
 
-    fn first_eligible(&self, fenced: &impl Fn(i32) -> bool) -> Option<i32> {
+    pub(crate) fn first_eligible(&self, fenced: &impl Fn(i32) -> bool) -> Option<i32> {
         self.replicas
             .iter()
             .copied()
             .find(|r| self.isr.contains(r) && !fenced(*r))
     }
 
-    fn set_leader(&mut self, leader: i32) {
+    pub(crate) fn set_leader(&mut self, leader: i32) {
         if leader != self.leader {
             self.leader = leader;
             self.leader_epoch += 1;
@@ -140,7 +149,7 @@ impl PartitionMeta {
         Ok(self.bump_if_changed(&before))
     }
 
-    fn bump_if_changed(&mut self, before: &PartitionMeta) -> bool {
+    pub(crate) fn bump_if_changed(&mut self, before: &PartitionMeta) -> bool {
         let changed = *self != *before;
         if changed {
             self.partition_epoch += 1;

@@ -20,6 +20,7 @@ mod offsets;
 mod produce;
 mod quotas;
 mod raft_voters;
+mod reassign;
 pub mod sasl;
 mod scram;
 mod topics;
@@ -46,6 +47,10 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::Fetch(r) => Rs::Fetch(fetch::handle(ctx, r).await),
         Rq::OffsetForLeaderEpoch(r) => Rs::OffsetForLeaderEpoch(leader_epoch::handle(ctx, r)),
         Rq::ElectLeaders(r) => Rs::ElectLeaders(elect_leaders::handle(ctx, r).await),
+        Rq::AlterPartitionReassignments(r) => {
+            Rs::AlterPartitionReassignments(reassign::alter(ctx, r).await)
+        }
+        Rq::ListPartitionReassignments(r) => Rs::ListPartitionReassignments(reassign::list(ctx, r)),
         Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets::handle(ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(topics::create_topics(ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(topics::delete_topics(ctx, r).await),

@@ -1,0 +1,83 @@
+"""Partition reassignment (KIP-455) from kafka-python's admin client on a 3-node cluster, under an
+idempotent acks=all load from confluent-kafka: every partition moves to other brokers, the move
+shows in ListPartitionReassignments while it runs and is gone when done, cancelling with none
+running is NO_REASSIGNMENT_IN_PROGRESS, and no acknowledged record is lost.
+
+(confluent-kafka 2.16's AdminClient has no alter_partition_reassignments; kafka-python 3 does.)
+"""
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition as CTP
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+from kafka.errors import NoReassignmentInProgressError
+
+
+def test_reassignment_under_acks_all_load_loses_nothing(cluster):
+    topic = "reassigned"
+    ka = KafkaAdminClient(bootstrap_servers=cluster.bootstrap.split(","))
+    ka.create_topics([KNewTopic(topic, -1, -1, replica_assignments={0: [1, 2], 1: [2, 1]},
+                                topic_configs={"min.insync.replicas": "1"})])
+    cluster.wait_for_isr(topic, 2)
+
+    acked, errors, stop = [], [], threading.Event()
+
+    def produce():
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                      "enable.idempotence": True, "linger.ms": 5})
+
+        def done(err, msg):
+            (errors if err else acked).append(err or msg.value().decode())
+
+        i = 0
+        while not stop.is_set() and i < 200_000:
+            p.produce(topic, value=f"v{i}".encode(), partition=i % 2, on_delivery=done)
+            p.poll(0)
+            i += 1
+            if i % 500 == 0:
+                time.sleep(0.05)
+        p.flush(60)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    time.sleep(2)
+
+    try:
+        moves = {TopicPartition(topic, 0): [2, 3], TopicPartition(topic, 1): [3, 1]}
+        result = ka.alter_partition_reassignments(moves)
+        assert all(v is None for v in result.values()), result
+        # Done when no partition is listed any more; replicas are then the targets.
+        deadline = time.time() + 60
+        while ka.list_partition_reassignments({topic: [0, 1]}):
+            assert time.time() < deadline, ka.list_partition_reassignments({topic: [0, 1]})
+            time.sleep(0.2)
+        deadline = time.time() + 30
+        while True:
+            parts = cluster.partitions(topic)
+            if sorted(parts[0][1]) == [2, 3] and sorted(parts[1][1]) == [1, 3] \
+                    and all(len(isr) == 2 for _, _, isr in parts.values()):
+                break
+            assert time.time() < deadline, parts
+            time.sleep(0.2)
+        result = ka.alter_partition_reassignments({TopicPartition(topic, 0): None})
+        assert result[TopicPartition(topic, 0)] is NoReassignmentInProgressError, result
+    finally:
+        ka.close()
+    time.sleep(1)
+    stop.set()
+    t.join(120)
+    assert len(acked) > 1000 and not errors, (len(acked), errors[:5])
+
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "reassign-check",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([CTP(topic, 0, 0), CTP(topic, 1, 0)])
+    seen, deadline = set(), time.time() + 60
+    want = set(acked)
+    while not want <= seen and time.time() < deadline:
+        for m in c.consume(500, 1.0):
+            if not m.error():
+                seen.add(m.value().decode())
+    c.close()
+    lost = want - seen
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
