@@ -21,6 +21,7 @@ mod produce;
 mod quotas;
 pub mod sasl;
 mod scram;
+mod telemetry;
 mod topics;
 mod txn;
 mod write_txn_markers;
@@ -94,6 +95,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete(ctx, r).await),
         Rq::DescribeClientQuotas(r) => Rs::DescribeClientQuotas(quotas::describe(ctx, r)),
         Rq::AlterClientQuotas(r) => Rs::AlterClientQuotas(quotas::alter(ctx, r).await),
+        Rq::GetTelemetrySubscriptions(r) => {
+            Rs::GetTelemetrySubscriptions(telemetry::get_subscriptions(ctx, r))
+        }
+        Rq::PushTelemetry(r) => Rs::PushTelemetry(telemetry::push(ctx, r)),
+        Rq::ListConfigResources(r) => Rs::ListConfigResources(configs::list_resources(ctx, r)),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above (SaslHandshake and SaslAuthenticate change the
