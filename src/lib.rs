@@ -48,6 +48,7 @@ pub mod rlm;
 pub mod sasl;
 pub mod server;
 pub mod startup;
+pub mod telemetry;
 pub mod tier_status;
 pub mod txn;
 

@@ -126,6 +126,11 @@ fn encode() -> Vec<u8> {
     if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut out) {
         tracing::warn!(error = %e, "cannot encode metrics");
     }
+    // The metrics clients pushed (KIP-714), after the broker's own.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    out.extend_from_slice(super::client::render(now_ms).as_bytes());
     out
 }
 

@@ -38,6 +38,7 @@
 //! implements it), and the layers call in to record.
 
 pub mod cleaner;
+pub mod client;
 mod export;
 mod http;
 pub mod quota;

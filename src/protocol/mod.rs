@@ -84,6 +84,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    // KIP-714 client telemetry (`telemetry`); ListConfigResources v0 is Kafka 3.7's
+    // ListClientMetricsResources, v1 (KIP-1142) lists other resource types too.
+    (ApiKey::GetTelemetrySubscriptions, 0, 0),
+    (ApiKey::PushTelemetry, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// The advertised version range of `key`, if Strata serves it.

@@ -45,6 +45,8 @@ pub struct ConnState<'a> {
     sasl_max_receive: usize,
     /// A client over its quota: nothing more is read from it until then (KIP-219).
     muted_until: Option<Instant>,
+    /// `(client_software_name, client_software_version)` from ApiVersions v3+ (KIP-511).
+    pub client_software: (String, String),
 }
 
 impl<'a> ConnState<'a> {
@@ -73,6 +75,7 @@ impl<'a> ConnState<'a> {
             ),
             sasl_max_receive: security.sasl_max_receive_size.max(0) as usize,
             muted_until: None,
+            client_software: Default::default(),
         }
     }
 
@@ -281,6 +284,14 @@ async fn respond(
                     return Ok(Flow::Close);
                 }
             }
+            if let RequestKind::ApiVersions(r) = &body {
+                if version >= 3 {
+                    st.client_software = (
+                        r.client_software_name.to_string(),
+                        r.client_software_version.to_string(),
+                    );
+                }
+            }
             let (response, throttle_ms) =
                 dispatch(services, st, &request.header, api, version, body).await;
             if throttle_ms > 0 {
@@ -308,6 +319,8 @@ async fn dispatch(
         services,
         version,
         client_host: format!("/{}", st.peer.ip()),
+        client_port: st.peer.port(),
+        client_software: &st.client_software,
         client_id: header
             .client_id
             .as_ref()

@@ -217,3 +217,18 @@ pub fn txn_code(e: &TxnError, fenced_known: bool) -> ResponseError {
         TxnError::Storage { .. } => E::CoordinatorNotAvailable,
     }
 }
+
+/// Client telemetry (KIP-714), with Kafka's codes.
+pub fn telemetry_code(e: &crate::telemetry::TelemetryError) -> ResponseError {
+    use crate::telemetry::TelemetryError as T;
+    use ResponseError as E;
+    match e {
+        T::Throttled { .. } => E::ThrottlingQuotaExceeded,
+        T::UnknownSubscription { .. } => E::UnknownSubscriptionId,
+        T::UnsupportedCompression { .. } => E::UnsupportedCompressionType,
+        T::TooLarge { .. } => E::TelemetryTooLarge,
+        T::AfterTerminating { .. } | T::NilInstanceId => E::InvalidRequest,
+        T::InvalidRecord { .. } => E::InvalidRecord,
+        T::Forwarder { .. } => E::UnknownServerError,
+    }
+}

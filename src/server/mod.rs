@@ -29,7 +29,8 @@ pub use auth::authorizer::Authorizer;
 use auth::authorizer::Requester;
 pub use auth::Principal;
 pub use errors::{
-    controller_code, error_code, group_code, group_result_code, replica_code, txn_code,
+    controller_code, error_code, group_code, group_result_code, replica_code, telemetry_code,
+    txn_code,
 };
 use fetch_session::FetchSessions;
 pub use listener::{serve, Bound, ListenerRuntime};
@@ -58,6 +59,8 @@ pub struct Services {
     pub txn_verifier: Option<Arc<crate::txn::verify::TxnVerifier>>,
     /// The meters of clients under a quota.
     pub quotas: Arc<crate::quota::QuotaManager>,
+    /// Client telemetry (KIP-714): client instances and where their metrics go.
+    pub telemetry: Arc<crate::telemetry::ClientTelemetry>,
 }
 
 impl Services {
@@ -92,7 +95,27 @@ impl Services {
                 txns.clone(),
             ))
         });
+        let config = broker.metadata.config();
+        let destination = crate::telemetry::Destination::resolve(
+            config.client_telemetry_otlp_endpoint.as_deref(),
+            config.otlp_endpoint.as_deref(),
+        );
+        let telemetry = crate::telemetry::ClientTelemetry::new(
+            config.telemetry_max_bytes,
+            destination,
+            broker.node_id(),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "client telemetry is shown on /metrics only");
+            crate::telemetry::ClientTelemetry::new(
+                config.telemetry_max_bytes,
+                crate::telemetry::Destination::None,
+                broker.node_id(),
+            )
+            .expect("no forwarder to start")
+        });
         Services {
+            telemetry: Arc::new(telemetry),
             txn_verifier,
             quotas,
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
@@ -115,7 +138,11 @@ pub struct Ctx<'a> {
     pub version: i16,
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub client_host: String,
+    /// The client's source port (KIP-714's `client_source_port`).
+    pub client_port: u16,
     pub client_id: String,
+    /// `(name, version)` the client gave in ApiVersions v3+, empty before.
+    pub client_software: &'a (String, String),
     /// Who is asking: the SASL user, the subject of a verified client certificate, or
     /// `User:ANONYMOUS`. This is what an authorizer checks.
     pub principal: &'a Principal,

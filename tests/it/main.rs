@@ -26,6 +26,7 @@ mod replace;
 mod roles;
 mod security;
 mod startup;
+mod telemetry;
 mod tier;
 mod tier_cluster;
 mod tier_compaction;

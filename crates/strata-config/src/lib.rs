@@ -82,12 +82,14 @@ pub enum ConfigSource {
     StaticBroker,
     /// The definition table's default (`DEFAULT_CONFIG`).
     Default,
+    /// A client-metrics subscription's setting (`CLIENT_METRICS_CONFIG`, KIP-714).
+    ClientMetrics,
 }
 
 impl ConfigSource {
     /// Kafka's `DescribeConfigsResponse` source code: UNKNOWN 0, DYNAMIC_TOPIC_CONFIG 1,
     /// DYNAMIC_BROKER_CONFIG 2, DYNAMIC_DEFAULT_BROKER_CONFIG 3, STATIC_BROKER_CONFIG 4,
-    /// DEFAULT_CONFIG 5, DYNAMIC_BROKER_LOGGER_CONFIG 6.
+    /// DEFAULT_CONFIG 5, DYNAMIC_BROKER_LOGGER_CONFIG 6, CLIENT_METRICS_CONFIG 7.
     ///
     /// Strata keeps one map of dynamic broker configs, reported as
     /// DYNAMIC_BROKER_CONFIG (2).
@@ -97,6 +99,7 @@ impl ConfigSource {
             ConfigSource::DynamicBroker => 2,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::ClientMetrics => 7,
         }
     }
 }

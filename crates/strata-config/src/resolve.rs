@@ -55,6 +55,8 @@ impl Configs {
                 .cloned()
                 .unwrap_or(Origin::Cli),
             ConfigSource::Default => Origin::Default,
+            // Never a broker or topic entry; client-metrics settings are described apart.
+            ConfigSource::ClientMetrics => Origin::Dynamic,
         }
     }
 

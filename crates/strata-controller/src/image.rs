@@ -115,6 +115,10 @@ pub struct MetadataImage {
     /// placed on them and their replicas move away ([`crate::decommission`]).
     #[serde(default)]
     pub decommissioned: std::collections::BTreeSet<i32>,
+    /// Client-metrics subscriptions (KIP-714's CLIENT_METRICS config resources): the
+    /// settings of each subscription, by name. The broker validates them before proposing.
+    #[serde(default)]
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -254,6 +258,11 @@ pub enum MetadataCommand {
     /// AlterClientQuotas: all changes or none.
     AlterClientQuotas {
         changes: Vec<crate::quota::QuotaChange>,
+    },
+    /// Full replacement of one client-metrics subscription's settings; empty removes it.
+    SetClientMetricsConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
     },
 }
 
@@ -521,6 +530,13 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         }
         MetadataCommand::SetBrokerConfigs { configs } => {
             image.broker_configs = configs.clone();
+        }
+        MetadataCommand::SetClientMetricsConfigs { name, configs } => {
+            if configs.is_empty() {
+                image.client_metrics.remove(name);
+            } else {
+                image.client_metrics.insert(name.clone(), configs.clone());
+            }
         }
         MetadataCommand::UpsertScramCredential {
             user,

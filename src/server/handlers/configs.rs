@@ -1,18 +1,22 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics and the broker.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, the broker and
+//! client-metrics subscriptions (KIP-714), and ListConfigResources.
 //!
-//! Topic overrides and dynamic broker overrides live in the controller's metadata;
-//! every change is validated by `strata-config` before it is proposed, so an unknown
-//! name or a bad value is INVALID_CONFIG and never stored.
+//! Topic overrides, dynamic broker overrides and subscriptions live in the controller's
+//! metadata; every change is validated (by `strata-config`, or
+//! `telemetry::subscription`) before it is proposed, so an unknown name or a bad value
+//! is INVALID_CONFIG and never stored.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
+use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -21,16 +25,21 @@ use strata_config::DescribedConfig;
 use super::{str_bytes, Ctx};
 use crate::broker::BrokerError;
 use crate::server::error_code;
-use strata_controller::AclOperation;
+use strata_controller::{AclOperation, MetadataCommand};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const CLIENT_METRICS: i8 = 16;
+const GROUP: i8 = 32;
+const CONFIG_TYPE_INT: i8 = 3;
 const CONFIG_TYPE_LIST: i8 = 7;
 
 /// A resource named in a request, checked.
 enum Resource {
     Topic(String),
     Broker,
+    /// A client-metrics subscription, by name.
+    ClientMetrics(String),
 }
 
 /// An error for one resource: the code and a message for the client.
@@ -56,6 +65,11 @@ fn resource(ctx: &Ctx<'_>, kind: i8, name: &StrBytes) -> Result<Resource, Failur
                 ctx.metadata.node_id()
             ),
         )),
+        CLIENT_METRICS if name.is_empty() => Err(Failure(
+            ResponseError::InvalidRequest,
+            "a client metrics subscription needs a name".to_string(),
+        )),
+        CLIENT_METRICS => Ok(Resource::ClientMetrics(name.to_string())),
         other => Err(Failure(
             ResponseError::InvalidRequest,
             format!("resource type {other} is not supported"),
@@ -72,7 +86,8 @@ fn authorized(ctx: &Ctx<'_>, r: Resource, op: AclOperation) -> Result<Resource, 
             ResponseError::TopicAuthorizationFailed,
             format!("topic {t}"),
         ),
-        Resource::Broker => (
+        // Kafka authorizes client-metrics subscriptions on the cluster.
+        Resource::Broker | Resource::ClientMetrics(_) => (
             ctx.cluster_allowed(op),
             ResponseError::ClusterAuthorizationFailed,
             "the cluster".to_string(),
@@ -100,7 +115,56 @@ fn describe_resource(ctx: &Ctx<'_>, r: &Resource) -> Result<Vec<DescribedConfig>
             Ok(ctx.metadata.configs.describe_topic(&dynamic, &meta.configs))
         }
         Resource::Broker => Ok(ctx.metadata.configs.describe_broker(&dynamic)),
+        Resource::ClientMetrics(name) => {
+            let image = ctx.broker.image();
+            let set = image.client_metrics.get(name).cloned().unwrap_or_default();
+            Ok(describe_client_metrics(&set))
+        }
     }
+}
+
+/// The three settings of a subscription, set or default.
+fn describe_client_metrics(set: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+    use crate::telemetry::subscription as s;
+    let default_interval = s::DEFAULT_INTERVAL_MS.to_string();
+    let defs: [(&str, &str, i8, &str); 3] = [
+        (
+            s::METRICS,
+            "",
+            CONFIG_TYPE_LIST,
+            "Metric name prefixes the matching clients push; * for all, empty for none.",
+        ),
+        (
+            s::INTERVAL_MS,
+            &default_interval,
+            CONFIG_TYPE_INT,
+            "How often the matching clients push, 100 to 3600000 ms.",
+        ),
+        (
+            s::MATCH,
+            "",
+            CONFIG_TYPE_LIST,
+            "selector=regex pairs a client must all match: client_instance_id, client_id, client_software_name, client_software_version, client_source_address, client_source_port.",
+        ),
+    ];
+    defs.iter()
+        .map(|(name, default, ty, doc)| {
+            let (value, source) = match set.get(*name) {
+                Some(v) => (v.clone(), strata_config::ConfigSource::ClientMetrics),
+                None => (default.to_string(), strata_config::ConfigSource::Default),
+            };
+            DescribedConfig {
+                name: name.to_string(),
+                value: Some(value.clone()),
+                source,
+                read_only: false,
+                sensitive: false,
+                synonyms: vec![(name.to_string(), Some(value), source)],
+                config_type: *ty,
+                documentation: doc.to_string(),
+            }
+        })
+        .collect()
 }
 
 pub fn describe(ctx: &Ctx<'_>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -188,6 +252,13 @@ fn current_overrides(ctx: &Ctx<'_>, r: &Resource) -> Result<BTreeMap<String, Str
                 .into()
             }),
         Resource::Broker => Ok(ctx.metadata.dynamic_broker_configs()),
+        Resource::ClientMetrics(name) => Ok(ctx
+            .broker
+            .image()
+            .client_metrics
+            .get(name)
+            .cloned()
+            .unwrap_or_default()),
     }
 }
 
@@ -208,8 +279,79 @@ async fn replace(
                 .set_broker_configs(configs, validate_only)
                 .await?
         }
+        Resource::ClientMetrics(name) => {
+            crate::telemetry::subscription::Subscription::parse(name, &configs)
+                .map_err(|e| Failure(ResponseError::InvalidConfig, e.to_string()))?;
+            if !validate_only {
+                let cmd = MetadataCommand::SetClientMetricsConfigs {
+                    name: name.clone(),
+                    configs,
+                };
+                ctx.broker.propose_and_apply(cmd).await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// ListConfigResources: v0 (Kafka 3.7's ListClientMetricsResources) lists the
+/// client-metrics subscriptions; v1 lists the resources of the requested types (all
+/// when none is given) that have configs: topics, brokers and subscriptions (Strata has
+/// no group configs, so GROUP lists nothing).
+pub fn list_resources(
+    ctx: &Ctx<'_>,
+    req: ListConfigResourcesRequest,
+) -> ListConfigResourcesResponse {
+    if !ctx.cluster_allowed(AclOperation::DescribeConfigs) {
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
+    let types: Vec<i8> = if ctx.version == 0 {
+        vec![CLIENT_METRICS]
+    } else if req.resource_types.is_empty() {
+        vec![TOPIC, BROKER, CLIENT_METRICS, GROUP]
+    } else {
+        req.resource_types.clone()
+    };
+    if let Some(bad) = types
+        .iter()
+        .find(|t| ![TOPIC, BROKER, CLIENT_METRICS, GROUP].contains(t))
+    {
+        tracing::debug!(
+            resource_type = bad,
+            "ListConfigResources of an unknown type"
+        );
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code());
+    }
+    let image = ctx.broker.image();
+    let mut out = Vec::new();
+    let mut add = |kind: i8, name: String| {
+        out.push(
+            ConfigResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(str_bytes(name)),
+        )
+    };
+    for t in types {
+        match t {
+            TOPIC => image
+                .topics
+                .keys()
+                .filter(|n| ctx.topic_allowed(AclOperation::DescribeConfigs, n))
+                .for_each(|n| add(TOPIC, n.clone())),
+            BROKER => image
+                .brokers
+                .keys()
+                .for_each(|id| add(BROKER, id.to_string())),
+            CLIENT_METRICS => image
+                .client_metrics
+                .keys()
+                .for_each(|n| add(CLIENT_METRICS, n.clone())),
+            _ => {}
+        }
+    }
+    ListConfigResourcesResponse::default().with_config_resources(out)
 }
 
 pub async fn alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {

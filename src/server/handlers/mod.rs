@@ -23,6 +23,7 @@ mod raft_voters;
 mod reassign;
 pub mod sasl;
 mod scram;
+mod telemetry;
 mod topics;
 mod txn;
 mod unregister_broker;
@@ -104,6 +105,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::UnregisterBroker(r) => Rs::UnregisterBroker(unregister_broker::handle(ctx, r).await),
         Rq::AddRaftVoter(r) => Rs::AddRaftVoter(raft_voters::add(ctx, r).await),
         Rq::RemoveRaftVoter(r) => Rs::RemoveRaftVoter(raft_voters::remove(ctx, r).await),
+        Rq::GetTelemetrySubscriptions(r) => {
+            Rs::GetTelemetrySubscriptions(telemetry::get_subscriptions(ctx, r))
+        }
+        Rq::PushTelemetry(r) => Rs::PushTelemetry(telemetry::push(ctx, r)),
+        Rq::ListConfigResources(r) => Rs::ListConfigResources(configs::list_resources(ctx, r)),
         other => {
             // `protocol::decode_request` only lets through APIs in SUPPORTED_APIS, each
             // of which has an arm above (SaslHandshake and SaslAuthenticate change the

@@ -378,4 +378,10 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "otel.exporter.otlp.endpoint", ty: String, importance: Low,
         doc: "OTLP/HTTP (protobuf) base URL, e.g. http://127.0.0.1:4318, to export traces and metrics to; unset falls back to OTEL_EXPORTER_OTLP_ENDPOINT, and neither means no export.",
         ..BASE },
+    ConfigDef { name: "telemetry.max.bytes", ty: Int, default: Some("1048576"), validator: AtLeast(1), importance: Medium,
+        doc: "Largest metrics payload, in bytes, a client may send in one PushTelemetry (KIP-714); a larger one gets TELEMETRY_TOO_LARGE. Clients learn it from GetTelemetrySubscriptions.",
+        ..BASE },
+    ConfigDef { name: "client.telemetry.otlp.endpoint", ty: String, importance: Low,
+        doc: "OTLP/HTTP (protobuf) base URL, e.g. http://127.0.0.1:4318, to forward the metrics clients push (KIP-714) to, at <url>/v1/metrics, with the client's id, instance id, principal and address added to each resource; unset uses otel.exporter.otlp.endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT), none disables forwarding. The latest pushed values are always on GET /metrics too.",
+        ..BASE },
 ];

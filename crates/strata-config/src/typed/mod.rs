@@ -82,6 +82,11 @@ pub struct BrokerConfig {
     pub metrics_listener: Option<String>,
     /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
     pub otlp_endpoint: Option<String>,
+    /// `telemetry.max.bytes`: the largest PushTelemetry payload (KIP-714).
+    pub telemetry_max_bytes: i32,
+    /// `client.telemetry.otlp.endpoint` as given: `None` when unset or empty (use
+    /// [`BrokerConfig::otlp_endpoint`]), `Some("none")` disables forwarding.
+    pub client_telemetry_otlp_endpoint: Option<String>,
     /// The topic config of a topic without overrides (the broker's log defaults).
     pub topic_defaults: TopicConfig,
     pub remote: RemoteStorageConfig,
@@ -362,6 +367,13 @@ impl Configs {
                 .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
             otlp_endpoint: r
                 .chain("otel.exporter.otlp.endpoint")
+                .into_iter()
+                .next()
+                .map(|e| e.converted().trim().to_string())
+                .filter(|v| !v.is_empty()),
+            telemetry_max_bytes: r.get("telemetry.max.bytes")?,
+            client_telemetry_otlp_endpoint: r
+                .chain("client.telemetry.otlp.endpoint")
                 .into_iter()
                 .next()
                 .map(|e| e.converted().trim().to_string())
