@@ -26,6 +26,7 @@
 //! - `strata_offline_partitions`: partitions without a leader, on the active controller only
 //!   (`OfflinePartitionsCount`; 0 elsewhere, so the sum over nodes is the cluster's count);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
+//! - `strata_table_*`: the Iceberg tables' series, recorded through [`table`];
 //! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
 //!
 //! This module never decides anything for the broker: it only counts. It depends on no
@@ -36,6 +37,7 @@ pub mod cleaner;
 mod export;
 mod http;
 pub mod quota;
+pub mod table;
 pub mod tier;
 
 use std::collections::HashMap;
@@ -71,6 +73,7 @@ struct Instruments {
     fetch_session_partitions_left_out: Counter<u64>,
     fetch_request_partitions: Counter<u64>,
     tier: tier::Instruments,
+    table: table::Instruments,
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
@@ -162,6 +165,7 @@ fn instruments() -> &'static Instruments {
                 )
                 .build(),
             tier: tier::Instruments::new(&meter),
+            table: table::Instruments::new(&meter),
         }
     })
 }

@@ -175,6 +175,17 @@ impl Configs {
             let def = topic_def(name).ok_or_else(|| unknown_topic(name))?;
             check_value(def, value, &Origin::TopicOverride)?;
         }
+        // The table is written from the remote tier's copy: without one there is nothing
+        // to write it from, so the setting could not take effect.
+        let on = |name: &str| overrides.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if on("iceberg.enable") && !on("remote.storage.enable") {
+            return Err(ConfigError::Invalid {
+                name: "iceberg.enable".into(),
+                value: "true".into(),
+                reason: "the Iceberg table is written from the remote tier: set remote.storage.enable=true too".into(),
+                origin: Origin::TopicOverride,
+            });
+        }
         Ok(())
     }
 }

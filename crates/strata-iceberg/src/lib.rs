@@ -19,5 +19,6 @@ pub mod storage;
 pub mod table;
 pub mod writer;
 
+pub use iceberg::table::Table;
 pub use plan::{plan, Committed, Span, Step};
 pub use writer::{writer, Outcome, TableWriter, WriteError};

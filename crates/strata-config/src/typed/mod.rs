@@ -229,6 +229,8 @@ pub struct TopicConfig {
     pub local_retention_bytes: i64,
     pub remote_log_copy_disable: bool,
     pub remote_log_delete_on_disable: bool,
+    /// `iceberg.enable`: the topic's remote segments are also written into an Iceberg table.
+    pub iceberg_enable: bool,
     /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
     /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
@@ -418,6 +420,7 @@ impl Configs {
             local_retention_bytes: r.get("local.retention.bytes")?,
             remote_log_copy_disable: r.flag("remote.log.copy.disable")?,
             remote_log_delete_on_disable: r.flag("remote.log.delete.on.disable")?,
+            iceberg_enable: r.flag("iceberg.enable")?,
             compression_type: r.entry("compression.type")?.converted(),
             message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
         })
