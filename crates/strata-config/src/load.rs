@@ -177,7 +177,11 @@ impl Configs {
         }
         // The table is written from the remote tier's copy: without one there is nothing
         // to write it from, so the setting could not take effect.
-        let on = |name: &str| overrides.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let on = |name: &str| {
+            overrides
+                .get(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
         if on("iceberg.enable") && !on("remote.storage.enable") {
             return Err(ConfigError::Invalid {
                 name: "iceberg.enable".into(),

@@ -146,9 +146,10 @@ fn bytes_field<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
     Some(Some(field))
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    //! Builds v2 batches with keys, values and headers for this crate's tests and bench.
+#[doc(hidden)]
+pub mod testing {
+    //! Builds uncompressed v2 batches with keys, values and headers, for this crate's
+    //! tests and benchmark (no CRC: the table writer does not check it, the log did).
 
     fn put_varint(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
