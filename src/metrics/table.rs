@@ -3,6 +3,7 @@
 //! | Hook | Prometheus series | Labels |
 //! | --- | --- | --- |
 //! | [`committed`] | `strata_table_rows_total`, `strata_table_bytes_total`, `strata_table_commits_total` (counters) | topic, partition |
+//! | [`committed`] | `strata_table_value_errors_total` (counter: rows whose value did not project, json format) | topic, partition |
 //! | [`errors`] | `strata_table_errors_total` (counter) | topic, partition |
 //! | [`lag`] | `strata_table_lag_offsets` (gauge) | topic, partition |
 //!
@@ -19,6 +20,7 @@ pub(super) struct Instruments {
     rows: Counter<u64>,
     bytes: Counter<u64>,
     commits: Counter<u64>,
+    value_errors: Counter<u64>,
     errors: Counter<u64>,
     lag: Gauge<i64>,
 }
@@ -38,6 +40,12 @@ impl Instruments {
             commits: meter
                 .u64_counter("strata.table.commits")
                 .with_description("Iceberg snapshots committed (one per remote segment)")
+                .build(),
+            value_errors: meter
+                .u64_counter("strata.table.value_errors")
+                .with_description(
+                    "Rows whose value was not a JSON object of the schema's types (kept in _error)",
+                )
                 .build(),
             errors: meter
                 .u64_counter("strata.table.errors")
@@ -59,11 +67,15 @@ fn tp(topic: &str, partition: i32) -> [KeyValue; 2] {
     ]
 }
 
-/// Counts one snapshot of `rows` records in `bytes` of Parquet.
-pub fn committed(topic: &str, partition: i32, rows: u64, bytes: u64) {
+/// Counts one snapshot of `rows` records in `bytes` of Parquet, `value_errors` of them
+/// with a value that did not project.
+pub fn committed(topic: &str, partition: i32, rows: u64, bytes: u64, value_errors: u64) {
     let m = &instruments().table;
     let labels = tp(topic, partition);
     m.rows.add(rows, &labels);
+    if value_errors > 0 {
+        m.value_errors.add(value_errors, &labels);
+    }
     m.bytes.add(bytes, &labels);
     m.commits.add(1, &labels);
 }
@@ -104,6 +116,7 @@ mod tests {
         m.bytes.add(7, &tp("t", 0));
         m.commits.add(1, &tp("t", 0));
         m.errors.add(1, &tp("t", 0));
+        m.value_errors.add(2, &tp("t", 0));
         m.lag.record(5, &tp("t", 0));
         let mut out = Vec::new();
         TextEncoder::new()
@@ -115,6 +128,7 @@ mod tests {
             r#"strata_table_bytes_total{partition="0",topic="t"} 7"#,
             r#"strata_table_commits_total{partition="0",topic="t"} 1"#,
             r#"strata_table_errors_total{partition="0",topic="t"} 1"#,
+            r#"strata_table_value_errors_total{partition="0",topic="t"} 2"#,
             r#"strata_table_lag_offsets{partition="0",topic="t"} 5"#,
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");

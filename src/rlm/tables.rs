@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_iceberg::{plan, Outcome, Span, Table, TableWriter};
+use strata_iceberg::{plan, Outcome, Span, Table, TableWriter, ValueField};
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStoreExt;
 
@@ -79,18 +79,19 @@ impl RemoteLogManager {
     /// Starts a table pass for each `iceberg.enable` topic that is behind (see the module docs).
     pub(super) fn write_tables(self: &Arc<Self>, leaders: &Leaders) {
         let Some(tables) = &self.tables else { return };
-        let mut by_topic: HashMap<String, Vec<Arc<Partition>>> = HashMap::new();
+        type Parts = (Vec<Arc<Partition>>, Vec<ValueField>);
+        let mut by_topic: HashMap<String, Parts> = HashMap::new();
         for (p, topic) in leaders.values() {
             if topic.config.iceberg_enable {
-                by_topic
+                let e = by_topic
                     .entry(p.tp.topic.to_string())
-                    .or_default()
-                    .push(p.clone());
+                    .or_insert_with(|| (Vec::new(), topic.config.iceberg_value_fields.clone()));
+                e.0.push(p.clone());
             }
         }
         let now = Instant::now();
         let mut topics = tables.topics.lock();
-        for (topic, mut parts) in by_topic {
+        for (topic, (mut parts, fields)) in by_topic {
             let state = topics.entry(topic.clone()).or_default();
             let due = state.retry_at.is_none_or(|t| now >= t);
             if state.running || !due || !parts.iter().any(|p| behind(p, &state.committed)) {
@@ -99,11 +100,16 @@ impl RemoteLogManager {
             state.running = true;
             parts.sort_by_key(|p| p.tp.partition);
             let rlm = self.clone();
-            tokio::spawn(async move { rlm.table_pass(topic, parts).await });
+            tokio::spawn(async move { rlm.table_pass(topic, parts, fields).await });
         }
     }
 
-    async fn table_pass(self: Arc<Self>, topic: String, parts: Vec<Arc<Partition>>) {
+    async fn table_pass(
+        self: Arc<Self>,
+        topic: String,
+        parts: Vec<Arc<Partition>>,
+        fields: Vec<ValueField>,
+    ) {
         let Some(tables) = &self.tables else { return };
         let mut failed = None;
         let mut committed = HashMap::new();
@@ -111,7 +117,10 @@ impl RemoteLogManager {
             Err(e) => failed = Some((parts.first().cloned(), e.to_string())),
             Ok(mut table) => {
                 for p in &parts {
-                    match self.write_partition(tables, &topic, table.clone(), p).await {
+                    match self
+                        .write_partition(tables, &topic, table.clone(), p, &fields)
+                        .await
+                    {
                         Ok((t, next)) => {
                             table = t;
                             if let Some(next) = next {
@@ -159,6 +168,7 @@ impl RemoteLogManager {
         topic: &str,
         mut table: Table,
         p: &Partition,
+        fields: &[ValueField],
     ) -> Result<(Table, Option<i64>), String> {
         let partition = p.tp.partition;
         let Some(manifest) = p.remote_manifest() else {
@@ -199,15 +209,20 @@ impl RemoteLogManager {
                 .map_err(|e| format!("cannot read remote segment {object}: {e}"))?;
             let (t, outcome) = tables
                 .writer
-                .write_step(topic, table, partition, *first, &bytes)
+                .write_step(topic, table, partition, *first, &bytes, fields)
                 .await
                 .map_err(|e| e.to_string())?;
             table = t;
             written += 1;
             match outcome {
-                Outcome::Committed { rows, files, bytes } => {
-                    tracing::debug!(%topic, partition, from = first.from, next = first.next_offset, rows, files, bytes, "segment committed to the Iceberg table");
-                    crate::metrics::table::committed(topic, partition, rows, bytes);
+                Outcome::Committed {
+                    rows,
+                    files,
+                    bytes,
+                    value_errors,
+                } => {
+                    tracing::debug!(%topic, partition, from = first.from, next = first.next_offset, rows, files, bytes, value_errors, "segment committed to the Iceberg table");
+                    crate::metrics::table::committed(topic, partition, rows, bytes, value_errors);
                 }
                 Outcome::AlreadyCommitted | Outcome::Replan => {}
             }

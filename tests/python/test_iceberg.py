@@ -6,7 +6,9 @@ roll and upload: every record produced (keys, headers, values, three partitions)
 table exactly once with its partition, offset, key, value and headers. The broker is then
 killed with SIGKILL while the table is being written, restarted, and more is produced: still
 every record exactly once. `iceberg.enable` without `remote.storage.enable` is
-INVALID_CONFIG, and so is `iceberg.value.format=json` (not built).
+INVALID_CONFIG, and so is a json format without a valid schema. With
+`iceberg.value.format=json` the schema's fields are columns, bad values land in `_error`,
+and a field added to the schema becomes a column of the same table.
 
 Needs `S3_TEST_ENDPOINT` (moto, as scripts/test.sh starts it); skipped without it unless
 `CI=true`, where it fails instead."""
@@ -195,14 +197,95 @@ def test_every_record_is_in_the_table_once_across_a_crash(tmp_path):
         b.close()
 
 
-def test_iceberg_enable_needs_remote_storage_and_json_is_refused():
+SCHEMA1 = '{"type": "struct", "fields": [{"id": 1, "name": "n", "required": false, "type": "long"}]}'
+SCHEMA2 = ('{"type": "struct", "fields": [{"id": 1, "name": "n", "required": false, "type": "long"}, '
+           '{"id": 2, "name": "pad", "required": false, "type": "string"}]}')
+
+
+def test_json_values_project_into_columns_and_the_schema_evolves():
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    prefix = f"iceberg-{uuid.uuid4()}"
+    b = Broker(settings(prefix))
+    try:
+        topic = "events"
+        create(b, topic, {**TOPIC_CONFIG, "iceberg.value.format": "json",
+                          "iceberg.value.schema": SCHEMA1}, partitions=1)
+        want = produce_json(b, topic, 0, 300)
+        rows = wait_json(prefix, topic, want, b, lambda r: "pad" not in r)
+        # Add a field: the same table gets a column; old rows have null there.
+        a = AdminClient({"bootstrap.servers": b.addr})
+        res = ConfigResource("topic", topic, set_config={
+            **TOPIC_CONFIG, "iceberg.value.format": "json", "iceberg.value.schema": SCHEMA2})
+        for f in a.alter_configs([res]).values():
+            f.result(15)
+        time.sleep(1)  # the config reaches the RemoteLogManager
+        want.update(produce_json(b, topic, 300, 300))
+        rows = wait_json(prefix, topic, want, b, lambda r: "pad" in r)
+        olds = [r for (p, o), r in rows.items() if want[(p, o)][0] < 300]
+        news = [r for (p, o), r in rows.items() if want[(p, o)][0] >= 330]
+        assert olds and news
+        assert all(r["pad"] is None for r in olds if r["offset"] < 250)
+        for r in news:
+            i = want[(r["partition"], r["offset"])][0]
+            if i % 10 == 3:
+                assert r["_error"] is not None and r["n"] is None, r
+            else:
+                assert (r["n"], r["pad"], r["_error"]) == (i, "x" * (i % 7), None), r
+    finally:
+        b.close()
+
+
+def produce_json(b, topic, start, n):
+    """JSON values {"n": i, "pad": ...}; every tenth (i % 10 == 3) is not JSON."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5})
+    got = {}
+
+    def done(i):
+        def cb(err, msg):
+            assert err is None, err
+            got[(msg.partition(), msg.offset())] = (i,)
+        return cb
+
+    for i in range(start, start + n):
+        v = b"not json" if i % 10 == 3 else f'{{"n": {i}, "pad": "{"x" * (i % 7)}"}}'.encode()
+        p.produce(topic, value=v, partition=0, on_delivery=done(i))
+    assert p.flush(60) == 0
+    time.sleep(0.5)  # segment.ms: the next record rolls the segment
+    p.produce(topic, value=b'{"n": -1}', partition=0, on_delivery=done(-1))
+    assert p.flush(60) == 0
+    return got
+
+
+def wait_json(prefix, topic, want, b, check_schema, timeout=120):
+    from pyiceberg.table import StaticTable
+    need = set(tiered_part(want))
+    deadline, n = time.time() + timeout, -1
+    while time.time() < deadline:
+        try:
+            t = StaticTable.from_metadata(f"s3://{BUCKET}/{prefix}/iceberg/{topic}", S3_PROPS)
+            rows = {(r["partition"], r["offset"]): r for r in t.scan().to_arrow().to_pylist()}
+            n = len(rows)
+            if need <= set(rows) and all(check_schema(r) for r in rows.values()):
+                return rows
+        except (FileNotFoundError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"table has {n} rows, wanted {len(need)}\n{b.log()[-3000:]}")
+
+
+def test_bad_table_settings_are_invalid_config():
     from confluent_kafka.admin import AdminClient, NewTopic
     prefix = f"iceberg-{uuid.uuid4()}"
     b = Broker(settings(prefix))
     try:
         a = AdminClient({"bootstrap.servers": b.addr})
         for name, config in [("a", {"iceberg.enable": "true"}),
-                             ("b", {**TOPIC_CONFIG, "iceberg.value.format": "json"})]:
+                             ("b", {**TOPIC_CONFIG, "iceberg.value.format": "json"}),
+                             ("c", {**TOPIC_CONFIG, "iceberg.value.format": "json",
+                                    "iceberg.value.schema": '{"fields": [{"name": "offset", "type": "long"}]}'}),
+                             ("d", {**TOPIC_CONFIG, "iceberg.value.format": "json",
+                                    "iceberg.value.schema": "not json"})]:
             f = a.create_topics([NewTopic(name, 1, 1, config=config)])[name]
             with pytest.raises(Exception) as e:
                 f.result(15)

@@ -190,6 +190,39 @@ impl Configs {
                 origin: Origin::TopicOverride,
             });
         }
+        let json = overrides
+            .get("iceberg.value.format")
+            .is_some_and(|v| v == "json");
+        let schema = overrides
+            .get("iceberg.value.schema")
+            .filter(|s| !s.is_empty());
+        let invalid = |name: &str, value: &str, reason: String| ConfigError::Invalid {
+            name: name.into(),
+            value: value.into(),
+            reason,
+            origin: Origin::TopicOverride,
+        };
+        match (json, schema) {
+            (true, None) => {
+                return Err(invalid(
+                    "iceberg.value.format",
+                    "json",
+                    "set iceberg.value.schema to the fields to project".into(),
+                ))
+            }
+            (true, Some(s)) => {
+                crate::value_schema::parse(s)
+                    .map_err(|why| invalid("iceberg.value.schema", s, why))?;
+            }
+            (false, Some(s)) => {
+                return Err(invalid(
+                    "iceberg.value.schema",
+                    s,
+                    "it applies only with iceberg.value.format=json".into(),
+                ))
+            }
+            (false, None) => {}
+        }
         Ok(())
     }
 }

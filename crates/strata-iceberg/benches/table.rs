@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("parquet", |b| {
             b.iter(|| {
                 let rows = strata_iceberg::records::decode_segment(&seg, 0).unwrap();
-                table::parquet_files(&rows, 0, &schema).unwrap()
+                table::parquet_files(&rows, 0, &schema, false).unwrap()
             })
         });
         let topic = format!("bench-{value_bytes}");
@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
                     from: base,
                 };
                 let (nt, _) = rt
-                    .block_on(w.write_step(&topic, t.take().unwrap(), 0, step, &seg))
+                    .block_on(w.write_step(&topic, t.take().unwrap(), 0, step, &seg, &[]))
                     .unwrap();
                 t = Some(nt);
                 base += next;

@@ -13,6 +13,7 @@
 //! it); segments are read through the decrypting store by the caller.
 
 pub mod catalog;
+pub mod json;
 pub mod plan;
 pub mod records;
 pub mod storage;
@@ -21,4 +22,5 @@ pub mod writer;
 
 pub use iceberg::table::Table;
 pub use plan::{plan, Committed, Span, Step};
+pub use strata_config::value_schema::ValueField;
 pub use writer::{writer, Outcome, TableWriter, WriteError};

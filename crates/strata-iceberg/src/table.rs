@@ -25,9 +25,14 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use strata_config::value_schema::ValueField;
+
+use crate::json::ERROR_COLUMN;
 use crate::records::Row;
 
 const MS_PER_DAY: i64 = 86_400_000;
+/// partition, offset, timestamp, timestamp_type, key, value, headers.
+const FIXED_COLUMNS: usize = 7;
 
 /// Why the Parquet of a segment could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +98,43 @@ pub struct DayFile {
     /// Days since 1970-01-01 (UTC), the value of the `timestamp_day` partition.
     pub day: i32,
     pub rows: u64,
+    /// Rows whose value did not project (json format; see `json.rs`).
+    pub value_errors: u64,
     pub parquet: Vec<u8>,
+}
+
+/// The Iceberg type of a projected JSON field (`strata_config::value_schema::TYPES`).
+fn value_type(ty: &str) -> Option<PrimitiveType> {
+    Some(match ty {
+        "boolean" => PrimitiveType::Boolean,
+        "int" => PrimitiveType::Int,
+        "long" => PrimitiveType::Long,
+        "float" => PrimitiveType::Float,
+        "double" => PrimitiveType::Double,
+        "string" => PrimitiveType::String,
+        _ => return None,
+    })
+}
+
+/// The columns `schema` lacks for the json format's `fields`: `_error` first, then each
+/// missing field, in order (all optional). Empty for the raw format. A field whose column
+/// exists keeps its type (a type change would need a new column name).
+pub fn missing_columns(schema: &Schema, fields: &[ValueField]) -> Vec<(String, PrimitiveType)> {
+    if fields.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if schema.field_by_name(ERROR_COLUMN).is_none() {
+        out.push((ERROR_COLUMN.to_string(), PrimitiveType::String));
+    }
+    for f in fields {
+        if schema.field_by_name(&f.name).is_none() {
+            if let Some(ty) = value_type(&f.ty) {
+                out.push((f.name.clone(), ty));
+            }
+        }
+    }
+    out
 }
 
 /// The day (since the epoch, UTC) of a timestamp in milliseconds.
@@ -103,11 +144,13 @@ pub fn day_of(timestamp_ms: i64) -> i32 {
         .clamp(i32::MIN.into(), i32::MAX.into()) as i32
 }
 
-/// The Parquet files of `rows` of `partition`, one per day, in day order.
+/// The Parquet files of `rows` of `partition`, one per day, in day order; `project`: the
+/// json format (columns after the fixed ones are projected from the value).
 pub fn parquet_files(
     rows: &[Row],
     partition: i32,
     schema: &SchemaRef,
+    project: bool,
 ) -> Result<Vec<DayFile>, TableError> {
     let mut by_day: BTreeMap<i32, Vec<&Row>> = BTreeMap::new();
     for r in rows {
@@ -116,10 +159,11 @@ pub fn parquet_files(
     by_day
         .into_iter()
         .map(|(day, rows)| {
-            let batch = record_batch(&rows, partition, schema)?;
+            let (batch, value_errors) = record_batch(&rows, partition, schema, project)?;
             Ok(DayFile {
                 day,
                 rows: rows.len() as u64,
+                value_errors,
                 parquet: to_parquet(&batch, partition)?,
             })
         })
@@ -138,12 +182,13 @@ fn to_parquet(batch: &RecordBatch, partition: i32) -> Result<Vec<u8>, TableError
     Ok(out)
 }
 
-/// The Arrow batch of `rows`, in the column order of `schema`.
+/// The Arrow batch of `rows`, in the column order of `schema`, and its count of value errors.
 pub fn record_batch(
     rows: &[&Row],
     partition: i32,
     schema: &SchemaRef,
-) -> Result<RecordBatch, TableError> {
+    project: bool,
+) -> Result<(RecordBatch, u64), TableError> {
     let err = |source| TableError::Arrow { partition, source };
     let n = rows.len();
     let mut part = Int32Builder::with_capacity(n);
@@ -175,7 +220,10 @@ pub fn record_batch(
     }
     let headers =
         headers_array(schema, h_offsets, h_keys.finish(), h_values.finish()).map_err(err)?;
-    let columns: Vec<ArrayRef> = vec![
+    let fixed = FIXED_COLUMNS.min(schema.fields().len());
+    let (projected, errors) =
+        crate::json::columns(rows, &schema.fields()[fixed..], project).map_err(err)?;
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(part.finish()),
         Arc::new(offset.finish()),
         Arc::new(ts.finish()),
@@ -184,7 +232,9 @@ pub fn record_batch(
         Arc::new(value.finish()),
         headers,
     ];
-    RecordBatch::try_new(schema.clone(), columns).map_err(err)
+    columns.extend(projected);
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(err)?;
+    Ok((batch, errors))
 }
 
 /// The `headers` column: a list (typed as `schema` says, field ids included) of structs.

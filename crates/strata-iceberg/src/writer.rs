@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
+use iceberg::spec::Type;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, DataFileFormat, FormatVersion, Literal, Struct,
 };
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -21,6 +21,7 @@ use crate::plan::{after_conflict, AfterConflict, Committed, Step, SummaryError};
 use crate::records::{decode_segment, DecodeError};
 use crate::storage::ObjectStorage;
 use crate::table::{self, TableError};
+use crate::ValueField;
 
 /// The namespace of every topic table.
 pub const NAMESPACE: &str = "strata";
@@ -58,8 +59,14 @@ pub enum WriteError {
 /// How writing a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Committed: this many rows in this many Parquet files of this many bytes.
-    Committed { rows: u64, files: usize, bytes: u64 },
+    /// Committed: this many rows in this many Parquet files of this many bytes, of which
+    /// `value_errors` rows had a value that did not project (json format).
+    Committed {
+        rows: u64,
+        files: usize,
+        bytes: u64,
+        value_errors: u64,
+    },
     /// Another writer committed the step first; nothing was added.
     AlreadyCommitted,
     /// Another writer committed part of the step: plan again from the table.
@@ -71,7 +78,6 @@ pub enum Outcome {
 pub struct TableWriter {
     storage: ObjectStorage,
     catalog: BucketCatalog,
-    arrow: SchemaRef,
 }
 
 /// `YYYY-MM-DD` of a day since the epoch (proleptic Gregorian, H. Hinnant's algorithm).
@@ -90,11 +96,9 @@ fn civil(days: i32) -> String {
 
 impl TableWriter {
     pub fn new(storage: ObjectStorage) -> Result<Self, iceberg::Error> {
-        let arrow = table::arrow_schema(&table::table_schema()?)?;
         Ok(Self {
             catalog: BucketCatalog::new(storage.clone()),
             storage,
-            arrow,
         })
     }
 
@@ -154,27 +158,73 @@ impl TableWriter {
         })
     }
 
-    /// Writes `step` of `partition` from `segment` (the bytes of its `.log` object) into
-    /// `table`, the topic's table as last loaded; returns the table after the attempt.
-    pub async fn write_step(
+    /// Adds the columns the json format's `fields` need to `table` (a schema evolution of
+    /// the same table; nothing for the raw format); returns the table after it.
+    pub async fn ensure_columns(
         &self,
         topic: &str,
         mut table: Table,
+        fields: &[ValueField],
+    ) -> Result<Table, WriteError> {
+        let ierr = |source| WriteError::Iceberg {
+            topic: topic.to_string(),
+            source,
+        };
+        for _ in 0..COMMIT_ATTEMPTS {
+            let missing = table::missing_columns(table.metadata().current_schema(), fields);
+            if missing.is_empty() {
+                return Ok(table);
+            }
+            let tx = Transaction::new(&table);
+            let mut action = tx.update_schema();
+            for (name, ty) in missing {
+                action = action.add_column(AddColumn::optional(name, Type::Primitive(ty)));
+            }
+            let tx = action.apply(tx).map_err(ierr)?;
+            match tx.commit(&self.catalog.pinned(table.clone())).await {
+                Ok(t) => return Ok(t),
+                Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
+                    table = self
+                        .catalog
+                        .load_table(&Self::ident(topic))
+                        .await
+                        .map_err(ierr)?;
+                }
+                Err(e) => return Err(ierr(e)),
+            }
+        }
+        Err(WriteError::Contended {
+            topic: topic.to_string(),
+            partition: -1,
+        })
+    }
+
+    /// Writes `step` of `partition` from `segment` (the bytes of its `.log` object) into
+    /// `table`, the topic's table as last loaded, with the json format's `fields` projected
+    /// (none: raw); returns the table after the attempt.
+    pub async fn write_step(
+        &self,
+        topic: &str,
+        table: Table,
         partition: i32,
         step: Step,
         segment: &[u8],
+        fields: &[ValueField],
     ) -> Result<(Table, Outcome), WriteError> {
         let ierr = |source| WriteError::Iceberg {
             topic: topic.to_string(),
             source,
         };
+        let mut table = self.ensure_columns(topic, table, fields).await?;
+        let arrow = table::arrow_schema(table.metadata().current_schema()).map_err(ierr)?;
         let mut rows = decode_segment(segment, step.from).map_err(|source| WriteError::Decode {
             topic: topic.to_string(),
             partition,
             source,
         })?;
         rows.retain(|r| r.offset < step.next_offset);
-        let files = table::parquet_files(&rows, partition, &self.arrow).map_err(|source| {
+        let project = !fields.is_empty();
+        let files = table::parquet_files(&rows, partition, &arrow, project).map_err(|source| {
             WriteError::Table {
                 topic: topic.to_string(),
                 source,
@@ -182,6 +232,7 @@ impl TableWriter {
         })?;
         let mut data_files = Vec::with_capacity(files.len());
         let mut bytes = 0;
+        let value_errors = files.iter().map(|f| f.value_errors).sum();
         let dir = BucketCatalog::table_dir(&Self::ident(topic));
         for f in files {
             let key = format!(
@@ -226,6 +277,7 @@ impl TableWriter {
                             rows,
                             files: n_files,
                             bytes,
+                            value_errors,
                         },
                     ))
                 }
