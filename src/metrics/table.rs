@@ -52,8 +52,7 @@ impl Instruments {
                 .with_description("Failed attempts to write a segment into its Iceberg table")
                 .build(),
             lag: meter
-                .i64_gauge("strata.table.lag")
-                .with_unit("{offset}")
+                .i64_gauge("strata.table.lag.offsets")
                 .with_description("Offsets in the remote tier not yet in the Iceberg table")
                 .build(),
         }
