@@ -31,6 +31,7 @@
 //!   leads that are being reassigned, and the local-log bytes their adding replicas still have
 //!   to copy (an estimate from the followers' offsets; the sum over nodes is the cluster's);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
+//! - `strata_table_*`: the Iceberg tables' series, recorded through [`table`];
 //! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
 //!
 //! This module never decides anything for the broker: it only counts. It depends on no
@@ -42,6 +43,7 @@ pub mod client;
 mod export;
 mod http;
 pub mod quota;
+pub mod table;
 pub mod tier;
 
 use std::collections::HashMap;
@@ -78,6 +80,7 @@ struct Instruments {
     fetch_session_partitions_left_out: Counter<u64>,
     fetch_request_partitions: Counter<u64>,
     tier: tier::Instruments,
+    table: table::Instruments,
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
@@ -179,6 +182,7 @@ fn instruments() -> &'static Instruments {
                 )
                 .build(),
             tier: tier::Instruments::new(&meter),
+            table: table::Instruments::new(&meter),
         }
     })
 }

@@ -68,6 +68,9 @@ pub use txn_markers::{MarkerPartitionResult, MarkerResult, TxnMarker};
 pub struct RemoteTier {
     pub reader: RemoteReader,
     pub store: Arc<dyn ObjectStore>,
+    /// The same bucket below client-side encryption (the same store when it is off):
+    /// Iceberg tables are written here, since query engines must read them as they are.
+    pub table_store: Arc<dyn ObjectStore>,
     /// `remote.fetch.max.wait.ms`: how long a Fetch waits for remote reads.
     pub fetch_max_wait: Duration,
     /// Where remote reads run (`remote.log.reader.*`).

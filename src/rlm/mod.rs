@@ -19,6 +19,7 @@ mod compact_tests;
 mod packing;
 mod store;
 mod sweep;
+mod tables;
 mod topics;
 mod upload;
 
@@ -74,7 +75,7 @@ pub async fn open_remote(
         strata_tier::open_store(&cfg.url, &s3_options(cfg))?,
         &cfg.url,
     ))?;
-    let store = with_encryption(cfg, raw)?;
+    let store = with_encryption(cfg, raw.clone())?;
     let cache = CacheConfig {
         chunk_bytes: cfg.fetch_chunk_bytes.max(4096) as usize,
         memory_bytes: cfg.cache_size_bytes.max(1 << 20) as usize,
@@ -98,6 +99,7 @@ pub async fn open_remote(
     Ok(RemoteTier {
         reader,
         store,
+        table_store: raw,
         fetch_max_wait: Duration::from_millis(cfg.fetch_max_wait_ms.max(1) as u64),
         pool: Arc::new(pool),
     })
@@ -184,6 +186,8 @@ pub struct RemoteLogManager {
     compactor: compact::Compactor,
     /// Orphan and retired-object sweeps per partition.
     sweeps: sweep::Sweeps,
+    /// Iceberg tables of `iceberg.enable` topics (`tables.rs`).
+    tables: Option<tables::Tables>,
 }
 
 /// Kafka's -2: local retention falls back to `retention.*` as configured. Total retention
@@ -230,6 +234,7 @@ impl RemoteLogManager {
         replicas: Arc<ReplicaManager>,
     ) -> Option<Arc<RemoteLogManager>> {
         let store = replicas.remote()?.store.clone();
+        let tables = tables::Tables::new(&cfg.url, replicas.remote()?.table_store.clone());
         let scratch = metadata.config().log_dirs.first().map_or_else(
             || PathBuf::from("remote-compaction"),
             |d| d.join("remote-compaction"),
@@ -248,6 +253,7 @@ impl RemoteLogManager {
             follower_sync: Mutex::new(None),
             compactor: compact::Compactor::new(scratch, cfg.compaction_max_bytes_per_second),
             sweeps: Default::default(),
+            tables,
         }))
     }
 
@@ -326,6 +332,7 @@ impl RemoteLogManager {
             self.perform(&leaders, action, now).await;
         }
         self.sweep(&leaders, now);
+        self.write_tables(&leaders);
         self.follow_tier(followers, now).await;
     }
 

@@ -54,6 +54,7 @@ mod load;
 mod resolve;
 mod typed;
 mod value;
+pub mod value_schema;
 
 pub use defs::{
     ConfigDef, ConfigType, Importance, Synonym, Validator, BROKER_CONFIGS, TOPIC_CONFIGS,

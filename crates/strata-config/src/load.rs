@@ -175,6 +175,54 @@ impl Configs {
             let def = topic_def(name).ok_or_else(|| unknown_topic(name))?;
             check_value(def, value, &Origin::TopicOverride)?;
         }
+        // The table is written from the remote tier's copy: without one there is nothing
+        // to write it from, so the setting could not take effect.
+        let on = |name: &str| {
+            overrides
+                .get(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if on("iceberg.enable") && !on("remote.storage.enable") {
+            return Err(ConfigError::Invalid {
+                name: "iceberg.enable".into(),
+                value: "true".into(),
+                reason: "the Iceberg table is written from the remote tier: set remote.storage.enable=true too".into(),
+                origin: Origin::TopicOverride,
+            });
+        }
+        let json = overrides
+            .get("iceberg.value.format")
+            .is_some_and(|v| v == "json");
+        let schema = overrides
+            .get("iceberg.value.schema")
+            .filter(|s| !s.is_empty());
+        let invalid = |name: &str, value: &str, reason: String| ConfigError::Invalid {
+            name: name.into(),
+            value: value.into(),
+            reason,
+            origin: Origin::TopicOverride,
+        };
+        match (json, schema) {
+            (true, None) => {
+                return Err(invalid(
+                    "iceberg.value.format",
+                    "json",
+                    "set iceberg.value.schema to the fields to project".into(),
+                ))
+            }
+            (true, Some(s)) => {
+                crate::value_schema::parse(s)
+                    .map_err(|why| invalid("iceberg.value.schema", s, why))?;
+            }
+            (false, Some(s)) => {
+                return Err(invalid(
+                    "iceberg.value.schema",
+                    s,
+                    "it applies only with iceberg.value.format=json".into(),
+                ))
+            }
+            (false, None) => {}
+        }
         Ok(())
     }
 }

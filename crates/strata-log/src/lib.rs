@@ -158,6 +158,9 @@ pub mod txn_index;
 #[cfg(test)]
 mod txn_tests;
 
+/// A v2 batch's records section decompressed with its codec (attributes & 7), bounded
+/// against compression bombs; for readers outside the log (the Iceberg table writer).
+pub use cleaner::compression::decompress as decompress_records;
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;

@@ -234,6 +234,11 @@ pub struct TopicConfig {
     pub local_retention_bytes: i64,
     pub remote_log_copy_disable: bool,
     pub remote_log_delete_on_disable: bool,
+    /// `iceberg.enable`: the topic's remote segments are also written into an Iceberg table.
+    pub iceberg_enable: bool,
+    /// `iceberg.value.format=json`: the fields of `iceberg.value.schema` projected into
+    /// columns; empty with `raw`.
+    pub iceberg_value_fields: Vec<crate::value_schema::ValueField>,
     /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
     /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
@@ -430,6 +435,14 @@ impl Configs {
             local_retention_bytes: r.get("local.retention.bytes")?,
             remote_log_copy_disable: r.flag("remote.log.copy.disable")?,
             remote_log_delete_on_disable: r.flag("remote.log.delete.on.disable")?,
+            iceberg_enable: r.flag("iceberg.enable")?,
+            iceberg_value_fields: match r.entry("iceberg.value.format")?.converted().as_str() {
+                "json" => r
+                    .optional("iceberg.value.schema")
+                    .and_then(|s| crate::value_schema::parse(&s).ok())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
             compression_type: r.entry("compression.type")?.converted(),
             message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
         })

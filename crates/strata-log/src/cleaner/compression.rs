@@ -18,11 +18,11 @@ const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 const XERIAL_BLOCK: usize = 32 << 10;
 
 /// Why a records section could not be (de)compressed.
-pub(crate) type CodecError = String;
+pub type CodecError = String;
 
 /// Decompresses the records section of a batch compressed with `codec`
 /// (the batch attributes' low three bits; 0 is not compressed).
-pub(crate) fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+pub fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
     decompress_at_most(codec, data, MAX_DECOMPRESSED)
 }
 
