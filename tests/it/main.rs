@@ -32,4 +32,5 @@ mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;
+mod txn_v2;
 mod txn_verify;
