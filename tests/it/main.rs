@@ -34,3 +34,4 @@ mod transactions;
 mod txn;
 mod txn_v2;
 mod txn_verify;
+mod txn_verify_remote;
