@@ -32,6 +32,7 @@ mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;
+mod txn_expiry;
 mod txn_v2;
 mod txn_verify;
 mod txn_verify_remote;
