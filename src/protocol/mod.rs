@@ -50,10 +50,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::FindCoordinator, 0, 5),
-    // Transactions. EndTxn v5 (transaction version 2) bumps the epoch at every end;
-    // clients use it only when the `transaction.version` feature is finalized, which
-    // Strata does not advertise yet (the partition leader must add partitions
-    // implicitly first).
+    // Transactions. EndTxn v5 (transaction version 2) bumps the epoch at every end and
+    // Produce v12 adds the partition implicitly; clients use them when the
+    // `transaction.version` feature is finalized at 2 (ApiVersions v3+).
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),

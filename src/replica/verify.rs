@@ -21,14 +21,17 @@ use futures::future::BoxFuture;
 use super::{AppendEntry, Partition, ReplicaError, ReplicaManager, TxnCheck};
 
 /// Asks the transaction coordinator of `id` whether `partitions` are in the ongoing
-/// transaction of `producer` (AddPartitionsToTxn v4 `verify_only`); per partition the
-/// coordinator's Kafka error code, 0 for yes. Implemented by `txn::verify::TxnVerifier`.
+/// transaction of `producer` (AddPartitionsToTxn v4 `verify_only`), or with `add`
+/// (KIP-890 part 2, Produce v12+ of a transaction version 2 producer) adds them to it
+/// (AddPartitionsToTxn v5, `verify_only` false); per partition the coordinator's Kafka
+/// error code, 0 for yes. Implemented by `txn::verify::TxnVerifier`.
 pub trait CoordinatorCheck: Send + Sync {
     fn verify<'a>(
         &'a self,
         id: &'a str,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> BoxFuture<'a, Vec<((String, i32), i16)>>;
 }
 
@@ -41,12 +44,14 @@ impl ReplicaManager {
     /// partitions where the producer has neither an ongoing transaction at that epoch nor
     /// a verified guard; returns per entry the refusal of those it did not confirm.
     /// Entries that are not transactional, or whose partition this node does not lead
-    /// (the append answers those), are left alone.
+    /// (the append answers those), are left alone. With `add` (KIP-890 part 2) the
+    /// coordinator adds the partitions instead of only confirming them.
     pub async fn verify_txn_entries(
         &self,
         checker: &dyn CoordinatorCheck,
         id: &str,
         entries: &mut [AppendEntry],
+        add: bool,
     ) -> Vec<Option<ReplicaError>> {
         let mut refused: Vec<Option<ReplicaError>> = (0..entries.len()).map(|_| None).collect();
         // One question per (producer id, epoch), for all its partitions.
@@ -80,7 +85,7 @@ impl ReplicaManager {
                 .iter()
                 .map(|(_, p, _)| (p.tp.topic.to_string(), p.tp.partition))
                 .collect();
-            let verdicts = checker.verify(id, (pid, epoch), names).await;
+            let verdicts = checker.verify(id, (pid, epoch), names, add).await;
             for ((i, part, token), (_, code)) in parts.into_iter().zip(verdicts) {
                 part.txn_verified(pid, token, code == 0);
                 if code != 0 {

@@ -54,9 +54,12 @@ pub struct Services {
     /// The ACL checker, when `authorizer.class.name` is set; `None` allows everything.
     pub authorizer: Option<Arc<Authorizer>>,
     pub txns: Arc<TxnCoordinator>,
-    /// KIP-890 part 1: asks the coordinator before a transaction's first batch here;
-    /// `None` when `transaction.partition.verification.enable` is false.
-    pub txn_verifier: Option<Arc<crate::txn::verify::TxnVerifier>>,
+    /// KIP-890: asks the coordinator before a transaction's first batch here (part 1,
+    /// when `transaction.partition.verification.enable`), or has it add the partition
+    /// (part 2, Produce v12+, always).
+    pub txn_verifier: Arc<crate::txn::verify::TxnVerifier>,
+    /// `transaction.partition.verification.enable`.
+    pub txn_verify: bool,
     /// The meters of clients under a quota.
     pub quotas: Arc<crate::quota::QuotaManager>,
     /// Client telemetry (KIP-714): client instances and where their metrics go.
@@ -88,13 +91,11 @@ impl Services {
             mutation_samples,
             mutation_window,
         ));
-        let txn_verifier = broker.config().txn.partition_verification_enable.then(|| {
-            Arc::new(crate::txn::verify::TxnVerifier::new(
-                broker.node_id(),
-                broker.metadata.clone(),
-                txns.clone(),
-            ))
-        });
+        let txn_verifier = Arc::new(crate::txn::verify::TxnVerifier::new(
+            broker.node_id(),
+            broker.metadata.clone(),
+            txns.clone(),
+        ));
         let config = broker.metadata.config();
         let destination = crate::telemetry::Destination::resolve(
             config.client_telemetry_otlp_endpoint.as_deref(),
@@ -116,6 +117,7 @@ impl Services {
         });
         Services {
             telemetry: Arc::new(telemetry),
+            txn_verify: broker.config().txn.partition_verification_enable,
             txn_verifier,
             quotas,
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),

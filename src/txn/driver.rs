@@ -352,9 +352,10 @@ impl TxnCoordinator {
                     }
                     return;
                 }
+                let (marker_pid, marker_epoch) = state::marker_producer(&m);
                 let marker = |partitions| TxnMarker {
-                    producer_id: m.producer_id,
-                    producer_epoch: m.producer_epoch,
+                    producer_id: marker_pid,
+                    producer_epoch: marker_epoch,
                     coordinator_epoch,
                     commit,
                     partitions,

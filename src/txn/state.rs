@@ -451,6 +451,13 @@ fn end_txn(
         TxnState::Ongoing => {
             let mut next = if bump {
                 match bumped(m, fresh_pid) {
+                    // Epoch exhausted: the new producer id starts at 0, and the epoch
+                    // before the bump is kept so that the markers still close the
+                    // transaction of the old id ([`marker_producer`]).
+                    Some(mut n) if n.producer_id != m.producer_id => {
+                        n.last_producer_epoch = m.producer_epoch;
+                        n
+                    }
                     Some(n) => n,
                     None => return Decision::err(TxnError::CoordinatorNotAvailable),
                 }
@@ -499,6 +506,22 @@ pub fn abort_if_timed_out(m: &TxnMeta, now: i64) -> Option<TxnMeta> {
 /// An idle id past `transactional.id.expiration.ms` is forgotten (a tombstone).
 pub fn expired(m: &TxnMeta, now: i64, limits: &TxnLimits) -> bool {
     m.state.is_idle() && m.update_ms + limits.id_expiration_ms <= now
+}
+
+/// The (producer id, epoch) a Prepare state's markers carry: the current ones, except
+/// when EndTxn v5 (KIP-890 part 2) moved the producer to a fresh id because the epoch was
+/// exhausted: the records were written by the previous id, so its markers go to that id
+/// with the last epoch (as Kafka writes them), which no data batch can carry.
+pub fn marker_producer(m: &TxnMeta) -> (i64, i16) {
+    let rotated_at_end = m.prev_producer_id >= 0
+        && m.producer_epoch == 0
+        && m.last_producer_epoch == i16::MAX - 1
+        && matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort);
+    if rotated_at_end {
+        (m.prev_producer_id, i16::MAX)
+    } else {
+        (m.producer_id, m.producer_epoch)
+    }
 }
 
 /// The markers a Prepare state needs: (commit, partitions), or None in other states.

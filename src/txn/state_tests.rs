@@ -316,6 +316,45 @@ fn epoch_overflow_moves_to_a_fresh_producer_id() {
 }
 
 #[test]
+fn kip_890_part_2_epoch_exhaustion_markers_close_the_old_producer_id() {
+    let mut s = Script::new();
+    s.init(0).unwrap();
+    s.meta.as_mut().unwrap().producer_epoch = i16::MAX - 1;
+    let p = (s.meta.as_ref().unwrap().producer_id, i16::MAX - 1);
+    s.add(1, p, &[("out", 0)]).unwrap();
+    let after = s.end(2, p, true, true).unwrap();
+    assert_eq!(after, (1001, 0), "a fresh producer id at epoch 0");
+    let m = s.meta.clone().unwrap();
+    assert_eq!(m.state, TxnState::PrepareCommit);
+    assert_eq!(
+        marker_producer(&m),
+        (p.0, i16::MAX),
+        "markers go to the old id"
+    );
+    // A retry of that EndTxn (old id and epoch) gets the new producer.
+    s.markers_written(3);
+    assert_eq!(s.end(4, p, true, true), Ok(after));
+    // The next transaction of the new id: its markers carry the new id.
+    s.add(5, after, &[("out", 0)]).unwrap();
+    let again = s.end(6, after, false, true).unwrap();
+    assert_eq!(again, (1001, 1));
+    assert_eq!(marker_producer(s.meta.as_ref().unwrap()), (1001, 1));
+}
+
+#[test]
+fn markers_after_an_init_producer_id_rotation_carry_the_new_id() {
+    let mut s = Script::new();
+    s.init(0).unwrap();
+    s.meta.as_mut().unwrap().producer_epoch = i16::MAX - 1;
+    let p = s.init(1).unwrap();
+    assert_eq!(p, (1001, 0));
+    s.add(2, p, &[("out", 0)]).unwrap();
+    // Transaction version 1 (no bump): data and markers of (1001, 0).
+    assert_eq!(s.end(3, p, true, false), Ok(p));
+    assert_eq!(marker_producer(s.meta.as_ref().unwrap()), p);
+}
+
+#[test]
 fn verification_answers_without_changing_anything() {
     let mut s = Script::new();
     let p = s.init(0).unwrap();

@@ -47,12 +47,14 @@ impl TxnVerifier {
         }
     }
 
-    /// Asks whether `parts` are in the transaction of `id` for `producer`.
+    /// Asks whether `parts` are in the transaction of `id` for `producer`; with `add`
+    /// (KIP-890 part 2) adds them to it, starting the transaction if none is open.
     pub async fn verify_parts(
         &self,
         id: &str,
         producer: (i64, i16),
         parts: Vec<(String, i32)>,
+        add: bool,
     ) -> Vec<Verdict> {
         let Some(node) = self.coordinator.coordinator_of(id) else {
             let c = ResponseError::CoordinatorNotAvailable.code();
@@ -67,6 +69,9 @@ impl TxnVerifier {
             partitions = parts.len(),
             "verifying partitions with the transaction coordinator"
         );
+        if node == self.node_id && add {
+            return add_locally(&self.coordinator, id, producer, parts).await;
+        }
         if node == self.node_id {
             return self
                 .coordinator
@@ -76,7 +81,7 @@ impl TxnVerifier {
                 .map(|(tp, r)| (tp, r.map_or_else(|e| txn_code(&e, true).code(), |_| 0)))
                 .collect();
         }
-        match self.ask_remote(node, id, producer, &parts).await {
+        match self.ask_remote(node, id, producer, &parts, add).await {
             Ok(answers) => parts
                 .into_iter()
                 .map(|tp| {
@@ -102,6 +107,7 @@ impl TxnVerifier {
         id: &str,
         producer: (i64, i16),
         parts: &[(String, i32)],
+        add: bool,
     ) -> Result<HashMap<(String, i32), i16>, String> {
         let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
         for (t, p) in parts {
@@ -118,7 +124,7 @@ impl TxnVerifier {
             .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
             .with_producer_id(ProducerId(producer.0))
             .with_producer_epoch(producer.1)
-            .with_verify_only(true)
+            .with_verify_only(!add)
             .with_topics(topics);
         let req = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
         let resp = self.peers.send(node, req, 4).await?;
@@ -149,7 +155,38 @@ impl crate::replica::verify::CoordinatorCheck for TxnVerifier {
         id: &'a str,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> futures::future::BoxFuture<'a, Vec<Verdict>> {
-        Box::pin(self.verify_parts(id, producer, partitions))
+        Box::pin(self.verify_parts(id, producer, partitions, add))
+    }
+}
+
+/// KIP-890 part 2 on the coordinator's own node: the partitions are added as an
+/// AddPartitionsToTxn from the client would add them (unknown partitions refused).
+async fn add_locally(
+    coordinator: &Arc<TxnCoordinator>,
+    id: &str,
+    producer: (i64, i16),
+    parts: Vec<(String, i32)>,
+) -> Vec<Verdict> {
+    match coordinator
+        .add_partitions(id, producer, parts.clone(), false)
+        .await
+    {
+        Ok(known) => known
+            .into_iter()
+            .map(|(tp, ok)| {
+                let c = if ok {
+                    0
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                (tp, c)
+            })
+            .collect(),
+        Err(e) => {
+            let c = txn_code(&e, true).code();
+            parts.into_iter().map(|tp| (tp, c)).collect()
+        }
     }
 }

@@ -419,7 +419,7 @@ fn watch_metadata(
     })
 }
 
-fn signal(node: &Broker, sig: &str) {
+pub(crate) fn signal(node: &Broker, sig: &str) {
     let ok = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(node.pid().to_string())

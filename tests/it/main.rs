@@ -35,5 +35,8 @@ mod tier_kms;
 mod topic_partitions;
 mod transactions;
 mod txn;
+mod txn_expiry;
+mod txn_v2;
 mod txn_verify;
+mod txn_verify_remote;
 mod voters;

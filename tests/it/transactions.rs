@@ -138,7 +138,7 @@ pub(crate) fn latest(b: &Broker, topic: &str, read_committed: bool) -> i64 {
 
 /// Every value of partition 0 from offset 0, with librdkafka at `isolation`, until `want`
 /// values arrived and nothing more came for a second (or 60 s passed).
-fn read_all(b: &Broker, topic: &str, isolation: &str, want: usize) -> Vec<String> {
+pub(crate) fn read_all(b: &Broker, topic: &str, isolation: &str, want: usize) -> Vec<String> {
     let c: BaseConsumer = config(&b.addr)
         .set("group.id", "strata-it-txn")
         .set("enable.auto.commit", "false")

@@ -109,7 +109,7 @@ pub(crate) fn end(b: &Broker, id: &str, (pid, epoch): (i64, i16), commit: bool) 
     r.error_code
 }
 
-fn describe(b: &Broker, id: &str) -> TransactionState {
+pub(crate) fn describe(b: &Broker, id: &str) -> TransactionState {
     let req = DescribeTransactionsRequest::default()
         .with_transactional_ids(vec![TransactionalId(sb(id))]);
     retry(

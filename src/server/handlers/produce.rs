@@ -71,10 +71,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceRespons
     }
     // KIP-890 part 1: a transaction's first batch on a partition waits for the
     // coordinator's yes; refused entries are answered here and never reach the log.
-    let refused = match (&ctx.txn_verifier, &req.transactional_id) {
-        (Some(verifier), Some(id)) if !txn_refused => {
+    // Part 2: Produce v12+ comes from a transaction version 2 producer, which sends no
+    // AddPartitionsToTxn; the coordinator adds the partition (as Kafka 4.0 does).
+    let add = ctx.version >= 12;
+    let refused = match &req.transactional_id {
+        Some(id) if !txn_refused && (add || ctx.txn_verify) => {
             ctx.replicas
-                .verify_txn_entries(verifier.as_ref(), &id.0, &mut entries)
+                .verify_txn_entries(ctx.txn_verifier.as_ref(), &id.0, &mut entries, add)
                 .await
         }
         _ => (0..entries.len()).map(|_| None).collect(),

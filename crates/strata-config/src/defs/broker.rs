@@ -364,7 +364,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         validator: AtLeast(1), importance: Low,
         doc: "How often the coordinator looks for transactional ids past transactional.id.expiration.ms.", ..BASE },
     ConfigDef { name: "transaction.partition.verification.enable", ty: Boolean, default: Some("true"), importance: Low,
-        doc: "Whether a partition leader asks the transaction coordinator (AddPartitionsToTxn v4 verify_only, KIP-890 part 1) that a partition was added to the producer's transaction before appending the first transactional batch of that transaction; a batch for a partition not in the transaction gets INVALID_TXN_STATE and is not written.", ..BASE },
+        doc: "Whether a partition leader asks the transaction coordinator (AddPartitionsToTxn v4 verify_only, KIP-890 part 1) that a partition was added to the producer's transaction before appending the first transactional batch of that transaction; a batch for a partition not in the transaction gets INVALID_TXN_STATE and is not written. A Produce v12+ (transaction version 2, KIP-890 part 2) always has the coordinator add the partition, whatever this setting.", ..BASE },
     ConfigDef { name: "producer.id.expiration.ms", ty: Int, default: Some("86400000"), validator: AtLeast(1),
         importance: Low,
         doc: "How long a partition keeps the state of an idempotent or transactional producer (epoch, last sequences) after its last write, when no transaction of it is ongoing; a later write from it is then taken as from a new producer (any sequence accepted, as Kafka does since KIP-360).", ..BASE },
