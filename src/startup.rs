@@ -294,6 +294,7 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     let broker = Broker::new(configs, config, controller, advertised, remote);
     let image = broker.image();
     broker.apply_image(&image)?;
+    broker.replicas.delete_stray_logs(&image);
     if let Some(rlm) = &broker.rlm {
         rlm.load_manifests().await;
     }
