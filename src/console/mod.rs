@@ -131,6 +131,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                link rel="icon" href="data:,";
                 meta http-equiv="refresh" content=(REFRESH_SECONDS);
                 title { "Strata · " (title) }
                 link rel="stylesheet" href="/style.css";
