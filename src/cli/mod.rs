@@ -12,7 +12,7 @@
 mod acl;
 mod cleaner;
 pub mod cluster;
-mod group;
+pub mod group;
 pub mod log_dirs;
 mod progress;
 mod quota;

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::cli::{CliError, Client, Connection};
 
+mod groups;
 mod records;
 mod topic;
 
@@ -98,6 +99,7 @@ fn router(state: Arc<Console>) -> Router {
         .route("/topics/{name}", get(topic::topic_page))
         .route("/topics/{name}/config", axum::routing::post(topic::edit))
         .route("/topics/{name}/records", get(topic::records_page))
+        .route("/groups", get(groups::groups_page))
         .route("/style.css", get(style))
         .with_state(state)
 }
@@ -141,6 +143,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     strong { "Strata" }
                     a href="/" { "Cluster" }
                     a href="/topics" { "Topics" }
+                    a href="/groups" { "Groups" }
                 }
                 main {
                     h1 { (title) }

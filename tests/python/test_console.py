@@ -153,7 +153,18 @@ def test_console_pages_show_the_kafka_answers(make_broker, browser):
     notice = browser.find_element(By.ID, "notice").text
     assert "Refused" in notice and "read-only" in notice, notice
     browser.save_screenshot(str(SHOTS / "edit-refused.png"))
+    # The refusal is an HTTP 403, which Chromium logs; nothing else may be logged.
+    unexpected = [e for e in browser.get_log("browser")
+                  if e["level"] == "SEVERE" and "status of 403" not in e["message"]]
+    assert not unexpected, unexpected
     res = admin.describe_configs([__import__("confluent_kafka.admin", fromlist=["ConfigResource"])
                                   .ConfigResource("topic", TOPIC)])
     for fut in res.values():
         assert fut.result(10)["retention.ms"].value == "604800000"
+
+    # The group with lag: committed 100, end = high watermark, lag = the rest.
+    visit(browser, f"{url}/groups", "groups")
+    row = f'table[data-group="console-group"] tr[data-tp="{TOPIC}-0"]'
+    assert cells(browser, row + " td.committed") == ["100"]
+    assert cells(browser, row + " td.end") == [str(high)]
+    assert cells(browser, row + " td.lag") == [str(high - 100)]
