@@ -10,11 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kcat >/dev/null 2>&1; then
-    echo "== installing kcat"
+# kcat for the client tests; chromium and its driver for the web console test.
+if ! command -v kcat >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "== installing kcat, chromium and chromium-driver"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq >/dev/null
-    $SUDO apt-get install -y -qq kcat >/dev/null
+    $SUDO apt-get install -y -qq kcat chromium chromium-driver >/dev/null
 fi
 echo "== installing Python test clients and moto"
 python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt 'moto[server]' 2>&1 | grep -v "Running pip as the 'root' user" || true

@@ -34,6 +34,7 @@ pub mod blocking;
 pub mod broker;
 pub mod cleaner;
 pub mod cli;
+pub mod console;
 pub mod group;
 pub mod internal_topic;
 pub mod logging;

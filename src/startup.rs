@@ -43,6 +43,8 @@ pub enum StartupError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error(transparent)]
     Security(crate::server::auth::AuthSetupError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 async fn bind(l: &Listener) -> Result<(TcpListener, SocketAddr), StartupError> {
@@ -214,6 +216,19 @@ pub(crate) async fn open_remote(
     ))
 }
 
+/// `addr` with 127.0.0.1 (or ::1) in place of an unspecified (wildcard) IP, to connect to.
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 /// A running broker.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -223,6 +238,8 @@ pub struct Running {
     pub listeners: Vec<(String, SocketAddr)>,
     /// Where `GET /metrics` is served; `None` when `metrics.listener` is `none`.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the web console is served; `None` when `console.listener` is `none`.
+    pub console_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -319,12 +336,32 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
     ));
     let txns = TxnCoordinator::start(broker.clone(), markers, shutdown_rx.clone()).await?;
     let services = crate::server::Services::new(broker.clone(), groups, txns);
+    // The console reads the cluster over this broker's own PLAINTEXT listener.
+    let plaintext = security
+        .listeners
+        .iter()
+        .zip(&endpoints)
+        .find(|(ls, _)| ls.protocol == strata_config::SecurityProtocol::Plaintext)
+        .map(|(_, (_, a, _))| loopback_if_unspecified(*a));
+    let console_addr = match &broker.config().console_listener {
+        Some(at) => Some(
+            crate::console::spawn_server(
+                at,
+                plaintext,
+                broker.config().console_read_only,
+                shutdown_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let server = tokio::spawn(crate::server::serve(bound, services, security, shutdown_rx));
     Ok(Running {
         broker,
         addr,
         listeners: endpoints.into_iter().map(|(n, a, _)| (n, a)).collect(),
         metrics_addr,
+        console_addr,
         shutdown,
         server,
     })
@@ -382,6 +419,9 @@ pub async fn run(configs: Configs) -> Result<(), StartupError> {
     if let Some(m) = running.metrics_addr {
         // Printed before the listening line, which tells readers startup is done.
         println!("strata: metrics on {m}");
+    }
+    if let Some(c) = running.console_addr {
+        println!("strata: console on http://{c}/");
     }
     if let Some(c) = running.broker.controller.listen_addr() {
         println!("strata: controller on {c}");

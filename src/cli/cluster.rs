@@ -47,18 +47,37 @@ pub enum ClusterCommand {
     },
 }
 
-/// One row of the table.
-#[derive(Default, Debug, PartialEq, Eq)]
-struct Row {
-    role: &'static str,
-    rack: Option<String>,
-    addr: Option<String>,
-    log_end: Option<i64>,
+/// One node: a row of the table, of the console's cluster page.
+#[derive(Default, Debug, PartialEq, Eq, Clone)]
+pub struct Row {
+    pub role: &'static str,
+    pub rack: Option<String>,
+    /// `host:port` when the node is a serving broker.
+    pub addr: Option<String>,
+    pub log_end: Option<i64>,
+}
+
+/// What DescribeCluster and DescribeQuorum say about the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    pub leader: i32,
+    pub term: i32,
+    pub high_watermark: i64,
+    pub nodes: BTreeMap<i32, Row>,
 }
 
 pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result<(), CliError> {
     match cmd {
-        ClusterCommand::Describe => describe(c).await,
+        ClusterCommand::Describe => {
+            let v = describe(&mut c).await?;
+            println!(
+                "Cluster: {}  Metadata leader: {}  Term: {}  High watermark: {}",
+                v.cluster_id, v.leader, v.term, v.high_watermark
+            );
+            print!("{}", table(&v.nodes, v.leader));
+            Ok(())
+        }
         ClusterCommand::AddVoter { node } => super::cluster_voters::add(c, &conn, node).await,
         ClusterCommand::RemoveVoter { node, forget } => {
             super::cluster_voters::remove(c, node, forget).await
@@ -72,7 +91,9 @@ pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result
     }
 }
 
-async fn describe(mut c: Client) -> Result<(), CliError> {
+/// Asks DescribeCluster and DescribeQuorum (`__cluster_metadata`) and joins the answers by
+/// node id.
+pub async fn describe(c: &mut Client) -> Result<ClusterView, CliError> {
     if c.version_of::<DescribeQuorumRequest>().is_none() {
         return Err(CliError::Unsupported {
             addr: c.addr().to_string(),
@@ -124,12 +145,13 @@ async fn describe(mut c: Client) -> Result<(), CliError> {
         row.rack = b.rack.as_ref().map(|r| r.to_string());
         row.addr = Some(format!("{}:{}", b.host, b.port));
     }
-    println!(
-        "Cluster: {}  Metadata leader: {}  Term: {}  High watermark: {}",
-        cluster.cluster_id, p.leader_id.0, p.leader_epoch, p.high_watermark
-    );
-    print!("{}", table(&rows, p.leader_id.0));
-    Ok(())
+    Ok(ClusterView {
+        cluster_id: cluster.cluster_id.to_string(),
+        leader: p.leader_id.0,
+        term: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        nodes: rows,
+    })
 }
 
 fn table(rows: &BTreeMap<i32, Row>, leader: i32) -> String {

@@ -40,18 +40,91 @@ fn require(c: &Client, key: ApiKey, what: &str) -> Result<(), CliError> {
 }
 
 async fn list(c: &mut Client) -> Result<(), CliError> {
+    println!("GROUP\tSTATE\tPROTOCOL-TYPE");
+    for g in groups(c).await? {
+        println!("{}\t{}\t{}", g.id, g.state, g.protocol_type);
+    }
+    Ok(())
+}
+
+/// One group as ListGroups names it.
+pub struct GroupListing {
+    pub id: String,
+    pub state: String,
+    pub protocol_type: String,
+}
+
+/// Every group (ListGroups), sorted by id.
+pub async fn groups(c: &mut Client) -> Result<Vec<GroupListing>, CliError> {
     require(c, ApiKey::ListGroups, "listing consumer groups")?;
     let resp = c.send(ListGroupsRequest::default()).await?;
     if resp.error_code != 0 {
         return Err(CliError::kafka("listing groups", resp.error_code, None));
     }
-    let mut groups: Vec<_> = resp.groups.iter().collect();
-    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
-    println!("GROUP\tSTATE\tPROTOCOL-TYPE");
-    for g in groups {
-        println!("{}\t{}\t{}", g.group_id.0, g.group_state, g.protocol_type);
+    let mut groups: Vec<GroupListing> = resp
+        .groups
+        .iter()
+        .map(|g| GroupListing {
+            id: g.group_id.0.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(groups)
+}
+
+/// A committed offset of a group and how far the partition's end is past it.
+pub struct Lag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub end: Option<i64>,
+}
+
+impl Lag {
+    pub fn lag(&self) -> Option<i64> {
+        self.end.map(|e| (e - self.committed).max(0))
     }
-    Ok(())
+}
+
+/// The group's committed offsets (OffsetFetch to `c`, which should be its coordinator)
+/// and each partition's end (ListOffsets -1 to the leaders); `None` when the broker does
+/// not serve OffsetFetch.
+pub async fn lags(
+    c: &mut Client,
+    conn: &Connection,
+    group: &str,
+) -> Result<Option<Vec<Lag>>, CliError> {
+    let Some(committed) = committed(c, group).await? else {
+        return Ok(None);
+    };
+    let ends = end_offsets(c, conn, &committed).await?;
+    Ok(Some(
+        committed
+            .into_iter()
+            .map(|((topic, partition), offset)| Lag {
+                end: ends.get(&(topic.clone(), partition)).copied().flatten(),
+                topic,
+                partition,
+                committed: offset,
+            })
+            .collect(),
+    ))
+}
+
+/// A connection to `group`'s coordinator (`c` itself when it is the one).
+pub async fn to_coordinator(
+    mut c: Client,
+    conn: &Connection,
+    group: &str,
+) -> Result<Client, CliError> {
+    if let Some(addr) = coordinator(&mut c, group).await? {
+        if addr != c.addr() {
+            c = conn.connect(&addr).await?;
+        }
+    }
+    Ok(c)
 }
 
 /// The group's coordinator, when the broker serves FindCoordinator; otherwise the node
@@ -86,28 +159,25 @@ async fn coordinator(c: &mut Client, group: &str) -> Result<Option<String>, CliE
     Ok(Some(format!("{host}:{port}")))
 }
 
-async fn describe(mut c: Client, conn: &Connection, group: &str) -> Result<(), CliError> {
+async fn describe(c: Client, conn: &Connection, group: &str) -> Result<(), CliError> {
     require(&c, ApiKey::DescribeGroups, "describing consumer groups")?;
-    if let Some(addr) = coordinator(&mut c, group).await? {
-        if addr != c.addr() {
-            c = conn.connect(&addr).await?;
-        }
-    }
+    let mut c = to_coordinator(c, conn, group).await?;
     if !describe_consumer_group(&mut c, group).await? {
         describe_classic_group(&mut c, group).await?;
     }
-    let Some(committed) = committed(&mut c, group).await? else {
+    let Some(lags) = lags(&mut c, conn, group).await? else {
         return Ok(());
     };
-    let ends = end_offsets(&mut c, conn, &committed).await?;
     println!("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG");
-    for ((topic, partition), offset) in &committed {
-        let end = ends.get(&(topic.clone(), *partition)).copied().flatten();
-        let lag = end.map(|e| (e - offset).max(0).to_string());
+    for l in &lags {
+        let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         println!(
-            "{topic}\t{partition}\t{offset}\t{}\t{}",
-            end.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-            lag.unwrap_or_else(|| "-".into())
+            "{}\t{}\t{}\t{}\t{}",
+            l.topic,
+            l.partition,
+            l.committed,
+            dash(l.end),
+            dash(l.lag())
         );
     }
     Ok(())

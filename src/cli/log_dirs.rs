@@ -19,13 +19,13 @@ use crate::protocol::tier_state::{PartitionTierState, TIER_STATE_TAG};
 use super::{str_bytes, CliError, Client, Connection};
 
 /// A topic partition.
-pub(super) type Tp = (String, i32);
+pub type Tp = (String, i32);
 
 /// What DescribeLogDirs tells about one partition. The Strata states are `None` from a
 /// broker that does not send them (another Kafka implementation, or a topic that is not
 /// tiered or not compacted).
 #[derive(Default)]
-pub(super) struct DirInfo {
+pub struct DirInfo {
     pub local_bytes: Option<i64>,
     pub tier: Option<PartitionTierState>,
     pub cleaner: Option<PartitionCleanerState>,
@@ -48,21 +48,26 @@ pub(super) fn by_leader(md: &MetadataResponse) -> BTreeMap<i32, Vec<Tp>> {
     out
 }
 
-/// A connection to `leader` when it is not the node `c` talks to (`None`: use `c`).
-pub(super) async fn leader_client(
+/// A connection to `leader` when it is not the node `c` talks to (`None`: use `c`). The
+/// future does not hold `c` (a `Client` is not `Sync`), so it can run on a server task.
+pub fn leader_client<'a>(
     c: &Client,
-    conn: &Connection,
+    conn: &'a Connection,
     md: &MetadataResponse,
     leader: i32,
-) -> Result<Option<Client>, CliError> {
-    let Some(b) = md.brokers.iter().find(|b| b.node_id == BrokerId(leader)) else {
-        return Ok(None);
-    };
-    let addr = format!("{}:{}", b.host, b.port);
-    if addr == c.addr() {
-        return Ok(None);
+) -> impl std::future::Future<Output = Result<Option<Client>, CliError>> + Send + 'a {
+    let addr = md
+        .brokers
+        .iter()
+        .find(|b| b.node_id == BrokerId(leader))
+        .map(|b| format!("{}:{}", b.host, b.port))
+        .filter(|addr| addr != c.addr());
+    async move {
+        match addr {
+            Some(addr) => conn.connect(&addr).await.map(Some),
+            None => Ok(None),
+        }
     }
-    conn.connect(&addr).await.map(Some)
 }
 
 /// DescribeLogDirs of `tps` on the broker `c` talks to; nothing when it does not serve
@@ -111,6 +116,6 @@ pub(super) async fn describe_log_dirs(
 }
 
 /// One line of free text from a broker: whitespace runs become one space.
-pub(super) fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

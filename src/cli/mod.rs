@@ -11,18 +11,18 @@
 
 mod acl;
 mod cleaner;
-mod cluster;
+pub mod cluster;
 mod cluster_decommission;
 mod cluster_voters;
-mod group;
-mod log_dirs;
+pub mod group;
+pub mod log_dirs;
 mod progress;
 mod quota;
 mod reassign;
 mod rebalance;
-mod tier;
-mod tier_costs;
-mod topic;
+pub mod tier;
+pub mod tier_costs;
+pub mod topic;
 mod user;
 
 pub use acl::AclCommand;
@@ -63,7 +63,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` (a bootstrap list or one broker) with this connection's timeout
     /// and security properties.
-    async fn connect(&self, addr: &str) -> Result<Client, CliError> {
+    pub async fn connect(&self, addr: &str) -> Result<Client, CliError> {
         let security = match &self.command_config {
             Some(path) => crate::protocol::client_security::ClientSecurity::from_file(path)
                 .map_err(|e| CliError::Usage(format!("--command-config: {e}")))?,
@@ -72,7 +72,7 @@ impl Connection {
         Ok(Client::connect_secure(addr, self.timeout(), CLIENT_ID, &security).await?)
     }
 
-    fn timeout(&self) -> Duration {
+    pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.max(1))
     }
 }
@@ -219,7 +219,7 @@ const NOT_IN_API_VERSIONS: &str = "the broker's ApiVersions does not list it";
 
 impl CliError {
     /// A Kafka error code in a response, with what was being done.
-    fn kafka(what: impl Into<String>, code: i16, message: Option<&StrBytes>) -> CliError {
+    pub fn kafka(what: impl Into<String>, code: i16, message: Option<&StrBytes>) -> CliError {
         let error = match ResponseError::try_from_code(code) {
             Some(ResponseError::Unknown(_)) | None => format!("error code {code}"),
             Some(e) => format!("{e:?}"),
@@ -254,7 +254,7 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
         .collect()
 }
 
-fn str_bytes(s: impl Into<String>) -> StrBytes {
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 

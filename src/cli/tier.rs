@@ -24,8 +24,8 @@ use super::{str_bytes, CliError, Client, Connection, TierCommand};
 
 const RESOURCE_BROKER: i8 = 4;
 pub(super) const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const EARLIEST_LOCAL: i64 = -4;
+pub const EARLIEST: i64 = -2;
+pub const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// Broker settings that tell whether a remote tier is configured: Strata's own name,
@@ -47,7 +47,31 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TierCommand) -> Result<()
     }
 }
 
+/// What `strata tier status` shows, per partition of the topics asked about.
+#[derive(Default)]
+pub struct TierStatus {
+    /// `[earliest, earliest local, latest tiered, latest]` from ListOffsets (-2, -4, -5, -1).
+    pub offsets: BTreeMap<Tp, [Option<i64>; 4]>,
+    /// DescribeLogDirs: local bytes and Strata's tier state.
+    pub dirs: BTreeMap<Tp, DirInfo>,
+    /// Each topic's `remote.storage.enable`.
+    pub enabled: BTreeMap<String, bool>,
+}
+
 async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<(), CliError> {
+    let s = gather(c, conn, topics).await?;
+    print_table(&s.offsets, &s.dirs, &s.enabled);
+    Ok(())
+}
+
+/// Asks the partition leaders of `topics` (every topic when empty) for their tier state:
+/// ListOffsets -2/-4/-5/-1 and DescribeLogDirs. Fails as "not supported" when the broker
+/// lacks ListOffsets v8 or has no remote tier configured.
+pub async fn gather(
+    c: &mut Client,
+    conn: &Connection,
+    topics: &[String],
+) -> Result<TierStatus, CliError> {
     if c.max_version(ApiKey::ListOffsets).unwrap_or(-1) < 8 {
         return Err(CliError::Unsupported {
             addr: c.addr().to_string(),
@@ -89,8 +113,11 @@ async fn status(c: &mut Client, conn: &Connection, topics: &[String]) -> Result<
         }
         dirs.extend(describe_log_dirs(client, tps).await?);
     }
-    print_table(&offsets, &dirs, &enabled);
-    Ok(())
+    Ok(TierStatus {
+        offsets,
+        dirs,
+        enabled,
+    })
 }
 
 fn print_table(
@@ -250,7 +277,7 @@ async fn remote_enabled(
         .collect())
 }
 
-pub(super) async fn list_offsets(
+pub async fn list_offsets(
     c: &mut Client,
     tps: &[Tp],
     timestamp: i64,

@@ -164,7 +164,7 @@ async fn elect_leaders(
 }
 
 /// Metadata for `names`, or for every topic when `names` is `None`.
-pub(super) async fn metadata(
+pub async fn metadata(
     c: &mut Client,
     names: Option<&[String]>,
 ) -> Result<MetadataResponse, CliError> {
@@ -183,7 +183,7 @@ pub(super) async fn metadata(
 }
 
 /// The topic's metadata; an unknown topic is an error that names it.
-pub(super) fn known<'a>(
+pub fn known<'a>(
     md: &'a MetadataResponse,
     name: &str,
 ) -> Result<&'a MetadataResponseTopic, CliError> {
@@ -315,11 +315,14 @@ async fn list(c: &mut Client) -> Result<(), CliError> {
 
 /// What DescribeConfigs tells `describe` about a topic.
 #[derive(Default)]
-struct TopicSettings {
+pub struct TopicSettings {
     /// Settings whose source is the topic itself.
-    overrides: Vec<(String, String)>,
+    pub overrides: Vec<(String, String)>,
     /// The effective `cleanup.policy`, the topic's own or the default.
-    cleanup_policy: Option<String>,
+    pub cleanup_policy: Option<String>,
+    /// Every setting's effective value (sensitive ones hidden), and whether the topic
+    /// sets it itself.
+    pub all: Vec<(String, String, bool)>,
 }
 
 impl TopicSettings {
@@ -333,7 +336,7 @@ impl TopicSettings {
 /// Each topic's overrides and effective `cleanup.policy`, when the broker serves
 /// DescribeConfigs. Asking for all settings (no keys) returns the defaults too, as in
 /// Kafka, so one request gives both.
-async fn topic_settings(
+pub async fn topic_settings(
     c: &mut Client,
     names: &[String],
 ) -> Result<BTreeMap<String, TopicSettings>, CliError> {
@@ -357,18 +360,23 @@ async fn topic_settings(
         if r.error_code != 0 {
             continue;
         }
-        let overrides = r
+        let all: Vec<(String, String, bool)> = r
             .configs
             .iter()
-            .filter(|e| e.config_source == SOURCE_DYNAMIC_TOPIC)
             .map(|e| {
                 let v = if e.is_sensitive {
                     "(sensitive)".to_string()
                 } else {
                     e.value.as_ref().map(|v| v.to_string()).unwrap_or_default()
                 };
-                (e.name.to_string(), v)
+                let own = e.config_source == SOURCE_DYNAMIC_TOPIC;
+                (e.name.to_string(), v, own)
             })
+            .collect();
+        let overrides = all
+            .iter()
+            .filter(|(_, _, own)| *own)
+            .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
         let cleanup_policy = r
             .configs
@@ -379,6 +387,7 @@ async fn topic_settings(
         let settings = TopicSettings {
             overrides,
             cleanup_policy,
+            all,
         };
         out.insert(r.resource_name.to_string(), settings);
     }
@@ -478,42 +487,54 @@ async fn alter(
         }
     }
     if !configs.is_empty() || !delete_configs.is_empty() {
-        let mut entries: Vec<AlterableConfig> = configs
-            .iter()
-            .map(|(k, v)| {
-                AlterableConfig::default()
-                    .with_name(str_bytes(k.clone()))
-                    .with_config_operation(OP_SET)
-                    .with_value(Some(str_bytes(v.clone())))
-            })
-            .collect();
-        entries.extend(delete_configs.iter().map(|k| {
-            AlterableConfig::default()
-                .with_name(str_bytes(k.clone()))
-                .with_config_operation(OP_DELETE)
-                .with_value(None)
-        }));
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(str_bytes(name))
-                .with_configs(entries),
-        ]);
-        let resp = c.send(req).await?;
-        for r in &resp.responses {
-            if r.error_code != 0 {
-                return Err(CliError::kafka(
-                    format!("changing settings of topic '{name}'"),
-                    r.error_code,
-                    r.error_message.as_ref(),
-                ));
-            }
-        }
+        set_configs(c, name, configs, delete_configs).await?;
         for (k, v) in configs {
             println!("topic '{name}': {k}={v}");
         }
         for k in delete_configs {
             println!("topic '{name}': {k} back to the default");
+        }
+    }
+    Ok(())
+}
+
+/// IncrementalAlterConfigs on topic `name`: sets `configs`, returns `delete_configs` to
+/// their defaults.
+pub async fn set_configs(
+    c: &mut Client,
+    name: &str,
+    configs: &[(String, String)],
+    delete_configs: &[String],
+) -> Result<(), CliError> {
+    let mut entries: Vec<AlterableConfig> = configs
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(str_bytes(k.clone()))
+                .with_config_operation(OP_SET)
+                .with_value(Some(str_bytes(v.clone())))
+        })
+        .collect();
+    entries.extend(delete_configs.iter().map(|k| {
+        AlterableConfig::default()
+            .with_name(str_bytes(k.clone()))
+            .with_config_operation(OP_DELETE)
+            .with_value(None)
+    }));
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(str_bytes(name))
+            .with_configs(entries),
+    ]);
+    let resp = c.send(req).await?;
+    for r in &resp.responses {
+        if r.error_code != 0 {
+            return Err(CliError::kafka(
+                format!("changing settings of topic '{name}'"),
+                r.error_code,
+                r.error_message.as_ref(),
+            ));
         }
     }
     Ok(())

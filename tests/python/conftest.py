@@ -55,6 +55,8 @@ class Broker:
             for line in self.proc.stdout:
                 if line.startswith("strata: metrics on "):
                     self.metrics_addr = line.split()[3]
+                if line.startswith("strata: console on "):
+                    self.console_url = line.split()[3]
                 if line.startswith("strata: listener "):
                     parts = line.split()
                     self.listeners[parts[2]] = parts[4]

@@ -80,6 +80,10 @@ pub struct BrokerConfig {
     pub cleaner: CleanerConfig,
     /// `metrics.listener` as `host:port`; `None` when `none` or empty (disabled).
     pub metrics_listener: Option<String>,
+    /// `console.listener` as `host:port`; `None` when `none` or empty (disabled).
+    pub console_listener: Option<String>,
+    /// `console.read.only`: the console refuses edits.
+    pub console_read_only: bool,
     /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
     pub otlp_endpoint: Option<String>,
     /// `telemetry.max.bytes`: the largest PushTelemetry payload (KIP-714).
@@ -370,6 +374,10 @@ impl Configs {
             metrics_listener: Some(r.entry("metrics.listener")?.converted())
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
+            console_listener: Some(r.entry("console.listener")?.converted())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
+            console_read_only: r.flag("console.read.only")?,
             otlp_endpoint: r
                 .chain("otel.exporter.otlp.endpoint")
                 .into_iter()

@@ -1,0 +1,53 @@
+//! The consumer groups page: every group (ListGroups) and, per group, its committed offsets
+//! and lag per partition (OffsetFetch at its coordinator, ListOffsets at the leaders), as
+//! `strata group describe` gathers them.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use maud::html;
+
+use super::{failed, page, Console};
+use crate::cli::{group, CliError};
+
+pub async fn groups_page(State(c): State<Arc<Console>>) -> Response {
+    let gathered = async {
+        let mut client = c.client().await?;
+        let listed = group::groups(&mut client).await?;
+        let mut out = Vec::new();
+        for g in listed {
+            let mut coord =
+                group::to_coordinator(c.client().await?, &c.connection(), &g.id).await?;
+            let lags = group::lags(&mut coord, &c.connection(), &g.id)
+                .await?
+                .unwrap_or_default();
+            out.push((g, lags));
+        }
+        Ok::<_, CliError>(out)
+    };
+    let groups = match gathered.await {
+        Ok(v) => v,
+        Err(e) => return failed("Consumer groups", e),
+    };
+    let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let body = html! {
+        @if groups.is_empty() { p.note { "No consumer groups." } }
+        @for (g, lags) in &groups {
+            h2 { (g.id) }
+            p { "State " (g.state) @if !g.protocol_type.is_empty() { ", protocol type " (g.protocol_type) } }
+            table.lag data-group=(g.id) {
+                thead { tr { th { "Topic" } th { "Partition" } th { "Committed" } th { "End" } th { "Lag" } } }
+                tbody {
+                    @for l in lags {
+                        tr data-tp={ (l.topic) "-" (l.partition) } {
+                            td { (l.topic) } td { (l.partition) }
+                            td.committed { (l.committed) } td.end { (dash(l.end)) } td.lag { (dash(l.lag())) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Html(page("Consumer groups", body).into_string()).into_response()
+}
