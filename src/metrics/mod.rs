@@ -44,6 +44,8 @@ mod export;
 mod http;
 pub mod quota;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod tier;
 
 use std::collections::HashMap;

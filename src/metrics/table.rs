@@ -94,43 +94,30 @@ pub fn lag(topic: &str, partition: i32, offsets: i64) {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::metrics::MeterProvider as _;
-    use opentelemetry_sdk::metrics::SdkMeterProvider;
-    use prometheus::{Encoder, TextEncoder};
-
     use super::*;
 
     /// The Prometheus names in the module docs are what the exporter produces.
     #[test]
     fn table_series_have_the_documented_prometheus_names() {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .scope_info_enabled(false)
-            .build()
-            .unwrap();
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let m = Instruments::new(&provider.meter("test"));
-        m.rows.add(3, &tp("t", 0));
-        m.bytes.add(7, &tp("t", 0));
-        m.commits.add(1, &tp("t", 0));
-        m.errors.add(1, &tp("t", 0));
-        m.value_errors.add(2, &tp("t", 0));
-        m.lag.record(5, &tp("t", 0));
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        for series in [
-            r#"strata_table_rows_total{partition="0",topic="t"} 3"#,
-            r#"strata_table_bytes_total{partition="0",topic="t"} 7"#,
-            r#"strata_table_commits_total{partition="0",topic="t"} 1"#,
-            r#"strata_table_errors_total{partition="0",topic="t"} 1"#,
-            r#"strata_table_value_errors_total{partition="0",topic="t"} 2"#,
-            r#"strata_table_lag_offsets{partition="0",topic="t"} 5"#,
-        ] {
-            assert!(text.contains(series), "{series} missing from:\n{text}");
-        }
+        let record = |m: &Instruments| {
+            m.rows.add(3, &tp("t", 0));
+            m.bytes.add(7, &tp("t", 0));
+            m.commits.add(1, &tp("t", 0));
+            m.errors.add(1, &tp("t", 0));
+            m.value_errors.add(2, &tp("t", 0));
+            m.lag.record(5, &tp("t", 0));
+        };
+        crate::metrics::testing::assert_exposed(
+            Instruments::new,
+            record,
+            &[
+                r#"strata_table_rows_total{partition="0",topic="t"} 3"#,
+                r#"strata_table_bytes_total{partition="0",topic="t"} 7"#,
+                r#"strata_table_commits_total{partition="0",topic="t"} 1"#,
+                r#"strata_table_errors_total{partition="0",topic="t"} 1"#,
+                r#"strata_table_value_errors_total{partition="0",topic="t"} 2"#,
+                r#"strata_table_lag_offsets{partition="0",topic="t"} 5"#,
+            ],
+        );
     }
 }

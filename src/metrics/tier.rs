@@ -229,63 +229,50 @@ pub fn store_request(topic: &str, request: &'static str, requests: u64, bytes: u
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::metrics::MeterProvider as _;
-    use opentelemetry_sdk::metrics::SdkMeterProvider;
-    use prometheus::{Encoder, TextEncoder};
-
     use super::*;
 
     /// The Prometheus names in the module docs are what the exporter produces.
     #[test]
     fn tier_series_have_the_documented_prometheus_names() {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .scope_info_enabled(false)
-            .build()
-            .unwrap();
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let m = Instruments::new(&provider.meter("test"));
-        m.upload_lag.record(5, &tp("t", 0));
-        m.upload_bytes.add(7, &tp("t", 0));
-        m.upload_segments.add(1, &tp("t", 0));
-        m.upload_errors.add(1, &tp("t", 0));
-        m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
-        m.cache_hits.add(1, &tp("t", 0));
-        m.remote_read_rejected
-            .add(1, &[KeyValue::new("topic", "t")]);
-        m.cache_misses.add(1, &tp("t", 0));
-        m.compaction_passes.add(1, &tp("t", 0));
-        m.compaction_read.add(9, &tp("t", 0));
-        m.compaction_upload.add(4, &tp("t", 0));
-        m.compaction_removed.add(5, &tp("t", 0));
-        m.compaction_errors.add(1, &tp("t", 0));
-        let st = [KeyValue::new("topic", "t"), KeyValue::new("request", "get")];
-        m.store_requests.add(2, &st);
-        m.store_bytes.add(3, &st);
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        for series in [
-            r#"strata_tier_upload_lag_bytes{partition="0",topic="t"} 5"#,
-            r#"strata_tier_upload_bytes_total{partition="0",topic="t"} 7"#,
-            r#"strata_tier_upload_segments_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_upload_errors_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
-            r#"strata_tier_cache_hits_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_remote_read_rejected_total{topic="t"} 1"#,
-            r#"strata_tier_cache_misses_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_compaction_passes_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_compaction_read_bytes_total{partition="0",topic="t"} 9"#,
-            r#"strata_tier_compaction_upload_bytes_total{partition="0",topic="t"} 4"#,
-            r#"strata_tier_compaction_removed_bytes_total{partition="0",topic="t"} 5"#,
-            r#"strata_tier_compaction_errors_total{partition="0",topic="t"} 1"#,
-            r#"strata_tier_store_requests_total{request="get",topic="t"} 2"#,
-            r#"strata_tier_store_bytes_total{request="get",topic="t"} 3"#,
-        ] {
-            assert!(text.contains(series), "{series} missing from:\n{text}");
-        }
+        let record = |m: &Instruments| {
+            m.upload_lag.record(5, &tp("t", 0));
+            m.upload_bytes.add(7, &tp("t", 0));
+            m.upload_segments.add(1, &tp("t", 0));
+            m.upload_errors.add(1, &tp("t", 0));
+            m.remote_fetch.record(0.2, &[KeyValue::new("topic", "t")]);
+            m.cache_hits.add(1, &tp("t", 0));
+            m.remote_read_rejected
+                .add(1, &[KeyValue::new("topic", "t")]);
+            m.cache_misses.add(1, &tp("t", 0));
+            m.compaction_passes.add(1, &tp("t", 0));
+            m.compaction_read.add(9, &tp("t", 0));
+            m.compaction_upload.add(4, &tp("t", 0));
+            m.compaction_removed.add(5, &tp("t", 0));
+            m.compaction_errors.add(1, &tp("t", 0));
+            let st = [KeyValue::new("topic", "t"), KeyValue::new("request", "get")];
+            m.store_requests.add(2, &st);
+            m.store_bytes.add(3, &st);
+        };
+        crate::metrics::testing::assert_exposed(
+            Instruments::new,
+            record,
+            &[
+                r#"strata_tier_upload_lag_bytes{partition="0",topic="t"} 5"#,
+                r#"strata_tier_upload_bytes_total{partition="0",topic="t"} 7"#,
+                r#"strata_tier_upload_segments_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_upload_errors_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_remote_fetch_duration_seconds_count{topic="t"} 1"#,
+                r#"strata_tier_cache_hits_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_remote_read_rejected_total{topic="t"} 1"#,
+                r#"strata_tier_cache_misses_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_compaction_passes_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_compaction_read_bytes_total{partition="0",topic="t"} 9"#,
+                r#"strata_tier_compaction_upload_bytes_total{partition="0",topic="t"} 4"#,
+                r#"strata_tier_compaction_removed_bytes_total{partition="0",topic="t"} 5"#,
+                r#"strata_tier_compaction_errors_total{partition="0",topic="t"} 1"#,
+                r#"strata_tier_store_requests_total{request="get",topic="t"} 2"#,
+                r#"strata_tier_store_bytes_total{request="get",topic="t"} 3"#,
+            ],
+        );
     }
 }
