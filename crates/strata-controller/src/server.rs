@@ -193,19 +193,30 @@ async fn dispatch(
     }
 }
 
+/// `None` when this node leads; otherwise the leader this node knows of, if any, and its
+/// address: what a request that only the leader can serve answers with.
+pub(crate) fn leader_elsewhere(
+    m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+) -> Option<(Option<u64>, Option<String>)> {
+    if m.current_leader == Some(m.id) {
+        return None;
+    }
+    let addr = m.current_leader.and_then(|l| {
+        m.membership_config
+            .membership()
+            .get_node(&l)
+            .map(|n| n.addr.clone())
+    });
+    Some((m.current_leader, addr))
+}
+
 /// Adds `node_id` at `addr` as a learner, if this node leads; a node that already is a member
 /// (a restarted learner, or a voter) is left as it is.
 async fn add_learner_local(raft: &Raft<TypeConfig>, node_id: u64, addr: String) -> ProposeOutcome {
     let m = raft.metrics().borrow().clone();
-    if m.current_leader != Some(m.id) {
-        let leader_addr = m.current_leader.and_then(|l| {
-            m.membership_config
-                .membership()
-                .get_node(&l)
-                .map(|n| n.addr.clone())
-        });
+    if let Some((leader_id, leader_addr)) = leader_elsewhere(&m) {
         return ProposeOutcome::NotLeader {
-            leader_id: m.current_leader,
+            leader_id,
             leader_addr,
         };
     }

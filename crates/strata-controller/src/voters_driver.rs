@@ -182,15 +182,9 @@ pub(crate) async fn change_voters_local(
 ) -> VoterOutcome {
     let deadline = Instant::now() + timeout;
     let m = raft.metrics().borrow().clone();
-    if m.current_leader != Some(m.id) {
-        let leader_addr = m.current_leader.and_then(|l| {
-            m.membership_config
-                .membership()
-                .get_node(&l)
-                .map(|n| n.addr.clone())
-        });
+    if let Some((leader_id, leader_addr)) = crate::server::leader_elsewhere(&m) {
         return VoterOutcome::NotLeader {
-            leader_id: m.current_leader,
+            leader_id,
             leader_addr,
         };
     }
