@@ -162,9 +162,7 @@ async fn coordinator(c: &mut Client, group: &str) -> Result<Option<String>, CliE
 async fn describe(c: Client, conn: &Connection, group: &str) -> Result<(), CliError> {
     require(&c, ApiKey::DescribeGroups, "describing consumer groups")?;
     let mut c = to_coordinator(c, conn, group).await?;
-    if !describe_consumer_group(&mut c, group).await? {
-        describe_classic_group(&mut c, group).await?;
-    }
+    print_description(&describe_group(&mut c, group).await?);
     let Some(lags) = lags(&mut c, conn, group).await? else {
         return Ok(());
     };
@@ -183,20 +181,99 @@ async fn describe(c: Client, conn: &Connection, group: &str) -> Result<(), CliEr
     Ok(())
 }
 
-/// A KIP-848 consumer group, via ConsumerGroupDescribe when the broker serves it; false
+/// A group's members as its coordinator describes them.
+pub struct GroupDescription {
+    pub id: String,
+    pub state: String,
+    pub kind: GroupKind,
+    pub members: Vec<Member>,
+}
+
+pub enum GroupKind {
+    /// A KIP-848 consumer group (ConsumerGroupDescribe).
+    Consumer {
+        group_epoch: i32,
+        assignment_epoch: i32,
+        assignor: String,
+    },
+    /// A classic group (DescribeGroups).
+    Classic {
+        protocol_type: String,
+        protocol: String,
+    },
+}
+
+pub struct Member {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+    /// The member epoch of a consumer-group member.
+    pub epoch: Option<i32>,
+    /// Assigned partitions as `topic-partition`; for a classic group decoded from the
+    /// consumer protocol's assignment (empty for other protocol types).
+    pub assigned: Vec<String>,
+}
+
+/// Describes `group` at `c` (its coordinator): ConsumerGroupDescribe when the broker serves
+/// it and the group is a consumer group, else DescribeGroups.
+pub async fn describe_group(c: &mut Client, group: &str) -> Result<GroupDescription, CliError> {
+    match describe_consumer_group(c, group).await? {
+        Some(d) => Ok(d),
+        None => describe_classic_group(c, group).await,
+    }
+}
+
+fn print_description(g: &GroupDescription) {
+    match &g.kind {
+        GroupKind::Consumer {
+            group_epoch,
+            assignment_epoch,
+            assignor,
+        } => println!(
+            "Group: {}\tState: {}\tType: consumer\tGroupEpoch: {}\tAssignmentEpoch: {}\tAssignor: {}\tMembers: {}",
+            g.id, g.state, group_epoch, assignment_epoch, assignor, g.members.len()
+        ),
+        GroupKind::Classic {
+            protocol_type,
+            protocol,
+        } => println!(
+            "Group: {}\tState: {}\tProtocolType: {}\tProtocol: {}\tMembers: {}",
+            g.id,
+            g.state,
+            protocol_type,
+            protocol,
+            g.members.len()
+        ),
+    }
+    for m in &g.members {
+        let epoch = m.epoch.map(|e| format!("\tEpoch: {e}")).unwrap_or_default();
+        println!(
+            "\tMember: {}{epoch}\tClientId: {}\tHost: {}\tAssigned: {}",
+            m.id,
+            m.client_id,
+            m.host,
+            m.assigned.join(",")
+        );
+    }
+}
+
+/// A KIP-848 consumer group, via ConsumerGroupDescribe when the broker serves it; `None`
 /// when the group is not one (GROUP_ID_NOT_FOUND), so the classic API is asked.
-async fn describe_consumer_group(c: &mut Client, group: &str) -> Result<bool, CliError> {
+async fn describe_consumer_group(
+    c: &mut Client,
+    group: &str,
+) -> Result<Option<GroupDescription>, CliError> {
     if !c.serves(ApiKey::ConsumerGroupDescribe) {
-        return Ok(false);
+        return Ok(None);
     }
     let req =
         ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
     let resp = c.send(req).await?;
     let Some(g) = resp.groups.first() else {
-        return Ok(false);
+        return Ok(None);
     };
     if g.error_code == ResponseError::GroupIdNotFound.code() {
-        return Ok(false);
+        return Ok(None);
     }
     if g.error_code != 0 {
         return Err(CliError::kafka(
@@ -205,39 +282,39 @@ async fn describe_consumer_group(c: &mut Client, group: &str) -> Result<bool, Cl
             g.error_message.as_ref(),
         ));
     }
-    println!(
-        "Group: {}\tState: {}\tType: consumer\tGroupEpoch: {}\tAssignmentEpoch: {}\tAssignor: {}\tMembers: {}",
-        g.group_id.0,
-        g.group_state,
-        g.group_epoch,
-        g.assignment_epoch,
-        g.assignor_name,
-        g.members.len()
-    );
-    for m in &g.members {
-        let parts: Vec<String> = m
-            .assignment
-            .topic_partitions
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(move |p| format!("{}-{p}", t.topic_name.0))
-            })
-            .collect();
-        println!(
-            "\tMember: {}\tEpoch: {}\tClientId: {}\tHost: {}\tAssigned: {}",
-            m.member_id,
-            m.member_epoch,
-            m.client_id,
-            m.client_host,
-            parts.join(",")
-        );
-    }
-    Ok(true)
+    let members = g
+        .members
+        .iter()
+        .map(|m| Member {
+            id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            epoch: Some(m.member_epoch),
+            assigned: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| format!("{}-{p}", t.topic_name.0))
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Some(GroupDescription {
+        id: g.group_id.0.to_string(),
+        state: g.group_state.to_string(),
+        kind: GroupKind::Consumer {
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor: g.assignor_name.to_string(),
+        },
+        members,
+    }))
 }
 
-async fn describe_classic_group(c: &mut Client, group: &str) -> Result<(), CliError> {
+async fn describe_classic_group(c: &mut Client, group: &str) -> Result<GroupDescription, CliError> {
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let resp = c.send(req).await?;
     let Some(g) = resp.groups.first() else {
@@ -259,21 +336,56 @@ async fn describe_classic_group(c: &mut Client, group: &str) -> Result<(), CliEr
             g.error_message.as_ref(),
         ));
     }
-    println!(
-        "Group: {}\tState: {}\tProtocolType: {}\tProtocol: {}\tMembers: {}",
-        g.group_id.0,
-        g.group_state,
-        g.protocol_type,
-        g.protocol_data,
-        g.members.len()
-    );
-    for m in &g.members {
-        println!(
-            "\tMember: {}\tClientId: {}\tHost: {}",
-            m.member_id, m.client_id, m.client_host
-        );
+    let consumer = g.protocol_type.as_str() == "consumer";
+    let members = g
+        .members
+        .iter()
+        .map(|m| Member {
+            id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            epoch: None,
+            assigned: if consumer {
+                classic_assignment(&m.member_assignment)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    Ok(GroupDescription {
+        id: g.group_id.0.to_string(),
+        state: g.group_state.to_string(),
+        kind: GroupKind::Classic {
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+        },
+        members,
+    })
+}
+
+/// The partitions of a classic consumer's assignment (Kafka's ConsumerProtocolAssignment:
+/// a version, then the versioned message); empty when it does not decode.
+fn classic_assignment(bytes: &bytes::Bytes) -> Vec<String> {
+    use kafka_protocol::protocol::Decodable;
+    let mut buf = bytes.clone();
+    if buf.len() < 2 {
+        return Vec::new();
     }
-    Ok(())
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    let Ok(a) =
+        kafka_protocol::messages::ConsumerProtocolAssignment::decode(&mut buf, version.min(3))
+    else {
+        return Vec::new();
+    };
+    a.assigned_partitions
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| format!("{}-{p}", t.topic.0))
+        })
+        .collect()
 }
 
 /// The group's committed offsets, when the broker serves OffsetFetch v2+ (all topics).

@@ -1,5 +1,6 @@
-//! The consumer groups page: every group (ListGroups) and, per group, its committed offsets
-//! and lag per partition (OffsetFetch at its coordinator, ListOffsets at the leaders), as
+//! The consumer groups page: every group (ListGroups) and, per group, its members with their
+//! assignments (ConsumerGroupDescribe or DescribeGroups at its coordinator) and its committed
+//! offsets and lag per partition (OffsetFetch there, ListOffsets at the leaders), as
 //! `strata group describe` gathers them.
 
 use std::sync::Arc;
@@ -19,10 +20,16 @@ pub async fn groups_page(State(c): State<Arc<Console>>) -> Response {
         for g in listed {
             let mut coord =
                 group::to_coordinator(c.client().await?, &c.connection(), &g.id).await?;
+            // A group that emptied out since ListGroups has no members to show.
+            let members = match group::describe_group(&mut coord, &g.id).await {
+                Ok(d) => d.members,
+                Err(CliError::UnknownGroup { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
             let lags = group::lags(&mut coord, &c.connection(), &g.id)
                 .await?
                 .unwrap_or_default();
-            out.push((g, lags));
+            out.push((g, members, lags));
         }
         Ok::<_, CliError>(out)
     };
@@ -33,9 +40,23 @@ pub async fn groups_page(State(c): State<Arc<Console>>) -> Response {
     let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     let body = html! {
         @if groups.is_empty() { p.note { "No consumer groups." } }
-        @for (g, lags) in &groups {
+        @for (g, members, lags) in &groups {
             h2 { (g.id) }
             p { "State " (g.state) @if !g.protocol_type.is_empty() { ", protocol type " (g.protocol_type) } }
+            @if !members.is_empty() {
+                table.members data-members=(g.id) {
+                    thead { tr { th { "Member" } th { "Client id" } th { "Host" } th { "Epoch" } th { "Assigned" } } }
+                    tbody {
+                        @for m in members {
+                            tr {
+                                td.member { (m.id) } td.client-id { (m.client_id) } td.host { (m.host) }
+                                td.epoch { (m.epoch.map_or_else(|| "-".to_string(), |e| e.to_string())) }
+                                td.assigned { (m.assigned.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
             table.lag data-group=(g.id) {
                 thead { tr { th { "Topic" } th { "Partition" } th { "Committed" } th { "End" } th { "Lag" } } }
                 tbody {

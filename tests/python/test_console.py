@@ -170,8 +170,22 @@ def test_console_pages_show_the_kafka_answers(make_broker, browser):
     for fut in res.values():
         assert fut.result(10)["retention.ms"].value == "604800000"
 
+    # A live member of another group, with its assignment (bounded wait for it).
+    member = Consumer({"bootstrap.servers": b.addr, "group.id": "console-live",
+                       "client.id": "console-member", "auto.offset.reset": "earliest"})
+    member.subscribe(["console-plain"])
+    deadline = time.time() + 60
+    while not member.assignment():
+        assert time.time() < deadline, "the live member got no assignment"
+        member.poll(0.2)
+
     # The group with lag: committed 100, end = high watermark, lag = the rest.
     visit(browser, f"{url}/groups", "groups")
+    live = 'table[data-members="console-live"]'
+    assert cells(browser, live + " td.client-id") == ["console-member"]
+    assigned = cells(browser, live + " td.assigned")[0].split(", ")
+    assert sorted(assigned) == [f"console-plain-{i}" for i in range(3)], assigned
+    member.close()
     row = f'table[data-group="console-group"] tr[data-tp="{TOPIC}-0"]'
     assert cells(browser, row + " td.committed") == ["100"]
     assert cells(browser, row + " td.end") == [str(high)]
