@@ -86,8 +86,14 @@ raw_gets() { # $1 = parallelism, stdin = "key size" lines; prints MB/s (10^6 byt
 consume() { # $1 = topic, $2 = records, rest = -p args; prints "MB/s cpu_s_per_GB"
   local topic=$1 n=$2; shift 2
   local c0; c0=$(cpu)
+  local rec=""
+  if [ -n "${PROFILE:-}" ]; then # PROFILE=path: perf record of the broker while it serves
+    perf record -q -F 999 -g -p "$PID" -o "$PROFILE.$topic" >/dev/null 2>&1 &
+    rec=$!
+  fi
   local out; out=$("$PERF" -C -t "$topic" "$@" -o beginning -c "$n" -b "$ADDR" 2>&1 | tail -5)
   local c1; c1=$(cpu)
+  if [ -n "$rec" ]; then kill -INT "$rec"; wait "$rec" 2>/dev/null || true; fi
   local line; line=$(echo "$out" | grep -E "messages .* consumed in" | tail -1)
   local bytes ms
   bytes=$(echo "$line" | sed -E 's/.*\(([0-9]+) bytes\).*/\1/')
@@ -124,7 +130,8 @@ scenario() { # $1 = name, $2 = partitions, $3 = segment bytes
   stop
 }
 
-# ONLY=one or ONLY=many runs one scenario; EXTRA="--set k=v ..." adds broker settings.
+# ONLY=one or ONLY=many runs one scenario; EXTRA="--set k=v ..." adds broker settings;
+# PROFILE=/tmp/prof records the broker with perf while the consumer reads (/tmp/prof.<topic>).
 [ "${ONLY:-one}" = one ] && scenario one 1 "$SEGMENT"
 [ "${ONLY:-many}" = many ] && scenario many "$PARTS" "$SEGMENT_MANY"
 true
