@@ -117,8 +117,8 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     Some((method, target.split('?').next().unwrap_or(target)))
 }
 
-/// The Prometheus text format of everything recorded so far.
-fn encode() -> Vec<u8> {
+/// The Prometheus text format of this broker's own series (not the clients' pushed ones).
+pub fn own() -> Vec<u8> {
     let Some(registry) = super::export::registry() else {
         return Vec::new();
     };
@@ -126,6 +126,12 @@ fn encode() -> Vec<u8> {
     if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut out) {
         tracing::warn!(error = %e, "cannot encode metrics");
     }
+    out
+}
+
+/// The Prometheus text format of everything recorded so far.
+fn encode() -> Vec<u8> {
+    let mut out = own();
     // The metrics clients pushed (KIP-714), after the broker's own.
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

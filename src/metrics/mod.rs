@@ -41,6 +41,8 @@
 pub mod cleaner;
 pub mod client;
 mod export;
+pub mod groups;
+pub mod history;
 mod http;
 pub mod quota;
 pub mod table;
@@ -187,6 +189,25 @@ fn instruments() -> &'static Instruments {
             table: table::Instruments::new(&meter),
         }
     })
+}
+
+/// This broker's own series in the Prometheus text format, as `GET /metrics` shows them
+/// (without the metrics clients pushed): what the console reads, in process.
+pub fn text() -> String {
+    String::from_utf8_lossy(&http::own()).into_owned()
+}
+
+/// The value of label `name` in a `{a="x",b="y"}` label set of the text format.
+pub fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    // Anchored at the start or after a comma, so `topic` does not match `xtopic`.
+    let at = labels
+        .match_indices(&key)
+        .find(|(i, _)| *i == 0 || labels.as_bytes()[i - 1] == b',')?
+        .0
+        + key.len();
+    let rest = &labels[at..];
+    Some(&rest[..rest.find('"')?])
 }
 
 /// Creates the instruments and the scrape-time gauges over `source`'s partitions.
