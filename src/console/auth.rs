@@ -152,6 +152,58 @@ pub(super) async fn require(State(c): State<Arc<Console>>, req: Request, next: N
 mod tests {
     use super::*;
 
+    fn listener(name: &str, protocol: SecurityProtocol, mechanisms: &[&str]) -> ListenerSecurity {
+        ListenerSecurity {
+            listener: strata_config::Listener {
+                name: name.into(),
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            protocol,
+            ssl: None,
+            sasl: (!mechanisms.is_empty()).then(|| strata_config::SaslConfig {
+                mechanisms: mechanisms.iter().map(|m| m.to_string()).collect(),
+                plain_users: Default::default(),
+                oauth: None,
+                plain_login: None,
+            }),
+            max_connections: i32::MAX,
+            max_reauth_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_sasl_listener_wins_over_plaintext_and_tls_is_never_chosen() {
+        let a: Vec<SocketAddr> = (1..=4)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let plain = listener("PLAINTEXT", SecurityProtocol::Plaintext, &[]);
+        let oauth = listener("OAUTH", SecurityProtocol::SaslPlaintext, &["OAUTHBEARER"]);
+        let scram = listener(
+            "SASL_PLAINTEXT",
+            SecurityProtocol::SaslPlaintext,
+            &["OAUTHBEARER", "SCRAM-SHA-512", "PLAIN"],
+        );
+        let tls = listener("SSL", SecurityProtocol::Ssl, &[]);
+        let ls = [plain.clone(), oauth.clone(), scram, tls.clone()];
+        assert_eq!(
+            Target::choose(&ls, &a),
+            Some(Target {
+                addr: a[2],
+                login: Some(Login::Scram(ScramMechanism::Sha512))
+            })
+        );
+        let ls = [oauth.clone(), plain];
+        assert_eq!(
+            Target::choose(&ls, &a),
+            Some(Target {
+                addr: a[1],
+                login: None
+            })
+        );
+        assert_eq!(Target::choose(&[tls, oauth], &a), None);
+    }
+
     #[test]
     fn basic_credentials_are_decoded() {
         // "alice:pw:with:colons"

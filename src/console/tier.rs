@@ -187,3 +187,19 @@ fn charts(c: &Console, shown: &dyn Fn(&str) -> bool) -> Markup {
         (chart::render("tier-requests", "Object store requests and cache lookups", Unit::PerSecond, &requests, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_lookups_are_summed_by_topic() {
+        let text = "strata_tier_cache_hits_total{partition=\"0\",topic=\"t\"} 3\n\
+            strata_tier_cache_hits_total{partition=\"1\",topic=\"t\"} 1\n\
+            strata_tier_cache_misses_total{partition=\"0\",topic=\"t\"} 4\n";
+        let c = cache(text);
+        assert_eq!(c["t"], (4.0, 4.0));
+        assert_eq!(rate(4.0, 4.0), "50.0%");
+        assert_eq!(rate(0.0, 0.0), "-");
+    }
+}

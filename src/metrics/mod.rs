@@ -32,7 +32,10 @@
 //!   to copy (an estimate from the followers' offsets; the sum over nodes is the cluster's);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
 //! - `strata_table_*`: the Iceberg tables' series, recorded through [`table`];
-//! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
+//! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`];
+//! - `strata_consumer_group_lag{group,topic}`: through [`groups`].
+//!
+//! [`history`] keeps the last hour of a few series in memory for the web console's charts.
 //!
 //! This module never decides anything for the broker: it only counts. It depends on no
 //! other layer: the scrape-time gauges read a [`ScrapeSource`] (the replica manager
@@ -402,6 +405,14 @@ mod tests {
         assert_eq!(a.value.as_str(), "Produce");
         assert_eq!(a, b);
         assert_eq!(api_label(ApiKey::Fetch).value.as_str(), "Fetch");
+    }
+
+    #[test]
+    fn labels_are_found_whole() {
+        let l = r#"xtopic="no",request="get",topic="t"}"#;
+        assert_eq!(label(l, "topic"), Some("t"));
+        assert_eq!(label(l, "request"), Some("get"));
+        assert_eq!(label(l, "partition"), None);
     }
 
     #[test]

@@ -252,6 +252,23 @@ def test_tier_page_and_charts(make_broker, browser):
     assert float(cells(browser, "#cost")[0]) > 0
     assert browser.find_elements(By.CSS_SELECTOR, "#tier-throughput svg polyline")
 
+    # A group with lag: its chart on the groups page gets points.
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": "chart-group",
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(TOPIC, 0, 10)], asynchronous=False)
+    c.close()
+    deadline = time.time() + 30
+    while True:
+        visit(browser, f"{url}/groups", "groups-chart")
+        lines = browser.find_elements(
+            By.CSS_SELECTOR, f'#lag-chart-group svg polyline[data-series="{TOPIC}"]')
+        if lines and len((lines[0].get_attribute("points") or "").split()) >= 2:
+            break
+        assert time.time() < deadline, "the lag chart got no points"
+        time.sleep(0.5)
+    assert "/s" not in browser.find_element(By.CSS_SELECTOR, "#lag-chart-group .legend").text
+
     # The topic page's chart: the produce line has sampled points.
     deadline = time.time() + 30
     while True:
@@ -270,10 +287,13 @@ JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
         + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
 
 
-def test_console_with_sasl_asks_for_credentials_and_applies_acls(make_broker, browser, tmp_path):
+@pytest.mark.parametrize("mechanisms", ["PLAIN", "SCRAM-SHA-512,PLAIN"])
+def test_console_with_sasl_asks_for_credentials_and_applies_acls(make_broker, browser, tmp_path,
+                                                                 mechanisms):
     """A SASL_PLAINTEXT-only broker: the console answers 401 without credentials (and with
     wrong ones), shows the topic to a user allowed to describe it and hides it from one
-    who is not."""
+    who is not. It logs in with the listener's first mechanism: PLAIN, or SCRAM-SHA-512
+    (users made with `strata user`)."""
     import base64
     import subprocess
     import urllib.error
@@ -284,7 +304,7 @@ def test_console_with_sasl_asks_for_credentials_and_applies_acls(make_broker, br
     b = make_broker({
         "console.listener": "127.0.0.1:0",
         "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": mechanisms,
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:admin",
@@ -307,6 +327,12 @@ def test_console_with_sasl_asks_for_credentials_and_applies_acls(make_broker, br
                           "--allow-principal", "User:alice", "--operation", "Describe",
                           "--topic", "secret-topic"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    if mechanisms.startswith("SCRAM"):
+        for u in ("alice", "mallory"):
+            out = subprocess.run([str(BINARY), "user", "-b", boot, "--command-config", str(props),
+                                  "scram", "set", u, "-m", "SCRAM-SHA-512", "--password",
+                                  USERS[u]], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
 
     def get(path, user=None, password=None):
         req = urllib.request.Request(url + path)

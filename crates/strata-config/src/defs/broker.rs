@@ -388,7 +388,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "console.tier.price.read.requests.per.1000", ty: Double, default: Some("0.0004"),
         validator: DoubleBetween(0.0, f64::MAX), importance: Low,
-        doc: "Price shown by the console's Tier page for 1000 object store read requests (GET, HEAD, and the free DELETE and multipart abort are not counted); the default is S3 Standard's in us-east-1.",
+        doc: "Price shown by the console's Tier page for 1000 object store read requests (GET, HEAD; DELETE and multipart abort are free and not counted); the default is S3 Standard's in us-east-1.",
         ..BASE },
     ConfigDef { name: "console.tier.price.per.gb.sent", ty: Double, default: Some("0"),
         validator: DoubleBetween(0.0, f64::MAX), importance: Low,
