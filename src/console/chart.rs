@@ -44,9 +44,7 @@ fn human(v: f64, suffix: &str) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let digits = if v == v.trunc() {
-        0
-    } else if v.abs() >= 100.0 {
+    let digits = if v == v.trunc() || v.abs() >= 100.0 {
         0
     } else if v.abs() >= 10.0 {
         1
