@@ -1,5 +1,5 @@
 //! The Tier page: what the remote tier did on this broker since it started, from its own
-//! metrics (`metrics::text()`, the series `GET /metrics` shows): object store requests by
+//! metrics (`metrics::text`, the series `GET /metrics` shows): object store requests by
 //! kind and the bytes they carried, per topic, with their cost at the
 //! `console.tier.price.*` prices (`cli::tier_costs`, as `strata tier status --costs`
 //! counts), chunk cache hits and misses, and charts of upload and remote-read throughput
@@ -82,7 +82,13 @@ pub async fn tier_page(State(c): State<Arc<Console>>) -> Response {
         Err(e) => return failed("Tier", e),
     };
     let shown = |t: &str| t.is_empty() || visible.contains(t);
-    let text = crate::metrics::text();
+    let text = crate::metrics::text(&[
+        "strata_tier_store_requests_total",
+        "strata_tier_store_bytes_total",
+        "strata_tier_upload_segments_total",
+        "strata_tier_cache_hits_total",
+        "strata_tier_cache_misses_total",
+    ]);
     let costs: BTreeMap<String, TopicCosts> = tier_costs::parse(&text)
         .into_iter()
         .filter(|(t, _)| shown(t))
@@ -107,6 +113,7 @@ pub async fn tier_page(State(c): State<Arc<Console>>) -> Response {
             tr { th { "Cost" } td #cost { (format!("{:.4}", total.cost(&prices))) } }
             tr { th { "GB sent" } td #gb-sent { (format!("{:.6}", total.gb_sent)) } }
             tr { th { "GB received" } td #gb-received { (format!("{:.6}", total.gb_received)) } }
+            tr { th { "Segments uploaded" } td #segments { (costs.values().map(|t| t.segments).sum::<f64>()) } }
             tr { th { "Cache hit rate" } td #hit-rate { (rate(hits, misses)) } }
         }
         (charts)

@@ -232,7 +232,7 @@ pub fn spawn_sampler(interval: Duration, mut shutdown: watch::Receiver<bool>) ->
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let text = super::text();
+                    let text = super::text(SAMPLED);
                     let s = samples(&text);
                     h.lock().record(crate::now_ms(), s);
                 }

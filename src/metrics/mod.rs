@@ -194,10 +194,16 @@ fn instruments() -> &'static Instruments {
     })
 }
 
-/// This broker's own series in the Prometheus text format, as `GET /metrics` shows them
-/// (without the metrics clients pushed): what the console reads, in process.
-pub fn text() -> String {
-    String::from_utf8_lossy(&http::own()).into_owned()
+/// This broker's own series named in `names` (Prometheus names, `_total` included) in the
+/// text format, as `GET /metrics` shows them: what the console reads, in process, without
+/// encoding the series it does not show.
+pub fn text(names: &[&str]) -> String {
+    let wanted = |family: &str| {
+        names
+            .iter()
+            .any(|n| *n == family || n.strip_suffix("_total") == Some(family))
+    };
+    String::from_utf8_lossy(&http::own(&wanted)).into_owned()
 }
 
 /// The value of label `name` in a `{a="x",b="y"}` label set of the text format.
