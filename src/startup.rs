@@ -335,24 +335,26 @@ pub async fn start(configs: Configs) -> Result<Running, StartupError> {
         local_markers,
     ));
     let txns = TxnCoordinator::start(broker.clone(), markers, shutdown_rx.clone()).await?;
+    crate::metrics::groups::watch(groups.clone());
     let services = crate::server::Services::new(broker.clone(), groups, txns);
-    // The console reads the cluster over this broker's own PLAINTEXT listener.
-    let plaintext = security
-        .listeners
+    // The console reads the cluster over this broker's own PLAINTEXT or SASL_PLAINTEXT
+    // listener (as the browser's user with SASL).
+    let addrs: Vec<SocketAddr> = endpoints
         .iter()
-        .zip(&endpoints)
-        .find(|(ls, _)| ls.protocol == strata_config::SecurityProtocol::Plaintext)
-        .map(|(_, (_, a, _))| loopback_if_unspecified(*a));
+        .map(|(_, a, _)| loopback_if_unspecified(*a))
+        .collect();
     let console_addr = match &broker.config().console_listener {
-        Some(at) => Some(
-            crate::console::spawn_server(
-                at,
-                plaintext,
-                broker.config().console_read_only,
-                shutdown_rx.clone(),
-            )
-            .await?,
-        ),
+        Some(at) => {
+            let c = broker.config();
+            let settings = crate::console::Settings {
+                addr: at.clone(),
+                target: crate::console::Target::choose(&security.listeners, &addrs),
+                read_only: c.console_read_only,
+                prices: c.tier_prices,
+                sample_interval: std::time::Duration::from_millis(c.console_sample_interval_ms),
+            };
+            Some(crate::console::spawn_server(settings, shutdown_rx.clone()).await?)
+        }
         None => None,
     };
     let server = tokio::spawn(crate::server::serve(bound, services, security, shutdown_rx));

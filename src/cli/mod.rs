@@ -58,16 +58,32 @@ pub struct Connection {
     /// kafka-topics.sh --command-config takes them.
     #[arg(long, global = true, value_name = "FILE")]
     pub command_config: Option<std::path::PathBuf>,
+    /// Security settings given in code instead of a file (the web console's, with the
+    /// credentials of the user it serves); wins over `command_config`.
+    #[arg(skip)]
+    pub preset: Option<PresetSecurity>,
+}
+
+/// [`ClientSecurity`](crate::protocol::client_security::ClientSecurity) set by code; its
+/// `Debug` does not show the password.
+#[derive(Clone)]
+pub struct PresetSecurity(pub crate::protocol::client_security::ClientSecurity);
+
+impl std::fmt::Debug for PresetSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PresetSecurity({})", self.0.protocol.name())
+    }
 }
 
 impl Connection {
     /// Connects to `addr` (a bootstrap list or one broker) with this connection's timeout
     /// and security properties.
     pub async fn connect(&self, addr: &str) -> Result<Client, CliError> {
-        let security = match &self.command_config {
-            Some(path) => crate::protocol::client_security::ClientSecurity::from_file(path)
+        let security = match (&self.preset, &self.command_config) {
+            (Some(preset), _) => preset.0.clone(),
+            (None, Some(path)) => crate::protocol::client_security::ClientSecurity::from_file(path)
                 .map_err(|e| CliError::Usage(format!("--command-config: {e}")))?,
-            None => Default::default(),
+            (None, None) => Default::default(),
         };
         Ok(Client::connect_secure(addr, self.timeout(), CLIENT_ID, &security).await?)
     }

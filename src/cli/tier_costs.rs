@@ -13,6 +13,10 @@
 //!
 //! The counters are the broker's since its start; the costs of the bucket's history
 //! before that are not known here.
+//!
+//! The web console's Tier page reads the same series from the broker's own registry and
+//! uses [`parse`], [`TopicCosts::totals`] and [`Totals::cost`] (with the
+//! `console.tier.price.*` settings), so it and this command count alike.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,10 +24,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::CliError;
+use crate::metrics::label;
 
 /// Per topic: requests and bytes by request kind, and segments uploaded.
-#[derive(Default, Debug, PartialEq)]
-pub(super) struct TopicCosts {
+#[derive(Default, Debug, PartialEq, Clone)]
+pub struct TopicCosts {
     pub requests: BTreeMap<String, f64>,
     pub bytes: BTreeMap<String, f64>,
     pub segments: f64,
@@ -58,16 +63,8 @@ async fn scrape(addr: &str, timeout: Duration) -> Result<String, CliError> {
     }
 }
 
-/// The value of label `name` in a `{a="x",b="y"}` label set.
-fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=\"");
-    let at = labels.find(&key)? + key.len();
-    let rest = &labels[at..];
-    Some(&rest[..rest.find('"')?])
-}
-
 /// The cost series of a Prometheus text exposition, by topic.
-pub(super) fn parse(text: &str) -> BTreeMap<String, TopicCosts> {
+pub fn parse(text: &str) -> BTreeMap<String, TopicCosts> {
     let mut out: BTreeMap<String, TopicCosts> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -105,6 +102,61 @@ fn get(m: &BTreeMap<String, f64>, k: &str) -> f64 {
     m.get(k).copied().unwrap_or(0.0)
 }
 
+/// Request kinds S3 bills at the write rate (PUT, COPY, POST, LIST).
+const WRITE_KINDS: &[&str] = &[
+    "put",
+    "copy",
+    "list",
+    "multipart_create",
+    "multipart_part",
+    "multipart_complete",
+];
+/// Request kinds S3 bills at the read rate (GET and all others but the free DELETE and
+/// multipart abort).
+const READ_KINDS: &[&str] = &["get", "head"];
+
+/// What the store bills of one topic's traffic (or of several, summed with `add`).
+#[derive(Default, Debug, PartialEq, Clone, Copy)]
+pub struct Totals {
+    /// Requests billed at the write rate ([`WRITE_KINDS`]).
+    pub write_requests: f64,
+    /// Requests billed at the read rate ([`READ_KINDS`]).
+    pub read_requests: f64,
+    /// GB (1e9 bytes) sent by PUTs and parts.
+    pub gb_sent: f64,
+    /// GB received by GETs.
+    pub gb_received: f64,
+}
+
+impl TopicCosts {
+    pub fn totals(&self) -> Totals {
+        let sum = |kinds: &[&str]| kinds.iter().map(|k| get(&self.requests, k)).sum();
+        Totals {
+            write_requests: sum(WRITE_KINDS),
+            read_requests: sum(READ_KINDS),
+            gb_sent: (get(&self.bytes, "put") + get(&self.bytes, "multipart_part")) / 1e9,
+            gb_received: get(&self.bytes, "get") / 1e9,
+        }
+    }
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.write_requests += o.write_requests;
+        self.read_requests += o.read_requests;
+        self.gb_sent += o.gb_sent;
+        self.gb_received += o.gb_received;
+    }
+
+    /// The bill at `prices`: requests per 1000 plus transfer per GB.
+    pub fn cost(&self, prices: &strata_config::TierPrices) -> f64 {
+        self.write_requests / 1000.0 * prices.write_requests_per_1000
+            + self.read_requests / 1000.0 * prices.read_requests_per_1000
+            + self.gb_sent * prices.per_gb_sent
+            + self.gb_received * prices.per_gb_received
+    }
+}
+
 /// The costs table, one line per topic (the empty topic is bucket-wide listing: `-`).
 pub(super) fn table(costs: &BTreeMap<String, TopicCosts>) -> String {
     let mut out = String::from(
@@ -119,8 +171,11 @@ pub(super) fn table(costs: &BTreeMap<String, TopicCosts>) -> String {
     };
     for (topic, c) in costs {
         let r = &c.requests;
-        let gb_up = (get(&c.bytes, "put") + get(&c.bytes, "multipart_part")) / 1e9;
-        let gb_read = get(&c.bytes, "get") / 1e9;
+        let Totals {
+            gb_sent: gb_up,
+            gb_received: gb_read,
+            ..
+        } = c.totals();
         let writes = get(r, "put")
             + get(r, "multipart_create")
             + get(r, "multipart_part")
@@ -179,6 +234,35 @@ strata_tier_upload_segments_total{partition="1",topic="t"} 1
         assert_eq!(
             line,
             "t\t8\t4\t0\t0\t0\t0\t0\t2.000\t1.000\t4.0\t4.0\t2\t4.0"
+        );
+    }
+
+    #[test]
+    fn costs_are_requests_per_1000_and_transfer_per_gb() {
+        let mut c = TopicCosts::default();
+        for (k, n) in [
+            ("put", 600.0),
+            ("list", 400.0),
+            ("get", 2000.0),
+            ("delete", 9.0),
+        ] {
+            c.requests.insert(k.into(), n);
+        }
+        c.bytes.insert("put".into(), 3e9);
+        c.bytes.insert("get".into(), 1e9);
+        let t = c.totals();
+        assert_eq!((t.write_requests, t.read_requests), (1000.0, 2000.0));
+        let prices = strata_config::TierPrices {
+            write_requests_per_1000: 0.005,
+            read_requests_per_1000: 0.0004,
+            per_gb_sent: 0.01,
+            per_gb_received: 0.09,
+        };
+        // 0.005 + 2 * 0.0004 + 3 * 0.01 + 0.09; DELETE is free.
+        assert!(
+            (t.cost(&prices) - 0.1258).abs() < 1e-12,
+            "{}",
+            t.cost(&prices)
         );
     }
 }

@@ -1,15 +1,18 @@
 //! The consumer groups page: every group (ListGroups) and, per group, its members with their
 //! assignments (ConsumerGroupDescribe or DescribeGroups at its coordinator) and its committed
 //! offsets and lag per partition (OffsetFetch there, ListOffsets at the leaders), as
-//! `strata group describe` gathers them.
+//! `strata group describe` gathers them. Each group has a chart of its lag per topic over
+//! the last hour, from the `strata_consumer_group_lag` gauge this broker reports for the
+//! groups it coordinates (empty for a group coordinated elsewhere in a cluster).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 
-use super::{failed, page, Console};
+use super::chart::{self, Line, Unit};
+use super::{failed, page, urlencoding, Console};
 use crate::cli::{group, CliError};
 
 pub async fn groups_page(State(c): State<Arc<Console>>) -> Response {
@@ -68,7 +71,36 @@ pub async fn groups_page(State(c): State<Arc<Console>>) -> Response {
                     }
                 }
             }
+            (lag_chart(&c, &g.id))
         }
     };
     Html(page("Consumer groups", body).into_string()).into_response()
+}
+
+/// The lag of `group` per topic over the last hour.
+fn lag_chart(c: &Console, group: &str) -> Markup {
+    let h = c.history.lock();
+    let mut topics: Vec<String> = h
+        .select(|k| k.name == "strata_consumer_group_lag" && k.label("group") == Some(group))
+        .filter_map(|(k, _)| k.label("topic").map(str::to_string))
+        .collect();
+    topics.dedup();
+    let lines: Vec<Line> = topics
+        .into_iter()
+        .map(|t| Line {
+            points: h.sum(|k| {
+                k.name == "strata_consumer_group_lag"
+                    && k.label("group") == Some(group)
+                    && k.label("topic") == Some(t.as_str())
+            }),
+            name: t,
+        })
+        .collect();
+    chart::render(
+        &format!("lag-{}", urlencoding(group)),
+        "Lag over time (records)",
+        Unit::Count,
+        &lines,
+        crate::now_ms(),
+    )
 }

@@ -2,11 +2,16 @@
 //! `console.listener`.
 //!
 //! The console reads the cluster the way a Kafka client does: each page connects to this
-//! broker's own PLAINTEXT listener with [`Client`] and asks Metadata, DescribeCluster,
-//! DescribeQuorum and DescribeConfigs, through the same gathering functions the CLI prints
-//! (`cli::cluster::describe`, `cli::topic::metadata`). So the numbers on a page are the Kafka
-//! API's answers, not the broker's internals. The only host it ever connects to is that
-//! listener's address, fixed at startup: no page takes a host to reach.
+//! broker's own PLAINTEXT or SASL_PLAINTEXT listener with [`Client`] and asks Metadata,
+//! DescribeCluster, DescribeQuorum and DescribeConfigs, through the same gathering functions
+//! the CLI prints (`cli::cluster::describe`, `cli::topic::metadata`). So the numbers on a
+//! page are the Kafka API's answers, not the broker's internals. With SASL it logs in as the
+//! browser's user (`auth.rs`), so that user's ACLs apply. The only hosts it ever connects to
+//! are that listener's address, fixed at startup, and the leaders the cluster's metadata
+//! names: no page takes a host to reach.
+//!
+//! The charts and the Tier page read this broker's own metrics in process: the sampler's
+//! last hour (`metrics::history`, drawn as SVG by `chart.rs`) and the current counters.
 //!
 //! Pages are rendered server-side with `maud` (HTML escaped at compile time) and need no
 //! JavaScript; a meta refresh reloads them. Nothing is fetched from outside the binary.
@@ -26,9 +31,14 @@ use tokio::sync::watch;
 
 use crate::cli::{CliError, Client, Connection};
 
+mod auth;
+mod chart;
 mod groups;
 mod records;
+mod tier;
 mod topic;
+
+pub use auth::{Login, Target};
 
 /// Why the console could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,18 +49,34 @@ pub enum ConsoleError {
         source: std::io::Error,
     },
     #[error(
-        "console.listener is set but no listener is PLAINTEXT: the console reads the cluster \
-         over Kafka and does not yet forward user credentials (SASL) or speak TLS; add a \
-         PLAINTEXT listener on 127.0.0.1 or set console.listener=none"
+        "console.listener is set but no listener is PLAINTEXT or SASL_PLAINTEXT with PLAIN or \
+         SCRAM: the console reads the cluster over Kafka and does not speak TLS; add such a \
+         listener on 127.0.0.1 or set console.listener=none"
     )]
-    NoPlaintextListener,
+    NoListener,
 }
 
 /// What every page handler shares.
 pub(crate) struct Console {
-    /// The broker's own PLAINTEXT listener: the one host the console talks to.
-    kafka: String,
+    /// The broker's own listener: the one host the console asks first.
+    target: Target,
     read_only: bool,
+    /// `console.tier.price.*`.
+    prices: strata_config::TierPrices,
+    /// The sampler's last hour of this broker's metrics.
+    history: crate::metrics::history::Shared,
+}
+
+/// What the console is started with.
+pub struct Settings {
+    /// `console.listener`.
+    pub addr: String,
+    /// The listener to read the cluster through (`Target::choose`); `None` refuses.
+    pub target: Option<Target>,
+    pub read_only: bool,
+    pub prices: strata_config::TierPrices,
+    /// `console.metrics.sample.interval.ms`.
+    pub sample_interval: Duration,
 }
 
 /// How long the console waits on the broker for one request.
@@ -58,24 +84,27 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often pages reload themselves.
 const REFRESH_SECONDS: u32 = 10;
 
-/// Binds `addr` and serves the console until `shutdown` turns true; `kafka` is this broker's
-/// PLAINTEXT listener, `None` when it has none.
+/// Binds `settings.addr`, starts the metrics sampler and serves the console until
+/// `shutdown` turns true.
 pub async fn spawn_server(
-    addr: &str,
-    kafka: Option<SocketAddr>,
-    read_only: bool,
+    settings: Settings,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, ConsoleError> {
-    let kafka = kafka.ok_or(ConsoleError::NoPlaintextListener)?;
+    let target = settings.target.ok_or(ConsoleError::NoListener)?;
+    let addr = settings.addr.as_str();
     let bind_error = |source| ConsoleError::Bind {
         addr: addr.to_string(),
         source,
     };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
+    let history =
+        crate::metrics::history::spawn_sampler(settings.sample_interval, shutdown.clone());
     let state = Arc::new(Console {
-        kafka: kafka.to_string(),
-        read_only,
+        target,
+        read_only: settings.read_only,
+        prices: settings.prices,
+        history,
     });
     let app = router(state);
     tokio::spawn(async move {
@@ -100,7 +129,12 @@ fn router(state: Arc<Console>) -> Router {
         .route("/topics/{name}/config", axum::routing::post(topic::edit))
         .route("/topics/{name}/records", get(topic::records_page))
         .route("/groups", get(groups::groups_page))
+        .route("/tier", get(tier::tier_page))
         .route("/style.css", get(style))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
         .with_state(state)
 }
 
@@ -113,15 +147,18 @@ async fn style() -> impl IntoResponse {
 
 impl Console {
     async fn client(&self) -> Result<Client, CliError> {
-        self.connection().connect(&self.kafka).await
+        let c = self.connection();
+        c.connect(&c.bootstrap_server).await
     }
 
-    /// How the CLI's gathering functions reach this cluster's other brokers (leaders).
+    /// How the CLI's gathering functions reach this cluster's other brokers (leaders), as
+    /// the page's user when there is one.
     fn connection(&self) -> Connection {
         Connection {
-            bootstrap_server: self.kafka.clone(),
+            bootstrap_server: self.target.addr.to_string(),
             timeout_ms: KAFKA_TIMEOUT.as_millis() as u64,
             command_config: None,
+            preset: auth::current(),
         }
     }
 }
@@ -144,6 +181,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                     a href="/" { "Cluster" }
                     a href="/topics" { "Topics" }
                     a href="/groups" { "Groups" }
+                    a href="/tier" { "Tier" }
                 }
                 main {
                     h1 { (title) }
@@ -154,8 +192,15 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// A page saying what went wrong asking the cluster.
+/// A page saying what went wrong asking the cluster; 401 (ask again) when the broker
+/// refused the user's credentials.
 pub(crate) fn failed(title: &str, e: CliError) -> Response {
+    if let CliError::Client {
+        source: crate::cli::ClientError::Authentication { reason, .. },
+    } = &e
+    {
+        return auth::unauthorized(&format!("The broker refused these credentials: {reason}"));
+    }
     let body = html! { p.error { "The cluster did not answer: " (e.to_string()) } };
     (
         StatusCode::BAD_GATEWAY,

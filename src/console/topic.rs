@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::chart::{self, Line, Unit};
 use super::records::{self, Browse};
 use super::{failed, ids, page, urlencoding, Console};
 use crate::cli::{tier, topic, CliError};
@@ -87,11 +88,35 @@ pub async fn page_of(c: &Console, name: String, notice: Option<Notice>) -> Respo
                 }
             }
         }
+        (throughput(c, &name))
         h2 { "Settings" }
         @if let Some(n) = &notice { (n.render()) }
         (settings_table(&name, &settings.all, c.read_only))
     };
     Html(page(&title, body).into_string()).into_response()
+}
+
+/// Bytes in (Produce) and out (Fetch) of the topic on this broker over the last hour.
+fn throughput(c: &Console, name: &str) -> Markup {
+    let h = c.history.lock();
+    let of = |series: &str| h.rate(|k| k.name == series && k.label("topic") == Some(name));
+    let lines = [
+        Line {
+            name: "in (produce)".into(),
+            points: of("strata_produce_bytes_total"),
+        },
+        Line {
+            name: "out (fetch)".into(),
+            points: of("strata_fetch_bytes_total"),
+        },
+    ];
+    chart::render(
+        "topic-throughput",
+        "Throughput on this broker",
+        Unit::BytesPerSecond,
+        &lines,
+        crate::now_ms(),
+    )
 }
 
 fn settings_table(name: &str, all: &[(String, String, bool)], read_only: bool) -> Markup {

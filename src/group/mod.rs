@@ -34,6 +34,7 @@ pub mod consumer;
 mod consumer_api;
 pub mod coordinator;
 mod driver;
+mod lag;
 pub mod offsets;
 mod ownership;
 pub mod state;

@@ -117,15 +117,24 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     Some((method, target.split('?').next().unwrap_or(target)))
 }
 
-/// The Prometheus text format of everything recorded so far.
-fn encode() -> Vec<u8> {
+/// The Prometheus text format of this broker's own series (not the clients' pushed ones)
+/// whose family name `wanted` accepts (counters' family names may lack `_total`).
+pub fn own(wanted: &dyn Fn(&str) -> bool) -> Vec<u8> {
     let Some(registry) = super::export::registry() else {
         return Vec::new();
     };
+    let mut families = registry.gather();
+    families.retain(|f| wanted(f.name()));
     let mut out = Vec::with_capacity(16 * 1024);
-    if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut out) {
+    if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
         tracing::warn!(error = %e, "cannot encode metrics");
     }
+    out
+}
+
+/// The Prometheus text format of everything recorded so far.
+fn encode() -> Vec<u8> {
+    let mut out = own(&|_| true);
     // The metrics clients pushed (KIP-714), after the broker's own.
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

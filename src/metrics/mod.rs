@@ -32,7 +32,10 @@
 //!   to copy (an estimate from the followers' offsets; the sum over nodes is the cluster's);
 //! - `strata_tier_*`: the remote tier's series, recorded through [`tier`];
 //! - `strata_table_*`: the Iceberg tables' series, recorded through [`table`];
-//! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`].
+//! - `strata_cleaner_*`: the log cleaner's series, through [`cleaner`];
+//! - `strata_consumer_group_lag{group,topic}`: through [`groups`].
+//!
+//! [`history`] keeps the last hour of a few series in memory for the web console's charts.
 //!
 //! This module never decides anything for the broker: it only counts. It depends on no
 //! other layer: the scrape-time gauges read a [`ScrapeSource`] (the replica manager
@@ -41,6 +44,8 @@
 pub mod cleaner;
 pub mod client;
 mod export;
+pub mod groups;
+pub mod history;
 mod http;
 pub mod quota;
 pub mod table;
@@ -187,6 +192,31 @@ fn instruments() -> &'static Instruments {
             table: table::Instruments::new(&meter),
         }
     })
+}
+
+/// This broker's own series named in `names` (Prometheus names, `_total` included) in the
+/// text format, as `GET /metrics` shows them: what the console reads, in process, without
+/// encoding the series it does not show.
+pub fn text(names: &[&str]) -> String {
+    let wanted = |family: &str| {
+        names
+            .iter()
+            .any(|n| *n == family || n.strip_suffix("_total") == Some(family))
+    };
+    String::from_utf8_lossy(&http::own(&wanted)).into_owned()
+}
+
+/// The value of label `name` in a `{a="x",b="y"}` label set of the text format.
+pub fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    // Anchored at the start or after a comma, so `topic` does not match `xtopic`.
+    let at = labels
+        .match_indices(&key)
+        .find(|(i, _)| *i == 0 || labels.as_bytes()[i - 1] == b',')?
+        .0
+        + key.len();
+    let rest = &labels[at..];
+    Some(&rest[..rest.find('"')?])
 }
 
 /// Creates the instruments and the scrape-time gauges over `source`'s partitions.
@@ -381,6 +411,14 @@ mod tests {
         assert_eq!(a.value.as_str(), "Produce");
         assert_eq!(a, b);
         assert_eq!(api_label(ApiKey::Fetch).value.as_str(), "Fetch");
+    }
+
+    #[test]
+    fn labels_are_found_whole() {
+        let l = r#"xtopic="no",request="get",topic="t"}"#;
+        assert_eq!(label(l, "topic"), Some("t"));
+        assert_eq!(label(l, "request"), Some("get"));
+        assert_eq!(label(l, "partition"), None);
     }
 
     #[test]

@@ -190,3 +190,175 @@ def test_console_pages_show_the_kafka_answers(make_broker, browser):
     assert cells(browser, row + " td.committed") == ["100"]
     assert cells(browser, row + " td.end") == [str(high)]
     assert cells(browser, row + " td.lag") == [str(high - 100)]
+
+
+def scrape(broker):
+    """The broker's /metrics text."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{broker.metrics_addr}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def store_requests(text, topic):
+    """strata_tier_store_requests_total of `topic`, by request kind."""
+    import re
+    out = {}
+    for m in re.finditer(r'^strata_tier_store_requests_total\{([^}]*)\} (\S+)$', text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if labels.get("topic") == topic:
+            out[labels["request"]] = float(m.group(2))
+    return out
+
+
+def test_tier_page_and_charts(make_broker, browser):
+    """The Tier page's request counts are /metrics' (retried while uploads move them), and
+    the topic page's throughput chart has points after traffic (sampled every 200 ms)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from selenium.webdriver.common.by import By
+
+    b = make_broker({**settings(), "console.metrics.sample.interval.ms": 200})
+    url = b.console_url.rstrip("/")
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    for f in admin.create_topics([
+        NewTopic(TOPIC, 1, 1, config={"remote.storage.enable": "true", "segment.bytes": "4096",
+                                      "local.retention.bytes": "4096"})]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": b.addr, "linger.ms": 0})
+    for i in range(RECORDS):
+        p.produce(TOPIC, value=f"value-{i}-{'y' * 40}".encode())
+        if i % 50 == 0:
+            p.flush(10)
+    p.flush(10)
+    local_start(b)
+
+    # Counts move while the tier works: the page matches /metrics read right after it
+    # in one of a few tries (bounded).
+    last = None
+    for _ in range(20):
+        visit(browser, url + "/tier", "tier")
+        row = f'table#requests tr[data-topic="{TOPIC}"]'
+        shown = {e.get_attribute("data-request"): float(e.text)
+                 for e in browser.find_elements(By.CSS_SELECTOR, row + " td[data-request]")}
+        metrics = store_requests(scrape(b), TOPIC)
+        shown = {k: v for k, v in shown.items() if v}
+        last = (shown, metrics)
+        if shown and shown == metrics:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"tier page and /metrics disagree: {last}")
+    assert shown.get("put", 0) > 0, shown
+    assert float(cells(browser, "#cost")[0]) > 0
+    assert browser.find_elements(By.CSS_SELECTOR, "#tier-throughput svg polyline")
+
+    # A group with lag: its chart on the groups page gets points.
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": "chart-group",
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(TOPIC, 0, 10)], asynchronous=False)
+    c.close()
+    deadline = time.time() + 30
+    while True:
+        visit(browser, f"{url}/groups", "groups-chart")
+        lines = browser.find_elements(
+            By.CSS_SELECTOR, f'#lag-chart-group svg polyline[data-series="{TOPIC}"]')
+        if lines and len((lines[0].get_attribute("points") or "").split()) >= 2:
+            break
+        assert time.time() < deadline, "the lag chart got no points"
+        time.sleep(0.5)
+    assert "/s" not in browser.find_element(By.CSS_SELECTOR, "#lag-chart-group .legend").text
+
+    # The topic page's chart: the produce line has sampled points.
+    deadline = time.time() + 30
+    while True:
+        visit(browser, f"{url}/topics/{TOPIC}", "topic-chart")
+        line = browser.find_element(
+            By.CSS_SELECTOR, '#topic-throughput svg polyline[data-series="in (produce)"]')
+        coords = (line.get_attribute("points") or "").split()
+        if len(coords) >= 2:
+            break
+        assert time.time() < deadline, "the throughput chart got no points"
+        time.sleep(0.5)
+
+
+USERS = {"admin": "admin-pw", "alice": "alice-pw", "mallory": "mallory-pw"}
+JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
+
+
+@pytest.mark.parametrize("mechanisms", ["PLAIN", "SCRAM-SHA-512,PLAIN"])
+def test_console_with_sasl_asks_for_credentials_and_applies_acls(make_broker, browser, tmp_path,
+                                                                 mechanisms):
+    """A SASL_PLAINTEXT-only broker: the console answers 401 without credentials (and with
+    wrong ones), shows the topic to a user allowed to describe it and hides it from one
+    who is not. It logs in with the listener's first mechanism: PLAIN, or SCRAM-SHA-512
+    (users made with `strata user`)."""
+    import base64
+    import subprocess
+    import urllib.error
+    import urllib.request
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from conftest import BINARY
+
+    b = make_broker({
+        "console.listener": "127.0.0.1:0",
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": mechanisms,
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+        "connection.failed.authentication.delay.ms": 0,
+    })
+    boot = b.listeners["SASL_PLAINTEXT"]
+    url = b.console_url.rstrip("/")
+
+    def conf(user):
+        return {"bootstrap.servers": boot, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": USERS[user]}
+
+    admin = AdminClient(conf("admin"))
+    for f in admin.create_topics([NewTopic("secret-topic", 1, 1)]).values():
+        f.result(15)
+    props = tmp_path / "admin.properties"
+    props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                     "sasl.username=admin\nsasl.password=admin-pw\n")
+    out = subprocess.run([str(BINARY), "acl", "-b", boot, "--command-config", str(props), "add",
+                          "--allow-principal", "User:alice", "--operation", "Describe",
+                          "--topic", "secret-topic"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    if mechanisms.startswith("SCRAM"):
+        for u in ("alice", "mallory"):
+            out = subprocess.run([str(BINARY), "user", "-b", boot, "--command-config", str(props),
+                                  "scram", "set", u, "-m", "SCRAM-SHA-512", "--password",
+                                  USERS[u]], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+
+    def get(path, user=None, password=None):
+        req = urllib.request.Request(url + path)
+        if user:
+            token = base64.b64encode(f"{user}:{password or USERS[user]}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    status, _ = get("/topics")
+    assert status == 401
+    status, _ = get("/topics", "alice", "wrong")
+    assert status == 401
+    status, body = get("/topics", "alice")
+    assert status == 200 and 'data-topic="secret-topic"' in body, body[-2000:]
+    status, body = get("/topics", "mallory")
+    assert status == 200 and "secret-topic" not in body
+    status, body = get("/topics/secret-topic", "mallory")
+    assert status != 200 and "secret-topic" in body  # "unknown topic", not its partitions
+    assert 'id="partitions"' not in body
+
+    # In the browser, credentials in the URL are sent as basic auth.
+    host = url.split("://", 1)[1]
+    visit(browser, f"http://alice:{USERS['alice']}@{host}/topics", "sasl-topics")
+    from selenium.webdriver.common.by import By
+    assert browser.find_elements(By.CSS_SELECTOR, 'tr[data-topic="secret-topic"]')

@@ -69,7 +69,7 @@ pub use typed::security::{
 };
 pub use typed::{
     BrokerConfig, CleanerConfig, ConsumerGroupConfig, RemoteEncryption, RemoteStorageConfig, S3Sse,
-    TopicConfig, TxnConfig,
+    TierPrices, TopicConfig, TxnConfig,
 };
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.

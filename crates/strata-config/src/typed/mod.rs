@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     pub console_listener: Option<String>,
     /// `console.read.only`: the console refuses edits.
     pub console_read_only: bool,
+    /// `console.metrics.sample.interval.ms`: how often the console's charts sample metrics.
+    pub console_sample_interval_ms: u64,
+    /// `console.tier.price.*`: what the console's Tier page charges object store traffic.
+    pub tier_prices: TierPrices,
     /// `otel.exporter.otlp.endpoint`; `None` when unset or empty.
     pub otlp_endpoint: Option<String>,
     /// `telemetry.max.bytes`: the largest PushTelemetry payload (KIP-714).
@@ -185,6 +189,16 @@ pub struct TxnConfig {
     pub producer_id_expiration_check_interval_ms: i32,
     /// `transaction.partition.verification.enable` (KIP-890 part 1, leaders' side).
     pub partition_verification_enable: bool,
+}
+
+/// Object store prices (`console.tier.price.*`), in the user's currency: the console's
+/// Tier page multiplies the store's request and byte counters by them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TierPrices {
+    pub write_requests_per_1000: f64,
+    pub read_requests_per_1000: f64,
+    pub per_gb_sent: f64,
+    pub per_gb_received: f64,
 }
 
 /// The log cleaner's broker-wide settings (`log.cleaner.*`).
@@ -378,6 +392,13 @@ impl Configs {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("none")),
             console_read_only: r.flag("console.read.only")?,
+            console_sample_interval_ms: r.get("console.metrics.sample.interval.ms")?,
+            tier_prices: TierPrices {
+                write_requests_per_1000: r.get("console.tier.price.write.requests.per.1000")?,
+                read_requests_per_1000: r.get("console.tier.price.read.requests.per.1000")?,
+                per_gb_sent: r.get("console.tier.price.per.gb.sent")?,
+                per_gb_received: r.get("console.tier.price.per.gb.received")?,
+            },
             otlp_endpoint: r
                 .chain("otel.exporter.otlp.endpoint")
                 .into_iter()
