@@ -25,29 +25,76 @@ use super::rebalance::{plan, Move, Placement};
 use super::topic::{known, metadata};
 use super::{str_bytes, CliError, Client, Connection, NOT_IN_API_VERSIONS};
 
-/// `strata topic reassign NAME --partition P (--replicas 1,2,3 | --cancel)`.
+/// What `strata topic reassign` does.
+pub enum Action {
+    /// Move to these replicas, throttled to this many bytes/s if given.
+    Move {
+        replicas: Vec<i32>,
+        throttle: Option<i64>,
+    },
+    /// Cancel the running move (and remove its throttle).
+    Cancel,
+    /// Tell whether the move is done; once it is, remove its throttle.
+    Verify,
+}
+
+/// `strata topic reassign NAME --partition P (--replicas 1,2,3 [--throttle B] | --cancel |
+/// --verify)`.
 pub async fn reassign(
     c: &mut Client,
     conn: &Connection,
     topic: &str,
     partition: i32,
-    replicas: Option<Vec<i32>>,
+    action: Action,
     wait: bool,
 ) -> Result<(), CliError> {
     let name = topic.to_string();
     let md = metadata(c, Some(std::slice::from_ref(&name))).await?;
-    known(&md, topic)?;
-    let cancel = replicas.is_none();
-    let mv = ((topic.to_string(), partition), replicas);
-    alter(c, std::slice::from_ref(&mv)).await?;
+    let t = known(&md, topic)?;
     let tp = format!("{topic}-{partition}");
-    if cancel {
-        println!("{tp}: reassignment cancelled");
-        return Ok(());
+    let key = (topic.to_string(), partition);
+    let (replicas, rate) = match action {
+        Action::Verify => {
+            if ongoing(c, std::slice::from_ref(&key)).await?.is_empty() {
+                println!("{tp}: no reassignment in progress");
+                return super::throttle::clear(c, topic, partition).await;
+            }
+            println!("{tp}: reassignment still in progress");
+            return Ok(());
+        }
+        Action::Cancel => {
+            alter(c, &[(key, None)]).await?;
+            println!("{tp}: reassignment cancelled");
+            return super::throttle::clear(c, topic, partition).await;
+        }
+        Action::Move { replicas, throttle } => (replicas, throttle),
+    };
+    if let Some(rate) = rate {
+        if rate < 0 {
+            return Err(CliError::Usage(
+                "--throttle takes bytes per second, >= 0".into(),
+            ));
+        }
+        let current: Vec<i32> = t
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == partition)
+            .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+            .unwrap_or_default();
+        super::throttle::set(c, topic, partition, &current, &replicas, rate).await?;
     }
+    alter(c, &[(key.clone(), Some(replicas))]).await?;
     println!("{tp}: reassignment started");
     if wait {
-        follow(c, conn, &[mv.0], conn.timeout()).await?;
+        follow(c, conn, std::slice::from_ref(&key), conn.timeout()).await?;
+        if rate.is_some() {
+            super::throttle::clear(c, topic, partition).await?;
+        }
+    } else if rate.is_some() {
+        println!(
+            "{tp}: the throttle stays until `strata topic reassign {topic} -p {partition} \
+             --verify` sees the move done"
+        );
     }
     Ok(())
 }

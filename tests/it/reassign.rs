@@ -18,7 +18,7 @@ use crate::kafka;
 use crate::metrics::{sample, scrape};
 use crate::tier::{consume_all_and_check, produce_values, remote, wait_tiered, TOPIC_CONFIGS};
 
-fn strata(addr: &str, args: &[&str]) -> Output {
+pub(crate) fn strata(addr: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .arg("--bootstrap-server")
@@ -30,7 +30,7 @@ fn strata(addr: &str, args: &[&str]) -> Output {
 }
 
 /// Runs the CLI; returns (success, stdout, stderr).
-fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
     let out = strata(addr, args);
     (
         out.status.success(),
@@ -40,7 +40,12 @@ fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A topic of one partition placed on `replicas`.
-async fn create_on(bootstrap: &str, topic: &str, replicas: &[i32], configs: &[(&str, &str)]) {
+pub(crate) async fn create_on(
+    bootstrap: &str,
+    topic: &str,
+    replicas: &[i32],
+    configs: &[(&str, &str)],
+) {
     let admin = kafka::admin(bootstrap);
     let assignment = [replicas];
     let mut t = NewTopic::new(topic, 1, TopicReplication::Variable(&assignment));
