@@ -5,7 +5,9 @@
 //!   least several times longer (a ratio within the same run) and at least the time the rate
 //!   allows, completes, counts its bytes in `strata_replication_throttled_bytes_total` on
 //!   both sides, and leaves no throttle config behind;
-//! - malformed throttle values are refused with INVALID_CONFIG.
+//! - malformed throttle values are refused with INVALID_CONFIG;
+//! - a decommission whose move is held mid-copy by a throttle is cancelled with
+//!   `strata cluster decommission --cancel`: the partition keeps its original replicas.
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +91,7 @@ async fn described(bootstrap: &str, resource: ResourceSpecifier<'_>, name: &str)
 }
 
 /// IncrementalAlterConfigs SET of one config on a resource (2 topic, 4 broker); the error code.
-fn alter(b: &Broker, resource_type: i8, name: &str, config: &str, value: &str) -> i16 {
+pub(crate) fn alter(b: &Broker, resource_type: i8, name: &str, config: &str, value: &str) -> i16 {
     let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
             .with_resource_type(resource_type)
@@ -222,4 +224,62 @@ async fn a_throttled_reassignment_is_slower_in_proportion_and_clears_its_throttl
         .await,
         "0:3"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommission_is_cancelled_while_its_move_copies() {
+    // Four nodes: the internal topics (replication factor 3) must have somewhere to go.
+    let mut c = Cluster::start(4, &[]);
+    let bootstrap = c.bootstrap();
+    let topic = "drained";
+    create_on(&bootstrap, topic, &[1, 2], &[]).await;
+    fill(&bootstrap, topic).await;
+    // Every out-of-sync follower of the topic fetches at 64 KiB/s: the drain's new replica
+    // takes minutes to copy 8 MiB, so the move is still running when cancelled.
+    let node1 = c.node(1);
+    assert_eq!(
+        alter(
+            node1,
+            2,
+            topic,
+            "follower.replication.throttled.replicas",
+            "*"
+        ),
+        0
+    );
+    assert_eq!(
+        alter(node1, 4, "", "follower.replication.throttled.rate", "65536"),
+        0
+    );
+    let (ok, text) = crate::voters::strata_cluster(&bootstrap, &["decommission", "2", "--no-wait"]);
+    assert!(ok, "{text}");
+    // The drain is a reassignment: 2's slot goes to 3 or 4, and 2 stays listed (last) while
+    // the new replica copies.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = metadata(&bootstrap, Some(topic));
+        let r = &md.partitions[&0].1;
+        if r.len() == 3 && r[0] == 1 && r[2] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no drain move: {:?}",
+            md.partitions
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, text) = crate::voters::strata_cluster(&bootstrap, &["decommission", "2", "--cancel"]);
+    assert!(ok, "{text}");
+    let md = metadata(&bootstrap, Some(topic));
+    let mut replicas = md.partitions[&0].1.clone();
+    replicas.sort();
+    assert_eq!(replicas, vec![1, 2], "the original replicas");
+    // Nothing is drained any more, and a second cancel has nothing to cancel.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut again = metadata(&bootstrap, Some(topic)).partitions[&0].1.clone();
+    again.sort();
+    assert_eq!(again, vec![1, 2]);
+    let (ok, text) = crate::voters::strata_cluster(&bootstrap, &["decommission", "2", "--cancel"]);
+    assert!(!ok && text.contains("not decommissioned"), "{text}");
 }

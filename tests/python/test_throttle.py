@@ -81,9 +81,11 @@ def test_kafka_style_throttle_slows_a_move_in_proportion(cluster):
             assert err is not None and "InvalidConfiguration" in str(err), (r, err)
 
         # Cleared as kafka-reassign-partitions --verify does: the overrides removed.
-        ka.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "py-slow", configs={})])
+        ka.reset_configs([ConfigResource(ConfigResourceType.TOPIC, "py-slow", configs=[
+            "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"])])
         for b in (1, 2):
-            ka.alter_configs([ConfigResource(ConfigResourceType.BROKER, str(b), configs={})])
+            ka.reset_configs([ConfigResource(ConfigResourceType.BROKER, str(b), configs=[
+                "leader.replication.throttled.rate", "follower.replication.throttled.rate"])])
         described = ka.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")],
                                         config_filter="all")
         entry = described["broker"]["1"]["leader.replication.throttled.rate"]

@@ -264,6 +264,11 @@ pub enum MetadataCommand {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Undo [`MetadataCommand::DecommissionBroker`]: `node_id` takes replicas again and the
+    /// drain's moves still copying are cancelled ([`crate::decommission`]).
+    CancelDecommission {
+        node_id: i32,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -299,6 +304,8 @@ pub enum ApplyError {
     InvalidQuota { reason: String },
     #[error("broker {node_id} is not registered")]
     UnknownBroker { node_id: i32 },
+    #[error("broker {node_id} is not decommissioned; there is nothing to cancel")]
+    NotDecommissioned { node_id: i32 },
     #[error("partition {partition} of topic {name} does not exist")]
     UnknownPartition { name: String, partition: i32 },
     #[error(
@@ -395,6 +402,9 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
         MetadataCommand::DecommissionBroker { node_id } => {
             crate::decommission::decommission(image, *node_id)?
+        }
+        MetadataCommand::CancelDecommission { node_id } => {
+            crate::decommission::cancel_decommission(image, *node_id)?
         }
         MetadataCommand::AddReplica {
             topic,
