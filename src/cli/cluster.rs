@@ -45,6 +45,10 @@ pub enum ClusterCommand {
         /// Print the plan only.
         #[arg(long)]
         dry_run: bool,
+        /// Limit the copies to BYTES per second (KIP-73 replication throttles); removed when
+        /// the moves complete.
+        #[arg(long, value_name = "BYTES")]
+        throttle: Option<i64>,
         /// Return once the moves started instead of following them.
         #[arg(long)]
         no_wait: bool,
@@ -97,9 +101,11 @@ pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result
                 super::cluster_decommission::run(c, &conn, node, !no_wait).await
             }
         }
-        ClusterCommand::Rebalance { dry_run, no_wait } => {
-            super::reassign::rebalance(&mut c, &conn, dry_run, !no_wait).await
-        }
+        ClusterCommand::Rebalance {
+            dry_run,
+            throttle,
+            no_wait,
+        } => super::reassign::rebalance(&mut c, &conn, dry_run, throttle, !no_wait).await,
     }
 }
 

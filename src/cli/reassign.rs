@@ -57,7 +57,7 @@ pub async fn reassign(
         Action::Verify => {
             if ongoing(c, std::slice::from_ref(&key)).await?.is_empty() {
                 println!("{tp}: no reassignment in progress");
-                return super::throttle::clear(c, topic, partition).await;
+                return super::throttle::clear(c, &[(topic, partition)]).await;
             }
             println!("{tp}: reassignment still in progress");
             return Ok(());
@@ -65,7 +65,7 @@ pub async fn reassign(
         Action::Cancel => {
             alter(c, &[(key, None)]).await?;
             println!("{tp}: reassignment cancelled");
-            return super::throttle::clear(c, topic, partition).await;
+            return super::throttle::clear(c, &[(topic, partition)]).await;
         }
         Action::Move { replicas, throttle } => (replicas, throttle),
     };
@@ -81,14 +81,20 @@ pub async fn reassign(
             .find(|p| p.partition_index == partition)
             .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
             .unwrap_or_default();
-        super::throttle::set(c, topic, partition, &current, &replicas, rate).await?;
+        let planned = super::throttle::Planned {
+            topic,
+            partition,
+            current: &current,
+            target: &replicas,
+        };
+        super::throttle::set(c, &[planned], rate).await?;
     }
     alter(c, &[(key.clone(), Some(replicas))]).await?;
     println!("{tp}: reassignment started");
     if wait {
         follow(c, conn, std::slice::from_ref(&key), conn.timeout()).await?;
         if rate.is_some() {
-            super::throttle::clear(c, topic, partition).await?;
+            super::throttle::clear(c, &[(topic, partition)]).await?;
         }
     } else if rate.is_some() {
         println!(
@@ -99,12 +105,14 @@ pub async fn reassign(
     Ok(())
 }
 
-/// `strata cluster rebalance [--dry-run]`: prints the plan, then runs it and moves leadership
-/// to the new preferred leaders.
+/// `strata cluster rebalance [--dry-run] [--throttle BYTES]`: prints the plan, then runs it
+/// (throttled if asked, the throttle removed at the end) and moves leadership to the new
+/// preferred leaders.
 pub async fn rebalance(
     c: &mut Client,
     conn: &Connection,
     dry_run: bool,
+    throttle: Option<i64>,
     wait: bool,
 ) -> Result<(), CliError> {
     let cluster = c.send(DescribeClusterRequest::default()).await?;
@@ -139,11 +147,40 @@ pub async fn rebalance(
         .iter()
         .map(|m| ((m.topic.clone(), m.partition), Some(m.to.clone())))
         .collect();
+    if let Some(rate) = throttle {
+        if rate < 0 {
+            return Err(CliError::Usage(
+                "--throttle takes bytes per second, >= 0".into(),
+            ));
+        }
+        let planned: Vec<super::throttle::Planned<'_>> = moves
+            .iter()
+            .map(|m| super::throttle::Planned {
+                topic: &m.topic,
+                partition: m.partition,
+                current: &m.from,
+                target: &m.to,
+            })
+            .collect();
+        super::throttle::set(c, &planned, rate).await?;
+    }
     alter(c, &wanted).await?;
     if wait {
         let tps: Vec<Tp> = wanted.into_iter().map(|(tp, _)| tp).collect();
         follow(c, conn, &tps, conn.timeout()).await?;
+        if throttle.is_some() {
+            let moved: Vec<(&str, i32)> = moves
+                .iter()
+                .map(|m| (m.topic.as_str(), m.partition))
+                .collect();
+            super::throttle::clear(c, &moved).await?;
+        }
         elect_preferred(c, &moves).await?;
+    } else if throttle.is_some() {
+        println!(
+            "the throttle stays until `strata topic reassign NAME -p P --verify` sees each move \
+             done"
+        );
     }
     Ok(())
 }

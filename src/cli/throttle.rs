@@ -1,10 +1,10 @@
-//! `strata topic reassign --throttle BYTES`: the replication throttles of a move, set before
-//! it starts and cleared when it is done, as kafka-reassign-partitions' `--throttle` and
-//! `--verify` do (KIP-73).
+//! `strata topic reassign --throttle BYTES` and `strata cluster rebalance --throttle BYTES`: the
+//! replication throttles of the moves, set before they start and cleared when they are done, as
+//! kafka-reassign-partitions' `--throttle` and `--verify` do (KIP-73).
 //!
 //! Setting: the broker rates `leader.replication.throttled.rate` and
 //! `follower.replication.throttled.rate` (Strata's dynamic broker configs are cluster-wide,
-//! so one change covers every broker), and on the topic the partition's current replicas in
+//! so one change covers every broker), and on each topic a moved partition's current replicas in
 //! `leader.replication.throttled.replicas` (any of them may lead and serve the copy) and its
 //! adding replicas in `follower.replication.throttled.replicas`, kept beside entries already
 //! there. Clearing: the partition's entries leave both lists (a list left empty is deleted),
@@ -64,34 +64,43 @@ pub fn without_partition(list: &str, partition: i32) -> String {
         .join(",")
 }
 
-/// Sets the throttles of moving `topic`-`partition` from `current` to `target` at `rate`
-/// bytes per second.
-pub async fn set(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    current: &[i32],
-    target: &[i32],
-    rate: i64,
-) -> Result<(), CliError> {
-    let adding: Vec<i32> = target
-        .iter()
-        .copied()
-        .filter(|b| !current.contains(b))
-        .collect();
-    let (leader, follower) = lists(c, topic).await?;
-    let leader = with_entries(&leader, partition, current);
-    let follower = with_entries(&follower, partition, &adding);
-    alter(
-        c,
-        RESOURCE_TOPIC,
-        topic,
-        &[
-            (LEADER_REPLICAS, Some(leader)),
-            (FOLLOWER_REPLICAS, Some(follower)),
-        ],
-    )
-    .await?;
+/// One partition's move: topic, partition, current replicas, target replicas.
+pub struct Planned<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub current: &'a [i32],
+    pub target: &'a [i32],
+}
+
+/// Sets the throttles of `moves` at `rate` bytes per second: one change per topic, then the
+/// broker rates.
+pub async fn set(c: &mut Client, moves: &[Planned<'_>], rate: i64) -> Result<(), CliError> {
+    let mut topics: Vec<&str> = moves.iter().map(|m| m.topic).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for topic in topics {
+        let (mut leader, mut follower) = lists(c, topic).await?;
+        for m in moves.iter().filter(|m| m.topic == topic) {
+            let adding: Vec<i32> = m
+                .target
+                .iter()
+                .copied()
+                .filter(|b| !m.current.contains(b))
+                .collect();
+            leader = with_entries(&leader, m.partition, m.current);
+            follower = with_entries(&follower, m.partition, &adding);
+        }
+        alter(
+            c,
+            RESOURCE_TOPIC,
+            topic,
+            &[
+                (LEADER_REPLICAS, Some(leader)),
+                (FOLLOWER_REPLICAS, Some(follower)),
+            ],
+        )
+        .await?;
+    }
     alter(
         c,
         RESOURCE_BROKER,
@@ -102,28 +111,37 @@ pub async fn set(
         ],
     )
     .await?;
-    println!("{topic}-{partition}: replication throttled to {rate} bytes/s while it moves");
+    println!(
+        "replication throttled to {rate} bytes/s while {} partition(s) move",
+        moves.len()
+    );
     Ok(())
 }
 
-/// Clears what [`set`] did for `topic`-`partition`; the broker rates go once no reassignment
-/// runs in the cluster.
-pub async fn clear(c: &mut Client, topic: &str, partition: i32) -> Result<(), CliError> {
-    let (leader, follower) = lists(c, topic).await?;
-    let op = |list: &str| {
-        let left = without_partition(list, partition);
-        (!left.is_empty()).then_some(left)
-    };
-    alter(
-        c,
-        RESOURCE_TOPIC,
-        topic,
-        &[
-            (LEADER_REPLICAS, op(&leader)),
-            (FOLLOWER_REPLICAS, op(&follower)),
-        ],
-    )
-    .await?;
+/// Clears what [`set`] did for `partitions` (topic, partition); the broker rates go once no
+/// reassignment runs in the cluster.
+pub async fn clear(c: &mut Client, partitions: &[(&str, i32)]) -> Result<(), CliError> {
+    let mut topics: Vec<&str> = partitions.iter().map(|(t, _)| *t).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for topic in topics {
+        let (mut leader, mut follower) = lists(c, topic).await?;
+        for (_, p) in partitions.iter().filter(|(t, _)| *t == topic) {
+            leader = without_partition(&leader, *p);
+            follower = without_partition(&follower, *p);
+        }
+        let op = |list: String| (!list.is_empty()).then_some(list);
+        alter(
+            c,
+            RESOURCE_TOPIC,
+            topic,
+            &[
+                (LEADER_REPLICAS, op(leader)),
+                (FOLLOWER_REPLICAS, op(follower)),
+            ],
+        )
+        .await?;
+    }
     let running = c
         .send(ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000))
         .await?;
@@ -142,12 +160,9 @@ pub async fn clear(c: &mut Client, topic: &str, partition: i32) -> Result<(), Cl
             &[(LEADER_RATE, None), (FOLLOWER_RATE, None)],
         )
         .await?;
-        println!("{topic}-{partition}: throttle removed");
+        println!("throttle removed");
     } else {
-        println!(
-            "{topic}-{partition}: throttled replicas removed; the broker rates stay while other \
-             reassignments run"
-        );
+        println!("throttled replicas removed; the broker rates stay while other reassignments run");
     }
     Ok(())
 }

@@ -216,8 +216,16 @@ async fn a_tiered_partition_moves_with_its_local_tail_only() {
     let (ok, out, err) = cli(&bootstrap, &["cluster", "rebalance", "--dry-run"]);
     assert!(ok, "rebalance --dry-run:\n{out}\n{err}");
     assert!(out.contains("dry run: nothing changed"), "{out}");
-    let (ok, out, err) = cli(&bootstrap, &["cluster", "rebalance"]);
+    // Throttled (KIP-73): the throttle is set for every move and removed at the end.
+    let (ok, out, err) = cli(
+        &bootstrap,
+        &["cluster", "rebalance", "--throttle", "104857600"],
+    );
     assert!(ok, "rebalance:\n{out}\n{err}");
+    assert!(
+        out.contains("replication throttled to 104857600") && out.contains("throttle removed"),
+        "{out}"
+    );
     let (ok, out, _) = cli(&bootstrap, &["cluster", "rebalance", "--dry-run"]);
     assert!(ok && out.contains("balanced: nothing to move"), "{out}");
     assert_eq!(
