@@ -208,14 +208,17 @@ pub enum MetadataCommand {
     DecommissionBroker {
         node_id: i32,
     },
-    /// Step 1 of moving a replica: `node_id` joins the replicas (not the ISR) and copies.
+    /// Step 1 of moving a replica, as the decommission drain did before it proposed
+    /// reassignments: `node_id` joins the replicas (not the ISR) and copies. Applied from
+    /// older metadata logs; nothing proposes it now ([`crate::decommission`]).
     AddReplica {
         topic: String,
         partition: i32,
         node_id: i32,
     },
     /// Step 2: `node_id` leaves; refused unless every other replica is in the ISR.
-    /// `replaced_by` takes its place in the replica order.
+    /// `replaced_by` takes its place in the replica order. Like [`Self::AddReplica`], only
+    /// applied from older metadata logs.
     DropReplica {
         topic: String,
         partition: i32,
