@@ -6,6 +6,8 @@
 //!   allows, completes, counts its bytes in `strata_replication_throttled_bytes_total` on
 //!   both sides, and leaves no throttle config behind;
 //! - malformed throttle values are refused with INVALID_CONFIG;
+//! - in-sync replication is not throttled (KIP-542): acks=all writes through a throttled,
+//!   in-sync follower go on at full speed;
 //! - a decommission whose move is held mid-copy by a throttle is cancelled with
 //!   `strata cluster decommission --cancel`: the partition keeps its original replicas.
 
@@ -250,6 +252,15 @@ async fn a_decommission_is_cancelled_while_its_move_copies() {
     assert_eq!(
         alter(node1, 4, "", "follower.replication.throttled.rate", "65536"),
         0
+    );
+    // KIP-542: the in-sync follower (node 2) is not throttled, so acks=all writes of another
+    // 8 MiB go on at full speed (throttled, they would need over two minutes).
+    let t = Instant::now();
+    fill(&bootstrap, topic).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "acks=all through an in-sync follower took {:?}",
+        t.elapsed()
     );
     let (ok, text) = crate::voters::strata_cluster(&bootstrap, &["decommission", "2", "--no-wait"]);
     assert!(ok, "{text}");
