@@ -1,5 +1,6 @@
 //! The drain of decommissioned brokers, run by the active controller: each round asks
-//! `strata_controller::decommission::next_moves` (pure) for the next steps and proposes them.
+//! `strata_controller::decommission::next_moves` (pure) for the partition reassignments to
+//! start and proposes them (they complete by themselves once the new replicas are in sync).
 //! The state lives in the metadata image, so a new controller continues a drain where the old
 //! one stopped, and every step is validated again when applied.
 
@@ -15,7 +16,7 @@ use super::Broker;
 /// How often the active controller looks at the drains.
 const ROUND: Duration = Duration::from_millis(250);
 
-/// Partitions that may be copying to their new replica at once.
+/// Drain moves (reassignments) that may be copying at once.
 pub(crate) const MAX_MOVES_IN_FLIGHT: usize = 32;
 
 impl Broker {
@@ -30,27 +31,16 @@ impl Broker {
             }
             let image = self.image();
             for cmd in next_moves(&image, MAX_MOVES_IN_FLIGHT) {
-                match &cmd {
-                    MetadataCommand::AddReplica {
-                        topic,
-                        partition,
-                        node_id,
-                    } => tracing::info!(
-                        %topic, partition, to = node_id,
-                        "draining a decommissioned broker: adding a replica"
-                    ),
-                    MetadataCommand::DropReplica {
-                        topic,
-                        partition,
-                        node_id,
-                        ..
-                    } => {
-                        tracing::info!(
-                            %topic, partition, from = node_id,
-                            "draining a decommissioned broker: the new replica is in sync; dropping the old one"
-                        )
-                    }
-                    _ => {}
+                if let MetadataCommand::AlterPartitionReassignment {
+                    topic,
+                    partition,
+                    target: Some(target),
+                } = &cmd
+                {
+                    tracing::info!(
+                        %topic, partition, ?target,
+                        "draining a decommissioned broker: reassigning the partition"
+                    );
                 }
                 if let Err(e) = self.controller.propose(cmd).await {
                     tracing::warn!(error = %e, "replica move not committed; will retry");

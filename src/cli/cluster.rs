@@ -28,12 +28,16 @@ pub enum ClusterCommand {
         forget: bool,
     },
     /// Drain a broker: no new replicas are placed on it and each of its replicas moves to
-    /// another broker (the new copy joins the ISR before the old one leaves). Waits for the
-    /// drain (up to --timeout-ms) unless --no-wait.
+    /// another broker (a partition reassignment: the new copy joins the ISR before the old one
+    /// leaves). Waits for the drain (up to --timeout-ms) unless --no-wait.
     Decommission {
         node: i32,
         #[arg(long)]
         no_wait: bool,
+        /// Cancel the decommission: the broker takes replicas again and the moves still
+        /// copying go back (moves already done stay; `cluster rebalance` evens them out).
+        #[arg(long, conflicts_with = "no_wait")]
+        cancel: bool,
     },
     /// Even out replicas and preferred leaders across brokers and racks: prints the plan, then
     /// moves the partitions (AlterPartitionReassignments) and their leaders.
@@ -41,6 +45,10 @@ pub enum ClusterCommand {
         /// Print the plan only.
         #[arg(long)]
         dry_run: bool,
+        /// Limit the copies to BYTES per second (KIP-73 replication throttles); removed when
+        /// the moves complete.
+        #[arg(long, value_name = "BYTES")]
+        throttle: Option<i64>,
         /// Return once the moves started instead of following them.
         #[arg(long)]
         no_wait: bool,
@@ -82,12 +90,22 @@ pub async fn run(mut c: Client, conn: Connection, cmd: ClusterCommand) -> Result
         ClusterCommand::RemoveVoter { node, forget } => {
             super::cluster_voters::remove(c, node, forget).await
         }
-        ClusterCommand::Decommission { node, no_wait } => {
-            super::cluster_decommission::run(c, &conn, node, !no_wait).await
+        ClusterCommand::Decommission {
+            node,
+            no_wait,
+            cancel,
+        } => {
+            if cancel {
+                super::cluster_decommission::cancel(c, node).await
+            } else {
+                super::cluster_decommission::run(c, &conn, node, !no_wait).await
+            }
         }
-        ClusterCommand::Rebalance { dry_run, no_wait } => {
-            super::reassign::rebalance(&mut c, &conn, dry_run, !no_wait).await
-        }
+        ClusterCommand::Rebalance {
+            dry_run,
+            throttle,
+            no_wait,
+        } => super::reassign::rebalance(&mut c, &conn, dry_run, throttle, !no_wait).await,
     }
 }
 

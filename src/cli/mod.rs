@@ -20,6 +20,7 @@ mod progress;
 mod quota;
 mod reassign;
 mod rebalance;
+mod throttle;
 pub mod tier;
 pub mod tier_costs;
 pub mod topic;
@@ -153,11 +154,20 @@ pub enum TopicCommand {
         #[arg(long, short = 'p')]
         partition: i32,
         /// The new replicas, the first being the preferred leader, e.g. --replicas 2,3,4.
-        #[arg(long, value_delimiter = ',', required_unless_present = "cancel")]
+        #[arg(long, value_delimiter = ',', required_unless_present_any = ["cancel", "verify"])]
         replicas: Vec<i32>,
-        /// Cancel the running reassignment: back to the original replicas.
-        #[arg(long, conflicts_with = "replicas")]
+        /// Cancel the running reassignment: back to the original replicas (and its throttle
+        /// removed).
+        #[arg(long, conflicts_with_all = ["replicas", "verify"])]
         cancel: bool,
+        /// Limit the copy to BYTES per second (KIP-73 replication throttles, on the leaders'
+        /// and the new replicas' side); removed when the move completes, or by --verify.
+        #[arg(long, value_name = "BYTES", conflicts_with_all = ["cancel", "verify"])]
+        throttle: Option<i64>,
+        /// Tell whether the move is done; once it is, remove its throttle (as
+        /// kafka-reassign-partitions --verify).
+        #[arg(long, conflicts_with = "replicas")]
+        verify: bool,
         /// Return once the move started instead of following it.
         #[arg(long)]
         no_wait: bool,

@@ -25,39 +25,94 @@ use super::rebalance::{plan, Move, Placement};
 use super::topic::{known, metadata};
 use super::{str_bytes, CliError, Client, Connection, NOT_IN_API_VERSIONS};
 
-/// `strata topic reassign NAME --partition P (--replicas 1,2,3 | --cancel)`.
+/// What `strata topic reassign` does.
+pub enum Action {
+    /// Move to these replicas, throttled to this many bytes/s if given.
+    Move {
+        replicas: Vec<i32>,
+        throttle: Option<i64>,
+    },
+    /// Cancel the running move (and remove its throttle).
+    Cancel,
+    /// Tell whether the move is done; once it is, remove its throttle.
+    Verify,
+}
+
+/// `strata topic reassign NAME --partition P (--replicas 1,2,3 [--throttle B] | --cancel |
+/// --verify)`.
 pub async fn reassign(
     c: &mut Client,
     conn: &Connection,
     topic: &str,
     partition: i32,
-    replicas: Option<Vec<i32>>,
+    action: Action,
     wait: bool,
 ) -> Result<(), CliError> {
     let name = topic.to_string();
     let md = metadata(c, Some(std::slice::from_ref(&name))).await?;
-    known(&md, topic)?;
-    let cancel = replicas.is_none();
-    let mv = ((topic.to_string(), partition), replicas);
-    alter(c, std::slice::from_ref(&mv)).await?;
+    let t = known(&md, topic)?;
     let tp = format!("{topic}-{partition}");
-    if cancel {
-        println!("{tp}: reassignment cancelled");
-        return Ok(());
+    let key = (topic.to_string(), partition);
+    let (replicas, rate) = match action {
+        Action::Verify => {
+            if ongoing(c, std::slice::from_ref(&key)).await?.is_empty() {
+                println!("{tp}: no reassignment in progress");
+                return super::throttle::clear(c, &[(topic, partition)]).await;
+            }
+            println!("{tp}: reassignment still in progress");
+            return Ok(());
+        }
+        Action::Cancel => {
+            alter(c, &[(key, None)]).await?;
+            println!("{tp}: reassignment cancelled");
+            return super::throttle::clear(c, &[(topic, partition)]).await;
+        }
+        Action::Move { replicas, throttle } => (replicas, throttle),
+    };
+    if let Some(rate) = rate {
+        if rate < 0 {
+            return Err(CliError::Usage(
+                "--throttle takes bytes per second, >= 0".into(),
+            ));
+        }
+        let current: Vec<i32> = t
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == partition)
+            .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+            .unwrap_or_default();
+        let planned = super::throttle::Planned {
+            topic,
+            partition,
+            current: &current,
+            target: &replicas,
+        };
+        super::throttle::set(c, &[planned], rate).await?;
     }
+    alter(c, &[(key.clone(), Some(replicas))]).await?;
     println!("{tp}: reassignment started");
     if wait {
-        follow(c, conn, &[mv.0], conn.timeout()).await?;
+        follow(c, conn, std::slice::from_ref(&key), conn.timeout()).await?;
+        if rate.is_some() {
+            super::throttle::clear(c, &[(topic, partition)]).await?;
+        }
+    } else if rate.is_some() {
+        println!(
+            "{tp}: the throttle stays until `strata topic reassign {topic} -p {partition} \
+             --verify` sees the move done"
+        );
     }
     Ok(())
 }
 
-/// `strata cluster rebalance [--dry-run]`: prints the plan, then runs it and moves leadership
-/// to the new preferred leaders.
+/// `strata cluster rebalance [--dry-run] [--throttle BYTES]`: prints the plan, then runs it
+/// (throttled if asked, the throttle removed at the end) and moves leadership to the new
+/// preferred leaders.
 pub async fn rebalance(
     c: &mut Client,
     conn: &Connection,
     dry_run: bool,
+    throttle: Option<i64>,
     wait: bool,
 ) -> Result<(), CliError> {
     let cluster = c.send(DescribeClusterRequest::default()).await?;
@@ -92,11 +147,40 @@ pub async fn rebalance(
         .iter()
         .map(|m| ((m.topic.clone(), m.partition), Some(m.to.clone())))
         .collect();
+    if let Some(rate) = throttle {
+        if rate < 0 {
+            return Err(CliError::Usage(
+                "--throttle takes bytes per second, >= 0".into(),
+            ));
+        }
+        let planned: Vec<super::throttle::Planned<'_>> = moves
+            .iter()
+            .map(|m| super::throttle::Planned {
+                topic: &m.topic,
+                partition: m.partition,
+                current: &m.from,
+                target: &m.to,
+            })
+            .collect();
+        super::throttle::set(c, &planned, rate).await?;
+    }
     alter(c, &wanted).await?;
     if wait {
         let tps: Vec<Tp> = wanted.into_iter().map(|(tp, _)| tp).collect();
         follow(c, conn, &tps, conn.timeout()).await?;
+        if throttle.is_some() {
+            let moved: Vec<(&str, i32)> = moves
+                .iter()
+                .map(|m| (m.topic.as_str(), m.partition))
+                .collect();
+            super::throttle::clear(c, &moved).await?;
+        }
         elect_preferred(c, &moves).await?;
+    } else if throttle.is_some() {
+        println!(
+            "the throttle stays until `strata topic reassign NAME -p P --verify` sees each move \
+             done"
+        );
     }
     Ok(())
 }

@@ -90,10 +90,18 @@ pub async fn run(mut c: Client, conn: Connection, cmd: TopicCommand) -> Result<(
             partition,
             replicas,
             cancel,
+            throttle,
+            verify,
             no_wait,
         } => {
-            let target = (!cancel).then_some(replicas);
-            super::reassign::reassign(&mut c, &conn, &name, partition, target, !no_wait).await
+            let action = if verify {
+                super::reassign::Action::Verify
+            } else if cancel {
+                super::reassign::Action::Cancel
+            } else {
+                super::reassign::Action::Move { replicas, throttle }
+            };
+            super::reassign::reassign(&mut c, &conn, &name, partition, action, !no_wait).await
         }
     }
 }

@@ -27,6 +27,9 @@
 //!   (`OfflinePartitionsCount`; 0 elsewhere, so the sum over nodes is the cluster's count);
 //! - `strata_replica_fetch_bytes_total{topic}`: record bytes this node copied from leaders as a
 //!   follower (a reassignment's new replica shows what it moved);
+//! - `strata_replication_throttled_bytes_total{side}`: record bytes moved under a KIP-73
+//!   replication throttle, `leader` (sent to out-of-sync throttled followers) or `follower`
+//!   (fetched for throttled partitions while out of sync);
 //! - `strata_reassigning_partitions` and `strata_reassignment_bytes_left`: partitions this node
 //!   leads that are being reassigned, and the local-log bytes their adding replicas still have
 //!   to copy (an estimate from the followers' offsets; the sum over nodes is the cluster's);
@@ -82,6 +85,7 @@ struct Instruments {
     produce_bytes: Counter<u64>,
     fetch_bytes: Counter<u64>,
     replica_fetch_bytes: Counter<u64>,
+    replication_throttled_bytes: Counter<u64>,
     consumer_fetch_bytes: Counter<u64>,
     fetch_session_requests: Counter<u64>,
     fetch_session_partitions_left_out: Counter<u64>,
@@ -162,6 +166,12 @@ fn instruments() -> &'static Instruments {
                 .u64_counter("strata.replica.fetch.bytes")
                 .with_description(
                     "Record batch bytes this node copied from partition leaders as a follower, by topic",
+                )
+                .build(),
+            replication_throttled_bytes: meter
+                .u64_counter("strata.replication.throttled.bytes")
+                .with_description(
+                    "Record batch bytes moved under a replication throttle (KIP-73), by side: leader (sent to throttled out-of-sync followers) or follower (fetched for throttled partitions while out of sync)",
                 )
                 .build(),
             consumer_fetch_bytes: meter
@@ -368,6 +378,15 @@ pub fn replica_fetch_bytes(topic: &Arc<str>, bytes: usize) {
         instruments()
             .replica_fetch_bytes
             .add(bytes as u64, &[KeyValue::new("topic", Arc::clone(topic))]);
+    }
+}
+
+/// Records `bytes` moved under a replication throttle; `side` is `leader` or `follower`.
+pub fn replication_throttled_bytes(side: &'static str, bytes: usize) {
+    if bytes > 0 {
+        instruments()
+            .replication_throttled_bytes
+            .add(bytes as u64, &[KeyValue::new("side", side)]);
     }
 }
 

@@ -24,3 +24,9 @@ pub trait TaggedState: Serialize + DeserializeOwned {
 /// Strata's tagged field of RemoveRaftVoterRequest (`strata cluster remove-voter --forget`):
 /// present = drop the node from the metadata quorum entirely instead of keeping it a learner.
 pub const FORGET_VOTER_TAG: i32 = 0x5354_0010;
+
+/// Strata's tagged field of UnregisterBrokerRequest (`strata cluster decommission --cancel`):
+/// present = cancel the broker's decommission instead of starting one. (A Kafka broker would
+/// ignore the tag and unregister the broker: like the rest of `strata cluster`, the option is
+/// for Strata clusters.)
+pub const CANCEL_DECOMMISSION_TAG: i32 = 0x5354_0011;

@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use strata_controller::{PartitionMeta, NO_LEADER};
 use tokio::sync::{watch, Notify};
 
+use super::throttle::{Side, UNTHROTTLED};
 use super::{Partition, ReplicaManager, TopicPartition};
 use crate::now_ms;
 use crate::protocol::client::{Client, ClientError};
@@ -220,9 +221,14 @@ fn by_topic(targets: &[Target]) -> BTreeMap<Arc<str>, Vec<&Target>> {
 
 /// The target a response entry is about.
 fn find<'a>(targets: &'a [Target], topic: &TopicName, partition: i32) -> Option<&'a Target> {
+    position(targets, topic, partition).map(|i| &targets[i])
+}
+
+/// The index of the target a response entry is about.
+fn position(targets: &[Target], topic: &TopicName, partition: i32) -> Option<usize> {
     targets
         .iter()
-        .find(|t| *t.part.tp.topic == *topic.0 && t.part.tp.partition == partition)
+        .position(|t| *t.part.tp.topic == *topic.0 && t.part.tp.partition == partition)
 }
 
 fn name(tp: &TopicPartition) -> TopicName {
@@ -296,7 +302,21 @@ async fn truncate(
     Ok(())
 }
 
-/// One Fetch from the leader for `targets`; appends what comes back.
+/// Whether this follower throttles its fetches of `part` (KIP-73): the topic's
+/// `follower.replication.throttled.replicas` names this broker's replica, and this broker is
+/// not in the ISR (KIP-542: in-sync replication is never throttled).
+fn follower_throttles(broker: &ReplicaManager, part: &Partition, node: i32) -> bool {
+    let listed = broker.metadata.topic(&part.tp.topic).is_some_and(|t| {
+        t.config
+            .follower_throttled_replicas
+            .throttles(part.tp.partition, node)
+    });
+    listed && !part.with_replica(|r| r.meta.isr.contains(&node))
+}
+
+/// One Fetch from the leader for `targets`; appends what comes back. While the follower's
+/// replication quota is used up, throttled partitions are left out of the request (Kafka's
+/// `shouldFollowerThrottle`); when that leaves nothing, the fetcher waits for the quota.
 async fn fetch(
     broker: &ReplicaManager,
     c: &mut Client,
@@ -304,6 +324,28 @@ async fn fetch(
     targets: &[Target],
 ) -> Result<(), ClientError> {
     let config = broker.metadata.config();
+    let rate = config.follower_replication_throttled_rate;
+    let throttled: Vec<bool> = if rate == UNTHROTTLED {
+        vec![false; targets.len()]
+    } else {
+        targets
+            .iter()
+            .map(|t| follower_throttles(broker, &t.part, node))
+            .collect()
+    };
+    let hold = throttled.iter().any(|t| *t) && broker.quotas.exceeded(Side::Follower, rate);
+    let (targets, throttled): (Vec<Target>, Vec<bool>) = targets
+        .iter()
+        .zip(throttled)
+        .filter(|(_, throttled)| !(hold && *throttled))
+        .map(|(t, throttled)| (t.clone(), throttled))
+        .unzip();
+    if targets.is_empty() {
+        let wait = broker.quotas.wait(Side::Follower, rate);
+        tokio::time::sleep(wait.clamp(Duration::from_millis(10), Duration::from_secs(1))).await;
+        return Ok(());
+    }
+    let targets = targets.as_slice();
     let by_topic = by_topic(targets);
     let topics = by_topic
         .values()
@@ -342,16 +384,21 @@ async fn fetch(
         });
     }
     let now = now_ms();
+    let mut throttled_bytes = 0usize;
     for topic in resp.responses {
         for p in topic.partitions {
-            let Some(t) = find(targets, &topic.topic, p.partition_index) else {
+            let Some(i) = position(targets, &topic.topic, p.partition_index) else {
                 continue;
             };
+            let t = &targets[i];
             let part = &t.part;
             match ResponseError::try_from_code(p.error_code) {
                 None => {
                     let records = p.records.unwrap_or_default();
                     crate::metrics::replica_fetch_bytes(&part.tp.topic, records.len());
+                    if throttled[i] {
+                        throttled_bytes += records.len();
+                    }
                     if let Err(e) = part.append_as_follower(&records, p.high_watermark, now) {
                         tracing::warn!(tp = %part.tp, error = %e, "could not append fetched records; checking the log against the leader");
                         broker.fetchers.needs_truncation(&part.tp);
@@ -375,6 +422,7 @@ async fn fetch(
             }
         }
     }
+    broker.quotas.record(Side::Follower, rate, throttled_bytes);
     Ok(())
 }
 

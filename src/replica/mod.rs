@@ -37,6 +37,7 @@ mod partition;
 pub mod reader_pool;
 pub mod selector;
 pub mod state;
+pub mod throttle;
 mod txn_markers;
 mod upkeep;
 pub mod verify;
@@ -84,6 +85,8 @@ pub struct ReplicaManager {
     remote: Option<RemoteTier>,
     /// Replica fetchers, one per leader this node follows.
     fetchers: fetcher::Fetchers,
+    /// The leader's and the follower's replication quotas (KIP-73).
+    quotas: throttle::ReplicationQuotas,
 }
 
 /// The log settings of a topic's resolved config. A topic whose `cleanup.policy` does not
@@ -126,6 +129,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             remote,
             fetchers: Default::default(),
+            quotas: Default::default(),
         })
     }
 

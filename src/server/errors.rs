@@ -100,7 +100,9 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
             },
             A::UnknownScramCredential { .. } => E::ResourceNotFound,
             A::InvalidScramCredential { .. } => E::UnacceptableCredential,
-            A::InvalidAcl { .. } | A::InvalidQuota { .. } => E::InvalidRequest,
+            A::InvalidAcl { .. } | A::InvalidQuota { .. } | A::NotDecommissioned { .. } => {
+                E::InvalidRequest
+            }
             A::InvalidReassignment { .. } => E::InvalidReplicaAssignment,
             A::ClusterIdAlreadySet { .. } | A::InvalidProducerIdBlock { .. } => {
                 E::UnknownServerError

@@ -27,6 +27,7 @@ mod roles;
 mod security;
 mod startup;
 mod telemetry;
+mod throttle;
 mod tier;
 mod tier_cluster;
 mod tier_compaction;

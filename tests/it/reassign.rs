@@ -18,7 +18,7 @@ use crate::kafka;
 use crate::metrics::{sample, scrape};
 use crate::tier::{consume_all_and_check, produce_values, remote, wait_tiered, TOPIC_CONFIGS};
 
-fn strata(addr: &str, args: &[&str]) -> Output {
+pub(crate) fn strata(addr: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .arg("--bootstrap-server")
@@ -30,7 +30,7 @@ fn strata(addr: &str, args: &[&str]) -> Output {
 }
 
 /// Runs the CLI; returns (success, stdout, stderr).
-fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
     let out = strata(addr, args);
     (
         out.status.success(),
@@ -40,7 +40,12 @@ fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A topic of one partition placed on `replicas`.
-async fn create_on(bootstrap: &str, topic: &str, replicas: &[i32], configs: &[(&str, &str)]) {
+pub(crate) async fn create_on(
+    bootstrap: &str,
+    topic: &str,
+    replicas: &[i32],
+    configs: &[(&str, &str)],
+) {
     let admin = kafka::admin(bootstrap);
     let assignment = [replicas];
     let mut t = NewTopic::new(topic, 1, TopicReplication::Variable(&assignment));
@@ -211,8 +216,16 @@ async fn a_tiered_partition_moves_with_its_local_tail_only() {
     let (ok, out, err) = cli(&bootstrap, &["cluster", "rebalance", "--dry-run"]);
     assert!(ok, "rebalance --dry-run:\n{out}\n{err}");
     assert!(out.contains("dry run: nothing changed"), "{out}");
-    let (ok, out, err) = cli(&bootstrap, &["cluster", "rebalance"]);
+    // Throttled (KIP-73): the throttle is set for every move and removed at the end.
+    let (ok, out, err) = cli(
+        &bootstrap,
+        &["cluster", "rebalance", "--throttle", "104857600"],
+    );
     assert!(ok, "rebalance:\n{out}\n{err}");
+    assert!(
+        out.contains("replication throttled to 104857600") && out.contains("throttle removed"),
+        "{out}"
+    );
     let (ok, out, _) = cli(&bootstrap, &["cluster", "rebalance", "--dry-run"]);
     assert!(ok && out.contains("balanced: nothing to move"), "{out}");
     assert_eq!(

@@ -52,6 +52,7 @@ pub mod jaas;
 mod listener;
 mod load;
 mod resolve;
+mod throttle;
 mod typed;
 mod value;
 pub mod value_schema;
@@ -63,6 +64,7 @@ pub use describe::DescribedConfig;
 pub use error::{ConfigError, Origin};
 pub use listener::Listener;
 pub use load::{env_pairs, env_var_name, Configs, ENV_ALLOW_LIST, ENV_PREFIX, LISTENER_PREFIX};
+pub use throttle::ThrottledReplicas;
 pub use typed::security::{
     AuthorizerConfig, ClientAuth, ListenerSecurity, OAuthConfig, SaslConfig, Secret,
     SecurityConfig, SecurityProtocol, SslConfig,

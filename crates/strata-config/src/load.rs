@@ -279,19 +279,13 @@ fn check_value(def: &ConfigDef, value: &str, origin: &Origin) -> Result<(), Conf
     })
 }
 
-/// Kafka's replication throttles (KIP-73), which Strata does not implement: refused with a
-/// hint rather than accepted and ignored.
-const REPLICATION_THROTTLES: &[&str] = &[
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
-    "leader.replication.throttled.replicas",
-    "follower.replication.throttled.replicas",
-    "replica.alter.log.dirs.io.max.bytes.per.second",
-];
+/// Kafka's intra-broker log-directory move throttle (KIP-113): Strata has no
+/// AlterReplicaLogDirs, so it is refused with a hint rather than accepted and ignored. (The
+/// KIP-73 replication throttles, `*.replication.throttled.*`, are served: `replica::throttle`.)
+const REPLICATION_THROTTLES: &[&str] = &["replica.alter.log.dirs.io.max.bytes.per.second"];
 
-const THROTTLE_HINT: &str = " (replication throttles are not supported: a reassignment copies at \
-     full speed, and a tiered partition's move copies only its local tail; see \
-     docs/operations.md)";
+const THROTTLE_HINT: &str = " (Strata does not move replicas between log directories, so there \
+     is nothing to throttle; see docs/operations.md)";
 
 fn unknown(name: &str, origin: Origin) -> ConfigError {
     if REPLICATION_THROTTLES.contains(&name) {
@@ -476,13 +470,16 @@ mod throttle_tests {
     use super::*;
 
     #[test]
-    fn replication_throttles_are_refused_with_a_hint() {
+    fn the_log_dir_throttle_is_refused_with_a_hint() {
         for name in REPLICATION_THROTTLES {
             let e = unknown(name, Origin::TopicOverride).to_string();
-            assert!(e.contains("not supported"), "{e}");
+            assert!(e.contains("log directories"), "{e}");
             let e = unknown_topic(name).to_string();
-            assert!(e.contains("not supported"), "{e}");
+            assert!(e.contains("log directories"), "{e}");
         }
+        // The KIP-73 throttles are served, so they are known names.
+        assert!(broker_def("leader.replication.throttled.rate").is_some());
+        assert!(topic_def("follower.replication.throttled.replicas").is_some());
     }
 }
 

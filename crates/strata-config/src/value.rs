@@ -53,6 +53,9 @@ pub(crate) fn allowed(def: &ConfigDef) -> String {
         Validator::Listeners => {
             "a comma-separated list of NAME://host:port with distinct names".to_string()
         }
+        Validator::ThrottledReplicas => {
+            "empty, * or a comma-separated list of partition:broker".to_string()
+        }
     }
 }
 
@@ -129,6 +132,9 @@ fn check_text(def: &ConfigDef, raw: &str) -> Result<(), String> {
         Validator::Listeners => parse_listeners(raw)
             .map(|_| ())
             .map_err(|e| format!("{e}; expected {}", allowed(def))),
+        Validator::ThrottledReplicas => crate::ThrottledReplicas::parse(raw)
+            .map(|_| ())
+            .map_err(|e| format!("{e}; expected {}", allowed(def))),
         _ => Ok(()),
     }
 }
@@ -190,6 +196,16 @@ mod tests {
         assert!(topic("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(topic("min.cleanable.dirty.ratio", "NaN").is_err());
         assert!(broker("log.dirs", " , ").is_err());
+        for ok in ["", "*", "0:1", "0:1, 1:2"] {
+            assert!(
+                topic("leader.replication.throttled.replicas", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        let err = topic("follower.replication.throttled.replicas", "0-1").unwrap_err();
+        assert!(err.contains("partition:broker"), "{err}");
+        assert!(broker("leader.replication.throttled.rate", "-1").is_err());
+        assert!(broker("follower.replication.throttled.rate", "1048576").is_ok());
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn bad_value(validator: Validator, ty: strata_config::ConfigType) -> &'static st
         (Validator::ListOf(_), _) => "not-an-option",
         (Validator::NonEmptyList, _) => " , ",
         (Validator::Listeners, _) => "host-without-name:9092",
+        (Validator::ThrottledReplicas, _) => "0-1",
         _ => "",
     }
 }

@@ -208,14 +208,17 @@ pub enum MetadataCommand {
     DecommissionBroker {
         node_id: i32,
     },
-    /// Step 1 of moving a replica: `node_id` joins the replicas (not the ISR) and copies.
+    /// Step 1 of moving a replica, as the decommission drain did before it proposed
+    /// reassignments: `node_id` joins the replicas (not the ISR) and copies. Applied from
+    /// older metadata logs; nothing proposes it now ([`crate::decommission`]).
     AddReplica {
         topic: String,
         partition: i32,
         node_id: i32,
     },
     /// Step 2: `node_id` leaves; refused unless every other replica is in the ISR.
-    /// `replaced_by` takes its place in the replica order.
+    /// `replaced_by` takes its place in the replica order. Like [`Self::AddReplica`], only
+    /// applied from older metadata logs.
     DropReplica {
         topic: String,
         partition: i32,
@@ -264,6 +267,11 @@ pub enum MetadataCommand {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Undo [`MetadataCommand::DecommissionBroker`]: `node_id` takes replicas again and the
+    /// drain's moves still copying are cancelled ([`crate::decommission`]).
+    CancelDecommission {
+        node_id: i32,
+    },
 }
 
 /// Why a command was rejected by [`apply`]. A rejection is a normal, committed outcome: the entry
@@ -299,6 +307,8 @@ pub enum ApplyError {
     InvalidQuota { reason: String },
     #[error("broker {node_id} is not registered")]
     UnknownBroker { node_id: i32 },
+    #[error("broker {node_id} is not decommissioned; there is nothing to cancel")]
+    NotDecommissioned { node_id: i32 },
     #[error("partition {partition} of topic {name} does not exist")]
     UnknownPartition { name: String, partition: i32 },
     #[error(
@@ -395,6 +405,9 @@ pub fn apply(image: &mut MetadataImage, cmd: &MetadataCommand) -> Result<(), App
         MetadataCommand::FenceBroker { node_id } => set_fenced(image, *node_id, true)?,
         MetadataCommand::DecommissionBroker { node_id } => {
             crate::decommission::decommission(image, *node_id)?
+        }
+        MetadataCommand::CancelDecommission { node_id } => {
+            crate::decommission::cancel_decommission(image, *node_id)?
         }
         MetadataCommand::AddReplica {
             topic,

@@ -34,6 +34,7 @@ use strata_log::TxnIndexEntry;
 use uuid::Uuid;
 
 use super::selector::{preferred_read_replica, rack_relation, ReadCandidate};
+use super::throttle::{self, Side};
 use super::{Partition, ReplicaError, ReplicaManager};
 
 /// How a fetch names its topic: by name (Fetch v12 and older) or by id (v13+).
@@ -107,6 +108,9 @@ struct Target {
     partition: Result<Arc<Partition>, ReplicaError>,
     /// The consumer is sent to this replica (KIP-392): nothing is read here.
     redirect: Option<i32>,
+    /// A follower's fetch of a replica under the leader's replication throttle (KIP-73): it
+    /// gets no records while the leader's quota is used up, and its bytes count against it.
+    throttled: bool,
 }
 
 /// What one read pass found for a partition. Errors that outlive a pass (resolution and
@@ -163,7 +167,13 @@ impl ReplicaManager {
                 (false, false) => Bound::HighWatermark,
                 (false, true) => Bound::LastStable,
             };
-            let (pass, bytes) = read_pass(&targets, &remote, params.max_bytes, bound);
+            // Checked once per pass: while the leader's quota is used up, throttled replicas
+            // read nothing (the others still do).
+            let hold = targets.iter().any(|t| t.throttled)
+                && self
+                    .quotas
+                    .exceeded(Side::Leader, self.leader_throttle_rate());
+            let (pass, bytes) = read_pass(&targets, &remote, params.max_bytes, bound, hold);
             let failed = pass.iter().any(|e| !matches!(e.read, Read::Records(_)));
             let done = bytes >= params.min_bytes
                 || failed
@@ -179,11 +189,28 @@ impl ReplicaManager {
                     node: self.metadata.node_id(),
                     follower,
                 };
-                return answer(targets, pass, &mut remote, params.read_committed, &served);
+                let throttled: Vec<bool> = targets.iter().map(|t| t.throttled).collect();
+                let out = answer(targets, pass, &mut remote, params.read_committed, &served);
+                let sent: usize = out
+                    .iter()
+                    .zip(throttled)
+                    .filter(|(_, throttled)| *throttled)
+                    .filter_map(|(p, _)| p.records.as_ref().ok().map(Bytes::len))
+                    .sum();
+                self.quotas
+                    .record(Side::Leader, self.leader_throttle_rate(), sent);
+                return out;
             }
+            // Held throttled replicas are read again once the quota has room.
+            let refill = if hold {
+                self.quotas.wait(Side::Leader, self.leader_throttle_rate())
+            } else {
+                params.max_wait
+            };
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep(refill) => {}
             }
         }
     }
@@ -216,12 +243,39 @@ impl ReplicaManager {
             (Ok(part), Some(rack)) => self.preferred_replica(part, rack, p.fetch_offset),
             _ => None,
         };
+        let throttled = match (&partition, params.origin) {
+            (Ok(part), FetchOrigin::Follower { replica_id }) => {
+                self.leader_throttles(part, replica_id)
+            }
+            _ => false,
+        };
         Target {
             fetch_offset: p.fetch_offset,
             max_bytes: p.max_bytes,
             partition,
             redirect,
+            throttled,
         }
+    }
+
+    /// The leader's rate, `leader.replication.throttled.rate`.
+    fn leader_throttle_rate(&self) -> i64 {
+        self.metadata.config().leader_replication_throttled_rate
+    }
+
+    /// Whether the leader throttles what it sends `follower` of `part`: the topic's
+    /// `leader.replication.throttled.replicas` names this broker's replica and the follower
+    /// is not in the ISR (KIP-542). Nothing is throttled while the rate is unlimited.
+    fn leader_throttles(&self, part: &Partition, follower: i32) -> bool {
+        if self.leader_throttle_rate() == throttle::UNTHROTTLED {
+            return false;
+        }
+        let listed = self.metadata.topic(&part.tp.topic).is_some_and(|t| {
+            t.config
+                .leader_throttled_replicas
+                .throttles(part.tp.partition, self.metadata.node_id())
+        });
+        listed && !part.with_replica(|r| r.meta.isr.contains(&follower))
     }
 
     /// The follower a consumer in `client_rack` should read `part` from, when this node leads
@@ -294,11 +348,13 @@ fn read_pass(
     remote: &remote::RemoteReads,
     max_bytes: usize,
     bound: Bound,
+    hold_throttled: bool,
 ) -> (Vec<PassEntry>, usize) {
     let mut total = 0usize;
     let mut out = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
-        if let (Some(_), Ok(part)) = (target.redirect, &target.partition) {
+        let held = hold_throttled && target.throttled;
+        if let (true, Ok(part)) = (target.redirect.is_some() || held, &target.partition) {
             out.push(PassEntry {
                 high_watermark: part.high_watermark(),
                 last_stable_offset: part.log.last_stable_offset(part.high_watermark()),

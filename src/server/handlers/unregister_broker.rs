@@ -9,12 +9,18 @@
 //! drain continues in the background (`strata cluster decommission` waits for it).
 //! A drain that cannot finish (fewer placeable brokers than a topic's replication factor) is
 //! refused up front with INVALID_REPLICATION_FACTOR.
+//!
+//! With Strata's tagged field [`CANCEL_DECOMMISSION_TAG`] (`strata cluster decommission
+//! --cancel`) the request cancels the decommission instead: the broker takes replicas again and
+//! the drain's moves still copying are cancelled (`strata_controller::decommission`); a broker
+//! that is not decommissioned gets INVALID_REQUEST.
 
 use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 use kafka_protocol::ResponseError;
 use strata_controller::{AclOperation, ApplyError, ControllerError, MetadataCommand};
 
 use super::{str_bytes, Ctx};
+use crate::protocol::tagged::CANCEL_DECOMMISSION_TAG;
 use crate::server::controller_code;
 
 pub async fn handle(ctx: &Ctx<'_>, req: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
@@ -30,6 +36,23 @@ pub async fn handle(ctx: &Ctx<'_>, req: UnregisterBrokerRequest) -> UnregisterBr
         );
     }
     let node = req.broker_id.0;
+    if req
+        .unknown_tagged_fields
+        .contains_key(&CANCEL_DECOMMISSION_TAG)
+    {
+        return match ctx
+            .broker
+            .controller
+            .propose(MetadataCommand::CancelDecommission { node_id: node })
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(broker = node, "decommission cancelled");
+                UnregisterBrokerResponse::default()
+            }
+            Err(e) => fail(controller_code(&e), e.to_string()),
+        };
+    }
     let image = ctx.broker.image();
     if !image.brokers.contains_key(&node) {
         return fail(

@@ -106,6 +106,9 @@ pub enum Validator {
     NonEmptyList,
     /// A comma-separated list of `NAME://host:port` listeners with distinct names.
     Listeners,
+    /// Empty, `*`, or a comma-separated list of `partition:broker` (Kafka's
+    /// `ThrottledReplicaListValidator`, see [`crate::ThrottledReplicas`]).
+    ThrottledReplicas,
 }
 
 /// One broker name that feeds a value, with the factor that converts its unit

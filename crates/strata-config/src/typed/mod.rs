@@ -38,6 +38,10 @@ pub struct BrokerConfig {
     pub replica_fetch_response_max_bytes: i32,
     pub replica_fetch_wait_max_ms: i32,
     pub replica_fetch_backoff_ms: i32,
+    /// `leader.replication.throttled.rate` (bytes/s; `i64::MAX` is no limit).
+    pub leader_replication_throttled_rate: i64,
+    /// `follower.replication.throttled.rate` (bytes/s; `i64::MAX` is no limit).
+    pub follower_replication_throttled_rate: i64,
     /// `advertised.listeners`, or `listeners` with an empty host replaced by
     /// `localhost`. A port 0 here stands for the port actually bound.
     pub advertised_listeners: Vec<Listener>,
@@ -261,6 +265,10 @@ pub struct TopicConfig {
     pub compression_type: String,
     /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
     pub message_timestamp_difference_max_ms: i64,
+    /// `leader.replication.throttled.replicas` (KIP-73).
+    pub leader_throttled_replicas: crate::ThrottledReplicas,
+    /// `follower.replication.throttled.replicas` (KIP-73).
+    pub follower_throttled_replicas: crate::ThrottledReplicas,
 }
 
 impl TopicConfig {
@@ -322,6 +330,8 @@ impl Configs {
             replica_fetch_response_max_bytes: r.get("replica.fetch.response.max.bytes")?,
             replica_fetch_wait_max_ms: r.get("replica.fetch.wait.max.ms")?,
             replica_fetch_backoff_ms: r.get("replica.fetch.backoff.ms")?,
+            leader_replication_throttled_rate: r.get("leader.replication.throttled.rate")?,
+            follower_replication_throttled_rate: r.get("follower.replication.throttled.rate")?,
             advertised_listeners,
             log_dirs,
             num_partitions: r.get("num.partitions")?,
@@ -474,6 +484,17 @@ impl Configs {
             },
             compression_type: r.entry("compression.type")?.converted(),
             message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
+            // Validated above, so parsing cannot fail.
+            leader_throttled_replicas: crate::ThrottledReplicas::parse(
+                &r.entry("leader.replication.throttled.replicas")?
+                    .converted(),
+            )
+            .unwrap_or_default(),
+            follower_throttled_replicas: crate::ThrottledReplicas::parse(
+                &r.entry("follower.replication.throttled.replicas")?
+                    .converted(),
+            )
+            .unwrap_or_default(),
         })
     }
 }
