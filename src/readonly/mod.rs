@@ -79,12 +79,9 @@ pub struct Node {
 
 /// What a read-only node refuses at startup: settings that it would otherwise accept and
 /// ignore (a setting accepted must act).
-fn check(config: &BrokerConfig) -> Result<(), ReadOnlyError> {
-    let refuse = |reason: &str| {
-        Err(ReadOnlyError::Config {
-            reason: reason.to_string(),
-        })
-    };
+/// Returns the reason.
+fn check(config: &BrokerConfig) -> Result<(), String> {
+    let refuse = |reason: &str| Err(reason.to_string());
     if !config.remote.enabled {
         return refuse("remote.log.storage.system.enable=false: a reader serves the remote tier only; enable it and set remote.storage.url to the cluster's bucket");
     }
@@ -120,7 +117,7 @@ pub struct Running {
 /// Opens the bucket, reads it once, binds the listeners and starts following the bucket.
 pub async fn start(configs: Configs) -> Result<Running, ReadOnlyError> {
     let config = configs.broker(&Default::default())?;
-    check(&config)?;
+    check(&config).map_err(|reason| ReadOnlyError::Config { reason })?;
     let dir = config.log_dirs[0].clone();
     std::fs::create_dir_all(&dir).map_err(|source| ReadOnlyError::LogDir {
         dir: dir.clone(),
