@@ -266,3 +266,37 @@ pub async fn run(configs: Configs) -> Result<(), ReadOnlyError> {
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> BrokerConfig {
+        let mut cli = vec![("process.roles".to_string(), "reader".to_string())];
+        cli.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Configs::load(None, &[], &cli)
+            .and_then(|c| c.broker(&Default::default()))
+            .expect("config")
+    }
+
+    #[test]
+    fn settings_a_reader_would_ignore_are_refused() {
+        assert_eq!(check(&config(&[])), Ok(()));
+        let refused = |extra: &[(&str, &str)], says: &str| {
+            let reason = check(&config(extra)).unwrap_err();
+            assert!(reason.contains(says), "{reason}");
+        };
+        refused(
+            &[("remote.log.storage.system.enable", "false")],
+            "remote.log.storage.system.enable",
+        );
+        refused(&[("console.listener", "127.0.0.1:0")], "console.listener");
+        refused(
+            &[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+                ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            ],
+            "PLAINTEXT only",
+        );
+    }
+}
