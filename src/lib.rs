@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod pem;
 pub mod protocol;
 pub mod quota;
+pub mod readonly;
 pub mod recover;
 pub mod replica;
 pub mod rlm;

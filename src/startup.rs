@@ -45,6 +45,8 @@ pub enum StartupError {
     Security(crate::server::auth::AuthSetupError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    ReadOnly(#[from] crate::readonly::ReadOnlyError),
 }
 
 async fn bind(l: &Listener) -> Result<(TcpListener, SocketAddr), StartupError> {
@@ -412,6 +414,11 @@ fn banner(config: &strata_config::BrokerConfig, node_id: i32) -> String {
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(configs: Configs) -> Result<(), StartupError> {
+    // A read-only node (process.roles=reader) opens no metadata log and no partition log:
+    // it is another process shape, not a broker with parts switched off.
+    if configs.broker(&Default::default())?.read_only {
+        return Ok(crate::readonly::run(configs).await?);
+    }
     let running = start(configs).await?;
     let a = &running.broker.advertised;
     println!(
@@ -446,7 +453,7 @@ pub async fn run(configs: Configs) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -29,10 +29,10 @@
 
 mod append;
 mod error;
-mod fetch;
+pub(crate) mod fetch;
 mod fetcher;
 mod moved;
-mod offsets;
+pub(crate) mod offsets;
 mod partition;
 pub mod reader_pool;
 pub mod selector;

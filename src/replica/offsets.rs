@@ -262,11 +262,11 @@ fn records(batch: Bytes) -> Option<Vec<(i64, i64)>> {
     )
 }
 
-fn first_at_or_after(batch: Bytes, ts: i64) -> Option<(i64, i64)> {
+pub(crate) fn first_at_or_after(batch: Bytes, ts: i64) -> Option<(i64, i64)> {
     records(batch)?.into_iter().find(|&(_, t)| t >= ts)
 }
 
-fn max_record(batch: Bytes) -> Option<(i64, i64)> {
+pub(crate) fn max_record(batch: Bytes) -> Option<(i64, i64)> {
     // The first record holding the largest timestamp, as Kafka (KIP-734) answers.
     records(batch)?
         .into_iter()

@@ -10,7 +10,7 @@ pub mod auth;
 mod connection;
 mod errors;
 pub mod fetch_session;
-mod handlers;
+pub(crate) mod handlers;
 pub mod limits;
 pub mod listener;
 mod throttle;

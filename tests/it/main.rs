@@ -20,6 +20,7 @@ mod kafka;
 mod metrics;
 mod node_security;
 mod produce_consume;
+mod readonly;
 mod reassign;
 mod recover;
 mod replace;

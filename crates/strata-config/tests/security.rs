@@ -266,4 +266,14 @@ fn process_roles_are_combined_or_broker_only_with_a_quorum() {
         err.contains("controller-only node is not supported"),
         "{err}"
     );
+    // A read-only node joins no quorum and takes no other role.
+    let reader = node("reader", None).unwrap();
+    assert!(reader.read_only && !reader.broker_only);
+    let err = node("reader", Some("1@127.0.0.1:2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unset controller.quorum.voters"), "{err}");
+    let err = node("broker,reader", None).unwrap_err().to_string();
+    assert!(err.contains("reader, alone"), "{err}");
+    assert!(!node("broker,controller", None).unwrap().read_only);
 }

@@ -165,6 +165,7 @@ pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetM
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
+pub use producer_snapshot::oldest_open_txn;
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 pub use txn_index::TxnIndexEntry;

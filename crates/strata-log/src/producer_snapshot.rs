@@ -151,6 +151,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ProducerStateManager, String> {
 }
 
 /// Writes the snapshot of `state` as of `offset`, atomically and durably.
+/// The first offset of the oldest transaction still open in an encoded snapshot (the
+/// last stable offset it implies), `None` when none is: what a read-only node, which has
+/// the remote tier's snapshots but no log, bounds read_committed fetches with.
+pub fn oldest_open_txn(bytes: &[u8]) -> Result<Option<i64>, String> {
+    Ok(decode(bytes)?
+        .entries()
+        .values()
+        .filter_map(|e| e.txn_first_offset)
+        .min())
+}
+
 pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<(), LogError> {
     checkpoint::write_atomic_bytes(dir, &file_name(offset), &encode(state))
 }

@@ -163,6 +163,29 @@ impl PartitionManifest {
 
 /// The highest manifest version of `pk`, or `None` if the partition has none.
 pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<PartitionManifest>> {
+    Ok(match load_newer(store, pk, None).await? {
+        Latest::Loaded(m) => Some(m),
+        Latest::Absent | Latest::Unchanged => None,
+    })
+}
+
+/// What [`load_newer`] found.
+#[derive(Debug)]
+pub enum Latest {
+    /// The partition has no manifest.
+    Absent,
+    /// The highest version is the one the caller knows.
+    Unchanged,
+    Loaded(PartitionManifest),
+}
+
+/// [`load`] for a reader that polls the chain (a read-only node): when the highest version
+/// is `known`, one LIST and no GET.
+pub async fn load_newer(
+    store: &dyn ObjectStore,
+    pk: &PartitionKey,
+    known: Option<u64>,
+) -> Result<Latest> {
     let store_err = |key: String| {
         let partition = pk.clone();
         move |source| TierError::Store {
@@ -182,8 +205,11 @@ pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<P
         .filter_map(|m| PartitionKey::parse_manifest_version(&m.location))
         .max()
     else {
-        return Ok(None);
+        return Ok(Latest::Absent);
     };
+    if known == Some(latest) {
+        return Ok(Latest::Unchanged);
+    }
     let key = pk.manifest(latest);
     let got = retry("get manifest", || async {
         store.get(&key).await?.bytes().await
@@ -192,10 +218,12 @@ pub async fn load(store: &dyn ObjectStore, pk: &PartitionKey) -> Result<Option<P
     let bytes = match got {
         Ok(b) => b,
         // Deleted by GC under us: a newer version exists.
-        Err(object_store::Error::NotFound { .. }) => return Box::pin(load(store, pk)).await,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Box::pin(load_newer(store, pk, known)).await
+        }
         Err(e) => return Err(store_err(key.to_string())(e)),
     };
-    decode(pk, key.as_ref(), &bytes).map(Some)
+    decode(pk, key.as_ref(), &bytes).map(Latest::Loaded)
 }
 
 fn decode(pk: &PartitionKey, key: &str, bytes: &[u8]) -> Result<PartitionManifest> {

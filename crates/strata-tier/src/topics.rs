@@ -232,6 +232,15 @@ impl BucketTopic {
 /// object that could not be read; a bad object fails the whole discovery rather
 /// than restoring a topic with wrong offsets.
 pub async fn discover(store: &Arc<dyn ObjectStore>) -> Result<Vec<BucketTopic>> {
+    discover_since(store, |_| None).await
+}
+
+/// [`discover`] for a poller: `known` gives the manifest it already holds for a partition,
+/// which is kept (without a GET) while its version is still the latest.
+pub async fn discover_since<F>(store: &Arc<dyn ObjectStore>, known: F) -> Result<Vec<BucketTopic>>
+where
+    F: Fn(&PartitionKey) -> Option<PartitionManifest>,
+{
     let mut out = Vec::new();
     for (topic, topic_id) in list_topics(&**store).await? {
         let meta = load_metadata(&**store, &topic, topic_id).await?;
@@ -242,8 +251,16 @@ pub async fn discover(store: &Arc<dyn ObjectStore>) -> Result<Vec<BucketTopic>> 
                 topic_id,
                 partition: p,
             };
-            if let Some(m) = manifest::load(&**store, &pk).await? {
-                partitions.insert(p, m);
+            let held = known(&pk);
+            let version = held.as_ref().map(|m| m.version);
+            match manifest::load_newer(&**store, &pk, version).await? {
+                manifest::Latest::Loaded(m) => {
+                    partitions.insert(p, m);
+                }
+                manifest::Latest::Unchanged => {
+                    partitions.extend(held.map(|m| (p, m)));
+                }
+                manifest::Latest::Absent => {}
             }
         }
         if let Some(t) = combine(topic, topic_id, meta, partitions) {

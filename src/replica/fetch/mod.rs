@@ -25,6 +25,8 @@
 
 mod remote;
 
+pub(crate) use remote::remote_aborted;
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -435,7 +437,7 @@ fn read_pass(
 /// `first`, the first batch alone (KIP-74's first-record exception). A remote read is made
 /// before the pass knows the room left (it runs in parallel with the other partitions'), so
 /// it is cut here, between batches.
-pub(super) fn fit(records: &Bytes, limit: usize, first: bool) -> Bytes {
+pub(crate) fn fit(records: &Bytes, limit: usize, first: bool) -> Bytes {
     if records.len() <= limit {
         return records.clone();
     }
@@ -543,7 +545,7 @@ fn aborted_in(
 }
 
 /// The first batch's base offset and one past the last batch's last offset.
-pub(super) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
+pub(crate) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
     let first = strata_log::record::BatchHeader::parse(records)?;
     let mut pos = 0usize;
     let mut last = first.last_offset();

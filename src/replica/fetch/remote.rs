@@ -179,7 +179,7 @@ fn split(
 /// objects (Kafka's `collectAbortedTransactions` over remote segments): from the segment
 /// holding `from` on, stopping where an entry's LSO reaches `upper` (no later transaction
 /// can overlap). Segments without an aborted transaction cost nothing.
-async fn remote_aborted(
+pub(crate) async fn remote_aborted(
     reader: &strata_tier::RemoteReader,
     m: &strata_tier::PartitionManifest,
     from: i64,

@@ -147,7 +147,7 @@ fn refused_partitions(ctx: &Ctx<'_>, begun: &Begun, replica_id: i32) -> Vec<bool
 
 /// What a partition's answer tells the client, and whether it carries news (records or
 /// an error) that an incremental response must include. A refused partition is news.
-fn told(a: &Option<FetchedPartition>) -> (Told, bool) {
+pub(crate) fn told(a: &Option<FetchedPartition>) -> (Told, bool) {
     let Some(a) = a else {
         let unknown = Told {
             high_watermark: -1,
@@ -167,7 +167,7 @@ fn told(a: &Option<FetchedPartition>) -> (Told, bool) {
 
 /// The included answers, grouped into topics in the session's order (consecutive
 /// partitions of one topic share an entry, as clients send them).
-fn responses(
+pub(crate) fn responses(
     begun: &Begun,
     answers: Vec<Option<FetchedPartition>>,
     include: &[bool],

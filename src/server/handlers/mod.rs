@@ -10,7 +10,7 @@ mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
-mod fetch;
+pub(crate) mod fetch;
 mod groups;
 mod init_producer_id;
 mod leader_epoch;

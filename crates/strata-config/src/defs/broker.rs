@@ -35,7 +35,7 @@ pub(super) const LOG_DIRS: &[Synonym] = &[syn("log.dirs"), syn("log.dir")];
 /// Broker names that are resolved together: the first explicitly set one wins.
 pub const BROKER_GROUPS: &[&[Synonym]] = &[LOG_DIRS, ROLL, JITTER, RETENTION, FLUSH_MS];
 
-const PROCESS_ROLES: &[&str] = &["broker", "controller"];
+const PROCESS_ROLES: &[&str] = &["broker", "controller", "reader"];
 /// The replica selectors Strata implements (KIP-392), by Kafka's class names.
 pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 const REPLICA_SELECTORS: &[&str] = &[RACK_AWARE_SELECTOR];
@@ -67,7 +67,7 @@ pub(super) const CORE: &[ConfigDef] = &[
         ..BASE },
     ConfigDef { name: "process.roles", ty: List, default: Some("broker,controller"), validator: ListOf(PROCESS_ROLES),
         importance: High,
-        doc: "Roles of this node: broker,controller (Kafka's combined mode: a broker and a voter of controller.quorum.voters) or broker (a broker-only node that joins the quorum of controller.quorum.voters as a non-voting learner; it still needs a controller listener, on an address the voters can reach, to receive the metadata log). controller alone is refused.",
+        doc: "Roles of this node: broker,controller (Kafka's combined mode: a broker and a voter of controller.quorum.voters) or broker (a broker-only node that joins the quorum of controller.quorum.voters as a non-voting learner; it still needs a controller listener, on an address the voters can reach, to receive the metadata log), or reader (a read-only node: it follows the partition manifests of remote.storage.url and serves Fetch, ListOffsets and Metadata of tiered topics straight from the bucket, with no replica, no vote and no partition log; it must be the only role and needs no controller.quorum.voters). controller alone is refused.",
         ..BASE },
     ConfigDef { name: "controller.quorum.voters", ty: String, default: Some(""), importance: High,
         doc: "The metadata Raft voters as id@host:port,...; empty runs a single-node cluster with an embedded controller and no controller port.",
@@ -294,6 +294,8 @@ pub(super) const CORE: &[ConfigDef] = &[
         importance: Medium, doc: "Worker threads of the remote read pool: remote reads of fetches, their read-ahead GETs, decoding and chunk cache traffic run there, not on the threads that serve produce and local fetches.", ..BASE },
     ConfigDef { name: "remote.log.reader.max.pending.tasks", ty: Int, default: Some("100"), validator: AtLeast(1),
         importance: Medium, doc: "Remote reads admitted to the remote read pool beyond remote.log.reader.threads (running or queued, reads whose fetch already answered included). When the pool is full, the partition's part of a fetch answers with no records at once (the client fetches again); it never waits.", ..BASE },
+    ConfigDef { name: "remote.log.manifest.poll.interval.ms", ty: Long, default: Some("5000"), validator: AtLeast(100),
+        importance: Medium, doc: "Read-only nodes (process.roles=reader) only: how often the node lists the bucket's topics and reads each partition's latest manifest, so segments uploaded by the cluster are served within one interval. Each poll costs one LIST of the topics, and per topic a GET of topic.json and a LIST of its partitions, and per partition a LIST of its manifests (plus a GET when a new version appeared). Other nodes ignore it: their followers read manifests each remote.log.manager.task.interval.ms.", ..BASE },
     // --- topics and replication ----------------------------------------------
     ConfigDef { name: "num.partitions", ty: Int, default: Some("1"), validator: AtLeast(1), importance: Medium,
         doc: "Partitions of an automatically created topic, or of CreateTopics asking for the default.", ..BASE },

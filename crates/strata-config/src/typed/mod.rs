@@ -30,6 +30,10 @@ pub struct BrokerConfig {
     /// `process.roles=broker`: this node joins the quorum of `controller.quorum.voters` as a
     /// learner (it follows the metadata log without voting) instead of being a voter.
     pub broker_only: bool,
+    /// `process.roles=reader`: a read-only node. It follows the partition manifests of the
+    /// bucket (`remote.storage.url`) and serves Fetch, ListOffsets and Metadata of tiered data
+    /// from there; it is no member of the quorum, hosts no replica and holds no partition log.
+    pub read_only: bool,
     pub broker_session_timeout_ms: i64,
     pub broker_heartbeat_interval_ms: i64,
     pub controlled_shutdown_enable: bool,
@@ -136,6 +140,9 @@ pub struct RemoteStorageConfig {
     pub reader_threads: i32,
     /// `remote.log.reader.max.pending.tasks`: remote reads admitted beyond the threads.
     pub reader_max_pending_tasks: i32,
+    /// `remote.log.manifest.poll.interval.ms`: how often a read-only node reads the bucket's
+    /// topics and partition manifests again.
+    pub manifest_poll_interval_ms: i64,
 }
 
 /// `remote.storage.s3.sse`: server-side encryption asked of S3.
@@ -298,7 +305,7 @@ impl Configs {
             .converted()
             .trim()
             .to_string();
-        let broker_only = check_roles(&r, !quorum_voters.is_empty())?;
+        let (broker_only, read_only) = check_roles(&r, !quorum_voters.is_empty())?;
         let (listeners, controller_listener) =
             split_controller_listener(self, &r, all_listeners, !quorum_voters.is_empty())?;
         let advertised_listeners = match r.chain("advertised.listeners").into_iter().next() {
@@ -322,6 +329,7 @@ impl Configs {
             controller_listener,
             quorum_voters,
             broker_only,
+            read_only,
             broker_session_timeout_ms: r.get::<i32>("broker.session.timeout.ms")? as i64,
             broker_heartbeat_interval_ms: r.get::<i32>("broker.heartbeat.interval.ms")? as i64,
             controlled_shutdown_enable: r.flag("controlled.shutdown.enable")?,
@@ -542,6 +550,7 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         read_ahead_chunks: r.get("remote.fetch.read.ahead.chunks")?,
         reader_threads: r.get("remote.log.reader.threads")?,
         reader_max_pending_tasks: r.get("remote.log.reader.max.pending.tasks")?,
+        manifest_poll_interval_ms: r.get("remote.log.manifest.poll.interval.ms")?,
     })
 }
 
@@ -745,28 +754,35 @@ fn parse_listener_entry(configs: &Configs, entry: &Entry) -> Result<Vec<Listener
     })
 }
 
-/// Checks `process.roles`: `broker,controller` (a voter) or `broker` (a learner of an existing
-/// quorum, which needs `controller.quorum.voters`). Returns whether the node is broker-only.
+/// Checks `process.roles`: `broker,controller` (a voter), `broker` (a learner of an existing
+/// quorum, which needs `controller.quorum.voters`) or `reader` (a read-only node, which joins
+/// no quorum). Returns (broker-only, read-only).
 fn check_roles<F: Fn(&'static str) -> Vec<Entry>>(
     r: &Reader<'_, F>,
     quorum: bool,
-) -> Result<bool, ConfigError> {
+) -> Result<(bool, bool), ConfigError> {
     let roles = r.entry("process.roles")?;
     let mut named: Vec<&str> = list_items(&roles.raw);
     named.sort_unstable();
     named.dedup();
     match named.as_slice() {
-        ["broker", "controller"] => Ok(false),
-        ["broker"] if quorum => Ok(true),
+        ["broker", "controller"] => Ok((false, false)),
+        ["broker"] if quorum => Ok((true, false)),
         ["broker"] => Err(r.invalid(
             &roles,
             "a broker-only node joins an existing quorum: set controller.quorum.voters to its voters",
         )),
+        ["reader"] if !quorum => Ok((false, true)),
+        ["reader"] => Err(r.invalid(
+            &roles,
+            "a read-only node (reader) follows the bucket, not the metadata log: unset \
+             controller.quorum.voters on it",
+        )),
         _ => Err(r.invalid(
             &roles,
-            "Strata runs a node as broker and controller (broker,controller) or as broker only \
-             (broker, a non-voting member of controller.quorum.voters); a controller-only node is \
-             not supported",
+            "Strata runs a node as broker and controller (broker,controller), as broker only \
+             (broker, a non-voting member of controller.quorum.voters), or as a read-only node \
+             (reader, alone); a controller-only node is not supported",
         )),
     }
 }
