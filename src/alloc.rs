@@ -97,6 +97,31 @@ unsafe impl GlobalAlloc for LazyHugeAlloc {
     }
 }
 
+/// Buffers below this size come from the allocator's heap, not from a mapping of their own.
+pub const MMAP_THRESHOLD: i32 = 32 << 20;
+/// Free memory at the top of a heap is given back to the kernel only beyond this.
+pub const TRIM_THRESHOLD: i32 = 256 << 20;
+
+/// Tunes glibc's malloc for a broker, once, before any thread starts.
+///
+/// Why: remote reads and fetch answers churn buffers of about a MiB (chunks of remote
+/// objects, response frames). glibc serves each from a fresh `mmap` (or trims the heap
+/// right after it is freed, its dynamic thresholds only reach twice the last size), so
+/// every buffer costs a page fault per 4 KiB page when it is first written: a profile of a
+/// catch-up consumer showed a sixth of the broker's CPU in page faults under `memmove`.
+/// Fixed thresholds keep such buffers in the heap and reuse them. The cost: up to
+/// [`TRIM_THRESHOLD`] of freed memory per malloc arena stays mapped instead of returning
+/// to the kernel (it is reused by the next buffers). Measured in docs/benchmarks.md
+/// ("Catch-up consumer"). Other C libraries (musl) ignore this.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,6 +255,7 @@ fn load(config: Option<PathBuf>, set: Vec<String>) -> Option<strata_config::Conf
 }
 
 fn serve(config: Option<PathBuf>, set: Vec<String>) -> ExitCode {
+    strata::alloc::tune_malloc();
     let mut cli = Vec::with_capacity(set.len());
     for s in set {
         match s.split_once('=') {

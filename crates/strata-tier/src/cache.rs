@@ -40,7 +40,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             chunk_bytes: 1 << 20,
-            memory_bytes: 64 << 20,
+            memory_bytes: 256 << 20,
             disk_bytes: 0,
             disk_dir: None,
             read_ahead_chunks: 16,

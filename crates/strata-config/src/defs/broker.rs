@@ -281,7 +281,7 @@ pub(super) const CORE: &[ConfigDef] = &[
     ConfigDef { name: "remote.fetch.max.wait.ms", ty: Int, default: Some("500"), validator: AtLeast(1),
         importance: Medium,
         doc: "Longest time a fetch waits for remote reads before answering with what it has.", ..BASE },
-    ConfigDef { name: "remote.cache.size.bytes", ty: Long, default: Some("67108864"), validator: AtLeast(1048576),
+    ConfigDef { name: "remote.cache.size.bytes", ty: Long, default: Some("268435456"), validator: AtLeast(1048576),
         importance: Medium, doc: "Memory tier of the remote chunk cache.", ..BASE },
     ConfigDef { name: "remote.cache.disk.size.bytes", ty: Long, default: Some("268435456"), validator: AtLeast(0),
         importance: Medium, doc: "Disk tier of the remote chunk cache, under <first log dir>/remote-cache; 0 disables it.",
