@@ -23,7 +23,7 @@ use super::topic::{known, metadata, RESOURCE_TOPIC};
 use super::{str_bytes, CliError, Client, Connection, TierCommand};
 
 const RESOURCE_BROKER: i8 = 4;
-pub(super) const LATEST: i64 = -1;
+pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 pub const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
@@ -282,6 +282,16 @@ pub async fn list_offsets(
     tps: &[Tp],
     timestamp: i64,
 ) -> Result<Vec<(Tp, Option<i64>)>, CliError> {
+    list_offsets_isolated(c, tps, timestamp, 0).await
+}
+
+/// ListOffsets at `isolation_level` (1, read_committed: LATEST is the last stable offset).
+pub async fn list_offsets_isolated(
+    c: &mut Client,
+    tps: &[Tp],
+    timestamp: i64,
+    isolation_level: i8,
+) -> Result<Vec<(Tp, Option<i64>)>, CliError> {
     let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
     for (t, p) in tps {
         topics.entry(t).or_default().push(
@@ -293,6 +303,7 @@ pub async fn list_offsets(
     }
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
         .with_topics(
             topics
                 .into_iter()

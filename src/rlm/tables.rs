@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_iceberg::{plan, Outcome, Span, Table, TableWriter, ValueField};
+use strata_iceberg::{plan, AbortedTxn, Outcome, Span, Table, TableWriter, ValueField};
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStoreExt;
 
@@ -193,11 +193,21 @@ impl RemoteLogManager {
                 crate::metrics::table::lag(topic, partition, end - done.unwrap_or(end));
                 return Ok((table, done));
             };
+            // Every transaction in the segment must be decided before it is written: a
+            // segment is tiered once below the high watermark, which may be above the
+            // last stable offset. The table shows what read_committed shows.
+            if first.next_offset > p.last_stable_offset() {
+                let done = committed.next(partition);
+                return Ok((table, done));
+            }
             let seg = manifest
                 .segments
                 .iter()
                 .find(|s| s.base_offset == first.base_offset)
                 .ok_or_else(|| format!("segment {} left the manifest", first.base_offset))?;
+            let aborted = self
+                .aborted(p, &manifest, first.from, first.next_offset)
+                .await?;
             let object = key.segment(seg.base_offset, seg.id, SegmentFile::Log);
             let bytes = self
                 .store
@@ -209,7 +219,7 @@ impl RemoteLogManager {
                 .map_err(|e| format!("cannot read remote segment {object}: {e}"))?;
             let (t, outcome) = tables
                 .writer
-                .write_step(topic, table, partition, *first, &bytes, fields)
+                .write_step(topic, table, partition, *first, &bytes, &aborted, fields)
                 .await
                 .map_err(|e| e.to_string())?;
             table = t;
@@ -229,5 +239,48 @@ impl RemoteLogManager {
         }
         let committed = TableWriter::committed(topic, &table).map_err(|e| e.to_string())?;
         Ok((table, committed.next(partition)))
+    }
+
+    /// The aborted transactions overlapping `[from, upper)` of `p` (Kafka's
+    /// `collectAbortedTransactions`): from the `.txnindex` objects of the remote segments
+    /// at and after `from` (an ABORT marker may be in a later segment than the records it
+    /// aborts), then the local log's index for markers not tiered yet.
+    async fn aborted(
+        &self,
+        p: &Partition,
+        manifest: &strata_tier::PartitionManifest,
+        from: i64,
+        upper: i64,
+    ) -> Result<Vec<AbortedTxn>, String> {
+        let mut entries = Vec::new();
+        let mut done = false;
+        for seg in manifest
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > from && s.txnindex_bytes > 0)
+        {
+            let object = p
+                .tier_key()
+                .segment(seg.base_offset, seg.id, SegmentFile::TxnIndex);
+            let bytes = async { self.store.get(&object).await?.bytes().await }
+                .await
+                .map_err(|e| format!("cannot read remote transaction index {object}: {e}"))?;
+            let all = strata_log::txn_index::decode_all(&bytes)
+                .map_err(|e| format!("remote transaction index {object}: {e}"))?;
+            if strata_log::txn_index::collect(&all, from, upper, &mut entries) {
+                done = true;
+                break;
+            }
+        }
+        if !done {
+            entries.extend(p.aborted_txns(from, upper));
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| AbortedTxn {
+                first_offset: e.first_offset,
+                producer_id: e.producer_id,
+            })
+            .collect())
     }
 }

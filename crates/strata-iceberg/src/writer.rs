@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 
 use crate::catalog::BucketCatalog;
 use crate::plan::{after_conflict, AfterConflict, Committed, Step, SummaryError};
-use crate::records::{decode_segment, DecodeError};
+use crate::records::{decode_committed, AbortedTxn, DecodeError};
 use crate::storage::ObjectStorage;
 use crate::table::{self, TableError};
 use crate::ValueField;
@@ -201,7 +201,9 @@ impl TableWriter {
 
     /// Writes `step` of `partition` from `segment` (the bytes of its `.log` object) into
     /// `table`, the topic's table as last loaded, with the json format's `fields` projected
-    /// (none: raw); returns the table after the attempt.
+    /// (none: raw); the records of the `aborted` transactions (every one overlapping the
+    /// step) are left out, as `read_committed` would. Returns the table after the attempt.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_step(
         &self,
         topic: &str,
@@ -209,6 +211,7 @@ impl TableWriter {
         partition: i32,
         step: Step,
         segment: &[u8],
+        aborted: &[AbortedTxn],
         fields: &[ValueField],
     ) -> Result<(Table, Outcome), WriteError> {
         let ierr = |source| WriteError::Iceberg {
@@ -217,11 +220,12 @@ impl TableWriter {
         };
         let mut table = self.ensure_columns(topic, table, fields).await?;
         let arrow = table::arrow_schema(table.metadata().current_schema()).map_err(ierr)?;
-        let mut rows = decode_segment(segment, step.from).map_err(|source| WriteError::Decode {
-            topic: topic.to_string(),
-            partition,
-            source,
-        })?;
+        let mut rows =
+            decode_committed(segment, step.from, aborted).map_err(|source| WriteError::Decode {
+                topic: topic.to_string(),
+                partition,
+                source,
+            })?;
         rows.retain(|r| r.offset < step.next_offset);
         let project = !fields.is_empty();
         let files = table::parquet_files(&rows, partition, &arrow, project).map_err(|source| {
