@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod export;
 pub mod json;
+pub mod maintain;
 pub mod plan;
 pub mod records;
 pub mod storage;

@@ -106,6 +106,10 @@ impl TableWriter {
         &self.catalog
     }
 
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.storage
+    }
+
     /// The table identifier of `topic`.
     pub fn ident(topic: &str) -> TableIdent {
         TableIdent::new(NamespaceIdent::new(NAMESPACE.into()), topic.to_string())
