@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use strata_config::RemoteStorageConfig;
 use strata_iceberg::{plan, AbortedTxn, Outcome, Span, Table, TableWriter, ValueField};
+use strata_tier::copier::Throttle;
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStoreExt;
 
@@ -32,30 +34,42 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// One topic's table state on this node.
 #[derive(Default)]
-struct TopicTable {
+pub(super) struct TopicTable {
     running: bool,
     /// Next committed offset per partition, as the last pass saw the table.
-    committed: HashMap<i32, i64>,
+    pub(super) committed: HashMap<i32, i64>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Retention and the orphan sweep (`table_maintain.rs`).
+    pub(super) maintaining: bool,
+    pub(super) maintained_at: Option<Instant>,
 }
 
 /// The table writer and what this node knows of each topic's table.
 pub(super) struct Tables {
-    writer: TableWriter,
-    topics: Mutex<HashMap<String, TopicTable>>,
+    pub(super) writer: TableWriter,
+    pub(super) topics: Mutex<HashMap<String, TopicTable>>,
+    /// `iceberg.write.max.bytes.per.second`, over the segment bytes read for tables.
+    throttle: Throttle,
+    pub(super) orphan_grace_ms: i64,
+    pub(super) maintenance_every: Duration,
 }
 
 impl Tables {
-    /// Tables in `store` (the bucket below client-side encryption) at `url`.
+    /// Tables in `store` (the bucket below client-side encryption) at `cfg.url`.
     pub(super) fn new(
-        url: &str,
+        cfg: &RemoteStorageConfig,
         store: Arc<dyn strata_tier::object_store::ObjectStore>,
     ) -> Option<Tables> {
-        match strata_iceberg::writer(url, store) {
+        match strata_iceberg::writer(&cfg.url, store) {
             Ok(writer) => Some(Tables {
                 writer,
                 topics: Mutex::new(HashMap::new()),
+                throttle: Throttle::from_setting(cfg.iceberg_write_max_bytes_per_second),
+                orphan_grace_ms: cfg.iceberg_orphan_grace_ms.max(0),
+                maintenance_every: Duration::from_millis(
+                    cfg.iceberg_maintenance_interval_ms.max(100) as u64,
+                ),
             }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot set up the Iceberg table writer; iceberg.enable topics get no table");
@@ -89,6 +103,7 @@ impl RemoteLogManager {
                 e.0.push(p.clone());
             }
         }
+        self.maintain_tables(leaders);
         let now = Instant::now();
         let mut topics = tables.topics.lock();
         for (topic, (mut parts, fields)) in by_topic {
@@ -205,6 +220,9 @@ impl RemoteLogManager {
                 .iter()
                 .find(|s| s.base_offset == first.base_offset)
                 .ok_or_else(|| format!("segment {} left the manifest", first.base_offset))?;
+            // The rate limit counts the segment's bytes before they are read: a backfill
+            // of a long history reads at most iceberg.write.max.bytes.per.second.
+            tables.throttle.take(seg.size_bytes as usize).await;
             let aborted = self
                 .aborted(p, &manifest, first.from, first.next_offset)
                 .await?;
