@@ -26,7 +26,8 @@ pub enum ExportError {
     Rows {
         path: PathBuf,
         partition: i32,
-        source: TableError,
+        // Boxed: `iceberg::Error` inside makes the enum large.
+        source: Box<TableError>,
     },
     #[error("{path} (partition {partition}): {source}")]
     Parquet {
@@ -51,7 +52,7 @@ impl ExportFile {
         let rows_err = |source| ExportError::Rows {
             path: path.to_path_buf(),
             partition,
-            source,
+            source: Box::new(source),
         };
         let schema = table::table_schema()
             .and_then(|s| table::arrow_schema(&s))
@@ -90,7 +91,7 @@ impl ExportFile {
                 ExportError::Rows {
                     path: self.path.clone(),
                     partition: self.partition,
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         self.writer
