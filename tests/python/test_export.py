@@ -146,5 +146,20 @@ def test_export_reads_both_tiers_leaves_out_aborted_records_and_takes_ranges(tmp
         assert not (out / f"{TOPIC}-1.parquet").exists()
         got = read(out / f"{TOPIC}-0.parquet")
         assert got == {k: v for k, v in want.items() if k[0] == 0 and lo <= k[1] < hi}
+
+        # A time range: ten records an hour ahead, one millisecond apart.
+        from confluent_kafka import Producer
+        t0 = int(time.time() * 1000) + 3_600_000
+        timed = {}
+        p = Producer({"bootstrap.servers": b.addr})
+        for i in range(10):
+            p.produce(TOPIC, value=f"t{i}".encode(), partition=1, timestamp=t0 + i,
+                      on_delivery=lambda err, msg, i=i: timed.__setitem__(i, msg.offset()))
+        assert p.flush(30) == 0
+        out = tmp_path / "time"
+        export(b, out, "--partition", "1", "--from-time", str(t0 + 3), "--to-time", str(t0 + 7))
+        got = read(out / f"{TOPIC}-1.parquet")
+        assert sorted(o for _, o in got) == [timed[i] for i in range(3, 7)]
+        assert [v[1] for _, v in sorted(got.items())] == [f"t{i}".encode() for i in range(3, 7)]
     finally:
         b.close()

@@ -191,3 +191,15 @@ def test_backfill_is_throttled_and_shows_progress():
         assert row["TABLE-PENDING"] == "0" and row["TABLE-END"] == row["REMOTE-END"]
     finally:
         b.close()
+
+
+def test_a_rest_catalog_is_refused(tmp_path):
+    """Only the bucket catalog exists: iceberg.catalog.type=rest stops startup with a
+    message naming the setting (no REST catalog server could be tested here)."""
+    r = subprocess.run([str(BINARY), "serve", "--set", f"log.dirs={tmp_path}",
+                        "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+                        "--set", "metrics.listener=none",
+                        "--set", "iceberg.catalog.type=rest"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "iceberg.catalog.type" in r.stderr + r.stdout, r.stderr
