@@ -15,12 +15,14 @@
 //!   before the table is loaded, so a file committed meanwhile is seen as named; the grace
 //!   period covers a writer still between its puts and its commit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use iceberg::spec::{
-    DataFile, Literal, ManifestList, ManifestListWriter, ManifestWriterBuilder, Operation,
-    PrimitiveLiteral, Snapshot, SnapshotReference, SnapshotRetention, Summary, MAIN_BRANCH,
+    DataFile, Literal, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
+    Operation, PrimitiveLiteral, Snapshot, SnapshotReference, SnapshotRetention, Summary,
+    MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -58,22 +60,69 @@ async fn manifest_list(table: &Table, snap: &Snapshot) -> Result<ManifestList, i
     ManifestList::parse_with_version(&bytes, table.metadata().format_version())
 }
 
-/// Every file a snapshot of `table` names.
-pub async fn named(table: &Table) -> Result<Named, iceberg::Error> {
+/// What the sweeper read of manifest lists and manifests, by location. Both are immutable
+/// once written, so a run reads only those committed since the last one instead of every
+/// snapshot's (one GET per snapshot and per append otherwise). Entries no snapshot names
+/// any more are dropped after each walk.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    lists: HashMap<String, Arc<Vec<ManifestFile>>>,
+    /// Manifest -> the data files alive in it.
+    manifests: HashMap<String, Arc<Vec<String>>>,
+}
+
+/// Every file a snapshot of `table` names, reading through `cache`.
+pub async fn named(table: &Table, cache: &Mutex<ManifestCache>) -> Result<Named, iceberg::Error> {
     let mut out = Named::default();
+    let mut lists_seen = HashSet::new();
     for snap in table.metadata().snapshots() {
-        out.metadata.insert(snap.manifest_list().to_string());
-        for mf in manifest_list(table, snap).await?.entries() {
+        let list_path = snap.manifest_list().to_string();
+        out.metadata.insert(list_path.clone());
+        lists_seen.insert(list_path.clone());
+        let cached = lock(cache).lists.get(&list_path).cloned();
+        let files = match cached {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(manifest_list(table, snap).await?.entries().to_vec());
+                lock(cache).lists.insert(list_path, f.clone());
+                f
+            }
+        };
+        for mf in files.iter() {
             if !out.metadata.insert(mf.manifest_path.clone()) {
                 continue; // shared with a snapshot already walked
             }
-            let manifest = mf.load_manifest(table.file_io()).await?;
-            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                out.data.insert(e.data_file().file_path().to_string());
-            }
+            let cached = lock(cache).manifests.get(&mf.manifest_path).cloned();
+            let data = match cached {
+                Some(d) => d,
+                None => {
+                    let manifest = mf.load_manifest(table.file_io()).await?;
+                    let d: Arc<Vec<String>> = Arc::new(
+                        manifest
+                            .entries()
+                            .iter()
+                            .filter(|e| e.is_alive())
+                            .map(|e| e.data_file().file_path().to_string())
+                            .collect(),
+                    );
+                    lock(cache)
+                        .manifests
+                        .insert(mf.manifest_path.clone(), d.clone());
+                    d
+                }
+            };
+            out.data.extend(data.iter().cloned());
         }
     }
+    let mut c = lock(cache);
+    c.lists.retain(|k, _| lists_seen.contains(k));
+    c.manifests.retain(|k, _| out.metadata.contains(k));
     Ok(out)
+}
+
+fn lock(cache: &Mutex<ManifestCache>) -> std::sync::MutexGuard<'_, ManifestCache> {
+    // A panic while holding it cannot leave a half-written entry: recover the map.
+    cache.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `timestamp_day` of a data file (days since 1970).
@@ -249,7 +298,7 @@ impl TableWriter {
             .map_err(&err)?;
         list.close().await.map_err(&err)?;
 
-        let mut props = std::collections::HashMap::new();
+        let mut props = HashMap::new();
         if let Some(c) = current
             .summary()
             .additional_properties
@@ -348,7 +397,7 @@ impl TableWriter {
         else {
             return Ok(0);
         };
-        let named = named(&table).await.map_err(&err)?;
+        let named = named(&table, self.manifest_cache()).await.map_err(&err)?;
         let mut deleted = 0;
         for key in old {
             let location = self.storage().location(key.as_ref());

@@ -78,6 +78,8 @@ pub enum Outcome {
 pub struct TableWriter {
     storage: ObjectStorage,
     catalog: BucketCatalog,
+    /// The sweeper's reads of immutable manifests (`maintain.rs`), shared by clones.
+    manifests: Arc<std::sync::Mutex<crate::maintain::ManifestCache>>,
 }
 
 /// `YYYY-MM-DD` of a day since the epoch (proleptic Gregorian, H. Hinnant's algorithm).
@@ -99,6 +101,7 @@ impl TableWriter {
         Ok(Self {
             catalog: BucketCatalog::new(storage.clone()),
             storage,
+            manifests: Default::default(),
         })
     }
 
@@ -108,6 +111,10 @@ impl TableWriter {
 
     pub fn storage(&self) -> &ObjectStorage {
         &self.storage
+    }
+
+    pub(crate) fn manifest_cache(&self) -> &std::sync::Mutex<crate::maintain::ManifestCache> {
+        &self.manifests
     }
 
     /// The table identifier of `topic`.
