@@ -74,6 +74,15 @@ enum Command {
         #[command(subcommand)]
         cmd: strata::cli::ClusterCommand,
     },
+    /// Writes a topic, or an offset or time range of it, to local Parquet files (one per
+    /// partition, the Iceberg table's columns) from any tier, read over the Kafka
+    /// protocol: `strata export orders --out ./orders --from-offset 1000`.
+    Export {
+        #[command(flatten)]
+        conn: strata::cli::Connection,
+        #[command(flatten)]
+        args: strata::cli::export::ExportArgs,
+    },
     /// Restores tiered topics from the bucket after the data dir was lost: their
     /// ids, partition counts, configs and offsets. Run it with the broker stopped,
     /// with the broker's own config, then start `strata serve`.
@@ -154,6 +163,7 @@ fn main() -> ExitCode {
         Command::Acl { conn, cmd } => strata::cli::acl(conn, cmd),
         Command::Quota { conn, cmd } => strata::cli::quota(conn, cmd),
         Command::Cluster { conn, cmd } => strata::cli::cluster(conn, cmd),
+        Command::Export { conn, args } => strata::cli::export(conn, args),
         Command::Tier {
             cmd:
                 TierCmd::Status {

@@ -14,6 +14,7 @@ mod cleaner;
 pub mod cluster;
 mod cluster_decommission;
 mod cluster_voters;
+pub mod export;
 pub mod group;
 pub mod log_dirs;
 mod progress;
@@ -330,6 +331,10 @@ pub fn acl(conn: Connection, cmd: AclCommand) -> ExitCode {
 
 pub fn quota(conn: Connection, cmd: QuotaCommand) -> ExitCode {
     run(conn, |client, conn| quota::run(client, conn, cmd))
+}
+
+pub fn export(conn: Connection, args: export::ExportArgs) -> ExitCode {
+    run(conn, |client, conn| export::run(client, conn, args))
 }
 
 pub fn cluster(conn: Connection, cmd: ClusterCommand) -> ExitCode {

@@ -23,7 +23,7 @@ use super::topic::{known, metadata, RESOURCE_TOPIC};
 use super::{str_bytes, CliError, Client, Connection, TierCommand};
 
 const RESOURCE_BROKER: i8 = 4;
-pub(super) const LATEST: i64 = -1;
+pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 pub const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
@@ -131,7 +131,8 @@ fn print_table(
     println!(
         "TOPIC\tPARTITION\tREMOTE\tLOG-START\tLOCAL-START\tTIERED-END\tEND\tREMOTE-ONLY\t\
          REMOTE-START\tREMOTE-END\tLOCAL-BYTES\tREMOTE-BYTES\tPENDING\tPENDING-BYTES\tFAILED\tLAST-ERROR\t\
-         COMPACTED-BELOW\tDIRTY-BYTES\tCOMPACTIONS\tLAST-COMPACTION\tCOMPACTED-RANGE\tCOMPACT-BYTES\tCOMPACT-ERROR"
+         COMPACTED-BELOW\tDIRTY-BYTES\tCOMPACTIONS\tLAST-COMPACTION\tCOMPACTED-RANGE\tCOMPACT-BYTES\tCOMPACT-ERROR\t\
+         TABLE-END\tTABLE-PENDING\tTABLE-PENDING-BYTES\tTABLE-DONE"
     );
     let now = super::cleaner::now_ms();
     for (tp, [start, local, tiered, end]) in offsets {
@@ -166,7 +167,11 @@ fn print_table(
             show_u(t.map(|t| u64::from(t.failed_attempts))),
         );
         let c = t.and_then(|t| t.remote_compaction.as_ref());
-        println!("\t{}", compaction_columns(c, now).join("\t"));
+        println!(
+            "\t{}\t{}",
+            compaction_columns(c, now).join("\t"),
+            table_columns(t).join("\t")
+        );
     }
 }
 
@@ -201,6 +206,30 @@ fn compaction_columns(
         range,
         bytes,
         c.last_error.as_deref().map_or_else(dash, one_line),
+    ]
+}
+
+/// The Iceberg table columns of one partition: the table's end offset, the remote
+/// segments and bytes not in it yet, and how much of the remote offsets it holds (a
+/// backfill's progress). "-" for a topic without a table.
+fn table_columns(t: Option<&crate::protocol::tier_state::PartitionTierState>) -> [String; 4] {
+    let dash = || "-".to_string();
+    let Some(table) = t.and_then(|t| t.table.as_ref().map(|x| (t, x))) else {
+        return std::array::from_fn(|_| dash());
+    };
+    let (t, table) = table;
+    let done = match (t.remote_start, t.remote_end) {
+        (Some(s), Some(e)) if e > s => {
+            let c = table.committed.unwrap_or(s).clamp(s, e);
+            format!("{}%", (c - s) * 100 / (e - s))
+        }
+        _ => dash(),
+    };
+    [
+        table.committed.map_or_else(dash, |c| c.to_string()),
+        table.pending_segments.to_string(),
+        table.pending_bytes.to_string(),
+        done,
     ]
 }
 
@@ -282,6 +311,16 @@ pub async fn list_offsets(
     tps: &[Tp],
     timestamp: i64,
 ) -> Result<Vec<(Tp, Option<i64>)>, CliError> {
+    list_offsets_isolated(c, tps, timestamp, 0).await
+}
+
+/// ListOffsets at `isolation_level` (1, read_committed: LATEST is the last stable offset).
+pub async fn list_offsets_isolated(
+    c: &mut Client,
+    tps: &[Tp],
+    timestamp: i64,
+    isolation_level: i8,
+) -> Result<Vec<(Tp, Option<i64>)>, CliError> {
     let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
     for (t, p) in tps {
         topics.entry(t).or_default().push(
@@ -293,6 +332,7 @@ pub async fn list_offsets(
     }
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
         .with_topics(
             topics
                 .into_iter()

@@ -6,6 +6,8 @@
 //! | [`committed`] | `strata_table_value_errors_total` (counter: rows whose value did not project, json format) | topic, partition |
 //! | [`errors`] | `strata_table_errors_total` (counter) | topic, partition |
 //! | [`lag`] | `strata_table_lag_offsets` (gauge) | topic, partition |
+//! | [`expired`] | `strata_table_expired_files_total`, `strata_table_expired_rows_total` (counters: data files and rows removed by `iceberg.retention.ms`) | topic |
+//! | [`orphans_deleted`] | `strata_table_orphans_deleted_total` (counter: files no snapshot named, deleted by the sweeper) | topic |
 //!
 //! Lag is the offsets of the partition's remote segments not yet in the table (remote end
 //! offset minus the table's committed offset), set after each table pass: the table lags
@@ -23,6 +25,9 @@ pub(super) struct Instruments {
     value_errors: Counter<u64>,
     errors: Counter<u64>,
     lag: Gauge<i64>,
+    expired_files: Counter<u64>,
+    expired_rows: Counter<u64>,
+    orphans: Counter<u64>,
 }
 
 impl Instruments {
@@ -54,6 +59,18 @@ impl Instruments {
             lag: meter
                 .i64_gauge("strata.table.lag.offsets")
                 .with_description("Offsets in the remote tier not yet in the Iceberg table")
+                .build(),
+            expired_files: meter
+                .u64_counter("strata.table.expired_files")
+                .with_description("Data files removed from Iceberg tables by iceberg.retention.ms")
+                .build(),
+            expired_rows: meter
+                .u64_counter("strata.table.expired_rows")
+                .with_description("Rows removed from Iceberg tables by iceberg.retention.ms")
+                .build(),
+            orphans: meter
+                .u64_counter("strata.table.orphans_deleted")
+                .with_description("Files under a table's prefix that no snapshot named, deleted")
                 .build(),
         }
     }
@@ -90,6 +107,22 @@ pub fn lag(topic: &str, partition: i32, offsets: i64) {
         .table
         .lag
         .record(offsets.max(0), &tp(topic, partition));
+}
+
+/// Counts data files and rows a retention run removed from `topic`'s table.
+pub fn expired(topic: &str, files: u64, rows: u64) {
+    let m = &instruments().table;
+    let labels = [KeyValue::new("topic", topic.to_string())];
+    m.expired_files.add(files, &labels);
+    m.expired_rows.add(rows, &labels);
+}
+
+/// Counts orphan files the sweeper deleted from `topic`'s table prefix.
+pub fn orphans_deleted(topic: &str, files: u64) {
+    instruments()
+        .table
+        .orphans
+        .add(files, &[KeyValue::new("topic", topic.to_string())]);
 }
 
 #[cfg(test)]

@@ -41,6 +41,22 @@ pub struct PartitionTierState {
     /// Remote compaction, for a compacted topic (absent from brokers that predate it).
     #[serde(default)]
     pub remote_compaction: Option<RemoteCompactionState>,
+    /// The Iceberg table of an `iceberg.enable` topic (absent from brokers that predate it).
+    #[serde(default)]
+    pub table: Option<TableState>,
+}
+
+/// How far the partition's records are in the topic's Iceberg table (a backfill's progress).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableState {
+    /// One past the last offset the table holds (`None`: nothing yet, or no pass ran).
+    #[serde(default)]
+    pub committed: Option<i64>,
+    /// Remote segments (and their bytes) not in the table yet.
+    #[serde(default)]
+    pub pending_segments: usize,
+    #[serde(default)]
+    pub pending_bytes: u64,
 }
 
 /// A compacted tiered partition's remote compaction, from its leader.

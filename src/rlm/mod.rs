@@ -19,6 +19,7 @@ mod compact_tests;
 mod packing;
 mod store;
 mod sweep;
+mod table_maintain;
 mod tables;
 mod topics;
 mod upload;
@@ -234,7 +235,7 @@ impl RemoteLogManager {
         replicas: Arc<ReplicaManager>,
     ) -> Option<Arc<RemoteLogManager>> {
         let store = replicas.remote()?.store.clone();
-        let tables = tables::Tables::new(&cfg.url, replicas.remote()?.table_store.clone());
+        let tables = tables::Tables::new(cfg, replicas.remote()?.table_store.clone());
         let scratch = metadata.config().log_dirs.first().map_or_else(
             || PathBuf::from("remote-compaction"),
             |d| d.join("remote-compaction"),

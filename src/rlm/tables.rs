@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_iceberg::{plan, Outcome, Span, Table, TableWriter, ValueField};
+use strata_config::RemoteStorageConfig;
+use strata_iceberg::{plan, AbortedTxn, Outcome, Span, Table, TableWriter, ValueField};
+use strata_tier::copier::Throttle;
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStoreExt;
 
@@ -32,30 +34,42 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// One topic's table state on this node.
 #[derive(Default)]
-struct TopicTable {
+pub(super) struct TopicTable {
     running: bool,
     /// Next committed offset per partition, as the last pass saw the table.
-    committed: HashMap<i32, i64>,
+    pub(super) committed: HashMap<i32, i64>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Retention and the orphan sweep (`table_maintain.rs`).
+    pub(super) maintaining: bool,
+    pub(super) maintained_at: Option<Instant>,
 }
 
 /// The table writer and what this node knows of each topic's table.
 pub(super) struct Tables {
-    writer: TableWriter,
-    topics: Mutex<HashMap<String, TopicTable>>,
+    pub(super) writer: TableWriter,
+    pub(super) topics: Mutex<HashMap<String, TopicTable>>,
+    /// `iceberg.write.max.bytes.per.second`, over the segment bytes read for tables.
+    throttle: Throttle,
+    pub(super) orphan_grace_ms: i64,
+    pub(super) maintenance_every: Duration,
 }
 
 impl Tables {
-    /// Tables in `store` (the bucket below client-side encryption) at `url`.
+    /// Tables in `store` (the bucket below client-side encryption) at `cfg.url`.
     pub(super) fn new(
-        url: &str,
+        cfg: &RemoteStorageConfig,
         store: Arc<dyn strata_tier::object_store::ObjectStore>,
     ) -> Option<Tables> {
-        match strata_iceberg::writer(url, store) {
+        match strata_iceberg::writer(&cfg.url, store) {
             Ok(writer) => Some(Tables {
                 writer,
                 topics: Mutex::new(HashMap::new()),
+                throttle: Throttle::from_setting(cfg.iceberg_write_max_bytes_per_second),
+                orphan_grace_ms: cfg.iceberg_orphan_grace_ms.max(0),
+                maintenance_every: Duration::from_millis(
+                    cfg.iceberg_maintenance_interval_ms.max(100) as u64,
+                ),
             }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot set up the Iceberg table writer; iceberg.enable topics get no table");
@@ -89,6 +103,7 @@ impl RemoteLogManager {
                 e.0.push(p.clone());
             }
         }
+        self.maintain_tables(leaders);
         let now = Instant::now();
         let mut topics = tables.topics.lock();
         for (topic, (mut parts, fields)) in by_topic {
@@ -193,11 +208,24 @@ impl RemoteLogManager {
                 crate::metrics::table::lag(topic, partition, end - done.unwrap_or(end));
                 return Ok((table, done));
             };
+            // Every transaction in the segment must be decided before it is written: a
+            // segment is tiered once below the high watermark, which may be above the
+            // last stable offset. The table shows what read_committed shows.
+            if first.next_offset > p.last_stable_offset() {
+                let done = committed.next(partition);
+                return Ok((table, done));
+            }
             let seg = manifest
                 .segments
                 .iter()
                 .find(|s| s.base_offset == first.base_offset)
                 .ok_or_else(|| format!("segment {} left the manifest", first.base_offset))?;
+            // The rate limit counts the segment's bytes before they are read: a backfill
+            // of a long history reads at most iceberg.write.max.bytes.per.second.
+            tables.throttle.take(seg.size_bytes as usize).await;
+            let aborted = self
+                .aborted(p, &manifest, first.from, first.next_offset)
+                .await?;
             let object = key.segment(seg.base_offset, seg.id, SegmentFile::Log);
             let bytes = self
                 .store
@@ -209,7 +237,7 @@ impl RemoteLogManager {
                 .map_err(|e| format!("cannot read remote segment {object}: {e}"))?;
             let (t, outcome) = tables
                 .writer
-                .write_step(topic, table, partition, *first, &bytes, fields)
+                .write_step(topic, table, partition, *first, &bytes, &aborted, fields)
                 .await
                 .map_err(|e| e.to_string())?;
             table = t;
@@ -229,5 +257,48 @@ impl RemoteLogManager {
         }
         let committed = TableWriter::committed(topic, &table).map_err(|e| e.to_string())?;
         Ok((table, committed.next(partition)))
+    }
+
+    /// The aborted transactions overlapping `[from, upper)` of `p` (Kafka's
+    /// `collectAbortedTransactions`): from the `.txnindex` objects of the remote segments
+    /// at and after `from` (an ABORT marker may be in a later segment than the records it
+    /// aborts), then the local log's index for markers not tiered yet.
+    async fn aborted(
+        &self,
+        p: &Partition,
+        manifest: &strata_tier::PartitionManifest,
+        from: i64,
+        upper: i64,
+    ) -> Result<Vec<AbortedTxn>, String> {
+        let mut entries = Vec::new();
+        let mut done = false;
+        for seg in manifest
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > from && s.txnindex_bytes > 0)
+        {
+            let object = p
+                .tier_key()
+                .segment(seg.base_offset, seg.id, SegmentFile::TxnIndex);
+            let bytes = async { self.store.get(&object).await?.bytes().await }
+                .await
+                .map_err(|e| format!("cannot read remote transaction index {object}: {e}"))?;
+            let all = strata_log::txn_index::decode_all(&bytes)
+                .map_err(|e| format!("remote transaction index {object}: {e}"))?;
+            if strata_log::txn_index::collect(&all, from, upper, &mut entries) {
+                done = true;
+                break;
+            }
+        }
+        if !done {
+            entries.extend(p.aborted_txns(from, upper));
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| AbortedTxn {
+                first_offset: e.first_offset,
+                producer_id: e.producer_id,
+            })
+            .collect())
     }
 }

@@ -125,6 +125,7 @@ impl RemoteLogManager {
             last_error_ms: last.as_ref().map(|l| l.1),
             last_error: last.map(|l| l.0),
             remote_compaction: self.compaction_state(p),
+            table: self.table_state(p, m.as_deref()),
         })
     }
 }

@@ -189,7 +189,13 @@ def test_every_record_is_in_the_table_once_across_a_crash(tmp_path):
         rows = wait_table(prefix, topic, tiered, b)
         check(rows, want)
         assert len(rows) >= len(tiered)
-        # The metrics count what was committed.
+        # The metrics count what was committed (by this process: the kill may have come
+        # after the table caught up, so write more that it must commit).
+        want.update(produce(b, topic, 30_000, 300))
+        time.sleep(0.5)
+        want.update(produce(b, topic, 31_000, PARTITIONS))
+        rows = wait_table(prefix, topic, tiered_part(want), b)
+        check(rows, want)
         import urllib.request
         text = urllib.request.urlopen(f"http://{b.metrics_addr}/metrics", timeout=10).read().decode()
         assert "strata_table_commits_total" in text, text[:2000]
@@ -290,5 +296,53 @@ def test_bad_table_settings_are_invalid_config():
             with pytest.raises(Exception) as e:
                 f.result(15)
             assert "INVALID_CONFIG" in str(e.value) or "InvalidConfig" in str(e.value), str(e.value)
+    finally:
+        b.close()
+
+
+def test_aborted_transactions_are_not_in_the_table():
+    """Records of an aborted transaction are left out of the table, those of a committed
+    one are in it, as a read_committed consumer sees them."""
+    from confluent_kafka import Producer
+    prefix = f"iceberg-{uuid.uuid4()}"
+    b = Broker(settings(prefix))
+    try:
+        topic = "txns"
+        create(b, topic, TOPIC_CONFIG, partitions=1)
+        want = {}
+        t = Producer({"bootstrap.servers": b.addr, "transactional.id": f"tx-{uuid.uuid4()}"})
+        t.init_transactions(30)
+        for round_ in range(3):
+            for commit in (False, True):
+                t.begin_transaction()
+                for i in range(50):
+                    v = f"{'c' if commit else 'a'}-{round_}-{i}".encode()
+
+                    def cb(err, msg, v=v, commit=commit):
+                        assert err is None, err
+                        if commit:
+                            want[(msg.partition(), msg.offset())] = (None, v, [])
+                    t.produce(topic, value=v, partition=0, on_delivery=cb)
+                t.flush(10)
+                t.commit_transaction(30) if commit else t.abort_transaction(30)
+            time.sleep(0.4)  # segment.ms: segments roll between rounds
+        # One more committed record rolls the last segment.
+        p = Producer({"bootstrap.servers": b.addr})
+        p.produce(topic, value=b"last", partition=0)
+        assert p.flush(30) == 0
+        need = want
+        deadline, rows = time.time() + 90, {}
+        while time.time() < deadline:
+            try:
+                _, rows = load_rows(prefix, topic)
+            except (FileNotFoundError, OSError):
+                pass
+            if any(v[1].startswith(b"c-2") for v in rows.values()):
+                break
+            time.sleep(0.5)
+        assert rows, b.log()[-3000:]
+        assert not [k for k, v in rows.items() if v[1].startswith(b"a-")], "aborted rows in the table"
+        committed = {k for k, v in rows.items() if v[1].startswith(b"c-")}
+        assert committed == {k for k, v in need.items() if v[1].startswith(b"c-")}
     finally:
         b.close()

@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
                     from: base,
                 };
                 let (nt, _) = rt
-                    .block_on(w.write_step(&topic, t.take().unwrap(), 0, step, &seg, &[]))
+                    .block_on(w.write_step(&topic, t.take().unwrap(), 0, step, &seg, &[], &[]))
                     .unwrap();
                 t = Some(nt);
                 base += next;

@@ -22,7 +22,7 @@ use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 use iceberg::table::Table;
 use iceberg::{
     Catalog, Error, ErrorKind, Namespace, NamespaceIdent, Result, TableCommit, TableCreation,
-    TableIdent,
+    TableIdent, TableRequirement, TableUpdate,
 };
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions};
@@ -262,6 +262,30 @@ impl Catalog for BucketCatalog {
 
     async fn update_table(&self, mut commit: TableCommit) -> Result<Table> {
         let ident = commit.identifier().clone();
+        self.commit_updates(&ident, commit.take_requirements(), commit.take_updates())
+            .await
+    }
+}
+
+impl BucketCatalog {
+    /// The table, `None` when it does not exist.
+    pub async fn load_table_opt(&self, ident: &TableIdent) -> Result<Option<Table>> {
+        match self.latest_version(ident).await? {
+            Some(v) => self.load_version(ident, v).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `updates` to the latest version if `requirements` hold, as version N+1:
+    /// what `update_table` does with a `TableCommit`, for the commits no `Transaction`
+    /// action builds (the retention's delete snapshot, `maintain.rs`).
+    pub async fn commit_updates(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table> {
+        let ident = ident.clone();
         let version = self.latest_version(&ident).await?.ok_or_else(|| {
             Error::new(
                 ErrorKind::TableNotFound,
@@ -269,7 +293,7 @@ impl Catalog for BucketCatalog {
             )
         })?;
         let current = self.load_version(&ident, version).await?;
-        for req in commit.take_requirements() {
+        for req in requirements {
             if let Err(e) = req.check(Some(current.metadata())) {
                 return Err(Error::new(
                     ErrorKind::CatalogCommitConflicts,
@@ -279,7 +303,7 @@ impl Catalog for BucketCatalog {
         }
         let location = current.metadata_location().map(str::to_string);
         let mut builder = current.metadata().clone().into_builder(location);
-        for update in commit.take_updates() {
+        for update in updates {
             builder = update.apply(builder)?;
         }
         let metadata = builder.build()?.metadata;

@@ -13,14 +13,18 @@
 //! it); segments are read through the decrypting store by the caller.
 
 pub mod catalog;
+pub mod export;
 pub mod json;
+pub mod maintain;
 pub mod plan;
 pub mod records;
 pub mod storage;
 pub mod table;
 pub mod writer;
 
+pub use export::{ExportError, ExportFile};
 pub use iceberg::table::Table;
 pub use plan::{plan, Committed, Span, Step};
+pub use records::{AbortedTxn, Row};
 pub use strata_config::value_schema::ValueField;
 pub use writer::{writer, Outcome, TableWriter, WriteError};

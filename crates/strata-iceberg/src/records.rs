@@ -33,13 +33,60 @@ pub enum DecodeError {
     },
 }
 
+/// An aborted transaction overlapping the bytes being decoded: its producer and first
+/// offset (what a Fetch answer's `aborted_transactions` holds, and a `.txnindex` entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AbortedTxn {
+    pub first_offset: i64,
+    pub producer_id: i64,
+}
+
 /// The rows of every data record at or above `from` in `segment` (whole v2 batches back
-/// to back, as a `.log` file or object holds them). A torn tail (a batch that is not
-/// whole) ends the walk, as recovery would have truncated it.
+/// to back, as a `.log` file or object holds them), as `read_uncommitted` sees them. A
+/// torn tail (a batch that is not whole) ends the walk, as recovery would have truncated it.
 pub fn decode_segment(segment: &[u8], from: i64) -> Result<Vec<Row>, DecodeError> {
+    decode_committed(segment, from, &[])
+}
+
+/// The rows of `segment` from `from` on as `read_committed` sees them: the records of the
+/// `aborted` transactions are left out. This is Kafka's consumer rule
+/// (`CompletedFetch.nextFetchedRecord`): walking the batches in offset order, a producer
+/// becomes aborted at the first batch reaching an aborted transaction's first offset and
+/// stays so until its ABORT marker; its transactional batches in between are dropped.
+/// `aborted` lists every aborted transaction overlapping the bytes (a marker may lie past
+/// their end: then the producer stays aborted to the end).
+pub fn decode_committed(
+    segment: &[u8],
+    from: i64,
+    aborted: &[AbortedTxn],
+) -> Result<Vec<Row>, DecodeError> {
+    let mut pending: Vec<AbortedTxn> = aborted.to_vec();
+    pending.sort_unstable();
+    pending.dedup();
+    let mut pending = pending.into_iter().peekable();
+    let mut aborting = std::collections::HashSet::new();
     let mut rows = Vec::new();
     for (_, h, bytes) in whole_batches(segment) {
-        if h.attributes & record::CONTROL_BIT != 0 || h.last_offset() < from {
+        while let Some(t) = pending.next_if(|t| t.first_offset <= h.last_offset()) {
+            aborting.insert(t.producer_id);
+        }
+        if h.attributes & record::CONTROL_BIT != 0 {
+            // An ABORT marker (control record key: version, type 0) ends the producer's
+            // aborted transaction; a COMMIT marker cannot follow an aborted one.
+            let mut marker = Vec::new();
+            decode_batch(&h, bytes, i64::MIN, &mut marker)?;
+            let is_abort = marker
+                .first()
+                .and_then(|r| r.key.as_deref())
+                .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+            if is_abort {
+                aborting.remove(&h.producer_id);
+            }
+            continue;
+        }
+        if h.last_offset() < from
+            || (h.attributes & record::TRANSACTIONAL_BIT != 0 && aborting.contains(&h.producer_id))
+        {
             continue;
         }
         decode_batch(&h, bytes, from, &mut rows)?;
@@ -269,6 +316,62 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.log_append_time && r.timestamp_ms == 8));
+    }
+
+    fn with_producer(mut b: Vec<u8>, producer_id: i64) -> Vec<u8> {
+        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn aborted_transactions_are_left_out_until_their_marker() {
+        let txn = record::TRANSACTIONAL_BIT;
+        let marker = record::TRANSACTIONAL_BIT | record::CONTROL_BIT;
+        let abort: &[u8] = &[0, 0, 0, 0];
+        let commit: &[u8] = &[0, 0, 0, 1];
+        // Producer 7 aborts 0-1 (marker at 2), producer 8 commits 3 (marker at 4), then
+        // producer 7 writes 5 in a new transaction whose marker is not in these bytes.
+        let mut seg = with_producer(
+            batch(
+                0,
+                1,
+                &[(None, Some(b"a0"), &[]), (None, Some(b"a1"), &[])],
+                txn,
+            ),
+            7,
+        );
+        seg.extend(with_producer(
+            batch(2, 1, &[(Some(abort), None, &[])], marker),
+            7,
+        ));
+        seg.extend(with_producer(
+            batch(3, 1, &[(None, Some(b"c3"), &[])], txn),
+            8,
+        ));
+        seg.extend(with_producer(
+            batch(4, 1, &[(Some(commit), None, &[])], marker),
+            8,
+        ));
+        seg.extend(with_producer(
+            batch(5, 1, &[(None, Some(b"n5"), &[])], txn),
+            7,
+        ));
+        seg.extend(batch(6, 1, &[(None, Some(b"p6"), &[])], 0));
+        let offsets = |aborted: &[AbortedTxn]| {
+            decode_committed(&seg, 0, aborted)
+                .unwrap()
+                .iter()
+                .map(|r| r.offset)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offsets(&[]), vec![0, 1, 3, 5, 6]);
+        let t = |first_offset, producer_id| AbortedTxn {
+            first_offset,
+            producer_id,
+        };
+        assert_eq!(offsets(&[t(0, 7)]), vec![3, 5, 6]);
+        // The second transaction of producer 7 aborts too (its marker comes later).
+        assert_eq!(offsets(&[t(5, 7), t(0, 7)]), vec![3, 6]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 
 use crate::catalog::BucketCatalog;
 use crate::plan::{after_conflict, AfterConflict, Committed, Step, SummaryError};
-use crate::records::{decode_segment, DecodeError};
+use crate::records::{decode_committed, AbortedTxn, DecodeError};
 use crate::storage::ObjectStorage;
 use crate::table::{self, TableError};
 use crate::ValueField;
@@ -78,6 +78,8 @@ pub enum Outcome {
 pub struct TableWriter {
     storage: ObjectStorage,
     catalog: BucketCatalog,
+    /// The sweeper's reads of immutable manifests (`maintain.rs`), shared by clones.
+    manifests: Arc<std::sync::Mutex<crate::maintain::ManifestCache>>,
 }
 
 /// `YYYY-MM-DD` of a day since the epoch (proleptic Gregorian, H. Hinnant's algorithm).
@@ -99,11 +101,20 @@ impl TableWriter {
         Ok(Self {
             catalog: BucketCatalog::new(storage.clone()),
             storage,
+            manifests: Default::default(),
         })
     }
 
     pub fn catalog(&self) -> &BucketCatalog {
         &self.catalog
+    }
+
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.storage
+    }
+
+    pub(crate) fn manifest_cache(&self) -> &std::sync::Mutex<crate::maintain::ManifestCache> {
+        &self.manifests
     }
 
     /// The table identifier of `topic`.
@@ -201,7 +212,9 @@ impl TableWriter {
 
     /// Writes `step` of `partition` from `segment` (the bytes of its `.log` object) into
     /// `table`, the topic's table as last loaded, with the json format's `fields` projected
-    /// (none: raw); returns the table after the attempt.
+    /// (none: raw); the records of the `aborted` transactions (every one overlapping the
+    /// step) are left out, as `read_committed` would. Returns the table after the attempt.
+    #[allow(clippy::too_many_arguments)]
     pub async fn write_step(
         &self,
         topic: &str,
@@ -209,6 +222,7 @@ impl TableWriter {
         partition: i32,
         step: Step,
         segment: &[u8],
+        aborted: &[AbortedTxn],
         fields: &[ValueField],
     ) -> Result<(Table, Outcome), WriteError> {
         let ierr = |source| WriteError::Iceberg {
@@ -217,11 +231,12 @@ impl TableWriter {
         };
         let mut table = self.ensure_columns(topic, table, fields).await?;
         let arrow = table::arrow_schema(table.metadata().current_schema()).map_err(ierr)?;
-        let mut rows = decode_segment(segment, step.from).map_err(|source| WriteError::Decode {
-            topic: topic.to_string(),
-            partition,
-            source,
-        })?;
+        let mut rows =
+            decode_committed(segment, step.from, aborted).map_err(|source| WriteError::Decode {
+                topic: topic.to_string(),
+                partition,
+                source,
+            })?;
         rows.retain(|r| r.offset < step.next_offset);
         let project = !fields.is_empty();
         let files = table::parquet_files(&rows, partition, &arrow, project).map_err(|source| {

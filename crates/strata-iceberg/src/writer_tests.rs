@@ -95,7 +95,7 @@ async fn segments_are_committed_once_and_read_back() {
     assert_eq!(steps.len(), 2);
     for (step, bytes) in steps.iter().zip([&seg0, &seg1]) {
         let (next, outcome) = w
-            .write_step("orders", t, 0, *step, bytes, &[])
+            .write_step("orders", t, 0, *step, bytes, &[], &[])
             .await
             .unwrap();
         t = next;
@@ -135,18 +135,21 @@ async fn a_racing_writer_with_a_stale_table_adds_nothing_twice() {
     };
     let stale = w.open("t").await.unwrap();
     let (_, first) = w
-        .write_step("t", stale.clone(), 0, step, &seg, &[])
+        .write_step("t", stale.clone(), 0, step, &seg, &[], &[])
         .await
         .unwrap();
     assert!(matches!(first, Outcome::Committed { rows: 4, .. }));
     // A second writer (an old leader) with the table as it was before the commit.
     let (_, second) = w
-        .write_step("t", stale.clone(), 0, step, &seg, &[])
+        .write_step("t", stale.clone(), 0, step, &seg, &[], &[])
         .await
         .unwrap();
     assert_eq!(second, Outcome::AlreadyCommitted);
     // A writer of another partition with the stale table retries on top, keeping p0's offsets.
-    let (t, other) = w.write_step("t", stale, 1, step, &seg, &[]).await.unwrap();
+    let (t, other) = w
+        .write_step("t", stale, 1, step, &seg, &[], &[])
+        .await
+        .unwrap();
     assert!(matches!(other, Outcome::Committed { .. }));
     let c = TableWriter::committed("t", &t).unwrap();
     assert_eq!((c.next(0), c.next(1)), (Some(4), Some(4)));
@@ -180,7 +183,7 @@ async fn json_values_are_projected_and_the_schema_evolves_in_place() {
         from: 0,
     };
     let (t, out) = w
-        .write_step("j", t, 0, step0, &seg0, &[field("n", "long")])
+        .write_step("j", t, 0, step0, &seg0, &[], &[field("n", "long")])
         .await
         .unwrap();
     assert!(
@@ -204,7 +207,7 @@ async fn json_values_are_projected_and_the_schema_evolves_in_place() {
     };
     let fields = [field("n", "long"), field("who", "string")];
     let (t, _) = w
-        .write_step("j", t, 0, step1, &seg1, &fields)
+        .write_step("j", t, 0, step1, &seg1, &[], &fields)
         .await
         .unwrap();
     let schema = t.metadata().current_schema();

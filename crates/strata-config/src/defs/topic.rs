@@ -46,6 +46,8 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "How record values go into the Iceberg table: raw (key and value as binary columns) or json (also the top-level fields of iceberg.value.schema as columns; a value that is not a JSON object with fields of those types is kept whole in the _error column).", ..BASE },
     ConfigDef { name: "iceberg.value.schema", ty: String, default: Some(""), importance: Medium,
         doc: "With iceberg.value.format=json: an Iceberg struct schema in JSON ({\"type\": \"struct\", \"fields\": [{\"id\": 1, \"name\": \"amount\", \"required\": false, \"type\": \"double\"}]}); field types boolean, int, long, float, double or string. Adding a field later adds a column to the same table.", ..BASE },
+    ConfigDef { name: "iceberg.retention.ms", ty: Long, default: Some("-2"), validator: AtLeast(-2), importance: Medium,
+        doc: "How long the Iceberg table keeps data: the data files of days wholly older than this are removed from the table (a delete snapshot), the snapshots before it are expired and the files deleted; without anything to remove, snapshots older than this are expired. -2: the topic's retention.ms; -1: keep everything.", ..BASE },
     ConfigDef { name: "max.message.bytes", ty: Int, validator: AtLeast(0), importance: Medium,
         synonyms: from!("message.max.bytes"), doc: "Largest record batch, in bytes, this topic accepts.", ..BASE },
     ConfigDef { name: "message.timestamp.type", ty: String, validator: OneOf(&["CreateTime", "LogAppendTime"]),

@@ -143,6 +143,12 @@ pub struct RemoteStorageConfig {
     /// `remote.log.manifest.poll.interval.ms`: how often a read-only node reads the bucket's
     /// topics and partition manifests again.
     pub manifest_poll_interval_ms: i64,
+    /// `iceberg.write.max.bytes.per.second`: remote segment bytes read for tables.
+    pub iceberg_write_max_bytes_per_second: i64,
+    /// `iceberg.orphan.grace.ms`.
+    pub iceberg_orphan_grace_ms: i64,
+    /// `iceberg.maintenance.interval.ms`.
+    pub iceberg_maintenance_interval_ms: i64,
 }
 
 /// `remote.storage.s3.sse`: server-side encryption asked of S3.
@@ -268,6 +274,8 @@ pub struct TopicConfig {
     /// `iceberg.value.format=json`: the fields of `iceberg.value.schema` projected into
     /// columns; empty with `raw`.
     pub iceberg_value_fields: Vec<crate::value_schema::ValueField>,
+    /// `iceberg.retention.ms`: -2 means "same as retention_ms", -1 keeps everything.
+    pub iceberg_retention_ms: i64,
     /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
     /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
@@ -490,6 +498,7 @@ impl Configs {
                     .unwrap_or_default(),
                 _ => Vec::new(),
             },
+            iceberg_retention_ms: r.get("iceberg.retention.ms")?,
             compression_type: r.entry("compression.type")?.converted(),
             message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
             // Validated above, so parsing cannot fail.
@@ -551,6 +560,9 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         reader_threads: r.get("remote.log.reader.threads")?,
         reader_max_pending_tasks: r.get("remote.log.reader.max.pending.tasks")?,
         manifest_poll_interval_ms: r.get("remote.log.manifest.poll.interval.ms")?,
+        iceberg_write_max_bytes_per_second: r.get("iceberg.write.max.bytes.per.second")?,
+        iceberg_orphan_grace_ms: r.get("iceberg.orphan.grace.ms")?,
+        iceberg_maintenance_interval_ms: r.get("iceberg.maintenance.interval.ms")?,
     })
 }
 
