@@ -3,11 +3,15 @@
 //! [`GroupCoordinator`] over the same mutex as the classic groups (one group id is
 //! either a classic or a consumer group, decided under that lock).
 //!
-//! A group id held by a classic group with members is refused to ConsumerGroupHeartbeat
-//! and ConsumerGroupDescribe with GROUP_ID_NOT_FOUND (Kafka's answer for a group of
-//! the other type); JoinGroup on a consumer group with members is refused with
-//! INCONSISTENT_GROUP_PROTOCOL (`driver.rs`). Online conversion between the two is not
-//! implemented.
+//! One group id is one group at a time. Empty groups convert both ways, as Kafka 4
+//! converts them whatever `group.consumer.migration.policy`: a ConsumerGroupHeartbeat
+//! takes the id of an empty classic group, a JoinGroup that of an empty consumer group
+//! (whose records are then deleted, `driver.rs`); committed offsets stay with the id.
+//! Groups with members are not converted (Kafka 4's mixed mode, classic members inside a
+//! consumer group, is not implemented): a ConsumerGroupHeartbeat to a classic group with
+//! members gets Kafka's answer under the policy `disabled`, GROUP_ID_NOT_FOUND
+//! (`consumer::check_upgrade`); a JoinGroup to a consumer group with members gets
+//! INCONSISTENT_GROUP_PROTOCOL.
 //!
 //! Every event that changes a group appends the group's changed records (Kafka 4's,
 //! `consumer/persist.rs`) to its `__consumer_offsets` partition under the lock, and a
@@ -22,7 +26,7 @@
 use std::time::Duration;
 
 use super::codec_consumer::codec_records;
-use super::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics};
+use super::consumer::{check_upgrade, ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics};
 use super::driver::{GroupCoordinator, Inner};
 use super::store::Appended;
 use super::GroupError;
@@ -72,13 +76,8 @@ impl GroupCoordinator {
         let topics = self.topics();
         let (res, written) = {
             let mut guard = self.inner.lock();
-            if guard.sm.group(group).is_some_and(|g| !g.is_empty()) {
-                return Err(GroupError::GroupTypeMismatch {
-                    group: group.to_string(),
-                    actual: "classic",
-                    wanted: "consumer",
-                });
-            }
+            let classic_members = guard.sm.group(group).is_some_and(|g| !g.is_empty());
+            check_upgrade(group, classic_members, req.member_epoch)?;
             let inner = &mut *guard;
             let res = inner
                 .consumer

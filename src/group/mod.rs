@@ -114,6 +114,13 @@ pub enum GroupError {
     InvalidRegex { regex: String, reason: String },
     #[error("group '{group}': instance id '{instance}' is still used by another member; that member must leave first")]
     UnreleasedInstanceId { group: String, instance: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text for a join that would need an online upgrade of
+    /// a classic group with members (Strata converts empty groups only).
+    #[error("Cannot upgrade classic group {group} to consumer group because online upgrade is disabled.")]
+    UpgradeDisabled { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text for a consumer heartbeat to a classic group.
+    #[error("Group {group} is not a consumer group.")]
+    NotConsumerGroup { group: String },
     #[error("group '{group}' is a {actual} group, not a {wanted} group")]
     GroupTypeMismatch {
         group: String,

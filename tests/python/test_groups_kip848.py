@@ -312,3 +312,53 @@ def test_describe_consumer_groups_of_a_classic_group_still_works(kip848_broker):
         assert len(desc.members) == 1
     finally:
         c.close()
+
+
+def classic_consume(addr, group, topic, at_least, timeout=60):
+    """A classic-protocol member consumes at least `at_least` records, commits them
+    synchronously and leaves; returns what it consumed."""
+    c = Consumer({"bootstrap.servers": addr, "group.id": group, "group.protocol": "classic",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + timeout
+    try:
+        while len(got) < at_least and time.time() < deadline:
+            for m in c.consume(num_messages=50, timeout=0.5):
+                if m.error() is None:
+                    got.append((m.topic(), m.partition(), m.offset()))
+        if got:
+            c.commit(asynchronous=False)
+    finally:
+        c.close()
+    assert len(got) >= at_least, f"the classic member consumed {len(got)} of {at_least}"
+    return got
+
+
+def test_empty_groups_convert_both_ways_and_keep_their_offsets(kip848_broker):
+    # classic -> consumer when the first consumer-protocol member joins the empty classic
+    # group; consumer -> classic when a classic member joins the empty consumer group,
+    # also after a restart has restored that empty consumer group from its records.
+    b = kip848_broker
+    topic, group = "kip848-convert", "grp-kip848-convert"
+    create_topic(b.addr, topic, 2)
+    produce_keyed(b.addr, topic, 300)
+    first = classic_consume(b.addr, group, topic, 100)
+    seen = Seen()
+    m = Member(b.addr, group, [topic], seen)
+    m.start()
+    try:
+        wait_until(lambda: seen.count() + len(first) >= 300, 60, "the rest, by the consumer member", log=b.log)
+        time.sleep(1)
+    finally:
+        m.stop()  # leaves: the consumer group is empty
+    assert m.dropped_batches == 0
+    epoch, state, members = describe_cli(b.addr, group)
+    assert state == "Empty" and not members and epoch >= 2, (epoch, state, members)
+    b.kill()
+    b.start()
+    produce_keyed(b.addr, topic, 100)
+    last = classic_consume(b.addr, group, topic, 100)
+    everything = first + seen.items + last
+    assert len(everything) == len(set(everything)), "a record was consumed twice"
+    assert set(everything) == {(topic, p, o) for p, o in expected_pairs(b.addr, topic, 2)}

@@ -105,6 +105,29 @@ pub struct ConsumerGroups {
     written: HashMap<String, ConsumerGroupRecords>,
 }
 
+/// Whether a ConsumerGroupHeartbeat may go to the consumer group `group` while a
+/// classic group of that id has (`classic_members`) or has no members. An empty classic
+/// group is converted (the consumer group takes the id; its committed offsets stay), as
+/// Kafka converts empty groups whatever `group.consumer.migration.policy`. A classic
+/// group with members is not: Strata does not serve classic members inside a consumer
+/// group (Kafka 4's mixed mode), so it answers as Kafka does with the policy
+/// `disabled`: GROUP_ID_NOT_FOUND, with Kafka's text.
+pub fn check_upgrade(
+    group: &str,
+    classic_members: bool,
+    member_epoch: i32,
+) -> Result<(), GroupError> {
+    if !classic_members {
+        return Ok(());
+    }
+    let group = group.to_string();
+    Err(if member_epoch == 0 {
+        GroupError::UpgradeDisabled { group }
+    } else {
+        GroupError::NotConsumerGroup { group }
+    })
+}
+
 impl ConsumerGroups {
     pub fn heartbeat(
         &mut self,

@@ -205,3 +205,15 @@ fn leaving_and_expiring_members_are_deleted_from_the_log() {
     }
     assert!(log.restore(0).get("g").is_none());
 }
+
+#[test]
+fn only_an_empty_classic_group_is_upgraded_with_kafkas_answers() {
+    assert_eq!(check_upgrade("g", false, 0), Ok(()));
+    let join = check_upgrade("g", true, 0).unwrap_err();
+    assert_eq!(
+        join.to_string(),
+        "Cannot upgrade classic group g to consumer group because online upgrade is disabled."
+    );
+    let beat = check_upgrade("g", true, 3).unwrap_err();
+    assert_eq!(beat.to_string(), "Group g is not a consumer group.");
+}
