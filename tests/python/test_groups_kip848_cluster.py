@@ -19,7 +19,9 @@ TOPIC = "kip848-failover"
 SETTINGS = {
     "group.consumer.heartbeat.interval.ms": 500,
     "group.consumer.min.heartbeat.interval.ms": 500,
-    "group.consumer.session.timeout.ms": 10000,
+    # Sessions restart when the new coordinator loads the group; a member must reach it
+    # within this, even on a loaded CI machine (one run with 10 s saw a member expire).
+    "group.consumer.session.timeout.ms": 30000,
     "group.consumer.min.session.timeout.ms": 6000,
 }
 
@@ -76,7 +78,9 @@ def test_coordinator_kill_keeps_the_group():
         after = describe_cli(live.addr, group)
         print(f"killed coordinator {victim}; group epoch {before[0]} -> {after[0]}; "
               f"all consumed {time.time() - killed_at:.1f} s after the kill")
-        assert before[0] >= 5 and (after[0], after[2]) == before, (before, after)
+        moves = [ln for b in cluster.nodes for ln in b.log().splitlines()
+                 if "expired" in ln or "computed the target" in ln or "loaded __consumer_offsets" in ln]
+        assert before[0] >= 5 and (after[0], after[2]) == before, (before, after, moves[-20:])
         assert sum(m.dropped_batches for m in members) == 0
         time.sleep(1)  # a duplicate delivered late would show up here
         seen.assert_exactly({(TOPIC, p, o) for p in range(PARTITIONS) for o in range(high(live.addr, p))})
