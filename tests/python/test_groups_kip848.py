@@ -362,3 +362,69 @@ def test_empty_groups_convert_both_ways_and_keep_their_offsets(kip848_broker):
     everything = first + seen.items + last
     assert len(everything) == len(set(everything)), "a record was consumed twice"
     assert set(everything) == {(topic, p, o) for p, o in expected_pairs(b.addr, topic, 2)}
+
+
+def raw_consumer_heartbeat(addr, group, member_id, epoch, topics):
+    """One ConsumerGroupHeartbeat v0 on a raw socket: (error code, error message).
+    librdkafka 2.12 retries GROUP_ID_NOT_FOUND without surfacing it, so the answer is
+    read off the wire."""
+    import socket
+    import struct
+
+    def uvarint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def cstr(s):
+        return uvarint(0) if s is None else uvarint(len(s.encode()) + 1) + s.encode()
+
+    body = cstr(group) + cstr(member_id) + struct.pack(">i", epoch) + cstr(None) + cstr(None)
+    body += struct.pack(">i", 30000 if epoch == 0 else -1)
+    body += uvarint(len(topics) + 1) + b"".join(cstr(t) for t in topics)
+    body += cstr(None) + uvarint(1) + uvarint(0)  # no assignor, owns nothing, no tags
+    header = struct.pack(">hhih", 68, 0, 7, 4) + b"test" + uvarint(0)
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        frame = header + body
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                assert chunk, "connection closed"
+                data += chunk
+            return data
+
+        (size,) = struct.unpack(">i", read(4))
+        resp = read(size)
+    assert struct.unpack(">i", resp[:4])[0] == 7
+    pos = 5  # correlation id, empty tagged fields
+    _throttle, code = struct.unpack(">ih", resp[pos:pos + 6])
+    pos += 6
+    n = resp[pos]  # short messages: one-byte length
+    message = resp[pos + 1:pos + n].decode() if n else None
+    return code, message
+
+
+def test_a_classic_group_with_members_is_not_upgraded(kip848_broker):
+    # Strata converts empty groups only; a classic group with members gets Kafka 4's
+    # answers under group.consumer.migration.policy=disabled.
+    b = kip848_broker
+    create_topic(b.addr, "kip848-noupgrade", 2)
+    group = "grp-kip848-noupgrade"
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "group.protocol": "classic"})
+    c.subscribe(["kip848-noupgrade"])
+    try:
+        wait_until(lambda: c.poll(0.2) is None and len(c.assignment()) == 2, 30, "a classic assignment")
+        code, msg = raw_consumer_heartbeat(b.addr, group, "", 0, ["kip848-noupgrade"])
+        assert (code, msg) == (69, f"Cannot upgrade classic group {group} to consumer group "
+                                   "because online upgrade is disabled."), (code, msg)
+        code, msg = raw_consumer_heartbeat(b.addr, group, "m", 3, [])
+        assert (code, msg) == (69, f"Group {group} is not a consumer group."), (code, msg)
+        assert len(c.assignment()) == 2
+    finally:
+        c.close()
