@@ -113,8 +113,10 @@ impl GroupCoordinator {
         match self.store.append(group, codec_records(&records)) {
             Ok(a) => Ok(Some(a)),
             Err(e) => {
-                tracing::error!(group, error = %e, "could not write consumer group records");
-                inner.consumer.unwritten(group);
+                tracing::error!(group, error = %e, "could not write consumer group records; the group goes back to its last write");
+                inner
+                    .consumer
+                    .revert(group, topics, &inner.consumer_cfg, now_ms());
                 Err(e)
             }
         }

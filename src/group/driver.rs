@@ -462,12 +462,20 @@ impl GroupCoordinator {
             None,
         ));
         // An empty consumer group's records are deleted in the same batch.
-        if inner.consumer.remove_if_empty(id) {
-            let topics = self.topics();
+        let topics = self.topics();
+        let consumer = inner.consumer.remove_if_empty(id);
+        if consumer {
             let tombstones = inner.consumer.changes(id, &topics);
             records.extend(super::codec_consumer::codec_records(&tombstones));
         }
-        self.store.append(id, records)?;
+        if let Err(e) = self.store.append(id, records) {
+            if consumer {
+                inner
+                    .consumer
+                    .revert(id, &topics, &inner.consumer_cfg, now_ms());
+            }
+            return Err(e);
+        }
         for (t, p) in inner
             .offsets
             .all(id)

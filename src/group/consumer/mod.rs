@@ -103,6 +103,9 @@ pub struct ConsumerGroups {
     groups: HashMap<String, ConsumerGroup>,
     /// What was last written of each group (or replayed), to diff against.
     written: HashMap<String, ConsumerGroupRecords>,
+    /// The image before the last [`ConsumerGroups::changes`], for
+    /// [`ConsumerGroups::revert`].
+    previous: Option<(String, ConsumerGroupRecords)>,
 }
 
 /// Whether a ConsumerGroupHeartbeat may go to the consumer group `group` while a
@@ -206,7 +209,7 @@ impl ConsumerGroups {
 
     /// The records to append for `group` after an event: what changed since the last
     /// write (tombstones if the group is gone). They count as written from now on; if
-    /// the append fails, [`ConsumerGroups::unwritten`] makes the next call write all.
+    /// the append fails, [`ConsumerGroups::revert`] undoes the event.
     pub fn changes(&mut self, group: &str, topics: &Topics) -> Vec<ConsumerRecord> {
         let new = self
             .groups
@@ -218,13 +221,21 @@ impl ConsumerGroups {
         if !new.is_deleted() {
             self.written.insert(group.to_string(), new);
         }
+        self.previous = Some((group.to_string(), old));
         out
     }
 
-    /// The last write of `group` failed: the next [`ConsumerGroups::changes`] writes
-    /// the whole group.
-    pub fn unwritten(&mut self, group: &str) {
+    /// The records of the last [`ConsumerGroups::changes`] of `group` could not be
+    /// appended: the group goes back to what the log has, as Kafka's coordinator reverts
+    /// its in-memory state when a write fails (a group created by the event is gone).
+    /// Sessions restart at `now`, as after a load.
+    pub fn revert(&mut self, group: &str, topics: &Topics, cfg: &ConsumerConfig, now: i64) {
+        let Some((_, old)) = self.previous.take().filter(|(g, _)| g == group) else {
+            return;
+        };
+        self.groups.remove(group);
         self.written.remove(group);
+        self.restore(group, old, topics, cfg, now);
     }
 
     /// Brings back a group from its replayed records (a restart or a failover).

@@ -217,3 +217,42 @@ fn only_an_empty_classic_group_is_upgraded_with_kafkas_answers() {
     let beat = check_upgrade("g", true, 3).unwrap_err();
     assert_eq!(beat.to_string(), "Group g is not a consumer group.");
 }
+
+#[test]
+fn a_failed_write_reverts_the_group_to_the_log() {
+    let mut g = ConsumerGroups::default();
+    let mut log = Log::default();
+    let mut a = client("a");
+    beat(&mut g, &mut log, 0, &mut a, Some(&["a"]));
+    let epoch = g.get("g").unwrap().epoch;
+    // b joins, but its records cannot be appended: the join is undone.
+    let req = Heartbeat {
+        member_id: "b".into(),
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec!["a".into()]),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    g.heartbeat(10, &cfg(), &topics(), "g", req).unwrap();
+    assert!(!g.changes("g", &topics()).is_empty());
+    g.revert("g", &topics(), &cfg(), 10);
+    let back = g.get("g").unwrap();
+    assert_eq!(back.epoch, epoch);
+    assert_eq!(back.members.keys().collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(count(&back.members["a"].assigned), 6);
+    // Nothing is left to write: the group is what the log has.
+    assert!(g.changes("g", &topics()).is_empty());
+    // A group created by a failed first join disappears.
+    let mut fresh2 = ConsumerGroups::default();
+    let req = Heartbeat {
+        member_id: "c".into(),
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec!["a".into()]),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    fresh2.heartbeat(0, &cfg(), &topics(), "g", req).unwrap();
+    fresh2.changes("g", &topics());
+    fresh2.revert("g", &topics(), &cfg(), 0);
+    assert!(fresh2.get("g").is_none());
+}
