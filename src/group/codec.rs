@@ -6,6 +6,9 @@
 //! - GroupMetadataKey v2: group. GroupMetadataValue v3: protocol type, generation,
 //!   protocol, leader, state timestamp, members.
 //!
+//! - KIP-848 consumer groups: key types 3 to 8 (ConsumerGroupMetadataKey to
+//!   ConsumerGroupCurrentMemberAssignmentKey), values in `codec_consumer.rs`.
+//!
 //! A null value is a tombstone. Decoding never panics on bad bytes; it returns
 //! `None`, and the loader skips the record with a warning.
 //!
@@ -29,6 +32,45 @@ pub enum Key {
     Group {
         group: String,
     },
+    /// KIP-848 consumer group records (Kafka 4's key types 3 to 8; values in
+    /// `codec_consumer.rs`).
+    ConsumerGroup {
+        group: String,
+    },
+    ConsumerPartitionMetadata {
+        group: String,
+    },
+    ConsumerMember {
+        group: String,
+        member: String,
+    },
+    ConsumerTargetMetadata {
+        group: String,
+    },
+    ConsumerTarget {
+        group: String,
+        member: String,
+    },
+    ConsumerCurrent {
+        group: String,
+        member: String,
+    },
+}
+
+impl Key {
+    /// The group the record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            Key::Offset { group, .. }
+            | Key::Group { group }
+            | Key::ConsumerGroup { group }
+            | Key::ConsumerPartitionMetadata { group }
+            | Key::ConsumerMember { group, .. }
+            | Key::ConsumerTargetMetadata { group }
+            | Key::ConsumerTarget { group, .. }
+            | Key::ConsumerCurrent { group, .. } => group,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +192,27 @@ pub fn encode_key(key: &Key) -> Bytes {
             b.put_i16(2);
             put_str(&mut b, group);
         }
+        Key::ConsumerGroup { group }
+        | Key::ConsumerPartitionMetadata { group }
+        | Key::ConsumerTargetMetadata { group } => {
+            b.put_i16(match key {
+                Key::ConsumerGroup { .. } => 3,
+                Key::ConsumerPartitionMetadata { .. } => 4,
+                _ => 6,
+            });
+            put_str(&mut b, group);
+        }
+        Key::ConsumerMember { group, member }
+        | Key::ConsumerTarget { group, member }
+        | Key::ConsumerCurrent { group, member } => {
+            b.put_i16(match key {
+                Key::ConsumerMember { .. } => 5,
+                Key::ConsumerTarget { .. } => 7,
+                _ => 8,
+            });
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
     }
     b.freeze()
 }
@@ -164,6 +227,24 @@ pub fn decode_key(mut b: &[u8]) -> Option<Key> {
         2 => Some(Key::Group {
             group: get_str(&mut b)?,
         }),
+        3 => Some(Key::ConsumerGroup {
+            group: get_str(&mut b)?,
+        }),
+        4 => Some(Key::ConsumerPartitionMetadata {
+            group: get_str(&mut b)?,
+        }),
+        6 => Some(Key::ConsumerTargetMetadata {
+            group: get_str(&mut b)?,
+        }),
+        t @ (5 | 7 | 8) => {
+            let group = get_str(&mut b)?;
+            let member = get_str(&mut b)?;
+            Some(match t {
+                5 => Key::ConsumerMember { group, member },
+                7 => Key::ConsumerTarget { group, member },
+                _ => Key::ConsumerCurrent { group, member },
+            })
+        }
         _ => None,
     }
 }

@@ -3,19 +3,38 @@
 //! [`GroupCoordinator`] over the same mutex as the classic groups (one group id is
 //! either a classic or a consumer group, decided under that lock).
 //!
-//! A group id held by a classic group with members is refused to ConsumerGroupHeartbeat
-//! and ConsumerGroupDescribe with GROUP_ID_NOT_FOUND (Kafka's answer for a group of
-//! the other type); JoinGroup on a consumer group with members is refused with
-//! INCONSISTENT_GROUP_PROTOCOL (`driver.rs`). Online conversion between the two is not
-//! implemented.
+//! One group id is one group at a time. Empty groups convert both ways, as Kafka 4
+//! converts them whatever `group.consumer.migration.policy`: a ConsumerGroupHeartbeat
+//! takes the id of an empty classic group, a JoinGroup that of an empty consumer group
+//! (whose records are then deleted, `driver.rs`); committed offsets stay with the id.
+//! Groups with members are not converted (Kafka 4's mixed mode, classic members inside a
+//! consumer group, is not implemented): a ConsumerGroupHeartbeat to a classic group with
+//! members gets Kafka's answer under the policy `disabled`, GROUP_ID_NOT_FOUND
+//! (`consumer::check_upgrade`); a JoinGroup to a consumer group with members gets
+//! INCONSISTENT_GROUP_PROTOCOL.
 //!
-//! Dependencies: `consumer/` (decisions), `driver.rs` (the coordinator and its lock);
-//! the topics come from the metadata image.
+//! Every event that changes a group appends the group's changed records (Kafka 4's,
+//! `consumer/persist.rs`) to its `__consumer_offsets` partition under the lock, and a
+//! heartbeat is answered once the ISR has them, as Kafka's coordinator answers after its
+//! records are committed: a member is never told an assignment a new coordinator would
+//! not know.
+//!
+//! Dependencies: `consumer/` (decisions), `driver.rs` (the coordinator and its lock),
+//! `codec.rs`/`codec_consumer.rs` (encoding) and `store.rs` (appends); the topics come
+//! from the metadata image.
 
-use super::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics};
-use super::driver::GroupCoordinator;
+use std::time::Duration;
+
+use super::codec_consumer::codec_records;
+use super::consumer::{check_upgrade, ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics};
+use super::driver::{GroupCoordinator, Inner};
+use super::store::Appended;
 use super::GroupError;
 use crate::now_ms;
+
+/// How long a heartbeat waits for the ISR to have its records (Kafka's
+/// `offsets.commit.timeout.ms` default, which bounds its coordinator's writes too).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A consumer group as ConsumerGroupDescribe reports it.
 #[derive(Debug, Clone)]
@@ -30,7 +49,7 @@ pub struct ConsumerGroupDescription {
 
 impl GroupCoordinator {
     /// The cluster's topics as the assignors see them.
-    fn topics(&self) -> Topics {
+    pub(super) fn topics(&self) -> Topics {
         self.store
             .metadata
             .image()
@@ -48,38 +67,78 @@ impl GroupCoordinator {
             .collect()
     }
 
-    pub fn consumer_heartbeat(
+    pub async fn consumer_heartbeat(
         &self,
         group: &str,
         req: Heartbeat,
     ) -> Result<HeartbeatReply, GroupError> {
         self.owns(group)?;
         let topics = self.topics();
-        let res = {
+        let (res, written) = {
             let mut guard = self.inner.lock();
-            if guard.sm.group(group).is_some_and(|g| !g.is_empty()) {
-                return Err(GroupError::GroupTypeMismatch {
-                    group: group.to_string(),
-                    actual: "classic",
-                    wanted: "consumer",
-                });
-            }
+            let classic_members = guard.sm.group(group).is_some_and(|g| !g.is_empty());
+            check_upgrade(group, classic_members, req.member_epoch)?;
             let inner = &mut *guard;
-            inner
+            let res = inner
                 .consumer
-                .heartbeat(now_ms(), &inner.consumer_cfg, &topics, group, req)
+                .heartbeat(now_ms(), &inner.consumer_cfg, &topics, group, req);
+            // Even a refused heartbeat may have changed the group (a rejoin with epoch
+            // 0 that found its instance id taken removed the old member first).
+            let written = self.write_consumer(inner, group, &topics);
+            (res, written)
         };
         // The member's session deadline moved: the timer re-reads the earliest one.
         self.wake_timer();
+        if let Some(appended) = written? {
+            if let Err(e) = self.store.wait_replicated(&appended, WRITE_TIMEOUT).await {
+                tracing::warn!(group, error = %e, "consumer group records not replicated; the member retries");
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+        }
         res
     }
 
-    /// Expires consumer group members (called by the timer).
+    /// Appends what changed of consumer group `group` since its last write, if anything.
+    /// Called under the lock, so the log's order is the order of decisions.
+    pub(super) fn write_consumer(
+        &self,
+        inner: &mut Inner,
+        group: &str,
+        topics: &Topics,
+    ) -> Result<Option<Appended>, GroupError> {
+        let records = inner.consumer.changes(group, topics);
+        if records.is_empty() {
+            return Ok(None);
+        }
+        match self.store.append(group, codec_records(&records)) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) => {
+                tracing::error!(group, error = %e, "could not write consumer group records; the group goes back to its last write");
+                inner
+                    .consumer
+                    .revert(group, topics, &inner.consumer_cfg, now_ms());
+                Err(e)
+            }
+        }
+    }
+
+    /// Expires consumer group members (called by the timer) and writes the groups that
+    /// lost members. Nothing waits for the ISR here: the next heartbeat of the group
+    /// waits for its own records, which follow these in the log.
     pub(super) fn consumer_tick(&self) {
         let topics = self.topics();
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
-        inner.consumer.tick(now_ms(), &topics, &inner.consumer_cfg);
+        let mut gone: Vec<String> = inner
+            .consumer
+            .tick(now_ms(), &topics, &inner.consumer_cfg)
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
+        gone.dedup();
+        for g in gone {
+            let _ = self.write_consumer(inner, &g, &topics);
+        }
     }
 
     pub fn consumer_describe(&self, group: &str) -> Result<ConsumerGroupDescription, GroupError> {

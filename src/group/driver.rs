@@ -62,7 +62,7 @@ pub struct GroupDescription {
 /// A SyncGroup answer: the assignment, the protocol type and the protocol name.
 pub type SyncResult = Result<(Bytes, Option<String>, Option<String>), GroupError>;
 
-pub(super) struct Inner {
+pub(crate) struct Inner {
     pub(super) sm: Coordinator,
     pub(super) offsets: OffsetStore,
     /// `__consumer_offsets` partitions this node leads and has replayed: it coordinates exactly
@@ -73,7 +73,7 @@ pub(super) struct Inner {
     pub(super) txn_offsets: HashMap<i64, Vec<PendingOffset>>,
     /// The next sequence of each transactional producer's offset batches.
     pub(super) txn_seq: HashMap<i64, i32>,
-    /// Consumer groups of the KIP-848 protocol (in memory only, see `consumer/mod.rs`).
+    /// Consumer groups of the KIP-848 protocol (persisted by `consumer_api.rs`).
     pub(super) consumer: ConsumerGroups,
     pub(super) consumer_cfg: ConsumerConfig,
     joins: HashMap<u64, oneshot::Sender<JoinResponse>>,
@@ -246,7 +246,14 @@ impl GroupCoordinator {
                 };
                 return JoinResponse::error(e, &member);
             }
-            inner.consumer.remove_if_empty(group);
+            if inner.consumer.remove_if_empty(group) {
+                // The empty consumer group gives its id to the classic one: its records
+                // are deleted (tombstones), as Kafka does when it converts an empty group.
+                let topics = self.topics();
+                if let Err(e) = self.write_consumer(&mut inner, group, &topics) {
+                    return JoinResponse::error(e, &member);
+                }
+            }
             inner.next_reply += 1;
             let id = inner.next_reply;
             inner.joins.insert(id, tx);
@@ -454,7 +461,21 @@ impl GroupCoordinator {
             }),
             None,
         ));
-        self.store.append(id, records)?;
+        // An empty consumer group's records are deleted in the same batch.
+        let topics = self.topics();
+        let consumer = inner.consumer.remove_if_empty(id);
+        if consumer {
+            let tombstones = inner.consumer.changes(id, &topics);
+            records.extend(super::codec_consumer::codec_records(&tombstones));
+        }
+        if let Err(e) = self.store.append(id, records) {
+            if consumer {
+                inner
+                    .consumer
+                    .revert(id, &topics, &inner.consumer_cfg, now_ms());
+            }
+            return Err(e);
+        }
         for (t, p) in inner
             .offsets
             .all(id)
@@ -464,7 +485,6 @@ impl GroupCoordinator {
         {
             inner.offsets.remove(id, &t, p);
         }
-        inner.consumer.remove_if_empty(id);
         let actions = inner.sm.remove(id, now_ms());
         self.perform(inner, actions);
         Ok(())

@@ -6,7 +6,8 @@
 //!   consumes and produces.
 //! - `coordinator.rs`: every group of this coordinator, `on_event(now, ..) -> actions`.
 //! - `offsets.rs`: committed offsets in memory.
-//! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`.
+//! - `codec.rs`: Kafka's key/value schemas of `__consumer_offsets`; the values of
+//!   KIP-848 consumer groups in `codec_consumer.rs`.
 //! - `store.rs`: `__consumer_offsets` as storage: creating it, appending to a group's
 //!   partition, waiting for the ISR, replaying a partition. The topic is compacted by the
 //!   log cleaner (`crate::cleaner`), like any topic with `cleanup.policy=compact`.
@@ -29,6 +30,7 @@
 //! [`GroupError`] to Kafka error codes.
 
 pub mod codec;
+pub mod codec_consumer;
 mod commits;
 pub mod consumer;
 mod consumer_api;
@@ -113,6 +115,13 @@ pub enum GroupError {
     InvalidRegex { regex: String, reason: String },
     #[error("group '{group}': instance id '{instance}' is still used by another member; that member must leave first")]
     UnreleasedInstanceId { group: String, instance: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text for a join that would need an online upgrade of
+    /// a classic group with members (Strata converts empty groups only).
+    #[error("Cannot upgrade classic group {group} to consumer group because online upgrade is disabled.")]
+    UpgradeDisabled { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text for a consumer heartbeat to a classic group.
+    #[error("Group {group} is not a consumer group.")]
+    NotConsumerGroup { group: String },
     #[error("group '{group}' is a {actual} group, not a {wanted} group")]
     GroupTypeMismatch {
         group: String,

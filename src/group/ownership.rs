@@ -74,7 +74,7 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut inner = self.inner.lock();
         let replay = self.store.replay(p, &mut inner.offsets)?;
-        let loaded = replay.groups.len();
+        let loaded = replay.groups.len() + replay.consumer.len();
         // Transactional offsets whose marker is still to come.
         for (pid, offsets) in replay.pending {
             inner.txn_offsets.entry(pid).or_default().extend(offsets);
@@ -83,6 +83,14 @@ impl GroupCoordinator {
             if let Some(snap) = snap {
                 inner.sm.insert(Group::restore(&id, snap, now));
             }
+        }
+        // KIP-848 consumer groups come back with their members, epochs and assignments.
+        let topics = self.topics();
+        for (id, records) in replay.consumer {
+            let inner = &mut *inner;
+            inner
+                .consumer
+                .restore(&id, records, &topics, &inner.consumer_cfg, now);
         }
         // Groups that only committed offsets (standalone consumers) are Empty groups.
         for id in inner.offsets.group_ids() {

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::codec::{self, GroupSnapshot, Key, OffsetValue};
+use super::codec_consumer::{self, ConsumerGroupRecords};
 use super::offsets::OffsetStore;
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
@@ -48,13 +49,15 @@ pub(super) type PendingOffset = (String, String, i32, OffsetValue);
 /// What [`OffsetsTopic::replay`] read from one partition besides committed offsets.
 pub(super) struct Replay {
     pub(super) groups: ReplayedGroups,
+    /// KIP-848 consumer groups' records, by group.
+    pub(super) consumer: HashMap<String, ConsumerGroupRecords>,
     pub(super) records: u64,
     /// Transactional offsets whose transaction has no marker yet, by producer id.
     pub(super) pending: HashMap<i64, Vec<PendingOffset>>,
 }
 
 /// Records appended to a group's partition, for [`OffsetsTopic::wait_replicated`].
-pub(super) struct Appended {
+pub(crate) struct Appended {
     part: Arc<Partition>,
     /// The offset after the last record appended.
     end: i64,
@@ -210,6 +213,7 @@ impl OffsetsTopic {
         offsets: &mut OffsetStore,
     ) -> Result<Replay, ReplicaError> {
         let mut groups = HashMap::new();
+        let mut consumer = HashMap::new();
         let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
         let mut records = 0u64;
         let mut offset = part.log.log_start_offset();
@@ -253,7 +257,12 @@ impl OffsetsTopic {
                             r.value.as_deref(),
                         );
                     } else {
-                        apply_record(offsets, &mut groups, r.key.as_deref(), r.value.as_deref());
+                        let replayed = Replayed {
+                            offsets: &mut *offsets,
+                            groups: &mut groups,
+                            consumer: &mut consumer,
+                        };
+                        apply_record(replayed, r.key.as_deref(), r.value.as_deref());
                     }
                 }
             }
@@ -264,6 +273,7 @@ impl OffsetsTopic {
         }
         Ok(Replay {
             groups,
+            consumer,
             records,
             pending,
         })
@@ -318,13 +328,20 @@ fn hold_record(
     }
 }
 
+/// Where a replay puts what it reads.
+struct Replayed<'a> {
+    offsets: &'a mut OffsetStore,
+    groups: &'a mut ReplayedGroups,
+    consumer: &'a mut HashMap<String, ConsumerGroupRecords>,
+}
+
 /// Replays one record of `__consumer_offsets`: last write wins, null values delete.
-fn apply_record(
-    offsets: &mut OffsetStore,
-    groups: &mut ReplayedGroups,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) {
+fn apply_record(into: Replayed<'_>, key: Option<&[u8]>, value: Option<&[u8]>) {
+    let Replayed {
+        offsets,
+        groups,
+        consumer,
+    } = into;
     let Some(key) = key.and_then(codec::decode_key) else {
         tracing::warn!("skipping a __consumer_offsets record with an unreadable key");
         return;
@@ -365,5 +382,24 @@ fn apply_record(
             }
             None => tracing::warn!(group, "skipping unreadable group metadata"),
         },
+        (key, value) => {
+            let decoded = match value {
+                None => None,
+                Some(v) => match codec_consumer::decode_value(&key, v) {
+                    Some(v) => Some(v),
+                    None => {
+                        tracing::warn!(
+                            group = key.group(),
+                            "skipping an unreadable consumer group record"
+                        );
+                        return;
+                    }
+                },
+            };
+            consumer
+                .entry(key.group().to_string())
+                .or_default()
+                .apply(&key, decoded);
+        }
     }
 }

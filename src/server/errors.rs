@@ -186,7 +186,9 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         GroupError::UnreleasedInstanceId { .. } => E::UnreleasedInstanceId,
         // Kafka answers a request for the other group type as if the group did not
         // exist (ConsumerGroupHeartbeat/Describe on a classic group).
-        GroupError::GroupTypeMismatch { .. } => E::GroupIdNotFound,
+        GroupError::GroupTypeMismatch { .. }
+        | GroupError::UpgradeDisabled { .. }
+        | GroupError::NotConsumerGroup { .. } => E::GroupIdNotFound,
         GroupError::InvalidRequest { .. } => E::InvalidRequest,
     }
 }

@@ -232,20 +232,51 @@ def test_classic_member_cannot_join_a_consumer_group(kip848_broker):
         m.stop()
 
 
+def describe_cli(addr, group):
+    """(group epoch, {member id: member epoch}) from `strata group describe`."""
+    out = subprocess.run([str(BINARY), "group", "describe", group, "-b", addr],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    head = [ln for ln in out.stdout.splitlines() if ln.startswith("Group: ")][0]
+    fields = dict(f.split(": ", 1) for f in head.split("\t"))
+    members = {}
+    for ln in out.stdout.splitlines():
+        if ln.startswith("\tMember: "):
+            f = dict(x.split(": ", 1) for x in ln.strip("\t").split("\t"))
+            members[f["Member"]] = int(f["Epoch"])
+    return int(fields["GroupEpoch"]), fields["State"], members
+
+
+def settled(addr, group, members):
+    """The group is Stable and every member owns partitions; its description then."""
+    if not all(m.assigned for m in members) or sum(len(m.assigned) for m in members) != PARTITIONS:
+        return None
+    epoch, state, described = describe_cli(addr, group)
+    return (epoch, described) if state == "Stable" and len(described) == len(members) else None
+
+
 @pytest.mark.parametrize("how", ["sigterm", "kill9"])
-def test_broker_restart_members_rejoin_and_resume_from_commits(kip848_broker, how):
-    # Membership is kept in memory: after the restart the members are told
-    # UNKNOWN_MEMBER_ID, rejoin with epoch 0, and resume from the committed offsets.
+def test_broker_restart_keeps_the_group(kip848_broker, how):
+    # The group's records are in __consumer_offsets: after the restart the members keep
+    # their ids and epochs, the group its epoch, and nobody rejoins or reassigns.
     b = kip848_broker
     topic, group = f"kip848-restart-{how}", f"grp-kip848-restart-{how}"
     create_topic(b.addr, topic, PARTITIONS)
     produce_keyed(b.addr, topic, N)
     seen = Seen()
-    members = [Member(b.addr, group, [topic], seen) for _ in range(3)]
+    members = [Member(b.addr, group, [topic], seen) for _ in range(4)]
     for m in members:
         m.start()
     try:
-        wait_until(lambda: seen.count() >= N // 3, 60, "a third of the records", log=b.log)
+        # One member leaves first: the group epoch (5) is then not what a group rebuilt
+        # from scratch by three rejoining members would reach (3).
+        wait_until(lambda: seen.count() >= N // 8 and settled(b.addr, group, members), 60,
+                   "a stable group of four", log=b.log)
+        members.pop().stop()
+        wait_until(lambda: seen.count() >= N // 4 and settled(b.addr, group, members), 60,
+                   "a stable group a quarter through", log=b.log)
+        before = settled(b.addr, group, members)
+        logged = len(b.log())
         if how == "kill9":
             b.kill()
         else:
@@ -254,6 +285,12 @@ def test_broker_restart_members_rejoin_and_resume_from_commits(kip848_broker, ho
         assert seen.count() < N, "the restart must happen mid-stream"
         wait_until(lambda: seen.count() >= N, 120, "every record", log=b.log)
         time.sleep(1)
+        after = describe_cli(b.addr, group)
+        assert before[0] >= 5 and (after[0], after[2]) == before, (before, after)
+        assert after[1] == "Stable"
+        since = b.log()[logged:]
+        assert "computed the target assignment" not in since, since[-3000:]
+        assert sum(m.dropped_batches for m in members) == 0
     finally:
         for m in members:
             m.stop()
@@ -273,5 +310,121 @@ def test_describe_consumer_groups_of_a_classic_group_still_works(kip848_broker):
         desc = admin.describe_consumer_groups(["grp-kip848-classic"])["grp-kip848-classic"].result(15)
         assert desc.type == ConsumerGroupType.CLASSIC
         assert len(desc.members) == 1
+    finally:
+        c.close()
+
+
+def classic_consume(addr, group, topic, at_least, timeout=60):
+    """A classic-protocol member consumes at least `at_least` records, commits them
+    synchronously and leaves; returns what it consumed."""
+    c = Consumer({"bootstrap.servers": addr, "group.id": group, "group.protocol": "classic",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + timeout
+    try:
+        while len(got) < at_least and time.time() < deadline:
+            for m in c.consume(num_messages=50, timeout=0.5):
+                if m.error() is None:
+                    got.append((m.topic(), m.partition(), m.offset()))
+        if got:
+            c.commit(asynchronous=False)
+    finally:
+        c.close()
+    assert len(got) >= at_least, f"the classic member consumed {len(got)} of {at_least}"
+    return got
+
+
+def test_empty_groups_convert_both_ways_and_keep_their_offsets(kip848_broker):
+    # classic -> consumer when the first consumer-protocol member joins the empty classic
+    # group; consumer -> classic when a classic member joins the empty consumer group,
+    # also after a restart has restored that empty consumer group from its records.
+    b = kip848_broker
+    topic, group = "kip848-convert", "grp-kip848-convert"
+    create_topic(b.addr, topic, 2)
+    produce_keyed(b.addr, topic, 300)
+    first = classic_consume(b.addr, group, topic, 100)
+    seen = Seen()
+    m = Member(b.addr, group, [topic], seen)
+    m.start()
+    try:
+        wait_until(lambda: seen.count() + len(first) >= 300, 60, "the rest, by the consumer member", log=b.log)
+        time.sleep(1)
+    finally:
+        m.stop()  # leaves: the consumer group is empty
+    assert m.dropped_batches == 0
+    epoch, state, members = describe_cli(b.addr, group)
+    assert state == "Empty" and not members and epoch >= 2, (epoch, state, members)
+    b.kill()
+    b.start()
+    produce_keyed(b.addr, topic, 100)
+    last = classic_consume(b.addr, group, topic, 100)
+    everything = first + seen.items + last
+    assert len(everything) == len(set(everything)), "a record was consumed twice"
+    assert set(everything) == {(topic, p, o) for p, o in expected_pairs(b.addr, topic, 2)}
+
+
+def raw_consumer_heartbeat(addr, group, member_id, epoch, topics):
+    """One ConsumerGroupHeartbeat v0 on a raw socket: (error code, error message).
+    librdkafka 2.12 retries GROUP_ID_NOT_FOUND without surfacing it, so the answer is
+    read off the wire."""
+    import socket
+    import struct
+
+    def uvarint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def cstr(s):
+        return uvarint(0) if s is None else uvarint(len(s.encode()) + 1) + s.encode()
+
+    body = cstr(group) + cstr(member_id) + struct.pack(">i", epoch) + cstr(None) + cstr(None)
+    body += struct.pack(">i", 30000 if epoch == 0 else -1)
+    body += uvarint(len(topics) + 1) + b"".join(cstr(t) for t in topics)
+    body += cstr(None) + uvarint(1) + uvarint(0)  # no assignor, owns nothing, no tags
+    header = struct.pack(">hhih", 68, 0, 7, 4) + b"test" + uvarint(0)
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        frame = header + body
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                assert chunk, "connection closed"
+                data += chunk
+            return data
+
+        (size,) = struct.unpack(">i", read(4))
+        resp = read(size)
+    assert struct.unpack(">i", resp[:4])[0] == 7
+    pos = 5  # correlation id, empty tagged fields
+    _throttle, code = struct.unpack(">ih", resp[pos:pos + 6])
+    pos += 6
+    n = resp[pos]  # short messages: one-byte length
+    message = resp[pos + 1:pos + n].decode() if n else None
+    return code, message
+
+
+def test_a_classic_group_with_members_is_not_upgraded(kip848_broker):
+    # Strata converts empty groups only; a classic group with members gets Kafka 4's
+    # answers under group.consumer.migration.policy=disabled.
+    b = kip848_broker
+    create_topic(b.addr, "kip848-noupgrade", 2)
+    group = "grp-kip848-noupgrade"
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "group.protocol": "classic"})
+    c.subscribe(["kip848-noupgrade"])
+    try:
+        wait_until(lambda: c.poll(0.2) is None and len(c.assignment()) == 2, 30, "a classic assignment")
+        code, msg = raw_consumer_heartbeat(b.addr, group, "", 0, ["kip848-noupgrade"])
+        assert (code, msg) == (69, f"Cannot upgrade classic group {group} to consumer group "
+                                   "because online upgrade is disabled."), (code, msg)
+        code, msg = raw_consumer_heartbeat(b.addr, group, "m", 3, [])
+        assert (code, msg) == (69, f"Group {group} is not a consumer group."), (code, msg)
+        assert len(c.assignment()) == 2
     finally:
         c.close()

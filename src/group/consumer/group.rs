@@ -53,15 +53,15 @@ pub struct ConsumerMember {
     pub topic_names: Vec<String>,
     pub regex: Option<String>,
     /// `regex` compiled once (it is matched against every topic at every heartbeat).
-    compiled: Option<regex::Regex>,
+    pub(super) compiled: Option<regex::Regex>,
     pub server_assignor: Option<String>,
     /// What the member was told it owns (without partitions being revoked).
     pub assigned: Assignment,
     /// What it must give up before it moves on.
     pub revoking: Assignment,
-    session_deadline: i64,
+    pub(super) session_deadline: i64,
     /// Set while revoking: the member is removed if it has not revoked by then.
-    revoke_deadline: Option<i64>,
+    pub(super) revoke_deadline: Option<i64>,
 }
 
 pub struct ConsumerGroup {
@@ -73,13 +73,13 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Assignment>,
     /// Who holds each partition (assigned or being revoked).
-    holders: HashMap<(String, i32), String>,
+    pub(super) holders: HashMap<(String, i32), String>,
     /// Partition counts of the subscribed topics the target was computed from.
-    subscribed: BTreeMap<String, i32>,
+    pub(super) subscribed: BTreeMap<String, i32>,
 }
 
 /// Whether `topic` matches a KIP-848 subscription regex (whole name).
-fn compile(regex: &str) -> Result<regex::Regex, GroupError> {
+pub(super) fn compile(regex: &str) -> Result<regex::Regex, GroupError> {
     regex::Regex::new(&format!("^(?:{regex})$")).map_err(|e| GroupError::InvalidRegex {
         regex: regex.to_string(),
         reason: e.to_string(),

@@ -13,12 +13,14 @@
 //! Everything here is pure: the clock and the topics are passed in. The driver
 //! (`driver.rs`) serializes calls under its mutex.
 //!
-//! **Kept in memory only.** Unlike Kafka, which writes ConsumerGroupMetadata,
-//! member subscriptions and target assignments to `__consumer_offsets`, Strata keeps a
-//! consumer group's membership in memory. After a coordinator restart or failover the
-//! members' heartbeats are answered UNKNOWN_MEMBER_ID (or FENCED_MEMBER_EPOCH), the
-//! clients drop their partitions and rejoin with epoch 0; committed offsets are in
-//! `__consumer_offsets` as for classic groups, so consumption resumes from them.
+//! - `persist.rs`: the records of a group in `__consumer_offsets` (Kafka 4's), the diff
+//!   of what to write after an event, and the group restored from a replay.
+//!
+//! **Persisted as Kafka 4 does.** [`ConsumerGroups::changes`] diffs a group against
+//! what was last written and returns the records to append (none for a heartbeat that
+//! changed nothing); [`ConsumerGroups::restore`] brings a group back from a replay, so
+//! after a coordinator restart or failover the members keep their ids, epochs and
+//! assignments and keep heartbeating without a rejoin.
 //!
 //! Dependencies: [`GroupError`] only; nothing here knows Kafka request types.
 
@@ -28,11 +30,17 @@ use super::GroupError;
 
 mod assignor;
 mod group;
+mod persist;
+#[cfg(test)]
+mod persist_tests;
 mod reconcile;
 #[cfg(test)]
 mod tests;
 
 pub use group::{ConsumerGroup, ConsumerMember, MemberState};
+pub use persist::ConsumerRecord;
+
+use crate::group::codec_consumer::ConsumerGroupRecords;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<i32>>;
@@ -93,6 +101,34 @@ pub const LEAVE_STATIC_EPOCH: i32 = -2;
 #[derive(Default)]
 pub struct ConsumerGroups {
     groups: HashMap<String, ConsumerGroup>,
+    /// What was last written of each group (or replayed), to diff against.
+    written: HashMap<String, ConsumerGroupRecords>,
+    /// The image before the last [`ConsumerGroups::changes`], for
+    /// [`ConsumerGroups::revert`].
+    previous: Option<(String, ConsumerGroupRecords)>,
+}
+
+/// Whether a ConsumerGroupHeartbeat may go to the consumer group `group` while a
+/// classic group of that id has (`classic_members`) or has no members. An empty classic
+/// group is converted (the consumer group takes the id; its committed offsets stay), as
+/// Kafka converts empty groups whatever `group.consumer.migration.policy`. A classic
+/// group with members is not: Strata does not serve classic members inside a consumer
+/// group (Kafka 4's mixed mode), so it answers as Kafka does with the policy
+/// `disabled`: GROUP_ID_NOT_FOUND, with Kafka's text.
+pub fn check_upgrade(
+    group: &str,
+    classic_members: bool,
+    member_epoch: i32,
+) -> Result<(), GroupError> {
+    if !classic_members {
+        return Ok(());
+    }
+    let group = group.to_string();
+    Err(if member_epoch == 0 {
+        GroupError::UpgradeDisabled { group }
+    } else {
+        GroupError::NotConsumerGroup { group }
+    })
 }
 
 impl ConsumerGroups {
@@ -165,9 +201,56 @@ impl ConsumerGroups {
         self.groups.values()
     }
 
-    /// Forgets the groups for which `drop` is true (their coordinator partition moved).
+    /// Forgets the groups for which `keep` is false (their coordinator partition moved).
     pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
         self.groups.retain(|id, _| keep(id));
+        self.written.retain(|id, _| keep(id));
+    }
+
+    /// The records to append for `group` after an event: what changed since the last
+    /// write (tombstones if the group is gone). They count as written from now on; if
+    /// the append fails, [`ConsumerGroups::revert`] undoes the event.
+    pub fn changes(&mut self, group: &str, topics: &Topics) -> Vec<ConsumerRecord> {
+        let new = self
+            .groups
+            .get(group)
+            .map(|g| persist::image(g, topics))
+            .unwrap_or_default();
+        let old = self.written.remove(group).unwrap_or_default();
+        let out = persist::diff(group, &old, &new);
+        if !new.is_deleted() {
+            self.written.insert(group.to_string(), new);
+        }
+        self.previous = Some((group.to_string(), old));
+        out
+    }
+
+    /// The records of the last [`ConsumerGroups::changes`] of `group` could not be
+    /// appended: the group goes back to what the log has, as Kafka's coordinator reverts
+    /// its in-memory state when a write fails (a group created by the event is gone).
+    /// Sessions restart at `now`, as after a load.
+    pub fn revert(&mut self, group: &str, topics: &Topics, cfg: &ConsumerConfig, now: i64) {
+        let Some((_, old)) = self.previous.take().filter(|(g, _)| g == group) else {
+            return;
+        };
+        self.groups.remove(group);
+        self.written.remove(group);
+        self.restore(group, old, topics, cfg, now);
+    }
+
+    /// Brings back a group from its replayed records (a restart or a failover).
+    pub fn restore(
+        &mut self,
+        id: &str,
+        records: ConsumerGroupRecords,
+        topics: &Topics,
+        cfg: &ConsumerConfig,
+        now: i64,
+    ) {
+        if let Some(g) = persist::restore(id, &records, topics, cfg, now) {
+            self.groups.insert(id.to_string(), g);
+            self.written.insert(id.to_string(), records);
+        }
     }
 
     /// Checks an OffsetCommit of a consumer group member (Kafka's

@@ -71,7 +71,7 @@ fn error_response(e: &GroupError) -> ConsumerGroupHeartbeatResponse {
         .with_error_message(Some(str_bytes(e.to_string())))
 }
 
-pub fn heartbeat(
+pub async fn heartbeat(
     ctx: &Ctx<'_>,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
@@ -103,7 +103,7 @@ pub fn heartbeat(
             .topic_partitions
             .map(|v| ids.names(v.into_iter().map(|tp| (tp.topic_id, tp.partitions)))),
     };
-    match ctx.groups.consumer_heartbeat(&group, hb) {
+    match ctx.groups.consumer_heartbeat(&group, hb).await {
         Err(e) => error_response(&e),
         Ok(r) => {
             let assignment = r.assignment.map(|a| {

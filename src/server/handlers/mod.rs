@@ -74,7 +74,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
         Rq::ListGroups(r) => Rs::ListGroups(groups::list_groups(ctx, r)),
         Rq::DescribeGroups(r) => Rs::DescribeGroups(groups::describe_groups(ctx, r)),
         Rq::ConsumerGroupHeartbeat(r) => {
-            Rs::ConsumerGroupHeartbeat(consumer_groups::heartbeat(ctx, r))
+            Rs::ConsumerGroupHeartbeat(consumer_groups::heartbeat(ctx, r).await)
         }
         Rq::ConsumerGroupDescribe(r) => {
             Rs::ConsumerGroupDescribe(consumer_groups::describe(ctx, r))
