@@ -282,10 +282,20 @@ async fn a_decommission_is_cancelled_while_its_move_copies() {
     }
     let (ok, text) = crate::voters::strata_cluster(&bootstrap, &["decommission", "2", "--cancel"]);
     assert!(ok, "{text}");
-    let md = metadata(&bootstrap, Some(topic));
-    let mut replicas = md.partitions[&0].1.clone();
-    replicas.sort();
-    assert_eq!(replicas, vec![1, 2], "the original replicas");
+    // The node answering Metadata may apply the cancel a moment after the controller.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut replicas = metadata(&bootstrap, Some(topic)).partitions[&0].1.clone();
+        replicas.sort();
+        if replicas == vec![1, 2] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the original replicas are not back: {replicas:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Nothing is drained any more, and a second cancel has nothing to cancel.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut again = metadata(&bootstrap, Some(topic)).partitions[&0].1.clone();
