@@ -5,6 +5,7 @@
 //! cargo build --release --bin strata --example tier_bench
 //! ./target/release/examples/tier_bench produce-p99 [secs per phase=10] [records/s=10000] [rounds=2]
 //! ./target/release/examples/tier_bench fanout [partitions=50] [MiB per partition=8]
+//! ./target/release/examples/tier_bench console-p99 [secs per phase=10] [records/s=10000] [rounds=2]
 //! ```
 //!
 //! `produce-p99`: produce p99 while uploads run vs without. Two topics with 4 MiB
@@ -19,6 +20,12 @@
 //! filled and uploaded; then, each with a freshly restarted broker (cold chunk
 //! cache, disk cache off): one consumer reads partition 0 from offset 0, and one
 //! consumer reads all N partitions from offset 0. MB/s of both and the speed-up.
+//!
+//! `console-p99`: produce p99 with the web console's pages open against closed (issue 20).
+//! The broker serves its console (`console.listener`, metrics sampled every second); a
+//! tiered topic is produced to at a fixed rate as above, alternating phases in which nothing
+//! reads the console and phases in which every page (cluster, topics, the topic, its
+//! records, groups, tier) is loaded once a second: ten times the pages' own refresh rate.
 //!
 //! `TIER_BENCH_SET="k=v,k=v"` adds broker settings (e.g.
 //! `remote.log.manager.copy.max.bytes.per.second=20000000`); `STRATA_TIER_FAULTS`
@@ -146,6 +153,85 @@ fn produce_p99(args: &[f64]) -> Res<()> {
     }
     println!(
         "p99 with uploads / without, per round: {}",
+        reports::ratios(&ratios)
+    );
+    Ok(())
+}
+
+fn console_p99(args: &[f64]) -> Res<()> {
+    let secs = args.first().copied().unwrap_or(10.0);
+    let rate = args.get(1).copied().unwrap_or(10_000.0) as u64;
+    let rounds = args.get(2).copied().unwrap_or(2.0) as usize;
+    let (_moto, endpoint) = start_moto()?;
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let console = format!("127.0.0.1:{}", free_port()?);
+    let b = start_broker(
+        data.path(),
+        &endpoint,
+        &[
+            ("console.listener", &console),
+            ("console.metrics.sample.interval.ms", "1000"),
+        ],
+    )?;
+    let topic = "tiered";
+    create_topic(
+        &b,
+        topic,
+        1,
+        &[
+            ("segment.bytes", "4194304"),
+            ("remote.storage.enable", "true"),
+            ("local.retention.bytes", "8388608"),
+        ],
+    )?;
+    let p = producer(&b)?;
+    produce_paced(&p, topic, 1, rate, 1.0, 1024)?;
+    println!(
+        "produce p99 with console pages open and closed: {rate} records/s of 1 KiB, {secs} s per phase, acks=1"
+    );
+    let pages = [
+        "/".to_string(),
+        "/topics".into(),
+        format!("/topics/{topic}"),
+        format!("/topics/{topic}/records?offset=0"),
+        "/groups".into(),
+        "/tier".into(),
+    ];
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let mut p99 = [0.0; 2];
+        for (i, open) in [false, true].into_iter().enumerate() {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let reader = open.then(|| {
+                let (stop, console, pages) = (stop.clone(), console.clone(), pages.clone());
+                std::thread::spawn(move || {
+                    let mut loads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t = Instant::now();
+                        for page in &pages {
+                            if let Ok((200, _)) = http(&console, "GET", page) {
+                                loads += 1;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+                    }
+                    loads
+                })
+            });
+            let lat = produce_paced(&p, topic, 1, rate, secs, 1024)?;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let loads = reader.map_or(0, |r| r.join().unwrap_or(0));
+            p99[i] = pct(&lat, 0.99);
+            let what = if open { "open" } else { "closed" };
+            println!(
+                "round {round} pages {what:6}: {}; pages served {loads}",
+                phase_summary(&lat)
+            );
+        }
+        ratios.push(p99[1] / p99[0]);
+    }
+    println!(
+        "p99 with pages open / closed, per round: {}",
         reports::ratios(&ratios)
     );
     Ok(())
@@ -347,8 +433,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("produce-p99") => produce_p99(&nums),
         Some("fanout") => fanout(&nums),
+        Some("console-p99") => console_p99(&nums),
         _ => Err(
-            "usage: tier_bench produce-p99 [secs] [rate] [rounds] | fanout [partitions] [MiB]"
+            "usage: tier_bench produce-p99 [secs] [rate] [rounds] | fanout [partitions] \
+                  [MiB] | console-p99 [secs] [rate] [rounds]"
                 .into(),
         ),
     };
