@@ -88,7 +88,7 @@ consume() { # $1 = topic, $2 = records, rest = -p args; prints "MB/s cpu_s_per_G
   local c0; c0=$(cpu)
   local rec=""
   if [ -n "${PROFILE:-}" ]; then # PROFILE=path: perf record of the broker while it serves
-    perf record -q -F 999 -g -p "$PID" -o "$PROFILE.$topic" >/dev/null 2>&1 &
+    perf record -q -F 999 ${PROFILE_CALLGRAPH:--g} -p "$PID" -o "$PROFILE.$topic" >/dev/null 2>&1 &
     rec=$!
   fi
   local out; out=$("$PERF" -C -t "$topic" "$@" -o beginning -c "$n" -b "$ADDR" 2>&1 | tail -5)
