@@ -235,6 +235,14 @@ impl<E: Entry> IndexFile<E> {
         idx.checked_sub(1).map(|i| entries[i])
     }
 
+    /// The last entry for which `below` holds, where `below` holds for a prefix of
+    /// the entries (a search on a second non-decreasing field, such as position).
+    pub fn last_where(&self, below: impl Fn(&E) -> bool) -> Option<E> {
+        let entries = self.entries.read();
+        let idx = entries.partition_point(below);
+        idx.checked_sub(1).map(|i| entries[i])
+    }
+
     /// The last entry whose key is < `key`.
     pub fn last_below(&self, key: i64) -> Option<E> {
         let entries = self.entries.read();

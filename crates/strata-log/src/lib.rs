@@ -152,6 +152,8 @@ mod recovery_tests;
 #[cfg(test)]
 mod replication_tests;
 mod segment;
+#[cfg(test)]
+mod slice_tests;
 pub mod timeindex;
 pub mod timestamps;
 pub mod txn_index;
@@ -167,6 +169,7 @@ pub use error::LogError;
 pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
+pub use segment::FileSlice;
 pub use txn_index::TxnIndexEntry;
 
 /// The directory name of a partition: `<topic>-<partition>`.

@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -26,7 +27,9 @@ use crate::timeindex::TimeIndex;
 
 mod cleaned;
 mod sealed;
+mod slice;
 pub(crate) use cleaned::CLEANED_SUFFIX;
+pub use slice::FileSlice;
 
 /// Index capacities derived from `segment.index.bytes`.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +74,9 @@ struct WriterState {
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    file: File,
+    /// Shared with the [`FileSlice`]s a fetch hands to the socket, so a slice stays
+    /// readable after retention or a cleaning dropped the segment.
+    file: Arc<File>,
     size: AtomicU64,
     next_offset: AtomicI64,
     offset_index: OffsetIndex,
@@ -155,7 +160,7 @@ impl Segment {
         Segment {
             base_offset,
             log_path: files.log_path,
-            file: files.file,
+            file: Arc::new(files.file),
             size: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset),
             offset_index: files.offset_index,
