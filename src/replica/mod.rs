@@ -58,7 +58,9 @@ use crate::metadata::MetadataCache;
 
 pub use append::{AppendEntry, AppendRequest, TxnCheck};
 pub use error::ReplicaError;
-pub use fetch::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
+pub use fetch::{
+    FetchOrigin, FetchParams, FetchRecords, FetchedPartition, PartitionFetch, TopicRef,
+};
 pub use offsets::{OffsetAnswer, OffsetQuery};
 pub use partition::{Partition, TopicPartition};
 pub use txn_markers::{MarkerPartitionResult, MarkerResult, TxnMarker};
