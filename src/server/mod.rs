@@ -226,7 +226,7 @@ impl Ctx<'_> {
     /// Whether a Fetch may answer with file ranges (`parts`): a plaintext connection
     /// and the placeholder region reserved.
     pub fn zero_copy(&self) -> bool {
-        self.zero_copy && parts::available()
+        self.zero_copy && parts::available() && !strata_log::bench_copy_path()
     }
 
     /// The throttle a handler decided on, 0 if none.

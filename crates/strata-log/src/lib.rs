@@ -138,6 +138,7 @@ mod leader_epoch;
 mod log;
 #[cfg(test)]
 mod log_tests;
+mod patched;
 #[cfg(test)]
 mod produce_tests;
 mod producer_snapshot;
@@ -170,6 +171,15 @@ pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 pub use segment::FileSlice;
+
+/// For benchmarks only: with `STRATA_BENCH_COPY_PATH=1` in the environment, produce
+/// copies each request before writing it and fetch reads records into memory (the
+/// paths before issue 14), so one binary measures both in one run
+/// (docs/benchmarks.md). Read once.
+pub fn bench_copy_path() -> bool {
+    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COPY.get_or_init(|| std::env::var("STRATA_BENCH_COPY_PATH").is_ok_and(|v| v == "1"))
+}
 pub use txn_index::TxnIndexEntry;
 
 /// The directory name of a partition: `<topic>-<partition>`.

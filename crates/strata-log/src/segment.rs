@@ -389,16 +389,17 @@ impl Segment {
 
     /// Writes already validated batches (offsets assigned) at the end of the
     /// segment, updates the indexes, then publishes the new size and next
-    /// offset. `batches` describes `data` (positions relative to `data`).
+    /// offset. `batches` describes `data` (positions relative to `data`);
+    /// `headers`, if not empty, replaces each batch's header (`patched`).
     pub fn append(
         &self,
         data: &[u8],
+        headers: &[[u8; HEADER_LEN]],
         batches: &[record::BatchInfo],
         interval: u64,
     ) -> Result<(), LogError> {
         let start = self.size.load(Ordering::Acquire);
-        self.file
-            .write_all_at(data, start)
+        crate::patched::write_at(&self.file, data, batches, headers, start)
             .map_err(LogError::io("writing", &self.log_path))?;
         for b in batches {
             self.index_batch(
