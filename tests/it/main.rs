@@ -40,3 +40,4 @@ mod txn_v2;
 mod txn_verify;
 mod txn_verify_remote;
 mod voters;
+mod zero_copy;
