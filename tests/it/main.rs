@@ -24,6 +24,7 @@ mod reassign;
 mod recover;
 mod replace;
 mod roles;
+mod scale;
 mod security;
 mod startup;
 mod telemetry;

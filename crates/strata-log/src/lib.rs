@@ -167,7 +167,7 @@ pub use cleaner::compression::decompress as decompress_records;
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
+pub use log::{lock_log_dir, AppendInfo, Log, LogDirLock, OpenSegment, SegmentInfo, TxnMarkerSpec};
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
 pub use segment::FileSlice;
