@@ -50,7 +50,8 @@ class Broker:
         started = time.monotonic()
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--set", f"log.dirs={self.data}",
-             "--set", "listeners=PLAINTEXT://127.0.0.1:0"],
+             "--set", "listeners=PLAINTEXT://127.0.0.1:0",
+             "--set", "metrics.listener=127.0.0.1:0"],
             stdout=out, stderr=err)
         while time.monotonic() < self.deadline:
             out.seek(0)
