@@ -105,6 +105,8 @@ pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchRespon
             answers,
             &include,
             read_committed,
+            // A reader's records all come from the bucket, in memory: no file ranges.
+            &mut crate::server::parts::Slices::default(),
         ))
 }
 
@@ -223,7 +225,7 @@ async fn read_pass(
             high_watermark: view.end,
             last_stable_offset: view.last_stable,
             log_start_offset: view.start,
-            records,
+            records: records.map(crate::replica::FetchRecords::Memory),
             aborted,
             preferred_read_replica: -1,
         });

@@ -59,7 +59,9 @@ use crate::metadata::MetadataCache;
 
 pub use append::{AppendEntry, AppendRequest, TxnCheck};
 pub use error::ReplicaError;
-pub use fetch::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
+pub use fetch::{
+    FetchOrigin, FetchParams, FetchRecords, FetchedPartition, PartitionFetch, TopicRef,
+};
 pub use offsets::{OffsetAnswer, OffsetQuery};
 pub use partition::{Partition, TopicPartition};
 pub use txn_markers::{MarkerPartitionResult, MarkerResult, TxnMarker};
@@ -80,6 +82,8 @@ pub struct RemoteTier {
 
 pub struct ReplicaManager {
     metadata: Arc<MetadataCache>,
+    /// Held for the process's life: see `strata_log::lock_log_dir`.
+    _dir_locks: Vec<strata_log::LogDirLock>,
     /// Hosted replicas (leaders and followers), by topic.
     partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
     remote: Option<RemoteTier>,
@@ -124,12 +128,27 @@ const CLOSE_THREADS: usize = 16;
 
 impl ReplicaManager {
     pub fn new(metadata: Arc<MetadataCache>, remote: Option<RemoteTier>) -> Arc<ReplicaManager> {
+        // One lock per log dir (Kafka's `.lock`), so partitions take no lock file each;
+        // a dir that cannot be locked leaves its partitions to lock their own.
+        let dir_locks = metadata
+            .config()
+            .log_dirs
+            .iter()
+            .filter_map(|d| match strata_log::lock_log_dir(d) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(dir = %d.display(), error = %e, "could not lock the log dir; each partition locks its own directory");
+                    None
+                }
+            })
+            .collect();
         Arc::new(ReplicaManager {
             metadata,
             partitions: RwLock::new(HashMap::new()),
             remote,
             fetchers: Default::default(),
             quotas: Default::default(),
+            _dir_locks: dir_locks,
         })
     }
 

@@ -12,6 +12,13 @@
 //! it is authenticated a connection lives at most `connection.authentication.timeout.ms`
 //! and its frames are limited to `sasl.server.max.receive.size`. Any connection idle for
 //! `connections.max.idle.ms` is closed.
+//!
+//! A Fetch answer may come as parts (`parts.rs`): encoded bytes and ranges of segment
+//! files. On a plaintext transport ([`Transport::socket`]) the ranges go out with
+//! `sendfile(2)` after the buffered bytes before them are flushed; SASL mechanisms here
+//! (PLAIN, SCRAM, OAUTHBEARER) authenticate only and never wrap the stream, so
+//! SASL_PLAINTEXT sends files too. TLS reads the ranges into memory (one copy, then
+//! rustls encrypts into its own buffer).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,13 +26,17 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strata_config::SecurityConfig;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::auth::session::SaslSession;
 use super::auth::Principal;
 use super::listener::ListenerRuntime;
+use super::parts::{self, Part, Slices};
 use super::{handlers, throttle, Ctx, Services};
 use crate::protocol::{self, ProtocolError};
 use crate::quota::Client;
@@ -47,6 +58,8 @@ pub struct ConnState<'a> {
     muted_until: Option<Instant>,
     /// `(client_software_name, client_software_version)` from ApiVersions v3+ (KIP-511).
     pub client_software: (String, String),
+    /// Responses may carry file ranges: the transport is a plain TCP socket.
+    zero_copy: bool,
 }
 
 impl<'a> ConnState<'a> {
@@ -76,6 +89,7 @@ impl<'a> ConnState<'a> {
             sasl_max_receive: security.sasl_max_receive_size.max(0) as usize,
             muted_until: None,
             client_software: Default::default(),
+            zero_copy: false,
         }
     }
 
@@ -118,6 +132,23 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
+/// The write half of a connection's transport.
+pub trait Transport: AsyncWrite + Unpin {
+    /// The TCP socket when bytes written reach it unchanged (no TLS), so file ranges
+    /// can be sent to it with `sendfile`.
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl Transport for OwnedWriteHalf {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> Transport for tokio::io::WriteHalf<T> {}
+
 /// Serves requests until the client leaves, a deadline passes, or `shutdown`.
 pub async fn serve<R, W>(
     rd: R,
@@ -128,12 +159,14 @@ pub async fn serve<R, W>(
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: Transport,
 {
     let peer = st.peer;
+    st.zero_copy = wr.socket().is_some();
     let mut reader = BufReader::with_capacity(256 * 1024, rd);
     let mut writer = BufWriter::with_capacity(256 * 1024, wr);
     let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut parts = Vec::new();
     loop {
         // A size already buffered needs no timer (the common case under load).
         let size = if reader.buffer().len() >= 4 {
@@ -175,7 +208,7 @@ where
             read_frame(&mut reader, size).await?
         };
         out.clear();
-        let flow = match respond(&services, st, frame.freeze(), &mut out).await {
+        let flow = match respond(&services, st, frame.freeze(), &mut out, &mut parts).await {
             Ok(flow) => flow,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
@@ -184,6 +217,9 @@ where
         };
         if !out.is_empty() {
             writer.write_all(&out).await?;
+        }
+        for part in parts.drain(..) {
+            write_part(&mut writer, part).await?;
         }
         if flow == Flow::Close {
             writer.flush().await?;
@@ -201,6 +237,64 @@ where
             writer.flush().await?;
         }
     }
+}
+
+/// Writes one part of a response: bytes through the buffer, a file range with
+/// `sendfile` once the bytes before it are flushed (or read and written on a transport
+/// without a socket).
+async fn write_part<W: Transport>(writer: &mut BufWriter<W>, part: Part) -> std::io::Result<()> {
+    let slice = match part {
+        Part::Bytes(b) => return writer.write_all(&b).await,
+        Part::File(slice) => slice,
+    };
+    if writer.get_ref().socket().is_none() {
+        let bytes = slice.read().map_err(std::io::Error::other)?;
+        return writer.write_all(&bytes).await;
+    }
+    writer.flush().await?;
+    match writer.get_ref().socket() {
+        Some(socket) => send_file(socket, &slice).await,
+        None => Ok(()),
+    }
+}
+
+/// Sends a file range with `sendfile(2)`, waiting for the socket to be writable between
+/// partial sends. The frame's size already counted the range, so a file found shorter
+/// than the range (truncated since the read) fails the connection.
+async fn send_file(socket: &TcpStream, slice: &strata_log::FileSlice) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let out_fd = socket.as_raw_fd();
+    let in_fd = slice.file().as_raw_fd();
+    let mut offset = slice.position() as libc::off_t;
+    let mut left = slice.len();
+    while left > 0 {
+        socket.writable().await?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the duration of the call (`socket`
+            // and `slice` are borrowed); `offset` is a valid pointer.
+            let n = unsafe { libc::sendfile(out_fd, in_fd, &mut offset, left.min(1 << 30)) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} ended {left} bytes before the fetched range (truncated since the read)",
+                        slice.path().display()
+                    ),
+                ))
+            }
+            Ok(n) => left -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Closes after a final answer (a failed authentication) so that the client reads it.
@@ -249,6 +343,7 @@ async fn respond(
     st: &mut ConnState<'_>,
     frame: bytes::Bytes,
     out: &mut BytesMut,
+    parts: &mut Vec<Part>,
 ) -> Result<Flow, ProtocolError> {
     let request = match protocol::decode_request(frame) {
         Ok(r) => r,
@@ -292,10 +387,14 @@ async fn respond(
                     );
                 }
             }
-            let (response, throttle_ms) =
+            let (response, throttle_ms, slices) =
                 dispatch(services, st, &request.header, api, version, body).await;
             if throttle_ms > 0 {
                 st.muted_until = Some(Instant::now() + Duration::from_millis(throttle_ms));
+            }
+            if let (Some(body), false) = (&response, slices.is_empty()) {
+                *parts = encode_parts(api, version, correlation_id, body, slices)?;
+                return Ok(Flow::Continue);
             }
             (response, Flow::Continue)
         }
@@ -314,7 +413,7 @@ async fn dispatch(
     api: ApiKey,
     version: i16,
     body: RequestKind,
-) -> (Option<ResponseKind>, u64) {
+) -> (Option<ResponseKind>, u64, Slices) {
     let ctx = Ctx {
         services,
         version,
@@ -329,6 +428,8 @@ async fn dispatch(
         principal: &st.principal,
         listener: &st.listener.name,
         throttle_ms: Default::default(),
+        zero_copy: st.zero_copy,
+        slices: Default::default(),
     };
     let usage = throttle::Usage::of(&body, version);
     let started = Instant::now();
@@ -348,7 +449,25 @@ async fn dispatch(
     };
     let throttle_ms = throttle::after(services, client, usage, &mut response, busy)
         .max(ctx.handler_throttle_ms());
-    (response, throttle_ms)
+    (response, throttle_ms, ctx.slices.into_inner())
+}
+
+/// [`encode`] of a response whose placeholders stand for `slices`.
+fn encode_parts(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+    slices: Slices,
+) -> Result<Vec<Part>, ProtocolError> {
+    parts::encode(api, version, correlation_id, body, slices).map_err(|e| {
+        tracing::error!(?api, version, error = %e, "could not encode response");
+        ProtocolError::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Only a handler bug (a field set that this version cannot carry) fails here; the

@@ -13,6 +13,7 @@ pub mod fetch_session;
 pub(crate) mod handlers;
 pub mod limits;
 pub mod listener;
+pub(crate) mod parts;
 mod throttle;
 
 use std::sync::Arc;
@@ -154,6 +155,10 @@ pub struct Ctx<'a> {
     /// A throttle a handler decided on (a permissive mutation quota); the connection
     /// mutes the client for the largest of it and the byte and request throttles.
     throttle_ms: std::sync::atomic::AtomicU64,
+    /// The connection can send file ranges with `sendfile` (plaintext transport).
+    zero_copy: bool,
+    /// The file ranges a Fetch answer's placeholders stand for (`parts`).
+    pub slices: parking_lot::Mutex<parts::Slices>,
 }
 
 impl std::ops::Deref for Ctx<'_> {
@@ -216,6 +221,12 @@ impl Ctx<'_> {
             }
             other => other,
         }
+    }
+
+    /// Whether a Fetch may answer with file ranges (`parts`): a plaintext connection
+    /// and the placeholder region reserved.
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy && parts::available() && !strata_log::bench_copy_path()
     }
 
     /// The throttle a handler decided on, 0 if none.

@@ -23,13 +23,16 @@ pub const ENV_PREFIX: &str = "STRATA_";
 /// `STRATA_*` variables that are not broker configs and are left alone:
 /// `STRATA_LOG` (the tracing filter, like `RUST_LOG`), `STRATA_LOG_FORMAT`
 /// (`json` for JSON lines), `STRATA_CONFIG` (the config file path, read by the
-/// CLI) and `STRATA_TIER_FAULTS` (object store fault injection, read by a broker
-/// built with its `fault-injection` feature and refused by any other).
+/// CLI), `STRATA_TIER_FAULTS` (object store fault injection, read by a broker
+/// built with its `fault-injection` feature and refused by any other) and
+/// `STRATA_BENCH_COPY_PATH` (benchmarks only: `1` restores the copying produce and
+/// fetch paths, see `strata_log::bench_copy_path`).
 pub const ENV_ALLOW_LIST: &[&str] = &[
     "STRATA_LOG",
     "STRATA_LOG_FORMAT",
     "STRATA_CONFIG",
     "STRATA_TIER_FAULTS",
+    "STRATA_BENCH_COPY_PATH",
 ];
 
 /// The loaded static layers; combine with dynamic configs and topic overrides

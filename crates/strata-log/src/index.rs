@@ -133,6 +133,14 @@ impl OffsetIndex {
         self.0.last_at_or_below(rel).map(|e| self.entry(e))
     }
 
+    /// Largest entry whose position is <= `position` (positions increase with
+    /// offsets, so this is a binary search too).
+    pub fn lookup_position(&self, position: u64) -> Option<OffsetEntry> {
+        self.0
+            .last_where(|e| u64::from(e.position) <= position)
+            .map(|e| self.entry(e))
+    }
+
     fn entry(&self, e: Stored) -> OffsetEntry {
         OffsetEntry {
             offset: self.0.base_offset() + i64::from(e.rel),

@@ -16,6 +16,15 @@
 //! write happens outside the entries' lock, which is held only to push the new
 //! entry, so a lookup never waits for I/O.
 //!
+//! Descriptors: an index holds no open file until it writes (issue 14, many
+//! partitions on one node). `load` reads the file and closes it, `create` creates
+//! it and closes it; the first `append` or `truncate_while` opens it again (by
+//! path, never creating it: a deleted segment is not brought back) and keeps it.
+//! An idle partition's segments then cost one descriptor each (the `.log`), not
+//! three. `clone_file` of an index that is not open hands out an anonymous copy of
+//! the entries (the in-memory entries are the file's content), so it never opens
+//! by a name a cleaning may since have renamed another generation's file to.
+//!
 //! This module never reads the `.log`; rebuilding an index from the log is
 //! `segment`'s job.
 
@@ -26,7 +35,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::LogError;
 
@@ -93,7 +102,8 @@ const MAX_ENTRY_LEN: usize = 12;
 /// The entries of one index file, in memory and on disk.
 pub(crate) struct IndexFile<E> {
     path: PathBuf,
-    file: File,
+    /// Open once the index has written (see the module docs).
+    file: Mutex<Option<File>>,
     base_offset: i64,
     entries: RwLock<Vec<E>>,
     max_entries: AtomicUsize,
@@ -111,13 +121,13 @@ fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
 impl<E: Entry> IndexFile<E> {
     /// Creates an empty index, truncating any file at `path`.
     pub fn create(path: PathBuf, base_offset: i64, max_entries: usize) -> Result<Self, IndexError> {
-        let file = open_rw(&path, true).map_err(|source| IndexError::Io {
+        open_rw(&path, true).map_err(|source| IndexError::Io {
             path: path.clone(),
             source,
         })?;
         Ok(IndexFile {
             path,
-            file,
+            file: Mutex::new(None),
             base_offset,
             entries: RwLock::new(Vec::new()),
             max_entries: AtomicUsize::new(max_entries),
@@ -170,13 +180,9 @@ impl<E: Entry> IndexFile<E> {
             }
             entries.push(entry);
         }
-        let file = open_rw(&path, false).map_err(|source| IndexError::Io {
-            path: path.clone(),
-            source,
-        })?;
         Ok(IndexFile {
             path,
-            file,
+            file: Mutex::new(None),
             base_offset,
             entries: RwLock::new(entries),
             max_entries: AtomicUsize::new(max_entries),
@@ -209,7 +215,7 @@ impl<E: Entry> IndexFile<E> {
         let mut buf = [0u8; MAX_ENTRY_LEN];
         let buf = &mut buf[..E::LEN];
         entry.encode(buf);
-        self.file.write_all_at(buf, (len * E::LEN) as u64)?;
+        self.with_file(|f| f.write_all_at(buf, (len * E::LEN) as u64))?;
         self.entries.write().push(entry);
         Ok(())
     }
@@ -224,7 +230,7 @@ impl<E: Entry> IndexFile<E> {
             entries.truncate(kept);
             (kept, entries.last().copied())
         };
-        self.file.set_len((kept * E::LEN) as u64)?;
+        self.with_file(|f| f.set_len((kept * E::LEN) as u64))?;
         Ok(last)
     }
 
@@ -232,6 +238,14 @@ impl<E: Entry> IndexFile<E> {
     pub fn last_at_or_below(&self, key: i64) -> Option<E> {
         let entries = self.entries.read();
         let idx = entries.partition_point(|e| e.key() <= key);
+        idx.checked_sub(1).map(|i| entries[i])
+    }
+
+    /// The last entry for which `below` holds, where `below` holds for a prefix of
+    /// the entries (a search on a second non-decreasing field, such as position).
+    pub fn last_where(&self, below: impl Fn(&E) -> bool) -> Option<E> {
+        let entries = self.entries.read();
+        let idx = entries.partition_point(below);
         idx.checked_sub(1).map(|i| entries[i])
     }
 
@@ -269,8 +283,22 @@ impl<E: Entry> IndexFile<E> {
         self.max_entries.store(max_entries, Ordering::Relaxed);
     }
 
+    /// Syncs what this index wrote; one that never opened its file wrote nothing
+    /// since `create` or `load`.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        match self.file.lock().as_ref() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` with the file, opening it (without creating it) if it is not open.
+    fn with_file<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        let mut file = self.file.lock();
+        if file.is_none() {
+            *file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
+        }
+        f(file.as_ref().expect("opened above"))
     }
 
     pub fn path(&self) -> &Path {
@@ -280,7 +308,15 @@ impl<E: Entry> IndexFile<E> {
     /// A second descriptor of the file (for reading it elsewhere; it stays
     /// valid after the file is renamed over or unlinked).
     pub fn clone_file(&self) -> io::Result<File> {
-        self.file.try_clone()
+        if let Some(f) = self.file.lock().as_ref() {
+            return f.try_clone();
+        }
+        let entries = self.entries.read();
+        let mut bytes = vec![0u8; entries.len() * E::LEN];
+        for (e, chunk) in entries.iter().zip(bytes.chunks_exact_mut(E::LEN)) {
+            e.encode(chunk);
+        }
+        anonymous_file(&bytes)
     }
 
     /// The same index, known by `path` from now on: the caller renamed the
@@ -288,6 +324,20 @@ impl<E: Entry> IndexFile<E> {
     pub fn renamed(self, path: PathBuf) -> Self {
         IndexFile { path, ..self }
     }
+}
+
+/// A file with no name holding `bytes` (`memfd_create`), for positioned reads.
+fn anonymous_file(bytes: &[u8]) -> io::Result<File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name; the returned descriptor is owned by the File.
+    let fd = unsafe { libc::memfd_create(c"strata-index".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.write_all_at(bytes, 0)?;
+    Ok(file)
 }
 
 #[cfg(test)]

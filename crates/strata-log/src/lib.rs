@@ -138,6 +138,7 @@ mod leader_epoch;
 mod log;
 #[cfg(test)]
 mod log_tests;
+mod patched;
 #[cfg(test)]
 mod produce_tests;
 mod producer_snapshot;
@@ -152,6 +153,8 @@ mod recovery_tests;
 #[cfg(test)]
 mod replication_tests;
 mod segment;
+#[cfg(test)]
+mod slice_tests;
 pub mod timeindex;
 pub mod timestamps;
 pub mod txn_index;
@@ -164,10 +167,20 @@ pub use cleaner::compression::decompress as decompress_records;
 pub use cleaner::{CleanOutcome, CleanParams, CleanStats, CleanableStats, OffsetMap};
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, Log, OpenSegment, SegmentInfo, TxnMarkerSpec};
+pub use log::{lock_log_dir, AppendInfo, Log, LogDirLock, OpenSegment, SegmentInfo, TxnMarkerSpec};
 pub use producer_snapshot::oldest_open_txn;
 pub use producer_state::ProducerError;
 pub use record::{BatchInfo, RecordError};
+pub use segment::FileSlice;
+
+/// For benchmarks only: with `STRATA_BENCH_COPY_PATH=1` in the environment, produce
+/// copies each request before writing it and fetch reads records into memory (the
+/// paths before issue 14), so one binary measures both in one run
+/// (docs/benchmarks.md). Read once.
+pub fn bench_copy_path() -> bool {
+    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COPY.get_or_init(|| std::env::var("STRATA_BENCH_COPY_PATH").is_ok_and(|v| v == "1"))
+}
 pub use txn_index::TxnIndexEntry;
 
 /// The directory name of a partition: `<topic>-<partition>`.

@@ -44,8 +44,8 @@ pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
+pub(crate) const CRC_AT: usize = 17;
+pub(crate) const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
@@ -609,11 +609,17 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     if batch.len() < HEADER_LEN {
         return;
     }
+    set_log_append_time_fields(batch, now_ms);
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The header fields of [`set_log_append_time`] without the CRC (`batch` holds at
+/// least the header).
+pub(crate) fn set_log_append_time_fields(batch: &mut [u8], now_ms: i64) {
     let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A tiny v2 batch builder for tests (uncompressed, no headers).

@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -26,7 +27,9 @@ use crate::timeindex::TimeIndex;
 
 mod cleaned;
 mod sealed;
+mod slice;
 pub(crate) use cleaned::CLEANED_SUFFIX;
+pub use slice::FileSlice;
 
 /// Index capacities derived from `segment.index.bytes`.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +74,9 @@ struct WriterState {
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    file: File,
+    /// Shared with the [`FileSlice`]s a fetch hands to the socket, so a slice stays
+    /// readable after retention or a cleaning dropped the segment.
+    file: Arc<File>,
     size: AtomicU64,
     next_offset: AtomicI64,
     offset_index: OffsetIndex,
@@ -155,7 +160,7 @@ impl Segment {
         Segment {
             base_offset,
             log_path: files.log_path,
-            file: files.file,
+            file: Arc::new(files.file),
             size: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset),
             offset_index: files.offset_index,
@@ -384,16 +389,17 @@ impl Segment {
 
     /// Writes already validated batches (offsets assigned) at the end of the
     /// segment, updates the indexes, then publishes the new size and next
-    /// offset. `batches` describes `data` (positions relative to `data`).
+    /// offset. `batches` describes `data` (positions relative to `data`);
+    /// `headers`, if not empty, replaces each batch's header (`patched`).
     pub fn append(
         &self,
         data: &[u8],
+        headers: &[[u8; HEADER_LEN]],
         batches: &[record::BatchInfo],
         interval: u64,
     ) -> Result<(), LogError> {
         let start = self.size.load(Ordering::Acquire);
-        self.file
-            .write_all_at(data, start)
+        crate::patched::write_at(&self.file, data, batches, headers, start)
             .map_err(LogError::io("writing", &self.log_path))?;
         for b in batches {
             self.index_batch(

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_log::TxnIndexEntry;
+use strata_log::{FileSlice, LogError, TxnIndexEntry};
 use uuid::Uuid;
 
 use super::selector::{preferred_read_replica, rack_relation, ReadCandidate};
@@ -75,6 +75,9 @@ pub struct FetchParams {
     pub max_bytes: usize,
     /// `isolation.level=read_committed`.
     pub read_committed: bool,
+    /// Local records may be answered as [`FetchRecords::File`] (the connection sends
+    /// them with `sendfile`); otherwise they are read into memory.
+    pub zero_copy: bool,
     /// A consumer's `client.rack` (Fetch v11+; empty when it set none), `None` for followers
     /// and older consumers. Only a consumer that sends it may read from a follower (KIP-392).
     pub client_rack: Option<String>,
@@ -87,13 +90,57 @@ pub struct FetchedPartition {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    pub records: Result<Bytes, ReplicaError>,
+    pub records: Result<FetchRecords, ReplicaError>,
     /// read_committed: the aborted transactions overlapping `records` (the client drops
     /// their records); `None` for read_uncommitted, as Kafka answers null.
     pub aborted: Option<Vec<AbortedTxn>>,
     /// KIP-392: the replica the consumer should fetch this partition from instead (no records
     /// come with it), or -1.
     pub preferred_read_replica: i32,
+}
+
+/// A partition's records in a fetch answer: bytes in memory (remote reads, the copy
+/// path), or a range of a local segment file that the connection sends with
+/// `sendfile` (only when [`FetchParams::zero_copy`]).
+#[derive(Clone, Debug)]
+pub enum FetchRecords {
+    Memory(Bytes),
+    File(FileSlice),
+}
+
+impl FetchRecords {
+    pub fn empty() -> FetchRecords {
+        FetchRecords::Memory(Bytes::new())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            FetchRecords::Memory(b) => b.len(),
+            FetchRecords::File(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records in memory: a file range is read with one `pread` (a copy path).
+    pub fn into_bytes(self) -> Result<Bytes, LogError> {
+        match self {
+            FetchRecords::Memory(b) => Ok(b),
+            FetchRecords::File(s) if s.is_empty() => Ok(Bytes::new()),
+            FetchRecords::File(s) => s.read(),
+        }
+    }
+
+    /// The first batch's base offset and an upper bound of the offsets held.
+    fn offset_range(&self) -> Option<(i64, i64)> {
+        match self {
+            FetchRecords::Memory(b) => offset_range(b),
+            FetchRecords::File(s) if s.is_empty() => None,
+            FetchRecords::File(s) => Some(s.offset_range()),
+        }
+    }
 }
 
 /// An aborted transaction in a fetch answer: the producer and its first offset.
@@ -118,7 +165,7 @@ struct Target {
 /// What one read pass found for a partition. Errors that outlive a pass (resolution and
 /// remote failures) stay where they are and are moved into the answer at the end.
 enum Read {
-    Records(Bytes),
+    Records(FetchRecords),
     Failed(ReplicaError),
     Unresolved,
     RemoteFailed,
@@ -175,7 +222,14 @@ impl ReplicaManager {
                 && self
                     .quotas
                     .exceeded(Side::Leader, self.leader_throttle_rate());
-            let (pass, bytes) = read_pass(&targets, &remote, params.max_bytes, bound, hold);
+            let (pass, bytes) = read_pass(
+                &targets,
+                &remote,
+                params.max_bytes,
+                bound,
+                hold,
+                params.zero_copy,
+            );
             let failed = pass.iter().any(|e| !matches!(e.read, Read::Records(_)));
             let done = bytes >= params.min_bytes
                 || failed
@@ -197,7 +251,7 @@ impl ReplicaManager {
                     .iter()
                     .zip(throttled)
                     .filter(|(_, throttled)| *throttled)
-                    .filter_map(|(p, _)| p.records.as_ref().ok().map(Bytes::len))
+                    .filter_map(|(p, _)| p.records.as_ref().ok().map(FetchRecords::len))
                     .sum();
                 self.quotas
                     .record(Side::Leader, self.leader_throttle_rate(), sent);
@@ -351,6 +405,7 @@ fn read_pass(
     max_bytes: usize,
     bound: Bound,
     hold_throttled: bool,
+    zero_copy: bool,
 ) -> (Vec<PassEntry>, usize) {
     let mut total = 0usize;
     let mut out = Vec::with_capacity(targets.len());
@@ -361,7 +416,7 @@ fn read_pass(
                 high_watermark: part.high_watermark(),
                 last_stable_offset: part.log.last_stable_offset(part.high_watermark()),
                 log_start_offset: part.log_start_offset(),
-                read: Read::Records(Bytes::new()),
+                read: Read::Records(FetchRecords::empty()),
             });
             continue;
         }
@@ -382,7 +437,8 @@ fn read_pass(
             // Whole batches within the partition's and the response's room; the first
             // partition with data gets its first batch even past both (KIP-74).
             Some(Ok(Some(records))) => {
-                Read::Records(fit(records, target.max_bytes.min(remaining), first))
+                let records = fit(records, target.max_bytes.min(remaining), first);
+                Read::Records(FetchRecords::Memory(records))
             }
             Some(Err(_)) => Read::RemoteFailed,
             // Nothing at or after the offset in the remote tier (compaction removed its last
@@ -403,14 +459,23 @@ fn read_pass(
                     None => target.fetch_offset,
                 };
                 let offset = part.local_read_offset(from);
-                match part.log.read_up_to(offset, limit, first, upper) {
+                let read = if zero_copy {
+                    part.log
+                        .read_slice_up_to(offset, limit, first, upper)
+                        .map(|s| s.map_or_else(FetchRecords::empty, FetchRecords::File))
+                } else {
+                    part.log
+                        .read_up_to(offset, limit, first, upper)
+                        .map(FetchRecords::Memory)
+                };
+                match read {
                     Ok(records) => Read::Records(records),
                     // Local retention removed the offset after the remote pass looked (it
                     // was local then); the remote tier holds it: no records now, the next
                     // fetch reads it from there. Not OFFSET_OUT_OF_RANGE, which would make
                     // a consumer reset its position.
                     Err(_) if exhausted.is_none() && part.remote_for(offset).is_some() => {
-                        Read::Records(Bytes::new())
+                        Read::Records(FetchRecords::empty())
                     }
                     Err(e) => {
                         let err = ReplicaError::log(&part.tp, e);
@@ -497,10 +562,10 @@ fn answer(
                 (Read::Failed(e), _) => Err(e),
                 (Read::RemoteFailed, _) => match remote.remove(&i) {
                     Some(Err(e)) => Err(e),
-                    _ => Ok(Bytes::new()),
+                    _ => Ok(FetchRecords::empty()),
                 },
                 (_, Err(e)) => Err(e),
-                (Read::Unresolved, Ok(_)) => Ok(Bytes::new()),
+                (Read::Unresolved, Ok(_)) => Ok(FetchRecords::empty()),
             };
             FetchedPartition {
                 high_watermark: entry.high_watermark,
@@ -519,10 +584,10 @@ fn answer(
 /// for records read from the remote tier those of its segments' `.txnindex` (`remote`).
 fn aborted_in(
     part: &Partition,
-    records: &Bytes,
+    records: &FetchRecords,
     remote: Option<&[TxnIndexEntry]>,
 ) -> Vec<AbortedTxn> {
-    let Some((from, upper)) = offset_range(records) else {
+    let Some((from, upper)) = records.offset_range() else {
         return Vec::new();
     };
     let mut entries = part.aborted_txns(from, upper);

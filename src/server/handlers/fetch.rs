@@ -14,8 +14,11 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use kafka_protocol::ResponseError;
 
 use super::Ctx;
-use crate::replica::{FetchOrigin, FetchParams, FetchedPartition, PartitionFetch, TopicRef};
+use crate::replica::{
+    FetchOrigin, FetchParams, FetchRecords, FetchedPartition, PartitionFetch, TopicRef,
+};
 use crate::server::fetch_session::{Begun, Key, Told, Wanted};
+use crate::server::parts::Slices;
 use crate::server::replica_code;
 use strata_controller::AclOperation;
 
@@ -81,6 +84,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             req.max_bytes as usize
         },
         read_committed,
+        zero_copy: ctx.zero_copy(),
         // Client metadata (KIP-392) comes with Fetch v11+; followers are not clients.
         client_rack: (replica_id < 0 && ctx.version >= 11).then(|| req.rack_id.to_string()),
         partitions: begun
@@ -116,9 +120,16 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     };
     let left_out = include.iter().filter(|k| !**k).count();
     crate::metrics::fetch_session(kind, listed_count, left_out);
+    let mut slices = ctx.slices.lock();
     FetchResponse::default()
         .with_session_id(begun.session_id)
-        .with_responses(responses(&begun, answers, &include, read_committed))
+        .with_responses(responses(
+            &begun,
+            answers,
+            &include,
+            read_committed,
+            &mut slices,
+        ))
 }
 
 /// Per partition of the session: whether the principal may not read it.
@@ -172,6 +183,7 @@ pub(crate) fn responses(
     answers: Vec<Option<FetchedPartition>>,
     include: &[bool],
     read_committed: bool,
+    slices: &mut Slices,
 ) -> Vec<FetchableTopicResponse> {
     let mut out: Vec<FetchableTopicResponse> = Vec::new();
     let mut last: Option<&TopicRef> = None;
@@ -184,7 +196,7 @@ pub(crate) fn responses(
             continue;
         }
         let data = match a {
-            Some(a) => partition_data(*partition, a),
+            Some(a) => partition_data(*partition, a, slices),
             None => refusal(*partition, read_committed),
         };
         match out.last_mut() {
@@ -203,7 +215,7 @@ pub(crate) fn responses(
     out
 }
 
-fn partition_data(index: i32, a: FetchedPartition) -> PartitionData {
+fn partition_data(index: i32, a: FetchedPartition, slices: &mut Slices) -> PartitionData {
     let base = PartitionData::default()
         .with_partition_index(index)
         .with_preferred_read_replica(BrokerId(a.preferred_read_replica))
@@ -219,10 +231,26 @@ fn partition_data(index: i32, a: FetchedPartition) -> PartitionData {
         .with_high_watermark(a.high_watermark)
         .with_last_stable_offset(a.last_stable_offset)
         .with_log_start_offset(a.log_start_offset);
-    match a.records {
+    let records = a
+        .records
+        .map_err(|e| replica_code(&e))
+        .and_then(|r| match r {
+            // A file range becomes a placeholder the connection sends with sendfile; when
+            // the response has no room for another, the bytes are read here.
+            FetchRecords::File(s) if !s.is_empty() => match slices.placeholder(s.clone()) {
+                Some(placeholder) => Ok(placeholder),
+                None => s.read().map_err(|e| {
+                    tracing::warn!(error = %e, "fetch read failed");
+                    ResponseError::KafkaStorageError
+                }),
+            },
+            FetchRecords::File(_) => Ok(Bytes::new()),
+            FetchRecords::Memory(b) => Ok(b),
+        });
+    match records {
         Ok(records) => base.with_records(Some(records)),
-        Err(e) => base
-            .with_error_code(replica_code(&e).code())
+        Err(code) => base
+            .with_error_code(code.code())
             .with_records(Some(Bytes::new())),
     }
 }

@@ -354,7 +354,8 @@ impl Output<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.segment.append(&self.buf, &self.infos, self.interval)?;
+        self.segment
+            .append(&self.buf, &[], &self.infos, self.interval)?;
         self.written += self.buf.len() as u64;
         self.meter.add(self.buf.len() as u64);
         self.buf.clear();

@@ -402,7 +402,7 @@ impl SegmentWriter {
                 "a segment would exceed 4 GiB; lower segment.bytes".into(),
             ));
         }
-        self.segment.append(batch, &[info], self.interval)?;
+        self.segment.append(batch, &[], &[info], self.interval)?;
         self.written += batch.len() as u64;
         self.last_offset = Some(info.last_offset());
         Ok(())

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::config::TimestampType;
 use crate::error::LogError;
 use crate::flusher;
+use crate::patched;
 use crate::producer_snapshot;
 use crate::producer_state::{Prepared, ProducerBatch};
-use crate::record;
+use crate::record::{self, HEADER_LEN};
 use crate::segment::Segment;
 
 use super::{AppendInfo, Log, Writer};
@@ -73,20 +74,22 @@ impl Log {
                     source,
                 },
             )?;
-        let mut data = batches.to_vec();
+        // The request is not copied: patched headers are written with the rest of
+        // each batch (`patched`).
+        let mut headers = patched::headers(batches, &infos);
         let base_offset = self.log_end.load(Ordering::Acquire);
         let log_append = w.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = base_offset;
         let mut messages = 0u64;
-        for info in &mut infos {
-            let bytes = &mut data[info.range()];
-            record::set_base_offset(bytes, next);
+        for (info, header) in infos.iter_mut().zip(&mut headers) {
+            record::set_base_offset(header, next);
             info.base_offset = next;
             if let Some(epoch) = leader_epoch {
-                record::set_partition_leader_epoch(bytes, epoch);
+                record::set_partition_leader_epoch(header, epoch);
             }
             if log_append {
-                record::set_log_append_time(bytes, now_ms);
+                let rest = &batches[info.position + HEADER_LEN..info.range().end];
+                patched::set_log_append_time(header, rest, now_ms);
                 info.max_timestamp = now_ms;
                 info.attributes |= record::TIMESTAMP_TYPE_BIT;
             }
@@ -116,7 +119,15 @@ impl Log {
         if let Some(epoch) = leader_epoch.filter(|e| latest.is_none_or(|l| *e > l)) {
             self.update_epochs(|c| c.assign(epoch, base_offset))?;
         }
-        self.write_batches(&mut w, &data, &infos, next, now_ms)?;
+        if crate::bench_copy_path() {
+            let mut copy = batches.to_vec();
+            for (info, header) in infos.iter().zip(&headers) {
+                copy[info.position..info.position + HEADER_LEN].copy_from_slice(header);
+            }
+            self.write_batches(&mut w, &copy, &[], &infos, next, now_ms)?;
+        } else {
+            self.write_batches(&mut w, batches, &headers, &infos, next, now_ms)?;
+        }
         w.producers.commit(updates);
         self.publish_unstable(&w);
         self.count_unflushed(&mut w, messages, now_ms)?;
@@ -193,7 +204,7 @@ impl Log {
                 c.assign(epoch, start) | changed
             })
         })?;
-        self.write_batches(&mut w, batches, &infos, next, now_ms)?;
+        self.write_batches(&mut w, batches, &[], &infos, next, now_ms)?;
         self.replay_replicated(&mut w, batches, &infos)?;
         self.count_unflushed(&mut w, messages, now_ms)?;
         Ok(AppendInfo {
@@ -217,6 +228,7 @@ impl Log {
         &self,
         w: &mut Writer,
         data: &[u8],
+        headers: &[[u8; HEADER_LEN]],
         infos: &[record::BatchInfo],
         next: i64,
         now_ms: i64,
@@ -231,7 +243,7 @@ impl Log {
                 .map_or(infos.len() - from, |n| n + 1);
             let run = &infos[from..from + len];
             let written = if len == infos.len() {
-                self.write_run(w, data, run, now_ms)
+                self.write_run(w, data, headers, run, now_ms)
             } else {
                 let start = run[0].position;
                 let end = run[len - 1].range().end;
@@ -242,7 +254,8 @@ impl Log {
                         ..*i
                     })
                     .collect();
-                self.write_run(w, &data[start..end], &shifted, now_ms)
+                let headers = headers.get(from..from + len).unwrap_or(&[]);
+                self.write_run(w, &data[start..end], headers, &shifted, now_ms)
             };
             if let Err(e) = written {
                 tracing::error!(dir = %self.dir.display(), error = %e, "append failed; refusing writes until the log is reopened");
@@ -261,6 +274,7 @@ impl Log {
         &self,
         w: &mut Writer,
         data: &[u8],
+        headers: &[[u8; HEADER_LEN]],
         infos: &[record::BatchInfo],
         now_ms: i64,
     ) -> Result<(), LogError> {
@@ -274,7 +288,7 @@ impl Log {
             .unwrap_or(i64::MIN);
         let offsets = first.base_offset..=last.last_offset();
         let active = self.maybe_roll(w, data.len() as u64, offsets, incoming_ts, now_ms)?;
-        active.append(data, infos, w.config.index_interval_bytes)
+        active.append(data, headers, infos, w.config.index_interval_bytes)
     }
 
     /// `flush.messages`: counts appended records and flushes when due.

@@ -20,12 +20,14 @@
 
 pub(crate) mod append;
 mod clean;
+mod dir_lock;
 mod epochs;
 mod read;
 mod retention;
 mod truncate;
 mod txn;
 
+pub use dir_lock::{lock_log_dir, LogDirLock};
 pub use txn::TxnMarkerSpec;
 
 use std::collections::BTreeMap;
@@ -108,7 +110,7 @@ struct Writer {
     failed: Option<String>,
     /// Exclusive `flock` on `<dir>/.lock`, held until close (or drop, or process
     /// death), so two `Log`s never write the same directory.
-    dir_lock: Option<std::fs::File>,
+    dir_lock: Option<dir_lock::DirLock>,
     /// Idempotent producers' epochs and last batches (see `producer_state`).
     producers: ProducerStateManager,
     /// Raised by the background flusher when a rolled segment's fsync completes;
@@ -162,7 +164,7 @@ impl Log {
     /// this `Log` is closed or dropped.
     pub fn open(dir: PathBuf, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
         std::fs::create_dir_all(&dir).map_err(LogError::io("creating", &dir))?;
-        let dir_lock = lock_dir(&dir)?;
+        let dir_lock = dir_lock::lock_dir(&dir)?;
         let scanned = AtomicU64::new(0);
         let loaded = recovery::load(&dir, &config, now_ms, &scanned)?;
         let ranges = txn::ranges(&loaded.segments);
@@ -450,34 +452,3 @@ impl Log {
         self.writer.lock().synced_up_to.load(Ordering::Acquire)
     }
 }
-
-const LOCK_FILE: &str = ".lock";
-
-fn lock_dir(dir: &Path) -> Result<std::fs::File, LogError> {
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(LogError::io("opening", &path))?;
-    // A lock held for a moment longer than its `Log` is not a second writer: a process that
-    // forks (to run a child) keeps a copy of every descriptor until the child execs, and the
-    // flock goes only with the last copy. So wait up to a second before calling it taken.
-    for attempt in 0..=LOCK_RETRIES {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => break,
-            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io("locking", path)(e)),
-        }
-    }
-    Err(LogError::Locked {
-        dir: dir.to_path_buf(),
-    })
-}
-
-/// Attempts (50 ms apart) to take a directory lock that is briefly held elsewhere.
-const LOCK_RETRIES: u32 = 20;

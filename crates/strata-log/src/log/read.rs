@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::LogError;
-use crate::segment::Segment;
+use crate::segment::{FileSlice, Segment};
 
 use super::Log;
 
@@ -78,6 +78,41 @@ impl Log {
             segment = self.next_segment(&s, offset);
         }
         Ok(Bytes::new())
+    }
+
+    /// [`Log::read_up_to`] returning the range of the segment file instead of
+    /// its bytes (see [`FileSlice`]), for a fetch answered with `sendfile`. An
+    /// empty slice (or `None` at the log end or past the last segment) where
+    /// `read_up_to` returns empty bytes.
+    pub fn read_slice_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: i64,
+    ) -> Result<Option<FileSlice>, LogError> {
+        let _cut = self.cut.read();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        self.check_range(offset, log_end)?;
+        let upper = max_offset.min(log_end);
+        if offset >= upper {
+            return Ok(None);
+        }
+        let mut segment = {
+            let segments = self.segments.read();
+            let floor = segments.range(..=offset).next_back();
+            floor
+                .or_else(|| segments.iter().next())
+                .map(|(_, s)| Arc::clone(s))
+        };
+        self.check_range(offset, log_end)?;
+        while let Some(s) = segment {
+            if let Some(slice) = s.read_slice(offset, max_bytes, min_one_batch, upper)? {
+                return Ok(Some(slice));
+            }
+            segment = self.next_segment(&s, offset);
+        }
+        Ok(None)
     }
 
     /// The segment to read after `current` held nothing at or after `offset`:

@@ -138,7 +138,7 @@ impl Log {
         if latest.is_none_or(|l| leader_epoch > l) {
             self.update_epochs(|c| c.assign(leader_epoch, offset))?;
         }
-        self.write_batches(&mut w, &batch, &[info], offset + 1, now_ms)?;
+        self.write_batches(&mut w, &batch, &[], &[info], offset + 1, now_ms)?;
         w.producers.commit(vec![prepared.update]);
         self.index_completed(&mut w, &[prepared.completed])?;
         self.publish_unstable(&w);
