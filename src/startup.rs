@@ -65,7 +65,9 @@ async fn bind(l: &Listener) -> Result<(TcpListener, SocketAddr), StartupError> {
 
 /// The advertised address of listener `l` bound at `addr`: `advertised.listeners`' entry
 /// of the same name (port 0 standing for the bound port), else the listener itself.
-fn advertised_for(
+/// The advertised address of listener `l` bound at `addr`: its `advertised.listeners` entry,
+/// with the bound port when that entry says port 0, or `l` itself with the bound port.
+pub(crate) fn advertised_for(
     config: &strata_config::BrokerConfig,
     l: &Listener,
     addr: SocketAddr,

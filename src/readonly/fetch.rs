@@ -14,45 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::catalog::{Catalog, Missing, PartitionView, Position};
 use super::Node;
 use crate::replica::fetch::{fit, offset_range, remote_aborted, AbortedTxn};
 use crate::replica::{FetchedPartition, PartitionFetch, ReplicaError, TopicPartition, TopicRef};
-use crate::server::fetch_session::{Key, Wanted};
 
 /// What a read task returns: the records and the aborted transactions overlapping them.
 type ReadResult = Result<(Bytes, Vec<AbortedTxn>), ReplicaError>;
 
 pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
-    let by_id = version >= 13;
-    let topic_ref = |name: &TopicName, id| {
-        if by_id {
-            TopicRef::Id(id)
-        } else {
-            TopicRef::Name(Arc::from(name.0.as_str()))
-        }
-    };
-    let mut listed = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            let wanted = Wanted {
-                fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                current_leader_epoch: p.current_leader_epoch,
-            };
-            listed.push(((topic_ref(&t.topic, t.topic_id), p.partition), wanted));
-        }
-    }
-    let forgotten: Vec<Key> = req
-        .forgotten_topics_data
-        .iter()
-        .flat_map(|t| {
-            let topic = topic_ref(&t.topic, t.topic_id);
-            t.partitions.iter().map(move |&p| (topic.clone(), p))
-        })
-        .collect();
+    let (listed, forgotten) = crate::server::handlers::fetch::session_lists(version, &req);
     let now = crate::now_ms();
     let begun =
         node.sessions

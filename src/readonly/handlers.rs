@@ -16,7 +16,6 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse,
     ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
@@ -250,29 +249,11 @@ fn produce(req: ProduceRequest) -> Option<ProduceResponse> {
     if req.acks == 0 {
         return None;
     }
-    let responses = req
-        .topic_data
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partition_data
-                .iter()
-                .map(|p| {
-                    PartitionProduceResponse::default()
-                        .with_index(p.index)
-                        .with_error_code(ResponseError::NotLeaderOrFollower.code())
-                        .with_base_offset(-1)
-                        .with_error_message(Some(str_bytes(
-                            "this is a read-only node (process.roles=reader): produce to the cluster",
-                        )))
-                })
-                .collect();
-            TopicProduceResponse::default()
-                .with_name(t.name)
-                .with_partition_responses(partitions)
-        })
-        .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(crate::server::handlers::produce::refuse_all(
+        req,
+        ResponseError::NotLeaderOrFollower,
+        Some("this is a read-only node (process.roles=reader): produce to the cluster"),
+    ))
 }
 
 fn find_coordinator(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {

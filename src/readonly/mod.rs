@@ -153,7 +153,7 @@ pub async fn start(configs: Configs) -> Result<Running, ReadOnlyError> {
     let (first_listener, _, first_addr) = sockets.first().ok_or(ReadOnlyError::Config {
         reason: "no listener configured; set listeners, e.g. PLAINTEXT://:9092".into(),
     })?;
-    let advertised = advertised_for(&config, first_listener, *first_addr);
+    let advertised = crate::startup::advertised_for(&config, first_listener, *first_addr);
     let slots = config.fetch_session_slots.max(0) as usize;
     let first_id = (uuid::Uuid::new_v4().as_u128() as i32 & i32::MAX).max(1);
     let node = Arc::new(Node {
@@ -195,25 +195,6 @@ pub async fn start(configs: Configs) -> Result<Running, ReadOnlyError> {
         shutdown,
         servers,
     })
-}
-
-/// The advertised address of listener `l` bound at `addr`, as on a broker.
-fn advertised_for(config: &BrokerConfig, l: &Listener, addr: SocketAddr) -> Listener {
-    match config
-        .advertised_listeners
-        .iter()
-        .find(|a| a.name == l.name)
-    {
-        Some(a) if a.port != 0 => a.clone(),
-        Some(a) => Listener {
-            port: addr.port(),
-            ..a.clone()
-        },
-        None => Listener {
-            port: addr.port(),
-            ..l.clone()
-        },
-    }
 }
 
 impl Running {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::{handlers, Node};
 use crate::protocol::{self, ProtocolError};
+use crate::server::connection::encode;
 
 /// Accepts connections until `shutdown`.
 pub async fn serve(node: Arc<Node>, socket: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -121,20 +122,4 @@ async fn respond(
         Some(body) => encode(out, api, version, correlation_id, &body),
         None => Ok(()),
     }
-}
-
-fn encode(
-    out: &mut BytesMut,
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &ResponseKind,
-) -> Result<(), ProtocolError> {
-    protocol::encode_response(out, api, version, correlation_id, body).map_err(|e| {
-        ProtocolError::Encode {
-            api,
-            version,
-            reason: e.to_string(),
-        }
-    })
 }

@@ -472,7 +472,7 @@ fn encode_parts(
 
 /// Only a handler bug (a field set that this version cannot carry) fails here; the
 /// connection is closed so the client retries instead of waiting for an answer.
-fn encode(
+pub(crate) fn encode(
     out: &mut BytesMut,
     api: ApiKey,
     version: i16,

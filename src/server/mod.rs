@@ -7,7 +7,7 @@
 //! (`errors.rs`). The principal of every request is on its [`Ctx`].
 
 pub mod auth;
-mod connection;
+pub(crate) mod connection;
 mod errors;
 pub mod fetch_session;
 pub(crate) mod handlers;

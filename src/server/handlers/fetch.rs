@@ -28,33 +28,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     } else {
         req.replica_id.0
     };
-    let by_id = ctx.version >= 13;
-    let topic_ref = |name: &TopicName, id| {
-        if by_id {
-            TopicRef::Id(id)
-        } else {
-            TopicRef::Name(Arc::from(name.0.as_str()))
-        }
-    };
-    let mut listed = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            let wanted = Wanted {
-                fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                current_leader_epoch: p.current_leader_epoch,
-            };
-            listed.push(((topic_ref(&t.topic, t.topic_id), p.partition), wanted));
-        }
-    }
-    let forgotten: Vec<Key> = req
-        .forgotten_topics_data
-        .iter()
-        .flat_map(|t| {
-            let topic = topic_ref(&t.topic, t.topic_id);
-            t.partitions.iter().map(move |&p| (topic.clone(), p))
-        })
-        .collect();
+    let (listed, forgotten) = session_lists(ctx.version, &req);
     let listed_count = listed.len();
     let now = crate::now_ms();
     let begun =
@@ -174,6 +148,39 @@ pub(crate) fn told(a: &Option<FetchedPartition>) -> (Told, bool) {
         log_start_offset: a.log_start_offset,
     };
     (told, news)
+}
+
+/// The partitions a Fetch lists (with what it wants of each) and the ones it tells its
+/// session to forget, keyed by topic id from version 13 on and by name before.
+pub(crate) fn session_lists(version: i16, req: &FetchRequest) -> (Vec<(Key, Wanted)>, Vec<Key>) {
+    let by_id = version >= 13;
+    let topic_ref = |name: &TopicName, id| {
+        if by_id {
+            TopicRef::Id(id)
+        } else {
+            TopicRef::Name(Arc::from(name.0.as_str()))
+        }
+    };
+    let mut listed = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let wanted = Wanted {
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
+            };
+            listed.push(((topic_ref(&t.topic, t.topic_id), p.partition), wanted));
+        }
+    }
+    let forgotten: Vec<Key> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_ref(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |&p| (topic.clone(), p))
+        })
+        .collect();
+    (listed, forgotten)
 }
 
 /// The included answers, grouped into topics in the session's order (consecutive

@@ -17,7 +17,7 @@ mod leader_epoch;
 mod list_offsets;
 mod metadata;
 mod offsets;
-mod produce;
+pub(crate) mod produce;
 mod quotas;
 mod raft_voters;
 mod reassign;

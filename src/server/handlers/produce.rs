@@ -17,25 +17,7 @@ use strata_controller::{AclOperation, ResourceType};
 pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     if !matches!(acks, -1..=1) {
-        let responses = req
-            .topic_data
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partition_data
-                    .iter()
-                    .map(|p| {
-                        PartitionProduceResponse::default()
-                            .with_index(p.index)
-                            .with_error_code(ResponseError::InvalidRequiredAcks.code())
-                    })
-                    .collect();
-                TopicProduceResponse::default()
-                    .with_name(t.name)
-                    .with_partition_responses(partitions)
-            })
-            .collect();
-        return Some(ProduceResponse::default().with_responses(responses));
+        return Some(refuse_all(req, ResponseError::InvalidRequiredAcks, None));
     }
     // Kafka checks the transactional id first, then WRITE on each topic; a refused topic's
     // partitions are answered with the refusal and never reach the log.
@@ -154,4 +136,33 @@ fn answered(
             }
         })
         .collect()
+}
+
+/// Every partition of `req` answered with `code` (and `message`), nothing written.
+pub(crate) fn refuse_all(
+    req: ProduceRequest,
+    code: ResponseError,
+    message: Option<&str>,
+) -> ProduceResponse {
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_error_message(message.map(str_bytes))
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
 }
