@@ -5,7 +5,7 @@
 //! cargo build --release --bin strata --example tier_bench
 //! ./target/release/examples/tier_bench produce-p99 [secs per phase=10] [records/s=10000] [rounds=2]
 //! ./target/release/examples/tier_bench fanout [partitions=50] [MiB per partition=8]
-//! ./target/release/examples/tier_bench console-p99 [secs per phase=10] [records/s=10000] [rounds=2]
+//! ./target/release/examples/tier_bench console-p99 [secs per phase=10] [records/s=10000] [rounds=2] [page interval s=1]
 //! ```
 //!
 //! `produce-p99`: produce p99 while uploads run vs without. Two topics with 4 MiB
@@ -25,7 +25,8 @@
 //! The broker serves its console (`console.listener`, metrics sampled every second); a
 //! tiered topic is produced to at a fixed rate as above, alternating phases in which nothing
 //! reads the console and phases in which every page (cluster, topics, the topic, its
-//! records, groups, tier) is loaded once a second: ten times the pages' own refresh rate.
+//! records, groups, tier) is loaded every `page interval` seconds (1 by default: ten times the
+//! pages' own refresh, `REFRESH_SECONDS`; 10 is what six open browser tabs cost).
 //!
 //! `TIER_BENCH_SET="k=v,k=v"` adds broker settings (e.g.
 //! `remote.log.manager.copy.max.bytes.per.second=20000000`); `STRATA_TIER_FAULTS`
@@ -162,6 +163,7 @@ fn console_p99(args: &[f64]) -> Res<()> {
     let secs = args.first().copied().unwrap_or(10.0);
     let rate = args.get(1).copied().unwrap_or(10_000.0) as u64;
     let rounds = args.get(2).copied().unwrap_or(2.0) as usize;
+    let every = Duration::from_secs_f64(args.get(3).copied().unwrap_or(1.0).max(0.1));
     let (_moto, endpoint) = start_moto()?;
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let console = format!("127.0.0.1:{}", free_port()?);
@@ -187,7 +189,7 @@ fn console_p99(args: &[f64]) -> Res<()> {
     let p = producer(&b)?;
     produce_paced(&p, topic, 1, rate, 1.0, 1024)?;
     println!(
-        "produce p99 with console pages open and closed: {rate} records/s of 1 KiB, {secs} s per phase, acks=1"
+        "produce p99 with console pages open and closed: {rate} records/s of 1 KiB, {secs} s per phase, acks=1, all pages every {every:?}"
     );
     let pages = [
         "/".to_string(),
@@ -213,7 +215,12 @@ fn console_p99(args: &[f64]) -> Res<()> {
                                 loads += 1;
                             }
                         }
-                        std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+                        // Sleeps in steps so that the phase's end stops it promptly.
+                        while t.elapsed() < every
+                            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                     }
                     loads
                 })
