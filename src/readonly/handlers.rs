@@ -8,6 +8,7 @@
 //! - FindCoordinator: COORDINATOR_NOT_AVAILABLE (no group lives here; consumers read with
 //!   assign() and keep their positions themselves, or commit to the cluster).
 
+use crate::server::handlers::str_bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_offsets_response::{
@@ -21,7 +22,6 @@ use kafka_protocol::messages::{
     ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
     ProduceResponse, RequestKind, ResponseKind, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::catalog::{Catalog, PartitionView};
@@ -82,10 +82,6 @@ pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
-}
-
-fn str_bytes(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
 }
 
 fn metadata(node: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {

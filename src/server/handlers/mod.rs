@@ -120,6 +120,6 @@ pub async fn dispatch(ctx: &Ctx<'_>, body: RequestKind) -> Option<ResponseKind> 
     })
 }
 
-fn str_bytes(s: impl Into<String>) -> StrBytes {
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
