@@ -51,6 +51,9 @@ eval "$("$ROOT/localstack/start.sh")"
 PY="${DEV_TOOLING_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-tooling}/localstack-4.13.1/bin/python"
 
 step "starting strata with remote.storage.url=$STRATA_REMOTE_STORAGE_URL"
+# Created before the broker starts: the background job opens it only once it runs, and
+# awk must not race it (a missing file is awk's exit 2, which set -e turns into a failure).
+: >"$WORK/stdout"
 "$STRATA" serve \
     --set listeners=PLAINTEXT://127.0.0.1:0 \
     --set "log.dirs=$WORK/data" \
