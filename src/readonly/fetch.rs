@@ -13,18 +13,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::catalog::{Catalog, Missing, PartitionView, Position};
 use super::Node;
-use crate::replica::fetch::{fit, offset_range, remote_aborted, AbortedTxn};
+use crate::replica::fetch::{fit, offset_range, remote_aborted, starting_below, AbortedTxn};
 use crate::replica::{FetchedPartition, PartitionFetch, ReplicaError, TopicPartition, TopicRef};
+use strata_tier::Pieces;
 
 /// What a read task returns: the records and the aborted transactions overlapping them.
-type ReadResult = Result<(Bytes, Vec<AbortedTxn>), ReplicaError>;
+type ReadResult = Result<(Pieces, Vec<AbortedTxn>), ReplicaError>;
 
-pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+/// Answers a Fetch; records longer than a few KiB are held in `slices` (written from the
+/// chunks they were read into) and the response must be encoded with `parts::encode`.
+pub async fn handle(
+    node: &Node,
+    version: i16,
+    req: FetchRequest,
+    slices: &mut crate::server::parts::Slices,
+) -> FetchResponse {
     let (listed, forgotten) = crate::server::handlers::fetch::session_lists(version, &req);
     let now = crate::now_ms();
     let begun =
@@ -78,8 +85,7 @@ pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchRespon
             answers,
             &include,
             read_committed,
-            // A reader's records all come from the bucket, in memory: no file ranges.
-            &mut crate::server::parts::Slices::default(),
+            slices,
         ))
 }
 
@@ -151,7 +157,7 @@ async fn read_pass(
                 continue;
             }
         };
-        let mut records: Result<Bytes, ReplicaError> = Ok(Bytes::new());
+        let mut records: Result<Pieces, ReplicaError> = Ok(Pieces::new());
         let mut aborted = params.read_committed.then(Vec::new);
         match view.locate(p.fetch_offset, params.read_committed) {
             Position::OutOfRange => {
@@ -259,7 +265,7 @@ fn start_read(
             tracing::warn!(%tp, offset, error = %e, "remote read failed");
             ReplicaError::remote(&tp, offset, e)
         };
-        let records = below(result.map_err(fail)?, upper);
+        let records = starting_below(&result.map_err(fail)?, upper);
         let aborted = match offset_range(&records) {
             Some((from, end)) if read_committed => remote_aborted(&reader, &m, from, end)
                 .await
@@ -287,21 +293,8 @@ fn p_topic(p: &PartitionFetch) -> String {
     }
 }
 
-/// The whole batches of `records` starting below `upper` (the remote end, or the last
-/// stable offset for read_committed: a batch of an open transaction starts at or past it).
-fn below(records: Bytes, upper: i64) -> Bytes {
-    let mut end = 0usize;
-    for (at, header, bytes) in strata_log::record::whole_batches(&records) {
-        if header.base_offset >= upper {
-            break;
-        }
-        end = at + bytes.len();
-    }
-    records.slice(..end)
-}
-
 /// The aborted transactions of `list` overlapping the batches of `records`.
-fn overlapping(list: Vec<AbortedTxn>, records: &Bytes) -> Vec<AbortedTxn> {
+fn overlapping(list: Vec<AbortedTxn>, records: &Pieces) -> Vec<AbortedTxn> {
     // `remote_aborted` gave every transaction overlapping the read before the cut; those
     // starting at or past the cut's end are dropped, as Kafka lists only overlapping ones.
     let Some((_, upper)) = offset_range(records) else {
@@ -345,37 +338,5 @@ fn unresolved(e: ReplicaError) -> FetchedPartition {
         records: Err(e),
         aborted: None,
         preferred_read_replica: -1,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Batches of `count` records each from `base`, back to back (header fields only).
-    fn batches(base: i64, counts: &[i32]) -> Bytes {
-        let mut out = Vec::new();
-        let mut offset = base;
-        for &n in counts {
-            let mut b = vec![0u8; 70];
-            b[0..8].copy_from_slice(&offset.to_be_bytes());
-            b[8..12].copy_from_slice(&(70i32 - 12).to_be_bytes());
-            b[16] = 2; // magic
-            b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
-            b[57..61].copy_from_slice(&n.to_be_bytes());
-            out.extend_from_slice(&b);
-            offset += i64::from(n);
-        }
-        Bytes::from(out)
-    }
-
-    #[test]
-    fn records_stop_before_the_first_batch_at_or_past_the_bound() {
-        let r = batches(10, &[5, 5, 5]); // 10..15, 15..20, 20..25
-        assert_eq!(below(r.clone(), 25).len(), 210);
-        assert_eq!(below(r.clone(), 20).len(), 140);
-        assert_eq!(below(r.clone(), 16).len(), 140);
-        assert_eq!(below(r.clone(), 15).len(), 70);
-        assert_eq!(below(r, 10).len(), 0);
     }
 }

@@ -44,13 +44,14 @@ pub async fn dispatch(
     version: i16,
     correlation_id: i32,
     body: RequestKind,
+    slices: &mut crate::server::parts::Slices,
 ) -> Result<Option<ResponseKind>, ProtocolError> {
     use RequestKind as Rq;
     use ResponseKind as Rs;
     Ok(Some(match body {
         Rq::ApiVersions(_) => Rs::ApiVersions(api_versions(0)),
         Rq::Metadata(r) => Rs::Metadata(metadata(node, version, r)),
-        Rq::Fetch(r) => Rs::Fetch(super::fetch::handle(node, version, r).await),
+        Rq::Fetch(r) => Rs::Fetch(super::fetch::handle(node, version, r, slices).await),
         Rq::ListOffsets(r) => Rs::ListOffsets(list_offsets(node, version, r).await),
         Rq::Produce(r) => return Ok(produce(r).map(Rs::Produce)),
         Rq::FindCoordinator(r) => Rs::FindCoordinator(find_coordinator(version, r)),

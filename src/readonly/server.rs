@@ -15,7 +15,9 @@ use tokio::sync::watch;
 
 use super::{handlers, Node};
 use crate::protocol::{self, ProtocolError};
-use crate::server::connection::encode;
+use crate::server::connection::{encode, encode_parts};
+use crate::server::parts::{Part, Slices};
+use crate::server::send;
 
 /// Accepts connections until `shutdown`.
 pub async fn serve(node: Arc<Node>, socket: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -81,24 +83,29 @@ async fn connection(
         let mut frame = vec![0u8; size];
         reader.read_exact(&mut frame).await?;
         out.clear();
-        if let Err(e) = respond(node, bytes::Bytes::from(frame), &mut out).await {
-            tracing::info!(%peer, error = %e, "closing connection");
-            writer.flush().await?;
-            return Ok(());
-        }
+        let parts = match respond(node, bytes::Bytes::from(frame), &mut out).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "closing connection");
+                writer.flush().await?;
+                return Ok(());
+            }
+        };
         writer.write_all(&out).await?;
+        send::write_parts(&mut writer, parts).await?;
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
     }
 }
 
-/// Decodes, answers and encodes one request; `Err` closes the connection.
+/// Decodes, answers and encodes one request into `out`, or into the parts returned when
+/// the answer holds records out of the encoding (a Fetch); `Err` closes the connection.
 async fn respond(
     node: &Node,
     frame: bytes::Bytes,
     out: &mut BytesMut,
-) -> Result<(), ProtocolError> {
+) -> Result<Vec<Part>, ProtocolError> {
     let request = match protocol::decode_request(frame) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -108,7 +115,7 @@ async fn respond(
         }) => {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and the ranges served.
             let body = ResponseKind::ApiVersions(handlers::api_versions(35));
-            return encode(out, ApiKey::ApiVersions, 0, correlation_id, &body);
+            return encode(out, ApiKey::ApiVersions, 0, correlation_id, &body).map(|()| Vec::new());
         }
         Err(e) => return Err(e),
     };
@@ -116,10 +123,22 @@ async fn respond(
     let correlation_id = request.header.correlation_id;
     let api = request.api;
     let started = std::time::Instant::now();
-    let response = handlers::dispatch(node, api, version, correlation_id, request.body).await?;
+    let mut slices = Slices::default();
+    let response = handlers::dispatch(
+        node,
+        api,
+        version,
+        correlation_id,
+        request.body,
+        &mut slices,
+    )
+    .await?;
     crate::metrics::request(api, started.elapsed());
     match response {
-        Some(body) => encode(out, api, version, correlation_id, &body),
-        None => Ok(()),
+        Some(body) if !slices.is_empty() => {
+            encode_parts(api, version, correlation_id, &body, slices)
+        }
+        Some(body) => encode(out, api, version, correlation_id, &body).map(|()| Vec::new()),
+        None => Ok(Vec::new()),
     }
 }

@@ -201,7 +201,8 @@ impl Pass<'_> {
                 .map_err(|source| CompactError::Tier {
                     tp: self.tp.clone(),
                     source: Box::new(source),
-                })?;
+                })?
+                .to_bytes();
             if bytes.is_empty() {
                 break;
             }

@@ -251,7 +251,8 @@ impl Tier {
                 .reader
                 .read(&m, offset, 1 << 20, true)
                 .await
-                .expect("read");
+                .expect("read")
+                .to_bytes();
             if bytes.is_empty() {
                 break;
             }
@@ -284,7 +285,8 @@ impl Tier {
                 .reader
                 .read(&m, offset, 1 << 20, true)
                 .await
-                .expect("read");
+                .expect("read")
+                .to_bytes();
             if bytes.is_empty() {
                 break;
             }

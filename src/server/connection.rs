@@ -13,9 +13,10 @@
 //! and its frames are limited to `sasl.server.max.receive.size`. Any connection idle for
 //! `connections.max.idle.ms` is closed.
 //!
-//! A Fetch answer may come as parts (`parts.rs`): encoded bytes and ranges of segment
-//! files. On a plaintext transport ([`Transport::socket`]) the ranges go out with
-//! `sendfile(2)` after the buffered bytes before them are flushed; SASL mechanisms here
+//! A Fetch answer may come as parts (`parts.rs`): encoded bytes, ranges of segment files
+//! and the chunks of remote reads, written by `send.rs`. On a plaintext transport
+//! ([`Transport::socket`]) the ranges go out with `sendfile(2)` after the buffered bytes
+//! before them are flushed; SASL mechanisms here
 //! (PLAIN, SCRAM, OAUTHBEARER) authenticate only and never wrap the stream, so
 //! SASL_PLAINTEXT sends files too. TLS reads the ranges into memory (one copy, then
 //! rustls encrypts into its own buffer).
@@ -26,7 +27,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strata_config::SecurityConfig;
-use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -37,6 +37,7 @@ use super::auth::session::SaslSession;
 use super::auth::Principal;
 use super::listener::ListenerRuntime;
 use super::parts::{self, Part, Slices};
+use super::send;
 use super::{handlers, throttle, Ctx, Services};
 use crate::protocol::{self, ProtocolError};
 use crate::quota::Client;
@@ -218,8 +219,8 @@ where
         if !out.is_empty() {
             writer.write_all(&out).await?;
         }
-        for part in parts.drain(..) {
-            write_part(&mut writer, part).await?;
+        if !parts.is_empty() {
+            send::write_parts(&mut writer, parts.drain(..)).await?;
         }
         if flow == Flow::Close {
             writer.flush().await?;
@@ -237,64 +238,6 @@ where
             writer.flush().await?;
         }
     }
-}
-
-/// Writes one part of a response: bytes through the buffer, a file range with
-/// `sendfile` once the bytes before it are flushed (or read and written on a transport
-/// without a socket).
-async fn write_part<W: Transport>(writer: &mut BufWriter<W>, part: Part) -> std::io::Result<()> {
-    let slice = match part {
-        Part::Bytes(b) => return writer.write_all(&b).await,
-        Part::File(slice) => slice,
-    };
-    if writer.get_ref().socket().is_none() {
-        let bytes = slice.read().map_err(std::io::Error::other)?;
-        return writer.write_all(&bytes).await;
-    }
-    writer.flush().await?;
-    match writer.get_ref().socket() {
-        Some(socket) => send_file(socket, &slice).await,
-        None => Ok(()),
-    }
-}
-
-/// Sends a file range with `sendfile(2)`, waiting for the socket to be writable between
-/// partial sends. The frame's size already counted the range, so a file found shorter
-/// than the range (truncated since the read) fails the connection.
-async fn send_file(socket: &TcpStream, slice: &strata_log::FileSlice) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let out_fd = socket.as_raw_fd();
-    let in_fd = slice.file().as_raw_fd();
-    let mut offset = slice.position() as libc::off_t;
-    let mut left = slice.len();
-    while left > 0 {
-        socket.writable().await?;
-        let sent = socket.try_io(Interest::WRITABLE, || {
-            // SAFETY: both descriptors are open for the duration of the call (`socket`
-            // and `slice` are borrowed); `offset` is a valid pointer.
-            let n = unsafe { libc::sendfile(out_fd, in_fd, &mut offset, left.min(1 << 30)) };
-            if n < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        });
-        match sent {
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{} ended {left} bytes before the fetched range (truncated since the read)",
-                        slice.path().display()
-                    ),
-                ))
-            }
-            Ok(n) => left -= n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Closes after a final answer (a failed authentication) so that the client reads it.
@@ -453,7 +396,7 @@ async fn dispatch(
 }
 
 /// [`encode`] of a response whose placeholders stand for `slices`.
-fn encode_parts(
+pub(crate) fn encode_parts(
     api: ApiKey,
     version: i16,
     correlation_id: i32,

@@ -1,7 +1,8 @@
 //! The Kafka listeners: each client listener (`listener.rs`) accepts connections under
 //! the connection limits (`limits.rs`), does its TLS handshake, and runs the connection
 //! loop (`connection.rs`), which reads frames, drives SASL (`auth/`), dispatches each
-//! request to its handler in `handlers/`, and writes responses in order.
+//! request to its handler in `handlers/`, and writes responses in order (a Fetch answer
+//! as parts, `parts.rs`, written by `send.rs`).
 //!
 //! This is the only layer that turns module errors into Kafka error codes
 //! (`errors.rs`). The principal of every request is on its [`Ctx`].
@@ -14,6 +15,7 @@ pub(crate) mod handlers;
 pub mod limits;
 pub mod listener;
 pub(crate) mod parts;
+pub(crate) mod send;
 mod throttle;
 
 use std::sync::Arc;

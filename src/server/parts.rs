@@ -1,13 +1,14 @@
-//! A response as a list of parts: encoded bytes and ranges of segment files, so that a
-//! Fetch on a plaintext connection sends its records with `sendfile(2)` from the page
-//! cache and never copies them through user space (docs/architecture.md, "Fetch").
+//! A response as a list of parts: encoded bytes, ranges of segment files and the pieces of
+//! remote reads, so that a Fetch on a plaintext connection sends local records with
+//! `sendfile(2)` from the page cache, and remote records from the chunks they were read
+//! into, without copying either into the response (docs/architecture.md, "Fetch").
 //!
 //! The response is still encoded by the `kafka-protocol` crate's generated code, which
-//! takes a partition's records as `Bytes`. A file range is put in as a *placeholder*: a
-//! `Bytes` of the range's length that points into a reserved, never-touched region of
-//! address space, at an offset that names the range. The generated encoder writes the
+//! takes a partition's records as `Bytes`. A file range or a list of pieces is put in as a
+//! *placeholder*: a `Bytes` of its length that points into a reserved, never-touched region
+//! of address space, at an offset that names it. The generated encoder writes the
 //! length prefix and then calls `put_slice` with the placeholder; [`PartsBuf`], the
-//! buffer it encodes into, recognises the address and records "the file range goes
+//! buffer it encodes into, recognises the address and records "these records go
 //! here" instead of copying. Everything else is copied into one head buffer as before.
 //!
 //! The region is an anonymous `PROT_READ` mapping with `MAP_NORESERVE`: it costs
@@ -22,9 +23,10 @@ use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 use strata_log::FileSlice;
+use strata_tier::Pieces;
 
-/// Placeholders per response (one per partition answered from a file); a response
-/// with more copies the rest.
+/// Placeholders per response (one per partition answered from a file or a remote read);
+/// a response with more copies the rest.
 pub const MAX_SLICES: usize = 1 << 16;
 /// The largest range a placeholder stands for (a segment is at most 2 GiB).
 const MAX_SLICE_LEN: usize = 1 << 31;
@@ -65,22 +67,62 @@ pub fn available() -> bool {
     region().is_some()
 }
 
-/// The file ranges of one response, in the order their placeholders were made.
+/// Records kept out of the encoded head: a file range, or the pieces of a remote read.
+enum Held {
+    File(FileSlice),
+    Pieces(Pieces),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Held::File(s) => s.len(),
+            Held::Pieces(p) => p.len(),
+        }
+    }
+}
+
+/// Below this, a remote read's pieces are joined into the head: an iovec each would cost
+/// more than the copy.
+const MIN_PIECES_LEN: usize = 4096;
+
+/// The records held out of one response, in the order their placeholders were made.
 #[derive(Default)]
-pub struct Slices(Vec<FileSlice>);
+pub struct Slices(Vec<Held>);
 
 impl Slices {
     /// A placeholder for `slice` to put where the records go, or `None` when the
     /// response has no room for another (the caller reads the bytes instead).
     pub fn placeholder(&mut self, slice: FileSlice) -> Option<Bytes> {
-        let region = region()?;
-        let k = self.0.len();
-        if k >= MAX_SLICES || slice.len() > MAX_SLICE_LEN {
-            return None;
+        self.has_room(slice.len())
+            .then(|| self.hold(Held::File(slice)))
+    }
+
+    /// A placeholder for `pieces` (written from where they are, with `writev`), or the
+    /// bytes joined when they are small, the response has no room for another, or the
+    /// copy path is asked for (`STRATA_BENCH_COPY_PATH`).
+    pub fn pieces(&mut self, pieces: Pieces) -> Bytes {
+        if pieces.len() < MIN_PIECES_LEN
+            || strata_log::bench_copy_path()
+            || !self.has_room(pieces.len())
+        {
+            return pieces.to_bytes();
         }
-        let len = slice.len();
-        self.0.push(slice);
-        Some(Bytes::from_static(&region[k..k + len]))
+        self.hold(Held::Pieces(pieces))
+    }
+
+    fn has_room(&self, len: usize) -> bool {
+        available() && self.0.len() < MAX_SLICES && len <= MAX_SLICE_LEN
+    }
+
+    /// Call only after [`Slices::has_room`] said yes.
+    fn hold(&mut self, held: Held) -> Bytes {
+        let (k, len) = (self.0.len(), held.len());
+        self.0.push(held);
+        match region() {
+            Some(region) => Bytes::from_static(&region[k..k + len]),
+            None => unreachable!("has_room checked the region"),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,27 +137,27 @@ pub enum Part {
 }
 
 /// The encoder's buffer: bytes go to `head`; a placeholder becomes an insertion of its
-/// file range at the current head position. Offsets the encoder sees (`offset`,
-/// `range`, gaps) are head offsets, which stay valid because the head is never split
-/// until the end.
+/// records at the current head position. Offsets the encoder sees (`offset`, `range`,
+/// gaps) are head offsets, which stay valid because the head is never split until the
+/// end.
 struct PartsBuf {
     head: BytesMut,
-    slices: Vec<Option<FileSlice>>,
-    inserts: Vec<(usize, FileSlice)>,
-    file_bytes: usize,
+    held: Vec<Option<Held>>,
+    inserts: Vec<(usize, Held)>,
+    held_bytes: usize,
 }
 
 impl PartsBuf {
-    fn slice_for(&mut self, src: &[u8]) -> Option<FileSlice> {
+    fn held_for(&mut self, src: &[u8]) -> Option<Held> {
         let region = region()?;
         let base = region.as_ptr() as usize;
         let at = (src.as_ptr() as usize).checked_sub(base)?;
         if src.is_empty() || at >= MAX_SLICES {
             return None;
         }
-        let slice = self.slices.get_mut(at)?.take()?;
-        debug_assert_eq!(slice.len(), src.len());
-        Some(slice)
+        let held = self.held.get_mut(at)?.take()?;
+        debug_assert_eq!(held.len(), src.len());
+        Some(held)
     }
 }
 
@@ -136,10 +178,10 @@ unsafe impl BufMut for PartsBuf {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        match self.slice_for(src) {
-            Some(slice) => {
-                self.file_bytes += slice.len();
-                self.inserts.push((self.head.len(), slice));
+        match self.held_for(src) {
+            Some(held) => {
+                self.held_bytes += held.len();
+                self.inserts.push((self.head.len(), held));
             }
             None => self.head.extend_from_slice(src),
         }
@@ -160,9 +202,9 @@ impl ByteBufMut for PartsBuf {
     }
 }
 
-/// Encodes a response frame (size, header, body) as parts: the file ranges of `slices`
+/// Encodes a response frame (size, header, body) as parts: the records held in `slices`
 /// where their placeholders are, encoded bytes between them. The frame's size counts
-/// the file ranges.
+/// the held records.
 pub fn encode(
     api: ApiKey,
     version: i16,
@@ -172,30 +214,33 @@ pub fn encode(
 ) -> anyhow::Result<Vec<Part>> {
     let mut buf = PartsBuf {
         head: BytesMut::with_capacity(4096),
-        slices: slices.0.into_iter().map(Some).collect(),
+        held: slices.0.into_iter().map(Some).collect(),
         inserts: Vec::new(),
-        file_bytes: 0,
+        held_bytes: 0,
     };
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut buf, api.response_header_version(version))?;
     // `ResponseKind::encode` takes a `BytesMut`; the messages themselves encode into any
-    // `ByteBufMut`. Only Fetch carries file ranges.
+    // `ByteBufMut`. Only Fetch carries held records.
     match body {
         ResponseKind::Fetch(f) => f.encode(&mut buf, version)?,
-        _ => anyhow::bail!("only Fetch responses carry file ranges"),
+        _ => anyhow::bail!("only Fetch responses carry held records"),
     }
-    let size = buf.head.len() - 4 + buf.file_bytes;
+    let size = buf.head.len() - 4 + buf.held_bytes;
     let size = i32::try_from(size).map_err(|_| anyhow::anyhow!("response of {size} bytes"))?;
     buf.head[..4].copy_from_slice(&size.to_be_bytes());
     let head = buf.head.freeze();
     let mut parts = Vec::with_capacity(buf.inserts.len() * 2 + 1);
     let mut from = 0;
-    for (at, slice) in buf.inserts {
+    for (at, held) in buf.inserts {
         if at > from {
             parts.push(Part::Bytes(head.slice(from..at)));
         }
-        parts.push(Part::File(slice));
+        match held {
+            Held::File(slice) => parts.push(Part::File(slice)),
+            Held::Pieces(pieces) => parts.extend(pieces.into_vec().into_iter().map(Part::Bytes)),
+        }
         from = at;
     }
     if from < head.len() {

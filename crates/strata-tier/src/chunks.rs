@@ -41,6 +41,7 @@ use crate::cache::ChunkCache;
 use crate::error::{Result, TierError};
 use crate::layout::PartitionKey;
 use crate::throttle::Throttle;
+use crate::Pieces;
 
 /// Largest single ranged GET: S3's own guidance for throughput is 8-16 MiB ranges.
 pub const MAX_SPAN_BYTES: u64 = 16 << 20;
@@ -418,33 +419,30 @@ impl Chunks {
         Ok(b)
     }
 
-    /// Bytes `[from, to)` of `obj`: one chunk is sliced without a copy, several are
-    /// waited for concurrently and joined.
+    /// Bytes `[from, to)` of `obj` as slices of the chunks that hold them (no copy); the
+    /// chunks of a read spanning several are waited for concurrently.
     pub async fn read_range(
         &self,
         obj: &Arc<Object>,
         from: u64,
         to: u64,
         lookup: &Lookup,
-    ) -> Result<Bytes> {
+    ) -> Result<Pieces> {
         let chunk = self.inner.chunk;
         let (first, last) = (from / chunk, (to.max(from + 1) - 1) / chunk);
-        if first == last {
-            let c = self.get(obj, first, lookup).await?;
-            let lo = (from - first * chunk) as usize;
-            let hi = ((to - first * chunk) as usize).min(c.len());
-            return Ok(c.slice(lo.min(hi)..hi));
+        if first < last {
+            self.prefetch(obj, first, last + 1);
         }
-        self.prefetch(obj, first, last + 1);
         let chunks =
             futures::future::try_join_all((first..=last).map(|i| self.get(obj, i, lookup))).await?;
-        let mut out = BytesMut::with_capacity((to - from) as usize);
-        for (i, c) in (first..=last).zip(chunks) {
-            let lo = from.saturating_sub(i * chunk) as usize;
-            let hi = ((to - i * chunk) as usize).min(c.len());
-            out.extend_from_slice(&c[lo.min(hi)..hi]);
-        }
-        Ok(out.freeze())
+        Ok((first..=last)
+            .zip(chunks)
+            .map(|(i, c)| {
+                let lo = from.saturating_sub(i * chunk) as usize;
+                let hi = ((to - i * chunk) as usize).min(c.len());
+                c.slice(lo.min(hi)..hi)
+            })
+            .collect())
     }
 
     /// One streamed GET of chunks `first..first + txs.len()`, resumed on errors and

@@ -216,7 +216,8 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
         let b = reader
             .read(&m, offset, 3000, true)
             .await
-            .expect("remote read");
+            .expect("remote read")
+            .to_bytes();
         assert!(!b.is_empty(), "read at {offset} returned nothing");
         let batches = b.len() / 161;
         offset += batches as i64 * 10;
@@ -236,7 +237,11 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
     let mut offset = 0;
     let mut reads = 0;
     while offset < 1000 {
-        let b = reader.read(&m, offset, 3000, true).await.expect("re-read");
+        let b = reader
+            .read(&m, offset, 3000, true)
+            .await
+            .expect("re-read")
+            .to_bytes();
         offset += (b.len() / 161) as i64 * 10;
         reads += 1;
     }
@@ -247,7 +252,11 @@ pub async fn copy_read_expire_round_trip(store: Arc<dyn ObjectStore>) {
         "second pass all hits"
     );
     // Offset in the middle of a batch returns that whole batch.
-    let b = reader.read(&m, 505, 1, true).await.expect("mid-batch read");
+    let b = reader
+        .read(&m, 505, 1, true)
+        .await
+        .expect("mid-batch read")
+        .to_bytes();
     assert_eq!(&b[..8], &500i64.to_be_bytes());
 
     let m = copier::expire(&*store, &pk, 500).await.expect("expire");
@@ -456,7 +465,11 @@ pub async fn gap_below_local_start_is_bridged(store: Arc<dyn ObjectStore>) {
     let reader = RemoteReader::new(store.clone(), CacheConfig::default())
         .await
         .expect("reader");
-    let b = reader.read(&m, 250, 1 << 20, true).await.expect("gap read");
+    let b = reader
+        .read(&m, 250, 1 << 20, true)
+        .await
+        .expect("gap read")
+        .to_bytes();
     assert_eq!(b, log1, "a read in the gap returns the next segment");
     assert!(
         reader.read(&m, 600, 1000, true).await.is_err(),

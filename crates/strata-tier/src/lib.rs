@@ -10,6 +10,7 @@
 //! reader      remote reads through the chunk cache                    (reader.rs)
 //!  |-- chunks coalesced streamed GETs, in-flight chunks, read-ahead    (chunks.rs)
 //!  |-- cache  foyer hybrid cache of object chunks                     (cache.rs)
+//!  |-- pieces a read's bytes as slices of chunks, not joined          (pieces.rs)
 //! manifest    segment manifests, partition manifest chain (CAS)       (manifest.rs)
 //! topics      topic metadata object, listing, discovery for recovery  (topics.rs)
 //! retry       short retries of one idempotent store call            (retry.rs)
@@ -53,6 +54,7 @@ mod error;
 pub mod faulty;
 pub mod layout;
 pub mod manifest;
+mod pieces;
 pub mod reader;
 mod retry;
 pub mod rlm;
@@ -68,5 +70,6 @@ pub use layout::PartitionKey;
 pub use manifest::{PartitionManifest, RemoteSegment};
 /// The `object_store` version this crate speaks, for callers naming its types.
 pub use object_store;
+pub use pieces::Pieces;
 pub use reader::RemoteReader;
 pub use throttle::Throttle;

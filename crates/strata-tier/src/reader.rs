@@ -37,6 +37,7 @@ use crate::error::{Result, TierError};
 use crate::layout::{PartitionKey, SegmentFile};
 use crate::manifest::{PartitionManifest, RemoteSegment};
 use crate::throttle::Throttle;
+use crate::Pieces;
 
 /// Length of the v2 batch header we read: base offset (8), length (4), leader
 /// epoch (4), magic (1), crc (4), attributes (2), last offset delta (4).
@@ -140,14 +141,15 @@ impl RemoteReader {
     /// reads from the next batch there is; empty when no remote batch ends at or
     /// after `offset` (a compacted tier whose last records were removed: the
     /// caller goes on at the remote end). Errors with `OffsetNotTiered` if
-    /// `offset` is below the remote start or at or past the remote end.
+    /// `offset` is below the remote start or at or past the remote end. The bytes are
+    /// slices of the cached chunks that hold them ([`Pieces`]), not joined.
     pub async fn read(
         &self,
         m: &PartitionManifest,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<Pieces> {
         let lookup = Lookup::default();
         let out = self
             .read_counted(m, offset, max_bytes, min_one_batch, true, &lookup)
@@ -166,7 +168,7 @@ impl RemoteReader {
         min_one_batch: bool,
         read_ahead: bool,
         lookup: &Lookup,
-    ) -> Result<Bytes> {
+    ) -> Result<Pieces> {
         let pk = &m.partition;
         let mut offset = offset;
         if m.start_offset().is_none_or(|s| s > offset) || m.segment_at_or_after(offset).is_none() {
@@ -184,7 +186,7 @@ impl RemoteReader {
         // the next segment; a compacted segment may hold no batch at all).
         let (seg, log, mut cur, start) = loop {
             let Some(seg) = m.segment_at_or_after(offset) else {
-                return Ok(Bytes::new());
+                return Ok(Pieces::new());
             };
             offset = offset.max(seg.base_offset);
             let log = log_object(pk, seg);
@@ -217,11 +219,6 @@ impl RemoteReader {
         };
         let mut end = start;
         let mut next_offset = offset;
-        // After the first batch, stop at the end of the chunk it ends in: the answer is then
-        // a slice of one cached chunk (no copy) unless that first batch spans chunks. Kafka
-        // allows a shorter answer; the reader fetches again from where it ended.
-        let chunk = self.chunks.chunk_bytes();
-        let mut boundary = u64::MAX;
         while end + HEADER <= log.size {
             let h = self.header(&log, end, &mut cur, lookup).await?;
             let (_, total, last) = parse_header(&log, end, &h)?;
@@ -229,20 +226,14 @@ impl RemoteReader {
             if (end + total - start) as usize > max_bytes && !(first && min_one_batch) {
                 break;
             }
-            if !first && end + total > boundary {
-                break;
-            }
             end += total;
             next_offset = last + 1;
-            if first {
-                boundary = end.div_ceil(chunk) * chunk;
-            }
             if end - start >= max_bytes as u64 {
                 break;
             }
         }
         if end == start {
-            return Ok(Bytes::new());
+            return Ok(Pieces::new());
         }
         let bytes = self.chunks.read_range(&log, start, end, lookup).await?;
         let mut cursors = self.cursors.lock();
@@ -327,7 +318,11 @@ impl RemoteReader {
         if lo + HEADER as usize <= c.len() {
             return Ok(c.slice(lo..lo + HEADER as usize));
         }
-        self.chunks.read_range(log, pos, pos + HEADER, lookup).await
+        Ok(self
+            .chunks
+            .read_range(log, pos, pos + HEADER, lookup)
+            .await?
+            .to_bytes())
     }
 
     /// The first remote batch whose maxTimestamp is at or after `ts` (ListOffsets by
@@ -354,7 +349,8 @@ impl RemoteReader {
         while offset < seg.next_offset {
             let batch = self
                 .read_counted(m, offset, 1, true, false, &lookup)
-                .await?;
+                .await?
+                .to_bytes();
             if batch.len() < 61 {
                 return Ok(None);
             }
@@ -388,7 +384,8 @@ impl RemoteReader {
         let out = self
             .chunks
             .read_range(&obj, 0, seg.txnindex_bytes, &lookup)
-            .await;
+            .await
+            .map(|p| p.to_bytes());
         if out.is_ok() {
             self.count(&m.partition, &lookup);
         }
@@ -442,7 +439,8 @@ impl RemoteReader {
                 seg.timeindex_bytes - seg.timeindex_bytes % 12,
                 lookup,
             )
-            .await?;
+            .await?
+            .to_bytes();
         let mut offset = seg.base_offset;
         for e in bytes.chunks_exact(12) {
             let t = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
@@ -474,7 +472,8 @@ impl RemoteReader {
         let bytes = self
             .chunks
             .read_range(&idx, 0, seg.index_bytes - seg.index_bytes % 8, lookup)
-            .await?;
+            .await?
+            .to_bytes();
         let rel_target = offset.saturating_sub(seg.base_offset);
         let mut pos = 0u64;
         let mut prev: Option<(u32, u32)> = None;
@@ -582,7 +581,11 @@ mod tests {
     async fn read_all(reader: &RemoteReader, m: &PartitionManifest) -> u64 {
         let (mut offset, mut got) = (0, 0u64);
         while offset < m.end_offset().unwrap_or(0) {
-            let b = reader.read(m, offset, 256 << 10, true).await.expect("read");
+            let b = reader
+                .read(m, offset, 256 << 10, true)
+                .await
+                .expect("read")
+                .to_bytes();
             assert!(!b.is_empty(), "no progress at {offset}");
             got += b.len() as u64;
             offset += (b.len() / (16 * 1024)) as i64 * 10;
@@ -635,11 +638,19 @@ mod tests {
             (79, 80),
             (95, 90),
         ] {
-            let b = reader.read(&m, at, 100, true).await.expect("read");
+            let b = reader
+                .read(&m, at, 100, true)
+                .await
+                .expect("read")
+                .to_bytes();
             assert_eq!(first_base(&b), want, "read at {at}");
         }
         for at in [100, 119] {
-            let b = reader.read(&m, at, 100, true).await.expect("read");
+            let b = reader
+                .read(&m, at, 100, true)
+                .await
+                .expect("read")
+                .to_bytes();
             assert!(b.is_empty(), "nothing at or after {at}");
         }
         assert!(reader.read(&m, 120, 100, true).await.is_err());
@@ -710,12 +721,20 @@ mod tests {
         let seg = &m.segments[1];
         let mid = seg.base_offset + (seg.next_offset - seg.base_offset) / 2;
         let before = faulty.gets();
-        let first = fresh.read(&m, mid, 4096, true).await.expect("read");
+        let first = fresh
+            .read(&m, mid, 4096, true)
+            .await
+            .expect("read")
+            .to_bytes();
         let after_first = faulty.gets() - before;
         let base = i64::from_be_bytes(first[0..8].try_into().expect("a batch"));
         let next = base + (first.len() / (16 * 1024)) as i64 * 10;
         assert!(next > mid, "{base} + {} bytes", first.len());
-        let second = fresh.read(&m, next, 4096, true).await.expect("read on");
+        let second = fresh
+            .read(&m, next, 4096, true)
+            .await
+            .expect("read on")
+            .to_bytes();
         assert_eq!(
             i64::from_be_bytes(second[0..8].try_into().expect("a batch")),
             next,
@@ -755,7 +774,11 @@ mod tests {
         // Random reads in the middle of segments (not sequential): the working set.
         let offsets = [205, 415, 845, 1055];
         for at in offsets {
-            reader.read(&tail, at, 4096, true).await.expect("tail read");
+            reader
+                .read(&tail, at, 4096, true)
+                .await
+                .expect("tail read")
+                .to_bytes();
         }
         // Their read-ahead GETs run in the background: let them finish (bounded).
         let mut seen = u64::MAX;
@@ -774,7 +797,8 @@ mod tests {
             reader
                 .read(&tail, at, 4096, true)
                 .await
-                .expect("tail read again");
+                .expect("tail read again")
+                .to_bytes();
         }
         assert_eq!(
             faulty.gets(),

@@ -112,7 +112,7 @@ async fn uploads_and_reads_survive_injected_faults() {
         match reader.read(&m, offset, 10_000, true).await {
             Ok(b) => {
                 offset += (b.len() / 111) as i64 * 10;
-                got.extend_from_slice(&b);
+                got.extend_from_slice(&b.to_bytes());
             }
             Err(e) => eprintln!("read at {offset} failed (retrying): {e}"),
         }

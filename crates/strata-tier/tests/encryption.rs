@@ -114,7 +114,11 @@ async fn read_from_zero(store: Arc<dyn ObjectStore>, pk: &PartitionKey) -> Bytes
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < m.end_offset().unwrap_or(0) {
-        let b = reader.read(&m, offset, 100_000, true).await.expect("read");
+        let b = reader
+            .read(&m, offset, 100_000, true)
+            .await
+            .expect("read")
+            .to_bytes();
         assert!(!b.is_empty(), "no progress at {offset}");
         offset += (b.len() / 1061) as i64 * 10;
         out.extend_from_slice(&b);
@@ -236,6 +240,7 @@ async fn a_flipped_byte_in_moto_is_an_error_not_data() {
             Ok(b) => {
                 // Everything served before the damage is the original.
                 assert!(b
+                    .to_bytes()
                     .chunks(1061)
                     .all(|batch| batch[8..12] == 1049i32.to_be_bytes()));
                 offset += (b.len() / 1061) as i64 * 10;

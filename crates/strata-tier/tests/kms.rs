@@ -97,7 +97,11 @@ async fn read_from_zero(store: Arc<dyn ObjectStore>, pk: &PartitionKey) -> Bytes
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < m.end_offset().unwrap_or(0) {
-        let b = reader.read(&m, offset, 100_000, true).await.expect("read");
+        let b = reader
+            .read(&m, offset, 100_000, true)
+            .await
+            .expect("read")
+            .to_bytes();
         assert!(!b.is_empty(), "no progress at {offset}");
         offset += (b.len() / 1061) as i64 * 10;
         out.extend_from_slice(&b);

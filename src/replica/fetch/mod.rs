@@ -23,8 +23,10 @@
 //! sends such a consumer to an in-sync follower in its rack (KIP-392, `replica::selector`) by
 //! answering with `preferred_read_replica` and no records.
 
+mod batches;
 mod remote;
 
+pub(crate) use batches::{fit, offset_range, starting_below};
 pub(crate) use remote::remote_aborted;
 
 use std::pin::Pin;
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_log::{FileSlice, LogError, TxnIndexEntry};
+use strata_tier::Pieces;
 use uuid::Uuid;
 
 use super::selector::{preferred_read_replica, rack_relation, ReadCandidate};
@@ -99,18 +102,18 @@ pub struct FetchedPartition {
     pub preferred_read_replica: i32,
 }
 
-/// A partition's records in a fetch answer: bytes in memory (remote reads, the copy
-/// path), or a range of a local segment file that the connection sends with
+/// A partition's records in a fetch answer: bytes in memory (remote reads as slices of the
+/// cached chunks, local reads on the copy path), or a range of a local segment file that the connection sends with
 /// `sendfile` (only when [`FetchParams::zero_copy`]).
 #[derive(Clone, Debug)]
 pub enum FetchRecords {
-    Memory(Bytes),
+    Memory(Pieces),
     File(FileSlice),
 }
 
 impl FetchRecords {
     pub fn empty() -> FetchRecords {
-        FetchRecords::Memory(Bytes::new())
+        FetchRecords::Memory(Pieces::new())
     }
 
     pub fn len(&self) -> usize {
@@ -127,7 +130,7 @@ impl FetchRecords {
     /// The records in memory: a file range is read with one `pread` (a copy path).
     pub fn into_bytes(self) -> Result<Bytes, LogError> {
         match self {
-            FetchRecords::Memory(b) => Ok(b),
+            FetchRecords::Memory(b) => Ok(b.to_bytes()),
             FetchRecords::File(s) if s.is_empty() => Ok(Bytes::new()),
             FetchRecords::File(s) => s.read(),
         }
@@ -466,7 +469,7 @@ fn read_pass(
                 } else {
                     part.log
                         .read_up_to(offset, limit, first, upper)
-                        .map(FetchRecords::Memory)
+                        .map(|b| FetchRecords::Memory(b.into()))
                 };
                 match read {
                     Ok(records) => Read::Records(records),
@@ -496,30 +499,6 @@ fn read_pass(
         });
     }
     (out, total)
-}
-
-/// The whole batches at the start of `records` that fit in `limit` bytes; when none does and
-/// `first`, the first batch alone (KIP-74's first-record exception). A remote read is made
-/// before the pass knows the room left (it runs in parallel with the other partitions'), so
-/// it is cut here, between batches.
-pub(crate) fn fit(records: &Bytes, limit: usize, first: bool) -> Bytes {
-    if records.len() <= limit {
-        return records.clone();
-    }
-    let mut end = 0usize;
-    while let Some(size) = records
-        .get(end..)
-        .and_then(strata_log::record::batch_size_at)
-    {
-        if end + size > limit {
-            if end == 0 && first {
-                end = size.min(records.len());
-            }
-            break;
-        }
-        end += size;
-    }
-    records.slice(..end)
 }
 
 /// Who was served, for the bytes-served metrics.
@@ -607,54 +586,4 @@ fn aborted_in(
             first_offset: e.first_offset,
         })
         .collect()
-}
-
-/// The first batch's base offset and one past the last batch's last offset.
-pub(crate) fn offset_range(records: &[u8]) -> Option<(i64, i64)> {
-    let first = strata_log::record::BatchHeader::parse(records)?;
-    let mut pos = 0usize;
-    let mut last = first.last_offset();
-    while let Some(size) = records
-        .get(pos..)
-        .and_then(strata_log::record::batch_size_at)
-    {
-        match records
-            .get(pos..)
-            .and_then(strata_log::record::BatchHeader::parse)
-        {
-            Some(h) => last = h.last_offset(),
-            None => break,
-        }
-        pos += size;
-    }
-    Some((first.base_offset, last + 1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Batches of the given total sizes, back to back (only the length field matters).
-    fn batches(sizes: &[usize]) -> Bytes {
-        let mut out = Vec::new();
-        for &n in sizes {
-            let mut b = vec![0u8; n];
-            b[8..12].copy_from_slice(&((n - 12) as i32).to_be_bytes());
-            out.extend_from_slice(&b);
-        }
-        Bytes::from(out)
-    }
-
-    #[test]
-    fn remote_records_are_cut_between_batches_within_the_room() {
-        let r = batches(&[100, 200, 300]);
-        assert_eq!(fit(&r, 600, false).len(), 600);
-        assert_eq!(fit(&r, 599, false).len(), 300);
-        assert_eq!(fit(&r, 299, false).len(), 100);
-        assert_eq!(fit(&r, 99, false).len(), 0);
-        // The first partition with data gets one batch past any limit, only one.
-        assert_eq!(fit(&r, 99, true).len(), 100);
-        assert_eq!(fit(&r, 0, true).len(), 100);
-        assert_eq!(fit(&r, 150, true).len(), 100);
-    }
 }

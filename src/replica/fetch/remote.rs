@@ -13,15 +13,15 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use strata_log::TxnIndexEntry;
+use strata_tier::Pieces;
 
 use super::{ReplicaError, ReplicaManager, Target};
 
 /// Remote read results by the partition's index in the fetch: records (empty when the read
 /// did not finish in time), or `None` when the remote tier holds nothing at or after the
 /// offset.
-type Reads = HashMap<usize, Result<Option<Bytes>, ReplicaError>>;
+type Reads = HashMap<usize, Result<Option<Pieces>, ReplicaError>>;
 
 /// The remote reads of a fetch, and for read_committed the aborted transactions of the
 /// remote segments read (their `.txnindex`).
@@ -36,11 +36,11 @@ impl RemoteReads {
         RemoteReads::default()
     }
 
-    pub(super) fn get(&self, i: &usize) -> Option<&Result<Option<Bytes>, ReplicaError>> {
+    pub(super) fn get(&self, i: &usize) -> Option<&Result<Option<Pieces>, ReplicaError>> {
         self.reads.get(i)
     }
 
-    pub(super) fn remove(&mut self, i: &usize) -> Option<Result<Option<Bytes>, ReplicaError>> {
+    pub(super) fn remove(&mut self, i: &usize) -> Option<Result<Option<Pieces>, ReplicaError>> {
         self.reads.remove(i)
     }
 
@@ -152,7 +152,7 @@ impl ReplicaManager {
             out.insert(i, split(i, result, &mut aborted));
         }
         for i in keys.into_iter().chain(rejected) {
-            out.entry(i).or_insert_with(|| Ok(Some(Bytes::new())));
+            out.entry(i).or_insert_with(|| Ok(Some(Pieces::new())));
         }
         RemoteReads {
             reads: out,
@@ -161,14 +161,14 @@ impl ReplicaManager {
     }
 }
 
-type TaskResult = Result<(Option<Bytes>, Vec<TxnIndexEntry>), ReplicaError>;
+type TaskResult = Result<(Option<Pieces>, Vec<TxnIndexEntry>), ReplicaError>;
 
 /// A finished read: its records, and its aborted transactions put aside.
 fn split(
     i: usize,
     result: TaskResult,
     aborted: &mut HashMap<usize, Vec<TxnIndexEntry>>,
-) -> Result<Option<Bytes>, ReplicaError> {
+) -> Result<Option<Pieces>, ReplicaError> {
     result.map(|(records, list)| {
         aborted.insert(i, list);
         records

@@ -252,7 +252,8 @@ fn partition_data(index: i32, a: FetchedPartition, slices: &mut Slices) -> Parti
                 }),
             },
             FetchRecords::File(_) => Ok(Bytes::new()),
-            FetchRecords::Memory(b) => Ok(b),
+            // Remote records: written from the chunks they were read into.
+            FetchRecords::Memory(p) => Ok(slices.pieces(p)),
         });
     match records {
         Ok(records) => base.with_records(Some(records)),
