@@ -30,6 +30,7 @@ trap stop EXIT
 
 start() { # $1 = prefix
   local out="$WORK/stdout.$RANDOM"
+  : >"$out"  # before the broker opens it, so the address poll cannot race the redirect
   env ${BROKER_ENV:-} "$BIN" serve --set log.dirs="$WORK/data" --set listeners=PLAINTEXT://127.0.0.1:0 \
     --set metrics.listener=127.0.0.1:0 --set remote.storage.url="s3://$BUCKET/$1" \
     --set remote.storage.s3.endpoint="$S3" --set remote.storage.s3.region=us-east-1 \

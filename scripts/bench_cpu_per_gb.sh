@@ -20,6 +20,7 @@ trap stop EXIT
 run() { # $1 = copy|zero
   rm -rf "$WORK" && mkdir -p "$WORK"
   local copy=0; [ "$1" = copy ] && copy=1
+  : >"$WORK/out"  # before the broker opens it, so the address poll cannot race the redirect
   STRATA_BENCH_COPY_PATH=$copy "$BIN" serve --set log.dirs="$WORK/data" \
     --set listeners=PLAINTEXT://127.0.0.1:0 --set metrics.listener=127.0.0.1:0 >"$WORK/out" 2>"$WORK/broker.log" &
   PID=$!

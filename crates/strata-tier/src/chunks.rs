@@ -348,6 +348,11 @@ impl Chunks {
                     let bytes = if buf.is_empty() && piece.len() >= want {
                         piece.split_to(want)
                     } else {
+                        if buf.is_empty() {
+                            // One allocation of the chunk's size: growing from empty
+                            // reallocated and copied it about log2(chunk) times.
+                            buf.reserve(want);
+                        }
                         let take = piece.len().min(want - buf.len());
                         buf.extend_from_slice(&piece.split_to(take));
                         if buf.len() < want {
