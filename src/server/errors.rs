@@ -188,6 +188,8 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         // exist (ConsumerGroupHeartbeat/Describe on a classic group).
         GroupError::GroupTypeMismatch { .. }
         | GroupError::UpgradeDisabled { .. }
+        | GroupError::UpgradeNotConsumerProtocol { .. }
+        | GroupError::UpgradeMalformed { .. }
         | GroupError::NotConsumerGroup { .. } => E::GroupIdNotFound,
         GroupError::InvalidRequest { .. } => E::InvalidRequest,
     }

@@ -246,6 +246,7 @@ pub fn restore(
             session_deadline: now + cfg.session_timeout_ms,
             revoke_deadline: (state == MemberState::UnrevokedPartitions)
                 .then_some(now + rebalance_timeout_ms),
+            classic: None,
         };
         for (t, p) in partitions(&m.assigned).chain(partitions(&m.revoking)) {
             g.holders.insert((t.to_string(), p), mid.clone());
