@@ -115,6 +115,10 @@ def cli_describe(addr, group):
     return out.stdout
 
 
+def member_ids(described):
+    return sorted(ln.split("\t")[1] for ln in described.splitlines() if ln.startswith("\tMember: "))
+
+
 def settled(members):
     """Every live member owns partitions, each of the 6 exactly once."""
     owned = [p for m in members for p in m.assigned]
@@ -182,3 +186,42 @@ def test_classic_group_converts_to_consumer_and_back_while_consuming(mixed_broke
             newcomer.stop()
     seen.assert_exactly({(topic, p, o) for p, o in expected_pairs(b.addr, topic, PARTITIONS)})
     assert not [e for m in classic + [newcomer] for e in m.errors if e.fatal()]
+
+
+def test_mixed_group_survives_a_broker_restart(mixed_broker):
+    # The converted group's records (ClassicMemberMetadata included) are in
+    # __consumer_offsets: after kill -9 the classic members keep heartbeating in the
+    # consumer group, and every record is still consumed exactly once.
+    b = mixed_broker
+    topic, group = "mixed-restart", "grp-mixed-restart"
+    create_topic(b.addr, topic, PARTITIONS)
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    seen = Seen()
+    produce_keyed(b.addr, topic, PHASE)
+    classic = [Member(b.addr, group, topic, seen, "classic") for _ in range(2)]
+    for m in classic:
+        m.start()
+    newcomer = Member(b.addr, group, topic, seen, "consumer")
+    members = classic + [newcomer]
+    try:
+        wait_until(lambda: seen.count() >= PHASE // 3 and settled(classic), 60, "the classic group", log=b.log)
+        newcomer.start()
+        produce_keyed(b.addr, topic, PHASE)
+        wait_until(lambda: newcomer.consumed > 0 and settled(members), 90, "the mixed group", log=b.log)
+        before = cli_describe(b.addr, group)
+        b.kill()
+        b.start()
+        produce_keyed(b.addr, topic, PHASE)
+        wait_until(lambda: seen.count() >= 3 * PHASE and settled(members), 120, "every record after the restart",
+                   log=b.log)
+        d = group_type(admin, group)
+        assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 3, before
+        out = cli_describe(b.addr, group)
+        assert out.count("Protocol: classic") == 2, (before, out)
+        assert member_ids(out) == member_ids(before), "the members kept their ids: nobody rejoined anew"
+        time.sleep(1)
+    finally:
+        for m in members:
+            if m.is_alive() or m is not newcomer:
+                m.stop()
+    seen.assert_exactly({(topic, p, o) for p, o in expected_pairs(b.addr, topic, PARTITIONS)})

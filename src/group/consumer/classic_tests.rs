@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::*;
-use crate::group::codec::{GroupSnapshot, MemberSnapshot};
+use crate::group::codec::{decode_key, encode_key, GroupSnapshot, MemberSnapshot};
+use crate::group::codec_consumer::{decode_value, encode_value};
 use crate::group::embedded::{decode_assignment, encode_assignment, encode_subscription};
 use crate::group::state::{Group, GroupConfig, GroupState, JoinRequest, SyncRequest};
 
@@ -24,7 +25,7 @@ fn topics() -> Topics {
     [(
         "t".to_string(),
         TopicMeta {
-            id: uuid::Uuid::new_v4(),
+            id: uuid::Uuid::from_u128(7),
             partitions: 6,
         },
     )]
@@ -326,4 +327,40 @@ fn classic_members_join_sync_leave_and_expire_by_their_own_session() {
     assert!(g.expire(9_999, &t, &cfg()).is_empty());
     assert_eq!(g.expire(10_000, &t, &cfg()).len(), 2);
     assert!(g.members.is_empty());
+}
+
+#[test]
+fn a_mixed_group_comes_back_from_its_records_with_its_classic_members() {
+    let t = topics();
+    let mut groups = ConsumerGroups::default();
+    groups.insert(
+        from_classic(
+            &classic_group("consumer"),
+            &t,
+            MigrationPolicy::Bidirectional,
+            0,
+        )
+        .unwrap(),
+    );
+    let records = groups.changes("g", &t);
+    let mut replay = ConsumerGroupRecords::default();
+    for (k, v) in &records {
+        let key = decode_key(&encode_key(k)).unwrap();
+        let value = v
+            .as_ref()
+            .map(|v| decode_value(&key, &encode_value(v)).unwrap());
+        assert!(replay.apply(&key, value));
+    }
+    let mut back = ConsumerGroups::default();
+    back.restore("g", replay, &t, &cfg(), 100);
+    let before = &groups.get("g").unwrap().members["a"];
+    let g = back.get_mut_with_members("g").unwrap();
+    assert_eq!(g.members["a"].classic, before.classic);
+    assert_eq!(g.members["a"].assigned, before.assigned);
+    assert_eq!(g.classic_heartbeat(101, "a", None, 3), Ok(()));
+    // Sessions restart at the load (b) or the last heartbeat (a), with the classic
+    // members' own timeout (10 s), not the group's 45 s.
+    assert!(g.expire(100 + 9_999, &t, &cfg()).is_empty());
+    assert_eq!(g.expire(100 + 10_000, &t, &cfg()), vec!["b".to_string()]);
+    assert_eq!(g.expire(101 + 10_000, &t, &cfg()), vec!["a".to_string()]);
 }
