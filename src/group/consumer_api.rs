@@ -7,11 +7,8 @@
 //! converts them whatever `group.consumer.migration.policy`: a ConsumerGroupHeartbeat
 //! takes the id of an empty classic group, a JoinGroup that of an empty consumer group
 //! (whose records are then deleted, `driver.rs`); committed offsets stay with the id.
-//! Groups with members are not converted (Kafka 4's mixed mode, classic members inside a
-//! consumer group, is not implemented): a ConsumerGroupHeartbeat to a classic group with
-//! members gets Kafka's answer under the policy `disabled`, GROUP_ID_NOT_FOUND
-//! (`consumer::check_upgrade`); a JoinGroup to a consumer group with members gets
-//! INCONSISTENT_GROUP_PROTOCOL.
+//! Groups with members convert online as the policy allows, and classic members are
+//! served inside consumer groups (`consumer_classic_api.rs`).
 //!
 //! Every event that changes a group appends the group's changed records (Kafka 4's,
 //! `consumer/persist.rs`) to its `__consumer_offsets` partition under the lock, and a
