@@ -28,7 +28,7 @@ use super::consumer_api::WRITE_TIMEOUT;
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
-use super::store::{Appended, OffsetsTopic, PendingOffset, Record};
+use super::store::{OffsetsTopic, PendingOffset, Record};
 use super::GroupError;
 use crate::broker::{Broker, BrokerError};
 use crate::now_ms;
@@ -247,7 +247,8 @@ impl GroupCoordinator {
             if inner.consumer.has_members(group) {
                 Some(self.classic_join_consumer(&mut inner, group, req))
             } else {
-                self.join_classic(&mut inner, group, req, tx).err()
+                self.join_classic(&mut inner, group, req, tx)
+                    .map(|now| (now, None))
             }
         };
         self.wake.notify_one();
@@ -264,14 +265,14 @@ impl GroupCoordinator {
     }
 
     /// A JoinGroup to a classic group, parked on `tx` until the state machine answers;
-    /// `Err` carries an immediate answer.
+    /// `Some` is an immediate answer.
     fn join_classic(
         &self,
         inner: &mut Inner,
         group: &str,
         req: JoinRequest,
         tx: oneshot::Sender<JoinResponse>,
-    ) -> Result<(), (JoinResponse, Option<Appended>)> {
+    ) -> Option<JoinResponse> {
         let member = req.member_id.clone();
         {
             if inner.consumer.remove_if_empty(group) {
@@ -279,7 +280,7 @@ impl GroupCoordinator {
                 // are deleted (tombstones), as Kafka does when it converts an empty group.
                 let topics = self.topics();
                 if let Err(e) = self.write_consumer(inner, group, &topics) {
-                    return Err((JoinResponse::error(e, &member), None));
+                    return Some(JoinResponse::error(e, &member));
                 }
             }
             inner.next_reply += 1;
@@ -288,7 +289,7 @@ impl GroupCoordinator {
             let actions = inner.sm.on_event(now_ms(), group, Event::Join(id, req));
             self.perform(inner, actions);
         }
-        Ok(())
+        None
     }
 
     pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResult {

@@ -274,7 +274,7 @@ impl ConsumerGroup {
                         instance: instance.clone().unwrap_or_default(),
                     });
                 }
-                if !self.members.get(&id).is_some_and(|m| m.classic.is_some()) {
+                if self.members.get(&id).is_none_or(|m| m.classic.is_none()) {
                     return Err(GroupError::UnknownMemberId);
                 }
                 self.remove(&id);
@@ -293,10 +293,5 @@ impl ConsumerGroup {
     /// then go back to being a classic group).
     pub fn all_classic(&self) -> bool {
         !self.members.is_empty() && self.members.values().all(|m| m.classic.is_some())
-    }
-
-    /// True if any member uses the classic protocol.
-    pub fn has_classic(&self) -> bool {
-        self.members.values().any(|m| m.classic.is_some())
     }
 }

@@ -41,7 +41,7 @@ mod reconcile;
 #[cfg(test)]
 mod tests;
 
-pub use classic::{ClassicMeta, ClassicSync, PROTOCOL_TYPE};
+pub use classic::{ClassicMeta, ClassicSync};
 pub use convert::{from_classic, to_classic, MigrationPolicy};
 pub use group::{ConsumerGroup, ConsumerMember, MemberState};
 pub use persist::ConsumerRecord;
