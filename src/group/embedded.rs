@@ -63,15 +63,23 @@ pub fn decode_subscription(mut b: &[u8]) -> Option<Subscription> {
 
 /// Reads an assignment's partitions; an empty byte string is the empty assignment
 /// (a member that joined and never synced). `None` if the bytes are not one.
-pub fn decode_assignment(mut b: &[u8]) -> Option<Assignment> {
+pub fn decode_assignment(b: &[u8]) -> Option<Assignment> {
+    decode_assignment_with_user_data(b).map(|(a, _)| a)
+}
+
+/// [`decode_assignment`], and whether the assignment carries user data (a custom
+/// assignor's, which a consumer group could not keep).
+pub fn decode_assignment_with_user_data(mut b: &[u8]) -> Option<(Assignment, bool)> {
     let mut out = Assignment::new();
     if b.is_empty() {
-        return Some(out);
+        return Some((out, false));
     }
     let b = &mut b;
     get_i16(b)?;
     get_partitions(b, &mut out)?;
-    Some(out)
+    // User data is absent, null (-1) or empty in assignments of Kafka's own assignors.
+    let user_data = get_i32(b).is_some_and(|n| n > 0);
+    Some((out, user_data))
 }
 
 /// Writes an assignment as Kafka's coordinator does (version 3, no user data).
@@ -122,8 +130,18 @@ mod tests {
         let sub = decode_subscription(&encode_subscription(&["t", "u"], &owned)).unwrap();
         assert_eq!(sub.topics, vec!["t", "u"]);
         assert_eq!(sub.owned, owned);
-        assert_eq!(decode_assignment(&encode_assignment(&owned)), Some(owned));
+        assert_eq!(
+            decode_assignment(&encode_assignment(&owned)),
+            Some(owned.clone())
+        );
         assert_eq!(decode_assignment(&[]), Some(Assignment::new()));
+        let mut with_data = encode_assignment(&owned).to_vec();
+        with_data.truncate(with_data.len() - 4);
+        with_data.extend_from_slice(&[0, 0, 0, 2, 7, 7]);
+        assert_eq!(
+            decode_assignment_with_user_data(&with_data),
+            Some((owned, true))
+        );
     }
 
     #[test]

@@ -130,6 +130,10 @@ pub enum GroupError {
     /// Kafka's GROUP_ID_NOT_FOUND text: a member's subscription or assignment is unreadable.
     #[error("Cannot upgrade classic group {group} to consumer group because the embedded consumer protocol is malformed.")]
     UpgradeMalformed { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text: an assignment carries a custom assignor's user
+    /// data, which the consumer group would lose.
+    #[error("Cannot upgrade classic group {group} to consumer group because an unsupported custom assignor is in use. Please refer to the documentation or switch to a default assignor before re-attempting the upgrade.")]
+    UpgradeCustomAssignor { group: String },
     /// Kafka's GROUP_ID_NOT_FOUND text for a consumer heartbeat to a classic group.
     #[error("Group {group} is not a consumer group.")]
     NotConsumerGroup { group: String },

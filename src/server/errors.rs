@@ -190,6 +190,7 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         | GroupError::UpgradeDisabled { .. }
         | GroupError::UpgradeNotConsumerProtocol { .. }
         | GroupError::UpgradeMalformed { .. }
+        | GroupError::UpgradeCustomAssignor { .. }
         | GroupError::NotConsumerGroup { .. } => E::GroupIdNotFound,
         GroupError::InvalidRequest { .. } => E::InvalidRequest,
     }

@@ -148,6 +148,18 @@ fn upgrade_is_refused_with_kafkas_texts() {
         e.err().unwrap().to_string(),
         "Cannot upgrade classic group g to consumer group because online upgrade is disabled."
     );
+    let mut custom = classic_group("consumer");
+    let mut snap = custom.snapshot();
+    let mut bytes = snap.members[0].assignment.to_vec();
+    bytes.truncate(bytes.len() - 4);
+    bytes.extend_from_slice(&[0, 0, 0, 1, 9]);
+    snap.members[0].assignment = Bytes::from(bytes);
+    custom = Group::restore("g", snap, 0);
+    let e = from_classic(&custom, &t, MigrationPolicy::Upgrade, 0);
+    assert!(
+        matches!(e, Err(GroupError::UpgradeCustomAssignor { .. })),
+        "a custom assignor's user data would be lost"
+    );
     let e = from_classic(&classic_group("connect"), &t, MigrationPolicy::Upgrade, 0);
     assert_eq!(
         e.err().unwrap().to_string(),

@@ -89,7 +89,13 @@ pub fn from_classic(
     g.assignment_epoch = classic.generation;
     for cm in classic.members.values() {
         // A member that joined and never synced has no assignment yet: accepted empty.
-        let mut assigned = embedded::decode_assignment(&cm.assignment).ok_or_else(malformed)?;
+        let (mut assigned, user_data) =
+            embedded::decode_assignment_with_user_data(&cm.assignment).ok_or_else(malformed)?;
+        if user_data {
+            return Err(GroupError::UpgradeCustomAssignor {
+                group: group.clone(),
+            });
+        }
         assigned.retain(|t, _| topics.contains_key(t));
         let metadata = cm
             .protocols
