@@ -376,3 +376,14 @@ fn a_mixed_group_comes_back_from_its_records_with_its_classic_members() {
     assert_eq!(g.expire(100 + 10_000, &t, &cfg()), vec!["b".to_string()]);
     assert_eq!(g.expire(101 + 10_000, &t, &cfg()), vec!["a".to_string()]);
 }
+
+#[test]
+fn the_migration_policy_reads_kafkas_values() {
+    let p = |s: &str| s.parse::<MigrationPolicy>().unwrap();
+    assert!(p("bidirectional").upgrade() && p("BIDIRECTIONAL").downgrade());
+    assert!(p("upgrade").upgrade() && !p("upgrade").downgrade());
+    assert!(!p("downgrade").upgrade() && p("downgrade").downgrade());
+    assert!(!p("disabled").upgrade() && !p("disabled").downgrade());
+    assert!("sideways".parse::<MigrationPolicy>().is_err());
+    assert_eq!(MigrationPolicy::default(), MigrationPolicy::Bidirectional);
+}
