@@ -225,3 +225,38 @@ def test_mixed_group_survives_a_broker_restart(mixed_broker):
             if m.is_alive() or m is not newcomer:
                 m.stop()
     seen.assert_exactly({(topic, p, o) for p, o in expected_pairs(b.addr, topic, PARTITIONS)})
+
+
+def test_upgrade_only_policy_keeps_the_consumer_group_after_the_last_consumer_member_leaves(make_broker):
+    # group.consumer.migration.policy=upgrade: the group upgrades but never goes back;
+    # its classic members go on inside the consumer group.
+    b = fixed_port_broker(make_broker, **BROKER, **{"group.consumer.migration.policy": "upgrade"})
+    topic, group = "mixed-upgrade-only", "grp-mixed-upgrade-only"
+    create_topic(b.addr, topic, PARTITIONS)
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    seen = Seen()
+    produce_keyed(b.addr, topic, PHASE)
+    classic = [Member(b.addr, group, topic, seen, "classic") for _ in range(2)]
+    for m in classic:
+        m.start()
+    newcomer = Member(b.addr, group, topic, seen, "consumer")
+    try:
+        wait_until(lambda: seen.count() >= PHASE // 3 and settled(classic), 60, "the classic group", log=b.log)
+        newcomer.start()
+        produce_keyed(b.addr, topic, PHASE)
+        wait_until(lambda: newcomer.consumed > 0 and settled(classic + [newcomer]), 90, "the mixed group",
+                   log=b.log)
+        newcomer.stop()
+        produce_keyed(b.addr, topic, PHASE)
+        wait_until(lambda: seen.count() >= 3 * PHASE and settled(classic), 90,
+                   "the classic members to take everything", log=b.log)
+        d = group_type(admin, group)
+        assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 2
+        assert "converted the consumer group to a classic group" not in b.log()
+        time.sleep(1)
+    finally:
+        for m in classic:
+            m.stop()
+        if not newcomer.stopped.is_set() and newcomer.is_alive():
+            newcomer.stop()
+    seen.assert_exactly({(topic, p, o) for p, o in expected_pairs(b.addr, topic, PARTITIONS)})
