@@ -209,6 +209,9 @@ pub struct Member {
     pub host: String,
     /// The member epoch of a consumer-group member.
     pub epoch: Option<i32>,
+    /// The protocol a consumer-group member uses (`classic` members sit in a consumer
+    /// group during an online migration, KIP-848); `None` in a classic group.
+    pub protocol: Option<&'static str>,
     /// Assigned partitions as `topic-partition`; for a classic group decoded from the
     /// consumer protocol's assignment (empty for other protocol types).
     pub assigned: Vec<String>,
@@ -247,8 +250,12 @@ fn print_description(g: &GroupDescription) {
     }
     for m in &g.members {
         let epoch = m.epoch.map(|e| format!("\tEpoch: {e}")).unwrap_or_default();
+        let protocol = m
+            .protocol
+            .map(|p| format!("\tProtocol: {p}"))
+            .unwrap_or_default();
         println!(
-            "\tMember: {}{epoch}\tClientId: {}\tHost: {}\tAssigned: {}",
+            "\tMember: {}{epoch}{protocol}\tClientId: {}\tHost: {}\tAssigned: {}",
             m.id,
             m.client_id,
             m.host,
@@ -290,6 +297,12 @@ async fn describe_consumer_group(
             client_id: m.client_id.to_string(),
             host: m.client_host.to_string(),
             epoch: Some(m.member_epoch),
+            // ConsumerGroupDescribe v1's MemberType: 0 classic, 1 consumer.
+            protocol: Some(if m.member_type == 0 {
+                "classic"
+            } else {
+                "consumer"
+            }),
             assigned: m
                 .assignment
                 .topic_partitions
@@ -345,6 +358,7 @@ async fn describe_classic_group(c: &mut Client, group: &str) -> Result<GroupDesc
             client_id: m.client_id.to_string(),
             host: m.client_host.to_string(),
             epoch: None,
+            protocol: None,
             assigned: if consumer {
                 classic_assignment(&m.member_assignment)
             } else {

@@ -2,6 +2,8 @@
 //! DescribeClientQuotas (Kafka's `kafka-configs.sh --entity-type users|clients --alter
 //! --add-config producer_byte_rate=...`). An entity is `--user NAME`, `--client-id NAME`
 //! or both; `--default-user` / `--default-client-id` name Kafka's `<default>` entities.
+//! `--ip ADDRESS` / `--default-ip` name KIP-612's `ip` entity, whose only key is
+//! `connection_creation_rate` (Kafka's `--entity-type ips`).
 
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
@@ -17,7 +19,8 @@ pub enum QuotaCommand {
         #[command(flatten)]
         entity: Entity,
         /// KEY=VALUE pairs: producer_byte_rate, consumer_byte_rate (bytes/s),
-        /// request_percentage (100 = one thread), controller_mutation_rate (partitions/s).
+        /// request_percentage (100 = one thread), controller_mutation_rate (partitions/s);
+        /// connection_creation_rate (connections/s) for --ip / --default-ip.
         #[arg(required = true)]
         values: Vec<String>,
     },
@@ -47,6 +50,12 @@ pub struct Entity {
     /// Kafka's `<default>` client-id entity.
     #[arg(long)]
     default_client_id: bool,
+    /// An IP address (KIP-612: connection_creation_rate only).
+    #[arg(long, conflicts_with = "default_ip")]
+    ip: Option<String>,
+    /// Kafka's `<default>` ip entity: every address without a quota of its own.
+    #[arg(long)]
+    default_ip: bool,
 }
 
 impl Entity {
@@ -58,6 +67,9 @@ impl Entity {
         }
         if self.client_id.is_some() || self.default_client_id {
             out.push(("client-id", self.client_id.clone()));
+        }
+        if self.ip.is_some() || self.default_ip {
+            out.push(("ip", self.ip.clone()));
         }
         out
     }
@@ -151,7 +163,7 @@ async fn alter(client: &mut Client, entity: &Entity, ops: Vec<OpData>) -> Result
     let parts = entity.parts();
     if parts.is_empty() {
         return Err(CliError::Usage(
-            "name an entity: --user, --client-id, --default-user or --default-client-id".into(),
+            "name an entity: --user, --client-id, --default-user, --default-client-id, --ip or --default-ip".into(),
         ));
     }
     let entry = EntryData::default()

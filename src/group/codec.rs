@@ -116,7 +116,7 @@ pub struct MemberSnapshot {
     pub assignment: Bytes,
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(super) fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
@@ -128,22 +128,22 @@ fn put_nullable(b: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+pub(super) fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_i32(v.len() as i32);
     b.put_slice(v);
 }
 
-fn get_i16(b: &mut &[u8]) -> Option<i16> {
+pub(super) fn get_i16(b: &mut &[u8]) -> Option<i16> {
     (b.remaining() >= 2).then(|| b.get_i16())
 }
-fn get_i32(b: &mut &[u8]) -> Option<i32> {
+pub(super) fn get_i32(b: &mut &[u8]) -> Option<i32> {
     (b.remaining() >= 4).then(|| b.get_i32())
 }
 fn get_i64(b: &mut &[u8]) -> Option<i64> {
     (b.remaining() >= 8).then(|| b.get_i64())
 }
 
-fn get_nullable(b: &mut &[u8]) -> Option<Option<String>> {
+pub(super) fn get_nullable(b: &mut &[u8]) -> Option<Option<String>> {
     let len = get_i16(b)?;
     if len < 0 {
         return Some(None);
@@ -157,11 +157,11 @@ fn get_nullable(b: &mut &[u8]) -> Option<Option<String>> {
     Some(Some(s))
 }
 
-fn get_str(b: &mut &[u8]) -> Option<String> {
+pub(super) fn get_str(b: &mut &[u8]) -> Option<String> {
     get_nullable(b)?
 }
 
-fn get_bytes(b: &mut &[u8]) -> Option<Bytes> {
+pub(super) fn get_bytes(b: &mut &[u8]) -> Option<Bytes> {
     let len = get_i32(b)?;
     if len < 0 {
         return Some(Bytes::new());

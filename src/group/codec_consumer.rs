@@ -12,8 +12,9 @@
 //! | 8        | ConsumerGroupCurrentMemberAssignmentKey    | member epoch, previous epoch, state, assigned, pending revocation |
 //!
 //! Values start with their version (0) and use the flexible encoding (compact strings
-//! and arrays, tagged fields). Unknown tagged fields are skipped on read (Kafka 4.1's
-//! MetadataHash, ClassicMemberMetadata, AssignmentEpochs) and none are written.
+//! and arrays, tagged fields). The member value's tagged field 0, ClassicMemberMetadata
+//! (a classic member inside a consumer group), is read and written; other tagged fields
+//! are skipped on read (Kafka 4.1's MetadataHash, AssignmentEpochs) and not written.
 //! [`ConsumerGroupRecords`] is what a replay of one group's records leaves: last write
 //! wins, a null value deletes.
 //!
@@ -40,6 +41,17 @@ pub struct MemberMetadata {
     pub regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tagged field 0, ClassicMemberMetadata: set for a member of the classic protocol
+    /// inside a consumer group (session timeout, protocols with their metadata).
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// ClassicMemberMetadata of ConsumerGroupMemberMetadataValue (tag 0).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// SupportedProtocols: name and metadata, in the member's order.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// ConsumerGroupCurrentMemberAssignmentValue. `state` is Kafka's `MemberState` byte:
@@ -226,6 +238,57 @@ fn get_uuid(b: &mut &[u8]) -> Option<Uuid> {
     Some(id)
 }
 
+fn encode_classic(c: &ClassicMemberMetadata) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i32(c.session_timeout_ms);
+    put_uvarint(&mut b, c.protocols.len() as u64 + 1);
+    for (name, metadata) in &c.protocols {
+        put_compact_str(&mut b, name);
+        put_uvarint(&mut b, metadata.len() as u64 + 1);
+        b.put_slice(metadata);
+        put_uvarint(&mut b, 0); // tagged fields
+    }
+    put_uvarint(&mut b, 0); // tagged fields
+    b.freeze()
+}
+
+fn decode_classic(mut b: &[u8]) -> Option<ClassicMemberMetadata> {
+    let b = &mut b;
+    let session_timeout_ms = get_i32(b)?;
+    let mut protocols = Vec::new();
+    for _ in 0..get_count(b)? {
+        let name = get_compact_str(b)?;
+        let len = get_count(b)?;
+        let metadata = Bytes::copy_from_slice(&b[..len]);
+        b.advance(len);
+        skip_tagged(b)?;
+        protocols.push((name, metadata));
+    }
+    skip_tagged(b)?;
+    Some(ClassicMemberMetadata {
+        session_timeout_ms,
+        protocols,
+    })
+}
+
+/// The member value's tagged fields: ClassicMemberMetadata (tag 0) is read, others
+/// skipped.
+fn get_member_tags(b: &mut &[u8]) -> Option<Option<ClassicMemberMetadata>> {
+    let mut classic = None;
+    for _ in 0..get_uvarint(b)? {
+        let tag = get_uvarint(b)?;
+        let size = get_uvarint(b)? as usize;
+        if b.remaining() < size {
+            return None;
+        }
+        if tag == 0 {
+            classic = Some(decode_classic(&b[..size])?);
+        }
+        b.advance(size);
+    }
+    Some(classic)
+}
+
 /// Skips a tagged-fields section (none of them is read).
 fn skip_tagged(b: &mut &[u8]) -> Option<()> {
     let n = get_uvarint(b)?;
@@ -290,6 +353,14 @@ pub fn encode_value(v: &ConsumerValue) -> Bytes {
             put_compact_nullable(&mut b, m.regex.as_deref());
             b.put_i32(m.rebalance_timeout_ms);
             put_compact_nullable(&mut b, m.server_assignor.as_deref());
+            if let Some(c) = &m.classic {
+                let field = encode_classic(c);
+                put_uvarint(&mut b, 1); // one tagged field
+                put_uvarint(&mut b, 0); // tag 0: ClassicMemberMetadata
+                put_uvarint(&mut b, field.len() as u64);
+                b.put_slice(&field);
+                return b.freeze();
+            }
         }
         ConsumerValue::Target(t) => put_partitions(&mut b, t),
         ConsumerValue::Current(c) => {
@@ -345,7 +416,7 @@ pub fn decode_value(key: &Key, mut b: &[u8]) -> Option<ConsumerValue> {
             for _ in 0..get_count(b)? {
                 topic_names.push(get_compact_str(b)?);
             }
-            ConsumerValue::Member(MemberMetadata {
+            let mut m = MemberMetadata {
                 instance_id,
                 rack_id,
                 client_id,
@@ -354,7 +425,10 @@ pub fn decode_value(key: &Key, mut b: &[u8]) -> Option<ConsumerValue> {
                 regex: get_compact_nullable(b)?,
                 rebalance_timeout_ms: get_i32(b)?,
                 server_assignor: get_compact_nullable(b)?,
-            })
+                classic: None,
+            };
+            m.classic = get_member_tags(b)?;
+            return Some(ConsumerValue::Member(m));
         }
         Key::ConsumerTarget { .. } => ConsumerValue::Target(get_partitions(b)?),
         Key::ConsumerCurrent { .. } => {
@@ -422,6 +496,27 @@ mod tests {
                     regex: Some("t.*".into()),
                     rebalance_timeout_ms: 300_000,
                     server_assignor: Some("uniform".into()),
+                    classic: None,
+                }),
+            ),
+            (
+                Key::ConsumerMember {
+                    group: g.clone(),
+                    member: "classic".into(),
+                },
+                ConsumerValue::Member(MemberMetadata {
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    topic_names: vec!["t".into()],
+                    rebalance_timeout_ms: 300_000,
+                    classic: Some(ClassicMemberMetadata {
+                        session_timeout_ms: 45_000,
+                        protocols: vec![
+                            ("range".into(), Bytes::from_static(b"sub")),
+                            ("roundrobin".into(), Bytes::new()),
+                        ],
+                    }),
+                    ..Default::default()
                 }),
             ),
             (

@@ -7,11 +7,8 @@
 //! converts them whatever `group.consumer.migration.policy`: a ConsumerGroupHeartbeat
 //! takes the id of an empty classic group, a JoinGroup that of an empty consumer group
 //! (whose records are then deleted, `driver.rs`); committed offsets stay with the id.
-//! Groups with members are not converted (Kafka 4's mixed mode, classic members inside a
-//! consumer group, is not implemented): a ConsumerGroupHeartbeat to a classic group with
-//! members gets Kafka's answer under the policy `disabled`, GROUP_ID_NOT_FOUND
-//! (`consumer::check_upgrade`); a JoinGroup to a consumer group with members gets
-//! INCONSISTENT_GROUP_PROTOCOL.
+//! Groups with members convert online as the policy allows, and classic members are
+//! served inside consumer groups (`consumer_classic_api.rs`).
 //!
 //! Every event that changes a group appends the group's changed records (Kafka 4's,
 //! `consumer/persist.rs`) to its `__consumer_offsets` partition under the lock, and a
@@ -26,15 +23,17 @@
 use std::time::Duration;
 
 use super::codec_consumer::codec_records;
-use super::consumer::{check_upgrade, ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics};
+use super::consumer::{
+    check_not_classic, ConsumerGroup, Heartbeat, HeartbeatReply, TopicMeta, Topics, LEAVE_EPOCH,
+};
 use super::driver::{GroupCoordinator, Inner};
-use super::store::Appended;
+use super::store::{Appended, Record};
 use super::GroupError;
 use crate::now_ms;
 
 /// How long a heartbeat waits for the ISR to have its records (Kafka's
 /// `offsets.commit.timeout.ms` default, which bounds its coordinator's writes too).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A consumer group as ConsumerGroupDescribe reports it.
 #[derive(Debug, Clone)]
@@ -74,17 +73,33 @@ impl GroupCoordinator {
     ) -> Result<HeartbeatReply, GroupError> {
         self.owns(group)?;
         let topics = self.topics();
+        let leaving = req.member_epoch == LEAVE_EPOCH;
         let (res, written) = {
             let mut guard = self.inner.lock();
-            let classic_members = guard.sm.group(group).is_some_and(|g| !g.is_empty());
-            check_upgrade(group, classic_members, req.member_epoch)?;
             let inner = &mut *guard;
+            let classic_members = inner.sm.group(group).is_some_and(|g| !g.is_empty());
+            check_not_classic(group, classic_members, req.member_epoch)?;
+            // A joining member to a classic group with members: online upgrade.
+            let (first, undo) = match self.upgrade(inner, group, &topics)? {
+                Some((tombstone, snap)) => (vec![tombstone], Some(snap)),
+                None => (Vec::new(), None),
+            };
             let res = inner
                 .consumer
                 .heartbeat(now_ms(), &inner.consumer_cfg, &topics, group, req);
             // Even a refused heartbeat may have changed the group (a rejoin with epoch
             // 0 that found its instance id taken removed the old member first).
-            let written = self.write_consumer(inner, group, &topics);
+            let mut written = self.write_consumer_with(inner, group, &topics, first);
+            match (&written, undo) {
+                (Err(_), Some(snap)) => self.undo_upgrade(inner, group, snap),
+                (Ok(_), _) if leaving => {
+                    // The last consumer-protocol member may have left: online downgrade.
+                    if let Some(a) = self.maybe_downgrade(inner, group, &topics).transpose() {
+                        written = a.map(Some);
+                    }
+                }
+                _ => {}
+            }
             (res, written)
         };
         // The member's session deadline moved: the timer re-reads the earliest one.
@@ -106,11 +121,25 @@ impl GroupCoordinator {
         group: &str,
         topics: &Topics,
     ) -> Result<Option<Appended>, GroupError> {
+        self.write_consumer_with(inner, group, topics, Vec::new())
+    }
+
+    /// [`GroupCoordinator::write_consumer`] with `first` records in front, in the same
+    /// append (the classic tombstone of an upgrade).
+    pub(super) fn write_consumer_with(
+        &self,
+        inner: &mut Inner,
+        group: &str,
+        topics: &Topics,
+        first: Vec<Record>,
+    ) -> Result<Option<Appended>, GroupError> {
         let records = inner.consumer.changes(group, topics);
-        if records.is_empty() {
+        if records.is_empty() && first.is_empty() {
             return Ok(None);
         }
-        match self.store.append(group, codec_records(&records)) {
+        let mut batch = first;
+        batch.extend(codec_records(&records));
+        match self.store.append(group, batch) {
             Ok(a) => Ok(Some(a)),
             Err(e) => {
                 tracing::error!(group, error = %e, "could not write consumer group records; the group goes back to its last write");
@@ -137,7 +166,10 @@ impl GroupCoordinator {
             .collect();
         gone.dedup();
         for g in gone {
-            let _ = self.write_consumer(inner, &g, &topics);
+            if self.write_consumer(inner, &g, &topics).is_ok() {
+                // The last consumer-protocol member may have expired: online downgrade.
+                let _ = self.maybe_downgrade(inner, &g, &topics);
+            }
         }
     }
 

@@ -128,6 +128,14 @@ impl Coordinator {
         }
     }
 
+    /// Takes a group out to convert it to a consumer group ([`Group::hand_over`]).
+    pub fn hand_over(&mut self, id: &str, now: i64) -> Vec<Action> {
+        match self.groups.remove(id) {
+            Some(mut g) => g.hand_over(now),
+            None => Vec::new(),
+        }
+    }
+
     /// Checks an OffsetCommit against membership: simple commits (generation < 0)
     /// only to empty groups, otherwise a current member of the current generation.
     pub fn validate_commit(

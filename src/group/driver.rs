@@ -24,6 +24,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::codec::{self, Key};
 use super::consumer::{ConsumerConfig, ConsumerGroups};
+use super::consumer_api::WRITE_TIMEOUT;
 use super::coordinator::{Coordinator, Event};
 use super::offsets::OffsetStore;
 use super::state::{Action, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRequest};
@@ -94,6 +95,8 @@ fn consumer_config(broker: &Broker) -> ConsumerConfig {
         session_timeout_ms: c.session_timeout_ms as i64,
         heartbeat_interval_ms: c.heartbeat_interval_ms,
         assignors: c.assignors.clone(),
+        // Validated by the config layer (one of Kafka's four values).
+        migration: c.migration_policy.parse().unwrap_or_default(),
     }
 }
 
@@ -201,7 +204,7 @@ impl GroupCoordinator {
         self.wake.notify_one();
     }
 
-    fn perform(&self, inner: &mut Inner, actions: Vec<Action>) {
+    pub(super) fn perform(&self, inner: &mut Inner, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Join(id, resp) => {
@@ -236,33 +239,57 @@ impl GroupCoordinator {
             return JoinResponse::error(e, &member);
         }
         let (tx, rx) = oneshot::channel();
-        {
+        // A consumer group (KIP-848) with members serves classic members itself (Kafka
+        // 4's mixed mode); an empty one gives its id up (Kafka converts an empty group
+        // to the protocol that joins).
+        let mixed = {
             let mut inner = self.inner.lock();
-            // A consumer group (KIP-848) with members keeps its id; an empty one gives
-            // it up (Kafka converts an empty group to the protocol that joins).
             if inner.consumer.has_members(group) {
-                let e = GroupError::InconsistentGroupProtocol {
-                    group: group.to_string(),
-                };
-                return JoinResponse::error(e, &member);
+                Some(self.classic_join_consumer(&mut inner, group, req))
+            } else {
+                self.join_classic(&mut inner, group, req, tx)
+                    .map(|now| (now, None))
             }
+        };
+        self.wake.notify_one();
+        match mixed {
+            Some((resp, Some(a))) => match self.store.wait_replicated(&a, WRITE_TIMEOUT).await {
+                Ok(_) => resp,
+                Err(_) => JoinResponse::error(GroupError::CoordinatorNotAvailable, &member),
+            },
+            Some((resp, None)) => resp,
+            None => rx.await.unwrap_or_else(|_| {
+                JoinResponse::error(GroupError::CoordinatorNotAvailable, &member)
+            }),
+        }
+    }
+
+    /// A JoinGroup to a classic group, parked on `tx` until the state machine answers;
+    /// `Some` is an immediate answer.
+    fn join_classic(
+        &self,
+        inner: &mut Inner,
+        group: &str,
+        req: JoinRequest,
+        tx: oneshot::Sender<JoinResponse>,
+    ) -> Option<JoinResponse> {
+        let member = req.member_id.clone();
+        {
             if inner.consumer.remove_if_empty(group) {
                 // The empty consumer group gives its id to the classic one: its records
                 // are deleted (tombstones), as Kafka does when it converts an empty group.
                 let topics = self.topics();
-                if let Err(e) = self.write_consumer(&mut inner, group, &topics) {
-                    return JoinResponse::error(e, &member);
+                if let Err(e) = self.write_consumer(inner, group, &topics) {
+                    return Some(JoinResponse::error(e, &member));
                 }
             }
             inner.next_reply += 1;
             let id = inner.next_reply;
             inner.joins.insert(id, tx);
             let actions = inner.sm.on_event(now_ms(), group, Event::Join(id, req));
-            self.perform(&mut inner, actions);
+            self.perform(inner, actions);
         }
-        self.wake.notify_one();
-        rx.await
-            .unwrap_or_else(|_| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member))
+        None
     }
 
     pub async fn sync(&self, group: &str, req: SyncRequest) -> SyncResult {
@@ -270,6 +297,11 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock();
+            if let Some(res) = self.classic_sync_consumer(&mut inner, group, &req) {
+                drop(inner);
+                self.wake.notify_one();
+                return res;
+            }
             inner.next_reply += 1;
             let id = inner.next_reply;
             inner.syncs.insert(id, tx);
@@ -297,11 +329,16 @@ impl GroupCoordinator {
         generation: i32,
     ) -> Result<(), GroupError> {
         self.owns(group)?;
-        let res = self
-            .inner
-            .lock()
-            .sm
-            .heartbeat(now_ms(), group, member, instance, generation);
+        let mut inner = self.inner.lock();
+        let res = match self
+            .classic_heartbeat_consumer(&mut inner, group, member, instance, generation)
+        {
+            Some(res) => res,
+            None => inner
+                .sm
+                .heartbeat(now_ms(), group, member, instance, generation),
+        };
+        drop(inner);
         self.wake.notify_one();
         res
     }
@@ -314,6 +351,11 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         self.owns(group)?;
         let mut inner = self.inner.lock();
+        if let Some(results) = self.classic_leave_consumer(&mut inner, group, members) {
+            drop(inner);
+            self.wake.notify_one();
+            return Ok(results);
+        }
         let (results, actions) = inner.sm.leave(now_ms(), group, members)?;
         self.perform(&mut inner, actions);
         drop(inner);

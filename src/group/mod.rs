@@ -17,7 +17,10 @@
 //! - `commits.rs`: OffsetCommit, OffsetFetch, OffsetDelete and offsets expiry.
 //! - `ownership.rs`: which groups this node coordinates; loads and forgets partitions.
 //! - `consumer/`: consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat), a
-//!   pure state machine of their own; `consumer_api.rs` serves them from the driver.
+//!   pure state machine of their own, with classic members inside them and the online
+//!   conversions between the two group types; `consumer_api.rs` serves them from the
+//!   driver, `consumer_classic_api.rs` routes classic requests to them and converts.
+//! - `embedded.rs`: the embedded consumer protocol (subscription, assignment bytes).
 //! - `txn_offsets.rs`: TxnOffsetCommit: offsets held per producer until the
 //!   transaction's marker commits or aborts them.
 //!
@@ -34,8 +37,10 @@ pub mod codec_consumer;
 mod commits;
 pub mod consumer;
 mod consumer_api;
+mod consumer_classic_api;
 pub mod coordinator;
 mod driver;
+pub mod embedded;
 mod lag;
 pub mod offsets;
 mod ownership;
@@ -116,9 +121,19 @@ pub enum GroupError {
     #[error("group '{group}': instance id '{instance}' is still used by another member; that member must leave first")]
     UnreleasedInstanceId { group: String, instance: String },
     /// Kafka's GROUP_ID_NOT_FOUND text for a join that would need an online upgrade of
-    /// a classic group with members (Strata converts empty groups only).
+    /// a classic group with members while `group.consumer.migration.policy` forbids it.
     #[error("Cannot upgrade classic group {group} to consumer group because online upgrade is disabled.")]
     UpgradeDisabled { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text: the classic group's protocol type is not `consumer`.
+    #[error("Cannot upgrade classic group {group} to consumer group because the group does not use the consumer embedded protocol.")]
+    UpgradeNotConsumerProtocol { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text: a member's subscription or assignment is unreadable.
+    #[error("Cannot upgrade classic group {group} to consumer group because the embedded consumer protocol is malformed.")]
+    UpgradeMalformed { group: String },
+    /// Kafka's GROUP_ID_NOT_FOUND text: an assignment carries a custom assignor's user
+    /// data, which the consumer group would lose.
+    #[error("Cannot upgrade classic group {group} to consumer group because an unsupported custom assignor is in use. Please refer to the documentation or switch to a default assignor before re-attempting the upgrade.")]
+    UpgradeCustomAssignor { group: String },
     /// Kafka's GROUP_ID_NOT_FOUND text for a consumer heartbeat to a classic group.
     #[error("Group {group} is not a consumer group.")]
     NotConsumerGroup { group: String },

@@ -373,6 +373,36 @@ impl Group {
         out
     }
 
+    /// The group is handed over to a consumer group (an online upgrade): parked
+    /// JoinGroup and SyncGroup requests are told REBALANCE_IN_PROGRESS, so their members
+    /// rejoin the consumer group, as Kafka's conversion answers them.
+    pub fn hand_over(&mut self, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        for m in self.members.values_mut() {
+            if let Some(r) = m.join_reply.take() {
+                out.push(Action::Join(
+                    r,
+                    JoinResponse::error(GroupError::RebalanceInProgress, &m.id),
+                ));
+            }
+            if let Some(r) = m.sync_reply.take() {
+                out.push(Action::Sync(r, Err(GroupError::RebalanceInProgress)));
+            }
+        }
+        self.members.clear();
+        self.static_members.clear();
+        self.set_state(GroupState::Dead, now);
+        out
+    }
+
+    /// Starts a rebalance (a consumer group just went back to classic: its members
+    /// rejoin and the leader assigns again).
+    pub fn rebalance(&mut self, now: i64, cfg: &GroupConfig) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.prepare_rebalance(now, cfg, &mut out);
+        out
+    }
+
     /// Topics named in the members' subscriptions (consumer protocol only).
     pub fn subscribed_topics(&self) -> Vec<String> {
         if self.protocol_type.as_deref() != Some("consumer") {

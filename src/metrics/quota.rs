@@ -3,6 +3,11 @@
 //! `strata_client_quota_throttled_total{quota,user,client_id}` (responses that carried a
 //! throttle). Only throttled clients appear, so the label set stays as small as the set of
 //! clients over a quota.
+//!
+//! KIP-612's connection rates use the same two series with labels `{quota, source}`:
+//! `quota="connection_creation_rate"`, `source` the IP address whose connections were
+//! held and closed; `quota="max.connection.creation.rate"`, `source` the listener that
+//! paused accepting.
 
 use std::sync::OnceLock;
 
@@ -41,6 +46,18 @@ pub fn throttled(quota: &'static str, user: &str, client_id: &str, ms: u64) {
         KeyValue::new("quota", quota),
         KeyValue::new("user", user.to_string()),
         KeyValue::new("client_id", client_id.to_string()),
+    ];
+    let m = instruments();
+    m.throttle_ms.add(ms, &labels);
+    m.throttled.add(1, &labels);
+}
+
+/// A connection throttled by KIP-612's rates: `source` is the IP address
+/// (`connection_creation_rate`) or the listener (`max.connection.creation.rate`).
+pub fn connection_throttled(quota: &'static str, source: &str, ms: u64) {
+    let labels = [
+        KeyValue::new("quota", quota),
+        KeyValue::new("source", source.to_string()),
     ];
     let m = instruments();
     m.throttle_ms.add(ms, &labels);

@@ -18,8 +18,13 @@
 //!   strict [`rate::TokenBucket`]: topic requests over it are refused with
 //!   THROTTLING_QUOTA_EXCEEDED.
 //!
+//! - `connection_creation_rate` of the `ip` entity and the broker-wide
+//!   `max.connection.creation.rate` (KIP-612) are measured per new connection
+//!   (`connections.rs`).
+//!
 //! With no quota in the image the cost per request is one `is_empty` check.
 
+pub mod connections;
 pub mod rate;
 
 use std::collections::HashMap;
@@ -80,7 +85,11 @@ pub fn resolve(
         (None, d.clone()),
     ];
     order.into_iter().find_map(|(user, client_id)| {
-        let entity = QuotaEntity { user, client_id };
+        let entity = QuotaEntity {
+            user,
+            client_id,
+            ip: None,
+        };
         let i = quotas.binary_search_by(|q| q.entity.cmp(&entity)).ok()?;
         let value = *quotas[i].values.get(key)?;
         let part = |p: &Option<EntityName>, actual: &str| match p {
@@ -247,7 +256,11 @@ mod tests {
         v: f64,
     ) -> ClientQuota {
         ClientQuota {
-            entity: QuotaEntity { user, client_id },
+            entity: QuotaEntity {
+                user,
+                client_id,
+                ip: None,
+            },
             values: BTreeMap::from([(key.to_string(), v)]),
         }
     }

@@ -188,6 +188,9 @@ pub fn group_code(e: &GroupError) -> ResponseError {
         // exist (ConsumerGroupHeartbeat/Describe on a classic group).
         GroupError::GroupTypeMismatch { .. }
         | GroupError::UpgradeDisabled { .. }
+        | GroupError::UpgradeNotConsumerProtocol { .. }
+        | GroupError::UpgradeMalformed { .. }
+        | GroupError::UpgradeCustomAssignor { .. }
         | GroupError::NotConsumerGroup { .. } => E::GroupIdNotFound,
         GroupError::InvalidRequest { .. } => E::InvalidRequest,
     }

@@ -130,6 +130,28 @@ async fn accept_loop(
                             continue;
                         }
                     };
+                    let now = crate::now_ms().max(0) as u64;
+                    let pause = services.connection_rates.accept_delay(now);
+                    if pause > 0 {
+                        // KIP-612: over max.connection.creation.rate the listener stops
+                        // accepting for the throttle time (clients wait in the backlog).
+                        crate::metrics::quota::connection_throttled("max.connection.creation.rate", &rt.name, pause);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    let image = services.broker.image();
+                    let hold = services.connection_rates.admit_ip(&image.quotas, peer.ip(), now);
+                    if hold > 0 {
+                        // KIP-612: an IP over its connection_creation_rate is not served;
+                        // its connection is closed after the throttle time, as Kafka does.
+                        crate::metrics::quota::connection_throttled("connection_creation_rate", &peer.ip().to_string(), hold);
+                        tracing::debug!(%peer, listener = %rt.name, hold_ms = hold, "connection throttled: connection_creation_rate");
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            tokio::time::sleep(Duration::from_millis(hold)).await;
+                            drop(stream);
+                        });
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let (services, security, rt, shutdown) =
                         (services.clone(), security.clone(), rt.clone(), shutdown.clone());

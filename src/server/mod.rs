@@ -65,6 +65,8 @@ pub struct Services {
     pub txn_verify: bool,
     /// The meters of clients under a quota.
     pub quotas: Arc<crate::quota::QuotaManager>,
+    /// KIP-612 connection creation rates (per IP and broker-wide), used by the listeners.
+    pub connection_rates: Arc<crate::quota::connections::ConnectionRates>,
     /// Client telemetry (KIP-714): client instances and where their metrics go.
     pub telemetry: Arc<crate::telemetry::ClientTelemetry>,
 }
@@ -93,6 +95,15 @@ impl Services {
             window,
             mutation_samples,
             mutation_window,
+        ));
+        let connection_rates = Arc::new(crate::quota::connections::ConnectionRates::new(
+            samples,
+            window,
+            broker
+                .metadata
+                .config()
+                .security
+                .max_connection_creation_rate,
         ));
         let txn_verifier = Arc::new(crate::txn::verify::TxnVerifier::new(
             broker.node_id(),
@@ -123,6 +134,7 @@ impl Services {
             txn_verify: broker.config().txn.partition_verification_enable,
             txn_verifier,
             quotas,
+            connection_rates,
             fetch_sessions: Arc::new(parking_lot::Mutex::new(FetchSessions::new(slots, first_id))),
             authorizer,
             metadata: broker.metadata.clone(),

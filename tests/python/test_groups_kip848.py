@@ -208,7 +208,9 @@ def test_unknown_remote_assignor_is_refused(kip848_broker):
                for e in errors), errors
 
 
-def test_classic_member_cannot_join_a_consumer_group(kip848_broker):
+def test_classic_member_joins_a_consumer_group(kip848_broker):
+    # Kafka 4's mixed mode: a classic member joining a consumer group with members is
+    # served by it (the broker assigns; test_groups_mixed.py covers the conversions).
     b = kip848_broker
     create_topic(b.addr, "kip848-mixed", 2)
     seen = Seen()
@@ -219,15 +221,14 @@ def test_classic_member_cannot_join_a_consumer_group(kip848_broker):
         classic = Consumer({"bootstrap.servers": b.addr, "group.id": "grp-kip848-mixed",
                             "group.protocol": "classic"})
         classic.subscribe(["kip848-mixed"])
-        errors = []
-        deadline = time.time() + 20
-        while time.time() < deadline and not errors:
-            msg = classic.poll(0.5)
-            if msg is not None and msg.error() is not None:
-                errors.append(msg.error())
-        classic.close()
-        assert any(e.name() == "INCONSISTENT_GROUP_PROTOCOL" for e in errors), errors
-        assert len(m.assigned) == 2
+        try:
+            wait_until(lambda: classic.poll(0.2) is None and len(classic.assignment()) == 1
+                       and len(m.assigned) == 1, 40, "one partition each", log=b.log)
+            admin = AdminClient({"bootstrap.servers": b.addr})
+            desc = admin.describe_consumer_groups(["grp-kip848-mixed"])["grp-kip848-mixed"].result(15)
+            assert desc.type == ConsumerGroupType.CONSUMER and len(desc.members) == 2
+        finally:
+            classic.close()
     finally:
         m.stop()
 
@@ -410,10 +411,10 @@ def raw_consumer_heartbeat(addr, group, member_id, epoch, topics):
     return code, message
 
 
-def test_a_classic_group_with_members_is_not_upgraded(kip848_broker):
-    # Strata converts empty groups only; a classic group with members gets Kafka 4's
-    # answers under group.consumer.migration.policy=disabled.
-    b = kip848_broker
+def test_a_classic_group_with_members_is_not_upgraded_when_disabled(make_broker):
+    # Under group.consumer.migration.policy=disabled a classic group with members gets
+    # Kafka 4's answers (empty groups still convert).
+    b = fixed_port_broker(make_broker, **BROKER, **{"group.consumer.migration.policy": "disabled"})
     create_topic(b.addr, "kip848-noupgrade", 2)
     group = "grp-kip848-noupgrade"
     c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "group.protocol": "classic"})

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::assignor::{self, AssignMember};
+use super::classic::ClassicMeta;
 use super::reconcile::{self, Current};
 use super::{
     partitions, Assignment, ConsumerConfig, Heartbeat, HeartbeatReply, Topics, LEAVE_EPOCH,
@@ -62,6 +63,9 @@ pub struct ConsumerMember {
     pub(super) session_deadline: i64,
     /// Set while revoking: the member is removed if it has not revoked by then.
     pub(super) revoke_deadline: Option<i64>,
+    /// Set for a member of the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside
+    /// this consumer group (Kafka's ClassicMemberMetadata, `classic.rs`).
+    pub classic: Option<ClassicMeta>,
 }
 
 pub struct ConsumerGroup {
@@ -87,6 +91,35 @@ pub(super) fn compile(regex: &str) -> Result<regex::Regex, GroupError> {
 }
 
 impl ConsumerMember {
+    /// A member that just joined: epoch 0, nothing assigned.
+    pub(super) fn new(
+        id: &str,
+        instance_id: Option<String>,
+        (client_id, client_host): (&str, &str),
+        session_deadline: i64,
+    ) -> ConsumerMember {
+        ConsumerMember {
+            id: id.to_string(),
+            instance_id,
+            rack_id: None,
+            client_id: client_id.to_string(),
+            client_host: client_host.to_string(),
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            rebalance_timeout_ms: 0,
+            topic_names: Vec::new(),
+            regex: None,
+            compiled: None,
+            server_assignor: None,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            session_deadline,
+            revoke_deadline: None,
+            classic: None,
+        }
+    }
+
     /// The topics this member subscribes to: its names plus the topics its regex matches.
     fn topics(&self, topics: &Topics) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.topic_names.iter().cloned().collect();
@@ -269,25 +302,12 @@ impl ConsumerGroup {
                     ..old
                 }
             }
-            None => ConsumerMember {
-                id: id.clone(),
-                instance_id: req.instance_id.clone(),
-                rack_id: None,
-                client_id: req.client_id.clone(),
-                client_host: req.client_host.clone(),
-                epoch: 0,
-                previous_epoch: 0,
-                state: MemberState::Stable,
-                rebalance_timeout_ms: 0,
-                topic_names: Vec::new(),
-                regex: None,
-                compiled: None,
-                server_assignor: None,
-                assigned: Assignment::new(),
-                revoking: Assignment::new(),
-                session_deadline: now + cfg.session_timeout_ms,
-                revoke_deadline: None,
-            },
+            None => ConsumerMember::new(
+                &id,
+                req.instance_id.clone(),
+                (&req.client_id, &req.client_host),
+                now + cfg.session_timeout_ms,
+            ),
         };
         self.members.insert(id.clone(), member);
         Ok((id, joined))
@@ -372,7 +392,7 @@ impl ConsumerGroup {
     /// Records the subscribed topics' partition counts; true if they changed (a topic
     /// created, deleted or matched anew by a regex, partitions added), which must bump
     /// the group epoch.
-    fn refresh_metadata(&mut self, topics: &Topics) -> bool {
+    pub(super) fn refresh_metadata(&mut self, topics: &Topics) -> bool {
         let now: BTreeMap<String, i32> = self
             .subscribed_topics(topics)
             .into_iter()
@@ -406,7 +426,7 @@ impl ConsumerGroup {
     }
 
     /// Recomputes the target assignment if the group epoch moved past it.
-    fn maybe_assign(&mut self, cfg: &ConsumerConfig, topics: &Topics) {
+    pub(super) fn maybe_assign(&mut self, cfg: &ConsumerConfig, topics: &Topics) {
         if self.epoch == self.assignment_epoch {
             return;
         }
@@ -436,7 +456,7 @@ impl ConsumerGroup {
     }
 
     /// One reconciliation step of member `id` (owned partitions from its heartbeat).
-    fn reconcile(&mut self, now: i64, id: &str, owned: Option<&Assignment>) {
+    pub(super) fn reconcile(&mut self, now: i64, id: &str, owned: Option<&Assignment>) {
         let Some(m) = self.members.get(id) else {
             return;
         };
@@ -519,7 +539,7 @@ impl ConsumerGroup {
     }
 
     /// Forgets a member and releases what it held.
-    fn remove(&mut self, id: &str) {
+    pub(super) fn remove(&mut self, id: &str) {
         if let Some(m) = self.members.remove(id) {
             for (t, p) in partitions(&m.assigned).chain(partitions(&m.revoking)) {
                 if self.holders.get(&(t.to_string(), p)).map(String::as_str) == Some(id) {

@@ -29,6 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::GroupError;
 
 mod assignor;
+mod classic;
+#[cfg(test)]
+mod classic_tests;
+mod convert;
 mod group;
 mod persist;
 #[cfg(test)]
@@ -37,6 +41,8 @@ mod reconcile;
 #[cfg(test)]
 mod tests;
 
+pub use classic::{ClassicMeta, ClassicSync};
+pub use convert::{from_classic, to_classic, MigrationPolicy};
 pub use group::{ConsumerGroup, ConsumerMember, MemberState};
 pub use persist::ConsumerRecord;
 
@@ -62,6 +68,9 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: i32,
     /// Short assignor names; the first is the default.
     pub assignors: Vec<String>,
+    /// `group.consumer.migration.policy`: which online conversions of groups with
+    /// members are allowed (`convert.rs`).
+    pub migration: MigrationPolicy,
 }
 
 /// One ConsumerGroupHeartbeat, translated. `None` fields mean "unchanged" as in Kafka.
@@ -108,27 +117,20 @@ pub struct ConsumerGroups {
     previous: Option<(String, ConsumerGroupRecords)>,
 }
 
-/// Whether a ConsumerGroupHeartbeat may go to the consumer group `group` while a
-/// classic group of that id has (`classic_members`) or has no members. An empty classic
-/// group is converted (the consumer group takes the id; its committed offsets stay), as
-/// Kafka converts empty groups whatever `group.consumer.migration.policy`. A classic
-/// group with members is not: Strata does not serve classic members inside a consumer
-/// group (Kafka 4's mixed mode), so it answers as Kafka does with the policy
-/// `disabled`: GROUP_ID_NOT_FOUND, with Kafka's text.
-pub fn check_upgrade(
+/// A ConsumerGroupHeartbeat that is not a join (epoch != 0) to a classic group with
+/// members: Kafka's GROUP_ID_NOT_FOUND "is not a consumer group" (only a joining member
+/// starts an online upgrade, `convert.rs`).
+pub fn check_not_classic(
     group: &str,
     classic_members: bool,
     member_epoch: i32,
 ) -> Result<(), GroupError> {
-    if !classic_members {
-        return Ok(());
+    if classic_members && member_epoch != 0 {
+        return Err(GroupError::NotConsumerGroup {
+            group: group.to_string(),
+        });
     }
-    let group = group.to_string();
-    Err(if member_epoch == 0 {
-        GroupError::UpgradeDisabled { group }
-    } else {
-        GroupError::NotConsumerGroup { group }
-    })
+    Ok(())
 }
 
 impl ConsumerGroups {
@@ -181,6 +183,23 @@ impl ConsumerGroups {
 
     pub fn get(&self, id: &str) -> Option<&ConsumerGroup> {
         self.groups.get(id)
+    }
+
+    /// The group if it has members (classic requests are then served by it).
+    pub fn get_mut_with_members(&mut self, id: &str) -> Option<&mut ConsumerGroup> {
+        self.groups.get_mut(id).filter(|g| !g.members.is_empty())
+    }
+
+    /// Adds a group converted from a classic group; [`ConsumerGroups::changes`] then
+    /// writes all its records.
+    pub fn insert(&mut self, g: ConsumerGroup) {
+        self.groups.insert(g.id.clone(), g);
+    }
+
+    /// Takes a group out (it becomes a classic group); [`ConsumerGroups::changes`] then
+    /// writes its tombstones.
+    pub fn take(&mut self, id: &str) -> Option<ConsumerGroup> {
+        self.groups.remove(id)
     }
 
     /// True if the group exists and has members (a classic JoinGroup is then refused).
@@ -272,6 +291,13 @@ impl ConsumerGroups {
         let Some(m) = g.members.get(member) else {
             return Err(GroupError::UnknownMemberId);
         };
+        // A classic member commits with its generation, which is its member epoch.
+        if m.classic.is_some() && epoch != m.epoch {
+            return Err(GroupError::IllegalGeneration {
+                generation: epoch,
+                current: m.epoch,
+            });
+        }
         if epoch > m.epoch {
             return Err(GroupError::FencedMemberEpoch {
                 group: group.to_string(),

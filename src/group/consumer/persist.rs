@@ -20,12 +20,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::classic::ClassicMeta;
 use super::group::{compile, ConsumerGroup, ConsumerMember, MemberState};
 use super::{partitions, Assignment, ConsumerConfig, Topics};
 use crate::group::codec::Key;
 use crate::group::codec_consumer::{
-    ConsumerGroupRecords, ConsumerValue, CurrentAssignment, MemberMetadata, TopicMetadata,
-    TopicPartitions,
+    ClassicMemberMetadata, ConsumerGroupRecords, ConsumerValue, CurrentAssignment, MemberMetadata,
+    TopicMetadata, TopicPartitions,
 };
 
 /// A record to append: key and value (`None`: a tombstone).
@@ -98,6 +99,10 @@ pub fn image(g: &ConsumerGroup, topics: &Topics) -> ConsumerGroupRecords {
                     regex: m.regex.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout_ms.clamp(-1, i32::MAX as i64) as i32,
                     server_assignor: m.server_assignor.clone(),
+                    classic: m.classic.as_ref().map(|c| ClassicMemberMetadata {
+                        session_timeout_ms: c.session_timeout_ms.clamp(0, i32::MAX as i64) as i32,
+                        protocols: c.protocols.clone(),
+                    }),
                 };
                 (id.clone(), meta)
             })
@@ -243,9 +248,18 @@ pub fn restore(
             server_assignor: meta.server_assignor.clone(),
             assigned: to_names(&cur.assigned, &names),
             revoking: to_names(&cur.revoking, &names),
-            session_deadline: now + cfg.session_timeout_ms,
+            // A classic member's session is its own JoinGroup session timeout.
+            session_deadline: now
+                + meta
+                    .classic
+                    .as_ref()
+                    .map_or(cfg.session_timeout_ms, |c| i64::from(c.session_timeout_ms)),
             revoke_deadline: (state == MemberState::UnrevokedPartitions)
                 .then_some(now + rebalance_timeout_ms),
+            classic: meta.classic.as_ref().map(|c| ClassicMeta {
+                session_timeout_ms: i64::from(c.session_timeout_ms),
+                protocols: c.protocols.clone(),
+            }),
         };
         for (t, p) in partitions(&m.assigned).chain(partitions(&m.revoking)) {
             g.holders.insert((t.to_string(), p), mid.clone());

@@ -14,6 +14,7 @@ fn cfg() -> ConsumerConfig {
         session_timeout_ms: 45_000,
         heartbeat_interval_ms: 5_000,
         assignors: vec!["uniform".into(), "range".into()],
+        migration: Default::default(),
     }
 }
 
@@ -207,14 +208,10 @@ fn leaving_and_expiring_members_are_deleted_from_the_log() {
 }
 
 #[test]
-fn only_an_empty_classic_group_is_upgraded_with_kafkas_answers() {
-    assert_eq!(check_upgrade("g", false, 0), Ok(()));
-    let join = check_upgrade("g", true, 0).unwrap_err();
-    assert_eq!(
-        join.to_string(),
-        "Cannot upgrade classic group g to consumer group because online upgrade is disabled."
-    );
-    let beat = check_upgrade("g", true, 3).unwrap_err();
+fn a_heartbeat_that_is_not_a_join_to_a_classic_group_gets_kafkas_answer() {
+    assert_eq!(check_not_classic("g", false, 3), Ok(()));
+    assert_eq!(check_not_classic("g", true, 0), Ok(()));
+    let beat = check_not_classic("g", true, 3).unwrap_err();
     assert_eq!(beat.to_string(), "Group g is not a consumer group.");
 }
 

@@ -11,6 +11,7 @@ fn cfg() -> ConsumerConfig {
         session_timeout_ms: 45_000,
         heartbeat_interval_ms: 5_000,
         assignors: vec!["uniform".into(), "range".into()],
+        migration: Default::default(),
     }
 }
 

@@ -184,7 +184,7 @@ pub fn describe(ctx: &Ctx<'_>, req: ConsumerGroupDescribeRequest) -> ConsumerGro
                         .with_subscribed_topic_regex(m.regex.clone().map(str_bytes))
                         .with_assignment(describe_assignment(&ids, &m.assigned))
                         .with_target_assignment(describe_assignment(&ids, target))
-                        .with_member_type(1)
+                        .with_member_type(if m.classic.is_some() { 0 } else { 1 })
                 })
                 .collect();
             base.with_group_state(str_bytes(d.state))

@@ -1,8 +1,9 @@
 //! DescribeClientQuotas and AlterClientQuotas (KIP-546): the quotas of users and client
 //! ids, kept in the metadata image (`strata_controller::quota`) and enforced by
 //! `crate::quota`. Describe needs DESCRIBE_CONFIGS on the cluster, alter ALTER_CONFIGS, as
-//! in Kafka. The `ip` entity type (Kafka's connection_creation_rate) is refused with
-//! INVALID_REQUEST: Strata bounds connections with `max.connections.per.ip` instead.
+//! in Kafka. The `ip` entity type (KIP-612) carries `connection_creation_rate` only and
+//! never combines with the others (`strata_controller::quota::validate`); it is enforced
+//! when connections are accepted (`crate::quota::connections`).
 
 use kafka_protocol::messages::alter_client_quotas_response::{
     EntityData as AlterEntity, EntryData as AlterResult,
@@ -22,6 +23,7 @@ use crate::server::{controller_code, Ctx};
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
+const IP: &str = "ip";
 
 /// Kafka's `ClientQuotaFilterComponent` match types.
 const MATCH_EXACT: i8 = 0;
@@ -90,6 +92,7 @@ impl Filter {
     fn matches(&self, entity: &QuotaEntity) -> bool {
         let part = |ty: &str| match ty {
             USER => entity.user.as_ref(),
+            IP => entity.ip.as_ref(),
             _ => entity.client_id.as_ref(),
         };
         let each = self
@@ -105,16 +108,19 @@ impl Filter {
                 (Some(p), MATCH_DEFAULT) => *p == EntityName::Default,
                 (Some(_), _) => true,
             });
-        let types = entity.user.is_some() as usize + entity.client_id.is_some() as usize;
+        let types = entity.user.is_some() as usize
+            + entity.client_id.is_some() as usize
+            + entity.ip.is_some() as usize;
         each && (!self.strict || types == self.components.len())
     }
 }
 
 fn entity_type(ty: &str) -> Result<(), String> {
     match ty {
-        USER | CLIENT_ID => Ok(()),
-        "ip" => Err("the ip entity type (connection_creation_rate) is not supported; use max.connections.per.ip".into()),
-        other => Err(format!("unknown quota entity type {other}; the types are user and client-id")),
+        USER | CLIENT_ID | IP => Ok(()),
+        other => Err(format!(
+            "unknown quota entity type {other}; the types are user, client-id and ip"
+        )),
     }
 }
 
@@ -136,6 +142,13 @@ fn entity_data(e: &QuotaEntity) -> Vec<EntityData> {
             EntityData::default()
                 .with_entity_type(str_bytes(CLIENT_ID))
                 .with_entity_name(name(c)),
+        );
+    }
+    if let Some(ip) = &e.ip {
+        out.push(
+            EntityData::default()
+                .with_entity_type(str_bytes(IP))
+                .with_entity_name(name(ip)),
         );
     }
     out
@@ -190,6 +203,7 @@ fn changes(
     let mut entity = QuotaEntity {
         user: None,
         client_id: None,
+        ip: None,
     };
     for e in &entry.entity {
         let ty = e.entity_type.to_string();
@@ -200,10 +214,10 @@ fn changes(
             Some(n) if n.is_empty() => return Err(format!("an empty {ty} name")),
             Some(n) => EntityName::Named(n),
         };
-        let slot = if ty == USER {
-            &mut entity.user
-        } else {
-            &mut entity.client_id
+        let slot = match ty.as_str() {
+            USER => &mut entity.user,
+            IP => &mut entity.ip,
+            _ => &mut entity.client_id,
         };
         if slot.replace(name).is_some() {
             return Err(format!("entity type {ty} appears twice"));

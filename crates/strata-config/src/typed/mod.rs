@@ -187,6 +187,9 @@ pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: i32,
     /// Short names (`uniform`, `range`), in the configured order; the first is the default.
     pub assignors: Vec<String>,
+    /// `group.consumer.migration.policy`, lower case (bidirectional, upgrade,
+    /// downgrade, disabled).
+    pub migration_policy: String,
 }
 
 /// The transaction coordinator's settings (`transaction.*`, `transactional.id.expiration.ms`).
@@ -750,10 +753,12 @@ fn consumer_group<F: Fn(&'static str) -> Vec<Entry>>(
     if assignors.is_empty() {
         return Err(r.invalid(&entry, "must name at least one assignor (uniform, range)"));
     }
+    let migration_policy: String = r.get("group.consumer.migration.policy")?;
     Ok(ConsumerGroupConfig {
         session_timeout_ms,
         heartbeat_interval_ms,
         assignors,
+        migration_policy: migration_policy.to_ascii_lowercase(),
     })
 }
 

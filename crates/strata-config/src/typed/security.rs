@@ -142,6 +142,9 @@ pub struct SecurityConfig {
     pub inter_broker_listener: String,
     pub max_connections: i32,
     pub max_connections_per_ip: i32,
+    /// `max.connection.creation.rate` (KIP-612): new connections per second, all
+    /// listeners; `i32::MAX` is unlimited.
+    pub max_connection_creation_rate: i32,
     /// -1: idle connections are never closed.
     pub connections_max_idle_ms: i64,
     pub authentication_timeout_ms: i64,
@@ -269,6 +272,7 @@ impl Configs {
             inter_broker_listener: inter_broker,
             max_connections: self.int(None, "max.connections")?,
             max_connections_per_ip: self.int(None, "max.connections.per.ip")?,
+            max_connection_creation_rate: self.int(None, "max.connection.creation.rate")?,
             connections_max_idle_ms: self.int(None, "connections.max.idle.ms")?,
             authentication_timeout_ms: self.int(None, "connection.authentication.timeout.ms")?,
             failed_authentication_delay_ms: self
