@@ -3,7 +3,7 @@
 //! tiered topic's partition 0, so one node maintains a table whichever nodes write its
 //! partitions. A table outlives `iceberg.enable=false`: writes stop, the table stays
 //! readable, and its retention and orphan sweep go on; deleting the topic deletes the table
-//! unless `iceberg.delete=false` ([`RemoteLogManager::delete_table`]). A failure is logged and retried at the next interval; it never
+//! unless `iceberg.delete=false` ([`RemoteLogManager::table_topic_deleted`]). A failure is logged and retried at the next interval; it never
 //! touches uploads or table writes.
 
 use std::sync::Arc;
@@ -142,16 +142,20 @@ impl RemoteLogManager {
         }
     }
 
-    /// Deletes the table of `topic` in the background (the topic was deleted with
-    /// `iceberg.delete=true`); a failure is logged, and the files are left for deletion by
-    /// hand.
-    pub fn delete_table(self: &Arc<Self>, topic: &str) {
+    /// `topic` was deleted: forgets what this node knew of its table (a new topic of the
+    /// same name starts from what the catalog says), and with `delete` (`iceberg.delete`,
+    /// on a replica of partition 0) deletes the table in the background; a failure is
+    /// logged, and the files are left for deletion by hand.
+    pub fn table_topic_deleted(self: &Arc<Self>, topic: &str, delete: bool) {
         let Some(tables) = &self.tables else { return };
+        tables.topics.lock().remove(topic);
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if !delete {
+            return;
+        }
         let writer = tables.writer.clone();
-        tables.topics.lock().remove(topic);
         let topic = topic.to_string();
         rt.spawn(async move {
             match writer.delete_table(&topic).await {
