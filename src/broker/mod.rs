@@ -201,6 +201,11 @@ impl Broker {
             .filter(|_| state.config.remote_storage_enable)
         {
             rlm.delete_remote(&removed);
+            // Every node forgets its view of the topic's table; the replicas of partition 0
+            // (its maintainers) delete the table, if any, even with iceberg.enable off: a
+            // table outlives that setting.
+            let delete = state.config.iceberg_delete && removed.iter().any(|p| p.tp.partition == 0);
+            rlm.table_topic_deleted(name, delete);
         }
     }
 

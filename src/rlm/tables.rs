@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_config::RemoteStorageConfig;
-use strata_iceberg::{plan, AbortedTxn, Outcome, Span, Table, TableWriter, ValueField};
+use strata_config::{IcebergCatalog, RemoteStorageConfig};
+use strata_iceberg::{
+    plan, AbortedTxn, CatalogChoice, GlueSettings, Outcome, Span, Table, TableWriter, ValueField,
+};
 use strata_tier::copier::Throttle;
 use strata_tier::layout::SegmentFile;
 use strata_tier::object_store::ObjectStoreExt;
@@ -42,6 +44,9 @@ pub(super) struct TopicTable {
     retry_at: Option<Instant>,
     /// Retention and the orphan sweep (`table_maintain.rs`).
     pub(super) maintaining: bool,
+    /// With `iceberg.enable` off: the catalog had no table when last asked, so there is
+    /// nothing to maintain (reset when the setting is seen on).
+    pub(super) absent: bool,
     pub(super) maintained_at: Option<Instant>,
 }
 
@@ -61,7 +66,19 @@ impl Tables {
         cfg: &RemoteStorageConfig,
         store: Arc<dyn strata_tier::object_store::ObjectStore>,
     ) -> Option<Tables> {
-        match strata_iceberg::writer(&cfg.url, store) {
+        let choice = match &cfg.iceberg_catalog {
+            IcebergCatalog::Bucket => CatalogChoice::Bucket,
+            IcebergCatalog::Glue {
+                endpoint,
+                region,
+                database,
+            } => CatalogChoice::Glue(GlueSettings {
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                database: database.clone(),
+            }),
+        };
+        match strata_iceberg::writer_with(&cfg.url, store, choice) {
             Ok(writer) => Some(Tables {
                 writer,
                 topics: Mutex::new(HashMap::new()),
@@ -128,7 +145,8 @@ impl RemoteLogManager {
         let Some(tables) = &self.tables else { return };
         let mut failed = None;
         let mut committed = HashMap::new();
-        match tables.writer.open(&topic).await {
+        let topic_id = parts.first().map(|p| p.topic_id.to_string());
+        match tables.writer.open_for(&topic, topic_id.as_deref()).await {
             Err(e) => failed = Some((parts.first().cloned(), e.to_string())),
             Ok(mut table) => {
                 for p in &parts {

@@ -194,8 +194,9 @@ def test_backfill_is_throttled_and_shows_progress():
 
 
 def test_a_rest_catalog_is_refused(tmp_path):
-    """Only the bucket catalog exists: iceberg.catalog.type=rest stops startup with a
-    message naming the setting (no REST catalog server could be tested here)."""
+    """The bucket and Glue catalogs exist: iceberg.catalog.type=rest stops startup with a
+    message naming the setting (no reference REST catalog server can run in the tests:
+    docs/architecture.md, "Not built")."""
     r = subprocess.run([str(BINARY), "serve", "--set", f"log.dirs={tmp_path}",
                         "--set", "listeners=PLAINTEXT://127.0.0.1:0",
                         "--set", "metrics.listener=none",

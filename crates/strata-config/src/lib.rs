@@ -70,8 +70,8 @@ pub use typed::security::{
     SecurityConfig, SecurityProtocol, SslConfig,
 };
 pub use typed::{
-    BrokerConfig, CleanerConfig, ConsumerGroupConfig, RemoteEncryption, RemoteStorageConfig, S3Sse,
-    TierPrices, TopicConfig, TxnConfig,
+    BrokerConfig, CleanerConfig, ConsumerGroupConfig, IcebergCatalog, RemoteEncryption,
+    RemoteStorageConfig, S3Sse, TierPrices, TopicConfig, TxnConfig,
 };
 
 /// Where an effective value came from, as Kafka's `DescribeConfigs` reports it.

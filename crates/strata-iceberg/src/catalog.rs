@@ -27,6 +27,7 @@ use iceberg::{
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions};
 
+use crate::pinned::{apply_updates, TopicCatalog};
 use crate::storage::ObjectStorage;
 
 /// Where tables live inside the store: `<TABLES_DIR>/<table name>/`.
@@ -36,8 +37,6 @@ pub const TABLES_DIR: &str = "iceberg";
 #[derive(Debug, Clone)]
 pub struct BucketCatalog {
     storage: ObjectStorage,
-    /// What `load_table` returns instead of the latest version (see [`Self::pinned`]).
-    pinned: Option<Table>,
 }
 
 fn unsupported(what: &str) -> Error {
@@ -58,24 +57,7 @@ fn version_of(file_name: &str) -> Option<u64> {
 
 impl BucketCatalog {
     pub fn new(storage: ObjectStorage) -> Self {
-        Self {
-            storage,
-            pinned: None,
-        }
-    }
-
-    /// This catalog, but `load_table` of `table`'s identifier returns `table` as it is.
-    /// `Transaction::commit` reloads the table and re-applies its actions on the fresh
-    /// one, which would carry a snapshot summary computed from the stale one (and so undo
-    /// another writer's committed offsets). Committing through a pinned catalog keeps the
-    /// base the caller computed from; `update_table` still checks the commit's
-    /// requirements (the branch's snapshot id) against the latest version, so a race is a
-    /// `CatalogCommitConflicts` the caller handles.
-    pub fn pinned(&self, table: Table) -> Self {
-        Self {
-            storage: self.storage.clone(),
-            pinned: Some(table),
-        }
+        Self { storage }
     }
 
     /// The object key of a table's directory.
@@ -228,9 +210,6 @@ impl Catalog for BucketCatalog {
     }
 
     async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
-        if let Some(t) = self.pinned.as_ref().filter(|t| t.identifier() == ident) {
-            return Ok(t.clone());
-        }
         match self.latest_version(ident).await? {
             Some(v) => self.load_version(ident, v).await,
             None => Err(Error::new(
@@ -267,19 +246,22 @@ impl Catalog for BucketCatalog {
     }
 }
 
-impl BucketCatalog {
-    /// The table, `None` when it does not exist.
-    pub async fn load_table_opt(&self, ident: &TableIdent) -> Result<Option<Table>> {
+#[async_trait]
+impl TopicCatalog for BucketCatalog {
+    /// The metadata files are the pointer: deleting the table's files forgets it.
+    async fn forget(&self, _: &TableIdent) -> Result<()> {
+        Ok(())
+    }
+
+    async fn load_table_opt(&self, ident: &TableIdent) -> Result<Option<Table>> {
         match self.latest_version(ident).await? {
             Some(v) => self.load_version(ident, v).await.map(Some),
             None => Ok(None),
         }
     }
 
-    /// Applies `updates` to the latest version if `requirements` hold, as version N+1:
-    /// what `update_table` does with a `TableCommit`, for the commits no `Transaction`
-    /// action builds (the retention's delete snapshot, `maintain.rs`).
-    pub async fn commit_updates(
+    /// Version N+1 of the latest version N, created if absent (see the module docs).
+    async fn commit_updates(
         &self,
         ident: &TableIdent,
         requirements: Vec<TableRequirement>,
@@ -293,20 +275,7 @@ impl BucketCatalog {
             )
         })?;
         let current = self.load_version(&ident, version).await?;
-        for req in requirements {
-            if let Err(e) = req.check(Some(current.metadata())) {
-                return Err(Error::new(
-                    ErrorKind::CatalogCommitConflicts,
-                    format!("table {ident} changed under the commit: {e}"),
-                ));
-            }
-        }
-        let location = current.metadata_location().map(str::to_string);
-        let mut builder = current.metadata().clone().into_builder(location);
-        for update in updates {
-            builder = update.apply(builder)?;
-        }
-        let metadata = builder.build()?.metadata;
+        let metadata = apply_updates(&ident, &current, requirements, updates)?;
         if !self.publish(&ident, version + 1, &metadata).await? {
             return Err(Error::new(
                 ErrorKind::CatalogCommitConflicts,

@@ -8,6 +8,9 @@
 //!   anything to remove, snapshots older than the retention are expired (the current one
 //!   stays). The delete snapshot carries the committed offsets forward, so the planner
 //!   never writes removed segments again.
+//! - **After `iceberg.enable=false`** the table stays readable and both of the above go
+//!   on (`src/rlm/table_maintain.rs`); deleting the topic deletes the table
+//!   ([`TableWriter::delete_table`]) unless `iceberg.delete=false`.
 //! - **Orphans**: a writer that crashed (or lost a commit race) between putting its Parquet
 //!   files and committing leaves files no snapshot names, and expired snapshots leave their
 //!   manifests. Every `.parquet` under `data/` and `.avro` under `metadata/` older than a
@@ -222,7 +225,7 @@ impl TableWriter {
                 .retain_last(1)
                 .apply(tx)
                 .map_err(&err)?;
-            match tx.commit(&self.catalog().pinned(table.clone())).await {
+            match tx.commit(&self.pinned(table.clone())).await {
                 Ok(_) => expired.snapshots = old.len(),
                 Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {}
                 Err(e) => return Err(err(e)),
@@ -261,7 +264,7 @@ impl TableWriter {
         let meta = table.metadata();
         let id = new_snapshot_id();
         let seq = meta.next_sequence_number();
-        let dir = self.catalog().table_location(&Self::ident(topic));
+        let dir = self.table_location(topic);
         let uuid = uuid::Uuid::new_v4();
         let manifest_path = format!("{dir}/metadata/{uuid}-m0.avro");
         let list_path = format!("{dir}/metadata/snap-{id}-1-{uuid}.avro");
@@ -409,6 +412,50 @@ impl TableWriter {
                 .await
                 .map_err(|e| obj_err(key.as_ref(), e))?;
             deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes `topic`'s table (the topic was deleted with `iceberg.delete=true`): the
+    /// catalog forgets it first, so no reader finds a table whose files are going; then the
+    /// metadata JSON files (the bucket catalog's pointer), then every other object under
+    /// the table's prefix. Idempotent: every replica of partition 0 may run it, and a run
+    /// that failed halfway is finished by the next. Returns the objects deleted.
+    pub async fn delete_table(&self, topic: &str) -> Result<u64, WriteError> {
+        let err = Self::err(topic);
+        self.catalog()
+            .forget(&Self::ident(topic))
+            .await
+            .map_err(&err)?;
+        let Some(store) = self.storage().store_handle() else {
+            return Ok(0);
+        };
+        let dir = format!("{}/", BucketCatalog::table_dir(&Self::ident(topic)));
+        let listed: Vec<_> = store
+            .list(Some(&Path::from(dir.as_str())))
+            .try_collect()
+            .await
+            .map_err(|source| WriteError::Object {
+                topic: topic.to_string(),
+                key: dir.clone(),
+                source,
+            })?;
+        let (pointers, rest): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .map(|m| m.location)
+            .partition(|k| k.as_ref().ends_with(".metadata.json"));
+        let mut deleted = 0;
+        for key in pointers.into_iter().chain(rest) {
+            match store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(source) => {
+                    return Err(WriteError::Object {
+                        topic: topic.to_string(),
+                        key: key.to_string(),
+                        source,
+                    })
+                }
+            }
         }
         Ok(deleted)
     }

@@ -131,3 +131,28 @@ fn chrono_now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn deleting_a_table_removes_every_object_and_a_new_one_starts_empty() {
+    let (w, store) = two_days("gone").await;
+    assert_eq!(rows(&w, "gone").await, 7);
+    let deleted = w.delete_table("gone").await.unwrap();
+    assert!(deleted >= 4, "{deleted}");
+    assert!(keys(&store, "iceberg/gone").await.is_empty());
+    // Idempotent: a second replica of partition 0 finds nothing left.
+    assert_eq!(w.delete_table("gone").await.unwrap(), 0);
+    assert_eq!(rows(&w, "gone").await, 0);
+}
+
+#[tokio::test]
+async fn a_kept_table_of_an_earlier_topic_is_refused_by_a_new_one() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let w = crate::writer("memory://bucket", store).unwrap();
+    w.open_for("t", Some("id-1")).await.unwrap();
+    w.open_for("t", Some("id-1")).await.unwrap();
+    let e = w.open_for("t", Some("id-2")).await.unwrap_err();
+    assert!(e.to_string().contains("earlier topic"), "{e}");
+    // Tables from before ids were recorded are taken as they are.
+    w.open_for("u", None).await.unwrap();
+    w.open_for("u", Some("id-3")).await.unwrap();
+}

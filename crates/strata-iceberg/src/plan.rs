@@ -120,15 +120,18 @@ pub enum AfterConflict {
     Replan,
 }
 
-/// Decides after a lost commit race; see [`AfterConflict`].
+/// Decides after a lost commit race; see [`AfterConflict`]. Retrying is right only when
+/// the table holds the partition exactly up to where the step starts (or holds nothing of
+/// it): the new snapshot's summary says the partition is committed up to the step's end,
+/// so a table that ends below the step (a gap: a commit of this partition that a
+/// last-writer-wins catalog let another writer overwrite, or remote retention that ran
+/// ahead of the table) is planned again instead, never skipped.
 pub fn after_conflict(committed: Option<i64>, step: &Step) -> AfterConflict {
-    let done = committed.unwrap_or(i64::MIN);
-    if done >= step.next_offset {
-        AfterConflict::AlreadyCommitted
-    } else if done.max(step.base_offset) == step.from {
-        AfterConflict::Retry
-    } else {
-        AfterConflict::Replan
+    match committed {
+        Some(done) if done >= step.next_offset => AfterConflict::AlreadyCommitted,
+        Some(done) if done == step.from => AfterConflict::Retry,
+        None if step.from == step.base_offset => AfterConflict::Retry,
+        _ => AfterConflict::Replan,
     }
 }
 
@@ -235,5 +238,8 @@ mod tests {
             AfterConflict::AlreadyCommitted
         );
         assert_eq!(after_conflict(Some(15), &step), AfterConflict::Replan);
+        // The table ends below the step: what it had of the partition was overwritten
+        // (or retention ran ahead): plan again rather than claim offsets never written.
+        assert_eq!(after_conflict(Some(5), &step), AfterConflict::Replan);
     }
 }

@@ -12,11 +12,13 @@ use iceberg::spec::{
 };
 use iceberg::table::Table;
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
 use crate::catalog::BucketCatalog;
+use crate::glue::{GlueCatalog, GlueSettings};
+use crate::pinned::{Pinned, TopicCatalog};
 use crate::plan::{after_conflict, AfterConflict, Committed, Step, SummaryError};
 use crate::records::{decode_committed, AbortedTxn, DecodeError};
 use crate::storage::ObjectStorage;
@@ -25,6 +27,8 @@ use crate::ValueField;
 
 /// The namespace of every topic table.
 pub const NAMESPACE: &str = "strata";
+/// Table property: the id of the topic the table was created for.
+pub const TOPIC_ID: &str = "strata.topic-id";
 /// Lost commit races retried before giving up until the next pass.
 const COMMIT_ATTEMPTS: usize = 8;
 
@@ -52,6 +56,12 @@ pub enum WriteError {
         key: String,
         source: object_store::Error,
     },
+    #[error("table {location} belongs to an earlier topic {topic} (id {table_topic_id}, kept with iceberg.delete=false); this topic does not write into it until it is deleted")]
+    OtherTopic {
+        topic: String,
+        table_topic_id: String,
+        location: String,
+    },
     #[error("table of topic {topic}: lost {COMMIT_ATTEMPTS} commit races in a row for partition {partition}; will retry")]
     Contended { topic: String, partition: i32 },
 }
@@ -73,11 +83,21 @@ pub enum Outcome {
     Replan,
 }
 
-/// Writes topic tables through the bucket catalog.
+/// `iceberg.catalog.type`: which catalog holds the topic tables' pointers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CatalogChoice {
+    /// The bucket itself (`catalog.rs`).
+    #[default]
+    Bucket,
+    /// AWS Glue (`glue.rs`).
+    Glue(GlueSettings),
+}
+
+/// Writes topic tables through a catalog; the files are always in the tier's store.
 #[derive(Debug, Clone)]
 pub struct TableWriter {
     storage: ObjectStorage,
-    catalog: BucketCatalog,
+    catalog: Arc<dyn TopicCatalog>,
     /// The sweeper's reads of immutable manifests (`maintain.rs`), shared by clones.
     manifests: Arc<std::sync::Mutex<crate::maintain::ManifestCache>>,
 }
@@ -97,16 +117,31 @@ fn civil(days: i32) -> String {
 }
 
 impl TableWriter {
-    pub fn new(storage: ObjectStorage) -> Result<Self, iceberg::Error> {
+    pub fn new(storage: ObjectStorage, choice: CatalogChoice) -> Result<Self, iceberg::Error> {
+        let catalog: Arc<dyn TopicCatalog> = match choice {
+            CatalogChoice::Bucket => Arc::new(BucketCatalog::new(storage.clone())),
+            CatalogChoice::Glue(settings) => Arc::new(GlueCatalog::new(settings, storage.clone())),
+        };
         Ok(Self {
-            catalog: BucketCatalog::new(storage.clone()),
+            catalog,
             storage,
             manifests: Default::default(),
         })
     }
 
-    pub fn catalog(&self) -> &BucketCatalog {
+    pub fn catalog(&self) -> &Arc<dyn TopicCatalog> {
         &self.catalog
+    }
+
+    /// The catalog, with `table` returned as it is by `load_table` (see `pinned.rs`).
+    pub fn pinned(&self, table: Table) -> Pinned {
+        Pinned::new(self.catalog.clone(), table)
+    }
+
+    /// The location (URL) of `topic`'s table directory.
+    pub fn table_location(&self, topic: &str) -> String {
+        self.storage
+            .location(&BucketCatalog::table_dir(&Self::ident(topic)))
     }
 
     pub fn storage(&self) -> &ObjectStorage {
@@ -124,25 +159,48 @@ impl TableWriter {
 
     /// The table of `topic`, created (empty) if it does not exist yet.
     pub async fn open(&self, topic: &str) -> Result<Table, WriteError> {
+        self.open_for(topic, None).await
+    }
+
+    /// The table of `topic` whose id is `topic_id`, created (empty, recording the id) if it
+    /// does not exist yet. A table recording another id belongs to an earlier topic of the
+    /// same name kept with `iceberg.delete=false`: its committed offsets are not this
+    /// topic's, so writing into it would skip records; that is an error until it is
+    /// deleted. A table recording no id (written before ids were recorded) is taken.
+    pub async fn open_for(&self, topic: &str, topic_id: Option<&str>) -> Result<Table, WriteError> {
         let err = |source| WriteError::Iceberg {
             topic: topic.to_string(),
             source,
         };
         let ident = Self::ident(topic);
         match self.catalog.load_table(&ident).await {
-            Ok(t) => return Ok(t),
+            Ok(t) => {
+                let recorded = t.metadata().properties().get(TOPIC_ID);
+                return match (recorded, topic_id) {
+                    (Some(was), Some(now)) if was != now => Err(WriteError::OtherTopic {
+                        topic: topic.to_string(),
+                        table_topic_id: was.clone(),
+                        location: self.table_location(topic),
+                    }),
+                    _ => Ok(t),
+                };
+            }
             Err(e) if e.kind() == ErrorKind::TableNotFound => {}
             Err(e) => return Err(err(e)),
+        }
+        let mut properties = vec![
+            ("write.format.default".to_string(), "parquet".to_string()),
+            ("strata.topic".to_string(), topic.to_string()),
+        ];
+        if let Some(id) = topic_id {
+            properties.push((TOPIC_ID.to_string(), id.to_string()));
         }
         let creation = TableCreation::builder()
             .name(topic.to_string())
             .schema(table::table_schema().map_err(err)?)
             .partition_spec(table::partition_spec().map_err(err)?)
             .format_version(FormatVersion::V2)
-            .properties([
-                ("write.format.default".to_string(), "parquet".to_string()),
-                ("strata.topic".to_string(), topic.to_string()),
-            ])
+            .properties(properties)
             .build();
         match self.catalog.create_table(ident.namespace(), creation).await {
             Ok(t) => Ok(t),
@@ -192,7 +250,7 @@ impl TableWriter {
                 action = action.add_column(AddColumn::optional(name, Type::Primitive(ty)));
             }
             let tx = action.apply(tx).map_err(ierr)?;
-            match tx.commit(&self.catalog.pinned(table.clone())).await {
+            match tx.commit(&self.pinned(table.clone())).await {
                 Ok(t) => return Ok(t),
                 Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
                     table = self
@@ -284,7 +342,7 @@ impl TableWriter {
                 .set_snapshot_properties(committed.summary_after(partition, &step))
                 .apply(tx)
                 .map_err(ierr)?;
-            match tx.commit(&self.catalog.pinned(table.clone())).await {
+            match tx.commit(&self.pinned(table.clone())).await {
                 Ok(t) => {
                     return Ok((
                         t,
@@ -334,12 +392,22 @@ fn data_file(location: String, day: i32, rows: u64, size: u64) -> Result<DataFil
         .map_err(|e| iceberg::Error::new(ErrorKind::Unexpected, format!("data file: {e}")))
 }
 
-/// A table writer over `store`, whose objects are at `root` (`remote.storage.url`).
+/// A table writer over `store`, whose objects are at `root` (`remote.storage.url`),
+/// cataloged in the bucket.
 pub fn writer(
     root: &str,
     store: Arc<dyn object_store::ObjectStore>,
 ) -> Result<TableWriter, iceberg::Error> {
-    TableWriter::new(ObjectStorage::new(root, store))
+    writer_with(root, store, CatalogChoice::Bucket)
+}
+
+/// A table writer over `store` at `root`, cataloged as `choice` says.
+pub fn writer_with(
+    root: &str,
+    store: Arc<dyn object_store::ObjectStore>,
+    choice: CatalogChoice,
+) -> Result<TableWriter, iceberg::Error> {
+    TableWriter::new(ObjectStorage::new(root, store), choice)
 }
 
 #[cfg(test)]

@@ -149,6 +149,25 @@ pub struct RemoteStorageConfig {
     pub iceberg_orphan_grace_ms: i64,
     /// `iceberg.maintenance.interval.ms`.
     pub iceberg_maintenance_interval_ms: i64,
+    /// `iceberg.catalog.type` and its `iceberg.catalog.glue.*` settings.
+    pub iceberg_catalog: IcebergCatalog,
+}
+
+/// `iceberg.catalog.type`: where topic tables are cataloged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IcebergCatalog {
+    /// Metadata versions in the bucket, published with create-if-absent.
+    #[default]
+    Bucket,
+    /// The AWS Glue Data Catalog.
+    Glue {
+        /// `iceberg.catalog.glue.endpoint` (unset: AWS's regional endpoint).
+        endpoint: Option<String>,
+        /// `iceberg.catalog.glue.region` (unset: the AWS chain's).
+        region: Option<String>,
+        /// `iceberg.catalog.glue.database` (unset: `strata`).
+        database: String,
+    },
 }
 
 /// `remote.storage.s3.sse`: server-side encryption asked of S3.
@@ -279,6 +298,8 @@ pub struct TopicConfig {
     pub iceberg_value_fields: Vec<crate::value_schema::ValueField>,
     /// `iceberg.retention.ms`: -2 means "same as retention_ms", -1 keeps everything.
     pub iceberg_retention_ms: i64,
+    /// `iceberg.delete`: deleting the topic deletes its table.
+    pub iceberg_delete: bool,
     /// `compression.type`: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
     /// `message.timestamp.difference.max.ms`; `i64::MAX` (the default) checks nothing.
@@ -502,6 +523,7 @@ impl Configs {
                 _ => Vec::new(),
             },
             iceberg_retention_ms: r.get("iceberg.retention.ms")?,
+            iceberg_delete: r.flag("iceberg.delete")?,
             compression_type: r.entry("compression.type")?.converted(),
             message_timestamp_difference_max_ms: r.get("message.timestamp.difference.max.ms")?,
             // Validated above, so parsing cannot fail.
@@ -566,6 +588,36 @@ fn remote_config<F: Fn(&'static str) -> Vec<Entry>>(
         iceberg_write_max_bytes_per_second: r.get("iceberg.write.max.bytes.per.second")?,
         iceberg_orphan_grace_ms: r.get("iceberg.orphan.grace.ms")?,
         iceberg_maintenance_interval_ms: r.get("iceberg.maintenance.interval.ms")?,
+        iceberg_catalog: iceberg_catalog_config(r)?,
+    })
+}
+
+/// `iceberg.catalog.*`: the `glue.*` settings mean something only with `type=glue`, so
+/// they are refused with another type rather than ignored.
+fn iceberg_catalog_config<F: Fn(&'static str) -> Vec<Entry>>(
+    r: &Reader<'_, F>,
+) -> Result<IcebergCatalog, ConfigError> {
+    let glue_only = [
+        "iceberg.catalog.glue.endpoint",
+        "iceberg.catalog.glue.region",
+        "iceberg.catalog.glue.database",
+    ];
+    let kind = r.entry("iceberg.catalog.type")?.converted();
+    if kind != "glue" {
+        if let Some(e) = glue_only.iter().find_map(|n| r.chain(n).into_iter().next()) {
+            return Err(r.invalid(
+                &e,
+                &format!("only meaningful with iceberg.catalog.type=glue (it is {kind})"),
+            ));
+        }
+        return Ok(IcebergCatalog::Bucket);
+    }
+    Ok(IcebergCatalog::Glue {
+        endpoint: r.optional("iceberg.catalog.glue.endpoint"),
+        region: r.optional("iceberg.catalog.glue.region"),
+        database: r
+            .optional("iceberg.catalog.glue.database")
+            .unwrap_or_else(|| "strata".to_string()),
     })
 }
 
