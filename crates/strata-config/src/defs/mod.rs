@@ -14,7 +14,8 @@ pub use broker::{BROKER_GROUPS, RACK_AWARE_SELECTOR};
 /// Every broker config: the core table, then listeners and security.
 pub static BROKER_CONFIGS: &[ConfigDef] = &ALL_BROKER;
 
-const ALL_BROKER: [ConfigDef; broker::CORE.len() + security::SECURITY.len()] =
+// A static, not a const: a const array this large would be copied into every use.
+static ALL_BROKER: [ConfigDef; broker::CORE.len() + security::SECURITY.len()] =
     concat(broker::CORE, security::SECURITY);
 
 /// `a` then `b`, at compile time: the tables live in two files but are one list.
