@@ -75,6 +75,8 @@ impl ClientContext for Errors {
 impl ConsumerContext for Errors {}
 
 struct Read {
+    /// When the clock started (connected, partition known, assigned).
+    start: Instant,
     bytes: u64,
     secs: f64,
     errors: u64,
@@ -146,6 +148,7 @@ fn catch_up(addr: &str, topic: &str, part: i32, records: u64) -> Res<Read> {
             .drain(..),
     );
     Ok(Read {
+        start,
         bytes,
         secs,
         errors: msg_errors + ctx.count.load(Ordering::Relaxed),
@@ -392,7 +395,6 @@ fn readers(args: &[f64]) -> Res<()> {
     for round in 1..=rounds {
         for (nodes, consumers) in [(1usize, 1usize), (1, 3), (3, 3)] {
             let (rs, _dirs) = start_readers(&endpoint, nodes)?;
-            let t = Instant::now();
             let handles: Vec<_> = (0..consumers)
                 .map(|i| {
                     let addr = rs[i % nodes].addr.clone();
@@ -403,16 +405,25 @@ fn readers(args: &[f64]) -> Res<()> {
             let mut total = 0u64;
             let mut each = Vec::new();
             let mut errors = 0;
+            // From the first consumer's start to the last one's end: the readers' time to
+            // learn the topic from the bucket is not counted.
+            let (mut first, mut last) = (None::<Instant>, None::<Instant>);
             for h in handles {
                 let r = h.join().map_err(|_| "consumer panicked")??;
+                let end = r.start + Duration::from_secs_f64(r.secs);
+                first = Some(first.map_or(r.start, |f| f.min(r.start)));
+                last = Some(last.map_or(end, |l| l.max(end)));
                 total += r.bytes;
                 errors += r.errors;
                 each.push(format!("{:.0}", r.bytes as f64 / MB / r.secs));
             }
-            let wall = t.elapsed().as_secs_f64();
+            let wall = match (first, last) {
+                (Some(f), Some(l)) => (l - f).as_secs_f64(),
+                _ => f64::NAN,
+            };
             let agg = total as f64 / MB / wall;
             println!(
-                "round {round}: {nodes} reader(s), {consumers} consumer(s): {:.0} MB in {wall:.2} s = {agg:.0} MB/s aggregate (each {} MB/s; wall includes metadata waits), client errors {errors}; load {}",
+                "round {round}: {nodes} reader(s), {consumers} consumer(s): {:.0} MB in {wall:.2} s = {agg:.0} MB/s aggregate (first start to last end; each {} MB/s), client errors {errors}; load {}",
                 total as f64 / MB,
                 each.join(", "),
                 load()

@@ -35,7 +35,7 @@ arrow = scan.to_arrow()  # noqa: F841 (DuckDB finds it by name)
 t1 = time.time()
 rows, value_bytes, first, last = duckdb.sql(
     "select count(*), sum(octet_length(value)), min(timestamp), max(timestamp) from arrow"
-).fetchone()
+).fetchall()[0]
 t2 = time.time()
 tasks = list(scan.plan_files())
 print(json.dumps({
