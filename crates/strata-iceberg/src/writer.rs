@@ -231,30 +231,20 @@ impl TableWriter {
         };
         let mut table = self.ensure_columns(topic, table, fields).await?;
         let arrow = table::arrow_schema(table.metadata().current_schema()).map_err(ierr)?;
-        let project = !fields.is_empty();
-        // Decoding and Parquet encoding take tens of milliseconds of CPU per segment: off the
-        // async worker, so that the broker's other tasks on it (produce requests) are not
-        // queued behind them (produce p50 tripled with tables on before, docs/benchmarks.md).
-        // (The closure's error is boxed: WriteError is large.)
-        let (rows, files) = cpu_bound(|| {
-            let mut rows = decode_committed(segment, step.from, aborted).map_err(|source| {
-                Box::new(WriteError::Decode {
-                    topic: topic.to_string(),
-                    partition,
-                    source,
-                })
+        let mut rows =
+            decode_committed(segment, step.from, aborted).map_err(|source| WriteError::Decode {
+                topic: topic.to_string(),
+                partition,
+                source,
             })?;
-            rows.retain(|r| r.offset < step.next_offset);
-            let files =
-                table::parquet_files(&rows, partition, &arrow, project).map_err(|source| {
-                    Box::new(WriteError::Table {
-                        topic: topic.to_string(),
-                        source,
-                    })
-                })?;
-            Ok::<_, Box<WriteError>>((rows.len(), files))
-        })
-        .map_err(|e| *e)?;
+        rows.retain(|r| r.offset < step.next_offset);
+        let project = !fields.is_empty();
+        let files = table::parquet_files(&rows, partition, &arrow, project).map_err(|source| {
+            WriteError::Table {
+                topic: topic.to_string(),
+                source,
+            }
+        })?;
         let mut data_files = Vec::with_capacity(files.len());
         let mut bytes = 0;
         let value_errors = files.iter().map(|f| f.value_errors).sum();
@@ -283,7 +273,7 @@ impl TableWriter {
             data_files
                 .push(data_file(self.storage.location(&key), f.day, f.rows, size).map_err(ierr)?);
         }
-        let rows = rows as u64;
+        let rows = rows.len() as u64;
         let n_files = data_files.len();
         for _ in 0..COMMIT_ATTEMPTS {
             let committed = Self::committed(topic, &table)?;
@@ -345,16 +335,6 @@ fn data_file(location: String, day: i32, rows: u64, size: u64) -> Result<DataFil
 }
 
 /// A table writer over `store`, whose objects are at `root` (`remote.storage.url`).
-/// Runs CPU-bound `f` with `block_in_place` on a multi-thread runtime (the worker's other
-/// tasks move to another thread meanwhile); directly elsewhere (a current-thread runtime,
-/// where `block_in_place` would panic, or no runtime).
-fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 pub fn writer(
     root: &str,
     store: Arc<dyn object_store::ObjectStore>,
