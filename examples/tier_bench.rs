@@ -42,7 +42,7 @@
 //! Needs `moto_server` on the PATH (`pip install 'moto[server]'`) and the release
 //! `strata` binary next to this example's directory.
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -51,62 +51,14 @@ use rdkafka::{Offset, TopicPartitionList};
 
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "common/moto.rs"]
+mod moto;
 #[path = "common/reports.rs"]
 mod reports;
-use broker::{create_topic, http, metric, produce_paced, producer, Broker, Proc, Res};
+use broker::{create_topic, http, metric, produce_paced, producer, Broker, Res};
+use moto::{free_port, local_log_files, start_broker, start_moto};
 
-fn free_port() -> Res<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
 use reports::{pct, phase_summary};
-
-const BUCKET: &str = "strata-bench";
-
-/// The broker with its remote tier on moto at `endpoint`.
-fn start_broker(data: &std::path::Path, endpoint: &str, extra: &[(&str, &str)]) -> Res<Broker> {
-    let url = format!("s3://{BUCKET}/bench");
-    let mut settings: Vec<(&str, &str)> = vec![
-        ("remote.storage.url", &url),
-        ("remote.storage.s3.endpoint", endpoint),
-        ("remote.storage.s3.region", "us-east-1"),
-        ("remote.storage.s3.path.style", "true"),
-        ("remote.storage.s3.access.key.id", "test"),
-        ("remote.storage.s3.secret.access.key", "test"),
-        ("remote.log.manager.task.interval.ms", "200"),
-        ("remote.cache.disk.size.bytes", "0"),
-    ];
-    settings.extend_from_slice(extra);
-    broker::start_broker(data, &settings)
-}
-
-fn start_moto() -> Res<(Proc, String)> {
-    let port = free_port()?;
-    let mut cmd = match std::env::var("TIER_BENCH_MOTO_CPUS") {
-        Ok(cpus) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &cpus, "moto_server"])
-                .env("TMPDIR", "/dev/shm");
-            c
-        }
-        Err(_) => Command::new("moto_server"),
-    };
-    let child = cmd
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("moto_server (pip install 'moto[server]'): {e}"))?;
-    let moto = Proc(child);
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if let Ok((200, _)) = http(&addr, "PUT", &format!("/{BUCKET}")) {
-            return Ok((moto, format!("http://{addr}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err("moto did not start within 10 s".into())
-}
 
 fn produce_p99(args: &[f64]) -> Res<()> {
     let secs = args.first().copied().unwrap_or(10.0);
@@ -354,7 +306,7 @@ fn fanout(args: &[f64]) -> Res<()> {
             );
         Ok(r)
     };
-    raw_gets(&endpoint)?;
+    moto::raw_gets(&endpoint, &[1, 50])?;
     println!("cold reads from offset 0, broker restarted before each:");
     let one = run(vec![0])?;
     let all = run((0..partitions).collect())?;
@@ -368,70 +320,6 @@ fn fanout(args: &[f64]) -> Res<()> {
         single / 1e6
     );
     Ok(())
-}
-
-/// The S3 server's own ceiling in the same run: GETs of every tiered `.log`
-/// object, one at a time and 50 at a time, with `object_store`.
-fn raw_gets(endpoint: &str) -> Res<()> {
-    use futures::{StreamExt, TryStreamExt};
-    use strata_tier::object_store::ObjectStoreExt;
-    let opts = strata_tier::S3Options {
-        endpoint: Some(endpoint.to_string()),
-        region: Some("us-east-1".into()),
-        path_style: Some(true),
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        ..Default::default()
-    };
-    let store = strata_tier::open_store(&format!("s3://{BUCKET}/bench"), &opts)
-        .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let keys: Vec<_> = store
-            .list(None)
-            .try_filter(|o| futures::future::ready(o.location.as_ref().ends_with(".log")))
-            .map_ok(|o| o.location)
-            .try_collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        for conc in [1, 50] {
-            let t = Instant::now();
-            let bytes: Vec<usize> = futures::stream::iter(keys.iter())
-                .map(|k| {
-                    let store = store.clone();
-                    async move { store.get(k).await?.bytes().await.map(|b| b.len()) }
-                })
-                .buffer_unordered(conc)
-                .try_collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            let total: usize = bytes.iter().sum();
-            let secs = t.elapsed().as_secs_f64();
-            println!(
-                "raw object_store GETs of the {} .log objects, {conc} at a time: {:.1} MB in {secs:.2} s = {:.1} MB/s",
-                keys.len(),
-                total as f64 / 1e6,
-                total as f64 / 1e6 / secs
-            );
-        }
-        Ok(())
-    })
-}
-
-fn local_log_files(data: &std::path::Path, topic: &str) -> usize {
-    let Ok(dirs) = std::fs::read_dir(data) else {
-        return 0;
-    };
-    dirs.filter_map(Result::ok)
-        .filter(|d| {
-            d.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{topic}-"))
-        })
-        .filter_map(|d| std::fs::read_dir(d.path()).ok())
-        .flat_map(|files| files.filter_map(Result::ok))
-        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
-        .count()
 }
 
 fn main() -> ExitCode {

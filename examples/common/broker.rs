@@ -161,16 +161,36 @@ pub fn produce_paced(
     size: usize,
 ) -> Res<Vec<u32>> {
     let payload = vec![b'x'; size];
+    let never = std::sync::atomic::AtomicBool::new(false);
+    produce_until(p, topic, partitions, rate, secs, &payload, size, &never)
+}
+
+/// As [`produce_paced`], but records are `size`-byte windows of `payload` (at a different
+/// place for each record when `payload` is longer: values that do not compress away), and
+/// the run also ends early once `stop` is set.
+#[allow(clippy::too_many_arguments)]
+pub fn produce_until(
+    p: &BaseProducer<Reports>,
+    topic: &str,
+    partitions: i32,
+    rate: u64,
+    secs: f64,
+    payload: &[u8],
+    size: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Res<Vec<u32>> {
+    let spread = payload.len().saturating_sub(size).max(1);
     let start = Instant::now();
     let total = (rate as f64 * secs) as u64;
     let mut sent = 0u64;
-    while sent < total {
+    while sent < total && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
         while sent < due {
             let ns = p.context().now_ns();
+            let at = (sent as usize).wrapping_mul(1031) % spread;
             let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, ns)
                 .partition((sent % partitions as u64) as i32)
-                .payload(&payload[..]);
+                .payload(&payload[at.min(payload.len() - size)..][..size]);
             match p.send(rec) {
                 Ok(()) => sent += 1,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
