@@ -37,6 +37,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// One topic's table state on this node.
 #[derive(Default)]
 pub(super) struct TopicTable {
+    /// The topic id the state is of: a topic deleted and created again under the same name
+    /// starts afresh, even when a pass of the old one ends after the deletion forgot it.
+    topic_id: Option<String>,
     running: bool,
     /// Next committed offset per partition, as the last pass saw the table.
     pub(super) committed: HashMap<i32, i64>,
@@ -124,7 +127,12 @@ impl RemoteLogManager {
         let now = Instant::now();
         let mut topics = tables.topics.lock();
         for (topic, (mut parts, fields)) in by_topic {
+            let id = parts.first().map(|p| p.topic_id.to_string());
             let state = topics.entry(topic.clone()).or_default();
+            if state.topic_id.is_some() && state.topic_id != id {
+                *state = TopicTable::default();
+            }
+            state.topic_id = id;
             let due = state.retry_at.is_none_or(|t| now >= t);
             if state.running || !due || !parts.iter().any(|p| behind(p, &state.committed)) {
                 continue;
@@ -170,6 +178,10 @@ impl RemoteLogManager {
         }
         let mut topics = tables.topics.lock();
         let state = topics.entry(topic.clone()).or_default();
+        if state.topic_id.is_some() && state.topic_id != topic_id {
+            return; // the topic was deleted and created again: its state is the new one's
+        }
+        state.topic_id = topic_id;
         state.running = false;
         state.committed.extend(committed);
         match failed {
