@@ -256,6 +256,7 @@ impl ReplicaManager {
         let now = crate::now_ms();
         let mut hosted = Vec::with_capacity(meta.partitions.max(0) as usize);
         let mut opened = 0;
+        let mut failed = None;
         for p in 0..meta.partitions {
             let pmeta = self.metadata.partition_meta(meta, p);
             if !pmeta.replicas.contains(&node) {
@@ -270,10 +271,20 @@ impl ReplicaManager {
                     }
                     part
                 }
-                None => {
-                    opened += 1;
-                    self.open_partition(&name, p, meta.id, config, pmeta.clone())?
-                }
+                None => match self.open_partition(&name, p, meta.id, config, pmeta.clone()) {
+                    Ok(part) => {
+                        opened += 1;
+                        part
+                    }
+                    // The others are still opened and registered: returning at the first
+                    // failure dropped the logs opened before it from the table while their
+                    // fetchers kept them open (and locked), so every later attempt to open
+                    // them failed as "already open".
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
+                    }
+                },
             };
             self.fetchers.follow(&partition, &pmeta, node);
             hosted.push(partition);
@@ -284,7 +295,10 @@ impl ReplicaManager {
             .collect();
         self.partitions.write().insert(name, hosted);
         self.drop_moved(moved);
-        Ok(opened)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(opened),
+        }
     }
 
     fn open_partition(
