@@ -262,9 +262,7 @@ impl ConsumerGroup {
             .map(|(member_id, instance)| {
                 let id = match instance {
                     Some(inst) => self
-                        .members
-                        .values()
-                        .find(|m| m.instance_id.as_ref() == Some(inst))
+                        .member_of_instance(inst)
                         .map(|m| m.id.clone())
                         .ok_or(GroupError::UnknownMemberId)?,
                     None => member_id.clone(),

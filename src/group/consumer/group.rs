@@ -136,6 +136,13 @@ impl ConsumerMember {
 }
 
 impl ConsumerGroup {
+    /// The member holding static instance id `inst` (KIP-345), if any.
+    pub(super) fn member_of_instance(&self, inst: &str) -> Option<&ConsumerMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(inst))
+    }
+
     pub fn new(id: &str) -> ConsumerGroup {
         ConsumerGroup {
             id: id.to_string(),
@@ -266,9 +273,7 @@ impl ConsumerGroup {
         let mut inherited = None;
         if let Some(inst) = &req.instance_id {
             let previous = self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_ref() == Some(inst))
+                .member_of_instance(inst)
                 .map(|m| (m.id.clone(), m.epoch));
             match previous {
                 Some((old, LEAVE_STATIC_EPOCH)) => {
@@ -505,9 +510,7 @@ impl ConsumerGroup {
     ) -> Result<HeartbeatReply, GroupError> {
         let id = match &req.instance_id {
             Some(inst) => self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_ref() == Some(inst))
+                .member_of_instance(inst)
                 .map(|m| m.id.clone())
                 .ok_or(GroupError::UnknownMemberId)?,
             None => req.member_id.clone(),
